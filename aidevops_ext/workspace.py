@@ -1,0 +1,95 @@
+"""Where state lives: the workspace folder, its `.aidevops/` directory, and URI resolution.
+
+A workspace is a project folder with a hidden `.aidevops/` (design §3). The root is, in order:
+`AIDEVOPS_HOME`, the nearest parent of the current directory holding `.aidevops/` or
+`pipelines/`, else the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+STATE_DIR = ".aidevops"
+_ROOT_MARKERS = (STATE_DIR, "pipelines")
+
+
+def find_root(start: Path | None = None) -> Path:
+    """Return the workspace root for `start` (default: the current directory)."""
+    env = os.environ.get("AIDEVOPS_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).is_dir() for marker in _ROOT_MARKERS):
+            return folder
+    return here
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths and settings of one workspace; creating it writes nothing until `ensure()`."""
+
+    root: Path
+
+    @classmethod
+    def discover(cls, start: Path | None = None) -> "Workspace":
+        """The workspace containing `start` (or the current directory)."""
+        return cls(find_root(start))
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state / "runs"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.state / "cache"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.state / "models"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state / "mlartifacts"
+
+    @property
+    def deploy_db(self) -> Path:
+        return self.state / "deploy.db"
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.root / "pipelines"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: `MLFLOW_TRACKING_URI` if set, else the workspace's SQLite store."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.state / 'mlflow.db'}"
+
+    @property
+    def registry_uri(self) -> str:
+        """MLflow registry URI: `MLFLOW_REGISTRY_URI`, else the tracking URI."""
+        return os.environ.get("MLFLOW_REGISTRY_URI") or self.tracking_uri
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Artifact root for new experiments; None lets a remote tracking server decide."""
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return None
+        return self.artifacts_dir.as_uri()
+
+    @property
+    def backend(self) -> str:
+        """Array backend requested for training (`AIDEVOPS_BACKEND`, default `auto`)."""
+        return os.environ.get("AIDEVOPS_BACKEND", "auto")
+
+    def ensure(self) -> "Workspace":
+        """Create the state folders; returns self."""
+        for folder in (self.state, self.runs_dir, self.cache_dir, self.models_dir, self.artifacts_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
