@@ -1,0 +1,118 @@
+"""The step cache: content-hash keys and the stored outputs they map to.
+
+key = hash(code cells, resolved params, kernel, upstream output hashes, input file hashes,
+aidevops_ext version). Markdown is not part of the key, so prose edits never re-run a step.
+Entries are content-addressed and never overwritten, so an unchanged step is a hit in every
+later run, not only the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .. import __version__
+from .hashing import HashMemo, sha256_text
+
+
+def step_key(
+    *,
+    code_cells: tuple[str, ...],
+    params: Mapping[str, Any],
+    kernel: str,
+    upstream: Mapping[str, Mapping[str, str]],
+    inputs: Mapping[str, str],
+    version: str = __version__,
+) -> str:
+    """Cache key of one step execution (see module docstring)."""
+    material = {
+        "code": list(code_cells),
+        "params": params,
+        "kernel": kernel,
+        "upstream": {k: dict(sorted(v.items())) for k, v in sorted(upstream.items())},
+        "inputs": dict(sorted(inputs.items())),
+        "aidevops_ext": version,
+    }
+    return sha256_text(json.dumps(material, sort_keys=True, default=str))
+
+
+@dataclass
+class CacheEntry:
+    """A stored step result: where its files are and their content hashes."""
+
+    key: str
+    folder: Path
+    record: dict[str, Any]
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return self.record["outputs"]
+
+
+class StepCache:
+    """Cache entries under `<workspace>/.aidevops/cache/<key[:2]>/<key>/`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.memo = HashMemo(self.root / "file-hashes.json")
+
+    def _folder(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry for `key` if complete and its files are intact, else None."""
+        folder = self._folder(key)
+        try:
+            record = json.loads((folder / "entry.json").read_text())
+        except (OSError, ValueError):
+            return None
+        for rel, digest in record.get("outputs", {}).items():
+            file = folder / "files" / rel
+            # A hard-linked output edited in place would poison every later hit; re-check by content.
+            if not file.is_file() or self.memo.hash(file) != digest:
+                return None
+        return CacheEntry(key, folder, record)
+
+    def put(self, key: str, step_dir: Path, outputs: list[str], record: dict[str, Any]) -> CacheEntry:
+        """Store a step's declared outputs (and executed notebook) under `key`, atomically."""
+        folder = self._folder(key)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key[:8]}."))
+        hashes = {}
+        for rel in expand_outputs(step_dir, outputs):
+            src = step_dir / rel
+            dst = tmp / "files" / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(src, dst)
+            hashes[rel] = self.memo.hash(dst)
+        record = dict(record, key=key, outputs=hashes)
+        (tmp / "entry.json").write_text(json.dumps(record, indent=1, default=str))
+        if folder.exists():  # an earlier identical result (or a damaged one): replace it
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+        return CacheEntry(key, folder, record)
+
+
+def expand_outputs(step_dir: Path, outputs: list[str]) -> list[str]:
+    """Declared outputs as file paths relative to `step_dir` (a declared folder means its files)."""
+    files: list[str] = []
+    for rel in outputs:
+        path = step_dir / rel
+        if path.is_dir():
+            files += sorted(p.relative_to(step_dir).as_posix() for p in path.rglob("*") if p.is_file())
+        else:
+            files.append(rel)
+    return files
+
+
+def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link `src` to `dst` (cheap for large arrays), copying across filesystems."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

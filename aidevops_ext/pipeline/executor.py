@@ -1,0 +1,162 @@
+"""Executing one notebook with papermill on a kernel that was started ahead of time.
+
+Kernels start in the background (a separate process boots while the current step runs), so a
+step's kernel is usually ready when the step begins. papermill, nbclient and jupyter_client are
+imported here only, and only when a step actually executes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import AidevopsError
+
+
+class StepFailed(AidevopsError):
+    """A notebook raised; the message names step, cell, error and the executed notebook."""
+
+    exit_code = 1
+
+
+@dataclass
+class ExecutionResult:
+    """What one execution produced."""
+
+    output_path: Path
+    cells_seconds: float
+
+
+class KernelPool:
+    """Started kernels waiting for steps; `take()` returns one and the runner tops the pool up."""
+
+    def __init__(self, kernel_name: str, cwd: Path, env: dict[str, str]):
+        self.kernel_name = kernel_name
+        self.cwd = cwd
+        self.env = env
+        self._spare: deque = deque()
+        self._lock = threading.Lock()
+        self._in_use: list = []
+
+    def prestart(self, count: int = 1) -> None:
+        """Start kernels until `count` are waiting."""
+        with self._lock:
+            missing = count - len(self._spare)
+        for _ in range(max(0, missing)):
+            km = self._start()
+            with self._lock:
+                self._spare.append(km)
+
+    def take(self) -> Any:
+        """A started kernel manager (a waiting one if any, else a fresh one)."""
+        with self._lock:
+            km = self._spare.popleft() if self._spare else None
+        if km is None or not km.is_alive():
+            km = self._start()
+        with self._lock:
+            self._in_use.append(km)
+        return km
+
+    def release(self, km: Any) -> None:
+        """Shut a used kernel down (a kernel is never reused: each step gets a clean one)."""
+        with self._lock:
+            if km in self._in_use:
+                self._in_use.remove(km)
+        _shutdown(km)
+
+    def close(self) -> None:
+        """Shut down every kernel the pool started."""
+        with self._lock:
+            kms = list(self._spare) + list(self._in_use)
+            self._spare.clear()
+            self._in_use.clear()
+        for km in kms:
+            _shutdown(km)
+
+    def _start(self) -> Any:
+        from jupyter_client import KernelManager
+        from jupyter_client.kernelspec import NoSuchKernel
+
+        km = KernelManager(kernel_name=self.kernel_name)
+        try:
+            km.start_kernel(cwd=str(self.cwd), env=self.env)
+        except NoSuchKernel:
+            raise AidevopsError(
+                f"Jupyter kernel '{self.kernel_name}' is not installed; install it (e.g. `aidevops init`) "
+                f"or set 'kernel:' in the pipeline spec to one of `jupyter kernelspec list`."
+            ) from None
+        return km
+
+
+def _shutdown(km: Any) -> None:
+    try:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    except Exception:  # a kernel that died already needs no shutdown
+        pass
+
+
+def execute_notebook(
+    notebook: Path,
+    output: Path,
+    parameters: dict[str, Any],
+    km: Any,
+    *,
+    step: str,
+    progress: bool,
+    timeout: float | None = None,
+) -> ExecutionResult:
+    """Run `notebook` with `parameters` on kernel `km`, writing the executed copy to `output`."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        nb = papermill.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=parameters,
+            kernel_name=km.kernel_name,
+            km=km,
+            progress_bar=progress,
+            log_output=False,
+            request_save_on_cell_execute=False,
+            execution_timeout=timeout,
+        )
+    except PapermillExecutionError as exc:
+        raise StepFailed(
+            f"step '{step}' failed in cell {exc.exec_count or exc.cell_index} with {exc.ename}: "
+            f"{_one_line(exc.evalue)}; the executed notebook with the error is {output}; "
+            f"fix it and run again to resume from this step."
+        ) from None
+    except Exception as exc:  # kernel died, timeout, bad notebook: still one sentence
+        raise StepFailed(
+            f"step '{step}' could not run its notebook ({exc.__class__.__name__}: {_one_line(str(exc))}); "
+            f"see {output} if it exists, fix the cause and run again to resume from this step."
+        ) from None
+    return ExecutionResult(Path(output), _cells_seconds(nb))
+
+
+def _cells_seconds(nb: Any) -> float:
+    total = 0.0
+    for cell in nb.cells:
+        duration = (cell.get("metadata", {}).get("papermill") or {}).get("duration")
+        if isinstance(duration, (int, float)):
+            total += duration
+    return total
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def kernel_env(root: Path) -> dict[str, str]:
+    """Environment for step kernels: this process's, pinned to the workspace root."""
+    env = dict(os.environ)
+    env["AIDEVOPS_HOME"] = str(root)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

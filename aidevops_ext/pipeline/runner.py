@@ -1,0 +1,322 @@
+"""The pipeline runner: order steps, skip cached ones, execute the rest, record everything.
+
+The runner owns the MLflow runs (one parent per pipeline run, one nested per executed step);
+notebooks only log into the run id they are given. Heavy modules (papermill, nbclient, MLflow)
+load on first execution, so a fully cached run never pays for them.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..errors import ConfigError
+from ..workspace import Workspace
+from .cache import StepCache, link_or_copy, step_key
+from .executor import KernelPool, StepFailed, execute_notebook, kernel_env
+from .notebook import NotebookInfo, read_notebook
+from .params import apply_overrides, step_params
+from .records import RunRecord, git_state, last_run, new_run_id, now_iso
+from .spec import PipelineSpec
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class RunOptions:
+    """How to run: overrides, step selection, cache use, parallelism, progress display."""
+
+    overrides: dict[str, Any] = field(default_factory=dict)
+    force: bool = False
+    only: str | None = None
+    until: str | None = None
+    jobs: int = 1
+    progress: bool | None = None  # None: cell progress bars when stderr is a terminal
+    track: bool = True  # log to MLflow
+    timeout: float | None = None  # per-cell execution timeout (seconds)
+
+
+class PipelineRunner:
+    """Runs one pipeline spec in one workspace; `run()` returns the finished RunRecord."""
+
+    def __init__(self, ws: Workspace, spec: PipelineSpec, options: RunOptions | None = None, echo: Echo | None = None):
+        self.ws = ws
+        self.spec = spec
+        self.opts = options or RunOptions()
+        self.echo = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        if self.opts.jobs < 1:
+            raise ConfigError("--jobs must be at least 1.")
+        if self.opts.only and self.opts.until:
+            raise ConfigError("use either --only or --until, not both.")
+        self.pipeline_params, self.own_params = apply_overrides(spec, self.opts.overrides)
+        self.notebooks: dict[str, NotebookInfo] = {s: read_notebook(spec.steps[s].notebook) for s in spec.order}
+        self.selected = self._select_steps()
+        self.cache = StepCache(ws.cache_dir)
+        self._pool: KernelPool | None = None
+        self._tracking: _Tracking | None = None
+        self._lock = threading.Lock()
+
+    # -- selection -------------------------------------------------------------------------
+    def _select_steps(self) -> list[str]:
+        if self.opts.only:
+            self.spec.step(self.opts.only)
+            return [self.opts.only]
+        if self.opts.until:
+            self.spec.step(self.opts.until)
+            keep = {self.opts.until}
+            for name in reversed(self.spec.order):
+                if name in keep:
+                    keep.update(self.spec.steps[name].needs)
+            return [s for s in self.spec.order if s in keep]
+        return list(self.spec.order)
+
+    def resolved_params(self, step: str) -> dict[str, Any]:
+        """The params a step receives (without the runner-injected paths)."""
+        declared = self.notebooks[step].parameters
+        context = dict(self.pipeline_params, model_name=self.spec.model, gate=self.spec.gate,
+                       experiment=self.spec.experiment, monitor=self.spec.monitor)
+        return step_params(declared, context, self.own_params[step])
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self) -> RunRecord:
+        """Run the pipeline; raises StepFailed (after recording it) when a step fails."""
+        ws, spec = self.ws.ensure(), self.spec
+        previous = last_run(ws, spec.name)
+        run_id = new_run_id()
+        run_dir = ws.runs_dir / spec.name / run_id
+        run_dir.mkdir(parents=True)
+        record = RunRecord(run_dir, {
+            "run_id": run_id, "pipeline": spec.name, "spec": str(spec.path), "status": "running",
+            "started": now_iso(), "finished": None, "duration_s": None,
+            "params": self.pipeline_params, "overrides": self.opts.overrides,
+            "selected": self.selected, "kernel": spec.kernel, "git": git_state(spec.root),
+            "aidevops_version": __version__, "mlflow": None,
+            "resumed_from": previous["run_id"] if previous and previous.get("status") == "failed" else None,
+            "steps": {s: {"status": "pending" if s in self.selected else "not selected"} for s in spec.order},
+        })
+        record.save()
+        self.echo(f"pipeline {spec.name} · run {run_id} · {len(self.selected)} step(s)")
+        status = "failed"
+        try:
+            self._run_steps(record)
+            status = "succeeded"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            self._close(record, status)
+        return record
+
+    def _run_steps(self, record: RunRecord) -> None:
+        done: dict[str, dict[str, str]] = {}  # step -> output hashes
+        # Steps outside --only/--until must come from the cache: their outputs feed ours.
+        pending = list(self.selected)
+        required = {dep for s in self.selected for dep in self.spec.steps[s].needs if dep not in self.selected}
+        for dep in [s for s in self.spec.order if s in required]:
+            entry = self._lookup(dep, done, record)
+            if entry is None:
+                raise ConfigError(
+                    f"step '{pending[0]}' needs '{dep}', which has no cached result for these params; "
+                    f"run without --only first (or with --until {dep})."
+                )
+            self._materialize(dep, entry, record, status="cached")
+            done[dep] = entry.outputs
+        running: dict[Future, str] = {}
+        with ThreadPoolExecutor(max_workers=self.opts.jobs, thread_name_prefix="aidevops-step") as pool:
+            failure: BaseException | None = None
+            while pending or running:
+                ready = [s for s in pending if all(d in done for d in self.spec.steps[s].needs)]
+                for name in ready:
+                    if failure is not None or len(running) >= self.opts.jobs:
+                        break
+                    entry = None if self.opts.force else self._lookup(name, done, record)
+                    pending.remove(name)
+                    if entry is not None:
+                        self._materialize(name, entry, record, status="cached")
+                        done[name] = entry.outputs
+                        self.echo(f"  ✓ {name:<12} cached ({entry.record.get('run_id', '?')})")
+                        continue
+                    self._start_tracking_once(record)
+                    fut = pool.submit(self._execute_step, name, dict(done), record)
+                    running[fut] = name
+                    self._prestart_kernels(pending)
+                if not running:
+                    if failure is not None or not pending:
+                        break
+                    continue  # cached steps unblocked more steps: loop again
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    name = running.pop(fut)
+                    try:
+                        done[name] = fut.result()
+                    except BaseException as exc:  # keep the first failure, let running steps end
+                        failure = failure or exc
+                if failure is not None and not running:
+                    break
+            if failure is not None:
+                raise failure
+
+    def _cache_key(self, name: str, done: dict[str, dict[str, str]]) -> str:
+        step = self.spec.steps[name]
+        inputs = {}
+        for path in step.inputs:
+            if not path.is_file():
+                raise ConfigError(f"input file {path} declared by step '{name}' does not exist; create it or fix 'inputs'.")
+            inputs[str(path.relative_to(self.spec.root)) if path.is_relative_to(self.spec.root) else str(path)] = self.cache.memo.hash(path)
+        return step_key(
+            code_cells=self.notebooks[name].code_cells,
+            params=self.resolved_params(name),
+            kernel=self.spec.kernel,
+            upstream={dep: done[dep] for dep in step.needs},
+            inputs=inputs,
+        )
+
+    def _lookup(self, name: str, done: dict[str, dict[str, str]], record: RunRecord):
+        key = self._cache_key(name, done)
+        with self._lock:
+            record.step(name)["cache_key"] = key
+        return self.cache.get(key)
+
+    def _materialize(self, name: str, entry, record: RunRecord, *, status: str) -> None:
+        step_dir = record.run_dir / name
+        step_dir.mkdir(parents=True, exist_ok=True)
+        files = entry.folder / "files"
+        for rel in entry.outputs:
+            dst = step_dir / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            link_or_copy(files / rel, dst)
+        notebook = entry.record.get("notebook_file")
+        if notebook and (entry.folder / notebook).is_file():
+            link_or_copy(entry.folder / notebook, step_dir / notebook)
+        with self._lock:
+            record.step(name).update({
+                "status": status, "cache": "hit", "cache_key": entry.key,
+                "cached_from_run": entry.record.get("run_id"), "outputs": entry.outputs,
+                "notebook": str(step_dir / notebook) if notebook else None,
+                "mlflow_run_id": entry.record.get("mlflow_run_id"),
+                "duration_s": 0.0, "original_duration_s": entry.record.get("duration_s"),
+                "params": self.resolved_params(name),
+            })
+            record.save()
+
+    def _execute_step(self, name: str, done: dict[str, dict[str, str]], record: RunRecord) -> dict[str, str]:
+        step = self.spec.steps[name]
+        t0 = time.perf_counter()
+        key = self._cache_key(name, done)
+        step_dir = record.run_dir / name
+        step_dir.mkdir(parents=True, exist_ok=True)
+        params = self.resolved_params(name)
+        output_nb = step_dir / step.notebook.name
+        mlflow_run = self._tracking.start_step(name, params) if self._tracking else None
+        injected = dict(params, run_dir=str(record.run_dir), step_dir=str(step_dir),
+                        upstream={dep: str(record.run_dir / dep) for dep in step.needs},
+                        mlflow_run_id=mlflow_run, pipeline_run_id=record.run_id)
+        with self._lock:
+            record.step(name).update({"status": "running", "cache": "miss", "cache_key": key, "started": now_iso(),
+                                      "params": params, "notebook": str(output_nb), "mlflow_run_id": mlflow_run})
+            record.save()
+        self.echo(f"  ▶ {name:<12} running {step.notebook.name}")
+        km = self._pool.take()
+        try:
+            result = execute_notebook(step.notebook, output_nb, injected, km, step=name,
+                                      progress=self._progress(), timeout=self.opts.timeout)
+            missing = [rel for rel in step.outputs if not (step_dir / rel).exists()]
+            if missing:
+                raise StepFailed(
+                    f"step '{name}' finished but did not write its declared output(s) {', '.join(missing)} "
+                    f"to step_dir; write them there or fix 'outputs' in {self.spec.path.name}."
+                )
+        except BaseException as exc:
+            duration = time.perf_counter() - t0
+            with self._lock:
+                record.step(name).update({"status": "failed", "duration_s": round(duration, 4), "error": str(exc)})
+                record.save()
+            if self._tracking:
+                self._tracking.end_step(name, mlflow_run, output_nb, failed=True)
+            self.echo(f"  ✗ {name:<12} failed after {duration:.1f}s")
+            raise
+        finally:
+            self._pool.release(km)
+        duration = time.perf_counter() - t0
+        entry = self.cache.put(key, step_dir, list(step.outputs), {
+            "step": name, "pipeline": self.spec.name, "run_id": record.run_id, "created": now_iso(),
+            "duration_s": round(duration, 4), "mlflow_run_id": mlflow_run, "notebook_file": output_nb.name,
+        })
+        link_or_copy(output_nb, entry.folder / output_nb.name)
+        if self._tracking:
+            self._tracking.end_step(name, mlflow_run, output_nb, failed=False)
+        with self._lock:
+            record.step(name).update({"status": "ran", "duration_s": round(duration, 4),
+                                      "cells_s": round(result.cells_seconds, 4), "outputs": entry.outputs})
+            record.save()
+        self.echo(f"  ✓ {name:<12} ran in {duration:.1f}s")
+        return entry.outputs
+
+    # -- kernels, tracking, progress -------------------------------------------------------
+    def _prestart_kernels(self, pending: list[str]) -> None:
+        # A spare kernel boots while the current step runs; if the next step turns out cached,
+        # the spare is shut down at the end (cheap) or used by a later step.
+        if pending:
+            self._pool.prestart(min(self.opts.jobs, len(pending)))
+
+    def _start_tracking_once(self, record: RunRecord) -> None:
+        if self._pool is None:
+            # The first kernel boots in its own process while MLflow and papermill import here.
+            self._pool = KernelPool(self.spec.kernel, self.spec.root, kernel_env(self.spec.root))
+            self._pool.prestart(1)
+            if self.opts.track:
+                self._tracking = _Tracking(self.ws, self.spec, record)
+
+    def _progress(self) -> bool:
+        if self.opts.progress is not None:
+            return self.opts.progress and self.opts.jobs == 1
+        return self.opts.jobs == 1 and sys.stderr.isatty()
+
+    def _close(self, record: RunRecord, status: str) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        if self._tracking is not None:
+            self._tracking.finish(status)
+        self.cache.memo.save()
+        record.finish(status)
+        self.echo(f"run {record.run_id} {status} in {record.data['duration_s']:.1f}s · {record.run_dir}")
+
+
+class _Tracking:
+    """MLflow bookkeeping for one pipeline run (created lazily on first executed step)."""
+
+    def __init__(self, ws: Workspace, spec: PipelineSpec, record: RunRecord):
+        from .. import registry
+
+        self.registry = registry
+        self.ws = ws
+        registry.configure(ws)
+        registry.check_tracking(ws)
+        params = {k: v for k, v in record.data["params"].items()}
+        tags = {"aidevops.pipeline": spec.name, "aidevops.run_id": record.run_id,
+                "aidevops.git_commit": str(record.data["git"].get("commit")),
+                "aidevops.git_dirty": str(record.data["git"].get("dirty"))}
+        self.parent = registry.start_pipeline_run(ws, spec.experiment, spec.name, params, tags)
+        self.run_id = record.run_id
+        record.data["mlflow"] = {"experiment": spec.experiment, "run_id": self.parent}
+        record.save()
+
+    def start_step(self, step: str, params: dict[str, Any]) -> str:
+        return self.registry.start_step_run(self.ws, self.parent, step, params,
+                                            {"aidevops.step": step, "aidevops.run_id": self.run_id})
+
+    def end_step(self, step: str, run_id: str, notebook: Path, *, failed: bool) -> None:
+        try:
+            if notebook.is_file():
+                self.registry.log_artifacts(run_id, [notebook], "notebooks")
+        finally:
+            self.registry.end_run(run_id, "FAILED" if failed else "FINISHED")
+
+    def finish(self, status: str) -> None:
+        self.registry.end_run(self.parent, {"succeeded": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED"))

@@ -1,0 +1,187 @@
+"""Pipeline specs: the YAML file that names steps, their notebooks, params, needs and outputs.
+
+Loading a spec validates everything a run needs before any kernel starts, so a typo
+costs milliseconds and one clear sentence, not a half-finished run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+_SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps"}
+_STEP_KEYS = {"notebook", "params", "needs", "outputs", "inputs", "description"}
+DEFAULT_KERNEL = "python3"
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step: a notebook, its own params, the steps it needs, the files it must write."""
+
+    name: str
+    notebook: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    inputs: tuple[Path, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """A whole pipeline, with steps in a valid topological order."""
+
+    name: str
+    path: Path
+    root: Path
+    kernel: str
+    model: str
+    experiment: str
+    params: dict[str, Any]
+    steps: dict[str, StepSpec]
+    order: tuple[str, ...]
+    gate: Any = None
+    monitor: Any = None
+    description: str = ""
+
+    def step(self, name: str) -> StepSpec:
+        """The step called `name`, or a ConfigError listing the steps."""
+        try:
+            return self.steps[name]
+        except KeyError:
+            raise ConfigError(
+                f"pipeline '{self.name}' has no step '{name}'; its steps are: {', '.join(self.order)}."
+            ) from None
+
+    def downstream(self, name: str) -> set[str]:
+        """Steps that need `name`, directly or transitively."""
+        out: set[str] = set()
+        for step in self.order:
+            if any(n == name or n in out for n in self.steps[step].needs):
+                out.add(step)
+        return out
+
+
+def resolve_spec_path(pipeline: str | None, root: Path) -> Path:
+    """Map a pipeline argument (None, a name, or a path) to its YAML file."""
+    candidates = []
+    if pipeline is None:
+        candidates.append(root / "pipelines" / "default.yaml")
+    else:
+        given = Path(pipeline)
+        candidates += [given, root / given]
+        if given.suffix not in (".yaml", ".yml"):
+            candidates += [root / "pipelines" / f"{pipeline}.yaml", root / "pipelines" / f"{pipeline}.yml"]
+    for path in candidates:
+        if path.is_file():
+            return path.resolve()
+    available = sorted(p.stem for p in (root / "pipelines").glob("*.y*ml")) if (root / "pipelines").is_dir() else []
+    hint = f"available: {', '.join(available)}" if available else f"no pipelines/ folder in {root}"
+    raise ConfigError(f"pipeline spec '{pipeline or 'default'}' not found ({hint}); pass a name or a path to a YAML file.")
+
+
+def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
+    """Read and validate a pipeline spec; notebook paths resolve against the workspace `root`."""
+    path = Path(path)
+    root = (root or path.parent.parent).resolve()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"pipeline spec {path} is not valid YAML ({exc.__class__.__name__}); fix its syntax.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"pipeline spec {path} must be a YAML mapping with a 'steps' section.")
+    _check_keys(raw, _SPEC_KEYS, f"pipeline spec {path.name}")
+    name = str(raw.get("name") or path.stem)
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"'params' in {path.name} must be a mapping of name: default value.")
+    steps_raw = raw.get("steps")
+    if not isinstance(steps_raw, dict) or not steps_raw:
+        raise ConfigError(f"pipeline spec {path.name} needs a non-empty 'steps' mapping of step name to step.")
+    steps = {sname: _load_step(sname, sraw, root, path.name) for sname, sraw in steps_raw.items()}
+    order = topological_order({s.name: s.needs for s in steps.values()}, path.name)
+    return PipelineSpec(
+        name=name,
+        path=path.resolve(),
+        root=root,
+        kernel=str(raw.get("kernel") or DEFAULT_KERNEL),
+        model=str(raw.get("model") or name),
+        experiment=str(raw.get("experiment") or name),
+        params=dict(params),
+        steps=steps,
+        order=order,
+        gate=raw.get("gate"),
+        monitor=raw.get("monitor"),
+        description=str(raw.get("description") or ""),
+    )
+
+
+def _load_step(name: str, raw: Any, root: Path, spec_name: str) -> StepSpec:
+    if not isinstance(raw, dict) or "notebook" not in raw:
+        raise ConfigError(f"step '{name}' in {spec_name} must be a mapping with at least a 'notebook' path.")
+    _check_keys(raw, _STEP_KEYS, f"step '{name}' in {spec_name}")
+    notebook = (root / str(raw["notebook"])).resolve()
+    if not notebook.is_file():
+        raise ConfigError(f"step '{name}' names notebook {raw['notebook']}, which does not exist under {root}; fix the path.")
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"'params' of step '{name}' in {spec_name} must be a mapping.")
+    for outputs in (raw.get("outputs") or []):
+        if Path(str(outputs)).is_absolute() or ".." in Path(str(outputs)).parts:
+            raise ConfigError(f"output '{outputs}' of step '{name}' must be a relative path inside the step folder.")
+    return StepSpec(
+        name=name,
+        notebook=notebook,
+        params=dict(params),
+        needs=tuple(_str_list(raw.get("needs"), f"'needs' of step '{name}'")),
+        outputs=tuple(_str_list(raw.get("outputs"), f"'outputs' of step '{name}'")),
+        inputs=tuple((root / p).resolve() for p in _str_list(raw.get("inputs"), f"'inputs' of step '{name}'")),
+        description=str(raw.get("description") or ""),
+    )
+
+
+def topological_order(needs: dict[str, tuple[str, ...]], spec_name: str = "the pipeline") -> tuple[str, ...]:
+    """Order steps so each comes after what it needs (stable: ties keep file order)."""
+    for step, deps in needs.items():
+        for dep in deps:
+            if dep not in needs:
+                raise ConfigError(f"step '{step}' needs '{dep}', which is not a step of {spec_name}; steps are: {', '.join(needs)}.")
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(step: str, path: list[str]) -> None:
+        if state.get(step) == 2:
+            return
+        if state.get(step) == 1:
+            cycle = " -> ".join(path[path.index(step):] + [step])
+            raise ConfigError(f"the 'needs' of {spec_name} form a cycle ({cycle}); remove one of those needs.")
+        state[step] = 1
+        for dep in needs[step]:
+            visit(dep, path + [step])
+        state[step] = 2
+        order.append(step)
+
+    for step in needs:
+        visit(step, [])
+    return tuple(order)
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+        return [str(v) for v in value]
+    raise ConfigError(f"{what} must be a list of names.")
+
+
+def _check_keys(raw: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(map(str, raw)) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)} in {where}; valid keys are: {', '.join(sorted(allowed))}.")
