@@ -214,9 +214,11 @@ class PipelineRunner:
         params = self.resolved_params(name)
         output_nb = step_dir / step.notebook.name
         mlflow_run = self._tracking.start_step(name, params) if self._tracking else None
-        injected = dict(params, run_dir=str(record.run_dir), step_dir=str(step_dir),
-                        upstream={dep: str(record.run_dir / dep) for dep in step.needs},
-                        mlflow_run_id=mlflow_run, pipeline_run_id=record.run_id)
+        runner_values = {"run_dir": str(record.run_dir), "step_dir": str(step_dir),
+                         "upstream": {dep: str(record.run_dir / dep) for dep in step.needs},
+                         "mlflow_run_id": mlflow_run, "pipeline_run_id": record.run_id}
+        declared = self.notebooks[name].parameters
+        injected = dict(params, **{k: v for k, v in runner_values.items() if k in declared})
         with self._lock:
             record.step(name).update({"status": "running", "cache": "miss", "cache_key": key, "started": now_iso(),
                                       "params": params, "notebook": str(output_nb), "mlflow_run_id": mlflow_run})
