@@ -97,7 +97,7 @@ def make_synthetic(
     n_informative: int | None = None,
     clusters_per_class: int = 2,
 ) -> Dataset:
-    """Seeded synthetic data: Gaussian clusters on a random low-dim subspace, warped by tanh (n_classes=0: regression)."""
+    """Seeded synthetic data: Gaussian clusters in a low-dim subspace, tanh-warped (n_classes=0: regression)."""
     n_samples, n_features, n_classes = int(n_samples), int(n_features), int(n_classes)
     if n_samples < 1 or n_features < 1:
         raise ConfigError(f"n_samples and n_features must be at least 1, got {n_samples} and {n_features}.")
@@ -235,7 +235,8 @@ def _load_table(path: Path, target: str | None, task: str | None = None, feature
         )
     yser = df[target]
     if yser.isna().any():
-        raise DataError(f"target column {target!r} in {path.name} has {int(yser.isna().sum())} missing values; drop those rows.")
+        n_missing = int(yser.isna().sum())
+        raise DataError(f"target column {target!r} in {path.name} has {n_missing} missing values; drop those rows.")
     y = yser.to_numpy()
     if y.dtype.kind == "O":
         y = y.astype(str)  # unicode, not object: splits must save without pickle
@@ -314,7 +315,8 @@ def train_val_test_split(
     test_fraction = _check_fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
         raise ConfigError(
-            f"val_fraction + test_fraction is {val_fraction + test_fraction:g}; keep it below 1 so rows remain for training."
+            f"val_fraction + test_fraction is {val_fraction + test_fraction:g}; "
+            "keep it below 1 so rows remain for training."
         )
     X = np.asarray(X)
     y = np.asarray(y)
@@ -374,5 +376,7 @@ def load_split(folder: str | os.PathLike) -> Split:
             arrays[f.name] = np.load(p, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             reason = str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
-            raise DataError(f"{p} is not a readable .npy array without pickle ({reason}); recreate the split.") from None
+            raise DataError(
+                f"{p} is not a readable .npy array without pickle ({reason}); recreate the split."
+            ) from None
     return Split(**arrays)
