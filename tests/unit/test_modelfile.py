@@ -7,6 +7,7 @@ import io
 import json
 import os
 import struct
+import subprocess
 import sys
 import types
 import zipfile
@@ -374,22 +375,63 @@ def test_rebuild_failure_is_a_model_file_error(tmp_path, saved, registry) -> Non
 # --------------------------------------------------------------------------- real estimators
 
 
-def test_real_estimators_round_trip(tmp_path) -> None:
+def _trainer():
     trainer = pytest.importorskip("aidevops_ext.trainer")
-    if not all(hasattr(trainer, n) for n in ("MLPClassifier", "LinearRegression")):
+    names = ("MLPClassifier", "MLPRegressor", "LinearRegression", "LogisticRegression")
+    if not all(hasattr(trainer, n) for n in names):
         pytest.skip("the trainer's estimators have not landed yet")
-    rng = np.random.default_rng(0)
+    return trainer
+
+
+def _xy(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
     X = rng.normal(size=(300, 6)).astype(np.float32)
     labels = np.array(["ant", "bee", "cat"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)]
-    clf = trainer.MLPClassifier(hidden_layer_sizes=(16,), epochs=3, batch_size=32, backend="numpy")
-    clf.fit(X, labels, progress=False)
-    reg = trainer.LinearRegression().fit(X, X @ np.arange(6.0) + 1.0)
-    for est in (clf, reg):
+    return X, labels, X @ np.arange(6.0) + 1.0
+
+
+def test_real_estimators_round_trip(tmp_path) -> None:
+    trainer = _trainer()
+    X, labels, target = _xy()
+    small = {"hidden_layer_sizes": (16,), "epochs": 3, "batch_size": 32, "backend": "numpy"}
+    fitted = [
+        trainer.MLPClassifier(**small).fit(X, labels, progress=False),
+        trainer.MLPRegressor(**small).fit(X, target, progress=False),
+        trainer.LinearRegression(backend="numpy").fit(X, target),
+        trainer.LogisticRegression(epochs=3, backend="numpy").fit(X, labels, progress=False),
+    ]
+    for est in fitted:
         path = mf.save_model(est, tmp_path / f"{type(est).__name__}.npz", profile={"n_rows": 300})
         back = mf.load_model(path)
         assert type(back) is type(est) and back.profile_ == {"n_rows": 300}
         np.testing.assert_array_equal(back.predict(X), est.predict(X))
         assert back.get_params() == est.get_params()
-    back = mf.load_model(tmp_path / "MLPClassifier.npz")
-    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
-    np.testing.assert_array_equal(back.classes_, clf.classes_)
+        if hasattr(est, "predict_proba"):
+            np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+            np.testing.assert_array_equal(back.classes_, est.classes_)
+        assert mf.read_model_info(path)["estimator"] == type(est).__name__
+
+
+def test_real_model_carries_its_data_profile(tmp_path) -> None:
+    from aidevops_ext.monitoring.profile import build_profile, profile_from_dict
+
+    trainer = _trainer()
+    X, labels, _ = _xy(1)
+    X[::7, 2] = np.nan  # missing values must survive as JSON (null-free counts, no NaN literals)
+    clf = trainer.MLPClassifier(hidden_layer_sizes=(8,), epochs=1, backend="numpy").fit(
+        np.nan_to_num(X), labels, progress=False
+    )
+    profile = build_profile(X, predictions=clf.predict(np.nan_to_num(X)))
+    path = mf.save_model(clf, tmp_path / "clf.npz", profile=profile, metadata={"dataset": "toy"})
+    back = mf.load_model(path)
+    assert profile_from_dict(back.profile_) == profile and back.metadata_ == {"dataset": "toy"}
+    assert mf.read_model_info(path)["profile"]["features"][2]["missing_rate"] == pytest.approx(43 / 300)
+
+
+def test_module_import_is_light() -> None:
+    code = (
+        "import sys, aidevops_ext.trainer.modelfile\n"
+        "bad = [m for m in ('sklearn', 'pandas', 'mlflow') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
