@@ -39,12 +39,16 @@ def _sorted_rows(X: np.ndarray) -> np.ndarray:
     return S
 
 
-def _search_rows(S: np.ndarray, targets: np.ndarray, lo: np.ndarray, hi: np.ndarray, side: str) -> np.ndarray:
-    """np.searchsorted of targets[k, j] in row S[j, lo[j]:hi[j]], for every k and j at once (absolute index)."""
+def _search_rows(
+    S: np.ndarray, targets: np.ndarray, lo: np.ndarray, hi: np.ndarray, side: str, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """np.searchsorted of targets[k, i] in S[rows[i], lo[i]:hi[i]], for every k and i at once (absolute index)."""
+    rows = np.arange(S.shape[0]) if rows is None else rows
     k = targets.shape[0]
-    rows = np.broadcast_to(np.arange(S.shape[0]), (k, S.shape[0]))
-    left = np.broadcast_to(lo, (k, S.shape[0])).astype(np.int64)
-    right = np.broadcast_to(hi, (k, S.shape[0])).astype(np.int64)
+    shape = (k, len(rows))
+    left = np.broadcast_to(lo, shape).astype(np.int64)
+    right = np.broadcast_to(hi, shape).astype(np.int64)
+    rows2 = np.broadcast_to(rows, shape)
     last = max(S.shape[1] - 1, 0)
     # plain bisection, vectorized: ~log2(n) rounds of one gather each instead of a Python loop per feature
     while True:
@@ -52,7 +56,7 @@ def _search_rows(S: np.ndarray, targets: np.ndarray, lo: np.ndarray, hi: np.ndar
         if not active.any():
             return left
         mid = (left + right) // 2
-        v = S[rows, np.minimum(mid, last)]
+        v = S[rows2, np.minimum(mid, last)]
         go_right = (v < targets) if side == "left" else (v <= targets)
         go_right &= active
         left = np.where(go_right, mid + 1, left)
@@ -69,11 +73,10 @@ def _finite_ranges(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     dirty = ~(np.isfinite(S[:, 0]) & np.isfinite(S[:, -1]))  # only the ends can be non-finite
     if dirty.any():
         idx = np.flatnonzero(dirty)
-        sub = S[idx]
         zeros, full = np.zeros(len(idx), np.int64), np.full(len(idx), n, np.int64)
         # "v <= -inf" is true only for -inf; "v < inf" is false for +inf and NaN alike
-        lo[idx] = _search_rows(sub, np.full((1, len(idx)), -np.inf), zeros, full, "right")[0]
-        hi[idx] = _search_rows(sub, np.full((1, len(idx)), np.inf), zeros, full, "left")[0]
+        lo[idx] = _search_rows(S, np.full((1, len(idx)), -np.inf), zeros, full, "right", rows=idx)[0]
+        hi[idx] = _search_rows(S, np.full((1, len(idx)), np.inf), zeros, full, "left", rows=idx)[0]
     return lo, hi
 
 
@@ -100,10 +103,14 @@ def _moments(S: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray,
             keep = clean[start:stop]
             mean[start:stop][keep] = mu[keep]
             std[start:stop][keep] = sd[keep]
-    for j in np.flatnonzero(~clean & (m > 0)):  # rows with missing values: their finite slice is contiguous
-        d = S[j, lo[j] : hi[j]].astype(np.float64)
-        mu = d.mean()
-        d -= mu
+    dirty = np.flatnonzero(~clean & (m > 0))
+    if len(dirty):
+        row_buf = np.empty(n, dtype=np.float64)
+    for j in dirty:  # rows with missing values: their finite values are one contiguous slice
+        x = S[j, lo[j] : hi[j]]
+        mu = x.sum(dtype=np.float64) / m[j]
+        d = row_buf[: m[j]]
+        np.subtract(x, mu, out=d)
         mean[j] = mu
         std[j] = np.sqrt(d @ d / m[j])
     return mean, std
@@ -218,7 +225,11 @@ def build_profile(
     n_bins: int = 10,
     task: str | None = None,
 ) -> dict:
-    """JSON-able reference profile of the feature matrix X (and of the predictions, if given)."""
+    """JSON-able reference profile of the feature matrix X (and of the predictions, if given).
+
+    `predictions` need not come from X's rows: pipelines pass the model's predictions on the
+    validation split, which show the distribution unseen data gets, unlike fitted training rows.
+    """
     n_bins = _check_bins(n_bins)
     if feature_names is None and hasattr(X, "columns"):  # a DataFrame: keep its column names
         feature_names = [str(c) for c in X.columns]
@@ -229,8 +240,6 @@ def build_profile(
     names = [f"x{i}" for i in range(n_feat)] if feature_names is None else [str(n) for n in feature_names]
     if len(names) != n_feat:
         raise DataError(f"X has {n_feat} columns but {len(names)} feature names were given; pass one per column.")
-    if predictions is not None and len(np.asarray(predictions)) != n_rows:
-        raise DataError(f"X has {n_rows} rows but predictions has {len(np.asarray(predictions))}; pass one per row.")
     features = [{"name": name, **summary} for name, summary in zip(names, _summaries(_sorted_rows(A), n_rows, n_bins))]
     return {
         "profile_version": PROFILE_VERSION,
@@ -257,7 +266,7 @@ def bin_counts(X: Any, profile: dict) -> np.ndarray:
         return out
     edges = np.array([f["bin_edges"] for f, u in zip(feats, usable) if u], dtype=np.float64).T
     idx = np.flatnonzero(usable)
-    inner = _search_rows(S[idx], edges[1:-1], lo[idx], hi[idx], "left")
+    inner = _search_rows(S, edges[1:-1], lo[idx], hi[idx], "left", rows=idx)
     bounds = np.concatenate([lo[idx][None, :], inner, hi[idx][None, :]])
     out[idx] = np.diff(bounds, axis=0).T
     return out

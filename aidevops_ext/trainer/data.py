@@ -328,7 +328,9 @@ def train_val_test_split(
     if n - n_test - n_val < 1:
         raise DataError(f"{n} rows are too few to split with these fractions; supply more data or smaller fractions.")
     if stratify is None:
-        stratify = y.dtype.kind in "iuOUSb"
+        stratify = y.ndim == 1 and y.dtype.kind in "iuOUSb"
+    elif stratify and y.ndim != 1:
+        raise ConfigError(f"stratify=True needs 1-D class labels, got y of shape {y.shape}; pass stratify=False.")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
     if stratify:

@@ -108,7 +108,7 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def precision_recall_fscore(
     y_true: object, y_pred: object, average: str | None = "macro", labels: object | None = None
-) -> tuple[object, object, object]:
+) -> tuple[float | np.ndarray, float | np.ndarray, float | np.ndarray]:
     """Precision, recall and F1, per class (``average=None``) or averaged ("macro", "micro", "weighted")."""
     if average not in _AVERAGES:
         raise DataError(f"average={average!r} is not supported; use one of {list(_AVERAGES)}.")
@@ -137,17 +137,23 @@ def precision_recall_fscore(
     return float(precision.mean()), float(recall.mean()), float(f1.mean())
 
 
-def precision_score(y_true: object, y_pred: object, average: str | None = "macro", labels: object | None = None):
+def precision_score(
+    y_true: object, y_pred: object, average: str | None = "macro", labels: object | None = None
+) -> float | np.ndarray:
     """Precision (zero_division=0), per class or averaged."""
     return precision_recall_fscore(y_true, y_pred, average=average, labels=labels)[0]
 
 
-def recall_score(y_true: object, y_pred: object, average: str | None = "macro", labels: object | None = None):
+def recall_score(
+    y_true: object, y_pred: object, average: str | None = "macro", labels: object | None = None
+) -> float | np.ndarray:
     """Recall (zero_division=0), per class or averaged."""
     return precision_recall_fscore(y_true, y_pred, average=average, labels=labels)[1]
 
 
-def f1_score(y_true: object, y_pred: object, average: str | None = "macro", labels: object | None = None):
+def f1_score(
+    y_true: object, y_pred: object, average: str | None = "macro", labels: object | None = None
+) -> float | np.ndarray:
     """F1 score (zero_division=0), per class or averaged."""
     return precision_recall_fscore(y_true, y_pred, average=average, labels=labels)[2]
 

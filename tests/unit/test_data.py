@@ -269,6 +269,10 @@ def test_regression_split_and_tiny_data() -> None:
         d.train_val_test_split(X[:2], np.zeros(2), val_fraction=0.4, test_fraction=0.5)
     with pytest.raises(DataError):
         d.train_val_test_split(X, np.zeros(9))
+    multi = d.train_val_test_split(X, np.arange(20).reshape(10, 2), test_fraction=0.2)  # 2-D y: not stratified
+    assert multi.y_test.shape == (2, 2)
+    with pytest.raises(ConfigError):
+        d.train_val_test_split(X, np.arange(20).reshape(10, 2), stratify=True)
 
 
 def test_save_and_load_split(tmp_path) -> None:
