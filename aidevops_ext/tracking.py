@@ -6,8 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from .trainer.callbacks import Callback
 
-class MLflowEpochLogger:
+
+class MLflowEpochLogger(Callback):
     """Logs each epoch's history entry (loss, validation loss/score, seconds) to the active MLflow run."""
 
     def __init__(self, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None):
