@@ -1,0 +1,693 @@
+"""Multi-layer perceptrons (and the training engine LogisticRegression shares), written once for NumPy or CuPy."""
+
+from __future__ import annotations
+
+import math
+import time
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, DataError, ModelFileError
+from .backend import Backend, get_backend
+from .base import (
+    BaseEstimator,
+    ClassifierMixin,
+    RegressorMixin,
+    check_choice,
+    check_labels,
+    check_number,
+    check_targets,
+    check_X,
+    resolve_dtype,
+)
+from .callbacks import CallbackList
+from .optim import OPTIMIZERS, make_optimizer
+
+ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
+PREDICT_CHUNK = 65536  # rows per forward pass at predict time: bounds memory for huge X
+
+
+# ----------------------------------------------------------------------------------------------
+# The network: dense layers whose weights live in one flat buffer
+# ----------------------------------------------------------------------------------------------
+
+
+class _Net:
+    """Dense layers in one flat parameter buffer; layer i is a (fan_in + 1, fan_out) view whose last row is the bias.
+
+    One flat buffer lets the optimizer update every parameter with a handful of array ops, and
+    keeping the bias as an extra row lets the first layer fold it into its matrix product.
+    """
+
+    def __init__(self, sizes: list[int], activation: str, output: str, xp: ModuleType, dtype: type) -> None:
+        self.sizes, self.activation, self.output, self.xp, self.dtype = sizes, activation, output, xp, dtype
+        self.shapes = [(fan_in + 1, fan_out) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+        self.params = xp.zeros(sum(a * b for a, b in self.shapes), dtype=dtype)
+        self.layers = self.views(self.params)
+
+    def views(self, flat: Any) -> list[Any]:
+        """Split a flat buffer shaped like params into per-layer (fan_in + 1, fan_out) views."""
+        out, start = [], 0
+        for rows, cols in self.shapes:
+            out.append(flat[start:start + rows * cols].reshape(rows, cols))
+            start += rows * cols
+        return out
+
+    def init(self, rng: np.random.Generator) -> None:
+        """Glorot-uniform weights and biases, drawn on the host so every backend starts identically."""
+        host = np.empty(self.params.shape, dtype=self.dtype)
+        factor = 2.0 if self.activation == "logistic" else 6.0  # scikit-learn's choice
+        start = 0
+        for rows, cols in self.shapes:
+            bound = math.sqrt(factor / (rows - 1 + cols))
+            host[start:start + rows * cols] = rng.uniform(-bound, bound, rows * cols)
+            start += rows * cols
+        self.params[...] = self.xp.asarray(host)
+
+    def forward(self, X: Any) -> Any:
+        """Output scores (logits, or values for regression) for a 2-D array X on this backend."""
+        xp, a = self.xp, X
+        last = len(self.layers) - 1
+        for i, W in enumerate(self.layers):
+            z = xp.matmul(a, W[:-1])
+            xp.add(z, W[-1], out=z)
+            if i < last:
+                _activate(xp, self.activation, z)
+            a = z
+        return a
+
+
+def _activate(xp: ModuleType, activation: str, a: Any) -> None:
+    """Apply a hidden activation in place (the allocation-free training loop has its own)."""
+    if activation == "relu":
+        xp.maximum(a, 0, out=a)
+    elif activation == "tanh":
+        xp.tanh(a, out=a)
+    elif activation == "logistic":
+        _sigmoid(xp, a, a)
+
+
+def _sigmoid(xp: ModuleType, z: Any, out: Any) -> Any:
+    """Logistic function via tanh: never overflows, unlike 1 / (1 + exp(-z))."""
+    xp.multiply(z, 0.5, out=out)
+    xp.tanh(out, out=out)
+    xp.multiply(out, 0.5, out=out)
+    xp.add(out, 0.5, out=out)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The training engine: every per-batch array is allocated once
+# ----------------------------------------------------------------------------------------------
+
+
+class _Buffers:
+    """Per-batch work arrays for one batch size (full batches, or views for the last partial batch)."""
+
+    def __init__(self, full: _Buffers | None, xp: ModuleType, net: _Net, n: int) -> None:
+        if full is None:
+            dtype, k = net.dtype, net.sizes[-1]
+            hidden = net.sizes[1:-1]
+            self.xb = xp.ones((n, net.sizes[0] + 1), dtype)  # the last column stays 1: the first bias
+            self.x = self.xb[:, :-1]  # rows are gathered into this view
+            self.yb = xp.empty((n, k), dtype)
+            self.acts = [xp.empty((n, h), dtype) for h in hidden]
+            self.dacts = [xp.empty((n, h), dtype) for h in hidden]
+            self.masks = [xp.empty((n, h), dtype) for h in hidden]  # ReLU mask or activation-derivative scratch
+            # maximum(h, zeros) with an array is several times faster than with the scalar 0 on NumPy.
+            self.zeros = [xp.zeros((n, h), dtype) for h in hidden]
+            self.z = xp.empty((n, k), dtype)
+            self.p = xp.empty((n, k), dtype)
+            self.c = xp.empty((n, 1), dtype)
+            self.s = xp.empty((n, 1), dtype)
+            self.ones = xp.ones((1, n), dtype)
+        else:
+            # Views of the full-size buffers: the last partial batch allocates nothing either.
+            self.xb, self.x, self.yb = full.xb[:n], full.x[:n], full.yb[:n]
+            self.zeros = [a[:n] for a in full.zeros]
+            self.acts = [a[:n] for a in full.acts]
+            self.dacts = [a[:n] for a in full.dacts]
+            self.masks = [a[:n] for a in full.masks]
+            self.z, self.p, self.c, self.s = full.z[:n], full.p[:n], full.c[:n], full.s[:n]
+            self.ones = full.ones[:, :n]
+        self.n = n
+        self.inv_n = 1.0 / n
+
+
+class _Trainer:
+    """Runs epochs of mini-batch training for a _Net with preallocated buffers and an in-place optimizer."""
+
+    def __init__(self, net: _Net, batch_size: int, optimizer_name: str, learning_rate: float, momentum: float,
+                 l2: float, exact_shift: bool) -> None:
+        xp = net.xp
+        self.net, self.xp, self.l2 = net, xp, float(l2)
+        self.grads = xp.zeros_like(net.params)
+        self.glayers = net.views(self.grads)
+        self.optimizer = make_optimizer(optimizer_name, [net.params], learning_rate, momentum=momentum, xp=xp)
+        self.full = _Buffers(None, xp, net, batch_size)
+        self.partial: dict[int, _Buffers] = {}
+        k = net.sizes[-1]
+        self.kmean = xp.full((k, 1), 1.0 / k, dtype=net.dtype)
+        self.kones = xp.ones((k, 1), dtype=net.dtype)
+        self.l2tmp = [xp.empty((r - 1, c), dtype=net.dtype) for r, c in net.shapes] if self.l2 else []
+        # CuPy: an exact row max costs nothing extra and avoids a host sync per batch; NumPy: see _softmax_loss.
+        self.exact_shift = exact_shift
+
+    def buffers(self, n: int) -> _Buffers:
+        """Buffers for a batch of n rows (views of the full ones when n is smaller)."""
+        if n == self.full.n:
+            return self.full
+        if n not in self.partial:
+            self.partial[n] = _Buffers(self.full, self.xp, self.net, n)
+        return self.partial[n]
+
+    def epoch(self, X: Any, Y: Any, order: Any) -> Any:
+        """One pass over X and targets Y in the given row order; returns the summed loss."""
+        batch = self.full.n
+        n = len(order)
+        total = 0.0
+        for start in range(0, n, batch):
+            idx = order[start:start + batch]
+            total = total + self.step(X, Y, idx, self.buffers(len(idx)))
+        return total
+
+    def step(self, X: Any, Y: Any, idx: Any, b: _Buffers) -> Any:
+        """Forward, backward and optimizer update on rows idx; returns the batch's summed loss."""
+        xp, net = self.xp, self.net
+        layers, glayers = net.layers, self.glayers
+        last = len(layers) - 1
+        xp.take(X, idx, axis=0, out=b.x)
+        xp.take(Y, idx, axis=0, out=b.yb)
+
+        # Forward. The first layer's bias rides on the ones column of X; later layers add theirs.
+        a = b.xb
+        for i in range(last):
+            h = b.acts[i]
+            W = layers[i]
+            if i == 0:
+                xp.matmul(a, W, out=h)
+            else:
+                xp.matmul(a, W[:-1], out=h)
+                xp.add(h, W[-1], out=h)
+            self._act_forward(h, b.zeros[i])
+            a = h
+        W = layers[last]
+        if last == 0:
+            xp.matmul(a, W, out=b.z)
+        else:
+            xp.matmul(a, W[:-1], out=b.z)
+            xp.add(b.z, W[-1], out=b.z)
+        loss = self._output(b)  # leaves dLoss/dz (mean over the batch) in b.p
+
+        # Backward.
+        dz = b.p
+        for i in range(last, -1, -1):
+            g = glayers[i]
+            if i == 0:
+                xp.matmul(b.xb.T, dz, out=g)  # the ones column yields the bias gradient too
+            else:
+                a = b.acts[i - 1]
+                xp.matmul(a.T, dz, out=g[:-1])
+                xp.matmul(b.ones, dz, out=g[-1:])  # column sums as a product: faster than sum(axis=0)
+            if self.l2:
+                tmp = self.l2tmp[i]
+                xp.multiply(layers[i][:-1], self.l2, out=tmp)
+                xp.add(g[:-1], tmp, out=g[:-1])
+            if i > 0:
+                da = b.dacts[i - 1]
+                xp.matmul(dz, layers[i][:-1].T, out=da)
+                self._act_backward(da, b.acts[i - 1], b.masks[i - 1], b.zeros[i - 1])
+                dz = da
+        self.optimizer.step([self.grads])
+        return loss
+
+    def _act_forward(self, h: Any, zeros: Any) -> None:
+        xp, act = self.xp, self.net.activation
+        if act == "relu":
+            xp.maximum(h, zeros, out=h)
+        elif act == "tanh":
+            xp.tanh(h, out=h)
+        elif act == "logistic":
+            _sigmoid(xp, h, h)
+
+    def _act_backward(self, da: Any, h: Any, tmp: Any, zeros: Any) -> None:
+        """Multiply da by the activation's derivative, computed from its output h."""
+        xp, act = self.xp, self.net.activation
+        if act == "relu":
+            xp.greater(h, 0, out=tmp)  # (h > 0) as floats: a float multiply is cheaper than one by a bool mask
+            xp.multiply(da, tmp, out=da)
+        elif act == "tanh":
+            xp.multiply(h, h, out=tmp)
+            xp.subtract(1, tmp, out=tmp)
+            xp.multiply(da, tmp, out=da)
+        elif act == "logistic":
+            xp.subtract(1, h, out=tmp)
+            xp.multiply(tmp, h, out=tmp)
+            xp.multiply(da, tmp, out=da)
+
+    def _output(self, b: _Buffers) -> Any:
+        """Summed loss of the batch; writes the mean-loss gradient w.r.t. z into b.p."""
+        xp = self.xp
+        out = self.net.output
+        if out == "softmax":
+            loss = self._softmax_loss(b)
+            xp.subtract(b.p, b.yb, out=b.p)
+        elif out == "logistic":
+            # Binary cross-entropy on logits: softplus(z) - z*y, with logaddexp for stability.
+            xp.logaddexp(0, b.z, out=b.c)
+            loss = b.c.sum() - xp.vdot(b.z, b.yb)
+            _sigmoid(xp, b.z, b.p)
+            xp.subtract(b.p, b.yb, out=b.p)
+        else:
+            xp.subtract(b.z, b.yb, out=b.p)
+            loss = 0.5 * xp.vdot(b.p, b.p)
+        xp.multiply(b.p, b.inv_n, out=b.p)
+        return loss
+
+    def _softmax_loss(self, b: _Buffers) -> Any:
+        """Softmax probabilities into b.p and the summed cross-entropy."""
+        xp, z = self.xp, b.z
+        if self.exact_shift:
+            xp.max(z, axis=1, keepdims=True, out=b.c)
+        else:
+            # The row mean is a valid shift (softmax is shift invariant) and costs a tenth of a row max
+            # on NumPy; it overflows only if a row's logits spread by more than ~88, which the finite
+            # check catches and then redoes with the exact max.
+            xp.matmul(z, self.kmean, out=b.c)
+        loss = self._shifted_softmax(b)
+        if not self.exact_shift and not math.isfinite(loss):
+            xp.max(z, axis=1, keepdims=True, out=b.c)
+            loss = self._shifted_softmax(b)
+        xp.divide(b.p, b.s, out=b.p)
+        return loss
+
+    def _shifted_softmax(self, b: _Buffers) -> Any:
+        xp = self.xp
+        xp.subtract(b.z, b.c, out=b.z)
+        xp.exp(b.z, out=b.p)
+        xp.matmul(b.p, self.kones, out=b.s)
+        xp.log(b.s, out=b.c)
+        return b.c.sum() - xp.vdot(b.z, b.yb)
+
+
+# ----------------------------------------------------------------------------------------------
+# Estimators
+# ----------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    """Parameters as plain JSON types (tuples become lists, NumPy scalars become Python ones)."""
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class _NetEstimator(BaseEstimator):
+    """Shared fit/predict/state code for every estimator trained by the mini-batch engine."""
+
+    _output_kind = "identity"  # set per instance at fit for classifiers (binary vs multiclass)
+
+    # --- hooks the concrete classes define -------------------------------------------------
+    def _hidden(self) -> tuple[int, ...]:
+        return tuple(self.hidden_layer_sizes)
+
+    def _activation_name(self) -> str:
+        return self.activation
+
+    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str]:
+        raise NotImplementedError
+
+    def _score_scores(self, scores: np.ndarray, Y: np.ndarray) -> float:
+        raise NotImplementedError
+
+    # --- parameter checks --------------------------------------------------------------------
+    def _check_params(self) -> None:
+        hidden = self._hidden()
+        if not all(isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in hidden):
+            raise ConfigError(f"hidden_layer_sizes must be a tuple of positive integers, got {hidden!r}.")
+        check_choice("activation", self._activation_name(), ACTIVATIONS)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("learning_rate", self.learning_rate, 0, low_open=True)
+        check_number("batch_size", self.batch_size, 1, integer=True)
+        check_number("epochs", self.epochs, 1, integer=True)
+        check_number("l2", self.l2, 0)
+        check_number("validation_fraction", self.validation_fraction, 0, 1, low_open=True, high_open=True)
+        check_number("momentum", self.momentum, 0, 1, high_open=True)
+        check_number("n_iter_no_change", self.n_iter_no_change, 1, integer=True)
+        check_number("tol", self.tol, 0)
+        if self.random_state is not None:
+            check_number("random_state", self.random_state, 0, integer=True)
+        resolve_dtype(self.dtype)
+
+    # --- fitting -----------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, callbacks: Any = None, progress: bool | None = None) -> _NetEstimator:
+        """Train on X, y for `epochs` epochs (fewer with early stopping or a callback returning True)."""
+        self._check_params()
+        dtype = resolve_dtype(self.dtype)
+        X = check_X(X, dtype)
+        n, d = X.shape
+        Y, output = self._encode_targets(y, n, dtype)
+        backend = get_backend(self.backend)
+        xp = backend.xp
+        rng = np.random.default_rng(self.random_state)
+
+        if self.early_stopping:
+            n_val = int(math.ceil(self.validation_fraction * n))
+            if n_val < 1 or n - n_val < 1:
+                raise DataError(
+                    f"Early stopping needs at least one training and one validation sample; got {n} samples "
+                    f"with validation_fraction={self.validation_fraction}."
+                )
+            split = rng.permutation(n)
+            train_idx, val_idx = np.sort(split[n_val:]), np.sort(split[:n_val])
+        else:
+            train_idx, val_idx = None, None
+
+        net = _Net([d, *self._hidden(), Y.shape[1]], self._activation_name(), output, xp, dtype)
+        net.init(rng)
+        # Fitted attributes exist from the first epoch on, so callbacks can call predict().
+        self._backend, self._net, self._output_kind = backend, net, output
+        self.n_features_in_, self.backend_, self.history_ = d, backend.name, []
+        self.n_outputs_ = Y.shape[1]
+
+        X_train = X if train_idx is None else X[train_idx]
+        Y_train = Y if train_idx is None else Y[train_idx]
+        n_train = len(X_train)
+        X_dev, Y_dev = backend.asarray(np.ascontiguousarray(X_train)), backend.asarray(Y_train)
+        if val_idx is not None:
+            X_val, Y_val = backend.asarray(X[val_idx]), backend.asarray(Y[val_idx])
+        del X_train, Y_train
+
+        trainer = _Trainer(net, min(self.batch_size, n_train), self.optimizer, self.learning_rate, self.momentum,
+                           self.l2, exact_shift=backend.name != "numpy")
+        cbs = CallbackList(callbacks, progress)
+        best_params, best_loss, best_epoch, since_best = None, math.inf, 0, 0
+        cbs.on_train_begin(self, self.epochs)
+        try:
+            # Overflow in exp is expected and handled (see _softmax_loss), and a diverging run is reported
+            # once at the end of its epoch: no warnings per batch.
+            with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+                for epoch in range(1, self.epochs + 1):
+                    t0 = time.perf_counter()
+                    order = rng.permutation(n_train) if self.shuffle else np.arange(n_train)
+                    if backend.name != "numpy":
+                        order = backend.asarray(order)
+                    total = float(trainer.epoch(X_dev, Y_dev, order))
+                    loss = total / n_train + self._penalty(net)
+                    if not math.isfinite(loss):
+                        raise ConfigError(
+                            f"Training diverged (loss is {loss}) at epoch {epoch}; lower learning_rate or "
+                            "standardize the features."
+                        )
+                    logs: dict[str, float] = {"epoch": epoch, "loss": loss}
+                    if val_idx is not None:
+                        logs["val_loss"], logs["val_score"] = self._evaluate(X_val, Y_val)
+                    logs["seconds"] = time.perf_counter() - t0
+                    self.history_.append(logs)
+                    self.n_iter_, self.loss_ = epoch, loss
+                    stop = False
+                    if val_idx is not None:
+                        if logs["val_loss"] < best_loss - self.tol:
+                            best_loss, best_epoch, since_best = logs["val_loss"], epoch, 0
+                            best_params = xp.array(net.params, copy=True)
+                        else:
+                            since_best += 1
+                            stop = since_best >= self.n_iter_no_change
+                    if cbs.on_epoch_end(self, epoch, logs):
+                        stop = True
+                    if stop:
+                        break
+        finally:
+            cbs.on_train_end(self)
+        if best_params is not None:
+            # Early stopping keeps the weights of the best validation epoch, not the last one.
+            net.params[...] = best_params
+            self.best_epoch_, self.best_val_loss_ = best_epoch, best_loss
+        return self
+
+    def _penalty(self, net: _Net) -> float:
+        if not self.l2:
+            return 0.0
+        return 0.5 * self.l2 * float(sum((W[:-1] * W[:-1]).sum() for W in net.layers))
+
+    def _evaluate(self, X: Any, Y: Any) -> tuple[float, float]:
+        """Mean loss (without the L2 term) and score on a held-out set already on the backend."""
+        xp = self._backend.xp
+        losses, scores = [], []
+        for s in range(0, len(X), PREDICT_CHUNK):
+            z = self._net.forward(X[s:s + PREDICT_CHUNK])
+            losses.append(float(_mean_loss(xp, self._output_kind, z, Y[s:s + PREDICT_CHUNK])) * len(z))
+            scores.append(self._backend.asnumpy(z))
+        z = np.concatenate(scores)
+        return sum(losses) / len(X), self._score_scores(z, self._backend.asnumpy(Y))
+
+    # --- prediction --------------------------------------------------------------------------
+    def _scores(self, X: Any) -> np.ndarray:
+        """Host output scores for X after the boundary checks; NumPy skips every conversion."""
+        self._check_fitted()
+        net = self._net
+        X = check_X(X, net.dtype, self.n_features_in_)
+        if self._backend.name == "numpy" and len(X) <= PREDICT_CHUNK:
+            return net.forward(X)
+        be = self._backend
+        return np.concatenate(
+            [be.asnumpy(net.forward(be.asarray(X[s:s + PREDICT_CHUNK]))) for s in range(0, len(X), PREDICT_CHUNK)]
+        )
+
+    # --- model-file state --------------------------------------------------------------------
+    def _fitted_state(self) -> dict[str, Any]:
+        return {}
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """JSON-able spec and host weight arrays for the model file."""
+        self._check_fitted()
+        arrays: dict[str, np.ndarray] = {}
+        for i, W in enumerate(self._net.layers):
+            host = self._backend.asnumpy(W)
+            arrays[f"coefs_{i}"] = np.ascontiguousarray(host[:-1])
+            arrays[f"intercepts_{i}"] = np.ascontiguousarray(host[-1])
+        fitted = {
+            "n_features_in_": int(self.n_features_in_),
+            "n_outputs_": int(self.n_outputs_),
+            "output": self._output_kind,
+            "n_layers": len(self._net.layers),
+            "backend_": self.backend_,
+            "n_iter_": int(getattr(self, "n_iter_", 0)),
+            "loss_": float(getattr(self, "loss_", math.nan)),
+            "history_": _jsonable(self.history_),
+            **self._fitted_state(),
+        }
+        if hasattr(self, "best_epoch_"):
+            fitted["best_epoch_"], fitted["best_val_loss_"] = int(self.best_epoch_), float(self.best_val_loss_)
+        spec = {"estimator": type(self).__name__, "params": _jsonable(self.get_params()), "fitted": fitted}
+        return spec, arrays
+
+    def _restore_fitted(self, fitted: dict[str, Any]) -> None:
+        pass
+
+    @classmethod
+    def _from_state(cls, spec: dict[str, Any], arrays: dict[str, np.ndarray], backend: str = "numpy") -> Any:
+        """Rebuild a fitted estimator from _get_state() output, with its weights on `backend`."""
+        est = _construct(cls, spec)
+        try:
+            fitted = spec["fitted"]
+            n_layers = int(fitted["n_layers"])
+            coefs = [np.asarray(arrays[f"coefs_{i}"]) for i in range(n_layers)]
+            intercepts = [np.asarray(arrays[f"intercepts_{i}"]) for i in range(n_layers)]
+            est._restore_fitted(fitted)
+            dtype = resolve_dtype(est.dtype)
+            be = get_backend(backend)
+            sizes = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
+            net = _Net(sizes, est._activation_name(), fitted["output"], be.xp, dtype)
+            for W, c, b in zip(net.layers, coefs, intercepts):
+                if c.shape != (W.shape[0] - 1, W.shape[1]) or b.shape != (W.shape[1],):
+                    raise ModelFileError("The model file's weight arrays have inconsistent shapes; the file is damaged.")
+                host = np.concatenate([c, b[None, :]]).astype(dtype)
+                W[...] = be.asarray(host)
+            if sizes[0] != int(fitted["n_features_in_"]):
+                raise ModelFileError("The model file's weights do not match its feature count; the file is damaged.")
+            est._backend, est._net, est._output_kind = be, net, fitted["output"]
+            est.n_features_in_, est.n_outputs_, est.backend_ = sizes[0], int(fitted["n_outputs_"]), be.name
+            est.history_ = list(fitted.get("history_", []))
+            est.n_iter_, est.loss_ = int(fitted.get("n_iter_", 0)), float(fitted.get("loss_", math.nan))
+            if "best_epoch_" in fitted:
+                est.best_epoch_, est.best_val_loss_ = int(fitted["best_epoch_"]), float(fitted["best_val_loss_"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ModelFileError(
+                f"The model file's {cls.__name__} state is incomplete or invalid ({type(exc).__name__}: {exc})."
+            ) from None
+        return est
+
+
+def _construct(cls: type, spec: dict[str, Any]) -> Any:
+    """Instantiate cls from a spec's params, turning bad params into ModelFileError."""
+    try:
+        params = dict(spec["params"])
+        if isinstance(params.get("hidden_layer_sizes"), list):
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        return cls(**params)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"The model file's {cls.__name__} parameters are invalid ({exc}).") from None
+
+
+def _mean_loss(xp: ModuleType, output: str, z: Any, Y: Any) -> Any:
+    """Mean per-sample loss of output scores z against target matrix Y (allocating; for evaluation)."""
+    if output == "softmax":
+        m = z.max(axis=1, keepdims=True)
+        lse = xp.log(xp.exp(z - m).sum(axis=1)) + m[:, 0]
+        return (lse - (z * Y).sum(axis=1)).mean()
+    if output == "logistic":
+        return (xp.logaddexp(0, z) - z * Y).mean()
+    return 0.5 * ((z - Y) ** 2).sum(axis=1).mean()
+
+
+class _ClassifierNet(ClassifierMixin, _NetEstimator):
+    """Label encoding, predict and predict_proba for network classifiers."""
+
+    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str]:
+        y = check_labels(y, n)
+        classes, idx = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise DataError(f"y has a single class ({classes[0]!r}); a classifier needs at least two.")
+        self.classes_ = classes
+        if len(classes) == 2:
+            # Binary: one logistic output, as scikit-learn does.
+            return idx.astype(dtype).reshape(-1, 1), "logistic"
+        Y = np.zeros((n, len(classes)), dtype=dtype)
+        Y[np.arange(n), idx] = 1.0
+        return Y, "softmax"
+
+    def _score_scores(self, scores: np.ndarray, Y: np.ndarray) -> float:
+        if scores.shape[1] == 1:
+            return float(np.mean((scores[:, 0] > 0) == (Y[:, 0] > 0.5)))
+        return float(np.mean(scores.argmax(axis=1) == Y.argmax(axis=1)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted class labels (from classes_) for each row of X."""
+        z = self._scores(X)
+        idx = (z[:, 0] > 0).astype(np.intp) if z.shape[1] == 1 else z.argmax(axis=1)
+        return self.classes_[idx]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns ordered as classes_."""
+        z = self._scores(X)
+        if z.shape[1] == 1:
+            p = _sigmoid(np, z[:, 0], np.empty(len(z), dtype=z.dtype))
+            return np.stack([1.0 - p, p], axis=1)
+        z = z - z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"classes_": self.classes_.tolist(), "classes_dtype": self.classes_.dtype.str}
+
+    def _restore_fitted(self, fitted: dict[str, Any]) -> None:
+        self.classes_ = _restore_classes(fitted)
+
+
+def _restore_classes(fitted: dict[str, Any]) -> np.ndarray:
+    """classes_ from a spec, refusing object dtypes (a model file must not need pickle)."""
+    dtype = np.dtype(fitted["classes_dtype"])
+    if dtype.kind not in "iubUSf":
+        raise ModelFileError(f"The model file's class labels have unsupported dtype {dtype}.")
+    return np.asarray(fitted["classes_"], dtype=dtype)
+
+
+class _RegressorNet(RegressorMixin, _NetEstimator):
+    """Target handling and predict for network regressors."""
+
+    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str]:
+        y = check_targets(y, n, dtype)
+        self._y_ndim = y.ndim
+        return y.reshape(n, -1), "identity"
+
+    def _score_scores(self, scores: np.ndarray, Y: np.ndarray) -> float:
+        from .base import r2  # noqa: PLC0415
+
+        return r2(Y, scores)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted targets: shape (n,) when fitted on 1-D y, else (n, n_outputs)."""
+        z = self._scores(X)
+        return z[:, 0] if self._y_ndim == 1 else z
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {"y_ndim": int(self._y_ndim)}
+
+    def _restore_fitted(self, fitted: dict[str, Any]) -> None:
+        self._y_ndim = int(fitted["y_ndim"])
+
+
+class _MLPMixin:
+    """coefs_ / intercepts_ as host arrays, like scikit-learn's MLPs."""
+
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """Weight matrices, one (fan_in, fan_out) array per layer."""
+        self._check_fitted()
+        return [self._backend.asnumpy(W[:-1]).copy() for W in self._net.layers]
+
+    @property
+    def intercepts_(self) -> list[np.ndarray]:
+        """Bias vectors, one per layer."""
+        self._check_fitted()
+        return [self._backend.asnumpy(W[-1]).copy() for W in self._net.layers]
+
+
+class MLPClassifier(_MLPMixin, _ClassifierNet):
+    """Feed-forward neural network classifier (softmax output; logistic for two classes)."""
+
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (256,), activation: str = "relu",
+                 optimizer: str = "adam", learning_rate: float = 1e-3, batch_size: int = 256, epochs: int = 4,
+                 l2: float = 0.0, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 random_state: int | None = 0, backend: str = "auto", momentum: float = 0.9,
+                 n_iter_no_change: int = 3, tol: float = 1e-4, shuffle: bool = True, dtype: str = "float32") -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.l2 = l2
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.backend = backend
+        self.momentum = momentum
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.dtype = dtype
+
+
+class MLPRegressor(_MLPMixin, _RegressorNet):
+    """Feed-forward neural network regressor (identity output, squared-error loss)."""
+
+    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (256,), activation: str = "relu",
+                 optimizer: str = "adam", learning_rate: float = 1e-3, batch_size: int = 256, epochs: int = 4,
+                 l2: float = 0.0, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 random_state: int | None = 0, backend: str = "auto", momentum: float = 0.9,
+                 n_iter_no_change: int = 3, tol: float = 1e-4, shuffle: bool = True, dtype: str = "float32") -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.l2 = l2
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.backend = backend
+        self.momentum = momentum
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.dtype = dtype

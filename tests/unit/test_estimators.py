@@ -1,0 +1,471 @@
+"""aidevops_ext.trainer estimators: learning, scikit-learn API, reproducibility, state and hostile input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+from sklearn.linear_model import LinearRegression as SkLinearRegression
+from sklearn.linear_model import Ridge as SkRidge
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from aidevops_ext.errors import AidevopsError, ConfigError, DataError, ModelFileError
+from aidevops_ext.trainer import (
+    ESTIMATORS,
+    LinearRegression,
+    LogisticRegression,
+    MLPClassifier,
+    MLPRegressor,
+    NotFittedError,
+    estimator_class,
+)
+
+
+@pytest.fixture(autouse=True)
+def numpy_only(monkeypatch):
+    monkeypatch.delenv("AIDEVOPS_BACKEND", raising=False)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)  # pixel intensities 0..16 scaled to [0, 1]
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+    sc = StandardScaler().fit(Xtr)
+    return sc.transform(Xtr), sc.transform(Xte), ytr, yte
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return train_test_split(X, y, test_size=0.2, random_state=42)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    """Small 3-class problem for fast API tests."""
+    rng = np.random.default_rng(0)
+    centers = np.array([[0, 0, 0, 0], [3, 3, 0, 0], [0, 3, 3, 0]], dtype=np.float32)
+    y = rng.integers(0, 3, 300)
+    X = centers[y] + rng.standard_normal((300, 4)).astype(np.float32)
+    return X, y
+
+
+def small(cls, **kw):
+    """An estimator of cls with quick settings."""
+    base = {"epochs": 3, "batch_size": 32}
+    if cls in (MLPClassifier, MLPRegressor):
+        base["hidden_layer_sizes"] = (8,)
+    if cls is LinearRegression:
+        base = {}
+    return cls(**{**base, **kw})
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def test_mlp_classifier_learns_digits(digits):
+    Xtr, Xte, ytr, yte = digits
+    est = MLPClassifier(epochs=30, random_state=0).fit(Xtr, ytr)
+    assert est.score(Xte, yte) >= 0.95
+    assert est.backend_ == "numpy" and est.n_features_in_ == 64
+    assert list(est.classes_) == list(range(10))
+    assert len(est.history_) == 30 and est.history_[-1]["loss"] < est.history_[0]["loss"]
+    assert set(est.history_[0]) == {"epoch", "loss", "seconds"}
+    proba = est.predict_proba(Xte[:5])
+    assert proba.shape == (5, 10) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert np.array_equal(est.classes_[proba.argmax(axis=1)], est.predict(Xte[:5]))
+
+
+def test_logistic_regression_learns_digits(digits):
+    Xtr, Xte, ytr, yte = digits
+    est = LogisticRegression(random_state=0).fit(Xtr, ytr)
+    assert est.score(Xte, yte) >= 0.93
+    assert est.coef_.shape == (10, 64) and est.intercept_.shape == (10,)
+
+
+def test_logistic_regression_binary_breast_cancer(cancer):
+    Xtr, Xte, ytr, yte = cancer
+    est = LogisticRegression(random_state=0).fit(Xtr, ytr)
+    assert est.score(Xte, yte) >= 0.94
+    assert est.coef_.shape == (1, 30)
+    proba = est.predict_proba(Xte)
+    assert proba.shape == (len(Xte), 2) and np.allclose(proba.sum(axis=1), 1)
+    assert np.array_equal((proba[:, 1] > 0.5).astype(int), est.predict(Xte))
+
+
+def test_linear_regression_matches_sklearn(diabetes):
+    Xtr, Xte, ytr, yte = diabetes
+    ours = LinearRegression().fit(Xtr, ytr)
+    ref = SkLinearRegression().fit(Xtr, ytr)
+    assert abs(ours.score(Xte, yte) - ref.score(Xte, yte)) < 1e-3
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-3, atol=1e-2)
+    assert ours.predict(Xte).shape == (len(Xte),)
+
+
+def test_linear_regression_ridge_matches_sklearn(diabetes):
+    Xtr, Xte, ytr, yte = diabetes
+    ours = LinearRegression(l2=0.5).fit(Xtr, ytr)
+    ref = SkRidge(alpha=0.5).fit(Xtr, ytr)
+    np.testing.assert_allclose(ours.coef_, ref.coef_, rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, rtol=1e-4)
+
+
+def test_linear_regression_multi_output_and_no_intercept():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 3))
+    W = np.array([[1.0, -2.0], [0.5, 0.0], [0.0, 3.0]])
+    Y = X @ W + np.array([1.0, -1.0])
+    est = LinearRegression(dtype="float64").fit(X, Y)
+    np.testing.assert_allclose(est.coef_, W.T, atol=1e-8)
+    np.testing.assert_allclose(est.intercept_, [1.0, -1.0], atol=1e-8)
+    assert est.predict(X).shape == (200, 2)
+    no_b = LinearRegression(fit_intercept=False, dtype="float64").fit(X, X @ W)
+    np.testing.assert_allclose(no_b.intercept_, 0.0)
+
+
+def test_mlp_regressor_learns_diabetes(diabetes):
+    Xtr, Xte, ytr, yte = diabetes
+    sc = StandardScaler().fit(Xtr)
+    mean, std = ytr.mean(), ytr.std()
+    est = MLPRegressor(hidden_layer_sizes=(16,), epochs=200, batch_size=32, random_state=0)
+    est.fit(sc.transform(Xtr), (ytr - mean) / std)
+    assert est.score(sc.transform(Xte), (yte - mean) / std) > 0.35
+
+
+def test_mlp_regressor_learns_nonlinear_synthetic():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-2, 2, (2000, 2)).astype(np.float32)
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
+    est = MLPRegressor(hidden_layer_sizes=(64, 64), epochs=60, batch_size=64, learning_rate=3e-3).fit(X[:1500], y[:1500])
+    assert est.score(X[1500:], y[1500:]) > 0.9
+    linear = LinearRegression().fit(X[:1500], y[:1500]).score(X[1500:], y[1500:])
+    assert linear < 0.5  # the problem really is non-linear
+
+
+def test_mlp_regressor_multi_output():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((500, 3)).astype(np.float32)
+    Y = np.stack([X[:, 0] + X[:, 1], X[:, 2] * 2], axis=1)
+    est = MLPRegressor(hidden_layer_sizes=(32,), epochs=60, batch_size=32, learning_rate=3e-3).fit(X, Y)
+    assert est.predict(X[:7]).shape == (7, 2)
+    assert est.score(X, Y) > 0.9
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_activations_and_optimizers_learn(blobs, activation, optimizer):
+    X, y = blobs
+    lr = 0.05 if optimizer == "sgd" else 0.01
+    est = MLPClassifier(hidden_layer_sizes=(16,), activation=activation, optimizer=optimizer, learning_rate=lr,
+                        epochs=15, batch_size=32).fit(X, y)
+    assert est.score(X, y) > 0.85
+
+
+def test_two_hidden_layers_l2_and_float64(blobs):
+    X, y = blobs
+    est = MLPClassifier(hidden_layer_sizes=(16, 8), l2=1e-3, epochs=15, batch_size=32, learning_rate=0.01,
+                        dtype="float64").fit(X, y)
+    assert est.score(X, y) > 0.85
+    assert [c.shape for c in est.coefs_] == [(4, 16), (16, 8), (8, 3)]
+    assert all(c.dtype == np.float64 for c in est.coefs_)
+    unpenalised = clone(est).set_params(l2=0.0).fit(X, y)
+    norm = lambda e: sum(float((c**2).sum()) for c in e.coefs_)  # noqa: E731
+    assert norm(est) < norm(unpenalised)
+
+
+def test_float32_by_default(blobs):
+    X, y = blobs
+    est = small(MLPClassifier).fit(X.astype(np.float64), y)
+    assert all(c.dtype == np.float32 for c in est.coefs_)
+    assert est.predict_proba(X[:2]).dtype == np.float32
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def test_string_labels(blobs):
+    X, y = blobs
+    names = np.array(["cat", "dog", "emu"])[y]
+    est = MLPClassifier(hidden_layer_sizes=(16,), epochs=10, batch_size=32, learning_rate=0.01).fit(X, names)
+    assert est.classes_.tolist() == ["cat", "dog", "emu"]
+    pred = est.predict(X)
+    assert pred.dtype.kind == "U" and set(pred) <= {"cat", "dog", "emu"}
+    assert est.score(X, names) > 0.85
+    as_objects = clone(est).fit(X, names.astype(object))  # e.g. a pandas column
+    assert as_objects.classes_.tolist() == ["cat", "dog", "emu"]
+    np.testing.assert_array_equal(as_objects.predict(X), pred)
+
+
+def test_non_contiguous_int_labels_and_binary_strings(blobs):
+    X, y = blobs
+    labels = np.array([10, -3, 7])[y]
+    est = small(LogisticRegression, epochs=10).fit(X, labels)
+    assert est.classes_.tolist() == [-3, 7, 10]
+    assert set(est.predict(X)) <= {-3, 7, 10}
+    binary = np.where(y == 0, "no", "yes")
+    b = small(MLPClassifier, epochs=20, learning_rate=0.01).fit(X, binary)
+    assert b.classes_.tolist() == ["no", "yes"] and b.predict_proba(X).shape == (len(X), 2)
+    assert b.score(X, binary) > 0.8
+
+
+# --------------------------------------------------------------------------- scikit-learn API
+
+
+@pytest.mark.parametrize("cls", [LinearRegression, LogisticRegression, MLPClassifier, MLPRegressor])
+def test_get_set_params_round_trip_and_clone(cls):
+    est = cls()
+    params = est.get_params()
+    assert params == cls(**params).get_params()
+    assert "backend" in params and "dtype" in params
+    first = next(iter(params))
+    new_value = {"fit_intercept": False, "optimizer": "sgd", "hidden_layer_sizes": (5, 3)}[first]
+    assert est.set_params(**{first: new_value}) is est
+    assert est.get_params()[first] == new_value
+    twin = clone(est)
+    assert twin is not est and twin.get_params() == est.get_params()
+    assert repr(twin).startswith(cls.__name__)
+    with pytest.raises(ConfigError, match="valid parameters are"):
+        est.set_params(not_a_param=1)
+
+
+def test_mlp_constructor_matches_contract():
+    assert list(MLPClassifier().get_params())[:11] == [
+        "hidden_layer_sizes", "activation", "optimizer", "learning_rate", "batch_size", "epochs", "l2",
+        "early_stopping", "validation_fraction", "random_state", "backend",
+    ]
+    p = MLPClassifier().get_params()
+    assert (p["hidden_layer_sizes"], p["activation"], p["optimizer"], p["learning_rate"], p["batch_size"],
+            p["epochs"], p["l2"], p["early_stopping"], p["validation_fraction"], p["random_state"],
+            p["backend"]) == ((256,), "relu", "adam", 1e-3, 256, 4, 0.0, False, 0.1, 0, "auto")
+
+
+def test_clone_is_unfitted(blobs):
+    X, y = blobs
+    est = small(MLPClassifier).fit(X, y)
+    with pytest.raises(NotFittedError):
+        clone(est).predict(X)
+
+
+def test_sklearn_model_selection_accepts_estimators(blobs):
+    from sklearn.model_selection import cross_val_score
+
+    X, y = blobs
+    scores = cross_val_score(small(LogisticRegression, epochs=10), X, y, cv=3)
+    assert scores.shape == (3,) and scores.min() > 0.8
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+
+@pytest.mark.parametrize("cls", [LogisticRegression, MLPClassifier, MLPRegressor])
+def test_same_seed_same_model(blobs, cls):
+    X, y = blobs
+    target = y if cls is not MLPRegressor else X[:, 0] - X[:, 1]
+    a = small(cls, random_state=7, early_stopping=True).fit(X, target)
+    b = small(cls, random_state=7, early_stopping=True).fit(X, target)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    for wa, wb in zip(a._get_state()[1].values(), b._get_state()[1].values()):
+        np.testing.assert_array_equal(wa, wb)
+    assert [h["loss"] for h in a.history_] == [h["loss"] for h in b.history_]
+    c = small(cls, random_state=8, early_stopping=True).fit(X, target)
+    assert not np.array_equal(a._get_state()[1]["coefs_0"], c._get_state()[1]["coefs_0"])
+
+
+# --------------------------------------------------------------------------- early stopping
+
+
+def test_early_stopping_stops_and_restores_best():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((120, 20)).astype(np.float32)
+    y = rng.integers(0, 2, 120)  # pure noise: the validation loss soon rises as the net memorises
+    snapshots = []
+    est = MLPClassifier(hidden_layer_sizes=(64,), learning_rate=0.01, batch_size=16, epochs=200,
+                        early_stopping=True, validation_fraction=0.25, n_iter_no_change=4, random_state=0)
+    est.fit(X, y, callbacks=[lambda e, epoch, logs: snapshots.append(e.predict_proba(X))])
+    val_losses = [h["val_loss"] for h in est.history_]
+    assert len(est.history_) < 200, "did not stop early"
+    best = int(np.argmin(val_losses))
+    assert est.best_epoch_ == best + 1 and est.best_val_loss_ == val_losses[best]
+    assert len(est.history_) == est.best_epoch_ + 4  # n_iter_no_change epochs without improvement
+    assert all("val_score" in h for h in est.history_)
+    # The final weights are the best epoch's, not the last epoch's.
+    np.testing.assert_array_equal(est.predict_proba(X), snapshots[best])
+    assert not np.array_equal(snapshots[-1], snapshots[best])
+
+
+def test_early_stopping_regressor_records_r2(blobs):
+    X, _ = blobs
+    y = X[:, 0] * 2 + 1
+    est = MLPRegressor(hidden_layer_sizes=(16,), epochs=40, batch_size=32, learning_rate=0.01,
+                       early_stopping=True, n_iter_no_change=3).fit(X, y)
+    assert est.history_[-1]["val_score"] > 0.8
+    assert est.best_epoch_ <= len(est.history_)
+
+
+def test_early_stopping_needs_validation_rows():
+    with pytest.raises(DataError, match="validation"):
+        MLPClassifier(early_stopping=True, validation_fraction=0.9).fit([[0.0], [1.0]], [0, 1])
+
+
+# --------------------------------------------------------------------------- model-file state
+
+
+def _predict_fn(est):
+    return est.predict_proba if hasattr(est, "predict_proba") else est.predict
+
+
+CORE = ("LinearRegression", "LogisticRegression", "MLPClassifier", "MLPRegressor")
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_state_round_trip_predicts_identically(blobs, name):
+    X, y = blobs
+    cls = estimator_class(name)
+    target = y.astype(str) if cls in (LogisticRegression, MLPClassifier) else X[:, 0] * 3 - X[:, 2]
+    est = small(cls, early_stopping=True) if cls is not LinearRegression else small(cls, l2=0.1)
+    est.fit(X, target)
+    spec, arrays = est._get_state()
+    json.loads(json.dumps(spec))  # the spec must be plain JSON
+    assert spec["estimator"] == name and spec["params"] == json.loads(json.dumps(est.get_params()))
+    assert all(isinstance(a, np.ndarray) and a.dtype == np.float32 for a in arrays.values())
+    back = cls._from_state(json.loads(json.dumps(spec)), {k: v.copy() for k, v in arrays.items()})
+    assert type(back) is cls and back.get_params() == est.get_params()
+    np.testing.assert_array_equal(_predict_fn(back)(X), _predict_fn(est)(X))
+    np.testing.assert_array_equal(back.predict(X), est.predict(X))
+    assert back.n_features_in_ == est.n_features_in_ and back.backend_ == "numpy"
+    if hasattr(est, "classes_"):
+        assert back.classes_.dtype == est.classes_.dtype and back.classes_.tolist() == est.classes_.tolist()
+    assert back.history_ == json.loads(json.dumps(est.history_))
+
+
+def test_state_with_damaged_arrays_is_model_file_error(blobs):
+    X, y = blobs
+    spec, arrays = small(MLPClassifier).fit(X, y)._get_state()
+    bad = dict(arrays, coefs_0=arrays["coefs_0"][:2])
+    with pytest.raises(ModelFileError):
+        MLPClassifier._from_state(spec, bad)
+    missing = {k: v for k, v in arrays.items() if k != "intercepts_1"}
+    with pytest.raises(ModelFileError):
+        MLPClassifier._from_state(spec, missing)
+    with pytest.raises(ModelFileError):
+        MLPClassifier._from_state({**spec, "params": {**spec["params"], "bogus": 1}}, arrays)
+    hostile = {**spec, "fitted": {**spec["fitted"], "classes_dtype": "|O"}}
+    with pytest.raises(ModelFileError):
+        MLPClassifier._from_state(hostile, arrays)
+    lin_spec, lin_arrays = LinearRegression().fit(X, X[:, 0])._get_state()
+    with pytest.raises(ModelFileError):
+        LinearRegression._from_state(lin_spec, {"coef": lin_arrays["coef"], "intercept": np.zeros(3, np.float32)})
+
+
+def test_unknown_estimator_name_is_model_file_error():
+    assert set(CORE) <= set(ESTIMATORS)
+    with pytest.raises(ModelFileError, match="unknown estimator"):
+        estimator_class("RandomForest")
+    assert estimator_class("MLPClassifier") is MLPClassifier
+
+
+# --------------------------------------------------------------------------- hostile input
+
+
+def test_predict_before_fit():
+    for cls in (LinearRegression, LogisticRegression, MLPClassifier, MLPRegressor):
+        with pytest.raises(NotFittedError, match="fit"):
+            cls().predict([[1.0, 2.0]])
+    assert issubclass(NotFittedError, AidevopsError) and issubclass(NotFittedError, ValueError)
+
+
+@pytest.mark.parametrize("cls", [LinearRegression, LogisticRegression, MLPClassifier, MLPRegressor])
+def test_hostile_inputs_raise_clear_errors(blobs, cls):
+    X, y = blobs
+    y = y if cls in (LogisticRegression, MLPClassifier) else X[:, 0]
+    est = small(cls)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(DataError, match="NaN or infinite"):
+        est.fit(bad, y)
+    bad[3, 1] = np.inf
+    with pytest.raises(DataError, match="NaN or infinite"):
+        est.fit(bad, y)
+    with pytest.raises(DataError, match="2-D"):
+        est.fit(X[:, 0], y)
+    with pytest.raises(DataError, match="empty"):
+        est.fit(np.empty((0, 4)), y[:0])
+    with pytest.raises(DataError, match="samples but y has"):
+        est.fit(X, y[:-1])
+    with pytest.raises(DataError, match="numeric"):
+        est.fit([["a", "b"]], y[:1])
+    est.fit(X, y)
+    with pytest.raises(DataError, match="4"):
+        est.predict(X[:, :3])
+    with pytest.raises(DataError, match="reshape"):
+        est.predict(X[0])
+    with pytest.raises(DataError, match="NaN or infinite"):
+        est.predict(bad)
+    with pytest.raises(DataError, match="empty"):
+        est.predict(np.empty((0, 4)))
+    assert est.predict(X[:1]).shape[0] == 1  # a single row is fine as (1, n_features)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"activation": "gelu"}, "activation"),
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"learning_rate": "fast"}, "learning_rate"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"epochs": 0}, "epochs"),
+        ({"l2": -1}, "l2"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),
+        ({"hidden_layer_sizes": ("8",)}, "hidden_layer_sizes"),
+        ({"momentum": 1.5}, "momentum"),
+        ({"dtype": "int8"}, "dtype"),
+        ({"backend": "tpu"}, "backend"),
+        ({"random_state": -1}, "random_state"),
+    ],
+)
+def test_bad_params_are_config_errors(blobs, params, match):
+    X, y = blobs
+    with pytest.raises(ConfigError, match=match):
+        MLPClassifier(**params).fit(X, y)
+
+
+def test_bad_targets(blobs):
+    X, y = blobs
+    with pytest.raises(DataError, match="single class"):
+        small(MLPClassifier).fit(X, np.zeros(len(X), int))
+    with pytest.raises(DataError, match="NaN"):
+        small(MLPRegressor).fit(X, np.where(y == 0, np.nan, 1.0))
+    with pytest.raises(DataError, match="integers or all be strings"):
+        small(LogisticRegression).fit(X[:3], np.array([1, "a", 2.5], dtype=object))
+    with pytest.raises(DataError, match="1-D"):
+        small(MLPClassifier).fit(X, np.stack([y, y], axis=1))
+    with pytest.raises(ConfigError, match="l2"):
+        LinearRegression(l2=-1).fit(X, y)
+
+
+def test_divergence_is_reported_not_silent(diabetes):
+    Xtr, _, ytr, _ = diabetes
+    with pytest.raises(ConfigError, match="diverged"):
+        MLPRegressor(optimizer="sgd", learning_rate=10.0, epochs=20, batch_size=16).fit(Xtr * 100, ytr)
+
+
+def test_errors_are_one_sentence(blobs):
+    X, y = blobs
+    with pytest.raises(DataError) as exc:
+        small(MLPClassifier).fit(X, y).predict(X[:, :2])
+    msg = str(exc.value)
+    assert msg.endswith(".") and "\n" not in msg

@@ -1,0 +1,180 @@
+"""aidevops_ext.trainer.optim and .callbacks: update rules against textbook formulas, and per-epoch hooks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from aidevops_ext.errors import ConfigError
+from aidevops_ext.trainer import Callback, LinearRegression, LogisticRegression, MLPClassifier, ProgressBar
+from aidevops_ext.trainer.callbacks import CallbackList, interactive
+from aidevops_ext.trainer.optim import SGD, Adam, make_optimizer
+
+
+def reference_adam(p, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+    """PyTorch's Adam, written out in float64."""
+    m = np.zeros_like(p)
+    v = np.zeros_like(p)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        p = p - lr * m_hat / (np.sqrt(v) / math.sqrt(1 - b2**t) + eps)
+    return p
+
+
+def test_adam_matches_reference_formula():
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(50)
+    grads = [rng.standard_normal(50) * s for s in (1.0, 0.1, 3.0, 1e-4, 0.5)]
+    p = p0.copy()
+    opt = Adam([p], learning_rate=0.01)
+    for g in grads:
+        opt.step([g])
+    np.testing.assert_allclose(p, reference_adam(p0, grads, lr=0.01), rtol=1e-12, atol=1e-12)
+    assert opt.t == 5
+
+
+def test_sgd_momentum_matches_reference_formula():
+    rng = np.random.default_rng(1)
+    p0 = rng.standard_normal(20)
+    grads = [rng.standard_normal(20) for _ in range(4)]
+    p = p0.copy()
+    opt = SGD([p], learning_rate=0.1, momentum=0.9)
+    for g in grads:
+        opt.step([g])
+    ref, v = p0.copy(), np.zeros(20)
+    for g in grads:
+        v = 0.9 * v - 0.1 * g
+        ref = ref + v
+    np.testing.assert_allclose(p, ref, rtol=1e-12)
+    plain = p0.copy()
+    SGD([plain], learning_rate=0.1, momentum=0.0).step([grads[0]])
+    np.testing.assert_allclose(plain, p0 - 0.1 * grads[0])
+
+
+@pytest.mark.parametrize("name, lr", [("adam", 0.1), ("sgd", 0.05)])
+def test_optimizers_minimise_a_quadratic_in_place(name, lr):
+    target = np.array([3.0, -1.0, 0.5], dtype=np.float32)
+    a, b = np.zeros(2, np.float32), np.zeros(1, np.float32)
+    opt = make_optimizer(name, [a, b], lr)
+    ids = (id(a), id(b))
+    for _ in range(300):
+        opt.step([2 * (a - target[:2]), 2 * (b - target[2:])])
+    assert (id(a), id(b)) == ids and a.dtype == np.float32
+    np.testing.assert_allclose(np.concatenate([a, b]), target, atol=0.05)
+
+
+def test_unknown_optimizer():
+    with pytest.raises(ConfigError, match="adam, sgd"):
+        make_optimizer("rmsprop", [np.zeros(2)], 0.1)
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+class Recorder(Callback):
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.calls: list[tuple] = []
+        self.stop_at = stop_at
+
+    def on_train_begin(self, estimator, n_epochs):
+        self.calls.append(("begin", n_epochs))
+
+    def on_epoch_end(self, estimator, epoch, logs):
+        self.calls.append(("epoch", epoch, dict(logs)))
+        return self.stop_at is not None and epoch >= self.stop_at
+
+    def on_train_end(self, estimator):
+        self.calls.append(("end",))
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def test_callbacks_called_once_per_epoch(data):
+    X, y = data
+    rec = Recorder()
+    est = MLPClassifier(hidden_layer_sizes=(4,), epochs=5, batch_size=32).fit(X, y, callbacks=[rec])
+    assert rec.calls[0] == ("begin", 5) and rec.calls[-1] == ("end",)
+    epochs = [c for c in rec.calls if c[0] == "epoch"]
+    assert [c[1] for c in epochs] == [1, 2, 3, 4, 5]
+    assert [c[2] for c in epochs] == est.history_
+    assert all({"epoch", "loss", "seconds"} <= set(c[2]) for c in epochs)
+
+
+def test_callback_returning_true_stops_training(data):
+    X, y = data
+    rec = Recorder(stop_at=3)
+    est = MLPClassifier(hidden_layer_sizes=(4,), epochs=50, batch_size=32).fit(X, y, callbacks=[rec])
+    assert len(est.history_) == 3 and est.n_iter_ == 3
+    assert rec.calls[-1] == ("end",)
+    est.predict(X)  # still a usable, fitted model
+
+
+def test_plain_function_is_a_callback_and_logs_can_go_to_a_tracker(data):
+    X, y = data
+    logged: list[tuple[str, float, int]] = []
+
+    def to_tracker(estimator, epoch, logs):  # the shape of the pipeline's MLflow hook
+        for key, value in logs.items():
+            if key != "epoch":
+                logged.append((key, value, epoch))
+
+    LogisticRegression(epochs=4, early_stopping=True).fit(X, y, callbacks=to_tracker)
+    assert {k for k, _, _ in logged} == {"loss", "val_loss", "val_score", "seconds"}
+    assert sorted({e for _, _, e in logged}) == [1, 2, 3, 4]
+
+
+def test_closed_form_model_reports_one_epoch(data):
+    X, _ = data
+    rec = Recorder()
+    LinearRegression().fit(X, X[:, 0] * 2, callbacks=[rec])
+    assert [c[0] for c in rec.calls] == ["begin", "epoch", "end"]
+    assert rec.calls[1][2]["loss"] < 1e-6
+
+
+def test_callback_errors_end_training_cleanly(data):
+    X, y = data
+    rec = Recorder()
+
+    def boom(estimator, epoch, logs):
+        raise RuntimeError("tracker down")
+
+    with pytest.raises(RuntimeError, match="tracker down"):
+        MLPClassifier(hidden_layer_sizes=(4,), epochs=3).fit(X, y, callbacks=[rec, boom])
+    assert rec.calls[-1] == ("end",)  # on_train_end still ran (the progress bar closes)
+
+
+def test_bad_callback_is_config_error(data):
+    X, y = data
+    with pytest.raises(ConfigError, match="callbacks"):
+        MLPClassifier(epochs=1).fit(X, y, callbacks=[42])
+
+
+def test_progress_bar_shows_one_bar_per_fit(data, capsys):
+    X, y = data
+    MLPClassifier(hidden_layer_sizes=(4,), epochs=3).fit(X, y, progress=True)
+    err = capsys.readouterr().err
+    assert "MLPClassifier" in err and "3/3" in err and "epoch" in err
+
+
+def test_progress_false_and_none_outside_a_terminal_are_silent(data, capsys):
+    X, y = data
+    assert not interactive()  # pytest captures stderr: not a tty
+    MLPClassifier(hidden_layer_sizes=(4,), epochs=2).fit(X, y, progress=False)
+    MLPClassifier(hidden_layer_sizes=(4,), epochs=2).fit(X, y)
+    assert capsys.readouterr().err == ""
+
+
+def test_callback_list_adds_a_bar_only_when_asked():
+    assert not CallbackList(None, progress=False).callbacks
+    assert isinstance(CallbackList(None, progress=True).callbacks[0], ProgressBar)
+    own = ProgressBar(desc="mine")
+    assert CallbackList([own], progress=True).callbacks == [own]
