@@ -14,6 +14,8 @@ from .callbacks import Callback, LambdaCallback, ProgressBar
 from .linear import LinearRegression, LogisticRegression
 from .mlp import MLPClassifier, MLPRegressor
 from .registry import ESTIMATORS, estimator_class
+from .factory import MODEL_KINDS, make_model
+from .scaling import Scaled, StandardScaler
 
 
 # The model-file functions live in .modelfile; importing it only when called keeps this package
@@ -44,6 +46,10 @@ __all__ = [
     "Backend",
     "Callback",
     "ESTIMATORS",
+    "MODEL_KINDS",
+    "Scaled",
+    "StandardScaler",
+    "make_model",
     "LambdaCallback",
     "LinearRegression",
     "LogisticRegression",

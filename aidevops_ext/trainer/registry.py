@@ -5,9 +5,10 @@ from __future__ import annotations
 from ..errors import ModelFileError
 from .linear import LinearRegression, LogisticRegression
 from .mlp import MLPClassifier, MLPRegressor
+from .scaling import Scaled
 
 ESTIMATORS: dict[str, type] = {
-    cls.__name__: cls for cls in (LinearRegression, LogisticRegression, MLPClassifier, MLPRegressor)
+    cls.__name__: cls for cls in (LinearRegression, LogisticRegression, MLPClassifier, MLPRegressor, Scaled)
 }
 
 
