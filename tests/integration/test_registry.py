@@ -353,3 +353,46 @@ def test_silent_tracking_server_times_out(monkeypatch, tmp_path):
         assert time.monotonic() - start < 10
     finally:
         server.close()
+
+
+# --- MLflow's own scoring server ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_scores_the_champion(ws, good, data, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    version, _, _ = _logged(ws, good, tmp_path, "mlflow-served", data)
+    registry.set_alias(ws, "mlflow-served", "champion", version)
+    port = _closed_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": ws.tracking_uri, "MLFLOW_REGISTRY_URI": ws.registry_uri}
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/mlflow-served@champion",
+           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:  # a file, not a pipe nobody drains
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(base + "/ping", timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, log.read_text()[-2000:]
+                assert time.monotonic() < deadline, "mlflow models serve did not come up"
+                time.sleep(0.3)
+        _, _, X_test, _ = data
+        rows = X_test[:5]
+        for body in ({"inputs": rows.tolist()}, {"dataframe_split": {"data": rows.tolist()}}):
+            req = urllib.request.Request(base + "/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                got = json.loads(resp.read())["predictions"]
+            assert got == good.predict(rows).tolist()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the CLI's process group: it and its uvicorn child
+        proc.wait(timeout=30)
