@@ -160,6 +160,8 @@ def _read_spec(path: Path, zf: zipfile.ZipFile) -> dict:
     names = zf.namelist()
     if len(names) > MAX_MEMBERS:
         raise _bad(path, f"holds {len(names)} members, more than any model file; it is not a valid model file")
+    if len(set(names)) != len(names):  # a zip may repeat a name; different readers would pick different copies
+        raise _bad(path, "repeats a member name; it is not a valid model file")
     if SPEC_NAME not in names:
         if names and all(n.endswith(".npy") for n in names):
             raise _bad(path, "is a plain NumPy .npz archive, not an aidevops model file; save it with save_model")

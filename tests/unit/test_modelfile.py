@@ -322,6 +322,14 @@ def test_unexpected_member(tmp_path, saved) -> None:
     _fails(_rewrite(saved, tmp_path / "extra.npz", members_edit=plant), "unexpected member")
 
 
+def test_duplicate_member(tmp_path, saved) -> None:
+    p = tmp_path / "dup.npz"
+    p.write_bytes(saved.read_bytes())
+    with zipfile.ZipFile(p, "a") as zf, pytest.warns(UserWarning):  # zipfile warns about the duplicate
+        zf.writestr("coef.npy", b"shadow copy")
+    _fails(p, "repeats a member")
+
+
 def test_missing_array_member(tmp_path, saved) -> None:
     _fails(_rewrite(saved, tmp_path / "m.npz", members_edit=lambda m, s: m.pop("coef.npy")), "lacks the array")
 
