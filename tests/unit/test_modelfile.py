@@ -420,6 +420,18 @@ def test_real_estimators_round_trip(tmp_path) -> None:
         assert mf.read_model_info(path)["estimator"] == type(est).__name__
 
 
+def test_scaled_wrapper_round_trip(tmp_path) -> None:
+    trainer = _trainer()
+    if not hasattr(trainer, "Scaled"):
+        pytest.skip("the Scaled wrapper is not part of this trainer")
+    X, labels, _ = _xy(2)
+    X = X * 100 + 5  # raw, unscaled features: the wrapper's scaler must survive the file
+    inner = trainer.MLPClassifier(hidden_layer_sizes=(8,), epochs=2, backend="numpy")
+    est = trainer.Scaled(inner).fit(X, labels, progress=False)
+    back = mf.load_model(mf.save_model(est, tmp_path / "scaled.npz"))
+    np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+
+
 def test_real_model_carries_its_data_profile(tmp_path) -> None:
     from aidevops_ext.monitoring.profile import build_profile, profile_from_dict
 
