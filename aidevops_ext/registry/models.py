@@ -188,7 +188,10 @@ def _download_model_file(ws: Workspace, name: str, version: str, folder: Path) -
     if flavor.get("loader_module") != LOADER_MODULE or "data" not in flavor:
         raise ConfigError(f"Model '{name}' version {version} is not an aidevops model file; load it with mlflow.pyfunc instead.")
     data = local / flavor["data"]
-    return data if data.is_file() else next(data.glob("*.npz"))
+    found = [data] if data.is_file() else sorted(data.glob("*.npz"))
+    if len(found) != 1:
+        raise ConfigError(f"Model '{name}' version {version} holds no single .npz model file; re-log it with registry.log_model.")
+    return found[0]
 
 
 def load_alias_model(ws: Workspace, name: str, alias: str = CHAMPION) -> Any | None:
