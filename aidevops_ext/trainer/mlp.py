@@ -103,37 +103,54 @@ def _sigmoid(xp: ModuleType, z: Any, out: Any) -> Any:
 # ----------------------------------------------------------------------------------------------
 
 
+class _Layer:
+    """One layer's per-batch arrays and every view the step needs, built once (views cost time per batch too)."""
+
+    def __init__(self, a_in: Any, W: Any, g: Any, out: Any, first: bool) -> None:
+        self.a_in = a_in  # input activations (the ones-augmented X batch for the first layer)
+        self.out = out  # pre-activation, then activation in place (logits for the output layer)
+        if first:
+            # The bias rides on the ones column of X: one product gives outputs, and one gives both gradients.
+            self.W, self.bias = W, None
+            self.a_in_T, self.gW, self.gb = a_in.T, g, None
+        else:
+            self.W, self.bias = W[:-1], W[-1]
+            self.a_in_T, self.gW, self.gb = a_in.T, g[:-1], g[-1:]
+        self.W_T = W[:-1].T  # for the delta sent back to the previous layer
+        self.W_nobias, self.gW_nobias = W[:-1], g[:-1]  # the L2 penalty skips biases
+
+
 class _Buffers:
     """Per-batch work arrays for one batch size (full batches, or views for the last partial batch)."""
 
-    def __init__(self, full: _Buffers | None, xp: ModuleType, net: _Net, n: int) -> None:
+    def __init__(self, full: _Buffers | None, xp: ModuleType, net: _Net, glayers: list[Any], n: int) -> None:
+        dtype, k = net.dtype, net.sizes[-1]
+        hidden = net.sizes[1:-1]
         if full is None:
-            dtype, k = net.dtype, net.sizes[-1]
-            hidden = net.sizes[1:-1]
             self.xb = xp.ones((n, net.sizes[0] + 1), dtype)  # the last column stays 1: the first bias
-            self.x = self.xb[:, :-1]  # rows are gathered into this view
             self.yb = xp.empty((n, k), dtype)
             self.acts = [xp.empty((n, h), dtype) for h in hidden]
             self.dacts = [xp.empty((n, h), dtype) for h in hidden]
-            self.masks = [xp.empty((n, h), dtype) for h in hidden]  # ReLU mask or activation-derivative scratch
+            self.tmps = [xp.empty((n, h), dtype) for h in hidden]  # ReLU mask / activation-derivative scratch
             # maximum(h, zeros) with an array is several times faster than with the scalar 0 on NumPy.
             self.zeros = [xp.zeros((n, h), dtype) for h in hidden]
-            self.z = xp.empty((n, k), dtype)
-            self.p = xp.empty((n, k), dtype)
-            self.c = xp.empty((n, 1), dtype)
-            self.s = xp.empty((n, 1), dtype)
+            self.z, self.p = xp.empty((n, k), dtype), xp.empty((n, k), dtype)
+            self.c, self.s = xp.empty((n, 1), dtype), xp.empty((n, 1), dtype)
             self.ones = xp.ones((1, n), dtype)
         else:
             # Views of the full-size buffers: the last partial batch allocates nothing either.
-            self.xb, self.x, self.yb = full.xb[:n], full.x[:n], full.yb[:n]
-            self.zeros = [a[:n] for a in full.zeros]
-            self.acts = [a[:n] for a in full.acts]
-            self.dacts = [a[:n] for a in full.dacts]
-            self.masks = [a[:n] for a in full.masks]
+            self.xb, self.yb = full.xb[:n], full.yb[:n]
+            self.acts, self.dacts = [a[:n] for a in full.acts], [a[:n] for a in full.dacts]
+            self.tmps, self.zeros = [a[:n] for a in full.tmps], [a[:n] for a in full.zeros]
             self.z, self.p, self.c, self.s = full.z[:n], full.p[:n], full.c[:n], full.s[:n]
             self.ones = full.ones[:, :n]
-        self.n = n
-        self.inv_n = 1.0 / n
+        self.x = self.xb[:, :-1]  # rows are gathered into this view
+        self.n, self.inv_n = n, 1.0 / n
+        ins = [self.xb, *self.acts]
+        outs = [*self.acts, self.z]
+        self.layers = [_Layer(ins[i], W, glayers[i], outs[i], i == 0) for i, W in enumerate(net.layers)]
+        # Backward pairs: (delta buffer, activation output, scratch, zeros) for each hidden layer.
+        self.hidden = list(zip(self.dacts, self.acts, self.tmps, self.zeros))
 
 
 class _Trainer:
@@ -143,10 +160,12 @@ class _Trainer:
                  l2: float, exact_shift: bool) -> None:
         xp = net.xp
         self.net, self.xp, self.l2 = net, xp, float(l2)
+        self.activation, self.output = net.activation, net.output
         self.grads = xp.zeros_like(net.params)
         self.glayers = net.views(self.grads)
         self.optimizer = make_optimizer(optimizer_name, [net.params], learning_rate, momentum=momentum, xp=xp)
-        self.full = _Buffers(None, xp, net, batch_size)
+        self.grad_list = [self.grads]
+        self.full = _Buffers(None, xp, net, self.glayers, batch_size)
         self.partial: dict[int, _Buffers] = {}
         k = net.sizes[-1]
         self.kmean = xp.full((k, 1), 1.0 / k, dtype=net.dtype)
@@ -160,104 +179,81 @@ class _Trainer:
         if n == self.full.n:
             return self.full
         if n not in self.partial:
-            self.partial[n] = _Buffers(self.full, self.xp, self.net, n)
+            self.partial[n] = _Buffers(self.full, self.xp, self.net, self.glayers, n)
         return self.partial[n]
 
     def epoch(self, X: Any, Y: Any, order: Any) -> Any:
         """One pass over X and targets Y in the given row order; returns the summed loss."""
-        batch = self.full.n
-        n = len(order)
+        batch, n, step = self.full.n, len(order), self.step
         total = 0.0
         for start in range(0, n, batch):
             idx = order[start:start + batch]
-            total = total + self.step(X, Y, idx, self.buffers(len(idx)))
+            b = self.full if len(idx) == batch else self.buffers(len(idx))
+            total = total + step(X, Y, idx, b)
         return total
 
     def step(self, X: Any, Y: Any, idx: Any, b: _Buffers) -> Any:
         """Forward, backward and optimizer update on rows idx; returns the batch's summed loss."""
-        xp, net = self.xp, self.net
-        layers, glayers = net.layers, self.glayers
-        last = len(layers) - 1
+        xp, act = self.xp, self.activation
+        matmul = xp.matmul
         xp.take(X, idx, axis=0, out=b.x)
         xp.take(Y, idx, axis=0, out=b.yb)
+        layers, hidden = b.layers, b.hidden
 
-        # Forward. The first layer's bias rides on the ones column of X; later layers add theirs.
-        a = b.xb
-        for i in range(last):
-            h = b.acts[i]
-            W = layers[i]
-            if i == 0:
-                xp.matmul(a, W, out=h)
-            else:
-                xp.matmul(a, W[:-1], out=h)
-                xp.add(h, W[-1], out=h)
-            self._act_forward(h, b.zeros[i])
-            a = h
-        W = layers[last]
-        if last == 0:
-            xp.matmul(a, W, out=b.z)
-        else:
-            xp.matmul(a, W[:-1], out=b.z)
-            xp.add(b.z, W[-1], out=b.z)
+        # Forward.
+        for i, L in enumerate(layers):
+            h = L.out
+            matmul(L.a_in, L.W, out=h)
+            if L.bias is not None:
+                xp.add(h, L.bias, out=h)
+            if i < len(hidden):
+                if act == "relu":
+                    xp.maximum(h, hidden[i][3], out=h)
+                elif act == "tanh":
+                    xp.tanh(h, out=h)
+                elif act == "logistic":
+                    _sigmoid(xp, h, h)
         loss = self._output(b)  # leaves dLoss/dz (mean over the batch) in b.p
 
         # Backward.
         dz = b.p
-        for i in range(last, -1, -1):
-            g = glayers[i]
-            if i == 0:
-                xp.matmul(b.xb.T, dz, out=g)  # the ones column yields the bias gradient too
-            else:
-                a = b.acts[i - 1]
-                xp.matmul(a.T, dz, out=g[:-1])
-                xp.matmul(b.ones, dz, out=g[-1:])  # column sums as a product: faster than sum(axis=0)
+        for i in range(len(layers) - 1, -1, -1):
+            L = layers[i]
+            matmul(L.a_in_T, dz, out=L.gW)
+            if L.gb is not None:
+                matmul(b.ones, dz, out=L.gb)  # column sums as a product: faster than sum(axis=0)
             if self.l2:
                 tmp = self.l2tmp[i]
-                xp.multiply(layers[i][:-1], self.l2, out=tmp)
-                xp.add(g[:-1], tmp, out=g[:-1])
-            if i > 0:
-                da = b.dacts[i - 1]
-                xp.matmul(dz, layers[i][:-1].T, out=da)
-                self._act_backward(da, b.acts[i - 1], b.masks[i - 1], b.zeros[i - 1])
+                xp.multiply(L.W_nobias, self.l2, out=tmp)
+                xp.add(L.gW_nobias, tmp, out=L.gW_nobias)
+            if i:
+                da, h, tmp, _ = hidden[i - 1]
+                matmul(dz, L.W_T, out=da)
+                if act == "relu":
+                    xp.greater(h, 0, out=tmp)  # (h > 0) as floats: cheaper to multiply by than a bool mask
+                    xp.multiply(da, tmp, out=da)
+                elif act == "tanh":
+                    xp.multiply(h, h, out=tmp)
+                    xp.subtract(1, tmp, out=tmp)
+                    xp.multiply(da, tmp, out=da)
+                elif act == "logistic":
+                    xp.subtract(1, h, out=tmp)
+                    xp.multiply(tmp, h, out=tmp)
+                    xp.multiply(da, tmp, out=da)
                 dz = da
-        self.optimizer.step([self.grads])
+        self.optimizer.step(self.grad_list)
         return loss
-
-    def _act_forward(self, h: Any, zeros: Any) -> None:
-        xp, act = self.xp, self.net.activation
-        if act == "relu":
-            xp.maximum(h, zeros, out=h)
-        elif act == "tanh":
-            xp.tanh(h, out=h)
-        elif act == "logistic":
-            _sigmoid(xp, h, h)
-
-    def _act_backward(self, da: Any, h: Any, tmp: Any, zeros: Any) -> None:
-        """Multiply da by the activation's derivative, computed from its output h."""
-        xp, act = self.xp, self.net.activation
-        if act == "relu":
-            xp.greater(h, 0, out=tmp)  # (h > 0) as floats: a float multiply is cheaper than one by a bool mask
-            xp.multiply(da, tmp, out=da)
-        elif act == "tanh":
-            xp.multiply(h, h, out=tmp)
-            xp.subtract(1, tmp, out=tmp)
-            xp.multiply(da, tmp, out=da)
-        elif act == "logistic":
-            xp.subtract(1, h, out=tmp)
-            xp.multiply(tmp, h, out=tmp)
-            xp.multiply(da, tmp, out=da)
 
     def _output(self, b: _Buffers) -> Any:
         """Summed loss of the batch; writes the mean-loss gradient w.r.t. z into b.p."""
-        xp = self.xp
-        out = self.net.output
+        xp, out = self.xp, self.output
         if out == "softmax":
             loss = self._softmax_loss(b)
             xp.subtract(b.p, b.yb, out=b.p)
         elif out == "logistic":
             # Binary cross-entropy on logits: softplus(z) - z*y, with logaddexp for stability.
             xp.logaddexp(0, b.z, out=b.c)
-            loss = b.c.sum() - xp.vdot(b.z, b.yb)
+            loss = xp.vdot(b.ones, b.c) - xp.vdot(b.z, b.yb)
             _sigmoid(xp, b.z, b.p)
             xp.subtract(b.p, b.yb, out=b.p)
         else:
@@ -284,12 +280,14 @@ class _Trainer:
         return loss
 
     def _shifted_softmax(self, b: _Buffers) -> Any:
+        """exp(z - c) into b.p, row sums into b.s, and the summed cross-entropy; z is shifted in place."""
         xp = self.xp
         xp.subtract(b.z, b.c, out=b.z)
         xp.exp(b.z, out=b.p)
         xp.matmul(b.p, self.kones, out=b.s)
         xp.log(b.s, out=b.c)
-        return b.c.sum() - xp.vdot(b.z, b.yb)
+        # Sums as dot products: vdot is one C call, ndarray.sum goes through Python wrappers.
+        return xp.vdot(b.ones, b.c) - xp.vdot(b.z, b.yb)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -469,3 +469,49 @@ def test_errors_are_one_sentence(blobs):
         small(MLPClassifier).fit(X, y).predict(X[:, :2])
     msg = str(exc.value)
     assert msg.endswith(".") and "\n" not in msg
+
+
+# --------------------------------------------------------------------------- engine gradients
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
+@pytest.mark.parametrize("output, k", [("softmax", 3), ("logistic", 1), ("identity", 2)])
+@pytest.mark.parametrize("exact_shift", [False, True])
+def test_engine_gradients_match_finite_differences(activation, output, k, exact_shift):
+    from aidevops_ext.trainer.mlp import _mean_loss, _Net, _Trainer
+
+    rng = np.random.default_rng(0)
+    n, d = 7, 4  # a batch of 7 rows with batch_size 5: exercises the partial last batch's views too
+    X = rng.standard_normal((n, d))
+    if output == "softmax":
+        Y = np.eye(k)[rng.integers(0, k, n)]
+    elif output == "logistic":
+        Y = rng.integers(0, 2, (n, 1)).astype(float)
+    else:
+        Y = rng.standard_normal((n, k))
+    net = _Net([d, 5, 3, k], activation, output, np, np.float64)
+    net.init(rng)
+    l2 = 0.1
+    trainer = _Trainer(net, 5, "sgd", 0.0, 0.0, l2, exact_shift=exact_shift)  # lr 0: the step leaves weights alone
+
+    def objective(rows):
+        z = net.forward(X[rows])
+        penalty = 0.5 * l2 * sum(float((W[:-1] ** 2).sum()) for W in net.layers)
+        return float(_mean_loss(np, output, z, Y[rows])) + penalty
+
+    for rows in (np.arange(5), np.arange(5, 7)):
+        before = net.params.copy()
+        loss_sum = trainer.step(X, Y, rows, trainer.buffers(len(rows)))
+        np.testing.assert_array_equal(net.params, before)
+        assert float(loss_sum) / len(rows) == pytest.approx(objective(rows) - 0.5 * l2 * sum(
+            float((W[:-1] ** 2).sum()) for W in net.layers), rel=1e-9)
+        numeric = np.empty_like(net.params)
+        for j in range(net.params.size):
+            saved = net.params[j]
+            net.params[j] = saved + 1e-6
+            up = objective(rows)
+            net.params[j] = saved - 1e-6
+            down = objective(rows)
+            net.params[j] = saved
+            numeric[j] = (up - down) / 2e-6
+        np.testing.assert_allclose(trainer.grads, numeric, rtol=1e-4, atol=1e-7)
