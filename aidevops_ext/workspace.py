@@ -79,7 +79,9 @@ class Workspace:
     @property
     def artifact_location(self) -> str | None:
         """Artifact root for new experiments; None lets a remote tracking server decide."""
-        if os.environ.get("MLFLOW_TRACKING_URI"):
+        # Decided by the URI, not by whether the variable is set: mlflow.set_tracking_uri() exports
+        # MLFLOW_TRACKING_URI itself, so "is it set" cannot tell a user's server from our own store.
+        if self.tracking_uri.startswith(("http://", "https://", "databricks")):
             return None
         return self.artifacts_dir.as_uri()
 

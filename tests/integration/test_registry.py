@@ -10,15 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
-trainer = pytest.importorskip("aidevops_ext.trainer")
-if not hasattr(trainer, "save_model") or not hasattr(trainer, "MLPClassifier"):
-    pytest.skip("the trainer's estimators and model files are not there yet", allow_module_level=True)
+import mlflow
 
-from aidevops_ext import registry  # noqa: E402
-from aidevops_ext.errors import ConfigError  # noqa: E402
-from aidevops_ext.gate import evaluate_gate, parse_gate  # noqa: E402
-from aidevops_ext.workspace import Workspace  # noqa: E402
+from aidevops_ext import registry, trainer
+from aidevops_ext.errors import ConfigError
+from aidevops_ext.gate import evaluate_gate, parse_gate
+from aidevops_ext.workspace import Workspace
 
 EXPERIMENT = "registry-tests"
 GATE = parse_gate({"accuracy": {"threshold": 0.6, "min_absolute_change": -0.01}})
