@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+from queue import Empty
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ class KernelPool:
         self._spare: deque = deque()
         self._lock = threading.Lock()
         self._in_use: list = []
+        self._stopping: list[threading.Thread] = []
 
     def prestart(self, count: int = 1) -> None:
         """Start kernels until `count` are waiting."""
@@ -62,11 +65,13 @@ class KernelPool:
         return km
 
     def release(self, km: Any) -> None:
-        """Shut a used kernel down (a kernel is never reused: each step gets a clean one)."""
+        """Shut a used kernel down in the background (a kernel is never reused: each step gets a clean one)."""
         with self._lock:
             if km in self._in_use:
                 self._in_use.remove(km)
-        _shutdown(km)
+        thread = threading.Thread(target=_shutdown, args=(km,), name="aidevops-kernel-shutdown", daemon=True)
+        thread.start()
+        self._stopping.append(thread)
 
     def close(self) -> None:
         """Shut down every kernel the pool started."""
@@ -76,12 +81,14 @@ class KernelPool:
             self._in_use.clear()
         for km in kms:
             _shutdown(km)
+        for thread in self._stopping:
+            thread.join(timeout=10)
 
     def _start(self) -> Any:
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import NoSuchKernel
 
-        km = KernelManager(kernel_name=self.kernel_name)
+        km = KernelManager(kernel_name=self.kernel_name, client_class=f"{__name__}.PromptReadyClient")
         try:
             km.start_kernel(cwd=str(self.cwd), env=self.env)
         except NoSuchKernel:
@@ -90,6 +97,56 @@ class KernelPool:
                 f"or set 'kernel:' in the pipeline spec to one of `jupyter kernelspec list`."
             ) from None
         return km
+
+
+def _prompt_ready_client_class() -> type:
+    from jupyter_client.blocking import BlockingKernelClient
+
+    class _PromptReadyClient(BlockingKernelClient):
+        """A client whose readiness check ends as soon as the kernel has answered, not 0.2 s later.
+
+        jupyter_client's wait_for_ready drains IOPub until it has been quiet for 0.2 s, a fixed
+        cost on every step. Waiting for the idle status that closes our own kernel_info request
+        proves the same two things (shell answers, IOPub is subscribed) without the wait.
+        """
+
+        def wait_for_ready(self, timeout: float | None = None) -> None:
+            deadline = time.monotonic() + (timeout if timeout is not None else 60.0)
+            while time.monotonic() < deadline:
+                msg_id = self.kernel_info()
+                try:
+                    reply = self.get_shell_msg(timeout=1)
+                except Empty:
+                    if not self.is_alive():
+                        raise RuntimeError("Kernel died before replying to kernel_info") from None
+                    continue
+                if reply.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if self._iopub_idle_for(msg_id, until=min(deadline, time.monotonic() + 1.0)):
+                    return
+            super().wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
+
+        def _iopub_idle_for(self, msg_id: str, until: float) -> bool:
+            while time.monotonic() < until:
+                try:
+                    msg = self.get_iopub_msg(timeout=max(0.01, until - time.monotonic()))
+                except Empty:
+                    return False
+                if (msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "status"
+                        and msg["content"].get("execution_state") == "idle"):
+                    return True
+            return False
+
+    return _PromptReadyClient
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first use so that importing this module does not import jupyter_client.
+    if name == "PromptReadyClient":
+        cls = _prompt_ready_client_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)
 
 
 def _shutdown(km: Any) -> None:

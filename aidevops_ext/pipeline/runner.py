@@ -26,6 +26,7 @@ from .records import RunRecord, git_state, last_run, new_run_id, now_iso
 from .spec import PipelineSpec
 
 Echo = Callable[[str], None]
+MAX_EARLY_KERNELS = 3  # idle kernels cost ~50 MB each; beyond a few the boot is hidden anyway
 
 
 @dataclass
@@ -142,7 +143,7 @@ class PipelineRunner:
                         done[name] = entry.outputs
                         self.echo(f"  ✓ {name:<12} cached ({entry.record.get('run_id', '?')})")
                         continue
-                    self._start_tracking_once(record)
+                    self._start_tracking_once(record, len(pending) + 1)
                     fut = pool.submit(self._execute_step, name, dict(done), record)
                     running[fut] = name
                     self._prestart_kernels(pending)
@@ -213,7 +214,9 @@ class PipelineRunner:
         step_dir.mkdir(parents=True, exist_ok=True)
         params = self.resolved_params(name)
         output_nb = step_dir / step.notebook.name
+        phases = _Phases()
         mlflow_run = self._tracking.start_step(name, params) if self._tracking else None
+        phases.mark("mlflow_start")
         runner_values = {"run_dir": str(record.run_dir), "step_dir": str(step_dir),
                          "upstream": {dep: str(record.run_dir / dep) for dep in step.needs},
                          "mlflow_run_id": mlflow_run, "pipeline_run_id": record.run_id}
@@ -225,9 +228,11 @@ class PipelineRunner:
             record.save()
         self.echo(f"  ▶ {name:<12} running {step.notebook.name}")
         km = self._pool.take()
+        phases.mark("kernel_take")
         try:
             result = execute_notebook(step.notebook, output_nb, injected, km, step=name,
                                       progress=self._progress(), timeout=self.opts.timeout)
+            phases.mark("papermill")
             missing = [rel for rel in step.outputs if not (step_dir / rel).exists()]
             if missing:
                 raise StepFailed(
@@ -245,17 +250,20 @@ class PipelineRunner:
             raise
         finally:
             self._pool.release(km)
+        phases.mark("kernel_release")
         entry = self.cache.put(key, step_dir, list(step.outputs), {
             "step": name, "pipeline": self.spec.name, "run_id": record.run_id, "created": now_iso(),
             "mlflow_run_id": mlflow_run, "notebook_file": output_nb.name,
         })
         link_or_copy(output_nb, entry.folder / output_nb.name)
+        phases.mark("cache_put")
         if self._tracking:
             self._tracking.end_step(name, mlflow_run, output_nb, failed=False)
+        phases.mark("mlflow_end")
         # The step's time includes all its bookkeeping (cache, MLflow), so overhead is measured honestly.
         duration = time.perf_counter() - t0
         with self._lock:
-            record.step(name).update({"status": "ran", "duration_s": round(duration, 4),
+            record.step(name).update({"status": "ran", "duration_s": round(duration, 4), "phases_s": phases.data,
                                       "cells_s": round(result.cells_seconds, 4), "outputs": entry.outputs})
             record.save()
         self.echo(f"  ✓ {name:<12} ran in {duration:.1f}s")
@@ -268,13 +276,16 @@ class PipelineRunner:
         if pending:
             self._pool.prestart(min(self.opts.jobs, len(pending)))
 
-    def _start_tracking_once(self, record: RunRecord) -> None:
+    def _start_tracking_once(self, record: RunRecord, steps_left: int) -> None:
         if self._pool is None:
-            # The first kernel boots in its own process while MLflow and papermill import here.
+            # Kernels for the steps ahead boot in their own processes while MLflow and papermill
+            # import here; booting them now, not during later steps, keeps them from competing
+            # with a running notebook for the CPU.
             self._pool = KernelPool(self.spec.kernel, self.spec.root, kernel_env(self.spec.root))
-            self._pool.prestart(1)
+            self._pool.prestart(min(steps_left, self.opts.jobs + MAX_EARLY_KERNELS))
             if self.opts.track:
                 self._tracking = _Tracking(self.ws, self.spec, record)
+            import papermill  # noqa: F401  (a one-time cost of the run, not of its first step)
 
     def _progress(self) -> bool:
         if self.opts.progress is not None:
@@ -289,6 +300,19 @@ class PipelineRunner:
         self.cache.memo.save()
         record.finish(status)
         self.echo(f"run {record.run_id} {status} in {record.data['duration_s']:.1f}s · {record.run_dir}")
+
+
+class _Phases:
+    """Seconds spent in each phase of a step, so `aidevops show` can say where time went."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.data[phase] = round(now - self._t, 4)
+        self._t = now
 
 
 class _Tracking:
