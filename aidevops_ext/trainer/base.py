@@ -84,7 +84,7 @@ class ClassifierMixin:
         """Mean accuracy of predict(X) against y."""
         y = _as_1d_labels(y)
         pred = self.predict(X)  # type: ignore[attr-defined]
-        _check_lengths(pred, y)
+        _check_lengths(len(pred), len(y))
         return float(np.mean(pred == y))
 
 
@@ -97,7 +97,7 @@ class RegressorMixin:
         """R^2 of predict(X) against y (averaged uniformly over outputs)."""
         y = np.asarray(y, dtype=np.float64)
         pred = np.asarray(self.predict(X), dtype=np.float64)  # type: ignore[attr-defined]
-        _check_lengths(pred, y)
+        _check_lengths(len(pred), len(y))
         return r2(y, pred)
 
 
@@ -148,9 +148,9 @@ def check_X(X: Any, dtype: type, n_features: int | None = None, what: str = "X")
     return X
 
 
-def _check_lengths(a: np.ndarray, y: np.ndarray, what: str = "y") -> None:
-    if len(a) != len(y):
-        raise DataError(f"X has {len(a)} samples but {what} has {len(y)}; pass one target per row of X.")
+def _check_lengths(n_x: int, n_y: int) -> None:
+    if n_x != n_y:
+        raise DataError(f"X has {n_x} samples but y has {n_y}; pass one target per row of X.")
 
 
 def _as_1d_labels(y: Any) -> np.ndarray:
@@ -165,7 +165,7 @@ def _as_1d_labels(y: Any) -> np.ndarray:
 def check_labels(y: Any, n_samples: int) -> np.ndarray:
     """Return classification labels as a 1-D int/str/bool/float array with no missing values."""
     y = _as_1d_labels(y)
-    _check_lengths(np.empty(n_samples), y)
+    _check_lengths(n_samples, len(y))
     if y.dtype == object:
         kinds = {type(v) for v in y.tolist()}
         if kinds <= {str}:
@@ -189,7 +189,7 @@ def check_targets(y: Any, n_samples: int, dtype: type) -> np.ndarray:
         raise DataError(f"Regression targets must be numeric: {exc}.") from None
     if y.ndim not in (1, 2):
         raise DataError(f"y must be 1-D or 2-D but has shape {y.shape}.")
-    _check_lengths(np.empty(n_samples), y)
+    _check_lengths(n_samples, len(y))
     if not np.isfinite(y).all():
         raise DataError("y contains NaN or infinite values; drop those rows before fitting.")
     return y

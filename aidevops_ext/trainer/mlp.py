@@ -170,10 +170,9 @@ class _Trainer:
         self.full = _Buffers(None, xp, net, self.glayers, batch_size)
         self.partial: dict[int, _Buffers] = {}
         k = net.sizes[-1]
-        self.kmean = xp.full((k, 1), 1.0 / k, dtype=net.dtype)
         self.kones = xp.ones((k, 1), dtype=net.dtype)
         self.l2tmp = [xp.empty((r - 1, c), dtype=net.dtype) for r, c in net.shapes] if self.l2 else []
-        # CuPy: an exact row max costs nothing extra and avoids a host sync per batch; NumPy: see _softmax_loss.
+        # CuPy: a row max costs little and avoids a host sync per batch; NumPy: see _softmax_loss.
         self.exact_shift = exact_shift
 
     def buffers(self, n: int) -> _Buffers:
@@ -273,25 +272,25 @@ class _Trainer:
         """Softmax probabilities into b.p and the summed cross-entropy."""
         xp, z = self.xp, b.z
         if self.exact_shift:
-            xp.max(z, axis=1, keepdims=True, out=b.c)
+            loss = self._shifted_softmax(b, shift=True)
         else:
-            # The row mean is a valid shift (softmax is shift invariant) and costs a tenth of a row max
-            # on NumPy; it overflows only if a row's logits spread by more than ~88, which the finite
-            # check catches and then redoes with the exact max.
-            xp.matmul(z, self.kmean, out=b.c)
-        loss = self._shifted_softmax(b)
-        if not self.exact_shift and not math.isfinite(loss):
-            xp.max(z, axis=1, keepdims=True, out=b.c)
-            loss = self._shifted_softmax(b)
+            # NumPy: a row max over 10 columns costs more than the rest of the softmax, so first try
+            # without a shift; exp only overflows (or a whole row underflows) when logits pass ~88,
+            # which makes the loss non-finite, and then the batch is redone with the max.
+            loss = self._shifted_softmax(b, shift=False)
+            if not math.isfinite(loss):
+                loss = self._shifted_softmax(b, shift=True)
         xp.divide(b.p, b.s, out=b.p)
         return loss
 
-    def _shifted_softmax(self, b: _Buffers) -> Any:
-        """exp(z - c) into b.p, row sums into b.s, and the summed cross-entropy; z is shifted in place."""
+    def _shifted_softmax(self, b: _Buffers, shift: bool) -> Any:
+        """exp(z - rowmax) (or exp(z)) into b.p, row sums into b.s, and the summed cross-entropy."""
         xp = self.xp
-        xp.subtract(b.z, b.c, out=b.z)
+        if shift:
+            xp.max(b.z, axis=1, keepdims=True, out=b.c)
+            xp.subtract(b.z, b.c, out=b.z)  # softmax is shift invariant; the loss uses the shifted z too
         xp.exp(b.z, out=b.p)
-        xp.matmul(b.p, self.kones, out=b.s)
+        xp.matmul(b.p, self.kones, out=b.s)  # row sums as a product: faster than sum(axis=1)
         xp.log(b.s, out=b.c)
         # Sums as dot products: vdot is one C call, ndarray.sum goes through Python wrappers.
         return xp.vdot(b.ones, b.c) - xp.vdot(b.z, b.yb)

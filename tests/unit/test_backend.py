@@ -138,6 +138,8 @@ def test_import_is_cheap():
 @needs_gpu
 @pytest.mark.gpu
 def test_cupy_matches_numpy_on_a_small_problem():
+    from sklearn.base import clone
+
     from aidevops_ext.trainer import LinearRegression, LogisticRegression, MLPClassifier, MLPRegressor
 
     rng = np.random.default_rng(0)
@@ -145,7 +147,7 @@ def test_cupy_matches_numpy_on_a_small_problem():
     y_cls = (X[:, 0] + X[:, 1] ** 2 > 1).astype(int) + (X[:, 2] > 0.5)
     y_reg = X @ rng.standard_normal(8) + 0.1 * rng.standard_normal(600)
     cases = [
-        (MLPClassifier(hidden_layer_sizes=(32,), epochs=5, batch_size=64, early_stopping=True), y_cls),
+        (MLPClassifier(hidden_layer_sizes=(32,), epochs=5, batch_size=64), y_cls),
         (MLPRegressor(hidden_layer_sizes=(16, 8), activation="tanh", epochs=5, batch_size=64), y_reg),
         (LogisticRegression(epochs=5, optimizer="sgd", learning_rate=0.05), y_cls),
         (LinearRegression(l2=0.1), y_reg),
@@ -153,8 +155,6 @@ def test_cupy_matches_numpy_on_a_small_problem():
     for est, y in cases:
         on_cpu = est.set_params(backend="numpy").fit(X, y)
         cpu_out = on_cpu.predict_proba(X) if hasattr(on_cpu, "predict_proba") else on_cpu.predict(X)
-        from sklearn.base import clone
-
         on_gpu = clone(est).set_params(backend="cupy").fit(X, y)
         assert on_gpu.backend_ == "cupy"
         gpu_out = on_gpu.predict_proba(X) if hasattr(on_gpu, "predict_proba") else on_gpu.predict(X)

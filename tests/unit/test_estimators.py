@@ -515,3 +515,19 @@ def test_engine_gradients_match_finite_differences(activation, output, k, exact_
             net.params[j] = saved
             numeric[j] = (up - down) / 2e-6
         np.testing.assert_allclose(trainer.grads, numeric, rtol=1e-4, atol=1e-7)
+
+
+def test_engine_softmax_survives_huge_logits():
+    from aidevops_ext.trainer.mlp import _mean_loss, _Net, _Trainer
+
+    rng = np.random.default_rng(0)
+    net = _Net([3, 4], "relu", "softmax", np, np.float32)
+    net.init(rng)
+    net.params *= 100  # logits in the thousands: exp(z) overflows without a shift
+    X = (rng.standard_normal((6, 3)) * 10).astype(np.float32)
+    Y = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0, 1]]
+    trainer = _Trainer(net, 6, "sgd", 0.0, 0.0, 0.0, exact_shift=False)
+    with np.errstate(over="ignore"):
+        loss = trainer.step(X, Y, np.arange(6), trainer.full)
+    assert np.isfinite(loss) and np.isfinite(trainer.grads).all()
+    assert float(loss) / 6 == pytest.approx(float(_mean_loss(np, "softmax", net.forward(X), Y)), rel=1e-5)
