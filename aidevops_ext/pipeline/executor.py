@@ -36,10 +36,11 @@ class ExecutionResult:
 class KernelPool:
     """Started kernels waiting for steps; `take()` returns one and the runner tops the pool up."""
 
-    def __init__(self, kernel_name: str, cwd: Path, env: dict[str, str]):
+    def __init__(self, kernel_name: str, cwd: Path, env: dict[str, str], preload: list[str] | None = None):
         self.kernel_name = kernel_name
         self.cwd = cwd
         self.env = env
+        self.preload = list(preload or [])
         self._spare: deque = deque()
         self._lock = threading.Lock()
         self._in_use: list = []
@@ -96,6 +97,8 @@ class KernelPool:
                 f"Jupyter kernel '{self.kernel_name}' is not installed; install it (e.g. `aidevops init`) "
                 f"or set 'kernel:' in the pipeline spec to one of `jupyter kernelspec list`."
             ) from None
+        if self.preload:
+            threading.Thread(target=_warm_up, args=(km, self.preload), name="aidevops-kernel-warmup", daemon=True).start()
         return km
 
 
@@ -112,30 +115,32 @@ def _prompt_ready_client_class() -> type:
 
         def wait_for_ready(self, timeout: float | None = None) -> None:
             deadline = time.monotonic() + (timeout if timeout is not None else 60.0)
+            sent: set[str] = set()
+            idle: set[str] = set()
             while time.monotonic() < deadline:
-                msg_id = self.kernel_info()
+                sent.add(self.kernel_info())
                 try:
                     reply = self.get_shell_msg(timeout=1)
                 except Empty:
                     if not self.is_alive():
                         raise RuntimeError("Kernel died before replying to kernel_info") from None
                     continue
-                if reply.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                if self._iopub_idle_for(msg_id, until=min(deadline, time.monotonic() + 1.0)):
+                answered = reply.get("parent_header", {}).get("msg_id")
+                if reply["msg_type"] != "kernel_info_reply" or answered not in sent:
+                    continue  # a reply meant for another request on this session
+                if self._idle_seen(answered, idle, until=min(deadline, time.monotonic() + 1.0)):
                     return
             super().wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
 
-        def _iopub_idle_for(self, msg_id: str, until: float) -> bool:
-            while time.monotonic() < until:
+        def _idle_seen(self, msg_id: str, idle: set[str], until: float) -> bool:
+            while msg_id not in idle and time.monotonic() < until:
                 try:
                     msg = self.get_iopub_msg(timeout=max(0.01, until - time.monotonic()))
                 except Empty:
                     return False
-                if (msg.get("parent_header", {}).get("msg_id") == msg_id and msg["msg_type"] == "status"
-                        and msg["content"].get("execution_state") == "idle"):
-                    return True
-            return False
+                if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                    idle.add(msg.get("parent_header", {}).get("msg_id"))
+            return msg_id in idle
 
     return _PromptReadyClient
 
@@ -147,6 +152,52 @@ def __getattr__(name: str) -> Any:
         globals()[name] = cls
         return cls
     raise AttributeError(name)
+
+
+def warm_up_code(modules: list[str]) -> str:
+    """Code that imports `modules` without binding any name in the notebook's namespace."""
+    return (
+        "def _aidevops_preload(names):\n"
+        "    import importlib\n"
+        "    for name in names:\n"
+        "        try:\n"
+        "            importlib.import_module(name)\n"
+        "        except Exception:\n"
+        "            pass  # the notebook's own import will report it\n"
+        f"_aidevops_preload({modules!r})\n"
+        "del _aidevops_preload\n"
+    )
+
+
+def _warm_up(km: Any, modules: list[str]) -> None:
+    """Import the notebooks' modules in a waiting kernel, so a step does not pay for them.
+
+    Runs silently (no execution count, no history, no names left behind); a step that takes the
+    kernel before this finishes simply queues behind it.
+    """
+    from jupyter_client.session import Session
+
+    # Its own session id: clients sharing one get each other's shell replies (same ZMQ identity).
+    kc = km.client(session=Session(key=km.session.key, signature_scheme=km.session.signature_scheme))
+    try:
+        kc.start_channels()
+        kc.wait_for_ready(timeout=60)
+        msg_id = kc.execute(warm_up_code(modules), silent=True, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and km.is_alive():
+            try:
+                reply = kc.get_shell_msg(timeout=1)
+            except Empty:
+                continue
+            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                break
+    except Exception:  # a warm-up is an optimisation: never fail a run because of it
+        pass
+    finally:
+        try:
+            kc.stop_channels()
+        except Exception:
+            pass
 
 
 def _shutdown(km: Any) -> None:
@@ -215,5 +266,8 @@ def kernel_env(root: Path) -> dict[str, str]:
     """Environment for step kernels: this process's, pinned to the workspace root."""
     env = dict(os.environ)
     env["AIDEVOPS_HOME"] = str(root)
+    # ipykernel picks the inline backend only when MPLBACKEND is unset; an inherited "Agg" (common
+    # in CI) would leave executed notebooks without their plots.
+    env.pop("MPLBACKEND", None)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

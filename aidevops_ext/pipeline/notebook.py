@@ -24,6 +24,21 @@ class NotebookInfo:
     code_cells: tuple[str, ...]
     parameters: dict[str, Any]  # name -> default (literal) or None when not a literal
 
+    def imported_modules(self) -> list[str]:
+        """Absolute modules imported at the top level of code cells (what a kernel can load early)."""
+        found: list[str] = []
+        for source in self.code_cells:
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:  # magics (%matplotlib, !pip) make a cell non-Python: skip it
+                continue
+            for node in tree.body:
+                if isinstance(node, ast.Import):
+                    found += [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
+                    found.append(node.module)
+        return list(dict.fromkeys(found))
+
 
 def read_notebook(path: Path) -> NotebookInfo:
     """Parse a notebook file; a ConfigError names the file if it is not a notebook."""

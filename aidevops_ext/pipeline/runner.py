@@ -281,7 +281,8 @@ class PipelineRunner:
             # Kernels for the steps ahead boot in their own processes while MLflow and papermill
             # import here; booting them now, not during later steps, keeps them from competing
             # with a running notebook for the CPU.
-            self._pool = KernelPool(self.spec.kernel, self.spec.root, kernel_env(self.spec.root))
+            preload = [m for s in self.selected for m in self.notebooks[s].imported_modules()] if self.spec.preload else []
+            self._pool = KernelPool(self.spec.kernel, self.spec.root, kernel_env(self.spec.root), list(dict.fromkeys(preload)))
             self._pool.prestart(min(steps_left, self.opts.jobs + MAX_EARLY_KERNELS))
             if self.opts.track:
                 self._tracking = _Tracking(self.ws, self.spec, record)

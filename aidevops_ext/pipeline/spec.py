@@ -14,7 +14,7 @@ import yaml
 
 from ..errors import ConfigError
 
-_SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps"}
+_SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps", "preload"}
 _STEP_KEYS = {"notebook", "params", "needs", "outputs", "inputs", "description"}
 DEFAULT_KERNEL = "python3"
 
@@ -48,6 +48,7 @@ class PipelineSpec:
     gate: Any = None
     monitor: Any = None
     description: str = ""
+    preload: bool = True  # import the notebooks' modules in waiting kernels
 
     def step(self, name: str) -> StepSpec:
         """The step called `name`, or a ConfigError listing the steps."""
@@ -118,7 +119,14 @@ def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
         gate=raw.get("gate"),
         monitor=raw.get("monitor"),
         description=str(raw.get("description") or ""),
+        preload=_bool(raw.get("preload", True), f"'preload' in {path.name}"),
     )
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{what} must be true or false.")
+    return value
 
 
 def _load_step(name: str, raw: Any, root: Path, spec_name: str) -> StepSpec:
