@@ -55,6 +55,9 @@ def test_ci_pipeline_registers_a_champion_with_lineage(project):
     assert all(s["mlflow_run_id"] for s in run["steps"].values()), "one nested MLflow run per step"
     registration = json.loads(Path(run["run_dir"], "register", "registration.json").read_text())
     assert registration["gate_passed"] and registration["champion_moved"]
+    executed = json.loads(Path(run["steps"]["train"]["notebook"]).read_text())
+    outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the learning curve is embedded in the executed notebook"
     model = models(project)["ci-digits"]
     (v1,) = model["versions"]
     assert set(v1["aliases"]) == {"champion", "challenger"}

@@ -208,3 +208,19 @@ def test_missing_kernel_is_named(toy):
     (toy / "pipelines" / "toy.yaml").write_text(spec)
     with pytest.raises(Exception, match="kernel 'no-such-kernel' is not installed"):
         run(toy)
+
+
+def test_kernel_warm_up_leaves_no_names_behind(toy):
+    # load.ipynb imports json and os, so waiting kernels pre-import them; a notebook that uses
+    # `json` without importing it must still fail, exactly as it would when run by hand.
+    write_notebook(toy / "nb" / "shift.ipynb", "offset = 0\n" + INJECTED, "json.dumps([offset])")
+    with pytest.raises(StepFailed, match="NameError: name 'json' is not defined"):
+        run(toy)
+
+
+def test_imported_modules_are_read_from_top_level_imports(toy):
+    from aidevops_ext.pipeline.notebook import read_notebook
+
+    path = write_notebook(toy / "nb" / "imports.ipynb", "a = 1", "import json, os.path\nfrom collections import abc\n"
+                          "def f():\n    import csv\n", "%matplotlib inline", "from . import rel")
+    assert read_notebook(path).imported_modules() == ["json", "os.path", "collections"]
