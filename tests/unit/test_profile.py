@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -189,10 +188,9 @@ def test_module_imports_nothing_heavy() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_profiles_a_million_rows_quickly() -> None:
+def test_profiles_a_million_rows() -> None:
+    # Speed is measured in benchmarks/, never asserted here (shared, noisy machines).
     X = np.random.default_rng(0).standard_normal((1_000_000, 50), dtype=np.float32)
-    t0 = time.perf_counter()
     p = pr.build_profile(X)
-    elapsed = time.perf_counter() - t0
-    assert sum(p["features"][0]["counts"]) == 1_000_000
-    assert elapsed < 3.0, f"build_profile took {elapsed:.2f} s for 1,000,000 x 50"  # ~0.35-0.9 s measured
+    assert all(sum(f["counts"]) == 1_000_000 for f in p["features"])
+    np.testing.assert_allclose([f["mean"] for f in p["features"]], X.mean(axis=0, dtype=np.float64), atol=1e-4)
