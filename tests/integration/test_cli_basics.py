@@ -1,0 +1,79 @@
+"""`aidevops --version`, `info` and `train` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from aidevops_ext import __version__
+from aidevops_ext.trainer import data, load_model
+
+
+def cli(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "AIDEVOPS_BACKEND")}
+    base.update(env or {})
+    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=cwd, env=base,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_version():
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"aidevops, version {__version__}"
+
+
+def test_info_reports_backend_gpu_and_workspace(tmp_path):
+    out = cli("info", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["backend"] == "numpy" and info["gpu"] is False  # no CUDA device on these machines
+    assert info["workspace"] == str(tmp_path)
+    assert info["tracking_uri"] == f"sqlite:///{tmp_path / '.aidevops' / 'mlflow.db'}"
+    assert info["versions"]["aidevops"] == __version__
+    assert not (tmp_path / ".aidevops").exists(), "info must not write anything"
+    out = cli("info", cwd=tmp_path, env={"AIDEVOPS_BACKEND": "cupy"})
+    assert out.returncode == 0 and "unavailable" in out.stdout
+
+
+def test_train_writes_a_model_that_predicts_like_it_scored(tmp_path):
+    model = tmp_path / "digits.npz"
+    out = cli("train", "--dataset", "digits", "--epochs", "15", "--hidden", "64", "--no-progress", "-o", str(model))
+    assert out.returncode == 0, out.stderr
+    accuracy = float(next(line.split()[-1] for line in out.stdout.splitlines() if "test accuracy" in line))
+    assert accuracy >= 0.93
+    est = load_model(model)
+    ds = data.load_dataset("digits")
+    split = data.train_val_test_split(ds.X, ds.y, seed=0)
+    assert abs(float(np.mean(est.predict(split.X_test) == split.y_test)) - accuracy) < 1e-4
+    assert est.profile_["n_rows"] == len(split.y_train) and est.metadata_["dataset"] == "digits"
+
+
+def test_train_regression_from_a_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = X @ np.array([2.0, -1.0, 0.5]) + 0.1 * rng.normal(size=400)
+    rows = ["a,b,c,price"] + [f"{a},{b},{c},{t}" for (a, b, c), t in zip(X, y)]
+    (tmp_path / "houses.csv").write_text("\n".join(rows))
+    out = cli("train", "--dataset", str(tmp_path / "houses.csv"), "--target", "price", "--model", "linear",
+              "-o", str(tmp_path / "m.npz"))
+    assert out.returncode == 0, out.stderr
+    r2 = float(next(line.split()[-1] for line in out.stdout.splitlines() if "test r2" in line))
+    assert r2 > 0.99
+
+
+def test_train_bad_inputs_are_one_sentence(tmp_path):
+    cases = [
+        (["--dataset", "nope"], "nope"),
+        (["--dataset", str(tmp_path / "missing.csv"), "--target", "y"], "missing.csv"),
+        (["--model", "linear", "--dataset", "digits"], "no model kind 'linear' for a classification task"),
+        (["--hidden", "a,b"], "--hidden"),
+        (["--backend", "cupy"], "cupy"),
+    ]
+    for args, needle in cases:
+        out = cli("train", *args, "-o", str(tmp_path / "x.npz"))
+        assert out.returncode == 2, (args, out.stderr)
+        assert needle in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+        assert not (tmp_path / "x.npz").exists()
