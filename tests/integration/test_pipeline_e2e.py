@@ -96,6 +96,17 @@ def test_rerun_is_fully_cached_and_registers_nothing(project):
     assert len(models(project)["ci-digits"]["versions"]) == 1
 
 
+def test_fully_cached_run_imports_no_heavy_modules(project):
+    code = ("import sys; from aidevops_ext.cli import main\n"
+            "try:\n    main(['run', 'ci'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'papermill', 'nbclient', 'mlflow', 'nbformat', 'numpy'})\n"
+            "print('heavy:', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "heavy: []" in out.stdout
+
+
 def test_worse_model_fails_the_gate_and_champion_stays(project):
     out = aidevops(project, "run", "ci", "-p", "epochs=1", "-p", "hidden=[4]")
     assert out.returncode == 0, out.stderr[-2000:]
