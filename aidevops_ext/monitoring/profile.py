@@ -12,7 +12,11 @@ Conventions: non-finite values (NaN, +/-inf) count as missing and are left out o
 ``std`` is the population standard deviation (ddof=0); bin ``i`` holds values in
 ``[edge[i], edge[i+1])`` except the last bin, which also holds ``edge[n_bins]`` (the maximum). Repeated
 edges (a discrete or constant column) give empty bins; a constant column puts all its rows in the last bin.
-A column with no finite value has empty ``bin_edges``/``counts`` and ``None`` moments.
+A column with no finite value has empty ``bin_edges``/``counts``/``quantiles`` and ``None`` moments.
+
+``quantiles`` (optional, added within version 1; older profiles lack it) holds the 0th..100th
+percentiles of each column: the drift monitor draws the reference CDF through them for KS and
+Wasserstein, which ten bins are too coarse for (the tail bins alone would bias both).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ __all__ = ["PROFILE_VERSION", "bin_counts", "build_profile", "profile_from_dict"
 
 PROFILE_VERSION = 1
 _BLOCK_BYTES = 32 * 1024 * 1024  # float64 scratch per block of features when computing variances
+N_QUANTILES = 100  # percentiles stored per column: 101 points, 0th..100th
 
 
 # --------------------------------------------------------------------------- sorted-row machinery
@@ -116,12 +121,12 @@ def _moments(S: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray,
     return mean, std
 
 
-def _edges_and_counts(S: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quantile edges (linear interpolation, as np.quantile) and the count in each bin, for every row."""
+def _quantiles(S: np.ndarray, lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    """Quantiles at levels 0, 1/n, ..., 1 (linear interpolation, as np.quantile), shape (n + 1, rows)."""
     n_feat = S.shape[0]
     m = hi - lo
-    q = np.linspace(0.0, 1.0, n_bins + 1)[:, None]
-    pos = lo + q * np.maximum(m - 1, 0)  # (n_bins + 1, n_feat) fractional positions into the sorted rows
+    q = np.linspace(0.0, 1.0, n + 1)[:, None]
+    pos = lo + q * np.maximum(m - 1, 0)  # (n + 1, n_feat) fractional positions into the sorted rows
     i0 = np.floor(pos).astype(np.int64)
     i1 = np.minimum(i0 + 1, np.maximum(hi - 1, 0))
     last = max(S.shape[1] - 1, 0)
@@ -129,7 +134,12 @@ def _edges_and_counts(S: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins: int
     a = S[rows, np.minimum(i0, last)].astype(np.float64)
     b = S[rows, np.minimum(i1, last)].astype(np.float64)
     edges = a + (pos - i0) * (b - a)
-    edges = np.maximum.accumulate(edges, axis=0)  # rounding must never make edges decrease
+    return np.maximum.accumulate(edges, axis=0)  # rounding must never make edges decrease
+
+
+def _edges_and_counts(S: np.ndarray, lo: np.ndarray, hi: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quantile edges (linear interpolation, as np.quantile) and the count in each bin, for every row."""
+    edges = _quantiles(S, lo, hi, n_bins)
     inner = _search_rows(S, edges[1:-1], lo, hi, "left")
     bounds = np.concatenate([lo[None, :], inner, hi[None, :]])
     return edges.T, np.diff(bounds, axis=0).T
@@ -160,6 +170,7 @@ def _summaries(S: np.ndarray, n_rows: int, n_bins: int) -> list[dict]:
     lo, hi = _finite_ranges(S)
     edges, counts = _edges_and_counts(S, lo, hi, n_bins)
     mean, std = _moments(S, lo, hi)
+    quantiles = _quantiles(S, lo, hi, N_QUANTILES).T
     m = hi - lo
     out = []
     for j in range(S.shape[0]):
@@ -173,6 +184,7 @@ def _summaries(S: np.ndarray, n_rows: int, n_bins: int) -> list[dict]:
                 "min": float(S[j, lo[j]]) if has else None,
                 "max": float(S[j, hi[j] - 1]) if has else None,
                 "missing_rate": float((n_rows - m[j]) / n_rows) if n_rows else 0.0,
+                "quantiles": quantiles[j].tolist() if has else [],
             }
         )
     return out
@@ -304,4 +316,7 @@ def profile_from_dict(data: Any) -> dict:
             raise bad(f"feature {f['name']!r} has {len(edges)} edges and {len(counts)} counts for {n_bins} bins")
         if edges and any(b < a for a, b in zip(edges, edges[1:])):
             raise bad(f"feature {f['name']!r} has decreasing bin edges")
+        qs = f.get("quantiles")  # optional: profiles written before it existed lack it
+        if qs is not None and (not isinstance(qs, list) or len(qs) == 1 or any(b < a for a, b in zip(qs, qs[1:]))):
+            raise bad(f"feature {f['name']!r} has malformed quantiles")
     return data
