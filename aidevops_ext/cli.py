@@ -207,5 +207,75 @@ def models(name, as_json) -> None:
             click.echo(f"  v{v['version']:<4} {aliases:<22} gate {gate:<7} {metrics}")
 
 
+
+# -- setup and review ------------------------------------------------------------------------
+@main.command()
+@click.option("--prefix", type=click.Path(file_okay=False), default=None,
+              help="Install the kernelspecs under PREFIX/share/jupyter/kernels (default: this environment, as --sys-prefix).")
+@click.option("--no-git", is_flag=True, help="Do not configure nbdime's git integration.")
+def init(prefix, no_git) -> None:
+    """Install the aidevops kernelspecs and nbdime's git integration for this repository (idempotent)."""
+    from .kernels import install_kernelspecs
+
+    for k in install_kernelspecs(prefix):
+        click.echo(f"kernel {k.name:<14} {'installed' if k.changed else 'unchanged':<10} {k.path}  (python: {k.python})")
+    if no_git:
+        return
+    from .review.gitconfig import configure_nbdime, repo_root
+
+    if repo_root(Path.cwd()) is None:
+        click.echo("git    not a git repository here: nbdime's git integration skipped (run `aidevops init` in a clone).")
+        return
+    for change in configure_nbdime(Path.cwd()):
+        click.echo(f"git    {'set' if change.changed else 'unchanged':<10} {change.what} = {change.value}")
+
+
+@main.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--step", metavar="STEP", help="Only this step's notebooks.")
+@click.option("--web", is_flag=True, help="Open nbdime's web diff (one step) instead of the terminal diff.")
+@click.option("--port", type=int, default=0, show_default=True, help="Port for --web on 127.0.0.1 (0: any free port).")
+@click.option("--no-browser", is_flag=True, help="With --web: print the URL, do not open a browser.")
+@click.option("--summary", is_flag=True, help="Tables and changed cells only, without nbdime's cell diffs.")
+@click.option("--color/--no-color", default=None, help="Colour the diff (default: when stdout is a terminal).")
+def diff(run_a, run_b, step, web, port, no_browser, summary, color) -> None:
+    """Two runs side by side: params and metrics that changed, then their executed notebooks with nbdime."""
+    from .review.diff import compare_runs, prepare_web, render_text, serve_web
+
+    result = compare_runs(_workspace(), run_a, run_b, step)
+    if color is None:
+        color = sys.stdout.isatty()
+    if not web:
+        click.echo(render_text(result, color=color, notebooks=not summary), nl=False)
+        return
+    import shutil
+
+    click.echo(render_text(result, color=color, notebooks=False), nl=False)
+    target = prepare_web(result, step, port)
+    try:
+        code = serve_web(target, browser=not no_browser, echo=click.echo)
+    finally:
+        shutil.rmtree(target.folder, ignore_errors=True)
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True)
+@click.option("--against", default="champion", show_default=True, metavar="champion|RUN",
+              help="Compare with the champion the gate judged against, or with another run.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Report file (default: <run folder>/report/report.md or .html); plots go beside it.")
+@click.option("--self-contained", is_flag=True, help="No image files or relative links: for a pull-request comment.")
+def report(run_id, fmt, against, output, self_contained) -> None:
+    """Write a review report of a run: gate decision, metrics against the champion, params changed, notebooks, plots."""
+    from .review.report import write_report
+
+    path, _ = write_report(_workspace(), run_id, fmt=fmt, against=against,
+                           output=Path(output) if output else None, self_contained=self_contained)
+    click.echo(str(path))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

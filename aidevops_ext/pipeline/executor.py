@@ -93,10 +93,12 @@ class KernelPool:
         try:
             km.start_kernel(cwd=str(self.cwd), env=self.env)
         except NoSuchKernel:
-            raise AidevopsError(
-                f"Jupyter kernel '{self.kernel_name}' is not installed; install it (e.g. `aidevops init`) "
-                f"or set 'kernel:' in the pipeline spec to one of `jupyter kernelspec list`."
-            ) from None
+            from ..kernels import ensure_kernel
+
+            # A kernel shipped in kernels/ is installed on first use; any other missing one is a clear error.
+            ensure_kernel(self.kernel_name)
+            km = KernelManager(kernel_name=self.kernel_name, client_class=f"{__name__}.PromptReadyClient")
+            km.start_kernel(cwd=str(self.cwd), env=self.env)
         if self.preload:
             threading.Thread(target=_warm_up, args=(km, self.preload), name="aidevops-kernel-warmup", daemon=True).start()
         return km
