@@ -1,0 +1,82 @@
+"""The GitHub Actions workflow lints clean with actionlint and does what the README promises."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sysconfig
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
+
+
+def actionlint() -> str:
+    """The actionlint binary installed by the test extras (console script of this environment)."""
+    path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    found = shutil.which("actionlint", path=path)
+    assert found, "actionlint is missing: pip install -e '.[test]' installs it"
+    return found
+
+
+def lint(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([actionlint(), "-no-color", str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_workflow_lints_clean():
+    out = lint(WORKFLOW)
+    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+
+
+def test_actionlint_does_catch_mistakes(tmp_path):
+    broken = WORKFLOW.read_text().replace("${{ !cancelled() }}", "${{ !cancelled( }}", 1)
+    broken = broken.replace("steps.report.outputs.run_dir", "steps.reprot.outputs.run_dir", 1)
+    (tmp_path / "ci.yml").write_text(broken)
+    out = lint(tmp_path / "ci.yml")
+    assert out.returncode == 1
+    assert 'property "reprot" is not defined' in out.stdout, out.stdout
+    assert "unexpected end of input" in out.stdout, out.stdout
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    return yaml.safe_load(WORKFLOW.read_text())
+
+
+def steps(workflow: dict) -> list[dict]:
+    (job,) = workflow["jobs"].values()
+    return job["steps"]
+
+
+def runs(workflow: dict) -> str:
+    return "\n".join(s.get("run", "") for s in steps(workflow))
+
+
+def test_runs_the_readme_test_command_and_the_ci_pipeline(workflow):
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert {"push", "pull_request"} <= set(triggers)
+    readme = (REPO / "README.md").read_text()
+    install, test = re.search(r'^(pip install -e "\.\[test\]") && (python -m pytest)$', readme, re.M).groups()
+    text = runs(workflow)
+    assert install in text and test in text
+    assert "aidevops run pipelines/ci.yaml" in text
+    assert "aidevops report latest --format markdown" in text and "aidevops report latest --format html" in text
+
+
+def test_uploads_the_run_folder_and_comments_once_on_pull_requests(workflow):
+    by_action = {s["uses"].split("@")[0]: s for s in steps(workflow) if "uses" in s}
+    upload = by_action["actions/upload-artifact"]
+    assert upload["with"]["path"] == "${{ steps.report.outputs.run_dir }}"
+    assert upload["with"]["include-hidden-files"] is True  # the run folder lives under .aidevops/
+    comment = by_action["actions/github-script"]
+    assert "github.event_name == 'pull_request'" in comment["if"]
+    script = comment["with"]["script"]
+    assert "updateComment" in script and "createComment" in script and "aidevops-review-report" in script
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"]["pull-requests"] == "write"
