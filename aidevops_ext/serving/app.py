@@ -1,0 +1,482 @@
+"""The ASGI app: MLflow's scoring protocol, the Open Inference Protocol v2, metrics, feedback, admin, OpenAPI.
+
+The two prediction routes are plain ASGI callables mounted on Starlette's router (no Request/Response
+objects, no middleware on the hot path): headers are read in one pass, the body is read with the size
+limit enforced before and while reading, and the response is two `send` calls. Everything else uses
+ordinary Starlette endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import re
+import secrets
+import time
+from time import perf_counter
+from typing import Any, AsyncIterator
+
+import anyio
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..errors import ConfigError
+from .config import ServingConfig
+from .errors import RequestError
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import ServingCollector, make_registry, render
+from .models import ServedModel
+from .protocols import mlflow as mlflow_proto
+from .protocols import oip
+from .requestlog import RequestLog
+from .slots import ModelSlots
+
+log = logging.getLogger("aidevops.serving")
+
+JSON_TYPE = b"application/json"
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
+_ERROR_KINDS = {400: "bad_input", 404: "not_found", 413: "too_large", 415: "unsupported_media_type", 500: "internal"}
+MAX_FEEDBACK_LABELS = 100_000
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body arrived: nothing to answer."""
+
+
+class Server:
+    """What every route shares: the slots, the settings, the request log, the metrics registry, request ids."""
+
+    def __init__(self, slots: ModelSlots, config: ServingConfig, requestlog: RequestLog) -> None:
+        self.slots = slots
+        self.config = config
+        self.requestlog = requestlog
+        self.collector = ServingCollector(lambda: self.slots.state.models(), slots.server_stats, requestlog.stats)
+        self.registry = make_registry(self.collector)
+        self._prefix = secrets.token_hex(6) + "-"
+        self._counter = itertools.count(1)
+        self.started = time.time()
+
+    def request_id(self, given: bytes | None) -> str:
+        """The client's X-Request-ID when it is a sane token, else a new id unique to this process start."""
+        if given is not None and _REQUEST_ID.fullmatch(given):
+            return given.decode("ascii")
+        return f"{self._prefix}{next(self._counter):x}"
+
+    async def read_body(self, receive: Any, length: bytes | None) -> bytes:
+        """The whole body, or 413 as soon as Content-Length (or the bytes so far) exceed the limit."""
+        limit = self.config.max_body_bytes
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                raise RequestError("The Content-Length header is not a number.") from None
+            if declared > limit:
+                raise RequestError(_too_large(declared, limit), 413, "RESOURCE_EXHAUSTED")
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientGone()
+        body = message.get("body", b"")
+        if not message.get("more_body", False):
+            if len(body) > limit:
+                raise RequestError(_too_large(len(body), limit), 413, "RESOURCE_EXHAUSTED")
+            return body
+        chunks, size = [body], len(body)
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(_too_large(size, limit), 413, "RESOURCE_EXHAUSTED")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def predict(self, model: ServedModel, data: Any, params: dict | None) -> Any:
+        """Fast models predict on the event loop (microseconds); big batches and pyfunc models in a thread."""
+        if model.fast and isinstance(data, np.ndarray) and data.size <= self.config.inline_values and model.kind == "aidevops":
+            preds = model.predict(data)
+        else:
+            preds = await anyio.to_thread.run_sync(model.predict, data, params)
+        if isinstance(preds, np.ndarray) and preds.dtype.kind == "f" and not np.isfinite(preds).all():
+            raise RequestError(
+                "The model's output for this input is NaN or infinite; check the input is in the range the model "
+                "was trained on."
+            )
+        return preds
+
+    def record(self, model: ServedModel, protocol: str, status: int, start: float, rid: str, data: Any,
+               preds: Any, error: RequestError | None) -> None:
+        """Metrics for every request; a sampled entry in the request log (never blocks)."""
+        elapsed = perf_counter() - start
+        rows = len(data) if status == 200 and data is not None and hasattr(data, "__len__") else 0
+        stats = model.stats
+        stats.observe(protocol, status, elapsed, rows)
+        if error is not None:
+            stats.error(_ERROR_KINDS.get(status, str(status)))
+        rl = self.requestlog
+        if rl.enabled and rl.admit(start):
+            rl.offer((rid, time.time(), model.name, model.version, model.alias, protocol, status, elapsed * 1000.0,
+                      data, preds, None if error is None else error.message))
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (f"The request body is {size} bytes, over the {limit}-byte limit; send smaller batches "
+            "(or raise the server's max body size).")
+
+
+async def _respond(send: Any, status: int, body: bytes, rid: str | None, content_type: bytes = JSON_TYPE) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if rid is not None:
+        headers.append((b"x-request-id", rid.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _headers(scope: dict) -> tuple[bytes | None, bytes | None, bytes | None]:
+    ctype = length = rid = None
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            ctype = value
+        elif key == b"content-length":
+            length = value
+        elif key == b"x-request-id":
+            rid = value
+    return ctype, length, rid
+
+
+class Invocations:
+    """POST /invocations (MLflow's scoring protocol)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        start = perf_counter()
+        server = self.server
+        _, model = server.slots.state.pick()
+        ctype, length, given = _headers(scope)
+        rid = server.request_id(given)
+        data = preds = error = None
+        status = 200
+        try:
+            kind = mlflow_proto.content_kind(ctype)
+            body = await server.read_body(receive, length)
+            if model.fast:
+                data, params = mlflow_proto.parse(body, kind, model)
+                preds = await server.predict(model, data, params)
+                out = mlflow_proto.render(preds, rid)
+            else:
+                data, preds, out = await anyio.to_thread.run_sync(_pyfunc_invocation, body, kind, model, rid)
+        except RequestError as exc:
+            error, status = exc, exc.status
+            out = mlflow_proto.error_body(exc)
+        except ClientGone:
+            return
+        except Exception:  # noqa: BLE001 - a bug must answer 500 in the protocol's shape, and be logged
+            log.exception("invocations failed")
+            error = RequestError("Internal error while predicting; see the server log.", 500, "INTERNAL_ERROR")
+            status, out = 500, mlflow_proto.error_body(error)
+        await _respond(send, status, out, rid)
+        server.record(model, "mlflow", status, start, rid, data, preds, error)
+
+
+def _pyfunc_invocation(body: bytes, kind: str, model: ServedModel, rid: str) -> tuple[Any, Any, bytes]:
+    data, params = mlflow_proto.parse(body, kind, model)
+    preds = model.predict(data, params)
+    return data, preds, mlflow_proto.render(preds, rid)
+
+
+class Infer:
+    """POST /v2/models/{name}[/versions/{version}]/infer (Open Inference Protocol)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        start = perf_counter()
+        server = self.server
+        params = scope.get("path_params", {})
+        state = server.slots.state
+        ctype, length, given = _headers(scope)
+        rid = server.request_id(given)
+        model, problem = _oip_model(state, params.get("name"), params.get("version"))
+        if model is None:
+            await _respond(send, 404, oip.error_body(problem), rid)
+            return
+        data = preds = error = None
+        status = 200
+        try:
+            if ctype is not None and not ctype.lower().startswith(JSON_TYPE):
+                raise RequestError(f"Content-Type {ctype[:100].decode('latin-1')!r} is not supported; send application/json.", 415)
+            body = await server.read_body(receive, length)
+            request = oip.parse_infer(body, model)
+            rid = request.id or rid
+            data = request.data
+            if model.fast:
+                outputs = await _fast_outputs(server, model, data, request.outputs)
+            else:
+                outputs = await anyio.to_thread.run_sync(_pyfunc_outputs, model, data, request.parameters)
+            preds = outputs[0][1]
+            out = oip.render_infer(model, rid, outputs)
+        except RequestError as exc:
+            error, status = exc, exc.status
+            out = oip.error_body(exc.message)
+        except ClientGone:
+            return
+        except Exception:  # noqa: BLE001
+            log.exception("infer failed")
+            error = RequestError("Internal error while predicting; see the server log.", 500)
+            status, out = 500, oip.error_body(error.message)
+        await _respond(send, status, out, rid)
+        server.record(model, "oip", status, start, rid, data, preds, error)
+
+
+def _oip_model(state: Any, name: str | None, version: str | None) -> tuple[ServedModel | None, str]:
+    active = state.active
+    if name != active.name:
+        return None, f"Model {str(name)[:100]!r} is not served here; this server serves {active.name!r}."
+    if version is None:
+        return state.pick()[1], ""
+    model = state.find(version)
+    if model is None:
+        loaded = sorted({m.version for _, m in state.models()})
+        return None, f"Version {version[:40]!r} of {active.name!r} is not loaded; loaded versions: {loaded}."
+    return model, ""
+
+
+async def _fast_outputs(server: Server, model: ServedModel, X: np.ndarray, wanted: list[str] | None) -> list[tuple[str, Any]]:
+    names = wanted or [t["name"] for t in model.output_tensors()]
+    outputs = []
+    for name in names:
+        if name == "predict":
+            outputs.append((name, await server.predict(model, X, None)))
+        else:
+            proba = model.predict_proba(X)
+            if proba is None:
+                raise RequestError(f"This model has no output {name!r}.")
+            outputs.append((name, proba))
+    return outputs
+
+
+def _pyfunc_outputs(model: ServedModel, data: Any, parameters: dict | None) -> list[tuple[str, Any]]:
+    preds = model.predict(data, parameters or None)
+    return [("predict", preds)]
+
+
+# --------------------------------------------------------------------------- plain endpoints
+
+
+def _json(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status, headers=headers,
+                    media_type="application/json")
+
+
+def _error(message: str, status: int, headers: dict | None = None) -> Response:
+    return _json({"error": message}, status, headers)
+
+
+def build_routes(server: Server) -> list[Route]:
+    """Every route of the server, the hot ones first (Starlette matches in order)."""
+    from .admin import admin_routes  # noqa: PLC0415
+    from .openapi import openapi_document  # noqa: PLC0415
+
+    slots = server.slots
+    infer = Infer(server)
+
+    async def ping(request: Request) -> Response:
+        return Response("\n", 200, media_type="application/json")
+
+    async def version(request: Request) -> Response:
+        return Response(__version__, 200, media_type="text/plain")
+
+    async def v2_server(request: Request) -> Response:
+        return Response(oip.server_metadata(), 200, media_type="application/json")
+
+    async def v2_health(request: Request) -> Response:
+        return Response(b"", 200, media_type="application/json")
+
+    async def v2_model(request: Request) -> Response:
+        state = slots.state
+        model, problem = _oip_model(state, request.path_params["name"], request.path_params.get("version"))
+        if model is None:
+            return _error(problem, 404)
+        versions = sorted({m.version for _, m in state.models()}, key=_version_key)
+        return Response(oip.model_metadata(model, versions), 200, media_type="application/json")
+
+    async def v2_model_ready(request: Request) -> Response:
+        model, problem = _oip_model(slots.state, request.path_params["name"], request.path_params.get("version"))
+        if model is None:
+            return _error(problem, 404)
+        return Response(b"", 200, media_type="application/json")
+
+    async def metrics(request: Request) -> Response:
+        return Response(render(server.registry), 200, media_type=METRICS_CONTENT_TYPE)
+
+    async def feedback(request: Request) -> Response:
+        try:
+            ctype = request.headers.get("content-type")
+            if ctype is not None and not ctype.lower().startswith("application/json"):
+                raise RequestError(f"Content-Type {ctype[:100]!r} is not supported; send application/json.", 415)
+            body = await server.read_body(request.receive, request.headers.get("content-length", "").encode() or None)
+            rows = parse_feedback(body)
+        except RequestError as exc:
+            return _error(exc.message, exc.status)
+        except ClientGone:
+            return Response(b"", 400)
+        if not server.requestlog.path:
+            return _error("This server keeps no request log, so feedback cannot be stored; start it with a workspace.", 409)
+        try:
+            written = await anyio.to_thread.run_sync(server.requestlog.write_feedback, rows)
+        except Exception as exc:  # noqa: BLE001 - the labels were not stored: say so, the client can retry
+            log.warning("feedback write failed: %s", exc)
+            return _error(f"The labels could not be stored ({type(exc).__name__}); retry later.", 503, {"Retry-After": "1"})
+        stats = slots.server_stats
+        stats.feedback += 1
+        stats.feedback_rows += written
+        return _json({"accepted": written})
+
+    cache: dict[Any, bytes] = {}
+
+    async def openapi(request: Request) -> Response:
+        active = slots.state.active
+        key = (active.name, active.version)
+        if key not in cache:
+            cache.clear()
+            cache[key] = orjson.dumps(openapi_document(active, server.config))
+        return Response(cache[key], 200, media_type="application/json")
+
+    return [
+        Route("/invocations", Invocations(server), methods=["POST"]),
+        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
+        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
+        Route("/ping", ping, methods=["GET"]),
+        Route("/health", ping, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/v2", v2_server, methods=["GET"]),
+        Route("/v2/health/live", v2_health, methods=["GET"]),
+        Route("/v2/health/ready", v2_health, methods=["GET"]),
+        Route("/v2/models/{name}", v2_model, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}", v2_model, methods=["GET"]),
+        Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
+        Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/feedback", feedback, methods=["POST"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        *admin_routes(server),
+    ]
+
+
+def _version_key(v: str) -> tuple:
+    return (0, int(v), "") if v.isdigit() else (1, 0, v)
+
+
+def parse_feedback(body: bytes) -> list[tuple[str, int, Any]]:
+    """[(request_id, row, label)] from {"request_id", "label"|"labels", "row"?} or a list of such objects."""
+    from .validation import decode_json  # noqa: PLC0415
+
+    obj = decode_json(body)
+    items = obj if isinstance(obj, list) else [obj]
+    if not items:
+        raise RequestError("The feedback list is empty; send {\"request_id\": ..., \"label\": ...}.")
+    rows: list[tuple[str, int, Any]] = []
+    for i, item in enumerate(items):
+        where = f"feedback item {i}" if isinstance(obj, list) else "the feedback"
+        if not isinstance(item, dict):
+            raise RequestError(f"{where} must be an object with request_id and label (or labels).")
+        rid = item.get("request_id")
+        if not isinstance(rid, str) or not _REQUEST_ID.fullmatch(rid.encode("utf-8", "replace")):
+            raise RequestError(f"{where} needs request_id: the id a prediction response carried (X-Request-ID / request_id / id).")
+        has_label, has_labels = "label" in item, "labels" in item
+        if has_label == has_labels:
+            raise RequestError(f"{where} needs exactly one of 'label' (one row) or 'labels' (one per row of the request).")
+        if has_label:
+            row = item.get("row", 0)
+            if type(row) is not int or row < 0:
+                raise RequestError(f"{where} has a 'row' that is not a non-negative integer.")
+            rows.append((rid, row, _label(item["label"], where)))
+        else:
+            labels = item["labels"]
+            if not isinstance(labels, list) or not labels:
+                raise RequestError(f"{where} has 'labels' that is not a non-empty list.")
+            rows.extend((rid, r, _label(v, where)) for r, v in enumerate(labels))
+        if len(rows) > MAX_FEEDBACK_LABELS:
+            raise RequestError(f"Send at most {MAX_FEEDBACK_LABELS} labels per request.", 413, "RESOURCE_EXHAUSTED")
+    return rows
+
+
+def _label(value: Any, where: str) -> Any:
+    if isinstance(value, bool) or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not np.isfinite(value):
+            raise RequestError(f"{where} has a non-finite label.")
+        return value
+    if isinstance(value, str) and len(value) <= 1000:
+        return value
+    raise RequestError(f"{where} has a label that is not a number, string or boolean (at most 1000 characters).")
+
+
+# --------------------------------------------------------------------------- app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 500)
+    if status == 404:
+        return _error(f"No route {request.url.path[:200]!r}; see /openapi.json for this server's endpoints.", 404)
+    if status == 405:
+        return _error(f"{request.method} is not allowed on {request.url.path[:200]!r}; see /openapi.json.", 405,
+                      dict(getattr(exc, "headers", None) or {}))
+    return _error(str(getattr(exc, "detail", "error")), status)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
+    return _error("Internal server error; see the server log.", 500)
+
+
+def create_app(slots: ModelSlots, config: ServingConfig | None = None, requestlog: RequestLog | None = None,
+               *, follow: Any = None) -> Starlette:
+    """The Starlette app serving `slots`. `follow`: an optional `watch.AliasFollower` started with the app."""
+    config = config or ServingConfig()
+    if requestlog is None:
+        ws = slots.workspace
+        requestlog = RequestLog(ws.deploy_db if ws is not None else None, config)
+    server = Server(slots, config, requestlog)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        requestlog.start()
+        task = asyncio.get_running_loop().create_task(follow.run(slots)) if follow is not None else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await anyio.to_thread.run_sync(requestlog.stop)
+
+    app = Starlette(
+        routes=build_routes(server),
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.server = server
+    return app
+
+
+def check_model_uri(uri: Any) -> str:
+    """A model URI from an admin body, or ConfigError."""
+    if not isinstance(uri, str) or not uri.strip() or len(uri) > 1000:
+        raise ConfigError("'model_uri' must be a model URI string (models:/NAME/VERSION, models:/NAME@ALIAS or a path).")
+    return uri.strip()

@@ -1,0 +1,55 @@
+"""Settings of one model server (all have defaults; the CLI and the deployment manager override them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ..errors import ConfigError
+
+ADMIN_TOKEN_ENV = "AIDEVOPS_SERVING_ADMIN_TOKEN"
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Limits, request-log sampling, admin access and alias following for one server."""
+
+    max_body_bytes: int = 10 * MB
+    # Request log: a fraction of requests is logged, at most `log_max_per_second` of them, each
+    # with at most `log_max_rows` input rows (predictions are always kept whole).
+    log_requests: bool = True
+    log_sample_rate: float = 1.0
+    log_max_per_second: float = 2000.0
+    log_max_rows: int = 100
+    log_queue_size: int = 10_000
+    log_flush_seconds: float = 0.5
+    # Admin API (/admin/...): disabled unless a token is set; requests carry `Authorization: Bearer <token>`.
+    admin_token: str | None = field(default=None, repr=False)
+    # Poll the registry every N seconds and switch when the served alias moves (0 disables).
+    follow_alias_seconds: float = 30.0
+    # Requests with more feature values than this are predicted in a worker thread, not on the event loop.
+    inline_values: int = 200_000
+    # BLAS threads in the serving process: one worker on shared cores gains nothing from more.
+    blas_threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, Any, bool]] = [
+            ("max_body_bytes", self.max_body_bytes, isinstance(self.max_body_bytes, int) and self.max_body_bytes > 0),
+            ("log_sample_rate", self.log_sample_rate, 0.0 <= float(self.log_sample_rate) <= 1.0),
+            ("log_max_per_second", self.log_max_per_second, float(self.log_max_per_second) >= 0),
+            ("log_max_rows", self.log_max_rows, isinstance(self.log_max_rows, int) and self.log_max_rows >= 0),
+            ("log_queue_size", self.log_queue_size, isinstance(self.log_queue_size, int) and self.log_queue_size > 0),
+            ("log_flush_seconds", self.log_flush_seconds, float(self.log_flush_seconds) > 0),
+            ("follow_alias_seconds", self.follow_alias_seconds, float(self.follow_alias_seconds) >= 0),
+        ]
+        for name, value, ok in checks:
+            if not ok:
+                raise ConfigError(f"Serving setting {name}={value!r} is out of range; see ServingConfig for valid values.")
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> "ServingConfig":
+        """Defaults, the admin token from AIDEVOPS_SERVING_ADMIN_TOKEN, then explicit overrides (None = keep)."""
+        base = cls(admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,184 @@
+"""From a model URI to a ServedModel: registry aliases and versions, MLflow model folders, `.npz` files.
+
+- `models:/NAME@ALIAS` and `models:/NAME/VERSION` resolve through the workspace's registry;
+- a local `.npz` is one of our model files (loaded without pickle, no MLflow import);
+- a local folder holding `MLmodel`, or any other MLflow artifact URI (`runs:/...`), is downloaded.
+
+A pyfunc whose loader is `aidevops_ext.pyfunc_model` is unwrapped to its `.npz` and takes the fast
+path; any other pyfunc goes through `mlflow.pyfunc.load_model`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import AidevopsError, ConfigError
+from ..workspace import Workspace
+from .errors import ModelRefused
+from .models import AidevopsModel, PyfuncModel, ServedModel
+
+LOADER_MODULE = "aidevops_ext.pyfunc_model"
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed model URI: registry name with alias or version, or a local path / other MLflow URI."""
+
+    uri: str
+    name: str | None = None
+    alias: str | None = None
+    version: str | None = None
+
+    @property
+    def is_registry(self) -> bool:
+        """Whether the URI names a registered model (`models:/NAME@ALIAS` or `models:/NAME/VERSION`)."""
+        return self.name is not None
+
+    def pinned(self, version: str) -> str:
+        """The `models:/NAME/VERSION` URI of one version of this model."""
+        return f"models:/{self.name}/{version}"
+
+
+def parse_uri(uri: str) -> ModelRef:
+    """Split a model URI into its parts; anything not `models:/...` is returned as is."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise ConfigError("The model URI is empty; pass models:/NAME@ALIAS, models:/NAME/VERSION or a model file path.")
+    uri = uri.strip()
+    if uri.startswith("models:/"):
+        m = _REGISTRY_URI.match(uri)
+        if not m or (m["version"] and m["version"] != "latest" and not m["version"].isdigit()):
+            raise ConfigError(f"Model URI {uri!r} is malformed; use models:/NAME@ALIAS or models:/NAME/VERSION.")
+        return ModelRef(uri, name=m["name"], alias=m["alias"], version=m["version"])
+    return ModelRef(uri)
+
+
+def resolve_version(ref: ModelRef, ws: Workspace) -> str:
+    """The version a registry reference points at now (an alias is looked up, `latest` is the highest)."""
+    from .. import registry  # noqa: PLC0415 - MLflow only for registry URIs
+
+    if ref.alias:
+        version = registry.alias_version(ws, ref.name, ref.alias)
+        if version is None:
+            raise ModelRefused(
+                f"{ref.uri} does not exist in {ws.registry_uri} (no such registered model or alias); "
+                "register a version and set the alias first."
+            )
+        return version
+    if ref.version == "latest":
+        versions = [int(v["version"]) for m in registry.list_models(ws, ref.name) for v in m["versions"]]
+        if not versions:
+            raise ModelRefused(f"Registered model {ref.name!r} has no versions; register one first.")
+        return str(max(versions))
+    return str(ref.version)
+
+
+def load_model_uri(uri: str, workspace: Workspace | None = None, *, alias: str | None = None) -> ServedModel:
+    """Load the model behind `uri` (not smoke-tested: see slots.prepare); raises ModelRefused on failure."""
+    ref = parse_uri(uri)
+    ws = workspace or Workspace.discover()
+    try:
+        if ref.is_registry:
+            version = resolve_version(ref, ws)
+            return _load_registry(ref, version, ws, alias=ref.alias or alias)
+        path = Path(ref.uri).expanduser()
+        if path.is_file():
+            return _load_file(path, alias=alias)
+        if path.is_dir():
+            if not (path / "MLmodel").is_file():
+                raise ModelRefused(f"{path} holds no MLmodel file; pass an MLflow model folder or a .npz model file.")
+            return _load_mlflow_dir(path, name=path.resolve().name, version=_digest(path / "MLmodel"),
+                                    source=str(path), alias=alias, keep=None)
+        if "://" not in ref.uri and ":/" not in ref.uri:
+            raise ModelRefused(f"{ref.uri} does not exist; pass models:/NAME@ALIAS, models:/NAME/VERSION or a model file path.")
+        return _load_downloaded(ref.uri, ws, name=ref.uri.rstrip("/").rsplit("/", 1)[-1] or "model",
+                                version=hashlib.sha256(ref.uri.encode()).hexdigest()[:12], alias=alias)
+    except ModelRefused:
+        raise
+    except AidevopsError as exc:
+        raise ModelRefused(f"Cannot load {uri}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - MLflow and foreign loaders raise anything; the slot stays as it was
+        raise ModelRefused(f"Cannot load {uri}: {type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def _load_file(path: Path, *, alias: str | None) -> ServedModel:
+    from ..trainer import load_model  # noqa: PLC0415
+
+    if path.suffix != ".npz":
+        raise ModelRefused(f"{path} is not a .npz model file; pass an aidevops model file or an MLflow model folder.")
+    estimator = load_model(path)
+    meta = getattr(estimator, "metadata_", None) or {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else path.stem
+    return AidevopsModel.from_estimator(estimator, name=name, version=_digest(path), source=str(path), alias=alias)
+
+
+def _load_registry(ref: ModelRef, version: str, ws: Workspace, *, alias: str | None) -> ServedModel:
+    from .. import registry  # noqa: PLC0415
+
+    registry.configure(ws)
+    return _load_downloaded(ref.pinned(version), ws, name=ref.name, version=version, alias=alias)
+
+
+def _load_downloaded(uri: str, ws: Workspace, *, name: str, version: str, alias: str | None) -> ServedModel:
+    import mlflow.artifacts  # noqa: PLC0415
+
+    from .. import registry  # noqa: PLC0415
+
+    registry.configure(ws)
+    folder = Path(tempfile.mkdtemp(prefix="aidevops-serve-"))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
+        model = _load_mlflow_dir(local, name=name, version=version, source=uri, alias=alias, keep=folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return model
+
+
+def _load_mlflow_dir(local: Path, *, name: str, version: str, source: str, alias: str | None,
+                     keep: Path | None) -> ServedModel:
+    """Our loader module -> the .npz fast path; any other pyfunc -> MLflow's loader."""
+    from mlflow.models import Model  # noqa: PLC0415
+
+    flavor = Model.load(str(local)).flavors.get("python_function")
+    if flavor is None:
+        raise ModelRefused(f"{source} has no python_function flavor; only MLflow pyfunc models can be served.")
+    if flavor.get("loader_module") == LOADER_MODULE and "data" in flavor:
+        data = local / flavor["data"]
+        found = [data] if data.is_file() else sorted(data.glob("*.npz"))
+        if len(found) != 1:
+            raise ModelRefused(f"{source} holds no single .npz model file; re-log it with registry.log_model.")
+        from ..trainer import load_model  # noqa: PLC0415
+
+        estimator = load_model(found[0])
+        if keep is not None:
+            shutil.rmtree(keep, ignore_errors=True)  # everything is in memory now
+        return AidevopsModel.from_estimator(estimator, name=name, version=version, source=source, alias=alias)
+    import mlflow.pyfunc  # noqa: PLC0415
+
+    pyfunc = mlflow.pyfunc.load_model(str(local))
+    model = PyfuncModel.from_pyfunc(pyfunc, name=name, version=version, source=source, local_path=str(local), alias=alias)
+    if keep is not None:  # a pyfunc may read its artifacts lazily: the folder lives as long as the model
+        weakref.finalize(model, shutil.rmtree, str(keep), True)
+    return model
+
+
+def describe_uri(uri: str) -> dict[str, Any]:
+    """The parts of a model URI, JSON-able (for the admin API)."""
+    ref = parse_uri(uri)
+    return {"uri": ref.uri, "name": ref.name, "alias": ref.alias, "version": ref.version}

@@ -1,0 +1,1 @@
+"""Wire protocols of the model server: MLflow's scoring protocol and the Open Inference Protocol v2."""

@@ -1,0 +1,259 @@
+"""The request log: sampled requests and predictions, written to the workspace's `deploy.db` off the request path.
+
+The event loop only appends a tuple to a bounded deque (`offer`); a background thread drains it every
+`log_flush_seconds` and writes one transaction per batch (SQLite, WAL). When the deque is full the entry
+is dropped and counted: logging never blocks or fails a request. Feedback labels are few and must not
+be lost silently, so `/feedback` writes them synchronously (in a worker thread) instead.
+
+Tables (monitoring reads them):
+- `request_log`: request id, time, model/version/alias, protocol, HTTP status, latency, row and feature
+  counts, a strided sample of at most `log_max_rows` input rows as a float32 blob (row-major, little
+  endian; rows 0, row_step, 2*row_step, ...), every prediction as JSON, the error message of a refused request.
+- `feedback`: request id, row index within that request, label (JSON), time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .config import ServingConfig
+
+log = logging.getLogger("aidevops.serving")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS request_log (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    alias TEXT,
+    protocol TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    n_rows INTEGER,
+    n_features INTEGER,
+    input_rows INTEGER,
+    row_step INTEGER,
+    inputs BLOB,
+    predictions TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS request_log_request_id ON request_log (request_id);
+CREATE INDEX IF NOT EXISTS request_log_model_ts ON request_log (model, version, ts);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    row INTEGER NOT NULL,
+    label TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
+"""
+
+_INSERT = (
+    "INSERT INTO request_log (request_id, ts, model, version, alias, protocol, status, latency_ms, n_rows, "
+    "n_features, input_rows, row_step, inputs, predictions, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_BATCH = 5000
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to deploy.db in WAL mode with the request-log tables created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class RequestLog:
+    """Bounded, sampled, batched request logging to SQLite; `offer` is the only call on the request path."""
+
+    def __init__(self, path: Path | None, config: ServingConfig) -> None:
+        self.path = path
+        self.enabled = bool(path) and config.log_requests
+        self._queue: deque = deque()
+        self._cap = config.log_queue_size
+        self._rate = float(config.log_sample_rate)
+        self._per_second = float(config.log_max_per_second)
+        self._max_rows = int(config.log_max_rows)
+        self._flush = float(config.log_flush_seconds)
+        self._window = 0.0
+        self._in_window = 0
+        self.written = 0
+        self.dropped = 0
+        self.sampled_out = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._feedback_lock = threading.Lock()
+        self._feedback_conn: sqlite3.Connection | None = None
+        self._last_warning = 0.0
+
+    # ---------------------------------------------------------------- request path (event loop)
+    def admit(self, now: float) -> bool:
+        """Whether to log this request: sampling, the per-second cap, then room in the queue."""
+        if not self.enabled:
+            return False
+        if self._rate < 1.0 and random.random() >= self._rate:
+            self.sampled_out += 1
+            return False
+        if now - self._window >= 1.0:
+            self._window = now
+            self._in_window = 0
+        if self._in_window >= self._per_second:
+            self.sampled_out += 1
+            return False
+        self._in_window += 1
+        if len(self._queue) >= self._cap:
+            self.dropped += 1
+            return False
+        return True
+
+    def offer(self, entry: tuple) -> None:
+        """Queue one entry (see _INSERT for its fields, with X and predictions as arrays); never blocks."""
+        if len(self._queue) >= self._cap:
+            self.dropped += 1
+            return
+        self._queue.append(entry)
+
+    def stats(self) -> dict[str, int]:
+        """Counters for /metrics."""
+        return {"written": self.written, "dropped": self.dropped, "sampled_out": self.sampled_out,
+                "queued": len(self._queue)}
+
+    # ---------------------------------------------------------------- writer thread
+    def start(self) -> None:
+        """Create the tables and start the writer thread (logging is disabled if deploy.db cannot be opened)."""
+        if not self.enabled or self._thread is not None:
+            return
+        try:
+            connect(self.path).close()
+        except (sqlite3.Error, OSError) as exc:
+            log.warning("Request log disabled: cannot open %s (%s).", self.path, exc)
+            self.enabled = False
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="aidevops-requestlog", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Flush what is queued and stop the writer."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        with self._feedback_lock:
+            if self._feedback_conn is not None:
+                self._feedback_conn.close()
+                self._feedback_conn = None
+
+    def flush(self) -> None:
+        """Write everything queued now (tests and shutdown)."""
+        conn = connect(self.path)
+        try:
+            self._drain(conn)
+        finally:
+            conn.close()
+
+    def _run(self) -> None:
+        conn = None
+        while True:
+            stopping = self._stop.wait(self._flush)
+            try:
+                if conn is None:
+                    conn = connect(self.path)
+                self._drain(conn)
+            except (sqlite3.Error, OSError) as exc:
+                self._warn(f"Request log write failed ({exc}); entries are dropped until it recovers.")
+                if conn is not None:
+                    conn.close()
+                    conn = None
+            if stopping:
+                break
+        if conn is not None:
+            conn.close()
+
+    def _drain(self, conn: sqlite3.Connection) -> None:
+        queue = self._queue
+        while queue:
+            batch = []
+            while queue and len(batch) < _BATCH:
+                batch.append(self._row(queue.popleft()))
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(_INSERT, batch)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                self.dropped += len(batch)
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise
+            self.written += len(batch)
+
+    def _row(self, entry: tuple) -> tuple:
+        rid, ts, model, version, alias, protocol, status, latency_ms, X, preds, error = entry
+        n_rows = n_features = input_rows = step = None
+        blob = None
+        if isinstance(X, np.ndarray) and X.ndim == 2:
+            n_rows, n_features = X.shape
+            step = max(1, -(-n_rows // self._max_rows)) if self._max_rows else None
+            if step is not None:
+                sample = np.ascontiguousarray(X[::step], dtype="<f4")
+                input_rows, blob = sample.shape[0], sample.tobytes()
+        return (rid, ts, model, version, alias, protocol, status, latency_ms, n_rows, n_features, input_rows, step,
+                blob, _json(preds), None if error is None else str(error)[:1000])
+
+    def _warn(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_warning > 60:
+            self._last_warning = now
+            log.warning(message)
+
+    # ---------------------------------------------------------------- feedback (worker thread)
+    def write_feedback(self, rows: list[tuple[str, int, Any]]) -> int:
+        """Store ground-truth labels [(request_id, row, label)] durably; returns how many were written."""
+        if not self.path:
+            return 0
+        now = time.time()
+        values = [(rid, row, orjson.dumps(label).decode(), now) for rid, row, label in rows]
+        with self._feedback_lock:
+            if self._feedback_conn is None:
+                self._feedback_conn = connect(self.path)
+            conn = self._feedback_conn
+            conn.execute("BEGIN")
+            try:
+                conn.executemany("INSERT INTO feedback (request_id, row, label, ts) VALUES (?,?,?,?)", values)
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+                raise
+        return len(values)
+
+
+def _json(preds: Any) -> str | None:
+    if preds is None:
+        return None
+    try:
+        return orjson.dumps(preds, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        try:
+            from mlflow.utils.proto_json_utils import _get_jsonable_obj  # noqa: PLC0415 - pyfunc outputs only
+
+            return orjson.dumps(_get_jsonable_obj(preds, pandas_orient="records"),
+                                option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+        except Exception:  # noqa: BLE001 - a prediction we cannot encode is logged as text
+            return orjson.dumps(str(preds)[:10000]).decode()

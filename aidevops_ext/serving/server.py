@@ -1,0 +1,98 @@
+"""Running the server: `serve(model_uri, host, port)` loads and smoke-tests the model, then runs uvicorn
+(uvloop, httptools, no access log, one worker) on a socket bound before the model loads, so a port in
+use fails at once with one sentence.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from typing import Any
+
+from ..errors import ConfigError
+from ..workspace import Workspace
+from .config import ServingConfig
+from .loader import parse_uri
+
+log = logging.getLogger("aidevops.serving")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port; ConfigError naming the port when it is taken or not allowed."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise ConfigError(f"Port {port!r} is not a valid TCP port; pick one between 1 and 65535.")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        raise ConfigError(f"Host {host!r} cannot be resolved; pass an address such as 127.0.0.1.") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"Port {port} on {host} is already in use; stop what is listening there or choose another port with --port."
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigError(f"Port {port} on {host} needs privileges this user lacks; choose a port above 1023.") from None
+        raise ConfigError(f"Cannot listen on {host}:{port} ({exc.strerror}); choose another host or port.") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def limit_blas_threads(n: int | None) -> None:
+    """One worker on shared cores: multithreaded BLAS only adds spin-waits to small matrix products."""
+    if not n:
+        return
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+        threadpool_limits(n, user_api="blas")
+    except Exception:  # noqa: BLE001 - threadpoolctl is optional; serving works without the limit
+        pass
+
+
+def build(model_uri: str, *, workspace: Workspace | None = None, config: ServingConfig | None = None,
+          follow_alias: bool | None = None) -> Any:
+    """The app for `model_uri` (loaded and smoke-tested), ready for any ASGI server; raises AidevopsError."""
+    from .app import create_app  # noqa: PLC0415
+    from .requestlog import RequestLog  # noqa: PLC0415
+    from .slots import ModelSlots  # noqa: PLC0415
+    from .watch import AliasFollower  # noqa: PLC0415
+
+    ws = workspace or Workspace.discover()
+    config = config or ServingConfig.from_env()
+    limit_blas_threads(config.blas_threads)
+    ref = parse_uri(model_uri)
+    slots = ModelSlots.from_uri(model_uri, ws)
+    follower = None
+    if ref.alias and (follow_alias is None or follow_alias) and config.follow_alias_seconds > 0:
+        follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=slots.active.version)
+    return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower)
+
+
+def serve(model_uri: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workspace: Workspace | None = None,
+          config: ServingConfig | None = None, follow_alias: bool | None = None, log_level: str = "info") -> None:
+    """Serve `model_uri` on host:port until interrupted (one uvicorn worker, uvloop, httptools, no access log)."""
+    import uvicorn  # noqa: PLC0415
+
+    sock = bind_socket(host, port)  # first: a taken port fails before seconds of model loading
+    try:
+        app = build(model_uri, workspace=workspace, config=config, follow_alias=follow_alias)
+        uv_config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on",
+                                   log_level=log_level, workers=1, timeout_graceful_shutdown=10,
+                                   server_header=False)
+        server = uvicorn.Server(uv_config)
+        model = app.state.server.slots.active
+        log.warning("serving %s on http://%s:%s", model.label, host, sock.getsockname()[1])
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
