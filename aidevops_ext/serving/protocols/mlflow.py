@@ -16,8 +16,10 @@ import numpy as np
 import orjson
 
 from ..errors import RequestError
+from ..fastjson import FastRows, parse_mlflow
 from ..models import ServedModel
 from ..validation import (
+    check_matrix,
     columns_to_matrix,
     csv_to_matrix,
     decode_json,
@@ -82,10 +84,28 @@ def parse(body: bytes, kind: str, model: ServedModel) -> tuple[Any, dict | None]
                               dtype=model.input_dtype)
             return X, None
         return _pyfunc_csv(body, model), None
+    if model.fast:
+        fast = parse_mlflow(body)
+        if fast is not None:
+            return _from_fast_rows(fast, model), fast.params
     key, value, params = _envelope(decode_json(body))
     if model.fast:
         return _fast_input(key, value, body, model), params
     return _pyfunc_input(key, value, model), params
+
+
+def _from_fast_rows(fast: FastRows, model: ServedModel) -> np.ndarray:
+    """The same checks as the exact path, on rows simdjson already turned into numbers."""
+    what = "'dataframe_split.data'" if fast.key == "dataframe_split" else f"'{fast.key}'"
+    X = check_matrix(fast.rows, model.n_features, accepts_missing=model.accepts_missing, what=what)
+    X = to_dtype(X, model.input_dtype, what)
+    if fast.key == "dataframe_split":
+        if fast.columns is not None and len(fast.columns) != X.shape[1]:
+            raise RequestError(f"'dataframe_split' names {len(fast.columns)} columns but its rows have {X.shape[1]} values.")
+        if fast.n_index is not None and fast.n_index != X.shape[0]:
+            raise RequestError(f"'dataframe_split' has {fast.n_index} index labels but {X.shape[0]} rows.")
+        return order_columns(X, fast.columns, model.feature_names)
+    return X
 
 
 def _fast_input(key: str, value: Any, body: bytes, model: ServedModel) -> np.ndarray:
@@ -135,11 +155,49 @@ def _mlflow_error(exc: Exception) -> RequestError:
 def _pyfunc_input(key: str, value: Any, model: ServedModel) -> Any:
     from mlflow.pyfunc.scoring_server import infer_and_parse_data  # noqa: PLC0415 - foreign pyfunc models only
 
+    if model.numeric_columns:
+        _check_numeric_columns(key, value, model)
     try:
         data = infer_and_parse_data({key: value}, model.input_schema)
     except Exception as exc:  # noqa: BLE001 - MLflow's parser raises MlflowException, pandas anything
         raise _mlflow_error(exc) from None
     return check_frame(data, model)
+
+
+def _check_numeric_columns(key: str, value: Any, model: ServedModel) -> None:
+    """Booleans and strings in numeric columns are refused before MLflow's parser would coerce them."""
+    numeric = set(model.numeric_columns)
+    names = model.feature_names or []
+
+    def check(column: Any, v: Any) -> None:
+        if column in numeric and (isinstance(v, (bool, str, dict, list)) or (v is None and not model.accepts_missing)):
+            what = "null" if v is None else f"{type(v).__name__} {str(v)[:40]!r}"
+            raise RequestError(f"Column {column!r} takes numbers but got {what}; send JSON numbers.")
+
+    def records(rows: Any) -> None:
+        for rec in rows if isinstance(rows, list) else []:
+            if isinstance(rec, dict):
+                for k, v in rec.items():
+                    check(k, v)
+
+    def positional(rows: Any, columns: list) -> None:
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, list):
+                for k, v in zip(columns, row):
+                    check(k, v)
+
+    if key == "dataframe_split" and isinstance(value, dict):
+        positional(value.get("data"), value.get("columns") if isinstance(value.get("columns"), list) else names)
+    elif key == "dataframe_records":
+        records(value)
+    elif isinstance(value, dict):
+        for k, col in value.items():
+            for v in col if isinstance(col, list) else [col]:
+                check(k, v)
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        records(value)
+    else:
+        positional(value, names)
 
 
 def _pyfunc_csv(body: bytes, model: ServedModel) -> Any:
