@@ -1,0 +1,136 @@
+"""The request log in deploy.db, feedback, metrics, and the serve entry point (port in use, bad URIs)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from aidevops_ext.serving import ServingConfig
+from aidevops_ext.serving.requestlog import RequestLog
+from tests.serving.conftest import free_port, server_env, start_server, stop_server
+
+
+def _rows(db, sql: str, *args):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def test_requests_and_feedback_are_logged(app_factory, tmp_path, reg):
+    db = tmp_path / "deploy.db"
+    app = app_factory(db=db, log_flush_seconds=0.05)
+    X = np.array([[0.1, 1.0, 10.0], [1.0, -2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    with TestClient(app) as c:
+        ok = c.post("/invocations", json={"inputs": X.tolist()}, headers={"X-Request-ID": "req-1"})
+        assert ok.status_code == 200 and ok.headers["x-request-id"] == "req-1" and ok.json()["request_id"] == "req-1"
+        bad = c.post("/invocations", json={"inputs": [[1, True, 3]]})
+        oip = c.post("/v2/models/abc/infer", json={"id": "oip-7", "inputs": [
+            {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]})
+        assert oip.json()["id"] == "oip-7"
+        assert c.post("/feedback", json={"request_id": "req-1", "labels": [0, 1, 2]}).json() == {"accepted": 3}
+        assert c.post("/feedback", json=[{"request_id": "oip-7", "label": "2"}, {"request_id": "x", "label": 1.5, "row": 4}]
+                      ).json() == {"accepted": 2}
+        assert c.post("/feedback", json={"request_id": "req-1"}).status_code == 400
+        assert c.post("/feedback", json={"request_id": "a b", "label": 1}).status_code == 400
+        assert c.post("/feedback", json={"request_id": "r", "label": {"x": 1}}).status_code == 400
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(_rows(db, "SELECT 1 FROM request_log")) < 3:
+            time.sleep(0.05)
+        metrics = c.get("/metrics").text
+    rows = _rows(db, "SELECT request_id, model, version, alias, protocol, status, n_rows, n_features, input_rows, "
+                     "row_step, inputs, predictions, error, latency_ms FROM request_log ORDER BY id")
+    assert len(rows) == 3
+    first = rows[0]
+    assert first[:10] == ("req-1", "abc", "1", "champion", "mlflow", 200, 3, 3, 3, 1)
+    np.testing.assert_array_equal(np.frombuffer(first[10], dtype="<f4").reshape(3, 3), X)
+    assert first[11] == str(ok.json()["predictions"]).replace(" ", "") and first[12] is None and first[13] > 0
+    assert rows[1][5] == 400 and "boolean" in rows[1][12] and rows[1][10] is None
+    assert rows[2][0] == "oip-7" and rows[2][4] == "oip"
+    feedback = _rows(db, "SELECT request_id, row, label FROM feedback ORDER BY id")
+    assert feedback == [("req-1", 0, "0"), ("req-1", 1, "1"), ("req-1", 2, "2"), ("oip-7", 0, '"2"'), ("x", 4, "1.5")]
+    assert _rows(db, "PRAGMA journal_mode")[0][0] == "wal"
+    assert "aidevops_requestlog_written_total 3.0" in metrics and "aidevops_feedback_labels_total 5.0" in metrics
+
+
+def test_big_batches_log_a_strided_sample_of_rows(app_factory, tmp_path):
+    db = tmp_path / "deploy.db"
+    X = np.random.default_rng(0).normal(size=(1000, 3)).astype(np.float32)
+    with TestClient(app_factory(db=db, log_flush_seconds=0.05, log_max_rows=100)) as c:
+        preds = c.post("/invocations", json={"inputs": X.tolist()}).json()["predictions"]
+    (n_rows, input_rows, step, blob, logged), = _rows(db, "SELECT n_rows, input_rows, row_step, inputs, predictions FROM request_log")
+    assert (n_rows, input_rows, step) == (1000, 100, 10)
+    np.testing.assert_array_equal(np.frombuffer(blob, "<f4").reshape(100, 3), X[::10])
+    assert len(eval(logged)) == 1000 and eval(logged) == preds
+
+
+def test_a_full_queue_drops_and_counts_never_blocks():
+    log = RequestLog(None, ServingConfig(log_queue_size=5))
+    log.enabled = True  # no writer thread: the queue only fills
+    admitted = sum(log.admit(time.perf_counter()) and (log.offer(("r",) * 11) or True) for _ in range(20))
+    assert admitted == 5 and log.dropped == 15 and log.stats()["queued"] == 5
+
+
+def test_sampling_and_per_second_cap():
+    log = RequestLog(None, ServingConfig(log_sample_rate=0.0))
+    log.enabled = True
+    assert not any(log.admit(1.0) for _ in range(100)) and log.sampled_out == 100
+    log = RequestLog(None, ServingConfig(log_max_per_second=10))
+    log.enabled = True
+    assert sum(log.admit(5.0) for _ in range(100)) == 10
+    assert log.admit(6.5)  # a new second
+
+
+def test_unwritable_log_disables_logging_but_serving_goes_on(app_factory, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with TestClient(app_factory(db=blocker / "deploy.db")) as c:
+        assert c.post("/invocations", json={"inputs": [[1, 2, 3]]}).status_code == 200
+
+
+def test_metrics_are_labelled_and_per_app(client):
+    client.post("/invocations", json={"inputs": [[1, 2, 3]]})
+    client.post("/invocations", json={"inputs": [[1, 2]]})
+    text = client.get("/metrics").text
+    for needle in ('aidevops_requests_total{alias="champion",code="200",model="abc",protocol="mlflow",version="1"}',
+                   'aidevops_request_latency_seconds_bucket{alias="champion",le="+Inf",model="abc",protocol="mlflow",version="1"}',
+                   'aidevops_predictions_total{alias="champion",model="abc",protocol="mlflow",version="1"}',
+                   'aidevops_request_errors_total{alias="champion",kind="bad_input",model="abc",version="1"}',
+                   'aidevops_requestlog_dropped_total', 'process_cpu_seconds_total'):
+        assert needle in text, needle
+    from prometheus_client import REGISTRY
+
+    assert REGISTRY.get_sample_value("aidevops_requests_total") is None  # never the global registry
+
+
+def test_port_in_use_is_one_sentence_and_nonzero_exit(reg, server):
+    proc = subprocess.run([sys.executable, "-m", "aidevops_ext.serving", "models:/abc@champion", "--port",
+                           str(server.port)], env=server_env(reg), capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert proc.stderr.strip() == (f"error: Port {server.port} on 127.0.0.1 is already in use; stop what is listening "
+                                   "there or choose another port with --port.")
+
+
+@pytest.mark.parametrize("uri,needle", [("models:/nope@champion", "does not exist"), ("models:/abc/3", "NaN"),
+                                        ("models:/abc", "malformed")])
+def test_bad_model_uris_fail_before_serving(reg, uri, needle):
+    proc = subprocess.run([sys.executable, "-m", "aidevops_ext.serving", uri, "--port", str(free_port())],
+                          env=server_env(reg), capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serves_a_model_file_and_binds_loopback_by_default(reg):
+    srv = start_server(reg, str(reg.model_file), "--no-request-log")
+    try:
+        with srv.client() as c:
+            r = c.post("/invocations", json={"inputs": [[1, 2, 3]]})
+            assert r.status_code == 200
+            meta = c.get("/v2/models/abc").json()
+            assert meta["versions"][0] and meta["inputs"][0]["shape"] == [-1, 3]
+    finally:
+        stop_server(srv)
+    assert srv.proc.returncode == 0
