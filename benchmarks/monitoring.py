@@ -1,0 +1,231 @@
+"""Monitoring benchmark: drift of a large window against a stored reference profile, and Evidently's preset.
+
+    python benchmarks/monitoring.py [--rows 1000000] [--features 50] [--repeats 5] [--peer-rows N] [--no-peer]
+
+Data (seeded): a reference of --ref-rows rows and a window of --rows rows, float32, --features
+standard-normal columns; in the window a fifth of the features are shifted by 0.5 std or scaled by 1.5,
+so the report has something to find. Timed: `feature_drift(window, profile)`, the whole call
+(validation, sorting, every statistic, the report objects), median of --repeats after one warm-up run.
+Target: <= 1 s for 1,000,000 x 50.
+
+Peer: Evidently's DataDriftPreset on the same reference rows and window, timed around `Report.run`.
+Evidently is never installed into this environment (it pins its own versions): if it is not importable
+here, it is installed into an isolated venv under benchmarks/.peers/evidently and run there in a
+subprocess, the data handed over as .npy files. Note the difference in work: Evidently compares the
+window with the raw reference rows; aidevops with the profile stored at training time (percentiles,
+bin counts, moments), so the reference is not even needed at serving time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER_VENV = ROOT / "benchmarks" / ".peers" / "evidently"
+# evidently 0.7.23 imports pandas.core.dtypes.common.infer_dtype_from_object, which pandas 3 removed
+EVIDENTLY_PIN = ["evidently==0.7.23", "pandas<3"]
+TARGET_S = 1.0
+
+
+def make_data(rows: int, ref_rows: int, features: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Reference and window (float32); returns the indices of the features that really moved."""
+    rng = np.random.default_rng(seed)
+    ref = rng.standard_normal((ref_rows, features), dtype=np.float32)
+    win = rng.standard_normal((rows, features), dtype=np.float32)
+    k = max(1, features // 10)
+    win[:, :k] += 0.5  # mean shift of half a std
+    win[:, k : 2 * k] *= 1.5  # wider spread
+    return ref, win, list(range(2 * k))
+
+
+def median_time(fn, repeats: int) -> tuple[float, float, float, object]:
+    """(median wall s, min wall s, median CPU s over all threads, last result) over repeats calls, after a warm-up.
+
+    CPU time is printed beside wall time because this machine is shared: wall time rises with the
+    load of others, the CPU time a call needs much less.
+    """
+    result = fn()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        result = fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), min(walls), statistics.median(cpus), result
+
+
+# --------------------------------------------------------------------------- the peer: Evidently
+
+
+def evidently_run(ref: np.ndarray, cur: np.ndarray, repeats: int) -> dict:
+    """Time Evidently's DataDriftPreset on (ref, cur) here; needs evidently importable."""
+    import evidently
+    import pandas as pd
+
+    cols = [f"x{i}" for i in range(ref.shape[1])]
+    ref_df, cur_df = pd.DataFrame(ref, columns=cols), pd.DataFrame(cur, columns=cols)
+    try:  # evidently >= 0.7
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+
+        def run():
+            return Report([DataDriftPreset()]).run(current_data=cur_df, reference_data=ref_df)
+
+    except ImportError:  # evidently 0.4 - 0.6
+        from evidently.metric_preset import DataDriftPreset
+        from evidently.report import Report
+
+        def run():
+            report = Report(metrics=[DataDriftPreset()])
+            report.run(reference_data=ref_df, current_data=cur_df)
+            return report
+
+    times = []
+    result = None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - t0)
+    drifted = _evidently_drifted(result)
+    return {"version": evidently.__version__, "median_s": statistics.median(times), "min_s": min(times),
+            "runs": repeats, "drifted": drifted}
+
+
+def _evidently_drifted(result) -> int | None:
+    """Number of columns Evidently calls drifted, read from its result dict (None where its layout differs)."""
+    try:
+        d = result.dict()
+    except Exception:  # noqa: BLE001 - any layout change: the count is informational only
+        return None
+    for m in d.get("metrics", []):
+        value = m.get("value")
+        name = str(m.get("metric_name") or m.get("metric_id") or "")
+        if isinstance(value, dict) and "count" in value and "DriftedColumnsCount" in name:
+            return int(value["count"])
+        res = m.get("result") or {}
+        if "number_of_drifted_columns" in res:
+            return int(res["number_of_drifted_columns"])
+    return None
+
+
+def peer_python() -> Path | None:
+    """The Python to run Evidently with: this one if it has it, else the isolated venv (installed on demand)."""
+    try:
+        import evidently  # noqa: F401
+
+        return Path(sys.executable)
+    except ImportError:
+        pass
+    py = PEER_VENV / "bin" / "python"
+    if not py.exists():
+        print(f"  installing {' '.join(EVIDENTLY_PIN)} into {PEER_VENV.relative_to(ROOT)} (isolated venv) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(PEER_VENV)], check=True)
+    check = subprocess.run([str(py), "-c", "import evidently"], capture_output=True)
+    if check.returncode != 0:
+        inst = subprocess.run([str(py), "-m", "pip", "install", "-q", *EVIDENTLY_PIN], capture_output=True, text=True)
+        if inst.returncode != 0:
+            print("  evidently could not be installed: " + (inst.stderr.strip().splitlines() or ["?"])[-1])
+            return None
+    return py
+
+
+def run_peer(ref: np.ndarray, cur: np.ndarray, repeats: int, timeout: float) -> dict | None:
+    """Evidently's timing, in this process if it has Evidently, else in the peer venv."""
+    py = peer_python()
+    if py is None:
+        return None
+    if py == Path(sys.executable):
+        return evidently_run(ref, cur, repeats)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "ref.npy", ref)
+        np.save(Path(tmp) / "cur.npy", cur)
+        cmd = [str(py), __file__, "--peer-worker", tmp, "--repeats", str(repeats)]
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"timeout": timeout}
+    if out.returncode != 0:
+        print("  evidently run failed: " + (out.stderr.strip().splitlines() or ["?"])[-1])
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--ref-rows", type=int, default=100_000)
+    ap.add_argument("--features", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--peer-rows", type=int, default=0, help="window rows for Evidently (0: all); say if subsampled")
+    ap.add_argument("--peer-repeats", type=int, default=1)
+    ap.add_argument("--peer-timeout", type=float, default=1800.0)
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    ap.add_argument("--peer-worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.peer_worker:  # inside the peer venv: time Evidently on the handed-over arrays, print one JSON line
+        d = Path(args.peer_worker)
+        print(json.dumps(evidently_run(np.load(d / "ref.npy"), np.load(d / "cur.npy"), args.repeats)))
+        return 0
+
+    sys.path.insert(0, str(ROOT))
+    from aidevops_ext.monitoring.drift import feature_drift
+    from aidevops_ext.monitoring.profile import build_profile
+
+    ref, win, moved = make_data(args.rows, args.ref_rows, args.features, args.seed)
+    print(f"monitoring benchmark: drift of {args.rows:,} x {args.features} float32 rows against a profile "
+          f"of {args.ref_rows:,} reference rows; {os.cpu_count()} CPUs, NumPy {np.__version__}")
+
+    t0 = time.perf_counter()
+    profile = build_profile(ref)
+    print(f"  build_profile (once, at training time):      {time.perf_counter() - t0:.3f} s")
+
+    med, best, cpu, report = median_time(lambda: feature_drift(win, profile), args.repeats)
+    verdict = "PASS" if med <= TARGET_S else "FAIL"
+    print(f"  aidevops feature_drift:                      median {med:.3f} s, min {best:.3f} s over "
+          f"{args.repeats} runs (CPU {cpu:.3f} s) -> {verdict} (target <= {TARGET_S:g} s)")
+    found = [int(n[1:]) for n in report.drifted]
+    print(f"  flagged {len(found)} of {args.features} features; the {len(moved)} that moved: "
+          f"{'all found, no others' if found == moved else f'found {found}'}")
+
+    # server throughput with logging and metrics on vs off: added with the server integration
+    print("  server throughput, logging and metrics on vs off: not yet measured (added with the server integration)")
+
+    if args.no_peer:
+        print("  evidently: skipped (--no-peer)")
+    else:
+        rows = args.peer_rows or args.rows
+        cur = win[:rows]
+        note = "" if rows == args.rows else f" (window subsampled to the first {rows:,} rows)"
+        peer = run_peer(ref, cur, args.peer_repeats, args.peer_timeout)
+        if peer is None:
+            print("  evidently: not available")
+        elif "timeout" in peer:
+            print(f"  evidently: did not finish within {peer['timeout']:.0f} s{note}")
+        else:
+            ours = med if rows == args.rows else median_time(lambda: feature_drift(cur, profile), args.repeats)[0]
+            print(f"  evidently compares with the {args.ref_rows:,} raw reference rows; aidevops with the stored profile")
+            print(f"  evidently {peer['version']} DataDriftPreset{note}: median {peer['median_s']:.3f} s over "
+                  f"{peer['runs']} run(s), drifted columns: {peer['drifted']}")
+            print(f"  ratio evidently / aidevops on the same data: {peer['median_s'] / ours:.1f}x "
+                  f"(aidevops {ours:.3f} s)")
+    return 1 if args.strict and verdict == "FAIL" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
