@@ -133,4 +133,6 @@ def test_serves_a_model_file_and_binds_loopback_by_default(reg):
             assert meta["versions"][0] and meta["inputs"][0]["shape"] == [-1, 3]
     finally:
         stop_server(srv)
-    assert srv.proc.returncode == 0
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal so the exit status says why
+    assert srv.proc.returncode in (0, -15)
+    assert "Finished server process" in srv.log.read_text()
