@@ -277,5 +277,266 @@ def report(run_id, fmt, against, output, self_contained) -> None:
     click.echo(str(path))
 
 
+
+# -- deployments -----------------------------------------------------------------------------
+def _reason_option(f):
+    return click.option("--reason", default="", help="Why (kept in the deployment's history).")(f)
+
+
+@main.command()
+@click.argument("model_ref", metavar="NAME@ALIAS|NAME/VERSION")
+@click.option("--name", default=None, help="Deployment name (default: the model's name).")
+@click.option("--port", type=int, default=None, help="Local port (default: any free port; Kubernetes: 8080).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address a local server binds.")
+@click.option("--follow", is_flag=True, help="Switch automatically when the alias moves in the registry.")
+@click.option("--follow-interval", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="How often --follow polls the registry.")
+@click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
+@click.option("--dry-run", is_flag=True, help="Show what would be done (Kubernetes: print or write the manifests).")
+@click.option("--output", "-o", type=click.Path(file_okay=False), default=None, help="Kubernetes --dry-run: write one YAML file per object here.")
+@click.option("--image", default="aidevops:latest", show_default=True, help="Kubernetes: container image with aidevops installed.")
+@click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace.")
+@click.option("--replicas", type=int, default=1, show_default=True, help="Kubernetes: initial replicas.")
+@click.option("--min-replicas", type=int, default=1, show_default=True, help="Kubernetes autoscaler minimum.")
+@click.option("--max-replicas", type=int, default=5, show_default=True, help="Kubernetes autoscaler maximum.")
+@click.option("--cpu-target", type=int, default=70, show_default=True, help="Kubernetes autoscaler CPU utilisation target (%).")
+@click.option("--tracking-uri", default=None, help="Kubernetes: MLflow tracking URI the pods use.")
+@click.option("--kserve", is_flag=True, help="Kubernetes: apply the KServe InferenceService instead of Deployment/Service/HPA.")
+@_reason_option
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run, output, image, namespace, replicas,
+           min_replicas, max_replicas, cpu_target, tracking_uri, kserve, reason, as_json) -> None:
+    """Serve a registered model: locally as a supervised background server, or on Kubernetes.
+
+    Deploying a name that already runs switches its version with no downtime: the new version is loaded,
+    smoke-tested and checked against the registry's predictions before it takes traffic.
+    """
+    if target == "kubernetes":
+        from .deploy.kubernetes import deploy_kubernetes
+
+        result = deploy_kubernetes(_workspace(), model_ref, name=name, dry_run=dry_run,
+                                   output=Path(output) if output else None, kserve=kserve, reason=reason,
+                                   tracking_uri=tracking_uri, namespace=namespace, image=image, replicas=replicas,
+                                   min_replicas=min_replicas, max_replicas=max_replicas, cpu_target=cpu_target,
+                                   follow=follow, follow_seconds=follow_interval)
+        for warning in result["warnings"]:
+            click.echo(f"warning: {warning}", err=True)
+        if as_json:
+            click.echo(json.dumps({k: v for k, v in result.items() if k != "yaml"}, indent=1, default=str))
+        elif result["files"]:
+            for f in result["files"]:
+                click.echo(f)
+        elif dry_run:
+            click.echo(result["yaml"], nl=False)
+        else:
+            click.echo(result["kubectl"], nl=False)
+        return
+    from .deploy import manager
+
+    res = manager.deploy(_workspace(), model_ref, name=name, port=port, host=host, follow=follow,
+                         follow_seconds=follow_interval, dry_run=dry_run, reason=reason)
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=1, default=str))
+        return
+    dep = res.deployment
+    if res.action == "planned":
+        click.echo(f"would {'switch' if 'switch' in res.plan else 'start'} '{dep.name}': {json.dumps(res.plan)}")
+        return
+    if res.action == "unchanged":
+        click.echo(f"'{dep.name}' already serves {dep.model} v{res.version} on {dep.url}")
+        return
+    if res.action == "switched":
+        click.echo(f"switched '{dep.name}' from v{res.previous} to v{res.version} on {dep.url} "
+                   f"(roll back with `aidevops rollback {dep.name}`)")
+    else:
+        click.echo(f"deployed {dep.model} v{res.version} ({dep.ref}) as '{dep.name}' on {dep.url}")
+    if res.detail:
+        click.echo(f"  checked   {res.detail}: predictions equal the registry model's")
+    if dep.follow:
+        click.echo(f"  follows   {dep.model}@{dep.alias} every {dep.follow:g} s")
+    click.echo(f"  log       {dep.log_path}")
+    click.echo(f"  try       {manager.curl_example(dep, _example_rows(dep))}")
+
+
+def _example_rows(dep):
+    from .deploy.versions import cache_dir
+
+    try:
+        ref = json.loads((cache_dir(_workspace(), dep.model, dep.active_version) / "reference.json").read_text())
+        return ref.get("rows") or None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--history", "show_history", is_flag=True, help="Every change (with NAME: of that deployment).")
+@click.option("-n", "--limit", type=int, default=20, show_default=True, help="History rows to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def deployments(name, show_history, limit, as_json) -> None:
+    """List deployments; with NAME, its slots and recent history."""
+    from .deploy import manager
+
+    ws = _workspace()
+    if name is not None:
+        data = manager.status(ws, name)
+        data["history"] = [h.to_dict() for h in manager.history(ws, name, limit)]
+        if as_json:
+            click.echo(json.dumps(data, indent=1, default=str))
+            return
+        d = data["deployment"]
+        click.echo(f"{d['name']} · {d['model']} ({d['ref']}) · {d['target']} · {d['state']}"
+                   + (f" · {d['url']}" if d.get("url") else ""))
+        slots = data.get("slots")
+        if slots:
+            canary = slots.get("canary")
+            click.echo(f"  active    v{slots['active']['version']}")
+            click.echo(f"  previous  {'v' + slots['previous']['version'] if slots.get('previous') else '-'}")
+            share = 100 * float(slots.get("canary_share") or 0)
+            click.echo(f"  canary    {'v' + canary['version'] + f' at {share:g} %' if canary else '-'}")
+        else:
+            click.echo(f"  active    {'v' + d['active_version'] if d.get('active_version') else '-'}")
+        if d.get("follow"):
+            click.echo(f"  follows   {d['model']}@{d['alias']} every {d['follow']:g} s")
+        click.echo(f"  pids      supervisor {d.get('supervisor_pid') or '-'}, server {d.get('server_pid') or '-'}; "
+                   f"restarts {d.get('restarts') or 0}")
+        if d.get("log_path"):
+            click.echo(f"  log       {d['log_path']}")
+        if d.get("error"):
+            click.echo(f"  error     {d['error']}")
+        if data.get("error"):
+            click.echo(f"  error     {data['error']}")
+        _print_history(data["history"])
+        return
+    if show_history:
+        rows = [h.to_dict() for h in manager.history(ws, None, limit)]
+        if as_json:
+            click.echo(json.dumps(rows, indent=1, default=str))
+        else:
+            _print_history(rows, with_name=True)
+        return
+    deps = manager.list_deployments(ws)
+    if as_json:
+        click.echo(json.dumps([d.to_dict() for d in deps], indent=1, default=str))
+        return
+    if not deps:
+        click.echo("no deployments yet: start one with `aidevops deploy NAME@champion`.")
+        return
+    click.echo(f"{'name':<20}{'serves':<28}{'target':<12}{'state':<12}{'active':<8}{'prev':<7}{'canary':<12}{'restarts':>8}  url")
+    for d in deps:
+        canary = f"v{d.canary_version} {100 * d.canary_share:g}%" if d.canary_version else "-"
+        click.echo(f"{d.name:<20}{d.ref:<28}{d.target:<12}{d.state:<12}{_v(d.active_version):<8}{_v(d.previous_version):<7}"
+                   f"{canary:<12}{d.restarts:>8}  {d.url or '-'}")
+
+
+def _v(version) -> str:
+    return f"v{version}" if version else "-"
+
+
+def _print_history(rows: list, with_name: bool = False) -> None:
+    if not rows:
+        click.echo("  no history yet")
+        return
+    click.echo("  history")
+    for h in rows:
+        who = f"{h['deployment']:<16}" if with_name else ""
+        change = f"{_v(h['from_version'])} -> {_v(h['to_version'])}"
+        line = f"    {h['when']}  {who}{h['operation']:<13}{change:<14}{h['actor']:<16}{h['reason']}"
+        if not h["ok"]:
+            line += f"  REFUSED: {h['detail']}"
+        click.echo(line)
+
+
+@main.command()
+@click.argument("name")
+@_reason_option
+def rollback(name, reason) -> None:
+    """Swap a deployment's active and previous versions (no downtime)."""
+    from .deploy import manager
+
+    entry = manager.rollback(_workspace(), name, reason=reason)
+    click.echo(f"rolled back '{name}' from v{entry.from_version} to v{entry.to_version}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("version", required=False)
+@click.option("--share", type=float, default=None, help="Fraction of requests the canary gets (0 to 1).")
+@click.option("--clear", is_flag=True, help="Remove the canary.")
+@_reason_option
+def canary(name, version, share, clear, reason) -> None:
+    """Send a share of a deployment's traffic to VERSION (checked like a switch); without VERSION, change the share."""
+    from .deploy import manager
+
+    entry = manager.canary(_workspace(), name, version, share=share, clear=clear, reason=reason)
+    if clear:
+        click.echo(f"cleared the canary v{entry.to_version} of '{name}'; v{entry.from_version} takes all traffic")
+    else:
+        click.echo(f"'{name}': canary v{entry.to_version} gets {100 * (share or 0):g} % of requests, "
+                   f"v{entry.from_version} the rest (promote with `aidevops promote {name}`)")
+
+
+@main.command()
+@click.argument("name")
+@_reason_option
+def promote(name, reason) -> None:
+    """Make a deployment's canary its active version."""
+    from .deploy import manager
+
+    entry = manager.promote(_workspace(), name, reason=reason)
+    click.echo(f"promoted v{entry.to_version} of '{name}' to active (v{entry.from_version} kept for rollback)")
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--all", "everything", is_flag=True, help="Stop every running local deployment of the workspace.")
+@_reason_option
+def undeploy(name, everything, reason) -> None:
+    """Stop a deployment (its supervisor and server) and mark it stopped; its history stays."""
+    from .deploy import manager
+
+    ws = _workspace()
+    if everything == (name is not None):
+        raise click.UsageError("give a deployment NAME or --all")
+    if everything:
+        names = manager.undeploy_all(ws, reason=reason or "undeploy --all")
+        click.echo(f"stopped {', '.join(names)}" if names else "no running deployments")
+        return
+    manager.undeploy(ws, name, reason=reason)
+    click.echo(f"stopped '{name}'")
+
+
+@main.command()
+@click.argument("model_uri")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 in containers).")
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--workspace", type=click.Path(file_okay=False), default=None, help="Workspace folder (default: AIDEVOPS_HOME or discovered).")
+@click.option("--follow-alias", type=float, default=None, metavar="SECONDS",
+              help="Poll the registry every SECONDS and switch when the alias moves (default 30; 0 disables).")
+@click.option("--max-body-mb", type=float, default=None, help="Largest request body in MB (default 10).")
+@click.option("--log-sample-rate", type=float, default=None, help="Fraction of requests logged to deploy.db (default 1).")
+@click.option("--no-request-log", is_flag=True, help="Log no requests to deploy.db.")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True)
+def serve(model_uri, host, port, workspace, follow_alias, max_body_mb, log_sample_rate, no_request_log, log_level) -> None:
+    """Serve a model in the foreground (for containers): MLflow's scoring protocol and Open Inference Protocol v2."""
+    import logging
+
+    from .serving.config import ServingConfig
+    from .serving.server import serve as run_server
+    from .workspace import Workspace
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = ServingConfig.from_env(
+        max_body_bytes=None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
+        log_sample_rate=log_sample_rate, log_requests=False if no_request_log else None,
+        follow_alias_seconds=follow_alias,
+    )
+    ws = Workspace(Path(workspace).resolve()) if workspace else _workspace()
+    try:
+        run_server(model_uri, host=host, port=port, workspace=ws, config=config, log_level=log_level)
+    except KeyboardInterrupt:
+        pass
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,130 @@
+"""The server process of a local deployment, started by its supervisor on an inherited listening socket.
+
+`python -m aidevops_ext.deploy.child NAME --workspace ROOT --fd N --parent PID` reads the deployment's
+row in deploy.db and serves the versions recorded there (active, and previous/canary when present), so
+a server restarted after a crash comes back as the same deployment. Versions cached by the deployment
+manager load from `.aidevops/deploy-cache/` (milliseconds, no MLflow import); others load from the
+registry. Every version passes the server's smoke test before it takes traffic. The admin token arrives
+in the environment (AIDEVOPS_SERVING_ADMIN_TOKEN), never on the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from ..errors import AidevopsError
+from ..workspace import Workspace
+
+log = logging.getLogger("aidevops.deploy")
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this process when the supervisor dies, so no orphan server keeps the model."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def build_app(ws: Workspace, name: str):
+    """The ASGI app serving deployment `name` as recorded in deploy.db."""
+    from ..serving.config import ServingConfig  # noqa: PLC0415
+    from ..serving.errors import ModelRefused  # noqa: PLC0415
+    from ..serving.loader import ModelRef  # noqa: PLC0415
+    from ..serving.app import create_app  # noqa: PLC0415
+    from ..serving.requestlog import RequestLog  # noqa: PLC0415
+    from ..serving.server import limit_blas_threads  # noqa: PLC0415
+    from ..serving.slots import ModelSlots, SlotState, prepare_model  # noqa: PLC0415
+    from ..serving.watch import AliasFollower  # noqa: PLC0415
+    from .store import DeployStore  # noqa: PLC0415
+
+    dep = DeployStore(ws).get(name)
+    if dep is None:
+        raise AidevopsError(f"Deployment '{name}' is not in {ws.deploy_db}; deploy it with `aidevops deploy`.")
+    config = ServingConfig.from_env(follow_alias_seconds=float(dep.follow or 0.0))
+    limit_blas_threads(config.blas_threads)
+
+    def load(version: str):
+        return prepare_model(_source(ws, dep.model, version, dep.alias), ws, alias=dep.alias)
+
+    active = load(dep.active_version) if dep.active_version else prepare_model(f"models:/{dep.ref}", ws, alias=dep.alias)
+    slots = ModelSlots(active, workspace=ws, alias=dep.alias)
+    extra = {}
+    for slot, version in (("previous", dep.previous_version), ("canary", dep.canary_version)):
+        if version and version != active.version:
+            try:
+                extra[slot] = load(version)
+            except ModelRefused as exc:  # serving the active version matters more than restoring this slot
+                log.warning("not restoring the %s slot: %s", slot, exc)
+    if extra:
+        canary = extra.get("canary")
+        slots.state = SlotState(active=active, previous=extra.get("previous"), canary=canary,
+                                canary_share=float(dep.canary_share or 0.0) if canary is not None else 0.0)
+    follower = None
+    if dep.alias and config.follow_alias_seconds > 0:
+        ref = ModelRef(f"models:/{dep.model}@{dep.alias}", name=dep.model, alias=dep.alias)
+        follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=dep.alias_version or active.version)
+    return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower)
+
+
+def _source(ws: Workspace, model: str, version: str, alias: str | None):
+    """A ServedModel from the deployment cache, else the registry URI (loaded by the server's loader)."""
+    from .versions import cached_model_file  # noqa: PLC0415
+
+    uri = f"models:/{model}/{version}"
+    path = cached_model_file(ws, model, version)
+    if path is None:
+        return uri
+    from ..serving.models import AidevopsModel  # noqa: PLC0415
+    from ..trainer import load_model  # noqa: PLC0415
+
+    try:
+        estimator = load_model(path)
+    except AidevopsError as exc:
+        log.warning("cached %s v%s does not load (%s); loading it from the registry", model, version, exc)
+        return uri
+    return AidevopsModel.from_estimator(estimator, name=model, version=str(version), source=uri, alias=alias)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve one deployment on the inherited socket until SIGTERM."""
+    p = argparse.ArgumentParser(prog="python -m aidevops_ext.deploy.child")
+    p.add_argument("name")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--fd", type=int, required=True, help="listening socket inherited from the supervisor")
+    p.add_argument("--parent", type=int, default=None, help="the supervisor's pid")
+    p.add_argument("--log-level", default="warning")
+    args = p.parse_args(argv)
+    if args.parent:
+        _die_with_parent(args.parent)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s server[%(process)d]: %(message)s")
+    sock = socket.socket(fileno=args.fd)
+    try:
+        import uvicorn  # noqa: PLC0415
+
+        app = build_app(Workspace(Path(args.workspace).resolve()), args.name)
+        model = app.state.server.slots.active
+        log.warning("serving %s on %s", model.label, sock.getsockname())
+        config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on",
+                                log_level=args.log_level, workers=1, timeout_graceful_shutdown=5, server_header=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    except AidevopsError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    finally:
+        sock.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""The Kubernetes target: manifests for a served model, and `kubectl apply` when a cluster is configured.
+
+`render_manifests` builds plain dicts for
+- a Deployment running `aidevops serve models:/NAME@ALIAS --host 0.0.0.0 --port 8080` (readiness on
+  /v2/health/ready, liveness on /health, MLFLOW_TRACKING_URI in the environment, Prometheus scrape
+  annotations on the pods, a non-root read-only container with emptyDir scratch space);
+- a ClusterIP Service in front of it (with the same scrape annotations, for Service-based discovery);
+- an autoscaling/v2 HorizontalPodAutoscaler on CPU utilisation;
+- a KServe InferenceService (serving.kserve.io/v1beta1) running the same container as a custom predictor
+  speaking the Open Inference Protocol v2 (`PROTOCOL=v2`), scraped through KServe's Prometheus annotations.
+
+The InferenceService is the alternative for clusters with KServe: `--kserve` applies it instead of the
+Deployment/Service/HPA trio (applying both would serve the model twice). `--dry-run` prints or writes all four.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..workspace import Workspace
+from .local import DeploymentError
+from .store import APPLIED, STOPPED, Deployment, DeployStore, default_actor
+from .versions import parse_target
+
+DEFAULT_IMAGE = "aidevops:latest"
+CONTAINER_PORT = 8080
+SERVICE_PORT = 80
+WORKSPACE_PATH = "/var/lib/aidevops"
+PLACEHOLDER_TRACKING_URI = "http://mlflow:5000"
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+
+def k8s_name(name: str) -> str:
+    """A DNS-1035 label (what Service names must be) made from a deployment name."""
+    text = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    text = re.sub(r"^[^a-z]+", "", text)[:63].rstrip("-")
+    return text or "model"
+
+
+def _label_value(value: str) -> str:
+    value = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)[:63].strip("-_.")
+    return value if _LABEL_VALUE.match(value) else "model"
+
+
+def render_manifests(model_ref: str, *, name: str | None = None, namespace: str = "default",
+                     image: str = DEFAULT_IMAGE, replicas: int = 1, min_replicas: int = 1, max_replicas: int = 5,
+                     cpu_target: int = 70, tracking_uri: str | None = None, follow: bool = False,
+                     follow_seconds: float = 30.0, cpu_request: str = "250m", memory_request: str = "512Mi",
+                     memory_limit: str = "1Gi") -> list[dict[str, Any]]:
+    """Deployment, Service, HorizontalPodAutoscaler and KServe InferenceService for `model_ref` (plain dicts)."""
+    target = parse_target(model_ref)
+    obj_name = k8s_name(name or target.model)
+    if not _DNS_LABEL.match(namespace or ""):
+        raise ConfigError(f"Namespace {namespace!r} is not a valid Kubernetes namespace (lowercase letters, digits, '-').")
+    if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
+        raise ConfigError(f"Image {image!r} is not a container image reference; pass e.g. --image registry/aidevops:1.0.")
+    for label, value, low in (("replicas", replicas, 0), ("min replicas", min_replicas, 1), ("max replicas", max_replicas, 1),
+                              ("CPU target", cpu_target, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"The {label} must be a whole number of at least {low}, got {value!r}.")
+    if max_replicas < min_replicas:
+        raise ConfigError(f"Max replicas ({max_replicas}) is below min replicas ({min_replicas}); raise --max-replicas.")
+    uri = target.uri
+    labels = {
+        "app.kubernetes.io/name": "aidevops-server",
+        "app.kubernetes.io/instance": obj_name,
+        "app.kubernetes.io/part-of": "aidevops",
+        "app.kubernetes.io/managed-by": "aidevops",
+        "aidevops.io/model": _label_value(target.model),
+    }
+    if target.alias:
+        labels["aidevops.io/alias"] = _label_value(target.alias)
+    selector = {"app.kubernetes.io/name": "aidevops-server", "app.kubernetes.io/instance": obj_name}
+    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(CONTAINER_PORT), "prometheus.io/path": "/metrics"}
+    command = ["aidevops", "serve", uri, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT),
+               "--workspace", WORKSPACE_PATH, "--follow-alias", f"{follow_seconds:g}" if follow and target.alias else "0"]
+    env = [
+        {"name": "MLFLOW_TRACKING_URI", "value": tracking_uri or PLACEHOLDER_TRACKING_URI},
+        {"name": "AIDEVOPS_HOME", "value": WORKSPACE_PATH},
+        {"name": "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "value": "false"},
+    ]
+    probes = {
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": CONTAINER_PORT}, "periodSeconds": 5,
+                           "timeoutSeconds": 2, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/health", "port": CONTAINER_PORT}, "periodSeconds": 10,
+                          "timeoutSeconds": 2, "failureThreshold": 3},
+        # Loading a model from the registry can take a while; liveness starts counting after this passes.
+        "startupProbe": {"httpGet": {"path": "/health", "port": CONTAINER_PORT}, "periodSeconds": 2,
+                         "failureThreshold": 60},
+    }
+    resources = {"requests": {"cpu": cpu_request, "memory": memory_request}, "limits": {"memory": memory_limit}}
+    security = {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    mounts = [{"name": "workspace", "mountPath": WORKSPACE_PATH}, {"name": "tmp", "mountPath": "/tmp"}]
+    volumes = [{"name": "workspace", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
+    container = {
+        "name": "server", "image": image, "imagePullPolicy": "IfNotPresent", "command": command,
+        "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
+        "env": env, **probes, "resources": resources, "securityContext": security, "volumeMounts": mounts,
+    }
+    meta = {"name": obj_name, "namespace": namespace, "labels": labels}
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": labels, "annotations": scrape},
+                "spec": {"containers": [container], "volumes": volumes, "terminationGracePeriodSeconds": 30},
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": {**meta, "annotations": scrape},
+        "spec": {"type": "ClusterIP", "selector": selector,
+                 "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]},
+    }
+    hpa = {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta,
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": obj_name},
+            "minReplicas": min_replicas, "maxReplicas": max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
+                                                                                  "averageUtilization": cpu_target}}}],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+        },
+    }
+    kserve_container = {k: v for k, v in container.items() if k not in ("name", "startupProbe")}
+    kserve_container["name"] = "kserve-container"
+    kserve_container["env"] = [*env, {"name": "PROTOCOL", "value": "v2"}]  # KServe: custom predictor protocol
+    kserve_container["ports"] = [{"containerPort": CONTAINER_PORT, "protocol": "TCP"}]
+    isvc = {
+        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+        "metadata": {**meta, "annotations": {"serving.kserve.io/enable-prometheus-scraping": "true",
+                                             "prometheus.kserve.io/port": str(CONTAINER_PORT),
+                                             "prometheus.kserve.io/path": "/metrics"}},
+        "spec": {"predictor": {"minReplicas": min_replicas, "maxReplicas": max_replicas, "scaleMetric": "cpu",
+                               "scaleTarget": cpu_target, "containers": [kserve_container], "volumes": volumes}},
+    }
+    return [deployment, service, hpa, isvc]
+
+
+def _dumper() -> Any:
+    import yaml  # noqa: PLC0415
+
+    class Dumper(yaml.SafeDumper):
+        """No `&id001` anchors: objects share dicts (labels, probes), kubectl users expect them written out."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return Dumper
+
+
+def to_yaml(objects: list[dict[str, Any]]) -> str:
+    """Multi-document YAML."""
+    import yaml  # noqa: PLC0415
+
+    return yaml.dump_all(objects, Dumper=_dumper(), sort_keys=False, default_flow_style=False)
+
+
+def write_manifests(objects: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """One file per object (`NN-kind-name.yaml`) in `folder`."""
+    import yaml  # noqa: PLC0415
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, obj in enumerate(objects, 1):
+        path = folder / f"{i:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+        path.write_text(yaml.dump(obj, Dumper=_dumper(), sort_keys=False), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def kubectl_context() -> tuple[str, str]:
+    """(kubectl path, current context); ConfigError with one sentence when either is missing."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise ConfigError("kubectl is not installed here; render the manifests with --dry-run (and --output DIR) "
+                          "and apply them where kubectl is configured.")
+    try:
+        out = subprocess.run([kubectl, "config", "current-context"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ConfigError(f"kubectl could not be run ({exc}); render the manifests with --dry-run instead.") from None
+    context = out.stdout.strip()
+    if out.returncode != 0 or not context:
+        raise ConfigError("kubectl has no current context (`kubectl config current-context` failed); configure a "
+                          "cluster, or render the manifests with --dry-run.")
+    return kubectl, context
+
+
+def _kubectl(kubectl: str, args: list[str], text: str) -> str:
+    try:
+        out = subprocess.run([kubectl, *args], input=text, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise DeploymentError(f"kubectl {args[0]} did not finish within 300 s; check the cluster.") from None
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["no error output"])[-1]
+        raise DeploymentError(f"kubectl {args[0]} failed: {last}")
+    return out.stdout
+
+
+def deploy_kubernetes(ws: Workspace | None, model_ref: str, *, name: str | None = None, dry_run: bool = False,
+                      output: Path | None = None, kserve: bool = False, reason: str = "", actor: str | None = None,
+                      **options: Any) -> dict[str, Any]:
+    """Render (dry run) or apply the manifests; records the change in the deployment's history."""
+    store = DeployStore(ws or Workspace.discover())
+    ws = store.workspace
+    target = parse_target(model_ref)
+    dep_name = name or target.model
+    tracking = options.pop("tracking_uri", None)
+    warnings = []
+    if tracking is None:
+        tracking = ws.tracking_uri if ws.tracking_uri.startswith(("http://", "https://")) else None
+        if tracking is None:
+            warnings.append(f"The workspace's MLflow store ({ws.tracking_uri}) is local to this machine; the pods "
+                            f"use MLFLOW_TRACKING_URI={PLACEHOLDER_TRACKING_URI}: pass --tracking-uri with a server "
+                            "they can reach.")
+    objects = render_manifests(target.text, name=dep_name, tracking_uri=tracking, **options)
+    chosen = [objects[3]] if kserve else objects[:3]
+    result: dict[str, Any] = {"name": dep_name, "ref": target.text, "objects": objects, "yaml": to_yaml(objects),
+                              "warnings": warnings, "files": [], "applied": False}
+    actor = actor or default_actor()
+    if dry_run:
+        if output is not None:
+            result["files"] = [str(p) for p in write_manifests(objects, Path(output))]
+        store.record(dep_name, "render", reason=reason or f"render manifests for {target.text}", actor=actor,
+                     detail=f"target kubernetes; {len(objects)} objects" +
+                            (f" written to {output}" if output is not None else " printed"))
+        return result
+    kubectl, context = kubectl_context()
+    namespace = options.get("namespace", "default")
+    out = _kubectl(kubectl, ["apply", "-f", "-"], to_yaml(chosen))
+    now = time.time()
+    existing = store.get(dep_name)
+    if existing is not None and existing.target == "local" and existing.state not in (STOPPED, "failed"):
+        raise ConfigError(f"Deployment '{dep_name}' runs locally; pick another --name for its Kubernetes deployment.")
+    store.put(Deployment(
+        name=dep_name, model=target.model, ref=target.text, alias=target.alias, target="kubernetes", state=APPLIED,
+        created=existing.created if existing else now, updated=now, follow=0.0,
+        options=json.dumps({"namespace": namespace, "context": context, "kserve": kserve,
+                            "objects": [[o["apiVersion"], o["kind"], o["metadata"]["name"]] for o in chosen],
+                            "yaml": to_yaml(chosen)}),
+    ))
+    store.record(dep_name, "deploy", reason=reason or f"deploy {target.text} to Kubernetes", actor=actor,
+                 detail=f"context {context}, namespace {namespace}: {out.strip()[:1500]}")
+    result["applied"] = True
+    result["kubectl"] = out
+    return result
+
+
+def delete(ws: Workspace, dep: Deployment) -> None:
+    """`kubectl delete` the objects a Kubernetes deployment applied."""
+    kubectl, _ = kubectl_context()
+    options = json.loads(dep.options or "{}")
+    text = options.get("yaml")
+    if not text:
+        raise ConfigError(f"Deployment '{dep.name}' has no record of its Kubernetes objects; delete them with kubectl.")
+    _kubectl(kubectl, ["delete", "--ignore-not-found", "-f", "-"], text)

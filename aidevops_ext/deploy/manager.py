@@ -1,0 +1,456 @@
+"""Deployments: deploy, switch, rollback, canary, promote, undeploy, list and status (design §6).
+
+A deployment is a served model reference (`NAME@ALIAS` or `NAME/VERSION`) under a name (default: the
+model's name). Deploying a name that already runs switches its version through the zero-downtime path:
+
+1. the server loads the version into its canary slot with a 0 % share (it takes no traffic) and
+   smoke-tests it; a version that fails to load or its smoke test is refused there (HTTP 422);
+2. the manager sends the version's reference rows to `/v2/models/NAME/versions/V/infer` and compares the
+   answer with the registry model's own predictions (MLflow's pyfunc loader, see versions.py);
+3. only then is the canary promoted: one atomic swap, the old version kept as `previous` for rollback.
+
+A refused version changes nothing: the active version keeps serving. Every change, done or refused, is
+a row in the deployment's history (when, operation, from, to, why, by whom).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..workspace import Workspace
+from .local import (
+    AdminClient,
+    DeploymentError,
+    check_port_free,
+    is_server,
+    is_supervisor,
+    kill_server,
+    log_path,
+    start_supervisor,
+    stop_supervisor,
+    wait_until_up,
+)
+from .store import FAILED, RESTARTING, RUNNING, STARTING, STOPPED, Deployment, DeployStore, HistoryEntry, default_actor
+from .versions import Reference, Target, check_predictions, parse_target, parse_version, reference, resolve
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_FOLLOW_SECONDS = 10.0
+_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+LIVE_STATES = (STARTING, RUNNING, RESTARTING)
+
+
+@dataclass
+class DeployResult:
+    """What a deploy did: `action` is started | switched | unchanged | planned."""
+
+    action: str
+    deployment: Deployment
+    version: str
+    previous: str | None = None
+    detail: str = ""
+    plan: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able view (no admin token)."""
+        return {"action": self.action, "version": self.version, "previous": self.previous, "detail": self.detail,
+                "deployment": self.deployment.to_dict(), "plan": self.plan}
+
+
+def _store(ws: Workspace | None) -> DeployStore:
+    return DeployStore(ws or Workspace.discover())
+
+
+def check_name(name: str) -> str:
+    """A deployment name: letters, digits, '.', '_' and '-' (at most 63); ConfigError otherwise."""
+    if not isinstance(name, str) or not _DEPLOYMENT_NAME.match(name):
+        raise ConfigError(f"Deployment name {str(name)[:80]!r} is not allowed; use letters, digits, '.', '_' or '-' "
+                          "(at most 63 characters), or pass --name.")
+    return name
+
+
+def get(ws: Workspace | None, name: str) -> Deployment:
+    """The deployment called `name`; ConfigError naming the known ones if there is none."""
+    store = _store(ws)
+    dep = store.get(name)
+    if dep is None:
+        known = ", ".join(store.iter_names()) or "none yet"
+        raise ConfigError(f"There is no deployment named '{name}' (deployments: {known}); "
+                          "create one with `aidevops deploy NAME@ALIAS`.")
+    return _observed(dep)
+
+
+def _observed(dep: Deployment) -> Deployment:
+    """The row with its state corrected by looking at the processes (a killed supervisor shows as 'dead')."""
+    if dep.target == "local" and dep.state in LIVE_STATES and not is_supervisor(dep.supervisor_pid, dep.name):
+        dep.state = "dead"
+        dep.error = dep.error or "its supervisor is not running; `aidevops deploy` starts it again."
+    return dep
+
+
+def _running(ws: Workspace | None, name: str) -> tuple[DeployStore, Deployment, AdminClient]:
+    store = _store(ws)
+    dep = get(store.workspace, name)
+    if dep.target != "local":
+        raise ConfigError(f"Deployment '{name}' runs on {dep.target}; change it there (or re-render with --target {dep.target}).")
+    if dep.state not in (RUNNING, RESTARTING):
+        raise DeploymentError(f"Deployment '{name}' is {dep.state}, not running; start it with "
+                              f"`aidevops deploy {dep.ref}`" + (f" ({dep.error})" if dep.error else "") + ".")
+    return store, dep, AdminClient(dep)
+
+
+# --------------------------------------------------------------------------- deploy
+
+
+def deploy(ws: Workspace | None, model_ref: str, *, name: str | None = None, port: int | None = None,
+           host: str = DEFAULT_HOST, follow: bool = False, follow_seconds: float = DEFAULT_FOLLOW_SECONDS,
+           dry_run: bool = False, reason: str = "", actor: str | None = None) -> DeployResult:
+    """Serve `model_ref` locally under `name`: start it, or switch a running one to that version."""
+    store = _store(ws)
+    ws = store.workspace
+    target = parse_target(model_ref)
+    name = check_name(name or target.model)
+    actor = actor or default_actor()
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+        raise ConfigError(f"Port {port!r} is not a valid TCP port; pick one between 1 and 65535 (0: any free port).")
+    if follow and not target.alias:
+        raise ConfigError(f"--follow needs an alias to follow; deploy {target.model}@ALIAS instead of {target.text}.")
+    if follow and not follow_seconds > 0:
+        raise ConfigError("The follow interval must be a positive number of seconds.")
+    existing = store.get(name)
+    live = existing is not None and existing.target == "local" and existing.state in LIVE_STATES and \
+        is_supervisor(existing.supervisor_pid, name)
+    version = resolve(ws, target)
+    if live:
+        assert existing is not None
+        _check_compatible(existing, target, port, host, follow, follow_seconds)
+        if dry_run:
+            return DeployResult("planned", existing, version, existing.active_version,
+                                plan={"switch": {"from": existing.active_version, "to": version}, "url": existing.url})
+        why = reason or f"deploy {target.text}" + (f" (= v{version})" if target.alias else "")
+        return _switch(store, existing, version, reason=why, actor=actor, operation="deploy")
+    port = 0 if port is None else port
+    plan = {"start": {"model": target.model, "version": version, "ref": target.text, "host": host,
+                      "port": port or "any free port", "follow": follow_seconds if follow else 0},
+            "log": str(log_path(ws, name))}
+    now = time.time()
+    dep = Deployment(name=name, model=target.model, ref=target.text, alias=target.alias, target="local", host=host,
+                     port=port, follow=follow_seconds if follow else 0.0,
+                     alias_version=version if target.alias else None, active_version=version, state=STARTING,
+                     desired="running", admin_token=secrets.token_urlsafe(32), log_path=str(log_path(ws, name)),
+                     created=existing.created if existing is not None else now, updated=now)
+    if dry_run:
+        dep.admin_token = None
+        return DeployResult("planned", dep, version, plan=plan)
+    check_port_free(host, port)
+    if existing is not None:
+        _clean_up_processes(existing)
+    ref = reference(ws, target.model, version)
+    if ref.kind == "broken":
+        msg = f"{target.model} v{version} was refused ({ref.origin}); nothing was deployed."
+        store.record(name, "deploy", to_version=version, reason=reason or f"deploy {target.text}", actor=actor,
+                     ok=False, detail=msg)
+        from ..serving.errors import ModelRefused  # noqa: PLC0415
+
+        raise ModelRefused(msg)
+    store.put(dep)
+    pid = start_supervisor(ws, name)
+    store.update(name, supervisor_pid=pid)
+    try:
+        dep = wait_until_up(store, name, pid)
+        problem = _verify(AdminClient(dep), dep, ref)
+        if problem:
+            raise _refused(target.model, version, None, problem)
+    except Exception as exc:
+        stop_supervisor(pid, name)
+        store.update(name, state=FAILED, desired="stopped", supervisor_pid=None, server_pid=None, error=str(exc))
+        store.record(name, "deploy", to_version=version, reason=reason or f"deploy {target.text}", actor=actor,
+                     ok=False, detail=str(exc))
+        raise
+    store.record(name, "deploy", to_version=version, reason=reason or f"deploy {target.text}", actor=actor,
+                 detail=f"serving on {dep.url}; {ref.origin or 'smoke-tested by the server'}")
+    return DeployResult("started", get(ws, name), version, detail=ref.origin, plan=plan)
+
+
+def _check_compatible(dep: Deployment, target: Target, port: int | None, host: str, follow: bool,
+                      follow_seconds: float) -> None:
+    """A running deployment only changes version; anything else needs an undeploy first."""
+    redeploy = f"undeploy it first (`aidevops undeploy {dep.name}`) or pick another --name"
+    if target.model != dep.model:
+        raise ConfigError(f"Deployment '{dep.name}' serves model '{dep.model}', not '{target.model}'; {redeploy}.")
+    if target.alias and target.alias != dep.alias:
+        raise ConfigError(f"Deployment '{dep.name}' serves {dep.ref}, not {target.text}; {redeploy} "
+                          f"(or deploy {target.model}/VERSION to switch its version).")
+    if port and port != dep.port:
+        raise ConfigError(f"Deployment '{dep.name}' already listens on port {dep.port}; {redeploy} to move it to port {port}.")
+    if host != (dep.host or DEFAULT_HOST):
+        raise ConfigError(f"Deployment '{dep.name}' listens on {dep.host}; {redeploy} to bind {host}.")
+    if follow != bool(dep.follow) or (follow and follow_seconds != dep.follow):
+        state = f"follows {dep.ref} every {dep.follow:g} s" if dep.follow else "does not follow its alias"
+        raise ConfigError(f"Deployment '{dep.name}' {state}; {redeploy} to change that.")
+
+
+def _clean_up_processes(dep: Deployment) -> None:
+    """Stop what is left of a dead or failed deployment before it starts again."""
+    stop_supervisor(dep.supervisor_pid, dep.name)
+    kill_server(dep.server_pid, dep.name)
+
+
+def _refused(model: str, version: str, active: str | None, problem: str) -> Exception:
+    from ..serving.errors import ModelRefused  # noqa: PLC0415
+
+    keeps = f"; v{active} keeps serving" if active else ""
+    return ModelRefused(f"{model} v{version} was refused: {problem.rstrip('.')}{keeps}.")
+
+
+def _verify(client: AdminClient, dep: Deployment, ref: Reference) -> str | None:
+    """None when the server's copy of the version predicts like the registry model on its reference rows."""
+    if ref.kind == "broken":
+        return ref.origin
+    if ref.kind != "aidevops" or not ref.rows:
+        return None
+    rows = ref.rows
+    body = {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}],
+            "outputs": [{"name": "predict"}]}
+    status, answer = client.request("POST", f"/v2/models/{ref.model}/versions/{ref.version}/infer", body)
+    if status != 200:
+        error = answer.get("error") if isinstance(answer, dict) else answer
+        return f"the server answered {status} on the reference rows ({error})"
+    return check_predictions(ref, (answer or {}).get("outputs") or [])
+
+
+def _stage(store: DeployStore, dep: Deployment, client: AdminClient, version: str, *, operation: str, reason: str,
+           actor: str) -> tuple[Reference, dict]:
+    """Load + smoke-test `version` into the canary slot at 0 % and check it against the registry; raises if refused."""
+    slots = client.slots()
+    active = (slots.get("active") or {}).get("version")
+    canary = slots.get("canary")
+    if canary is not None and operation != "canary":
+        raise ConfigError(f"Deployment '{dep.name}' has a canary (v{canary.get('version')} at "
+                          f"{100 * float(slots.get('canary_share') or 0):g} %); promote it (`aidevops promote {dep.name}`) "
+                          f"or clear it (`aidevops canary {dep.name} --clear`) before switching versions.")
+    ref = reference(store.workspace, dep.model, version)
+    try:
+        client.admin("canary", {"model_uri": f"models:/{dep.model}/{version}", "share": 0.0, "actor": actor,
+                                "reason": f"staged for {operation}: {reason}"[:1000]})
+    except Exception as exc:
+        from ..serving.errors import ModelRefused  # noqa: PLC0415
+
+        if isinstance(exc, ModelRefused):
+            err = _refused(dep.model, version, active, str(exc))
+            store.record(dep.name, operation, from_version=active, to_version=version, reason=reason, actor=actor,
+                         ok=False, detail=str(err))
+            raise err from None
+        raise
+    problem = _verify(client, dep, ref)
+    if problem:
+        try:
+            client.admin("canary/clear", {"actor": actor, "reason": f"refused: {problem}"[:1000]})
+        finally:
+            err = _refused(dep.model, version, active, problem)
+            store.record(dep.name, operation, from_version=active, to_version=version, reason=reason, actor=actor,
+                         ok=False, detail=str(err))
+        raise err
+    return ref, slots
+
+
+def _switch(store: DeployStore, dep: Deployment, version: str, *, reason: str, actor: str,
+            operation: str = "switch") -> DeployResult:
+    client = AdminClient(dep)
+    current = client.slots()
+    active = (current.get("active") or {}).get("version")
+    if active == version:
+        return DeployResult("unchanged", dep, version, active, detail=f"v{version} is already active")
+    ref, _ = _stage(store, dep, client, version, operation=operation, reason=reason, actor=actor)
+    answer = client.admin("canary/promote", {"actor": actor, "reason": reason[:1000]})
+    _save_slots(store, dep.name, answer.get("slots") or {})
+    store.record(dep.name, operation, from_version=active, to_version=version, reason=reason, actor=actor,
+                 detail=ref.origin or "smoke-tested by the server")
+    return DeployResult("switched", get(store.workspace, dep.name), version, active, detail=ref.origin)
+
+
+def _save_slots(store: DeployStore, name: str, slots: dict) -> None:
+    store.update(name, active_version=(slots.get("active") or {}).get("version"),
+                 previous_version=(slots.get("previous") or {}).get("version"),
+                 canary_version=(slots.get("canary") or {}).get("version"),
+                 canary_share=float(slots.get("canary_share") or 0.0))
+
+
+def switch(ws: Workspace | None, name: str, version: str, *, reason: str = "", actor: str | None = None) -> DeployResult:
+    """Switch a running deployment to `version` (load, smoke-test, check against the registry, swap)."""
+    store, dep, _ = _running(ws, name)
+    version = parse_version(version)
+    resolve(store.workspace, Target(dep.model, version=version))
+    return _switch(store, dep, version, reason=reason or f"switch to v{version}", actor=actor or default_actor())
+
+
+# --------------------------------------------------------------------------- rollback, canary, promote
+
+
+def rollback(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
+    """Swap the active and previous versions of a running deployment."""
+    store, dep, client = _running(ws, name)
+    actor = actor or default_actor()
+    answer = client.admin("rollback", {"actor": actor, "reason": reason or "rollback"})
+    event = answer.get("event") or {}
+    _save_slots(store, name, answer.get("slots") or {})
+    return store.record(name, "rollback", from_version=event.get("from_version"), to_version=event.get("to_version"),
+                        reason=reason or "rollback", actor=actor)
+
+
+def canary(ws: Workspace | None, name: str, version: str | None = None, *, share: float | None = None,
+           clear: bool = False, reason: str = "", actor: str | None = None) -> HistoryEntry:
+    """Send `share` of the traffic to `version` (checked like a switch), change the share, or clear the canary."""
+    store, dep, client = _running(ws, name)
+    actor = actor or default_actor()
+    if clear:
+        if version is not None or share is not None:
+            raise ConfigError("--clear takes no version or share; it only removes the canary.")
+        answer = client.admin("canary/clear", {"actor": actor, "reason": reason or "clear canary"})
+        event = answer.get("event") or {}
+        _save_slots(store, name, answer.get("slots") or {})
+        return store.record(name, "canary_clear", from_version=event.get("from_version"),
+                            to_version=event.get("to_version"), reason=reason or "clear canary", actor=actor)
+    if share is None:
+        raise ConfigError("Give the canary's share of traffic with --share (0 to 1, e.g. --share 0.1).")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= float(share) <= 1.0:
+        raise ConfigError(f"The canary share must be between 0 and 1 (e.g. 0.1 for 10 %), got {share!r}.")
+    share = float(share)
+    if version is None:
+        answer = client.admin("canary/share", {"share": share, "actor": actor, "reason": reason or f"share {share:g}"})
+        event = answer.get("event") or {}
+        _save_slots(store, name, answer.get("slots") or {})
+        return store.record(name, "canary_share", from_version=event.get("from_version"),
+                            to_version=event.get("to_version"), reason=reason or f"canary share {share:g}",
+                            actor=actor, detail=f"share={share:g}")
+    version = parse_version(version)
+    resolve(store.workspace, Target(dep.model, version=version))
+    why = reason or f"canary v{version} at {100 * share:g} %"
+    _stage(store, dep, client, version, operation="canary", reason=why, actor=actor)
+    answer = client.admin("canary/share", {"share": share, "actor": actor, "reason": why})
+    _save_slots(store, name, answer.get("slots") or {})
+    active = ((answer.get("slots") or {}).get("active") or {}).get("version")
+    return store.record(name, "canary", from_version=active, to_version=version, reason=why, actor=actor,
+                        detail=f"share={share:g}")
+
+
+def promote(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
+    """Make the canary the active version (the old active becomes previous)."""
+    store, dep, client = _running(ws, name)
+    actor = actor or default_actor()
+    answer = client.admin("canary/promote", {"actor": actor, "reason": reason or "promote canary"})
+    event = answer.get("event") or {}
+    _save_slots(store, name, answer.get("slots") or {})
+    return store.record(name, "promote", from_version=event.get("from_version"), to_version=event.get("to_version"),
+                        reason=reason or "promote canary", actor=actor)
+
+
+# --------------------------------------------------------------------------- undeploy, list, status
+
+
+def undeploy(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
+    """Stop a deployment's supervisor and server (Kubernetes: delete its objects) and mark it stopped."""
+    store = _store(ws)
+    dep = get(store.workspace, name)
+    actor = actor or default_actor()
+    if dep.target == "kubernetes":
+        from .kubernetes import delete  # noqa: PLC0415
+
+        delete(store.workspace, dep)
+    else:
+        store.update(name, desired="stopped")
+        stop_supervisor(dep.supervisor_pid, name)
+        kill_server(dep.server_pid, name)
+    store.update(name, state=STOPPED, desired="stopped", supervisor_pid=None, server_pid=None, error=None)
+    return store.record(name, "undeploy", from_version=dep.active_version, reason=reason or "undeploy", actor=actor)
+
+
+def undeploy_all(ws: Workspace | None, *, reason: str = "undeploy all") -> list[str]:
+    """Stop every local deployment of a workspace that still has processes (test and notebook clean-up)."""
+    store = _store(ws)
+    if not store.path.exists():
+        return []
+    stopped = []
+    for dep in store.all():
+        if dep.target == "local" and (is_supervisor(dep.supervisor_pid, dep.name) or is_server(dep.server_pid, dep.name)):
+            undeploy(store.workspace, dep.name, reason=reason)
+            stopped.append(dep.name)
+    return stopped
+
+
+def list_deployments(ws: Workspace | None = None) -> list[Deployment]:
+    """Every deployment of the workspace, with dead ones shown as such."""
+    store = _store(ws)
+    if not store.path.exists():
+        return []
+    return [_observed(d) for d in store.all()]
+
+
+def history(ws: Workspace | None, name: str | None = None, limit: int = 50) -> list[HistoryEntry]:
+    """The latest changes (of one deployment, or of all), oldest first."""
+    store = _store(ws)
+    if name is not None:
+        get(store.workspace, name)
+    return store.history(name, limit)
+
+
+def status(ws: Workspace | None, name: str) -> dict[str, Any]:
+    """One deployment: its row, its live slots (when it answers) and its recent history."""
+    store = _store(ws)
+    dep = get(store.workspace, name)
+    out: dict[str, Any] = {"deployment": dep.to_dict(), "slots": None,
+                           "history": [h.to_dict() for h in store.history(name, 20)]}
+    if dep.target == "local" and dep.state in (RUNNING, RESTARTING):
+        try:
+            slots = AdminClient(dep, timeout=5.0).slots(timeout=5.0)
+            slots.pop("history", None)
+            out["slots"] = slots
+        except DeploymentError as exc:
+            out["error"] = str(exc)
+    return out
+
+
+# --------------------------------------------------------------------------- checks a user (or notebook) runs
+
+
+def smoke_protocols(ws: Workspace | None, name: str) -> dict[str, Any]:
+    """Send the active version's reference rows through both protocols; each must answer 200 with predictions."""
+    store = _store(ws)
+    dep = get(store.workspace, name)
+    client = AdminClient(dep, timeout=30.0)
+    version = dep.active_version
+    ref = reference(store.workspace, dep.model, version) if version else None
+    rows = (ref.rows if ref is not None and ref.rows else None) or _rows_from_metadata(client, dep)
+    results: dict[str, Any] = {"url": dep.url, "model": dep.model, "version": version}
+    status_, answer = client.request("POST", "/invocations", {"inputs": rows})
+    results["invocations"] = {"status": status_, "predictions": (answer or {}).get("predictions")
+                              if isinstance(answer, dict) else answer}
+    body = {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}]}
+    status_, answer = client.request("POST", f"/v2/models/{dep.model}/infer", body)
+    results["v2_infer"] = {"status": status_, "outputs": (answer or {}).get("outputs") if isinstance(answer, dict) else answer}
+    results["ok"] = results["invocations"]["status"] == 200 and results["v2_infer"]["status"] == 200
+    if ref is not None and ref.expected is not None and results["ok"]:
+        results["matches_registry"] = check_predictions(ref, results["v2_infer"]["outputs"] or []) is None
+    return results
+
+
+def _rows_from_metadata(client: AdminClient, dep: Deployment) -> list[list[float]]:
+    status_, meta = client.request("GET", f"/v2/models/{dep.model}")
+    n = 1
+    if status_ == 200 and isinstance(meta, dict):
+        shape = ((meta.get("inputs") or [{}])[0]).get("shape") or [-1, 1]
+        n = shape[-1] if isinstance(shape[-1], int) and shape[-1] > 0 else 1
+    return [[0.0] * n]
+
+
+def curl_example(dep: Deployment, rows: list[list[float]] | None = None) -> str:
+    """A copy-pasteable curl command scoring one row on the deployment."""
+    import json  # noqa: PLC0415
+
+    row = (rows or [[0.0]])[0]
+    body = json.dumps({"inputs": [row]}, separators=(",", ":"))
+    return f"curl -s -X POST {dep.url}/invocations -H 'Content-Type: application/json' -d '{body}'"
