@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import socket
 import tempfile
 import webbrowser
@@ -335,14 +336,18 @@ def serve_web(web: WebDiff, *, browser: bool = True, echo: Callable[[str], None]
         if browser:
             webbrowser.open(web.url, new=2)
 
+    loop = ioloop.IOLoop.current()
+    # SIGTERM (a closed terminal, `kill`) ends the server like Ctrl-C does, so the caller cleans up.
+    previous = signal.signal(signal.SIGTERM, lambda *_: loop.add_callback_from_signal(loop.stop))
     try:
         app, server = init_app(on_port=on_port, **web.server_params())
         try:
-            ioloop.IOLoop.current().start()
+            loop.start()
         except KeyboardInterrupt:
             return 0
         finally:
             server.stop()
-        return app.exit_code
+        return app.exit_code or 0
     finally:
+        signal.signal(signal.SIGTERM, previous)
         reset_notebook_differ()
