@@ -44,7 +44,8 @@ log = logging.getLogger("aidevops.serving")
 JSON_TYPE = b"application/json"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _ERROR_KINDS = {400: "bad_input", 404: "not_found", 413: "too_large", 415: "unsupported_media_type", 500: "internal"}
-MAX_FEEDBACK_LABELS = 100_000
+MAX_FEEDBACK_ITEMS = 1000  # objects per /feedback body
+MAX_ITEM_LABELS = 10_000  # labels in one object's "labels"
 
 
 class ClientGone(Exception):
@@ -388,11 +389,16 @@ def parse_feedback(body: bytes) -> list[tuple[str, int, Any]]:
     items = obj if isinstance(obj, list) else [obj]
     if not items:
         raise RequestError("The feedback list is empty; send {\"request_id\": ..., \"label\": ...}.")
+    if len(items) > MAX_FEEDBACK_ITEMS:
+        raise RequestError(f"Send at most {MAX_FEEDBACK_ITEMS} feedback objects per request.")
     rows: list[tuple[str, int, Any]] = []
     for i, item in enumerate(items):
         where = f"feedback item {i}" if isinstance(obj, list) else "the feedback"
         if not isinstance(item, dict):
             raise RequestError(f"{where} must be an object with request_id and label (or labels).")
+        unknown = sorted(set(item) - {"request_id", "label", "labels", "row"})
+        if unknown:
+            raise RequestError(f"{where} has unknown field(s) {unknown[:5]}; it takes request_id, label or labels, row.")
         rid = item.get("request_id")
         if not isinstance(rid, str) or not _REQUEST_ID.fullmatch(rid.encode("utf-8", "replace")):
             raise RequestError(f"{where} needs request_id: the id a prediction response carried (X-Request-ID / request_id / id).")
@@ -401,16 +407,16 @@ def parse_feedback(body: bytes) -> list[tuple[str, int, Any]]:
             raise RequestError(f"{where} needs exactly one of 'label' (one row) or 'labels' (one per row of the request).")
         if has_label:
             row = item.get("row", 0)
-            if type(row) is not int or row < 0:
+            if type(row) is not int or not 0 <= row <= 2**31:
                 raise RequestError(f"{where} has a 'row' that is not a non-negative integer.")
             rows.append((rid, row, _label(item["label"], where)))
         else:
             labels = item["labels"]
-            if not isinstance(labels, list) or not labels:
-                raise RequestError(f"{where} has 'labels' that is not a non-empty list.")
+            if "row" in item:
+                raise RequestError(f"{where} has 'row' next to 'labels'; 'labels' holds one label per row from row 0.")
+            if not isinstance(labels, list) or not labels or len(labels) > MAX_ITEM_LABELS:
+                raise RequestError(f"{where} has 'labels' that is not a list of 1 to {MAX_ITEM_LABELS} labels.")
             rows.extend((rid, r, _label(v, where)) for r, v in enumerate(labels))
-        if len(rows) > MAX_FEEDBACK_LABELS:
-            raise RequestError(f"Send at most {MAX_FEEDBACK_LABELS} labels per request.", 413, "RESOURCE_EXHAUSTED")
     return rows
 
 

@@ -126,7 +126,8 @@ class AidevopsModel(ServedModel):
         try:
             return np.asarray(self.estimator.predict(X))
         except AidevopsError as exc:  # the trainer's own boundary checks (DataError), after ours passed
-            raise RequestError(f"The model refused the input: {exc}") from None
+            raise RequestError(f"The model cannot compute on this input ({exc}); send values closer to the "
+                               "range it was trained on.") from None
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
         """Class probabilities (classifiers only)."""

@@ -14,12 +14,13 @@ import numpy as np
 from .. import __version__
 from .config import ServingConfig
 from .models import ServedModel
+from .validation import input_limit
 
 
 def _number(model: ServedModel) -> dict:
     dt = np.dtype(model.input_dtype)
-    if dt.kind == "f" and dt.itemsize < 8:
-        top = float(np.finfo(dt).max)
+    if dt.kind == "f":
+        top = input_limit(dt)
         return {"type": "number", "minimum": -top, "maximum": top}
     if dt.kind in "iu":
         info = np.iinfo(dt)
@@ -70,18 +71,25 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
     if columnar:
         tensor_forms.append(columnar)
     tensor_forms.append({"type": "array", "items": _ref("Record"), "minItems": 1})
-    params = {"type": "object", "description": "Inference parameters (passed to pyfunc models; ignored by ours)."}
+    params = {"type": "object", "nullable": True,
+              "description": "Inference parameters (passed to pyfunc models; ignored by ours)."}
     split: dict[str, Any] = {
         "type": "object", "required": ["data"], "additionalProperties": False,
         "properties": {"data": _ref("Rows")},
         "description": "pandas' split orient; optional 'index' with one label per row.",
     }
     if n:
-        split["properties"]["columns"] = {"type": "array", "items": {"type": "string"}, "minItems": n, "maxItems": n}
+        split["properties"]["columns"] = {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                                          "minItems": n, "maxItems": n,
+                                          "nullable": True}
+
+    formats = ("inputs", "instances", "dataframe_split", "dataframe_records")
 
     def envelope(key: str, schema: dict) -> dict:
-        return {"type": "object", "required": [key], "additionalProperties": False,
-                "properties": {key: schema, "params": params}}
+        # other keys are ignored, as MLflow's server ignores them; but exactly one of the four formats
+        others = [{"required": [k]} for k in formats if k != key]
+        return {"type": "object", "required": [key], "properties": {key: schema, "params": params},
+                "not": {"anyOf": others}}
 
     datatypes = ["FP32", "FP64"] if np.dtype(model.input_dtype).kind == "f" else ["INT64", "INT32"]
     oip_input: dict[str, Any] = {
@@ -93,7 +101,7 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
             "datatype": {"type": "string", "enum": datatypes},
             "data": {"oneOf": [_ref("Row"), {"type": "array", "items": _ref("Row"), "minItems": 1, "maxItems": 1}],
                      "description": "Row-major values, flat or nested to the shape."},
-            "parameters": {"type": "object"},
+            "parameters": {"type": "object", "nullable": True},
         },
     }
     output_names = [t["name"] for t in model.output_tensors()]
@@ -119,12 +127,13 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
         "InferRequest": {
             "type": "object", "required": ["inputs"], "additionalProperties": False,
             "properties": {
-                "id": {"type": "string", "maxLength": 256},
-                "parameters": {"type": "object"},
+                "id": {"type": "string", "maxLength": 256, "nullable": True},
+                "parameters": {"type": "object", "nullable": True},
                 "inputs": {"type": "array", "items": oip_input, "minItems": 1, "maxItems": 1},
-                "outputs": {"type": "array", "items": {
+                "outputs": {"type": "array", "nullable": True, "items": {
                     "type": "object", "required": ["name"], "additionalProperties": False,
-                    "properties": {"name": {"type": "string", "enum": output_names}, "parameters": {"type": "object"}}}},
+                    "properties": {"name": {"type": "string", "enum": output_names},
+                                   "parameters": {"type": "object", "nullable": True}}}},
             },
         },
         "InferResponse": {"type": "object", "required": ["model_name", "outputs"], "properties": {
@@ -145,7 +154,7 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
                 "row": {"type": "integer", "minimum": 0, "maximum": 2**31, "description": "Row of a batch request (default 0)."}}},
             {"type": "object", "required": ["request_id", "labels"], "additionalProperties": False, "properties": {
                 "request_id": _ref("RequestId"),
-                "labels": {"type": "array", "items": _ref("Label"), "minItems": 1, "maxItems": 1000,
+                "labels": {"type": "array", "items": _ref("Label"), "minItems": 1, "maxItems": 10000,
                            "description": "One label per row of the request."}}},
         ]},
         "RequestId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
@@ -155,6 +164,15 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
             "model_uri": {"type": "string"}, "share": {"type": "number", "minimum": 0, "maximum": 1},
             "actor": {"type": "string", "maxLength": 1000}, "reason": {"type": "string", "maxLength": 1000}}},
     }
+
+
+def _csv_schema(model: ServedModel) -> dict:
+    schema: dict[str, Any] = {"type": "string", "description": "A header row, then one row of numbers per line (UTF-8)."}
+    n = model.n_features
+    if n and np.dtype(model.input_dtype).kind == "f":
+        num = r"-?[0-9]{1,6}(\.[0-9]{1,6})?"
+        schema["pattern"] = rf"^[a-z]{{1,8}}(,[a-z]{{1,8}}){{{n - 1}}}\n({num}(,{num}){{{n - 1}}}\n){{1,5}}$"
+    return schema
 
 
 def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any]:
@@ -167,8 +185,9 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
     name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "example": name}
     version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"},
                      "example": model.version}
-    request_id_header = {"name": "X-Request-ID", "in": "header", "required": False,
-                         "schema": _ref("RequestId"), "description": "Your id for the request (else one is made)."}
+    request_id_header = {"name": "X-Request-ID", "in": "header", "required": False, "schema": {"type": "string"},
+                         "description": "Your id for the request: used when it is 1-128 of A-Z a-z 0-9 . _ : -, "
+                                        "else replaced by one the server makes (a tracing header never fails a request)."}
     infer_op = {
         "summary": "Open Inference Protocol inference",
         "parameters": [name_param, request_id_header],
@@ -201,7 +220,7 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
                 "parameters": [request_id_header],
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": _ref("MLflowRequest")},
-                    "text/csv": {"schema": {"type": "string", "description": "A header row, then one row per line."}},
+                    "text/csv": {"schema": _csv_schema(model)},
                 }},
                 "responses": _responses(ok_json("MLflowResponse", "Predictions"), {
                     400: "Malformed or invalid input", 413: f"Body over {limit} bytes",
@@ -227,7 +246,7 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
             "/feedback": {"post": {
                 "summary": "Ground-truth labels for earlier predictions, by request id",
                 "requestBody": {"required": True, "content": _json_content({"oneOf": [
-                    _ref("FeedbackItem"), {"type": "array", "items": _ref("FeedbackItem"), "minItems": 1, "maxItems": 100}]})},
+                    _ref("FeedbackItem"), {"type": "array", "items": _ref("FeedbackItem"), "minItems": 1, "maxItems": 1000}]})},
                 "responses": _responses(
                     {"description": "Stored", "content": _json_content({"type": "object", "required": ["accepted"],
                                                                         "properties": {"accepted": {"type": "integer"}}})},

@@ -111,14 +111,21 @@ def rows_to_matrix(rows: Any, n_features: int | None, *, accepts_missing: bool =
     return to_dtype(X, dtype, what)
 
 
+def input_limit(dtype: Any) -> float:
+    """Largest magnitude accepted for a float feature: well inside the dtype, so a model's own arithmetic
+    (standardisation, matrix products) cannot overflow to inf on a value the boundary let through."""
+    dt = np.dtype(dtype)
+    return {2: 6.0e4, 4: 1.0e30}.get(dt.itemsize, 1.0e300)
+
+
 def to_dtype(A: np.ndarray, dtype: Any, what: str = "Input") -> np.ndarray:
     """A cast to the model's dtype: floats that overflow it and non-integers for integer inputs are 400s."""
     dt = np.dtype(dtype)
     if A.dtype == dt:
         return A
     if dt.kind == "f":
-        if A.size and (A.dtype.kind in "iu" or dt.itemsize < A.dtype.itemsize):
-            top = float(np.finfo(dt).max)
+        if A.size and (A.dtype.kind in "iu" or dt.itemsize <= A.dtype.itemsize):
+            top = input_limit(dt)
             # compared before the cast, which would round values just past the maximum down to it
             flat = A.reshape(-1)  # fmax/fmin skip NaN (missing values) without warnings
             if np.fmax.reduce(flat) > top or np.fmin.reduce(flat) < -top:
@@ -126,8 +133,8 @@ def to_dtype(A: np.ndarray, dtype: Any, what: str = "Input") -> np.ndarray:
                     over = (A > top) | (A < -top)
                 where = np.argwhere(over)[0]
                 r, c = (int(where[0]), int(where[1])) if A.ndim == 2 else (0, int(where[0]))
-                raise RequestError(f"{what} row {r}, column {c} is outside the {dt.name} range (±{top:.7g}); "
-                                   "send smaller numbers.")
+                raise RequestError(f"{what} row {r}, column {c} is outside the accepted range ±{top:.3g} for "
+                                   f"{dt.name} features; send smaller numbers.")
         with np.errstate(over="ignore", invalid="ignore"):
             return A.astype(dt)
     if dt.kind in "iu":

@@ -35,6 +35,7 @@ def _assert_error_shape(r: httpx.Response, path: str) -> None:
     ('{"inputs": [[-1e999, 2, 3]]}', "too large"),
     ('{"inputs": [[1e300, 2, 3]]}', "range"),
     ('{"inputs": [[3.5e38, 2, 3]]}', "range"),
+    ('{"inputs": [[2e30, 2, 3]]}', "range"),
     ('{"inputs": [[true, 2, 3]]}', "boolean"),
     ('{"inputs": [[1, false, 3]]}', "boolean"),
     ('{"inputs": [["1", 2, 3]]}', "string"),

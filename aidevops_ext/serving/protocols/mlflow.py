@@ -128,8 +128,13 @@ def _fast_input(key: str, value: Any, body: bytes, model: ServedModel) -> np.nda
     if key == "dataframe_split":
         if not isinstance(value, dict) or "data" not in value:
             raise RequestError("'dataframe_split' must be an object with 'data' (a list of rows) and optionally 'columns'.")
+        unknown = sorted(set(value) - {"data", "columns", "index"})
+        if unknown:
+            raise RequestError(f"'dataframe_split' has unexpected key(s) {unknown[:5]}; pandas' split orient takes "
+                               "data, columns and index.")
         columns = value.get("columns")
-        if columns is not None and not (isinstance(columns, list) and all(isinstance(c, (str, int)) for c in columns)):
+        if columns is not None and not (isinstance(columns, list) and all(
+                isinstance(c, (str, int)) and not isinstance(c, bool) for c in columns)):
             raise RequestError("'dataframe_split.columns' must be a list of column names.")
         index = value.get("index")
         if index is not None and not isinstance(index, list):

@@ -67,6 +67,9 @@ def parse_infer(body: bytes, model: ServedModel) -> InferRequest:
     obj = decode_json(body)
     if not isinstance(obj, dict):
         raise RequestError("An inference request must be a JSON object with an 'inputs' list.")
+    unknown = sorted(set(obj) - {"id", "parameters", "inputs", "outputs"})
+    if unknown:
+        raise RequestError(f"Unknown field(s) {unknown[:5]} in the inference request; it takes id, parameters, inputs, outputs.")
     rid = obj.get("id")
     if rid is not None and (not isinstance(rid, str) or len(rid) > _ID_MAX):
         raise RequestError(f"'id' must be a string of at most {_ID_MAX} characters.")
@@ -91,8 +94,10 @@ def _requested_outputs(outputs: Any, model: ServedModel) -> list[str] | None:
     if outputs is None:
         return None
     known = [t["name"] for t in model.output_tensors()]
-    if not isinstance(outputs, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs):
-        raise RequestError("'outputs' must be a list of objects with a 'name'.")
+    if not isinstance(outputs, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("name"), str) and set(o) <= {"name", "parameters"}
+            and (o.get("parameters") is None or isinstance(o.get("parameters"), dict)) for o in outputs):
+        raise RequestError("'outputs' must be a list of objects with a 'name' (and optional 'parameters' object).")
     names = [o["name"] for o in outputs]
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -103,12 +108,15 @@ def _requested_outputs(outputs: Any, model: ServedModel) -> list[str] | None:
 def _tensor_header(t: Any) -> tuple[str, list[int], str, Any]:
     if not isinstance(t, dict):
         raise RequestError("Each input tensor must be an object with name, shape, datatype and data.")
+    unknown = sorted(set(t) - {"name", "shape", "datatype", "data", "parameters"})
+    if unknown:
+        raise RequestError(f"Unknown field(s) {unknown[:5]} in an input tensor; it takes name, shape, datatype, data, parameters.")
     name, shape, datatype, data = t.get("name"), t.get("shape"), t.get("datatype"), t.get("data")
     if not isinstance(name, str):
         raise RequestError("Each input tensor needs a string 'name'.")
     if not (isinstance(shape, list) and shape and all(type(s) is int and 0 <= s < 2**31 for s in shape)):
         raise RequestError(f"Input {name[:60]!r} needs a 'shape': a non-empty list of non-negative integers.")
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise RequestError(f"Input {name[:60]!r} has datatype {str(datatype)[:20]!r}; use one of {sorted(DATATYPES)}.")
     if not isinstance(data, list):
         raise RequestError(f"Input {name[:60]!r} needs 'data': a list of values (flat, row-major, or nested to its shape).")
