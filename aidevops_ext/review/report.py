@@ -181,7 +181,9 @@ def _version_tags(ws: Workspace, model: str | None, version: Any) -> dict[str, s
 
 
 def _champion_baseline(ws: Workspace, run: RunView, registration: dict | None) -> _Baseline:
-    record = run.metrics_record() or {}
+    record = run.metrics_record()
+    if record is None:
+        return _Baseline("champion", None, None, "This run evaluated no model, so there is no champion to compare with.")
     version = record.get("champion_version")
     champion = record.get("champion")
     if not version or not isinstance(champion, dict):
