@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import time
 from types import ModuleType
 from typing import Any
@@ -23,10 +25,39 @@ from .base import (
     resolve_dtype,
 )
 from .callbacks import CallbackList
-from .optim import OPTIMIZERS, make_optimizer
+from .optim import OPTIMIZERS, Adam, make_optimizer
 
 ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
 PREDICT_CHUNK = 65536  # rows per forward pass at predict time: bounds memory for huge X
+CHUNK_BYTES = 2 << 20  # compiled NumPy engine: shuffled rows of X gathered per chunk of batches
+ENGINE_ENV_VAR = "AIDEVOPS_NUMBA"  # 0 / false / no / off: train on NumPy with the xp code only
+
+logger = logging.getLogger("aidevops.trainer")
+_engine_note: str | None = None  # why the compiled engine is off, logged once per process
+
+
+def load_engine() -> ModuleType | None:
+    """The compiled NumPy training engine (the kernels module), or None to use the xp code.
+
+    None when AIDEVOPS_NUMBA is 0 / false / no / off, when Numba is not installed, or when
+    NumPy's BLAS gemm could not be found and checked. Imported here, at the first fit, never
+    at package import: Numba takes ~0.3 s to import.
+    """
+    global _engine_note
+    if os.environ.get(ENGINE_ENV_VAR, "").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    try:
+        from . import kernels  # noqa: PLC0415
+    except ImportError as exc:
+        note = f"numba is not importable ({exc}): the NumPy backend trains with plain array operations"
+    else:
+        if kernels.GEMM:
+            return kernels
+        note = "NumPy's BLAS gemm was not found: the NumPy backend trains with plain array operations"
+    if note != _engine_note:
+        logger.info(note)
+        _engine_note = note
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,10 +186,17 @@ class _Buffers:
 
 
 class _Trainer:
-    """Runs epochs of mini-batch training for a _Net with preallocated buffers and an in-place optimizer."""
+    """Runs epochs of mini-batch training for a _Net with preallocated buffers and an in-place optimizer.
+
+    Two implementations of one algorithm. The `xp` code below drives each batch from Python and
+    runs on CuPy, or on NumPy when the compiled engine is unavailable; it is the reference. On
+    NumPy with `engine` (load_engine(): Numba plus NumPy's own BLAS gemm), a whole
+    epoch runs in one compiled call: the same five matrix products per batch through the same
+    BLAS, with every elementwise stage fused into one pass (see kernels.py).
+    """
 
     def __init__(self, net: _Net, batch_size: int, optimizer_name: str, learning_rate: float, momentum: float,
-                 l2: float, exact_shift: bool) -> None:
+                 l2: float, exact_shift: bool, engine: Any = None, n_rows: int | None = None) -> None:
         xp = net.xp
         self.net, self.xp, self.l2 = net, xp, float(l2)
         self.activation, self.output = net.activation, net.output
@@ -174,6 +212,9 @@ class _Trainer:
         self.l2tmp = [xp.empty((r - 1, c), dtype=net.dtype) for r, c in net.shapes] if self.l2 else []
         # CuPy: a row max costs little and avoids a host sync per batch; NumPy: see _softmax_loss.
         self.exact_shift = exact_shift
+        self.engine = engine if xp is np and engine is not None else None
+        if self.engine is not None:
+            self._init_engine(batch_size, n_rows)
 
     def buffers(self, n: int) -> _Buffers:
         """Buffers for a batch of n rows (views of the full ones when n is smaller)."""
@@ -183,8 +224,14 @@ class _Trainer:
             self.partial[n] = _Buffers(self.full, self.xp, self.net, self.glayers, n)
         return self.partial[n]
 
-    def epoch(self, X: Any, Y: Any, order: Any) -> Any:
-        """One pass over X and targets Y in the given row order; returns the summed loss."""
+    def epoch(self, X: Any, Y: Any, order: Any, labels: Any = None) -> Any:
+        """One pass over X and targets Y in the given row order; returns the summed loss.
+
+        labels: optional class indices with Y == one_hot(labels) (softmax outputs); the compiled
+        engine then reads them instead of the rows of Y.
+        """
+        if self.engine is not None:
+            return self._run_engine(X, Y, order, labels)
         batch, n, step = self.full.n, len(order), self.step
         total = 0.0
         for start in range(0, n, batch):
@@ -193,8 +240,12 @@ class _Trainer:
             total = total + step(X, Y, idx, b)
         return total
 
-    def step(self, X: Any, Y: Any, idx: Any, b: _Buffers) -> Any:
+    def step(self, X: Any, Y: Any, idx: Any, b: _Buffers, labels: Any = None) -> Any:
         """Forward, backward and optimizer update on rows idx; returns the batch's summed loss."""
+        if self.engine is not None:
+            if len(idx) != b.n or b.n > self.full.n:
+                raise ValueError("step() needs the buffers for exactly len(idx) rows")
+            return self._run_engine(X, Y, idx, labels)  # an "epoch" of one batch
         xp, act, sign_shift = self.xp, self.activation, self.sign_shift
         matmul = xp.matmul
         xp.take(X, idx, axis=0, out=b.x)
@@ -248,6 +299,55 @@ class _Trainer:
                     xp.multiply(da, tmp, out=da)
                 dz = da
         self.optimizer.step(self.grad_list)
+        return loss
+
+    # --- the compiled NumPy engine (kernels.py) ---------------------------------------------------
+    def _init_engine(self, batch_size: int, n_rows: int | None) -> None:
+        net, dtype = self.net, np.dtype(self.net.dtype)
+        d, k, hidden = net.sizes[0], net.sizes[-1], net.sizes[1:-1]
+        self.act_code = self.engine.ACT_CODES[self.activation]
+        self.out_code = self.engine.OUT_CODES[self.output]
+        self.gemm = self.engine.GEMM[dtype.name]
+        # Per layer: fan_in, fan_out, offset of its (fan_in + 1, fan_out) block in params, and
+        # offset of its output in the hidden activation buffers.
+        layout, off, act_off = [], 0, 0
+        for (rows, cols) in net.shapes:
+            layout.append((rows - 1, cols, off, act_off))
+            off += rows * cols
+            act_off += batch_size * cols
+        self.layout = np.array(layout, dtype=np.int64)
+        self.e_acts = np.empty(batch_size * sum(hidden), dtype)
+        self.e_dacts = np.empty(batch_size * sum(hidden), dtype)
+        self.e_z, self.e_p = np.empty((batch_size, k), dtype), np.empty((batch_size, k), dtype)
+        self.e_work = np.empty((k + 3) * batch_size, dtype)  # softmax scratch: transposed logits + 3 rows
+        # Shuffled rows are gathered a chunk of batches (~2 MiB of X) at a time: a long run of
+        # independent loads hides memory latency far better than a 256-row gather between products.
+        per_chunk = max(1, CHUNK_BYTES // (batch_size * d * dtype.itemsize))
+        if n_rows is not None:
+            per_chunk = min(per_chunk, -(-n_rows // batch_size))
+        chunk = per_chunk * batch_size
+        self.xs, self.ys = np.empty((chunk, d), dtype), np.empty((chunk, k), dtype)
+        self.ls, self.no_labels = np.empty(chunk, np.intp), np.empty(0, np.intp)
+        opt = self.optimizer
+        state = opt.state()
+        if isinstance(opt, Adam):
+            self.opt_code, self.m1, self.m2 = 0, state["n"][0], state["u"][0]
+            self.hyper = np.array([opt.learning_rate, opt.beta_1, opt.beta_2, opt.epsilon])
+        else:
+            self.opt_code = 1
+            self.m1, self.m2 = (state["w"][0] if state["w"] else np.empty(0, dtype)), np.empty(0, dtype)
+            self.hyper = np.array([opt.learning_rate, opt.momentum])
+
+    def _run_engine(self, X: Any, Y: Any, order: Any, labels: Any) -> float:
+        lab = self.no_labels
+        if labels is not None and self.output == "softmax":
+            lab = labels if labels.dtype == np.intp else labels.astype(np.intp)
+        # The compiled code takes contiguous arrays (no copies when they already are).
+        X, Y, order = np.ascontiguousarray(X), np.ascontiguousarray(Y), np.ascontiguousarray(order, dtype=np.intp)
+        loss, self.optimizer.t = self.engine.train_epoch(
+            X, Y, lab, order, self.xs, self.ys, self.ls, self.net.params, self.grads, self.layout,
+            self.e_acts, self.e_dacts, self.e_z, self.e_p, self.e_work, self.act_code, self.out_code,
+            self.full.n, self.l2, self.opt_code, self.hyper, self.m1, self.m2, self.optimizer.t, self.gemm)
         return loss
 
     def _output(self, b: _Buffers) -> Any:
@@ -388,8 +488,13 @@ class _NetEstimator(BaseEstimator):
             X_val, Y_val = backend.asarray(X[val_idx]), backend.asarray(Y[val_idx])
         del X_train, Y_train
 
+        # NumPy: the compiled engine when Numba is there (imported here, at the first fit, not at package import).
+        engine = load_engine() if backend.name == "numpy" else None
+        labels = None
+        if engine is not None and output == "softmax":
+            labels = Y_dev.argmax(axis=1)  # Y is one-hot (see _encode_targets): the engine reads class indices
         trainer = _Trainer(net, min(self.batch_size, n_train), self.optimizer, self.learning_rate, self.momentum,
-                           self.l2, exact_shift=backend.name != "numpy")
+                           self.l2, exact_shift=backend.name != "numpy", engine=engine, n_rows=n_train)
         cbs = CallbackList(callbacks, progress)
         best_params, best_loss, best_epoch, since_best = None, math.inf, 0, 0
         cbs.on_train_begin(self, self.epochs)
@@ -402,7 +507,7 @@ class _NetEstimator(BaseEstimator):
                     order = rng.permutation(n_train) if self.shuffle else np.arange(n_train)
                     if backend.name != "numpy":
                         order = backend.asarray(order)
-                    total = float(trainer.epoch(X_dev, Y_dev, order))
+                    total = float(trainer.epoch(X_dev, Y_dev, order, labels))
                     loss = total / n_train + self._penalty(net)
                     # The weights are checked too: a NaN can hide behind a ReLU that zeroes it.
                     if not math.isfinite(loss) or not bool(xp.isfinite(net.params).all()):

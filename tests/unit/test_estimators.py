@@ -474,10 +474,23 @@ def test_errors_are_one_sentence(blobs):
 # --------------------------------------------------------------------------- engine gradients
 
 
+def _engine(name):
+    """None for the xp code, or the compiled NumPy engine (skipping when Numba or NumPy's BLAS is missing)."""
+    if name == "xp":
+        return None
+    from aidevops_ext.trainer.mlp import load_engine
+
+    engine = load_engine()
+    if engine is None:
+        pytest.skip("the compiled engine needs numba and NumPy's bundled BLAS")
+    return engine
+
+
+@pytest.mark.parametrize("engine", ["xp", "compiled"])
 @pytest.mark.parametrize("activation", ["relu", "tanh", "logistic", "identity"])
 @pytest.mark.parametrize("output, k", [("softmax", 3), ("logistic", 1), ("identity", 2)])
 @pytest.mark.parametrize("exact_shift", [False, True])
-def test_engine_gradients_match_finite_differences(activation, output, k, exact_shift):
+def test_engine_gradients_match_finite_differences(activation, output, k, exact_shift, engine):
     from aidevops_ext.trainer.mlp import _mean_loss, _Net, _Trainer
 
     rng = np.random.default_rng(0)
@@ -489,10 +502,13 @@ def test_engine_gradients_match_finite_differences(activation, output, k, exact_
         Y = rng.integers(0, 2, (n, 1)).astype(float)
     else:
         Y = rng.standard_normal((n, k))
+    # The compiled engine reads class indices for softmax; exact_shift=True runs it on the one-hot rows instead.
+    labels = Y.argmax(axis=1) if engine == "compiled" and output == "softmax" and not exact_shift else None
     net = _Net([d, 5, 3, k], activation, output, np, np.float64)
     net.init(rng)
     l2 = 0.1
-    trainer = _Trainer(net, 5, "sgd", 0.0, 0.0, l2, exact_shift=exact_shift)  # lr 0: the step leaves weights alone
+    # lr 0: the step leaves weights alone
+    trainer = _Trainer(net, 5, "sgd", 0.0, 0.0, l2, exact_shift=exact_shift, engine=_engine(engine))
 
     def objective(rows):
         z = net.forward(X[rows])
@@ -501,7 +517,7 @@ def test_engine_gradients_match_finite_differences(activation, output, k, exact_
 
     for rows in (np.arange(5), np.arange(5, 7)):
         before = net.params.copy()
-        loss_sum = trainer.step(X, Y, rows, trainer.buffers(len(rows)))
+        loss_sum = trainer.step(X, Y, rows, trainer.buffers(len(rows)), labels)
         np.testing.assert_array_equal(net.params, before)
         assert float(loss_sum) / len(rows) == pytest.approx(objective(rows) - 0.5 * l2 * sum(
             float((W[:-1] ** 2).sum()) for W in net.layers), rel=1e-9)
@@ -517,7 +533,8 @@ def test_engine_gradients_match_finite_differences(activation, output, k, exact_
         np.testing.assert_allclose(trainer.grads, numeric, rtol=1e-4, atol=1e-7)
 
 
-def test_engine_softmax_survives_huge_logits():
+@pytest.mark.parametrize("engine", ["xp", "compiled"])
+def test_engine_softmax_survives_huge_logits(engine):
     from aidevops_ext.trainer.mlp import _mean_loss, _Net, _Trainer
 
     rng = np.random.default_rng(0)
@@ -526,8 +543,127 @@ def test_engine_softmax_survives_huge_logits():
     net.params *= 100  # logits in the thousands: exp(z) overflows without a shift
     X = (rng.standard_normal((6, 3)) * 10).astype(np.float32)
     Y = np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0, 1]]
-    trainer = _Trainer(net, 6, "sgd", 0.0, 0.0, 0.0, exact_shift=False)
+    trainer = _Trainer(net, 6, "sgd", 0.0, 0.0, 0.0, exact_shift=False, engine=_engine(engine))
     with np.errstate(over="ignore"):
         loss = trainer.step(X, Y, np.arange(6), trainer.full)
     assert np.isfinite(loss) and np.isfinite(trainer.grads).all()
     assert float(loss) / 6 == pytest.approx(float(_mean_loss(np, "softmax", net.forward(X), Y)), rel=1e-5)
+
+
+# --------------------------------------------------------------------------- the compiled NumPy engine
+
+
+def _fit_both(make, X, y, monkeypatch):
+    """Fit twice, with the compiled engine and with the xp code (AIDEVOPS_NUMBA=0)."""
+    _engine("compiled")
+    compiled = make().fit(X, y)
+    monkeypatch.setenv("AIDEVOPS_NUMBA", "0")
+    reference = make().fit(X, y)
+    monkeypatch.delenv("AIDEVOPS_NUMBA")
+    return compiled, reference
+
+
+@pytest.mark.parametrize("make, target", [
+    (lambda: MLPClassifier(hidden_layer_sizes=(16,), epochs=4, batch_size=32), "cls"),
+    (lambda: MLPClassifier(hidden_layer_sizes=(16, 8), activation="tanh", optimizer="sgd", l2=1e-3,
+                           epochs=4, batch_size=50), "cls"),
+    (lambda: MLPClassifier(hidden_layer_sizes=(12,), activation="logistic", epochs=3, batch_size=64,
+                           early_stopping=True), "binary"),
+    (lambda: MLPClassifier(hidden_layer_sizes=(16,), epochs=3, batch_size=40, dtype="float64"), "cls"),
+    (lambda: MLPRegressor(hidden_layer_sizes=(16,), activation="identity", optimizer="sgd", momentum=0.0,
+                          learning_rate=0.01, epochs=3, batch_size=32), "reg"),
+    (lambda: MLPRegressor(hidden_layer_sizes=(16,), epochs=3, batch_size=1000), "reg2"),
+    (lambda: LogisticRegression(epochs=3, batch_size=16), "cls"),
+])
+def test_compiled_engine_trains_like_the_xp_code(make, target, blobs, monkeypatch):
+    X, y = blobs
+    y = {"cls": y, "binary": y == 1, "reg": X[:, 0] - 2 * X[:, 1], "reg2": np.c_[X[:, 0], X[:, 1] * X[:, 2]]}[target]
+    compiled, reference = _fit_both(make, X, y, monkeypatch)
+    # Same initial weights, batches and update rule; only float rounding differs (summation order,
+    # exp and the softmax's max shift), so the results agree closely, not bit for bit.
+    assert [h["epoch"] for h in compiled.history_] == [h["epoch"] for h in reference.history_]
+    loose = 2e-3 if compiled._net.dtype == np.float32 else 1e-9
+    np.testing.assert_allclose([h["loss"] for h in compiled.history_], [h["loss"] for h in reference.history_],
+                               rtol=loose)
+    for a, b in zip(compiled._get_state()[1].values(), reference._get_state()[1].values()):
+        np.testing.assert_allclose(a, b, rtol=loose, atol=loose)
+    out = "predict_proba" if hasattr(compiled, "predict_proba") else "predict"
+    np.testing.assert_allclose(getattr(compiled, out)(X), getattr(reference, out)(X), rtol=loose, atol=loose)
+
+
+def test_compiled_engine_learns_digits_as_well(digits, monkeypatch):
+    Xtr, Xte, ytr, yte = digits
+    compiled, reference = _fit_both(lambda: MLPClassifier(epochs=30, batch_size=64, random_state=0),
+                                    Xtr, ytr, monkeypatch)
+    assert compiled.score(Xte, yte) > 0.95
+    assert abs(compiled.score(Xte, yte) - reference.score(Xte, yte)) <= 0.01
+
+
+def test_compiled_engine_reports_divergence(diabetes):
+    _engine("compiled")
+    Xtr, _, ytr, _ = diabetes
+    with pytest.raises(ConfigError, match="diverged"):
+        MLPRegressor(learning_rate=1e6, optimizer="sgd", epochs=3).fit(Xtr * 1e3, ytr * 1e6)
+
+
+def test_without_numba_the_xp_code_trains(monkeypatch, blobs):
+    import sys
+
+    from aidevops_ext.trainer import mlp
+
+    X, y = blobs
+    monkeypatch.setenv("AIDEVOPS_NUMBA", "off")
+    assert mlp.load_engine() is None
+    monkeypatch.delenv("AIDEVOPS_NUMBA")
+    # Numba missing: importing the kernels module fails, and fit falls back to the xp code.
+    import aidevops_ext.trainer
+
+    monkeypatch.delitem(sys.modules, "aidevops_ext.trainer.kernels", raising=False)
+    monkeypatch.delattr(aidevops_ext.trainer, "kernels", raising=False)
+    monkeypatch.setitem(sys.modules, "numba", None)
+    assert mlp.load_engine() is None
+    est = small(MLPClassifier, epochs=10, learning_rate=0.05).fit(X, y)
+    assert est.score(X, y) > 0.9
+
+
+def test_without_numpys_blas_the_xp_code_trains(monkeypatch, blobs):
+    from aidevops_ext.trainer import mlp
+
+    kernels = _engine("compiled")
+    monkeypatch.setattr(kernels, "GEMM", {})
+    assert mlp.load_engine() is None
+    X, y = blobs
+    assert small(MLPClassifier, epochs=10, learning_rate=0.05).fit(X, y).score(X, y) > 0.9
+
+
+def test_numba_loads_at_first_fit_not_at_import():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, aidevops_ext.trainer\n"
+        "assert 'numba' not in sys.modules and 'aidevops_ext.trainer.kernels' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_fast_exp_is_accurate():
+    kernels = _engine("compiled")
+    from numba import njit
+
+    @njit
+    def apply(x, out):
+        for i in range(x.shape[0]):
+            out[i] = kernels.fast_exp(x[i])
+
+    x = np.concatenate([np.linspace(-87, 0, 200_001), [0.0, -1e-30, -86.99, -87.5, -200.0, -np.inf, np.nan]])
+    for dtype, ulps in ((np.float32, 1), (np.float64, 1)):
+        xs = x.astype(dtype)
+        got = np.empty_like(xs)
+        apply(xs, got)
+        want = np.exp(xs.astype(np.float64))
+        finite = xs >= -87
+        spacing = np.spacing(want[finite].astype(dtype)).astype(np.float64)
+        assert np.max(np.abs(got[finite] - want[finite]) / spacing) <= ulps
+        assert np.all(got[xs < -87] == 0) or dtype == np.float64
+        assert np.isnan(got[-1])
