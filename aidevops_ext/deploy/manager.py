@@ -124,6 +124,10 @@ def deploy(ws: Workspace | None, model_ref: str, *, name: str | None = None, por
     existing = store.get(name)
     live = existing is not None and existing.target == "local" and existing.state in LIVE_STATES and \
         is_supervisor(existing.supervisor_pid, name)
+    if not live and not dry_run:
+        if existing is not None:
+            _clean_up_processes(existing)  # what is left of a dead or failed run of this deployment
+        check_port_free(host, port or 0)  # before the registry: a taken port fails at once
     version = resolve(ws, target)
     if live:
         assert existing is not None
@@ -146,9 +150,6 @@ def deploy(ws: Workspace | None, model_ref: str, *, name: str | None = None, por
     if dry_run:
         dep.admin_token = None
         return DeployResult("planned", dep, version, plan=plan)
-    check_port_free(host, port)
-    if existing is not None:
-        _clean_up_processes(existing)
     ref = reference(ws, target.model, version)
     if ref.kind == "broken":
         msg = f"{target.model} v{version} was refused ({ref.origin}); nothing was deployed."
