@@ -21,7 +21,7 @@ class ServingConfig:
     # with at most `log_max_rows` input rows (predictions are always kept whole).
     log_requests: bool = True
     log_sample_rate: float = 1.0
-    log_max_per_second: float = 2000.0
+    log_max_per_second: float = 1000.0
     log_max_rows: int = 100
     log_queue_size: int = 10_000
     log_flush_seconds: float = 0.5

@@ -99,23 +99,35 @@ def rows_to_matrix(rows: Any, n_features: int | None, *, accepts_missing: bool =
         X = _slow_matrix(rows, what, accepts_missing)
     else:
         try:
-            with np.errstate(all="ignore"):
-                A = np.array(rows)
+            A = np.array(rows)
         except (ValueError, TypeError, OverflowError, RecursionError, MemoryError):
             A = None  # ragged, or mixed containers: the slow walk names the problem
         if A is None or A.dtype.kind not in "fiu" or A.ndim > 2:
             X = _slow_matrix(rows, what, accepts_missing)
         else:
             X = A.reshape(1, -1) if A.ndim == 1 else A
-    X = check_matrix(X, n_features, accepts_missing=accepts_missing, what=what)
-    return to_dtype(X, dtype, what)
+    return finish_matrix(X, n_features, accepts_missing=accepts_missing, dtype=dtype, what=what)
+
+
+def finish_matrix(A: np.ndarray, n_features: int | None, *, accepts_missing: bool = False, dtype: Any = np.float32,
+                  what: str = "Input") -> np.ndarray:
+    """check_matrix + to_dtype; the common case (finite floats in range) costs one abs-max reduction."""
+    dt = np.dtype(dtype)
+    if (A.ndim == 2 and A.shape[0] and A.shape[1] and (n_features is None or A.shape[1] == n_features)
+            and A.dtype.kind == "f" and dt.kind == "f"):
+        if np.abs(A).max() <= input_limit(dt):  # False for NaN too: the exact path below explains
+            return A if A.dtype == dt else A.astype(dt)
+    A = check_matrix(A, n_features, accepts_missing=accepts_missing, what=what)
+    return to_dtype(A, dt, what)
+
+
+_LIMITS = {2: 6.0e4, 4: 1.0e30, 8: 1.0e300}
 
 
 def input_limit(dtype: Any) -> float:
     """Largest magnitude accepted for a float feature: well inside the dtype, so a model's own arithmetic
     (standardisation, matrix products) cannot overflow to inf on a value the boundary let through."""
-    dt = np.dtype(dtype)
-    return {2: 6.0e4, 4: 1.0e30}.get(dt.itemsize, 1.0e300)
+    return _LIMITS.get(np.dtype(dtype).itemsize, 1.0e300)
 
 
 def to_dtype(A: np.ndarray, dtype: Any, what: str = "Input") -> np.ndarray:

@@ -19,10 +19,10 @@ from ..errors import RequestError
 from ..fastjson import FastRows, parse_mlflow
 from ..models import ServedModel
 from ..validation import (
-    check_matrix,
     columns_to_matrix,
     csv_to_matrix,
     decode_json,
+    finish_matrix,
     has_bool_token,
     order_columns,
     records_to_matrix,
@@ -97,8 +97,8 @@ def parse(body: bytes, kind: str, model: ServedModel) -> tuple[Any, dict | None]
 def _from_fast_rows(fast: FastRows, model: ServedModel) -> np.ndarray:
     """The same checks as the exact path, on rows simdjson already turned into numbers."""
     what = "'dataframe_split.data'" if fast.key == "dataframe_split" else f"'{fast.key}'"
-    X = check_matrix(fast.rows, model.n_features, accepts_missing=model.accepts_missing, what=what)
-    X = to_dtype(X, model.input_dtype, what)
+    X = finish_matrix(fast.rows, model.n_features, accepts_missing=model.accepts_missing, dtype=model.input_dtype,
+                      what=what)
     if fast.key == "dataframe_split":
         if fast.columns is not None and len(fast.columns) != X.shape[1]:
             raise RequestError(f"'dataframe_split' names {len(fast.columns)} columns but its rows have {X.shape[1]} values.")

@@ -20,7 +20,7 @@ import orjson
 from ... import __version__
 from ..errors import RequestError
 from ..models import ServedModel, oip_datatype
-from ..validation import check_matrix, decode_json, has_bool_token, to_dtype
+from ..validation import decode_json, finish_matrix, has_bool_token, to_dtype
 
 SERVER_NAME = "aidevops"
 EXTENSIONS: list[str] = []
@@ -140,8 +140,8 @@ def _tensor(t: Any, maybe_bools: bool, model: ServedModel, *, matrix: bool) -> n
             raise RequestError(f"{what} holds no rows; send at least one.")
     A = _values(data, shape, datatype, maybe_bools, what, missing_ok=model.accepts_missing)
     if matrix:
-        A = check_matrix(A, model.n_features, accepts_missing=model.accepts_missing, what=what)
-        return to_dtype(A, model.input_dtype, what)
+        return finish_matrix(A, model.n_features, accepts_missing=model.accepts_missing, dtype=model.input_dtype,
+                             what=what)
     return A
 
 

@@ -1,0 +1,261 @@
+"""The model server against `mlflow models serve` and a bare Starlette + orjson app, same model, same load.
+
+    python benchmarks/serving.py [--workspace DIR] [--model models:/ci-digits@champion] [--seconds 10] [--rounds 2]
+
+Without --workspace, a scratch workspace is made by running the `ci` pipeline (registers `ci-digits`,
+alias `champion`, a 64-feature MLP with a tensor signature). Then three servers run the same registered
+model, one uvicorn worker each, on 127.0.0.1:
+- MLflow:  `mlflow models serve -m URI --env-manager local` (its defaults: asyncio + h11, access log);
+- ours:    `python -m aidevops_ext.serving URI` (uvloop, httptools, no access log; request log on, as deployed);
+- bare:    a minimal Starlette app doing the same predict: orjson.loads + np.array + predict + orjson.dumps,
+           on uvicorn with uvloop, httptools and no access log (the floor for this stack).
+All three get OPENBLAS_NUM_THREADS=1 (ours sets it itself; small matrix products only lose from more).
+
+wrk (one thread, 8 connections; installed with apt-get when missing and running as root) drives each
+server in turn, alternating, for `--seconds` per run: single-row bodies, then 1000-row bodies, for
+`--rounds` rounds. Every server must answer the same predictions first, and every run must have no
+non-2xx answer. Prints req/s, rows/s, p50/p99 (median over rounds) and the ratios the targets are about:
+ours >= 8x MLflow single-row req/s with p99 <= 10 ms, >= 8x MLflow rows/s on batches, >= 0.8x bare.
+The machine's other load moves the numbers: run it on a quiet machine, more than once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LUA = """
+local f = io.open(os.getenv("WRK_BODY"), "rb")
+local body = f:read("*a")
+f:close()
+wrk.method = "POST"
+wrk.body = body
+wrk.headers["Content-Type"] = "application/json"
+"""
+BARE_APP = '''
+import os
+import numpy as np
+import orjson
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+from aidevops_ext.trainer import load_model
+
+model = load_model(os.environ["BARE_MODEL_FILE"])
+
+
+async def invocations(request):
+    X = np.array(orjson.loads(await request.body())["inputs"], dtype=np.float32)
+    return Response(orjson.dumps({"predictions": model.predict(X)}, option=orjson.OPT_SERIALIZE_NUMPY),
+                    media_type="application/json")
+
+
+async def ping(request):
+    return Response("\\n", media_type="application/json")
+
+
+app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"]), Route("/ping", ping)])
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path:
+        return path
+    if os.geteuid() != 0:
+        sys.exit("wrk is not installed; install it (apt-get install -y wrk) and run again.")
+    print("installing wrk with apt-get ...", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL)
+    return shutil.which("wrk") or sys.exit("wrk did not install.")
+
+
+def make_workspace(root: Path) -> None:
+    for folder in ("notebooks", "pipelines"):
+        shutil.copytree(REPO / folder, root / folder)
+    print(f"running the ci pipeline in {root} to register ci-digits ...", flush=True)
+    env = {**os.environ, "AIDEVOPS_HOME": str(root), "MPLBACKEND": "Agg"}
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        env.pop(var, None)
+    subprocess.run([sys.executable, "-c", "from aidevops_ext.cli import main; main()", "run", "ci"], cwd=root, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def model_file(ws: Path, uri: str) -> Path:
+    """The .npz behind the registered model (for the bare app)."""
+    code = textwrap.dedent(f"""
+        import mlflow.artifacts
+        from pathlib import Path
+        from aidevops_ext import registry
+        from aidevops_ext.serving.loader import parse_uri, resolve_version
+        from aidevops_ext.workspace import Workspace
+        ws = Workspace(Path({str(ws)!r})); ref = parse_uri({uri!r}); registry.configure(ws)
+        print(mlflow.artifacts.download_artifacts(artifact_uri=ref.pinned(resolve_version(ref, ws)), dst_path={str(ws / 'bench-model')!r}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], env=_env(ws), capture_output=True, text=True, check=True)
+    return next(Path(out.stdout.strip().splitlines()[-1]).glob("data/*.npz"))
+
+
+def _env(ws: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    env.update(AIDEVOPS_HOME=str(ws), MLFLOW_TRACKING_URI=f"sqlite:///{ws / '.aidevops' / 'mlflow.db'}",
+               OPENBLAS_NUM_THREADS="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false", PYTHONPATH=str(REPO), **extra)
+    return env
+
+
+def start(name: str, cmd: list[str], env: dict, port: int, logdir: Path) -> subprocess.Popen:
+    log = open(logdir / f"{name}.log", "wb")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=logdir)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{name} exited: {(logdir / f'{name}.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    sys.exit(f"{name} did not start")
+
+
+def predictions(port: int, body: bytes) -> list:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return json.loads(r.read())["predictions"]
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(wrk: str, port: int, body_file: Path, lua: Path, seconds: int) -> dict:
+    out = subprocess.run([wrk, "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua),
+                          f"http://127.0.0.1:{port}/invocations"], env={**os.environ, "WRK_BODY": str(body_file)},
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "non2xx": int(bad.group(1)) if bad else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workspace", type=Path, help="a workspace with the model registered (default: make one)")
+    ap.add_argument("--model", default="models:/ci-digits@champion")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--batch-rows", type=int, default=1000)
+    args = ap.parse_args()
+
+    wrk = ensure_wrk()
+    scratch = Path(tempfile.mkdtemp(prefix="aidevops-bench-serving-"))
+    ws = args.workspace.resolve() if args.workspace else scratch / "ws"
+    if not args.workspace:
+        ws.mkdir()
+        make_workspace(ws)
+    npz = model_file(ws, args.model)
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data.astype(np.float32)
+    n_features = X.shape[1]
+    rng = np.random.default_rng(0)
+    rows = X[rng.integers(0, len(X), args.batch_rows)] + rng.normal(0, 0.01, (args.batch_rows, n_features)).astype(np.float32)
+    bodies = {"single": (json.dumps({"inputs": rows[:1].tolist()}).encode(), 1),
+              "batch": (json.dumps({"inputs": rows.tolist()}).encode(), args.batch_rows)}
+    for name, (body, _) in bodies.items():
+        (scratch / f"{name}.json").write_bytes(body)
+    lua = scratch / "post.lua"
+    lua.write_text(LUA)
+    (scratch / "bare_app.py").write_text(BARE_APP)
+
+    ports = {name: free_port() for name in ("mlflow", "ours", "bare")}
+    commands = {
+        "mlflow": [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model, "--env-manager", "local",
+                   "--host", "127.0.0.1", "-p", str(ports["mlflow"])],
+        "ours": [sys.executable, "-m", "aidevops_ext.serving", args.model, "--host", "127.0.0.1", "--port",
+                 str(ports["ours"]), "--log-level", "warning"],
+        "bare": [sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port", str(ports["bare"]),
+                 "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+                 "--workers", "1", "--app-dir", str(scratch)],
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    try:
+        for name, cmd in commands.items():
+            print(f"starting {name} ...", flush=True)
+            procs[name] = start(name, cmd, _env(ws, BARE_MODEL_FILE=str(npz)), ports[name], scratch)
+        answers = {name: predictions(port, bodies["batch"][0]) for name, port in ports.items()}
+        assert answers["ours"] == answers["mlflow"] == answers["bare"], "the servers disagree on the predictions"
+        print(f"all three servers answer the same {len(answers['ours'])} predictions\n", flush=True)
+        results: dict[tuple[str, str], list[dict]] = {}
+        for rnd in range(args.rounds):
+            for scenario in ("single", "batch"):
+                order = list(ports) if rnd % 2 == 0 else list(reversed(ports))
+                for name in order:
+                    r = run_wrk(wrk, ports[name], scratch / f"{scenario}.json", lua, args.seconds)
+                    if r["non2xx"]:
+                        sys.exit(f"{name} answered {r['non2xx']} non-2xx responses in the {scenario} run")
+                    results.setdefault((name, scenario), []).append(r)
+                    print(f"round {rnd + 1} {scenario:6s} {name:6s} {r['rps']:9.1f} req/s  p50 {r['p50']:8.2f} ms  "
+                          f"p99 {r['p99']:8.2f} ms {r['socket_errors']}", flush=True)
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    med = {k: {f: statistics.median(r[f] for r in v) for f in ("rps", "p50", "p99")} for k, v in results.items()}
+    print(f"\nmedian of {args.rounds} rounds x {args.seconds} s, wrk -t1 -c8, one uvicorn worker each, "
+          f"{n_features} features, batch = {args.batch_rows} rows\n")
+    print(f"{'server':8s} {'body':7s} {'req/s':>10s} {'rows/s':>11s} {'p50 ms':>9s} {'p99 ms':>9s}")
+    for scenario, (_, n_rows) in bodies.items():
+        for name in ports:
+            m = med[(name, scenario)]
+            print(f"{name:8s} {scenario:7s} {m['rps']:10.1f} {m['rps'] * n_rows:11.0f} {m['p50']:9.2f} {m['p99']:9.2f}")
+    single = lambda n: med[(n, "single")]  # noqa: E731
+    batch = lambda n: med[(n, "batch")]  # noqa: E731
+    checks = [
+        ("ours / MLflow, single-row req/s", single("ours")["rps"] / single("mlflow")["rps"], 8.0),
+        ("ours / MLflow, batch rows/s", batch("ours")["rps"] / batch("mlflow")["rps"], 8.0),
+        ("ours / bare Starlette, single-row req/s", single("ours")["rps"] / single("bare")["rps"], 0.8),
+        ("ours / bare Starlette, batch rows/s", batch("ours")["rps"] / batch("bare")["rps"], 0.8),
+    ]
+    print()
+    for label, ratio, target in checks:
+        print(f"{label:42s} {ratio:6.2f}x  (target >= {target}x: {'met' if ratio >= target else 'NOT met'})")
+    p99 = single("ours")["p99"]
+    print(f"{'ours single-row p99':42s} {p99:6.2f} ms (target <= 10 ms: {'met' if p99 <= 10 else 'NOT met'})")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
