@@ -418,15 +418,15 @@ def status(ws: Workspace | None, name: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- checks a user (or notebook) runs
 
 
-def smoke_protocols(ws: Workspace | None, name: str) -> dict[str, Any]:
-    """Send the active version's reference rows through both protocols; each must answer 200 with predictions."""
+def smoke_protocols(ws: Workspace | None, name: str, *, check: bool = True) -> dict[str, Any]:
+    """Send the active version's reference rows through both protocols; DeploymentError if one fails (with check)."""
     store = _store(ws)
     dep = get(store.workspace, name)
     client = AdminClient(dep, timeout=30.0)
     version = dep.active_version
     ref = reference(store.workspace, dep.model, version) if version else None
     rows = (ref.rows if ref is not None and ref.rows else None) or _rows_from_metadata(client, dep)
-    results: dict[str, Any] = {"url": dep.url, "model": dep.model, "version": version}
+    results: dict[str, Any] = {"url": dep.url, "model": dep.model, "version": version, "rows": rows}
     status_, answer = client.request("POST", "/invocations", {"inputs": rows})
     results["invocations"] = {"status": status_, "predictions": (answer or {}).get("predictions")
                               if isinstance(answer, dict) else answer}
@@ -436,6 +436,12 @@ def smoke_protocols(ws: Workspace | None, name: str) -> dict[str, Any]:
     results["ok"] = results["invocations"]["status"] == 200 and results["v2_infer"]["status"] == 200
     if ref is not None and ref.expected is not None and results["ok"]:
         results["matches_registry"] = check_predictions(ref, results["v2_infer"]["outputs"] or []) is None
+    if check and not (results["ok"] and results.get("matches_registry", True)):
+        failed = [f"{p} answered {results[k]['status']}" for p, k in (("/invocations", "invocations"),
+                                                                      ("/v2 infer", "v2_infer")) if results[k]["status"] != 200]
+        raise DeploymentError(f"Deployment '{name}' failed its protocol smoke test ("
+                              + ("; ".join(failed) or "predictions differ from the registry model's")
+                              + f"); see its log {dep.log_path}.")
     return results
 
 

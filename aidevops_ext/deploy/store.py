@@ -207,12 +207,16 @@ class DeployStore:
 
     # ------------------------------------------------------------------ deployments
     def get(self, name: str) -> Deployment | None:
-        """The deployment called `name`, or None."""
+        """The deployment called `name`, or None (reading never creates deploy.db)."""
+        if not self.path.exists():
+            return None
         rows = self._run("SELECT * FROM deployments WHERE name = ?", (name,))
         return _deployment(rows[0]) if rows else None
 
     def all(self) -> list[Deployment]:
         """Every deployment, by name."""
+        if not self.path.exists():
+            return []
         return [_deployment(r) for r in self._run("SELECT * FROM deployments ORDER BY name")]
 
     def put(self, dep: Deployment) -> None:
@@ -255,6 +259,8 @@ class DeployStore:
 
     def history(self, deployment: str | None = None, limit: int = 50) -> list[HistoryEntry]:
         """The latest `limit` history rows (of one deployment, or all), oldest first."""
+        if not self.path.exists():
+            return []
         if deployment is None:
             rows = self._run("SELECT * FROM deployment_history ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
         else:
@@ -265,6 +271,8 @@ class DeployStore:
 
     def iter_names(self) -> Iterator[str]:
         """Names of every deployment."""
+        if not self.path.exists():
+            return
         for r in self._run("SELECT name FROM deployments ORDER BY name"):
             yield r["name"]
 

@@ -35,7 +35,7 @@ from .store import FAILED, RESTARTING, RUNNING, STARTING, STOPPED, Deployment, D
 log = logging.getLogger("aidevops.deploy")
 
 RESTART_WINDOW = 60.0
-MAX_RESTARTS = 5
+MAX_RESTARTS = 5  # AIDEVOPS_DEPLOY_MAX_RESTARTS overrides (deaths allowed within RESTART_WINDOW)
 BACKOFF = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 READY_TIMEOUT = 180.0
 SYNC_SECONDS = 1.0
@@ -121,7 +121,7 @@ class Supervisor:
             deaths.append(now)
             while deaths and now - deaths[0] > RESTART_WINDOW:
                 deaths.popleft()
-            if len(deaths) > MAX_RESTARTS:
+            if len(deaths) > _max_restarts():
                 error = (f"The server of '{self.name}' died {len(deaths)} times within {RESTART_WINDOW:.0f} s "
                          f"(last: {last_death}); it is not restarted again: see {self.ws.state / 'logs' / self.name}.log.")
                 self.store.record(self.name, "failed", actor="supervisor", reason=last_death, ok=False, detail=error)
@@ -266,6 +266,13 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait(5)
+
+
+def _max_restarts() -> int:
+    try:
+        return max(0, int(os.environ.get("AIDEVOPS_DEPLOY_MAX_RESTARTS", MAX_RESTARTS)))
+    except ValueError:
+        return MAX_RESTARTS
 
 
 def _version_of(value) -> str | None:

@@ -184,3 +184,27 @@ def test_canary_share_promote_and_rollback(reg, deployer):
     assert ops == ["deploy", "canary", "canary_share", "promote", "rollback"]
     status = manager.status(reg.ws, "rel-canary")
     assert json.dumps(status).count(dep.admin_token or "no-token") == 0, "the admin token never leaves the store"
+
+
+def test_a_server_that_keeps_dying_is_given_up_on(reg, deployer, monkeypatch):
+    monkeypatch.setenv("AIDEVOPS_DEPLOY_MAX_RESTARTS", "1")  # the supervisor inherits it: one restart allowed
+    res = deployer(f"{MODEL}@champion", "rel-crashloop")
+    first = res.deployment
+    os.kill(first.server_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        dep = manager.get(reg.ws, "rel-crashloop")
+        if dep.state == "running" and dep.server_pid not in (None, first.server_pid):
+            break
+        time.sleep(0.05)
+    os.kill(dep.server_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while manager.get(reg.ws, "rel-crashloop").state != "failed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    dep = manager.get(reg.ws, "rel-crashloop")
+    assert dep.state == "failed" and "died 2 times" in dep.error and "not restarted again" in dep.error
+    assert not pid_alive(first.supervisor_pid) or not ready(first.url)
+    last = manager.history(reg.ws, "rel-crashloop")[-1]
+    assert (last.operation, last.ok, last.actor) == ("failed", False, "supervisor")
+    again = deployer(f"{MODEL}@champion", "rel-crashloop")  # a deploy starts it afresh, on a free port
+    assert again.action == "started" and ready(again.deployment.url)

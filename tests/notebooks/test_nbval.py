@@ -2,7 +2,8 @@
 
 The notebooks depend on each other when run by hand (01 writes what 02 reads, through
 `.aidevops/scratch/`), and 04 registers a model, so they run in order in one throwaway workspace
-(AIDEVOPS_HOME), never in the repository's `.aidevops/`. nbval runs in a child pytest so its
+(AIDEVOPS_HOME), never in the repository's `.aidevops/`; 05 deploys it, and the fixture stops that
+deployment afterwards. nbval runs in a child pytest so its
 collection of `.ipynb` files stays out of this suite's own collection and options.
 """
 
@@ -43,8 +44,15 @@ def nbval_run(tmp_path_factory):
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", str(root / "pytest.ini"),
             "--rootdir", str(root), "--nbval-lax", "--nbval-kernel-name", "aidevops",
             "--nbval-cell-timeout", "300", "-v", *[str(root / "notebooks" / nb.name) for nb in NOTEBOOKS]]
-    out = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=900)
-    return root, out
+    try:
+        out = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=900)
+        yield root, out
+    finally:
+        # 05_deploy starts a background server (as it should for a user): stop it, CI must not leak processes.
+        from aidevops_ext.deploy.manager import undeploy_all
+        from aidevops_ext.workspace import Workspace
+
+        undeploy_all(Workspace(root), reason="nbval finished")
 
 
 def test_every_pipeline_notebook_is_covered():
@@ -76,3 +84,5 @@ def test_notebooks_by_hand_stay_in_their_workspace(nbval_run):
     registration = json.loads((scratch / "register" / "registration.json").read_text())
     assert registration["version"] == "1" and registration["gate_passed"] is True
     assert (root / ".aidevops" / "mlflow.db").is_file()
+    deployment = json.loads((scratch / "deploy" / "deployment.json").read_text())
+    assert deployment["smoke"] == {"invocations": 200, "v2_infer": 200, "matches_registry": True}
