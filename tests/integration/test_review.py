@@ -7,6 +7,7 @@ cached, the rest runs, and the weaker model fails the gate against champion v1.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import shutil
@@ -148,8 +149,11 @@ def test_diff_web_serves_nbdime_on_localhost(runs):
     port = free_port()
     cmd = [sys.executable, "-m", "aidevops_ext.cli", "diff", a["run_id"], b["run_id"], "--web", "--step", "train",
            "--no-browser", "--port", str(port)]
-    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
+    seen: list[str] = []
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     try:
         url, deadline = None, time.monotonic() + 60
@@ -157,8 +161,9 @@ def test_diff_web_serves_nbdime_on_localhost(runs):
             try:
                 line = lines.get(timeout=1)
             except queue.Empty:
-                assert proc.poll() is None, "the web diff exited early"
+                assert proc.poll() is None, "the web diff exited early: " + "".join(seen)
                 continue
+            seen.append(line)
             if line.startswith("nbdime web diff: "):
                 url = line.split()[3]
         assert url and url.startswith(f"http://127.0.0.1:{port}/diff?"), url
