@@ -103,7 +103,11 @@ def normalised(path: Path, run: RunView) -> dict[str, Any]:
     import nbformat
 
     # nbformat's reader joins multi-line strings, the form nbdime compares.
-    nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    try:
+        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+    except (OSError, ValueError) as exc:  # NotJSONError and validation errors are ValueErrors
+        raise ConfigError(f"the executed notebook {path} is not readable ({exc.__class__.__name__}); "
+                          f"re-run its step or pick another run.") from None
     replacements = {str(run.run_dir): "<run_dir>", run.run_id: "<run_id>"}
     # Where the run lived when it ran (the folder may have moved since, e.g. a downloaded CI artifact).
     for record in run.steps.values():
