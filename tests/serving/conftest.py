@@ -95,7 +95,7 @@ def reg(tmp_path_factory) -> Registry:
     from tests.serving.pyfunc_models import BrokenModel, NaNModel, SumModel
 
     root = tmp_path_factory.mktemp("serving-ws")
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp:  # setup only: MLflow's fluent API must not write to the repo
         for var in _ENV_VARS:
             mp.delenv(var, raising=False)
         mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -112,7 +112,8 @@ def reg(tmp_path_factory) -> Registry:
         _log_pyfunc(ws, "sum", SumModel(), sig)
         registry.set_alias(ws, "abc", "champion", "1")
         registry.set_alias(ws, "sum", "champion", "1")
-        yield Registry(ws, root, f1, v1, v2)
+    # the working directory and environment are restored here: other test packages run after this one
+    return Registry(ws, root, f1, v1, v2)
 
 
 def free_port() -> int:
