@@ -15,11 +15,14 @@ a row in the deployment's history (when, operation, from, to, why, by whom).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import re
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError
 from ..workspace import Workspace
@@ -63,6 +66,30 @@ class DeployResult:
 
 def _store(ws: Workspace | None) -> DeployStore:
     return DeployStore(ws or Workspace.discover())
+
+
+@contextlib.contextmanager
+def _locked(ws: Workspace, name: str) -> Iterator[None]:
+    """One change at a time per deployment, across processes (CLI, notebook, panel): staging uses the canary slot."""
+    folder = ws.state / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"deploy-{name}.lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _serialized(fn: Callable) -> Callable:
+    """Run `fn(ws, name, ...)` under the deployment's lock."""
+    @functools.wraps(fn)
+    def wrapper(ws: Workspace | None, name: str, *args: Any, **kwargs: Any) -> Any:
+        workspace = ws or Workspace.discover()
+        check_name(name)
+        with _locked(workspace, name):
+            return fn(workspace, name, *args, **kwargs)
+    return wrapper
 
 
 def check_name(name: str) -> str:
@@ -114,7 +141,14 @@ def deploy(ws: Workspace | None, model_ref: str, *, name: str | None = None, por
     ws = store.workspace
     target = parse_target(model_ref)
     name = check_name(name or target.model)
-    actor = actor or default_actor()
+    with _locked(ws, name):
+        return _deploy(store, target, name, port=port, host=host, follow=follow, follow_seconds=follow_seconds,
+                       dry_run=dry_run, reason=reason, actor=actor or default_actor())
+
+
+def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, host: str, follow: bool,
+            follow_seconds: float, dry_run: bool, reason: str, actor: str) -> DeployResult:
+    ws = store.workspace
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
         raise ConfigError(f"Port {port!r} is not a valid TCP port; pick one between 1 and 65535 (0: any free port).")
     if follow and not target.alias:
@@ -281,6 +315,7 @@ def _save_slots(store: DeployStore, name: str, slots: dict) -> None:
                  canary_share=float(slots.get("canary_share") or 0.0))
 
 
+@_serialized
 def switch(ws: Workspace | None, name: str, version: str, *, reason: str = "", actor: str | None = None) -> DeployResult:
     """Switch a running deployment to `version` (load, smoke-test, check against the registry, swap)."""
     store, dep, _ = _running(ws, name)
@@ -292,6 +327,7 @@ def switch(ws: Workspace | None, name: str, version: str, *, reason: str = "", a
 # --------------------------------------------------------------------------- rollback, canary, promote
 
 
+@_serialized
 def rollback(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
     """Swap the active and previous versions of a running deployment."""
     store, dep, client = _running(ws, name)
@@ -303,6 +339,7 @@ def rollback(ws: Workspace | None, name: str, *, reason: str = "", actor: str | 
                         reason=reason or "rollback", actor=actor)
 
 
+@_serialized
 def canary(ws: Workspace | None, name: str, version: str | None = None, *, share: float | None = None,
            clear: bool = False, reason: str = "", actor: str | None = None) -> HistoryEntry:
     """Send `share` of the traffic to `version` (checked like a switch), change the share, or clear the canary."""
@@ -339,6 +376,7 @@ def canary(ws: Workspace | None, name: str, version: str | None = None, *, share
                         detail=f"share={share:g}")
 
 
+@_serialized
 def promote(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
     """Make the canary the active version (the old active becomes previous)."""
     store, dep, client = _running(ws, name)
@@ -353,6 +391,7 @@ def promote(ws: Workspace | None, name: str, *, reason: str = "", actor: str | N
 # --------------------------------------------------------------------------- undeploy, list, status
 
 
+@_serialized
 def undeploy(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
     """Stop a deployment's supervisor and server (Kubernetes: delete its objects) and mark it stopped."""
     store = _store(ws)

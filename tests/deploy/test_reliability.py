@@ -91,7 +91,7 @@ def test_a_broken_version_is_not_deployed_at_all(reg):
 
 
 def test_kill_9_of_the_server_is_back_within_5_seconds(reg, deployer, record_property):
-    res = deployer(f"{MODEL}@champion", "rel-kill")
+    deployer(f"{MODEL}@champion", "rel-kill")
     manager.deploy(reg.ws, f"{MODEL}/2", name="rel-kill")  # v2 active, v1 previous: the layout must survive
     before = manager.get(reg.ws, "rel-kill")
     assert before.state == "running" and pid_alive(before.server_pid)
