@@ -350,8 +350,10 @@ def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run
                    f"(roll back with `aidevops rollback {dep.name}`)")
     else:
         click.echo(f"deployed {dep.model} v{res.version} ({dep.ref}) as '{dep.name}' on {dep.url}")
-    if res.detail:
+    if res.verified:
         click.echo(f"  checked   {res.detail}: predictions equal the registry model's")
+    elif res.detail:
+        click.echo(f"  checked   {res.detail}")
     if dep.follow:
         click.echo(f"  follows   {dep.model}@{dep.alias} every {dep.follow:g} s")
     click.echo(f"  log       {dep.log_path}")

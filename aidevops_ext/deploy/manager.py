@@ -57,11 +57,12 @@ class DeployResult:
     previous: str | None = None
     detail: str = ""
     plan: dict[str, Any] = field(default_factory=dict)
+    verified: bool = False  # the served predictions were compared with the registry model's
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able view (no admin token)."""
         return {"action": self.action, "version": self.version, "previous": self.previous, "detail": self.detail,
-                "deployment": self.deployment.to_dict(), "plan": self.plan}
+                "verified": self.verified, "deployment": self.deployment.to_dict(), "plan": self.plan}
 
 
 def _store(ws: Workspace | None) -> DeployStore:
@@ -161,6 +162,8 @@ def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, 
     if not live and not dry_run:
         if existing is not None:
             _clean_up_processes(existing)  # what is left of a dead or failed run of this deployment
+            if port is None and existing.port and existing.target == "local":
+                port = _reusable_port(host, existing.port)  # a restarted deployment keeps its address if it can
         check_port_free(host, port or 0)  # before the registry: a taken port fails at once
     version = resolve(ws, target)
     if live:
@@ -208,7 +211,16 @@ def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, 
         raise
     store.record(name, "deploy", to_version=version, reason=reason or f"deploy {target.text}", actor=actor,
                  detail=f"serving on {dep.url}; {ref.origin or 'smoke-tested by the server'}")
-    return DeployResult("started", get(ws, name), version, detail=ref.origin, plan=plan)
+    return DeployResult("started", get(ws, name), version, detail=ref.origin, plan=plan,
+                        verified=ref.kind == "aidevops" and bool(ref.rows))
+
+
+def _reusable_port(host: str, port: int) -> int:
+    try:
+        check_port_free(host, port)
+    except ConfigError:
+        return 0
+    return port
 
 
 def _check_compatible(dep: Deployment, target: Target, port: int | None, host: str, follow: bool,
@@ -305,7 +317,8 @@ def _switch(store: DeployStore, dep: Deployment, version: str, *, reason: str, a
     _save_slots(store, dep.name, answer.get("slots") or {})
     store.record(dep.name, operation, from_version=active, to_version=version, reason=reason, actor=actor,
                  detail=ref.origin or "smoke-tested by the server")
-    return DeployResult("switched", get(store.workspace, dep.name), version, active, detail=ref.origin)
+    return DeployResult("switched", get(store.workspace, dep.name), version, active, detail=ref.origin,
+                        verified=ref.kind == "aidevops" and bool(ref.rows))
 
 
 def _save_slots(store: DeployStore, name: str, slots: dict) -> None:

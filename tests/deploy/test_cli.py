@@ -155,3 +155,44 @@ def test_serve_in_the_foreground_reports_a_taken_port(reg):
         port = taken.getsockname()[1]
         out = cli(reg, "serve", f"models:/{MODEL}@champion", "--port", str(port), timeout=60)
     one_sentence_error(out, f"Port {port} on 127.0.0.1 is already in use")
+
+
+def test_serve_in_the_foreground_answers_both_protocols(reg):
+    """`aidevops serve` (what the Kubernetes manifests run) on 127.0.0.1, stopped by SIGTERM like a pod."""
+    import time
+    import urllib.request
+
+    from aidevops_ext.serving.server import bind_socket
+
+    with bind_socket("127.0.0.1", 0) as probe:
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env.update(AIDEVOPS_HOME=str(reg.root), MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+    proc = subprocess.Popen([sys.executable, "-m", "aidevops_ext.cli", "serve", f"models:/{MODEL}@champion",
+                             "--port", str(port), "--follow-alias", "0", "--log-level", "warning"],
+                            cwd=reg.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url + "/v2/health/ready", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        body = json.dumps({"inputs": reg.rows[:2]}).encode()
+        req = urllib.request.Request(url + "/invocations", body, {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 200 and len(json.loads(r.read())["predictions"]) == 2
+        with urllib.request.urlopen(url + f"/v2/models/{MODEL}", timeout=10) as r:
+            assert json.loads(r.read())["name"] == MODEL
+    finally:
+        proc.terminate()
+        try:
+            # uvicorn shuts down gracefully, then re-raises the signal: -15 is its clean exit on SIGTERM.
+            assert proc.wait(20) in (0, -15), "SIGTERM ends the server"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
