@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import re
@@ -451,8 +452,9 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(slots: ModelSlots, config: ServingConfig | None = None, requestlog: RequestLog | None = None,
-               *, follow: Any = None) -> Starlette:
-    """The Starlette app serving `slots`. `follow`: an optional `watch.AliasFollower` started with the app."""
+               *, follow: Any = None) -> "ServingApp":
+    """The ASGI app serving `slots` (Starlette behind a front door for predictions; `.state.server` holds
+    the shared Server). `follow`: an optional `watch.AliasFollower` started with the app."""
     config = config or ServingConfig()
     if requestlog is None:
         ws = slots.workspace
@@ -462,6 +464,10 @@ def create_app(slots: ModelSlots, config: ServingConfig | None = None, requestlo
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         requestlog.start()
+        # What is loaded now (MLflow, pandas, the models) lives as long as the process: keep it out of the
+        # garbage collector's full scans, which otherwise walk it again and again under load.
+        gc.collect()
+        gc.freeze()
         task = asyncio.get_running_loop().create_task(follow.run(slots)) if follow is not None else None
         try:
             yield
@@ -478,7 +484,45 @@ def create_app(slots: ModelSlots, config: ServingConfig | None = None, requestlo
         lifespan=lifespan,
     )
     app.state.server = server
-    return app
+    return ServingApp(app, server)
+
+
+class ServingApp:
+    """The Starlette app behind a front door for the two prediction routes.
+
+    Predictions skip Starlette's middleware and route matching (their handlers answer every error
+    themselves, in the protocol's shape); everything else, including 404/405 for other methods on
+    those paths, goes through Starlette. Attributes (`state`, `routes`, ...) are the Starlette app's.
+    """
+
+    def __init__(self, app: Starlette, server: Server) -> None:
+        self.app = app
+        self.server = server
+        self._invocations = Invocations(server)
+        self._infer = Infer(server)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path = scope["path"]
+            root = scope.get("root_path")
+            if root and path.startswith(root):
+                path = path[len(root):]
+            if path == "/invocations":
+                return await self._invocations(scope, receive, send)
+            if path.startswith("/v2/models/") and path.endswith("/infer"):
+                parts = path[len("/v2/models/"):-len("/infer")].split("/")
+                params = None
+                if len(parts) == 1 and parts[0]:
+                    params = {"name": parts[0]}
+                elif len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:
+                    params = {"name": parts[0], "version": parts[2]}
+                if params is not None:
+                    scope["path_params"] = params
+                    return await self._infer(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 def check_model_uri(uri: Any) -> str:

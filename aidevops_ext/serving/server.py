@@ -6,7 +6,6 @@ use fails at once with one sentence.
 from __future__ import annotations
 
 import errno
-import gc
 import logging
 import os
 import socket
@@ -94,10 +93,6 @@ def serve(model_uri: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                                    log_level=log_level, workers=1, timeout_graceful_shutdown=10,
                                    server_header=False)
         server = uvicorn.Server(uv_config)
-        # Everything loaded so far (MLflow, pandas, the model) lives as long as the process: keep it out of
-        # the garbage collector's scans, which otherwise walk it on every full collection under load.
-        gc.collect()
-        gc.freeze()
         model = app.state.server.slots.active
         log.warning("serving %s on http://%s:%s", model.label, host, sock.getsockname()[1])
         server.run(sockets=[sock])
