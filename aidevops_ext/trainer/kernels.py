@@ -201,13 +201,15 @@ def softmax_xent(z, b, Y, lab, p, gb, work, inv_n):  # pragma: no cover - compil
     n, k = z.shape
     m, s, zy = work[k], work[k + 1], work[k + 2]
     zero = z.dtype.type(0)
+    for i in range(n):
+        m[i] = z[i, 0] + b[0]
     for c in range(k):
         bc = b[c]
         for i in range(n):
             v = z[i, c] + bc
             work[c, i] = v
-            if c == 0 or v > m[i]:
-                m[i] = v
+            mi = m[i]
+            m[i] = v if v > mi else mi  # a select, not a branch: which class is largest is unpredictable
     if lab.shape[0]:
         for i in range(n):
             zy[i] = work[lab[i], i]
@@ -224,10 +226,18 @@ def softmax_xent(z, b, Y, lab, p, gb, work, inv_n):  # pragma: no cover - compil
             e = fast_exp(work[c, i] - m[i])
             work[c, i] = e
             s[i] += e
-    loss = 0.0
+    # loss = sum(log(s) + m - zy). Each s is in [1, k] (the max term is exp(0) = 1), so products of
+    # 16 of them stay far inside float64's range: one log per 16 rows instead of per row, which
+    # matters because libm's log reads lookup tables that the matrix products evict from cache.
+    loss, prod = 0.0, 1.0
     for i in range(n):
-        loss += math.log(s[i]) + (m[i] - zy[i])
+        loss += float(m[i]) - float(zy[i])
+        prod *= float(s[i])
+        if i % 16 == 15:
+            loss += math.log(prod)
+            prod = 1.0
         s[i] = inv_n / s[i]
+    loss += math.log(prod)
     for c in range(k):
         for i in range(n):
             p[i, c] = work[c, i] * s[i]
