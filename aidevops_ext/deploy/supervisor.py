@@ -10,8 +10,9 @@ The supervisor
 - writes its pid, the server's pid, the port and the state to deploy.db, and every second copies the
   server's slots (active/previous/canary versions) there, so a restarted server comes back with the
   same versions; changes the server made by itself (the alias follower) go into the history;
-- stops (server first) on SIGTERM, when the deployment row is removed or marked stopped, or when its
-  workspace disappears.
+- stops (server first) on SIGTERM, when the deployment row is removed or marked stopped, when its
+  workspace disappears, or when the process named by AIDEVOPS_DEPLOY_WATCH_PID exits (tests set it to
+  their own pid, so a killed test session leaves no server behind).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from ..errors import AidevopsError
 from ..workspace import Workspace
-from .local import CHILD_MODULE, AdminClient, DeploymentError
+from .local import CHILD_MODULE, AdminClient, DeploymentError, pid_alive
 from .store import FAILED, RESTARTING, RUNNING, STARTING, STOPPED, Deployment, DeployStore
 
 log = logging.getLogger("aidevops.deploy")
@@ -52,6 +53,8 @@ class Supervisor:
         self.child: subprocess.Popen | None = None
         self.seen_events: set[tuple[float, str]] = set()
         self.warming: set[str] = set()
+        watch = os.environ.get("AIDEVOPS_DEPLOY_WATCH_PID", "")
+        self.watch_pid = int(watch) if watch.isdigit() else None
 
     # ------------------------------------------------------------------ entry
     def run(self) -> int:
@@ -135,7 +138,8 @@ class Supervisor:
     def _startup_error(self, how: str) -> str:
         from .local import log_tail  # noqa: PLC0415
 
-        tail = log_tail(self.ws.state / "logs" / f"{self.name}.log", 40)
+        tail = log_tail(self.ws.state / "logs" / f"{self.name}.log", 60)
+        tail = tail.rsplit(f"supervisor[{os.getpid()}]: supervising deployment", 1)[-1]  # this run's lines only
         # The server's own one-sentence reason (a refused model, a missing alias) is its last "error:" line.
         reasons = [line.split("error: ", 1)[1] for line in tail.splitlines() if "error: " in line]
         if reasons:
@@ -188,8 +192,12 @@ class Supervisor:
                 self.sync()
 
     def wanted(self) -> bool:
-        """False when the workspace is gone, or the deployment was removed or marked stopped."""
+        """False when the workspace is gone, the deployment was removed or marked stopped, or the process
+        named by AIDEVOPS_DEPLOY_WATCH_PID (a test session, a demo kernel) has exited."""
         if not self.ws.deploy_db.exists():
+            return False
+        if self.watch_pid is not None and not pid_alive(self.watch_pid):
+            log.warning("process %s (AIDEVOPS_DEPLOY_WATCH_PID) is gone: stopping", self.watch_pid)
             return False
         try:
             dep = self.store.get(self.name)

@@ -140,7 +140,7 @@ def reference(ws: Workspace, model: str, version: str) -> Reference:
             pass  # a damaged cache entry is rebuilt
     ref = _build_reference(ws, model, version, folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = ref_file.with_suffix(".tmp")
+    tmp = ref_file.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(ref.to_dict()), encoding="utf-8")
     os.replace(tmp, ref_file)
     return ref
@@ -185,8 +185,9 @@ def _build_reference(ws: Workspace, model: str, version: str, folder: Path) -> R
             return Reference(model, version, "broken", origin="MLflow's loader cannot predict with it")
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / "model.npz"
-        shutil.copyfile(found[0], folder / "model.npz.tmp")
-        os.replace(folder / "model.npz.tmp", target)
+        partial = folder / f"model.npz.{os.getpid()}.tmp"  # several processes may cache one version at once
+        shutil.copyfile(found[0], partial)
+        os.replace(partial, target)
         return Reference(model, version, "aidevops", rows=rows, expected=expected.tolist(), task=served.task,
                          origin=f"{len(rows)} reference rows from the model's {origin}")
     finally:

@@ -98,6 +98,7 @@ def reg(tmp_path_factory) -> Registry:
             mp.delenv(var, raising=False)
         mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         mp.setenv("AIDEVOPS_ACTOR", "deploy-tests")
+        mp.setenv("AIDEVOPS_DEPLOY_WATCH_PID", str(os.getpid()))  # supervisors stop if this session dies
         mp.chdir(root)
         ws = Workspace(root)
         registry.configure(ws)

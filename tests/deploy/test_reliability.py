@@ -208,3 +208,21 @@ def test_a_server_that_keeps_dying_is_given_up_on(reg, deployer, monkeypatch):
     assert (last.operation, last.ok, last.actor) == ("failed", False, "supervisor")
     again = deployer(f"{MODEL}@champion", "rel-crashloop")  # a deploy starts it afresh, on a free port
     assert again.action == "started" and ready(again.deployment.url)
+
+
+def test_deployment_tied_to_a_process_stops_when_it_exits(reg, deployer, monkeypatch):
+    """AIDEVOPS_DEPLOY_WATCH_PID: how the test sessions make sure a killed session leaves no server behind."""
+    import subprocess
+    import sys
+
+    owner = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    monkeypatch.setenv("AIDEVOPS_DEPLOY_WATCH_PID", str(owner.pid))
+    dep = deployer(f"{MODEL}@champion", "rel-owned").deployment
+    assert ready(dep.url)
+    owner.stdin.close()
+    owner.wait(10)
+    deadline = time.monotonic() + 15
+    while (pid_alive(dep.supervisor_pid) or pid_alive(dep.server_pid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(dep.supervisor_pid) and not pid_alive(dep.server_pid)
+    assert manager.get(reg.ws, "rel-owned").state == "stopped"

@@ -40,6 +40,7 @@ def nbval_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND", "PYTEST_ADDOPTS")}
     env["AIDEVOPS_HOME"] = str(root)
+    env["AIDEVOPS_DEPLOY_WATCH_PID"] = str(os.getpid())  # 05_deploy's server stops if this session dies
     env.pop("MPLBACKEND", None)  # as in JupyterLab: inline plots
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", str(root / "pytest.ini"),
             "--rootdir", str(root), "--nbval-lax", "--nbval-kernel-name", "aidevops",
