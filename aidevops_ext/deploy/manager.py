@@ -510,6 +510,6 @@ def curl_example(dep: Deployment, rows: list[list[float]] | None = None) -> str:
     """A copy-pasteable curl command scoring one row on the deployment."""
     import json  # noqa: PLC0415
 
-    row = (rows or [[0.0]])[0]
+    row = [float(f"{v:.4g}") for v in (rows or [[0.0]])[0]]  # short enough to read and paste
     body = json.dumps({"inputs": [row]}, separators=(",", ":"))
     return f"curl -s -X POST {dep.url}/invocations -H 'Content-Type: application/json' -d '{body}'"
