@@ -91,16 +91,11 @@ class Registry:
 
 @pytest.fixture(scope="session")
 def reg(tmp_path_factory) -> Registry:
-    """dig v1..v4 in a fresh SQLite registry; the environment points nowhere else."""
+    """dig v1..v4 in a fresh SQLite registry (the environment is set per test, by `deploy_env`)."""
     root = tmp_path_factory.mktemp("deploy-ws")
+    ws = Workspace(root)
     with pytest.MonkeyPatch.context() as mp:
-        for var in ENV_VARS:
-            mp.delenv(var, raising=False)
-        mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        mp.setenv("AIDEVOPS_ACTOR", "deploy-tests")
-        mp.setenv("AIDEVOPS_DEPLOY_WATCH_PID", str(os.getpid()))  # supervisors stop if this session dies
-        mp.chdir(root)
-        ws = Workspace(root)
+        _isolate(mp, root)
         registry.configure(ws)
         models = root / "models"
         assert _log(ws, _save(_fit(0), models / "v1.npz")) == "1"
@@ -109,16 +104,33 @@ def reg(tmp_path_factory) -> Registry:
         assert _log(ws, _save(_fit(3), models / "v4.npz")) == "4"
         _corrupt_stored_model(ws, "4")
         registry.set_alias(ws, MODEL, "champion", "1")
-        X, _ = data(7, 20)
-        mp.setenv("AIDEVOPS_HOME", str(root))
-        yield Registry(ws, root, X.tolist())
-        from aidevops_ext.deploy import manager
+    X, _ = data(7, 20)
+    yield Registry(ws, root, X.tolist())
+    from aidevops_ext.deploy import manager
 
-        manager.undeploy_all(ws, reason="end of the test session")
-        leaked = _processes_of(root)
-        for pid in leaked:
-            os.kill(pid, signal.SIGKILL)
-        assert not leaked, f"deployment processes left running: {leaked}"
+    manager.undeploy_all(ws, reason="end of the test session")
+    leaked = _processes_of(root)
+    for pid in leaked:
+        os.kill(pid, signal.SIGKILL)
+    assert not leaked, f"deployment processes left running: {leaked}"
+
+
+def _isolate(mp: pytest.MonkeyPatch, root: Path) -> None:
+    for var in ENV_VARS:
+        mp.delenv(var, raising=False)
+    mp.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mp.setenv("AIDEVOPS_HOME", str(root))
+    mp.setenv("AIDEVOPS_ACTOR", "deploy-tests")
+    mp.setenv("AIDEVOPS_DEPLOY_WATCH_PID", str(os.getpid()))  # supervisors stop if this session dies
+    # MLflow's Default experiment writes to ./mlruns: work from the workspace so nothing lands elsewhere.
+    mp.chdir(root)
+
+
+@pytest.fixture(autouse=True)
+def deploy_env(request, monkeypatch):
+    """Every deploy test runs against the session registry's workspace, with nothing else leaking in."""
+    if "reg" in request.fixturenames:
+        _isolate(monkeypatch, request.getfixturevalue("reg").root)
 
 
 def _processes_of(root: Path) -> list[int]:
