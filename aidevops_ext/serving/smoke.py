@@ -77,6 +77,9 @@ def _smoke_fast(model: ServedModel) -> dict[str, Any]:
     X, _ = mlflow_proto.parse(orjson.dumps({"inputs": rows}), mlflow_proto.JSON, model)
     preds = model.predict(X)
     _check_predictions(model, preds, len(rows))
+    estimator = getattr(model, "estimator", None)
+    if estimator is not None and not np.array_equal(preds, np.asarray(estimator.predict(X))):
+        raise _refuse(model, "the server's predict path disagrees with the estimator's own predict")
     proba = model.predict_proba(X)
     if proba is not None:
         proba = np.asarray(proba)
