@@ -424,7 +424,8 @@ class _NetEstimator(BaseEstimator):
     def _activation_name(self) -> str:
         return self.activation
 
-    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str]:
+    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str, np.ndarray | None]:
+        """(target matrix Y, output kind, class index per row when Y is one-hot else None)."""
         raise NotImplementedError
 
     def _score_scores(self, scores: np.ndarray, Y: np.ndarray) -> float:
@@ -456,7 +457,7 @@ class _NetEstimator(BaseEstimator):
         dtype = resolve_dtype(self.dtype)
         X = check_X(X, dtype)
         n, d = X.shape
-        Y, output = self._encode_targets(y, n, dtype)
+        Y, output, labels = self._encode_targets(y, n, dtype)
         backend = get_backend(self.backend)
         xp = backend.xp
         rng = np.random.default_rng(self.random_state)
@@ -482,6 +483,8 @@ class _NetEstimator(BaseEstimator):
 
         X_train = X if train_idx is None else X[train_idx]
         Y_train = Y if train_idx is None else Y[train_idx]
+        if labels is not None and train_idx is not None:
+            labels = labels[train_idx]
         n_train = len(X_train)
         X_dev, Y_dev = backend.asarray(np.ascontiguousarray(X_train)), backend.asarray(Y_train)
         if val_idx is not None:
@@ -490,9 +493,6 @@ class _NetEstimator(BaseEstimator):
 
         # NumPy: the compiled engine when Numba is there (imported here, at the first fit, not at package import).
         engine = load_engine() if backend.name == "numpy" else None
-        labels = None
-        if engine is not None and output == "softmax":
-            labels = Y_dev.argmax(axis=1)  # Y is one-hot (see _encode_targets): the engine reads class indices
         trainer = _Trainer(net, min(self.batch_size, n_train), self.optimizer, self.learning_rate, self.momentum,
                            self.l2, exact_shift=backend.name != "numpy", engine=engine, n_rows=n_train)
         cbs = CallbackList(callbacks, progress)
@@ -660,7 +660,7 @@ def _mean_loss(xp: ModuleType, output: str, z: Any, Y: Any) -> Any:
 class _ClassifierNet(ClassifierMixin, _NetEstimator):
     """Label encoding, predict and predict_proba for network classifiers."""
 
-    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str]:
+    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str, np.ndarray | None]:
         y = check_labels(y, n)
         classes, idx = np.unique(y, return_inverse=True)
         if len(classes) < 2:
@@ -668,10 +668,10 @@ class _ClassifierNet(ClassifierMixin, _NetEstimator):
         self.classes_ = classes
         if len(classes) == 2:
             # Binary: one logistic output, as scikit-learn does.
-            return idx.astype(dtype).reshape(-1, 1), "logistic"
+            return idx.astype(dtype).reshape(-1, 1), "logistic", None
         Y = np.zeros((n, len(classes)), dtype=dtype)
         Y[np.arange(n), idx] = 1.0
-        return Y, "softmax"
+        return Y, "softmax", idx  # the compiled engine reads the class index instead of the one-hot row
 
     def _score_scores(self, scores: np.ndarray, Y: np.ndarray) -> float:
         if scores.shape[1] == 1:
@@ -713,10 +713,10 @@ def _restore_classes(fitted: dict[str, Any]) -> np.ndarray:
 class _RegressorNet(RegressorMixin, _NetEstimator):
     """Target handling and predict for network regressors."""
 
-    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str]:
+    def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str, np.ndarray | None]:
         y = check_targets(y, n, dtype)
         self._y_ndim = y.ndim
-        return y.reshape(n, -1), "identity"
+        return y.reshape(n, -1), "identity", None
 
     def _score_scores(self, scores: np.ndarray, Y: np.ndarray) -> float:
         from .base import r2  # noqa: PLC0415
