@@ -84,3 +84,12 @@ def test_unknown_model_or_version_is_404(http):
         assert r.status_code == 404 and "error" in r.json()
     assert http.get("/v2/models/nope").status_code == 404
     assert http.get("/v2/models/abc/versions/99/ready").status_code == 404
+
+
+def test_front_door_leaves_other_methods_and_paths_to_the_router(http):
+    r = http.get("/invocations")
+    assert r.status_code == 405 and "error" in r.json() and "POST" in r.headers.get("allow", "")
+    assert http.get("/v2/models/abc/infer").status_code == 405
+    for path in ("/v2/models//infer", "/v2/models/abc/versions//infer", "/v2/models/abc/x/1/infer", "/invocations/x"):
+        r = http.post(path, json={})
+        assert r.status_code == 404 and set(r.json()) == {"error"}, path
