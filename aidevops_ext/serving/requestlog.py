@@ -208,7 +208,12 @@ class RequestLog:
         rid, ts, model, version, alias, protocol, status, latency_ms, X, preds, error = entry
         n_rows = n_features = input_rows = step = None
         blob = None
-        if isinstance(X, np.ndarray) and X.ndim == 2:
+        if not isinstance(X, np.ndarray) and hasattr(X, "select_dtypes"):  # a pyfunc's DataFrame: its numeric columns
+            try:
+                X = X.select_dtypes("number").to_numpy(dtype=np.float32)
+            except (TypeError, ValueError):
+                X = None
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiub":
             n_rows, n_features = X.shape
             step = max(1, -(-n_rows // self._max_rows)) if self._max_rows else None
             if step is not None:
