@@ -34,7 +34,12 @@ class ExecutionResult:
 
 
 class KernelPool:
-    """Started kernels waiting for steps; `take()` returns one and the runner tops the pool up."""
+    """Started kernels waiting for steps; `take()` returns one and the runner tops the pool up.
+
+    Kernels boot in parallel (a boot is cheap), but one worker thread warms them one at a time, in
+    the order steps will take them: the next step's kernel gets a whole core for its imports instead
+    of sharing it with every later kernel.
+    """
 
     def __init__(self, kernel_name: str, cwd: Path, env: dict[str, str], preload: list[str] | None = None):
         self.kernel_name = kernel_name
@@ -45,6 +50,8 @@ class KernelPool:
         self._lock = threading.Lock()
         self._in_use: list = []
         self._stopping: list[threading.Thread] = []
+        self._to_warm: deque = deque()
+        self._warmer: threading.Thread | None = None
 
     def prestart(self, count: int = 1) -> None:
         """Start kernels until `count` are waiting."""
@@ -54,6 +61,12 @@ class KernelPool:
             km = self._start()
             with self._lock:
                 self._spare.append(km)
+                if self.preload:
+                    self._to_warm.append(km)
+        with self._lock:
+            if self._to_warm and (self._warmer is None or not self._warmer.is_alive()):
+                self._warmer = threading.Thread(target=self._warm_all, name="aidevops-kernel-warmup", daemon=True)
+                self._warmer.start()
 
     def take(self) -> Any:
         """A started kernel manager (a waiting one if any, else a fresh one)."""
@@ -70,6 +83,8 @@ class KernelPool:
         with self._lock:
             if km in self._in_use:
                 self._in_use.remove(km)
+            if km in self._to_warm:
+                self._to_warm.remove(km)
         thread = threading.Thread(target=_shutdown, args=(km,), name="aidevops-kernel-shutdown", daemon=True)
         thread.start()
         self._stopping.append(thread)
@@ -80,10 +95,20 @@ class KernelPool:
             kms = list(self._spare) + list(self._in_use)
             self._spare.clear()
             self._in_use.clear()
+            self._to_warm.clear()
         for km in kms:
             _shutdown(km)
-        for thread in self._stopping:
+        for thread in self._stopping + ([self._warmer] if self._warmer else []):
             thread.join(timeout=10)
+
+    def _warm_all(self) -> None:
+        while True:
+            with self._lock:
+                if not self._to_warm:
+                    return
+                km = self._to_warm.popleft()
+            if km.is_alive():
+                _warm_up(km, self.preload)
 
     def _start(self) -> Any:
         from jupyter_client import KernelManager
@@ -99,8 +124,6 @@ class KernelPool:
             ensure_kernel(self.kernel_name)
             km = KernelManager(kernel_name=self.kernel_name, client_class=f"{__name__}.PromptReadyClient")
             km.start_kernel(cwd=str(self.cwd), env=self.env)
-        if self.preload:
-            threading.Thread(target=_warm_up, args=(km, self.preload), name="aidevops-kernel-warmup", daemon=True).start()
         return km
 
 
@@ -210,6 +233,26 @@ def _shutdown(km: Any) -> None:
         pass
 
 
+def import_papermill() -> Any:
+    """Import papermill without rfc3987-syntax, which builds a Lark grammar at import (~1 s here).
+
+    jsonschema loads it only to check the 'iri' string formats, which notebook validation never
+    uses; blocking it in this process halves papermill's import time (build notes).
+    """
+    import sys
+
+    if "papermill" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  (import raises ImportError)
+        try:
+            import papermill
+        finally:
+            del sys.modules["rfc3987_syntax"]
+        return papermill
+    import papermill
+
+    return papermill
+
+
 def execute_notebook(
     notebook: Path,
     output: Path,
@@ -221,7 +264,7 @@ def execute_notebook(
     timeout: float | None = None,
 ) -> ExecutionResult:
     """Run `notebook` with `parameters` on kernel `km`, writing the executed copy to `output`."""
-    import papermill
+    papermill = import_papermill()
     from papermill.exceptions import PapermillExecutionError
 
     try:

@@ -19,7 +19,7 @@ from .. import __version__
 from ..errors import ConfigError
 from ..workspace import Workspace
 from .cache import StepCache, link_or_copy, step_key
-from .executor import KernelPool, StepFailed, execute_notebook, kernel_env
+from .executor import KernelPool, StepFailed, execute_notebook, import_papermill, kernel_env
 from .notebook import NotebookInfo, read_notebook
 from .params import apply_overrides, step_params
 from .records import RunRecord, git_state, last_run, new_run_id, now_iso
@@ -286,7 +286,7 @@ class PipelineRunner:
             self._pool.prestart(min(steps_left, self.opts.jobs + MAX_EARLY_KERNELS))
             if self.opts.track:
                 self._tracking = _Tracking(self.ws, self.spec, record)
-            import papermill  # noqa: F401  (a one-time cost of the run, not of its first step)
+            import_papermill()  # a one-time cost of the run, not of its first step
 
     def _progress(self) -> bool:
         if self.opts.progress is not None:
