@@ -6,12 +6,20 @@ Same synthetic data (seeded), same architecture (64 -> 256 ReLU -> 10 softmax), 
 batch 256, shuffled each epoch. Seconds per epoch = fit wall time / epochs (setup and the first
 epoch included, for every peer alike), best of --repeats fits. The matmul floor is the time the
 forward+backward matrix products alone take per epoch at the rate this machine reaches for exactly
-those shapes (measured here, best of several runs, before and after the peers).
+those shapes (measured here, best of several runs, before and after the peers): per product, the
+faster of np.matmul and the direct BLAS call our compiled engine makes (timed in a compiled loop,
+so no Python per call), with the same BLAS thread setting our fit runs under.
+
+Before anything is timed, one small fit warms our engine up: it imports Numba and loads the
+engine's cached machine code (compiling it the first time on a machine), once per process, the
+way BLAS is warmed up before the floor is timed. Its time is printed. --engine xp benchmarks the
+plain NumPy code instead (AIDEVOPS_NUMBA=0).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -48,9 +56,21 @@ def make_data(n_train: int, n_test: int, d: int, k: int, seed: int) -> tuple[np.
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:], source
 
 
-def best_of(repeats: int, fn: Callable[[], tuple[float, Any]]) -> tuple[float, Any]:
-    """Run fn (returning (seconds, result)) repeats times; keep the fastest."""
-    runs = [fn() for _ in range(repeats)]
+SETTLE_S = 0.3  # idle pause before every timed fit (any peer), not timed: see best_of
+
+
+def best_of(repeats: int, fn: Callable[[], tuple[float, Any]], settle: float = SETTLE_S) -> tuple[float, Any]:
+    """Run fn (returning (seconds, result)) repeats times; keep the fastest.
+
+    Each run starts after `settle` idle seconds: OpenBLAS's (and OpenMP's) worker threads keep
+    spinning for ~0.1 s after a parallel call, so without a pause each fit would share the cores
+    with the spin left over from the measurement before it (the floor, or the previous fit's
+    test-set scoring), which is an artefact of timing things back to back.
+    """
+    runs = []
+    for _ in range(repeats):
+        time.sleep(settle)
+        runs.append(fn())
     return min(runs, key=lambda r: r[0])
 
 
@@ -108,9 +128,28 @@ def run_torch(X, y, Xt, yt, epochs: int) -> tuple[float, Any]:
     return secs, {"est": model, "acc": acc, "median_epoch": statistics.median(epoch_secs[1:]) if epochs > 1 else None}
 
 
+def _engine() -> Any:
+    """The compiled NumPy engine (trainer/kernels.py) when our fits use it, else None."""
+    from aidevops_ext.trainer.mlp import load_engine
+
+    return load_engine()
+
+
 def matmul_floor(n_rows: int, d: int, k: int, rounds: int = 7, calls: int = 300,
                  f32: type = np.float32) -> tuple[float, float]:
-    """(seconds per epoch, GFLOP/s) of the five training matrix products at their measured rate."""
+    """(seconds per epoch, GFLOP/s) of the five training matrix products at their measured rate.
+
+    Each product is timed through np.matmul and, when the compiled engine is available, through
+    the same BLAS gemm call the engine makes, in a compiled loop, and split over threads the way
+    the engine splits a batch (each part's rows on single-threaded BLAS, all parts at once); the
+    fastest counts.
+    """
+    engine = _engine()
+    parts = 1
+    if engine is not None:
+        from aidevops_ext.trainer.mlp import engine_parts
+
+        parts = engine_parts(engine, BATCH, n_rows)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((BATCH, d), dtype=f32)
     W1 = rng.standard_normal((d, HIDDEN), dtype=f32)
@@ -120,23 +159,72 @@ def matmul_floor(n_rows: int, d: int, k: int, rounds: int = 7, calls: int = 300,
     dH = np.empty((BATCH, HIDDEN), f32)
     gW1 = np.empty((d, HIDDEN), f32)
     gW2 = np.empty((HIDDEN, k), f32)
+    H[...] = rng.standard_normal(H.shape, dtype=f32)
+    Z[...] = rng.standard_normal(Z.shape, dtype=f32)
+    dH[...] = rng.standard_normal(dH.shape, dtype=f32)
     products = [  # (a, b, out): forward, then backward (weight gradients and the hidden delta)
         (X, W1, H), (H, W2, Z), (H.T, Z, gW2), (Z, W2.T, dH), (X.T, dH, gW1),
     ]
     flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products)
+    gemm = engine.GEMM[np.dtype(f32).name] if engine is not None else None
     best = []
     for a, b, out in products:
-        for _ in range(20):
-            np.matmul(a, b, out=out)
+        runs = [lambda n, a=a, b=b, out=out: [np.matmul(a, b, out=out) for _ in range(n)]]
+        if gemm is not None:
+            # The engine passes C-contiguous arrays plus transpose flags, as here.
+            ta, tb = not a.flags.c_contiguous, not b.flags.c_contiguous
+            sa, sb = (a.T if ta else a), (b.T if tb else b)
+            runs.append(lambda n, sa=sa, sb=sb, ta=ta, tb=tb, out=out: engine.gemm_repeat(gemm, ta, tb, sa, sb, out, n))
+            if parts > 1:
+                runs.append(_split_run(engine, gemm, parts, ta, tb, sa, sb, out))
         times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                np.matmul(a, b, out=out)
-            times.append((time.perf_counter() - t0) / calls)
+        for run in runs:
+            run(20)
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                run(calls)
+                times.append((time.perf_counter() - t0) / calls)
         best.append(min(times))
     per_batch = sum(best)
     return per_batch * n_rows / BATCH, flops / per_batch / 1e9
+
+
+def _split_run(engine: Any, gemm: Any, parts: int, ta: bool, tb: bool, a: np.ndarray, b: np.ndarray,
+               out: np.ndarray) -> Callable[[int], None]:
+    """A timed run of one product split by batch rows over `parts` threads, as the engine runs it.
+
+    Batch rows are the rows of op(a) and out (forward and delta products) or the shared inner
+    dimension (weight gradients, each part writing its own partial output); every part calls
+    single-threaded BLAS at the same time.
+    """
+    import threading
+
+    def split(arr: np.ndarray, q: int, axis: int) -> np.ndarray:
+        n = arr.shape[axis]
+        lo, hi = n * q // parts, n * (q + 1) // parts
+        return np.ascontiguousarray(arr[lo:hi] if axis == 0 else arr[:, lo:hi])
+
+    jobs = []
+    for q in range(parts):
+        if ta:  # weight gradient a.T @ b: the batch is a's rows and b's rows
+            jobs.append((split(a, q, 0), split(b, q, 0), np.empty_like(out)))
+        else:  # batch rows are a's rows and out's rows
+            jobs.append((split(a, q, 0), b.copy(), split(out, q, 0)))
+
+    def run(n: int) -> None:
+        previous = engine.blas_threads()
+        engine.set_blas_threads(1)
+        try:
+            threads = [threading.Thread(target=engine.gemm_repeat, args=(gemm, ta, tb, *job, n)) for job in jobs[1:]]
+            for t in threads:
+                t.start()
+            engine.gemm_repeat(gemm, ta, tb, *jobs[0], n)
+            for t in threads:
+                t.join()
+        finally:
+            engine.set_blas_threads(previous)
+
+    return run
 
 
 def predict_latency_us(predict: Callable[[np.ndarray], Any], row: np.ndarray, calls: int = 3000) -> float:
@@ -151,8 +239,25 @@ def predict_latency_us(predict: Callable[[np.ndarray], Any], row: np.ndarray, ca
     return float(np.median(times) * 1e6)
 
 
-def thread_notes(torch_mod: Any) -> list[str]:
+def thread_notes(torch_mod: Any, blas_threads: int | None) -> list[str]:
     notes = []
+    engine = _engine()
+    if engine is not None:
+        import numba
+
+        notes.append(f"ours: compiled engine (numba {numba.__version__}), NumPy's BLAS gemm called directly")
+    else:
+        notes.append("ours: plain NumPy code (the compiled engine is off or unavailable)")
+    notes.append("ours and the floor run with " + (f"BLAS limited to {blas_threads} thread(s) (--blas-threads)"
+                                                   if blas_threads else "BLAS's default thread count"))
+    if engine is not None:
+        from aidevops_ext.trainer.mlp import engine_parts
+
+        parts = engine_parts(engine, BATCH, 10**9)
+        if parts > 1:
+            notes.append(f"ours splits each batch over {parts} threads with single-threaded BLAS each (as many as "
+                         f"BLAS's {engine.blas_threads()}); the floor times the products that way too and "
+                         "keeps the faster of the two ways per product")
     try:
         from threadpoolctl import threadpool_info
 
@@ -183,7 +288,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any target fails")
+    ap.add_argument("--engine", choices=("compiled", "xp"), default="compiled",
+                    help="our NumPy training code: the compiled engine, or the plain xp code (AIDEVOPS_NUMBA=0)")
+    ap.add_argument("--settle", type=float, default=SETTLE_S,
+                    help="idle seconds before each timed fit, every peer alike (0: back to back)")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit BLAS to this many threads for our fits and the floor (peers keep their defaults)")
     args = ap.parse_args(argv)
+    if args.engine == "xp":
+        os.environ["AIDEVOPS_NUMBA"] = "0"
 
     X, y, Xt, yt, source = make_data(args.rows, args.test_rows, args.features, args.classes, seed=0)
     print(f"data: {source}, train {X.shape}, test {Xt.shape}, {args.classes} classes; "
@@ -196,19 +309,34 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("PyTorch is not importable: its column is skipped (pip install 'aidevops-ext[bench]').")
 
-    floor_before = matmul_floor(args.rows, args.features, args.classes)
+    def ours_threads() -> Any:
+        if args.blas_threads is None:
+            return contextlib.nullcontext()
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=args.blas_threads, user_api="blas")
+
+    t0 = time.perf_counter()
+    MLPClassifier(hidden_layer_sizes=(8,), epochs=1, batch_size=64, backend=args.backend).fit(
+        X[:512], y[:512], progress=False)
+    print(f"warm-up: one small fit of ours first took {time.perf_counter() - t0:.2f} s (imports the compiled "
+          "engine and loads its cached machine code, compiling it on a machine's first run); not in the timings")
+    with ours_threads():
+        floor_before = matmul_floor(args.rows, args.features, args.classes)
     results: dict[str, dict[str, Any]] = {}
-    ours_secs, ours = best_of(args.repeats, lambda: run_ours(X, y, Xt, yt, args.epochs, args.backend))
+    with ours_threads():
+        ours_secs, ours = best_of(args.repeats, lambda: run_ours(X, y, Xt, yt, args.epochs, args.backend), args.settle)
     results["ours (" + ours["est"].backend_ + ")"] = {"secs": ours_secs, **ours}
     if not args.no_sklearn:
-        secs, res = best_of(args.repeats, lambda: run_sklearn(X, y, Xt, yt, args.epochs))
+        secs, res = best_of(args.repeats, lambda: run_sklearn(X, y, Xt, yt, args.epochs), args.settle)
         results["scikit-learn"] = {"secs": secs, **res}
     if torch_mod is not None:
-        secs, res = best_of(args.repeats, lambda: run_torch(X, y, Xt, yt, args.epochs))
+        secs, res = best_of(args.repeats, lambda: run_torch(X, y, Xt, yt, args.epochs), args.settle)
         results["pytorch-cpu"] = {"secs": secs, **res}
-    floor_after = matmul_floor(args.rows, args.features, args.classes)
+    with ours_threads():
+        floor_after = matmul_floor(args.rows, args.features, args.classes)
+        floor64 = matmul_floor(args.rows, args.features, args.classes, f32=np.float64)[0]
     floor, gflops = min(floor_before, floor_after)  # the faster measurement: the stricter floor
-    floor64 = matmul_floor(args.rows, args.features, args.classes, f32=np.float64)[0]
 
     our_key = next(iter(results))
     our_epoch = results[our_key]["secs"] / args.epochs
@@ -227,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print("seconds/epoch = fit wall time / epochs, best of", args.repeats, "fits "
-          "(median of epochs 2.. shown alongside where the peer exposes per-epoch times)")
+          "(median of epochs 2.. shown alongside where the peer exposes per-epoch times); "
+          f"each fit starts after {args.settle:g} s idle (--settle)")
     header = f"{'peer':<16}{'s/epoch':>9}{'median 2..':>12}{'test acc':>10}{'ours / peer':>13}{'1-row predict':>15}"
     print(header)
     print("-" * len(header))
@@ -241,8 +370,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{'':>15}   ({gflops:.1f} GFLOP/s for these shapes; before {floor_before[0]:.3f}, after {floor_after[0]:.3f})")
     print(f"(for reference only: the same products in float64 take {floor64:.3f} s/epoch; the floor above is "
           "float32, the dtype every peer trains in)")
+    epochs_ours = ", ".join(f"{h['seconds']:.3f}" for h in results[our_key]["est"].history_)
+    print(f"ours, epoch by epoch in the fastest fit: {epochs_ours} s (setup not included)")
     print()
-    for note in thread_notes(torch_mod):
+    for note in thread_notes(torch_mod, args.blas_threads):
         print("note:", note)
     print()
 

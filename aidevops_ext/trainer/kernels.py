@@ -11,7 +11,13 @@ as a third of the matrix products themselves. Here one compiled call runs a whol
   library, its threads and threadpoolctl limits are those of np.matmul;
 - every elementwise stage is one pass: bias + activation, activation backward + bias gradient
   (column sums), output layer (bias, softmax / sigmoid / identity, loss, gradient, column
-  sums), and the Adam or SGD update over the flat parameter vector.
+  sums), and the Adam or SGD update over the flat parameter vector;
+- with more than one core, each batch is split by rows over as many threads ("parts") as BLAS
+  would use: every part runs the forward and backward pass on its rows with single-threaded
+  BLAS into its own gradient row, then (after a spin barrier) updates its share of the
+  parameters from the summed rows. For these small products that beats one multi-threaded
+  BLAS call per product: the elementwise work is split too, and each core keeps reading the
+  activations it wrote instead of pulling half of them from the other core's cache.
 
 It is a CPU specialisation only: CuPy, and NumPy without Numba (or without a BLAS found this
 way), run the `xp` code in mlp.py and optim.py, which stays the reference implementation.
@@ -38,7 +44,8 @@ from typing import Any
 
 import numpy as np
 from numba import njit, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 # Activation, output and optimizer codes shared with mlp.py.
 ACT_CODES = {"relu": 0, "tanh": 1, "logistic": 2, "identity": 3}
@@ -62,8 +69,8 @@ _GEMM_SYMBOLS = (("scipy_cblas_{}gemm64_", True), ("cblas_{}gemm64_", True),
                  ("scipy_cblas_{}gemm", False), ("cblas_{}gemm", False))
 
 
-def _gemm_pointers() -> dict[str, Any]:
-    """ctypes function pointers to NumPy's cblas sgemm/dgemm keyed by dtype name ({} when not found)."""
+def _find_blas() -> tuple[Any, dict[str, Any]]:
+    """NumPy's BLAS library and ctypes pointers to its cblas sgemm/dgemm keyed by dtype name ((None, {}) if not found)."""
     for path in _blas_libraries():
         try:
             lib = ctypes.CDLL(path)  # already loaded by NumPy: the same library, the same thread pool
@@ -81,9 +88,32 @@ def _gemm_pointers() -> dict[str, Any]:
                                          scalar, ctypes.c_void_p, integer, ctypes.c_void_p, integer, scalar,
                                          ctypes.c_void_p, integer)
                 out[name] = proto(ctypes.cast(syms[name], ctypes.c_void_p).value)
-            return out
-    return {}
+            return lib, out
+    return None, {}
 
+
+def _thread_control(lib: Any) -> tuple[Any, Any]:
+    """(get, set) for the BLAS library's thread count, or (None, None) when it has no such symbols."""
+    for prefix in ("scipy_", ""):
+        for suffix in ("64_", ""):
+            try:
+                get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
+                set_ = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
+            except AttributeError:
+                continue
+            get.restype, get.argtypes = ctypes.c_int, []
+            set_.restype, set_.argtypes = None, [ctypes.c_int]
+            return get, set_
+    return None, None
+
+
+def _sched_yield() -> Any:
+    """A ctypes pointer to sched_yield (POSIX), for the spin barrier between parts; None elsewhere."""
+    try:
+        fn = ctypes.CDLL(None).sched_yield
+    except (OSError, AttributeError, TypeError):
+        return None
+    return ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.cast(fn, ctypes.c_void_p).value)
 
 
 jit = njit(cache=True, fastmath=False, nogil=True, error_model="numpy")  # see the module docstring
@@ -115,27 +145,6 @@ def _fast_exp_overload(x):  # pragma: no cover - compile-time dispatch
     if x == types.float32:
         return _exp32
     return lambda x: np.exp(x)  # float64: libm's exp (exact to the last bit the tests ask for)
-
-@jit
-def gather_labels(X, lab, idx, xs, ls):  # pragma: no cover - compiled
-    """xs[i] = X[idx[i]], ls[i] = lab[idx[i]]: class indices instead of one-hot rows (a fifth of the memory traffic)."""
-    d = X.shape[1]
-    for i in range(idx.shape[0]):
-        r = idx[i]
-        for j in range(d):
-            xs[i, j] = X[r, j]
-        ls[i] = lab[r]
-
-@jit
-def gather_rows(X, Y, idx, xs, ys):  # pragma: no cover - compiled
-    """xs[i] = X[idx[i]], ys[i] = Y[idx[i]] for i < len(idx)."""
-    d, k = X.shape[1], Y.shape[1]
-    for i in range(idx.shape[0]):
-        r = idx[i]
-        for j in range(d):
-            xs[i, j] = X[r, j]
-        for j in range(k):
-            ys[i, j] = Y[r, j]
 
 @jit
 def bias_act(h, b, act):  # pragma: no cover - compiled
@@ -290,29 +299,112 @@ def output(z, b, Y, p, gb, inv_n, kind):  # pragma: no cover - compiled
     return loss
 
 @jit
-def adam(p, g, n, u, b1, b2, scale, shift):  # pragma: no cover - compiled
-    """One Adam step over flat arrays (see optim.Adam for the n, u, scale, shift reparametrisation)."""
-    for i in range(p.shape[0]):
-        gi = g[i]
-        ni = n[i] * b1 + gi
-        n[i] = ni
-        ui = u[i] * b2 + gi * gi
-        u[i] = ui
-        p[i] -= ni / (np.sqrt(ui) * scale + shift)
+def _adam(p, g, h, n, u, b1, b2, scale, shift):  # pragma: no cover - compiled
+    """Adam on flat arrays with gradient g (+ h when h is not empty); see optim.Adam for n, u, scale, shift."""
+    if h.shape[0]:
+        for i in range(p.shape[0]):
+            gi = g[i] + h[i]
+            ni = n[i] * b1 + gi
+            n[i] = ni
+            ui = u[i] * b2 + gi * gi
+            u[i] = ui
+            p[i] -= ni / (np.sqrt(ui) * scale + shift)
+    else:
+        for i in range(p.shape[0]):
+            gi = g[i]
+            ni = n[i] * b1 + gi
+            n[i] = ni
+            ui = u[i] * b2 + gi * gi
+            u[i] = ui
+            p[i] -= ni / (np.sqrt(ui) * scale + shift)
+
 
 @jit
-def sgd_momentum(p, g, w, momentum, lr):  # pragma: no cover - compiled
-    """w = momentum*w + g; p -= lr*w over flat arrays."""
+def _sgd(p, g, h, w, lr, momentum):  # pragma: no cover - compiled
+    """SGD on flat arrays with gradient g (+ h when h is not empty); momentum buffer w unless it is empty."""
     for i in range(p.shape[0]):
-        wi = w[i] * momentum + g[i]
-        w[i] = wi
-        p[i] -= wi * lr
+        gi = g[i] + h[i] if h.shape[0] else g[i]
+        if w.shape[0]:
+            wi = w[i] * momentum + gi
+            w[i] = wi
+            p[i] -= wi * lr
+        else:
+            p[i] -= gi * lr
+
 
 @jit
-def sgd(p, g, lr):  # pragma: no cover - compiled
-    """p -= lr*g over flat arrays."""
-    for i in range(p.shape[0]):
-        p[i] -= g[i] * lr
+def update(params, G, m1, m2, lo, hi, opt, b1, b2, scale, shift, lr, momentum):  # pragma: no cover - compiled
+    """Optimizer step on params[lo:hi] with gradient G[0] + G[1] + ... (one row per part, summed in order).
+
+    opt 0: Adam with n, u = m1, m2 (see optim.Adam for the n, u, scale, shift reparametrisation);
+    1: SGD (momentum buffer w = m1, empty for none). The float operations and their order are
+    those of the xp code in optim.py. Loops run over slices from 0 (LLVM vectorises those; loops
+    over range(lo, hi) it does not).
+    """
+    if G.shape[0] > 2:  # fold rows 2.. into row 1 first, in part order
+        for q in range(2, G.shape[0]):
+            G[1, lo:hi] += G[q, lo:hi]
+    g = G[0, lo:hi]
+    h = G[1, lo:hi] if G.shape[0] > 1 else G[0, :0]
+    if opt == 0:
+        _adam(params[lo:hi], g, h, m1[lo:hi], m2[lo:hi], b1, b2, scale, shift)
+    else:
+        _sgd(params[lo:hi], g, h, m1[lo:hi] if m1.shape[0] else m1, lr, momentum)
+
+
+# --- synchronisation between the parts of a batch (one thread each) ---------------------------
+
+@intrinsic
+def _atomic_add(typingctx, arr, idx, val):  # pragma: no cover - compile-time
+    """Atomically arr[idx] += val; returns the old value (int64 arrays)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
+        return None
+    sig = types.int64(arr, types.intp, types.int64)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]], wraparound=False)
+        return builder.atomic_rmw("add", ptr, args[2], "seq_cst")
+
+    return sig, codegen
+
+
+@intrinsic
+def _atomic_load(typingctx, arr, idx):  # pragma: no cover - compile-time
+    """arr[idx] read atomically with acquire ordering (int64 arrays): never hoisted out of a spin loop."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
+        return None
+    sig = types.int64(arr, types.intp)
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]], wraparound=False)
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+@jit
+def barrier(sync, parts, yield_cpu):  # pragma: no cover - compiled
+    """Wait until all `parts` threads have arrived (sync[0] counts arrivals, sync[1] is the generation).
+
+    Spins (the wait is a few microseconds when every thread has a core), and yields the CPU every
+    few thousand spins so a descheduled partner can run on a busy machine.
+    """
+    if parts == 1:
+        return
+    generation = _atomic_load(sync, 1)
+    if _atomic_add(sync, 0, 1) == parts - 1:
+        _atomic_add(sync, 0, -parts)
+        _atomic_add(sync, 1, 1)
+        return
+    spins = 0
+    while _atomic_load(sync, 1) == generation:
+        spins += 1
+        if spins == 2000:
+            yield_cpu()
+            spins = 0
+
 
 @jit
 def gemm_call(gemm, ta, tb, A, B, C):  # pragma: no cover - compiled
@@ -330,94 +422,134 @@ def gemm_repeat(gemm, ta, tb, A, B, C, calls):  # pragma: no cover - compiled
         gemm_call(gemm, ta, tb, A, B, C)
 
 @jit
-def train_epoch(X, Y, lab, order, xs, ys, ls, params, grads, layout, acts, dacts, z, p, work,
-                act, out_kind, batch, l2, opt, hyper, m1, m2, t, gemm):  # pragma: no cover - compiled
-    """One epoch of mini-batch training over rows `order` of X; returns (summed loss, optimizer step count).
+def gather_part(X, Y, lab, order, batch, part, parts, xs, ys, ls):  # pragma: no cover - compiled
+    """Gather this part's rows of every batch in `order` (a chunk of whole batches but maybe the last).
+
+    Batch j's rows [nb * part // parts, nb * (part + 1) // parts) land at xs[j * slot:], with slot
+    = ceil(batch / parts); targets likewise into ys, or class indices into ls when lab is not empty.
+    """
+    n = order.shape[0]
+    slot = -(-batch // parts)
+    d, k = X.shape[1], Y.shape[1]
+    for j in range(-(-n // batch)):
+        s = j * batch
+        nb = min(batch, n - s)
+        lo, hi = s + nb * part // parts, s + nb * (part + 1) // parts
+        for i in range(hi - lo):
+            r = order[lo + i]
+            row = j * slot + i
+            for c in range(d):
+                xs[row, c] = X[r, c]
+            if lab.shape[0]:
+                ls[row] = lab[r]
+            else:
+                for c in range(k):
+                    ys[row, c] = Y[r, c]
+
+
+@jit
+def train_part(part, parts, X, Y, lab, order, xs, ys, ls, params, G, layout, acts, dacts, z, p, work,
+               act, out_kind, batch, chunk, l2, opt, hyper, m1, m2, t, gemm, sync, yield_cpu,
+               losses):  # pragma: no cover - compiled
+    """One epoch of mini-batch training over rows `order` of X, as part `part` of `parts` threads.
+
+    Each batch's rows are split into `parts` contiguous parts; every part runs the forward and
+    backward pass on its rows (BLAS single-threaded) into its own gradient row G[part]; after a
+    barrier each part applies the optimizer to its share of the parameters, summing the
+    gradient rows; a second barrier and the next batch starts. One part is the plain serial
+    loop. Returns the optimizer step count; the part's summed loss goes to losses[part].
 
     Layer i's weights are params[off:off + (fan_in + 1) * fan_out] as a (fan_in + 1, fan_out)
     block whose last row is the bias, with layout[i] = (fan_in, fan_out, off, act_off) and
-    act_off its output's offset in acts / dacts (hidden layers). Targets: class indices `lab`
-    (softmax, when not empty) or rows of Y. xs / ys / ls are the chunk buffers.
-    Optimizer opt 0: Adam (hyper = lr, beta1, beta2, eps; m1, m2 = n, u as in optim.Adam),
-    1: SGD (hyper = lr, momentum; m1 = w as in optim.SGD).
+    act_off its output's offset in a part's acts / dacts row (hidden layers). Targets: class
+    indices `lab` (softmax, when not empty) or rows of Y. xs / ys / ls / acts / dacts / z / p /
+    work / G hold one row (or block) per part. Optimizer opt 0: Adam (hyper = lr, beta1, beta2,
+    eps; m1, m2 = n, u as in optim.Adam), 1: SGD (hyper = lr, momentum; m1 = w as in optim.SGD).
     """
     dt = params.dtype.type
     one, zero = dt(1), dt(0)
     nl = layout.shape[0]
-    d, k = X.shape[1], z.shape[1]
-    chunk, n_total = xs.shape[0], order.shape[0]
+    k = z.shape[2]
+    n_total, n_params = order.shape[0], params.shape[0]
+    slot = -(-batch // parts)
+    xs, ys, ls, acts, dacts, z, p, work, g = xs[part], ys[part], ls[part], acts[part], dacts[part], z[part], \
+        p[part], work[part], G[part]
+    lo_param, hi_param = n_params * part // parts, n_params * (part + 1) // parts
     l2t = dt(l2)
+    lr, b1, b2, eps = hyper[0], hyper[1], hyper[2], hyper[3]
     total = 0.0
     for c0 in range(0, n_total, chunk):
         c1 = min(c0 + chunk, n_total)
-        if lab.shape[0]:
-            gather_labels(X, lab, order[c0:c1], xs, ls)
-        else:
-            gather_rows(X, Y, order[c0:c1], xs, ys)
-        for s in range(0, c1 - c0, batch):
-            e = min(s + batch, c1 - c0)
-            nb = e - s
-            inv_n = dt(1.0 / nb)
-            x_ptr = xs[s:e].ctypes.data
-            # Forward.
-            a_ptr = x_ptr
-            for i in range(nl - 1):
-                fin, fout, off, aoff = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-                h = acts[aoff:aoff + nb * fout].reshape(nb, fout)
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, nb, fout, fin, one, a_ptr, fin, params[off:].ctypes.data,
-                     fout, zero, h.ctypes.data, fout)
-                bias_act(h, params[off + fin * fout:off + (fin + 1) * fout], act)
-                a_ptr = h.ctypes.data
-            fin, fout, off = layout[nl - 1, 0], layout[nl - 1, 1], layout[nl - 1, 2]
-            zb, pb = z[:nb], p[:nb]
-            gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, nb, fout, fin, one, a_ptr, fin, params[off:].ctypes.data,
-                 fout, zero, zb.ctypes.data, fout)
-            bias = params[off + fin * fout:off + (fin + 1) * fout]
-            gb = grads[off + fin * fout:off + (fin + 1) * fout]
-            if out_kind == 0:
-                loss = softmax_xent(zb, bias, ys[s:e], ls[s:e] if lab.shape[0] else ls[:0], pb, gb,
-                                    work[:(k + 3) * nb].reshape(k + 3, nb), inv_n)
+        gather_part(X, Y, lab, order[c0:c1], batch, part, parts, xs, ys, ls)
+        for j in range(-(-(c1 - c0) // batch)):
+            nb = min(batch, c1 - c0 - j * batch)
+            rows = nb * (part + 1) // parts - nb * part // parts
+            inv_n = dt(1.0 / nb)  # the loss is the mean over the whole batch, whichever part has the row
+            s = j * slot
+            if rows == 0:  # a batch smaller than the number of parts
+                g[:] = zero
+                if l2t != zero and part == 0:
+                    for i in range(nl):
+                        for q in range(layout[i, 2], layout[i, 2] + layout[i, 0] * layout[i, 1]):
+                            g[q] += params[q] * l2t
             else:
-                loss = output(zb, bias, ys[s:e], pb, gb, inv_n, out_kind)
-            total += loss
-            # Backward: dz (mean-loss gradient w.r.t. this layer's output) starts as pb.
-            dz_ptr = pb.ctypes.data
-            for i in range(nl - 1, -1, -1):
-                fin, fout, off = layout[i, 0], layout[i, 1], layout[i, 2]
-                ain_ptr = x_ptr if i == 0 else acts[layout[i - 1, 3]:].ctypes.data
-                gemm(ROW_MAJOR, TRANS, NO_TRANS, fin, fout, nb, one, ain_ptr, fin, dz_ptr, fout,
-                     zero, grads[off:].ctypes.data, fout)  # weight gradient: a_in.T @ dz
-                if l2t != zero:
-                    for j in range(off, off + fin * fout):
-                        grads[j] += params[j] * l2t
-                if i:
-                    pin, pout, poff, paoff = layout[i - 1, 0], layout[i - 1, 1], layout[i - 1, 2], layout[i - 1, 3]
-                    da = dacts[paoff:paoff + nb * fin].reshape(nb, fin)
-                    gemm(ROW_MAJOR, NO_TRANS, TRANS, nb, fin, fout, one, dz_ptr, fout, params[off:].ctypes.data,
-                         fout, zero, da.ctypes.data, fin)  # delta to the previous layer: dz @ W.T
-                    act_back(da, acts[paoff:paoff + nb * fin].reshape(nb, fin),
-                             grads[poff + pin * pout:poff + (pin + 1) * pout], act)
-                    dz_ptr = da.ctypes.data
-            # Update.
+                x_ptr = xs[s:].ctypes.data
+                # Forward.
+                a_ptr = x_ptr
+                for i in range(nl - 1):
+                    fin, fout, off, aoff = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
+                    h = acts[aoff:aoff + rows * fout].reshape(rows, fout)
+                    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, fout, fin, one, a_ptr, fin, params[off:].ctypes.data,
+                         fout, zero, h.ctypes.data, fout)
+                    bias_act(h, params[off + fin * fout:off + (fin + 1) * fout], act)
+                    a_ptr = h.ctypes.data
+                fin, fout, off = layout[nl - 1, 0], layout[nl - 1, 1], layout[nl - 1, 2]
+                zb, pb = z[:rows], p[:rows]
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, fout, fin, one, a_ptr, fin, params[off:].ctypes.data,
+                     fout, zero, zb.ctypes.data, fout)
+                bias = params[off + fin * fout:off + (fin + 1) * fout]
+                gb = g[off + fin * fout:off + (fin + 1) * fout]
+                if out_kind == 0:
+                    total += softmax_xent(zb, bias, ys[s:s + rows], ls[s:s + rows] if lab.shape[0] else ls[:0], pb,
+                                          gb, work[:(k + 3) * rows].reshape(k + 3, rows), inv_n)
+                else:
+                    total += output(zb, bias, ys[s:s + rows], pb, gb, inv_n, out_kind)
+                # Backward: dz (mean-loss gradient w.r.t. this layer's output) starts as pb.
+                dz_ptr = pb.ctypes.data
+                for i in range(nl - 1, -1, -1):
+                    fin, fout, off = layout[i, 0], layout[i, 1], layout[i, 2]
+                    ain_ptr = x_ptr if i == 0 else acts[layout[i - 1, 3]:].ctypes.data
+                    gemm(ROW_MAJOR, TRANS, NO_TRANS, fin, fout, rows, one, ain_ptr, fin, dz_ptr, fout,
+                         zero, g[off:].ctypes.data, fout)  # weight gradient: a_in.T @ dz
+                    if l2t != zero and part == 0:  # the L2 term once, in part 0's gradient row
+                        for q in range(off, off + fin * fout):
+                            g[q] += params[q] * l2t
+                    if i:
+                        pin, pout, poff, paoff = layout[i - 1, 0], layout[i - 1, 1], layout[i - 1, 2], \
+                            layout[i - 1, 3]
+                        da = dacts[paoff:paoff + rows * fin].reshape(rows, fin)
+                        gemm(ROW_MAJOR, NO_TRANS, TRANS, rows, fin, fout, one, dz_ptr, fout, params[off:].ctypes.data,
+                             fout, zero, da.ctypes.data, fin)  # delta to the previous layer: dz @ W.T
+                        act_back(da, acts[paoff:paoff + rows * fin].reshape(rows, fin),
+                                 g[poff + pin * pout:poff + (pin + 1) * pout], act)
+                        dz_ptr = da.ctypes.data
+            # Update: every part's gradient row is complete; each part updates its share of params.
+            barrier(sync, parts, yield_cpu)
             t += 1
             if opt == 0:
-                lr, b1, b2, eps = hyper[0], hyper[1], hyper[2], hyper[3]
                 a_t = lr * (1.0 - b1) / (1.0 - b1 ** float(t))
                 c_t = math.sqrt((1.0 - b2) / (1.0 - b2 ** float(t)))
-                adam(params, grads, m1, m2, dt(b1), dt(b2), dt(c_t / a_t), dt(eps / a_t))
-            elif m1.shape[0]:
-                sgd_momentum(params, grads, m1, dt(hyper[1]), dt(hyper[0]))
+                update(params, G, m1, m2, lo_param, hi_param, 0, dt(b1), dt(b2), dt(c_t / a_t), dt(eps / a_t),
+                       zero, zero)
             else:
-                sgd(params, grads, dt(hyper[0]))
-    return total, t
+                update(params, G, m1, m2, lo_param, hi_param, 1, zero, zero, zero, zero, dt(lr), dt(b1))
+            barrier(sync, parts, yield_cpu)  # params are whole again before anyone's next forward pass
+    losses[part] = total
+    return t
 
 
-def _checked_gemm() -> dict[str, Any]:
-    """NumPy's own BLAS gemm per dtype name, each checked against np.matmul (all four transpose combinations)."""
-    try:
-        pointers = _gemm_pointers()
-    except (OSError, ValueError, TypeError):
-        return {}
+def _checked_gemm(pointers: dict[str, Any]) -> dict[str, Any]:
+    """The gemm pointers, each checked against np.matmul (all four transpose combinations); {} on any mismatch."""
     rng = np.random.default_rng(0)
     for name, ptr in pointers.items():
         for ta in (False, True):
@@ -431,4 +563,28 @@ def _checked_gemm() -> dict[str, Any]:
     return pointers if set(pointers) == {"float32", "float64"} else {}
 
 
-GEMM = _checked_gemm()  # {} when NumPy's BLAS was not found: mlp.load_engine() then uses the xp path
+try:
+    _LIB, _POINTERS = _find_blas()
+except (OSError, ValueError, TypeError):
+    _LIB, _POINTERS = None, {}
+GEMM = _checked_gemm(_POINTERS)  # {} when NumPy's BLAS was not found: mlp.load_engine() then uses the xp path
+_GET_THREADS, _SET_THREADS = _thread_control(_LIB) if GEMM else (None, None)
+YIELD = _sched_yield()
+
+
+def blas_threads() -> int | None:
+    """The thread count NumPy's BLAS would use now (None when unknown)."""
+    return int(_GET_THREADS()) if _GET_THREADS is not None else None
+
+
+def set_blas_threads(n: int) -> None:
+    """Set NumPy's BLAS thread count (the engine runs one single-threaded BLAS per part)."""
+    if _SET_THREADS is not None:
+        _SET_THREADS(int(n))
+
+
+def max_parts() -> int:
+    """How many threads the engine may split a batch over: BLAS's own thread count (1 without thread control)."""
+    if _SET_THREADS is None or YIELD is None:
+        return 1
+    return max(1, min(blas_threads() or 1, os.cpu_count() or 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from types import ModuleType
 from typing import Any
@@ -30,10 +31,22 @@ from .optim import OPTIMIZERS, Adam, make_optimizer
 ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
 PREDICT_CHUNK = 65536  # rows per forward pass at predict time: bounds memory for huge X
 CHUNK_BYTES = 2 << 20  # compiled NumPy engine: shuffled rows of X gathered per chunk of batches
+MIN_PART_ROWS = 64  # compiled engine: fewest batch rows per thread when a batch is split over threads
 ENGINE_ENV_VAR = "AIDEVOPS_NUMBA"  # 0 / false / no / off: train on NumPy with the xp code only
 
 logger = logging.getLogger("aidevops.trainer")
 _engine_note: str | None = None  # why the compiled engine is off, logged once per process
+
+
+def engine_parts(engine: ModuleType, batch_size: int, n_rows: int | None) -> int:
+    """Threads the compiled engine splits each batch over (each running single-threaded BLAS on its rows).
+
+    As many as BLAS would use threads (so the CPU budget is the one np.matmul takes), with at
+    least MIN_PART_ROWS rows each, and only with enough batches to pay for starting threads.
+    """
+    if n_rows is None or n_rows < 4 * batch_size:
+        return 1
+    return max(1, min(engine.max_parts(), batch_size // MIN_PART_ROWS))
 
 
 def load_engine() -> ModuleType | None:
@@ -191,12 +204,15 @@ class _Trainer:
     Two implementations of one algorithm. The `xp` code below drives each batch from Python and
     runs on CuPy, or on NumPy when the compiled engine is unavailable; it is the reference. On
     NumPy with `engine` (load_engine(): Numba plus NumPy's own BLAS gemm), a whole
-    epoch runs in one compiled call: the same five matrix products per batch through the same
-    BLAS, with every elementwise stage fused into one pass (see kernels.py).
+    epoch runs in one compiled call per thread: the same five matrix products per batch through
+    the same BLAS, every elementwise stage fused into one pass, and each batch split by rows over
+    `parts` threads (engine_parts(); see kernels.py). The parts sum their gradients before the
+    update, so the result differs from one part only by float rounding.
     """
 
     def __init__(self, net: _Net, batch_size: int, optimizer_name: str, learning_rate: float, momentum: float,
-                 l2: float, exact_shift: bool, engine: Any = None, n_rows: int | None = None) -> None:
+                 l2: float, exact_shift: bool, engine: Any = None, n_rows: int | None = None,
+                 parts: int | None = None) -> None:
         xp = net.xp
         self.net, self.xp, self.l2 = net, xp, float(l2)
         self.activation, self.output = net.activation, net.output
@@ -214,7 +230,7 @@ class _Trainer:
         self.exact_shift = exact_shift
         self.engine = engine if xp is np and engine is not None else None
         if self.engine is not None:
-            self._init_engine(batch_size, n_rows)
+            self._init_engine(batch_size, n_rows, parts)
 
     def buffers(self, n: int) -> _Buffers:
         """Buffers for a batch of n rows (views of the full ones when n is smaller)."""
@@ -302,32 +318,37 @@ class _Trainer:
         return loss
 
     # --- the compiled NumPy engine (kernels.py) ---------------------------------------------------
-    def _init_engine(self, batch_size: int, n_rows: int | None) -> None:
+    def _init_engine(self, batch_size: int, n_rows: int | None, parts: int | None) -> None:
         net, dtype = self.net, np.dtype(self.net.dtype)
         d, k, hidden = net.sizes[0], net.sizes[-1], net.sizes[1:-1]
-        self.act_code = self.engine.ACT_CODES[self.activation]
-        self.out_code = self.engine.OUT_CODES[self.output]
-        self.gemm = self.engine.GEMM[dtype.name]
+        eng = self.engine
+        self.act_code, self.out_code = eng.ACT_CODES[self.activation], eng.OUT_CODES[self.output]
+        self.gemm = eng.GEMM[dtype.name]
+        self.parts = parts = max(1, int(engine_parts(eng, batch_size, n_rows) if parts is None else parts))
+        slot = -(-batch_size // parts)  # rows per part per batch, at most
         # Per layer: fan_in, fan_out, offset of its (fan_in + 1, fan_out) block in params, and
-        # offset of its output in the hidden activation buffers.
+        # offset of its output in a part's hidden activation buffer.
         layout, off, act_off = [], 0, 0
         for (rows, cols) in net.shapes:
             layout.append((rows - 1, cols, off, act_off))
             off += rows * cols
-            act_off += batch_size * cols
+            act_off += slot * cols
         self.layout = np.array(layout, dtype=np.int64)
-        self.e_acts = np.empty(batch_size * sum(hidden), dtype)
-        self.e_dacts = np.empty(batch_size * sum(hidden), dtype)
-        self.e_z, self.e_p = np.empty((batch_size, k), dtype), np.empty((batch_size, k), dtype)
-        self.e_work = np.empty((k + 3) * batch_size, dtype)  # softmax scratch: transposed logits + 3 rows
+        self.e_acts = np.empty((parts, slot * sum(hidden)), dtype)
+        self.e_dacts = np.empty((parts, slot * sum(hidden)), dtype)
+        self.e_z, self.e_p = np.empty((parts, slot, k), dtype), np.empty((parts, slot, k), dtype)
+        self.e_work = np.empty((parts, (k + 3) * slot), dtype)  # softmax scratch: transposed logits + 3 rows
+        # One gradient row per part (summed by the update); a single part writes self.grads itself.
+        self.e_grads = self.grads.reshape(1, -1) if parts == 1 else np.zeros((parts, self.grads.size), dtype)
         # Shuffled rows are gathered a chunk of batches (~2 MiB of X) at a time: a long run of
         # independent loads hides memory latency far better than a 256-row gather between products.
         per_chunk = max(1, CHUNK_BYTES // (batch_size * d * dtype.itemsize))
         if n_rows is not None:
             per_chunk = min(per_chunk, -(-n_rows // batch_size))
-        chunk = per_chunk * batch_size
-        self.xs, self.ys = np.empty((chunk, d), dtype), np.empty((chunk, k), dtype)
-        self.ls, self.no_labels = np.empty(chunk, np.intp), np.empty(0, np.intp)
+        self.chunk = per_chunk * batch_size
+        self.xs = np.empty((parts, per_chunk * slot, d), dtype)
+        self.ys = np.empty((parts, per_chunk * slot, k), dtype)
+        self.ls, self.no_labels = np.empty((parts, per_chunk * slot), np.intp), np.empty(0, np.intp)
         opt = self.optimizer
         state = opt.state()
         if isinstance(opt, Adam):
@@ -336,19 +357,40 @@ class _Trainer:
         else:
             self.opt_code = 1
             self.m1, self.m2 = (state["w"][0] if state["w"] else np.empty(0, dtype)), np.empty(0, dtype)
-            self.hyper = np.array([opt.learning_rate, opt.momentum])
+            self.hyper = np.array([opt.learning_rate, opt.momentum, 0.0, 0.0])
+        self.sync = np.zeros(2, np.int64)  # barrier state shared by the parts
+        self.losses = np.zeros(parts)
 
     def _run_engine(self, X: Any, Y: Any, order: Any, labels: Any) -> float:
+        eng, parts = self.engine, self.parts
         lab = self.no_labels
         if labels is not None and self.output == "softmax":
             lab = labels if labels.dtype == np.intp else labels.astype(np.intp)
         # The compiled code takes contiguous arrays (no copies when they already are).
         X, Y, order = np.ascontiguousarray(X), np.ascontiguousarray(Y), np.ascontiguousarray(order, dtype=np.intp)
-        loss, self.optimizer.t = self.engine.train_epoch(
-            X, Y, lab, order, self.xs, self.ys, self.ls, self.net.params, self.grads, self.layout,
-            self.e_acts, self.e_dacts, self.e_z, self.e_p, self.e_work, self.act_code, self.out_code,
-            self.full.n, self.l2, self.opt_code, self.hyper, self.m1, self.m2, self.optimizer.t, self.gemm)
-        return loss
+        args = (X, Y, lab, order, self.xs, self.ys, self.ls, self.net.params, self.e_grads, self.layout,
+                self.e_acts, self.e_dacts, self.e_z, self.e_p, self.e_work, self.act_code, self.out_code,
+                self.full.n, self.chunk, self.l2, self.opt_code, self.hyper, self.m1, self.m2, self.optimizer.t,
+                self.gemm, self.sync, eng.YIELD, self.losses)
+        if parts == 1:
+            self.optimizer.t = eng.train_part(0, 1, *args)
+            return float(self.losses[0])
+        # Compile (or load) for these argument types here, so no thread can fail while others wait at a barrier.
+        eng.train_part(0, parts, *args[:3], order[:0], *args[4:])
+        previous = eng.blas_threads()
+        eng.set_blas_threads(1)  # one single-threaded BLAS per part
+        try:
+            workers = [threading.Thread(target=eng.train_part, args=(q, parts, *args), daemon=True)
+                       for q in range(1, parts)]
+            for w in workers:
+                w.start()
+            t = eng.train_part(0, parts, *args)
+            for w in workers:
+                w.join()
+        finally:
+            eng.set_blas_threads(previous)
+        self.optimizer.t = t
+        return float(self.losses.sum())
 
     def _output(self, b: _Buffers) -> Any:
         """Summed loss of the batch; writes the mean-loss gradient w.r.t. z into b.p."""

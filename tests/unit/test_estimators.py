@@ -591,6 +591,56 @@ def test_compiled_engine_trains_like_the_xp_code(make, target, blobs, monkeypatc
     np.testing.assert_allclose(getattr(compiled, out)(X), getattr(reference, out)(X), rtol=loose, atol=loose)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation, output, optimizer, l2", [
+    ("relu", "softmax", "adam", 0.0), ("tanh", "identity", "sgd", 1e-3), ("logistic", "logistic", "adam", 1e-2),
+])
+def test_compiled_engine_split_over_threads_matches_one_thread(activation, output, optimizer, l2, dtype):
+    from aidevops_ext.trainer.mlp import _Net, _Trainer
+
+    engine = _engine("compiled")
+    rng = np.random.default_rng(1)
+    n, d, k = 1000, 6, {"softmax": 4, "identity": 2, "logistic": 1}[output]
+    X = rng.standard_normal((n, d)).astype(dtype)
+    labels = rng.integers(0, k, n) if output == "softmax" else None
+    Y = (np.eye(k)[labels] if output == "softmax" else rng.integers(0, 2, (n, k)) if output == "logistic"
+         else rng.standard_normal((n, k))).astype(dtype)
+    runs = []
+    for parts in (1, 2, 3):
+        net = _Net([d, 16, 8, k], activation, output, np, dtype)
+        net.init(np.random.default_rng(0))
+        trainer = _Trainer(net, 100, optimizer, 0.01, 0.9, l2, exact_shift=False, engine=engine, n_rows=n,
+                           parts=parts)
+        assert trainer.parts == parts
+        order_rng = np.random.default_rng(2)
+        losses = [trainer.epoch(X, Y, order_rng.permutation(n)[:n - 37], labels) for _ in range(3)]  # a partial batch
+        runs.append((net.params.copy(), losses, trainer.optimizer.t))
+    # Each part sums its rows' gradients; the update adds the parts' sums: only the rounding differs.
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    for params, losses, t in runs[1:]:
+        assert t == runs[0][2] == 3 * 10
+        np.testing.assert_allclose(losses, runs[0][1], rtol=tol)
+        np.testing.assert_allclose(params, runs[0][0], rtol=tol, atol=tol)
+
+
+def test_compiled_engine_gradient_split_over_threads_is_exact():
+    from aidevops_ext.trainer.mlp import _mean_loss, _Net, _Trainer
+
+    engine = _engine("compiled")
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((9, 4)), np.eye(3)[rng.integers(0, 3, 9)]
+    net = _Net([4, 5, 3], "tanh", "softmax", np, np.float64)
+    net.init(rng)
+    one = _Trainer(net, 9, "sgd", 0.0, 0.0, 0.1, exact_shift=False, engine=engine, parts=1)
+    two = _Trainer(net, 9, "sgd", 0.0, 0.0, 0.1, exact_shift=False, engine=engine, parts=2)
+    for rows in (np.arange(9), np.arange(1)):  # one row: a part with no rows at all
+        loss1 = one.step(X, Y, rows, one.buffers(len(rows)))
+        loss2 = two.step(X, Y, rows, two.buffers(len(rows)))
+        assert loss2 == pytest.approx(loss1, rel=1e-12)
+        assert float(loss1) / len(rows) == pytest.approx(float(_mean_loss(np, "softmax", net.forward(X[rows]), Y[rows])))
+        np.testing.assert_allclose(two.e_grads.sum(axis=0), one.grads, rtol=1e-12, atol=1e-15)
+
+
 def test_compiled_engine_learns_digits_as_well(digits, monkeypatch):
     Xtr, Xte, ytr, yte = digits
     compiled, reference = _fit_both(lambda: MLPClassifier(epochs=30, batch_size=64, random_state=0),
