@@ -386,24 +386,29 @@ def _atomic_load(typingctx, arr, idx):  # pragma: no cover - compile-time
 
 @jit
 def barrier(sync, parts, yield_cpu):  # pragma: no cover - compiled
-    """Wait until all `parts` threads have arrived (sync[0] counts arrivals, sync[1] is the generation).
+    """Wait until all `parts` threads have arrived; False, or True when told to abort.
 
-    Spins (the wait is a few microseconds when every thread has a core), and yields the CPU every
-    few thousand spins so a descheduled partner can run on a busy machine.
+    sync[0] counts arrivals, sync[1] is the generation, sync[2] non-zero aborts every waiter
+    (the caller sets it if a thread could not be started). Spins (the wait is a few
+    microseconds when every thread has a core), and yields the CPU every few thousand spins so
+    a descheduled partner can run on a busy machine.
     """
     if parts == 1:
-        return
+        return False
     generation = _atomic_load(sync, 1)
     if _atomic_add(sync, 0, 1) == parts - 1:
         _atomic_add(sync, 0, -parts)
         _atomic_add(sync, 1, 1)
-        return
+        return _atomic_load(sync, 2) != 0
     spins = 0
     while _atomic_load(sync, 1) == generation:
+        if _atomic_load(sync, 2) != 0:
+            return True
         spins += 1
         if spins == 2000:
             yield_cpu()
             spins = 0
+    return _atomic_load(sync, 2) != 0
 
 
 @jit
@@ -534,7 +539,8 @@ def train_part(part, parts, X, Y, lab, order, xs, ys, ls, params, G, layout, act
                                  g[poff + pin * pout:poff + (pin + 1) * pout], act)
                         dz_ptr = da.ctypes.data
             # Update: every part's gradient row is complete; each part updates its share of params.
-            barrier(sync, parts, yield_cpu)
+            if barrier(sync, parts, yield_cpu):
+                return t
             t += 1
             if opt == 0:
                 a_t = lr * (1.0 - b1) / (1.0 - b1 ** float(t))
@@ -543,7 +549,8 @@ def train_part(part, parts, X, Y, lab, order, xs, ys, ls, params, G, layout, act
                        zero, zero)
             else:
                 update(params, G, m1, m2, lo_param, hi_param, 1, zero, zero, zero, zero, dt(lr), dt(b1))
-            barrier(sync, parts, yield_cpu)  # params are whole again before anyone's next forward pass
+            if barrier(sync, parts, yield_cpu):  # params are whole again before anyone's next forward pass
+                return t
     losses[part] = total
     return t
 

@@ -358,7 +358,7 @@ class _Trainer:
             self.opt_code = 1
             self.m1, self.m2 = (state["w"][0] if state["w"] else np.empty(0, dtype)), np.empty(0, dtype)
             self.hyper = np.array([opt.learning_rate, opt.momentum, 0.0, 0.0])
-        self.sync = np.zeros(2, np.int64)  # barrier state shared by the parts
+        self.sync = np.zeros(3, np.int64)  # barrier state shared by the parts (see kernels.barrier)
         self.losses = np.zeros(parts)
 
     def _run_engine(self, X: Any, Y: Any, order: Any, labels: Any) -> float:
@@ -379,15 +379,20 @@ class _Trainer:
         eng.train_part(0, parts, *args[:3], order[:0], *args[4:])
         previous = eng.blas_threads()
         eng.set_blas_threads(1)  # one single-threaded BLAS per part
+        self.sync[:] = 0
+        workers = []
         try:
-            workers = [threading.Thread(target=eng.train_part, args=(q, parts, *args), daemon=True)
-                       for q in range(1, parts)]
-            for w in workers:
-                w.start()
+            for q in range(1, parts):
+                workers.append(threading.Thread(target=eng.train_part, args=(q, parts, *args), daemon=True))
+                workers[-1].start()
             t = eng.train_part(0, parts, *args)
-            for w in workers:
-                w.join()
+        except BaseException:
+            self.sync[2] = 1  # releases any started part from its barrier
+            raise
         finally:
+            for w in workers:
+                if w.ident is not None:  # started
+                    w.join()
             eng.set_blas_threads(previous)
         self.optimizer.t = t
         return float(self.losses.sum())

@@ -641,6 +641,37 @@ def test_compiled_engine_gradient_split_over_threads_is_exact():
         np.testing.assert_allclose(two.e_grads.sum(axis=0), one.grads, rtol=1e-12, atol=1e-15)
 
 
+def test_compiled_engine_releases_started_parts_when_a_thread_cannot_start(monkeypatch):
+    import threading
+
+    from aidevops_ext.trainer import mlp
+    from aidevops_ext.trainer.mlp import _Net, _Trainer
+
+    engine = _engine("compiled")
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((600, 4)), np.eye(3)[rng.integers(0, 3, 600)]
+    net = _Net([4, 8, 3], "relu", "softmax", np, np.float64)
+    net.init(rng)
+    trainer = _Trainer(net, 60, "adam", 0.01, 0.9, 0.0, exact_shift=False, engine=engine, n_rows=600, parts=3)
+    blas_threads = engine.blas_threads()
+    started = []
+    real_start = threading.Thread.start
+
+    def flaky_start(self):
+        if started:
+            raise RuntimeError("can't start new thread")
+        started.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(mlp.threading.Thread, "start", flaky_start)
+    with pytest.raises(RuntimeError, match="can't start"):
+        trainer.epoch(X, Y, np.arange(600))
+    assert not started[0].is_alive()  # the part that did start left its barrier and ended
+    assert engine.blas_threads() == blas_threads  # BLAS's thread count is restored
+    monkeypatch.undo()
+    assert np.isfinite(trainer.epoch(X, Y, np.arange(600)))
+
+
 def test_compiled_engine_learns_digits_as_well(digits, monkeypatch):
     Xtr, Xte, ytr, yte = digits
     compiled, reference = _fit_both(lambda: MLPClassifier(epochs=30, batch_size=64, random_state=0),
