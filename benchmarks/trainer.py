@@ -7,13 +7,15 @@ batch 256, shuffled each epoch. Seconds per epoch = fit wall time / epochs (setu
 epoch included, for every peer alike), best of --repeats fits. The matmul floor is the time the
 forward+backward matrix products alone take per epoch at the rate this machine reaches for exactly
 those shapes (measured here, best of several runs, before and after the peers): per product, the
-faster of np.matmul and the direct BLAS call our compiled engine makes (timed in a compiled loop,
-so no Python per call), with the same BLAS thread setting our fit runs under.
+fastest of np.matmul, the direct BLAS call our compiled engine makes (timed in a compiled loop, so
+no Python per call) and, where the engine splits batches over threads, the product split the same
+way (all parts at once, single-threaded BLAS each), with the BLAS thread setting our fit runs under.
 
 Before anything is timed, one small fit warms our engine up: it imports Numba and loads the
 engine's cached machine code (compiling it the first time on a machine), once per process, the
-way BLAS is warmed up before the floor is timed. Its time is printed. --engine xp benchmarks the
-plain NumPy code instead (AIDEVOPS_NUMBA=0).
+way BLAS is warmed up before the floor is timed. Its time is printed. Every timed fit of every
+peer starts after --settle idle seconds (see best_of). --engine xp benchmarks the plain NumPy
+code instead (AIDEVOPS_NUMBA=0); --blas-threads N limits BLAS for our fits and the floor.
 """
 
 from __future__ import annotations
@@ -373,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
     epochs_ours = ", ".join(f"{h['seconds']:.3f}" for h in results[our_key]["est"].history_)
     print(f"ours, epoch by epoch in the fastest fit: {epochs_ours} s (setup not included)")
     print()
-    for note in thread_notes(torch_mod, args.blas_threads):
+    with ours_threads():  # the thread settings ours ran under
+        notes = thread_notes(torch_mod, args.blas_threads)
+    for note in notes:
         print("note:", note)
     print()
 
