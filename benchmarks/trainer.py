@@ -214,17 +214,13 @@ def _split_run(engine: Any, gemm: Any, parts: int, ta: bool, tb: bool, a: np.nda
             jobs.append((split(a, q, 0), b.copy(), split(out, q, 0)))
 
     def run(n: int) -> None:
-        previous = engine.blas_threads()
-        engine.set_blas_threads(1)
-        try:
+        with engine.single_threaded_blas():
             threads = [threading.Thread(target=engine.gemm_repeat, args=(gemm, ta, tb, *job, n)) for job in jobs[1:]]
             for t in threads:
                 t.start()
             engine.gemm_repeat(gemm, ta, tb, *jobs[0], n)
             for t in threads:
                 t.join()
-        finally:
-            engine.set_blas_threads(previous)
 
     return run
 

@@ -36,11 +36,13 @@ float32 arithmetic stays float32.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import math
 import os
-from typing import Any
+import threading
+from typing import Any, Iterator
 
 import numpy as np
 from numba import njit, types
@@ -588,6 +590,33 @@ def set_blas_threads(n: int) -> None:
     """Set NumPy's BLAS thread count (the engine runs one single-threaded BLAS per part)."""
     if _SET_THREADS is not None:
         _SET_THREADS(int(n))
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved: int | None = None
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """NumPy's BLAS on one thread for the duration, restored after (reference-counted across threads).
+
+    Fits running at once in several Python threads share one BLAS setting: the first to enter
+    saves it and the last to leave restores it, so none can leave BLAS stuck at one thread.
+    """
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = blas_threads()
+            set_blas_threads(1)
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_saved is not None:
+                set_blas_threads(_blas_saved)
 
 
 def max_parts() -> int:

@@ -377,23 +377,21 @@ class _Trainer:
             return float(self.losses[0])
         # Compile (or load) for these argument types here, so no thread can fail while others wait at a barrier.
         eng.train_part(0, parts, *args[:3], order[:0], *args[4:])
-        previous = eng.blas_threads()
-        eng.set_blas_threads(1)  # one single-threaded BLAS per part
         self.sync[:] = 0
-        workers = []
-        try:
-            for q in range(1, parts):
-                workers.append(threading.Thread(target=eng.train_part, args=(q, parts, *args), daemon=True))
-                workers[-1].start()
-            t = eng.train_part(0, parts, *args)
-        except BaseException:
-            self.sync[2] = 1  # releases any started part from its barrier
-            raise
-        finally:
-            for w in workers:
-                if w.ident is not None:  # started
-                    w.join()
-            eng.set_blas_threads(previous)
+        workers: list[threading.Thread] = []
+        with eng.single_threaded_blas():  # one single-threaded BLAS per part
+            try:
+                for q in range(1, parts):
+                    workers.append(threading.Thread(target=eng.train_part, args=(q, parts, *args), daemon=True))
+                    workers[-1].start()
+                t = eng.train_part(0, parts, *args)
+            except BaseException:
+                self.sync[2] = 1  # releases any started part from its barrier
+                raise
+            finally:
+                for w in workers:
+                    if w.ident is not None:  # started
+                        w.join()
         self.optimizer.t = t
         return float(self.losses.sum())
 

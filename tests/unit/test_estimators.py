@@ -672,6 +672,32 @@ def test_compiled_engine_releases_started_parts_when_a_thread_cannot_start(monke
     assert np.isfinite(trainer.epoch(X, Y, np.arange(600)))
 
 
+def test_concurrent_split_fits_restore_blas_threads():
+    import threading
+
+    from aidevops_ext.trainer.mlp import _Net, _Trainer
+
+    engine = _engine("compiled")
+    before = engine.blas_threads()
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((800, 4)), np.eye(3)[rng.integers(0, 3, 800)]
+    results = []
+
+    def fit_one(seed):
+        net = _Net([4, 8, 3], "relu", "softmax", np, np.float64)
+        net.init(np.random.default_rng(seed))
+        trainer = _Trainer(net, 80, "adam", 0.01, 0.9, 0.0, exact_shift=False, engine=engine, n_rows=800, parts=2)
+        results.append(sum(trainer.epoch(X, Y, np.random.default_rng(e).permutation(800)) for e in range(3)))
+
+    fits = [threading.Thread(target=fit_one, args=(s,)) for s in (0, 1, 2)]
+    for f in fits:
+        f.start()
+    for f in fits:
+        f.join()
+    assert len(results) == 3 and np.isfinite(results).all()
+    assert engine.blas_threads() == before
+
+
 def test_compiled_engine_learns_digits_as_well(digits, monkeypatch):
     Xtr, Xte, ytr, yte = digits
     compiled, reference = _fit_both(lambda: MLPClassifier(epochs=30, batch_size=64, random_state=0),
