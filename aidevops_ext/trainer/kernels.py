@@ -343,11 +343,11 @@ def update(params, G, m1, m2, lo, hi, opt, b1, b2, scale, shift, lr, momentum): 
     those of the xp code in optim.py. Loops run over slices from 0 (LLVM vectorises those; loops
     over range(lo, hi) it does not).
     """
-    if G.shape[0] > 2:  # fold rows 2.. into row 1 first, in part order
-        for q in range(2, G.shape[0]):
-            G[1, lo:hi] += G[q, lo:hi]
+    if G.shape[0] > 2:  # three parts or more: sum the rows into row 0 first, in part order
+        for q in range(1, G.shape[0]):
+            G[0, lo:hi] += G[q, lo:hi]
     g = G[0, lo:hi]
-    h = G[1, lo:hi] if G.shape[0] > 1 else G[0, :0]
+    h = G[1, lo:hi] if G.shape[0] == 2 else G[0, :0]
     if opt == 0:
         _adam(params[lo:hi], g, h, m1[lo:hi], m2[lo:hi], b1, b2, scale, shift)
     else:

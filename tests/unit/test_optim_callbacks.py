@@ -72,6 +72,43 @@ def test_unknown_optimizer():
         make_optimizer("rmsprop", [np.zeros(2)], 0.1)
 
 
+@pytest.mark.parametrize("name, dtype", [("adam", np.float32), ("adam", np.float64), ("sgd", np.float32),
+                                         ("sgd-plain", np.float32)])
+@pytest.mark.parametrize("parts", [1, 2, 3])
+def test_compiled_engine_update_is_the_xp_update_bit_for_bit(name, dtype, parts):
+    """The compiled engine's fused optimizer pass does the xp code's float operations, in the same order."""
+    from aidevops_ext.trainer.mlp import load_engine
+
+    engine = load_engine()
+    if engine is None:
+        pytest.skip("the compiled engine needs numba and NumPy's bundled BLAS")
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(1001).astype(dtype)
+    grad_rows = [rng.standard_normal((parts, 1001)).astype(dtype) * s for s in (1.0, 0.1, 3.0, 1e-4, 0.5)]
+    ref = p0.copy()
+    momentum = 0.0 if name == "sgd-plain" else 0.9
+    opt = make_optimizer(name[:4].rstrip("-"), [ref], 0.01, momentum=momentum)
+    got = p0.copy()
+    m1 = np.zeros_like(p0) if name != "sgd-plain" else np.zeros(0, dtype)
+    m2 = np.zeros_like(p0)
+    typed = np.dtype(dtype).type
+    for t, G in enumerate(grad_rows, start=1):
+        g = G[0].copy()
+        for q in range(1, parts):
+            g += G[q]
+        opt.step([g])
+        for lo, hi in ((0, 500), (500, 1001)):  # two parameter shares, as two parts update them
+            if name == "adam":
+                a = 0.01 * (1 - 0.9) / (1 - 0.9**t)
+                c = math.sqrt((1 - 0.999) / (1 - 0.999**t))
+                engine.update(got, G.copy(), m1, m2, lo, hi, 0, typed(0.9), typed(0.999), typed(c / a),
+                              typed(1e-8 / a), typed(0), typed(0))
+            else:
+                engine.update(got, G.copy(), m1, m2, lo, hi, 1, typed(0), typed(0), typed(0), typed(0),
+                              typed(0.01), typed(momentum))
+        np.testing.assert_array_equal(got, ref)
+
+
 # --------------------------------------------------------------------------- callbacks
 
 
