@@ -56,6 +56,7 @@ OUT_CODES = {"softmax": 0, "logistic": 1, "identity": 2}
 # cblas constants (row-major calls; transposes are flags, never copies).
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 
+
 def _blas_libraries() -> list[str]:
     """NumPy's bundled BLAS shared libraries (pip wheels: numpy.libs/ on Linux and Windows, numpy/.dylibs/ on macOS)."""
     pkg = os.path.dirname(np.__file__)
@@ -120,6 +121,7 @@ def _sched_yield() -> Any:
 
 jit = njit(cache=True, fastmath=False, nogil=True, error_model="numpy")  # see the module docstring
 
+
 def _exp32(x):  # pragma: no cover - compiled
     """exp for float32 in plain arithmetic LLVM can vectorise (libm's expf is a scalar call).
 
@@ -139,14 +141,17 @@ def _exp32(x):  # pragma: no cover - compiled
     y = np.float32(0.0) if x < lo else y
     return x if x != x else y
 
+
 def fast_exp(x):  # pragma: no cover - resolved by the overload below
     raise NotImplementedError
+
 
 @overload(fast_exp, inline="always")
 def _fast_exp_overload(x):  # pragma: no cover - compile-time dispatch
     if x == types.float32:
         return _exp32
     return lambda x: np.exp(x)  # float64: libm's exp (exact to the last bit the tests ask for)
+
 
 @jit
 def bias_act(h, b, act):  # pragma: no cover - compiled
@@ -170,6 +175,7 @@ def bias_act(h, b, act):  # pragma: no cover - compiled
         for i in range(n):
             for j in range(m):
                 h[i, j] = h[i, j] + b[j]
+
 
 @jit
 def act_back(d, h, gb, act):  # pragma: no cover - compiled
@@ -199,6 +205,7 @@ def act_back(d, h, gb, act):  # pragma: no cover - compiled
         else:
             for j in range(m):
                 gb[j] += d[i, j]
+
 
 @jit
 def softmax_xent(z, b, Y, lab, p, gb, work, inv_n):  # pragma: no cover - compiled
@@ -266,6 +273,7 @@ def softmax_xent(z, b, Y, lab, p, gb, work, inv_n):  # pragma: no cover - compil
             gb[c] += p[i, c]
     return loss
 
+
 @jit
 def output(z, b, Y, p, gb, inv_n, kind):  # pragma: no cover - compiled
     """Other outputs: bias into z; p = d(mean loss)/dz; gb = column sums of p; returns the summed loss.
@@ -299,6 +307,7 @@ def output(z, b, Y, p, gb, inv_n, kind):  # pragma: no cover - compiled
                 p[i, j] = g
                 gb[j] += g
     return loss
+
 
 @jit
 def _adam(p, g, h, n, u, b1, b2, scale, shift):  # pragma: no cover - compiled
@@ -355,7 +364,6 @@ def update(params, G, m1, m2, lo, hi, opt, b1, b2, scale, shift, lr, momentum): 
 
 
 # --- synchronisation between the parts of a batch (one thread each) ---------------------------
-
 @intrinsic
 def _atomic_add(typingctx, arr, idx, val):  # pragma: no cover - compile-time
     """Atomically arr[idx] += val; returns the old value (int64 arrays)."""
@@ -422,11 +430,13 @@ def gemm_call(gemm, ta, tb, A, B, C):  # pragma: no cover - compiled
     gemm(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, M, N, K, one, A.ctypes.data,
          A.shape[1], B.ctypes.data, B.shape[1], zero, C.ctypes.data, N)
 
+
 @jit
 def gemm_repeat(gemm, ta, tb, A, B, C, calls):  # pragma: no cover - compiled
     """gemm_call `calls` times (benchmarks time BLAS alone this way, without Python in the loop)."""
     for _ in range(calls):
         gemm_call(gemm, ta, tb, A, B, C)
+
 
 @jit
 def gather_part(X, Y, lab, order, batch, part, parts, xs, ys, ls):  # pragma: no cover - compiled
