@@ -136,7 +136,10 @@ class PipelineRunner:
                 for name in ready:
                     if failure is not None or len(running) >= self.opts.jobs:
                         break
-                    entry = None if self.opts.force else self._lookup(name, done, record)
+                    key = self._cache_key(name, done)
+                    with self._lock:
+                        record.step(name)["cache_key"] = key
+                    entry = None if self.opts.force else self.cache.get(key)
                     pending.remove(name)
                     if entry is not None:
                         self._materialize(name, entry, record, status="cached")
@@ -144,7 +147,7 @@ class PipelineRunner:
                         self.echo(f"  ✓ {name:<12} cached ({entry.record.get('run_id', '?')})")
                         continue
                     self._start_tracking_once(record, len(pending) + 1)
-                    fut = pool.submit(self._execute_step, name, dict(done), record)
+                    fut = pool.submit(self._execute_step, name, key, record)
                     running[fut] = name
                     self._prestart_kernels(pending)
                 if not running:
@@ -206,10 +209,9 @@ class PipelineRunner:
             })
             record.save()
 
-    def _execute_step(self, name: str, done: dict[str, dict[str, str]], record: RunRecord) -> dict[str, str]:
+    def _execute_step(self, name: str, key: str, record: RunRecord) -> dict[str, str]:
         step = self.spec.steps[name]
         t0 = time.perf_counter()
-        key = self._cache_key(name, done)
         step_dir = record.run_dir / name
         step_dir.mkdir(parents=True, exist_ok=True)
         params = self.resolved_params(name)
@@ -326,7 +328,7 @@ class _Tracking:
         self.ws = ws
         registry.configure(ws)
         registry.check_tracking(ws)
-        params = {k: v for k, v in record.data["params"].items()}
+        params = record.data["params"]
         tags = {"aidevops.pipeline": spec.name, "aidevops.run_id": record.run_id,
                 "aidevops.git_commit": str(record.data["git"].get("commit")),
                 "aidevops.git_dirty": str(record.data["git"].get("dirty"))}
