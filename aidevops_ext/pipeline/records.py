@@ -19,8 +19,14 @@ RUN_FILE = "run.json"
 
 
 def new_run_id() -> str:
-    """Sortable, unique run id: UTC time plus a short random suffix."""
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    """Sortable, unique run id: UTC time to the millisecond plus a short random suffix.
+
+    Milliseconds matter: 'latest' is the highest id, and two runs often start within one second
+    (a fully cached run takes a fraction of one), where a seconds-only id let the random suffix
+    decide which of them counted as the newer.
+    """
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-" + secrets.token_hex(2)
 
 
 def now_iso() -> str:
