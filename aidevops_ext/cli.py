@@ -540,5 +540,12 @@ def serve(model_uri, host, port, workspace, follow_alias, max_body_mb, log_sampl
         pass
 
 
+# -- other engines: Argo export and the per-step container entry (aidevops_ext/export/commands.py)
+from .export.commands import export as _export, step as _step  # noqa: E402  (click only: cheap)
+
+main.add_command(_export)
+main.add_command(_step)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
