@@ -37,6 +37,13 @@ import numpy as np
 
 from aidevops_ext.errors import ConfigError, DataError
 
+from .defaults import (  # noqa: F401 - re-exported: callers import the defaults from here
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_ROWS,
+    DEFAULT_MISSING_THRESHOLD,
+    DEFAULT_PSI_BANDS,
+    DEFAULT_WASSERSTEIN_THRESHOLD,
+)
 from .profile import _as_float_matrix, _finite_ranges, _moments, _search_rows, profile_from_dict
 from .stats import chi2_sf, ks_2samp_pvalue
 
@@ -54,11 +61,6 @@ __all__ = [
     "psi_band",
 ]
 
-DEFAULT_MIN_ROWS = 200
-DEFAULT_PSI_BANDS = (0.1, 0.25)
-DEFAULT_ALPHA = 0.01
-DEFAULT_WASSERSTEIN_THRESHOLD = 0.1  # reference stds: a tenth of a std is material (half of Cohen's "small")
-DEFAULT_MISSING_THRESHOLD = 0.05  # absolute change in the missing rate
 
 OK, INSUFFICIENT, NO_REFERENCE = "ok", "insufficient data", "no reference"
 _GRID = 4096  # order statistics per feature read for KS and Wasserstein

@@ -24,11 +24,11 @@ import numpy as np
 
 from aidevops_ext.errors import ConfigError, DataError
 
+from .defaults import DEFAULT_MIN_LABELS
 from .stats import normal_quantile, wilson_interval
 
 __all__ = ["DEFAULT_MIN_LABELS", "Joined", "accuracy_window", "join_feedback", "quality_window", "regression_window"]
 
-DEFAULT_MIN_LABELS = 100
 _BOOTSTRAP_MAX_N = 20_000  # above this, interval="auto" uses the normal interval
 _BOOTSTRAP_CHUNK = 2_000_000  # resampled indices held at once
 

@@ -117,10 +117,21 @@ def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
         steps=steps,
         order=order,
         gate=raw.get("gate"),
-        monitor=raw.get("monitor"),
+        monitor=_checked_monitor(raw.get("monitor"), path.name),
         description=str(raw.get("description") or ""),
         preload=_bool(raw.get("preload", True), f"'preload' in {path.name}"),
     )
+
+
+def _checked_monitor(raw: Any, spec_file: str) -> Any:
+    """The `monitor:` section as written, after checking it (a bad rule fails at load, not at the first alert)."""
+    from ..monitoring.rules import parse_monitor  # noqa: PLC0415 - standard library only, cheap
+
+    try:
+        parse_monitor(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{spec_file}: {exc}") from None
+    return raw
 
 
 def _bool(value: Any, what: str) -> bool:

@@ -34,7 +34,9 @@ from .config import ServingConfig
 from .errors import RequestError
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServingCollector, make_registry, render
+from ..monitoring.rules import MonitorConfig
 from .models import ServedModel
+from .monitor import LiveMonitor, MonitorCollector
 from .protocols import mlflow as mlflow_proto
 from .protocols import oip
 from .requestlog import RequestLog
@@ -65,6 +67,7 @@ class Server:
         self._prefix = secrets.token_hex(6) + "-"
         self._counter = itertools.count(1)
         self.started = time.time()
+        self.monitor: Any = None  # a monitor.LiveMonitor, set by create_app
 
     def request_id(self, given: bytes | None) -> str:
         """The client's X-Request-ID when it is a sane token, else a new id unique to this process start."""
@@ -324,6 +327,16 @@ def build_routes(server: Server) -> list[Route]:
     async def metrics(request: Request) -> Response:
         return Response(render(server.registry), 200, media_type=METRICS_CONTENT_TYPE)
 
+    async def monitor(request: Request) -> Response:
+        """The live monitor's latest pass (drift, live quality, request stats, alerts); ?refresh=1 runs one now."""
+        if request.query_params.get("refresh") in ("1", "true"):
+            try:
+                await anyio.to_thread.run_sync(server.monitor.refresh)
+            except Exception as exc:  # noqa: BLE001 - report, never 500
+                return _error(f"The monitor pass failed ({type(exc).__name__}: {exc}); see the server log.", 503)
+        return Response(orjson.dumps(server.monitor.latest, option=orjson.OPT_SERIALIZE_NUMPY, default=str), 200,
+                        media_type="application/json")
+
     async def feedback(request: Request) -> Response:
         try:
             ctype = request.headers.get("content-type")
@@ -372,6 +385,7 @@ def build_routes(server: Server) -> list[Route]:
         Route("/v2/models/{name}/ready", v2_model_ready, methods=["GET"]),
         Route("/v2/models/{name}/versions/{version}/ready", v2_model_ready, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/monitor", monitor, methods=["GET"]),
         Route("/feedback", feedback, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *admin_routes(server),
@@ -452,14 +466,17 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(slots: ModelSlots, config: ServingConfig | None = None, requestlog: RequestLog | None = None,
-               *, follow: Any = None) -> "ServingApp":
+               *, follow: Any = None, monitor: MonitorConfig | None = None, deployment: str | None = None) -> "ServingApp":
     """The ASGI app serving `slots` (Starlette behind a front door for predictions; `.state.server` holds
-    the shared Server). `follow`: an optional `watch.AliasFollower` started with the app."""
+    the shared Server). `follow`: an optional `watch.AliasFollower` started with the app; `monitor`: the
+    alert rules and windows of the live monitor, whose alert state is kept under `deployment`."""
     config = config or ServingConfig()
     if requestlog is None:
         ws = slots.workspace
         requestlog = RequestLog(ws.deploy_db if ws is not None else None, config)
     server = Server(slots, config, requestlog)
+    server.monitor = LiveMonitor(server, config=monitor, deployment=deployment, interval=config.monitor_seconds or 5.0)
+    server.registry.register(MonitorCollector(server.monitor))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -468,11 +485,14 @@ def create_app(slots: ModelSlots, config: ServingConfig | None = None, requestlo
         # garbage collector's full scans, which otherwise walk it again and again under load.
         gc.collect()
         gc.freeze()
-        task = asyncio.get_running_loop().create_task(follow.run(slots)) if follow is not None else None
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(follow.run(slots))] if follow is not None else []
+        if config.monitor_seconds > 0 and requestlog.enabled:
+            tasks.append(loop.create_task(server.monitor.run()))
         try:
             yield
         finally:
-            if task is not None:
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task

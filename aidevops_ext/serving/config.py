@@ -33,6 +33,8 @@ class ServingConfig:
     inline_values: int = 200_000
     # BLAS threads in the serving process: one worker on shared cores gains nothing from more.
     blas_threads: int | None = 1
+    # Live monitor: drift, live quality and alert rules over the request log, every N seconds (0 disables).
+    monitor_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, Any, bool]] = [
@@ -43,6 +45,7 @@ class ServingConfig:
             ("log_queue_size", self.log_queue_size, isinstance(self.log_queue_size, int) and self.log_queue_size > 0),
             ("log_flush_seconds", self.log_flush_seconds, float(self.log_flush_seconds) > 0),
             ("follow_alias_seconds", self.follow_alias_seconds, float(self.follow_alias_seconds) >= 0),
+            ("monitor_seconds", self.monitor_seconds, float(self.monitor_seconds) >= 0),
         ]
         for name, value, ok in checks:
             if not ok:

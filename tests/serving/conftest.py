@@ -210,14 +210,14 @@ def app_factory(reg):
     from aidevops_ext.serving.requestlog import RequestLog
     from aidevops_ext.serving.slots import ModelSlots
 
-    def make(uri: str = "models:/abc@champion", *, db: Path | None = None, **config):
+    def make(uri: str = "models:/abc@champion", *, db: Path | None = None, monitor=None, deployment=None, **config):
         with pytest.MonkeyPatch.context() as mp:
             for var in _ENV_VARS:
                 mp.delenv(var, raising=False)
             cfg = ServingConfig(**{"admin_token": ADMIN_TOKEN, "follow_alias_seconds": 0, **config})
             slots = ModelSlots.from_uri(uri, reg.ws)
             log = RequestLog(db, cfg) if db is not None else RequestLog(None, cfg)
-            return create_app(slots, cfg, log)
+            return create_app(slots, cfg, log, monitor=monitor, deployment=deployment)
 
     return make
 

@@ -1,0 +1,183 @@
+"""Reading live traffic back from the request log in `deploy.db`: the newest logged rows of a model version,
+their predictions and request outcomes, and the feedback labels given for them.
+
+The monitor in the server, `aidevops monitor`, the notebooks and the retraining loop all read the log
+through this module, so the log's layout (see requestlog.py) is known in one place. Reads are bounded:
+a window asks for the newest N rows of one version and walks the log backwards in batches over the
+(model, version, ts) index, whatever the size of the log.
+
+Row ids: feedback labels one row of one request, so a logged row is named `"<request_id>:<row>"`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .requestlog import connect
+
+_BATCH = 2000
+
+
+@dataclass
+class LiveWindow:
+    """The newest logged traffic of one model version (oldest first in every array)."""
+
+    model: str
+    version: str | None
+    rows: np.ndarray  # logged input rows (float32; the log keeps a strided sample of a big request's rows)
+    row_ids: list[str]  # "<request_id>:<row>" of each logged row
+    row_predictions: list  # the prediction of each logged row
+    row_ts: np.ndarray
+    prediction_ids: list[str] = field(default_factory=list)  # every predicted row of the window's requests
+    predictions: list = field(default_factory=list)
+    prediction_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    request_ts: np.ndarray = field(default_factory=lambda: np.zeros(0))  # every request (errors included)
+    latency_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    failed: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # 5xx: the server's fault
+    refused: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # 4xx: the client's
+    first_id: int | None = None  # request_log ids the window spans
+    last_id: int | None = None
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.rows.shape[0])
+
+
+def _open(db: Path | str) -> sqlite3.Connection | None:
+    path = Path(db)
+    if not path.is_file():
+        return None
+    return connect(path)
+
+
+def read_window(db: Path | str, model: str, version: str | None, *, rows: int, n_features: int | None = None,
+                after_id: int = 0) -> LiveWindow:
+    """The newest `rows` logged input rows of `model` `version` (any version when None), with their requests.
+
+    Requests without logged inputs (refused ones, or a pyfunc's non-numeric frames) count toward the
+    request statistics of the window but add no rows. `after_id`: ignore log entries up to this id.
+    """
+    empty = LiveWindow(model, version, np.zeros((0, n_features or 0), np.float32), [], [], np.zeros(0))
+    conn = _open(db)
+    if conn is None:
+        return empty
+    try:
+        where, args = "model = ? AND id > ?", [model, int(after_id)]
+        if version is not None:
+            where += " AND version = ?"
+            args.append(str(version))
+        picked: list[tuple] = []
+        have, before = 0, None
+        while have < rows:
+            clause = where + ("" if before is None else " AND id < ?")
+            batch = conn.execute(
+                f"SELECT id, request_id, ts, status, latency_ms, n_features, input_rows, row_step, inputs, predictions "
+                f"FROM request_log WHERE {clause} ORDER BY id DESC LIMIT {_BATCH}",
+                args + ([] if before is None else [before]),
+            ).fetchall()
+            if not batch:
+                break
+            for rec in batch:
+                picked.append(rec)
+                if rec[3] == 200 and rec[8] is not None and (n_features is None or rec[5] == n_features):
+                    have += rec[6] or 0
+                if have >= rows:
+                    break
+            before = batch[-1][0]
+    finally:
+        conn.close()
+    if not picked:
+        return empty
+    picked.reverse()
+    return _assemble(model, version, picked, rows, n_features)
+
+
+def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n_features: int | None) -> LiveWindow:
+    blocks, row_ids, row_preds, row_ts = [], [], [], []
+    pred_ids, preds, pred_ts = [], [], []
+    req_ts, lat, status = [], [], []
+    width = n_features
+    for _id, rid, ts, code, latency, nf, input_rows, step, blob, pjson in picked:
+        req_ts.append(ts)
+        lat.append(latency)
+        status.append(code)
+        if code != 200:
+            continue
+        p = orjson.loads(pjson) if pjson else None
+        if isinstance(p, dict):  # a pyfunc returning columns: not per-row labels we can judge
+            p = None
+        if isinstance(p, list):
+            pred_ids += [f"{rid}:{i}" for i in range(len(p))]
+            preds += p
+            pred_ts += [ts] * len(p)
+        if blob is None or not input_rows or (width is not None and nf != width):
+            continue
+        width = nf
+        block = np.frombuffer(blob, dtype="<f4").reshape(input_rows, nf)
+        step = step or 1
+        blocks.append(block)
+        for k in range(input_rows):
+            r = k * step
+            row_ids.append(f"{rid}:{r}")
+            row_preds.append(p[r] if isinstance(p, list) and r < len(p) else None)
+            row_ts.append(ts)
+    X = np.concatenate(blocks) if blocks else np.zeros((0, width or 0), np.float32)
+    if X.shape[0] > rows:  # the oldest request of the window may overshoot: keep the newest `rows`
+        cut = X.shape[0] - rows
+        X, row_ids, row_preds, row_ts = X[cut:], row_ids[cut:], row_preds[cut:], row_ts[cut:]
+    codes = np.asarray(status, dtype=np.int64)
+    return LiveWindow(
+        model=model, version=version, rows=np.ascontiguousarray(X, dtype=np.float32), row_ids=row_ids,
+        row_predictions=row_preds, row_ts=np.asarray(row_ts, dtype=np.float64), prediction_ids=pred_ids,
+        predictions=preds, prediction_ts=np.asarray(pred_ts, dtype=np.float64),
+        request_ts=np.asarray(req_ts, dtype=np.float64), latency_ms=np.asarray(lat, dtype=np.float64),
+        failed=codes >= 500, refused=(codes >= 400) & (codes < 500), first_id=picked[0][0], last_id=picked[-1][0],
+    )
+
+
+def read_feedback(db: Path | str, model: str, *, first_id: int | None = None, last_id: int | None = None,
+                  version: str | None = None) -> list[tuple[str, Any, float]]:
+    """Labels [("<request_id>:<row>", label, label_ts)] given for logged requests of `model` in an id range."""
+    conn = _open(db)
+    if conn is None:
+        return []
+    where, args = "r.model = ?", [model]
+    if version is not None:
+        where += " AND r.version = ?"
+        args.append(str(version))
+    if first_id is not None:
+        where += " AND r.id >= ?"
+        args.append(int(first_id))
+    if last_id is not None:
+        where += " AND r.id <= ?"
+        args.append(int(last_id))
+    try:
+        found = conn.execute(
+            "SELECT f.request_id, f.row, f.label, f.ts FROM feedback f WHERE f.request_id IN "
+            f"(SELECT r.request_id FROM request_log r WHERE {where}) ORDER BY f.id", args).fetchall()
+    except sqlite3.OperationalError:  # a log from before the feedback table existed
+        return []
+    finally:
+        conn.close()
+    return [(f"{rid}:{row}", orjson.loads(label), ts) for rid, row, label, ts in found]
+
+
+def logged_rows(db: Path | str, model: str, version: str, *, after_id: int = 0) -> tuple[int, int]:
+    """(input rows logged for `model` `version` after `after_id`, the newest id): counts windows cheaply."""
+    conn = _open(db)
+    if conn is None:
+        return 0, after_id
+    try:
+        total, newest = conn.execute(
+            "SELECT COALESCE(SUM(input_rows), 0), MAX(id) FROM request_log "
+            "WHERE model = ? AND version = ? AND id > ? AND status = 200",
+            (model, str(version), int(after_id))).fetchone()
+    finally:
+        conn.close()
+    return int(total), int(newest) if newest is not None else after_id

@@ -1,0 +1,109 @@
+"""The server's live monitor: drift and live accuracy from the request log, gauges on /metrics, alert state in deploy.db."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from starlette.testclient import TestClient
+
+from aidevops_ext.monitoring.alertstore import AlertStore
+from aidevops_ext.monitoring.rules import parse_monitor
+from tests.serving.conftest import data
+
+MONITOR = parse_monitor({
+    "window": 300, "min_rows": 200, "min_labels": 50,
+    "rules": [
+        {"name": "feature-drift", "metric": "psi", "op": ">", "threshold": 0.25, "any_feature": True, "for_windows": 2,
+         "action": "retrain"},
+        {"name": "accuracy-low", "metric": "accuracy_upper", "op": "<", "threshold": 0.5},
+    ],
+})
+
+
+def _send(c: TestClient, X: np.ndarray, labels=None, prefix: str = "r") -> None:
+    for i in range(0, len(X), 10):  # ten rows a request: windows span many requests
+        rid = f"{prefix}-{i}"
+        r = c.post("/invocations", json={"inputs": X[i:i + 10].tolist()}, headers={"X-Request-ID": rid})
+        assert r.status_code == 200, r.text
+        if labels is not None:
+            assert c.post("/feedback", json={"request_id": rid, "labels": [int(v) for v in labels[i:i + 10]]}).status_code == 200
+
+
+def _pass(app):
+    server = app.state.server
+    server.requestlog.flush()
+    return server.monitor.refresh()
+
+
+@pytest.fixture
+def monitored(app_factory, tmp_path):
+    db = tmp_path / "deploy.db"
+    app = app_factory(db=db, monitor=MONITOR, deployment="abc-live", monitor_seconds=0)
+    with TestClient(app) as c:
+        yield app, c, db
+
+
+def test_in_distribution_traffic_is_not_flagged_and_accuracy_is_measured(monitored):
+    app, c, db = monitored
+    X, y = data(seed=11, n=300)
+    _send(c, X, labels=y)
+    s = _pass(app)
+    assert s["window"] == "1:1" and s["logged_rows"] == 300
+    assert s["drift"]["status"] == "ok" and s["drift"]["drifted"] == []
+    q = s["quality"]
+    assert q["labelled"] == 300 and q["status"] == "ok"
+    truth = float((app.state.server.slots.active.predict(X) == y).mean())
+    assert q["accuracy"] == pytest.approx(truth) and q["accuracy_lower"] < truth < q["accuracy_upper"]
+    assert {a["rule"]: a["state"] for a in s["alerts"]} == {"feature-drift": "ok", "accuracy-low": "ok"}
+    metrics = c.get("/metrics").text
+    assert 'aidevops_drift_psi{feature="a",model="abc",version="1"}' in metrics
+    assert f'aidevops_live_accuracy{{model="abc",version="1"}} {truth}' in metrics
+    assert 'aidevops_alert_firing{model="abc",rule="feature-drift",version="1"} 0.0' in metrics
+    assert c.get("/monitor").json()["window"] == "1:1"
+
+
+def test_shifted_feature_fires_after_two_windows_then_resolves(monitored):
+    app, c, db = monitored
+    X, _ = data(seed=12, n=900)
+    shifted = X.copy()
+    shifted[:, 1] += 2 * 2.0  # two reference stds on b only
+    _send(c, shifted[:300], prefix="a")
+    first = _pass(app)
+    assert first["drift"]["drifted"] == ["b"], first["drift"]["drifted"]
+    assert first["alerts"][0]["state"] == "ok", "one breaching window is not two"
+    assert _pass(app)["alerts"][0]["state"] == "ok", "re-reading the same window does not count it again"
+    _send(c, shifted[300:600], prefix="b")
+    second = _pass(app)
+    assert second["window"] == "1:2" and second["alerts"][0]["state"] == "firing"
+    assert second["alerts"][0]["features"] == ["b"]
+    store = AlertStore(db)
+    fired = store.events("abc-live")
+    assert [(e["rule"], e["event"], e["action"]) for e in fired] == [("feature-drift", "fired", "retrain")]
+    assert 'aidevops_alert_firing{model="abc",rule="feature-drift",version="1"} 1.0' in c.get("/metrics").text
+    _send(c, X[600:900], prefix="c")  # back to normal
+    third = _pass(app)
+    assert third["alerts"][0]["state"] == "resolved"
+    assert [e["event"] for e in store.events("abc-live")] == ["fired", "resolved"]
+    assert {s["rule"]: s["state"] for s in store.states("abc-live")}["feature-drift"] == "resolved"
+
+
+def test_small_window_says_insufficient_data_and_raises_nothing(monitored):
+    app, c, db = monitored
+    X, _ = data(seed=13, n=50)
+    _send(c, X + 100.0, prefix="s")  # wildly shifted, but only 50 rows
+    s = _pass(app)
+    assert s["drift"]["status"] == "insufficient data" and s["snapshot"]["max_psi"] is None
+    assert all(a["state"] == "ok" for a in s["alerts"])
+    assert AlertStore(db).events("abc-live") == []
+
+
+def test_alert_state_survives_a_server_restart(app_factory, tmp_path):
+    db = tmp_path / "deploy.db"
+    X, _ = data(seed=14, n=600)
+    X[:, 0] += 3.0
+    for part, prefix in ((X[:300], "p"), (X[300:], "q")):  # one window per server life
+        app = app_factory(db=db, monitor=MONITOR, deployment="abc-restart", monitor_seconds=0)
+        with TestClient(app) as c:
+            _send(c, part, prefix=prefix)
+            s = _pass(app)
+    assert s["alerts"][0]["state"] == "firing", "the first window's breach was remembered across the restart"
