@@ -10,7 +10,8 @@
   speaking the Open Inference Protocol v2 (`PROTOCOL=v2`), scraped through KServe's Prometheus annotations.
 
 The InferenceService is the alternative for clusters with KServe: `--kserve` applies it instead of the
-Deployment/Service/HPA trio (applying both would serve the model twice). `--dry-run` prints or writes all four.
+Deployment/Service/HPA trio (applying both would serve the model twice). `--dry-run` prints all four, or with
+`--output DIR` writes them as a kustomize base plus an overlay per environment (kustomize.py).
 """
 
 from __future__ import annotations
@@ -168,19 +169,6 @@ def to_yaml(objects: list[dict[str, Any]]) -> str:
     return yaml.dump_all(objects, Dumper=_dumper(), sort_keys=False, default_flow_style=False)
 
 
-def write_manifests(objects: list[dict[str, Any]], folder: Path) -> list[Path]:
-    """One file per object (`NN-kind-name.yaml`) in `folder`."""
-    import yaml  # noqa: PLC0415
-
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, obj in enumerate(objects, 1):
-        path = folder / f"{i:02d}-{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
-        path.write_text(yaml.dump(obj, Dumper=_dumper(), sort_keys=False), encoding="utf-8")
-        paths.append(path)
-    return paths
-
-
 def kubectl_context() -> tuple[str, str]:
     """(kubectl path, current context); ConfigError with one sentence when either is missing."""
     kubectl = shutil.which("kubectl")
@@ -232,7 +220,10 @@ def deploy_kubernetes(ws: Workspace | None, model_ref: str, *, name: str | None 
     actor = actor or default_actor()
     if dry_run:
         if output is not None:
-            result["files"] = [str(p) for p in write_manifests(objects, Path(output))]
+            from .kustomize import kustomize_tree, write_tree
+
+            tree = kustomize_tree(objects, options.get("namespace", "default"))
+            result["files"] = [str(p) for p in write_tree(tree, Path(output))]
         store.record(dep_name, "render", reason=reason or f"render manifests for {target.text}", actor=actor,
                      detail=f"target kubernetes; {len(objects)} objects" +
                             (f" written to {output}" if output is not None else " printed"))

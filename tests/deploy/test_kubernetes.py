@@ -177,10 +177,13 @@ def test_dry_run_prints_and_writes_the_manifests(reg, tmp_path):
     out = run(reg, "deploy", "dig@champion", "--target", "kubernetes", "--dry-run", "-o", str(folder),
               "--tracking-uri", "http://mlflow:5000")
     assert out.returncode == 0 and out.stderr == ""
-    files = sorted(folder.glob("*.yaml"))
-    assert [f.name for f in files] == ["01-deployment-dig.yaml", "02-service-dig.yaml",
-                                       "03-horizontalpodautoscaler-dig.yaml", "04-inferenceservice-dig.yaml"]
-    assert out.stdout.split() == [str(f) for f in files]
+    files = sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*.yaml"))
+    assert {f for f in files if not f.startswith("overlays/")} == {
+        "base/kustomization.yaml", "base/deployment.yaml", "base/service.yaml", "base/horizontalpodautoscaler.yaml",
+        "kserve/kustomization.yaml", "kserve/inferenceservice.yaml"}  # the kustomize tree: tests/beyond/test_kustomize.py
+    assert {f.split("/")[1] for f in files if f.startswith("overlays/")} == {
+        "dev", "staging", "prod", "dev-kserve", "staging-kserve", "prod-kserve"}
+    assert sorted(Path(p).relative_to(folder).as_posix() for p in out.stdout.split()) == files
     renders = [h for h in manager.history(reg.ws) if h.operation == "render" and h.deployment == "dig"]
     assert len(renders) >= 2
 
