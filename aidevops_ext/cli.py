@@ -547,5 +547,12 @@ main.add_command(_export)
 main.add_command(_step)
 
 
+# -- the monitoring loop: monitor, simulate, retrain, retrains (aidevops_ext/cli_loop.py)
+from .cli_loop import COMMANDS as _LOOP_COMMANDS  # noqa: E402  (click only: cheap)
+
+for _command in _LOOP_COMMANDS:
+    main.add_command(_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -74,7 +74,22 @@ def build_app(ws: Workspace, name: str):
     if dep.alias and config.follow_alias_seconds > 0:
         ref = ModelRef(f"models:/{dep.model}@{dep.alias}", name=dep.model, alias=dep.alias)
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=dep.alias_version or active.version)
-    return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower)
+    return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower,
+                      monitor=_monitor_config(dep), deployment=dep.name)
+
+
+def _monitor_config(dep):
+    """The deployment's alert rules (the `monitor:` section of its pipeline, recorded at deploy time)."""
+    import json  # noqa: PLC0415
+
+    from ..monitoring.rules import parse_monitor  # noqa: PLC0415
+
+    try:
+        options = json.loads(dep.options or "{}")
+        return parse_monitor(options.get("monitor") if isinstance(options, dict) else None)
+    except (ValueError, AidevopsError) as exc:  # a spec edited since: serve, monitor with defaults, say why
+        log.warning("monitor rules of %r not usable (%s); monitoring without alert rules", dep.name, exc)
+        return parse_monitor(None)
 
 
 def _source(ws: Workspace, model: str, version: str, alias: str | None):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import json
 import re
 import secrets
 import time
@@ -179,11 +180,12 @@ def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, 
                       "port": port or "any free port", "follow": follow_seconds if follow else 0},
             "log": str(log_path(ws, name))}
     now = time.time()
+    monitoring = _monitoring_options(ws, target.model)
     dep = Deployment(name=name, model=target.model, ref=target.text, alias=target.alias, target="local", host=host,
                      port=port, follow=follow_seconds if follow else 0.0,
                      alias_version=version if target.alias else None, active_version=version, state=STARTING,
                      desired="running", admin_token=secrets.token_urlsafe(32), log_path=str(log_path(ws, name)),
-                     created=existing.created if existing is not None else now, updated=now)
+                     options=json.dumps(monitoring), created=existing.created if existing is not None else now, updated=now)
     if dry_run:
         dep.admin_token = None
         return DeployResult("planned", dep, version, plan=plan)
@@ -213,6 +215,16 @@ def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, 
                  detail=f"serving on {dep.url}; {ref.origin or 'smoke-tested by the server'}")
     return DeployResult("started", get(ws, name), version, detail=ref.origin, plan=plan,
                         verified=ref.kind == "aidevops" and bool(ref.rows))
+
+
+def _monitoring_options(ws: Workspace, model: str) -> dict[str, Any]:
+    """The pipeline that produced `model` and its `monitor:` section: the rules the server's monitor applies."""
+    from ..pipeline.spec import spec_for_model  # noqa: PLC0415
+
+    spec = spec_for_model(ws.root, model)
+    if spec is None:
+        return {"pipeline": None, "monitor": None}
+    return {"pipeline": spec.name, "monitor": spec.monitor}
 
 
 def _reusable_port(host: str, port: int) -> int:
@@ -465,6 +477,23 @@ def status(ws: Workspace | None, name: str) -> dict[str, Any]:
         except DeploymentError as exc:
             out["error"] = str(exc)
     return out
+
+
+def monitor_summary(ws: Workspace | None, name: str, *, refresh: bool = True) -> dict[str, Any]:
+    """The live monitor of a running local deployment (GET /monitor; refresh: computed now) plus its alert events."""
+    from ..monitoring.alertstore import AlertStore  # noqa: PLC0415
+
+    store = _store(ws)
+    dep = get(store.workspace, name)
+    if dep.target != "local" or dep.state not in LIVE_STATES:
+        raise ConfigError(f"Deployment '{name}' is not running here (state: {dep.state}); start it with "
+                          f"`aidevops deploy {dep.ref} --name {name}`.")
+    status, answer = AdminClient(dep, timeout=60.0).request("GET", "/monitor" + ("?refresh=1" if refresh else ""))
+    if status != 200 or not isinstance(answer, dict):
+        problem = answer.get("error") if isinstance(answer, dict) else str(answer)[:300]
+        raise DeploymentError(f"The server of '{name}' answered {status} to /monitor: {problem}")
+    answer["events"] = AlertStore(store.workspace.deploy_db).events(name, limit=50)
+    return answer
 
 
 # --------------------------------------------------------------------------- checks a user (or notebook) runs

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..errors import AidevopsError
 from ..workspace import Workspace
+from .autoretrain import RetrainTrigger
 from .local import CHILD_MODULE, AdminClient, DeploymentError, pid_alive
 from .store import FAILED, RESTARTING, RUNNING, STARTING, STOPPED, Deployment, DeployStore
 
@@ -53,6 +54,7 @@ class Supervisor:
         self.child: subprocess.Popen | None = None
         self.seen_events: set[tuple[float, str]] = set()
         self.warming: set[str] = set()
+        self.retrain = RetrainTrigger(ws, name)
         watch = os.environ.get("AIDEVOPS_DEPLOY_WATCH_PID", "")
         self.watch_pid = int(watch) if watch.isdigit() else None
 
@@ -83,6 +85,7 @@ class Supervisor:
             log.exception("supervisor failed")
             final, error = FAILED, f"The supervisor of '{self.name}' failed: {type(exc).__name__}: {exc}"
         finally:
+            self.retrain.stop()
             self.stop_child()
             sock.close()
             if self.ws.deploy_db.exists() and self.store.get(self.name) is not None:
@@ -190,6 +193,7 @@ class Supervisor:
                     self.stopping.set()
                     return
                 self.sync()
+                self.retrain.poll()
 
     def wanted(self) -> bool:
         """False when the workspace is gone, the deployment was removed or marked stopped, or the process

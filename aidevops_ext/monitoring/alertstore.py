@@ -150,8 +150,14 @@ class AlertStore:
 
     def event(self, event_id: int) -> dict | None:
         """One alert event by id."""
-        found = [e for e in self.events(after_id=int(event_id) - 1, limit=1) if e["id"] == int(event_id)]
-        return found[0] if found else None
+        if not self.path.is_file():
+            return None
+        conn = _connect(self.path)
+        try:
+            row = conn.execute("SELECT * FROM alert_events WHERE id = ?", (int(event_id),)).fetchone()
+        finally:
+            conn.close()
+        return dict(row, features=json.loads(row["features"])) if row is not None else None
 
     def claim(self, event_id: int, by: str) -> bool:
         """Mark a fired event as taken up by `by`; False when someone else already took it (atomic)."""

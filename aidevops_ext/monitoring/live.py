@@ -75,3 +75,36 @@ def summarize_window(
         "snapshot": snapshot,
         "notes": notes,
     }
+
+
+def quality_series(
+    *,
+    prediction_ids: Sequence[str],
+    predictions: Sequence[Any],
+    prediction_ts: Any,
+    feedback: Sequence[tuple[str, Any, float]],
+    task: str,
+    last: int = 100,
+    points: int = 40,
+    min_labels: int = 30,
+    confidence: float = 0.95,
+) -> list[dict]:
+    """Live quality over time: the window of the `last` labelled rows, as of `points` evenly spaced moments.
+
+    Each point is a quality_window result (accuracy with its Wilson interval, or MAE/RMSE) plus `at`;
+    for the live accuracy curve of the monitor notebook and the Monitor panel.
+    """
+    ts = np.asarray(prediction_ts, dtype=np.float64)
+    if not len(ts) or task not in ("classification", "regression"):
+        return []
+    joined = join_feedback({"request_id": list(prediction_ids), "timestamp": ts, "prediction": list(predictions)},
+                           {"request_id": [f[0] for f in feedback], "label": [f[1] for f in feedback],
+                            "label_timestamp": [f[2] for f in feedback]})
+    stamps = [f[2] for f in feedback]
+    end = max(float(ts.max()), max(stamps) if stamps else float(ts.max()))
+    start = float(ts.min())
+    out = []
+    for at in np.linspace(start, end, max(2, int(points))):
+        q = quality_window(joined, task, last=last, now=float(at), min_labels=min_labels, confidence=confidence)
+        out.append({**q, "at": float(at)})
+    return out

@@ -86,6 +86,26 @@ def resolve_spec_path(pipeline: str | None, root: Path) -> Path:
     raise ConfigError(f"pipeline spec '{pipeline or 'default'}' not found ({hint}); pass a name or a path to a YAML file.")
 
 
+def spec_for_model(root: Path, model: str) -> PipelineSpec | None:
+    """The pipeline of workspace `root` that registers `model` (default.yaml first, then by name), if any.
+
+    Deployments and retraining use it: the monitor rules of a deployed model, and the pipeline that
+    retrains it, are those of the pipeline that produced it. Specs that do not load are passed over.
+    """
+    folder = Path(root) / "pipelines"
+    if not folder.is_dir():
+        return None
+    paths = sorted(folder.glob("*.y*ml"), key=lambda p: (p.stem != "default", p.name))
+    for path in paths:
+        try:
+            spec = load_spec(path, root)
+        except ConfigError:
+            continue
+        if spec.model == model:
+            return spec
+    return None
+
+
 def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
     """Read and validate a pipeline spec; notebook paths resolve against the workspace `root`."""
     path = Path(path)

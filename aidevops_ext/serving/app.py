@@ -139,10 +139,13 @@ def _too_large(size: int, limit: int) -> str:
             "(or raise the server's max body size).")
 
 
-async def _respond(send: Any, status: int, body: bytes, rid: str | None, content_type: bytes = JSON_TYPE) -> None:
+async def _respond(send: Any, status: int, body: bytes, rid: str | None, content_type: bytes = JSON_TYPE,
+                   version: str | None = None) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if rid is not None:
         headers.append((b"x-request-id", rid.encode()))
+    if version is not None:  # which version answered: with a canary, clients and simulators can tell
+        headers.append((b"x-model-version", version.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -191,7 +194,7 @@ class Invocations:
             log.exception("invocations failed")
             error = RequestError("Internal error while predicting; see the server log.", 500, "INTERNAL_ERROR")
             status, out = 500, mlflow_proto.error_body(error)
-        await _respond(send, status, out, rid)
+        await _respond(send, status, out, rid, version=model.version)
         server.record(model, "mlflow", status, start, rid, data, preds, error)
 
 
@@ -242,7 +245,7 @@ class Infer:
             log.exception("infer failed")
             error = RequestError("Internal error while predicting; see the server log.", 500)
             status, out = 500, oip.error_body(error.message)
-        await _respond(send, status, out, rid)
+        await _respond(send, status, out, rid, version=model.version)
         server.record(model, "oip", status, start, rid, data, preds, error)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import ConfigError
 
 ADMIN_TOKEN_ENV = "AIDEVOPS_SERVING_ADMIN_TOKEN"
+MONITOR_SECONDS_ENV = "AIDEVOPS_MONITOR_SECONDS"  # how often the live monitor refreshes (0 disables)
 MB = 1024 * 1024
 
 
@@ -55,4 +56,10 @@ class ServingConfig:
     def from_env(cls, **overrides: Any) -> "ServingConfig":
         """Defaults, the admin token from AIDEVOPS_SERVING_ADMIN_TOKEN, then explicit overrides (None = keep)."""
         base = cls(admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)
+        raw = os.environ.get(MONITOR_SECONDS_ENV, "").strip()
+        if raw:
+            try:
+                base = replace(base, monitor_seconds=float(raw))
+            except ValueError:
+                raise ConfigError(f"{MONITOR_SECONDS_ENV}={raw!r} is not a number of seconds; unset it or give e.g. 5.") from None
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})

@@ -382,3 +382,63 @@ def load_split(folder: str | os.PathLike) -> Split:
                 f"{p} is not a readable .npy array without pickle ({reason}); recreate the split."
             ) from None
     return Split(**arrays)
+
+
+# --------------------------------------------------------------------------- extra training rows
+
+
+def save_rows(X: np.ndarray, y: np.ndarray, folder: str | os.PathLike) -> Path:
+    """Write labelled rows (e.g. live traffic with its feedback labels) to `<folder>/<content hash>.npz`.
+
+    The file name is the hash of the contents, so a pipeline param naming the file changes (and the
+    step cache misses) exactly when the rows do.
+    """
+    import hashlib  # noqa: PLC0415
+    import io  # noqa: PLC0415
+
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    y = np.asarray(y)
+    if y.dtype.kind == "O":
+        y = y.astype(str)
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise DataError(f"rows must be a 2-D X with one label per row, got X {X.shape} and y {y.shape}.")
+    buf = io.BytesIO()
+    np.savez(buf, X=X, y=y)
+    payload = buf.getvalue()
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"rows-{hashlib.sha256(payload).hexdigest()[:16]}.npz"
+    if not path.is_file():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(payload)
+        os.replace(tmp, path)
+    return path
+
+
+def add_training_rows(split: Split, path: str | os.PathLike) -> tuple[Split, int]:
+    """The split with the labelled rows of an `.npz` (X, y; written by save_rows) appended to its training part."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"extra training rows {p} do not exist; pass the .npz that `aidevops retrain` wrote, or none.")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            X, y = f["X"], f["y"]
+    except (ValueError, OSError, KeyError, EOFError) as exc:
+        raise DataError(f"{p} is not an .npz with arrays X and y ({type(exc).__name__}); write it with data.save_rows.") from None
+    if X.ndim != 2 or X.shape[1] != split.X_train.shape[1] or len(y) != len(X):
+        raise DataError(f"{p} holds X {X.shape} and y {y.shape}, but the dataset has {split.X_train.shape[1]} features; "
+                        "the extra rows must come from traffic to a model of this dataset.")
+    kind = split.y_train.dtype.kind
+    try:
+        y = y.astype(split.y_train.dtype) if kind in "iuf" else y.astype(split.y_train.dtype, copy=False)
+    except (ValueError, TypeError):
+        raise DataError(f"the labels in {p} do not convert to the dataset's label type ({split.y_train.dtype}).") from None
+    if kind in "iu":
+        known = np.unique(split.y_train)
+        unknown = np.setdiff1d(np.unique(y), known)
+        if len(unknown):
+            raise DataError(f"{p} has labels {unknown[:5].tolist()} the training data never has; check the feedback labels.")
+    X = X.astype(split.X_train.dtype, copy=False)
+    out = Split(np.concatenate([split.X_train, X]), np.concatenate([split.y_train, y]), split.X_val, split.y_val,
+                split.X_test, split.y_test)
+    return out, int(len(X))

@@ -26,9 +26,23 @@ def _spec(tmp_path: Path, text: str):
 def test_repo_specs_load_in_order():
     for name in ("default", "ci", "regression"):
         spec = load_spec(resolve_spec_path(name, REPO), REPO)
-        deploy = () if name == "ci" else ("deploy",)  # ci.yaml registers but serves nothing (kept fast, no server)
-        assert spec.order == ("prepare", "train", "evaluate", "register", *deploy)
+        serve = {"ci": (), "regression": ("deploy",), "default": ("deploy", "monitor")}[name]  # ci.yaml serves nothing
+        assert spec.order == ("prepare", "train", "evaluate", "register", *serve)
         assert spec.gate, f"{name} has no gate section"
+        assert spec.monitor["rules"], f"{name} has no monitor rules"
+
+
+@pytest.mark.parametrize("monitor,message", [
+    ("{rules: [{name: d, metric: psy, op: '>', threshold: 0.25, any_feature: true}]}", "metric 'psy' is not known; did you mean 'psi'?"),
+    ("{rules: [{name: d, metric: psi, op: '>', threshold: 0.25}]}", "set exactly one of `any_feature: true` or `feature: NAME`"),
+    ("{window: 100, min_rows: 200}", "window (100 rows) is below min_rows (200)"),
+    ("{rules: [{name: e, metric: error_rate, op: '>', threshold: 0.01, action: page}]}", "action 'page' is not valid"),
+    ("[1, 2]", "monitor: must be a mapping"),
+])
+def test_a_bad_monitor_section_fails_when_the_spec_loads(tmp_path, monitor, message):
+    with pytest.raises(ConfigError) as err:
+        _spec(tmp_path, f"name: p\nmonitor: {monitor}\nsteps:\n  a: {{notebook: nb/a.ipynb}}\n")
+    assert str(err.value).startswith("p.yaml: ") and message in str(err.value)
 
 
 def test_topological_order_respects_needs_and_file_order():

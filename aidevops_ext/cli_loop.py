@@ -1,0 +1,194 @@
+"""CLI commands of the monitoring loop: `monitor`, `simulate`, `retrain`, `retrains` (printing only; the work
+is in serving/monitor.py, traffic.py and loop.py). Registered on the `aidevops` group by cli.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+
+from .errors import ConfigError
+
+
+def _workspace():
+    from .workspace import Workspace
+
+    return Workspace.discover()
+
+
+def _running(ws, name: str):
+    from .deploy import manager
+
+    dep = manager.get(ws, name)
+    if dep.target != "local" or not dep.url or dep.state not in ("running", "restarting", "starting"):
+        raise ConfigError(f"deployment '{name}' is not running here (state: {dep.state}); start it with "
+                          f"`aidevops deploy {dep.ref} --name {name}`.")
+    return dep
+
+
+def _fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def render_summary(s: dict, events: list[dict]) -> str:
+    """The terminal view of one monitor summary."""
+    lines = [f"{s.get('deployment') or s.get('model')} · {s.get('model')} v{s.get('version')} · window {s.get('window')} "
+             f"({s.get('logged_rows', 0)} rows; {s.get('completed_windows', 0)} complete windows of {s.get('window_rows')})"]
+    req = s.get("requests") or {}
+    lines.append(f"requests {req.get('requests', 0)} · errors {_fmt(req.get('error_rate'), 4)} · latency p50 "
+                 f"{_fmt(req.get('latency_p50_ms'), 2)} ms p99 {_fmt(req.get('latency_p99_ms'), 2)} ms")
+    q = s.get("quality") or {}
+    if q:
+        if q.get("metric") == "accuracy":
+            lines.append(f"live accuracy {_fmt(q.get('accuracy'))} [{_fmt(q.get('accuracy_lower'))}, {_fmt(q.get('accuracy_upper'))}]"
+                         f" over {q.get('labelled', 0)} labelled rows ({q.get('status')})")
+        else:
+            lines.append(f"live MAE {_fmt(q.get('mae'))} RMSE {_fmt(q.get('rmse'))} over {q.get('labelled', 0)} labelled rows")
+    d = s.get("drift") or {}
+    if d:
+        feats = sorted(d.get("features", []), key=lambda f: -(f.get("psi") or 0))
+        lines.append(f"drift: {d.get('status')}; {len(d.get('drifted', []))} of {len(feats)} features drifted"
+                     + (f" ({', '.join(d['drifted'][:8])}{' …' if len(d['drifted']) > 8 else ''})" if d.get("drifted") else ""))
+        if d.get("status") == "ok":
+            lines.append("  feature            PSI     KS      p-value   W/std   drifted")
+            for f in feats[:8]:
+                lines.append(f"  {f['name'][:16]:<16} {_fmt(f.get('psi')):>7} {_fmt(f.get('ks_statistic')):>7} "
+                             f"{_fmt(f.get('ks_pvalue'), 4):>9} {_fmt(f.get('wasserstein_std')):>7}   {'yes' if f.get('drifted') else ''}")
+    p = s.get("prediction_drift") or {}
+    if p:
+        lines.append(f"prediction drift: PSI {_fmt(p.get('psi'))}, p {_fmt(p.get('pvalue'), 4)} ({p.get('status')})")
+    alerts = s.get("alerts") or []
+    if alerts:
+        lines.append("alerts:")
+        for a in alerts:
+            since = time.strftime("%H:%M:%S", time.localtime(a["since"])) if a.get("since") else "–"
+            where = f" on {', '.join(a['features'][:5])}" if a.get("features") else ""
+            lines.append(f"  {a['rule']:<18} {a['state']:<9} since {since}  {a['metric']} {_fmt(a.get('value'))} "
+                         f"{a['op']} {a['threshold']:g}{where}" + ("  → retrain" if a.get("action") == "retrain" else ""))
+    for e in events[-5:]:
+        when = time.strftime("%H:%M:%S", time.localtime(e["at"]))
+        handled = f" ({e['handled_by']})" if e.get("handled_by") else ""
+        lines.append(f"  #{e['id']} {when} {e['event']}: {e['message']}{handled}")
+    for note in s.get("notes") or []:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--once", is_flag=True, help="Print one snapshot and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the snapshot as JSON (with --once).")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between refreshes of the live view.")
+def monitor(name, once, as_json, interval) -> None:
+    """Drift, live accuracy, latency and alerts of a running deployment (live; --once --json for one snapshot)."""
+    from .deploy import manager
+
+    ws = _workspace()
+    if not interval > 0:
+        raise ConfigError("--interval must be a positive number of seconds.")
+    while True:
+        summary = manager.monitor_summary(ws, name, refresh=True)
+        events = summary.get("events") or []
+        if once and as_json:
+            click.echo(json.dumps(summary, indent=1, default=str))
+            return
+        text = render_summary(summary, events)
+        if once:
+            click.echo(text)
+            return
+        click.clear()
+        click.echo(text + f"\n\n(refreshing every {interval:g} s; Ctrl-C to stop)")
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return
+
+
+@click.command()
+@click.argument("name")
+@click.option("--rate", type=float, default=20.0, show_default=True, help="Requests per second.")
+@click.option("--duration", type=float, default=30.0, show_default=True, help="Seconds to run.")
+@click.option("--drift", type=float, default=0.0, show_default=True, help="Shift the rows by this many standard deviations.")
+@click.option("--drift-after", type=float, default=0.0, show_default=True, help="Seconds of normal traffic before the shift.")
+@click.option("--drift-features", default=None, metavar="I,J,...", help="Shift only these feature indices (default: all).")
+@click.option("--feedback", type=float, default=0.0, show_default=True, help="Share of requests whose true label is posted.")
+@click.option("--batch", type=int, default=1, show_default=True, help="Rows per request.")
+@click.option("--data", "source", default=None, help="Replay this dataset (name or file) instead of the model's test split.")
+@click.option("--target", default=None, help="Target column of --data (files).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def simulate(name, rate, duration, drift, drift_after, drift_features, feedback, batch, source, target, seed, as_json) -> None:
+    """Replay test rows against a deployment at a steady rate, optionally drifted, posting feedback for a share."""
+    from . import traffic
+
+    ws = _workspace()
+    dep = _running(ws, name)
+    features = None
+    if drift_features:
+        try:
+            features = [int(v) for v in drift_features.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--drift-features takes feature indices like 0,3,5, got {drift_features!r}.") from None
+    rows = traffic.rows_from_dataset(source, target) if source else traffic.rows_for_model(ws.root, dep.model)
+    if features is not None and (not features or min(features) < 0 or max(features) >= rows.X.shape[1]):
+        raise ConfigError(f"--drift-features must be indices between 0 and {rows.X.shape[1] - 1}.")
+    if not as_json:
+        click.echo(f"sending {rate:g} req/s for {duration:g} s to {dep.url} ({rows.source})", err=True)
+    result = traffic.simulate(dep.url, rows, rate=rate, duration=duration, drift=drift, drift_features=features,
+                              drift_after=drift_after, feedback=feedback, batch=batch, seed=seed)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=1))
+    else:
+        click.echo(f"sent {result.sent} ({result.ok} ok, {result.failed} failed, {result.drifted} drifted) in "
+                   f"{result.duration_s:.1f} s; feedback {result.feedback_sent}; latency p50 "
+                   f"{_fmt(result.latency_ms_p50, 2)} ms p99 {_fmt(result.latency_ms_p99, 2)} ms")
+        for e in result.errors:
+            click.echo(f"  failed: {e}", err=True)
+    if result.failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--alert", "alert_id", type=int, default=None, help="The alert event this retraining answers (the supervisor sets it).")
+@click.option("--rows", type=int, default=5000, show_default=True, help="Newest labelled live rows to add to the training data.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def retrain(name, alert_id, rows, as_json) -> None:
+    """Retrain a deployment's model on its labelled live traffic plus the original data; switch if the gate passes."""
+    from . import loop
+
+    result = loop.retrain(_workspace(), name, alert_event_id=alert_id, rows=rows,
+                          echo=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(result.to_dict(), indent=1) if as_json else loop.retrain_exit_message(result))
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("-n", "--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def retrains(name, limit, as_json) -> None:
+    """The retraining chain: alert → pipeline run → model version → deployment change."""
+    from . import loop
+
+    rows = loop.retrainings(_workspace(), name, limit=limit)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=1))
+        return
+    if not rows:
+        click.echo("no retrainings yet")
+        return
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))
+        cause = f"alert #{r.alert_event_id} ({r.rule})" if r.alert_event_id is not None else r.trigger
+        click.echo(f"#{r.id} {when} {r.deployment}: {cause} → run {r.pipeline_run_id or '–'} → "
+                   f"v{r.version or '–'} (gate {'passed' if r.gate_passed else 'failed' if r.gate_passed is False else '–'})"
+                   f" → {r.status}: {r.message}")
+
+
+COMMANDS = (monitor, simulate, retrain, retrains)

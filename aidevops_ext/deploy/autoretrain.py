@@ -1,0 +1,86 @@
+"""Automatic retraining: the supervisor's watch for fired alerts whose rule says `action: retrain`.
+
+The model server evaluates the rules and records the events (it must not run pipelines: papermill stays
+out of its process); the supervisor sees a new unhandled `retrain` event and starts
+`aidevops retrain NAME --alert ID` as a separate process (output to the deployment's log), one at a
+time per deployment and at most once per cooldown (AIDEVOPS_RETRAIN_COOLDOWN seconds, default 300).
+Events that arrive while a retraining runs or during the cooldown are marked skipped, with the reason,
+so the history says why they led nowhere. The chain itself is recorded by `loop.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+
+from ..monitoring.alertstore import AlertStore
+from ..workspace import Workspace
+
+log = logging.getLogger("aidevops.deploy")
+
+CHECK_SECONDS = 2.0
+RECENT_SECONDS = 600.0  # alerts older than this when the supervisor starts are history, not a call to act
+
+
+class RetrainTrigger:
+    """Polled from the supervisor's loop; owns at most one `aidevops retrain` child process."""
+
+    def __init__(self, ws: Workspace, name: str, cooldown: float | None = None) -> None:
+        from ..loop import env_cooldown  # noqa: PLC0415 - a light module; nothing of the pipeline is imported
+
+        self.ws = ws
+        self.name = name
+        self.cooldown = env_cooldown() if cooldown is None else cooldown
+        self.alerts = AlertStore(ws.deploy_db)
+        self.child: subprocess.Popen | None = None
+        self.started_at = -float("inf")
+        self.since = time.time() - RECENT_SECONDS
+        self.next_check = 0.0
+
+    def poll(self) -> None:
+        """Start a retraining for a new retrain alert, if one is due; cheap when there is nothing to do."""
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + CHECK_SECONDS
+        if self.child is not None and self.child.poll() is not None:
+            log.warning("retraining of %r finished (exit %s)", self.name, self.child.returncode)
+            self.child = None
+        try:
+            events = [e for e in self.alerts.events(self.name, action="retrain", unhandled=True) if e["at"] >= self.since]
+        except Exception:  # noqa: BLE001 - a locked db: next time
+            return
+        for event in events:
+            busy = self.child is not None
+            cooling = now - self.started_at < self.cooldown
+            if busy or cooling:
+                why = "a retraining is running" if busy else f"within the {self.cooldown:.0f} s retraining cooldown"
+                self.alerts.claim(event["id"], f"skipped: {why}")
+                continue
+            self.start(event)
+
+    def start(self, event: dict) -> None:
+        from .local import log_path  # noqa: PLC0415
+
+        cmd = [sys.executable, "-m", "aidevops_ext.cli", "retrain", self.name, "--alert", str(event["id"])]
+        env = dict(os.environ, AIDEVOPS_HOME=str(self.ws.root))
+        with open(log_path(self.ws, self.name), "ab") as out, open(os.devnull, "rb") as devnull:
+            self.child = subprocess.Popen(cmd, cwd=str(self.ws.root), env=env, stdin=devnull, stdout=out, stderr=out)
+        self.started_at = time.monotonic()
+        log.warning("alert #%s (%s) fired with action retrain: started `aidevops retrain %s` (pid %s)",
+                    event["id"], event["rule"], self.name, self.child.pid)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End a running retraining (the deployment is going away: a switch at its end would fail anyway)."""
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(5)

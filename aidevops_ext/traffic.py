@@ -1,0 +1,217 @@
+"""A traffic simulator: replay a model's test rows against a deployment at a steady rate, optionally shifted
+(drift) from some moment on, and post ground-truth labels for a share of the requests (feedback).
+
+Used by `aidevops simulate`, the monitor notebook and the closed-loop tests. Requests go over plain
+HTTP/1.1 keep-alive connections (one per worker thread) to the server's MLflow route; every request
+carries its own X-Request-ID so its feedback can name it. A failed request (connection error, non-2xx)
+is counted and its first messages kept: the zero-downtime tests read `failed`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .errors import ConfigError, DataError
+
+MAX_RATE = 5000.0
+
+
+@dataclass
+class TrafficResult:
+    """What a simulation sent and how it went."""
+
+    url: str
+    sent: int = 0
+    ok: int = 0
+    failed: int = 0
+    drifted: int = 0  # requests whose rows were shifted
+    feedback_sent: int = 0
+    feedback_failed: int = 0
+    duration_s: float = 0.0
+    latency_ms_p50: float | None = None
+    latency_ms_p99: float | None = None
+    errors: list[str] = field(default_factory=list)  # the first few failures, for the message
+    versions: dict[str, int] = field(default_factory=dict)  # answered requests by model version
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReplayRows:
+    """Rows to replay with their true labels."""
+
+    X: np.ndarray
+    y: np.ndarray | None
+    source: str
+
+
+def rows_for_model(root: Path, model: str) -> ReplayRows:
+    """The test split of the pipeline that registers `model` (same dataset, fractions and seed), else an error."""
+    from .pipeline.spec import spec_for_model  # noqa: PLC0415
+    from .trainer import data  # noqa: PLC0415
+
+    spec = spec_for_model(Path(root), model)
+    if spec is None:
+        raise ConfigError(f"no pipeline in {Path(root) / 'pipelines'} registers '{model}', so there are no rows to "
+                          "replay; pass --data with a dataset name or a CSV/Parquet file.")
+    p = spec.params
+    ds = data.load_dataset(str(p.get("dataset", "digits")), target=p.get("target"))
+    split = data.train_val_test_split(ds.X, ds.y, val_fraction=float(p.get("val_fraction", 0.1)),
+                                      test_fraction=float(p.get("test_fraction", 0.2)), seed=int(p.get("seed", 0)))
+    return ReplayRows(split.X_test, split.y_test, f"test split of {ds.name} (pipeline {spec.name})")
+
+
+def rows_from_dataset(source: str, target: str | None = None) -> ReplayRows:
+    """Every row of a dataset (built-in name or file) with its labels."""
+    from .trainer import data  # noqa: PLC0415
+
+    ds = data.load_dataset(source, target=target)
+    return ReplayRows(ds.X, ds.y, ds.name)
+
+
+def _check(rate: Any, duration: Any, drift: Any, feedback: Any, drift_after: Any, batch: Any) -> None:
+    def number(name: str, v: Any, lo: float, hi: float, hint: str) -> None:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+            raise ConfigError(f"{name} must be {hint}, got {v!r}.")
+
+    number("--rate", rate, 0.01, MAX_RATE, f"requests per second between 0.01 and {MAX_RATE:g}")
+    number("--duration", duration, 0.0, 7 * 86400, "seconds between 0 and a week")
+    number("--drift", drift, -1000.0, 1000.0, "a shift in standard deviations (e.g. 1.5)")
+    number("--feedback", feedback, 0.0, 1.0, "the share of requests labelled, between 0 and 1")
+    number("--drift-after", drift_after, 0.0, 7 * 86400, "seconds (>= 0)")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
+        raise ConfigError(f"--batch must be an integer between 1 and 1000 rows per request, got {batch!r}.")
+
+
+def shift_for(X: np.ndarray, drift: float, features: Sequence[int] | None = None) -> np.ndarray:
+    """The per-feature offset that moves each chosen feature by `drift` of its standard deviations."""
+    std = np.nanstd(np.asarray(X, dtype=np.float64), axis=0)
+    shift = drift * np.where(std > 0, std, 0.0)
+    if features is not None:
+        keep = np.zeros(X.shape[1], bool)
+        keep[list(features)] = True
+        shift = np.where(keep, shift, 0.0)
+    return shift.astype(np.float32)
+
+
+def simulate(url: str, rows: ReplayRows, *, rate: float, duration: float, drift: float = 0.0,
+             drift_features: Sequence[int] | None = None, drift_after: float = 0.0, feedback: float = 0.0,
+             batch: int = 1, seed: int = 0, stop: threading.Event | None = None,
+             progress: Callable[[TrafficResult], None] | None = None) -> TrafficResult:
+    """Send `rate` requests per second for `duration` seconds to the server at `url`; see the module docstring."""
+    _check(rate, duration, drift, feedback, drift_after, batch)
+    X = np.asarray(rows.X, dtype=np.float32)
+    if X.ndim != 2 or not len(X):
+        raise DataError("there are no rows to replay; give a dataset with at least one row.")
+    if feedback and rows.y is None:
+        raise ConfigError("--feedback needs true labels, and these rows have none; drop --feedback or use a labelled dataset.")
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or not parts.port:
+        raise ConfigError(f"{url!r} is not a server address like http://127.0.0.1:8080.")
+    shift = shift_for(X, drift, drift_features) if drift else None
+    result = TrafficResult(url=url)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    stop = stop or threading.Event()
+    workers = max(1, min(16, math.ceil(rate / 250)))
+    t0 = time.monotonic()
+    total = int(round(rate * duration))
+
+    def work(w: int) -> None:
+        rng = np.random.default_rng(seed * 1009 + w)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        i = w
+        try:
+            while i < total and not stop.is_set():
+                due = t0 + i / rate
+                wait = due - time.monotonic()
+                if wait > 0 and stop.wait(wait):
+                    break
+                idx = rng.integers(0, len(X), size=batch)
+                chunk = X[idx]
+                shifted = shift is not None and time.monotonic() - t0 >= drift_after
+                if shifted:
+                    chunk = chunk + shift
+                rid = f"sim-{seed}-{w}-{i}"
+                body = json.dumps({"inputs": chunk.tolist()})
+                start = time.perf_counter()
+                status, answer, version = _post(conn, parts, "/invocations", body, rid)
+                elapsed = (time.perf_counter() - start) * 1000
+                with lock:
+                    result.sent += 1
+                    result.drifted += int(shifted)
+                    if status == 200:
+                        result.ok += 1
+                        latencies.append(elapsed)
+                        if version:
+                            result.versions[version] = result.versions.get(version, 0) + 1
+                    else:
+                        result.failed += 1
+                        if len(result.errors) < 5:
+                            result.errors.append(f"{status}: {answer[:200]}")
+                if status == 200 and feedback and rng.random() < feedback:
+                    labels = [_jsonable(v) for v in np.asarray(rows.y)[idx]]
+                    fb, _, _ = _post(conn, parts, "/feedback", json.dumps({"request_id": rid, "labels": labels}), None)
+                    with lock:
+                        if fb == 200:
+                            result.feedback_sent += 1
+                        else:
+                            result.feedback_failed += 1
+                i += workers
+                if progress is not None and w == 0 and i % (workers * 50) == 0:
+                    progress(result)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=work, args=(w,), name=f"aidevops-traffic-{w}", daemon=True) for w in range(workers)]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.2)
+    except KeyboardInterrupt:
+        stop.set()
+        for t in threads:
+            t.join()
+    result.duration_s = time.monotonic() - t0
+    if latencies:
+        result.latency_ms_p50, result.latency_ms_p99 = (float(v) for v in np.percentile(latencies, [50, 99]))
+    return result
+
+
+def _post(conn: http.client.HTTPConnection, parts: Any, path: str, body: str, rid: str | None) -> tuple[int, str, str | None]:
+    """(status, body text, model version) of one POST; connection failures are status 0 (retried once on a stale socket)."""
+    headers = {"Content-Type": "application/json"}
+    if rid:
+        headers["X-Request-ID"] = rid
+    for attempt in (0, 1):
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", "replace")
+            return resp.status, text, resp.getheader("X-Model-Version")
+        except (ConnectionError, http.client.HTTPException, OSError) as exc:
+            conn.close()
+            # A keep-alive socket the server closed while idle fails on first use: one fresh try. The request
+            # was never processed, so retrying is safe; a second failure is a real one.
+            if attempt == 1 or not isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+                return 0, f"{type(exc).__name__}: {exc}", None
+    return 0, "unreachable", None
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
