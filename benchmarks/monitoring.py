@@ -8,6 +8,10 @@ so the report has something to find. Timed: `feature_drift(window, profile)`, th
 (validation, sorting, every statistic, the report objects), median of --repeats after one warm-up run.
 Target: <= 1 s for 1,000,000 x 50.
 
+Server throughput: the model server's single-row requests/s with the request log, the live monitor
+(refreshing every second) and a Prometheus-like /metrics scrape every second, against the same server
+with all of them off, side by side in one run (wrk, as in benchmarks/serving.py). Target: >= 0.9x.
+
 Peer: Evidently's DataDriftPreset on the same reference rows and window, timed around `Report.run`.
 Evidently is never installed into this environment (it pins its own versions): if it is not importable
 here, it is installed into an isolated venv under benchmarks/.peers/evidently and run there in a
@@ -160,6 +164,96 @@ def run_peer(ref: np.ndarray, cur: np.ndarray, repeats: int, timeout: float) -> 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# --------------------------------------------------------------------------- server throughput
+
+
+def server_throughput(seconds: int, rounds: int) -> None:
+    """Single-row req/s of the model server with the request log, the live monitor (1 s refresh) and a 1 s
+    /metrics scrape on, against the same server with all three off; same model, same run, alternating order."""
+    import shutil
+    import socket
+    import threading
+    import urllib.request
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from serving import LUA, ensure_wrk, run_wrk  # the serving benchmark's wrk driver
+
+    from aidevops_ext import trainer
+    from aidevops_ext.monitoring.profile import build_profile
+    from aidevops_ext.trainer import data
+
+    wrk = ensure_wrk()
+    scratch = Path(tempfile.mkdtemp(prefix="aidevops-bench-monitoring-"))
+    ds = data.load_dataset("digits")
+    est = trainer.make_model("mlp", ds.task, hidden=[32], epochs=5, random_state=0, backend="numpy")
+    est.fit(ds.X, ds.y, progress=False)
+    model = trainer.save_model(est, scratch / "model.npz",
+                               profile=build_profile(ds.X, ds.feature_names, predictions=est.predict(ds.X)),
+                               metadata={"feature_names": list(ds.feature_names)})
+    (scratch / "single.json").write_text(json.dumps({"inputs": ds.X[:1].tolist()}))
+    lua = scratch / "post.lua"
+    lua.write_text(LUA)
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+
+    setups = {"on": ([], "1"), "off": (["--no-request-log"], "0")}
+    procs, ports = {}, {}
+    stop = threading.Event()
+    try:
+        for name, (flags, monitor) in setups.items():
+            ports[name] = free_port()
+            (scratch / name).mkdir()
+            env = {**os.environ, "AIDEVOPS_MONITOR_SECONDS": monitor, "OPENBLAS_NUM_THREADS": "1"}
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "aidevops_ext.serving", str(model), "--port", str(ports[name]), "--workspace",
+                 str(scratch / name), "--log-level", "warning", *flags], env=env, stdout=subprocess.DEVNULL,
+                stderr=open(scratch / f"{name}.log", "wb"))
+        for name, port in ports.items():
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or procs[name].poll() is not None:
+                        sys.exit(f"server '{name}' did not start: {(scratch / f'{name}.log').read_text()[-1000:]}")
+                    time.sleep(0.2)
+
+        def scrape() -> None:  # what Prometheus does to the monitored server
+            while not stop.wait(1.0):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{ports['on']}/metrics", timeout=5).read()
+                except OSError:
+                    pass
+
+        threading.Thread(target=scrape, daemon=True).start()
+        results: dict[str, list[float]] = {"on": [], "off": []}
+        for rnd in range(rounds):
+            for name in (("on", "off") if rnd % 2 == 0 else ("off", "on")):
+                r = run_wrk(wrk, ports[name], scratch / "single.json", lua, seconds)
+                if r["non2xx"]:
+                    sys.exit(f"server '{name}' answered {r['non2xx']} non-2xx responses")
+                results[name].append(r["rps"])
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['on']}/monitor", timeout=10) as resp:
+            summary = json.loads(resp.read())
+    finally:
+        stop.set()
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(15)
+    logged = summary.get("logged_rows")
+    on, off = statistics.median(results["on"]), statistics.median(results["off"])
+    ratio = on / off
+    print(f"  server single-row req/s, median of {rounds} x {seconds} s (wrk -t1 -c8): logging + monitor + scrape on "
+          f"{on:,.0f}, all off {off:,.0f}")
+    print(f"  ratio on / off: {ratio:.3f} (target >= 0.9: {'met' if ratio >= 0.9 else 'NOT met'}); the monitor's "
+          f"window held {logged} logged rows, drift status {(summary.get('drift') or {}).get('status')}")
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -175,6 +269,9 @@ def main() -> int:
     ap.add_argument("--peer-timeout", type=float, default=1800.0)
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    ap.add_argument("--no-server", action="store_true", help="skip the server throughput comparison")
+    ap.add_argument("--server-seconds", type=int, default=10, help="wrk seconds per server per round")
+    ap.add_argument("--server-rounds", type=int, default=3)
     ap.add_argument("--peer-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -203,8 +300,10 @@ def main() -> int:
     print(f"  flagged {len(found)} of {args.features} features; the {len(moved)} that moved: "
           f"{'all found, no others' if found == moved else f'found {found}'}")
 
-    # server throughput with logging and metrics on vs off: added with the server integration
-    print("  server throughput, logging and metrics on vs off: not yet measured (added with the server integration)")
+    if args.no_server:
+        print("  server throughput: skipped (--no-server)")
+    else:
+        server_throughput(args.server_seconds, args.server_rounds)
 
     if args.no_peer:
         print("  evidently: skipped (--no-peer)")

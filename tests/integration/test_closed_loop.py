@@ -1,0 +1,192 @@
+"""The closed loop end to end, all real: a pipeline registers a champion, it is deployed (supervised server on
+127.0.0.1), a real Prometheus scrapes it, drifted traffic with feedback makes the drift rule fire, the
+supervisor starts a retraining on the logged rows, the gate passes, the deployment switches — and not one
+request fails while all of that happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+PIPELINE = "loop"
+MODEL = "loop-digits"
+NAME = "loop"
+
+
+def _env(root: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")}
+    env.update(AIDEVOPS_HOME=str(root), MPLBACKEND="Agg", AIDEVOPS_MONITOR_SECONDS="1",
+               AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()))
+    return env
+
+
+def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=_env(root),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """The CI pipeline as `loop.yaml` (its own model; a gate that tolerates a small drop, since the retrained
+    model is judged on the original test split), run once, its champion deployed as `loop`."""
+    root = tmp_path_factory.mktemp("loop")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    shutil.copytree(REPO / "pipelines", root / "pipelines")
+    spec = yaml.safe_load((root / "pipelines" / "ci.yaml").read_text())
+    spec.update(name=PIPELINE, model=MODEL, experiment=PIPELINE)
+    spec["gate"]["accuracy"]["min_absolute_change"] = -0.05
+    (root / "pipelines" / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    out = aidevops(root, "run", PIPELINE)
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME)
+    assert out.returncode == 0, out.stderr[-3000:]
+    os.environ  # noqa: B018 - the supervisor watches this pytest process (AIDEVOPS_DEPLOY_WATCH_PID)
+    try:
+        yield root
+    finally:
+        aidevops(root, "undeploy", "--all", timeout=120)
+
+
+def deployment(root: Path) -> dict:
+    out = aidevops(root, "deployments", NAME, "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    return data[0] if isinstance(data, list) else data
+
+
+def _url(root: Path) -> str:
+    dep = deployment(root)
+    return dep.get("url") or dep["deployment"]["url"]
+
+
+def test_a_real_prometheus_scrapes_drift_and_latency_series(deployed, tmp_path):
+    from aidevops_ext import traffic
+
+    url = _url(deployed)
+    target = urllib.parse.urlsplit(url).netloc
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "aidevops", "static_configs": [{"targets": [target]}]}],
+    }))
+    prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
+    try:
+        rows = traffic.rows_for_model(deployed, MODEL)
+        sent = traffic.simulate(url, rows, rate=100, duration=2.5, feedback=1.0, seed=1)  # in distribution: no alert
+        assert sent.failed == 0 and sent.ok >= 240, sent.errors
+
+        def query(q: str) -> list:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(q)}", timeout=5) as r:
+                body = json.loads(r.read())
+            assert body["status"] == "success", body
+            return body["data"]["result"]
+
+        deadline = time.monotonic() + 60
+        psi = latency = accuracy = []
+        while time.monotonic() < deadline:
+            try:
+                psi = query(f'aidevops_drift_psi{{model="{MODEL}"}}')
+                latency = query(f'aidevops_request_latency_seconds_count{{model="{MODEL}",protocol="mlflow"}}')
+                accuracy = query(f'aidevops_live_accuracy{{model="{MODEL}"}}')
+            except OSError:
+                pass  # Prometheus still starting
+            if len(psi) == 64 and latency and accuracy:
+                break
+            time.sleep(1)
+        assert len(psi) == 64, f"one PSI series per digits pixel, got {len(psi)}: {(tmp_path / 'prometheus.log').read_text()[-2000:]}"
+        assert {s["metric"]["version"] for s in psi} == {"1"}
+        assert max(float(s["value"][1]) for s in psi) < 0.25, "in-distribution traffic shows no major drift"
+        assert float(latency[0]["value"][1]) >= sent.ok
+        assert 0.8 < float(accuracy[0]["value"][1]) <= 1.0
+    finally:
+        prom.terminate()
+        prom.wait(10)
+
+
+def test_drift_alert_retrains_and_switches_with_zero_failed_requests(deployed):
+    from aidevops_ext import loop, traffic
+    from aidevops_ext.monitoring.alertstore import AlertStore
+    from aidevops_ext.workspace import Workspace
+
+    ws = Workspace(deployed)
+    url = _url(deployed)
+    rows = traffic.rows_for_model(deployed, MODEL)
+    stop = threading.Event()
+    box: dict = {}
+
+    def send() -> None:
+        box["result"] = traffic.simulate(url, rows, rate=50, duration=600, drift=1.5, feedback=0.5, seed=2, stop=stop)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    done = None
+    try:
+        deadline = time.monotonic() + 420
+        while time.monotonic() < deadline and sender.is_alive():
+            found = [r for r in loop.retrainings(ws, NAME) if r.status != loop.RUNNING]
+            if found:
+                done = found[0]
+                break
+            time.sleep(2)
+        time.sleep(3)  # traffic keeps flowing across the switch and after it
+    finally:
+        stop.set()
+        sender.join(60)
+    log = Path(ws.state / "logs" / f"{NAME}.log")
+    tail = log.read_text()[-4000:] if log.is_file() else ""
+    assert done is not None, f"no retraining finished; deployment log:\n{tail}"
+    result = box["result"]
+    assert result.failed == 0, f"{result.failed} requests failed during the loop: {result.errors}"
+    assert result.ok > 500 and result.drifted == result.sent
+
+    # The chain: alert -> retraining -> pipeline run -> version -> deployment change.
+    assert done.status == loop.SWITCHED, f"{done}\n{tail}"
+    assert done.trigger == "alert" and done.rule == "feature-drift" and done.alert_event_id is not None
+    assert done.from_version == "1" and done.version == "2" and done.switched_to == "2" and done.gate_passed
+    assert done.live_rows and done.live_rows > 0
+    event = AlertStore(ws.deploy_db).event(done.alert_event_id)
+    assert event["event"] == "fired" and event["action"] == "retrain" and event["version"] == "1"
+    assert event["handled_by"] == f"retraining #{done.id}"
+    run = json.loads(aidevops(deployed, "show", done.pipeline_run_id, "--json").stdout)
+    assert run["status"] == "succeeded" and run["overrides"]["extra_data"] == done.extra_data
+    assert run["steps"]["prepare"]["status"] == "ran", "the live rows changed the training data"
+    assert set(result.versions) == {"1", "2"}, "answers came from the old version, then the new one"
+    dep = deployment(deployed)
+    assert (dep.get("active_version") or dep["deployment"]["active_version"]) == "2"
+    history = json.loads(aidevops(deployed, "deployments", NAME, "--history", "--json").stdout)
+    entries = history.get("history", history) if isinstance(history, dict) else history
+    assert any(h.get("to_version") == "2" and f"retraining #{done.id}" in h.get("reason", "") for h in entries), entries
+
+    models = {m["name"]: m for m in json.loads(aidevops(deployed, "models", "--json").stdout)}
+    versions = {v["version"]: v for v in models[MODEL]["versions"]}
+    assert "champion" in versions["2"]["aliases"]
+
+    chain = json.loads(aidevops(deployed, "retrains", NAME, "--json").stdout)
+    assert chain[-1]["id"] == done.id and chain[-1]["pipeline_run_id"] == done.pipeline_run_id
+    snap = aidevops(deployed, "monitor", NAME, "--once", "--json")
+    assert snap.returncode == 0, snap.stderr
+    summary = json.loads(snap.stdout)
+    assert summary["version"] == "2" and any(e["id"] == done.alert_event_id for e in summary["events"])
