@@ -1,0 +1,56 @@
+"""The loop's CLI commands on bad input: one sentence, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from aidevops_ext.deploy.store import Deployment, DeployStore
+from aidevops_ext.workspace import Workspace
+
+
+def cli(root, *args):
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    env["AIDEVOPS_HOME"] = str(root)
+    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    ws = Workspace(tmp_path).ensure()
+    DeployStore(ws).put(Deployment(name="gone", model="m", ref="m@champion", state="stopped", created=0.0, updated=0.0,
+                                   target="local", host="127.0.0.1", port=9, desired="stopped"))
+    return ws
+
+
+@pytest.mark.parametrize("args,message", [
+    (["monitor", "nosuch", "--once"], "There is no deployment named 'nosuch' (deployments: gone)"),
+    (["monitor", "gone", "--once"], "Deployment 'gone' is not running here (state: stopped)"),
+    (["monitor", "gone", "--interval", "0"], "--interval must be a positive number of seconds"),
+    (["simulate", "nosuch"], "There is no deployment named 'nosuch'"),
+    (["simulate", "gone"], "deployment 'gone' is not running here"),
+    (["retrain", "nosuch"], "There is no deployment named 'nosuch'"),
+    (["retrain", "gone", "--rows", "0"], "--rows must be a positive number of labelled rows"),
+    (["retrain", "gone"], "no pipeline in"),
+])
+def test_bad_requests_are_one_sentence_and_write_nothing(ws, args, message):
+    before = {p.name: p.stat().st_size for p in ws.state.iterdir() if p.is_file()}
+    out = cli(ws.root, *args)
+    assert out.returncode == 2, out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and message in line, line
+    assert "Traceback" not in out.stderr
+    from aidevops_ext import loop
+
+    assert loop.retrainings(ws) == [], "a refused retrain leaves no record behind"
+    assert {p.name for p in ws.state.iterdir() if p.is_file()} >= set(before)
+
+
+def test_retrains_lists_nothing_before_any_retraining(ws):
+    out = cli(ws.root, "retrains", "--json")
+    assert out.returncode == 0 and out.stdout.strip() == "[]"
+    assert cli(ws.root, "retrains").stdout.strip() == "no retrainings yet"
