@@ -26,6 +26,7 @@ from ..pipeline.records import RUN_FILE, now_iso, write_json_atomic
 from ..workspace import Workspace
 
 GIT_COMMIT_ENV = "AIDEVOPS_GIT_COMMIT"  # set by `aidevops export argo`: pods have no git checkout
+LINEAGE_FILE = ".aidevops-lineage.json"  # in a step's folder: the output hashes of it and its upstream steps
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ def run_step(notebook: Path, name: str, run_dir: Path, *, params: Mapping[str, A
     if absent:
         raise StepFailed(f"step '{name}' finished but did not write its declared output(s) {', '.join(absent)} "
                          "to step_dir; write them there or fix the step's outputs.")
-    return StepResult(step_dir, output_nb, expand_outputs(step_dir, list(outputs)))
+    files = expand_outputs(step_dir, list(outputs))
+    _record_outputs(run_dir, name, {rel: sha256_file(step_dir / rel) for rel in files})
+    return StepResult(step_dir, output_nb, files)
 
 
 def _write_run_record(run_dir: Path, step: str, notebook: Path, pipeline: str, run_id: str,
@@ -116,7 +119,24 @@ def _write_run_record(run_dir: Path, step: str, notebook: Path, pipeline: str, r
     steps = record.setdefault("steps", {})
     for dep in needs:
         folder = run_dir / dep
-        files = expand_outputs(folder, [p.name for p in sorted(folder.iterdir()) if not p.name.endswith(".ipynb")])
-        steps.setdefault(dep, {})["outputs"] = {rel: sha256_file(folder / rel) for rel in files}
+        try:  # what the upstream pod knew (its own upstream included): lineage reaches past direct needs
+            known = json.loads((folder / LINEAGE_FILE).read_text())["steps"]
+        except (OSError, ValueError, KeyError):
+            known = {}
+        for other, entry in known.items():
+            steps.setdefault(other, {}).update({k: v for k, v in entry.items() if k not in steps.get(other, {})})
+        if "outputs" not in steps.get(dep, {}):
+            names = [p.name for p in sorted(folder.iterdir()) if not p.name.endswith(".ipynb") and not p.name.startswith(".")]
+            steps.setdefault(dep, {})["outputs"] = {rel: sha256_file(folder / rel) for rel in expand_outputs(folder, names)}
     steps.setdefault(step, {})["notebook"] = str(run_dir / step / notebook.name)
     write_json_atomic(path, record)
+
+
+def _record_outputs(run_dir: Path, step: str, hashes: dict[str, str]) -> None:
+    """Add the step's output hashes to run.json, and leave the lineage in its folder for downstream pods."""
+    path = run_dir / RUN_FILE
+    record = json.loads(path.read_text())
+    record["steps"].setdefault(step, {})["outputs"] = hashes
+    write_json_atomic(path, record)
+    lineage = {name: {k: v for k, v in entry.items() if k == "outputs"} for name, entry in record["steps"].items()}
+    write_json_atomic(run_dir / step / LINEAGE_FILE, {"steps": lineage})
