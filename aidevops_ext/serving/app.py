@@ -332,7 +332,10 @@ def build_routes(server: Server) -> list[Route]:
 
     async def monitor(request: Request) -> Response:
         """The live monitor's latest pass (drift, live quality, request stats, alerts); ?refresh=1 runs one now."""
-        if request.query_params.get("refresh") in ("1", "true"):
+        refresh = request.query_params.get("refresh", "0")
+        if refresh not in ("0", "1", "true", "false"):
+            return _error(f"refresh={refresh[:50]!r} is not valid; use refresh=1 to compute a pass now, or leave it out.", 400)
+        if refresh in ("1", "true"):
             try:
                 await anyio.to_thread.run_sync(server.monitor.refresh)
             except Exception as exc:  # noqa: BLE001 - report, never 500

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from .validation import is_column_name
+
 try:  # optional: without it every body takes the orjson path
     import simdjson
 except ImportError:  # pragma: no cover - declared as a dependency
@@ -86,7 +88,7 @@ def _parse(body: bytes) -> FastRows | None:
             if not isinstance(cols, simdjson.Array):
                 return None
             columns = cols.as_list()
-            if not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in columns):
+            if not all(is_column_name(c) for c in columns):
                 return None
             arrays += 1
         if "index" in skeys:

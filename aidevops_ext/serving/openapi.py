@@ -243,6 +243,20 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
             "/v2/models/{name}/versions/{version}/infer": {"post": infer_version_op},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
                 "description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/monitor": {"get": {
+                "summary": "The live monitor: drift, live quality, request statistics and alerts of the newest window",
+                "parameters": [{"name": "refresh", "in": "query", "required": False,
+                                "description": "1: compute a pass now instead of returning the latest",
+                                "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}],
+                "responses": {"200": {"description": "The latest monitor pass", "content": _json_content({
+                    "type": "object", "required": ["status"], "properties": {
+                        "status": {"type": "string"}, "model": {"type": "string"}, "version": {"type": "string"},
+                        "window": {"type": "string"}, "drift": {"type": ["object", "null"]},
+                        "quality": {"type": ["object", "null"]}, "requests": {"type": "object"},
+                        "alerts": {"type": "array"}}})},
+                              "400": {"description": "A refresh value other than 0/1/true/false", "content": _json_content(_ref("Error"))},
+                              "503": {"description": "The monitor pass failed", "content": _json_content(_ref("Error"))}},
+            }},
             "/feedback": {"post": {
                 "summary": "Ground-truth labels for earlier predictions, by request id",
                 "requestBody": {"required": True, "content": _json_content({"oneOf": [

@@ -255,6 +255,11 @@ def records_to_matrix(records: list, names: Sequence[str] | None, n_features: in
     return rows_to_matrix(rows, n_features, accepts_missing=accepts_missing, maybe_bools=True, what=what, dtype=dtype)
 
 
+def is_column_name(c: object) -> bool:
+    """A column name: a string or an integer (one past 64 bits arrives from the JSON parser as an integral float)."""
+    return isinstance(c, str) or (isinstance(c, int) and not isinstance(c, bool)) or (isinstance(c, float) and c.is_integer())
+
+
 def order_columns(X: np.ndarray, columns: Sequence[Any] | None, names: Sequence[str] | None) -> np.ndarray:
     """Reorder X's columns to the model's feature order when the given names are exactly the model's."""
     if not columns or not names or list(columns) == list(names):

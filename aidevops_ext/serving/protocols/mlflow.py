@@ -24,6 +24,7 @@ from ..validation import (
     decode_json,
     finish_matrix,
     has_bool_token,
+    is_column_name,
     order_columns,
     records_to_matrix,
     rows_to_matrix,
@@ -134,7 +135,7 @@ def _fast_input(key: str, value: Any, body: bytes, model: ServedModel) -> np.nda
                                "data, columns and index.")
         columns = value.get("columns")
         if columns is not None and not (isinstance(columns, list) and all(
-                isinstance(c, (str, int)) and not isinstance(c, bool) for c in columns)):
+                is_column_name(c) for c in columns)):
             raise RequestError("'dataframe_split.columns' must be a list of column names.")
         index = value.get("index")
         if index is not None and not isinstance(index, list):
