@@ -10,6 +10,9 @@ The supervisor
 - writes its pid, the server's pid, the port and the state to deploy.db, and every second copies the
   server's slots (active/previous/canary versions) there, so a restarted server comes back with the
   same versions; changes the server made by itself (the alias follower) go into the history;
+- starts `aidevops retrain NAME --alert ID` when the server's monitor records a fired alert whose rule
+  says `action: retrain` (autoretrain.py: one at a time, with a cooldown; the pipeline never runs in
+  the supervisor or the server process);
 - stops (server first) on SIGTERM, when the deployment row is removed or marked stopped, when its
   workspace disappears, or when the process named by AIDEVOPS_DEPLOY_WATCH_PID exits (tests set it to
   their own pid, so a killed test session leaves no server behind).
