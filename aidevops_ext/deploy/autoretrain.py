@@ -75,12 +75,6 @@ class RetrainTrigger:
 
     def stop(self, timeout: float = 10.0) -> None:
         """End a running retraining (the deployment is going away: a switch at its end would fail anyway)."""
-        child = self.child
-        if child is None or child.poll() is not None:
-            return
-        child.terminate()
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(5)
+        from .local import end_child  # noqa: PLC0415
+
+        end_child(self.child, timeout)

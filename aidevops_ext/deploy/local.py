@@ -165,6 +165,18 @@ def kill_server(pid: int | None, name: str) -> bool:
     return True
 
 
+def end_child(child: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """SIGTERM a child process (graceful: it finishes what it is doing), SIGKILL after `timeout`."""
+    if child is None or child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(5)
+
+
 def check_port_free(host: str, port: int) -> None:
     """ConfigError (one sentence, naming the port) when host:port cannot be listened on now."""
     if not port:

@@ -34,7 +34,7 @@ from pathlib import Path
 from ..errors import AidevopsError
 from ..workspace import Workspace
 from .autoretrain import RetrainTrigger
-from .local import CHILD_MODULE, AdminClient, DeploymentError, pid_alive
+from .local import CHILD_MODULE, AdminClient, DeploymentError, end_child, pid_alive
 from .store import FAILED, RESTARTING, RUNNING, STARTING, STOPPED, Deployment, DeployStore
 
 log = logging.getLogger("aidevops.deploy")
@@ -272,15 +272,7 @@ class Supervisor:
 
     def stop_child(self, timeout: float = 10.0) -> None:
         """SIGTERM the server (graceful: in-flight requests finish), SIGKILL after `timeout`."""
-        child = self.child
-        if child is None or child.poll() is not None:
-            return
-        child.terminate()
-        try:
-            child.wait(timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(5)
+        end_child(self.child, timeout)
 
 
 def _max_restarts() -> int:
