@@ -302,10 +302,12 @@ def _reason_option(f):
 @click.option("--cpu-target", type=int, default=70, show_default=True, help="Kubernetes autoscaler CPU utilisation target (%).")
 @click.option("--tracking-uri", default=None, help="Kubernetes: MLflow tracking URI the pods use.")
 @click.option("--kserve", is_flag=True, help="Kubernetes: apply the KServe InferenceService instead of Deployment/Service/HPA.")
+@click.option("--environment", type=click.Choice(["dev", "staging", "prod"]), default=None,
+              help="Kubernetes: render/apply this environment's kustomize overlay (namespace, scale).")
 @_reason_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run, output, image, namespace, replicas,
-           min_replicas, max_replicas, cpu_target, tracking_uri, kserve, reason, as_json) -> None:
+           min_replicas, max_replicas, cpu_target, tracking_uri, kserve, environment, reason, as_json) -> None:
     """Serve a registered model: locally as a supervised background server, or on Kubernetes.
 
     Deploying a name that already runs switches its version with no downtime: the new version is loaded,
@@ -316,6 +318,7 @@ def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run
 
         result = deploy_kubernetes(_workspace(), model_ref, name=name, dry_run=dry_run,
                                    output=Path(output) if output else None, kserve=kserve, reason=reason,
+                                   environment=environment,
                                    tracking_uri=tracking_uri, namespace=namespace, image=image, replicas=replicas,
                                    min_replicas=min_replicas, max_replicas=max_replicas, cpu_target=cpu_target,
                                    follow=follow, follow_seconds=follow_interval)

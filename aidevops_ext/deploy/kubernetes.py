@@ -20,6 +20,7 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -171,10 +172,7 @@ def to_yaml(objects: list[dict[str, Any]]) -> str:
 
 def kubectl_context() -> tuple[str, str]:
     """(kubectl path, current context); ConfigError with one sentence when either is missing."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise ConfigError("kubectl is not installed here; render the manifests with --dry-run (and --output DIR) "
-                          "and apply them where kubectl is configured.")
+    kubectl = kubectl_binary()
     try:
         out = subprocess.run([kubectl, "config", "current-context"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -197,10 +195,38 @@ def _kubectl(kubectl: str, args: list[str], text: str) -> str:
     return out.stdout
 
 
+def kubectl_binary() -> str:
+    """The kubectl on PATH; ConfigError with one sentence when there is none."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise ConfigError("kubectl is not installed here; render the manifests with --dry-run (and --output DIR) "
+                          "and apply them where kubectl is configured.")
+    return kubectl
+
+
+def _render_overlay(kubectl: str, tree: Path, environment: str, kserve: bool) -> str:
+    """What `kubectl apply -k` would apply for an environment: `kubectl kustomize` of its overlay."""
+    return _kubectl(kubectl, ["kustomize", str(tree / "overlays" / f"{environment}{'-kserve' if kserve else ''}")], "")
+
+
+def _yaml_documents(text: str) -> list[dict[str, Any]]:
+    import yaml  # noqa: PLC0415
+
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
 def deploy_kubernetes(ws: Workspace | None, model_ref: str, *, name: str | None = None, dry_run: bool = False,
                       output: Path | None = None, kserve: bool = False, reason: str = "", actor: str | None = None,
-                      **options: Any) -> dict[str, Any]:
-    """Render (dry run) or apply the manifests; records the change in the deployment's history."""
+                      environment: str | None = None, **options: Any) -> dict[str, Any]:
+    """Render (dry run) or apply the manifests; records the change in the deployment's history.
+
+    With `environment`, what is rendered or applied is that environment's kustomize overlay (as
+    `kubectl apply -k` would apply it); its tree is kept in the workspace under `kubernetes/NAME/`.
+    """
+    from .kustomize import ENVIRONMENTS, environment_namespace, kustomize_tree, write_tree
+
+    if environment is not None and environment not in ENVIRONMENTS:
+        raise ConfigError(f"Environment {environment!r} has no overlay; pick one of {', '.join(ENVIRONMENTS)}.")
     store = DeployStore(ws or Workspace.discover())
     ws = store.workspace
     target = parse_target(model_ref)
@@ -215,32 +241,41 @@ def deploy_kubernetes(ws: Workspace | None, model_ref: str, *, name: str | None 
                             "they can reach.")
     objects = render_manifests(target.text, name=dep_name, tracking_uri=tracking, **options)
     chosen = [objects[3]] if kserve else objects[:3]
+    namespace = options.get("namespace", "default")
     result: dict[str, Any] = {"name": dep_name, "ref": target.text, "objects": objects, "yaml": to_yaml(objects),
                               "warnings": warnings, "files": [], "applied": False}
     actor = actor or default_actor()
     if dry_run:
         if output is not None:
-            from .kustomize import kustomize_tree, write_tree
-
-            tree = kustomize_tree(objects, options.get("namespace", "default"))
-            result["files"] = [str(p) for p in write_tree(tree, Path(output))]
+            result["files"] = [str(p) for p in write_tree(kustomize_tree(objects, namespace), Path(output))]
+        elif environment is not None:
+            with tempfile.TemporaryDirectory(prefix="aidevops-kustomize-") as folder:
+                write_tree(kustomize_tree(objects, namespace), Path(folder))
+                result["yaml"] = _render_overlay(kubectl_binary(), Path(folder), environment, kserve)
         store.record(dep_name, "render", reason=reason or f"render manifests for {target.text}", actor=actor,
                      detail=f"target kubernetes; {len(objects)} objects" +
-                            (f" written to {output}" if output is not None else " printed"))
+                            (f" written to {output}" if output is not None else " printed") +
+                            (f"; environment {environment}" if environment else ""))
         return result
-    kubectl, context = kubectl_context()
-    namespace = options.get("namespace", "default")
-    out = _kubectl(kubectl, ["apply", "-f", "-"], to_yaml(chosen))
-    now = time.time()
     existing = store.get(dep_name)
     if existing is not None and existing.target == "local" and existing.state not in (STOPPED, "failed"):
         raise ConfigError(f"Deployment '{dep_name}' runs locally; pick another --name for its Kubernetes deployment.")
+    kubectl, context = kubectl_context()
+    text = to_yaml(chosen)
+    if environment is not None:
+        tree = ws.state / "kubernetes" / k8s_name(dep_name)
+        write_tree(kustomize_tree(objects, namespace), tree)
+        text = _render_overlay(kubectl, tree, environment, kserve)
+        namespace = environment_namespace(namespace, environment)
+        chosen = _yaml_documents(text)
+    out = _kubectl(kubectl, ["apply", "-f", "-"], text)
+    now = time.time()
     store.put(Deployment(
         name=dep_name, model=target.model, ref=target.text, alias=target.alias, target="kubernetes", state=APPLIED,
         created=existing.created if existing else now, updated=now, follow=0.0,
-        options=json.dumps({"namespace": namespace, "context": context, "kserve": kserve,
+        options=json.dumps({"namespace": namespace, "context": context, "kserve": kserve, "environment": environment,
                             "objects": [[o["apiVersion"], o["kind"], o["metadata"]["name"]] for o in chosen],
-                            "yaml": to_yaml(chosen)}),
+                            "yaml": text}),
     ))
     store.record(dep_name, "deploy", reason=reason or f"deploy {target.text} to Kubernetes", actor=actor,
                  detail=f"context {context}, namespace {namespace}: {out.strip()[:1500]}")

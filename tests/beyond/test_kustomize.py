@@ -155,3 +155,49 @@ def test_kubectl_is_the_one_the_project_installs():
     text = (REPO / ".ci" / "run").read_text()
     assert "command -v kubectl >/dev/null || { apt-get update && apt-get install -y kubernetes-client; }" in text
     assert text.index("kubernetes-client") < text.index('pip install -e ".[test]" && python -m pytest')
+
+
+def _kubectl_standing_in_for_a_cluster(folder: Path) -> Path:
+    """kubectl with a context: `kustomize` is the real one, `apply`/`delete` record what they are given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / "kubectl"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1 $2" = "config current-context" ]; then echo kind-test; exit 0; fi\n'
+        f'if [ "$1" = "kustomize" ]; then exec {kubectl()} "$@"; fi\n'
+        'cat > "$FAKE_KUBECTL_DIR/$1.yaml"\n'
+        'echo "$1: ok"\n')
+    script.chmod(0o755)
+    return folder
+
+
+def test_an_environment_overlay_is_what_gets_applied_and_deleted(tmp_path):
+    real = kubectl()
+    bin_dir = _kubectl_standing_in_for_a_cluster(tmp_path / "bin")
+    env_path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        env.update(AIDEVOPS_HOME=str(tmp_path), AIDEVOPS_ACTOR="kustomize-tests", PATH=env_path,
+                   FAKE_KUBECTL_DIR=str(tmp_path))
+        return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    assert real != str(bin_dir / "kubectl")
+    out = cli("deploy", "dig@champion", "--target", "kubernetes", "--dry-run", "--environment", "staging",
+              "--tracking-uri", "http://mlflow:5000")
+    assert out.returncode == 0, out.stderr
+    printed = by_kind([d for d in yaml.safe_load_all(out.stdout) if d])
+    assert {o["metadata"]["namespace"] for o in printed.values()} == {"aidevops-staging"}
+    out = cli("deploy", "dig@champion", "--name", "k8s-prod", "--target", "kubernetes", "--environment", "prod",
+              "--kserve", "--tracking-uri", "http://mlflow:5000", "--image", IMAGE)
+    assert out.returncode == 0, out.stderr
+    applied = by_kind([d for d in yaml.safe_load_all((tmp_path / "apply.yaml").read_text()) if d])
+    assert set(applied) == {"InferenceService"}
+    isvc = applied["InferenceService"]
+    assert isvc["metadata"]["namespace"] == "aidevops-prod" and isvc["spec"]["predictor"]["minReplicas"] == 2
+    assert (tmp_path / ".aidevops" / "kubernetes" / "k8s-prod" / "overlays" / "prod-kserve" / "kustomization.yaml").is_file()
+    out = cli("undeploy", "k8s-prod")
+    assert out.returncode == 0, out.stderr
+    deleted = by_kind([d for d in yaml.safe_load_all((tmp_path / "delete.yaml").read_text()) if d])
+    assert deleted["InferenceService"]["metadata"]["namespace"] == "aidevops-prod", "undeploy deletes what was applied"
