@@ -181,3 +181,33 @@ def logged_rows(db: Path | str, model: str, version: str, *, after_id: int = 0) 
     finally:
         conn.close()
     return int(total), int(newest) if newest is not None else after_id
+
+
+def read_requests(db: Path | str, model: str, *, since: float | None = None, version: str | None = None,
+                  limit: int = 1_000_000) -> dict[str, np.ndarray]:
+    """Time, latency, status and version of every logged request of `model` since `since` (for time series charts).
+
+    Reads four small columns over the (model, version, ts) index: ~100,000 requests in tens of milliseconds.
+    """
+    conn = _open(db)
+    empty = {"ts": np.zeros(0), "latency_ms": np.zeros(0), "status": np.zeros(0, np.int64), "version": np.zeros(0, object)}
+    if conn is None:
+        return empty
+    where, args = "model = ?", [model]
+    if since is not None:
+        where += " AND ts >= ?"
+        args.append(float(since))
+    if version is not None:
+        where += " AND version = ?"
+        args.append(str(version))
+    try:
+        rows = conn.execute(f"SELECT ts, latency_ms, status, version FROM request_log WHERE {where} ORDER BY id DESC LIMIT ?",
+                            (*args, int(limit))).fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        return empty
+    rows.reverse()
+    ts, lat, status, versions = zip(*rows)
+    return {"ts": np.asarray(ts, np.float64), "latency_ms": np.asarray(lat, np.float64),
+            "status": np.asarray(status, np.int64), "version": np.asarray(versions, dtype=object)}

@@ -107,3 +107,21 @@ def test_alert_state_survives_a_server_restart(app_factory, tmp_path):
             _send(c, part, prefix=prefix)
             s = _pass(app)
     assert s["alerts"][0]["state"] == "firing", "the first window's breach was remembered across the restart"
+
+
+def test_request_series_read_back_from_the_log(monitored):
+    from aidevops_ext.monitoring.series import request_series
+    from aidevops_ext.serving.livedata import read_requests
+
+    app, c, db = monitored
+    X, _ = data(seed=15, n=100)
+    _send(c, X, prefix="t")  # ten requests
+    assert c.post("/invocations", json={"inputs": [[1, True, 3]]}).status_code == 400
+    app.state.server.requestlog.flush()
+    got = read_requests(db, "abc")
+    assert list(got["status"]) == [200] * 10 + [400] and set(got["version"]) == {"1"}
+    assert (np.diff(got["ts"]) >= 0).all() and (got["latency_ms"] > 0).all()
+    assert read_requests(db, "abc", since=float(got["ts"][-1]))["status"].tolist() == [400]
+    assert read_requests(db, "nope")["ts"].size == 0
+    s = request_series(got["ts"], got["latency_ms"], got["status"], buckets=4)
+    assert sum(s["requests"]) == 11 and all(e in (0.0, None) for e in s["error_rate"])
