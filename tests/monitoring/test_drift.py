@@ -302,13 +302,13 @@ def test_numeric_prediction_drift_uses_the_feature_methods():
 def test_monitoring_imports_neither_pipeline_deploy_mlflow_nor_papermill():
     code = (
         "import sys, numpy as np\n"
-        "from aidevops_ext.monitoring import alerts, drift, profile, quality, stats\n"
+        "from aidevops_ext.monitoring import alerts, alertstore, drift, live, profile, quality, rules, series, stats\n"
         "p = profile.build_profile(np.random.default_rng(0).normal(size=(500, 3)), predictions=np.zeros(500, int))\n"
         "r = drift.feature_drift(np.random.default_rng(1).normal(size=(300, 3)), p)\n"
         "drift.prediction_drift(np.zeros(300, int), p)\n"
         "alerts.evaluate_rules(alerts.parse_monitor({'rules': []}).rules, alerts.build_snapshot(drift=r), {}, 0.0)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'papermill', 'sklearn', 'scipy')\n"
-        "             or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.deploy')))\n"
+        "             or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.deploy', 'aidevops_ext.serving', 'aidevops_ext.loop')))\n"
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

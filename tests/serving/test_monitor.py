@@ -125,3 +125,15 @@ def test_request_series_read_back_from_the_log(monitored):
     assert read_requests(db, "nope")["ts"].size == 0
     s = request_series(got["ts"], got["latency_ms"], got["status"], buckets=4)
     assert sum(s["requests"]) == 11 and all(e in (0.0, None) for e in s["error_rate"])
+
+
+def test_the_server_process_never_imports_the_pipeline_or_the_loop():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom aidevops_ext.deploy import child\nfrom aidevops_ext.serving import app, monitor, livedata\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('papermill', 'nbclient', 'nbformat')"
+            " or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.loop', 'aidevops_ext.traffic'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
