@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from typing import Any
 
 import anyio
 from prometheus_client.core import GaugeMetricFamily
@@ -35,26 +35,22 @@ class LiveMonitor:
     """Refreshes `latest` (the summary `/monitor` returns) and the alert state; `run()` loops in the app's lifespan."""
 
     def __init__(self, server: Any, *, config: MonitorConfig | None = None, deployment: str | None = None,
-                 interval: float = 5.0, flush: Callable[[], None] | None = None) -> None:
+                 interval: float = 5.0) -> None:
         self.server = server
         self.config = config or MonitorConfig()
         self.deployment = deployment
         self.interval = float(interval)
         self.db = server.requestlog.path
         self.alerts = AlertStore(self.db) if self.db and deployment else None
-        self.flush = flush
         self.latest: dict[str, Any] = {"status": "starting", "deployment": deployment}
         self._counts: dict[tuple[str, str], tuple[int, int]] = {}  # (model, version) -> (rows, last id)
         self._state: dict[str, dict] | None = None
         self._last_error = 0.0
-        self.refreshes = 0
 
     # ------------------------------------------------------------------ one pass (blocking)
     def refresh(self, now: float | None = None) -> dict[str, Any]:
         """Read the newest window, summarize it, evaluate the rules; returns the new summary."""
         now = time.time() if now is None else now
-        if self.flush is not None:
-            self.flush()
         model = self.server.slots.state.active
         cfg = self.config
         summary: dict[str, Any] = {"status": "ok", "deployment": self.deployment, "model": model.name,
@@ -76,7 +72,6 @@ class LiveMonitor:
         summary.update(result, window=window_id, completed_windows=blocks, logged_rows=win.n_rows)
         summary["alerts"] = self._evaluate(result["snapshot"], model, now) if self.alerts is not None and cfg.rules else []
         self.latest = summary
-        self.refreshes += 1
         return summary
 
     def _blocks(self, model: str, version: str) -> int:
