@@ -1,0 +1,193 @@
+"""JSON views the Deploy panel shows: models with lineage, deployments with health and history, runs.
+
+Each function takes a Workspace and returns plain dicts; core errors (AidevopsError) pass through.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..workspace import Workspace
+
+HISTORY_ROWS = 20
+LINEAGE_TAGS = ("pipeline", "pipeline_run_id", "git_commit", "git_dirty", "data_hash")
+
+
+# --------------------------------------------------------------------------- models
+
+
+def models(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:
+    """Registered models, newest version first, each version with its lineage and openable notebooks."""
+    from .. import registry  # noqa: PLC0415 - MLflow is imported on first use only
+
+    registry.configure(ws)
+    rows = registry.list_models(ws, name)
+    for model in rows:
+        for version in model["versions"]:
+            version["lineage"] = lineage(ws, version.get("tags") or {})
+    return rows
+
+
+def lineage(ws: Workspace, tags: dict[str, str]) -> dict[str, Any]:
+    """Where a version came from: pipeline run, commit, data hash, and the run's executed notebooks."""
+    out: dict[str, Any] = {key: tags.get(f"aidevops.{key}") for key in LINEAGE_TAGS}
+    out["source"] = tags.get("aidevops.source") or ("pipeline" if out["pipeline_run_id"] else None)
+    try:
+        logged = json.loads(tags.get("aidevops.notebooks") or "{}")
+    except ValueError:
+        logged = {}
+    run = _run_or_none(ws, out["pipeline_run_id"])
+    out["run_in_workspace"] = run is not None
+    out["notebooks"] = run_notebooks(ws, run) if run else [
+        {"step": step, "name": Path(str(uri)).name, "available": False, "uri": uri} for step, uri in sorted(logged.items())]
+    return out
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _run_or_none(ws: Workspace, run_id: str | None) -> dict[str, Any] | None:
+    from ..pipeline.records import find_run  # noqa: PLC0415
+
+    if not run_id:
+        return None
+    try:
+        run = find_run(ws, run_id)
+    except ConfigError:
+        return None
+    return run if run.get("run_id") == run_id else None
+
+
+def runs(ws: Workspace, pipeline: str | None, limit: int) -> list[dict[str, Any]]:
+    """Pipeline runs, newest first: id, pipeline, status, timings, step states and notebooks."""
+    from ..pipeline.records import iter_runs  # noqa: PLC0415
+
+    out = []
+    for record in iter_runs(ws, pipeline):
+        if len(out) >= limit:
+            break
+        out.append(run_summary(ws, record))
+    return out
+
+
+def run(ws: Workspace, run_id: str) -> dict[str, Any]:
+    """One run by exact id (a prefix or 'latest' would let a link change meaning)."""
+    record = _run_or_none(ws, run_id)
+    if record is None:
+        raise ConfigError(f"There is no pipeline run '{run_id[:80]}' in this workspace; list runs with `aidevops runs`.")
+    summary = run_summary(ws, record)
+    summary["params"] = record.get("params") or {}
+    summary["git"] = record.get("git") or {}
+    summary["mlflow"] = record.get("mlflow")
+    return summary
+
+
+def run_summary(ws: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+    """The fields the panel lists for a run."""
+    steps = record.get("steps") or {}
+    return {
+        "run_id": record["run_id"], "pipeline": record.get("pipeline"), "status": record.get("status"),
+        "started": record.get("started"), "finished": record.get("finished"), "duration_s": record.get("duration_s"),
+        "steps": {name: {"status": s.get("status"), "error": s.get("error")} for name, s in steps.items()},
+        "notebooks": run_notebooks(ws, record),
+    }
+
+
+def run_notebooks(ws: Workspace, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The executed notebooks of a run's steps, with whether each can be opened."""
+    out = []
+    for step, data in (record.get("steps") or {}).items():
+        if not data.get("notebook"):
+            continue
+        path = _inside_state(ws, data["notebook"])
+        out.append({"step": step, "name": Path(data["notebook"]).name, "status": data.get("status"),
+                    "available": path is not None and path.is_file()})
+    return out
+
+
+def _inside_state(ws: Workspace, path: str) -> Path | None:
+    """`path` resolved, if it lies in the workspace's state folder (a run.json cannot point elsewhere)."""
+    resolved = Path(path).resolve()
+    return resolved if resolved.is_relative_to(ws.state.resolve()) else None
+
+
+def run_notebook(ws: Workspace, run_id: str, step: str) -> dict[str, Any]:
+    """A run step's executed notebook as a Jupyter contents model (read-only)."""
+    record = _run_or_none(ws, run_id)
+    if record is None:
+        raise ConfigError(f"There is no pipeline run '{run_id[:80]}' in this workspace; list runs with `aidevops runs`.")
+    data = (record.get("steps") or {}).get(step)
+    if not data or not data.get("notebook"):
+        known = ", ".join(s for s, d in (record.get("steps") or {}).items() if d.get("notebook")) or "none"
+        raise ConfigError(f"Run {run_id} has no executed notebook for step '{step[:80]}' (steps with one: {known}).")
+    path = _inside_state(ws, data["notebook"])
+    if path is None or not path.is_file():
+        raise ConfigError(f"The executed notebook of step '{step}' of run {run_id} is no longer in the workspace; "
+                          "re-run the pipeline to produce it again.")
+    stat = path.stat()
+    modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).isoformat()
+    return {"name": path.name, "path": f"{run_id}/{step}/{path.name}", "type": "notebook", "format": "json",
+            "mimetype": None, "writable": False, "created": modified, "last_modified": modified, "size": stat.st_size,
+            "content": json.loads(path.read_text(encoding="utf-8"))}
+
+
+# --------------------------------------------------------------------------- deployments
+
+
+def deployments(ws: Workspace) -> list[dict[str, Any]]:
+    """Every deployment with its live health, slots, endpoint and recent history."""
+    from ..deploy import manager  # noqa: PLC0415
+
+    return [deployment(ws, dep.name) for dep in manager.list_deployments(ws)]
+
+
+def deployment(ws: Workspace, name: str) -> dict[str, Any]:
+    """One deployment: its row, live slots, health, endpoints, a curl example and its history."""
+    from ..deploy import manager  # noqa: PLC0415
+
+    status = manager.status(ws, name)
+    dep = status["deployment"]
+    slots = status.get("slots")
+    if slots is not None:
+        health = "healthy"
+    elif dep["state"] in ("running", "restarting"):
+        health = "unreachable"
+    else:
+        health = dep["state"]
+    url = dep.get("url")
+    canary = (slots or {}).get("canary") if slots else None
+    out = {
+        "name": dep["name"], "model": dep["model"], "ref": dep["ref"], "target": dep["target"], "state": dep["state"],
+        "health": health, "error": status.get("error") or dep.get("error"), "url": url,
+        "endpoints": {"invocations": f"{url}/invocations", "v2_infer": f"{url}/v2/models/{dep['model']}/infer",
+                      "metrics": f"{url}/metrics"} if url else {},
+        "active_version": ((slots or {}).get("active") or {}).get("version") or dep.get("active_version"),
+        "previous_version": ((slots or {}).get("previous") or {}).get("version") if slots else dep.get("previous_version"),
+        "canary_version": (canary or {}).get("version") if slots else dep.get("canary_version"),
+        "canary_share": float((slots or {}).get("canary_share") or 0.0) if slots else float(dep.get("canary_share") or 0.0),
+        "restarts": dep.get("restarts") or 0, "updated": dep.get("updated"),
+        "example": _example(ws, name, dep) if health == "healthy" else None,
+        "history": list(reversed(status.get("history") or []))[:HISTORY_ROWS],  # newest first
+    }
+    return out
+
+
+def _example(ws: Workspace, name: str, dep: dict[str, Any]) -> dict[str, Any] | None:
+    """One input row of the active version (its reference rows) as a request body and a curl line."""
+    from ..deploy import manager  # noqa: PLC0415
+    from ..deploy.versions import cache_dir  # noqa: PLC0415
+
+    version = dep.get("active_version")
+    try:
+        ref = json.loads((cache_dir(ws, dep["model"], version) / "reference.json").read_text())
+        rows = ref.get("rows") or None
+    except (OSError, ValueError, TypeError, AttributeError):
+        rows = None
+    if not rows:
+        return None
+    row = [float(f"{v:.4g}") for v in rows[0]]
+    return {"body": {"inputs": [row]}, "curl": manager.curl_example(manager.get(ws, name), [row])}

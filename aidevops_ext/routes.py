@@ -1,0 +1,236 @@
+"""The Deploy panel's REST API under /aidevops/api/ (described in openapi/aidevops-api.yaml).
+
+Handlers parse HTTP and call the core: views and checks live in `aidevops_ext.api`, behaviour in
+`aidevops_ext.deploy` and `aidevops_ext.registry`. Every verb is `@tornado.web.authenticated`; state
+changes only by POST/DELETE, which Jupyter server XSRF-checks for cookie-authenticated callers.
+Core errors a user can cause become 4xx JSON `{"error": sentence}`; the core runs in worker threads
+so a deploy (seconds: start, load, smoke-test) never blocks the server's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
+
+from .api import inputs, views
+from .errors import AidevopsError, ConfigError
+from .workspace import Workspace
+
+BASE = "aidevops/api"
+NAME = r"(?P<name>[^/]+)"
+
+
+def _status_for(exc: AidevopsError) -> int:
+    """Which 4xx a core error becomes: refused model 422, not-running deployment 409, the rest 400."""
+    kind = type(exc).__name__
+    return {"ModelRefused": 422, "DeploymentError": 409, "SlotError": 409}.get(kind, 400)
+
+
+class _Handler(APIHandler):
+    """Common parts: the workspace, JSON in and out, core calls off the event loop with errors as 4xx."""
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace.discover(Path(self.settings["aidevops_root"]))
+
+    @property
+    def actor(self) -> str:
+        # The server runs as its user (alone, or spawned per user by JupyterHub); a token login's Jupyter
+        # identity is an anonymous random name, so the history names the server's user instead.
+        from .deploy.store import default_actor
+
+        return f"{default_actor()} via JupyterLab"
+
+    def body(self, allowed: tuple[str, ...]) -> dict[str, Any]:
+        data = inputs.body_object(self.request.body)
+        inputs.only(data, allowed)
+        return data
+
+    async def core(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, default=str))
+
+    async def run(self, work: Callable[[], Any]) -> None:
+        """Run `work` (a coroutine function) and turn user errors into one-sentence 4xx answers."""
+        try:
+            await work()
+        except AidevopsError as exc:
+            self.reply({"error": str(exc)}, _status_for(exc))
+
+
+class ModelsHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work():
+            self.reply({"models": await self.core(views.models, self.workspace)})
+        await self.run(work)
+
+
+class ModelHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        async def work():
+            rows = await self.core(views.models, self.workspace, name)
+            self.reply(rows[0])
+        await self.run(work)
+
+
+class DeploymentsHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work():
+            self.reply({"deployments": await self.core(views.deployments, self.workspace)})
+        await self.run(work)
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        """Deploy a model version (a running deployment of that name switches to it)."""
+        from .deploy import manager
+
+        async def work():
+            body = self.body(("model", "alias", "version", "name", "reason"))
+            ref = inputs.model_ref(body)
+            name = inputs.text(body, "name", what="a deployment name")
+            ws = self.workspace
+            result = await self.core(manager.deploy, ws, ref, name=name, reason=inputs.reason(body), actor=self.actor)
+            out = result.to_dict()
+            out["deployment"] = await self.core(views.deployment, ws, result.deployment.name)
+            self.reply(out, 201 if result.action == "started" else 200)
+        await self.run(work)
+
+
+class DeploymentHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        async def work():
+            self.reply(await self.core(views.deployment, self.workspace, name))
+        await self.run(work)
+
+    @tornado.web.authenticated
+    async def delete(self, name: str) -> None:
+        """Undeploy: stop the server; the history stays."""
+        from .deploy import manager
+
+        async def work():
+            reason = inputs.reason({"reason": self.get_query_argument("reason", "")})
+            entry = await self.core(manager.undeploy, self.workspace, name, reason=reason, actor=self.actor)
+            self.reply({"event": entry.to_dict()})
+        await self.run(work)
+
+
+class _Operation(_Handler):
+    """POST /deployments/NAME/<operation>: one change, answered with the event and the deployment after it."""
+
+    fields: tuple[str, ...] = ("reason",)
+
+    def change(self, ws: Workspace, name: str, body: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    @tornado.web.authenticated
+    async def post(self, name: str) -> None:
+        async def work():
+            body = self.body(self.fields)
+            ws = self.workspace
+            entry = await self.core(self.change, ws, name, body)
+            self.reply({"event": entry.to_dict(), "deployment": await self.core(views.deployment, ws, name)})
+        await self.run(work)
+
+
+class PromoteHandler(_Operation):
+    def change(self, ws, name, body):
+        from .deploy import manager
+
+        return manager.promote(ws, name, reason=inputs.reason(body), actor=self.actor)
+
+
+class RollbackHandler(_Operation):
+    def change(self, ws, name, body):
+        from .deploy import manager
+
+        return manager.rollback(ws, name, reason=inputs.reason(body), actor=self.actor)
+
+
+class CanaryHandler(_Operation):
+    fields = ("version", "share", "clear", "reason")
+
+    def change(self, ws, name, body):
+        from .deploy import manager
+
+        clear = inputs.flag(body, "clear")
+        if clear:
+            if body.get("version") is not None or body.get("share") is not None:
+                raise ConfigError("'clear' takes no version or share; it only removes the canary.")
+            return manager.canary(ws, name, clear=True, reason=inputs.reason(body), actor=self.actor)
+        return manager.canary(ws, name, inputs.version(body, required=False), share=inputs.share(body, required=True),
+                              reason=inputs.reason(body), actor=self.actor)
+
+
+class HistoryHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        from .deploy import manager
+
+        async def work():
+            limit = inputs.limit(self.get_query_argument("limit", None))
+            rows = await self.core(manager.history, self.workspace, name, limit)
+            self.reply({"history": [h.to_dict() for h in reversed(rows)]})
+        await self.run(work)
+
+
+class RunsHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work():
+            limit = inputs.limit(self.get_query_argument("limit", None), default=20)
+            pipeline = self.get_query_argument("pipeline", None) or None
+            self.reply({"runs": await self.core(views.runs, self.workspace, pipeline, limit)})
+        await self.run(work)
+
+
+class RunHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str) -> None:
+        async def work():
+            self.reply(await self.core(views.run, self.workspace, run_id))
+        await self.run(work)
+
+
+class RunNotebookHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, run_id: str, step: str) -> None:
+        async def work():
+            self.reply(await self.core(views.run_notebook, self.workspace, run_id, step))
+        await self.run(work)
+
+
+ROUTES: list[tuple[str, type[_Handler]]] = [
+    (r"/models", ModelsHandler),
+    (rf"/models/{NAME}", ModelHandler),
+    (r"/deployments", DeploymentsHandler),
+    (rf"/deployments/{NAME}", DeploymentHandler),
+    (rf"/deployments/{NAME}/promote", PromoteHandler),
+    (rf"/deployments/{NAME}/rollback", RollbackHandler),
+    (rf"/deployments/{NAME}/canary", CanaryHandler),
+    (rf"/deployments/{NAME}/history", HistoryHandler),
+    (r"/runs", RunsHandler),
+    (r"/runs/(?P<run_id>[^/]+)", RunHandler),
+    (r"/runs/(?P<run_id>[^/]+)/notebooks/(?P<step>[^/]+)", RunNotebookHandler),
+]
+
+
+def setup_route_handlers(web_app: Any, root_dir: str) -> None:
+    """Register the API on the Jupyter server's tornado application."""
+    web_app.settings["aidevops_root"] = root_dir
+    base = url_path_join(web_app.settings["base_url"], BASE)
+    web_app.add_handlers(".*$", [(base + pattern + "/?$", handler) for pattern, handler in ROUTES])

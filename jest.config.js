@@ -1,0 +1,9 @@
+// Unit tests of the API client, the model and the DOM components (run by tests/lab/test_frontend_unit.py too).
+module.exports = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  testRegex: 'src/__tests__/.*\\.spec\\.ts$',
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: { module: 'commonjs', target: 'ES2018', esModuleInterop: true, strict: true, types: ['jest'], lib: ['DOM', 'ES2018'] }, diagnostics: true }]
+  }
+};

@@ -1,0 +1,78 @@
+/**
+ * @jest-environment jsdom
+ */
+
+import { Deployment, ModelVersion, RegisteredModel } from '../api';
+import { IActions, keyMetrics, renderPanel } from '../components';
+
+const version = (v: string, aliases: string[], gate: boolean | null): ModelVersion => ({
+  version: v, aliases, run_id: 'r', created: null, status: 'READY', gate_passed: gate, gate_reasons: null,
+  metrics: { accuracy: 0.93, log_loss: 0.2, zeta: 1, beta: 2 },
+  lineage: { pipeline: 'ci', pipeline_run_id: `run-${v}`, git_commit: 'abc', git_dirty: 'False', data_hash: 'h', source: 'pipeline', run_in_workspace: true,
+    notebooks: [{ step: 'train', name: '02_train.ipynb', available: true }, { step: 'prepare', name: '01.ipynb', available: false }] }
+});
+const model: RegisteredModel = { name: 'ci-digits', description: '', aliases: { champion: '1' }, versions: [version('2', ['challenger'], false), version('1', ['champion'], true)] };
+const deployment: Deployment = {
+  name: 'ci-digits', model: 'ci-digits', ref: 'ci-digits@champion', target: 'local', state: 'running', health: 'healthy', error: null,
+  url: 'http://127.0.0.1:5000', endpoints: { invocations: 'http://127.0.0.1:5000/invocations' }, active_version: '1', previous_version: null,
+  canary_version: null, canary_share: 0, restarts: 0, example: null,
+  history: [{ deployment: 'ci-digits', when: '2026-11-23T10:00:00+0000', ts: 0, operation: 'deploy', from_version: null, to_version: '1', reason: 'r', actor: 'me', ok: true, detail: '' }]
+};
+
+function actions(): IActions & { log: string[] } {
+  const log: string[] = [];
+  return {
+    log,
+    deploy: (m, v) => log.push(`deploy ${m.name} v${v.version}`),
+    canary: (d, v) => log.push(`canary ${d.name} v${v.version}`),
+    promote: d => log.push(`promote ${d.name}`),
+    clearCanary: d => log.push(`clear ${d.name}`),
+    rollback: d => log.push(`rollback ${d.name}`),
+    undeploy: d => log.push(`undeploy ${d.name}`),
+    openNotebook: (run, step, name) => log.push(`open ${run} ${step} ${name}`),
+    refresh: () => log.push('refresh')
+  };
+}
+
+describe('components', () => {
+  it('orders key metrics: preferred names first, at most three', () => {
+    expect(keyMetrics({ zeta: 1, log_loss: 0.2, accuracy: 0.9, beta: 2, bad: NaN })).toEqual([['accuracy', 0.9], ['log_loss', 0.2], ['beta', 2]]);
+  });
+
+  it('shows versions with aliases, gate badges and notebook links; Deploy when nothing serves the model', () => {
+    const a = actions();
+    const el = renderPanel({ models: [model], deployments: [], error: null, busy: null, loaded: true }, a);
+    const rows = el.querySelectorAll('tr.jp-aidevops-version');
+    expect(Array.from(rows).map(r => r.getAttribute('data-version'))).toEqual(['2', '1']);
+    expect(rows[1].querySelector('.jp-aidevops-gate')!.textContent).toBe('gate passed');
+    expect(rows[0].querySelector('.jp-aidevops-gate')!.textContent).toBe('gate failed');
+    expect(rows[1].textContent).toContain('champion');
+    (rows[1].querySelector('a.jp-aidevops-notebook-link') as HTMLElement).click();
+    expect(rows[1].querySelector('.jp-aidevops-notebook-missing')!.textContent).toBe('prepare');
+    (rows[1].querySelector('button.jp-aidevops-deploy') as HTMLButtonElement).click();
+    expect(a.log).toEqual(['open run-1 train 02_train.ipynb', 'deploy ci-digits v1']);
+    expect(el.textContent).toContain('No deployments yet');
+  });
+
+  it('offers Switch and Canary for other versions of a live deployment, and shows its health, endpoint and history', () => {
+    const a = actions();
+    const el = renderPanel({ models: [model], deployments: [deployment], error: null, busy: null, loaded: true }, a);
+    const v2 = el.querySelector('tr[data-version="2"]')!;
+    expect(v2.querySelector('.jp-aidevops-switch')).not.toBeNull();
+    (v2.querySelector('.jp-aidevops-canary') as HTMLButtonElement).click();
+    expect(el.querySelector('tr[data-version="1"]')!.textContent).toContain('serving in ci-digits');
+    const card = el.querySelector('[data-deployment="ci-digits"]')!;
+    expect(card.querySelector('.jp-aidevops-health')!.textContent).toBe('healthy');
+    expect(card.querySelector('.jp-aidevops-endpoint')!.textContent).toBe('http://127.0.0.1:5000/invocations');
+    expect(card.querySelector('.jp-aidevops-rollback')).toBeNull(); // no previous version yet
+    expect(card.querySelectorAll('.jp-aidevops-history-row')).toHaveLength(1);
+    expect(a.log).toEqual(['canary ci-digits v2']);
+  });
+
+  it('disables actions while one runs and shows progress and errors', () => {
+    const el = renderPanel({ models: [model], deployments: [], error: 'Port 5000 is taken; pick another.', busy: 'Deploying ci-digits@champion…', loaded: true }, actions());
+    expect(el.querySelector('[role="status"]')!.textContent).toBe('Deploying ci-digits@champion…');
+    expect(el.querySelector('[role="alert"]')!.textContent).toBe('Port 5000 is taken; pick another.');
+    expect((el.querySelector('button.jp-aidevops-deploy') as HTMLButtonElement).disabled).toBe(true);
+  });
+});

@@ -1,0 +1,194 @@
+/**
+ * The Deploy panel's state: registered models and deployments, refreshed by a @lumino/polling Poll
+ * that stands by while the panel is hidden, plus the one action in progress and the last error.
+ */
+
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import {
+  AidevopsApi,
+  ApiError,
+  Deployment,
+  DeployRequest,
+  RegisteredModel
+} from './api';
+
+export const POLL_INTERVAL_MS = 3000;
+
+export class DeployModel {
+  constructor(
+    readonly api: AidevopsApi,
+    interval = POLL_INTERVAL_MS
+  ) {
+    this.poll = new Poll({
+      auto: false,
+      factory: () => this.refresh(),
+      frequency: { interval, backoff: true, max: 10 * interval },
+      name: 'aidevops:deploy-panel',
+      // Hidden panel: no requests at all; visible: still pause when the browser tab is hidden.
+      standby: () => !this._visible || 'when-hidden'
+    });
+  }
+
+  readonly poll: Poll;
+
+  /** Emitted whenever anything shown changes. */
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get models(): RegisteredModel[] {
+    return this._models;
+  }
+
+  get deployments(): Deployment[] {
+    return this._deployments;
+  }
+
+  /** The last error, in words a user can act on; null when the last call succeeded. */
+  get error(): string | null {
+    return this._error;
+  }
+
+  /** What is being done now (e.g. "Deploying ci-digits@champion…"), null when idle. */
+  get busy(): string | null {
+    return this._busy;
+  }
+
+  /** True once a refresh has answered. */
+  get loaded(): boolean {
+    return this._loaded;
+  }
+
+  get visible(): boolean {
+    return this._visible;
+  }
+
+  /** Shown panel: refresh now and keep polling; hidden: stand by (no requests). */
+  set visible(value: boolean) {
+    if (value === this._visible) {
+      return;
+    }
+    this._visible = value;
+    if (value) {
+      if (!this._started) {
+        this._started = true;
+        void this.poll.start();
+      } else {
+        void this.poll.refresh();
+      }
+    }
+  }
+
+  /** Fetch models and deployments once. */
+  async refresh(): Promise<void> {
+    try {
+      const [models, deployments] = await Promise.all([
+        this.api.models(),
+        this.api.deployments()
+      ]);
+      this._models = models;
+      this._deployments = deployments;
+      this._loaded = true;
+      if (!this._busy) {
+        this._error = null;
+      }
+    } catch (reason) {
+      this._error = message(reason);
+      this._changed.emit();
+      throw reason; // the poll backs off
+    }
+    this._changed.emit();
+  }
+
+  deploy(request: DeployRequest): Promise<boolean> {
+    const what = request.alias
+      ? `${request.model}@${request.alias}`
+      : `${request.model} v${request.version}`;
+    return this.act(`Deploying ${what}…`, () => this.api.deploy(request));
+  }
+
+  promote(name: string): Promise<boolean> {
+    return this.act(`Promoting the canary of ${name}…`, () =>
+      this.api.promote(name, 'promoted from the Deploy panel')
+    );
+  }
+
+  rollback(name: string): Promise<boolean> {
+    return this.act(`Rolling back ${name}…`, () =>
+      this.api.rollback(name, 'rolled back from the Deploy panel')
+    );
+  }
+
+  canary(name: string, version: string, share: number): Promise<boolean> {
+    return this.act(
+      `Starting canary v${version} of ${name} at ${Math.round(share * 100)} %…`,
+      () => this.api.canary(name, version, share, 'canary from the Deploy panel')
+    );
+  }
+
+  clearCanary(name: string): Promise<boolean> {
+    return this.act(`Clearing the canary of ${name}…`, () =>
+      this.api.clearCanary(name, 'canary cleared from the Deploy panel')
+    );
+  }
+
+  undeploy(name: string): Promise<boolean> {
+    return this.act(`Stopping ${name}…`, () =>
+      this.api.undeploy(name, 'undeployed from the Deploy panel')
+    );
+  }
+
+  dispose(): void {
+    this.poll.dispose();
+    Signal.clearData(this);
+  }
+
+  /** Run one change at a time; true when it succeeded (the error is kept otherwise). */
+  private async act(label: string, work: () => Promise<unknown>): Promise<boolean> {
+    if (this._busy) {
+      this._error = `Wait until "${this._busy}" has finished, then try again.`;
+      this._changed.emit();
+      return false;
+    }
+    this._busy = label;
+    this._error = null;
+    this._changed.emit();
+    let failure: string | null = null;
+    try {
+      await work();
+    } catch (reason) {
+      failure = message(reason);
+    } finally {
+      this._busy = null;
+    }
+    try {
+      await this.refresh();
+    } catch {
+      // refresh() recorded its own error
+    }
+    if (failure) {
+      // the refresh succeeded or failed on its own; the action's error is the one to show
+      this._error = failure;
+      this._changed.emit();
+    }
+    return failure === null;
+  }
+
+  private _changed = new Signal<this, void>(this);
+  private _models: RegisteredModel[] = [];
+  private _deployments: Deployment[] = [];
+  private _error: string | null = null;
+  private _busy: string | null = null;
+  private _loaded = false;
+  private _visible = false;
+  private _started = false;
+}
+
+function message(reason: unknown): string {
+  if (reason instanceof ApiError) {
+    return reason.message;
+  }
+  return `Unexpected problem: ${String((reason as Error)?.message ?? reason)}`;
+}

@@ -1,0 +1,114 @@
+/**
+ * The Deploy panel widget: renders the model's state, and asks for confirmation before each change.
+ */
+
+import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { Deployment, ModelVersion, RegisteredModel } from './api';
+import { IActions, liveDeploymentOf, preferredAlias, renderPanel } from './components';
+import { DeployModel } from './model';
+
+export class DeployPanel extends Widget {
+  constructor(
+    readonly model: DeployModel,
+    private readonly openNotebook: (runId: string, step: string, name: string) => void
+  ) {
+    super();
+    this.addClass('jp-aidevops-panel');
+    this.model.changed.connect(this.render, this);
+    this.render();
+  }
+
+  dispose(): void {
+    this.model.changed.disconnect(this.render, this);
+    super.dispose();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.model.visible = true;
+  }
+
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.model.visible = false;
+  }
+
+  protected onAfterAttach(msg: Message): void {
+    super.onAfterAttach(msg);
+    if (this.isVisible) {
+      this.model.visible = true;
+    }
+  }
+
+  protected onBeforeDetach(msg: Message): void {
+    this.model.visible = false;
+    super.onBeforeDetach(msg);
+  }
+
+  private render(): void {
+    const m = this.model;
+    const top = this.node.scrollTop;
+    this.node.replaceChildren(
+      renderPanel({ models: m.models, deployments: m.deployments, error: m.error, busy: m.busy, loaded: m.loaded }, this.actions)
+    );
+    this.node.scrollTop = top;
+  }
+
+  private readonly actions: IActions = {
+    refresh: () => void this.model.poll.refresh(),
+    openNotebook: (runId, step, name) => this.openNotebook(runId, step, name),
+    deploy: (model, version) => void this.deploy(model, version),
+    canary: (deployment, version) => void this.canary(deployment, version),
+    promote: d =>
+      void this.confirmThen(`Promote the canary of ${d.name}?`, `v${d.canary_version} becomes the active version; v${d.active_version} is kept for rollback.`, 'Promote', () => this.model.promote(d.name)),
+    clearCanary: d =>
+      void this.confirmThen(`Clear the canary of ${d.name}?`, `v${d.active_version} takes all traffic again.`, 'Clear canary', () => this.model.clearCanary(d.name)),
+    rollback: d =>
+      void this.confirmThen(`Roll back ${d.name}?`, `v${d.previous_version} becomes active again in place of v${d.active_version}, with no downtime.`, 'Roll back', () => this.model.rollback(d.name)),
+    undeploy: d =>
+      void this.confirmThen(`Undeploy ${d.name}?`, `Its server on ${d.url ?? 'the local machine'} stops; its history stays.`, 'Undeploy', () => this.model.undeploy(d.name), true)
+  };
+
+  private async deploy(model: RegisteredModel, version: ModelVersion): Promise<void> {
+    const live = liveDeploymentOf(model.name, this.model.deployments);
+    const alias = live ? undefined : preferredAlias(version);
+    const what = alias ? `${model.name}@${alias} (v${version.version})` : `${model.name} v${version.version}`;
+    const body = live
+      ? `${live.name} switches from v${live.active_version} to v${version.version} once it has loaded and passed its checks; v${live.active_version} keeps serving until then.`
+      : `A local server starts on 127.0.0.1, loads ${what}, and checks its predictions against the registry's.`;
+    await this.confirmThen(live ? `Switch ${live.name} to v${version.version}?` : `Deploy ${what}?`, body, live ? 'Switch' : 'Deploy', () =>
+      this.model.deploy(alias ? { model: model.name, alias } : { model: model.name, version: version.version })
+    );
+  }
+
+  private async canary(d: Deployment, version: ModelVersion): Promise<void> {
+    const answer = await InputDialog.getNumber({
+      title: `Canary v${version.version} in ${d.name}: share of requests (%)`,
+      value: 10,
+      okLabel: 'Start canary'
+    });
+    if (!answer.button.accept || answer.value === null) {
+      return;
+    }
+    const percent = Number(answer.value);
+    if (!(percent >= 0 && percent <= 100)) {
+      await showDialog({ title: 'Canary not started', body: `The share must be between 0 and 100 %, not ${answer.value}.`, buttons: [Dialog.okButton()] });
+      return;
+    }
+    await this.model.canary(d.name, version.version, percent / 100);
+  }
+
+  private async confirmThen(title: string, body: string, label: string, work: () => Promise<boolean>, warn = false): Promise<void> {
+    const answer = await showDialog({
+      title,
+      body,
+      buttons: [Dialog.cancelButton(), warn ? Dialog.warnButton({ label }) : Dialog.okButton({ label })]
+    });
+    if (answer.button.accept) {
+      await work();
+    }
+  }
+}

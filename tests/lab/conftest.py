@@ -1,0 +1,149 @@
+"""A workspace seeded by the real CI pipeline and a real JupyterLab server on it (session-wide: both are slow).
+
+The pipeline runs twice (the second time with another seed), so the registry holds v1 and v2 of
+`ci-digits`, each with lineage tags and executed notebooks in its run folder. The server starts with
+this repository's extension as installed by `pip install -e .`; deployments it starts are tied to this
+pytest process (AIDEVOPS_DEPLOY_WATCH_PID) and stopped at the end, which asserts that none is left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+MODEL = "ci-digits"
+ARTIFACTS = REPO / "test-artifacts" / "lab"
+_LEAKY_VARS = ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND", "MLFLOW_EXPERIMENT_NAME",
+               "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "AIDEVOPS_SERVING_ADMIN_TOKEN", "AIDEVOPS_ACTOR", "JUPYTER_TOKEN")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without settings that would point at another store, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in _LEAKY_VARS}
+    env["MPLBACKEND"] = "Agg"
+    env.update(extra)
+    return env
+
+
+def _aidevops(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=clean_env(),
+                          capture_output=True, text=True, timeout=600)
+
+
+@dataclass
+class Seeded:
+    """The seeded workspace: its folder and the two pipeline runs that registered v1 and v2."""
+
+    root: Path
+    runs: list[str]
+
+
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory) -> Seeded:
+    """notebooks/ + pipelines/ copied into a fresh folder, and `aidevops run ci` run there twice."""
+    root = tmp_path_factory.mktemp("lab-ws")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    shutil.copytree(REPO / "pipelines", root / "pipelines")
+    runs = []
+    for args in ((), ("-p", "seed=1")):
+        out = _aidevops(root, "run", "ci", *args)
+        assert out.returncode == 0, out.stderr[-3000:]
+        runs.append(json.loads(_aidevops(root, "show", "latest", "--json").stdout)["run_id"])
+    models = json.loads(_aidevops(root, "models", MODEL, "--json").stdout)
+    assert [v["version"] for v in models[0]["versions"]] == ["2", "1"], "two registered versions to canary and roll back"
+    return Seeded(root, runs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Lab:
+    """A running JupyterLab server on the seeded workspace."""
+
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/aidevops/api/{path}"
+
+
+@pytest.fixture(scope="session")
+def lab(seeded) -> Lab:
+    """`python -m jupyterlab` on 127.0.0.1 in the seeded workspace; stopped (with its deployments) at the end."""
+    port, token = free_port(), secrets.token_hex(16)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / "jupyterlab.log"
+    env = clean_env(AIDEVOPS_HOME=str(seeded.root), AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
+                    JUPYTER_CONFIG_DIR=str(seeded.root / ".jupyter-config"), AIDEVOPS_ACTOR="lab-tests")
+    settings = seeded.root / ".lab-settings"
+    # No "get notified about news?" toast over the panel in screenshots.
+    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+             f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={seeded.root}",
+             f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={seeded.root / '.lab-workspaces'}"],
+            cwd=seeded.root, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"JupyterLab did not start; its log:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+    yield Lab(url, token, seeded.root, log)
+    from aidevops_ext.deploy import manager
+    from aidevops_ext.workspace import Workspace
+
+    stopped = manager.undeploy_all(Workspace(seeded.root), reason="end of the lab tests")
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    leaked = _deployment_processes(seeded.root)
+    for pid in leaked:
+        os.kill(pid, signal.SIGKILL)
+    assert not leaked, f"deployment processes left running after undeploying {stopped}: {leaked}"
+
+
+def _deployment_processes(root: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_bytes().rsplit(b")", 1)[-1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in (b"Z", b"X") and str(root).encode() in b" ".join(args) and any(
+                b"aidevops_ext.deploy." in a for a in args):
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,103 @@
+"""The REST API against a real Jupyter server on a workspace seeded by the CI pipeline (token-authenticated)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .conftest import MODEL
+
+
+@pytest.fixture(scope="module")
+def client(lab):
+    with httpx.Client(base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"},
+                      timeout=120) as c:
+        yield c
+
+
+def _error(response: httpx.Response, status: int = 400) -> str:
+    """The one-sentence JSON error of a refused request."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"} and body["error"].endswith((".", ")")), body
+    return body["error"]
+
+
+def test_models_carry_versions_aliases_metrics_gate_and_lineage(client, seeded):
+    models = client.get("models").json()["models"]
+    (model,) = [m for m in models if m["name"] == MODEL]
+    versions = {v["version"]: v for v in model["versions"]}
+    assert list(versions) == ["2", "1"]
+    champion = model["aliases"]["champion"]
+    assert "champion" in versions[champion]["aliases"]
+    assert versions["1"]["gate_passed"] is True
+    assert 0.5 < versions["1"]["metrics"]["accuracy"] <= 1.0
+    for version, run_id in (("1", seeded.runs[0]), ("2", seeded.runs[1])):
+        lineage = versions[version]["lineage"]
+        assert lineage["pipeline"] == "ci" and lineage["pipeline_run_id"] == run_id and lineage["run_in_workspace"]
+        steps = {n["step"]: n for n in lineage["notebooks"]}
+        assert steps["train"] == {"step": "train", "name": "02_train.ipynb", "status": "ran", "available": True}
+    assert client.get(f"models/{MODEL}").json()["name"] == MODEL
+
+
+def test_a_run_notebook_is_served_read_only_with_its_outputs(client, seeded):
+    model = client.get(f"runs/{seeded.runs[0]}/notebooks/train").json()
+    assert model["type"] == "notebook" and model["format"] == "json" and model["writable"] is False
+    assert model["path"] == f"{seeded.runs[0]}/train/02_train.ipynb"
+    outputs = [o for c in model["content"]["cells"] for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "the executed notebook, with its learning curve"
+    run = client.get(f"runs/{seeded.runs[0]}").json()
+    assert run["run_id"] == seeded.runs[0] and run["status"] == "succeeded" and run["params"]["seed"] == 0
+    assert [r["run_id"] for r in client.get("runs").json()["runs"]] == seeded.runs[::-1]
+
+
+@pytest.mark.parametrize(("path", "needle"), [
+    ("runs/nope/notebooks/train", "no pipeline run 'nope'"),
+    ("runs/latest", "no pipeline run 'latest'"),  # exact ids only: a link must not change meaning
+    ("runs/%2E%2E/notebooks/train", "no pipeline run"),  # traversal attempts are run ids like any other
+    ("models/no-such-model", "No registered model named 'no-such-model'"),
+    ("deployments/nope", "no deployment named 'nope'"),
+    ("deployments/nope/history", "no deployment named 'nope'"),
+    ("runs?limit=abc", "'limit' must be a whole number"),
+    ("deployments/bad%20name!", "no deployment named 'bad name!'"),
+])
+def test_bad_reads_are_4xx_sentences(client, path, needle):
+    assert needle in _error(client.get(path))
+
+
+def test_an_unknown_step_names_the_steps_that_have_notebooks(client, seeded):
+    message = _error(client.get(f"runs/{seeded.runs[0]}/notebooks/deploy"))
+    assert "no executed notebook for step 'deploy'" in message and "train" in message
+
+
+@pytest.mark.parametrize(("path", "body", "needle"), [
+    ("deployments", {}, "Field 'model' is missing"),
+    ("deployments", {"model": MODEL}, "exactly one of 'alias'"),
+    ("deployments", {"model": MODEL, "alias": "champion", "version": "1"}, "exactly one of 'alias'"),
+    ("deployments", {"model": MODEL, "version": "0"}, "not a version number"),
+    ("deployments", {"model": MODEL, "alias": "champion", "port": 80}, "Unknown field(s) port"),
+    ("deployments", {"model": "$(rm -rf /)", "alias": "champion"}, "not a registered model's name"),
+    ("deployments", {"model": "nothing-here", "alias": "champion"}, "nothing-here"),
+    ("deployments", {"model": MODEL, "alias": "nosuchalias"}, "nosuchalias"),
+    ("deployments", {"model": MODEL, "alias": "champion", "reason": "x" * 501}, "at most 500 characters"),
+    ("deployments/nope/canary", {"version": "2"}, "Field 'share' is missing"),
+    ("deployments/nope/canary", {"version": "2", "share": 1.5}, "between 0 and 1"),
+    ("deployments/nope/canary", {"clear": True, "share": 0.1}, "'clear' takes no version or share"),
+    ("deployments/nope/canary", {"clear": "yes"}, "must be true or false"),
+    ("deployments/nope/promote", {"reason": 3}, "Field 'reason' must be text"),
+    ("deployments/nope/promote", {}, "no deployment named 'nope'"),
+    ("deployments/nope/rollback", {"why": "x"}, "Unknown field(s) why"),
+])
+def test_bad_changes_are_4xx_sentences_and_change_nothing(client, path, body, needle):
+    assert needle in _error(client.post(path, json=body))
+    assert client.get("deployments").json()["deployments"] == []
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe"])
+def test_a_body_that_is_not_a_json_object_is_400(client, raw):
+    assert "JSON" in _error(client.post("deployments", content=raw, headers={"Content-Type": "application/json"}))
+
+
+def test_undeploying_an_unknown_deployment_is_400(client):
+    assert "no deployment named 'nope'" in _error(client.delete("deployments/nope"))
