@@ -556,6 +556,11 @@ from .cli_loop import COMMANDS as _LOOP_COMMANDS  # noqa: E402  (click only: che
 for _command in _LOOP_COMMANDS:
     main.add_command(_command)
 
+# -- installation check (aidevops_ext/doctor.py)
+from .doctor import doctor_command as _doctor  # noqa: E402  (click + stdlib: cheap)
+
+main.add_command(_doctor)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()
