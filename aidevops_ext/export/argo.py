@@ -14,9 +14,12 @@ Hera is imported only here (the `argo` extra): a missing SDK is one sentence nam
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..deploy.kubernetes import k8s_name
 from ..errors import ConfigError
 from ..pipeline.records import git_state
 from ..pipeline.runner import PipelineRunner, RunOptions
@@ -49,8 +52,6 @@ def resolved_step_params(spec: PipelineSpec, ws: Workspace, overrides: Mapping[s
 
 
 def _template_name(step: str) -> str:
-    from ..deploy.kubernetes import k8s_name
-
     return k8s_name(step.replace("_", "-"))
 
 
@@ -75,8 +76,6 @@ def build_workflow(spec: PipelineSpec, params: Mapping[str, Mapping[str, Any]], 
     if git_commit:
         env.append(hw.Env(name=GIT_COMMIT_ENV, value=git_commit))
     security = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    from ..deploy.kubernetes import k8s_name
-
     with hw.Workflow(generate_name=f"{k8s_name(spec.name)}-", entrypoint=ENTRYPOINT, namespace=namespace,
                      labels={"app.kubernetes.io/part-of": "aidevops", "aidevops.io/pipeline": k8s_name(spec.name)},
                      arguments=[hw.Parameter(name=TRACKING_PARAM, value=tracking_uri)],
@@ -136,9 +135,6 @@ def export_argo(pipeline: str | None, *, ws: Workspace | None = None, overrides:
 
 def write_atomic(text: str, path: Path) -> None:
     """Write the exported file whole or not at all."""
-    import os
-    import tempfile
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
