@@ -29,8 +29,9 @@ NAME = r"(?P<name>[^/]+)"
 
 def _status_for(exc: AidevopsError) -> int:
     """Which 4xx a core error becomes: refused model 422, not-running deployment 409, the rest 400."""
-    kind = type(exc).__name__
-    return {"ModelRefused": 422, "DeploymentError": 409, "SlotError": 409}.get(kind, 400)
+    # By class name along the MRO: importing serving.errors here would load the model server's package.
+    statuses = {"ModelRefused": 422, "DeploymentError": 409, "SlotError": 409}
+    return next((statuses[c.__name__] for c in type(exc).__mro__ if c.__name__ in statuses), 400)
 
 
 class _Handler(APIHandler):

@@ -1,4 +1,6 @@
-"""A workspace seeded by the real CI pipeline and a real JupyterLab server on it (session-wide: both are slow).
+"""A workspace seeded by the real CI pipeline and a real JupyterLab server on it.
+
+Both are slow, so there is one of each for the tests/lab package, stopped when its last test ends.
 
 The pipeline runs twice (the second time with another seed), so the registry holds v1 and v2 of
 `ci-digits`, each with lineage tags and executed notebooks in its run folder. The server starts with
@@ -52,7 +54,7 @@ class Seeded:
     runs: list[str]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def seeded(tmp_path_factory) -> Seeded:
     """notebooks/ + pipelines/ copied into a fresh folder, and `aidevops run ci` run there twice."""
     root = tmp_path_factory.mktemp("lab-ws")
@@ -87,7 +89,7 @@ class Lab:
         return f"{self.url}/aidevops/api/{path}"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(seeded) -> Lab:
     """`python -m jupyterlab` on 127.0.0.1 in the seeded workspace; stopped (with its deployments) at the end."""
     port, token = free_port(), secrets.token_hex(16)

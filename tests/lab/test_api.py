@@ -101,3 +101,15 @@ def test_a_body_that_is_not_a_json_object_is_400(client, raw):
 
 def test_undeploying_an_unknown_deployment_is_400(client):
     assert "no deployment named 'nope'" in _error(client.delete("deployments/nope"))
+
+
+def test_core_errors_map_to_4xx_by_kind():
+    from aidevops_ext.deploy.local import DeploymentError
+    from aidevops_ext.errors import ConfigError, DataError
+    from aidevops_ext.routes import _status_for
+    from aidevops_ext.serving.errors import ModelRefused
+
+    assert _status_for(ModelRefused("v3 was refused: NaN predictions.")) == 422
+    assert _status_for(DeploymentError("Deployment 'd' is stopped, not running.")) == 409
+    assert _status_for(ConfigError("Field 'x' is missing.")) == 400
+    assert _status_for(DataError("Column 'y' is missing.")) == 400
