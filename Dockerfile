@@ -10,6 +10,8 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # --- build: the wheel, then a virtualenv holding it and its dependencies -------------------------
+# SKIP_JUPYTER_BUILDER: the image serves models and runs steps; the JupyterLab Deploy panel's frontend
+# build (Node >= 20.19 and the npm registry) is left out of it. The server extension stays importable.
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -17,7 +19,7 @@ COPY aidevops_ext/ aidevops_ext/
 COPY kernels/ kernels/
 RUN python -m venv /opt/aidevops \
  && /opt/aidevops/bin/pip install --no-cache-dir --disable-pip-version-check "pip>=24" \
- && /opt/aidevops/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /dist . \
+ && SKIP_JUPYTER_BUILDER=1 /opt/aidevops/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /dist . \
  && /opt/aidevops/bin/pip install --no-cache-dir --disable-pip-version-check /dist/*.whl \
  && /opt/aidevops/bin/aidevops init --no-git
 

@@ -2,8 +2,9 @@
 
 `mlflow_server` is `mlflow server` on 127.0.0.1 with SQLite behind it and a local artifact folder it serves
 (clients reach artifacts only through it). `image_venv` runs the Dockerfile's build-stage RUN command, as
-written there, against a fresh `git clone` of this repository into a new virtualenv (no container engine
-runs on CI machines); only `--no-cache-dir` is dropped, so pip's download cache keeps this to about a minute.
+written there, on what that stage's COPY instructions take from a fresh `git clone` of this repository, into
+a new virtualenv (no container engine runs on CI machines); only `--no-cache-dir` is dropped, so pip's
+download cache keeps this to about a minute. The runtime stage's COPYs make the steps' working folder.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,9 +118,28 @@ def image_env() -> dict[str, str]:
     return env
 
 
+def copy_context(stage: str, source_root: Path, dest: Path) -> Path:
+    """What a stage's COPY instructions (from the build context) put into its WORKDIR, at `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for word, rest in instructions(stage):
+        if word != "COPY" or rest.startswith("--from"):
+            continue
+        *sources, target = rest.split()
+        for source in sources:
+            src = source_root / source
+            if src.is_dir():
+                shutil.copytree(src, dest / target.rstrip("/"), dirs_exist_ok=True)
+            else:
+                folder = dest / target if target.endswith("/") else (dest / target).parent
+                folder.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, folder / src.name if target.endswith("/") else dest / target)
+    return dest
+
+
 @dataclass(frozen=True)
 class ImageVenv:
-    clone: Path  # the fresh clone: /src of the build stage, and /app (notebooks/, pipelines/) of the runtime
+    clone: Path  # the fresh clone (the build context)
+    app: Path  # /app of the runtime stage: what its COPY instructions put there (notebooks/, pipelines/)
     venv: Path  # /opt/aidevops of the image
 
     def bin(self, name: str) -> str:
@@ -142,9 +163,10 @@ def image_venv(tmp_path_factory) -> ImageVenv:
     root = tmp_path_factory.mktemp("image")
     clone, venv, dist = root / "src", root / "opt-aidevops", root / "dist"
     subprocess.run(["git", "clone", "--quiet", "--depth", "1", f"file://{REPO}", str(clone)], check=True, timeout=120)
+    build = copy_context("build", clone, root / "build-src")  # exactly what the build stage sees
     (run,) = [rest for word, rest in instructions("build") if word == "RUN"]
     command = run.replace("/opt/aidevops", str(venv)).replace("/dist", str(dist)).replace(" --no-cache-dir", "")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHONHOME", "PIP_REQUIRE"))}
-    out = subprocess.run(["bash", "-c", command], cwd=clone, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(["bash", "-c", command], cwd=build, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, f"the Dockerfile's install failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
-    return ImageVenv(clone, venv)
+    return ImageVenv(clone, copy_context("final", clone, root / "app"), venv)

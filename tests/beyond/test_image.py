@@ -106,6 +106,8 @@ def test_the_image_installs_the_pipelines_kernel(kernel):
     """Steps run on the pipelines' kernel: the build stage installs it (`aidevops init --no-git`)."""
     (run,) = [rest for word, rest in instructions("build") if word == "RUN"]
     assert run.endswith("/opt/aidevops/bin/aidevops init --no-git")
+    # No Node in a slim Python image: the wheel is built without the JupyterLab panel's frontend.
+    assert "SKIP_JUPYTER_BUILDER=1 /opt/aidevops/bin/pip wheel" in run
     for spec in ("ci.yaml", "default.yaml"):
         assert f"kernel: {kernel}" in (REPO / "pipelines" / spec).read_text()
     assert json.loads((REPO / "kernels" / kernel / "kernel.json").read_text())["argv"][0] == "python"

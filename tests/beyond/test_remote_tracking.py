@@ -116,7 +116,7 @@ def test_the_image_serves_the_champion_pulled_from_the_server(image_venv, mlflow
     env = image_venv.env(tmp_path / "home", MLFLOW_TRACKING_URI=mlflow_server.url, AIDEVOPS_PORT=str(port))
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(command, cwd=image_venv.clone, env=env, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(command, cwd=image_venv.app, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 120, proc, log)
@@ -170,7 +170,7 @@ def test_the_exported_argo_steps_run_pod_by_pod(image_venv, mlflow_server, ci_ru
         args = [local(_substitute(a, values)) for a in container["args"]]
         env = image_venv.env(pod / "home", **{e["name"]: local(_substitute(e["value"], values)) for e in container["env"]})
         assert container["workingDir"] == "/app"
-        run = subprocess.run([image_venv.bin(container["command"][0]), *args], cwd=image_venv.clone, env=env,
+        run = subprocess.run([image_venv.bin(container["command"][0]), *args], cwd=image_venv.app, env=env,
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, f"task {task['name']}: {run.stderr[-3000:]}"
         for artifact in template["outputs"]["artifacts"]:
