@@ -109,7 +109,7 @@ def lab(seeded) -> Lab:
              f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={seeded.root / '.lab-workspaces'}"],
             cwd=seeded.root, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180  # a loaded CI machine starts Lab slowly
     while True:
         try:
             with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
