@@ -36,6 +36,8 @@ def page(lab):
         context = browser.new_context(viewport={"width": 1500, "height": 950})
         page = context.new_page()
         page.set_default_timeout(60_000)
+        page.errors = []  # uncaught exceptions in the page, checked by the last test
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
         page.goto(f"{lab.url}/lab?token={lab.token}")
         page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
         page.wait_for_selector(".jp-Launcher")
@@ -182,3 +184,7 @@ def test_undeploy_from_the_panel(page):
     confirm(page, "Undeploy")
     expect(card(page).locator(".jp-aidevops-health")).to_have_text("stopped", timeout=SLOW_MS)
     assert card(page).locator("button").count() == 0, "a stopped deployment offers no changes"
+
+
+def test_the_page_raised_no_uncaught_error(page):
+    assert page.errors == []
