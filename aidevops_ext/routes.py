@@ -211,7 +211,13 @@ class RunNotebookHandler(_Handler):
     @tornado.web.authenticated
     async def get(self, run_id: str, step: str) -> None:
         async def work():
-            self.reply(await self.core(views.run_notebook, self.workspace, run_id, step))
+            model = await self.core(views.run_notebook, self.workspace, run_id, step)
+            if self.get_query_argument("download", "") != "1":
+                self.reply(model)
+                return
+            # Lab's "Download" of the read-only drive: the .ipynb itself, as a file.
+            self.set_header("Content-Disposition", f'attachment; filename="{run_id}-{model["name"]}"')
+            self.reply(model["content"])
         await self.run(work)
 
 

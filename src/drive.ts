@@ -54,7 +54,7 @@ export class RunsDrive implements Contents.IDrive {
 
   async getDownloadUrl(localPath: string): Promise<string> {
     const parts = localPath.split('/');
-    return `${this.serverSettings.baseUrl}aidevops/api/runs/${encodeURIComponent(parts[0])}/notebooks/${encodeURIComponent(parts[1])}`;
+    return `${this.serverSettings.baseUrl}aidevops/api/runs/${encodeURIComponent(parts[0])}/notebooks/${encodeURIComponent(parts[1])}?download=1`;
   }
 
   async newUntitled(): Promise<Contents.IModel> {

@@ -47,6 +47,9 @@ def test_a_run_notebook_is_served_read_only_with_its_outputs(client, seeded):
     assert model["path"] == f"{seeded.runs[0]}/train/02_train.ipynb"
     outputs = [o for c in model["content"]["cells"] for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the executed notebook, with its learning curve"
+    download = client.get(f"runs/{seeded.runs[0]}/notebooks/train?download=1")
+    assert download.headers["content-disposition"] == f'attachment; filename="{seeded.runs[0]}-02_train.ipynb"'
+    assert download.json() == model["content"]
     run = client.get(f"runs/{seeded.runs[0]}").json()
     assert run["run_id"] == seeded.runs[0] and run["status"] == "succeeded" and run["params"]["seed"] == 0
     assert [r["run_id"] for r in client.get("runs").json()["runs"]] == seeded.runs[::-1]
