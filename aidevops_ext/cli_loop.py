@@ -18,16 +18,6 @@ def _workspace():
     return Workspace.discover()
 
 
-def _running(ws, name: str):
-    from .deploy import manager
-
-    dep = manager.get(ws, name)
-    if dep.target != "local" or not dep.url or dep.state not in ("running", "restarting", "starting"):
-        raise ConfigError(f"deployment '{name}' is not running here (state: {dep.state}); start it with "
-                          f"`aidevops deploy {dep.ref} --name {name}`.")
-    return dep
-
-
 def _fmt(v, digits: int = 3) -> str:
     if v is None:
         return "–"
@@ -127,8 +117,10 @@ def simulate(name, rate, duration, drift, drift_after, drift_features, feedback,
     """Replay test rows against a deployment at a steady rate, optionally drifted, posting feedback for a share."""
     from . import traffic
 
+    from .deploy import manager
+
     ws = _workspace()
-    dep = _running(ws, name)
+    dep = manager.running(ws, name)
     features = None
     if drift_features:
         try:

@@ -110,7 +110,9 @@ def get(ws: Workspace, job_id: str) -> Job:
     if not path.is_file():
         raise ConfigError(f"there is no job '{job_id}' in {_dir(ws)}.")
     job = Job(**json.loads(path.read_text()))
-    if job.status == RUNNING and job.pid and not _alive(job.pid):
+    from .deploy.local import pid_alive  # noqa: PLC0415
+
+    if job.status == RUNNING and job.pid and not pid_alive(job.pid):
         job = Job(**json.loads(path.read_text()))  # the wrapper may have just written the end
         if job.status == RUNNING:
             job.status, job.message, job.finished = FAILED, "the job's process ended without recording an exit code", time.time()
@@ -145,20 +147,6 @@ def _epoch(iso: str) -> float:
     from datetime import datetime  # noqa: PLC0415
 
     return datetime.fromisoformat(iso).timestamp()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by the process that started it) counts as ended
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _new_id() -> str:

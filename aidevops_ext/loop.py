@@ -126,12 +126,6 @@ def retrainings(ws: Workspace, deployment: str | None = None, *, limit: int = 50
     return [_row(r) for r in rows]
 
 
-def running_retraining(ws: Workspace, deployment: str) -> Retraining | None:
-    """The retraining of `deployment` still marked running, if any."""
-    found = [r for r in retrainings(ws, deployment, limit=5) if r.status == RUNNING]
-    return found[-1] if found else None
-
-
 def _start(ws: Workspace, **fields: Any) -> int:
     conn = _connect(ws)
     try:
@@ -146,6 +140,14 @@ def _start(ws: Workspace, **fields: Any) -> int:
         cur = conn.execute(f"INSERT INTO retrains ({cols}) VALUES ({', '.join('?' * len(fields))})", tuple(fields.values()))
         conn.execute("COMMIT")
         return int(cur.lastrowid)
+    finally:
+        conn.close()
+
+
+def _get(ws: Workspace, rid: int) -> Retraining:
+    conn = _connect(ws)
+    try:
+        return _row(conn.execute("SELECT * FROM retrains WHERE id = ?", (rid,)).fetchone())
     finally:
         conn.close()
 
@@ -259,7 +261,7 @@ def _retrain(ws: Workspace, rid: int, dep: Any, spec: Any, rows: int, actor: str
         fields["switched_to"] = version
     echo(f"retraining #{rid}: {message}")
     _update(ws, rid, status=status, finished=time.time(), message=message, **fields)
-    return next(r for r in retrainings(ws, dep.name, limit=1000) if r.id == rid)
+    return _get(ws, rid)
 
 
 def retrain_exit_message(r: Retraining) -> str:
@@ -277,4 +279,4 @@ def env_cooldown(default: float = 300.0) -> float:
         return default
 
 
-__all__ = ["Retraining", "live_training_rows", "retrain", "retrainings", "running_retraining"]
+__all__ = ["Retraining", "live_training_rows", "retrain", "retrainings"]

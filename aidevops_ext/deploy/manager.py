@@ -479,15 +479,21 @@ def status(ws: Workspace | None, name: str) -> dict[str, Any]:
     return out
 
 
+def running(ws: Workspace | None, name: str) -> Deployment:
+    """The local deployment `name`, or ConfigError when it is not running on this machine (with the command to start it)."""
+    dep = get(ws, name)
+    if dep.target != "local" or not dep.url or dep.state not in LIVE_STATES:
+        raise ConfigError(f"Deployment '{name}' is not running here (state: {dep.state}); start it with "
+                          f"`aidevops deploy {dep.ref} --name {name}`.")
+    return dep
+
+
 def monitor_summary(ws: Workspace | None, name: str, *, refresh: bool = True) -> dict[str, Any]:
     """The live monitor of a running local deployment (GET /monitor; refresh: computed now) plus its alert events."""
     from ..monitoring.alertstore import AlertStore  # noqa: PLC0415
 
     store = _store(ws)
-    dep = get(store.workspace, name)
-    if dep.target != "local" or dep.state not in LIVE_STATES:
-        raise ConfigError(f"Deployment '{name}' is not running here (state: {dep.state}); start it with "
-                          f"`aidevops deploy {dep.ref} --name {name}`.")
+    dep = running(store.workspace, name)
     status, answer = AdminClient(dep, timeout=60.0).request("GET", "/monitor" + ("?refresh=1" if refresh else ""))
     if status != 200 or not isinstance(answer, dict):
         problem = answer.get("error") if isinstance(answer, dict) else str(answer)[:300]

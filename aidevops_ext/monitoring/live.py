@@ -57,10 +57,7 @@ def summarize_window(
         except Exception as exc:  # noqa: BLE001 - e.g. string labels a regression profile cannot compare
             notes.append(f"no prediction drift ({exc})")
     if task in ("classification", "regression") and len(predictions):
-        joined = join_feedback({"request_id": list(prediction_ids), "timestamp": np.asarray(prediction_ts, float),
-                                "prediction": list(predictions)},
-                               {"request_id": [f[0] for f in feedback], "label": [f[1] for f in feedback],
-                                "label_timestamp": [f[2] for f in feedback]})
+        joined = _joined(prediction_ids, predictions, prediction_ts, feedback)
         try:
             quality = quality_window(joined, task, last=config.window, now=now, min_labels=config.min_labels)
         except Exception as exc:  # noqa: BLE001 - labels of the wrong kind (a string for a regressor)
@@ -75,6 +72,13 @@ def summarize_window(
         "snapshot": snapshot,
         "notes": notes,
     }
+
+
+def _joined(prediction_ids: Sequence[str], predictions: Sequence[Any], prediction_ts: Any,
+            feedback: Sequence[tuple[str, Any, float]]):
+    """Predicted rows joined with their labels; `feedback` records are (id, label, label time), join_feedback's order."""
+    return join_feedback({"request_id": list(prediction_ids), "timestamp": np.asarray(prediction_ts, dtype=np.float64),
+                          "prediction": list(predictions)}, list(feedback))
 
 
 def quality_series(
@@ -97,9 +101,7 @@ def quality_series(
     ts = np.asarray(prediction_ts, dtype=np.float64)
     if not len(ts) or task not in ("classification", "regression"):
         return []
-    joined = join_feedback({"request_id": list(prediction_ids), "timestamp": ts, "prediction": list(predictions)},
-                           {"request_id": [f[0] for f in feedback], "label": [f[1] for f in feedback],
-                            "label_timestamp": [f[2] for f in feedback]})
+    joined = _joined(prediction_ids, predictions, ts, feedback)
     stamps = [f[2] for f in feedback]
     end = max(float(ts.max()), max(stamps) if stamps else float(ts.max()))
     start = float(ts.min())

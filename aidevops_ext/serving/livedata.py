@@ -49,6 +49,12 @@ class LiveWindow:
         return int(self.rows.shape[0])
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list]:
+    """A WHERE clause (AND) and its arguments from (sql, value) pairs; a None value leaves its condition out."""
+    kept = [(sql, v) for sql, v in conditions if v is not None]
+    return " AND ".join(sql for sql, _ in kept), [v for _, v in kept]
+
+
 def _open(db: Path | str) -> sqlite3.Connection | None:
     path = Path(db)
     if not path.is_file():
@@ -68,10 +74,7 @@ def read_window(db: Path | str, model: str, version: str | None, *, rows: int, n
     if conn is None:
         return empty
     try:
-        where, args = "model = ? AND id > ?", [model, int(after_id)]
-        if version is not None:
-            where += " AND version = ?"
-            args.append(str(version))
+        where, args = _where(("model = ?", model), ("id > ?", int(after_id)), ("version = ?", version))
         picked: list[tuple] = []
         have, before = 0, None
         while have < rows:
@@ -147,16 +150,7 @@ def read_feedback(db: Path | str, model: str, *, first_id: int | None = None, la
     conn = _open(db)
     if conn is None:
         return []
-    where, args = "r.model = ?", [model]
-    if version is not None:
-        where += " AND r.version = ?"
-        args.append(str(version))
-    if first_id is not None:
-        where += " AND r.id >= ?"
-        args.append(int(first_id))
-    if last_id is not None:
-        where += " AND r.id <= ?"
-        args.append(int(last_id))
+    where, args = _where(("r.model = ?", model), ("r.version = ?", version), ("r.id >= ?", first_id), ("r.id <= ?", last_id))
     try:
         found = conn.execute(
             "SELECT f.request_id, f.row, f.label, f.ts FROM feedback f WHERE f.request_id IN "
@@ -193,13 +187,7 @@ def read_requests(db: Path | str, model: str, *, since: float | None = None, ver
     empty = {"ts": np.zeros(0), "latency_ms": np.zeros(0), "status": np.zeros(0, np.int64), "version": np.zeros(0, object)}
     if conn is None:
         return empty
-    where, args = "model = ?", [model]
-    if since is not None:
-        where += " AND ts >= ?"
-        args.append(float(since))
-    if version is not None:
-        where += " AND version = ?"
-        args.append(str(version))
+    where, args = _where(("model = ?", model), ("ts >= ?", None if since is None else float(since)), ("version = ?", version))
     try:
         rows = conn.execute(f"SELECT ts, latency_ms, status, version FROM request_log WHERE {where} ORDER BY id DESC LIMIT ?",
                             (*args, int(limit))).fetchall()

@@ -32,7 +32,7 @@ def ws(tmp_path):
     (["monitor", "gone", "--once"], "Deployment 'gone' is not running here (state: stopped)"),
     (["monitor", "gone", "--interval", "0"], "--interval must be a positive number of seconds"),
     (["simulate", "nosuch"], "There is no deployment named 'nosuch'"),
-    (["simulate", "gone"], "deployment 'gone' is not running here"),
+    (["simulate", "gone"], "Deployment 'gone' is not running here (state: stopped)"),
     (["retrain", "nosuch"], "There is no deployment named 'nosuch'"),
     (["retrain", "gone", "--rows", "0"], "--rows must be a positive number of labelled rows"),
     (["retrain", "gone"], "no pipeline in"),
