@@ -116,9 +116,254 @@ export interface RunSummary {
   started: string | null;
   finished: string | null;
   duration_s: number | null;
-  steps: Record<string, { status: string | null; error: string | null }>;
+  steps: Record<string, RunStep>;
   notebooks: RunNotebook[];
+  // Runs panel fields (GET runs / runs/{id}); optional so older servers still type-check.
+  resumed_from?: string | null;
+  overrides?: Record<string, unknown>;
+  params?: Record<string, unknown>;
 }
+
+// ---- Runs (Runs panel: pipeline runs, background jobs, nbdime diff) -------------------------------
+
+/** One step of a pipeline run as the run record has it. */
+export interface RunStep {
+  status: string | null; // pending | not selected | running | ran | cached | failed
+  error: string | null;
+  cache?: string | null; // hit | miss | null
+  duration_s?: number | null;
+  params?: Record<string, unknown>;
+}
+
+/** A background `aidevops` command started from Lab (a pipeline run or a retraining). */
+export interface Job {
+  id: string;
+  kind: string; // run | retrain
+  argv: string[];
+  started: number;
+  finished: number | null;
+  pid: number | null;
+  status: string; // running | succeeded | failed
+  exit_code: number | null;
+  pipeline: string | null;
+  deployment: string | null;
+  run_id: string | null;
+  message: string;
+}
+
+/** GET jobs/{id}: the job, the last lines of its output and the run it produced (once it exists). */
+export interface JobDetail extends Job {
+  log_tail: string[];
+  run: RunSummary | null;
+}
+
+/** GET diff: two runs' notebooks of one step, as nbdime's own diff page shows them. */
+export interface RunDiff {
+  base: string;
+  remote: string;
+  step: string;
+  steps: string[];
+  base_path: string;
+  remote_path: string;
+  url: string; // relative to the Jupyter base URL
+  params: Record<string, [unknown, unknown]>;
+}
+// ---- end Runs -------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------- Monitor (Monitor panel; see the REST contract)
+
+export interface MonitorRule {
+  name: string;
+  metric: string;
+  op: string;
+  threshold: number;
+  any_feature?: boolean;
+  features?: string[] | null;
+  for_windows?: number;
+  action?: string | null;
+  [key: string]: unknown;
+}
+
+export interface MonitorSettings {
+  window: number;
+  min_rows: number;
+  min_labels: number;
+  psi_bands: [number, number];
+  alpha?: number;
+  wasserstein_threshold?: number;
+  missing_threshold?: number;
+  rules: MonitorRule[];
+}
+
+export interface FeatureDrift {
+  name: string;
+  status: string;
+  n: number;
+  psi: number | null;
+  psi_band: string | null;
+  ks_statistic?: number | null;
+  ks_pvalue?: number | null;
+  wasserstein_std?: number | null;
+  mean_shift_std?: number | null;
+  drifted: boolean;
+  reasons?: string[];
+}
+
+export interface MonitorAlert {
+  rule: string;
+  state: string; // ok | firing | resolved
+  since: number | null;
+  value: number | null;
+  features: string[] | null;
+  metric?: string;
+  op?: string;
+  threshold?: number;
+  action?: string | null;
+}
+
+export interface MonitorEvent {
+  id: number;
+  deployment: string;
+  rule: string;
+  event: string; // fired | resolved
+  at: number;
+  metric?: string;
+  value: number | null;
+  threshold?: number | null;
+  features?: string[] | null;
+  action?: string | null;
+  message?: string | null;
+  model?: string | null;
+  version?: string | null;
+  handled_by?: string | null;
+}
+
+export interface MonitorQuality {
+  metric?: string;
+  status: string;
+  n?: number;
+  requests?: number;
+  label_rate?: number | null;
+  accuracy?: number | null;
+  accuracy_lower?: number | null;
+  accuracy_upper?: number | null;
+  [key: string]: unknown;
+}
+
+export interface MonitorRequests {
+  requests: number;
+  errors: number;
+  error_rate: number | null;
+  latency_p50_ms?: number | null;
+  latency_p90_ms?: number | null;
+  latency_p95_ms?: number | null;
+  latency_p99_ms?: number | null;
+  [key: string]: unknown;
+}
+
+export interface MonitorSummary {
+  status: string;
+  deployment: string;
+  model?: string;
+  version?: string;
+  at?: number;
+  window?: string | null;
+  window_rows?: number;
+  logged_rows?: number;
+  completed_windows?: number;
+  settings?: MonitorSettings;
+  drift?: {
+    n_rows: number;
+    min_rows: number;
+    status: string;
+    drifted: string[];
+    features: FeatureDrift[];
+  } | null;
+  prediction_drift?: {
+    task: string;
+    status: string;
+    n: number;
+    psi: number | null;
+    psi_band: string | null;
+    drifted: boolean;
+    [key: string]: unknown;
+  } | null;
+  quality?: MonitorQuality | null;
+  requests?: MonitorRequests | null;
+  alerts?: MonitorAlert[];
+  events?: MonitorEvent[];
+  notes?: string[];
+  [key: string]: unknown;
+}
+
+export interface QualityPoint {
+  at: number;
+  status: string;
+  accuracy?: number | null;
+  accuracy_lower?: number | null;
+  accuracy_upper?: number | null;
+  n?: number;
+  [key: string]: unknown;
+}
+
+export interface RequestSeries {
+  t: number[];
+  rate: number[];
+  error_rate: (number | null)[];
+  errors_per_s: number[];
+  p50_ms: (number | null)[];
+  p95_ms: (number | null)[];
+  p99_ms: (number | null)[];
+  requests: number[];
+  bucket_s: number | null;
+}
+
+export interface PredictionSeries {
+  task: string | null;
+  classes?: string[];
+  edges?: number[];
+  reference?: number[];
+  live?: number[];
+  unseen?: number;
+  n?: number;
+}
+
+export interface MonitorSeries {
+  deployment: string;
+  model?: string;
+  version?: string;
+  start: number;
+  end: number;
+  task: string | null;
+  requests: RequestSeries;
+  quality: QualityPoint[];
+  predictions: PredictionSeries;
+}
+
+export interface AlertsAnswer {
+  alerts: MonitorAlert[];
+  events: MonitorEvent[]; // newest first
+}
+
+/** A background command (pipeline run or retraining) started from Lab. */
+export interface Job {
+  id: string;
+  kind: string; // run | retrain
+  argv: string[];
+  started: number;
+  finished: number | null;
+  pid: number | null;
+  status: string; // running | succeeded | failed
+  exit_code: number | null;
+  pipeline: string | null;
+  deployment: string | null;
+  run_id: string | null;
+  message: string;
+  log_tail?: string[];
+  run?: RunSummary | null;
+}
+
+// ---------------------------------------------------------------- end of Monitor types
 
 const BASE = 'aidevops/api';
 
@@ -198,6 +443,68 @@ export class AidevopsApi {
   runNotebook(runId: string, step: string): Promise<Record<string, any>> {
     return this.request(`runs/${enc(runId)}/notebooks/${enc(step)}`);
   }
+
+  // ---- Runs ----------------------------------------------------------------------------------------
+
+  run(runId: string): Promise<RunSummary> {
+    return this.request<RunSummary>(`runs/${enc(runId)}`);
+  }
+
+  /** Start a pipeline with param overrides; the job follows it. */
+  async startRun(pipeline: string, params: Record<string, unknown> = {}): Promise<Job> {
+    return (await this.request<{ job: Job }>('runs', 'POST', { pipeline, params })).job;
+  }
+
+  /** Run a run's pipeline again (cached steps are reused); `params` replaces its overrides when given. */
+  async rerun(runId: string, params?: Record<string, unknown>): Promise<Job> {
+    return (
+      await this.request<{ job: Job }>(`runs/${enc(runId)}/rerun`, 'POST', params === undefined ? {} : { params })
+    ).job;
+  }
+
+  async listJobs(limit = 20): Promise<Job[]> {
+    return (await this.request<{ jobs: Job[] }>(`jobs?limit=${limit}`)).jobs;
+  }
+
+  getJob(id: string): Promise<JobDetail> {
+    return this.request<JobDetail>(`jobs/${enc(id)}`);
+  }
+
+  diff(base: string, remote: string, step?: string): Promise<RunDiff> {
+    const query = `base=${encodeURIComponent(base)}&remote=${encodeURIComponent(remote)}` + (step ? `&step=${encodeURIComponent(step)}` : '');
+    return this.request<RunDiff>(`diff?${query}`);
+  }
+
+  // ---- end Runs ------------------------------------------------------------------------------------
+
+  // ---------------------------------------------------------------- Monitor (Monitor panel)
+
+  /** The server's latest monitor pass (409 while the deployment is not running); `refresh` computes one now. */
+  monitor(name: string, refresh = false): Promise<MonitorSummary> {
+    return this.request<MonitorSummary>(`deployments/${enc(name)}/monitor${refresh ? '?refresh=1' : ''}`);
+  }
+
+  /** Chart series: request rate, latency, errors per time bucket; live quality points; prediction shares. */
+  series(name: string, minutes = 60, buckets = 60): Promise<MonitorSeries> {
+    return this.request<MonitorSeries>(`deployments/${enc(name)}/series?minutes=${minutes}&buckets=${buckets}`);
+  }
+
+  /** Alert states and events (newest first); answers while the deployment is stopped too. */
+  alerts(name: string): Promise<AlertsAnswer> {
+    return this.request<AlertsAnswer>(`deployments/${enc(name)}/alerts`);
+  }
+
+  /** Start a retraining of the deployment's model (a background job). */
+  async retrain(name: string, reason = ''): Promise<Job> {
+    return (await this.request<{ job: Job }>(`deployments/${enc(name)}/retrain`, 'POST', reason ? { reason } : {})).job;
+  }
+
+  /** One background job with its log tail and the run it produced. */
+  getJob(id: string): Promise<Job> {
+    return this.request<Job>(`jobs/${enc(id)}`);
+  }
+
+  // ---------------------------------------------------------------- end of Monitor methods
 
   /** One call: JSON in and out; a non-2xx answer becomes an ApiError carrying the server's sentence. */
   private async request<T>(
