@@ -135,27 +135,7 @@ export interface RunStep {
   params?: Record<string, unknown>;
 }
 
-/** A background `aidevops` command started from Lab (a pipeline run or a retraining). */
-export interface Job {
-  id: string;
-  kind: string; // run | retrain
-  argv: string[];
-  started: number;
-  finished: number | null;
-  pid: number | null;
-  status: string; // running | succeeded | failed
-  exit_code: number | null;
-  pipeline: string | null;
-  deployment: string | null;
-  run_id: string | null;
-  message: string;
-}
-
-/** GET jobs/{id}: the job, the last lines of its output and the run it produced (once it exists). */
-export interface JobDetail extends Job {
-  log_tail: string[];
-  run: RunSummary | null;
-}
+// Job (GET jobs/{id}, with log_tail and run) is declared in the Monitor section below; both panels follow jobs.
 
 /** GET diff: two runs' notebooks of one step, as nbdime's own diff page shows them. */
 export interface RunDiff {
@@ -345,7 +325,7 @@ export interface AlertsAnswer {
   events: MonitorEvent[]; // newest first
 }
 
-/** A background command (pipeline run or retraining) started from Lab. */
+/** A background `aidevops` command started from Lab (a pipeline run or a retraining); shared with the Runs panel. */
 export interface Job {
   id: string;
   kind: string; // run | retrain
@@ -357,10 +337,14 @@ export interface Job {
   exit_code: number | null;
   pipeline: string | null;
   deployment: string | null;
-  run_id: string | null;
+  run_id: string | null; // the pipeline run it produced, once it exists
   message: string;
-  log_tail?: string[];
-  run?: RunSummary | null;
+}
+
+/** GET jobs/{id}: the job, the last lines of its output and the run it produced (once it exists). */
+export interface JobDetail extends Job {
+  log_tail: string[];
+  run: RunSummary | null;
 }
 
 // ---------------------------------------------------------------- end of Monitor types
@@ -466,9 +450,7 @@ export class AidevopsApi {
     return (await this.request<{ jobs: Job[] }>(`jobs?limit=${limit}`)).jobs;
   }
 
-  getJob(id: string): Promise<JobDetail> {
-    return this.request<JobDetail>(`jobs/${enc(id)}`);
-  }
+  // getJob(id) (GET jobs/{id}) is in the Monitor section below.
 
   diff(base: string, remote: string, step?: string): Promise<RunDiff> {
     const query = `base=${encodeURIComponent(base)}&remote=${encodeURIComponent(remote)}` + (step ? `&step=${encodeURIComponent(step)}` : '');
@@ -499,9 +481,9 @@ export class AidevopsApi {
     return (await this.request<{ job: Job }>(`deployments/${enc(name)}/retrain`, 'POST', reason ? { reason } : {})).job;
   }
 
-  /** One background job with its log tail and the run it produced. */
-  getJob(id: string): Promise<Job> {
-    return this.request<Job>(`jobs/${enc(id)}`);
+  /** One background job with its log tail and the run it produced (used by the Runs panel too). */
+  getJob(id: string): Promise<JobDetail> {
+    return this.request<JobDetail>(`jobs/${enc(id)}`);
   }
 
   // ---------------------------------------------------------------- end of Monitor methods
