@@ -14,6 +14,7 @@ import { AidevopsApi } from './api';
 import { notebookPath, RunsDrive } from './drive';
 import { DeployModel } from './model';
 import { DeployPanel } from './panel';
+import { monitorPlugin } from './monitor/plugin'; // Monitor panel
 
 export const OPEN_COMMAND = 'aidevops:open-deploy-panel';
 export const PANEL_ID = 'aidevops-deploy-panel';
@@ -64,4 +65,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default plugin;
+export default [plugin, monitorPlugin];

@@ -1,0 +1,154 @@
+import { AidevopsApi } from '../api';
+import { MonitorModel, runIdOf } from '../monitor/model';
+import { fakeFetcher, Route } from './fake';
+import { deployment, series, summary } from './monitorfixtures';
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+function setup(extra: Record<string, Route> = {}) {
+  let deployments = [deployment('mon'), deployment('old', 'stopped')];
+  const routes: Record<string, Route> = {
+    'GET aidevops/api/deployments': () => ({ status: 200, body: { deployments } }),
+    'GET aidevops/api/deployments/mon/monitor': () => ({ status: 200, body: summary() }),
+    'GET aidevops/api/deployments/mon/series': () => ({ status: 200, body: series() }),
+    'GET aidevops/api/deployments/old/alerts': () => ({
+      status: 200,
+      body: { alerts: [{ rule: 'errors', state: 'resolved', since: 5, value: 0, features: [] }], events: [{ id: 9, deployment: 'old', rule: 'errors', event: 'resolved', at: 5, value: 0 }] }
+    }),
+    ...extra
+  };
+  const { fetcher, calls } = fakeFetcher(routes);
+  const model = new MonitorModel(new AidevopsApi(fetcher), 20, 10);
+  return { model, calls, setDeployments: (d: Record<string, unknown>[]) => (deployments = d) };
+}
+
+const count = (calls: { path: string }[], part: string) => calls.filter(c => c.path.includes(part)).length;
+
+describe('MonitorModel', () => {
+  it('polls only while visible and refreshes at once when shown again', async () => {
+    const { model, calls } = setup();
+    await sleep(60);
+    expect(calls).toHaveLength(0);
+    model.visible = true;
+    await sleep(120);
+    expect(count(calls, '/monitor')).toBeGreaterThanOrEqual(2);
+    model.visible = false;
+    await sleep(40);
+    const hiddenAt = calls.length;
+    await sleep(120);
+    expect(calls.length).toBe(hiddenAt); // standby: no request while hidden
+    model.visible = true;
+    await sleep(10);
+    expect(calls.length).toBeGreaterThan(hiddenAt);
+    model.dispose();
+  });
+
+  it('picks the first live deployment and reads its summary, series and alerts (events newest first)', async () => {
+    const { model, calls } = setup();
+    await model.refresh();
+    expect(model.selected).toBe('mon');
+    expect(model.summary?.logged_rows).toBe(1234);
+    expect(model.series?.requests.rate).toEqual([50, 0, 61.5]);
+    expect(model.alerts.map(a => a.rule)).toEqual(['errors', 'feature-drift']);
+    expect(model.events.map(e => e.id)).toEqual([2, 1]);
+    expect(calls.find(c => c.path.includes('/series'))?.path).toBe('aidevops/api/deployments/mon/series?minutes=15&buckets=60');
+    model.dispose();
+  });
+
+  it('shows a stopped deployment through GET alerts, without monitor calls', async () => {
+    const { model, calls } = setup();
+    await model.refresh();
+    model.select('old');
+    await model.refresh();
+    expect(model.summary).toBeNull();
+    expect(model.series).toBeNull();
+    expect(model.alerts.map(a => a.state)).toEqual(['resolved']);
+    expect(model.events.map(e => e.id)).toEqual([9]);
+    expect(calls.some(c => c.path.startsWith('aidevops/api/deployments/old/monitor'))).toBe(false);
+    model.dispose();
+  });
+
+  it('falls back to the alerts when the monitor answers 409 (the deployment just stopped)', async () => {
+    const { model } = setup({
+      'GET aidevops/api/deployments/mon/monitor': () => ({ status: 409, body: { error: "Deployment 'mon' is not running." } }),
+      'GET aidevops/api/deployments/mon/alerts': () => ({ status: 200, body: { alerts: [], events: [] } })
+    });
+    await model.refresh();
+    expect(model.error).toBeNull();
+    expect(model.summary).toBeNull();
+    model.dispose();
+  });
+
+  it('reports a failing refresh in words', async () => {
+    const { model } = setup({
+      'GET aidevops/api/deployments/mon/series': () => ({ status: 400, body: { error: 'buckets must be an integer between 1 and 1000, got 0.' } })
+    });
+    await expect(model.refresh()).rejects.toThrow();
+    expect(model.error).toBe('buckets must be an integer between 1 and 1000, got 0.');
+    model.dispose();
+  });
+
+  it('retrains: POSTs once, follows the job until it ends, then names the run it produced', async () => {
+    let polls = 0;
+    const { model, calls } = setup({
+      'POST aidevops/api/deployments/mon/retrain': () => ({
+        status: 202,
+        body: { job: { id: 'j1', kind: 'retrain', argv: ['retrain', 'mon'], started: 1, finished: null, pid: 5, status: 'running', exit_code: null, pipeline: 'ci', deployment: 'mon', run_id: null, message: '' } }
+      }),
+      'GET aidevops/api/jobs/j1': () => {
+        polls++;
+        const done = polls >= 3;
+        return {
+          status: 200,
+          body: {
+            id: 'j1', kind: 'retrain', argv: ['retrain', 'mon'], started: 1, finished: done ? 9 : null, pid: 5,
+            status: done ? 'succeeded' : 'running', exit_code: done ? 0 : null, pipeline: 'ci', deployment: 'mon',
+            run_id: done ? 'r-42' : null, message: done ? 'retraining #1 of mon: switched (pipeline run r-42): mon switched from v1 to v3' : '',
+            log_tail: [`step ${polls}`], run: null
+          }
+        };
+      }
+    });
+    await model.refresh();
+    model.visible = true;
+    const started = model.retrain();
+    expect(model.retraining).toBe(true);
+    expect(await model.retrain()).toBe(false); // one at a time
+    expect(await started).toBe(true);
+    for (let i = 0; i < 50 && model.job?.status !== 'succeeded'; i++) {
+      await sleep(10);
+    }
+    expect(model.job?.status).toBe('succeeded');
+    expect(model.job?.log_tail).toEqual(['step 3']);
+    expect(runIdOf(model.job)).toBe('r-42');
+    expect(model.retraining).toBe(false);
+    expect(calls.filter(c => c.method === 'POST')).toHaveLength(1);
+    expect(calls.filter(c => c.method === 'POST')[0].body).toEqual({ reason: 'retrain now, from the Monitor panel' });
+    const after = polls;
+    await sleep(50);
+    expect(polls).toBe(after); // following stops once the job has ended
+    model.dispose();
+  });
+
+  it('keeps a refused retrain as its error', async () => {
+    const { model } = setup({
+      'POST aidevops/api/deployments/mon/retrain': () => ({ status: 400, body: { error: "no pipeline in /x/pipelines registers 'ci-digits', so 'mon' cannot be retrained." } })
+    });
+    await model.refresh();
+    expect(await model.retrain()).toBe(false);
+    expect(model.jobError).toMatch(/cannot be retrained/);
+    expect(model.retraining).toBe(false);
+    model.dispose();
+  });
+});
+
+describe('runIdOf', () => {
+  const job = { id: 'j', kind: 'retrain', argv: [], started: 0, finished: 1, pid: null, status: 'succeeded', exit_code: 0, pipeline: 'ci', deployment: 'd', run_id: null, message: '' };
+  it('reads the run id from the job, its run, or the CLI line', () => {
+    expect(runIdOf(null)).toBeNull();
+    expect(runIdOf({ ...job, run_id: 'a' })).toBe('a');
+    expect(runIdOf({ ...job, log_tail: [], run: { run_id: 'b' } as any })).toBe('b');
+    expect(runIdOf({ ...job, message: 'retraining #2 of d: gate failed (pipeline run 20261205-0612-ab12): v3 failed the gate' })).toBe('20261205-0612-ab12');
+    expect(runIdOf({ ...job, message: 'exit 1' })).toBeNull();
+  });
+});

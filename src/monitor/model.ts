@@ -1,0 +1,300 @@
+/**
+ * The Monitor panel's state: the deployments to pick from, the picked one's monitor summary, chart series
+ * and alerts, refreshed by a @lumino/polling Poll that stands by while the panel is hidden; and a
+ * retraining started from the panel, followed (GET jobs/{id}) until it ends.
+ */
+
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { AidevopsApi, ApiError, Deployment, Job, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../api';
+
+export const MONITOR_POLL_MS = 3000;
+export const JOB_POLL_MS = 1500;
+/** The span the time charts cover, and their number of buckets. */
+export const SERIES_MINUTES = 15;
+export const SERIES_BUCKETS = 60;
+
+const LIVE_STATES = ['running', 'restarting', 'starting'];
+
+export function isLive(d: Deployment | undefined): boolean {
+  return !!d && d.target === 'local' && LIVE_STATES.includes(d.state);
+}
+
+/** The pipeline run a finished retraining produced: the job's run_id, its run, or the CLI's last line. */
+export function runIdOf(job: Job | JobDetail | null): string | null {
+  if (!job) {
+    return null;
+  }
+  if (job.run_id) {
+    return job.run_id;
+  }
+  const detail = job as JobDetail;
+  if (detail.run?.run_id) {
+    return detail.run.run_id;
+  }
+  const lines = [job.message ?? '', ...(detail.log_tail ?? []).slice().reverse()];
+  for (const text of lines) {
+    const found = /pipeline run ([A-Za-z0-9_.:-]+)\)/.exec(text);
+    if (found) {
+      return found[1];
+    }
+  }
+  return null;
+}
+
+export class MonitorModel {
+  constructor(
+    readonly api: AidevopsApi,
+    interval = MONITOR_POLL_MS,
+    private readonly jobInterval = JOB_POLL_MS
+  ) {
+    this.poll = new Poll({
+      auto: false,
+      factory: () => this.refresh(),
+      frequency: { interval, backoff: true, max: 10 * interval },
+      name: 'aidevops:monitor-panel',
+      standby: () => !this._visible || 'when-hidden'
+    });
+  }
+
+  readonly poll: Poll;
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get deployments(): Deployment[] {
+    return this._deployments;
+  }
+
+  /** The picked deployment's name (the first live one until the user picks). */
+  get selected(): string | null {
+    return this._selected;
+  }
+
+  get deployment(): Deployment | undefined {
+    return this._deployments.find(d => d.name === this._selected);
+  }
+
+  /** The latest monitor summary of the picked deployment; null while it is not running. */
+  get summary(): MonitorSummary | null {
+    return this._summary;
+  }
+
+  get series(): MonitorSeries | null {
+    return this._series;
+  }
+
+  /** Alert states (from the summary, or GET alerts while the deployment is stopped). */
+  get alerts(): MonitorAlert[] {
+    return this._alerts;
+  }
+
+  /** Alert events, newest first. */
+  get events(): MonitorEvent[] {
+    return this._events;
+  }
+
+  get error(): string | null {
+    return this._error;
+  }
+
+  get loaded(): boolean {
+    return this._loaded;
+  }
+
+  /** The retraining started from this panel (the latest), with its log tail; null before any. */
+  get job(): JobDetail | null {
+    return this._job;
+  }
+
+  get jobError(): string | null {
+    return this._jobError;
+  }
+
+  /** True from the click until the job has ended (or could not start). */
+  get retraining(): boolean {
+    return this._starting || (this._job !== null && this._job.status === 'running');
+  }
+
+  get visible(): boolean {
+    return this._visible;
+  }
+
+  set visible(value: boolean) {
+    if (value === this._visible) {
+      return;
+    }
+    this._visible = value;
+    if (value) {
+      if (!this._started) {
+        this._started = true;
+        void this.poll.start();
+      } else {
+        void this.poll.refresh();
+      }
+      if (this._job?.status === 'running') {
+        this.followJob();
+      }
+    }
+  }
+
+  /** Pick a deployment: its data is cleared and fetched now. */
+  select(name: string): void {
+    if (name === this._selected) {
+      return;
+    }
+    this._selected = name;
+    this._summary = null;
+    this._series = null;
+    this._alerts = [];
+    this._events = [];
+    this._changed.emit();
+    void this.poll.refresh();
+  }
+
+  /** Fetch the deployments, then the picked one's summary and series (or its alerts when it is stopped). */
+  async refresh(): Promise<void> {
+    try {
+      const deployments = await this.api.deployments();
+      this._deployments = deployments;
+      if (!this._selected || !deployments.some(d => d.name === this._selected)) {
+        this._selected = (deployments.find(isLive) ?? deployments[0])?.name ?? null;
+      }
+      const name = this._selected;
+      const dep = this.deployment;
+      if (!name) {
+        this._summary = null;
+        this._series = null;
+        this._alerts = [];
+        this._events = [];
+      } else if (isLive(dep)) {
+        let summary: MonitorSummary | null = null;
+        let series: MonitorSeries | null = null;
+        try {
+          [summary, series] = await Promise.all([this.api.monitor(name), this.api.series(name, SERIES_MINUTES, SERIES_BUCKETS)]);
+        } catch (reason) {
+          if (!(reason instanceof ApiError && reason.status === 409)) {
+            throw reason;
+          }
+          // stopped between the two calls: show its alerts as for any stopped deployment
+        }
+        if (name !== this._selected) {
+          return; // the user picked another one meanwhile
+        }
+        if (summary) {
+          this._summary = summary;
+          this._series = series;
+          this._alerts = summary.alerts ?? [];
+          this._events = (summary.events ?? []).slice().reverse();
+        } else {
+          await this.loadAlerts(name);
+        }
+      } else {
+        await this.loadAlerts(name);
+      }
+      this._loaded = true;
+      this._error = null;
+    } catch (reason) {
+      this._error = message(reason);
+      this._changed.emit();
+      throw reason; // the poll backs off
+    }
+    this._changed.emit();
+  }
+
+  /** POST retrain for the picked deployment, then follow the job until it ends. */
+  async retrain(): Promise<boolean> {
+    const name = this._selected;
+    if (!name || this.retraining) {
+      return false;
+    }
+    this._starting = true;
+    this._jobError = null;
+    this._changed.emit();
+    try {
+      const job = await this.api.retrain(name, 'retrain now, from the Monitor panel');
+      this._job = { ...job, log_tail: [], run: null };
+    } catch (reason) {
+      this._jobError = message(reason);
+      return false;
+    } finally {
+      this._starting = false;
+      this._changed.emit();
+    }
+    this.followJob();
+    return true;
+  }
+
+  dispose(): void {
+    this._disposed = true;
+    this.poll.dispose();
+    if (this._jobTimer !== null) {
+      clearTimeout(this._jobTimer);
+    }
+    Signal.clearData(this);
+  }
+
+  /** Poll GET jobs/{id} every jobInterval while visible, until the job is no longer running. */
+  private followJob(): void {
+    if (this._jobTimer !== null || this._disposed) {
+      return;
+    }
+    const tick = async () => {
+      this._jobTimer = null;
+      const job = this._job;
+      if (!job || this._disposed || !this._visible) {
+        return; // picked up again when shown
+      }
+      try {
+        this._job = await this.api.getJob(job.id);
+        this._jobError = null;
+      } catch (reason) {
+        this._jobError = message(reason);
+      }
+      this._changed.emit();
+      if (this._job?.status === 'running' && !this._disposed) {
+        this._jobTimer = setTimeout(tick, this.jobInterval);
+      } else {
+        void this.poll.refresh(); // the deployment may have switched versions
+      }
+    };
+    this._jobTimer = setTimeout(tick, 0);
+  }
+
+  private async loadAlerts(name: string): Promise<void> {
+    const answer = await this.api.alerts(name);
+    if (name !== this._selected) {
+      return;
+    }
+    this._summary = null;
+    this._series = null;
+    this._alerts = answer.alerts ?? [];
+    this._events = answer.events ?? [];
+  }
+
+  private _changed = new Signal<this, void>(this);
+  private _deployments: Deployment[] = [];
+  private _selected: string | null = null;
+  private _summary: MonitorSummary | null = null;
+  private _series: MonitorSeries | null = null;
+  private _alerts: MonitorAlert[] = [];
+  private _events: MonitorEvent[] = [];
+  private _error: string | null = null;
+  private _loaded = false;
+  private _visible = false;
+  private _started = false;
+  private _disposed = false;
+  private _job: JobDetail | null = null;
+  private _jobError: string | null = null;
+  private _starting = false;
+  private _jobTimer: ReturnType<typeof setTimeout> | null = null;
+}
+
+export function message(reason: unknown): string {
+  if (reason instanceof ApiError) {
+    return reason.message;
+  }
+  return `Unexpected problem: ${String((reason as Error)?.message ?? reason)}`;
+}
