@@ -97,9 +97,43 @@ def start_retrain(ws: Workspace, deployment: str) -> Job:
     """Start `aidevops retrain NAME` in the background."""
     from .deploy import manager  # noqa: PLC0415
 
+    from .pipeline.spec import spec_for_model  # noqa: PLC0415
+
     dep = manager.get(ws, deployment)  # an unknown deployment fails here
-    job = Job(id=_new_id(), kind="retrain", argv=["retrain", dep.name], started=time.time(), deployment=dep.name)
+    options = json.loads(dep.options or "{}") if dep.target == "local" else {}
+    pipeline = options.get("pipeline") if isinstance(options, dict) else None
+    if pipeline is None:
+        spec = spec_for_model(ws.root, dep.model)
+        pipeline = spec.name if spec is not None else None
+    job = Job(id=_new_id(), kind="retrain", argv=["retrain", dep.name], started=time.time(), deployment=dep.name,
+              pipeline=pipeline)  # the pipeline the retraining runs, so the job can name the run it made
     return _launch(ws, job)
+
+
+def rerun(ws: Workspace, run_id: str, overrides: Mapping[str, Any] | None = None) -> Job:
+    """Run a recorded run's pipeline again with its overrides (or `overrides` in their place).
+
+    Steps whose notebook, params and inputs did not change come from the cache, so a failed run
+    resumes at its failed step.
+    """
+    from .pipeline.records import find_run  # noqa: PLC0415
+
+    if not isinstance(run_id, str) or not run_id:
+        raise ConfigError("give the id of the run to re-run.")
+    record = find_run(ws, run_id)
+    if record.get("run_id") != run_id:
+        raise ConfigError(f"There is no pipeline run '{run_id[:80]}' in this workspace; list runs with `aidevops runs`.")
+    return start_run(ws, record["pipeline"], (record.get("overrides") or {}) if overrides is None else overrides)
+
+
+def log_tail(job: Job, lines: int = 30) -> list[str]:
+    """The last `lines` lines of a job's output."""
+    if not job.log or not Path(job.log).is_file():
+        return []
+    with open(job.log, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, fh.tell() - 64 * 1024))  # the tail only: a long run's log is not read whole each poll
+        return fh.read().decode("utf-8", errors="replace").splitlines()[-lines:]
 
 
 def get(ws: Workspace, job_id: str) -> Job:
@@ -117,7 +151,7 @@ def get(ws: Workspace, job_id: str) -> Job:
         if job.status == RUNNING:
             job.status, job.message, job.finished = FAILED, "the job's process ended without recording an exit code", time.time()
             _save(ws, job)
-    if job.kind == "run" and job.run_id is None:
+    if job.run_id is None and job.pipeline:
         job.run_id = _run_of(ws, job)
     return job
 
@@ -169,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     job.exit_code, job.finished = code, time.time()
     job.status = SUCCEEDED if code == 0 else FAILED
     job.message = tail[0][:500] if tail else ""
-    if job.kind == "run":
+    if job.pipeline:
         job.run_id = _run_of(ws, job)
     _save(ws, job)
     return code

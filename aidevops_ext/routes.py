@@ -1,4 +1,4 @@
-"""The Deploy panel's REST API under /aidevops/api/ (described in openapi/aidevops-api.yaml).
+"""The Deploy, Monitor and Runs panels' REST API under /aidevops/api/ (described in openapi/aidevops-api.yaml).
 
 Handlers parse HTTP and call the core: views and checks live in `aidevops_ext.api`, behaviour in
 `aidevops_ext.deploy` and `aidevops_ext.registry`. Every verb is `@tornado.web.authenticated`; state
@@ -198,6 +198,18 @@ class RunsHandler(_Handler):
             self.reply({"runs": await self.core(views.runs, self.workspace, pipeline, limit)})
         await self.run(work)
 
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        """Start a pipeline run in the background; follow it with GET /jobs/ID."""
+        from . import jobs
+
+        async def work():
+            body = self.body(("pipeline", "params"))
+            pipeline = inputs.pipeline_name(body)
+            job = await self.core(jobs.start_run, self.workspace, pipeline, inputs.params_object(body))
+            self.reply({"job": job.to_dict()}, 202)
+        await self.run(work)
+
 
 class RunHandler(_Handler):
     @tornado.web.authenticated
@@ -221,6 +233,96 @@ class RunNotebookHandler(_Handler):
         await self.run(work)
 
 
+class MonitorHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        from .deploy import manager
+
+        async def work():
+            refresh = self.get_query_argument("refresh", "") in ("1", "true")
+            self.reply(await self.core(manager.monitor_summary, self.workspace, name, refresh=refresh))
+        await self.run(work)
+
+
+class SeriesHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        from .deploy import observe
+
+        async def work():
+            minutes = inputs.number_query(self.get_query_argument("minutes", None), "minutes", 60.0)
+            buckets = inputs.whole_query(self.get_query_argument("buckets", None), "buckets", 60)
+            self.reply(await self.core(observe.series, self.workspace, name, minutes=minutes, buckets=buckets))
+        await self.run(work)
+
+
+class AlertsHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        from .deploy import observe
+
+        async def work():
+            limit = inputs.limit(self.get_query_argument("limit", None), default=50)
+            self.reply(await self.core(observe.alerts, self.workspace, name, limit=limit))
+        await self.run(work)
+
+
+class RetrainHandler(_Handler):
+    @tornado.web.authenticated
+    async def post(self, name: str) -> None:
+        """Start a retraining of the deployment's model in the background; follow it with GET /jobs/ID."""
+        from . import jobs
+
+        async def work():
+            self.body(("reason",))
+            job = await self.core(jobs.start_retrain, self.workspace, name)
+            self.reply({"job": job.to_dict()}, 202)
+        await self.run(work)
+
+
+class RerunHandler(_Handler):
+    @tornado.web.authenticated
+    async def post(self, run_id: str) -> None:
+        """Run a run's pipeline again (its params, or new ones); unchanged steps come from the cache."""
+        from . import jobs
+
+        async def work():
+            params = inputs.params_object(self.body(("params",)))
+            job = await self.core(jobs.rerun, self.workspace, run_id, params)
+            self.reply({"job": job.to_dict()}, 202)
+        await self.run(work)
+
+
+class JobsHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        from . import jobs
+
+        async def work():
+            limit = inputs.limit(self.get_query_argument("limit", None), default=20)
+            found = await self.core(jobs.list_jobs, self.workspace, limit)
+            self.reply({"jobs": [j.to_dict() for j in found]})
+        await self.run(work)
+
+
+class JobHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self, job_id: str) -> None:
+        async def work():
+            self.reply(await self.core(views.job, self.workspace, job_id))
+        await self.run(work)
+
+
+class DiffHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        async def work():
+            args = {k: self.get_query_argument(k, None) for k in ("base", "remote", "step")}
+            self.reply(await self.core(views.diff, self.workspace, Path(self.settings["aidevops_root"]),
+                                       args["base"] or "", args["remote"] or "", args["step"] or None))
+        await self.run(work)
+
+
 ROUTES: list[tuple[str, type[_Handler]]] = [
     (r"/models", ModelsHandler),
     (rf"/models/{NAME}", ModelHandler),
@@ -230,9 +332,17 @@ ROUTES: list[tuple[str, type[_Handler]]] = [
     (rf"/deployments/{NAME}/rollback", RollbackHandler),
     (rf"/deployments/{NAME}/canary", CanaryHandler),
     (rf"/deployments/{NAME}/history", HistoryHandler),
+    (rf"/deployments/{NAME}/monitor", MonitorHandler),
+    (rf"/deployments/{NAME}/series", SeriesHandler),
+    (rf"/deployments/{NAME}/alerts", AlertsHandler),
+    (rf"/deployments/{NAME}/retrain", RetrainHandler),
     (r"/runs", RunsHandler),
     (r"/runs/(?P<run_id>[^/]+)", RunHandler),
     (r"/runs/(?P<run_id>[^/]+)/notebooks/(?P<step>[^/]+)", RunNotebookHandler),
+    (r"/runs/(?P<run_id>[^/]+)/rerun", RerunHandler),
+    (r"/jobs", JobsHandler),
+    (r"/jobs/(?P<job_id>[^/]+)", JobHandler),
+    (r"/diff", DiffHandler),
 ]
 
 

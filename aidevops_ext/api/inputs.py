@@ -101,3 +101,40 @@ def limit(value: str | None, default: int = 50, most: int = 500) -> int:
     if not value.isdigit() or not 1 <= int(value) <= most:
         raise ConfigError(f"Query parameter 'limit' must be a whole number from 1 to {most}, got {value[:20]!r}.")
     return int(value)
+
+
+def number_query(value: str | None, key: str, default: float) -> float:
+    """A numeric ?key= query value (range checks are the core's)."""
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"Query parameter '{key}' must be a number, got {value[:20]!r}.") from None
+
+
+def whole_query(value: str | None, key: str, default: int) -> int:
+    """A whole-number ?key= query value (range checks are the core's)."""
+    if value is None or value == "":
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"Query parameter '{key}' must be a whole number, got {value[:20]!r}.")
+    return int(value)
+
+
+def params_object(body: dict[str, Any], key: str = "params") -> dict[str, Any] | None:
+    """Pipeline param overrides {name: value} (None when absent); names are checked against the spec by the core."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise ConfigError(f"Field '{key}' must be a JSON object of param names to values, e.g. {{\"epochs\": 4}}.")
+    return value
+
+
+def pipeline_name(body: dict[str, Any]) -> str:
+    """The name of a spec in pipelines/."""
+    return text(body, "pipeline", _PIPELINE, required=True, what="the name of a pipeline in pipelines/ (e.g. ci)")
+
+
+_PIPELINE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")

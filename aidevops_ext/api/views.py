@@ -92,9 +92,72 @@ def run_summary(ws: Workspace, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "run_id": record["run_id"], "pipeline": record.get("pipeline"), "status": record.get("status"),
         "started": record.get("started"), "finished": record.get("finished"), "duration_s": record.get("duration_s"),
-        "steps": {name: {"status": s.get("status"), "error": s.get("error")} for name, s in steps.items()},
+        "resumed_from": record.get("resumed_from"), "overrides": record.get("overrides") or {},
+        "params": record.get("params") or {},
+        "steps": {name: {"status": s.get("status"), "cache": s.get("cache"), "duration_s": s.get("duration_s"),
+                         "error": s.get("error"), "params": s.get("params") or {}} for name, s in steps.items()},
         "notebooks": run_notebooks(ws, record),
     }
+
+
+def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | None = None) -> dict[str, Any]:
+    """Where nbdime's diff page finds one step's executed notebooks of two runs, and the params that differ.
+
+    The answer's `url` is nbdime's own diff page (its Jupyter server extension), relative to the server's
+    base URL; nbdime reads the two files by their paths under the server's root folder.
+    """
+    records = []
+    for role, run_id in (("base", base), ("remote", remote)):
+        record = _run_or_none(ws, run_id) if isinstance(run_id, str) and run_id else None
+        if record is None:
+            raise ConfigError(f"There is no pipeline run '{str(run_id)[:80]}' ({role}) in this workspace; "
+                              "list runs with `aidevops runs`.")
+        records.append(record)
+    with_notebooks = [{s for s, d in (r.get("steps") or {}).items() if d.get("notebook")} for r in records]
+    steps = [s for s in (records[0].get("steps") or {}) if s in with_notebooks[0] & with_notebooks[1]]
+    if not steps:
+        raise ConfigError(f"Runs {base} and {remote} have no step with an executed notebook in common, so there is nothing to diff.")
+    if step is None:
+        step = steps[0]
+    elif step not in steps:
+        raise ConfigError(f"Step '{step[:80]}' is not a step both runs have a notebook for; choose one of {', '.join(steps)}.")
+    paths = []
+    root = server_root.resolve()
+    for record in records:
+        path = _inside_state(ws, record["steps"][step]["notebook"])
+        if path is None or not path.is_file():
+            raise ConfigError(f"The executed notebook of step '{step}' of run {record['run_id']} is no longer in the workspace.")
+        if not path.is_relative_to(root):
+            raise ConfigError(f"The run notebooks are outside the Jupyter server's root folder {root}, so nbdime cannot "
+                              "open them; start JupyterLab in the project folder.")
+        paths.append(path.relative_to(root).as_posix())
+    from urllib.parse import urlencode  # noqa: PLC0415
+
+    params_a = dict(records[0].get("params") or {}, **_step_params(records[0], step))
+    params_b = dict(records[1].get("params") or {}, **_step_params(records[1], step))
+    changed = {k: [params_a.get(k), params_b.get(k)] for k in sorted(set(params_a) | set(params_b))
+               if params_a.get(k) != params_b.get(k)}
+    return {"base": base, "remote": remote, "step": step, "steps": steps, "base_path": paths[0], "remote_path": paths[1],
+            "url": "nbdime/difftool?" + urlencode({"base": paths[0], "remote": paths[1]}), "params": changed}
+
+
+def _step_params(record: dict[str, Any], step: str) -> dict[str, Any]:
+    return ((record.get("steps") or {}).get(step) or {}).get("params") or {}
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def job(ws: Workspace, job_id: str) -> dict[str, Any]:
+    """A background job with the tail of its output and the pipeline run it produced (once there is one)."""
+    from .. import jobs  # noqa: PLC0415
+
+    found = jobs.get(ws, job_id)
+    out = found.to_dict()
+    out["log_tail"] = jobs.log_tail(found)
+    record = _run_or_none(ws, found.run_id)
+    out["run"] = run_summary(ws, record) if record else None
+    return out
 
 
 def run_notebooks(ws: Workspace, record: dict[str, Any]) -> list[dict[str, Any]]:

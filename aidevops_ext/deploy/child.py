@@ -75,10 +75,10 @@ def build_app(ws: Workspace, name: str):
         ref = ModelRef(f"models:/{dep.model}@{dep.alias}", name=dep.model, alias=dep.alias)
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=dep.alias_version or active.version)
     return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower,
-                      monitor=_monitor_config(dep), deployment=dep.name)
+                      monitor=monitor_config(dep), deployment=dep.name)
 
 
-def _monitor_config(dep):
+def monitor_config(dep):
     """The deployment's alert rules (the `monitor:` section of its pipeline, recorded at deploy time)."""
     import json  # noqa: PLC0415
 

@@ -480,10 +480,10 @@ def status(ws: Workspace | None, name: str) -> dict[str, Any]:
 
 
 def running(ws: Workspace | None, name: str) -> Deployment:
-    """The local deployment `name`, or ConfigError when it is not running on this machine (with the command to start it)."""
+    """The local deployment `name`, or DeploymentError when it is not running on this machine (with the command to start it)."""
     dep = get(ws, name)
     if dep.target != "local" or not dep.url or dep.state not in LIVE_STATES:
-        raise ConfigError(f"Deployment '{name}' is not running here (state: {dep.state}); start it with "
+        raise DeploymentError(f"Deployment '{name}' is not running here (state: {dep.state}); start it with "
                           f"`aidevops deploy {dep.ref} --name {name}`.")
     return dep
 

@@ -16,7 +16,7 @@ from aidevops_ext import routes
 from tests.conftest import REPO
 
 VERBS = ("get", "post", "put", "delete", "patch", "head", "options")
-SAMPLE = {"name": "nope", "run_id": "nope", "step": "train"}
+SAMPLE = {"name": "nope", "run_id": "nope", "step": "train", "job_id": "nope"}
 
 
 def _is_authenticated(decorator: ast.expr) -> bool:

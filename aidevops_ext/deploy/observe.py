@@ -1,0 +1,110 @@
+"""What the Monitor panel charts for a deployment, read from the workspace's request log and alert tables.
+
+The live monitor in the model server computes the current window (drift, quality, alerts; `manager.
+monitor_summary`); this module adds the history around it: request rate, latency percentiles and
+errors per time bucket, live accuracy over time with its interval, the window's prediction
+distribution against the reference, and the alert state and events. It reads deploy.db directly
+(WAL: readers never block the server's writer), so it also answers for a stopped deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..workspace import Workspace
+
+MAX_MINUTES = 7 * 24 * 60
+QUALITY_POINTS = 40
+HISTORY_WINDOWS = 5  # the accuracy curve covers this many monitor windows of labelled rows
+
+
+@lru_cache(maxsize=32)
+def _profile_of(path: str, mtime: float) -> dict | None:
+    """The reference profile stored in a cached model file (weights not read); cached by file and mtime."""
+    from ..trainer.modelfile import read_model_info  # noqa: PLC0415
+
+    try:
+        return read_model_info(path).get("profile")
+    except Exception:  # noqa: BLE001 - a chart without a reference beats no chart
+        return None
+
+
+def _reference(ws: Workspace, model: str, version: str | None) -> tuple[str | None, dict | None]:
+    """(task, profile) of a deployed version from the deployment cache; (None, None) when not cached."""
+    from .versions import cache_dir, cached_model_file  # noqa: PLC0415
+
+    if not version:
+        return None, None
+    task = None
+    try:
+        task = json.loads((cache_dir(ws, model, version) / "reference.json").read_text()).get("task")
+    except (OSError, ValueError, AttributeError):
+        pass
+    path = cached_model_file(ws, model, version)
+    profile = _profile_of(str(path), path.stat().st_mtime) if path is not None else None
+    if task is None and isinstance(profile, dict):
+        task = (profile.get("predictions") or {}).get("task")
+    return task, profile
+
+
+def check_range(minutes: Any, buckets: Any) -> tuple[float, int]:
+    """The chart's span in minutes (1 to a week) and its number of buckets (1 to 1000)."""
+    from ..monitoring.series import MAX_BUCKETS  # noqa: PLC0415
+
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 1 <= minutes <= MAX_MINUTES:
+        raise ConfigError(f"minutes must be a number from 1 to {MAX_MINUTES} (a week), got {str(minutes)[:20]!r}.")
+    if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= MAX_BUCKETS:
+        raise ConfigError(f"buckets must be a whole number from 1 to {MAX_BUCKETS}, got {str(buckets)[:20]!r}.")
+    return float(minutes), buckets
+
+
+def series(ws: Workspace, name: str, *, minutes: float = 60, buckets: int = 60, now: float | None = None) -> dict[str, Any]:
+    """Time series of deployment `name` over the last `minutes`: requests, live quality, prediction distribution."""
+    from ..monitoring.live import quality_series  # noqa: PLC0415
+    from ..monitoring.series import prediction_distribution, request_series  # noqa: PLC0415
+    from ..serving.livedata import read_feedback, read_requests, read_window  # noqa: PLC0415
+    from . import manager  # noqa: PLC0415
+    from .child import monitor_config  # noqa: PLC0415
+
+    minutes, buckets = check_range(minutes, buckets)
+    dep = manager.get(ws, name)
+    end = time.time() if now is None else float(now)
+    start = end - minutes * 60.0
+    db = ws.deploy_db
+    logged = read_requests(db, dep.model, since=start)
+    requests = request_series(logged["ts"], logged["latency_ms"], logged["status"], buckets=buckets, start=start, end=end)
+    version = dep.active_version
+    cfg = monitor_config(dep)
+    task, profile = _reference(ws, dep.model, version)
+    win = read_window(db, dep.model, version, rows=cfg.window * HISTORY_WINDOWS)
+    feedback = read_feedback(db, dep.model, version=version, first_id=win.first_id, last_id=win.last_id) \
+        if win.first_id is not None else []
+    quality = quality_series(prediction_ids=win.prediction_ids, predictions=win.predictions, prediction_ts=win.prediction_ts,
+                             feedback=feedback, task=task or "", last=cfg.window, points=QUALITY_POINTS,
+                             min_labels=cfg.min_labels) if task else []
+    newest = [p for p, t in zip(win.row_predictions, win.row_ts) if t >= start][-cfg.window:]
+    return {"deployment": dep.name, "model": dep.model, "version": version, "start": start, "end": end, "task": task,
+            "requests": requests, "quality": quality, "predictions": prediction_distribution(newest, profile)}
+
+
+def alerts(ws: Workspace, name: str, *, limit: int = 50) -> dict[str, Any]:
+    """The alert rules' current state (one row per rule) and the newest `limit` fired/resolved events, newest first."""
+    from ..monitoring.alertstore import AlertStore  # noqa: PLC0415
+    from . import manager  # noqa: PLC0415
+    from .child import monitor_config  # noqa: PLC0415
+
+    dep = manager.get(ws, name)
+    store = AlertStore(Path(ws.deploy_db))
+    state = store.load_state(dep.name)
+    rows = []
+    for rule in monitor_config(dep).rules:
+        st = state.get(rule.name) or {}
+        rows.append({"rule": rule.name, "state": st.get("state", "ok"), "since": st.get("since"), "value": st.get("value"),
+                     "features": st.get("features") or [], "metric": rule.metric, "op": rule.op,
+                     "threshold": rule.threshold, "action": rule.action})
+    return {"alerts": rows, "events": list(reversed(store.events(dep.name, limit=limit)))}
