@@ -14,6 +14,7 @@ import { AidevopsApi } from './api';
 import { notebookPath, RunsDrive } from './drive';
 import { DeployModel } from './model';
 import { DeployPanel } from './panel';
+import { runsPlugin } from './runs/plugin'; // Runs panel
 import { monitorPlugin } from './monitor/plugin'; // Monitor panel
 
 export const OPEN_COMMAND = 'aidevops:open-deploy-panel';
@@ -65,4 +66,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, monitorPlugin];
+export default [plugin, runsPlugin, monitorPlugin];
