@@ -98,6 +98,9 @@ export function renderRunsStatus(state: Pick<IRunsViewState, 'busy' | 'error'>):
   return box;
 }
 
+/** ipykernel's warning on every kernel start: nothing a user of the panel can act on. */
+const KERNEL_NOISE = /^\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption/;
+
 export function renderJob(job: FollowedJob, actions: IRunsActions): HTMLElement {
   const running = job.status === 'running';
   const box = h(
@@ -117,7 +120,7 @@ export function renderJob(job: FollowedJob, actions: IRunsActions): HTMLElement 
   if (job.message) {
     box.append(h('div', { class: 'jp-aidevops-muted' }, job.message));
   }
-  const tail = job.log_tail ?? [];
+  const tail = (job.log_tail ?? []).filter(line => !KERNEL_NOISE.test(line));
   if (tail.length) {
     box.append(h('pre', { class: 'jp-aidevops-runs-log' }, tail.join('\n')));
   }
