@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -37,6 +38,9 @@ pytestmark = pytest.mark.slow
 
 MODEL = NAME = "ci-digits"
 BINDER = REPO / "binder"
+# binder/traffic's segment lengths, shortened so one cycle (in distribution, then drifted) fits in the test;
+# its rate and the warm-up burst are Binder's own.
+SHORT_CYCLE = {"AIDEVOPS_BINDER_NORMAL_S": "10", "AIDEVOPS_BINDER_DRIFT_S": "4"}
 
 
 def node_ok(version: str) -> bool:
@@ -146,6 +150,9 @@ class Binder:
         return subprocess.run([str(self.venv / "bin" / "aidevops"), *args], cwd=self.clone, env=self.env,
                               capture_output=True, text=True, timeout=timeout)
 
+    def traffic_log(self) -> str:
+        return _tail(self.clone / ".aidevops" / "logs" / "binder-traffic.log", 6000)
+
     def traffic_pid(self) -> int | None:
         try:
             return int((self.clone / ".aidevops" / "binder" / "traffic.pid").read_text())
@@ -253,7 +260,7 @@ def binder(tmp_path_factory) -> Binder:
     command = [str(clone / "binder" / "start"), "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", "--ServerApp.allow_root=True"]
     with log.open("w") as fh:
-        server = subprocess.Popen(command, cwd=clone, env=env, stdout=fh, stderr=subprocess.STDOUT,
+        server = subprocess.Popen(command, cwd=clone, env={**env, **SHORT_CYCLE}, stdout=fh, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     b = Binder(clone, venv, env, f"http://127.0.0.1:{port}", token, server, log, postbuild_seconds)
     try:
@@ -311,25 +318,34 @@ def test_the_panels_api_answers_with_the_seeded_model_its_deployment_and_the_ci_
     assert refused.value.code == 403
 
 
-def test_simulated_traffic_reaches_the_monitor(binder):
-    """binder/traffic's warm-up burst lands in the deployment's request log within seconds."""
-    routes = (binder.clone / "aidevops_ext" / "routes.py").read_text()
-    has_monitor_api = "/monitor" in routes
+def test_simulated_traffic_reaches_the_monitor_panels_api(binder):
+    """binder/traffic's warm-up burst lands in the deployment's request log within seconds, and its loop goes on
+    to a drifted segment (the test shortens the segments, see SHORT_CYCLE)."""
     deadline, summary = time.monotonic() + 180, {}
     while time.monotonic() < deadline:
-        if has_monitor_api:
-            status, summary = binder.get(f"deployments/{NAME}/monitor")
-            assert status == 200, summary
-        else:
-            out = binder.aidevops("monitor", NAME, "--once", "--json")
-            assert out.returncode == 0, out.stderr
-            summary = json.loads(out.stdout)
-        if (summary.get("logged_rows") or 0) > 0:
+        status, summary = binder.get(f"deployments/{NAME}/monitor?refresh=1")
+        assert status == 200, summary
+        if (summary.get("logged_rows") or 0) >= 300:  # the burst: 25 requests/s for 15 s
             break
         time.sleep(2)
-    assert (summary.get("logged_rows") or 0) > 0, (
-        f"no simulated traffic logged; traffic log:\n{_tail(binder.clone / '.aidevops' / 'logs' / 'binder-traffic.log')}")
-    assert "alerts" in summary
+    assert (summary.get("logged_rows") or 0) >= 300, (
+        f"the warm-up burst was not logged: {summary.get('logged_rows')} rows; traffic log:\n{binder.traffic_log()}")
+    assert {a["rule"] for a in summary["alerts"]} == {"feature-drift", "accuracy-low", "errors"}, summary["alerts"]
+    assert summary["drift"]["status"] == "ok" and len(summary["drift"]["features"]) == 64
+
+    status, series = binder.get(f"deployments/{NAME}/series?minutes=10&buckets=20")
+    assert status == 200, series
+    assert sum(n or 0 for n in series["requests"]["requests"]) >= 300 and series["quality"], series["requests"]
+
+    # The loop's segments, in distribution then drifted, each a CLI run whose result line the log keeps.
+    drifted = re.compile(r"sent (\d+) \((\d+) ok, 0 failed, ([1-9]\d*) drifted\)")
+    deadline = time.monotonic() + 120
+    while not drifted.search(binder.traffic_log()) and time.monotonic() < deadline:
+        time.sleep(2)
+    log = binder.traffic_log()
+    assert drifted.search(log), f"no drifted segment completed; traffic log:\n{log}"
+    assert {int(n) for n in re.findall(r"(\d+) failed", log)} == {0}, f"requests failed:\n{log}"
+    assert "error:" not in log, log
     assert binder.traffic_pid() and _alive(binder.traffic_pid())
 
 
