@@ -51,7 +51,7 @@ describe('MonitorModel', () => {
     expect(model.series?.requests.rate).toEqual([50, 0, 61.5]);
     expect(model.alerts.map(a => a.rule)).toEqual(['errors', 'feature-drift']);
     expect(model.events.map(e => e.id)).toEqual([2, 1]);
-    expect(calls.find(c => c.path.includes('/series'))?.path).toBe('aidevops/api/deployments/mon/series?minutes=15&buckets=60');
+    expect(calls.find(c => c.path.includes('/series'))?.path).toBe('aidevops/api/deployments/mon/series?minutes=10&buckets=120');
     model.dispose();
   });
 

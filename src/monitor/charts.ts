@@ -38,8 +38,11 @@ function axis(extra: uPlot.Axis = {}): uPlot.Axis {
   };
 }
 
-const clock = (_u: uPlot, splits: number[]) =>
-  splits.map(s => new Date(s * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' }));
+/** Time ticks as 24-hour HH:MM (HH:MM:SS when ticks are less than a minute apart). */
+const clock = (_u: uPlot, splits: number[], _axis: number, _space: number, incr: number) =>
+  splits.map(s =>
+    new Date(s * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: incr < 60 ? '2-digit' : undefined, hour12: false })
+  );
 
 /** One chart on `host`: `options(width)` gives uPlot's options; `seriesForCount` limits which series count as drawn. */
 export class LiveChart {
@@ -127,7 +130,7 @@ const fixed = (digits: number, unit = '') => (_u: uPlot, v: number | null) => (v
 export function rateChart(host: HTMLElement): LiveChart {
   return new LiveChart(host, width =>
     base(width, [line('requests/s', COLORS.blue, fixed(1)), line('failed/s', COLORS.red, fixed(2))], {
-      axes: [axis({ values: clock }), axis({ size: 45 })],
+      axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
       scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } }
     })
   );
@@ -139,7 +142,7 @@ export function latencyChart(host: HTMLElement): LiveChart {
       width,
       [line('p50 ms', COLORS.green, fixed(1)), line('p95 ms', COLORS.orange, fixed(1)), line('p99 ms', COLORS.red, fixed(1))],
       {
-        axes: [axis({ values: clock }), axis({ size: 45 })],
+        axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
         scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } }
       }
     )
@@ -149,7 +152,7 @@ export function latencyChart(host: HTMLElement): LiveChart {
 export function errorRateChart(host: HTMLElement): LiveChart {
   return new LiveChart(host, width =>
     base(width, [line('error rate %', COLORS.red, fixed(2, ' %'))], {
-      axes: [axis({ values: clock }), axis({ size: 45 })],
+      axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
       scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } }
     })
   );
@@ -166,7 +169,7 @@ export function accuracyChart(host: HTMLElement): LiveChart {
         line('upper', 'rgba(31,119,180,0.35)', fixed(3))
       ],
       {
-        axes: [axis({ values: clock }), axis({ size: 45 })],
+        axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
         scales: { y: { range: (_u, min, max) => [Math.max(0, Math.min(min, 0.5)), Math.min(1, Math.max(max, 0.5)) + 0.02] } },
         bands: [{ series: [3, 2], fill: 'rgba(31,119,180,0.15)' }]
       }
@@ -178,9 +181,9 @@ export function accuracyChart(host: HTMLElement): LiveChart {
 function categories(names: () => string[]): uPlot.Axis {
   return axis({
     values: (_u, splits) => splits.map(i => (Number.isInteger(i) ? names()[i] ?? '' : '')),
-    space: 14,
+    space: 56, // label every k-th category so names do not overlap (k from incrs)
     rotate: 0,
-    incrs: [1, 2, 4, 8, 16, 32]
+    incrs: [1, 2, 4, 8, 16, 32, 64]
   } as uPlot.Axis);
 }
 

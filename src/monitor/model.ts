@@ -12,8 +12,8 @@ import { AidevopsApi, ApiError, Deployment, Job, JobDetail, MonitorAlert, Monito
 export const MONITOR_POLL_MS = 3000;
 export const JOB_POLL_MS = 1500;
 /** The span the time charts cover, and their number of buckets. */
-export const SERIES_MINUTES = 15;
-export const SERIES_BUCKETS = 60;
+export const SERIES_MINUTES = 10;
+export const SERIES_BUCKETS = 120;
 
 const LIVE_STATES = ['running', 'restarting', 'starting'];
 

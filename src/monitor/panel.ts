@@ -24,12 +24,13 @@ export class MonitorPanel extends Widget {
     this.addClass('jp-aidevops-panel');
     this.addClass('jp-aidevops-monitor');
     const body = h('div', { class: 'jp-aidevops-body' });
-    this.header = h('div');
-    this.status = h('div');
-    this.job = h('div');
-    this.numbers = h('div');
-    this.alerts = h('div');
-    this.events = h('div');
+    // Stable containers (their content is replaced on each change), named for tests and screenshots.
+    this.header = h('div', { 'data-testid': 'monitor-header-area' });
+    this.status = h('div', { 'data-testid': 'monitor-status-area' });
+    this.job = h('div', { 'data-testid': 'monitor-job-area' });
+    this.numbers = h('div', { 'data-testid': 'monitor-numbers-area' });
+    this.alerts = h('div', { 'data-testid': 'monitor-alerts-area' });
+    this.events = h('div', { 'data-testid': 'monitor-events-area' });
     const grid = h('div', { class: 'jp-aidevops-charts' });
     const slot = (key: string, title: string, make: (host: HTMLElement) => LiveChart): IChartSlot => {
       const host = h('div', { class: 'jp-aidevops-chart-host', 'data-chart': key, 'data-points': '0' });
@@ -118,6 +119,10 @@ export class MonitorPanel extends Widget {
     this.header.replaceChildren(renderHeader(m.deployments, m.selected, m.retraining, this.actions));
     this.status.replaceChildren(renderStatus(m.error, m.loaded, m.deployments, m.deployment, s));
     this.job.replaceChildren(renderJob(m.job, m.jobError, m.retraining));
+    const log = this.job.querySelector('.jp-aidevops-job-log');
+    if (log) {
+      log.scrollTop = log.scrollHeight; // the newest lines of the job's output in view
+    }
     this.numbers.replaceChildren(renderNumbers(s, m.series));
     this.alerts.replaceChildren(renderAlerts(m.alerts, now));
     this.events.replaceChildren(renderEvents(m.events, now));

@@ -59,7 +59,7 @@ export const monitorPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
     palette?.addItem({ command: OPEN_MONITOR_COMMAND, category: 'aidevops' });
-    launcher?.add({ command: OPEN_MONITOR_COMMAND, category: 'Other', rank: 2 });
+    launcher?.add({ command: OPEN_MONITOR_COMMAND, category: 'Other', rank: 3 });
     if (restorer) {
       void restorer.restore(tracker, { command: OPEN_MONITOR_COMMAND, name: () => 'monitor' });
     }

@@ -96,7 +96,8 @@ def lab(seeded) -> Lab:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "jupyterlab.log"
     env = clean_env(AIDEVOPS_HOME=str(seeded.root), AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
-                    JUPYTER_CONFIG_DIR=str(seeded.root / ".jupyter-config"), AIDEVOPS_ACTOR="lab-tests")
+                    JUPYTER_CONFIG_DIR=str(seeded.root / ".jupyter-config"), AIDEVOPS_ACTOR="lab-tests",
+                    AIDEVOPS_MONITOR_SECONDS="1")  # deployments started here run a monitor pass a second (Monitor panel tests)
     settings = seeded.root / ".lab-settings"
     # No "get notified about news?" toast over the panel in screenshots.
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"

@@ -1,0 +1,346 @@
+"""The Monitor panel in a real Chromium, on a real deployment with simulated traffic that drifts.
+
+The seeded champion of ci-digits is deployed under its own name; the traffic simulator sends in-distribution
+rows first and then rows shifted by 1.5 standard deviations (with labels for half of them), until the ci
+pipeline's feature-drift rule (PSI > 0.25 for 2 windows of 300 rows) fires. Then, in the panel: the six
+charts drew (data points and painted canvas pixels), the key numbers equal the API's, the firing drift
+alert is listed; "Retrain now" starts a retraining that the panel follows to its end and whose pipeline
+run the Runs panel lists as succeeded. No uncaught error in the page. Screenshots go to test-artifacts/lab/.
+
+The steps share one page and run in file order (each builds on the last). The deployment and the traffic
+thread are stopped when the module ends (the lab fixture undeploys everything left as well).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import ARTIFACTS, MODEL
+from .test_browser import CHROMIUM, CHROMIUM_ARGS
+
+NAME = "ci-monitor"
+RATE = 60.0  # requests/s, 2 rows each: a 300-row window every ~2.5 s
+DRIFT_AFTER = 8.0  # seconds of in-distribution traffic first
+FIRING_S = 300  # drifted traffic to a firing alert: 2 windows of drifted rows, checked each second
+RETRAIN_MS = 480_000  # a retraining runs the ci pipeline until register (and an automatic one may run beside it)
+CHARTS = ("rate", "latency", "errors", "accuracy", "drift", "predictions")
+
+
+@pytest.fixture(scope="module")
+def client(lab):
+    with httpx.Client(headers={"Authorization": f"token {lab.token}"}, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def deployed(lab, client):
+    """ci-digits@champion served as NAME (its own deployment, apart from the Deploy panel's); undeployed at the end."""
+    answer = client.post(lab.api("deployments"), json={"model": MODEL, "alias": "champion", "name": NAME})
+    assert answer.status_code in (200, 201), answer.text
+    dep = answer.json()["deployment"]
+    assert dep["state"] == "running" and dep["url"], dep
+    yield dep
+    client.delete(lab.api(f"deployments/{NAME}"), params={"reason": "end of the Monitor panel tests"})
+
+
+class Traffic:
+    """The traffic simulator in a thread: in-distribution rows, then drifted ones, half of them labelled."""
+
+    def __init__(self, url: str, rows) -> None:
+        from aidevops_ext import traffic
+
+        self.stop_event = threading.Event()
+        self.box: dict = {}
+        self.started = time.monotonic()
+
+        def send() -> None:
+            try:
+                self.box["result"] = traffic.simulate(url, rows, rate=RATE, duration=1800, batch=2, drift=1.5,
+                                                      drift_after=DRIFT_AFTER, feedback=0.5, seed=7,
+                                                      stop=self.stop_event)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test that reads the result
+                self.box["error"] = exc
+
+        self.thread = threading.Thread(target=send, name="monitor-traffic", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), "the traffic thread did not stop"
+        assert "error" not in self.box, self.box.get("error")
+        return self.box["result"]
+
+
+@pytest.fixture(scope="module")
+def sent(lab, deployed):
+    """Traffic to the deployment for as long as the module needs it; stopped at the end whatever happens."""
+    from aidevops_ext import traffic
+
+    t = Traffic(deployed["url"], traffic.rows_for_model(lab.root, MODEL))
+    yield t
+    t.stop_event.set()
+    t.thread.join(60)
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    """One Chromium page on JupyterLab, closed when this module ends."""
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "no Chromium found: install Debian's `chromium` package (.ci/run does); never `playwright install`"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1600, "height": 1300})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.errors = []
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        page.goto(f"{lab.url}/lab?token={lab.token}")
+        page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
+        page.wait_for_selector(".jp-Launcher")
+        yield page
+        context.close()
+        browser.close()
+
+
+def shot(page, name: str, element=None) -> None:
+    (element or page).screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def panel(page):
+    return page.locator("#aidevops-monitor-panel")
+
+
+def stat(page, testid: str):
+    return panel(page).locator(f'[data-testid="{testid}"]')
+
+
+def open_from_palette(page, label: str) -> None:
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill(label)
+    page.locator(".lm-CommandPalette-item", has_text=label).first.click()
+
+
+def firing_drift(client, lab) -> dict | None:
+    answer = client.get(lab.api(f"deployments/{NAME}/alerts"))
+    assert answer.status_code == 200, answer.text
+    return next((a for a in answer.json()["alerts"] if a["rule"] == "feature-drift" and a["state"] == "firing"), None)
+
+
+def dom_numbers(page) -> dict:
+    """The panel's key numbers (raw data-values) and the monitor pass they came from, read in one go."""
+    return panel(page).evaluate("""root => {
+        const v = id => root.querySelector(`[data-testid="${id}"]`);
+        const out = {at: root.dataset.at, version: root.dataset.version};
+        for (const id of ['monitor-p50', 'monitor-p95', 'monitor-p99', 'monitor-error-rate', 'monitor-accuracy',
+                          'monitor-logged-rows', 'monitor-drifted', 'monitor-windows', 'monitor-rate']) {
+            out[id] = v(id).dataset.value;
+        }
+        const acc = v('monitor-accuracy');
+        out.lower = acc.dataset.lower; out.upper = acc.dataset.upper;
+        out.features = v('monitor-drifted').dataset.features;
+        return out;
+    }""")
+
+
+def api_numbers(summary: dict) -> dict:
+    req, q, drift = summary.get("requests") or {}, summary.get("quality") or {}, summary.get("drift") or {}
+    return {"monitor-p50": req.get("latency_p50_ms"), "monitor-p95": req.get("latency_p95_ms"),
+            "monitor-p99": req.get("latency_p99_ms"), "monitor-error-rate": req.get("error_rate"),
+            "monitor-accuracy": q.get("accuracy"), "lower": q.get("accuracy_lower"), "upper": q.get("accuracy_upper"),
+            "monitor-logged-rows": summary.get("logged_rows"), "monitor-drifted": len(drift.get("drifted") or []),
+            "monitor-windows": summary.get("completed_windows"), "features": ",".join(drift.get("drifted") or [])}
+
+
+def same(shown: str | None, value) -> bool:
+    if value is None:
+        return shown in ("", None)
+    if isinstance(value, str):
+        return shown == value
+    return shown not in ("", None) and math.isclose(float(shown), float(value), rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_the_launcher_and_the_palette_open_the_monitor_panel(page, deployed):
+    assert page.locator(".jp-LauncherCard", has_text="Monitor Panel").count() == 1
+    open_from_palette(page, "Monitor Panel")
+    panel(page).wait_for(state="visible")
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Monitor")
+    assert tab.count() == 1, "a main-area tab"
+    select = stat(page, "monitor-deployment")
+    expect(select.locator(f'option[value="{NAME}"]')).to_have_count(1, timeout=30_000)
+    select.select_option(NAME)
+    expect(panel(page)).to_have_attribute("data-deployment", NAME)
+    expect(panel(page)).to_have_attribute("data-version", deployed["active_version"], timeout=30_000)
+
+
+def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(page, client, lab, sent):
+    deadline = time.monotonic() + DRIFT_AFTER + FIRING_S
+    alert = None
+    while alert is None and time.monotonic() < deadline:
+        assert sent.thread.is_alive(), sent.box
+        alert = firing_drift(client, lab)
+        if alert is None:
+            time.sleep(1)
+    assert alert is not None, f"no firing feature-drift alert after {time.monotonic() - sent.started:.0f} s of traffic"
+    print(f"feature-drift fired after {time.monotonic() - sent.started:.0f} s of traffic")
+    # While traffic flows, the shown request rate is the series' latest bucket (compared with the API's, a moment apart).
+    shown_rate = float(stat(page, "monitor-rate").get_attribute("data-value"))
+    api_rate = client.get(lab.api(f"deployments/{NAME}/series"), params={"minutes": 10, "buckets": 120}).json()["requests"]["rate"][-1]
+    assert shown_rate > 0 and abs(shown_rate - api_rate) <= 0.4 * max(shown_rate, api_rate) + 2, (shown_rate, api_rate)
+    # Stop now: the monitor window stops moving, so the panel and the API describe the same rows from here on
+    # (and the automatic retraining the alert started has less to compete with).
+    result = sent.stop()
+    assert result.failed == 0 and result.drifted > 0 and result.feedback_sent > 0, result.errors
+    row = panel(page).locator('tr[data-rule="feature-drift"][data-state="firing"]')
+    row.wait_for(timeout=30_000)
+    assert row.locator(".jp-aidevops-alert-condition").inner_text() == "psi > 0.25"
+    assert re.fullmatch(r"just now|\d+ s ago|\d+ min ago", row.locator(".jp-aidevops-alert-since").inner_text())
+    assert row.locator(".jp-aidevops-alert-features").get_attribute("data-features"), "the drifted features are named"
+    assert panel(page).locator('[data-testid="monitor-events"] li[data-rule="feature-drift"][data-event="fired"]').count() >= 1
+    shot(page, "monitor-alerts", stat(page, "monitor-alerts-area"))
+
+
+def test_the_charts_drew(page):
+    for key in CHARTS:
+        host = panel(page).locator(f'[data-testid="monitor-chart-{key}"] .jp-aidevops-chart-host')
+        expect(host).not_to_have_attribute("data-points", "0", timeout=30_000)
+        painted = host.evaluate("""host => {
+            const canvas = host.querySelector('canvas');
+            if (!canvas || !canvas.width || !canvas.height) return 0;
+            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            let n = 0;
+            for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+            return n;
+        }""")
+        assert painted > 500, f"the {key} chart's canvas is (nearly) empty: {painted} painted pixels"
+        shot(page, f"monitor-chart-{key}", panel(page).locator(f'[data-testid="monitor-chart-{key}"]'))
+    drift = panel(page).locator('[data-testid="monitor-chart-drift"] .jp-aidevops-chart-note').inner_text()
+    assert "rule threshold 0.25" in drift and "0.1 / 0.25" in drift, drift
+
+
+def test_the_shown_numbers_equal_the_apis(page, client, lab):
+    mismatch = None
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        time.sleep(3.5)  # one panel poll after the traffic stopped
+        shown = dom_numbers(page)
+        summary = client.get(lab.api(f"deployments/{NAME}/monitor")).json()
+        if shown["version"] != summary.get("version"):
+            continue  # an automatic retraining switched versions in between
+        expected = api_numbers(summary)
+        mismatch = {k: (shown[k], v) for k, v in expected.items() if not same(shown[k], v)}
+        if not mismatch:
+            break
+    assert mismatch == {}, f"panel vs API: {mismatch}"
+    alert = next(a for a in summary["alerts"] if a["rule"] == "feature-drift")
+    row = panel(page).locator('tr[data-rule="feature-drift"]')
+    assert row.get_attribute("data-state") == alert["state"]
+    assert same(row.locator(".jp-aidevops-alert-value").get_attribute("data-value"), alert["value"])
+    assert row.locator(".jp-aidevops-alert-features").get_attribute("data-features") == ",".join(alert["features"] or [])
+    assert int(shown["monitor-drifted"]) > 0 and shown["monitor-accuracy"] not in ("", None)
+    assert float(shown["lower"]) <= float(shown["monitor-accuracy"]) <= float(shown["upper"])
+    text = stat(page, "monitor-p95").inner_text()
+    assert text.endswith(" ms") and abs(float(text[:-3]) - float(shown["monitor-p95"])) <= 0.05
+    panel(page).evaluate("el => el.scrollTo(0, 0)")
+    shot(page, "monitor-panel")
+    shot(page, "monitor-numbers", stat(page, "monitor-numbers-area"))
+
+
+def test_polling_stands_by_while_the_tab_is_hidden(page):
+    seen: list[str] = []
+
+    def record(request) -> None:
+        if f"/aidevops/api/deployments/{NAME}/" in request.url:
+            seen.append(request.url)
+
+    page.on("request", record)
+    try:
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Launcher").click()
+        page.wait_for_timeout(1000)  # a poll that was already under way
+        seen.clear()
+        page.wait_for_timeout(7000)  # more than two poll intervals
+        hidden = list(seen)
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Monitor").click()
+        page.wait_for_timeout(2000)
+        shown = list(seen)
+    finally:
+        page.remove_listener("request", record)
+    assert hidden == [], f"requests while the Monitor tab was hidden: {hidden}"
+    assert any("/monitor" in u for u in shown) and any("/series" in u for u in shown), "polling resumes at once when shown"
+
+
+def wait_for_the_automatic_retraining(lab) -> None:
+    """The fired alert's rule says `action: retrain`, so the supervisor started a retraining: let it end first, so
+    that the one started from the panel does not share the two cores (and the MLflow store) with it."""
+    from aidevops_ext import loop
+    from aidevops_ext.workspace import Workspace
+
+    start = time.monotonic()
+    while time.monotonic() < start + RETRAIN_MS / 1000:
+        found = loop.retrainings(Workspace(lab.root), NAME)
+        if not found and time.monotonic() > start + 60:
+            print("no automatic retraining started")
+            return
+        if found and all(r.status != loop.RUNNING for r in found):
+            print(f"automatic retraining: {[(r.id, r.status, r.message) for r in found]}")
+            return
+        time.sleep(2)
+    pytest.fail(f"the automatic retraining of {NAME} did not end: {loop.retrainings(Workspace(lab.root), NAME)}")
+
+
+def test_retrain_now_follows_the_job_to_the_run_it_produced(page, lab, deployed):
+    from aidevops_ext import traffic
+
+    wait_for_the_automatic_retraining(lab)
+    # New labelled rows since that retraining, so this one trains on other data instead of finding every step cached.
+    burst = traffic.simulate(deployed["url"], traffic.rows_for_model(lab.root, MODEL), rate=RATE, duration=4, batch=2,
+                             drift=1.5, feedback=1.0, seed=11)
+    assert burst.failed == 0 and burst.feedback_sent > 0, burst.errors
+    time.sleep(2)  # the server's request log writer flushes every 0.5 s
+    panel(page).evaluate("el => el.scrollTo(0, 0)")
+    stat(page, "monitor-retrain").click()
+    dialog = page.locator(".jp-Dialog")
+    assert f"Retrain {MODEL} now?" in dialog.inner_text()
+    dialog.get_by_role("button", name="Retrain").click()
+    dialog.wait_for(state="detached")
+    job = stat(page, "monitor-job")
+    job.wait_for(timeout=30_000)
+    assert job.get_attribute("data-status") == "running"
+    assert stat(page, "monitor-retrain").is_disabled(), "one retraining at a time from the panel"
+    expect(stat(page, "monitor-job-log")).to_be_visible(timeout=60_000)
+    shot(page, "monitor-retrain-running", stat(page, "monitor-job-area"))
+    expect(job).not_to_have_attribute("data-status", "running", timeout=RETRAIN_MS)
+    status = job.get_attribute("data-status")
+    message = stat(page, "monitor-job-message").inner_text() if stat(page, "monitor-job-message").count() else ""
+    log = stat(page, "monitor-job-log").inner_text() if stat(page, "monitor-job-log").count() else ""
+    assert status == "succeeded", f"the retraining ended {status}: {message}\n{log}"
+    run_id = stat(page, "monitor-job-run").get_attribute("data-run-id")
+    assert run_id, "the panel names the pipeline run the retraining produced"
+    assert f"(pipeline run {run_id})" in message and message.startswith("retraining #"), message
+    assert re.search(r"✓ prepare\s+ran in", log), f"the new labelled rows changed the training data, so prepare ran:\n{log}"
+    page.retrained_run = run_id
+    assert stat(page, "monitor-retrain").is_enabled()
+    shot(page, "monitor-retrain-done", stat(page, "monitor-job-area"))
+
+
+def test_the_retrained_run_appears_in_the_runs_panel_as_succeeded(page, client, lab):
+    run_id = page.retrained_run
+    run = client.get(lab.api(f"runs/{run_id}"))
+    assert run.status_code == 200 and run.json()["status"] == "succeeded", run.text
+    assert run.json()["pipeline"] == "ci" and run.json()["steps"]["train"]["status"] == "ran", run.json()["steps"]
+    open_from_palette(page, "Runs Panel")
+    row = page.locator(f'#aidevops-runs-panel [data-run-id="{run_id}"]').first
+    expect(row).to_have_attribute("data-status", "succeeded", timeout=60_000)
+    shot(page, "monitor-run-in-runs-panel")
+
+
+def test_the_page_raised_no_uncaught_error(page):
+    assert page.errors == []
