@@ -59,7 +59,7 @@ describe('Runs panel components', () => {
     ]);
     buttons[0].click();
     expect(a.log).toEqual(['rerun r2']);
-    const job = { id: 'j1', kind: 'run', argv: ['run', 'ci'], started: 1, finished: null, pid: 1, status: 'running', exit_code: null, pipeline: 'ci', deployment: null, run_id: 'r3', message: '', log_tail: ['▶ train running'] };
+    const job = { id: 'j1', kind: 'run', argv: ['run', 'ci'], started: 1, finished: null, pid: 1, status: 'running', exit_code: null, pipeline: 'ci', deployment: null, run_id: 'r3', message: '', log_tail: ['[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All communication…', '▶ train running'] };
     const busy = renderRunsPanel({ runs, selected: [], job, error: null, busy: null, loaded: true }, a);
     expect((busy.querySelector('button.jp-aidevops-rerun') as HTMLButtonElement).disabled).toBe(true);
     expect((busy.querySelector('button.jp-aidevops-runs-start') as HTMLButtonElement).disabled).toBe(true);

@@ -133,6 +133,26 @@ def test_the_panel_lists_the_seeded_runs_newest_first_with_the_apis_step_statuse
     shot(page, "runs-panel", panel(page))
 
 
+def test_polling_stands_by_while_the_panel_is_hidden(page):
+    def runs_poll(request) -> bool:
+        return "/aidevops/api/runs?limit=" in request.url
+
+    seen = []
+    page.on("request", lambda request: runs_poll(request) and seen.append(request.url))
+    with page.expect_request(runs_poll, timeout=30_000):  # visible: it polls
+        pass
+    sidebar = page.locator(".jp-SideBar.jp-mod-left")
+    sidebar.locator('.lm-TabBar-tab[data-id="filebrowser"]').click()
+    panel(page).wait_for(state="hidden")
+    page.wait_for_timeout(1_000)  # a request already under way may still land
+    hidden_at = len(seen)
+    page.wait_for_timeout(8_000)  # four poll intervals
+    assert len(seen) == hidden_at, "no runs request while the panel is hidden"
+    with page.expect_request(runs_poll, timeout=30_000):  # shown again: it refreshes at once
+        sidebar.locator('.lm-TabBar-tab[data-id="aidevops-runs-panel"]').click()
+    panel(page).wait_for(state="visible")
+
+
 def test_open_a_steps_executed_notebook_from_its_chip(page, seeded):
     second = seeded.runs[1]
     row(page, second).locator('a[data-step="evaluate"]').click()
