@@ -25,6 +25,7 @@ JOB_MS = 300_000  # a pipeline run on a loaded 2-core machine
 # epochs=3 makes the fixed re-run's train differ from the seeded runs', so it runs rather than hits the cache.
 FAILING = {"model": "no-such-model", "epochs": 3}
 FIXED = {"model": "mlp", "epochs": 3}
+STATE: dict[str, str] = {}  # what one step leaves for the next (the failed run and its job)
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +91,9 @@ def submit(page, text: str, label: str) -> None:
     dialog.get_by_role("button", name=label).click()
 
 
-def follow_job(page, api) -> dict:
-    """Wait for the followed job's box to show an end state; return GET jobs/{id}."""
-    box = panel(page).locator("[data-job-id]")
+def follow_job(page, api, previous: str | None = None) -> dict:
+    """Wait for a new followed job's box (not `previous`'s) to show an end state; return GET jobs/{id}."""
+    box = panel(page).locator(f'[data-job-id]:not([data-job-id="{previous}"])' if previous else "[data-job-id]")
     box.wait_for()
     expect(box).not_to_have_attribute("data-job-status", "running", timeout=JOB_MS)
     job = api(f"jobs/{box.get_attribute('data-job-id')}")
@@ -220,7 +221,8 @@ def test_start_a_pipeline_whose_later_step_fails(page, api):
     page.locator(".jp-Dialog").wait_for(state="detached")
     job = follow_job(page, api)
     assert job["status"] == "failed" and job["run"]["status"] == "failed"
-    run_id = job["run_id"]
+    run_id = STATE["failed_run"] = job["run_id"]
+    STATE["failed_job"] = job["id"]
     assert chip_states(page, run_id) == api_states(job["run"]) == {
         "prepare": "cached", "train": "failed", "evaluate": "pending", "register": "pending"}
     assert "no-such-model" in row(page, run_id).locator(".jp-aidevops-runs-step-error").inner_text()
@@ -229,25 +231,23 @@ def test_start_a_pipeline_whose_later_step_fails(page, api):
 
 
 def test_rerun_from_the_failed_step_with_the_param_fixed(page, api):
-    failed = panel(page).locator('[data-status="failed"]').first
-    failed_id = failed.get_attribute("data-run-id")
-    failed.locator("button.jp-aidevops-rerun").click()
+    failed_id = STATE["failed_run"]
+    row(page, failed_id).locator("button.jp-aidevops-rerun").click()
     dialog = page.locator(".jp-Dialog")
     assert "from the failed step train" in dialog.locator(".jp-Dialog-header").inner_text()
     assert "come from the cache" in dialog.inner_text()
     assert dialog_params(page) == FAILING, "pre-filled with the failed run's overrides"
     submit(page, json.dumps(FIXED), "Re-run")
     dialog.wait_for(state="detached")
-    job = follow_job(page, api)
+    job = follow_job(page, api, previous=STATE["failed_job"])
     assert job["status"] == "succeeded", job["log_tail"]
     run = api(f"runs/{job['run_id']}")
     assert run["overrides"] == FIXED
     assert chip_states(page, run["run_id"]) == api_states(run) == {
         "prepare": "cached", "train": "ran", "evaluate": "ran", "register": "ran"}
     assert row(page, run["run_id"]).get_attribute("data-status") == "succeeded"
-    if run.get("resumed_from"):
-        assert run["resumed_from"] == failed_id
-        assert failed_id in row(page, run["run_id"]).locator(".jp-aidevops-runs-resumed").inner_text()
+    assert run["resumed_from"] == failed_id
+    assert row(page, run["run_id"]).locator(".jp-aidevops-runs-resumed").inner_text() == f"resumed from {failed_id}"
     shot(page, "runs-rerun", panel(page))
 
 
