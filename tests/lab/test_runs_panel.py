@@ -191,7 +191,7 @@ def test_diff_two_runs_in_a_lab_tab_with_nbdime(page, api, seeded):
     expect(frame.locator(".cm-line:has(.cm-merge-r-deleted)", has_text="seed = 0")).to_have_count(1)
     changed = frame.locator(".cm-line:has(.cm-merge-r-inserted)", has_text="seed = 1")
     expect(changed).to_have_count(1)
-    changed.scroll_into_view_if_needed()
+    changed.evaluate("line => line.closest('.jp-Cell-diff').scrollIntoView({block: 'center'})")
     shot(page, "runs-diff")
 
     select.select_option("train")
