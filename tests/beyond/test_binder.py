@@ -384,6 +384,29 @@ def test_everything_stops_when_the_notebook_server_stops(binder):
     assert not stopped["leftovers"], f"processes left running: {stopped['leftovers']}"
 
 
+def test_start_stops_the_deployment_it_started_when_the_traffic_cannot_start(binder, tmp_path):
+    """No half state: a start whose traffic stream fails undoes its deployment and never runs the command."""
+    assert not binder.traffic_pid() or not _alive(binder.traffic_pid()), "runs after the stop above"
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "setsid").write_text("#!/bin/sh\nexit 1\n")
+    (fake / "setsid").chmod(0o755)
+    env = {**binder.env, "PATH": f"{fake}:{binder.env['PATH']}"}
+    try:
+        out = subprocess.run([str(binder.clone / "binder" / "start"), "touch", str(tmp_path / "exec-ran")],
+                             cwd=binder.clone, env=env, capture_output=True, text=True, timeout=180)
+    finally:
+        deployments = json.loads(binder.aidevops("deployments", "--json").stdout)
+        binder.aidevops("undeploy", "--all", "--reason", "end of the binder test")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"deployment '{NAME}' started" in out.stdout, out.stdout
+    assert out.stderr.strip().splitlines()[-1] == (
+        "binder/start: the simulated traffic did not start; see .aidevops/logs/binder-traffic.log."), out.stderr
+    assert not (tmp_path / "exec-ran").exists()
+    assert [(d["name"], d["state"]) for d in deployments] == [(NAME, "stopped")], deployments
+    assert not _processes_under(binder.clone.parent), {p: _cmdline(p) for p in _processes_under(binder.clone.parent)}
+
+
 def _tail(path: Path, chars: int = 3000) -> str:
     try:
         return path.read_text()[-chars:]
