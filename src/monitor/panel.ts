@@ -74,6 +74,12 @@ export class MonitorPanel extends Widget {
     super.dispose();
   }
 
+  /** Closing the tab ends the panel (and its polling); the command opens a fresh one. */
+  protected onCloseRequest(msg: Message): void {
+    super.onCloseRequest(msg);
+    this.dispose();
+  }
+
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
     this.model.visible = true;

@@ -103,7 +103,8 @@ def page(lab):
         page.set_default_timeout(60_000)
         page.errors = []
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        page.goto(f"{lab.url}/lab?token={lab.token}")
+        # A workspace of its own, reset: not the layout another module's page left (an open notebook, no launcher).
+        page.goto(f"{lab.url}/lab/workspaces/monitor-tests?reset&token={lab.token}")
         page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
         page.wait_for_selector(".jp-Launcher")
         yield page
