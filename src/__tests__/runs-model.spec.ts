@@ -81,6 +81,39 @@ describe('RunsModel', () => {
     model.dispose();
   });
 
+  it('emits changed only when something shown changed', async () => {
+    const { model, setRuns } = setup();
+    let emitted = 0;
+    model.changed.connect(() => emitted++);
+    await model.refresh();
+    expect(emitted).toBe(1);
+    await model.refresh();
+    expect(emitted).toBe(1); // the same answer: no re-render
+    setRuns([run('r2', 'running', { prepare: 'running' }), run('r1', 'succeeded', { prepare: 'ran', train: 'ran' })]);
+    await model.refresh();
+    expect(emitted).toBe(2);
+    model.dispose();
+  });
+
+  it('stops following a job the server no longer knows, with its sentence', async () => {
+    let polls = 0;
+    const { model } = setup({
+      'POST aidevops/api/runs': () => ({ status: 202, body: { job: job('running') } }),
+      'GET aidevops/api/jobs/j1': () => {
+        polls++;
+        return { status: 400, body: { error: "there is no job 'j1' in /ws/.aidevops/jobs." } };
+      }
+    });
+    expect(await model.startRun('ci', {})).toBeNull();
+    await model.refresh();
+    expect(model.job?.status).toBe('unknown');
+    expect(model.job?.message).toBe("there is no job 'j1' in /ws/.aidevops/jobs.");
+    expect(model.error).toBeNull(); // the runs still refreshed
+    await model.refresh();
+    expect(polls).toBe(1);
+    model.dispose();
+  });
+
   it('keeps at most two picked runs and diffs older → newer', async () => {
     const { model, setRuns } = setup();
     setRuns([run('r3', 'succeeded', {}), run('r2', 'succeeded', {}), run('r1', 'succeeded', {})]);

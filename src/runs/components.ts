@@ -88,7 +88,7 @@ export function renderRunsPanel(state: IRunsViewState, actions: IRunsActions): H
 }
 
 export function renderRunsStatus(state: Pick<IRunsViewState, 'busy' | 'error'>): HTMLElement {
-  const box = h('div', { class: 'jp-aidevops-status' });
+  const box = h('div', { class: 'jp-aidevops-runs-status-box' }); // not .jp-aidevops-status: the Deploy panel's tests find theirs page-wide
   if (state.busy) {
     box.append(h('div', { class: 'jp-aidevops-progress', role: 'status' }, h('span', { class: 'jp-aidevops-spinner' }), state.busy));
   }

@@ -122,9 +122,10 @@ export class RunsModel {
 
   /** Fetch the followed job (while it runs) and then the runs, once. */
   async refresh(): Promise<void> {
+    const before = this.signature();
     try {
       if (this._job && this._job.status === 'running') {
-        this._job = await this.api.getJob(this._job.id);
+        this._job = await this.followJob(this._job);
       }
       this._runs = await this.api.runs(RUNS_LIMIT);
       const ids = new Set(this._runs.map(r => r.run_id));
@@ -138,7 +139,9 @@ export class RunsModel {
       this._changed.emit();
       throw reason; // the poll backs off
     }
-    this._changed.emit();
+    if (this.signature() !== before) {
+      this._changed.emit(); // an unchanged answer re-renders nothing (a click or a scroll in progress survives)
+    }
   }
 
   /** Pick or unpick a run for the diff; picking a third drops the first picked. */
@@ -190,6 +193,22 @@ export class RunsModel {
   dispose(): void {
     this.poll.dispose();
     Signal.clearData(this);
+  }
+
+  /** The job's latest state; a job the server no longer knows (4xx) stops being followed, with its reason. */
+  private async followJob(job: FollowedJob): Promise<FollowedJob> {
+    try {
+      return await this.api.getJob(job.id);
+    } catch (reason) {
+      if (reason instanceof ApiError && reason.status >= 400 && reason.status < 500) {
+        return { ...job, status: 'unknown', message: reason.message };
+      }
+      throw reason;
+    }
+  }
+
+  private signature(): string {
+    return JSON.stringify([this._runs, this._job, this._selected, this._error, this._busy, this._loaded]);
   }
 
   private async launch(label: string, work: () => Promise<Job>): Promise<string | null> {

@@ -219,6 +219,10 @@ export class RunsPanel extends Widget {
       renderRunsPanel({ runs: m.runs, selected: m.selected, job: m.job, error: m.error, busy: m.busy, loaded: m.loaded }, this.actions)
     );
     this.node.scrollTop = top;
+    const log = this.node.querySelector('.jp-aidevops-runs-log');
+    if (log) {
+      log.scrollTop = log.scrollHeight; // the newest lines of the job's output in view
+    }
   }
 
   private readonly actions: IRunsActions = {
