@@ -164,7 +164,7 @@ def test_promote_then_roll_back_and_read_the_history(page, versions):
     operations = [history.nth(i).get_attribute("data-operation") for i in range(history.count())]
     assert operations[:3] == ["rollback", "promote", "canary"] and operations[-1] == "deploy"
     assert "lab-tests via JupyterLab" in history.first.inner_text(), "changes made in the panel say who and from where"
-    page.locator(".jp-aidevops-status").evaluate("el => el.remove()")  # the last step's error is not panel state to show
+    panel(page).locator(".jp-aidevops-status").evaluate("el => el.remove()")  # the last step's error is not panel state to show
     shot(page, "deploy-panel", panel(page))
     shot(page, "05-rolled-back")
 
