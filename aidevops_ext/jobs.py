@@ -99,7 +99,10 @@ def start_retrain(ws: Workspace, deployment: str) -> Job:
 
     from .pipeline.spec import spec_for_model  # noqa: PLC0415
 
+    from .loop import retraining_lock  # noqa: PLC0415
+
     dep = manager.get(ws, deployment)  # an unknown deployment fails here
+    retraining_lock(ws, dep.name).close()  # one already running fails here (the job's process takes the lock itself)
     options = json.loads(dep.options or "{}") if dep.target == "local" else {}
     pipeline = options.get("pipeline") if isinstance(options, dict) else None
     if pipeline is None:

@@ -208,6 +208,17 @@ def retrain(ws: Workspace | None, name: str, *, alert_event_id: int | None = Non
         if event is None or event["deployment"] != name or event["event"] != "fired":
             raise ConfigError(f"alert #{alert_event_id} is not a fired alert of '{name}'; list them with `aidevops monitor {name}`.")
         rule = event["rule"]
+    lock = retraining_lock(ws, name)  # one retraining per deployment at a time; released at the end
+    try:
+        return _claim_and_retrain(ws, name, dep, spec, rows, actor, echo, alert_event_id, rule)
+    finally:
+        lock.close()
+
+
+def _claim_and_retrain(ws: Workspace, name: str, dep: Any, spec: Any, rows: int, actor: str,
+                       echo: Callable[[str], None], alert_event_id: int | None, rule: str | None) -> Retraining:
+    from .monitoring.alertstore import AlertStore  # noqa: PLC0415
+
     rid = _start(ws, deployment=name, model=dep.model, trigger="alert" if alert_event_id is not None else "manual",
                  alert_event_id=alert_event_id, rule=rule, status=RUNNING, started=time.time(), pipeline=spec.name,
                  from_version=dep.active_version, actor=actor)
@@ -220,6 +231,28 @@ def retrain(ws: Workspace | None, name: str, *, alert_event_id: int | None = Non
         message = str(exc) if isinstance(exc, AidevopsError) else f"{type(exc).__name__}: {exc}"
         _update(ws, rid, status=FAILED, finished=time.time(), message=message[:2000])
         raise
+
+
+def retraining_lock(ws: Workspace, name: str) -> Any:
+    """Take deployment `name`'s retraining lock (an open file; closing it, or the process ending, releases it).
+
+    Two retrainings of one deployment at once (a person's and the supervisor's after an alert) would
+    each register a version and race to switch; the second is refused instead, naming the first.
+    """
+    import fcntl  # noqa: PLC0415
+
+    folder = ws.state / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    fh = open(folder / f"retrain-{name}.lock", "a+")  # noqa: SIM115 - held past this function
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        running = [r for r in retrainings(ws, name, limit=5) if r.status == RUNNING]
+        which = f" (#{running[-1].id}, {running[-1].trigger})" if running else ""
+        raise ConfigError(f"a retraining of '{name}' is already running{which}; wait for it to end "
+                          f"(`aidevops retrains {name}`) before starting another.") from None
+    return fh
 
 
 def _retrain(ws: Workspace, rid: int, dep: Any, spec: Any, rows: int, actor: str, echo: Callable[[str], None],
@@ -280,3 +313,12 @@ def env_cooldown(default: float = 300.0) -> float:
 
 
 __all__ = ["Retraining", "live_training_rows", "retrain", "retrainings"]
+
+
+def retraining_running(ws: Workspace, name: str) -> bool:
+    """Whether a retraining of deployment `name` holds its lock now (in any process)."""
+    try:
+        retraining_lock(ws, name).close()
+    except ConfigError:
+        return True
+    return False

@@ -351,3 +351,19 @@ def setup_route_handlers(web_app: Any, root_dir: str) -> None:
     web_app.settings["aidevops_root"] = root_dir
     base = url_path_join(web_app.settings["base_url"], BASE)
     web_app.add_handlers(".*$", [(base + pattern + "/?$", handler) for pattern, handler in ROUTES])
+    _serve_nbdime_chunks(web_app)
+
+
+def _serve_nbdime_chunks(web_app: Any) -> None:
+    """Serve nbdime's script chunks where its diff page asks for them (the Runs panel shows that page in a tab).
+
+    Inside Jupyter server, nbdime 4's page loads nbdime.js from /static/ but its lazily loaded chunks (syntax
+    highlighting, fold icons) from /nbdime/static/, which nbdime's extension does not serve: without this
+    they are 404 and the diff shows uncoloured. Public files of an installed package, like /static/ itself.
+    """
+    try:
+        from nbdime.webapp.nbdimeserver import static_path
+    except ImportError:  # nbdime is a dependency; without it there is no diff page to help
+        return
+    prefix = url_path_join(web_app.settings["base_url"], "nbdime/static/")
+    web_app.add_handlers(".*$", [(prefix + "(.*)", tornado.web.StaticFileHandler, {"path": static_path})])

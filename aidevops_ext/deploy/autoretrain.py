@@ -53,8 +53,10 @@ class RetrainTrigger:
             events = [e for e in self.alerts.events(self.name, action="retrain", unhandled=True) if e["at"] >= self.since]
         except Exception:  # noqa: BLE001 - a locked db: next time
             return
+        from ..loop import retraining_running  # noqa: PLC0415
+
         for event in events:
-            busy = self.child is not None
+            busy = self.child is not None or retraining_running(self.ws, self.name)  # ours, or one a person started
             cooling = now - self.started_at < self.cooldown
             if busy or cooling:
                 why = "a retraining is running" if busy else f"within the {self.cooldown:.0f} s retraining cooldown"

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 
 import httpx
+import nbdime
 import pytest
 
 from aidevops_ext import traffic
@@ -169,6 +171,9 @@ def test_two_runs_diff_in_nbdime(client, lab, seeded):
     with httpx.Client(base_url=lab.url, headers={"Authorization": f"token {lab.token}"}, timeout=60) as raw:
         page = raw.get("/" + diff["url"])
         assert page.status_code == 200 and "nbdime" in page.text
+        chunk = next((Path(nbdime.__file__).parent / "webapp" / "static").glob("*.nbdime.js")).name
+        assert raw.get(f"/nbdime/static/{chunk}").status_code == 200, "the page's lazily loaded chunks are served"
+        assert raw.get("/nbdime/static/../../../etc/passwd").status_code in (403, 404)
         nbdiff = raw.post("/nbdime/api/diff", json={"base": diff["base_path"], "remote": diff["remote_path"]})
         assert nbdiff.status_code == 200, nbdiff.text
         body = nbdiff.json()
