@@ -290,7 +290,7 @@ def wait_for_the_automatic_retraining(lab) -> None:
         if not found and time.monotonic() > start + 60:
             print("no automatic retraining started")
             return
-        if found and all(r.status != loop.RUNNING for r in found):
+        if found and all(r.status != loop.RUNNING for r in found) and not loop.retraining_running(Workspace(lab.root), NAME):
             print(f"automatic retraining: {[(r.id, r.status, r.message) for r in found]}")
             return
         time.sleep(2)
