@@ -6,13 +6,8 @@
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import {
-  AidevopsApi,
-  ApiError,
-  Deployment,
-  DeployRequest,
-  RegisteredModel
-} from './api';
+import { AidevopsApi, Deployment, DeployRequest, RegisteredModel } from './api';
+import { errorMessage, StandbyPoll } from './polling';
 
 export const POLL_INTERVAL_MS = 3000;
 
@@ -21,17 +16,13 @@ export class DeployModel {
     readonly api: AidevopsApi,
     interval = POLL_INTERVAL_MS
   ) {
-    this.poll = new Poll({
-      auto: false,
-      factory: () => this.refresh(),
-      frequency: { interval, backoff: true, max: 10 * interval },
-      name: 'aidevops:deploy-panel',
-      // Hidden panel: no requests at all; visible: still pause when the browser tab is hidden.
-      standby: () => !this._visible || 'when-hidden'
-    });
+    this._polling = new StandbyPoll('aidevops:deploy-panel', interval, () => this.refresh());
   }
 
-  readonly poll: Poll;
+  /** Refreshes the model while its panel is shown (see StandbyPoll). */
+  get poll(): Poll {
+    return this._polling.poll;
+  }
 
   /** Emitted whenever anything shown changes. */
   get changed(): ISignal<this, void> {
@@ -62,23 +53,12 @@ export class DeployModel {
   }
 
   get visible(): boolean {
-    return this._visible;
+    return this._polling.visible;
   }
 
   /** Shown panel: refresh now and keep polling; hidden: stand by (no requests). */
   set visible(value: boolean) {
-    if (value === this._visible) {
-      return;
-    }
-    this._visible = value;
-    if (value) {
-      if (!this._started) {
-        this._started = true;
-        void this.poll.start();
-      } else {
-        void this.poll.refresh();
-      }
-    }
+    this._polling.visible = value;
   }
 
   /** Fetch models and deployments once. */
@@ -95,7 +75,7 @@ export class DeployModel {
         this._error = null;
       }
     } catch (reason) {
-      this._error = message(reason);
+      this._error = errorMessage(reason);
       this._changed.emit();
       throw reason; // the poll backs off
     }
@@ -141,7 +121,7 @@ export class DeployModel {
   }
 
   dispose(): void {
-    this.poll.dispose();
+    this._polling.dispose();
     Signal.clearData(this);
   }
 
@@ -159,7 +139,7 @@ export class DeployModel {
     try {
       await work();
     } catch (reason) {
-      failure = message(reason);
+      failure = errorMessage(reason);
     } finally {
       this._busy = null;
     }
@@ -176,19 +156,11 @@ export class DeployModel {
     return failure === null;
   }
 
+  private readonly _polling: StandbyPoll;
   private _changed = new Signal<this, void>(this);
   private _models: RegisteredModel[] = [];
   private _deployments: Deployment[] = [];
   private _error: string | null = null;
   private _busy: string | null = null;
   private _loaded = false;
-  private _visible = false;
-  private _started = false;
-}
-
-function message(reason: unknown): string {
-  if (reason instanceof ApiError) {
-    return reason.message;
-  }
-  return `Unexpected problem: ${String((reason as Error)?.message ?? reason)}`;
 }

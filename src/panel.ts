@@ -3,19 +3,18 @@
  */
 
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
-import { Message } from '@lumino/messaging';
-import { Widget } from '@lumino/widgets';
 
 import { Deployment, ModelVersion, RegisteredModel } from './api';
 import { IActions, liveDeploymentOf, preferredAlias, renderPanel } from './components';
 import { DeployModel } from './model';
+import { PolledPanel } from './panelbase';
 
-export class DeployPanel extends Widget {
+export class DeployPanel extends PolledPanel<DeployModel> {
   constructor(
-    readonly model: DeployModel,
+    model: DeployModel,
     private readonly openNotebook: (runId: string, step: string, name: string) => void
   ) {
-    super();
+    super(model);
     this.addClass('jp-aidevops-panel');
     this.model.changed.connect(this.render, this);
     this.render();
@@ -24,28 +23,6 @@ export class DeployPanel extends Widget {
   dispose(): void {
     this.model.changed.disconnect(this.render, this);
     super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this.model.visible = true;
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.visible = false;
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    if (this.isVisible) {
-      this.model.visible = true;
-    }
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this.model.visible = false;
-    super.onBeforeDetach(msg);
   }
 
   private render(): void {

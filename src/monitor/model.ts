@@ -8,6 +8,7 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { AidevopsApi, ApiError, Deployment, Job, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../api';
+import { errorMessage, StandbyPoll } from '../polling';
 
 export const MONITOR_POLL_MS = 3000;
 export const JOB_POLL_MS = 1500;
@@ -49,16 +50,13 @@ export class MonitorModel {
     interval = MONITOR_POLL_MS,
     private readonly jobInterval = JOB_POLL_MS
   ) {
-    this.poll = new Poll({
-      auto: false,
-      factory: () => this.refresh(),
-      frequency: { interval, backoff: true, max: 10 * interval },
-      name: 'aidevops:monitor-panel',
-      standby: () => !this._visible || 'when-hidden'
-    });
+    this._polling = new StandbyPoll('aidevops:monitor-panel', interval, () => this.refresh());
   }
 
-  readonly poll: Poll;
+  /** Refreshes the model while its panel is shown (see StandbyPoll). */
+  get poll(): Poll {
+    return this._polling.poll;
+  }
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -119,24 +117,15 @@ export class MonitorModel {
   }
 
   get visible(): boolean {
-    return this._visible;
+    return this._polling.visible;
   }
 
+  /** Shown panel: refresh now, keep polling and follow a running retraining again; hidden: stand by. */
   set visible(value: boolean) {
-    if (value === this._visible) {
-      return;
-    }
-    this._visible = value;
-    if (value) {
-      if (!this._started) {
-        this._started = true;
-        void this.poll.start();
-      } else {
-        void this.poll.refresh();
-      }
-      if (this._job?.status === 'running') {
-        this.followJob();
-      }
+    const shown = value && !this._polling.visible;
+    this._polling.visible = value;
+    if (shown && this._job?.status === 'running') {
+      this.followJob();
     }
   }
 
@@ -197,7 +186,7 @@ export class MonitorModel {
       this._loaded = true;
       this._error = null;
     } catch (reason) {
-      this._error = message(reason);
+      this._error = errorMessage(reason);
       this._changed.emit();
       throw reason; // the poll backs off
     }
@@ -217,7 +206,7 @@ export class MonitorModel {
       const job = await this.api.retrain(name, 'retrain now, from the Monitor panel');
       this._job = { ...job, log_tail: [], run: null };
     } catch (reason) {
-      this._jobError = message(reason);
+      this._jobError = errorMessage(reason);
       return false;
     } finally {
       this._starting = false;
@@ -229,7 +218,7 @@ export class MonitorModel {
 
   dispose(): void {
     this._disposed = true;
-    this.poll.dispose();
+    this._polling.dispose();
     if (this._jobTimer !== null) {
       clearTimeout(this._jobTimer);
     }
@@ -244,14 +233,14 @@ export class MonitorModel {
     const tick = async () => {
       this._jobTimer = null;
       const job = this._job;
-      if (!job || this._disposed || !this._visible) {
+      if (!job || this._disposed || !this._polling.visible) {
         return; // picked up again when shown
       }
       try {
         this._job = await this.api.getJob(job.id);
         this._jobError = null;
       } catch (reason) {
-        this._jobError = message(reason);
+        this._jobError = errorMessage(reason);
       }
       this._changed.emit();
       if (this._job?.status === 'running' && !this._disposed) {
@@ -274,6 +263,7 @@ export class MonitorModel {
     this._events = answer.events ?? [];
   }
 
+  private readonly _polling: StandbyPoll;
   private _changed = new Signal<this, void>(this);
   private _deployments: Deployment[] = [];
   private _selected: string | null = null;
@@ -283,18 +273,9 @@ export class MonitorModel {
   private _events: MonitorEvent[] = [];
   private _error: string | null = null;
   private _loaded = false;
-  private _visible = false;
-  private _started = false;
   private _disposed = false;
   private _job: JobDetail | null = null;
   private _jobError: string | null = null;
   private _starting = false;
   private _jobTimer: ReturnType<typeof setTimeout> | null = null;
-}
-
-export function message(reason: unknown): string {
-  if (reason instanceof ApiError) {
-    return reason.message;
-  }
-  return `Unexpected problem: ${String((reason as Error)?.message ?? reason)}`;
 }

@@ -8,6 +8,7 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { h } from '../components';
+import { PolledPanel } from '../panelbase';
 import { accuracyData, driftData, errorRateData, latencyData, predictionData, rateData } from './chartdata';
 import { accuracyChart, driftChart, errorRateChart, latencyChart, LiveChart, predictionChart, rateChart } from './charts';
 import { IMonitorActions, renderAlerts, renderEvents, renderHeader, renderJob, renderNumbers, renderStatus } from './components';
@@ -18,9 +19,9 @@ interface IChartSlot {
   note: HTMLElement;
 }
 
-export class MonitorPanel extends Widget {
-  constructor(readonly model: MonitorModel) {
-    super();
+export class MonitorPanel extends PolledPanel<MonitorModel> {
+  constructor(model: MonitorModel) {
+    super(model);
     this.addClass('jp-aidevops-panel');
     this.addClass('jp-aidevops-monitor');
     const body = h('div', { class: 'jp-aidevops-body' });
@@ -82,25 +83,7 @@ export class MonitorPanel extends Widget {
 
   protected onAfterShow(msg: Message): void {
     super.onAfterShow(msg);
-    this.model.visible = true;
     this.fitCharts();
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.visible = false;
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    if (this.isVisible) {
-      this.model.visible = true;
-    }
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this.model.visible = false;
-    super.onBeforeDetach(msg);
   }
 
   protected onResize(msg: Widget.ResizeMessage): void {

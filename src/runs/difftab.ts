@@ -9,8 +9,8 @@ import { URLExt } from '@jupyterlab/coreutils';
 import { Panel, Widget } from '@lumino/widgets';
 
 import { AidevopsApi, RunDiff } from '../api';
+import { errorMessage } from '../polling';
 import { renderDiffHeader } from './components';
-import { message } from './model';
 
 export class RunsDiffView extends Panel {
   constructor(
@@ -43,7 +43,7 @@ export class RunsDiffView extends Panel {
     try {
       this.showDiff(await this.api.diff(diff.base, diff.remote, step));
     } catch (reason) {
-      this.header.node.replaceChildren(renderDiffHeader(diff, s => void this.selectStep(s), message(reason)));
+      this.header.node.replaceChildren(renderDiffHeader(diff, s => void this.selectStep(s), errorMessage(reason)));
     }
   }
 

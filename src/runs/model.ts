@@ -8,6 +8,7 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { AidevopsApi, ApiError, Job, JobDetail, RunSummary } from '../api';
+import { errorMessage, StandbyPoll } from '../polling';
 
 /** A job as POST answers it, then as GET jobs/{id} answers it (with its log tail and run). */
 export type FollowedJob = Job & Partial<Pick<JobDetail, 'log_tail' | 'run'>>;
@@ -59,17 +60,13 @@ export class RunsModel {
     readonly api: AidevopsApi,
     interval = RUNS_POLL_INTERVAL_MS
   ) {
-    this.poll = new Poll({
-      auto: false,
-      factory: () => this.refresh(),
-      frequency: { interval, backoff: true, max: 10 * interval },
-      name: 'aidevops:runs-panel',
-      // Hidden panel: no requests at all; visible: still pause when the browser tab is hidden.
-      standby: () => !this._visible || 'when-hidden'
-    });
+    this._polling = new StandbyPoll('aidevops:runs-panel', interval, () => this.refresh());
   }
 
-  readonly poll: Poll;
+  /** Refreshes the model while its panel is shown (see StandbyPoll). */
+  get poll(): Poll {
+    return this._polling.poll;
+  }
 
   get changed(): ISignal<this, void> {
     return this._changed;
@@ -102,22 +99,12 @@ export class RunsModel {
   }
 
   get visible(): boolean {
-    return this._visible;
+    return this._polling.visible;
   }
 
+  /** Shown panel: refresh now and keep polling; hidden: stand by (no requests). */
   set visible(value: boolean) {
-    if (value === this._visible) {
-      return;
-    }
-    this._visible = value;
-    if (value) {
-      if (!this._started) {
-        this._started = true;
-        void this.poll.start();
-      } else {
-        void this.poll.refresh();
-      }
-    }
+    this._polling.visible = value;
   }
 
   /** Fetch the followed job (while it runs) and then the runs, once. */
@@ -135,7 +122,7 @@ export class RunsModel {
         this._error = null;
       }
     } catch (reason) {
-      this._error = message(reason);
+      this._error = errorMessage(reason);
       this._changed.emit();
       throw reason; // the poll backs off
     }
@@ -191,7 +178,7 @@ export class RunsModel {
   }
 
   dispose(): void {
-    this.poll.dispose();
+    this._polling.dispose();
     Signal.clearData(this);
   }
 
@@ -225,7 +212,7 @@ export class RunsModel {
     try {
       this._job = await work();
     } catch (reason) {
-      failure = message(reason);
+      failure = errorMessage(reason);
     } finally {
       this._busy = null;
     }
@@ -236,6 +223,7 @@ export class RunsModel {
     return failure;
   }
 
+  private readonly _polling: StandbyPoll;
   private _changed = new Signal<this, void>(this);
   private _runs: RunSummary[] = [];
   private _selected: string[] = [];
@@ -243,18 +231,9 @@ export class RunsModel {
   private _error: string | null = null;
   private _busy: string | null = null;
   private _loaded = false;
-  private _visible = false;
-  private _started = false;
 }
 
 /** "run ci" / "retrain ci-digits" from a job's command line. */
 export function describeJob(job: Job): string {
   return job.argv.filter(a => a !== '-p' && !a.includes('=')).join(' ') || job.kind;
-}
-
-export function message(reason: unknown): string {
-  if (reason instanceof ApiError) {
-    return reason.message;
-  }
-  return `Unexpected problem: ${String((reason as Error)?.message ?? reason)}`;
 }

@@ -5,13 +5,14 @@
  */
 
 import { Dialog, showDialog } from '@jupyterlab/apputils';
-import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { RunDiff, RunSummary } from '../api';
 import { h } from '../components';
+import { PolledPanel } from '../panelbase';
+import { errorMessage } from '../polling';
 import { formatValue, IRunsActions, renderRunsPanel } from './components';
-import { failedStep, knownPipelines, message, parseParams, RunsModel } from './model';
+import { failedStep, knownPipelines, parseParams, RunsModel } from './model';
 
 export interface IParamsFormValue {
   pipeline: string;
@@ -80,13 +81,13 @@ export class ParamsForm extends Widget implements Dialog.IBodyWidget<IParamsForm
   private readonly referenceBox = h('div', { class: 'jp-aidevops-runs-form-reference' });
 }
 
-export class RunsPanel extends Widget {
+export class RunsPanel extends PolledPanel<RunsModel> {
   constructor(
-    readonly model: RunsModel,
+    model: RunsModel,
     private readonly openNotebook: (runId: string, step: string, name: string) => void,
     private readonly openDiff: (diff: RunDiff) => void
   ) {
-    super();
+    super(model);
     this.addClass('jp-aidevops-panel');
     this.addClass('jp-aidevops-runs-panel');
     this.model.changed.connect(this.render, this);
@@ -96,28 +97,6 @@ export class RunsPanel extends Widget {
   dispose(): void {
     this.model.changed.disconnect(this.render, this);
     super.dispose();
-  }
-
-  protected onAfterShow(msg: Message): void {
-    super.onAfterShow(msg);
-    this.model.visible = true;
-  }
-
-  protected onAfterHide(msg: Message): void {
-    super.onAfterHide(msg);
-    this.model.visible = false;
-  }
-
-  protected onAfterAttach(msg: Message): void {
-    super.onAfterAttach(msg);
-    if (this.isVisible) {
-      this.model.visible = true;
-    }
-  }
-
-  protected onBeforeDetach(msg: Message): void {
-    this.model.visible = false;
-    super.onBeforeDetach(msg);
   }
 
   /** Ask for a pipeline and params, then start it; asks again (with the reason) until accepted or cancelled. */
@@ -208,7 +187,7 @@ export class RunsPanel extends Widget {
       this.openDiff(await this.model.api.diff(pair[0], pair[1]));
       this.model.setError(null);
     } catch (reason) {
-      this.model.setError(message(reason));
+      this.model.setError(errorMessage(reason));
     }
   }
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,10 @@ from tests.conftest import REPO
 
 MODEL = "ci-digits"
 ARTIFACTS = REPO / "test-artifacts" / "lab"
+# Debian's chromium (.ci/run installs it); a GitHub runner's preinstalled Chrome works the same way.
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
 _LEAKY_VARS = ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND", "MLFLOW_EXPERIMENT_NAME",
                "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "AIDEVOPS_SERVING_ADMIN_TOKEN", "AIDEVOPS_ACTOR", "JUPYTER_TOKEN")
 
@@ -150,3 +155,47 @@ def _deployment_processes(root: Path) -> list[int]:
                 b"aidevops_ext.deploy." in a for a in args):
             found.append(int(entry.name))
     return found
+
+
+@contextmanager
+def open_lab_page(lab: Lab, workspace: str | None = None, viewport: tuple[int, int] = (1500, 950)):
+    """One Chromium page on JupyterLab, showing its launcher; the browser stops when the block ends.
+
+    `workspace` names a Lab workspace of the module's own, reset: not the layout another module's page left
+    (open tabs that keep polling, an open notebook in place of the launcher). `page.errors` collects the
+    page's uncaught exceptions, for the module's last test to check.
+    """
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "no Chromium found: install Debian's `chromium` package (.ci/run does); never `playwright install`"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        page.errors = []
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        where = f"/lab/workspaces/{workspace}?reset&" if workspace else "/lab?"
+        page.goto(f"{lab.url}{where}token={lab.token}")
+        page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
+        page.wait_for_selector(".jp-Launcher")
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def shot(page, name: str, element=None) -> None:
+    """A screenshot of the page (or of one element of it) in test-artifacts/lab/NAME.png."""
+    (element or page).screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def widen_left_sidebar(page, right_edge: int) -> None:
+    """Drag the left sidebar's edge to x = right_edge, so a panel's tables read well in the screenshots."""
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + 1, box["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(right_edge, box["y"] + 200, steps=5)
+    page.mouse.up()

@@ -10,40 +10,21 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, MODEL
+from .conftest import MODEL, open_lab_page, shot, widen_left_sidebar
 
-# Debian's chromium (.ci/run installs it); a GitHub runner's preinstalled Chrome works the same way.
-CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 SLOW_MS = 180_000  # a deploy starts a server, loads and checks the model
 
 
 @pytest.fixture(scope="module")
 def page(lab):
-    """One Chromium page on JupyterLab, the browser stopped when this module ends (see pyproject's note)."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "no Chromium found: install Debian's `chromium` package (.ci/run does); never `playwright install`"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1500, "height": 950})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.errors = []  # uncaught exceptions in the page, checked by the last test
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        page.goto(f"{lab.url}/lab?token={lab.token}")
-        page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
-        page.wait_for_selector(".jp-Launcher")
+    """One Chromium page on JupyterLab's default workspace, the browser stopped when this module ends (see pyproject's note)."""
+    with open_lab_page(lab) as page:
         yield page
-        context.close()
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +34,6 @@ def versions(lab):
         model = c.get(lab.api(f"models/{MODEL}")).json()
     champion = model["aliases"]["champion"]
     return champion, next(v["version"] for v in model["versions"] if v["version"] != champion)
-
-
-def shot(page, name: str, element=None) -> None:
-    (element or page).screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 def confirm(page, label: str) -> None:
@@ -79,13 +56,7 @@ def test_the_launcher_and_the_command_palette_open_the_panel(page):
     page.locator(".lm-CommandPalette-input").fill("Deploy Panel")
     page.locator(".lm-CommandPalette-item", has_text="Deploy Panel").first.click()
     panel(page).wait_for(state="visible")
-    # Widen the sidebar so the tables read well in the screenshots.
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + 1, box["y"] + 200)
-    page.mouse.down()
-    page.mouse.move(900, box["y"] + 200, steps=5)
-    page.mouse.up()
+    widen_left_sidebar(page, 900)
 
 
 def test_the_panel_lists_versions_with_aliases_gate_metrics_and_lineage(page, versions, seeded):

@@ -22,8 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, MODEL
-from .test_browser import CHROMIUM, CHROMIUM_ARGS
+from .conftest import MODEL, open_lab_page, shot
 
 NAME = "ci-monitor"
 RATE = 60.0  # requests/s, 2 rows each: a 300-row window every ~2.5 s
@@ -92,28 +91,9 @@ def sent(lab, deployed):
 
 @pytest.fixture(scope="module")
 def page(lab):
-    """One Chromium page on JupyterLab, closed when this module ends."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "no Chromium found: install Debian's `chromium` package (.ci/run does); never `playwright install`"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1600, "height": 1300})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.errors = []
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        # A workspace of its own, reset: not the layout another module's page left (an open notebook, no launcher).
-        page.goto(f"{lab.url}/lab/workspaces/monitor-tests?reset&token={lab.token}")
-        page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
-        page.wait_for_selector(".jp-Launcher")
+    """One Chromium page on a reset Lab workspace of this module's own (tall: six charts), closed when it ends."""
+    with open_lab_page(lab, workspace="monitor-tests", viewport=(1600, 1300)) as page:
         yield page
-        context.close()
-        browser.close()
-
-
-def shot(page, name: str, element=None) -> None:
-    (element or page).screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 def panel(page):

@@ -16,8 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS
-from .test_browser import CHROMIUM, CHROMIUM_ARGS
+from .conftest import open_lab_page, shot, widen_left_sidebar
 
 JOB_MS = 300_000  # a pipeline run on a loaded 2-core machine
 # `model` passes the params' type check (a string, like the default "mlp") but 02_train's make_model
@@ -30,24 +29,9 @@ STATE: dict[str, str] = {}  # what one step leaves for the next (the failed run 
 
 @pytest.fixture(scope="module")
 def page(lab):
-    """One Chromium page on JupyterLab, the browser stopped when this module ends."""
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM, "no Chromium found: install Debian's `chromium` package (.ci/run does); never `playwright install`"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1600, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        page.errors = []  # uncaught exceptions in the page, checked by the last test
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        # A workspace of its own, reset: not the layout another module's page left (open tabs that keep polling).
-        page.goto(f"{lab.url}/lab/workspaces/runs-tests?reset&token={lab.token}")
-        page.wait_for_selector("#jupyterlab-splash", state="detached", timeout=120_000)
-        page.wait_for_selector(".jp-Launcher")
+    """One Chromium page on a reset Lab workspace of this module's own, the browser stopped when it ends."""
+    with open_lab_page(lab, workspace="runs-tests", viewport=(1600, 1000)) as page:
         yield page
-        context.close()
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +43,6 @@ def api(lab):
 def _ok(response: httpx.Response) -> dict:
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def shot(page, name: str, element=None) -> None:
-    (element or page).screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 def panel(page):
@@ -112,12 +92,7 @@ def test_the_launcher_and_the_command_palette_offer_the_runs_panel(page):
     expect(page.locator(".lm-CommandPalette-item.lm-mod-active")).to_have_attribute("data-command", "aidevops:open-runs-panel")
     page.keyboard.press("Enter")
     panel(page).wait_for(state="visible")
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").first
-    box = handle.bounding_box()
-    page.mouse.move(box["x"] + 1, box["y"] + 200)
-    page.mouse.down()
-    page.mouse.move(620, box["y"] + 200, steps=5)
-    page.mouse.up()
+    widen_left_sidebar(page, 620)
 
 
 def test_the_panel_lists_the_seeded_runs_newest_first_with_the_apis_step_statuses(page, api, seeded):
