@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import json
+import site
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def child_venv(root: Path) -> Path:
+    """A virtual environment at `root` that imports what this one has (aidevops_ext included) but has its own prefix.
+
+    `--system-site-packages` alone reaches the *base* interpreter's packages: when the tests themselves run in a
+    virtual environment (a fresh CI machine), aidevops_ext would not import. A .pth line adds this environment's
+    site folders the way site.py does (their own .pth files, the editable install's, processed too).
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)], check=True)
+    if sys.prefix != sys.base_prefix:
+        (site_dir,) = (root / "lib").glob("python3*/site-packages")
+        dirs = [d for d in site.getsitepackages() if Path(d).is_dir()]
+        (site_dir / "_parent_env.pth").write_text(f"import site; list(map(site.addsitedir, {dirs!r}))\n")
+    return root
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 from aidevops_ext.doctor import OPTIONAL_TOOLS, labextension_name
 from aidevops_ext.kernels import install_kernelspec, install_kernelspecs
 from aidevops_ext.trainer.backend import cupy_available
-from tests.conftest import REPO
+from tests.conftest import REPO, child_venv
 
 REQUIRED = ("package", "kernel aidevops", "kernel aidevops-gpu", "jupyterlab extension", "server extension",
             "workspace", "tracking store", "array backend")
@@ -116,8 +116,7 @@ def test_a_kernel_whose_interpreter_is_gone_fails_with_its_fix(tmp_path):
 def venv(tmp_path_factory) -> Path:
     """A virtual environment on top of this one: aidevops_ext imports, its Jupyter prefix is empty."""
     root = tmp_path_factory.mktemp("doctor-venv") / "env"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)], check=True)
-    return root
+    return child_venv(root)
 
 
 def test_missing_kernels_and_extension_name_their_fixes_and_the_kernel_fix_works(venv, tmp_path):

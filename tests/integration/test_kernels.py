@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from aidevops_ext.kernels import SHIPPED, install_kernelspecs, kernel_spec
-from tests.conftest import REPO, write_notebook
+from tests.conftest import REPO, child_venv, write_notebook
 
 PROBE = ("import json, os, sys\n"
          "from aidevops_ext.trainer.backend import ENV_VAR\n"
@@ -40,8 +40,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 def venv(tmp_path_factory) -> Path:
     """A virtual environment on top of this one; its prefix receives --sys-prefix installs."""
     root = tmp_path_factory.mktemp("venv") / "env"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(root)], check=True)
-    return root
+    return child_venv(root)
 
 
 def venv_env(venv: Path, tmp: Path) -> dict[str, str]:
