@@ -96,18 +96,12 @@ def start_run(ws: Workspace, pipeline: str, overrides: Mapping[str, Any] | None 
 def start_retrain(ws: Workspace, deployment: str) -> Job:
     """Start `aidevops retrain NAME` in the background."""
     from .deploy import manager  # noqa: PLC0415
-
-    from .pipeline.spec import spec_for_model  # noqa: PLC0415
-
-    from .loop import retraining_lock  # noqa: PLC0415
+    from .loop import retrain_spec, retraining_lock  # noqa: PLC0415
 
     dep = manager.get(ws, deployment)  # an unknown deployment fails here
     retraining_lock(ws, dep.name).close()  # one already running fails here (the job's process takes the lock itself)
-    options = json.loads(dep.options or "{}") if dep.target == "local" else {}
-    pipeline = options.get("pipeline") if isinstance(options, dict) else None
-    if pipeline is None:
-        spec = spec_for_model(ws.root, dep.model)
-        pipeline = spec.name if spec is not None else None
+    spec = retrain_spec(ws, dep)
+    pipeline = spec.name if spec is not None else None
     job = Job(id=_new_id(), kind="retrain", argv=["retrain", dep.name], started=time.time(), deployment=dep.name,
               pipeline=pipeline)  # the pipeline the retraining runs, so the job can name the run it made
     return _launch(ws, job)
@@ -119,13 +113,9 @@ def rerun(ws: Workspace, run_id: str, overrides: Mapping[str, Any] | None = None
     Steps whose notebook, params and inputs did not change come from the cache, so a failed run
     resumes at its failed step.
     """
-    from .pipeline.records import find_run  # noqa: PLC0415
+    from .pipeline.records import exact_run  # noqa: PLC0415
 
-    if not isinstance(run_id, str) or not run_id:
-        raise ConfigError("give the id of the run to re-run.")
-    record = find_run(ws, run_id)
-    if record.get("run_id") != run_id:
-        raise ConfigError(f"There is no pipeline run '{run_id[:80]}' in this workspace; list runs with `aidevops runs`.")
+    record = exact_run(ws, run_id)
     return start_run(ws, record["pipeline"], (record.get("overrides") or {}) if overrides is None else overrides)
 
 

@@ -185,17 +185,13 @@ def retrain(ws: Workspace | None, name: str, *, alert_event_id: int | None = Non
     from .deploy import manager  # noqa: PLC0415
     from .deploy.store import default_actor  # noqa: PLC0415
     from .monitoring.alertstore import AlertStore  # noqa: PLC0415
-    from .pipeline.spec import load_spec, resolve_spec_path, spec_for_model  # noqa: PLC0415
-
     ws = (ws or Workspace.discover()).ensure()
     echo = echo or (lambda msg: None)
     actor = actor or default_actor()
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise ConfigError(f"--rows must be a positive number of labelled rows, got {rows!r}.")
     dep = manager.get(ws, name)
-    options = json.loads(dep.options or "{}") if dep.target == "local" else {}
-    spec_name = options.get("pipeline") if isinstance(options, dict) else None
-    spec = load_spec(resolve_spec_path(spec_name, ws.root), ws.root) if spec_name else spec_for_model(ws.root, dep.model)
+    spec = retrain_spec(ws, dep)
     if spec is None:
         raise ConfigError(f"no pipeline in {ws.root / 'pipelines'} registers '{dep.model}', so '{name}' cannot be retrained; "
                           "add one whose `model:` is that name.")
@@ -233,6 +229,16 @@ def _claim_and_retrain(ws: Workspace, name: str, dep: Any, spec: Any, rows: int,
         raise
 
 
+def retrain_spec(ws: Workspace, dep: Any) -> Any:
+    """The pipeline a retraining of deployment `dep` runs: the one recorded at deploy time, else the one that
+    registers its model (None when there is none)."""
+    from .pipeline.spec import load_spec, resolve_spec_path, spec_for_model  # noqa: PLC0415
+
+    options = json.loads(dep.options or "{}") if dep.target == "local" else {}
+    spec_name = options.get("pipeline") if isinstance(options, dict) else None
+    return load_spec(resolve_spec_path(spec_name, ws.root), ws.root) if spec_name else spec_for_model(ws.root, dep.model)
+
+
 def retraining_lock(ws: Workspace, name: str) -> Any:
     """Take deployment `name`'s retraining lock (an open file; closing it, or the process ending, releases it).
 
@@ -253,6 +259,15 @@ def retraining_lock(ws: Workspace, name: str) -> Any:
         raise ConfigError(f"a retraining of '{name}' is already running{which}; wait for it to end "
                           f"(`aidevops retrains {name}`) before starting another.") from None
     return fh
+
+
+def retraining_running(ws: Workspace, name: str) -> bool:
+    """Whether a retraining of deployment `name` holds its lock now (in any process)."""
+    try:
+        retraining_lock(ws, name).close()
+    except ConfigError:
+        return True
+    return False
 
 
 def _retrain(ws: Workspace, rid: int, dep: Any, spec: Any, rows: int, actor: str, echo: Callable[[str], None],
@@ -314,11 +329,3 @@ def env_cooldown(default: float = 300.0) -> float:
 
 __all__ = ["Retraining", "live_training_rows", "retrain", "retrainings"]
 
-
-def retraining_running(ws: Workspace, name: str) -> bool:
-    """Whether a retraining of deployment `name` holds its lock now (in any process)."""
-    try:
-        retraining_lock(ws, name).close()
-    except ConfigError:
-        return True
-    return False

@@ -34,13 +34,15 @@ def models(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:
 
 def lineage(ws: Workspace, tags: dict[str, str]) -> dict[str, Any]:
     """Where a version came from: pipeline run, commit, data hash, and the run's executed notebooks."""
+    from ..pipeline.records import run_by_id  # noqa: PLC0415
+
     out: dict[str, Any] = {key: tags.get(f"aidevops.{key}") for key in LINEAGE_TAGS}
     out["source"] = tags.get("aidevops.source") or ("pipeline" if out["pipeline_run_id"] else None)
     try:
         logged = json.loads(tags.get("aidevops.notebooks") or "{}")
     except ValueError:
         logged = {}
-    run = _run_or_none(ws, out["pipeline_run_id"])
+    run = run_by_id(ws, out["pipeline_run_id"])
     out["run_in_workspace"] = run is not None
     out["notebooks"] = run_notebooks(ws, run) if run else [
         {"step": step, "name": Path(str(uri)).name, "available": False, "uri": uri} for step, uri in sorted(logged.items())]
@@ -48,18 +50,6 @@ def lineage(ws: Workspace, tags: dict[str, str]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- runs
-
-
-def _run_or_none(ws: Workspace, run_id: str | None) -> dict[str, Any] | None:
-    from ..pipeline.records import find_run  # noqa: PLC0415
-
-    if not run_id:
-        return None
-    try:
-        run = find_run(ws, run_id)
-    except ConfigError:
-        return None
-    return run if run.get("run_id") == run_id else None
 
 
 def runs(ws: Workspace, pipeline: str | None, limit: int) -> list[dict[str, Any]]:
@@ -76,9 +66,9 @@ def runs(ws: Workspace, pipeline: str | None, limit: int) -> list[dict[str, Any]
 
 def run(ws: Workspace, run_id: str) -> dict[str, Any]:
     """One run by exact id (a prefix or 'latest' would let a link change meaning)."""
-    record = _run_or_none(ws, run_id)
-    if record is None:
-        raise ConfigError(f"There is no pipeline run '{run_id[:80]}' in this workspace; list runs with `aidevops runs`.")
+    from ..pipeline.records import exact_run  # noqa: PLC0415
+
+    record = exact_run(ws, run_id)
     summary = run_summary(ws, record)
     summary["params"] = record.get("params") or {}
     summary["git"] = record.get("git") or {}
@@ -106,9 +96,11 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
     The answer's `url` is nbdime's own diff page (its Jupyter server extension), relative to the server's
     base URL; nbdime reads the two files by their paths under the server's root folder.
     """
+    from ..pipeline.records import run_by_id  # noqa: PLC0415
+
     records = []
     for role, run_id in (("base", base), ("remote", remote)):
-        record = _run_or_none(ws, run_id) if isinstance(run_id, str) and run_id else None
+        record = run_by_id(ws, run_id)
         if record is None:
             raise ConfigError(f"There is no pipeline run '{str(run_id)[:80]}' ({role}) in this workspace; "
                               "list runs with `aidevops runs`.")
@@ -150,12 +142,14 @@ def _step_params(record: dict[str, Any], step: str) -> dict[str, Any]:
 
 def job(ws: Workspace, job_id: str) -> dict[str, Any]:
     """A background job with the tail of its output and the pipeline run it produced (once there is one)."""
+    from ..pipeline.records import run_by_id  # noqa: PLC0415
+
     from .. import jobs  # noqa: PLC0415
 
     found = jobs.get(ws, job_id)
     out = found.to_dict()
     out["log_tail"] = jobs.log_tail(found)
-    record = _run_or_none(ws, found.run_id)
+    record = run_by_id(ws, found.run_id)
     out["run"] = run_summary(ws, record) if record else None
     return out
 
@@ -180,9 +174,9 @@ def _inside_state(ws: Workspace, path: str) -> Path | None:
 
 def run_notebook(ws: Workspace, run_id: str, step: str) -> dict[str, Any]:
     """A run step's executed notebook as a Jupyter contents model (read-only)."""
-    record = _run_or_none(ws, run_id)
-    if record is None:
-        raise ConfigError(f"There is no pipeline run '{run_id[:80]}' in this workspace; list runs with `aidevops runs`.")
+    from ..pipeline.records import exact_run  # noqa: PLC0415
+
+    record = exact_run(ws, run_id)
     data = (record.get("steps") or {}).get(step)
     if not data or not data.get("notebook"):
         known = ", ".join(s for s, d in (record.get("steps") or {}).items() if d.get("notebook")) or "none"

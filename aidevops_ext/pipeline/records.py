@@ -109,6 +109,22 @@ def iter_runs(ws: Workspace, pipeline: str | None = None) -> Iterator[dict[str, 
         yield data
 
 
+def run_by_id(ws: Workspace, run_id: Any) -> dict[str, Any] | None:
+    """The run with exactly this id, or None: no prefix, 'latest' or folder path, so a link or a request
+    naming a run cannot come to mean another one."""
+    if not isinstance(run_id, str) or not run_id:
+        return None
+    return next((r for r in iter_runs(ws) if r["run_id"] == run_id), None)
+
+
+def exact_run(ws: Workspace, run_id: Any) -> dict[str, Any]:
+    """run_by_id, or ConfigError naming the id and how to list runs."""
+    run = run_by_id(ws, run_id)
+    if run is None:
+        raise ConfigError(f"There is no pipeline run '{str(run_id)[:80]}' in this workspace; list runs with `aidevops runs`.")
+    return run
+
+
 def find_run(ws: Workspace, run: str) -> dict[str, Any]:
     """A run by id, unique id prefix, folder path, or 'latest'."""
     if Path(run).is_dir() and (Path(run) / RUN_FILE).is_file():

@@ -50,9 +50,10 @@ CREATE TABLE IF NOT EXISTS request_log (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS request_log_request_id ON request_log (request_id);
-CREATE INDEX IF NOT EXISTS request_log_model_ts ON request_log (model, version, ts);
 -- The live window and the Monitor panel read the newest rows of a model (version) by id, and a time range by ts:
 -- without these, each read sorted every logged row of the model (170 ms at 100,000 rows; 4 ms with them).
+-- They replace (model, version, ts), which no query used once they existed; dropping it spares the writer.
+DROP INDEX IF EXISTS request_log_model_ts;
 CREATE INDEX IF NOT EXISTS request_log_model_version_id ON request_log (model, version, id);
 CREATE INDEX IF NOT EXISTS request_log_model_time ON request_log (model, ts);
 CREATE TABLE IF NOT EXISTS feedback (
