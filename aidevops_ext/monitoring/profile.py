@@ -29,7 +29,8 @@ from aidevops_ext.errors import ConfigError, DataError
 
 __all__ = ["PROFILE_VERSION", "bin_counts", "build_profile", "profile_from_dict", "summarize_numeric"]
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 1  # what build_profile writes (numeric features only)
+READABLE_VERSION = 2  # frameprofile.build_frame_profile writes 2: features may also be categories
 _BLOCK_BYTES = 32 * 1024 * 1024  # float64 scratch per block of features when computing variances
 N_QUANTILES = 100  # percentiles stored per column: 101 points, 0th..100th
 
@@ -295,9 +296,9 @@ def profile_from_dict(data: Any) -> dict:
     version = data.get("profile_version")
     if not isinstance(version, int) or version < 1:
         raise bad("profile_version is missing")
-    if version > PROFILE_VERSION:
+    if version > READABLE_VERSION:
         raise DataError(
-            f"the data profile has version {version}, newer than the {PROFILE_VERSION} this aidevops reads; "
+            f"the data profile has version {version}, newer than the {READABLE_VERSION} this aidevops reads; "
             "upgrade aidevops."
         )
     n_bins = data.get("n_bins")
@@ -309,6 +310,11 @@ def profile_from_dict(data: Any) -> dict:
     for i, f in enumerate(feats):
         if not isinstance(f, dict) or not isinstance(f.get("name"), str):
             raise bad(f"feature {i} has no name")
+        if f.get("kind") == "category":
+            cats, counts = f.get("categories"), f.get("counts")
+            if not isinstance(cats, list) or not isinstance(counts, list) or len(cats) != len(counts):
+                raise bad(f"category feature {f['name']!r} lacks categories or counts of the same length")
+            continue
         edges, counts = f.get("bin_edges"), f.get("counts")
         if not isinstance(edges, list) or not isinstance(counts, list):
             raise bad(f"feature {f['name']!r} lacks bin_edges or counts")

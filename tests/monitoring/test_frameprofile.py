@@ -1,0 +1,98 @@
+"""build_frame_profile: numeric and category columns of a training DataFrame, JSON round trip, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aidevops_ext.errors import ConfigError, DataError
+from aidevops_ext.monitoring.frameprofile import build_frame_profile
+from aidevops_ext.monitoring.profile import build_profile, profile_from_dict
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 2000
+    city = rng.choice(["paris", "lyon", "nice"], size=n, p=[0.6, 0.3, 0.1]).astype(object)
+    city[rng.random(n) < 0.05] = None
+    income = rng.normal(50.0, 10.0, size=n)
+    income[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame(
+        {
+            "income": income,
+            "age": rng.integers(18, 90, size=n),
+            "city": city,
+            "plan": pd.Categorical(rng.choice(["basic", "pro"], size=n)),
+            "member": rng.random(n) < 0.25,
+            "when": pd.Timestamp("2024-01-01"),
+        }
+    )
+
+
+def test_columns_are_split_by_dtype_and_kept_in_frame_order(frame):
+    prof = build_frame_profile(frame)
+    kinds = {f["name"]: f["kind"] for f in prof["features"]}
+    assert kinds == {"income": "numeric", "age": "numeric", "city": "category", "plan": "category", "member": "category"}
+    assert [f["name"] for f in prof["features"]] == ["income", "age", "city", "plan", "member"]
+    assert prof["skipped"] == ["when"]
+
+
+def test_numeric_columns_match_build_profile_and_carry_missing_rate(frame):
+    prof = build_frame_profile(frame)
+    ref = build_profile(frame[["income", "age"]])
+    for got, want in zip(prof["features"][:2], ref["features"]):
+        assert got["bin_edges"] == pytest.approx(want["bin_edges"])
+        assert got["counts"] == want["counts"]
+        assert got["quantiles"] == pytest.approx(want["quantiles"])
+        assert got["missing_rate"] == pytest.approx(want["missing_rate"])
+    assert prof["features"][0]["missing_rate"] == pytest.approx(frame["income"].isna().mean())
+
+
+def test_category_counts_missing_rate_and_order_match_value_counts(frame):
+    city = build_frame_profile(frame)["features"][2]
+    vc = frame["city"].value_counts()
+    assert city["categories"] == list(vc.index)
+    assert city["counts"] == vc.tolist()
+    assert city["missing_rate"] == pytest.approx(frame["city"].isna().mean())
+    assert city["other_count"] == 0 and city["n_categories"] == 3
+    member = build_frame_profile(frame)["features"][4]
+    assert set(member["categories"]) == {"True", "False"}
+
+
+def test_rare_categories_beyond_the_cap_are_summed_and_singletons_estimate_the_unseen_rate():
+    values = ["a"] * 50 + ["b"] * 30 + ["c"] * 10 + [f"once{i}" for i in range(10)]
+    f = build_frame_profile(pd.DataFrame({"v": values}), max_categories=2)["features"][0]
+    assert f["categories"] == ["a", "b"] and f["counts"] == [50, 30]
+    assert f["other_count"] == 20 and f["n_categories"] == 13
+    assert f["unseen_rate"] == pytest.approx(10 / 100)
+
+
+def test_profile_round_trips_through_json_with_predictions(frame):
+    preds = np.where(frame["income"].fillna(0) > 50, "yes", "no")
+    prof = build_frame_profile(frame, predictions=preds)
+    again = profile_from_dict(json.loads(json.dumps(prof)))
+    assert again["predictions"]["task"] == "classification"
+    assert again["predictions"]["classes"] == ["no", "yes"]
+
+
+def test_many_numeric_blocks_give_the_same_profile_as_one(frame, monkeypatch):
+    from aidevops_ext.monitoring import frameprofile
+
+    whole = build_frame_profile(frame)
+    monkeypatch.setattr(frameprofile, "_BLOCK_BYTES", 8 * len(frame))  # one column per block
+    assert build_frame_profile(frame) == whole
+
+
+def test_bad_input_names_the_problem():
+    with pytest.raises(DataError, match="DataFrame"):
+        build_frame_profile(np.zeros((3, 2)))
+    with pytest.raises(DataError, match="no rows"):
+        build_frame_profile(pd.DataFrame({"a": []}))
+    with pytest.raises(ConfigError, match="max_categories"):
+        build_frame_profile(pd.DataFrame({"a": ["x"]}), max_categories=0)
+    with pytest.raises(DataError, match="repeated column names"):
+        build_frame_profile(pd.DataFrame([[1, 2]], columns=["a", "a"]))
