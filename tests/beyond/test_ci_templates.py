@@ -93,10 +93,9 @@ def test_a_drifted_file_is_caught():
 
 def test_all_three_run_the_readme_tests_and_the_same_gate(shells):
     readme = (REPO / "README.md").read_text()
-    install, test = re.search(r'^(pip install -e "\.\[test\]") && (python -m pytest)$', readme, re.M).groups()
+    (test,) = re.search(r"^(scripts/test)$", readme, re.M).groups()
     for path, shell in shells.items():
-        text = "\n".join(shell)
-        assert install in text and test in text, path.name
+        assert any(re.search(rf"(^|\s){test}(\s|$)", line) for line in shell), path.name
     gates = {path.name: gate_script(shell) for path, shell in shells.items()}
     assert gates[".gitlab-ci.yml"] == gates["ci.yml"] and gates["Jenkinsfile"] == gates["ci.yml"]
     assert "sys.exit(0 if outcome[\"gate_passed\"] else 1)" in gates["ci.yml"]
@@ -143,5 +142,5 @@ def test_the_jenkinsfile_is_a_declarative_pipeline():
     assert code.count("{") == code.count("}") and code.count("(") == code.count(")")
     assert re.search(r"^pipeline \{", text, re.M)
     stages = re.findall(r"stage\('([^']+)'\)", text)
-    assert stages == ["Install", "Kernelspecs and nbdime git integration", "Tests", "Run the CI pipeline", "Quality gate"]
+    assert stages == ["Tests", "Kernelspecs and nbdime git integration", "Run the CI pipeline", "Quality gate"]
     assert "timeout(time: 60, unit: 'MINUTES')" in text
