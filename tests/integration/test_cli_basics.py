@@ -11,6 +11,7 @@ import numpy as np
 
 from aidevops_ext import __version__
 from aidevops_ext.trainer import data, load_model
+from aidevops_ext.trainer.backend import cupy_available
 
 
 def cli(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
@@ -29,13 +30,15 @@ def test_info_reports_backend_gpu_and_workspace(tmp_path):
     out = cli("info", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
-    assert info["backend"] == "numpy" and info["gpu"] is False  # no CUDA device on these machines
+    gpu = cupy_available()  # a GPU machine reports it and picks CuPy; a CPU machine neither
+    assert info["gpu"] is gpu and info["backend"] == ("cupy" if gpu else "numpy")
     assert info["workspace"] == str(tmp_path)
     assert info["tracking_uri"] == f"sqlite:///{tmp_path / '.aidevops' / 'mlflow.db'}"
     assert info["versions"]["aidevops"] == __version__
     assert not (tmp_path / ".aidevops").exists(), "info must not write anything"
-    out = cli("info", cwd=tmp_path, env={"AIDEVOPS_BACKEND": "cupy"})
-    assert out.returncode == 0 and "unavailable" in out.stdout
+    if not gpu:
+        out = cli("info", cwd=tmp_path, env={"AIDEVOPS_BACKEND": "cupy"})
+        assert out.returncode == 0 and "unavailable" in out.stdout
 
 
 def test_train_writes_a_model_that_predicts_like_it_scored(tmp_path):

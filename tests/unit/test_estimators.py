@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -474,16 +475,36 @@ def test_errors_are_one_sentence(blobs):
 # --------------------------------------------------------------------------- engine gradients
 
 
+def _engine_turned_off() -> bool:
+    from aidevops_ext.trainer.mlp import ENGINE_ENV_VAR
+
+    return os.environ.get(ENGINE_ENV_VAR, "").strip().lower() in ("0", "false", "no", "off")
+
+
 def _engine(name):
-    """None for the xp code, or the compiled NumPy engine (skipping when Numba or NumPy's BLAS is missing)."""
+    """None for the xp code, or the compiled NumPy engine.
+
+    Skipped only when AIDEVOPS_NUMBA=0 turns the engine off on purpose: an engine that fails to load (an
+    ImportError, a missing BLAS symbol) fails these tests instead of silently skipping them.
+    """
     if name == "xp":
         return None
-    from aidevops_ext.trainer.mlp import load_engine
+    from aidevops_ext.trainer import mlp
 
-    engine = load_engine()
+    engine = mlp.load_engine()
     if engine is None:
-        pytest.skip("the compiled engine needs numba and NumPy's bundled BLAS")
+        if _engine_turned_off():
+            pytest.skip("AIDEVOPS_NUMBA turns the compiled engine off")
+        pytest.fail(f"the compiled engine did not load: {mlp._engine_note}")
     return engine
+
+
+def test_the_compiled_engine_loads_unless_turned_off_on_purpose():
+    from aidevops_ext.trainer import mlp
+
+    if _engine_turned_off():
+        pytest.skip("AIDEVOPS_NUMBA turns the compiled engine off")
+    assert mlp.load_engine() is not None, f"the compiled engine did not load: {mlp._engine_note}"
 
 
 @pytest.mark.parametrize("engine", ["xp", "compiled"])
