@@ -17,6 +17,15 @@ bin edges); the reference CDF is the piecewise-linear curve through them, within
 reference's empirical CDF. KS p-values count the reference as a sample of its own size (two-sample
 KS), since it is one.
 
+Category features (profiles from frameprofile.build_frame_profile, `kind: "category"`): PSI and a
+chi-square test over the profile's categories plus one bucket for every other value (the reference's
+rarer categories and categories it never saw), the change in missing rate as for numbers, and the
+unseen-category rate: the share of present live values outside the profile's categories, beside the
+rate the reference leads one to expect there (its left-out rare categories plus the Good-Turing
+estimate of new ones). A category feature is drifted when PSI is material and the chi-square test
+significant, or when its missing rate moved. Each entry carries `kind` ("numeric" or "category") and,
+for categories, the top categories' reference and live shares (`top_categories`).
+
 Speed (1,000,000 x 50 float32 in well under a second on 2 cores): the window's features are
 sorted once, as contiguous rows, in threads (NumPy's sort releases the GIL); every statistic then reads
 the sorted rows: bin counts by bisection at a few edges, KS at up to 4,096 order statistics per
@@ -44,7 +53,7 @@ from .defaults import (  # noqa: F401 - re-exported: callers import the defaults
     DEFAULT_PSI_BANDS,
     DEFAULT_WASSERSTEIN_THRESHOLD,
 )
-from .profile import _as_float_matrix, _finite_ranges, _moments, _search_rows, profile_from_dict
+from .profile import _as_float_matrix, _finite_ranges, _moments, _search_rows, category_labels, profile_from_dict
 from .stats import chi2_sf, ks_2samp_pvalue
 
 __all__ = [
@@ -66,6 +75,9 @@ OK, INSUFFICIENT, NO_REFERENCE = "ok", "insufficient data", "no reference"
 _GRID = 4096  # order statistics per feature read for KS and Wasserstein
 _PARALLEL_MIN = 1 << 20  # elements below which threads cost more than they save
 _TILE_ROWS = 4096  # rows per tile of the transposing copy
+_FRAME_BLOCK_BYTES = 256 * 1024 * 1024  # float64 numeric columns of a DataFrame window taken at a time
+TOP_CATEGORIES = 10  # categories listed per category feature in a report
+UNSEEN = "(other)"  # the bucket of values outside the profile's categories
 
 
 # --------------------------------------------------------------------------- results
@@ -94,11 +106,16 @@ class FeatureDrift:
     missing_pvalue: float | None = None
     drifted: bool = False
     reasons: tuple[str, ...] = ()  # what made it drifted: "psi", "wasserstein", "missing"
+    kind: str = "numeric"  # "numeric" | "category"
+    unseen_rate: float | None = None  # categories: share of present live values outside the profile's categories
+    unseen_rate_ref: float | None = None  # what the reference leads one to expect there
+    top_categories: tuple = ()  # categories: ({"category", "reference", "live"} shares of present values), top first
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
         d = asdict(self)
         d["reasons"] = list(self.reasons)
+        d["top_categories"] = [dict(c) for c in self.top_categories]
         return d
 
 
@@ -476,11 +493,99 @@ def feature_drift(
     prof = profile_from_dict(profile)
     feats = prof["features"]
     names = [f["name"] for f in feats]
-    A = _window_matrix(X_window, names)
-    ref = _reference(feats, prof["n_bins"], prof["n_rows"])
-    features = _numeric_drift(A, names, ref, opt)
-    status = OK if A.shape[0] >= opt.min_rows else INSUFFICIENT
-    return DriftReport(int(A.shape[0]), opt.min_rows, status, tuple(features), opt.as_dict())
+    if not any(f.get("kind") == "category" for f in feats) and not _is_frame(X_window):
+        A = _window_matrix(X_window, names)
+        ref = _reference(feats, prof["n_bins"], prof["n_rows"])
+        features = _numeric_drift(A, names, ref, opt)
+        n_rows = int(A.shape[0])
+    else:
+        features, n_rows = _frame_drift(X_window, prof, opt)
+    status = OK if n_rows >= opt.min_rows else INSUFFICIENT
+    return DriftReport(n_rows, opt.min_rows, status, tuple(features), opt.as_dict())
+
+
+def _is_frame(X: Any) -> bool:
+    return getattr(X, "columns", None) is not None and np.ndim(getattr(X, "dtypes", None)) == 1
+
+
+def _frame_drift(frame: Any, prof: dict, opt: _Options) -> tuple[list[FeatureDrift], int]:
+    """Numeric features a block of columns at a time (bounded memory), category features one by one."""
+    import pandas as pd  # noqa: PLC0415 - only DataFrame windows need it; the .npz path stays pandas-free
+
+    if not _is_frame(frame):
+        raise DataError("the profile has category features, so the window must be a DataFrame with named columns; "
+                        "pass the logged rows as a DataFrame.")
+    feats = prof["features"]
+    by_name = {str(c): c for c in frame.columns}
+    lacking = [f["name"] for f in feats if f["name"] not in by_name]
+    if lacking:
+        raise DataError(f"the window lacks profiled columns {lacking[:10]}; send the model's feature columns.")
+    n = int(len(frame))
+    out: dict[str, FeatureDrift] = {}
+    numeric = [f for f in feats if f.get("kind") != "category"]
+    per_block = max(1, _FRAME_BLOCK_BYTES // max(1, 8 * n))
+    for start in range(0, len(numeric), per_block):
+        block = numeric[start : start + per_block]
+        A = np.empty((n, len(block)), dtype=np.float64)
+        for i, f in enumerate(block):
+            col = frame[by_name[f["name"]]]
+            if getattr(col.dtype, "kind", "O") not in "biuf":  # live JSON may bring strings: they count as missing
+                col = pd.to_numeric(col, errors="coerce")
+            A[:, i] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        ref = _reference(block, prof["n_bins"], prof["n_rows"])
+        for fd in _numeric_drift(A, [f["name"] for f in block], ref, opt):
+            out[fd.name] = fd
+    for f in feats:
+        if f.get("kind") == "category":
+            out[f["name"]] = _category_drift(frame[by_name[f["name"]]], f, prof["n_rows"], opt)
+    return [out[f["name"]] for f in feats], n
+
+
+def _category_drift(column: Any, ref: dict, n_ref: int, opt: _Options) -> FeatureDrift:
+    """PSI + chi-square over the reference categories and one "(other)" bucket, missing and unseen rates."""
+    import pandas as pd  # noqa: PLC0415
+
+    cats = list(ref["categories"])
+    K = len(cats)
+    n = int(len(column))
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    index = {c: i for i, c in enumerate(cats)}
+    # one lookup per distinct live value, then a gather: no Python work per row
+    lut = np.array([index.get(label, K) for label in category_labels(uniques)] + [K + 1], dtype=np.int64)
+    live = np.bincount(lut[codes], minlength=K + 2)  # code -1 (missing) reads lut[-1] = K + 1
+    n_missing = int(live[K + 1])
+    wc = live[: K + 1].astype(np.float64)
+    rc = np.array(list(ref["counts"]) + [int(ref.get("other_count") or 0)], dtype=np.float64)
+    m, m_ref = int(wc.sum()), float(rc.sum())
+    miss_ref = float(ref.get("missing_rate") or 0.0)
+    miss_w = n_missing / n if n else 0.0
+    enough = n >= opt.min_rows
+    miss_p = float(_missing_test(np.array([n_missing]), n, np.array([miss_ref * n_ref]), n_ref)[0])
+    change = miss_w - miss_ref
+    reasons: list[str] = []
+    kw: dict[str, Any] = {}
+    status = NO_REFERENCE if m_ref <= 0 else (OK if enough and m >= opt.min_rows else INSUFFICIENT)
+    if status == OK:
+        psi, p = _psi_and_chi2(wc[None, :], rc[None, :])
+        kw = {"psi": _num(psi[0]), "chi2_pvalue": _num(p[0]), "psi_band": psi_band(_num(psi[0]), opt.psi_bands)}
+        if psi[0] >= opt.psi_bands[0] and p[0] < opt.alpha:
+            reasons.append("psi")
+    if enough and abs(change) >= opt.missing_threshold and miss_p < opt.alpha:
+        reasons.append("missing")
+    share_w = wc / m if m else np.zeros(K + 1)
+    share_r = rc / m_ref if m_ref else np.zeros(K + 1)
+    top = np.argsort(-np.maximum(share_w[:K], share_r[:K]), kind="stable")[:TOP_CATEGORIES]
+    listed = [{"category": cats[i], "reference": float(share_r[i]), "live": float(share_w[i])} for i in top]
+    listed.append({"category": UNSEEN, "reference": float(share_r[K]), "live": float(share_w[K])})
+    return FeatureDrift(
+        name=ref["name"], status=status, n=n, n_present=m,
+        missing_rate=float(miss_w) if n else None, missing_rate_ref=miss_ref,
+        missing_change=float(change) if n else None, missing_pvalue=miss_p if enough else None,
+        drifted=bool(reasons), reasons=tuple(reasons), kind="category",
+        unseen_rate=float(share_w[K]) if m else None,
+        unseen_rate_ref=float(min(1.0, share_r[K] + float(ref.get("unseen_rate") or 0.0))),
+        top_categories=tuple(listed), **kw,
+    )
 
 
 def prediction_drift(

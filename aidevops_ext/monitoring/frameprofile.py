@@ -34,7 +34,7 @@ import pandas as pd
 
 from aidevops_ext.errors import ConfigError, DataError
 
-from .profile import _check_bins, _prediction_summary, _summaries
+from .profile import _check_bins, _prediction_summary, _summaries, category_labels
 
 __all__ = ["FRAME_PROFILE_VERSION", "MAX_CATEGORIES", "build_frame_profile", "category_columns", "category_labels"]
 
@@ -55,11 +55,6 @@ def category_columns(frame: pd.DataFrame) -> tuple[list[str], list[str], list[st
         else:
             skipped.append(name)
     return numeric, category, skipped
-
-
-def category_labels(values: Any) -> list[str]:
-    """The string a category value is stored and compared as (bools as True/False, numbers as written)."""
-    return [v if isinstance(v, str) else str(v) for v in values]
 
 
 def _category_summary(column: pd.Series, max_categories: int) -> dict:

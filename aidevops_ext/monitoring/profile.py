@@ -27,7 +27,7 @@ import numpy as np
 
 from aidevops_ext.errors import ConfigError, DataError
 
-__all__ = ["PROFILE_VERSION", "bin_counts", "build_profile", "profile_from_dict", "summarize_numeric"]
+__all__ = ["PROFILE_VERSION", "bin_counts", "build_profile", "category_labels", "profile_from_dict", "summarize_numeric"]
 
 PROFILE_VERSION = 1  # what build_profile writes (numeric features only)
 READABLE_VERSION = 2  # frameprofile.build_frame_profile writes 2: features may also be categories
@@ -192,6 +192,15 @@ def _summaries(S: np.ndarray, n_rows: int, n_bins: int) -> list[dict]:
 
 
 # --------------------------------------------------------------------------- public API
+
+
+def category_labels(values: Any) -> list[str]:
+    """The string a category value is stored and compared as (bools as True/False, numbers as written).
+
+    Profiles (frameprofile) and drift (drift) both label categories through this, so a value logged
+    live matches the reference's label for it whatever type JSON gave it.
+    """
+    return [v if isinstance(v, str) else str(v) for v in values]
 
 
 def summarize_numeric(values: Any, n_bins: int = 10) -> dict:

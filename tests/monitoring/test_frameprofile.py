@@ -96,3 +96,68 @@ def test_bad_input_names_the_problem():
         build_frame_profile(pd.DataFrame({"a": ["x"]}), max_categories=0)
     with pytest.raises(DataError, match="repeated column names"):
         build_frame_profile(pd.DataFrame([[1, 2]], columns=["a", "a"]))
+
+
+# --------------------------------------------------------------------------- drift against a frame profile
+
+
+def _shifted(frame: pd.DataFrame, seed: int, n: int) -> pd.DataFrame:
+    """New rows drawn like the fixture's, or with the city mix changed when seed is negative."""
+    rng = np.random.default_rng(abs(seed))
+    p = [0.6, 0.3, 0.1] if seed >= 0 else [0.1, 0.3, 0.6]
+    income = rng.normal(50.0, 10.0, size=n)
+    income[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({"income": income, "age": rng.integers(18, 90, size=n),
+                         "city": rng.choice(["paris", "lyon", "nice"], size=n, p=p).astype(object),
+                         "plan": rng.choice(["basic", "pro"], size=n).astype(object),
+                         "member": rng.random(n) < 0.25})
+
+
+def test_a_category_mix_change_is_drift_and_the_same_mix_is_not(frame):
+    from aidevops_ext.monitoring.drift import feature_drift
+
+    prof = json.loads(json.dumps(build_frame_profile(frame)))
+    same = feature_drift(_shifted(frame, 11, 1500), prof)
+    moved = feature_drift(_shifted(frame, -11, 1500), prof)
+    assert same.status == "ok" and not same.feature("city").drifted
+    city = moved.feature("city")
+    assert city.drifted and "psi" in city.reasons and city.kind == "category" and city.chi2_pvalue < 1e-6
+    assert moved.drifted == ["city"]
+    shares = {c["category"]: c for c in city.to_dict()["top_categories"]}
+    assert shares["nice"]["reference"] == pytest.approx(0.1, abs=0.03)
+    assert shares["nice"]["live"] == pytest.approx(0.6, abs=0.05)
+    assert moved.feature("income").kind == "numeric" and not moved.feature("income").drifted
+
+
+def test_unseen_categories_and_more_missing_values_are_reported(frame):
+    from aidevops_ext.monitoring.drift import feature_drift
+
+    prof = build_frame_profile(frame)
+    live = _shifted(frame, 12, 1000)
+    live.loc[:299, "city"] = "tokyo"  # a category the reference never saw
+    live.loc[300:599, "plan"] = None  # missing values where the reference had none
+    report = feature_drift(live, prof)
+    city, plan = report.feature("city"), report.feature("plan")
+    assert city.unseen_rate == pytest.approx(0.3) and city.unseen_rate_ref == pytest.approx(0.0)
+    assert city.drifted and "psi" in city.reasons
+    assert plan.missing_rate == pytest.approx(0.3) and plan.missing_rate_ref == 0.0 and "missing" in plan.reasons
+
+
+def test_booleans_sent_as_json_match_the_reference_labels(frame):
+    from aidevops_ext.monitoring.drift import feature_drift
+
+    prof = build_frame_profile(frame)
+    live = _shifted(frame, 13, 500)
+    live["member"] = live["member"].astype(object)  # as decoded from JSON true/false
+    member = feature_drift(live, prof).feature("member")
+    assert member.unseen_rate == 0.0 and not member.drifted
+
+
+def test_a_category_profile_needs_a_frame_window(frame):
+    from aidevops_ext.monitoring.drift import feature_drift
+
+    prof = build_frame_profile(frame)
+    with pytest.raises(DataError, match="DataFrame"):
+        feature_drift(np.zeros((50, 5)), prof)
+    with pytest.raises(DataError, match="lacks profiled columns"):
+        feature_drift(_shifted(frame, 1, 50).drop(columns=["city"]), prof)
