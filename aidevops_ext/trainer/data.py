@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from aidevops_ext import splitting
 from aidevops_ext.errors import ConfigError, DataError
 
 __all__ = [
@@ -282,7 +283,11 @@ def load_dataset(source: str | os.PathLike, target: str | None = None, **options
 
 @dataclass
 class Split:
-    """Train / validation / test partitions of one dataset."""
+    """Train / validation / test partitions of one dataset, and each row's key when the split was keyed.
+
+    The keys (uint64, from `aidevops_ext.splitting.row_keys`) are the split's lineage: a registered
+    model stores the keys it trained on so a later gate can score on rows it never saw.
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -290,6 +295,24 @@ class Split:
     y_val: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
+    keys_train: np.ndarray | None = None
+    keys_val: np.ndarray | None = None
+    keys_test: np.ndarray | None = None
+
+    @property
+    def keyed(self) -> bool:
+        """Whether every part carries its row keys."""
+        return self.keys_train is not None and self.keys_val is not None and self.keys_test is not None
+
+    def seen_keys(self) -> np.ndarray:
+        """Keys of the rows training saw: training rows and validation rows (validation picks the epoch)."""
+        if not self.keyed:
+            raise DataError("this split carries no row keys; split with keys=splitting.row_keys(X) to record lineage.")
+        return np.unique(np.concatenate([self.keys_train, self.keys_val]))
+
+
+_ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+_KEYS = ("keys_train", "keys_val", "keys_test")
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -309,8 +332,15 @@ def train_val_test_split(
     test_fraction: float = 0.2,
     seed: int = 0,
     stratify: bool | None = None,
+    keys: np.ndarray | None = None,
 ) -> Split:
-    """Deterministic shuffled split; stratified by label when stratify is True (None: for non-float labels)."""
+    """Deterministic shuffled split; stratified by label when stratify is True (None: for non-float labels).
+
+    With `keys` (one `splitting.row_keys` value per row) the test rows are chosen by the fixed rule
+    `splitting.test_mask` -- the same rows for every seed, in their original order -- and the seed only
+    shuffles the other rows into training and validation. Without keys the seed shuffles all three
+    parts (exact sizes, the old behaviour) and the Split carries the rows' content keys for lineage.
+    """
     val_fraction = _check_fraction("val_fraction", val_fraction)
     test_fraction = _check_fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
@@ -323,38 +353,68 @@ def train_val_test_split(
     n = len(X)
     if len(y) != n:
         raise DataError(f"X has {n} rows but y has {len(y)}; pass one label per row.")
-    n_test = int(round(n * test_fraction))
-    n_val = int(round(n * val_fraction))
-    if n - n_test - n_val < 1:
-        raise DataError(f"{n} rows are too few to split with these fractions; supply more data or smaller fractions.")
     if stratify is None:
         stratify = y.ndim == 1 and y.dtype.kind in "iuOUSb"
     elif stratify and y.ndim != 1:
         raise ConfigError(f"stratify=True needs 1-D class labels, got y of shape {y.shape}; pass stratify=False.")
     rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    if stratify:
-        # Give each row a key in [0, 1): its rank inside its class (in shuffled order) over the class size,
-        # plus a random per-class offset. Sorting by the key interleaves the classes evenly, so every
-        # prefix (test, then val) holds each class in proportion -- and the totals are exact.
-        _, cls = np.unique(y[perm], return_inverse=True)
-        cls = cls.ravel()
-        counts = np.bincount(cls)
-        order = np.argsort(cls, kind="stable")
-        starts = np.r_[0, np.cumsum(counts)[:-1]]
-        rank = np.empty(n, dtype=np.float64)
-        rank[order] = np.arange(n) - np.repeat(starts, counts)
-        key = (rank + rng.random(len(counts))[cls]) / counts[cls]
-        perm = perm[np.argsort(key, kind="stable")]
-    test, val, train = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
-    return Split(X[train], y[train], X[val], y[val], X[test], y[test])
+    n_val = int(round(n * val_fraction))
+    if keys is None:
+        n_test = int(round(n * test_fraction))
+        if n - n_test - n_val < 1:
+            raise DataError(f"{n} rows are too few to split with these fractions; supply more data or smaller fractions.")
+        perm = _shuffle(y, np.arange(n), rng, stratify)
+        test, val, train = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
+        k = splitting.row_keys(X)
+        return Split(X[train], y[train], X[val], y[val], X[test], y[test], k[train], k[val], k[test])
+    keys = np.asarray(keys)
+    if keys.shape != (n,):
+        raise DataError(f"keys has shape {keys.shape} but X has {n} rows; pass one splitting.row_keys value per row.")
+    in_test = splitting.test_mask(keys, test_fraction)
+    test = np.flatnonzero(in_test)
+    rest = np.flatnonzero(~in_test)
+    if test_fraction > 0 and len(test) == 0:
+        raise DataError(
+            f"no row of {n} falls into the test split by the fixed rule; supply more rows or a larger test_fraction."
+        )
+    if len(rest) - n_val < 1:
+        raise DataError(f"{n} rows are too few to split with these fractions; supply more data or smaller fractions.")
+    perm = _shuffle(y, rest, rng, stratify)
+    val, train = perm[:n_val], perm[n_val:]
+    return Split(X[train], y[train], X[val], y[val], X[test], y[test], keys[train], keys[val], keys[test])
+
+
+def _shuffle(y: np.ndarray, rows: np.ndarray, rng: np.random.Generator, stratify: bool) -> np.ndarray:
+    """`rows` in seeded random order; stratified, every prefix holds each class in proportion."""
+    perm = rows[rng.permutation(len(rows))]
+    if not stratify or len(perm) == 0:
+        return perm
+    # Give each row a key in [0, 1): its rank inside its class (in shuffled order) over the class size,
+    # plus a random per-class offset. Sorting by the key interleaves the classes evenly, so every
+    # prefix (test, then val) holds each class in proportion -- and the totals are exact.
+    n = len(perm)
+    _, cls = np.unique(y[perm], return_inverse=True)
+    cls = cls.ravel()
+    counts = np.bincount(cls)
+    order = np.argsort(cls, kind="stable")
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    rank = np.empty(n, dtype=np.float64)
+    rank[order] = np.arange(n) - np.repeat(starts, counts)
+    key = (rank + rng.random(len(counts))[cls]) / counts[cls]
+    return perm[np.argsort(key, kind="stable")]
 
 
 def save_split(split: Split, folder: str | os.PathLike) -> Path:
-    """Write the six arrays of a split as .npy files (no pickle) into folder."""
+    """Write the six arrays of a split (and its row keys, when keyed) as .npy files (no pickle) into folder."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
+    for name in _KEYS:
+        keys = getattr(split, name)
+        if keys is not None:
+            splitting.save_keys(out / f"{name}.npy", np.asarray(keys))
     for f in fields(Split):
+        if f.name in _KEYS:
+            continue
         a = np.asarray(getattr(split, f.name))
         if a.dtype.kind == "O":
             if not all(isinstance(v, str) for v in a.ravel()):
@@ -369,13 +429,16 @@ def load_split(folder: str | os.PathLike) -> Split:
     src = Path(folder)
     if not src.is_dir():
         raise DataError(f"split folder {src} does not exist; run save_split first or check the path.")
-    arrays = {}
-    for f in fields(Split):
-        p = src / f"{f.name}.npy"
+    arrays: dict[str, np.ndarray | None] = {}
+    for name in _KEYS:  # absent in splits saved before row keys existed
+        p = src / f"{name}.npy"
+        arrays[name] = splitting.load_keys(p) if p.is_file() else None
+    for name in _ARRAYS:
+        p = src / f"{name}.npy"
         if not p.is_file():
             raise DataError(f"{p.name} is missing from {src}; the folder is not a complete saved split.")
         try:
-            arrays[f.name] = np.load(p, allow_pickle=False)
+            arrays[name] = np.load(p, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             reason = str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
             raise DataError(
@@ -416,7 +479,11 @@ def save_rows(X: np.ndarray, y: np.ndarray, folder: str | os.PathLike) -> Path:
 
 
 def add_training_rows(split: Split, path: str | os.PathLike) -> tuple[Split, int]:
-    """The split with the labelled rows of an `.npz` (X, y; written by save_rows) appended to its training part."""
+    """The split with the labelled rows of an `.npz` (X, y; written by save_rows) appended to its training part.
+
+    A keyed split gets the rows' content keys appended to its training keys, so the retrained
+    version's lineage names them (a live row that repeats a test row is then left out of its gate).
+    """
     p = Path(path)
     if not p.is_file():
         raise DataError(f"extra training rows {p} do not exist; pass the .npz that `aidevops retrain` wrote, or none.")
@@ -439,6 +506,9 @@ def add_training_rows(split: Split, path: str | os.PathLike) -> tuple[Split, int
         if len(unknown):
             raise DataError(f"{p} has labels {unknown[:5].tolist()} the training data never has; check the feedback labels.")
     X = X.astype(split.X_train.dtype, copy=False)
+    keys_train = split.keys_train
+    if keys_train is not None:
+        keys_train = np.concatenate([keys_train, splitting.row_keys(X)])
     out = Split(np.concatenate([split.X_train, X]), np.concatenate([split.y_train, y]), split.X_val, split.y_val,
-                split.X_test, split.y_test)
+                split.X_test, split.y_test, keys_train, split.keys_val, split.keys_test)
     return out, int(len(X))
