@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +19,24 @@ def cli(root, *args):
     env["AIDEVOPS_HOME"] = str(root)
     return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every path under root with its kind, and for files size, mtime and content hash.
+
+    Equal snapshots mean no file was created, removed or changed. A folder's own mtime is left out: reading
+    deploy.db opens it in WAL mode, and SQLite creates and removes its -wal/-shm files beside it, which
+    moves the folder's mtime though nothing stays behind.
+    """
+    found: dict[str, tuple] = {}
+    for p in sorted(root.rglob("*")):
+        st = p.lstat()
+        if p.is_file():
+            found[str(p.relative_to(root))] = ("file", st.st_size, st.st_mtime_ns,
+                                               hashlib.sha256(p.read_bytes()).hexdigest())
+        else:
+            found[str(p.relative_to(root))] = ("dir" if p.is_dir() else "other",)
+    return found
 
 
 @pytest.fixture
@@ -38,16 +58,15 @@ def ws(tmp_path):
     (["retrain", "gone"], "no pipeline in"),
 ])
 def test_bad_requests_are_one_sentence_and_write_nothing(ws, args, message):
-    before = {p.name: p.stat().st_size for p in ws.state.iterdir() if p.is_file()}
+    before = snapshot(ws.root)
     out = cli(ws.root, *args)
     assert out.returncode == 2, out.stderr
     line = out.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and message in line, line
     assert "Traceback" not in out.stderr
-    from aidevops_ext import loop
-
-    assert loop.retrainings(ws) == [], "a refused retrain leaves no record behind"
-    assert {p.name for p in ws.state.iterdir() if p.is_file()} >= set(before)
+    after = snapshot(ws.root)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a refused request wrote to the workspace: {changed}"
 
 
 def test_retrains_lists_nothing_before_any_retraining(ws):
