@@ -1,6 +1,6 @@
 """Where state lives: the workspace folder, its `.aidevops/` directory, and URI resolution.
 
-A workspace is a project folder with a hidden `.aidevops/` (design §3). The root is, in order:
+A workspace is a project folder with a hidden `.aidevops/` (docs/architecture.md §3). The root is, in order:
 `AIDEVOPS_HOME`, the nearest parent of the current directory holding `.aidevops/` or
 `pipelines/`, else the current directory.
 """

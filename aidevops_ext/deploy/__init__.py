@@ -1,4 +1,4 @@
-"""Deployments (design §6): local supervised servers with zero-downtime switches, rollback, canaries and a
+"""Deployments (docs/architecture.md §5): local supervised servers with zero-downtime switches, rollback, canaries and a
 history of every change; Kubernetes manifests (Deployment, Service, HPA, KServe InferenceService).
 
 Public API (importing this package is cheap: MLflow, Starlette and YAML load when used):

@@ -1,4 +1,4 @@
-"""Deployments: deploy, switch, rollback, canary, promote, undeploy, list and status (design §6).
+"""Deployments: deploy, switch, rollback, canary, promote, undeploy, list and status (docs/architecture.md §5).
 
 A deployment is a served model reference (`NAME@ALIAS` or `NAME/VERSION`) under a name (default: the
 model's name). Deploying a name that already runs switches its version through the zero-downtime path:

@@ -1,6 +1,6 @@
 """Reading a pipeline notebook without nbformat: its code cells and the names its parameters cell declares.
 
-Plain JSON + ast keeps a fully cached run free of nbformat/papermill imports (design §4).
+Plain JSON + ast keeps a fully cached run free of nbformat/papermill imports (docs/architecture.md §2).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The model server (design §6): MLflow's scoring protocol and the Open Inference Protocol v2 on Starlette/uvicorn.
+"""The model server (docs/architecture.md §5): MLflow's scoring protocol and the Open Inference Protocol v2 on Starlette/uvicorn.
 
 Public API:
 - `serve(model_uri, host=..., port=...)`: load, smoke-test and serve a model until interrupted;
