@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +18,7 @@ from starlette.testclient import TestClient
 
 from aidevops_ext.serving import ServingConfig
 from aidevops_ext.serving.requestlog import RequestLog
-from tests.serving.conftest import free_port, server_env, start_server, stop_server
+from tests.serving.conftest import RunningServer, free_port, server_env, stop_server
 
 
 def _rows(db, sql: str, *args):
@@ -85,11 +90,22 @@ def test_sampling_and_per_second_cap():
     assert log.admit(6.5)  # a new second
 
 
-def test_unwritable_log_disables_logging_but_serving_goes_on(app_factory, tmp_path):
-    blocker = tmp_path / "file"
+def test_unwritable_log_disables_logging_but_serving_goes_on(app_factory, tmp_path, caplog):
+    blocker = tmp_path / "file"  # deploy.db's folder is a file: the log cannot be created (even by root)
     blocker.write_text("x")
-    with TestClient(app_factory(db=blocker / "deploy.db")) as c:
-        assert c.post("/invocations", json={"inputs": [[1, 2, 3]]}).status_code == 200
+    app = app_factory(db=blocker / "deploy.db", log_flush_seconds=0.05)
+    requestlog = app.state.server.requestlog
+    with caplog.at_level("WARNING", logger="aidevops.serving"), TestClient(app) as c:
+        for _ in range(5):
+            assert c.post("/invocations", json={"inputs": [[1, 2, 3]]}).status_code == 200
+        metrics = c.get("/metrics").text
+    # Nothing was logged: no request was queued or written, the counters say so, and no file appeared.
+    assert not requestlog.enabled
+    assert requestlog.stats() == {"written": 0, "dropped": 0, "sampled_out": 0, "queued": 0}
+    assert "aidevops_requestlog_written_total 0.0" in metrics and "aidevops_requestlog_queue 0.0" in metrics
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["file"] and blocker.read_text() == "x"
+    disabled = [r.getMessage() for r in caplog.records if "Request log disabled" in r.getMessage()]
+    assert len(disabled) == 1 and str(blocker / "deploy.db") in disabled[0], caplog.text
 
 
 def test_metrics_are_labelled_and_per_app(client):
@@ -123,9 +139,74 @@ def test_bad_model_uris_fail_before_serving(reg, uri, needle):
     assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_serves_a_model_file_and_binds_loopback_by_default(reg):
-    srv = start_server(reg, str(reg.model_file), "--no-request-log")
+def _listening(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket process `pid` listens on, from /proc (IPv4 and IPv6)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        if not Path(table).exists():
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            hex_addr, hex_port = fields[1].split(":")
+            raw = bytes.fromhex(hex_addr)
+            # /proc prints the address as 32-bit words in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add((socket.inet_ntop(family, raw), int(hex_port, 16)))
+    return found
+
+
+def _other_local_addresses() -> list[str]:
+    """IPv4 addresses of this machine other than 127.0.0.1: 127.0.0.2 (all of 127/8 is local on Linux) and
+    each interface's own address."""
+    addresses = ["127.0.0.2"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _, name in socket.if_nameindex():
+            try:  # SIOCGIFADDR: the interface's IPv4 address
+                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+            except OSError:  # no IPv4 address on this interface
+                continue
+            address = socket.inet_ntoa(packed[20:24])
+            if address not in addresses and address != "127.0.0.1":
+                addresses.append(address)
+    return addresses
+
+
+def _connects(address: str, port: int) -> bool:
+    """Whether a TCP connection to address:port is accepted."""
     try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_serves_a_model_file_and_binds_loopback_by_default(reg):
+    # Started by hand, not with start_server: that one passes --host 127.0.0.1, and the default is what is tested.
+    port = free_port()
+    log = reg.root / f"server-default-host-{port}.log"
+    proc = subprocess.Popen([sys.executable, "-m", "aidevops_ext.serving", str(reg.model_file), "--port", str(port),
+                             "--no-request-log"], cwd=reg.root, env=server_env(reg), stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT)
+    srv = RunningServer(proc, f"http://127.0.0.1:{port}", port, log)
+    try:
+        deadline = time.monotonic() + 90  # a generous wait for start-up, not a speed requirement
+        while not srv.alive():
+            assert proc.poll() is None, f"server exited with {proc.returncode}: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"server did not come up: {log.read_text()[-2000:]}"
+            time.sleep(0.2)
+        assert _listening(proc.pid) == {("127.0.0.1", port)}
+        others = _other_local_addresses()
+        assert others and not [a for a in others if _connects(a, port)], f"reachable beyond loopback via {others}"
         with srv.client() as c:
             r = c.post("/invocations", json={"inputs": [[1, 2, 3]]})
             assert r.status_code == 200
