@@ -1,0 +1,214 @@
+"""What the shipped steps do (`notebook: aidevops:split|evaluate|register`), for any MLflow model on a table.
+
+The notebooks beside this module are thin: a parameters cell and one call each, so the logic is
+tested without kernels and the executed notebooks read as a report.
+
+- split: the prepare step's table → train.parquet / test.parquet by the fixed rule of
+  aidevops_ext/splitting.py (the same row is a test row in every run, whatever the seed), plus the
+  row keys of each side.
+- evaluate: the model the train step's run logged (found by the run id in run.json, loaded through
+  pyfunc) and the registered champion, both scored on the same test rows: those the champion never
+  trained on (its training keys are the model-version tag `aidevops.train_keys`).
+- register: the gate (aidevops_ext/gate.py) on those metrics; a new version of the very model the
+  train step logged, with lineage (training keys, reference profile) as artifacts named by tags;
+  `champion` moves only on a pass.
+
+Models take every column but the target and the id column (see aidevops_ext/datasection.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import splitting
+from ..datasection import DataSection, features_and_target, infer_task, read_table
+from ..errors import ConfigError, DataError
+from ..workspace import Workspace
+
+TRAIN_TABLE = "train.parquet"
+TEST_TABLE = "test.parquet"
+TRAIN_KEYS = "train_keys.npy"
+TEST_KEYS = "test_keys.npy"
+SPLIT_INFO = "split.json"
+METRICS = "metrics.json"
+REGISTRATION = "registration.json"
+TRAIN_KEYS_TAG = "aidevops.train_keys"
+PROFILE_TAG = "aidevops.reference_profile"
+# Fewer shared unseen test rows than this and a metric's difference is mostly noise: refuse, not guess.
+MIN_COMPARE_ROWS = 30
+
+
+def split_table(table: Path, section: DataSection, out_dir: Path) -> dict[str, Any]:
+    """Write train/test tables and their row keys into `out_dir`; returns the split's summary."""
+    frame = read_table(table)
+    features_and_target(frame, section, f"Table {Path(table).name}")
+    target = frame[section.target]
+    if target.isna().any():
+        raise DataError(
+            f"Target column '{section.target}' has {int(target.isna().sum())} missing values; "
+            "drop or fill those rows in the prepare step."
+        )
+    keys = splitting.row_keys(frame, section.id)
+    test = splitting.test_mask(keys, section.test_fraction)
+    if test.all() or not test.any():
+        raise DataError(
+            f"The split put {int(test.sum())} of {len(frame)} rows in the test set; "
+            "the table needs more rows (or another data.test_fraction)."
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame[~test].reset_index(drop=True).to_parquet(out_dir / TRAIN_TABLE, index=False)
+    frame[test].reset_index(drop=True).to_parquet(out_dir / TEST_TABLE, index=False)
+    splitting.save_keys(out_dir / TRAIN_KEYS, keys[~test])
+    splitting.save_keys(out_dir / TEST_KEYS, keys[test])
+    info = {
+        "table": str(Path(table).name), "rows": len(frame), "train_rows": int((~test).sum()),
+        "test_rows": int(test.sum()), "target": section.target, "id": section.id,
+        "task": section.task or infer_task(target), "test_fraction": section.test_fraction,
+        "rule": f"row key % {splitting.BUCKETS} < {round(section.test_fraction * splitting.BUCKETS)} (aidevops_ext/splitting.py)",
+    }
+    (out_dir / SPLIT_INFO).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return info
+
+
+def step_run_id(run_dir: str | Path | None, step: str) -> str:
+    """The MLflow run id the pipeline recorded for `step` in this pipeline run (run.json)."""
+    if run_dir is None:
+        raise ConfigError("This shipped step runs inside a pipeline: run it with `aidevops run`, not by hand.")
+    record = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+    entry = (record.get("steps") or {}).get(step)
+    if entry is None:
+        raise ConfigError(f"This pipeline has no step '{step}'; set the shipped step's 'train_step' param to the step that logs the model.")
+    run_id = entry.get("mlflow_run_id")
+    if not run_id:
+        raise ConfigError(f"Step '{step}' has no MLflow run in this pipeline run; run the pipeline with tracking on.")
+    return str(run_id)
+
+
+def champion_train_keys(ws: Workspace, name: str, version: str) -> np.ndarray | None:
+    """The training row keys a registered version recorded (tag `aidevops.train_keys`), or None."""
+    import mlflow.artifacts
+
+    from ..registry.connection import client
+
+    uri = client(ws).get_model_version(name, version).tags.get(TRAIN_KEYS_TAG)
+    if not uri:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="aidevops-keys-"))
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder), tracking_uri=ws.tracking_uri)
+        return splitting.load_keys(local)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def evaluate_models(
+    ws: Workspace, *, section: DataSection, split_dir: Path, train_run_id: str, model_name: str
+) -> dict[str, Any]:
+    """Score the train step's logged model and the champion on the same unseen test rows."""
+    from ..registry import CHAMPION, alias_version, configure
+    from ..registry.logged import find_logged_model, load_pyfunc
+    from ..scoring import score
+
+    configure(ws)
+    split_dir = Path(split_dir)
+    info = json.loads((split_dir / SPLIT_INFO).read_text(encoding="utf-8"))
+    task = section.task or info["task"]
+    test = pd.read_parquet(split_dir / TEST_TABLE)
+    features, target = features_and_target(test, section, "The test split")
+    test_keys = splitting.load_keys(split_dir / TEST_KEYS)
+    ref = find_logged_model(ws, train_run_id, section.model)
+    candidate = load_pyfunc(ref.model_uri, f"The train step's model '{ref.name}'")
+    result: dict[str, Any] = {
+        "task": task, "model_uri": ref.model_uri, "model_id": ref.model_id, "logged_name": ref.name,
+        "train_run_id": train_run_id, "test_rows": len(test), "candidate_all_test": score(candidate, features, target, task),
+    }
+    version = alias_version(ws, model_name, CHAMPION)
+    rows = np.ones(len(test), dtype=bool)
+    compared_on = "all test rows (no champion yet)"
+    champion_metrics = None
+    if version is not None:
+        champion = load_pyfunc(f"models:/{model_name}/{version}", f"Champion '{model_name}' v{version}")
+        keys = champion_train_keys(ws, model_name, version)
+        if keys is None:
+            compared_on = f"all test rows (champion v{version} recorded no training keys)"
+        else:
+            rows = splitting.unseen_mask(test_keys, keys)
+            compared_on = f"{int(rows.sum())} of {len(test)} test rows, none of them in champion v{version}'s training data"
+        if rows.sum() < MIN_COMPARE_ROWS:
+            raise DataError(
+                f"Only {int(rows.sum())} test rows are unseen by champion v{version} (at least {MIN_COMPARE_ROWS} needed "
+                "for a fair comparison); add rows to the table or raise data.test_fraction."
+            )
+        try:
+            champion_metrics = score(champion, features[rows], target[rows], task)
+        except Exception as exc:  # noqa: BLE001 - any flavor may reject another model's inputs
+            raise DataError(
+                f"Champion '{model_name}' v{version} cannot score this test split ({type(exc).__name__}: "
+                f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); its inputs differ from the "
+                "candidate's: register under another model name or retire the champion."
+            ) from None
+    result.update({
+        "candidate": score(candidate, features[rows], target[rows], task) if version is not None else result["candidate_all_test"],
+        "champion": champion_metrics, "champion_version": version,
+        "compared_rows": int(rows.sum()), "compared_on": compared_on,
+    })
+    return result
+
+
+def register_model(
+    ws: Workspace,
+    *,
+    evaluation: dict[str, Any],
+    gate: Any,
+    model_name: str,
+    run_id: str,
+    section: DataSection,
+    split_dir: Path,
+    tags: dict[str, str],
+) -> tuple[dict[str, Any], Any]:
+    """Gate, register the logged model as a new version with lineage, move `champion` on a pass."""
+    from ..gate import evaluate_gate, parse_gate
+    from ..monitoring.frameprofile import build_frame_profile
+    from ..registry import configure, promote_if_passing, register_version
+    from ..registry.connection import client
+    from ..registry.logged import load_pyfunc
+
+    configure(ws)
+    decision = evaluate_gate(parse_gate(gate), evaluation["candidate"], evaluation["champion"], evaluation["champion_version"])
+    split_dir = Path(split_dir)
+    train = pd.read_parquet(split_dir / TRAIN_TABLE)
+    features, _ = features_and_target(train, section, "The train split")
+    candidate = load_pyfunc(evaluation["model_uri"], f"The train step's model '{evaluation['logged_name']}'")
+    predictions = np.asarray(candidate.predict(features))
+    profile = build_frame_profile(features, predictions.reshape(len(features), -1)[:, 0]
+                                  if predictions.ndim > 1 and predictions.shape[1] == 1 else predictions,
+                                  task=evaluation["task"])
+    c = client(ws)
+    folder = Path(tempfile.mkdtemp(prefix="aidevops-lineage-"))
+    try:
+        shutil.copyfile(split_dir / TRAIN_KEYS, folder / TRAIN_KEYS)
+        (folder / "reference_profile.json").write_text(json.dumps(profile), encoding="utf-8")
+        c.log_artifacts(run_id, str(folder), "lineage")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    all_tags = dict(tags)
+    all_tags.update({
+        TRAIN_KEYS_TAG: f"runs:/{run_id}/lineage/{TRAIN_KEYS}",
+        PROFILE_TAG: f"runs:/{run_id}/lineage/reference_profile.json",
+        "aidevops.task": evaluation["task"], "aidevops.target": section.target,
+        "aidevops.train_run_id": evaluation["train_run_id"], "aidevops.compared_on": evaluation["compared_on"],
+    })
+    version = register_version(ws, evaluation["model_uri"], model_name, run_id=evaluation["train_run_id"],
+                               tags=all_tags, metrics=evaluation["candidate"])
+    moved = promote_if_passing(ws, model_name, version, decision, run_id=run_id)
+    outcome = {"model": model_name, "version": version, "gate_passed": decision.passed, "champion_moved": moved,
+               "reasons": decision.reasons, "compared_on": evaluation["compared_on"], "model_uri": evaluation["model_uri"]}
+    return outcome, decision
