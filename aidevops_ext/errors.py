@@ -4,13 +4,21 @@ from __future__ import annotations
 
 
 class AidevopsError(Exception):
-    """Base for user-facing errors; the CLI prints the message and exits non-zero."""
+    """Base for user-facing errors: the CLI prints the message and exits with `exit_code`; the REST API answers
+    `http_status` with the message as `{"error": ...}`."""
 
     exit_code = 2
+    http_status = 400
 
 
 class ConfigError(AidevopsError):
     """Bad parameters, spec files or settings."""
+
+
+class NotFound(ConfigError):
+    """A named thing (deployment, pipeline run, job, registered model) does not exist."""
+
+    http_status = 404
 
 
 class BackendUnavailableError(AidevopsError):

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import ConfigError
+from .errors import ConfigError, NotFound
 from .workspace import Workspace
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
@@ -135,7 +135,7 @@ def get(ws: Workspace, job_id: str) -> Job:
         raise ConfigError(f"job id {str(job_id)[:40]!r} is not valid; job ids are letters and digits.")
     path = _dir(ws) / f"{job_id}.json"
     if not path.is_file():
-        raise ConfigError(f"there is no job '{job_id}' in {_dir(ws)}.")
+        raise NotFound(f"there is no job '{job_id}' in {_dir(ws)}.")
     job = Job(**json.loads(path.read_text()))
     from .deploy.local import pid_alive  # noqa: PLC0415
 

@@ -28,10 +28,8 @@ NAME = r"(?P<name>[^/]+)"
 
 
 def _status_for(exc: AidevopsError) -> int:
-    """Which 4xx a core error becomes: refused model 422, not-running deployment 409, the rest 400."""
-    # By class name along the MRO: importing serving.errors here would load the model server's package.
-    statuses = {"ModelRefused": 422, "DeploymentError": 409, "SlotError": 409}
-    return next((statuses[c.__name__] for c in type(exc).__mro__ if c.__name__ in statuses), 400)
+    """Which 4xx a core error becomes: each error class carries its own (errors.py and its subclasses)."""
+    return exc.http_status
 
 
 class _Handler(APIHandler):

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
 from ..workspace import Workspace
 
 HISTORY_ROWS = 20
@@ -102,7 +102,7 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
     for role, run_id in (("base", base), ("remote", remote)):
         record = run_by_id(ws, run_id)
         if record is None:
-            raise ConfigError(f"There is no pipeline run '{str(run_id)[:80]}' ({role}) in this workspace; "
+            raise NotFound(f"There is no pipeline run '{str(run_id)[:80]}' ({role}) in this workspace; "
                               "list runs with `aidevops runs`.")
         records.append(record)
     with_notebooks = [{s for s, d in (r.get("steps") or {}).items() if d.get("notebook")} for r in records]

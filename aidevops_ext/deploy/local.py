@@ -35,6 +35,8 @@ MAX_LOG_BYTES = 20 * 1024 * 1024
 class DeploymentError(AidevopsError):
     """A deployment cannot do what was asked (not running, not answering, refused by its server...)."""
 
+    http_status = 409
+
 
 def log_path(ws: Workspace, name: str) -> Path:
     """Where a deployment's supervisor and server write their output."""

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
 from ..workspace import Workspace
 from .local import (
     AdminClient,
@@ -108,7 +108,7 @@ def get(ws: Workspace | None, name: str) -> Deployment:
     dep = store.get(name)
     if dep is None:
         known = ", ".join(store.iter_names()) or "none yet"
-        raise ConfigError(f"There is no deployment named '{name}' (deployments: {known}); "
+        raise NotFound(f"There is no deployment named '{name}' (deployments: {known}); "
                           "create one with `aidevops deploy NAME@ALIAS`.")
     return _observed(dep)
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
 from ..workspace import Workspace
 
 RUN_FILE = "run.json"
@@ -121,7 +121,7 @@ def exact_run(ws: Workspace, run_id: Any) -> dict[str, Any]:
     """run_by_id, or ConfigError naming the id and how to list runs."""
     run = run_by_id(ws, run_id)
     if run is None:
-        raise ConfigError(f"There is no pipeline run '{str(run_id)[:80]}' in this workspace; list runs with `aidevops runs`.")
+        raise NotFound(f"There is no pipeline run '{str(run_id)[:80]}' in this workspace; list runs with `aidevops runs`.")
     return run
 
 
@@ -138,7 +138,7 @@ def find_run(ws: Workspace, run: str) -> dict[str, Any]:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise ConfigError(f"no pipeline run '{run}' in {ws.runs_dir}; list runs with `aidevops runs`.")
+        raise NotFound(f"no pipeline run '{run}' in {ws.runs_dir}; list runs with `aidevops runs`.")
     raise ConfigError(f"run id '{run}' is ambiguous ({len(matches)} runs match); give more characters.")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFound
 from ..gate import GateDecision
 from ..workspace import Workspace
 from .connection import client, error_code, translated
@@ -141,7 +141,7 @@ def _registered(ws: Workspace, name: str) -> Any:
             raise
     names = sorted(m.name for m in c.search_registered_models(max_results=1000))
     known = ", ".join(names) if names else "none yet"
-    raise ConfigError(f"No registered model named '{name}' (registered models: {known}); register a version first.")
+    raise NotFound(f"No registered model named '{name}' (registered models: {known}); register a version first.")
 
 
 def _version(ws: Workspace, name: str, version: str | int) -> Any:

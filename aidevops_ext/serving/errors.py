@@ -20,6 +20,10 @@ class RequestError(Exception):
 class ModelRefused(AidevopsError):
     """A model version failed to load or failed its smoke test; the serving slots are unchanged."""
 
+    http_status = 422
+
 
 class SlotError(AidevopsError):
     """A slot operation cannot be done in the current state (no previous version, no canary...)."""
+
+    http_status = 409

@@ -55,18 +55,18 @@ def test_a_run_notebook_is_served_read_only_with_its_outputs(client, seeded):
     assert [r["run_id"] for r in client.get("runs").json()["runs"]] == seeded.runs[::-1]
 
 
-@pytest.mark.parametrize(("path", "needle"), [
-    ("runs/nope/notebooks/train", "no pipeline run 'nope'"),
-    ("runs/latest", "no pipeline run 'latest'"),  # exact ids only: a link must not change meaning
-    ("runs/%2E%2E/notebooks/train", "no pipeline run"),  # traversal attempts are run ids like any other
-    ("models/no-such-model", "No registered model named 'no-such-model'"),
-    ("deployments/nope", "no deployment named 'nope'"),
-    ("deployments/nope/history", "no deployment named 'nope'"),
-    ("runs?limit=abc", "'limit' must be a whole number"),
-    ("deployments/bad%20name!", "no deployment named 'bad name!'"),
+@pytest.mark.parametrize(("path", "needle", "status"), [
+    ("runs/nope/notebooks/train", "no pipeline run 'nope'", 404),
+    ("runs/latest", "no pipeline run 'latest'", 404),  # exact ids only: a link must not change meaning
+    ("runs/%2E%2E/notebooks/train", "no pipeline run", 404),  # traversal attempts are run ids like any other
+    ("models/no-such-model", "No registered model named 'no-such-model'", 404),
+    ("deployments/nope", "no deployment named 'nope'", 404),
+    ("deployments/nope/history", "no deployment named 'nope'", 404),
+    ("runs?limit=abc", "'limit' must be a whole number", 400),
+    ("deployments/bad%20name!", "no deployment named 'bad name!'", 404),
 ])
-def test_bad_reads_are_4xx_sentences(client, path, needle):
-    assert needle in _error(client.get(path))
+def test_bad_reads_are_4xx_sentences_404_for_what_does_not_exist(client, path, needle, status):
+    assert needle in _error(client.get(path), status)
 
 
 def test_an_unknown_step_names_the_steps_that_have_notebooks(client, seeded):
@@ -93,7 +93,8 @@ def test_an_unknown_step_names_the_steps_that_have_notebooks(client, seeded):
     ("deployments/nope/rollback", {"why": "x"}, "Unknown field(s) why"),
 ])
 def test_bad_changes_are_4xx_sentences_and_change_nothing(client, path, body, needle):
-    assert needle in _error(client.post(path, json=body))
+    missing = needle in ("nothing-here", "no deployment named 'nope'")  # what the request names does not exist
+    assert needle in _error(client.post(path, json=body), 404 if missing else 400)
     assert client.get("deployments").json()["deployments"] == []
 
 
@@ -102,13 +103,13 @@ def test_a_body_that_is_not_a_json_object_is_400(client, raw):
     assert "JSON" in _error(client.post("deployments", content=raw, headers={"Content-Type": "application/json"}))
 
 
-def test_undeploying_an_unknown_deployment_is_400(client):
-    assert "no deployment named 'nope'" in _error(client.delete("deployments/nope"))
+def test_undeploying_an_unknown_deployment_is_404(client):
+    assert "no deployment named 'nope'" in _error(client.delete("deployments/nope"), 404)
 
 
 def test_core_errors_map_to_4xx_by_kind():
     from aidevops_ext.deploy.local import DeploymentError
-    from aidevops_ext.errors import ConfigError, DataError
+    from aidevops_ext.errors import ConfigError, DataError, NotFound
     from aidevops_ext.routes import _status_for
     from aidevops_ext.serving.errors import ModelRefused
 
@@ -116,3 +117,4 @@ def test_core_errors_map_to_4xx_by_kind():
     assert _status_for(DeploymentError("Deployment 'd' is stopped, not running.")) == 409
     assert _status_for(ConfigError("Field 'x' is missing.")) == 400
     assert _status_for(DataError("Column 'y' is missing.")) == 400
+    assert _status_for(NotFound("There is no deployment named 'd'.")) == 404

@@ -83,5 +83,5 @@ def test_a_cookie_authenticated_post_needs_the_xsrf_header(lab):
         refused = client.delete("/aidevops/api/deployments/nope")
         assert refused.status_code == 403
         allowed = client.post("/aidevops/api/deployments/nope/rollback", json={}, headers={"X-XSRFToken": xsrf})
-        assert allowed.status_code == 400, allowed.text  # past auth and XSRF: the core says there is no 'nope'
+        assert allowed.status_code == 404, allowed.text  # past auth and XSRF: the core says there is no 'nope'
         assert "no deployment named 'nope'" in allowed.json()["error"]
