@@ -155,18 +155,72 @@ def test_callback_returning_true_stops_training(data):
     est.predict(X)  # still a usable, fitted model
 
 
-def test_plain_function_is_a_callback_and_logs_can_go_to_a_tracker(data):
+def test_plain_function_is_a_callback_and_gets_every_epochs_logs(data):
     X, y = data
     logged: list[tuple[str, float, int]] = []
 
-    def to_tracker(estimator, epoch, logs):  # the shape of the pipeline's MLflow hook
+    def collect(estimator, epoch, logs):
         for key, value in logs.items():
             if key != "epoch":
                 logged.append((key, value, epoch))
 
-    LogisticRegression(epochs=4, early_stopping=True).fit(X, y, callbacks=to_tracker)
+    LogisticRegression(epochs=4, early_stopping=True).fit(X, y, callbacks=collect)
     assert {k for k, _, _ in logged} == {"loss", "val_loss", "val_score", "seconds"}
     assert sorted({e for _, _, e in logged}) == [1, 2, 3, 4]
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A real SQLite MLflow store in tmp_path, made the tracking URI for this test only."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)  # MLflow's Default experiment puts its artifact root under the working folder
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # Whatever an earlier test set with mlflow.set_tracking_uri would win over the variable; it comes back afterwards.
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    yield mlflow.MlflowClient(tracking_uri=uri)
+    while mlflow.active_run() is not None:  # a failing test must not leave its run active for the next
+        mlflow.end_run("FAILED")
+
+
+def test_mlflow_epoch_logger_writes_every_epoch_to_the_active_run(data, mlflow_store):
+    import mlflow
+
+    from aidevops_ext.tracking import MLflowEpochLogger
+
+    X, y = data
+    X_val, y_val = X[:50], y[:50]
+    with mlflow.start_run() as run:
+        est = MLPClassifier(hidden_layer_sizes=(4,), epochs=4, batch_size=32, random_state=0).fit(
+            X, y, callbacks=[MLflowEpochLogger(X_val, y_val)])
+    stored = mlflow_store.get_run(run.info.run_id).data.metrics
+    assert set(stored) == {"loss", "seconds", "val_score"}, "every number in the logs, and no 'epoch' metric"
+    for key in ("loss", "seconds"):
+        history = sorted(mlflow_store.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+        assert [(m.step, m.value) for m in history] == [(h["epoch"], float(h[key])) for h in est.history_], key
+    val = sorted(mlflow_store.get_metric_history(run.info.run_id, "val_score"), key=lambda m: m.step)
+    assert [m.step for m in val] == [1, 2, 3, 4] and all(0.0 <= m.value <= 1.0 for m in val)
+    # The score logged after the last epoch is the fitted model's score on the validation rows.
+    assert val[-1].value == pytest.approx(est.score(X_val, y_val))
+
+
+def test_mlflow_epoch_logger_keeps_the_estimators_own_validation_score(data, mlflow_store):
+    import mlflow
+
+    from aidevops_ext.tracking import MLflowEpochLogger
+
+    X, y = data
+    with mlflow.start_run() as run:
+        est = LogisticRegression(epochs=3, early_stopping=True).fit(X, y, callbacks=[MLflowEpochLogger(X[:50], y[:50])])
+    history = sorted(mlflow_store.get_metric_history(run.info.run_id, "val_score"), key=lambda m: m.step)
+    # With its own validation split the estimator reports val_score; the logger must not replace it with its own.
+    assert [(m.step, m.value) for m in history] == [(h["epoch"], float(h["val_score"])) for h in est.history_]
+    assert set(mlflow_store.get_run(run.info.run_id).data.metrics) == {"loss", "seconds", "val_loss", "val_score"}
 
 
 def test_closed_form_model_reports_one_epoch(data):
