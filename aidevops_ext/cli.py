@@ -203,8 +203,11 @@ def models(name, as_json) -> None:
         for v in model.get("versions", []):
             aliases = ",".join(v.get("aliases") or []) or "-"
             gate = {True: "passed", False: "failed"}.get(v.get("gate_passed"), "-")
-            metrics = " ".join(f"{k}={val:.4f}" for k, val in sorted((v.get("metrics") or {}).items())[:4] if isinstance(val, (int, float)))
-            click.echo(f"  v{v['version']:<4} {aliases:<22} gate {gate:<7} {metrics}")
+            # Beside the badge, the gate's own comparison (candidate vs champion on the same rows):
+            # each version's own metrics may come from different test rows and would not explain it.
+            shown = v.get("gate_summary") or " ".join(
+                f"{k}={val:.4f}" for k, val in sorted((v.get("metrics") or {}).items())[:4] if isinstance(val, (int, float)))
+            click.echo(f"  v{v['version']:<4} {aliases:<22} gate {gate:<7} {shown}")
 
 
 

@@ -1,4 +1,4 @@
-"""Scoring a model on a split, comparing it with the champion, and the plots a reviewer wants."""
+"""Scoring a model on a split, comparing it with the champion on rows neither trained on, and the plots a reviewer wants."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import splitting
 from .trainer import metrics
 
 
@@ -21,6 +22,54 @@ def evaluate(estimator: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
         proba = estimator.predict_proba(X)
         return metrics.classification_metrics(y, pred, proba, labels=estimator.classes_)
     return metrics.regression_metrics(y, pred)
+
+
+def compare(
+    candidate: Any,
+    champion: Any | None,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    test_keys: np.ndarray | None = None,
+    candidate_keys: np.ndarray | None = None,
+    champion_keys: np.ndarray | None = None,
+    champion_version: str | None = None,
+) -> dict[str, Any]:
+    """Candidate and champion scored on the same test rows: those neither trained on.
+
+    `*_keys` are row keys (aidevops_ext/splitting.py): the test rows', and the rows each model's
+    training saw (None: not recorded, so no row can be left out for that model). Returns
+    ``{"candidate", "champion", "champion_version", "comparison"}``; `comparison` is what
+    `gate.evaluate_gate(comparison=...)` takes. The rows are chosen before any score is computed.
+    """
+    n = len(y_test)
+    keep = np.ones(n, dtype=bool)
+    candidate_trained = champion_trained = 0
+    if test_keys is not None and candidate_keys is not None:
+        seen = ~splitting.unseen_mask(test_keys, candidate_keys)
+        candidate_trained = int(seen.sum())
+        keep &= ~seen
+    if champion is not None and test_keys is not None and champion_keys is not None:
+        seen = ~splitting.unseen_mask(test_keys, champion_keys)
+        champion_trained = int(seen.sum())
+        keep &= ~seen
+    comparison = {
+        "test_rows": int(n),
+        "compared_rows": int(keep.sum()),
+        "candidate_trained": candidate_trained,
+        "champion_trained": champion_trained,
+        "champion_lineage": None if champion is None else champion_keys is not None and test_keys is not None,
+    }
+    if not keep.any():  # nothing left to score: the gate refuses on the counts alone
+        return {"candidate": {}, "champion": None if champion is None else {}, "champion_version": champion_version,
+                "comparison": comparison}
+    X, y = X_test[keep], y_test[keep]
+    return {
+        "candidate": evaluate(candidate, X, y),
+        "champion": None if champion is None else evaluate(champion, X, y),
+        "champion_version": champion_version,
+        "comparison": comparison,
+    }
 
 
 def compare_table(candidate: dict[str, float], champion: dict[str, float] | None, champion_version: str | None = None) -> str:

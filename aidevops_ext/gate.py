@@ -21,6 +21,15 @@ Semantics, per metric (mirrored when `greater_is_better` is false):
   adding a metric to a gate does not block every future candidate.
 
 Comparisons forgive float rounding (1e-9 relative), so 0.9 - 0.905 meets -0.005.
+
+Fair comparison (see docs/architecture.md, "Quality gate"): the candidate and the champion are
+scored on the *same* test rows, and only on rows neither trained on. The test rows come from the
+fixed key rule of aidevops_ext/splitting.py, so they do not follow the training seed; the rows that
+still overlap (the champion's recorded training keys, the candidate's own live training rows) are
+left out by aidevops_ext/evaluation.py, which hands the counts to `evaluate_gate` as `comparison`.
+When overlap leaves fewer than `min_compared_rows` (MIN_COMPARED_ROWS = 100, or half the test split
+when that is smaller) the gate refuses: it fails with the one sentence saying so, and no metric
+check runs, because a difference measured on a handful of rows is noise.
 """
 
 from __future__ import annotations
@@ -40,7 +49,12 @@ __all__ = [
     "parse_gate",
     "evaluate_gate",
     "lower_is_better_default",
+    "min_compared_rows",
+    "MIN_COMPARED_ROWS",
 ]
+
+#: Fewest test rows a champion comparison may rest on once overlapping rows are left out.
+MIN_COMPARED_ROWS = 100
 
 _CRITERIA = ("threshold", "min_absolute_change", "min_relative_change")
 _KEYS = (*_CRITERIA, "greater_is_better")
@@ -95,6 +109,9 @@ class GateDecision:
     candidate: dict[str, float] = field(default_factory=dict)
     champion: dict[str, float] | None = None
     champion_version: str | None = None
+    #: The rows both were scored on: test_rows, compared_rows, candidate_trained, champion_trained,
+    #: champion_lineage (whether the champion's training keys were known); None when not recorded.
+    comparison: dict[str, Any] | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -104,14 +121,57 @@ class GateDecision:
     @property
     def reasons(self) -> list[str]:
         """Why: the failing checks' sentences, or every sentence when the gate passed."""
+        note = self.lineage_note()
         if not self.passed:
-            return [c.reason for c in self.failed_checks]
+            return [c.reason for c in self.failed_checks] + ([note] if note else [])
         reasons = [c.reason for c in self.checks]
         if self.champion is None:
             reasons.append("No champion yet: judged on absolute thresholds alone.")
         if not self.checks:
             reasons.append("The gate has no criteria, so every candidate passes.")
+        if note:
+            reasons.append(note)
         return reasons
+
+    def lineage_note(self) -> str | None:
+        """A sentence when the champion's training rows were unknown, so overlap could not be ruled out."""
+        c = self.comparison or {}
+        if self.champion is not None and c and c.get("champion_lineage") is False:
+            who = f"Champion v{self.champion_version}" if self.champion_version else "The champion"
+            return (f"{who} recorded no training row keys, so rows it trained on may be among the "
+                    f"{c.get('compared_rows')} compared; re-register it with a keyed split to rule that out.")
+        return None
+
+    def compared_on(self) -> str | None:
+        """One line: which rows candidate and champion were compared on."""
+        c = self.comparison
+        if not c or c.get("compared_rows") is None:
+            return None
+        n, total = c.get("compared_rows"), c.get("test_rows")
+        of = f" of {total}" if total is not None and total != n else ""
+        if self.champion is None:
+            return f"{n}{of} test rows the candidate never trained on"
+        left = []
+        if c.get("champion_trained"):
+            left.append(f"{c['champion_trained']} the champion trained on")
+        if c.get("candidate_trained"):
+            left.append(f"{c['candidate_trained']} the candidate trained on")
+        out = f"the same {n}{of} test rows for candidate and champion"
+        return out + (f" (left out: {', '.join(left)})" if left else "")
+
+    def headline(self, metric: str | None = None) -> str | None:
+        """`accuracy 0.9638 vs v1 0.9499 on 359 rows`: the gate's own comparison, for a badge."""
+        names = [metric] if metric else _metrics_in_order(self.checks) or sorted(self.candidate)
+        names = [m for m in names if m in self.candidate]
+        if not names:
+            return None
+        m = names[0]
+        text = f"{m} {self.candidate[m]:.4f}"
+        if self.champion is not None and m in self.champion:
+            who = f"v{self.champion_version}" if self.champion_version else "champion"
+            text += f" vs {who} {self.champion[m]:.4f}"
+        n = (self.comparison or {}).get("compared_rows")
+        return text + (f" on {n} rows" if n is not None else "")
 
     def summary(self) -> str:
         """One line: passed/failed and the first reason."""
@@ -147,6 +207,7 @@ class GateDecision:
             "candidate": {k: _jsonable(v) for k, v in self.candidate.items()},
             "champion": None if self.champion is None else {k: _jsonable(v) for k, v in self.champion.items()},
             "champion_version": self.champion_version,
+            "comparison": None if self.comparison is None else dict(self.comparison),
             "reasons": self.reasons,
         }
 
@@ -160,6 +221,7 @@ class GateDecision:
                 candidate=dict(data.get("candidate") or {}),
                 champion=None if data.get("champion") is None else dict(data["champion"]),
                 champion_version=data.get("champion_version"),
+                comparison=None if data.get("comparison") is None else dict(data["comparison"]),
             )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"A stored gate decision is malformed ({exc}); re-run the gate step.") from None
@@ -171,6 +233,9 @@ class GateDecision:
             against = "No champion yet: the candidate is judged on absolute thresholds alone."
         else:
             against = f"Candidate compared with champion version {self.champion_version or '?'}."
+        rows = self.compared_on()
+        if rows:
+            against += f" Scored on {rows}."
         lines = [f"# Quality gate: {verdict}", "", against, ""]
         lines += [f"- {r}" for r in self.reasons] + [""]
         if self.checks:
@@ -256,24 +321,65 @@ def _parse_one(metric: str, criteria: Any) -> Threshold:
     return Threshold(metric=metric, greater_is_better=gib, **values)
 
 
+def min_compared_rows(test_rows: int) -> int:
+    """The fewest rows a comparison may rest on: MIN_COMPARED_ROWS, or half the test split if smaller."""
+    return max(1, min(MIN_COMPARED_ROWS, int(test_rows) // 2))
+
+
 def evaluate_gate(
     thresholds: list[Threshold],
     candidate_metrics: dict[str, float],
     champion_metrics: dict[str, float] | None = None,
     champion_version: str | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> GateDecision:
-    """Judge candidate metrics against thresholds and, when given, the champion's metrics."""
+    """Judge candidate metrics against thresholds and, when given, the champion's metrics.
+
+    `comparison` describes the rows both metric sets were computed on (see `GateDecision.comparison`;
+    aidevops_ext/evaluation.py's `compare` writes it). When rows were left out for overlap and fewer
+    than `min_compared_rows` remain, the gate refuses with one sentence instead of judging.
+    """
     candidate = {k: float(v) for k, v in candidate_metrics.items() if _is_number(v)}
     champion = None if champion_metrics is None else {k: float(v) for k, v in champion_metrics.items() if _is_number(v)}
-    checks: list[Check] = []
-    for t in thresholds:
-        checks.extend(_check_metric(t, candidate, champion, champion_version))
+    comparison = None if comparison is None else dict(comparison)
+    refusal = _refusal(comparison, champion_version, champion is not None)
+    if refusal is not None:
+        checks = [refusal]
+    else:
+        checks = []
+        for t in thresholds:
+            checks.extend(_check_metric(t, candidate, champion, champion_version))
     return GateDecision(
         passed=all(c.passed for c in checks),
         checks=checks,
         candidate=candidate,
         champion=champion,
         champion_version=champion_version,
+        comparison=comparison,
+    )
+
+
+def _refusal(comparison: dict[str, Any] | None, version: str | None, has_champion: bool) -> Check | None:
+    """A failing 'rows' check when overlap left too few rows for a fair comparison, else None."""
+    if not comparison:
+        return None
+    try:
+        test = int(comparison["test_rows"])
+        compared = int(comparison["compared_rows"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError("The gate's comparison needs integer test_rows and compared_rows; pass what evaluation.compare returns.") from None
+    if compared >= test:  # nothing left out: the test split as it is
+        return None
+    need = min_compared_rows(test)
+    if compared >= need:
+        return None
+    who = "the candidate"
+    if has_champion:
+        who = f"both the candidate and {'champion v' + str(version) if version else 'the champion'}"
+    return Check(
+        "rows", "overlap", float(need), float(compared), False,
+        f"Refused: only {compared} of {test} test rows are unseen by {who} "
+        f"(at least {need} needed for a fair comparison), so add rows or raise test_fraction.",
     )
 
 

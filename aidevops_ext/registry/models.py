@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .. import __version__, splitting
 from ..errors import ConfigError, NotFound
 from ..gate import GateDecision
 from ..workspace import Workspace
@@ -28,6 +28,11 @@ CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
 LOADER_MODULE = "aidevops_ext.pyfunc_model"
 METRIC_TAG = "metric."  # version tags holding a copy of the metrics the version was judged on
+# Lineage: the row keys (aidevops_ext/splitting.py) of what a version trained on, as an artifact of
+# the run that registered it; the version tag names the artifact's URI. The gate reads it to leave
+# those rows out of a later comparison.
+TRAIN_KEYS_TAG = "aidevops.train_keys"
+TRAIN_KEYS_ARTIFACT = "lineage/train_keys.npy"
 
 
 def _example_rows(estimator: Any) -> np.ndarray:
@@ -128,6 +133,43 @@ def register_version(
     all_tags.update({f"{METRIC_TAG}{k}": repr(float(v)) for k, v in (metrics or {}).items()})
     mv = c.create_model_version(name, model_uri, run_id=run_id, tags=all_tags, model_id=model_id)
     return str(mv.version)
+
+
+def log_train_keys(ws: Workspace, run_id: str, keys: np.ndarray) -> str:
+    """Log training row keys into run `run_id` as lineage/train_keys.npy; returns its ``runs:/`` URI."""
+    c = client(ws)
+    with translated(f"Run '{run_id}' does not exist in {ws.tracking_uri}; log the keys into an existing run."):
+        c.get_run(run_id)
+    folder = Path(tempfile.mkdtemp(prefix="aidevops-keys-"))
+    try:
+        path = splitting.save_keys(folder / Path(TRAIN_KEYS_ARTIFACT).name, np.unique(keys))
+        c.log_artifact(run_id, str(path), str(Path(TRAIN_KEYS_ARTIFACT).parent))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return f"runs:/{run_id}/{TRAIN_KEYS_ARTIFACT}"
+
+
+def load_keys_artifact(ws: Workspace, uri: str) -> np.ndarray:
+    """Row keys from an artifact URI written by `log_train_keys` (read without pickle)."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    folder = Path(tempfile.mkdtemp(prefix="aidevops-keys-"))
+    try:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder), tracking_uri=ws.tracking_uri)
+        except (MlflowException, OSError) as exc:
+            raise ConfigError(f"Training keys {uri} cannot be downloaded ({type(exc).__name__}); "
+                              "re-register the version or remove its aidevops.train_keys tag.") from None
+        return splitting.load_keys(local)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def version_train_keys(ws: Workspace, name: str, version: str | int) -> np.ndarray | None:
+    """The training row keys a version recorded (tag `aidevops.train_keys`), or None when it recorded none."""
+    uri = _version(ws, name, version).tags.get(TRAIN_KEYS_TAG)
+    return load_keys_artifact(ws, uri) if uri else None
 
 
 def _registered(ws: Workspace, name: str) -> Any:
@@ -283,8 +325,28 @@ def _iso(ms: int | None) -> str | None:
     return None if not ms else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds")
 
 
+def _gate_comparison(mv: Any) -> dict[str, Any] | None:
+    """What the gate compared for this version: both models' metrics on the same rows, and which rows."""
+    blob = mv.tags.get("gate.decision")
+    if not blob:
+        return None
+    try:
+        decision = GateDecision.from_dict(json.loads(blob))
+    except (ValueError, ConfigError, AttributeError):
+        return None
+    return {
+        "summary": decision.headline(),
+        "compared_on": decision.compared_on(),
+        "candidate": decision.candidate,
+        "champion": decision.champion,
+        "champion_version": decision.champion_version,
+        "rows": decision.comparison,
+    }
+
+
 def _version_row(ws: Workspace, mv: Any, aliases: dict[str, str]) -> dict[str, Any]:
     gate = mv.tags.get("gate.passed")
+    comparison = _gate_comparison(mv)
     return {
         "version": str(mv.version),
         "aliases": sorted(a for a, v in aliases.items() if str(v) == str(mv.version)),
@@ -295,6 +357,10 @@ def _version_row(ws: Workspace, mv: Any, aliases: dict[str, str]) -> dict[str, A
         "created": _iso(mv.creation_timestamp),
         "gate_passed": None if gate is None else gate == "true",
         "gate_reasons": mv.tags.get("gate.reasons"),
+        # The gate's own comparison (candidate vs champion on the same rows), shown beside the badge;
+        # `metrics` below are this version's alone, possibly on another split than a neighbour's.
+        "gate_comparison": comparison,
+        "gate_summary": None if comparison is None else comparison["summary"],
         "metrics": _metrics_of(ws, mv),
         "tags": {k: v for k, v in mv.tags.items() if not k.startswith(("gate.", METRIC_TAG))},
     }
