@@ -14,7 +14,7 @@ from queue import Empty
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import AidevopsError
 
@@ -200,6 +200,40 @@ def _warm_up(km: Any, modules: list[str]) -> None:
     Runs silently (no execution count, no history, no names left behind); a step that takes the
     kernel before this finishes simply queues behind it.
     """
+    try:
+        _execute_quietly(km, warm_up_code(modules), timeout=120)
+    except Exception:  # a warm-up is an optimisation: never fail a run because of it
+        pass
+
+
+def step_setup_code(cwd: Path | None, env: Mapping[str, str | None], mlflow_run: str | None = None) -> str:
+    """Code that moves a kernel into its step: working directory, environment (None unsets), MLflow run.
+
+    Kernels are started ahead of time, before anyone knows which step will take them, so what
+    differs per step is set when the step begins, silently, instead of as a visible cell. With
+    `mlflow_run`, that run becomes MLflow's active run: MLflow 3's `log_model` does not start a run
+    from MLFLOW_RUN_ID by itself, so a bare `mlflow.sklearn.log_model(...)` needs one active.
+    """
+    sets = {k: v for k, v in env.items() if v is not None}
+    unsets = sorted(k for k, v in env.items() if v is None)
+    return (
+        "def _aidevops_step_setup(cwd, sets, unsets, mlflow_run):\n"
+        "    import os\n"
+        "    if cwd is not None:\n"
+        "        os.chdir(cwd)\n"
+        "    os.environ.update(sets)\n"
+        "    for name in unsets:\n"
+        "        os.environ.pop(name, None)\n"
+        "    if mlflow_run is not None:\n"
+        "        import mlflow\n"
+        "        mlflow.start_run(run_id=mlflow_run)\n"
+        f"_aidevops_step_setup({None if cwd is None else str(cwd)!r}, {sets!r}, {unsets!r}, {mlflow_run!r})\n"
+        "del _aidevops_step_setup\n"
+    )
+
+
+def _execute_quietly(km: Any, code: str, *, timeout: float) -> dict[str, Any]:
+    """Run `code` silently in kernel `km` on a client of its own; returns the execute reply's content."""
     from jupyter_client.session import Session
 
     # Its own session id: clients sharing one get each other's shell replies (same ZMQ identity).
@@ -207,17 +241,18 @@ def _warm_up(km: Any, modules: list[str]) -> None:
     try:
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
-        msg_id = kc.execute(warm_up_code(modules), silent=True, store_history=False, allow_stdin=False)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and km.is_alive():
+        msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             try:
                 reply = kc.get_shell_msg(timeout=1)
             except Empty:
+                if not km.is_alive():
+                    raise RuntimeError("the kernel died") from None
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                break
-    except Exception:  # a warm-up is an optimisation: never fail a run because of it
-        pass
+                return reply["content"]
+        raise TimeoutError(f"no reply within {timeout:.0f} s")
     finally:
         try:
             kc.stop_channels()
@@ -262,11 +297,20 @@ def execute_notebook(
     step: str,
     progress: bool,
     timeout: float | None = None,
+    cwd: Path | None = None,
+    env: Mapping[str, str | None] | None = None,
+    active_run: str | None = None,
 ) -> ExecutionResult:
-    """Run `notebook` with `parameters` on kernel `km`, writing the executed copy to `output`."""
+    """Run `notebook` with `parameters` on kernel `km`, writing the executed copy to `output`.
+
+    `cwd`, `env` and `active_run` (an MLflow run id) move the already started kernel into the
+    step before its first cell (step_setup_code).
+    """
     papermill = import_papermill()
     from papermill.exceptions import PapermillExecutionError
 
+    if cwd is not None or env or active_run:
+        _enter_step(km, step_setup_code(cwd, env or {}, active_run), cwd, step=step)
     try:
         nb = papermill.execute_notebook(
             str(notebook),
@@ -293,6 +337,24 @@ def execute_notebook(
     return ExecutionResult(Path(output), _cells_seconds(nb))
 
 
+def _enter_step(km: Any, code: str, cwd: Path | None, *, step: str) -> None:
+    # A warm-up still importing in this kernel finishes first (the kernel runs one request at a time),
+    # hence the generous wait.
+    try:
+        reply = _execute_quietly(km, code, timeout=600)
+    except Exception as exc:
+        raise StepFailed(
+            f"step '{step}' could not prepare its kernel ({exc.__class__.__name__}: {_one_line(str(exc))}); "
+            f"check that kernel '{km.kernel_name}' starts (`aidevops doctor`) and run again."
+        ) from None
+    if reply.get("status") != "ok":
+        raise StepFailed(
+            f"step '{step}' could not enter its step folder {cwd} or its MLflow run ({reply.get('ename')}: "
+            f"{_one_line(str(reply.get('evalue')))}); check that the folder exists and the tracking store "
+            f"answers (`aidevops doctor`), then run again."
+        )
+
+
 def _cells_seconds(nb: Any) -> float:
     total = 0.0
     for cell in nb.cells:
@@ -311,6 +373,11 @@ def kernel_env(root: Path) -> dict[str, str]:
     """Environment for step kernels: this process's, pinned to the workspace root."""
     env = dict(os.environ)
     env["AIDEVOPS_HOME"] = str(root)
+    # The step contract: notebooks find the project here, whatever their working directory.
+    env["AIDEVOPS_PROJECT"] = str(root)
+    # A run id inherited from whoever started the runner would send a step's MLflow calls to a
+    # foreign run; each step gets its own when it starts (runner.py).
+    env.pop("MLFLOW_RUN_ID", None)
     # ipykernel picks the inline backend only when MPLBACKEND is unset; an inherited "Agg" (common
     # in CI) would leave executed notebooks without their plots.
     env.pop("MPLBACKEND", None)

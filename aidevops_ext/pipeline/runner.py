@@ -24,6 +24,7 @@ from .notebook import NotebookInfo, read_notebook
 from .params import apply_overrides, step_params
 from .records import RunRecord, git_state, last_run, new_run_id, now_iso
 from .spec import PipelineSpec
+from .stepdir import link_step_folder
 
 Echo = Callable[[str], None]
 MAX_EARLY_KERNELS = 3  # idle kernels cost ~50 MB each; beyond a few the boot is hidden anyway
@@ -232,14 +233,27 @@ class PipelineRunner:
         km = self._pool.take()
         phases.mark("kernel_take")
         try:
-            result = execute_notebook(step.notebook, output_nb, injected, km, step=name,
-                                      progress=self._progress(), timeout=self.opts.timeout)
+            # The step contract (stepdir.py): the kernel works in the step folder, which links the
+            # project and the upstream outputs while the notebook runs, and only then.
+            links = link_step_folder(
+                step_dir, self.spec.root,
+                {dep: (record.run_dir / dep, self.spec.steps[dep].outputs) for dep in step.needs},
+                reserved=[*step.outputs, output_nb.name],
+            )
+            try:
+                result = execute_notebook(step.notebook, output_nb, injected, km, step=name,
+                                          progress=self._progress(), timeout=self.opts.timeout,
+                                          cwd=step_dir, env=self._step_env(mlflow_run),
+                                          active_run=mlflow_run if _activates_run(self.notebooks[name]) else None)
+            finally:
+                links.remove()
             phases.mark("papermill")
             missing = [rel for rel in step.outputs if not (step_dir / rel).exists()]
             if missing:
                 raise StepFailed(
                     f"step '{name}' finished but did not write its declared output(s) {', '.join(missing)} "
-                    f"to step_dir; write them there or fix 'outputs' in {self.spec.path.name}."
+                    f"into its step folder {step_dir} (a relative path such as 'train.parquet' lands there); "
+                    f"write them there or fix 'outputs' in {self.spec.path.name}."
                 )
         except BaseException as exc:
             duration = time.perf_counter() - t0
@@ -270,6 +284,14 @@ class PipelineRunner:
             record.save()
         self.echo(f"  ✓ {name:<12} ran in {duration:.1f}s")
         return entry.outputs
+
+    def _step_env(self, mlflow_run: str | None) -> dict[str, str | None]:
+        """The kernel's MLflow settings for one step: a plain `mlflow.<flavor>.log_model` lands in its run.
+
+        The URIs are explicit because MLflow's default store is ./mlflow.db, which would be the step folder.
+        """
+        return {"MLFLOW_TRACKING_URI": self.ws.tracking_uri, "MLFLOW_REGISTRY_URI": self.ws.registry_uri,
+                "MLFLOW_RUN_ID": mlflow_run}
 
     # -- kernels, tracking, progress -------------------------------------------------------
     def _prestart_kernels(self, pending: list[str]) -> None:
@@ -303,6 +325,17 @@ class PipelineRunner:
         self.cache.memo.save()
         record.finish(status)
         self.echo(f"run {record.run_id} {status} in {record.data['duration_s']:.1f}s · {record.run_dir}")
+
+
+def _activates_run(notebook: NotebookInfo) -> bool:
+    """Whether the step's MLflow run should be active before the notebook's first cell.
+
+    A notebook that uses MLflow but never calls `start_run` gets its step's run active, so a bare
+    `mlflow.sklearn.log_model(...)` lands there. One that calls `mlflow.start_run()` itself must not
+    (MLflow refuses a second active run): MLFLOW_RUN_ID makes that call resume the step's run instead.
+    """
+    code = "\n".join(notebook.code_cells)
+    return "mlflow" in code and "start_run" not in code
 
 
 class _Phases:

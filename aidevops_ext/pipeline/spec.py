@@ -14,9 +14,12 @@ import yaml
 
 from ..errors import ConfigError
 
-_SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps", "preload"}
+_SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps", "preload",
+              "data"}
 _STEP_KEYS = {"notebook", "params", "needs", "outputs", "inputs", "description"}
 DEFAULT_KERNEL = "python3"
+SHIPPED_PREFIX = "aidevops:"  # `notebook: aidevops:evaluate` names a step shipped inside the package
+SHIPPED_STEPS = Path(__file__).resolve().parent.parent / "steps"
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class PipelineSpec:
     monitor: Any = None
     description: str = ""
     preload: bool = True  # import the notebooks' modules in waiting kernels
+    data: Any = None  # the `data:` section as written (the shipped steps read and check it)
 
     def step(self, name: str) -> StepSpec:
         """The step called `name`, or a ConfigError listing the steps."""
@@ -140,6 +144,7 @@ def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
         monitor=_checked_monitor(raw.get("monitor"), path.name),
         description=str(raw.get("description") or ""),
         preload=_bool(raw.get("preload", True), f"'preload' in {path.name}"),
+        data=raw.get("data"),
     )
 
 
@@ -164,9 +169,7 @@ def _load_step(name: str, raw: Any, root: Path, spec_name: str) -> StepSpec:
     if not isinstance(raw, dict) or "notebook" not in raw:
         raise ConfigError(f"step '{name}' in {spec_name} must be a mapping with at least a 'notebook' path.")
     _check_keys(raw, _STEP_KEYS, f"step '{name}' in {spec_name}")
-    notebook = (root / str(raw["notebook"])).resolve()
-    if not notebook.is_file():
-        raise ConfigError(f"step '{name}' names notebook {raw['notebook']}, which does not exist under {root}; fix the path.")
+    notebook = _notebook_path(str(raw["notebook"]), name, root)
     params = raw.get("params") or {}
     if not isinstance(params, dict):
         raise ConfigError(f"'params' of step '{name}' in {spec_name} must be a mapping.")
@@ -182,6 +185,25 @@ def _load_step(name: str, raw: Any, root: Path, spec_name: str) -> StepSpec:
         inputs=tuple((root / p).resolve() for p in _str_list(raw.get("inputs"), f"'inputs' of step '{name}'")),
         description=str(raw.get("description") or ""),
     )
+
+
+def shipped_steps() -> list[str]:
+    """Names of the generic steps shipped with the package (`notebook: aidevops:NAME`)."""
+    return sorted(p.stem for p in SHIPPED_STEPS.glob("*.ipynb")) if SHIPPED_STEPS.is_dir() else []
+
+
+def _notebook_path(given: str, step: str, root: Path) -> Path:
+    """A step's notebook: a path under the project, or `aidevops:NAME` for a shipped step."""
+    if given.startswith(SHIPPED_PREFIX):
+        shipped = given[len(SHIPPED_PREFIX):]
+        if shipped in shipped_steps():
+            return SHIPPED_STEPS / f"{shipped}.ipynb"
+        names = ", ".join(SHIPPED_PREFIX + n for n in shipped_steps()) or "none in this installation"
+        raise ConfigError(f"step '{step}' names {given}, which is not a shipped step; shipped steps are: {names}.")
+    notebook = (root / given).resolve()
+    if not notebook.is_file():
+        raise ConfigError(f"step '{step}' names notebook {given}, which does not exist under {root}; fix the path.")
+    return notebook
 
 
 def topological_order(needs: dict[str, tuple[str, ...]], spec_name: str = "the pipeline") -> tuple[str, ...]:
