@@ -14,27 +14,33 @@ function setup(extra: Record<string, Route> = {}) {
   return { model, calls, setDeployments: (d: unknown[]) => (deployments = d) };
 }
 
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 const reads = (calls: { path: string }[]) => calls.filter(c => c.path === 'aidevops/api/deployments').length;
 
 describe('DeployModel', () => {
-  it('polls only while visible and refreshes at once when shown again', async () => {
-    const { model, calls } = setup();
-    await sleep(80);
+  // The poll schedules itself with setTimeout: on jest's fake clock every tick is counted exactly and no real time passes.
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('polls once per interval only while visible, and refreshes at once when shown again', async () => {
+    const { model, calls } = setup(); // interval: 20 ms
+    await jest.advanceTimersByTimeAsync(1000);
     expect(calls).toHaveLength(0); // never shown: no request at all
     model.visible = true;
-    await sleep(120);
-    const whileVisible = reads(calls);
-    expect(whileVisible).toBeGreaterThanOrEqual(2);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(reads(calls)).toBe(1); // shown: the first refresh at once
     expect(model.loaded).toBe(true);
+    await jest.advanceTimersByTimeAsync(19);
+    expect(reads(calls)).toBe(1); // not before the interval is up
+    await jest.advanceTimersByTimeAsync(1);
+    expect(reads(calls)).toBe(2);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(reads(calls)).toBe(7); // one per interval: 20 ms, 40 ms, ..., 120 ms after the first
     model.visible = false;
-    await sleep(40); // let a tick that was already under way finish
-    const hiddenAt = reads(calls);
-    await sleep(150);
-    expect(reads(calls)).toBe(hiddenAt); // standby: no request while hidden
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(reads(calls)).toBe(7); // standby: no request while hidden, however long
     model.visible = true;
-    await sleep(10);
-    expect(reads(calls)).toBeGreaterThan(hiddenAt);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(reads(calls)).toBe(8); // shown again: refreshed at once, not at the next interval
     model.dispose();
   });
 

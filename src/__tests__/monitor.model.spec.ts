@@ -3,8 +3,6 @@ import { MonitorModel, runIdOf } from '../monitor/model';
 import { fakeFetcher, Route } from './fake';
 import { deployment, series, summary } from './monitorfixtures';
 
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
 function setup(extra: Record<string, Route> = {}) {
   let deployments = [deployment('mon'), deployment('old', 'stopped')];
   const routes: Record<string, Route> = {
@@ -25,21 +23,31 @@ function setup(extra: Record<string, Route> = {}) {
 const count = (calls: { path: string }[], part: string) => calls.filter(c => c.path.includes(part)).length;
 
 describe('MonitorModel', () => {
-  it('polls only while visible and refreshes at once when shown again', async () => {
-    const { model, calls } = setup();
-    await sleep(60);
-    expect(calls).toHaveLength(0);
+  // The poll and the job follower schedule themselves with setTimeout: on jest's fake clock every tick is
+  // counted exactly and no real time passes.
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('polls once per interval only while visible, and refreshes at once when shown again', async () => {
+    const { model, calls } = setup(); // interval: 20 ms
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(calls).toHaveLength(0); // never shown: no request at all
     model.visible = true;
-    await sleep(120);
-    expect(count(calls, '/monitor')).toBeGreaterThanOrEqual(2);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(count(calls, '/monitor')).toBe(1); // shown: the first refresh at once
+    await jest.advanceTimersByTimeAsync(19);
+    expect(count(calls, '/monitor')).toBe(1); // not before the interval is up
+    await jest.advanceTimersByTimeAsync(1);
+    expect(count(calls, '/monitor')).toBe(2);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(count(calls, '/monitor')).toBe(7); // one per interval
     model.visible = false;
-    await sleep(40);
     const hiddenAt = calls.length;
-    await sleep(120);
-    expect(calls.length).toBe(hiddenAt); // standby: no request while hidden
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(calls.length).toBe(hiddenAt); // standby: no request while hidden, however long
     model.visible = true;
-    await sleep(10);
-    expect(calls.length).toBeGreaterThan(hiddenAt);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(count(calls, '/monitor')).toBe(8); // shown again: refreshed at once, not at the next interval
     model.dispose();
   });
 
@@ -115,18 +123,20 @@ describe('MonitorModel', () => {
     expect(model.retraining).toBe(true);
     expect(await model.retrain()).toBe(false); // one at a time
     expect(await started).toBe(true);
-    for (let i = 0; i < 50 && model.job?.status !== 'succeeded'; i++) {
-      await sleep(10);
-    }
+    await jest.advanceTimersByTimeAsync(0);
+    expect(polls).toBe(1); // the job is read at once
+    await jest.advanceTimersByTimeAsync(9);
+    expect(polls).toBe(1); // then once per job interval (10 ms)
+    await jest.advanceTimersByTimeAsync(11);
+    expect(polls).toBe(3);
     expect(model.job?.status).toBe('succeeded');
     expect(model.job?.log_tail).toEqual(['step 3']);
     expect(runIdOf(model.job)).toBe('r-42');
     expect(model.retraining).toBe(false);
     expect(calls.filter(c => c.method === 'POST')).toHaveLength(1);
     expect(calls.filter(c => c.method === 'POST')[0].body).toEqual({ reason: 'retrain now, from the Monitor panel' });
-    const after = polls;
-    await sleep(50);
-    expect(polls).toBe(after); // following stops once the job has ended
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(polls).toBe(3); // following stops once the job has ended
     model.dispose();
   });
 

@@ -3,8 +3,6 @@ import { describeJob, failedStep, knownPipelines, parseParams, RunsModel } from 
 import { fakeFetcher, Route } from './fake';
 import { run } from './runs-fixtures';
 
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
 function setup(extra: Record<string, Route> = {}) {
   let runs: RunSummary[] = [run('r1', 'succeeded', { prepare: 'ran', train: 'ran' })];
   const { fetcher, calls } = fakeFetcher({
@@ -21,19 +19,27 @@ const job = (status: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe('RunsModel', () => {
-  it('polls only while visible', async () => {
-    const { model, calls } = setup();
-    await sleep(60);
-    expect(calls).toHaveLength(0);
+  // The poll schedules itself with setTimeout: on jest's fake clock every tick is counted exactly and no real time passes.
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('polls once per interval only while visible', async () => {
+    const { model, calls } = setup(); // interval: 20 ms
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(calls).toHaveLength(0); // never shown: no request at all
     model.visible = true;
-    await sleep(100);
-    expect(calls.length).toBeGreaterThanOrEqual(2);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(1); // shown: the first refresh at once
     expect(model.runs.map(r => r.run_id)).toEqual(['r1']);
+    await jest.advanceTimersByTimeAsync(19);
+    expect(calls).toHaveLength(1); // not before the interval is up
+    await jest.advanceTimersByTimeAsync(1);
+    expect(calls).toHaveLength(2);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(calls).toHaveLength(7); // one per interval
     model.visible = false;
-    await sleep(40);
-    const hiddenAt = calls.length;
-    await sleep(120);
-    expect(calls.length).toBe(hiddenAt);
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(calls).toHaveLength(7); // standby: no request while hidden, however long
     model.dispose();
   });
 
@@ -53,15 +59,15 @@ describe('RunsModel', () => {
     model.visible = true;
     expect(await model.startRun('ci', { model: 'nope' })).toBeNull();
     expect(calls.find(c => c.method === 'POST')?.body).toEqual({ pipeline: 'ci', params: { model: 'nope' } });
-    for (let i = 0; i < 50 && model.job?.status === 'running'; i++) {
-      await sleep(20);
-    }
+    await jest.advanceTimersByTimeAsync(0);
+    expect(polls).toBe(1); // followed at once, not at the next tick
+    await jest.advanceTimersByTimeAsync(40);
+    expect(polls).toBe(3); // then once per interval, until it ends
     expect(model.job?.status).toBe('failed');
     expect(model.job?.log_tail).toEqual(['train failed']);
     expect(model.runs[0].run_id).toBe('r2');
-    const jobPolls = polls;
-    await sleep(80);
-    expect(polls).toBe(jobPolls); // a finished job is not polled again
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(polls).toBe(3); // a finished job is not polled again
     expect(await model.rerun('r2', {})).toBe("no route POST aidevops/api/runs/r2/rerun"); // the fake's 404 sentence
     model.dispose();
   });
