@@ -213,6 +213,24 @@ def models(name, as_json) -> None:
 
 # -- setup and review ------------------------------------------------------------------------
 @main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.option("--template", "-t", default="digits", show_default=True, help="The template to start from (--list names them).")
+@click.option("--list", "list_only", is_flag=True, help="Name the templates and exit.")
+def new(directory, template, list_only) -> None:
+    """Create a project in DIRECTORY (new or empty): notebooks, pipelines, git and CI files."""
+    from .project import list_templates, new_project
+
+    if list_only:
+        for t in list_templates():
+            click.echo(f"{t.name:<10} {t.description}")
+        return
+    if directory is None:
+        raise click.UsageError("name the folder to create, e.g. `aidevops new my-project` (or pass --list).")
+    path = new_project(Path(directory), template)
+    click.echo(f"created {path} from template '{template}'; next: cd {directory} && aidevops run")
+
+
+@main.command()
 @click.option("--prefix", type=click.Path(file_okay=False), default=None,
               help="Install the kernelspecs under PREFIX/share/jupyter/kernels (default: this environment, as --sys-prefix).")
 @click.option("--no-git", is_flag=True, help="Do not configure nbdime's git integration.")
