@@ -7,6 +7,10 @@ a window asks for the newest N rows of one version and walks the log backwards i
 (model, version, ts) index, whatever the size of the log.
 
 Row ids: feedback labels one row of one request, so a logged row is named `"<request_id>:<row>"`.
+
+A pyfunc's DataFrame inputs come back as `LiveWindow.frame` (every logged column, categories and
+missing values included; `rows` is then empty): a window holds one or the other, as one model version
+is served through one input path.
 """
 
 from __future__ import annotations
@@ -43,10 +47,11 @@ class LiveWindow:
     refused: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # 4xx: the client's
     first_id: int | None = None  # request_log ids the window spans
     last_id: int | None = None
+    frame: Any = None  # pandas.DataFrame of the logged DataFrame inputs (a pyfunc's), else None
 
     @property
     def n_rows(self) -> int:
-        return int(self.rows.shape[0])
+        return int(self.rows.shape[0]) if self.frame is None else int(len(self.frame))
 
 
 def _where(*conditions: tuple[str, Any]) -> tuple[str, list]:
@@ -80,7 +85,7 @@ def read_window(db: Path | str, model: str, version: str | None, *, rows: int, n
         while have < rows:
             clause = where + ("" if before is None else " AND id < ?")
             batch = conn.execute(
-                f"SELECT id, request_id, ts, status, latency_ms, n_features, input_rows, row_step, inputs, predictions "
+                f"SELECT id, request_id, ts, status, latency_ms, n_features, input_rows, row_step, inputs, predictions, frame "
                 f"FROM request_log WHERE {clause} ORDER BY id DESC LIMIT {_BATCH}",
                 args + ([] if before is None else [before]),
             ).fetchall()
@@ -88,7 +93,8 @@ def read_window(db: Path | str, model: str, version: str | None, *, rows: int, n
                 break
             for rec in batch:
                 picked.append(rec)
-                if rec[3] == 200 and rec[8] is not None and (n_features is None or rec[5] == n_features):
+                if rec[3] == 200 and ((rec[8] is not None and (n_features is None or rec[5] == n_features))
+                                      or rec[10] is not None):  # a frame: matched to the profile by column name
                     have += rec[6] or 0
                 if have >= rows:
                     break
@@ -103,10 +109,12 @@ def read_window(db: Path | str, model: str, version: str | None, *, rows: int, n
 
 def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n_features: int | None) -> LiveWindow:
     blocks, row_ids, row_preds, row_ts = [], [], [], []
+    frames: list[tuple[list, list]] = []
+    f_ids, f_preds, f_ts = [], [], []
     pred_ids, preds, pred_ts = [], [], []
     req_ts, lat, status = [], [], []
     width = n_features
-    for _id, rid, ts, code, latency, nf, input_rows, step, blob, pjson in picked:
+    for _id, rid, ts, code, latency, nf, input_rows, step, blob, pjson, fjson in picked:
         req_ts.append(ts)
         lat.append(latency)
         status.append(code)
@@ -119,6 +127,16 @@ def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n
             pred_ids += [f"{rid}:{i}" for i in range(len(p))]
             preds += p
             pred_ts += [ts] * len(p)
+        if fjson is not None:
+            sample = orjson.loads(fjson)
+            step = step or 1
+            frames.append((sample["columns"], sample["data"]))
+            for k in range(len(sample["data"])):
+                r = k * step
+                f_ids.append(f"{rid}:{r}")
+                f_preds.append(p[r] if isinstance(p, list) and r < len(p) else None)
+                f_ts.append(ts)
+            continue
         if blob is None or not input_rows or (width is not None and nf != width):
             continue
         width = nf
@@ -134,6 +152,13 @@ def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n
     if X.shape[0] > rows:  # the oldest request of the window may overshoot: keep the newest `rows`
         cut = X.shape[0] - rows
         X, row_ids, row_preds, row_ts = X[cut:], row_ids[cut:], row_preds[cut:], row_ts[cut:]
+    frame = None
+    if frames and len(f_ids) >= X.shape[0]:  # the input path this version's traffic took
+        frame = _frames(frames)
+        X, row_ids, row_preds, row_ts = np.zeros((0, 0), np.float32), f_ids, f_preds, f_ts
+        if len(frame) > rows:
+            cut = len(frame) - rows
+            frame, row_ids, row_preds, row_ts = frame.iloc[cut:].reset_index(drop=True), row_ids[cut:], row_preds[cut:], row_ts[cut:]
     codes = np.asarray(status, dtype=np.int64)
     return LiveWindow(
         model=model, version=version, rows=np.ascontiguousarray(X, dtype=np.float32), row_ids=row_ids,
@@ -141,7 +166,23 @@ def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n
         predictions=preds, prediction_ts=np.asarray(pred_ts, dtype=np.float64),
         request_ts=np.asarray(req_ts, dtype=np.float64), latency_ms=np.asarray(lat, dtype=np.float64),
         failed=codes >= 500, refused=(codes >= 400) & (codes < 500), first_id=picked[0][0], last_id=picked[-1][0],
+        frame=frame,
     )
+
+
+def _frames(parts: list[tuple[list, list]]) -> Any:
+    """One DataFrame from the logged samples; columns a request lacked are missing values in its rows."""
+    import pandas as pd  # noqa: PLC0415 - only DataFrame (pyfunc) traffic needs pandas here
+
+    frames = [pd.DataFrame(data, columns=columns) for columns, data in parts]
+    frame = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
+    for name in frame.columns:  # JSON numbers with nulls arrive as objects: make them numbers again
+        col = frame[name]
+        if col.dtype.kind == "O":
+            numeric = pd.to_numeric(col, errors="coerce")
+            if numeric.notna().sum() == col.notna().sum() and not col.map(lambda v: isinstance(v, bool)).any():
+                frame[name] = numeric
+    return frame
 
 
 def read_feedback(db: Path | str, model: str, *, first_id: int | None = None, last_id: int | None = None,

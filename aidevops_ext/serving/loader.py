@@ -5,12 +5,18 @@
 - a local folder holding `MLmodel`, or any other MLflow artifact URI (`runs:/...`), is downloaded.
 
 A pyfunc whose loader is `aidevops_ext.pyfunc_model` is unwrapped to its `.npz` and takes the fast
-path; any other pyfunc goes through `mlflow.pyfunc.load_model`.
+path (its profile is embedded in the file); any other pyfunc goes through `mlflow.pyfunc.load_model`,
+and its reference profile (monitoring/frameprofile.py) is found, first match wins: the artifact named
+by the model-version tag `aidevops.reference_profile` (registry URIs), then `reference_profile.json`
+inside the model folder or beside it. A profile that cannot be read is logged and the model is served
+without one (no feature drift), never refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import re
 import shutil
 import tempfile
@@ -24,7 +30,11 @@ from ..workspace import Workspace
 from .errors import ModelRefused
 from .models import AidevopsModel, PyfuncModel, ServedModel
 
+log = logging.getLogger("aidevops.serving")
+
 LOADER_MODULE = "aidevops_ext.pyfunc_model"
+PROFILE_TAG = "aidevops.reference_profile"  # model-version tag: the URI of the version's reference profile
+PROFILE_FILE = "reference_profile.json"
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))$")
 
 
@@ -131,7 +141,58 @@ def _load_registry(ref: ModelRef, version: str, ws: Workspace, *, alias: str | N
     from .. import registry  # noqa: PLC0415
 
     registry.configure(ws)
-    return _load_downloaded(ref.pinned(version), ws, name=ref.name, version=version, alias=alias)
+    model = _load_downloaded(ref.pinned(version), ws, name=ref.name, version=version, alias=alias)
+    if isinstance(model, PyfuncModel):
+        tagged = _tagged_profile(ws, ref.name, version)
+        if tagged is not None:
+            attach_profile(model, tagged)
+    return model
+
+
+def _tagged_profile(ws: Workspace, name: str, version: str) -> dict | None:
+    """The profile the version's `aidevops.reference_profile` tag names, or None (no tag, or unreadable)."""
+    import mlflow.artifacts  # noqa: PLC0415
+
+    from .. import registry  # noqa: PLC0415
+
+    try:
+        uri = (registry.connection.client(ws).get_model_version(name, version).tags or {}).get(PROFILE_TAG)
+        if not uri:
+            return None
+        with tempfile.TemporaryDirectory(prefix="aidevops-profile-") as tmp:
+            path = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+            if path.is_dir():
+                path = path / PROFILE_FILE
+            return json.loads(path.read_text())
+    except Exception as exc:  # noqa: BLE001 - monitoring is optional: serve without drift rather than refuse
+        log.warning("models:/%s/%s: reference profile not read (%s: %s); no feature drift.", name, version,
+                    type(exc).__name__, str(exc)[:200])
+        return None
+
+
+def _file_profile(local: Path) -> dict | None:
+    """`reference_profile.json` inside the model folder, else beside it; None when neither is there or readable."""
+    for path in (local / PROFILE_FILE, local.parent / PROFILE_FILE):
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                log.warning("%s is not a readable profile (%s); no feature drift.", path, exc)
+    return None
+
+
+def attach_profile(model: ServedModel, profile: Any) -> None:
+    """Give a model its reference profile (checked); a classification/regression profile also tells its task."""
+    from ..monitoring.profile import profile_from_dict  # noqa: PLC0415
+
+    try:
+        model.profile = profile_from_dict(profile)
+    except AidevopsError as exc:
+        log.warning("%s: %s No feature drift.", model.label, exc)
+        return
+    task = (model.profile.get("predictions") or {}).get("task")
+    if model.task is None and task in ("classification", "regression"):
+        model.task = task  # live accuracy through /feedback needs the task; a foreign pyfunc does not say it
 
 
 def _load_downloaded(uri: str, ws: Workspace, *, name: str, version: str, alias: str | None) -> ServedModel:
@@ -173,6 +234,9 @@ def _load_mlflow_dir(local: Path, *, name: str, version: str, source: str, alias
 
     pyfunc = mlflow.pyfunc.load_model(str(local))
     model = PyfuncModel.from_pyfunc(pyfunc, name=name, version=version, source=source, local_path=str(local), alias=alias)
+    beside = _file_profile(local)
+    if beside is not None:
+        attach_profile(model, beside)
     if keep is not None:  # a pyfunc may read its artifacts lazily: the folder lives as long as the model
         weakref.finalize(model, shutil.rmtree, str(keep), True)
     return model

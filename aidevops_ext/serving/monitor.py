@@ -66,7 +66,7 @@ class LiveMonitor:
         feedback = read_feedback(self.db, model.name, version=model.version, first_id=win.first_id, last_id=win.last_id) \
             if win.first_id is not None else []
         result = summarize_window(
-            rows=win.rows, row_predictions=win.row_predictions, profile=model.profile, task=model.task, config=cfg,
+            rows=_profiled(win.frame, model.profile) if win.frame is not None else win.rows, row_predictions=win.row_predictions, profile=model.profile, task=model.task, config=cfg,
             prediction_ids=win.prediction_ids, predictions=win.predictions, prediction_ts=win.prediction_ts,
             feedback=feedback, latency_ms=win.latency_ms, failed=win.failed, window=window_id, now=now)
         summary.update(result, window=window_id, completed_windows=blocks, logged_rows=win.n_rows)
@@ -107,6 +107,21 @@ class LiveMonitor:
                     self._last_error = time.monotonic()
                     log.warning("monitor pass failed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(self.interval)
+
+
+def _profiled(frame: Any, profile: dict | None) -> Any:
+    """A DataFrame window's profiled columns in the profile's order; one the traffic lacked is all missing values."""
+    features = (profile or {}).get("features") if isinstance(profile, dict) else None
+    if not features:
+        return frame
+    names = [f.get("name") for f in features]
+    have = {str(c): c for c in frame.columns}
+    out = frame[[have[n] for n in names if n in have]].copy()
+    out.columns = [str(c) for c in out.columns]
+    for n in names:
+        if n not in have:
+            out[n] = None  # counts as a missing value: the drift report shows its missing rate jump
+    return out[names]
 
 
 class MonitorCollector(Collector):

@@ -9,6 +9,9 @@ Tables (monitoring reads them):
 - `request_log`: request id, time, model/version/alias, protocol, HTTP status, latency, row and feature
   counts, a strided sample of at most `log_max_rows` input rows as a float32 blob (row-major, little
   endian; rows 0, row_step, 2*row_step, ...), every prediction as JSON, the error message of a refused request.
+  A pyfunc's DataFrame input is logged whole instead, every column with its categories and missing values,
+  as JSON in `frame` (`{"columns": [...], "data": [[...], ...]}`, the same strided sample of rows; `inputs`
+  stays NULL), so drift can cover any model's columns.
 - `feedback`: request id, row index within that request, label (JSON), time.
 """
 
@@ -47,7 +50,8 @@ CREATE TABLE IF NOT EXISTS request_log (
     row_step INTEGER,
     inputs BLOB,
     predictions TEXT,
-    error TEXT
+    error TEXT,
+    frame TEXT
 );
 CREATE INDEX IF NOT EXISTS request_log_request_id ON request_log (request_id);
 -- The live window and the Monitor panel read the newest rows of a model (version) by id, and a time range by ts:
@@ -68,7 +72,7 @@ CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
 
 _INSERT = (
     "INSERT INTO request_log (request_id, ts, model, version, alias, protocol, status, latency_ms, n_rows, "
-    "n_features, input_rows, row_step, inputs, predictions, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "n_features, input_rows, row_step, inputs, predictions, error, frame) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _BATCH = 5000
 
@@ -80,6 +84,12 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.executescript(SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(request_log)")}
+    if "frame" not in columns:  # a log written before DataFrame inputs were kept: add the column in place
+        try:
+            conn.execute("ALTER TABLE request_log ADD COLUMN frame TEXT")
+        except sqlite3.OperationalError:  # another connection added it first
+            pass
     return conn
 
 
@@ -212,12 +222,14 @@ class RequestLog:
     def _row(self, entry: tuple) -> tuple:
         rid, ts, model, version, alias, protocol, status, latency_ms, X, preds, error = entry
         n_rows = n_features = input_rows = step = None
-        blob = None
-        if not isinstance(X, np.ndarray) and hasattr(X, "select_dtypes"):  # a pyfunc's DataFrame: its numeric columns
-            try:
-                X = X.select_dtypes("number").to_numpy(dtype=np.float32)
-            except (TypeError, ValueError):
-                X = None
+        blob = frame = None
+        if not isinstance(X, np.ndarray) and hasattr(X, "select_dtypes") and hasattr(X, "iloc"):
+            n_rows, n_features = X.shape
+            step = max(1, -(-n_rows // self._max_rows)) if self._max_rows else None
+            if step is not None and n_rows:
+                frame = _frame_json(X.iloc[::step])
+                input_rows = -(-n_rows // step) if frame is not None else None
+            X = None
         if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiub":
             n_rows, n_features = X.shape
             step = max(1, -(-n_rows // self._max_rows)) if self._max_rows else None
@@ -225,7 +237,7 @@ class RequestLog:
                 sample = np.ascontiguousarray(X[::step], dtype="<f4")
                 input_rows, blob = sample.shape[0], sample.tobytes()
         return (rid, ts, model, version, alias, protocol, status, latency_ms, n_rows, n_features, input_rows, step,
-                blob, _json(preds), None if error is None else str(error)[:1000])
+                blob, _json(preds), None if error is None else str(error)[:1000], frame)
 
     def _warn(self, message: str) -> None:
         now = time.monotonic()
@@ -252,6 +264,15 @@ class RequestLog:
                 conn.execute("ROLLBACK")
                 raise
         return len(values)
+
+
+def _frame_json(sample: Any) -> str | None:
+    """A DataFrame sample as {"columns", "data"} JSON: NaN/None as null, other objects (dates) as text."""
+    try:
+        return orjson.dumps({"columns": [str(c) for c in sample.columns], "data": sample.to_numpy(dtype=object).tolist()},
+                            option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+    except Exception:  # noqa: BLE001 - an input we cannot encode is not logged; the request is unaffected
+        return None
 
 
 def _json(preds: Any) -> str | None:

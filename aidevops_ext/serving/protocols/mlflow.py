@@ -4,8 +4,12 @@ Payloads, as MLflow's own server takes them: a JSON object with exactly one of `
 `dataframe_records`, `instances`, `inputs` (plus optional `params`; other keys are ignored, as MLflow
 does), or a CSV body with a header row. Errors are MLflow's shape: `{"error_code": ..., "message": ...}`.
 
-Our models are parsed straight into a float array; other pyfunc models through MLflow's own parsers
-(`infer_and_parse_data`, `parse_csv_input`) after our boundary checks.
+Our models are parsed straight into a float array; any other pyfunc model exactly as `mlflow models
+serve` parses for it: Python's JSON parser (which takes MLflow's own `NaN` literals, as in the
+`serving_input_example.json` MLflow writes), then MLflow's `infer_and_parse_data` / `parse_csv_input`,
+then the model's predict with MLflow's schema enforcement, which is the judge of types: nulls in numeric
+columns, ints in double columns, numeric strings all get MLflow's answer, and what MLflow refuses is a
+400 here too. tests/serving/test_foreign_parity.py sends one corpus to both servers to hold us to that.
 """
 
 from __future__ import annotations
@@ -89,10 +93,25 @@ def parse(body: bytes, kind: str, model: ServedModel) -> tuple[Any, dict | None]
         fast = parse_mlflow(body)
         if fast is not None:
             return _from_fast_rows(fast, model), fast.params
-    key, value, params = _envelope(decode_json(body))
     if model.fast:
+        key, value, params = _envelope(decode_json(body))
         return _fast_input(key, value, body, model), params
+    key, value, params = _envelope(_decode_like_mlflow(body))
     return _pyfunc_input(key, value, model), params
+
+
+def _decode_like_mlflow(body: bytes) -> Any:
+    """orjson first (fast); what it refuses, Python's json as MLflow's server uses it (NaN/Infinity literals)."""
+    try:
+        return decode_json(body)
+    except RequestError:
+        import json  # noqa: PLC0415
+
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            pass
+        raise
 
 
 def _from_fast_rows(fast: FastRows, model: ServedModel) -> np.ndarray:
@@ -159,51 +178,13 @@ def _mlflow_error(exc: Exception) -> RequestError:
 
 
 def _pyfunc_input(key: str, value: Any, model: ServedModel) -> Any:
+    """MLflow's parser, nothing more: the model's schema enforcement decides, as in MLflow's own server."""
     from mlflow.pyfunc.scoring_server import infer_and_parse_data  # noqa: PLC0415 - foreign pyfunc models only
 
-    if model.numeric_columns:
-        _check_numeric_columns(key, value, model)
     try:
-        data = infer_and_parse_data({key: value}, model.input_schema)
+        return infer_and_parse_data({key: value}, model.input_schema)
     except Exception as exc:  # noqa: BLE001 - MLflow's parser raises MlflowException, pandas anything
         raise _mlflow_error(exc) from None
-    return check_frame(data, model)
-
-
-def _check_numeric_columns(key: str, value: Any, model: ServedModel) -> None:
-    """Booleans and strings in numeric columns are refused before MLflow's parser would coerce them."""
-    numeric = set(model.numeric_columns)
-    names = model.feature_names or []
-
-    def check(column: Any, v: Any) -> None:
-        if column in numeric and (isinstance(v, (bool, str, dict, list)) or (v is None and not model.accepts_missing)):
-            what = "null" if v is None else f"{type(v).__name__} {str(v)[:40]!r}"
-            raise RequestError(f"Column {column!r} takes numbers but got {what}; send JSON numbers.")
-
-    def records(rows: Any) -> None:
-        for rec in rows if isinstance(rows, list) else []:
-            if isinstance(rec, dict):
-                for k, v in rec.items():
-                    check(k, v)
-
-    def positional(rows: Any, columns: list) -> None:
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, list):
-                for k, v in zip(columns, row):
-                    check(k, v)
-
-    if key == "dataframe_split" and isinstance(value, dict):
-        positional(value.get("data"), value.get("columns") if isinstance(value.get("columns"), list) else names)
-    elif key == "dataframe_records":
-        records(value)
-    elif isinstance(value, dict):
-        for k, col in value.items():
-            for v in col if isinstance(col, list) else [col]:
-                check(k, v)
-    elif isinstance(value, list) and value and isinstance(value[0], dict):
-        records(value)
-    else:
-        positional(value, names)
 
 
 def _pyfunc_csv(body: bytes, model: ServedModel) -> Any:
@@ -216,10 +197,9 @@ def _pyfunc_csv(body: bytes, model: ServedModel) -> Any:
     except UnicodeDecodeError:
         raise RequestError("The CSV body is not valid UTF-8; send UTF-8 text.") from None
     try:
-        data = parse_csv_input(io.StringIO(text), schema=model.input_schema)
+        return parse_csv_input(io.StringIO(text), schema=model.input_schema)
     except Exception as exc:  # noqa: BLE001
         raise _mlflow_error(exc) from None
-    return check_frame(data, model)
 
 
 def check_frame(data: Any, model: ServedModel) -> Any:
