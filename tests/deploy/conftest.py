@@ -212,6 +212,16 @@ class LoadGenerator:
         self._stop.set()
         self._thread.join(60)
 
+    def wait_until(self, condition, timeout: float = 60.0) -> bool:
+        """Whether condition(stats) came true within timeout: a generous deadline to wait for the load to get
+        somewhere, never a speed requirement (how fast is measured by benchmarks/reliability.py)."""
+        deadline = time.monotonic() + timeout
+        while not condition(self.stats):
+            if time.monotonic() >= deadline or not self._thread.is_alive():
+                return condition(self.stats)
+            time.sleep(0.01)
+        return True
+
     async def _main(self) -> None:
         import httpx
 
