@@ -186,6 +186,9 @@ class GateDecision:
             "gate.reasons": " ".join(self.reasons)[:5000],
             "gate.champion_version": self.champion_version or "",
         }
+        for key, value in (self.comparison or {}).items():
+            if isinstance(value, (bool, int)):  # row counts and whether the champion's lineage was known
+                tags[f"gate.rows.{key}"] = str(value).lower()
         for metric in _metrics_in_order(self.checks):
             checks = [c for c in self.checks if c.metric == metric]
             tags[f"gate.metric.{metric}.passed"] = str(all(c.passed for c in checks)).lower()

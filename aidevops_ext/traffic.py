@@ -59,6 +59,7 @@ class ReplayRows:
 def rows_for_model(root: Path, model: str) -> ReplayRows:
     """The test split of the pipeline that registers `model` (same dataset, fractions and seed), else an error."""
     from .pipeline.spec import spec_for_model  # noqa: PLC0415
+    from . import splitting  # noqa: PLC0415
     from .trainer import data  # noqa: PLC0415
 
     spec = spec_for_model(Path(root), model)
@@ -68,7 +69,8 @@ def rows_for_model(root: Path, model: str) -> ReplayRows:
     p = spec.params
     ds = data.load_dataset(str(p.get("dataset", "digits")), target=p.get("target"))
     split = data.train_val_test_split(ds.X, ds.y, val_fraction=float(p.get("val_fraction", 0.1)),
-                                      test_fraction=float(p.get("test_fraction", 0.2)), seed=int(p.get("seed", 0)))
+                                      test_fraction=float(p.get("test_fraction", 0.2)), seed=int(p.get("seed", 0)),
+                                      keys=splitting.row_keys(ds.X))  # the fixed key rule, as 01_prepare_data
     return ReplayRows(split.X_test, split.y_test, f"test split of {ds.name} (pipeline {spec.name})")
 
 

@@ -269,3 +269,79 @@ def test_markdown_report():
 def test_gate_module_does_not_import_mlflow():
     code = "import sys, aidevops_ext.gate; assert 'mlflow' not in sys.modules; assert 'pandas' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- fair comparison: the rows both models were scored on ---------------------------------
+
+ACC = parse_gate({"accuracy": {"threshold": 0.5, "min_absolute_change": -0.005}})
+
+
+def _rows(test: int, compared: int, champion_trained: int = 0, candidate_trained: int = 0, lineage: bool = True) -> dict:
+    return {"test_rows": test, "compared_rows": compared, "champion_trained": champion_trained,
+            "candidate_trained": candidate_trained, "champion_lineage": lineage}
+
+
+def test_overlap_leaving_too_few_rows_refuses_with_one_sentence():
+    d = evaluate_gate(ACC, {"accuracy": 0.99}, {"accuracy": 0.5}, "3", comparison=_rows(360, 40, champion_trained=320))
+    assert not d.passed
+    (check,) = d.checks  # no metric is judged on 40 rows
+    assert (check.metric, check.kind, check.required, check.actual) == ("rows", "overlap", 100.0, 40.0)
+    (reason,) = d.reasons
+    assert reason.startswith("Refused: only 40 of 360 test rows are unseen by both the candidate and champion v3")
+    assert reason.count(".") == 1 and reason.endswith(".")
+
+
+def test_overlap_leaving_enough_rows_is_judged_on_those_rows():
+    d = evaluate_gate(ACC, {"accuracy": 0.95}, {"accuracy": 0.951}, "3", comparison=_rows(360, 250, champion_trained=110))
+    assert d.passed and {c.kind for c in d.checks} == {"threshold", "absolute_change"}
+    assert d.compared_on() == "the same 250 of 360 test rows for candidate and champion (left out: 110 the champion trained on)"
+    assert "Scored on the same 250 of 360 test rows" in d.to_markdown()
+
+
+def test_the_minimum_is_half_a_small_test_split_and_no_overlap_never_refuses():
+    # diabetes-sized: 88 test rows; the minimum is 44, and an untouched split is judged as it is.
+    assert evaluate_gate(ACC, {"accuracy": 0.9}, {"accuracy": 0.9}, "1", comparison=_rows(88, 88)).passed
+    assert evaluate_gate(ACC, {"accuracy": 0.9}, {"accuracy": 0.9}, "1", comparison=_rows(88, 50, 38)).passed
+    assert not evaluate_gate(ACC, {"accuracy": 0.9}, {"accuracy": 0.9}, "1", comparison=_rows(88, 43, 45)).passed
+    # no champion: the candidate's own training rows can leave too few as well
+    d = evaluate_gate(ACC, {"accuracy": 0.9}, comparison=_rows(360, 10, candidate_trained=350, lineage=None))
+    assert not d.passed and "unseen by the candidate (" in d.reasons[0]
+
+
+def test_a_champion_without_lineage_is_compared_but_says_so():
+    d = evaluate_gate(ACC, {"accuracy": 0.95}, {"accuracy": 0.95}, "1", comparison=_rows(360, 360, lineage=False))
+    assert d.passed
+    assert "Champion v1 recorded no training row keys" in d.reasons[-1]
+
+
+def test_comparison_travels_in_tags_dict_and_headline():
+    d = evaluate_gate(ACC, {"accuracy": 0.9638}, {"accuracy": 0.9499}, "1", comparison=_rows(359, 359))
+    tags = d.to_tags()
+    assert tags["gate.rows.compared_rows"] == "359" and tags["gate.rows.champion_lineage"] == "true"
+    again = GateDecision.from_dict(json.loads(tags["gate.decision"]))
+    assert again == d and again.comparison == _rows(359, 359)
+    assert d.headline() == "accuracy 0.9638 vs v1 0.9499 on 359 rows"
+    assert evaluate_gate(ACC, {"accuracy": 0.9}).headline() == "accuracy 0.9000"
+
+
+def test_compare_scores_both_models_on_the_same_unseen_rows():
+    import numpy as np
+
+    from aidevops_ext import splitting, trainer
+    from aidevops_ext.evaluation import compare, evaluate
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    keys = splitting.row_keys(X)
+    model = trainer.MLPClassifier(hidden_layer_sizes=(4,), epochs=3, random_state=0, backend="numpy").fit(X[:200], y[:200], progress=False)
+    test = slice(200, 400)
+    # The champion trained on test rows 200..259, the candidate on 380..399 (live rows, say).
+    out = compare(model, model, X[test], y[test], test_keys=keys[test], candidate_keys=keys[380:],
+                  champion_keys=keys[:260], champion_version="2")
+    assert out["comparison"] == {"test_rows": 200, "compared_rows": 120, "candidate_trained": 20,
+                                 "champion_trained": 60, "champion_lineage": True}
+    assert out["candidate"] == out["champion"] == evaluate(model, X[260:380], y[260:380])
+    first = compare(model, None, X[test], y[test], test_keys=keys[test], candidate_keys=keys[:200])
+    assert first["champion"] is None and first["comparison"]["compared_rows"] == 200
+    assert first["comparison"]["champion_lineage"] is None
