@@ -227,7 +227,8 @@ def new(directory, template, list_only) -> None:
     if directory is None:
         raise click.UsageError("name the folder to create, e.g. `aidevops new my-project` (or pass --list).")
     path = new_project(Path(directory), template)
-    click.echo(f"created {path} from template '{template}'; next: cd {directory} && aidevops run")
+    enter = "" if path == Path.cwd().resolve() else f"cd {directory} && "
+    click.echo(f"created {path} from template '{template}'; next: {enter}aidevops run")
 
 
 @main.command()
@@ -381,7 +382,17 @@ def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run
     if dep.follow:
         click.echo(f"  follows   {dep.model}@{dep.alias} every {dep.follow:g} s")
     click.echo(f"  log       {dep.log_path}")
-    click.echo(f"  try       {manager.curl_example(dep, _example_rows(dep))}")
+    click.echo(f"  try       {manager.curl_example(dep, _example_rows(dep), body=_served_example(dep))}")
+
+
+def _served_example(dep):
+    """The body the served version's own input example makes (a foreign MLflow model's), if it has one."""
+    from .deploy import manager
+
+    try:
+        return ((manager.status(_workspace(), dep.name).get("slots") or {}).get("active") or {}).get("example")
+    except Exception:  # noqa: BLE001 - no example: the reference rows make the body
+        return None
 
 
 def _example_rows(dep):

@@ -227,17 +227,20 @@ def deployment(ws: Workspace, name: str) -> dict[str, Any]:
         "canary_version": (canary or {}).get("version") if slots else dep.get("canary_version"),
         "canary_share": float((slots or {}).get("canary_share") or 0.0) if slots else float(dep.get("canary_share") or 0.0),
         "restarts": dep.get("restarts") or 0, "updated": dep.get("updated"),
-        "example": _example(ws, name, dep) if health == "healthy" else None,
+        "example": _example(ws, name, dep, ((slots or {}).get("active") or {}).get("example")) if health == "healthy" else None,
         "history": list(reversed(status.get("history") or []))[:HISTORY_ROWS],  # newest first
     }
     return out
 
 
-def _example(ws: Workspace, name: str, dep: dict[str, Any]) -> dict[str, Any] | None:
-    """One input row of the active version (its reference rows) as a request body and a curl line."""
+def _example(ws: Workspace, name: str, dep: dict[str, Any], served: dict | None = None) -> dict[str, Any] | None:
+    """One input row of the active version as a request body and a curl line: the model's own input
+    example (`served`, from the server's slots) when it has one, else its reference rows."""
     from ..deploy import manager  # noqa: PLC0415
     from ..deploy.versions import cache_dir  # noqa: PLC0415
 
+    if isinstance(served, dict):
+        return {"body": served, "curl": manager.curl_example(manager.get(ws, name), body=served)}
     version = dep.get("active_version")
     try:
         ref = json.loads((cache_dir(ws, dep["model"], version) / "reference.json").read_text())

@@ -541,10 +541,12 @@ def _rows_from_metadata(client: AdminClient, dep: Deployment) -> list[list[float
     return [[0.0] * n]
 
 
-def curl_example(dep: Deployment, rows: list[list[float]] | None = None) -> str:
-    """A copy-pasteable curl command scoring one row on the deployment."""
+def curl_example(dep: Deployment, rows: list[list[float]] | None = None, body: dict | None = None) -> str:
+    """A copy-pasteable curl command scoring one row on the deployment (`body`: the model's own input example)."""
     import json  # noqa: PLC0415
 
-    row = [float(f"{v:.4g}") for v in (rows or [[0.0]])[0]]  # short enough to read and paste
-    body = json.dumps({"inputs": [row]}, separators=(",", ":"))
-    return f"curl -s -X POST {dep.url}/invocations -H 'Content-Type: application/json' -d '{body}'"
+    if body is None:
+        row = [float(f"{v:.4g}") for v in (rows or [[0.0]])[0]]  # short enough to read and paste
+        body = {"inputs": [row]}
+    text = json.dumps(body, separators=(",", ":")).replace("'", "'\\''")  # quoted for the shell's '...'
+    return f"curl -s -X POST {dep.url}/invocations -H 'Content-Type: application/json' -d '{text}'"

@@ -161,6 +161,7 @@ class PyfuncModel(ServedModel):
     tensor_input: bool = False  # a single unnamed tensor spec: parse like our fast path
     numeric_columns: list[str] = field(default_factory=list)
     input_example: Any = None
+    example_body: dict | None = None  # a one-row /invocations body from MLflow's stored input example
 
     @classmethod
     def from_pyfunc(cls, pyfunc: Any, *, name: str, version: str, source: str, local_path: str | None,
@@ -186,6 +187,9 @@ class PyfuncModel(ServedModel):
                 model.n_features = len(model.feature_names)
                 numeric = {"double", "float", "long", "integer"}
                 model.numeric_columns = [c.name for c in schema.inputs if str(getattr(c.type, "name", c.type)) in numeric]
+        from .example import request_example  # noqa: PLC0415
+
+        model.example_body = request_example(local_path)  # read now: a downloaded folder may go with the model
         try:
             if local_path:
                 from mlflow.models import Model  # noqa: PLC0415 - only pyfunc models pay for MLflow
@@ -209,6 +213,14 @@ class PyfuncModel(ServedModel):
             raise RequestError(
                 "The model failed on this input; verify that the input matches the model's signature."
             ) from None
+
+    def describe(self) -> dict:
+        """As ServedModel's, plus the "try it" body from the model's input example (when it has one)."""
+        out = super().describe()
+        if self.example_body is not None:
+            out["example"] = self.example_body
+        out["profile"] = self.profile is not None
+        return out
 
     def input_tensors(self) -> list[dict]:
         """One tensor for tensor signatures; one column tensor per named input otherwise."""
