@@ -76,7 +76,7 @@ def new_project(dest: Path, template: str = DEFAULT_TEMPLATE) -> Path:
         extras = sorted({_EXTRA_FOR.get(m, "") for m in missing} - {""})
         how = f'pip install "aidevops-ext[{",".join(extras)}]"' if extras else f"pip install {' '.join(missing)}"
         raise ConfigError(f"template '{chosen.name}' needs {', '.join(missing)}, which is not installed here; run {how} first.")
-    dest = Path(dest).expanduser().absolute()
+    dest = Path(dest).expanduser().resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ConfigError(f"{dest} already exists and is not an empty folder; choose a new folder name.")
     if not dest.parent.is_dir():
@@ -92,14 +92,32 @@ def new_project(dest: Path, template: str = DEFAULT_TEMPLATE) -> Path:
             path = tmp / rel
             if path.is_file():
                 path.write_text(path.read_text(encoding="utf-8").replace(NAME_PLACEHOLDER, dest.name), encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private (0700); a project folder is not
-        os.rename(tmp, dest)  # atomic; replaces an empty folder of that name
-    except BaseException:
+        if dest.is_dir():
+            _move_children(tmp, dest)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private (0700); a project folder is not
+            os.rename(tmp, dest)  # atomic
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
+
+
+def _move_children(src: Path, dest: Path) -> None:
+    """Move `src`'s entries into the existing empty folder `dest`, all or none.
+
+    The folder itself is kept, not replaced: it may be a shell's working directory (`aidevops new .`).
+    """
+    moved: list[Path] = []
+    try:
+        for entry in sorted(src.iterdir()):
+            os.rename(entry, dest / entry.name)
+            moved.append(dest / entry.name)
+    except BaseException:
+        for path in moved:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        raise
 
 
 def _repository_folder(template: Template, name: str) -> Path:

@@ -82,7 +82,7 @@ class PipelineRunner:
         """The params a step receives (without the runner-injected paths)."""
         declared = self.notebooks[step].parameters
         context = dict(self.pipeline_params, model_name=self.spec.model, gate=self.spec.gate,
-                       experiment=self.spec.experiment, monitor=self.spec.monitor)
+                       experiment=self.spec.experiment, monitor=self.spec.monitor, data=self.spec.data)
         return step_params(declared, context, self.own_params[step])
 
     # -- running ---------------------------------------------------------------------------
@@ -306,7 +306,10 @@ class PipelineRunner:
             # import here; booting them now, not during later steps, keeps them from competing
             # with a running notebook for the CPU.
             preload = [m for s in self.selected for m in self.notebooks[s].imported_modules()] if self.spec.preload else []
-            self._pool = KernelPool(self.spec.kernel, self.spec.root, kernel_env(self.spec.root), list(dict.fromkeys(preload)))
+            # Waiting kernels start in the run folder, not the project: a warm-up importing the project's own
+            # modules from there would write __pycache__/ into the project. Each step then moves its kernel
+            # into its step folder, where those modules are linked.
+            self._pool = KernelPool(self.spec.kernel, record.run_dir, kernel_env(self.spec.root), list(dict.fromkeys(preload)))
             self._pool.prestart(min(steps_left, self.opts.jobs + MAX_EARLY_KERNELS))
             if self.opts.track:
                 self._tracking = _Tracking(self.ws, self.spec, record)

@@ -103,7 +103,7 @@ def test_plain_papermill_notebooks_run_as_steps_with_relative_paths(project):
     assert score["project"] == str(project) and 0.0 <= score["score"] <= 1.0
 
     # Nothing lands in the project, and the links that made the project readable are gone.
-    assert sorted(p.name for p in project.iterdir() if p.name != ".aidevops") == before
+    assert sorted(p.name for p in project.iterdir() if p.name != ".aidevops") == before, "no __pycache__ either"
     for step in ("prepare", "train", "check"):
         assert not [p for p in (rec.run_dir / step).rglob("*") if p.is_symlink()], step
 

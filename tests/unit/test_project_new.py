@@ -74,8 +74,10 @@ def test_digits_template_is_the_repository_notebooks_and_pipelines(tmp_path):
 def test_an_empty_folder_is_filled_and_a_non_empty_one_refused_untouched(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
+    inode = empty.stat().st_ino
     project.new_project(empty)
     assert (empty / "pipelines" / "default.yaml").is_file()
+    assert empty.stat().st_ino == inode, "the folder is filled, not replaced (it may be a shell's working directory)"
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
