@@ -9,7 +9,8 @@
       model: model             # which logged model, when the train step's run logged several
 
 The shipped steps (`aidevops:split`, `aidevops:evaluate`, `aidevops:register`) read it; checking it
-when the spec loads makes a typo cost one sentence before any kernel starts.
+when the spec loads makes a typo cost one sentence before any kernel starts (so this module imports
+pandas only inside the functions that read tables).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TASKS = ("classification", "regression")
 _KEYS = ("target", "task", "id", "test_fraction", "table", "model")
@@ -81,6 +82,12 @@ def parse_data(raw: Any, where: str = "the pipeline spec") -> DataSection | None
     return DataSection(target, task, id_column, float(fraction), table, model)
 
 
+def check_data(raw: Any, where: str = "the pipeline spec") -> Any:
+    """The `data:` section as written, after checking it (the spec keeps the plain mapping for papermill)."""
+    parse_data(raw, where)
+    return raw
+
+
 def section_of_run(run_dir: str | Path | None) -> DataSection:
     """The `data:` section of the spec a pipeline run used (for steps run without a `data` param)."""
     import yaml
@@ -104,6 +111,8 @@ def resolve(data: Any, run_dir: str | Path | None) -> DataSection:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A .parquet or .csv table; DataError naming the file when it cannot be read."""
+    import pandas as pd  # noqa: PLC0415 - spec loading imports this module and must stay cheap
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Table {path} does not exist; the prepare step must write it (see 'data.table' in the spec).")
@@ -115,6 +124,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def infer_task(target: pd.Series) -> str:
     """classification for text, bool, category or few distinct integers; regression otherwise."""
+    import numpy as np  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
+
     if not (pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)):
         return "classification"
     values = target.dropna().to_numpy()

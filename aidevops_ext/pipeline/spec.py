@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ..datasection import check_data
 from ..errors import ConfigError
 
 _SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps", "preload",
@@ -144,7 +145,7 @@ def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
         monitor=_checked_monitor(raw.get("monitor"), path.name),
         description=str(raw.get("description") or ""),
         preload=_bool(raw.get("preload", True), f"'preload' in {path.name}"),
-        data=raw.get("data"),
+        data=check_data(raw.get("data"), path.name),
     )
 
 

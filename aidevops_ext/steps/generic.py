@@ -8,7 +8,8 @@ tested without kernels and the executed notebooks read as a report.
   row keys of each side.
 - evaluate: the model the train step's run logged (found by the run id in run.json, loaded through
   pyfunc) and the registered champion, both scored on the same test rows: those the champion never
-  trained on (its training keys are the model-version tag `aidevops.train_keys`).
+  trained on (its training keys are the model-version tag `aidevops.train_keys`, read by
+  registry.models.version_train_keys); the gate refuses when too few remain (aidevops_ext/gate.py).
 - register: the gate (aidevops_ext/gate.py) on those metrics; a new version of the very model the
   train step logged, with lineage (training keys, reference profile) as artifacts named by tags;
   `champion` moves only on a pass.
@@ -39,10 +40,7 @@ TEST_KEYS = "test_keys.npy"
 SPLIT_INFO = "split.json"
 METRICS = "metrics.json"
 REGISTRATION = "registration.json"
-TRAIN_KEYS_TAG = "aidevops.train_keys"
 PROFILE_TAG = "aidevops.reference_profile"
-# Fewer shared unseen test rows than this and a metric's difference is mostly noise: refuse, not guess.
-MIN_COMPARE_ROWS = 30
 
 
 def split_table(table: Path, section: DataSection, out_dir: Path) -> dict[str, Any]:
@@ -92,29 +90,18 @@ def step_run_id(run_dir: str | Path | None, step: str) -> str:
     return str(run_id)
 
 
-def champion_train_keys(ws: Workspace, name: str, version: str) -> np.ndarray | None:
-    """The training row keys a registered version recorded (tag `aidevops.train_keys`), or None."""
-    import mlflow.artifacts
-
-    from ..registry.connection import client
-
-    uri = client(ws).get_model_version(name, version).tags.get(TRAIN_KEYS_TAG)
-    if not uri:
-        return None
-    folder = Path(tempfile.mkdtemp(prefix="aidevops-keys-"))
-    try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder), tracking_uri=ws.tracking_uri)
-        return splitting.load_keys(local)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def evaluate_models(
     ws: Workspace, *, section: DataSection, split_dir: Path, train_run_id: str, model_name: str
 ) -> dict[str, Any]:
-    """Score the train step's logged model and the champion on the same unseen test rows."""
+    """Score the train step's logged model and the champion on the same test rows (those the champion never trained on).
+
+    Returns the metrics, the logged model's URI and `comparison`: the row counts that
+    `gate.evaluate_gate(comparison=...)` takes; the gate, not this step, refuses when too few rows remain.
+    """
+    from ..gate import evaluate_gate, min_compared_rows
     from ..registry import CHAMPION, alias_version, configure
     from ..registry.logged import find_logged_model, load_pyfunc
+    from ..registry.models import version_train_keys
     from ..scoring import score
 
     configure(ws)
@@ -126,41 +113,45 @@ def evaluate_models(
     test_keys = splitting.load_keys(split_dir / TEST_KEYS)
     ref = find_logged_model(ws, train_run_id, section.model)
     candidate = load_pyfunc(ref.model_uri, f"The train step's model '{ref.name}'")
-    result: dict[str, Any] = {
-        "task": task, "model_uri": ref.model_uri, "model_id": ref.model_id, "logged_name": ref.name,
-        "train_run_id": train_run_id, "test_rows": len(test), "candidate_all_test": score(candidate, features, target, task),
-    }
     version = alias_version(ws, model_name, CHAMPION)
-    rows = np.ones(len(test), dtype=bool)
-    compared_on = "all test rows (no champion yet)"
-    champion_metrics = None
+    champion = keys = None
+    keep = np.ones(len(test), dtype=bool)
     if version is not None:
         champion = load_pyfunc(f"models:/{model_name}/{version}", f"Champion '{model_name}' v{version}")
-        keys = champion_train_keys(ws, model_name, version)
-        if keys is None:
-            compared_on = f"all test rows (champion v{version} recorded no training keys)"
-        else:
-            rows = splitting.unseen_mask(test_keys, keys)
-            compared_on = f"{int(rows.sum())} of {len(test)} test rows, none of them in champion v{version}'s training data"
-        if rows.sum() < MIN_COMPARE_ROWS:
-            raise DataError(
-                f"Only {int(rows.sum())} test rows are unseen by champion v{version} (at least {MIN_COMPARE_ROWS} needed "
-                "for a fair comparison); add rows to the table or raise data.test_fraction."
-            )
-        try:
-            champion_metrics = score(champion, features[rows], target[rows], task)
-        except Exception as exc:  # noqa: BLE001 - any flavor may reject another model's inputs
-            raise DataError(
-                f"Champion '{model_name}' v{version} cannot score this test split ({type(exc).__name__}: "
-                f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); its inputs differ from the "
-                "candidate's: register under another model name or retire the champion."
-            ) from None
-    result.update({
-        "candidate": score(candidate, features[rows], target[rows], task) if version is not None else result["candidate_all_test"],
-        "champion": champion_metrics, "champion_version": version,
-        "compared_rows": int(rows.sum()), "compared_on": compared_on,
-    })
-    return result
+        keys = version_train_keys(ws, model_name, version)
+        if keys is not None:
+            keep = splitting.unseen_mask(test_keys, keys)
+    comparison = {
+        "test_rows": len(test), "compared_rows": int(keep.sum()),
+        # The split step's rule keeps every test row out of the candidate's training table.
+        "candidate_trained": 0, "champion_trained": int((~keep).sum()),
+        "champion_lineage": None if champion is None else keys is not None,
+    }
+    candidate_metrics: dict[str, float] = {}
+    champion_metrics = None if champion is None else {}
+    if keep.all() or keep.sum() >= min_compared_rows(len(test)):
+        candidate_metrics = score(candidate, features[keep], target[keep], task)
+        if champion is not None:
+            champion_metrics = _champion_score(champion, features[keep], target[keep], task, model_name, version)
+    line = evaluate_gate([], candidate_metrics, champion_metrics, version, comparison).compared_on()
+    return {
+        "task": task, "model_uri": ref.model_uri, "model_id": ref.model_id, "logged_name": ref.name,
+        "train_run_id": train_run_id, "candidate": candidate_metrics, "champion": champion_metrics,
+        "champion_version": version, "comparison": comparison, "compared_on": line,
+    }
+
+
+def _champion_score(champion: Any, features: pd.DataFrame, target: pd.Series, task: str, name: str, version: str) -> dict[str, float]:
+    from ..scoring import score
+
+    try:
+        return score(champion, features, target, task)
+    except Exception as exc:  # noqa: BLE001 - any flavor may reject another model's inputs
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise DataError(
+            f"Champion '{name}' v{version} cannot score this test split ({type(exc).__name__}: {detail}); "
+            "its inputs differ from the candidate's: register under another model name or retire the champion."
+        ) from None
 
 
 def register_model(
@@ -180,9 +171,11 @@ def register_model(
     from ..registry import configure, promote_if_passing, register_version
     from ..registry.connection import client
     from ..registry.logged import load_pyfunc
+    from ..registry.models import TRAIN_KEYS_TAG, log_train_keys
 
     configure(ws)
-    decision = evaluate_gate(parse_gate(gate), evaluation["candidate"], evaluation["champion"], evaluation["champion_version"])
+    decision = evaluate_gate(parse_gate(gate), evaluation["candidate"], evaluation["champion"],
+                             evaluation["champion_version"], evaluation["comparison"])
     split_dir = Path(split_dir)
     train = pd.read_parquet(split_dir / TRAIN_TABLE)
     features, _ = features_and_target(train, section, "The train split")
@@ -194,14 +187,13 @@ def register_model(
     c = client(ws)
     folder = Path(tempfile.mkdtemp(prefix="aidevops-lineage-"))
     try:
-        shutil.copyfile(split_dir / TRAIN_KEYS, folder / TRAIN_KEYS)
         (folder / "reference_profile.json").write_text(json.dumps(profile), encoding="utf-8")
         c.log_artifacts(run_id, str(folder), "lineage")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     all_tags = dict(tags)
     all_tags.update({
-        TRAIN_KEYS_TAG: f"runs:/{run_id}/lineage/{TRAIN_KEYS}",
+        TRAIN_KEYS_TAG: log_train_keys(ws, run_id, splitting.load_keys(split_dir / TRAIN_KEYS)),
         PROFILE_TAG: f"runs:/{run_id}/lineage/reference_profile.json",
         "aidevops.task": evaluation["task"], "aidevops.target": section.target,
         "aidevops.train_run_id": evaluation["train_run_id"], "aidevops.compared_on": evaluation["compared_on"],

@@ -141,7 +141,7 @@ def test_candidate_and_champion_are_gated_on_test_rows_neither_trained_on(ws, sp
     name = "churn-any"
     run1 = _train_and_log(ws, train, HistGradientBoostingClassifier(max_iter=60, random_state=0))
     first = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run1, model_name=name)
-    assert first["champion"] is None and first["compared_rows"] == first["test_rows"]
+    assert first["champion"] is None and first["comparison"]["compared_rows"] == first["comparison"]["test_rows"]
     assert set(first["candidate"]) == {"accuracy", "f1_macro", "log_loss", "roc_auc"}
     assert 0.6 < first["candidate"]["roc_auc"] <= 1.0
     gate_run = _run(ws)
@@ -161,7 +161,8 @@ def test_candidate_and_champion_are_gated_on_test_rows_neither_trained_on(ws, sp
     leaked = pd.concat([train, test.iloc[: len(test) // 4]])
     run2 = _train_and_log(ws, leaked, LogisticRegression(max_iter=300))
     second = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run2, model_name=name)
-    assert second["champion_version"] == "1" and second["compared_rows"] == len(test), "v1 never saw a test row"
+    assert second["champion_version"] == "1"
+    assert second["comparison"]["compared_rows"] == len(test), "v1 never saw a test row"
     outcome2, _ = register_model(ws, evaluation=second, gate=GATE, model_name=name, run_id=_run(ws),
                                  section=SECTION, split_dir=split, tags={})
     # Make v2 champion by hand, with the training keys of what it really saw, then evaluate a third model.
@@ -173,25 +174,31 @@ def test_candidate_and_champion_are_gated_on_test_rows_neither_trained_on(ws, sp
     c.log_artifact(keys_run, str(split.parent / "leaked_keys.npy"), "lineage")
     c.set_model_version_tag(name, outcome2["version"], "aidevops.train_keys", f"runs:/{keys_run}/lineage/leaked_keys.npy")
     third = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run1, model_name=name)
-    assert third["compared_rows"] == len(test) - len(test) // 4
-    assert third["compared_on"].startswith(f"{third['compared_rows']} of {len(test)} test rows")
+    compared = len(test) - len(test) // 4
+    assert third["comparison"] == {"test_rows": len(test), "compared_rows": compared, "candidate_trained": 0,
+                                   "champion_trained": len(test) // 4, "champion_lineage": True}
+    assert f"the same {compared} of {len(test)} test rows for candidate and champion" in third["compared_on"]
     assert third["candidate"] != first["candidate"], "the candidate is scored on the same rows as the champion"
 
 
-def test_too_few_unseen_rows_refuse_the_comparison(ws, split):
+def test_too_few_unseen_rows_make_the_gate_refuse_and_keep_the_champion(ws, split):
     name = "churn-everything"
     full = pd.concat([pd.read_parquet(split / "train.parquet"), pd.read_parquet(split / "test.parquet")])
     run_id = _train_and_log(ws, full, LogisticRegression(max_iter=300))
     first = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run_id, model_name=name)
-    outcome, _ = register_model(ws, evaluation=first, gate=GATE, model_name=name, run_id=_run(ws),
-                                section=SECTION, split_dir=split, tags={})
+    register_model(ws, evaluation=first, gate=GATE, model_name=name, run_id=_run(ws),
+                   section=SECTION, split_dir=split, tags={})
+    # v1 claims (truthfully) to have trained on every row, the test rows included.
     c = mlflow.MlflowClient()
-    keys_run = _run(ws)
-    splitting.save_keys(split.parent / "all_keys.npy", splitting.row_keys(full, "customer_id"))
-    c.log_artifact(keys_run, str(split.parent / "all_keys.npy"), "lineage")
-    c.set_model_version_tag(name, outcome["version"], "aidevops.train_keys", f"runs:/{keys_run}/lineage/all_keys.npy")
-    with pytest.raises(DataError, match=r"^Only 0 test rows are unseen by champion v1 \(at least 30 needed"):
-        evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run_id, model_name=name)
+    c.set_model_version_tag(name, "1", "aidevops.train_keys",
+                            registry.models.log_train_keys(ws, _run(ws), splitting.row_keys(full, "customer_id")))
+    second = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run_id, model_name=name)
+    assert second["comparison"]["compared_rows"] == 0 and second["candidate"] == {}
+    outcome, decision = register_model(ws, evaluation=second, gate=GATE, model_name=name, run_id=_run(ws),
+                                       section=SECTION, split_dir=split, tags={})
+    assert not decision.passed and not outcome["champion_moved"]
+    assert decision.reasons[0].startswith(f"Refused: only 0 of {second['comparison']['test_rows']} test rows are unseen")
+    assert str(c.get_registered_model(name).aliases["champion"]) == "1"
 
 
 def test_a_regression_model_gets_regression_metrics(ws, tmp_path):
