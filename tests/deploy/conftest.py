@@ -89,6 +89,31 @@ class Registry:
     rows: list[list[float]]  # a few raw input rows for requests
 
 
+def register_versions(ws: Workspace, broken: bool = True) -> None:
+    """Register dig v1 (alias champion) and v2 in ws's registry; with `broken`, v3 (NaN) and v4 (corrupted) too.
+
+    benchmarks/reliability.py builds its registry with this as well (broken=False).
+    """
+    registry.configure(ws)
+    models = ws.root / "models"
+    files = [_save(_fit(0), models / "v1.npz"), _save(_fit(1, (16,)), models / "v2.npz")]
+    if broken:
+        files += [trainer.save_model(_nan_model(), models / "v3.npz", metadata={"name": MODEL}),
+                  _save(_fit(3), models / "v4.npz")]
+    versions = [_log(ws, f) for f in files]  # not inside an assert: python -O would skip the registering
+    if versions != [str(i) for i in range(1, len(files) + 1)]:
+        raise RuntimeError(f"expected a fresh registry, got versions {versions} for {MODEL}")
+    if broken:
+        _corrupt_stored_model(ws, "4")
+    registry.set_alias(ws, MODEL, "champion", "1")
+
+
+def request_rows() -> list[list[float]]:
+    """A few raw input rows for requests."""
+    X, _ = data(7, 20)
+    return X.tolist()
+
+
 @pytest.fixture(scope="session")
 def reg(tmp_path_factory) -> Registry:
     """dig v1..v4 in a fresh SQLite registry (the environment is set per test, by `deploy_env`)."""
@@ -96,16 +121,8 @@ def reg(tmp_path_factory) -> Registry:
     ws = Workspace(root)
     with pytest.MonkeyPatch.context() as mp:
         _isolate(mp, root)
-        registry.configure(ws)
-        models = root / "models"
-        assert _log(ws, _save(_fit(0), models / "v1.npz")) == "1"
-        assert _log(ws, _save(_fit(1, (16,)), models / "v2.npz")) == "2"
-        assert _log(ws, trainer.save_model(_nan_model(), models / "v3.npz", metadata={"name": MODEL})) == "3"
-        assert _log(ws, _save(_fit(3), models / "v4.npz")) == "4"
-        _corrupt_stored_model(ws, "4")
-        registry.set_alias(ws, MODEL, "champion", "1")
-    X, _ = data(7, 20)
-    yield Registry(ws, root, X.tolist())
+        register_versions(ws)
+    yield Registry(ws, root, request_rows())
     from aidevops_ext.deploy import manager
 
     manager.undeploy_all(ws, reason="end of the test session")
