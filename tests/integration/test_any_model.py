@@ -6,6 +6,7 @@ template's pipeline with real kernels, the way a user's `aidevops run` does.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -249,9 +250,34 @@ def test_tabular_template_runs_through_register_and_gates_a_second_model_against
     metrics = json.loads((run_dirs[-1] / "evaluate" / "metrics.json").read_text())
     assert metrics["champion_version"] == "1"
     assert set(metrics["champion"]) == set(metrics["candidate"]) == {"accuracy", "f1_macro", "log_loss", "roc_auc"}
-    assert metrics["compared_rows"] == metrics["test_rows"], "the split is stable: v1 trained on no test row"
+    assert metrics["comparison"]["compared_rows"] == metrics["comparison"]["test_rows"], \
+        "the split is stable: v1 trained on no test row"
     registration = json.loads((run_dirs[-1] / "register" / "registration.json").read_text())
     assert registration["version"] == "2"
     models = json.loads(aidevops(root, "models", "--json").stdout)
     (churn,) = [m for m in models if m["name"] == "ci-churn"]
     assert {v["version"] for v in churn["versions"]} == {"1", "2"}
+
+
+@pytest.mark.torch
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="PyTorch is not installed: pip install 'aidevops-ext[bench]' to test the pytorch template")
+def test_pytorch_template_logs_with_mlflow_pytorch_and_is_scored_through_pyfunc(tmp_path):
+    template = TEMPLATE.parent / "pytorch"
+    root = tmp_path / "net"
+    for part in ("notebooks", "pipelines"):
+        shutil.copytree(template / part, root / part)
+    (root / ".aidevops").mkdir()
+    out = aidevops(root, "run", "ci")
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = (root / ".aidevops" / "runs" / "ci").iterdir()
+    metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
+    assert set(metrics["candidate"]) == {"accuracy", "f1_macro", "log_loss", "roc_auc"}, "logits scored as probabilities"
+    assert metrics["candidate"]["roc_auc"] > 0.95
+    registration = json.loads((run_dir / "register" / "registration.json").read_text())
+    assert registration["version"] == "1" and registration["champion_moved"]
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
+    source = client.get_model_version("ci-torch", "1").source
+    assert "pytorch" in mlflow.models.get_model_info(source).flavors
