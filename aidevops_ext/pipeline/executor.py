@@ -324,9 +324,11 @@ def execute_notebook(
             execution_timeout=timeout,
         )
     except PapermillExecutionError as exc:
+        from ..registry.logged import known_cause  # noqa: PLC0415 - the error path only
+
         raise StepFailed(
             f"step '{step}' failed in cell {exc.exec_count or exc.cell_index} with {exc.ename}: "
-            f"{_one_line(exc.evalue)}; the executed notebook with the error is {output}; "
+            f"{known_cause(str(exc.evalue)) or _one_line(exc.evalue)}; the executed notebook with the error is {output}; "
             f"fix it and run again to resume from this step."
         ) from None
     except Exception as exc:  # kernel died, timeout, bad notebook: still one sentence

@@ -97,6 +97,13 @@ def explain_load_error(exc: BaseException, what: str) -> str:
     return f"{what} cannot be loaded through mlflow.pyfunc ({type(exc).__name__}: {first[:200]}); re-log it with a flavor that loads here."
 
 
+def known_cause(message: str) -> str | None:
+    """One sentence for an error a notebook cell raised while logging a model with MLflow, when it is a known one."""
+    if "untrusted types" in message and "skops" in message:
+        return f"MLflow's skops format refused to save the model because it references types it does not trust: {SKOPS_FIX}"
+    return None
+
+
 def load_pyfunc(model_uri: str, what: str) -> Any:
     """`mlflow.pyfunc.load_model(model_uri)`, with a failure turned into one sentence (ModelFileError)."""
     import mlflow.pyfunc
