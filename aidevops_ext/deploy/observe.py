@@ -20,7 +20,8 @@ from ..workspace import Workspace
 
 MAX_MINUTES = 7 * 24 * 60
 QUALITY_POINTS = 40
-HISTORY_WINDOWS = 5  # the accuracy curve covers this many monitor windows of labelled rows
+HISTORY_WINDOWS = 5
+_TAG_MISSES: dict[tuple[str, str], float] = {}  # (model, version) -> when its profile tag was last found missing  # the accuracy curve covers this many monitor windows of labelled rows
 
 
 @lru_cache(maxsize=32)
@@ -32,6 +33,37 @@ def _profile_of(path: str, mtime: float) -> dict | None:
         return read_model_info(path).get("profile")
     except Exception:  # noqa: BLE001 - a chart without a reference beats no chart
         return None
+
+
+def _tagged_profile(ws: Workspace, model: str, version: str) -> dict | None:
+    """A foreign model's profile (the version tag `aidevops.reference_profile`), read once into the deployment
+    cache as reference_profile.json, so later charts skip MLflow."""
+    from .versions import cache_dir  # noqa: PLC0415
+
+    cached = cache_dir(ws, model, version) / "reference_profile.json"
+    try:
+        return json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    if time.monotonic() - _TAG_MISSES.get((model, version), -1e9) < 60:
+        return None
+    from ..serving.loader import tagged_profile  # noqa: PLC0415 - MLflow only on a cache miss
+
+    try:
+        profile = tagged_profile(ws, model, version)
+    except Exception:  # noqa: BLE001 - a chart without a reference beats no chart
+        profile = None
+    if profile is None:  # no tag, or the registry did not answer: ask again in a minute, not on every poll
+        _TAG_MISSES[(model, version)] = time.monotonic()
+        return None
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text(json.dumps(profile), encoding="utf-8")
+        tmp.replace(cached)
+    except OSError:
+        pass
+    return profile
 
 
 def _reference(ws: Workspace, model: str, version: str | None) -> tuple[str | None, dict | None]:
@@ -46,7 +78,7 @@ def _reference(ws: Workspace, model: str, version: str | None) -> tuple[str | No
     except (OSError, ValueError, AttributeError):
         pass
     path = cached_model_file(ws, model, version)
-    profile = _profile_of(str(path), path.stat().st_mtime) if path is not None else None
+    profile = _profile_of(str(path), path.stat().st_mtime) if path is not None else _tagged_profile(ws, model, version)
     if task is None and isinstance(profile, dict):
         task = (profile.get("predictions") or {}).get("task")
     return task, profile

@@ -143,13 +143,13 @@ def _load_registry(ref: ModelRef, version: str, ws: Workspace, *, alias: str | N
     registry.configure(ws)
     model = _load_downloaded(ref.pinned(version), ws, name=ref.name, version=version, alias=alias)
     if isinstance(model, PyfuncModel):
-        tagged = _tagged_profile(ws, ref.name, version)
+        tagged = tagged_profile(ws, ref.name, version)
         if tagged is not None:
             attach_profile(model, tagged)
     return model
 
 
-def _tagged_profile(ws: Workspace, name: str, version: str) -> dict | None:
+def tagged_profile(ws: Workspace, name: str, version: str) -> dict | None:
     """The profile the version's `aidevops.reference_profile` tag names, or None (no tag, or unreadable)."""
     import mlflow.artifacts  # noqa: PLC0415
 

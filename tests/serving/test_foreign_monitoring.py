@@ -126,3 +126,14 @@ def test_the_try_it_body_is_the_models_own_input_example(monitored):
     assert len(body["dataframe_split"]["data"]) == 1
     r = c.post("/invocations", json=body)
     assert r.status_code == 200 and len(r.json()["predictions"]) == 1
+
+
+def test_the_monitor_panel_reads_a_foreign_versions_profile_once_into_the_deployment_cache(reg):
+    from aidevops_ext.deploy import observe
+    from aidevops_ext.deploy.versions import cache_dir
+
+    version = register(reg)
+    task, profile = observe._reference(reg.ws, NAME, version)
+    assert task == "classification" and [f["name"] for f in profile["features"]] == COLUMNS
+    cached = cache_dir(reg.ws, NAME, version) / "reference_profile.json"
+    assert json.loads(cached.read_text()) == profile
