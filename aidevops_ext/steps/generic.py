@@ -102,7 +102,6 @@ def evaluate_models(
     from ..registry import CHAMPION, alias_version, configure
     from ..registry.logged import find_logged_model, load_pyfunc
     from ..registry.models import version_train_keys
-    from ..scoring import score
 
     configure(ws)
     split_dir = Path(split_dir)
@@ -130,9 +129,11 @@ def evaluate_models(
     candidate_metrics: dict[str, float] = {}
     champion_metrics = None if champion is None else {}
     if keep.all() or keep.sum() >= min_compared_rows(len(test)):
-        candidate_metrics = score(candidate, features[keep], target[keep], task)
+        candidate_metrics = _scored(candidate, features[keep], target[keep], task, f"The train step's model '{ref.name}'",
+                                    "log it with a signature that matches the table's columns (input_example=X.head())")
         if champion is not None:
-            champion_metrics = _champion_score(champion, features[keep], target[keep], task, model_name, version)
+            champion_metrics = _scored(champion, features[keep], target[keep], task, f"Champion '{model_name}' v{version}",
+                                       "its inputs differ from the candidate's: register under another model name or retire the champion")
     line = evaluate_gate([], candidate_metrics, champion_metrics, version, comparison).compared_on()
     return {
         "task": task, "model_uri": ref.model_uri, "model_id": ref.model_id, "logged_name": ref.name,
@@ -141,17 +142,17 @@ def evaluate_models(
     }
 
 
-def _champion_score(champion: Any, features: pd.DataFrame, target: pd.Series, task: str, name: str, version: str) -> dict[str, float]:
+def _scored(model: Any, features: pd.DataFrame, target: pd.Series, task: str, what: str, fix: str) -> dict[str, float]:
+    """`scoring.score`, with a model's refusal of the test table turned into one sentence."""
     from ..scoring import score
 
     try:
-        return score(champion, features, target, task)
-    except Exception as exc:  # noqa: BLE001 - any flavor may reject another model's inputs
-        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise DataError(
-            f"Champion '{name}' v{version} cannot score this test split ({type(exc).__name__}: {detail}); "
-            "its inputs differ from the candidate's: register under another model name or retire the champion."
-        ) from None
+        return score(model, features, target, task)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any flavor may reject the table in its own way
+        detail = " ".join(str(exc).split())[:160]
+        raise DataError(f"{what} cannot score the test split ({type(exc).__name__}: {detail}); {fix}.") from None
 
 
 def register_model(

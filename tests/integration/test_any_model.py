@@ -281,3 +281,23 @@ def test_pytorch_template_logs_with_mlflow_pytorch_and_is_scored_through_pyfunc(
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
     source = client.get_model_version("ci-torch", "1").source
     assert "pytorch" in mlflow.models.get_model_info(source).flavors
+
+
+def test_a_train_step_refused_by_skops_fails_with_one_sentence_naming_both_fixes(tmp_path):
+    root = tmp_path / "churn"
+    for part in ("notebooks", "pipelines", "data"):
+        shutil.copytree(TEMPLATE / part, root / part)
+    train = root / "notebooks" / "02_train.ipynb"
+    nb = json.loads(train.read_text())
+    for cell in nb["cells"]:
+        source = "".join(cell["source"])
+        if "skops_trusted_types=trusted" in source:  # what a user writes first: no trusted types
+            cell["source"] = source.replace(", skops_trusted_types=trusted", "")
+    train.write_text(json.dumps(nb))
+    (root / ".aidevops").mkdir()
+    out = aidevops(root, "run", "ci", "--until", "train")
+    assert out.returncode != 0
+    (line,) = [x for x in out.stderr.splitlines() if "skops" in x]
+    assert "step 'train' failed" in line and "skops_trusted_types=[...]" in line
+    assert 'serialization_format="cloudpickle"' in line
+    assert "Traceback" not in out.stderr
