@@ -151,3 +151,16 @@ def test_the_project_workflow_lints_clean_and_runs_the_ci_pipeline():
     assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
     runs = [s.get("run", "") for s in yaml.safe_load(workflow.read_text())["jobs"]["pipeline"]["steps"]]
     assert "aidevops run ci" in runs
+
+
+@pytest.mark.parametrize("name", [t.name for t in project.list_templates()])
+def test_every_template_makes_a_project_whose_pipelines_load(tmp_path, name):
+    template = project.get_template(name)
+    if template.missing_modules():
+        pytest.skip(f"template '{name}' needs {', '.join(template.missing_modules())}, not installed here")
+    root = project.new_project(tmp_path / name, name)
+    specs = sorted((root / "pipelines").glob("*.yaml"))
+    assert (root / "pipelines" / "default.yaml") in specs and (root / "pipelines" / "ci.yaml") in specs
+    for path in specs:
+        spec = load_spec(path, root)  # every notebook it names exists (in the project or shipped)
+        assert spec.steps
