@@ -73,8 +73,7 @@ def new_project(dest: Path, template: str = DEFAULT_TEMPLATE) -> Path:
     chosen = get_template(template)
     missing = chosen.missing_modules()
     if missing:
-        extras = sorted({_EXTRA_FOR.get(m, "") for m in missing} - {""})
-        how = f'pip install "aidevops-ext[{",".join(extras)}]"' if extras else f"pip install {' '.join(missing)}"
+        how = "pip install " + " ".join(f'"{n}"' if "[" in n else n for n in _install_names(missing))
         raise ConfigError(f"template '{chosen.name}' needs {', '.join(missing)}, which is not installed here; run {how} first.")
     dest = Path(dest).expanduser().resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -88,6 +87,9 @@ def new_project(dest: Path, template: str = DEFAULT_TEMPLATE) -> Path:
         for name in chosen.from_repository:
             if not (chosen.folder / name).is_dir():
                 _copy_tree(_repository_folder(chosen, name), tmp / name)
+        if chosen.requires and not (tmp / "requirements.txt").exists():
+            # The project's CI workflow installs requirements.txt: what the template needs beyond aidevops-ext.
+            (tmp / "requirements.txt").write_text("\n".join(_install_names(chosen.requires)) + "\n", encoding="utf-8")
         for rel in _TEXT_WITH_NAME:
             path = tmp / rel
             if path.is_file():
@@ -118,6 +120,12 @@ def _move_children(src: Path, dest: Path) -> None:
         for path in moved:
             shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         raise
+
+
+def _install_names(modules: tuple[str, ...] | list[str]) -> list[str]:
+    """What to pip-install for `modules`: aidevops-ext's extra where one provides it, else the module's name."""
+    extras = sorted({_EXTRA_FOR[m] for m in modules if m in _EXTRA_FOR})
+    return ([f"aidevops-ext[{','.join(extras)}]"] if extras else []) + [m for m in modules if m not in _EXTRA_FOR]
 
 
 def _repository_folder(template: Template, name: str) -> Path:

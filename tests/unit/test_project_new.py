@@ -135,6 +135,15 @@ def test_a_template_needing_torch_names_the_bench_extra(tmp_path, templates):
                    'run pip install "aidevops-ext[bench]" first.\n')
 
 
+def test_a_project_from_a_template_with_requirements_lists_them_for_its_ci(tmp_path, templates):
+    (templates / "needs-numpy").mkdir()
+    (templates / "needs-numpy" / "template.yaml").write_text("description: x\nrequires: [numpy]\n")
+    root = project.new_project(tmp_path / "p", "needs-numpy")
+    assert (root / "requirements.txt").read_text() == "numpy\n"
+    # torch maps to the extra that installs it (the refusal above names the same).
+    assert project._install_names(["torch", "numpy"]) == ["aidevops-ext[bench]", "numpy"]
+
+
 def test_dotfiles_of_the_templates_are_shipped_in_the_package_folder():
     # hatch's wheel takes every file under aidevops_ext/ that git does not ignore: the dotfiles must be tracked.
     tracked = subprocess.run(["git", "ls-files", "aidevops_ext/templates/_common"], cwd=REPO,
