@@ -37,6 +37,14 @@ def score(model: Any, features: pd.DataFrame, target: pd.Series | np.ndarray, ta
     return classification_metrics(y, labels, proba, classes)
 
 
+def predictions(model: Any, features: pd.DataFrame, target: pd.Series | np.ndarray, task: str) -> np.ndarray:
+    """One prediction per row: the class label (read from probabilities or logits as `score` does) or the value."""
+    y = np.asarray(target)
+    if task == "regression":
+        return _values(model.predict(features), len(features))
+    return classify(model, features, y)[0]
+
+
 def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """MSE, MAE, max error and R²."""
     from sklearn import metrics

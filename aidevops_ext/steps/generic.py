@@ -173,17 +173,16 @@ def register_model(
     from ..registry.connection import client
     from ..registry.logged import load_pyfunc
     from ..registry.models import TRAIN_KEYS_TAG, log_train_keys
+    from ..scoring import predictions
 
     configure(ws)
     decision = evaluate_gate(parse_gate(gate), evaluation["candidate"], evaluation["champion"],
                              evaluation["champion_version"], evaluation["comparison"])
     split_dir = Path(split_dir)
     train = pd.read_parquet(split_dir / TRAIN_TABLE)
-    features, _ = features_and_target(train, section, "The train split")
+    features, target = features_and_target(train, section, "The train split")
     candidate = load_pyfunc(evaluation["model_uri"], f"The train step's model '{evaluation['logged_name']}'")
-    predictions = np.asarray(candidate.predict(features))
-    profile = build_frame_profile(features, predictions.reshape(len(features), -1)[:, 0]
-                                  if predictions.ndim > 1 and predictions.shape[1] == 1 else predictions,
+    profile = build_frame_profile(features, predictions(candidate, features, target, evaluation["task"]),
                                   task=evaluation["task"])
     c = client(ws)
     folder = Path(tempfile.mkdtemp(prefix="aidevops-lineage-"))

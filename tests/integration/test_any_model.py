@@ -301,3 +301,40 @@ def test_a_train_step_refused_by_skops_fails_with_one_sentence_naming_both_fixes
     assert "step 'train' failed" in line and "skops_trusted_types=[...]" in line
     assert 'serialization_format="cloudpickle"' in line
     assert "Traceback" not in out.stderr
+
+
+def test_an_onnx_model_is_scored_through_onnxruntime_like_any_other_flavor(ws, tmp_path):
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed: pip install -e '.[test]'")
+    skl2onnx = pytest.importorskip("skl2onnx", reason="skl2onnx is not installed: pip install -e '.[test]'")
+    import onnx
+    from onnx import helper
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn import metrics
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.normal(size=(800, 6)), columns=[f"f{i}" for i in range(6)])
+    frame["label"] = (frame["f0"] - frame["f1"] + rng.normal(scale=0.7, size=800) > 0).astype(int)
+    frame.to_parquet(tmp_path / "table.parquet", index=False)
+    section = parse_data({"target": "label"})
+    split_table(tmp_path / "table.parquet", section, tmp_path)
+    train, test = pd.read_parquet(tmp_path / "train.parquet"), pd.read_parquet(tmp_path / "test.parquet")
+    model = Pipeline([("scale", StandardScaler()), ("fit", LogisticRegression())]).fit(train.drop(columns="label"), train["label"])
+    graph = skl2onnx.to_onnx(model, initial_types=[("features", FloatTensorType([None, 6]))],
+                             options={"zipmap": False}, target_opset=17)
+    # MLflow's ONNX pyfunc flattens every output into one DataFrame column, so the graph returns one
+    # value per row: the positive class's probability.
+    index = helper.make_tensor("positive", onnx.TensorProto.INT64, [], [1])
+    graph.graph.initializer.append(index)
+    graph.graph.node.append(helper.make_node("Gather", ["probabilities", "positive"], ["p_positive"], axis=1))
+    del graph.graph.output[:]
+    graph.graph.output.append(helper.make_tensor_value_info("p_positive", onnx.TensorProto.FLOAT, [None]))
+    run_id = _run(ws)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.onnx.log_model(graph, name="model")
+    result = evaluate_models(ws, section=section, split_dir=tmp_path, train_run_id=run_id, model_name="onnx-model")
+    X, y = test.drop(columns="label"), test["label"]
+    proba = model.predict_proba(X)[:, 1]
+    assert result["candidate"]["roc_auc"] == pytest.approx(metrics.roc_auc_score(y, proba), abs=1e-4)
+    assert result["candidate"]["log_loss"] == pytest.approx(metrics.log_loss(y, proba), abs=1e-4)
+    assert result["candidate"]["accuracy"] == pytest.approx(metrics.accuracy_score(y, model.predict(X)), abs=2 / len(y))
