@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from aidevops_ext.errors import DataError
-from aidevops_ext.scoring import score
+from aidevops_ext.scoring import predictions, score
 
 
 def _table(n=300, seed=0):
@@ -116,3 +116,11 @@ def test_a_regression_model_must_return_one_value_per_row():
 def test_an_unknown_task_is_refused():
     with pytest.raises(DataError, match="classification or regression"):
         score(Fixed(np.zeros(3)), pd.DataFrame({"f": range(3)}), np.zeros(3), "ranking")
+
+
+def test_predictions_are_one_label_per_row_even_from_logits():
+    logits = np.array([[2.0, -1.0], [-3.0, 4.0], [0.5, 0.0]])
+    got = predictions(Fixed(logits), pd.DataFrame({"f": range(3)}), np.array([0, 1, 1]), "classification")
+    assert got.tolist() == [0, 1, 0]
+    values = predictions(Fixed(np.array([[1.5], [2.5]])), pd.DataFrame({"f": range(2)}), np.zeros(2), "regression")
+    assert values.tolist() == [1.5, 2.5]
