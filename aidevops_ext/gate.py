@@ -22,7 +22,7 @@ Semantics, per metric (mirrored when `greater_is_better` is false):
 
 Comparisons forgive float rounding (1e-9 relative), so 0.9 - 0.905 meets -0.005.
 
-Fair comparison (see docs/architecture.md, "Quality gate"): the candidate and the champion are
+Fair comparison (docs/architecture.md, "Data flow of a pipeline run"): the candidate and the champion are
 scored on the *same* test rows, and only on rows neither trained on. The test rows come from the
 fixed key rule of aidevops_ext/splitting.py, so they do not follow the training seed; the rows that
 still overlap (the champion's recorded training keys, the candidate's own live training rows) are

@@ -2,7 +2,7 @@
 
 Why: a quality gate compares a candidate with the champion, and that comparison is only fair on rows
 neither model trained on. When the test split follows the training seed, a retraining with another
-seed grades the champion partly on rows it learned (see docs/architecture.md, "Quality gate").
+seed grades the champion partly on rows it learned (docs/architecture.md, "Data flow of a pipeline run").
 So which rows are *test* rows is decided by the row alone, never by a seed:
 
 1. **Row key** (`row_keys`): a uint64 per row.
@@ -156,18 +156,19 @@ def _hash_column(values: Any) -> np.ndarray:
 
 
 def _series_values(s: Any) -> np.ndarray:
-    """A pandas column as NumPy: nullable numbers to float64 with NaN, everything else as objects."""
+    """A pandas column as NumPy: NumPy dtypes as they are, nullable floats/booleans to float64 with NaN, the rest as objects."""
     import pandas as pd  # noqa: PLC0415 -- only when a DataFrame was passed
 
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype):
         return s.astype(object).to_numpy()
     if pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype):
-        if s.isna().any() or not isinstance(dtype, np.dtype):
-            if pd.api.types.is_integer_dtype(dtype) and not s.isna().any():
-                return s.to_numpy(dtype=np.int64)
-            return s.to_numpy(dtype=np.float64, na_value=np.nan)
-        return s.to_numpy()
+        if isinstance(dtype, np.dtype):
+            return s.to_numpy()
+        if pd.api.types.is_integer_dtype(dtype):
+            # Nullable integers (Int64 ...) one by one: exact beyond 2**53, pd.NA as missing.
+            return s.astype(object).to_numpy()
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
         if getattr(dtype, "tz", None) is not None:
             s = s.dt.tz_convert("UTC").dt.tz_localize(None)

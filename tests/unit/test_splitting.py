@@ -79,6 +79,8 @@ def test_mixed_frame_rows_get_distinct_keys_and_all_missing_values_hash_alike() 
     assert splitting.row_keys(pd.DataFrame({"a": ["1"]}))[0] != splitting.row_keys(pd.DataFrame({"a": [1]}))[0]
     big = pd.DataFrame({"a": [2**60, 2**60 + 1]})
     assert len(set(splitting.row_keys(big).tolist())) == 2, "integers beyond float64's precision stay apart"
+    nullable = pd.DataFrame({"a": pd.array([2**60, 2**60 + 1, None], dtype="Int64")})
+    assert splitting.row_keys(nullable)[:2].tolist() == splitting.row_keys(big).tolist(), "Int64 and int64 agree"
 
 
 def test_id_keys_follow_the_id_alone() -> None:
