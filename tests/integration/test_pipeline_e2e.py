@@ -33,6 +33,24 @@ def aidevops(root: Path, *args: str, env: dict | None = None, timeout: int = 400
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def first_run(project):
+    """The CI pipeline's first run in the module's project: it registers v1 as champion.
+
+    Every test that needs a champion or a run history asks for it, so each test passes on its own too.
+    """
+    out = aidevops(project, "run", "ci")
+    return out, latest_run(project) if out.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def failed_run(first_run, project):
+    """A run whose prepare step raises (an unknown dataset), after the first run."""
+    before = len(models(project)["ci-digits"]["versions"])
+    out = aidevops(project, "run", "ci", "-p", "dataset=no-such-dataset")
+    return out, before
+
+
 def models(root: Path) -> dict:
     out = aidevops(root, "models", "--json")
     assert out.returncode == 0, out.stderr
@@ -45,10 +63,9 @@ def latest_run(root: Path) -> dict:
     return json.loads(out.stdout)
 
 
-def test_ci_pipeline_registers_a_champion_with_lineage(project):
-    out = aidevops(project, "run", "ci")
+def test_ci_pipeline_registers_a_champion_with_lineage(project, first_run):
+    out, run = first_run
     assert out.returncode == 0, out.stderr[-3000:]
-    run = latest_run(project)
     assert run["status"] == "succeeded"
     assert {s["status"] for s in run["steps"].values()} == {"ran"}
     assert run["mlflow"]["run_id"], "one parent MLflow run per pipeline run"
@@ -59,7 +76,7 @@ def test_ci_pipeline_registers_a_champion_with_lineage(project):
     outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the learning curve is embedded in the executed notebook"
     model = models(project)["ci-digits"]
-    (v1,) = model["versions"]
+    v1 = next(v for v in model["versions"] if v["version"] == "1")
     assert set(v1["aliases"]) == {"champion", "challenger"}
     assert v1["gate_passed"] is True
     tags = v1["tags"]
@@ -89,14 +106,15 @@ def test_ci_pipeline_registers_a_champion_with_lineage(project):
     assert check.returncode == 0 and "same" in check.stdout, check.stderr[-2000:]
 
 
-def test_rerun_is_fully_cached_and_registers_nothing(project):
+def test_rerun_is_fully_cached_and_registers_nothing(project, first_run):
+    before = models(project)["ci-digits"]["versions"]
     out = aidevops(project, "run", "ci")
     assert out.returncode == 0, out.stderr[-2000:]
     assert {s["status"] for s in latest_run(project)["steps"].values()} == {"cached"}
-    assert len(models(project)["ci-digits"]["versions"]) == 1
+    assert models(project)["ci-digits"]["versions"] == before
 
 
-def test_fully_cached_run_imports_no_heavy_modules(project):
+def test_fully_cached_run_imports_no_heavy_modules(project, first_run):
     code = ("import sys; from aidevops_ext.cli import main\n"
             "try:\n    main(['run', 'ci'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'papermill', 'nbclient', 'mlflow', 'nbformat', 'numpy'})\n"
@@ -107,7 +125,8 @@ def test_fully_cached_run_imports_no_heavy_modules(project):
     assert "heavy: []" in out.stdout
 
 
-def test_worse_model_fails_the_gate_and_champion_stays(project):
+def test_worse_model_fails_the_gate_and_champion_stays(project, first_run):
+    champion = models(project)["ci-digits"]["aliases"]["champion"]
     out = aidevops(project, "run", "ci", "-p", "epochs=1", "-p", "hidden=[4]")
     assert out.returncode == 0, out.stderr[-2000:]
     run = latest_run(project)
@@ -116,20 +135,20 @@ def test_worse_model_fails_the_gate_and_champion_stays(project):
     assert registration["gate_passed"] is False and registration["champion_moved"] is False
     assert any("accuracy" in r for r in registration["reasons"])
     versions = {v["version"]: v for v in models(project)["ci-digits"]["versions"]}
-    assert set(versions) == {"1", "2"}
-    assert "champion" in versions["1"]["aliases"] and "champion" not in versions["2"]["aliases"]
-    assert "challenger" in versions["2"]["aliases"]
-    assert versions["2"]["gate_passed"] is False
+    new = str(registration["version"])
+    assert "champion" in versions[champion]["aliases"] and "champion" not in versions[new]["aliases"]
+    assert "challenger" in versions[new]["aliases"]
+    assert versions[new]["gate_passed"] is False
 
 
-def test_failed_run_registers_nothing_and_names_the_step(project):
-    out = aidevops(project, "run", "ci", "-p", "dataset=no-such-dataset")
+def test_failed_run_registers_nothing_and_names_the_step(project, failed_run):
+    out, versions_before = failed_run
     assert out.returncode == 1
     err = out.stderr.strip().splitlines()[-1]
     assert err.startswith("error: step 'prepare' failed in cell") and "no-such-dataset" in err
     assert "01_prepare_data.ipynb" in err
     assert latest_run(project)["status"] == "failed"
-    assert len(models(project)["ci-digits"]["versions"]) == 2
+    assert len(models(project)["ci-digits"]["versions"]) == versions_before
 
 
 @pytest.mark.parametrize("args,message", [
@@ -137,7 +156,7 @@ def test_failed_run_registers_nothing_and_names_the_step(project):
     (["-p", "epochs=many"], "parameter 'epochs' expects an integer"),
     (["--only", "nope"], "has no step 'nope'"),
 ])
-def test_bad_arguments_are_one_sentence_and_touch_nothing(project, args, message):
+def test_bad_arguments_are_one_sentence_and_touch_nothing(project, first_run, args, message):
     before = sorted((project / ".aidevops" / "runs" / "ci").iterdir())
     out = aidevops(project, "run", "ci", *args)
     assert out.returncode == 2
@@ -169,7 +188,7 @@ def test_spec_errors_are_named(project):
     assert out.returncode == 2 and "not found" in out.stderr
 
 
-def test_runs_and_show_list_what_happened(project):
+def test_runs_and_show_list_what_happened(project, failed_run):
     out = aidevops(project, "runs")
     assert out.returncode == 0 and "ci" in out.stdout and "succeeded" in out.stdout and "failed" in out.stdout
     run = latest_run(project)
