@@ -12,6 +12,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The quick tier (`python -m pytest -m quick`, the everyday command): unit tests and in-process tests, with no
+# JupyterLab, browser, pipeline run, deployment or Binder build. Whole folders, so a new unit test is in it
+# without anyone remembering a marker; a module here that grows slow belongs in another folder.
+QUICK = ("tests/unit/", "tests/monitoring/", "tests/api/", "tests/serving/test_parsing.py",
+         "tests/serving/test_slots.py", "tests/deploy/test_store.py")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.nodeid.startswith(QUICK):
+            item.add_marker(pytest.mark.quick)
+
 
 def child_venv(root: Path) -> Path:
     """A virtual environment at `root` that imports what this one has (aidevops_ext included) but has its own prefix.

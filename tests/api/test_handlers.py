@@ -11,8 +11,6 @@ from tornado.httpclient import HTTPClientError
 from aidevops_ext.pipeline.records import RunRecord
 from aidevops_ext.routes import ROUTES
 
-pytestmark = pytest.mark.quick
-
 
 async def _call(jp_fetch, path: str, method: str = "GET", body: object = None, **kwargs):
     """(status, JSON answer) of /aidevops/api/PATH; a 4xx comes back as its answer instead of raising."""

@@ -8,13 +8,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "test"
-
-pytestmark = pytest.mark.quick
 
 
 def _fake_bin(folder: Path, *, uid: int, tools: tuple[str, ...]) -> Path:
