@@ -157,7 +157,9 @@ class GateDecision:
         if c.get("candidate_trained"):
             left.append(f"{c['candidate_trained']} the candidate trained on")
         out = f"the same {n}{of} test rows for candidate and champion"
-        return out + (f" (left out: {', '.join(left)})" if left else "")
+        if c.get("champion_lineage") is False:
+            return out + " (the champion's training rows are not recorded)"
+        return out + ", none of which either trained on" + (f" (left out: {', '.join(left)})" if left else "")
 
     def headline(self, metric: str | None = None) -> str | None:
         """`accuracy 0.9638 vs v1 0.9499 on 359 rows`: the gate's own comparison, for a badge."""

@@ -89,9 +89,15 @@ def test_the_decision_follows_the_numbers_on_the_same_rows_and_the_listing_shows
     line = next(l for l in out.stdout.splitlines() if l.strip().startswith("v2 "))
     rows = len(second["split"].y_test)
     assert f"accuracy {cand:.4f} vs v1 {champ:.4f} on {rows} rows" in line, out.stdout
-    report = Path(second["run"]["run_dir"], "register")
-    assert second["registration"]["compared_on"] == f"the same {rows} test rows for candidate and champion"
-    assert report.is_dir()
+    compared_on = f"the same {rows} test rows for candidate and champion, none of which either trained on"
+    assert second["registration"]["compared_on"] == compared_on
+    # The gate's markdown report, as logged to the register step's MLflow run, says the same.
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
+    report = client.download_artifacts(second["run"]["steps"]["register"]["mlflow_run_id"], "gate/decision.md", str(root))
+    text = Path(report).read_text()
+    assert f"Scored on {compared_on}." in text and f"| accuracy | {cand:.6g} | {champ:.6g} |" in text
 
 
 def test_overlap_with_the_champions_training_rows_is_left_out(two_seeds):

@@ -294,7 +294,8 @@ def test_overlap_leaving_too_few_rows_refuses_with_one_sentence():
 def test_overlap_leaving_enough_rows_is_judged_on_those_rows():
     d = evaluate_gate(ACC, {"accuracy": 0.95}, {"accuracy": 0.951}, "3", comparison=_rows(360, 250, champion_trained=110))
     assert d.passed and {c.kind for c in d.checks} == {"threshold", "absolute_change"}
-    assert d.compared_on() == "the same 250 of 360 test rows for candidate and champion (left out: 110 the champion trained on)"
+    assert d.compared_on() == ("the same 250 of 360 test rows for candidate and champion, none of which either trained on"
+                               " (left out: 110 the champion trained on)")
     assert "Scored on the same 250 of 360 test rows" in d.to_markdown()
 
 
