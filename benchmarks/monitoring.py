@@ -12,6 +12,14 @@ Server throughput: the model server's single-row requests/s with the request log
 (refreshing every second) and a Prometheus-like /metrics scrape every second, against the same server
 with all of them off, side by side in one run (wrk, as in benchmarks/serving.py). Target: >= 0.9x.
 
+Mixed table (--frame): profiling and drift of a DataFrame of --frame-rows rows, --frame-numeric float64
+columns and --frame-category text-category columns (50 categories each), as a foreign model's
+register step and monitor see it: `build_frame_profile(reference)` then `feature_drift(window,
+profile)`, the window being the reference with a tenth of the numeric columns shifted and a tenth of
+the category columns re-mixed. Target: <= 30 s for both together at 1,000,000 x (900 + 100) on
+2 cores, with <= 2 GB memory beyond the two tables (peak resident size minus the size after building
+them). `python benchmarks/monitoring.py --frame --frame-rows 100000` runs it at a tenth of the rows.
+
 Peer: Evidently's DataDriftPreset on the same reference rows and window, timed around `Report.run`.
 Evidently is never installed into this environment (it pins its own versions): if it is not importable
 here, it is installed into an isolated venv under benchmarks/.peers/evidently and run there in a
@@ -39,6 +47,8 @@ PEER_VENV = ROOT / "benchmarks" / ".peers" / "evidently"
 # evidently 0.7.23 imports pandas.core.dtypes.common.infer_dtype_from_object, which pandas 3 removed
 EVIDENTLY_PIN = ["evidently==0.7.23", "pandas<3"]
 TARGET_S = 1.0
+FRAME_TARGET_S = 30.0
+FRAME_TARGET_EXTRA_GB = 2.0
 
 
 def make_data(rows: int, ref_rows: int, features: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -66,6 +76,67 @@ def median_time(fn, repeats: int) -> tuple[float, float, float, object]:
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
     return statistics.median(walls), min(walls), statistics.median(cpus), result
+
+
+# --------------------------------------------------------------------------- mixed tables (foreign models)
+
+
+def _peak_gb() -> float:
+    import resource  # noqa: PLC0415 - POSIX only; the benchmark runs on Linux
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB on Linux
+
+
+def make_frames(rows: int, numeric: int, category: int, seed: int):
+    """(reference, window, moved column names): the window shares the reference's unmoved columns (no copy)."""
+    import pandas as pd  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"cat{i:02d}" for i in range(50)], dtype=object)
+    p = np.linspace(1.0, 2.0, 50)
+    p /= p.sum()
+    cols = {f"x{i}": rng.standard_normal(rows) for i in range(numeric)}
+    cols.update({f"c{j}": pd.Categorical.from_codes(rng.choice(50, rows, p=p), categories=vocab).astype(object)
+                 for j in range(category)})
+    ref = pd.DataFrame(cols, copy=False)
+    win = ref.copy(deep=False)
+    moved = []
+    for i in range(0, numeric, 10):
+        win[f"x{i}"] = ref[f"x{i}"].to_numpy() + 0.5
+        moved.append(f"x{i}")
+    for j in range(0, category, 10):
+        win[f"c{j}"] = vocab[rng.choice(50, rows, p=p[::-1])]
+        moved.append(f"c{j}")
+    return ref, win, moved
+
+
+def frame_benchmark(rows: int, numeric: int, category: int, seed: int) -> bool:
+    from aidevops_ext.monitoring.drift import feature_drift  # noqa: PLC0415
+    from aidevops_ext.monitoring.frameprofile import build_frame_profile  # noqa: PLC0415
+
+    ref, win, moved = make_frames(rows, numeric, category, seed)
+    base = _peak_gb()
+    print(f"mixed-table benchmark: {rows:,} rows x ({numeric} float64 + {category} category) columns; "
+          f"{os.cpu_count()} CPUs; tables built, peak resident {base:.2f} GB")
+    c0, t0 = time.process_time(), time.perf_counter()
+    profile = build_frame_profile(ref)
+    t_prof, c_prof = time.perf_counter() - t0, time.process_time() - c0
+    c0, t0 = time.process_time(), time.perf_counter()
+    report = feature_drift(win, profile)
+    t_drift, c_drift = time.perf_counter() - t0, time.process_time() - c0
+    extra = _peak_gb() - base
+    total = t_prof + t_drift
+    full = rows >= 1_000_000 and numeric + category >= 1000
+    ok = full and total <= FRAME_TARGET_S and extra <= FRAME_TARGET_EXTRA_GB
+    print(f"  build_frame_profile: {t_prof:.2f} s (CPU {c_prof:.2f} s, all threads)")
+    print(f"  feature_drift:       {t_drift:.2f} s (CPU {c_drift:.2f} s, all threads)")
+    verdict = ("PASS" if ok else "FAIL") if full else "not judged below 1,000,000 x 1,000 (per-column costs do not scale down)"
+    print(f"  together {total:.2f} s (CPU {c_prof + c_drift:.2f} s), extra peak memory {extra:.2f} GB -> {verdict} "
+          f"(target <= {FRAME_TARGET_S:g} s and <= {FRAME_TARGET_EXTRA_GB:g} GB at 1,000,000 x 1,000 on 2 cores)")
+    found = sorted(report.drifted)
+    print(f"  flagged {len(found)} columns; the {len(moved)} that moved: "
+          f"{'all found, no others' if found == sorted(moved) else f'found {found[:20]}'}")
+    return ok
 
 
 # --------------------------------------------------------------------------- the peer: Evidently
@@ -273,6 +344,10 @@ def main() -> int:
     ap.add_argument("--server-seconds", type=int, default=10, help="wrk seconds per server per round")
     ap.add_argument("--server-rounds", type=int, default=3)
     ap.add_argument("--peer-worker", help=argparse.SUPPRESS)
+    ap.add_argument("--frame", action="store_true", help="run only the mixed-table (numeric + category) benchmark")
+    ap.add_argument("--frame-rows", type=int, default=1_000_000)
+    ap.add_argument("--frame-numeric", type=int, default=900)
+    ap.add_argument("--frame-category", type=int, default=100)
     args = ap.parse_args()
 
     if args.peer_worker:  # inside the peer venv: time Evidently on the handed-over arrays, print one JSON line
@@ -281,6 +356,9 @@ def main() -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
+    if args.frame:
+        ok = frame_benchmark(args.frame_rows, args.frame_numeric, args.frame_category, args.seed)
+        return 1 if args.strict and not ok else 0  # below full size ok is False: --strict then fails, as it should
     from aidevops_ext.monitoring.drift import feature_drift
     from aidevops_ext.monitoring.profile import build_profile
 

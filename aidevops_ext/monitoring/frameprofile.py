@@ -124,16 +124,15 @@ def build_frame_profile(
         raise DataError(f"the frame has repeated column names {dup[:10]}; give every column its own name.")
     numeric, category, skipped = category_columns(frame)
     by_name: dict[str, dict] = {}
-    if numeric:
-        per_block = max(1, min(len(numeric), _BLOCK_BYTES // (8 * len(frame))))
-        blocks = [numeric[i : i + per_block] for i in range(0, len(numeric), per_block)]
-        # NumPy's sort and most of the summaries release the GIL: two blocks at a time use both cores
-        workers = min(len(blocks), 2 if (os.cpu_count() or 1) > 1 else 1)
-        with ThreadPoolExecutor(workers) as pool:
-            for feats in pool.map(lambda b: _numeric_block(frame, b, n_bins), blocks):
-                by_name.update({f["name"]: f for f in feats})
-    for name in category:
-        by_name[str(name)] = {"name": str(name), **_category_summary(frame[name], int(max_categories))}
+    per_block = max(1, min(max(len(numeric), 1), _BLOCK_BYTES // (8 * len(frame))))
+    blocks = [numeric[i : i + per_block] for i in range(0, len(numeric), per_block)]
+    # NumPy's sort, most of the summaries and pandas' hashing of Arrow strings release the GIL: two
+    # workers use both cores of the 2-core machines the register step runs on
+    with ThreadPoolExecutor(2 if (os.cpu_count() or 1) > 1 else 1) as pool:
+        for feats in pool.map(lambda b: _numeric_block(frame, b, n_bins), blocks):
+            by_name.update({f["name"]: f for f in feats})
+        cats = pool.map(lambda name: _category_summary(frame[name], int(max_categories)), category)
+        by_name.update({str(name): {"name": str(name), **summary} for name, summary in zip(category, cats)})
     skipped_names = [str(c) for c in skipped]
     return {
         "profile_version": FRAME_PROFILE_VERSION,
