@@ -100,13 +100,27 @@ def test_the_decision_follows_the_numbers_on_the_same_rows_and_the_listing_shows
     assert f"Scored on {compared_on}." in text and f"| accuracy | {cand:.6g} | {champ:.6g} |" in text
 
 
-def test_overlap_with_the_champions_training_rows_is_left_out(two_seeds):
+def test_overlap_from_a_larger_test_fraction_and_from_live_rows_is_left_out_and_recorded(two_seeds):
     root, first, second = two_seeds
     champion = second if second["registration"]["champion_moved"] else first
+    # A retraining's live rows that repeat 30 test rows (replayed traffic, say): the candidate trains on them.
+    live = data.save_rows(first["split"].X_test[:30], first["split"].y_test[:30], root / "live")
     # A larger test fraction reaches into rows the champion (test_fraction 0.2) trained on.
-    third = _run(root, "seed=12", "test_fraction=0.3")
+    third = _run(root, "seed=12", "test_fraction=0.3", f"extra_data={live}")
     comparison = third["registration"]["comparison"]
-    seen_by_champion = ~splitting.unseen_mask(third["split"].keys_test, champion["split"].seen_keys())
+    keys_test = third["split"].keys_test
+    seen_by_champion = ~splitting.unseen_mask(keys_test, champion["split"].seen_keys())
+    seen_by_candidate = ~splitting.unseen_mask(keys_test, splitting.row_keys(first["split"].X_test[:30]))
     assert comparison["champion_trained"] == int(seen_by_champion.sum()) > 0
-    assert comparison["compared_rows"] == comparison["test_rows"] - comparison["champion_trained"]
-    assert f"left out: {comparison['champion_trained']} the champion trained on" in third["registration"]["compared_on"]
+    assert comparison["candidate_trained"] == int(seen_by_candidate.sum()) == 30
+    assert comparison["compared_rows"] == int((~seen_by_champion & ~seen_by_candidate).sum())
+    assert f"left out: {comparison['champion_trained']} the champion trained on, 30 the candidate trained on" \
+        in third["registration"]["compared_on"]
+    # The new version's lineage names the live rows, so the next gate leaves them out too.
+    import mlflow
+
+    uri = f"sqlite:///{root / '.aidevops' / 'mlflow.db'}"
+    tags = mlflow.MlflowClient(tracking_uri=uri).get_model_version("ci-digits", third["registration"]["version"]).tags
+    local = mlflow.artifacts.download_artifacts(artifact_uri=tags["aidevops.train_keys"], dst_path=str(root / "k3"),
+                                                tracking_uri=uri)
+    assert np.isin(splitting.row_keys(first["split"].X_test[:30]), splitting.load_keys(local)).all()
