@@ -191,8 +191,8 @@ def attach_profile(model: ServedModel, profile: Any) -> None:
         log.warning("%s: %s No feature drift.", model.label, exc)
         return
     task = (model.profile.get("predictions") or {}).get("task")
-    if model.task is None and task in ("classification", "regression"):
-        model.task = task  # live accuracy through /feedback needs the task; a foreign pyfunc does not say it
+    if task in ("classification", "regression"):
+        model.task = task  # what the profile saw the model predict beats the guess from its output signature
 
 
 def _load_downloaded(uri: str, ws: Workspace, *, name: str, version: str, alias: str | None) -> ServedModel:

@@ -187,6 +187,7 @@ class PyfuncModel(ServedModel):
                 model.n_features = len(model.feature_names)
                 numeric = {"double", "float", "long", "integer"}
                 model.numeric_columns = [c.name for c in schema.inputs if str(getattr(c.type, "name", c.type)) in numeric]
+        model.task = _task_of_outputs(meta.get_output_schema())
         from .example import request_example  # noqa: PLC0415
 
         model.example_body = request_example(local_path)  # read now: a downloaded folder may go with the model
@@ -246,6 +247,21 @@ class PyfuncModel(ServedModel):
             spec = schema.inputs[0]
             return [{"name": "predict", "datatype": oip_datatype(spec.type), "shape": list(spec.shape)}]
         return [{"name": "predict", "datatype": "BYTES", "shape": [-1]}]
+
+
+def _task_of_outputs(schema: Any) -> str | None:
+    """What a foreign model predicts, from its one-output signature: labels (integers, strings, booleans) are
+    classification, floats regression; None when unsaid. Live quality through /feedback needs it; a
+    reference profile's prediction summary, when there is one, says it instead (loader.attach_profile)."""
+    try:
+        if schema is None or len(schema.inputs) != 1:
+            return None
+        spec = schema.inputs[0]
+        kind = np.dtype(spec.type).kind if schema.is_tensor_spec() else np.dtype(spec.type.to_numpy()).kind
+    except Exception:  # noqa: BLE001 - arrays, objects, maps: no single type to read
+        return None
+    return {"i": "classification", "u": "classification", "b": "classification", "U": "classification",
+            "O": "classification", "f": "regression"}.get(kind)
 
 
 def _unchecked(estimator: Any, method: str) -> Any:

@@ -137,3 +137,24 @@ def test_the_monitor_panel_reads_a_foreign_versions_profile_once_into_the_deploy
     assert task == "classification" and [f["name"] for f in profile["features"]] == COLUMNS
     cached = cache_dir(reg.ws, NAME, version) / "reference_profile.json"
     assert json.loads(cached.read_text()) == profile
+
+
+def test_a_foreign_model_without_a_profile_still_gets_live_quality_from_feedback(app_factory, tmp_path):
+    """`sum` (a PythonModel returning each row's sum, float output signature) has no profile: its task comes
+    from the signature, and the labels sent to /feedback give a live MAE."""
+    app = app_factory("models:/sum@champion", db=tmp_path / "deploy.db", monitor=MONITOR, deployment="sum-live",
+                      monitor_seconds=0)
+    rng = np.random.default_rng(5)
+    with TestClient(app) as c:
+        assert app.state.server.slots.active.task == "regression"
+        for i in range(30):
+            rows = rng.normal(size=(10, 3)).round(3).tolist()
+            rid = f"sum-{i}"
+            r = c.post("/invocations", json={"dataframe_split": {"columns": ["a", "b", "c"], "data": rows}},
+                       headers={"X-Request-ID": rid})
+            assert r.status_code == 200, r.text
+            labels = [sum(row) + 1.0 for row in rows]  # every prediction off by exactly 1
+            assert c.post("/feedback", json={"request_id": rid, "labels": labels}).status_code == 200
+        s = _pass(app)
+    assert s["logged_rows"] == 300 and s["drift"] is None
+    assert s["quality"]["labelled"] == 300 and s["quality"]["mae"] == pytest.approx(1.0)
