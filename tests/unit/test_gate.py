@@ -7,9 +7,12 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from aidevops_ext import splitting, trainer
 from aidevops_ext.errors import ConfigError
+from aidevops_ext.evaluation import compare, evaluate
 from aidevops_ext.gate import Check, GateDecision, Threshold, evaluate_gate, parse_gate
 
 
@@ -326,11 +329,6 @@ def test_comparison_travels_in_tags_dict_and_headline():
 
 
 def test_compare_scores_both_models_on_the_same_unseen_rows():
-    import numpy as np
-
-    from aidevops_ext import splitting, trainer
-    from aidevops_ext.evaluation import compare, evaluate
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
