@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import mlflow
 from sklearn.compose import ColumnTransformer
@@ -91,6 +92,22 @@ def _train_and_log(ws, frame: pd.DataFrame, classifier, trusted: list[str] | Non
     with mlflow.start_run(run_id=run_id):
         mlflow.sklearn.log_model(model, name="model", input_example=X.head(3), **log_kwargs)
     return run_id
+
+
+def test_template_notebooks_are_plain_papermill_notebooks_and_shipped_ones_are_clean():
+    from aidevops_ext.review.hygiene import check_files
+
+    shipped = sorted((TEMPLATE.parents[1] / "steps").glob("*.ipynb"))
+    users = sorted(TEMPLATE.parent.glob("[!_]*/notebooks/*.ipynb"))
+    users = [p for p in users if p.parent.parent.name in ("tabular", "pytorch")]
+    assert {p.stem for p in shipped} >= {"split", "evaluate", "register"} and len(users) == 4
+    assert check_files(shipped + users) == {}, "committed without outputs"
+    for path in shipped + users:
+        cells = json.loads(path.read_text())["cells"]
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), path
+    for path in users:
+        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "aidevops" not in code, f"{path} must run under papermill alone"
 
 
 def test_a_run_that_logged_no_model_is_one_sentence(ws):
@@ -234,10 +251,9 @@ def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.Completed
 
 
 def test_tabular_template_runs_through_register_and_gates_a_second_model_against_the_champion(tmp_path):
+    made = aidevops(tmp_path, "new", "churn", "--template", "tabular")
+    assert made.returncode == 0, made.stderr
     root = tmp_path / "churn"
-    for part in ("notebooks", "pipelines", "data"):
-        shutil.copytree(TEMPLATE / part, root / part)
-    (root / ".aidevops").mkdir()
     first = aidevops(root, "run", "ci")
     assert first.returncode == 0, first.stderr[-3000:]
     run_dirs = sorted((root / ".aidevops" / "runs" / "ci").iterdir())
@@ -276,11 +292,12 @@ def test_pytorch_template_logs_with_mlflow_pytorch_and_is_scored_through_pyfunc(
     assert metrics["candidate"]["roc_auc"] > 0.95
     registration = json.loads((run_dir / "register" / "registration.json").read_text())
     assert registration["version"] == "1" and registration["champion_moved"]
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
-    source = client.get_model_version("ci-torch", "1").source
-    assert "pytorch" in mlflow.models.get_model_info(source).flavors
+    store = f"sqlite:///{root / '.aidevops' / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
+    source = client.get_model_version("ci-torch", "1").source  # models:/m-…: the logged model itself
+    location = client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    mlmodel = yaml.safe_load((Path(location.removeprefix("file://")) / "MLmodel").read_text())
+    assert "pytorch" in mlmodel["flavors"], "the version is the very model mlflow.pytorch logged"
 
 
 def test_a_train_step_refused_by_skops_fails_with_one_sentence_naming_both_fixes(tmp_path):
