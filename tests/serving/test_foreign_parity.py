@@ -16,7 +16,7 @@ import time
 import httpx
 import pytest
 
-from tests.serving.conftest import free_port, server_env, start_server, stop_server
+from tests.serving.conftest import ADMIN_TOKEN, free_port, server_env, start_server, stop_server
 from tests.serving.tabular import COLUMNS, NAME, register
 
 ROWS = [[48.5, 30.0, "paris", "pro"], [61.0, 45.0, "nice", "basic"]]
@@ -135,3 +135,27 @@ def test_the_corpus_holds_both_answers(peers):
     assert codes["a NaN literal, as MLflow's own serving example writes it"] == 200
     assert codes["split a word in a double column"] == 400 and codes["split missing a required column"] == 400
     assert 8 <= sum(c == 400 for c in codes.values()) <= len(codes) - 15
+
+
+def test_the_printed_try_it_command_scores_the_model_in_a_shell(peers):
+    """The deploy command's curl line, built from the served model's input example, run as a user would paste it
+    (with a quote in a category value, which the shell's '...' must survive)."""
+    import shutil
+    from types import SimpleNamespace
+
+    from aidevops_ext.deploy.manager import curl_example
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed on this machine")
+    ours, _ = peers
+    admin = httpx.get(ours + "/admin/slots", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    assert admin.status_code == 200, admin.text
+    body = admin.json()["active"]["example"]
+    assert body["dataframe_split"]["columns"] == COLUMNS and len(body["dataframe_split"]["data"]) == 1
+    line = curl_example(SimpleNamespace(url=ours), body=body)
+    out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and len(json.loads(out.stdout)["predictions"]) == 1, out.stdout + out.stderr
+    body["dataframe_split"]["data"][0][2] = "l'isle"
+    out = subprocess.run(["bash", "-c", curl_example(SimpleNamespace(url=ours), body=body)], capture_output=True,
+                         text=True, timeout=60)
+    assert len(json.loads(out.stdout)["predictions"]) == 1, out.stdout + out.stderr
