@@ -158,3 +158,24 @@ def test_a_foreign_model_without_a_profile_still_gets_live_quality_from_feedback
         s = _pass(app)
     assert s["logged_rows"] == 300 and s["drift"] is None
     assert s["quality"]["labelled"] == 300 and s["quality"]["mae"] == pytest.approx(1.0)
+
+
+def test_a_request_log_from_before_frames_gains_the_column_and_still_reads(tmp_path):
+    import sqlite3
+
+    from aidevops_ext.serving.requestlog import connect
+
+    db = tmp_path / "deploy.db"
+    old = sqlite3.connect(db)
+    old.execute("CREATE TABLE request_log (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, ts REAL NOT NULL, "
+                "model TEXT NOT NULL, version TEXT NOT NULL, alias TEXT, protocol TEXT NOT NULL, status INTEGER NOT NULL, "
+                "latency_ms REAL NOT NULL, n_rows INTEGER, n_features INTEGER, input_rows INTEGER, row_step INTEGER, "
+                "inputs BLOB, predictions TEXT, error TEXT)")
+    old.execute("INSERT INTO request_log (request_id, ts, model, version, protocol, status, latency_ms, n_rows, n_features, "
+                "input_rows, row_step, inputs, predictions) VALUES ('r', 1.0, 'm', '1', 'mlflow', 200, 1.0, 1, 2, 1, 1, ?, '[0]')",
+                (np.array([[1.0, 2.0]], "<f4").tobytes(),))
+    old.commit()
+    old.close()
+    connect(db).close()
+    win = read_window(db, "m", "1", rows=10)
+    assert win.frame is None and win.rows.tolist() == [[1.0, 2.0]] and win.row_predictions == [0]
