@@ -555,12 +555,12 @@ def _frame_drift(frame: Any, prof: dict, opt: _Options) -> tuple[list[FeatureDri
 
 def _category_drift(column: Any, ref: dict, n_ref: int, opt: _Options) -> FeatureDrift:
     """PSI + chi-square over the reference categories and one "(other)" bucket, missing and unseen rates."""
-    import pandas as pd  # noqa: PLC0415
+    from .frameprofile import factorize  # noqa: PLC0415 - pandas: only DataFrame windows need it
 
     cats = list(ref["categories"])
     K = len(cats)
     n = int(len(column))
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    codes, uniques = factorize(column)
     index = {c: i for i, c in enumerate(cats)}
     # one lookup per distinct live value, then a gather: no Python work per row
     lut = np.array([index.get(label, K) for label in category_labels(uniques)] + [K + 1], dtype=np.int64)

@@ -36,7 +36,8 @@ from aidevops_ext.errors import ConfigError, DataError
 
 from .profile import _check_bins, _prediction_summary, _summaries, category_labels
 
-__all__ = ["FRAME_PROFILE_VERSION", "MAX_CATEGORIES", "build_frame_profile", "category_columns", "category_labels"]
+__all__ = ["FRAME_PROFILE_VERSION", "MAX_CATEGORIES", "build_frame_profile", "category_columns", "category_labels",
+           "factorize"]
 
 FRAME_PROFILE_VERSION = 2  # version 1 profiles hold numeric features only
 MAX_CATEGORIES = 100  # categories kept per column; the rest are summed in other_count
@@ -57,6 +58,16 @@ def category_columns(frame: pd.DataFrame) -> tuple[list[str], list[str], list[st
     return numeric, category, skipped
 
 
+def factorize(column: pd.Series) -> tuple[np.ndarray, Any]:
+    """(codes, distinct values) of a column by hashing, missing values coded -1; values that cannot be
+    hashed (lists, dicts from JSON) are compared by their text, the only case that walks the rows in Python."""
+    try:
+        return pd.factorize(column, use_na_sentinel=True)
+    except TypeError:
+        return pd.factorize(column.map(lambda v: v if isinstance(v, (str, int, float, bool)) or v is None else str(v)),
+                            use_na_sentinel=True)
+
+
 def _category_summary(column: pd.Series, max_categories: int) -> dict:
     """Counts of each distinct value of one column, hashed once (pandas.factorize) and counted by np.bincount."""
     n = len(column)
@@ -64,7 +75,7 @@ def _category_summary(column: pd.Series, max_categories: int) -> dict:
         codes = column.cat.codes.to_numpy()
         uniques = column.cat.categories
     else:
-        codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        codes, uniques = factorize(column)
     present = codes >= 0
     counts = np.bincount(codes[present], minlength=len(uniques))
     merged: dict[str, int] = {}

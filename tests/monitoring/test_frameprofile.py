@@ -161,3 +161,14 @@ def test_a_category_profile_needs_a_frame_window(frame):
         feature_drift(np.zeros((50, 5)), prof)
     with pytest.raises(DataError, match="lacks profiled columns"):
         feature_drift(_shifted(frame, 1, 50).drop(columns=["city"]), prof)
+
+
+def test_unhashable_values_from_json_are_categories_by_their_text():
+    from aidevops_ext.monitoring.drift import feature_drift
+
+    column = pd.Series([["a"], ["a"], "b", None] * 100, dtype=object)
+    prof = build_frame_profile(pd.DataFrame({"v": column}))
+    f = prof["features"][0]
+    assert f["categories"] == ["['a']", "b"] and f["counts"] == [200, 100] and f["missing_rate"] == 0.25
+    same = feature_drift(pd.DataFrame({"v": column}), prof).feature("v")
+    assert same.status == "ok" and same.psi == pytest.approx(0.0) and same.unseen_rate == 0.0
