@@ -69,6 +69,12 @@ CORPUS: dict[str, bytes] = {name: json.dumps(body).encode() for name, body in {
 CORPUS["a NaN literal, as MLflow's own serving example writes it"] = (
     b'{"dataframe_split": {"columns": ["income", "age", "city", "plan"], "data": [[NaN, 30.0, "paris", "pro"]]}}')
 CORPUS["truncated JSON"] = b'{"dataframe_split": '
+CSV = {  # text/csv bodies, as pandas' to_csv writes them: an empty cell is a missing value
+    "csv": b"income,age,city,plan\n48.5,30,paris,pro\n61,45,nice,basic\n",
+    "csv an empty numeric cell": b"income,age,city,plan\n,30,paris,pro\n",
+    "csv a word in a numeric column": b"income,age,city,plan\nabc,30,paris,pro\n",
+    "csv missing a column": b"income,age,city\n48.5,30,paris\n",
+}
 
 
 def _mlflow_server(reg, version: str):
@@ -112,8 +118,8 @@ def peers(reg):
                 proc.kill()
 
 
-def _answer(url: str, body: bytes) -> tuple[int, object]:
-    r = httpx.post(url + "/invocations", content=body, headers={"Content-Type": "application/json"}, timeout=60)
+def _answer(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, object]:
+    r = httpx.post(url + "/invocations", content=body, headers={"Content-Type": content_type}, timeout=60)
     return r.status_code, (r.json().get("predictions") if r.status_code == 200 else r.text[:300])
 
 
@@ -122,6 +128,10 @@ def test_every_request_of_the_corpus_gets_mlflows_answer(peers):
     differ = []
     for name, body in CORPUS.items():
         (s1, p1), (s2, p2) = _answer(ours, body), _answer(theirs, body)
+        if s1 // 100 != s2 // 100 or (s1 == 200 and p1 != p2):
+            differ.append(f"{name}: ours {s1} {p1!r} | mlflow {s2} {p2!r}")
+    for name, body in CSV.items():
+        (s1, p1), (s2, p2) = _answer(ours, body, "text/csv"), _answer(theirs, body, "text/csv")
         if s1 // 100 != s2 // 100 or (s1 == 200 and p1 != p2):
             differ.append(f"{name}: ours {s1} {p1!r} | mlflow {s2} {p2!r}")
     assert not differ, "\n".join(differ)
@@ -135,6 +145,8 @@ def test_the_corpus_holds_both_answers(peers):
     assert codes["a NaN literal, as MLflow's own serving example writes it"] == 200
     assert codes["split a word in a double column"] == 400 and codes["split missing a required column"] == 400
     assert 8 <= sum(c == 400 for c in codes.values()) <= len(codes) - 15
+    assert _answer(ours, CSV["csv an empty numeric cell"], "text/csv")[0] == 200
+    assert _answer(ours, CSV["csv missing a column"], "text/csv")[0] == 400
 
 
 def test_the_printed_try_it_command_scores_the_model_in_a_shell(peers):
