@@ -130,7 +130,7 @@ def evaluate_models(
     champion_metrics = None if champion is None else {}
     if keep.all() or keep.sum() >= min_compared_rows(len(test)):
         candidate_metrics = _scored(candidate, features[keep], target[keep], task, f"The train step's model '{ref.name}'",
-                                    "log it with a signature that matches the table's columns (input_example=X.head())")
+                                    "train it on every column but the target and data.id, and log it with input_example=X.head()")
         if champion is not None:
             champion_metrics = _scored(champion, features[keep], target[keep], task, f"Champion '{model_name}' v{version}",
                                        "its inputs differ from the candidate's: register under another model name or retire the champion")

@@ -41,3 +41,15 @@ def test_task_is_inferred_from_the_target():
     assert infer_task(pd.Series([True, False])) == "classification"
     assert infer_task(pd.Series(np.linspace(0, 1, 50))) == "regression"
     assert infer_task(pd.Series(np.arange(100))) == "regression", "many distinct integers are a quantity, not classes"
+
+
+def test_a_spec_with_a_bad_data_section_fails_when_it_loads(tmp_path):
+    from aidevops_ext.pipeline.spec import load_spec
+
+    spec = tmp_path / "pipelines" / "default.yaml"
+    spec.parent.mkdir()
+    spec.write_text("data: {target: y, test_fraction: 2}\nsteps:\n  split: {notebook: 'aidevops:split'}\n")
+    with pytest.raises(ConfigError, match=r"'data.test_fraction' in default.yaml must be a number between 0 and 1"):
+        load_spec(spec, tmp_path)
+    spec.write_text("data: {target: y}\nsteps:\n  split: {notebook: 'aidevops:split'}\n")
+    assert load_spec(spec, tmp_path).data == {"target": "y"}, "steps receive the section as written"
