@@ -31,35 +31,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import db
 from .errors import AidevopsError, ConfigError
 from .workspace import Workspace
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS retrains (
-    id INTEGER PRIMARY KEY,
-    deployment TEXT NOT NULL,
-    model TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    alert_event_id INTEGER,
-    rule TEXT,
-    status TEXT NOT NULL,
-    started REAL NOT NULL,
-    finished REAL,
-    pipeline TEXT,
-    pipeline_run_id TEXT,
-    from_version TEXT,
-    version TEXT,
-    gate_passed INTEGER,
-    champion_moved INTEGER,
-    switched_to TEXT,
-    training_rows INTEGER,
-    live_rows INTEGER,
-    extra_data TEXT,
-    actor TEXT,
-    message TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS retrains_deployment ON retrains (deployment, id);
-"""
 
 # Statuses of a retraining.
 RUNNING, SWITCHED, GATE_FAILED, UNCHANGED, FAILED = "running", "switched", "gate failed", "unchanged", "failed"
@@ -98,11 +72,8 @@ class Retraining:
 
 
 def _connect(ws: Workspace) -> sqlite3.Connection:
-    ws.deploy_db.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(ws.deploy_db), timeout=10.0, isolation_level=None)
+    conn = db.connect(ws.deploy_db)  # `retrains` is defined with deploy.db's other tables, in db.py
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(SCHEMA)
     return conn
 
 

@@ -1,12 +1,12 @@
 """Deployments and their history in the workspace's `deploy.db` (SQLite, WAL), beside the server's request log.
 
-Tables (the request log's `request_log` and `feedback` live in the same file; see serving/requestlog.py):
+Tables (their layout and migrations are in aidevops_ext/db.py; the request log, alerts and retrainings share the file):
 - `deployments`: one row per deployment name: the model and alias it serves, the target, where it listens,
   the versions in its slots, the supervisor's and server's pids, its state, and its admin token;
 - `deployment_history`: every change: when, which operation, from and to which version, why, by whom,
   whether it was done or refused (and why).
 
-The admin token makes the file sensitive: it is created (and kept) readable by its owner only.
+The admin token makes the file sensitive: db.connect creates (and keeps) it readable by its owner only.
 Each call opens a short-lived connection, so the CLI, the supervisor and a notebook can share the file.
 """
 
@@ -20,49 +20,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
+from .. import db
 from ..workspace import Workspace
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS deployments (
-    name TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    ref TEXT NOT NULL,
-    alias TEXT,
-    target TEXT NOT NULL DEFAULT 'local',
-    host TEXT,
-    port INTEGER,
-    follow REAL NOT NULL DEFAULT 0,
-    alias_version TEXT,
-    active_version TEXT,
-    previous_version TEXT,
-    canary_version TEXT,
-    canary_share REAL NOT NULL DEFAULT 0,
-    supervisor_pid INTEGER,
-    server_pid INTEGER,
-    state TEXT NOT NULL,
-    desired TEXT NOT NULL DEFAULT 'running',
-    restarts INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    admin_token TEXT,
-    log_path TEXT,
-    options TEXT,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS deployment_history (
-    id INTEGER PRIMARY KEY,
-    deployment TEXT NOT NULL,
-    ts REAL NOT NULL,
-    operation TEXT NOT NULL,
-    from_version TEXT,
-    to_version TEXT,
-    reason TEXT NOT NULL DEFAULT '',
-    actor TEXT NOT NULL,
-    ok INTEGER NOT NULL DEFAULT 1,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE UNIQUE INDEX IF NOT EXISTS deployment_history_event ON deployment_history (deployment, ts, operation);
-"""
 
 # Deployment states: what the supervisor last reported (or what the manager found, for a dead one).
 STARTING, RUNNING, RESTARTING, FAILED, STOPPED = "starting", "running", "restarting", "failed", "stopped"
@@ -163,40 +122,10 @@ class DeployStore:
 
     # ------------------------------------------------------------------ connection
     def connect(self) -> sqlite3.Connection:
-        """A WAL connection with the tables created and the file private to its owner."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            # Create it private before SQLite writes anything (the row holds admin tokens).
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-            os.close(fd)
-        self._private()
-        conn = sqlite3.connect(str(self.path), timeout=15.0, isolation_level=None)
+        """A connection to deploy.db, created private to its owner and at the current layout (see db.py)."""
+        conn = db.connect(self.path)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=15000")
-        conn.executescript(SCHEMA)
-        self._migrate(conn)
         return conn
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        """Add columns a newer aidevops knows to a deploy.db written by an older one."""
-        have = {r[1] for r in conn.execute("PRAGMA table_info(deployments)")}
-        for line in SCHEMA.split("CREATE TABLE IF NOT EXISTS deployments (", 1)[1].split(");", 1)[0].splitlines():
-            parts = line.strip().rstrip(",").split(None, 1)
-            if len(parts) == 2 and parts[0] not in have and "PRIMARY KEY" not in parts[1] \
-                    and ("NOT NULL" not in parts[1] or "DEFAULT" in parts[1]):
-                conn.execute(f"ALTER TABLE deployments ADD COLUMN {parts[0]} {parts[1]}")
-
-    def _private(self) -> None:
-        for suffix in ("", "-wal", "-shm"):
-            p = Path(str(self.path) + suffix)
-            try:
-                if p.exists() and (p.stat().st_mode & 0o077):
-                    os.chmod(p, 0o600)
-            except OSError:  # not ours (another user's workspace): reading still works
-                pass
 
     def _run(self, sql: str, args: tuple | dict = ()) -> list[sqlite3.Row]:
         conn = self.connect()

@@ -1,13 +1,13 @@
 """Alert state and alert history of deployments, in the workspace's `deploy.db` (SQLite, WAL).
 
-Tables:
+Tables (their layout and migrations are in aidevops_ext/db.py):
 - `alert_state`: one row per (deployment, rule): the rule's state (ok / firing / resolved), since when,
   the last value and breaching features, and the evaluator's JSON state (what `evaluate_rules` resumes from);
 - `alert_events`: every transition (fired / resolved) with its message and the rule's action, and, for
   `action: retrain`, who took it up (`handled_by`) so one alert starts at most one retraining.
 
 The model server's monitor is the only writer of alert state (one evaluator, so a window is never
-counted twice); the CLI, notebooks and the retraining loop read it. Standard library only.
+counted twice); the CLI, notebooks and the retraining loop read it. Standard library and db.py only.
 """
 
 from __future__ import annotations
@@ -18,47 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_state (
-    deployment TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    state TEXT NOT NULL,
-    since REAL NOT NULL,
-    value REAL,
-    features TEXT NOT NULL DEFAULT '[]',
-    model TEXT,
-    version TEXT,
-    detail TEXT NOT NULL DEFAULT '{}',
-    updated REAL NOT NULL,
-    PRIMARY KEY (deployment, rule)
-);
-CREATE TABLE IF NOT EXISTS alert_events (
-    id INTEGER PRIMARY KEY,
-    deployment TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    event TEXT NOT NULL,
-    at REAL NOT NULL,
-    metric TEXT,
-    value REAL,
-    threshold REAL,
-    features TEXT NOT NULL DEFAULT '[]',
-    action TEXT,
-    message TEXT NOT NULL,
-    model TEXT,
-    version TEXT,
-    handled_by TEXT,
-    handled_at REAL
-);
-CREATE INDEX IF NOT EXISTS alert_events_deployment ON alert_events (deployment, id);
-"""
+from .. import db
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
+    conn = db.connect(path)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(SCHEMA)
     return conn
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .requestlog import connect
+from ..db import connect
 
 _BATCH = 2000
 

@@ -5,7 +5,7 @@ The event loop only appends a tuple to a bounded deque (`offer`); a background t
 is dropped and counted: logging never blocks or fails a request. Feedback labels are few and must not
 be lost silently, so `/feedback` writes them synchronously (in a worker thread) instead.
 
-Tables (monitoring reads them):
+Tables (monitoring reads them; their layout and migrations are in aidevops_ext/db.py):
 - `request_log`: request id, time, model/version/alias, protocol, HTTP status, latency, row and feature
   counts, a strided sample of at most `log_max_rows` input rows as a float32 blob (row-major, little
   endian; rows 0, row_step, 2*row_step, ...), every prediction as JSON, the error message of a refused request.
@@ -29,68 +29,17 @@ from typing import Any
 import numpy as np
 import orjson
 
+from ..db import connect  # re-exported: tests open the log as requestlog.connect
+from ..errors import AidevopsError
 from .config import ServingConfig
 
 log = logging.getLogger("aidevops.serving")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS request_log (
-    id INTEGER PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    ts REAL NOT NULL,
-    model TEXT NOT NULL,
-    version TEXT NOT NULL,
-    alias TEXT,
-    protocol TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    latency_ms REAL NOT NULL,
-    n_rows INTEGER,
-    n_features INTEGER,
-    input_rows INTEGER,
-    row_step INTEGER,
-    inputs BLOB,
-    predictions TEXT,
-    error TEXT,
-    frame TEXT
-);
-CREATE INDEX IF NOT EXISTS request_log_request_id ON request_log (request_id);
--- The live window and the Monitor panel read the newest rows of a model (version) by id, and a time range by ts:
--- without these, each read sorted every logged row of the model (170 ms at 100,000 rows; 4 ms with them).
--- They replace (model, version, ts), which no query used once they existed; dropping it spares the writer.
-DROP INDEX IF EXISTS request_log_model_ts;
-CREATE INDEX IF NOT EXISTS request_log_model_version_id ON request_log (model, version, id);
-CREATE INDEX IF NOT EXISTS request_log_model_time ON request_log (model, ts);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    row INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    ts REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
-"""
 
 _INSERT = (
     "INSERT INTO request_log (request_id, ts, model, version, alias, protocol, status, latency_ms, n_rows, "
     "n_features, input_rows, row_step, inputs, predictions, error, frame) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _BATCH = 5000
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection to deploy.db in WAL mode with the request-log tables created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.executescript(SCHEMA)
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(request_log)")}
-    if "frame" not in columns:  # a log written before DataFrame inputs were kept: add the column in place
-        try:
-            conn.execute("ALTER TABLE request_log ADD COLUMN frame TEXT")
-        except sqlite3.OperationalError:  # another connection added it first
-            pass
-    return conn
 
 
 class RequestLog:
@@ -155,7 +104,7 @@ class RequestLog:
             return
         try:
             connect(self.path).close()
-        except (sqlite3.Error, OSError) as exc:
+        except (sqlite3.Error, OSError, AidevopsError) as exc:  # a newer aidevops's file included: serve, unlogged
             log.warning("Request log disabled: cannot open %s (%s).", self.path, exc)
             self.enabled = False
             return
