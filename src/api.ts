@@ -44,8 +44,21 @@ export interface ModelVersion {
   status: string | null;
   gate_passed: boolean | null;
   gate_reasons: string | null;
+  /** The gate's own comparison in one line, e.g. "accuracy 0.9638 vs v1 0.9499 on 359 rows" (null when not gated). */
+  gate_summary?: string | null;
+  gate_comparison?: GateComparison | null;
   metrics: Record<string, number>;
   lineage: Lineage;
+}
+
+/** What the gate compared for a version: both models' metrics on the same test rows, and which rows. */
+export interface GateComparison {
+  summary: string | null;
+  compared_on: string | null;
+  candidate: Record<string, number | null>;
+  champion: Record<string, number | null> | null;
+  champion_version: string | null;
+  rows: Record<string, unknown> | null;
 }
 
 export interface RegisteredModel {
@@ -185,8 +198,24 @@ export interface FeatureDrift {
   ks_pvalue?: number | null;
   wasserstein_std?: number | null;
   mean_shift_std?: number | null;
+  chi2_pvalue?: number | null;
+  missing_rate?: number | null;
+  missing_rate_ref?: number | null;
   drifted: boolean;
   reasons?: string[];
+  /** "numeric" (binned PSI, KS, Wasserstein) or "category" (PSI and chi-square over its categories). */
+  kind?: 'numeric' | 'category';
+  /** Category features: share of present live values outside the reference's categories, and what the reference expects. */
+  unseen_rate?: number | null;
+  unseen_rate_ref?: number | null;
+  /** Category features: reference vs live share of present values per category, top first; the last is "(other)". */
+  top_categories?: CategoryShare[];
+}
+
+export interface CategoryShare {
+  category: string;
+  reference: number;
+  live: number;
 }
 
 export interface MonitorAlert {

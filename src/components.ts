@@ -51,7 +51,8 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
-function button(label: string, cls: string, onClick: () => void, title = '', disabled = false): HTMLButtonElement {
+/** A JupyterLab-styled button: the one all three panels use. */
+export function button(label: string, cls: string, onClick: () => void, title = '', disabled = false): HTMLButtonElement {
   const b = h('button', { class: `jp-Button jp-mod-styled jp-aidevops-button ${cls}`, type: 'button' }, label);
   if (title) {
     b.title = title;
@@ -117,6 +118,24 @@ export function gateBadge(version: ModelVersion): HTMLElement {
   return badge;
 }
 
+/**
+ * The gate cell: the badge and, beside it, the gate's own comparison ("accuracy 0.9543 vs v1 0.9600 on
+ * 350 rows"): both models scored on the same rows, which the version's own metrics column is not.
+ */
+export function gateCell(version: ModelVersion): HTMLElement {
+  const cell = h('td', { class: 'jp-aidevops-gate-cell', 'data-label': 'Gate' }, gateBadge(version));
+  const summary = version.gate_summary ?? version.gate_comparison?.summary ?? null;
+  if (summary) {
+    const line = h('div', { class: 'jp-aidevops-gate-summary', 'data-testid': 'gate-summary' }, summary);
+    const on = version.gate_comparison?.compared_on;
+    if (on) {
+      line.title = `compared on ${on}`;
+    }
+    cell.append(line);
+  }
+  return cell;
+}
+
 export function renderModels(
   models: RegisteredModel[],
   deployments: Deployment[],
@@ -145,14 +164,14 @@ function renderModel(model: RegisteredModel, live: Deployment | undefined, actio
 }
 
 function renderVersion(model: RegisteredModel, version: ModelVersion, live: Deployment | undefined, actions: IActions, idle: boolean): HTMLElement {
-  const aliases = h('td', {}, ...version.aliases.map(a => h('span', { class: `jp-aidevops-badge jp-aidevops-alias jp-mod-${a}` }, a)));
+  const aliases = h('td', { 'data-label': 'Aliases' }, ...version.aliases.map(a => h('span', { class: `jp-aidevops-badge jp-aidevops-alias jp-mod-${a}` }, a)));
   const metrics = h(
     'td',
-    { class: 'jp-aidevops-metrics' },
+    { class: 'jp-aidevops-metrics', 'data-label': 'Metrics' },
     ...keyMetrics(version.metrics || {}).map(([k, v]) => h('span', { class: 'jp-aidevops-metric', title: k }, `${k} ${v.toFixed(4)}`))
   );
   const lineage = version.lineage;
-  const produced = h('td', { class: 'jp-aidevops-lineage' });
+  const produced = h('td', { class: 'jp-aidevops-lineage', 'data-label': 'Produced by' });
   if (lineage?.pipeline_run_id) {
     produced.append(h('div', { class: 'jp-aidevops-run', title: `git ${lineage.git_commit ?? '?'}${lineage.git_dirty === 'True' ? ' (dirty)' : ''}` }, `${lineage.pipeline ?? 'pipeline'} run ${lineage.pipeline_run_id}`));
     const links = h('div', { class: 'jp-aidevops-notebooks' }, h('span', { class: 'jp-aidevops-muted' }, 'notebooks: '));
@@ -189,9 +208,9 @@ function renderVersion(model: RegisteredModel, version: ModelVersion, live: Depl
   return h(
     'tr',
     { class: 'jp-aidevops-version', 'data-version': version.version },
-    h('td', {}, `v${version.version}`),
+    h('td', { class: 'jp-aidevops-version-number', 'data-label': 'Version' }, `v${version.version}`),
     aliases,
-    h('td', {}, gateBadge(version)),
+    gateCell(version),
     metrics,
     produced,
     buttons
@@ -258,13 +277,15 @@ function renderDeployment(d: Deployment, actions: IActions, idle: boolean): HTML
     h('h4', {}, d.name, ' ', healthBadge(d)),
     d.error ? h('div', { class: 'jp-aidevops-error', role: 'alert' }, d.error) : null,
     facts,
-    d.example ? h('details', { class: 'jp-aidevops-example' }, h('summary', {}, 'Try it'), h('pre', {}, d.example.curl)) : null,
+    d.example
+      ? h('details', { class: 'jp-aidevops-example', 'data-keep': `example:${d.name}` }, h('summary', {}, 'Try it'), h('pre', { 'data-keep': `example-text:${d.name}` }, d.example.curl))
+      : null,
     buttons,
-    renderHistory(d.history)
+    renderHistory(d.history, d.name)
   );
 }
 
-export function renderHistory(rows: HistoryEntry[]): HTMLElement {
+export function renderHistory(rows: HistoryEntry[], deployment = ''): HTMLElement {
   const table = h(
     'table',
     { class: 'jp-aidevops-table jp-aidevops-history' },
@@ -277,14 +298,19 @@ export function renderHistory(rows: HistoryEntry[]): HTMLElement {
       h(
         'tr',
         { class: `jp-aidevops-history-row ${row.ok ? '' : 'jp-mod-refused'}`, 'data-operation': row.operation },
-        h('td', {}, row.when.replace('T', ' ').slice(0, 19)),
-        h('td', {}, row.operation + (row.ok ? '' : ' (refused)')),
-        h('td', {}, change),
-        h('td', {}, row.actor),
-        h('td', { title: row.detail }, row.reason)
+        h('td', { 'data-label': 'When' }, row.when.replace('T', ' ').slice(0, 19)),
+        h('td', { 'data-label': 'Change' }, row.operation + (row.ok ? '' : ' (refused)')),
+        h('td', { 'data-label': 'Versions' }, change),
+        h('td', { class: 'jp-aidevops-history-actor', 'data-label': 'By' }, row.actor),
+        h('td', { class: 'jp-aidevops-history-reason', 'data-label': 'Why', title: row.detail }, row.reason)
       )
     );
   }
   table.append(body);
-  return h('details', { class: 'jp-aidevops-history-box', open: '' }, h('summary', {}, `History (${rows.length})`), table);
+  return h(
+    'details',
+    { class: 'jp-aidevops-history-box', open: '', 'data-keep': `history:${deployment}` },
+    h('summary', {}, `History (${rows.length})`),
+    h('div', { class: 'jp-aidevops-scroll-x', 'data-keep': `history-scroll:${deployment}` }, table)
+  );
 }

@@ -5,7 +5,6 @@
 
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -16,6 +15,7 @@ import { DeployModel } from './model';
 import { DeployPanel } from './panel';
 import { runsPlugin } from './runs/plugin'; // Runs panel
 import { monitorPlugin } from './monitor/plugin'; // Monitor panel
+import { apiPlugin, IAidevopsApi } from './token';
 
 export const OPEN_COMMAND = 'aidevops:open-deploy-panel';
 export const PANEL_ID = 'aidevops-deploy-panel';
@@ -32,18 +32,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
   id: 'aidevops-ext:deploy-panel',
   description: 'Deploy, canary, promote and roll back registered models; open the notebooks that produced them.',
   autoStart: true,
+  requires: [IAidevopsApi],
   optional: [ICommandPalette, ILauncher, ILayoutRestorer],
   activate: (
     app: JupyterFrontEnd,
+    api: AidevopsApi,
     palette: ICommandPalette | null,
     launcher: ILauncher | null,
     restorer: ILayoutRestorer | null
   ) => {
-    const settings = ServerConnection.makeSettings();
-    const api = new AidevopsApi((path, init) =>
-      ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), init, settings)
-    );
-    app.serviceManager.contents.addDrive(new RunsDrive(api, settings));
+    app.serviceManager.contents.addDrive(new RunsDrive(api, ServerConnection.makeSettings()));
 
     const model = new DeployModel(api);
     const panel = new DeployPanel(model, (runId, step, name) => {
@@ -66,4 +64,4 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-export default [plugin, runsPlugin, monitorPlugin];
+export default [apiPlugin, plugin, runsPlugin, monitorPlugin];

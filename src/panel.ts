@@ -6,6 +6,7 @@ import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 
 import { Deployment, ModelVersion, RegisteredModel } from './api';
 import { IActions, liveDeploymentOf, preferredAlias, renderPanel } from './components';
+import { replaceKeepingState } from './keepstate';
 import { DeployModel } from './model';
 import { PolledPanel } from './panelbase';
 
@@ -25,13 +26,14 @@ export class DeployPanel extends PolledPanel<DeployModel> {
     super.dispose();
   }
 
+  // Each poll rebuilds the body; replaceKeepingState keeps an opened "Try it", a closed History, the
+  // scroll position and the focus (see ./keepstate).
   private render(): void {
     const m = this.model;
-    const top = this.node.scrollTop;
-    this.node.replaceChildren(
+    replaceKeepingState(
+      this.node,
       renderPanel({ models: m.models, deployments: m.deployments, error: m.error, busy: m.busy, loaded: m.loaded }, this.actions)
     );
-    this.node.scrollTop = top;
   }
 
   private readonly actions: IActions = {

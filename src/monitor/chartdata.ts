@@ -132,3 +132,59 @@ function num(v: unknown): number | null {
 function fmt(v: number): string {
   return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 1 ? v.toFixed(1) : v.toPrecision(2);
 }
+
+/** The least span a time axis shows (s): one point or a few seconds of points still get readable ticks. */
+export const MIN_TIME_SPAN_S = 600;
+
+/** The window a series answer covers ([start, end] in epoch seconds), or null when it has none. */
+export function seriesWindow(series: MonitorSeries | null): [number, number] | null {
+  const start = num(series?.start);
+  const end = num(series?.end);
+  return start !== null && end !== null && end > start ? [start, end] : null;
+}
+
+/**
+ * The x range of a time chart: the series' window (so the four time charts line up) stretched over the
+ * points, and never shorter than `minSpan`. Without this uPlot gives a single point a one-day range,
+ * whose midnight ticks read "00:00 00:00".
+ */
+export function timeRange(xs: ArrayLike<number>, window: [number, number] | null, minSpan = MIN_TIME_SPAN_S): [number, number] | null {
+  let lo = window ? window[0] : Infinity;
+  let hi = window ? window[1] : -Infinity;
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i];
+    if (Number.isFinite(x)) {
+      lo = Math.min(lo, x);
+      hi = Math.max(hi, x);
+    }
+  }
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) {
+    return null;
+  }
+  if (hi - lo < minSpan) {
+    const middle = (lo + hi) / 2;
+    return [middle - minSpan / 2, middle + minSpan / 2];
+  }
+  return [lo, hi];
+}
+
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/**
+ * Time-axis tick labels in local time: HH:MM:SS when ticks are under a minute apart, HH:MM under a day,
+ * and the date (plus the time where it is not midnight) for ticks a day or more apart.
+ */
+export function timeTicks(splits: number[], incr: number): string[] {
+  return splits.map(s => {
+    const d = new Date(s * 1000);
+    const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+    if (incr < 60) {
+      return `${hm}:${pad2(d.getSeconds())}`;
+    }
+    if (incr < 86400) {
+      return hm;
+    }
+    const day = d.toLocaleDateString([], { month: 'short', day: 'numeric' });
+    return hm === '00:00' ? day : `${day} ${hm}`;
+  });
+}

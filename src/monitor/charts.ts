@@ -7,7 +7,7 @@
 
 import uPlot from 'uplot';
 
-import { Aligned, pointCount } from './chartdata';
+import { Aligned, pointCount, timeRange, timeTicks } from './chartdata';
 
 export const CHART_HEIGHT = 170;
 
@@ -38,11 +38,17 @@ function axis(extra: uPlot.Axis = {}): uPlot.Axis {
   };
 }
 
-/** Time ticks as 24-hour HH:MM (HH:MM:SS when ticks are less than a minute apart). */
-const clock = (_u: uPlot, splits: number[], _axis: number, _space: number, incr: number) =>
-  splits.map(s =>
-    new Date(s * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: incr < 60 ? '2-digit' : undefined, hour12: false })
-  );
+/** Time ticks (see timeTicks: HH:MM, HH:MM:SS under a minute apart, dates a day or more apart). */
+const clock = (_u: uPlot, splits: number[], _axis: number, _space: number, incr: number) => timeTicks(splits, incr);
+
+/** The window a time chart shows ([start, end] epoch seconds), null when unknown. */
+export type TimeWindow = () => [number, number] | null;
+
+/** The x scale of a time chart: the series' window over the points, at least ten minutes (see timeRange). */
+const timeScale = (window: TimeWindow): uPlot.Scale => ({
+  time: true,
+  range: (u, min, max) => timeRange((u.data[0] ?? []) as number[], window()) ?? [min, max]
+});
 
 /** One chart on `host`: `options(width)` gives uPlot's options; `seriesForCount` limits which series count as drawn. */
 export class LiveChart {
@@ -127,39 +133,39 @@ const line = (label: string, stroke: string, value?: (u: uPlot, v: number | null
 
 const fixed = (digits: number, unit = '') => (_u: uPlot, v: number | null) => (v === null || v === undefined ? '—' : `${v.toFixed(digits)}${unit}`);
 
-export function rateChart(host: HTMLElement): LiveChart {
+export function rateChart(host: HTMLElement, window: TimeWindow = () => null): LiveChart {
   return new LiveChart(host, width =>
     base(width, [line('requests/s', COLORS.blue, fixed(1)), line('failed/s', COLORS.red, fixed(2))], {
       axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
-      scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } }
+      scales: { x: timeScale(window), y: { range: (_u, _min, max) => [0, Math.max(1, max)] } }
     })
   );
 }
 
-export function latencyChart(host: HTMLElement): LiveChart {
+export function latencyChart(host: HTMLElement, window: TimeWindow = () => null): LiveChart {
   return new LiveChart(host, width =>
     base(
       width,
       [line('p50 ms', COLORS.green, fixed(1)), line('p95 ms', COLORS.orange, fixed(1)), line('p99 ms', COLORS.red, fixed(1))],
       {
         axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
-        scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } }
+        scales: { x: timeScale(window), y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } }
       }
     )
   );
 }
 
-export function errorRateChart(host: HTMLElement): LiveChart {
+export function errorRateChart(host: HTMLElement, window: TimeWindow = () => null): LiveChart {
   return new LiveChart(host, width =>
     base(width, [line('error rate %', COLORS.red, fixed(2, ' %'))], {
       axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
-      scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } }
+      scales: { x: timeScale(window), y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } }
     })
   );
 }
 
 /** Accuracy with its confidence band (between the upper and lower series). */
-export function accuracyChart(host: HTMLElement): LiveChart {
+export function accuracyChart(host: HTMLElement, window: TimeWindow = () => null): LiveChart {
   return new LiveChart(host, width =>
     base(
       width,
@@ -170,7 +176,7 @@ export function accuracyChart(host: HTMLElement): LiveChart {
       ],
       {
         axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
-        scales: { y: { range: (_u, min, max) => [Math.max(0, Math.min(min, 0.5)), Math.min(1, Math.max(max, 0.5)) + 0.02] } },
+        scales: { x: timeScale(window), y: { range: (_u, min, max) => [Math.max(0, Math.min(min, 0.5)), Math.min(1, Math.max(max, 0.5)) + 0.02] } },
         bands: [{ series: [3, 2], fill: 'rgba(31,119,180,0.15)' }]
       }
     )

@@ -5,7 +5,7 @@
  */
 
 import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../api';
-import { h } from '../components';
+import { button, h } from '../components';
 import { isLive, runIdOf } from './model';
 
 export interface IMonitorActions {
@@ -63,7 +63,7 @@ export function currentRate(series: MonitorSeries | null): number | null {
 }
 
 export function renderHeader(deployments: Deployment[], selected: string | null, busy: boolean, actions: IMonitorActions): HTMLElement {
-  const select = h('select', { class: 'jp-mod-styled jp-aidevops-monitor-select', 'data-testid': 'monitor-deployment', title: 'The deployment to monitor' });
+  const select = h('select', { class: 'jp-mod-styled jp-aidevops-monitor-select', 'data-testid': 'monitor-deployment', 'data-keep': 'deployment', title: 'The deployment to monitor' });
   for (const d of deployments) {
     const option = h('option', { value: d.name }, `${d.name} (${d.model}${d.active_version ? ' v' + d.active_version : ''}, ${d.state})`);
     option.selected = d.name === selected;
@@ -71,17 +71,16 @@ export function renderHeader(deployments: Deployment[], selected: string | null,
   }
   select.disabled = !deployments.length;
   select.addEventListener('change', () => actions.select(select.value));
-  const refresh = h('button', { class: 'jp-Button jp-mod-styled jp-aidevops-button jp-aidevops-refresh', type: 'button', title: 'Fetch now' }, 'Refresh');
-  refresh.addEventListener('click', () => actions.refresh());
-  const retrain = h(
-    'button',
-    { class: 'jp-Button jp-mod-styled jp-mod-accept jp-aidevops-button jp-aidevops-retrain', type: 'button', 'data-testid': 'monitor-retrain' },
-    'Retrain now'
-  );
+  const refresh = button('Refresh', 'jp-aidevops-refresh', () => actions.refresh(), 'Fetch now');
   const dep = deployments.find(d => d.name === selected);
-  retrain.disabled = busy || !dep;
-  retrain.title = busy ? 'A retraining started here is still running' : dep ? `Retrain ${dep.model} on ${dep.name}'s labelled live traffic plus the original data` : 'Pick a deployment';
-  retrain.addEventListener('click', () => actions.retrain());
+  const retrain = button(
+    'Retrain now',
+    'jp-mod-accept jp-aidevops-retrain',
+    () => actions.retrain(),
+    busy ? 'A retraining started here is still running' : dep ? `Retrain ${dep.model} on ${dep.name}'s labelled live traffic plus the original data` : 'Pick a deployment',
+    busy || !dep
+  );
+  retrain.dataset.testid = 'monitor-retrain';
   return h(
     'div',
     { class: 'jp-aidevops-header' },

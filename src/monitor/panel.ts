@@ -8,10 +8,12 @@ import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
 import { h } from '../components';
+import { replaceKeepingState } from '../keepstate';
 import { PolledPanel } from '../panelbase';
-import { accuracyData, driftData, errorRateData, latencyData, predictionData, rateData } from './chartdata';
+import { accuracyData, driftData, errorRateData, latencyData, predictionData, rateData, seriesWindow } from './chartdata';
 import { accuracyChart, driftChart, errorRateChart, latencyChart, LiveChart, predictionChart, rateChart } from './charts';
 import { IMonitorActions, renderAlerts, renderEvents, renderHeader, renderJob, renderNumbers, renderStatus } from './components';
+import { renderFeatures } from './features';
 import { MonitorModel } from './model';
 
 interface IChartSlot {
@@ -32,6 +34,7 @@ export class MonitorPanel extends PolledPanel<MonitorModel> {
     this.numbers = h('div', { 'data-testid': 'monitor-numbers-area' });
     this.alerts = h('div', { 'data-testid': 'monitor-alerts-area' });
     this.events = h('div', { 'data-testid': 'monitor-events-area' });
+    this.features = h('div', { 'data-testid': 'monitor-features-area' });
     const grid = h('div', { class: 'jp-aidevops-charts' });
     const slot = (key: string, title: string, make: (host: HTMLElement) => LiveChart): IChartSlot => {
       const host = h('div', { class: 'jp-aidevops-chart-host', 'data-chart': key, 'data-points': '0' });
@@ -39,11 +42,12 @@ export class MonitorPanel extends PolledPanel<MonitorModel> {
       grid.append(h('section', { class: 'jp-aidevops-chart', 'data-testid': `monitor-chart-${key}` }, h('h4', {}, title), note, host));
       return { chart: make(host), note };
     };
+    const shown = () => seriesWindow(this.model.series);
     this.charts = {
-      rate: slot('rate', 'Request rate', rateChart),
-      latency: slot('latency', 'Latency p50 / p95 / p99', latencyChart),
-      errors: slot('errors', 'Error rate', errorRateChart),
-      accuracy: slot('accuracy', 'Live accuracy (95 % interval)', accuracyChart),
+      rate: slot('rate', 'Request rate', host => rateChart(host, shown)),
+      latency: slot('latency', 'Latency p50 / p95 / p99', host => latencyChart(host, shown)),
+      errors: slot('errors', 'Error rate', host => errorRateChart(host, shown)),
+      accuracy: slot('accuracy', 'Live accuracy (95 % interval)', host => accuracyChart(host, shown)),
       drift: slot('drift', 'Feature drift (PSI per feature)', host => driftChart(host, () => this.driftNames)),
       predictions: slot('predictions', 'Predictions: live vs reference', host => predictionChart(host, () => this.predictionNames))
     };
@@ -56,6 +60,8 @@ export class MonitorPanel extends PolledPanel<MonitorModel> {
       this.alerts,
       h('h3', {}, 'Charts'),
       grid,
+      h('h3', {}, 'Feature drift'),
+      this.features,
       h('h3', {}, 'Recent events'),
       this.events
     );
@@ -105,16 +111,18 @@ export class MonitorPanel extends PolledPanel<MonitorModel> {
     this.node.dataset.deployment = m.selected ?? '';
     this.node.dataset.at = s?.at !== undefined ? String(s.at) : '';
     this.node.dataset.version = s?.version ?? '';
-    this.header.replaceChildren(renderHeader(m.deployments, m.selected, m.retraining, this.actions));
-    this.status.replaceChildren(renderStatus(m.error, m.loaded, m.deployments, m.deployment, s));
-    this.job.replaceChildren(renderJob(m.job, m.jobError, m.retraining));
+    // Each section keeps what the user did in it (open category details, the open deployment list, scroll).
+    replaceKeepingState(this.header, renderHeader(m.deployments, m.selected, m.retraining, this.actions));
+    replaceKeepingState(this.status, renderStatus(m.error, m.loaded, m.deployments, m.deployment, s));
+    replaceKeepingState(this.job, renderJob(m.job, m.jobError, m.retraining));
     const log = this.job.querySelector('.jp-aidevops-job-log');
     if (log) {
       log.scrollTop = log.scrollHeight; // the newest lines of the job's output in view
     }
-    this.numbers.replaceChildren(renderNumbers(s, m.series));
-    this.alerts.replaceChildren(renderAlerts(m.alerts, now));
-    this.events.replaceChildren(renderEvents(m.events, now));
+    replaceKeepingState(this.numbers, renderNumbers(s, m.series));
+    replaceKeepingState(this.alerts, renderAlerts(m.alerts, now));
+    replaceKeepingState(this.events, renderEvents(m.events, now));
+    replaceKeepingState(this.features, renderFeatures(s));
 
     const series = m.series;
     this.charts.rate.chart.update(rateData(series));
@@ -167,6 +175,7 @@ export class MonitorPanel extends PolledPanel<MonitorModel> {
   private readonly numbers: HTMLElement;
   private readonly alerts: HTMLElement;
   private readonly events: HTMLElement;
+  private readonly features: HTMLElement;
   private readonly charts: Record<'rate' | 'latency' | 'errors' | 'accuracy' | 'drift' | 'predictions', IChartSlot>;
   private driftNames: string[] = [];
   private predictionNames: string[] = [];

@@ -5,12 +5,11 @@
 
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
-import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { AidevopsApi } from '../api';
+import { IAidevopsApi } from '../token';
 import { MonitorModel } from './model';
 import { MonitorPanel } from './panel';
 
@@ -28,10 +27,9 @@ export const monitorPlugin: JupyterFrontEndPlugin<void> = {
   id: 'aidevops-ext:monitor-panel',
   description: 'Live charts of a deployment (traffic, latency, errors, accuracy, drift, predictions), its alerts, and Retrain now.',
   autoStart: true,
+  requires: [IAidevopsApi],
   optional: [ICommandPalette, ILauncher, ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, palette: ICommandPalette | null, launcher: ILauncher | null, restorer: ILayoutRestorer | null) => {
-    const settings = ServerConnection.makeSettings();
-    const api = new AidevopsApi((path, init) => ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), init, settings));
+  activate: (app: JupyterFrontEnd, api: AidevopsApi, palette: ICommandPalette | null, launcher: ILauncher | null, restorer: ILayoutRestorer | null) => {
     const tracker = new WidgetTracker<MonitorPanel>({ namespace: 'aidevops-monitor' });
     let panel: MonitorPanel | null = null;
 

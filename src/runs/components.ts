@@ -7,7 +7,7 @@
  */
 
 import { RunDiff, RunNotebook, RunStep, RunSummary } from '../api';
-import { h } from '../components';
+import { button, h } from '../components';
 import { describeJob, failedStep, FollowedJob } from './model';
 
 export interface IRunsActions {
@@ -27,14 +27,6 @@ export interface IRunsViewState {
   error: string | null;
   busy: string | null;
   loaded: boolean;
-}
-
-function button(label: string, cls: string, onClick: () => void, title = '', disabled = false): HTMLButtonElement {
-  const b = h('button', { class: `jp-Button jp-mod-styled jp-aidevops-button ${cls}`, type: 'button' }, label);
-  b.title = title;
-  b.disabled = disabled;
-  b.addEventListener('click', onClick);
-  return b;
 }
 
 /** 0.04 → "0.04 s", 12.7 → "12.7 s", 95 → "1 min 35 s". */

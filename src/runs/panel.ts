@@ -9,6 +9,7 @@ import { Widget } from '@lumino/widgets';
 
 import { RunDiff, RunSummary } from '../api';
 import { h } from '../components';
+import { replaceKeepingState } from '../keepstate';
 import { PolledPanel } from '../panelbase';
 import { errorMessage } from '../polling';
 import { formatValue, IRunsActions, renderRunsPanel } from './components';
@@ -193,11 +194,10 @@ export class RunsPanel extends PolledPanel<RunsModel> {
 
   private render(): void {
     const m = this.model;
-    const top = this.node.scrollTop;
-    this.node.replaceChildren(
+    replaceKeepingState(
+      this.node,
       renderRunsPanel({ runs: m.runs, selected: m.selected, job: m.job, error: m.error, busy: m.busy, loaded: m.loaded }, this.actions)
     );
-    this.node.scrollTop = top;
     const log = this.node.querySelector('.jp-aidevops-runs-log');
     if (log) {
       log.scrollTop = log.scrollHeight; // the newest lines of the job's output in view

@@ -6,12 +6,12 @@
 
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget } from '@jupyterlab/apputils';
-import { URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { AidevopsApi, RunDiff } from '../api';
+import { IAidevopsApi } from '../token';
 import { notebookPath } from '../drive';
 import { createDiffWidget, diffWidgetId, RunsDiffView } from './difftab';
 import { RunsModel } from './model';
@@ -34,10 +34,10 @@ export const runsPlugin: JupyterFrontEndPlugin<void> = {
   id: 'aidevops-ext:runs-panel',
   description: 'Pipeline runs with per-step status; open executed notebooks, diff two runs with nbdime, re-run from a failed step, start a pipeline with edited params.',
   autoStart: true,
+  requires: [IAidevopsApi],
   optional: [ICommandPalette, ILauncher, ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, palette: ICommandPalette | null, launcher: ILauncher | null, restorer: ILayoutRestorer | null) => {
+  activate: (app: JupyterFrontEnd, api: AidevopsApi, palette: ICommandPalette | null, launcher: ILauncher | null, restorer: ILayoutRestorer | null) => {
     const settings = ServerConnection.makeSettings();
-    const api = new AidevopsApi((path, init) => ServerConnection.makeRequest(URLExt.join(settings.baseUrl, path), init, settings));
 
     const openDiff = (diff: RunDiff): void => {
       const id = diffWidgetId(diff.base, diff.remote);
