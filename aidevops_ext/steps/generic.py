@@ -13,6 +13,8 @@ tested without kernels and the executed notebooks read as a report.
 - register: the gate (aidevops_ext/gate.py) on those metrics; a new version of the very model the
   train step logged, with lineage (training keys, reference profile) as artifacts named by tags;
   `champion` moves only on a pass.
+- deploy: serves `model@champion` locally (aidevops_ext/deploy/manager.py) and records how to call it
+  with the model's own input example.
 
 Models take every column but the target and the id column (see aidevops_ext/datasection.py).
 """
@@ -204,3 +206,21 @@ def register_model(
     outcome = {"model": model_name, "version": version, "gate_passed": decision.passed, "champion_moved": moved,
                "reasons": decision.reasons, "compared_on": evaluation["compared_on"], "model_uri": evaluation["model_uri"]}
     return outcome, decision
+
+
+def deploy_alias(ws: Workspace, *, model_name: str, alias: str, port: int | None, follow: bool, reason: str) -> dict[str, Any]:
+    """Serve `model_name@alias` (start, switch or leave as is), and say how to call it with the model's own example."""
+    from ..deploy import manager
+
+    result = manager.deploy(ws, f"{model_name}@{alias}", port=port or None, follow=follow, reason=reason)
+    dep = result.deployment
+    try:
+        example = ((manager.status(ws, dep.name).get("slots") or {}).get("active") or {}).get("example")
+    except Exception:  # noqa: BLE001 - no input example: curl_example falls back to one row of zeros
+        example = None
+    return {
+        "name": dep.name, "model": dep.model, "ref": dep.ref, "version": result.version, "action": result.action,
+        "url": dep.url, "checked": result.detail, "log": str(dep.log_path),
+        "endpoints": {"invocations": f"{dep.url}/invocations", "v2_infer": f"{dep.url}/v2/models/{dep.model}/infer"},
+        "example": example, "curl": manager.curl_example(dep, None, body=example),
+    }

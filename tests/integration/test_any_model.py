@@ -275,6 +275,28 @@ def test_tabular_template_runs_through_register_and_gates_a_second_model_against
     assert {v["version"] for v in churn["versions"]} == {"1", "2"}
 
 
+def test_tabular_default_pipeline_deploys_the_champion_which_answers_its_own_input_example(tmp_path):
+    import urllib.request
+
+    assert aidevops(tmp_path, "new", "shop", "--template", "tabular").returncode == 0
+    root = tmp_path / "shop"
+    try:
+        out = aidevops(root, "run")
+        assert out.returncode == 0, out.stderr[-3000:]
+        (run_dir,) = (root / ".aidevops" / "runs" / "default").iterdir()
+        deployment = json.loads((run_dir / "deploy" / "deployment.json").read_text())
+        assert deployment["action"] == "started" and deployment["version"] == "1"
+        assert "dataframe_split" in deployment["example"] and "plan" in deployment["example"]["dataframe_split"]["columns"]
+        request = urllib.request.Request(deployment["endpoints"]["invocations"], method="POST",
+                                         data=json.dumps(deployment["example"]).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 200
+            assert json.loads(answer.read())["predictions"][0] in (0, 1)
+    finally:
+        aidevops(root, "undeploy", "churn-classifier")
+
+
 @pytest.mark.torch
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None,
                     reason="PyTorch is not installed: pip install 'aidevops-ext[bench]' to test the pytorch template")
