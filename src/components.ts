@@ -4,6 +4,7 @@
  */
 
 import { Deployment, HistoryEntry, ModelVersion, RegisteredModel } from './api';
+import { replaceKeepingState } from './keepstate';
 
 /** What a user can ask the panel to do; the panel confirms and runs it. */
 export interface IActions {
@@ -60,6 +61,14 @@ export function button(label: string, cls: string, onClick: () => void, title = 
   b.disabled = disabled;
   b.addEventListener('click', onClick);
   return b;
+}
+
+/**
+ * Show `state` in the panel's node. The panel calls this on every model change (each poll); the user's
+ * open "Try it", closed History, scroll position and focus are kept (see ./keepstate).
+ */
+export function showPanel(host: HTMLElement, state: IViewState, actions: IActions): void {
+  replaceKeepingState(host, renderPanel(state, actions));
 }
 
 /** The whole panel body. */

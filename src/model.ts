@@ -7,6 +7,7 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { AidevopsApi, Deployment, DeployRequest, RegisteredModel } from './api';
+import type { IViewState } from './components';
 import { errorMessage, StandbyPoll } from './polling';
 
 export const POLL_INTERVAL_MS = 3000;
@@ -45,6 +46,11 @@ export class DeployModel {
   /** What is being done now (e.g. "Deploying ci-digits@champion…"), null when idle. */
   get busy(): string | null {
     return this._busy;
+  }
+
+  /** Everything the panel shows, in one object. */
+  get view(): IViewState {
+    return { models: this._models, deployments: this._deployments, error: this._error, busy: this._busy, loaded: this._loaded };
   }
 
   /** True once a refresh has answered. */

@@ -5,8 +5,7 @@
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 
 import { Deployment, ModelVersion, RegisteredModel } from './api';
-import { IActions, liveDeploymentOf, preferredAlias, renderPanel } from './components';
-import { replaceKeepingState } from './keepstate';
+import { IActions, liveDeploymentOf, preferredAlias, showPanel } from './components';
 import { DeployModel } from './model';
 import { PolledPanel } from './panelbase';
 
@@ -26,14 +25,10 @@ export class DeployPanel extends PolledPanel<DeployModel> {
     super.dispose();
   }
 
-  // Each poll rebuilds the body; replaceKeepingState keeps an opened "Try it", a closed History, the
-  // scroll position and the focus (see ./keepstate).
+  // Each poll rebuilds the body; showPanel keeps an opened "Try it", a closed History, the scroll
+  // position and the focus (see ./keepstate).
   private render(): void {
-    const m = this.model;
-    replaceKeepingState(
-      this.node,
-      renderPanel({ models: m.models, deployments: m.deployments, error: m.error, busy: m.busy, loaded: m.loaded }, this.actions)
-    );
+    showPanel(this.node, this.model.view, this.actions);
   }
 
   private readonly actions: IActions = {

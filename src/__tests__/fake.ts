@@ -17,10 +17,18 @@ export function fakeFetcher(routes: Record<string, Route>): { fetcher: Fetcher; 
     calls.push(call);
     const route = routes[`${call.method} ${path.split('?')[0]}`];
     if (!route) {
-      return new Response(JSON.stringify({ error: `no route ${call.method} ${path}` }), { status: 404 });
+      return answer(404, JSON.stringify({ error: `no route ${call.method} ${path}` }));
     }
-    const answer = await route(call);
-    return new Response(answer.body === undefined ? '' : JSON.stringify(answer.body), { status: answer.status });
+    const reply = await route(call);
+    return answer(reply.status, reply.body === undefined ? '' : JSON.stringify(reply.body));
   };
   return { fetcher, calls };
+}
+
+/**
+ * The part of a fetch Response the client reads (ok, status, statusText, text). Built by hand because
+ * jest's jsdom environment, where the panel specs run, has no global Response.
+ */
+function answer(status: number, text: string): Response {
+  return { ok: status >= 200 && status < 300, status, statusText: '', text: async () => text } as unknown as Response;
 }

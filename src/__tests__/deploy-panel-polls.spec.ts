@@ -1,0 +1,75 @@
+/**
+ * @jest-environment jsdom
+ *
+ * The Deploy panel across polls, as in Chromium: the model polls (fake fetcher, jest's fake clock) and
+ * each change is shown with showPanel, the call DeployPanel.render makes.
+ */
+
+import { AidevopsApi } from '../api';
+import { IActions, showPanel } from '../components';
+import { DeployModel, POLL_INTERVAL_MS } from '../model';
+import { fakeFetcher } from './fake';
+
+const noop: IActions = {
+  deploy: () => undefined,
+  canary: () => undefined,
+  promote: () => undefined,
+  clearCanary: () => undefined,
+  rollback: () => undefined,
+  undeploy: () => undefined,
+  openNotebook: () => undefined,
+  refresh: () => undefined
+};
+
+/** A running deployment whose restart count and history grow on every read, so every poll changes the DOM. */
+function setup() {
+  let reads = 0;
+  const deployment = () => ({
+    name: 'ci-digits', model: 'ci-digits', ref: 'ci-digits@champion', target: 'local', state: 'running', health: 'healthy', error: null,
+    url: 'http://127.0.0.1:5000', endpoints: { invocations: 'http://127.0.0.1:5000/invocations' }, active_version: '1', previous_version: null,
+    canary_version: null, canary_share: 0, restarts: reads,
+    example: { body: {}, curl: "curl -X POST http://127.0.0.1:5000/invocations -d '{}'" },
+    history: Array.from({ length: reads }, (_, i) => ({
+      deployment: 'ci-digits', when: `2026-11-23T10:00:0${i}+0000`, ts: i, operation: 'deploy', from_version: null, to_version: '1', reason: `poll ${i}`, actor: 'me', ok: true, detail: ''
+    }))
+  });
+  const { fetcher } = fakeFetcher({
+    'GET aidevops/api/models': () => ({ status: 200, body: { models: [] } }),
+    'GET aidevops/api/deployments': () => {
+      reads += 1;
+      return { status: 200, body: { deployments: [deployment()] } };
+    }
+  });
+  const model = new DeployModel(new AidevopsApi(fetcher));
+  const node = document.createElement('div');
+  document.body.replaceChildren(node);
+  model.changed.connect(() => showPanel(node, model.view, noop));
+  return { model, node, reads: () => reads };
+}
+
+describe('the Deploy panel across polls', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it('keeps an opened "Try it" open and a closed History closed while polls redraw the card', async () => {
+    const { model, node, reads } = setup();
+    model.visible = true;
+    await jest.advanceTimersByTimeAsync(0);
+    const tryIt = () => node.querySelector('details.jp-aidevops-example') as HTMLDetailsElement;
+    const history = () => node.querySelector('details.jp-aidevops-history-box') as HTMLDetailsElement;
+    expect(tryIt().open).toBe(false);
+    expect(history().open).toBe(true);
+    tryIt().open = true;
+    history().open = false;
+    const first = tryIt();
+
+    await jest.advanceTimersByTimeAsync(3 * POLL_INTERVAL_MS); // past the 8 s after which Chromium showed it closed
+
+    expect(reads()).toBe(4);
+    expect(tryIt()).not.toBe(first); // the card was rebuilt …
+    expect(node.querySelectorAll('.jp-aidevops-history-row')).toHaveLength(4); // … with the new history
+    expect(tryIt().open).toBe(true);
+    expect(history().open).toBe(false);
+    model.dispose();
+  });
+});
