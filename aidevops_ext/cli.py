@@ -390,7 +390,7 @@ def _served_example(dep):
     from .deploy import manager
 
     try:
-        return ((manager.status(_workspace(), dep.name).get("slots") or {}).get("active") or {}).get("example")
+        return manager.status(_workspace(), dep.name).example
     except Exception:  # noqa: BLE001 - no example: the reference rows make the body
         return None
 
@@ -416,34 +416,26 @@ def deployments(name, show_history, limit, as_json) -> None:
 
     ws = _workspace()
     if name is not None:
-        data = manager.status(ws, name)
-        data["history"] = [h.to_dict() for h in manager.history(ws, name, limit)]
+        status = manager.status(ws, name, history_rows=limit)
         if as_json:
-            click.echo(json.dumps(data, indent=1, default=str))
+            click.echo(json.dumps(status.to_dict(), indent=1, default=str))
             return
-        d = data["deployment"]
-        click.echo(f"{d['name']} · {d['model']} ({d['ref']}) · {d['target']} · {d['state']}"
-                   + (f" · {d['url']}" if d.get("url") else ""))
-        slots = data.get("slots")
-        if slots:
-            canary = slots.get("canary")
-            click.echo(f"  active    v{slots['active']['version']}")
-            click.echo(f"  previous  {'v' + slots['previous']['version'] if slots.get('previous') else '-'}")
-            share = 100 * float(slots.get("canary_share") or 0)
-            click.echo(f"  canary    {'v' + canary['version'] + f' at {share:g} %' if canary else '-'}")
-        else:
-            click.echo(f"  active    {'v' + d['active_version'] if d.get('active_version') else '-'}")
-        if d.get("follow"):
-            click.echo(f"  follows   {d['model']}@{d['alias']} every {d['follow']:g} s")
-        click.echo(f"  pids      supervisor {d.get('supervisor_pid') or '-'}, server {d.get('server_pid') or '-'}; "
-                   f"restarts {d.get('restarts') or 0}")
-        if d.get("log_path"):
-            click.echo(f"  log       {d['log_path']}")
-        if d.get("error"):
-            click.echo(f"  error     {d['error']}")
-        if data.get("error"):
-            click.echo(f"  error     {data['error']}")
-        _print_history(data["history"])
+        d = status.deployment
+        click.echo(f"{d.name} · {d.model} ({d.ref}) · {d.target} · {d.state}" + (f" · {d.url}" if d.url else ""))
+        click.echo(f"  active    {_v(status.active_version)}")
+        if status.slots is not None:  # the live slots: what the server serves now
+            canary = f"v{status.canary_version} at {100 * status.canary_share:g} %" if status.canary_version else "-"
+            click.echo(f"  previous  {_v(status.previous_version)}")
+            click.echo(f"  canary    {canary}")
+        if d.follow:
+            click.echo(f"  follows   {d.model}@{d.alias} every {d.follow:g} s")
+        click.echo(f"  pids      supervisor {d.supervisor_pid or '-'}, server {d.server_pid or '-'}; restarts {d.restarts}")
+        if d.log_path:
+            click.echo(f"  log       {d.log_path}")
+        for error in (d.error, status.error):
+            if error:
+                click.echo(f"  error     {error}")
+        _print_history([h.to_dict() for h in status.history])
         return
     if show_history:
         rows = [h.to_dict() for h in manager.history(ws, None, limit)]

@@ -1,6 +1,7 @@
 """The Deploy, Monitor and Runs panels' REST API under /aidevops/api/ (described in openapi/aidevops-api.yaml).
 
-Handlers parse HTTP and call the core: views and checks live in `aidevops_ext.api`, behaviour in
+Handlers parse HTTP and call the core: request rules live in `aidevops_ext.api.models` (from which the OpenAPI
+file is generated), views in `aidevops_ext.api.views`, behaviour in
 `aidevops_ext.deploy` and `aidevops_ext.registry`. Every verb is `@tornado.web.authenticated`; state
 changes only by POST/DELETE, which Jupyter server XSRF-checks for cookie-authenticated callers.
 Core errors a user can cause become 4xx JSON `{"error": sentence}`; the core runs in worker threads
@@ -19,8 +20,26 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
-from .api import inputs, views
-from .errors import AidevopsError, ConfigError
+from .api import views
+from .api.models import (
+    AlertsQuery,
+    CanaryRequest,
+    DeployRequest,
+    DiffQuery,
+    HistoryQuery,
+    JobsQuery,
+    MonitorQuery,
+    NotebookQuery,
+    Query,
+    ReasonRequest,
+    Request,
+    RerunRequest,
+    RunRequest,
+    RunsQuery,
+    SeriesQuery,
+    UndeployQuery,
+)
+from .errors import AidevopsError
 from .workspace import Workspace
 
 BASE = "aidevops/api"
@@ -47,10 +66,13 @@ class _Handler(APIHandler):
 
         return f"{default_actor()} via JupyterLab"
 
-    def body(self, allowed: tuple[str, ...]) -> dict[str, Any]:
-        data = inputs.body_object(self.request.body)
-        inputs.only(data, allowed)
-        return data
+    def body(self, model: type[Request]) -> Any:
+        """The request body checked by its model (ConfigError, so 400, with the model's sentence)."""
+        return model.from_body(self.request.body)
+
+    def query(self, model: type[Query]) -> Any:
+        """The query parameters checked by their model (others, such as Jupyter's ?token=, are ignored)."""
+        return model.parse({key: self.get_query_argument(key) for key in self.request.query_arguments})
 
     async def core(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
@@ -98,11 +120,9 @@ class DeploymentsHandler(_Handler):
         from .deploy import manager
 
         async def work():
-            body = self.body(("model", "alias", "version", "name", "reason"))
-            ref = inputs.model_ref(body)
-            name = inputs.text(body, "name", what="a deployment name")
+            body = self.body(DeployRequest)
             ws = self.workspace
-            result = await self.core(manager.deploy, ws, ref, name=name, reason=inputs.reason(body), actor=self.actor)
+            result = await self.core(manager.deploy, ws, body.ref, name=body.name, reason=body.reason, actor=self.actor)
             out = result.to_dict()
             out["deployment"] = await self.core(views.deployment, ws, result.deployment.name)
             self.reply(out, 201 if result.action == "started" else 200)
@@ -122,7 +142,7 @@ class DeploymentHandler(_Handler):
         from .deploy import manager
 
         async def work():
-            reason = inputs.reason({"reason": self.get_query_argument("reason", "")})
+            reason = self.query(UndeployQuery).reason
             entry = await self.core(manager.undeploy, self.workspace, name, reason=reason, actor=self.actor)
             self.reply({"event": entry.to_dict()})
         await self.run(work)
@@ -131,15 +151,15 @@ class DeploymentHandler(_Handler):
 class _Operation(_Handler):
     """POST /deployments/NAME/<operation>: one change, answered with the event and the deployment after it."""
 
-    fields: tuple[str, ...] = ("reason",)
+    takes: type[Request] = ReasonRequest
 
-    def change(self, ws: Workspace, name: str, body: dict[str, Any]) -> Any:
+    def change(self, ws: Workspace, name: str, body: Any) -> Any:
         raise NotImplementedError
 
     @tornado.web.authenticated
     async def post(self, name: str) -> None:
         async def work():
-            body = self.body(self.fields)
+            body = self.body(self.takes)
             ws = self.workspace
             entry = await self.core(self.change, ws, name, body)
             self.reply({"event": entry.to_dict(), "deployment": await self.core(views.deployment, ws, name)})
@@ -150,29 +170,24 @@ class PromoteHandler(_Operation):
     def change(self, ws, name, body):
         from .deploy import manager
 
-        return manager.promote(ws, name, reason=inputs.reason(body), actor=self.actor)
+        return manager.promote(ws, name, reason=body.reason, actor=self.actor)
 
 
 class RollbackHandler(_Operation):
     def change(self, ws, name, body):
         from .deploy import manager
 
-        return manager.rollback(ws, name, reason=inputs.reason(body), actor=self.actor)
+        return manager.rollback(ws, name, reason=body.reason, actor=self.actor)
 
 
 class CanaryHandler(_Operation):
-    fields = ("version", "share", "clear", "reason")
+    takes = CanaryRequest
 
     def change(self, ws, name, body):
         from .deploy import manager
 
-        clear = inputs.flag(body, "clear")
-        if clear:
-            if body.get("version") is not None or body.get("share") is not None:
-                raise ConfigError("'clear' takes no version or share; it only removes the canary.")
-            return manager.canary(ws, name, clear=True, reason=inputs.reason(body), actor=self.actor)
-        return manager.canary(ws, name, inputs.version(body, required=False), share=inputs.share(body, required=True),
-                              reason=inputs.reason(body), actor=self.actor)
+        return manager.canary(ws, name, body.version, share=body.share, clear=body.clear, reason=body.reason,
+                              actor=self.actor)
 
 
 class HistoryHandler(_Handler):
@@ -181,7 +196,7 @@ class HistoryHandler(_Handler):
         from .deploy import manager
 
         async def work():
-            limit = inputs.limit(self.get_query_argument("limit", None))
+            limit = self.query(HistoryQuery).limit
             rows = await self.core(manager.history, self.workspace, name, limit)
             self.reply({"history": [h.to_dict() for h in reversed(rows)]})
         await self.run(work)
@@ -191,9 +206,8 @@ class RunsHandler(_Handler):
     @tornado.web.authenticated
     async def get(self) -> None:
         async def work():
-            limit = inputs.limit(self.get_query_argument("limit", None), default=20)
-            pipeline = self.get_query_argument("pipeline", None) or None
-            self.reply({"runs": await self.core(views.runs, self.workspace, pipeline, limit)})
+            query = self.query(RunsQuery)
+            self.reply({"runs": await self.core(views.runs, self.workspace, query.pipeline, query.limit)})
         await self.run(work)
 
     @tornado.web.authenticated
@@ -202,9 +216,8 @@ class RunsHandler(_Handler):
         from . import jobs
 
         async def work():
-            body = self.body(("pipeline", "params"))
-            pipeline = inputs.pipeline_name(body)
-            job = await self.core(jobs.start_run, self.workspace, pipeline, inputs.params_object(body))
+            body = self.body(RunRequest)
+            job = await self.core(jobs.start_run, self.workspace, body.pipeline, body.params)
             self.reply({"job": job.to_dict()}, 202)
         await self.run(work)
 
@@ -222,7 +235,7 @@ class RunNotebookHandler(_Handler):
     async def get(self, run_id: str, step: str) -> None:
         async def work():
             model = await self.core(views.run_notebook, self.workspace, run_id, step)
-            if self.get_query_argument("download", "") != "1":
+            if self.query(NotebookQuery).download != "1":
                 self.reply(model)
                 return
             # Lab's "Download" of the read-only drive: the .ipynb itself, as a file.
@@ -237,7 +250,7 @@ class MonitorHandler(_Handler):
         from .deploy import manager
 
         async def work():
-            refresh = self.get_query_argument("refresh", "") in ("1", "true")
+            refresh = self.query(MonitorQuery).now
             self.reply(await self.core(manager.monitor_summary, self.workspace, name, refresh=refresh))
         await self.run(work)
 
@@ -248,9 +261,9 @@ class SeriesHandler(_Handler):
         from .deploy import observe
 
         async def work():
-            minutes = inputs.number_query(self.get_query_argument("minutes", None), "minutes", 60.0)
-            buckets = inputs.whole_query(self.get_query_argument("buckets", None), "buckets", 60)
-            self.reply(await self.core(observe.series, self.workspace, name, minutes=minutes, buckets=buckets))
+            query = self.query(SeriesQuery)
+            self.reply(await self.core(observe.series, self.workspace, name, minutes=query.minutes,
+                                       buckets=query.buckets))
         await self.run(work)
 
 
@@ -260,7 +273,7 @@ class AlertsHandler(_Handler):
         from .deploy import observe
 
         async def work():
-            limit = inputs.limit(self.get_query_argument("limit", None), default=50)
+            limit = self.query(AlertsQuery).limit
             self.reply(await self.core(observe.alerts, self.workspace, name, limit=limit))
         await self.run(work)
 
@@ -272,7 +285,7 @@ class RetrainHandler(_Handler):
         from . import jobs
 
         async def work():
-            self.body(("reason",))
+            self.body(ReasonRequest)
             job = await self.core(jobs.start_retrain, self.workspace, name)
             self.reply({"job": job.to_dict()}, 202)
         await self.run(work)
@@ -285,7 +298,7 @@ class RerunHandler(_Handler):
         from . import jobs
 
         async def work():
-            params = inputs.params_object(self.body(("params",)))
+            params = self.body(RerunRequest).params
             job = await self.core(jobs.rerun, self.workspace, run_id, params)
             self.reply({"job": job.to_dict()}, 202)
         await self.run(work)
@@ -297,7 +310,7 @@ class JobsHandler(_Handler):
         from . import jobs
 
         async def work():
-            limit = inputs.limit(self.get_query_argument("limit", None), default=20)
+            limit = self.query(JobsQuery).limit
             found = await self.core(jobs.list_jobs, self.workspace, limit)
             self.reply({"jobs": [j.to_dict() for j in found]})
         await self.run(work)
@@ -315,9 +328,9 @@ class DiffHandler(_Handler):
     @tornado.web.authenticated
     async def get(self) -> None:
         async def work():
-            args = {k: self.get_query_argument(k, None) for k in ("base", "remote", "step")}
+            query = self.query(DiffQuery)
             self.reply(await self.core(views.diff, self.workspace, Path(self.settings["aidevops_root"]),
-                                       args["base"] or "", args["remote"] or "", args["step"] or None))
+                                       query.base, query.remote, query.step))
         await self.run(work)
 
 

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..deploy.store import Deployment
 from ..errors import ConfigError, NotFound
 from ..workspace import Workspace
 
@@ -207,47 +208,36 @@ def deployment(ws: Workspace, name: str) -> dict[str, Any]:
     from ..deploy import manager  # noqa: PLC0415
 
     status = manager.status(ws, name)
-    dep = status["deployment"]
-    slots = status.get("slots")
-    if slots is not None:
-        health = "healthy"
-    elif dep["state"] in ("running", "restarting"):
-        health = "unreachable"
-    else:
-        health = dep["state"]
-    url = dep.get("url")
-    canary = (slots or {}).get("canary") if slots else None
-    out = {
-        "name": dep["name"], "model": dep["model"], "ref": dep["ref"], "target": dep["target"], "state": dep["state"],
-        "health": health, "error": status.get("error") or dep.get("error"), "url": url,
-        "endpoints": {"invocations": f"{url}/invocations", "v2_infer": f"{url}/v2/models/{dep['model']}/infer",
+    dep = status.deployment
+    url = dep.url
+    health = status.health
+    return {
+        "name": dep.name, "model": dep.model, "ref": dep.ref, "target": dep.target, "state": dep.state,
+        "health": health, "error": status.error or dep.error, "url": url,
+        "endpoints": {"invocations": f"{url}/invocations", "v2_infer": f"{url}/v2/models/{dep.model}/infer",
                       "metrics": f"{url}/metrics"} if url else {},
-        "active_version": ((slots or {}).get("active") or {}).get("version") or dep.get("active_version"),
-        "previous_version": ((slots or {}).get("previous") or {}).get("version") if slots else dep.get("previous_version"),
-        "canary_version": (canary or {}).get("version") if slots else dep.get("canary_version"),
-        "canary_share": float((slots or {}).get("canary_share") or 0.0) if slots else float(dep.get("canary_share") or 0.0),
-        "restarts": dep.get("restarts") or 0, "updated": dep.get("updated"),
-        "example": _example(ws, name, dep, ((slots or {}).get("active") or {}).get("example")) if health == "healthy" else None,
-        "history": list(reversed(status.get("history") or []))[:HISTORY_ROWS],  # newest first
+        "active_version": status.active_version, "previous_version": status.previous_version,
+        "canary_version": status.canary_version, "canary_share": status.canary_share,
+        "restarts": dep.restarts or 0, "updated": dep.updated,
+        "example": _example(ws, dep, status.example) if health == "healthy" else None,
+        "history": [h.to_dict() for h in reversed(status.history)][:HISTORY_ROWS],  # newest first
     }
-    return out
 
 
-def _example(ws: Workspace, name: str, dep: dict[str, Any], served: dict | None = None) -> dict[str, Any] | None:
+def _example(ws: Workspace, dep: Deployment, served: dict | None = None) -> dict[str, Any] | None:
     """One input row of the active version as a request body and a curl line: the model's own input
     example (`served`, from the server's slots) when it has one, else its reference rows."""
     from ..deploy import manager  # noqa: PLC0415
     from ..deploy.versions import cache_dir  # noqa: PLC0415
 
-    if isinstance(served, dict):
-        return {"body": served, "curl": manager.curl_example(manager.get(ws, name), body=served)}
-    version = dep.get("active_version")
+    if served is not None:
+        return {"body": served, "curl": manager.curl_example(dep, body=served)}
     try:
-        ref = json.loads((cache_dir(ws, dep["model"], version) / "reference.json").read_text())
+        ref = json.loads((cache_dir(ws, dep.model, dep.active_version) / "reference.json").read_text())
         rows = ref.get("rows") or None
     except (OSError, ValueError, TypeError, AttributeError):
         rows = None
     if not rows:
         return None
     row = [float(f"{v:.4g}") for v in rows[0]]
-    return {"body": {"inputs": [row]}, "curl": manager.curl_example(manager.get(ws, name), [row])}
+    return {"body": {"inputs": [row]}, "curl": manager.curl_example(dep, [row])}

@@ -367,22 +367,22 @@ def rollback(ws: Workspace | None, name: str, *, reason: str = "", actor: str | 
 @_serialized
 def canary(ws: Workspace | None, name: str, version: str | None = None, *, share: float | None = None,
            clear: bool = False, reason: str = "", actor: str | None = None) -> HistoryEntry:
-    """Send `share` of the traffic to `version` (checked like a switch), change the share, or clear the canary."""
+    """Send `share` of the traffic to `version` (checked like a switch), change the share, or clear the canary.
+
+    What may be asked is the API's CanaryRequest (one rule for the panel and the CLI); `version` may be `v3`."""
+    from ..api.models import CanaryRequest  # noqa: PLC0415 - pydantic only when a canary changes
+
+    version = parse_version(version) if version is not None and version != "" else None
+    request = CanaryRequest.parse({"version": version, "share": share, "clear": clear, "reason": reason})
+    reason, share = request.reason, request.share
     store, dep, client = _running(ws, name)
     actor = actor or default_actor()
-    if clear:
-        if version is not None or share is not None:
-            raise ConfigError("--clear takes no version or share; it only removes the canary.")
+    if request.clear:
         answer = client.admin("canary/clear", {"actor": actor, "reason": reason or "clear canary"})
         event = answer.get("event") or {}
         _save_slots(store, name, answer.get("slots") or {})
         return store.record(name, "canary_clear", from_version=event.get("from_version"),
                             to_version=event.get("to_version"), reason=reason or "clear canary", actor=actor)
-    if share is None:
-        raise ConfigError("Give the canary's share of traffic with --share (0 to 1, e.g. --share 0.1).")
-    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= float(share) <= 1.0:
-        raise ConfigError(f"The canary share must be between 0 and 1 (e.g. 0.1 for 10 %), got {share!r}.")
-    share = float(share)
     if version is None:
         answer = client.admin("canary/share", {"share": share, "actor": actor, "reason": reason or f"share {share:g}"})
         event = answer.get("event") or {}
@@ -390,7 +390,6 @@ def canary(ws: Workspace | None, name: str, version: str | None = None, *, share
         return store.record(name, "canary_share", from_version=event.get("from_version"),
                             to_version=event.get("to_version"), reason=reason or f"canary share {share:g}",
                             actor=actor, detail=f"share={share:g}")
-    version = parse_version(version)
     resolve(store.workspace, Target(dep.model, version=version))
     why = reason or f"canary v{version} at {100 * share:g} %"
     _stage(store, dep, client, version, operation="canary", reason=why, actor=actor)
@@ -463,19 +462,80 @@ def history(ws: Workspace | None, name: str | None = None, limit: int = 50) -> l
     return store.history(name, limit)
 
 
-def status(ws: Workspace | None, name: str) -> dict[str, Any]:
-    """One deployment: its row, its live slots (when it answers) and its recent history."""
+@dataclass
+class DeploymentStatus:
+    """One deployment now: its row, its live slots (None when the server does not answer) and recent history.
+
+    The active, previous and canary versions are derived here once, for the CLI's listing and the API's view:
+    the live slots when the server answered, else what the store last recorded.
+    """
+
+    deployment: Deployment
+    slots: dict[str, Any] | None = None
+    history: list[HistoryEntry] = field(default_factory=list)
+    error: str | None = None  # why the slots could not be read
+
+    def _slot(self, key: str) -> dict[str, Any] | None:
+        slot = self.slots.get(key) if self.slots else None
+        return slot if isinstance(slot, dict) else None
+
+    def _live(self, key: str, recorded: str | None) -> str | None:
+        if self.slots is None:
+            return recorded
+        slot = self._slot(key)
+        return slot.get("version") if slot else None
+
+    @property
+    def active_version(self) -> str | None:
+        return self._live("active", None) or self.deployment.active_version
+
+    @property
+    def previous_version(self) -> str | None:
+        return self._live("previous", self.deployment.previous_version)
+
+    @property
+    def canary_version(self) -> str | None:
+        return self._live("canary", self.deployment.canary_version)
+
+    @property
+    def canary_share(self) -> float:
+        share = self.slots.get("canary_share") if self.slots is not None else self.deployment.canary_share
+        return float(share or 0.0)
+
+    @property
+    def health(self) -> str:
+        """healthy (the server answered now), unreachable (it should be up but did not answer), else the state."""
+        if self.slots is not None:
+            return "healthy"
+        return "unreachable" if self.deployment.state in (RUNNING, RESTARTING) else self.deployment.state
+
+    @property
+    def example(self) -> dict[str, Any] | None:
+        """The served active version's own input example (a foreign MLflow model's), if it has one."""
+        active = self._slot("active")
+        example = active.get("example") if active else None
+        return example if isinstance(example, dict) else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able view (`aidevops deployments NAME --json`), with the derived versions."""
+        return {"deployment": self.deployment.to_dict(), "slots": self.slots,
+                "history": [h.to_dict() for h in self.history], "error": self.error, "health": self.health,
+                "active_version": self.active_version, "previous_version": self.previous_version,
+                "canary_version": self.canary_version, "canary_share": self.canary_share}
+
+
+def status(ws: Workspace | None, name: str, history_rows: int = 20) -> DeploymentStatus:
+    """One deployment: its row, its live slots (when it answers) and its recent history (oldest first)."""
     store = _store(ws)
     dep = get(store.workspace, name)
-    out: dict[str, Any] = {"deployment": dep.to_dict(), "slots": None,
-                           "history": [h.to_dict() for h in store.history(name, 20)]}
+    out = DeploymentStatus(dep, history=store.history(name, history_rows))
     if dep.target == "local" and dep.state in (RUNNING, RESTARTING):
         try:
             slots = AdminClient(dep, timeout=5.0).slots(timeout=5.0)
             slots.pop("history", None)
-            out["slots"] = slots
+            out.slots = slots
         except DeploymentError as exc:
-            out["error"] = str(exc)
+            out.error = str(exc)
     return out
 
 

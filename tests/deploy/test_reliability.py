@@ -71,14 +71,14 @@ def test_refused_version_leaves_the_active_one_serving(reg, deployer, bad, why):
     assert "\n" not in message
     assert load.stats.errors == {} and load.stats.non_2xx == 0 and set(load.stats.versions) == {"1"}
     status = manager.status(reg.ws, name)
-    assert status["slots"]["active"]["version"] == "1" and status["slots"]["canary"] is None
+    assert status.slots["active"]["version"] == "1" and status.slots["canary"] is None
     last = manager.history(reg.ws, name)[-1]
     assert (last.operation, last.ok, last.from_version, last.to_version) == ("deploy", False, "1", bad)
     assert why in last.detail
     # The same happens to a canary: refused, nothing changes.
     with pytest.raises(ModelRefused):
         manager.canary(reg.ws, name, bad, share=0.5)
-    assert manager.status(reg.ws, name)["slots"]["canary"] is None
+    assert manager.status(reg.ws, name).slots["canary"] is None
 
 
 def test_a_broken_version_is_not_deployed_at_all(reg):
@@ -108,10 +108,10 @@ def test_kill_9_of_the_server_brings_the_same_deployment_back(reg, deployer):
     assert (after.port, after.supervisor_pid, after.active_version, after.previous_version) == \
         (before.port, before.supervisor_pid, "2", "1")
     assert after.restarts == 1
-    slots = manager.status(reg.ws, "rel-kill")["slots"]
+    slots = manager.status(reg.ws, "rel-kill").slots
     assert slots["active"]["version"] == "2" and slots["previous"]["version"] == "1"
     manager.rollback(reg.ws, "rel-kill", reason="the restored previous version works")
-    assert manager.status(reg.ws, "rel-kill")["slots"]["active"]["version"] == "1"
+    assert manager.status(reg.ws, "rel-kill").slots["active"]["version"] == "1"
     restart = [h for h in manager.history(reg.ws, "rel-kill") if h.operation == "restart"]
     assert len(restart) == 1 and "SIGKILL" in restart[0].reason and restart[0].actor == "supervisor"
 
@@ -154,7 +154,7 @@ def test_follow_switches_when_the_alias_moves(reg, deployer):
             break
         time.sleep(0.2)
     assert refused and refused[-1].to_version == "3" and "NaN" in refused[-1].detail
-    assert manager.status(reg.ws, "rel-follow")["slots"]["active"]["version"] == "2"
+    assert manager.status(reg.ws, "rel-follow").slots["active"]["version"] == "2"
 
 
 def test_canary_share_promote_and_rollback(reg, deployer):
@@ -180,7 +180,7 @@ def test_canary_share_promote_and_rollback(reg, deployer):
     ops = [h.operation for h in manager.history(reg.ws, "rel-canary")]
     assert ops == ["deploy", "canary", "canary_share", "promote", "rollback"]
     status = manager.status(reg.ws, "rel-canary")
-    assert json.dumps(status).count(dep.admin_token or "no-token") == 0, "the admin token never leaves the store"
+    assert json.dumps(status.to_dict()).count(dep.admin_token or "no-token") == 0, "the admin token never leaves the store"
 
 
 def test_a_server_that_keeps_dying_is_given_up_on(reg, deployer, monkeypatch):

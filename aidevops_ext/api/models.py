@@ -1,0 +1,544 @@
+"""The Jupyter REST API's contract: one pydantic model per request body, query and answer (docs/architecture.md).
+
+Each rule a request must follow is written once, here: the handlers (aidevops_ext/routes.py) parse with these
+models, the core's shared checks (`manager.canary`) use the same model, and the OpenAPI file is generated from
+them (`python -m aidevops_ext.api.openapi`). A refused request becomes one ConfigError sentence naming the field
+and the fix: each field carries its sentences in a `Rule` beside its type, and `Request.parse` turns pydantic's
+ValidationError into that sentence (pydantic's own wording never reaches a user).
+
+Answers are described, not enforced: the views build plain dicts and these models are their documented shape
+(extra keys allowed), which the schemathesis test checks the live answers against.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, ClassVar, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..deploy.observe import MAX_MINUTES
+from ..errors import ConfigError
+from ..monitoring.series import MAX_BUCKETS
+
+MAX_REASON = 500
+MAX_LIMIT = 500
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\- ]{0,127}$"  # registered model names as MLflow users write them
+ALIAS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$"
+VERSION_PATTERN = r"^[1-9][0-9]{0,8}$"
+PIPELINE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"
+
+
+class Rule:
+    """The sentences a field's refusal says: `missing` when absent, `bad` (with {value}) when wrong."""
+
+    def __init__(self, *, bad: str, missing: str = "") -> None:
+        self.bad = bad
+        self.missing = missing
+
+
+def text_rule(key: str, what: str) -> Rule:
+    return Rule(missing=f"Field '{key}' is missing; give {what}.",
+                bad=f"Field '{key}' has the value {{value}}, which is not {what}.")
+
+
+def refuse(sentence: str) -> PydanticCustomError:
+    """A whole-request refusal from a model validator, kept word for word (the sentence may hold braces)."""
+    return PydanticCustomError("aidevops", "{sentence}", {"sentence": sentence})
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class Request(BaseModel):
+    """A request body: unknown fields are refused (a typo must not be silently ignored); null or "" is absent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    where: ClassVar[str] = "Field"  # how a sentence names one of its fields
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absent(cls, data: Any) -> Any:
+        return {k: v for k, v in data.items() if v is not None and v != ""} if isinstance(data, dict) else data
+
+    @classmethod
+    def parse(cls, data: Any) -> "Request":
+        """The checked request, or ConfigError with one sentence (HTTP 400)."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise ConfigError(cls.sentence(exc, data)) from None
+
+    @classmethod
+    def from_body(cls, raw: bytes) -> "Request":
+        """Parse an HTTP body ({} when empty): JSON, an object, then the model's rules."""
+        data: Any = {}
+        if raw and raw.strip():
+            try:
+                data = json.loads(raw)
+            except (ValueError, UnicodeDecodeError):
+                raise ConfigError("The request body is not valid JSON; send a JSON object such as "
+                                  "{\"reason\": \"...\"}.") from None
+        if not isinstance(data, dict):
+            raise ConfigError("The request body must be a JSON object, e.g. {\"reason\": \"...\"}.")
+        return cls.parse(data)
+
+    @classmethod
+    def sentence(cls, exc: ValidationError, data: Any) -> str:
+        """pydantic's errors as the project's one sentence: unknown fields first, then the first problem."""
+        errors = exc.errors()
+        extra = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+        if extra:
+            takes = ", ".join(cls.model_fields) or "no fields"
+            return f"Unknown field(s) {', '.join(extra)}; this operation takes {takes}."
+        error = errors[0]
+        if not error["loc"] or error["loc"][0] not in cls.model_fields:  # a rule across fields: its own sentence
+            return error["msg"].removeprefix("Value error, ")
+        key = str(error["loc"][0])
+        rule = next((m for m in cls.model_fields[key].metadata if isinstance(m, Rule)), None)
+        if rule is None:
+            return f"{cls.where} '{key}' is not valid ({error['msg']})."
+        if error["type"] == "missing":
+            return rule.missing or f"{cls.where} '{key}' is missing."
+        value = data.get(key) if isinstance(data, dict) else None
+        return rule.bad.format(value=repr(str(value)[:80]))
+
+
+Reason = Annotated[str, Field(max_length=MAX_REASON, strict=True, description="Why, kept in the deployment history."),
+                   Rule(bad=f"Field 'reason' must be text of at most {MAX_REASON} characters.")]
+Version = Annotated[Optional[str], Field(pattern=VERSION_PATTERN, strict=True, description="A model version number, e.g. \"2\"."),
+                    text_rule("version", "a version number such as '2'")]
+Params = Annotated[Optional[dict[str, Any]], Field(strict=True, description="Overrides {name: value}; step.name for one step's own param."),
+                   Rule(bad="Field 'params' must be a JSON object of param names to values, e.g. {{\"epochs\": 4}}.")]
+
+
+def _stripped(value: str) -> str:
+    return value.strip()
+
+
+def _version_number(value: Any) -> Any:
+    """A version may come as a JSON number (2) as well as text ("2")."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _named_params(value: Any) -> Any:
+    if isinstance(value, dict) and not all(value):  # names are checked against the spec by the core
+        raise ValueError("empty param name")
+    return value
+
+
+class DeployRequest(Request):
+    """POST /deployments: deploy NAME@ALIAS or NAME/VERSION (a running deployment of that name switches to it)."""
+
+    model: Annotated[str, Field(pattern=NAME_PATTERN, strict=True, description="Registered model name."),
+                     text_rule("model", "a registered model's name")]
+    alias: Annotated[Optional[str], Field(pattern=ALIAS_PATTERN, strict=True,
+                                          description="Alias to serve, e.g. champion (exactly one of alias and version)."),
+                     text_rule("alias", "an alias such as 'champion'")] = None
+    version: Version = None
+    name: Annotated[Optional[str], Field(strict=True, description="Deployment name (default the model's name)."),
+                    text_rule("name", "a deployment name")] = None
+    reason: Reason = ""
+
+    _version = field_validator("version", mode="before")(_version_number)
+    _strip = field_validator("reason")(_stripped)
+
+    @model_validator(mode="after")
+    def _one_of_alias_or_version(self) -> "DeployRequest":
+        if (self.alias is None) == (self.version is None):
+            raise refuse("Give exactly one of 'alias' (e.g. \"champion\") or 'version' (e.g. \"2\") to say what to deploy.")
+        return self
+
+    @property
+    def ref(self) -> str:
+        """The model reference the core deploys: NAME@ALIAS or NAME/VERSION."""
+        return f"{self.model}@{self.alias}" if self.alias else f"{self.model}/{self.version}"
+
+
+class ReasonRequest(Request):
+    """POST promote, rollback, retrain: only why."""
+
+    reason: Reason = ""
+    _strip = field_validator("reason")(_stripped)
+
+
+class CanaryRequest(Request):
+    """POST /deployments/NAME/canary (and `aidevops canary`): a version and share, a new share, or clear."""
+
+    version: Version = None  # omitted: change the current canary's share
+    share: Annotated[Optional[float], Field(ge=0, le=1, strict=True, description="The canary's share of traffic, 0 to 1."),
+                     Rule(bad="Field 'share' must be a number between 0 and 1 (e.g. 0.1 for 10 %), got {value}.")] = None
+    clear: Annotated[StrictBool, Field(description="Remove the canary (takes no version or share)."),
+                     Rule(bad="Field 'clear' must be true or false.")] = False
+    reason: Reason = ""
+
+    _version = field_validator("version", mode="before")(_version_number)
+    _strip = field_validator("reason")(_stripped)
+
+    @field_validator("share", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # JSON true is not a share (strict float would take it as 1)
+            raise ValueError("a boolean")
+        return value
+
+    @model_validator(mode="after")
+    def _clear_or_share(self) -> "CanaryRequest":
+        if self.clear and (self.version is not None or self.share is not None):
+            raise refuse("'clear' takes no version or share; it only removes the canary.")
+        if not self.clear and self.share is None:
+            raise refuse("Field 'share' is missing; give the canary's share of traffic between 0 and 1 (e.g. 0.1; --share 0.1 on the command line).")
+        return self
+
+
+class RunRequest(Request):
+    """POST /runs: start a pipeline run with param overrides."""
+
+    pipeline: Annotated[str, Field(pattern=PIPELINE_PATTERN, strict=True, description="A spec in pipelines/, e.g. ci."),
+                        text_rule("pipeline", "the name of a pipeline in pipelines/ (e.g. ci)")]
+    params: Params = None
+
+    _params = field_validator("params")(_named_params)
+
+
+class RerunRequest(Request):
+    """POST /runs/ID/rerun: the run's own overrides, or new ones."""
+
+    params: Params = None
+
+    _params = field_validator("params")(_named_params)
+
+
+# --------------------------------------------------------------------------- query parameters
+
+
+class Query(Request):
+    """Query parameters: text that must parse; other parameters (Jupyter's ?token=) are not ours to refuse."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    where = "Query parameter"
+
+
+def _limit(default: int) -> Any:
+    return Field(default=default, ge=1, le=MAX_LIMIT)
+
+
+LIMIT_RULE = Rule(bad=f"Query parameter 'limit' must be a whole number from 1 to {MAX_LIMIT}, got {{value}}.")
+
+
+class HistoryQuery(Query):
+    limit: Annotated[int, _limit(50), LIMIT_RULE] = 50
+
+
+class AlertsQuery(Query):
+    limit: Annotated[int, _limit(50), LIMIT_RULE] = 50
+
+
+class JobsQuery(Query):
+    limit: Annotated[int, _limit(20), LIMIT_RULE] = 20
+
+
+class RunsQuery(Query):
+    pipeline: Optional[str] = Field(default=None, description="Only this pipeline's runs.")
+    limit: Annotated[int, _limit(20), LIMIT_RULE] = 20
+
+
+class UndeployQuery(Query):
+    reason: Reason = ""
+    _strip = field_validator("reason")(_stripped)
+
+
+class MonitorQuery(Query):
+    refresh: str = Field(default="", description="1 or true: compute a pass now instead of returning the latest.")
+
+    @property
+    def now(self) -> bool:
+        return self.refresh in ("1", "true")
+
+
+class SeriesQuery(Query):
+    # The ranges are the core's (deploy/observe.check_range, shared with the CLI); the schema shows them.
+    minutes: Annotated[float, Field(default=60.0, json_schema_extra={"minimum": 1, "maximum": MAX_MINUTES}),
+                       Rule(bad="Query parameter 'minutes' must be a number, got {value}.")] = 60.0
+    buckets: Annotated[int, Field(default=60, json_schema_extra={"minimum": 1, "maximum": MAX_BUCKETS}),
+                       Rule(bad="Query parameter 'buckets' must be a whole number, got {value}.")] = 60
+
+
+class NotebookQuery(Query):
+    download: str = Field(default="", description="1: the .ipynb itself, as an attachment.")
+
+
+class DiffQuery(Query):
+    base: str = Field(default="", description="The first run's id.")
+    remote: str = Field(default="", description="The second run's id.")
+    step: Optional[str] = Field(default=None, description="Default the first step both runs have a notebook for.")
+
+
+# --------------------------------------------------------------------------- answers
+
+
+class Answer(BaseModel):
+    """An answer's documented shape; the server may add keys (the schema leaves them open)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Error(Answer):
+    error: str = Field(description="A user-caused problem, in one sentence naming it and the fix.")
+
+
+class RunNotebook(Answer):
+    step: str
+    name: str
+    available: bool
+    status: Optional[str] = None
+
+
+class GateComparison(Answer):
+    summary: Optional[str] = None
+    compared_on: Optional[str] = None
+    candidate: dict[str, Optional[float]] = {}
+    champion: Optional[dict[str, Optional[float]]] = None
+    champion_version: Optional[str] = None
+    rows: Optional[dict[str, Any]] = None
+
+
+class Lineage(Answer):
+    pipeline: Optional[str] = None
+    pipeline_run_id: Optional[str] = None
+    git_commit: Optional[str] = None
+    data_hash: Optional[str] = None
+    source: Optional[str] = None
+    run_in_workspace: bool = False
+    notebooks: list[RunNotebook] = []
+
+
+class ModelVersion(Answer):
+    version: str
+    aliases: list[str] = []
+    run_id: Optional[str] = Field(default=None, description="MLflow run that logged the model.")
+    gate_passed: Optional[bool] = None
+    gate_reasons: Optional[str] = None
+    gate_summary: Optional[str] = Field(default=None, description="The gate's own comparison for the badge, e.g. "
+                                        "\"accuracy 0.9638 vs v1 0.9499 on 359 rows\".")
+    gate_comparison: Optional[GateComparison] = Field(default=None, description="Candidate and champion metrics on the "
+                                                      "same test rows (none of which either trained on).")
+    metrics: dict[str, Optional[float]] = Field(default={}, description="This version's own test metrics.")
+    lineage: Optional[Lineage] = None
+
+
+class Model(Answer):
+    name: str
+    description: Optional[str] = None
+    aliases: dict[str, str] = {}
+    versions: list[ModelVersion] = []
+
+
+class Models(Answer):
+    models: list[Model]
+
+
+class HistoryEntry(Answer):
+    deployment: str
+    ts: float
+    when: str
+    operation: str
+    from_version: Optional[str] = None
+    to_version: Optional[str] = None
+    reason: str = ""
+    actor: str = ""
+    ok: bool = True
+    detail: str = ""
+
+
+class History(Answer):
+    history: list[HistoryEntry]
+
+
+class Example(Answer):
+    body: Any
+    curl: str
+
+
+DeploymentState = Literal["starting", "running", "restarting", "failed", "stopped", "dead", "rendered", "applied"]
+
+
+class Deployment(Answer):
+    name: str
+    model: str
+    ref: str
+    target: str
+    state: DeploymentState
+    health: str = Field(description="healthy (the server answered now), unreachable, or the state.")
+    error: Optional[str] = None
+    url: Optional[str] = None
+    endpoints: dict[str, str] = {}
+    active_version: Optional[str] = None
+    previous_version: Optional[str] = None
+    canary_version: Optional[str] = None
+    canary_share: float = 0.0
+    restarts: int = 0
+    updated: Optional[float] = None
+    example: Optional[Example] = None
+    history: list[HistoryEntry] = Field(default=[], description="Newest first.")
+
+
+class Deployments(Answer):
+    deployments: list[Deployment]
+
+
+class DeployResult(Answer):
+    action: Literal["started", "switched", "unchanged"]
+    version: str
+    previous: Optional[str] = None
+    verified: bool = False
+    detail: str = ""
+    deployment: Deployment
+
+
+class Change(Answer):
+    """The recorded change and the deployment after it."""
+
+    event: HistoryEntry
+    deployment: Deployment
+
+
+class Undeployed(Answer):
+    event: HistoryEntry
+
+
+class StepState(Answer):
+    status: Optional[str] = Field(default=None, description="pending, not selected, running, ran, cached or failed.")
+    cache: Optional[Literal["hit", "miss"]] = None
+    duration_s: Optional[float] = None
+    error: Optional[str] = None
+    params: dict[str, Any] = {}
+
+
+class Run(Answer):
+    run_id: str
+    pipeline: Optional[str] = None
+    status: Optional[str] = Field(default=None, description="running, succeeded, failed or interrupted.")
+    started: Optional[str] = None
+    finished: Optional[str] = None
+    duration_s: Optional[float] = None
+    resumed_from: Optional[str] = Field(default=None, description="The failed run this one resumed.")
+    overrides: dict[str, Any] = Field(default={}, description="The params given on the command line or in the panel.")
+    params: dict[str, Any] = Field(default={}, description="The resolved pipeline params.")
+    steps: dict[str, StepState] = {}
+    notebooks: list[RunNotebook] = []
+
+
+class Runs(Answer):
+    runs: list[Run]
+
+
+class Job(Answer):
+    id: str
+    kind: Literal["run", "retrain"]
+    argv: list[str] = []
+    status: Literal["running", "succeeded", "failed"]
+    started: float
+    finished: Optional[float] = None
+    exit_code: Optional[int] = None
+    pipeline: Optional[str] = None
+    deployment: Optional[str] = None
+    run_id: Optional[str] = Field(default=None, description="The pipeline run the job produced, once it exists.")
+    message: str = ""
+
+
+class JobDetail(Job):
+    log_tail: list[str] = []
+    run: Optional[Run] = None
+
+
+class Jobs(Answer):
+    jobs: list[Job]
+
+
+class JobStarted(Answer):
+    job: Job
+
+
+class AlertState(Answer):
+    rule: str
+    state: Literal["ok", "firing", "resolved"]
+    since: Optional[float] = None
+    value: Optional[float] = None
+    features: list[str] = []
+    metric: Optional[str] = None
+    op: Optional[str] = None
+    threshold: Optional[float] = None
+    action: Optional[str] = None
+
+
+class AlertEvent(Answer):
+    id: int
+    rule: str
+    event: Literal["fired", "resolved"]
+    at: float
+    value: Optional[float] = None
+    features: list[str] = []
+    message: str = ""
+
+
+class Alerts(Answer):
+    alerts: list[AlertState]
+    events: list[AlertEvent] = Field(description="Newest first.")
+
+
+class MonitorSummary(Answer):
+    status: str
+    model: Optional[str] = None
+    version: Optional[str] = None
+    at: Optional[float] = None
+    logged_rows: Optional[int] = None
+    settings: dict[str, Any] = {}
+    drift: Optional[dict[str, Any]] = None
+    prediction_drift: Optional[dict[str, Any]] = None
+    quality: Optional[dict[str, Any]] = None
+    requests: dict[str, Any] = {}
+    alerts: list[AlertState] = []
+    events: list[AlertEvent] = Field(default=[], description="Newest last.")
+
+
+class RequestSeries(Answer):
+    t: list[float]
+    rate: list[float]
+    error_rate: list[Optional[float]]
+    p50_ms: list[Optional[float]]
+    p95_ms: list[Optional[float]]
+    p99_ms: list[Optional[float]]
+    requests: list[int]
+
+
+class Series(Answer):
+    start: float
+    end: float
+    task: Optional[str] = None
+    requests: RequestSeries
+    quality: list[dict[str, Any]] = []
+    predictions: Optional[dict[str, Any]] = None
+
+
+class NotebookContents(Answer):
+    """A Jupyter contents model (type notebook, format json) with the notebook as `content`."""
+
+    name: str
+    path: str
+    type: Literal["notebook"]
+    format: Literal["json"]
+    writable: bool
+    content: dict[str, Any]
+
+
+class Diff(Answer):
+    base: str
+    remote: str
+    step: str
+    steps: list[str]
+    base_path: str
+    remote_path: str
+    url: str = Field(description="nbdime's diff page, relative to the Jupyter base URL.")
+    params: dict[str, list[Any]] = Field(description="The params that differ: name to [base value, remote value].")
