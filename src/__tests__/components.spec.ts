@@ -69,6 +69,30 @@ describe('components', () => {
     expect(a.log).toEqual(['canary ci-digits v2']);
   });
 
+  it("shows the gate's own comparison beside the badge, as text rather than only a tooltip", () => {
+    const failed = version('2', ['challenger'], false);
+    failed.gate_summary = 'accuracy 0.9543 vs v1 0.9600 on 350 rows';
+    failed.gate_comparison = {
+      summary: failed.gate_summary, compared_on: 'the same 350 test rows for candidate and champion',
+      candidate: { accuracy: 0.9543 }, champion: { accuracy: 0.96 }, champion_version: '1', rows: { compared_rows: 350 }
+    };
+    const el = renderPanel({ models: [{ ...model, versions: [failed, version('1', ['champion'], true)] }], deployments: [], error: null, busy: null, loaded: true }, actions());
+    const cell = el.querySelector('tr[data-version="2"] .jp-aidevops-gate-cell')!;
+    expect(cell.querySelector('.jp-aidevops-gate')!.textContent).toBe('gate failed');
+    const line = cell.querySelector('[data-testid="gate-summary"]') as HTMLElement;
+    expect(line.textContent).toBe('accuracy 0.9543 vs v1 0.9600 on 350 rows');
+    expect(line.title).toBe('compared on the same 350 test rows for candidate and champion');
+    // A version the gate never compared shows its badge alone.
+    expect(el.querySelector('tr[data-version="1"] [data-testid="gate-summary"]')).toBeNull();
+  });
+
+  it('names every versions and history cell by its column, so the narrow sidebar layout can label them', () => {
+    const el = renderPanel({ models: [model], deployments: [deployment], error: null, busy: null, loaded: true }, actions());
+    const labels = (sel: string) => Array.from(el.querySelector(sel)!.querySelectorAll('td')).map(td => td.getAttribute('data-label'));
+    expect(labels('tr.jp-aidevops-version')).toEqual(['Version', 'Aliases', 'Gate', 'Metrics', 'Produced by', null]);
+    expect(labels('tr.jp-aidevops-history-row')).toEqual(['When', 'Change', 'Versions', 'By', 'Why']);
+  });
+
   it('disables actions while one runs and shows progress and errors', () => {
     const el = renderPanel({ models: [model], deployments: [], error: 'Port 5000 is taken; pick another.', busy: 'Deploying ci-digits@champion…', loaded: true }, actions());
     expect(el.querySelector('[role="status"]')!.textContent).toBe('Deploying ci-digits@champion…');
