@@ -224,7 +224,8 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] = MI
             for statement in _statements(sql):
                 conn.execute(statement)
             version = number
-        conn.execute(f"PRAGMA user_version={int(version)}")  # transactional: part of the same commit
+        if version != start:
+            conn.execute(f"PRAGMA user_version={int(version)}")  # transactional: part of the same commit
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

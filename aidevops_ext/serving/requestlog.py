@@ -139,7 +139,7 @@ class RequestLog:
                 if conn is None:
                     conn = connect(self.path)
                 self._drain(conn)
-            except (sqlite3.Error, OSError) as exc:
+            except (sqlite3.Error, OSError, AidevopsError) as exc:
                 self._warn(f"Request log write failed ({exc}); entries are dropped until it recovers.")
                 if conn is not None:
                     conn.close()
