@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, field_validator
+
 from ..deploy.store import Deployment
 from ..errors import ConfigError, NotFound
 from ..workspace import Workspace
@@ -53,6 +55,58 @@ def lineage(ws: Workspace, tags: dict[str, str]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- runs
 
 
+def _object(value: Any) -> Any:
+    """A run.json's null (or, from an old or hand-edited file, non-object) mapping reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+class StoredStep(BaseModel):
+    """One step of a run record (run.json) as the views read it."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Any = None
+    cache: Any = None
+    duration_s: Any = None
+    error: Any = None
+    notebook: Any = None
+    params: dict[str, Any] = {}
+
+    _objects = field_validator("params", mode="before")(_object)
+
+
+class StoredRun(BaseModel):
+    """A run record (run.json) as the views read it: the mappings are always mappings."""
+
+    model_config = ConfigDict(extra="allow")
+    run_id: str
+    pipeline: Any = None
+    status: Any = None
+    started: Any = None
+    finished: Any = None
+    duration_s: Any = None
+    resumed_from: Any = None
+    mlflow: Any = None
+    overrides: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    git: dict[str, Any] = {}
+    steps: dict[str, StoredStep] = {}
+
+    _objects = field_validator("overrides", "params", "git", "steps", mode="before")(_object)
+
+    def with_notebooks(self) -> list[str]:
+        """The steps that have an executed notebook, in run order."""
+        return [name for name, step in self.steps.items() if step.notebook]
+
+    def step_params(self, step: str) -> dict[str, Any]:
+        """The run's params with one step's own params over them."""
+        found = self.steps.get(step)
+        return {**self.params, **(found.params if found else {})}
+
+
+def stored(record: dict[str, Any]) -> StoredRun:
+    return StoredRun.model_validate(record)
+
+
 def runs(ws: Workspace, pipeline: str | None, limit: int) -> list[dict[str, Any]]:
     """Pipeline runs, newest first: id, pipeline, status, timings, step states and notebooks."""
     from ..pipeline.records import iter_runs  # noqa: PLC0415
@@ -69,25 +123,23 @@ def run(ws: Workspace, run_id: str) -> dict[str, Any]:
     """One run by exact id (a prefix or 'latest' would let a link change meaning)."""
     from ..pipeline.records import exact_run  # noqa: PLC0415
 
-    record = exact_run(ws, run_id)
+    record = stored(exact_run(ws, run_id))
     summary = run_summary(ws, record)
-    summary["params"] = record.get("params") or {}
-    summary["git"] = record.get("git") or {}
-    summary["mlflow"] = record.get("mlflow")
+    summary["git"] = record.git
+    summary["mlflow"] = record.mlflow
     return summary
 
 
-def run_summary(ws: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+def run_summary(ws: Workspace, record: dict[str, Any] | StoredRun) -> dict[str, Any]:
     """The fields the panel lists for a run."""
-    steps = record.get("steps") or {}
+    run = record if isinstance(record, StoredRun) else stored(record)
     return {
-        "run_id": record["run_id"], "pipeline": record.get("pipeline"), "status": record.get("status"),
-        "started": record.get("started"), "finished": record.get("finished"), "duration_s": record.get("duration_s"),
-        "resumed_from": record.get("resumed_from"), "overrides": record.get("overrides") or {},
-        "params": record.get("params") or {},
-        "steps": {name: {"status": s.get("status"), "cache": s.get("cache"), "duration_s": s.get("duration_s"),
-                         "error": s.get("error"), "params": s.get("params") or {}} for name, s in steps.items()},
-        "notebooks": run_notebooks(ws, record),
+        "run_id": run.run_id, "pipeline": run.pipeline, "status": run.status, "started": run.started,
+        "finished": run.finished, "duration_s": run.duration_s, "resumed_from": run.resumed_from,
+        "overrides": run.overrides, "params": run.params,
+        "steps": {name: {"status": s.status, "cache": s.cache, "duration_s": s.duration_s, "error": s.error,
+                         "params": s.params} for name, s in run.steps.items()},
+        "notebooks": run_notebooks(ws, run),
     }
 
 
@@ -105,9 +157,8 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
         if record is None:
             raise NotFound(f"There is no pipeline run '{str(run_id)[:80]}' ({role}) in this workspace; "
                               "list runs with `aidevops runs`.")
-        records.append(record)
-    with_notebooks = [{s for s, d in (r.get("steps") or {}).items() if d.get("notebook")} for r in records]
-    steps = [s for s in (records[0].get("steps") or {}) if s in with_notebooks[0] & with_notebooks[1]]
+        records.append(stored(record))
+    steps = [s for s in records[0].with_notebooks() if s in records[1].with_notebooks()]
     if not steps:
         raise ConfigError(f"Runs {base} and {remote} have no step with an executed notebook in common, so there is nothing to diff.")
     if step is None:
@@ -117,25 +168,20 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
     paths = []
     root = server_root.resolve()
     for record in records:
-        path = _inside_state(ws, record["steps"][step]["notebook"])
+        path = _inside_state(ws, record.steps[step].notebook)
         if path is None or not path.is_file():
-            raise ConfigError(f"The executed notebook of step '{step}' of run {record['run_id']} is no longer in the workspace.")
+            raise ConfigError(f"The executed notebook of step '{step}' of run {record.run_id} is no longer in the workspace.")
         if not path.is_relative_to(root):
             raise ConfigError(f"The run notebooks are outside the Jupyter server's root folder {root}, so nbdime cannot "
                               "open them; start JupyterLab in the project folder.")
         paths.append(path.relative_to(root).as_posix())
     from urllib.parse import urlencode  # noqa: PLC0415
 
-    params_a = dict(records[0].get("params") or {}, **_step_params(records[0], step))
-    params_b = dict(records[1].get("params") or {}, **_step_params(records[1], step))
+    params_a, params_b = records[0].step_params(step), records[1].step_params(step)
     changed = {k: [params_a.get(k), params_b.get(k)] for k in sorted(set(params_a) | set(params_b))
                if params_a.get(k) != params_b.get(k)}
     return {"base": base, "remote": remote, "step": step, "steps": steps, "base_path": paths[0], "remote_path": paths[1],
             "url": "nbdime/difftool?" + urlencode({"base": paths[0], "remote": paths[1]}), "params": changed}
-
-
-def _step_params(record: dict[str, Any], step: str) -> dict[str, Any]:
-    return ((record.get("steps") or {}).get(step) or {}).get("params") or {}
 
 
 # --------------------------------------------------------------------------- jobs
@@ -155,14 +201,14 @@ def job(ws: Workspace, job_id: str) -> dict[str, Any]:
     return out
 
 
-def run_notebooks(ws: Workspace, record: dict[str, Any]) -> list[dict[str, Any]]:
+def run_notebooks(ws: Workspace, record: dict[str, Any] | StoredRun) -> list[dict[str, Any]]:
     """The executed notebooks of a run's steps, with whether each can be opened."""
+    run = record if isinstance(record, StoredRun) else stored(record)
     out = []
-    for step, data in (record.get("steps") or {}).items():
-        if not data.get("notebook"):
-            continue
-        path = _inside_state(ws, data["notebook"])
-        out.append({"step": step, "name": Path(data["notebook"]).name, "status": data.get("status"),
+    for step in run.with_notebooks():
+        data = run.steps[step]
+        path = _inside_state(ws, data.notebook)
+        out.append({"step": step, "name": Path(data.notebook).name, "status": data.status,
                     "available": path is not None and path.is_file()})
     return out
 
@@ -177,12 +223,12 @@ def run_notebook(ws: Workspace, run_id: str, step: str) -> dict[str, Any]:
     """A run step's executed notebook as a Jupyter contents model (read-only)."""
     from ..pipeline.records import exact_run  # noqa: PLC0415
 
-    record = exact_run(ws, run_id)
-    data = (record.get("steps") or {}).get(step)
-    if not data or not data.get("notebook"):
-        known = ", ".join(s for s, d in (record.get("steps") or {}).items() if d.get("notebook")) or "none"
+    record = stored(exact_run(ws, run_id))
+    data = record.steps.get(step)
+    if data is None or not data.notebook:
+        known = ", ".join(record.with_notebooks()) or "none"
         raise ConfigError(f"Run {run_id} has no executed notebook for step '{step[:80]}' (steps with one: {known}).")
-    path = _inside_state(ws, data["notebook"])
+    path = _inside_state(ws, data.notebook)
     if path is None or not path.is_file():
         raise ConfigError(f"The executed notebook of step '{step}' of run {run_id} is no longer in the workspace; "
                           "re-run the pipeline to produce it again.")

@@ -7,7 +7,10 @@ otherwise wrap every test of the suite.
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from tornado.httpclient import HTTPClientError
 from pytest_jupyter.jupyter_server import *  # noqa: F403 - jp_fetch, jp_serverapp and the fixtures they need
 
 
@@ -21,3 +24,19 @@ def workspace(jp_root_dir, clean_env):
 @pytest.fixture
 def jp_server_config(workspace):
     return {"ServerApp": {"jpserver_extensions": {"aidevops_ext": True}}}
+
+
+@pytest.fixture
+def api(jp_fetch):
+    """`await api(METHOD, "path?query", body)` -> (status, JSON answer) under /aidevops/api; a 4xx is an answer too."""
+    async def call(method: str, path: str, body: object = None):
+        path, _, query = path.partition("?")
+        kwargs = {"params": dict(pair.split("=", 1) for pair in query.split("&"))} if query else {}
+        if method == "POST":
+            kwargs["body"] = json.dumps(body if body is not None else {})
+        try:
+            response = await jp_fetch("aidevops", "api", *path.split("/"), method=method, **kwargs)
+        except HTTPClientError as exc:
+            return exc.code, json.loads(exc.response.body)
+        return response.code, json.loads(response.body)
+    return call

@@ -3,12 +3,10 @@ every hostile request the lab tests send is refused in process with the same sen
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
-from tornado.httpclient import HTTPClientError
 
 from aidevops_ext.api import openapi
 from aidevops_ext.routes import ROUTES
@@ -28,18 +26,6 @@ def test_every_routed_verb_has_exactly_one_described_operation():
     described = [(op.method, op.path) for op in openapi.OPERATIONS]
     assert len(described) == len(set(described))
     assert set(described) == routed
-
-
-async def _call(jp_fetch, method: str, path: str, body: object = None):
-    path, _, query = path.partition("?")
-    kwargs = {"params": dict(pair.split("=", 1) for pair in query.split("&"))} if query else {}
-    if method == "POST":
-        kwargs["body"] = json.dumps(body if body is not None else {})
-    try:
-        response = await jp_fetch("aidevops", "api", *path.split("/"), method=method, **kwargs)
-    except HTTPClientError as exc:
-        return exc.code, json.loads(exc.response.body)
-    return response.code, json.loads(response.body)
 
 
 # The hostile requests of tests/lab/test_api.py and test_monitor_api.py whose refusal is the request's own rules
@@ -78,19 +64,18 @@ HOSTILE = [
 
 @pytest.mark.parametrize(("method", "path", "body", "needle"), HOSTILE, ids=[f"{m} {p[:40]} {str(b)[:40]}"
                                                                               for m, p, b, _ in HOSTILE])
-async def test_a_request_breaking_its_model_is_one_400_sentence_and_changes_nothing(jp_fetch, method, path, body,
-                                                                                      needle):
-    status, answer = await _call(jp_fetch, method, path, body)
+async def test_a_request_breaking_its_model_is_one_400_sentence_and_changes_nothing(api, method, path, body, needle):
+    status, answer = await api(method, path, body)
     assert status == 400 and set(answer) == {"error"} and needle in answer["error"], answer
     assert answer["error"].endswith((".", ")")) and "pydantic" not in answer["error"] and "\n" not in answer["error"]
-    assert await _call(jp_fetch, "GET", "deployments") == (200, {"deployments": []})
-    assert await _call(jp_fetch, "GET", "jobs") == (200, {"jobs": []})
+    assert await api("GET", "deployments") == (200, {"deployments": []})
+    assert await api("GET", "jobs") == (200, {"jobs": []})
 
 
-async def test_a_request_that_keeps_the_rules_reaches_the_core(jp_fetch):
+async def test_a_request_that_keeps_the_rules_reaches_the_core(api):
     # Past the model, the core answers: no such deployment (404), no such pipeline spec (400 naming it).
-    assert (await _call(jp_fetch, "POST", "deployments/nope/canary", {"version": 2, "share": 0.1}))[0] == 404
-    assert (await _call(jp_fetch, "POST", "deployments/nope/canary", {"clear": True, "reason": None}))[0] == 404
-    status, answer = await _call(jp_fetch, "POST", "runs", {"pipeline": "ci", "params": {"epochs": 2}})
+    assert (await api("POST", "deployments/nope/canary", {"version": 2, "share": 0.1}))[0] == 404
+    assert (await api("POST", "deployments/nope/canary", {"clear": True, "reason": None}))[0] == 404
+    status, answer = await api("POST", "runs", {"pipeline": "ci", "params": {"epochs": 2}})
     assert status == 400 and "pipeline spec 'ci' not found" in answer["error"], answer
-    assert await _call(jp_fetch, "GET", "runs?limit=7&pipeline=") == (200, {"runs": []})
+    assert await api("GET", "runs?limit=7&pipeline=") == (200, {"runs": []})
