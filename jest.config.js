@@ -4,6 +4,7 @@ module.exports = {
   testEnvironment: 'node',
   testRegex: 'src/__tests__/.*\\.spec\\.ts$',
   transform: {
-    '^.+\\.ts$': ['ts-jest', { tsconfig: { module: 'commonjs', target: 'ES2018', esModuleInterop: true, strict: true, types: ['jest'], lib: ['DOM', 'ES2018'] }, diagnostics: true }]
+    // .tsx: the Deploy panel's React view (specs stay .ts and build elements with React.createElement).
+    '^.+\\.tsx?$': ['ts-jest', { tsconfig: { module: 'commonjs', target: 'ES2018', esModuleInterop: true, strict: true, jsx: 'react', types: ['jest'], lib: ['DOM', 'ES2018'] }, diagnostics: true }]
   }
 };

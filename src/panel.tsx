@@ -1,11 +1,17 @@
 /**
- * The Deploy panel widget: renders the model's state, and asks for confirmation before each change.
+ * The Deploy panel widget: shows the model's state in a React view (./deployview, hosted in a
+ * ReactWidget that re-renders on each model change through UseSignal), and asks for confirmation
+ * before each change.
  */
 
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
+import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { PanelLayout } from '@lumino/widgets';
+import * as React from 'react';
 
 import { Deployment, ModelVersion, RegisteredModel } from './api';
-import { IActions, liveDeploymentOf, preferredAlias, showPanel } from './components';
+import { IActions, liveDeploymentOf, preferredAlias } from './components';
+import { DeployView } from './deployview';
 import { DeployModel } from './model';
 import { PolledPanel } from './panelbase';
 
@@ -16,19 +22,15 @@ export class DeployPanel extends PolledPanel<DeployModel> {
   ) {
     super(model);
     this.addClass('jp-aidevops-panel');
-    this.model.changed.connect(this.render, this);
-    this.render();
-  }
-
-  dispose(): void {
-    this.model.changed.disconnect(this.render, this);
-    super.dispose();
-  }
-
-  // Each poll rebuilds the body; showPanel keeps an opened "Try it", a closed History, the scroll
-  // position and the focus (see ./keepstate).
-  private render(): void {
-    showPanel(this.node, this.model.view, this.actions);
+    // The outer widget keeps the polling tied to visibility (PolledPanel); the React view inside gets
+    // the show/hide messages through the layout and re-renders on every `changed`.
+    const layout = new PanelLayout();
+    this.layout = layout;
+    const view = ReactWidget.create(
+      <UseSignal signal={model.changed}>{() => <DeployView state={model.view} actions={this.actions} />}</UseSignal>
+    );
+    view.addClass('jp-aidevops-view');
+    layout.addWidget(view);
   }
 
   private readonly actions: IActions = {

@@ -2,8 +2,17 @@
  * @jest-environment jsdom
  */
 
+import * as React from 'react';
+
 import { Deployment, ModelVersion, RegisteredModel } from '../api';
-import { IActions, keyMetrics, renderPanel } from '../components';
+import { IActions, IViewState, keyMetrics } from '../components';
+import { DeployView } from '../deployview';
+import { mount } from './reactdom';
+
+/** The Deploy panel's React view rendered into the document, as its ReactWidget does. */
+function renderPanel(state: IViewState, actions: IActions): HTMLElement {
+  return mount(React.createElement(DeployView, { state, actions })).node;
+}
 
 const version = (v: string, aliases: string[], gate: boolean | null): ModelVersion => ({
   version: v, aliases, run_id: 'r', created: null, status: 'READY', gate_passed: gate, gate_reasons: null,

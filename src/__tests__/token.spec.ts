@@ -20,7 +20,7 @@ function sources(dir = SRC): string[] {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) {
       found.push(...(name === '__tests__' ? [] : sources(path)));
-    } else if (path.endsWith('.ts')) {
+    } else if (path.endsWith('.ts') || path.endsWith('.tsx')) {
       found.push(path);
     }
   }
@@ -44,7 +44,8 @@ describe('one AidevopsApi for the extension', () => {
     }
   });
 
-  it('has one button() shared by the three panels', () => {
+  it('has one button() for the DOM-built panels, and the React Deploy panel builds on its classes', () => {
     expect(holding(/function button\(/)).toEqual(['components.ts']);
+    expect(holding(/jp-Button jp-mod-styled/)).toEqual(['components.ts']);
   });
 });

@@ -73,6 +73,18 @@ def test_the_panel_lists_versions_with_aliases_gate_metrics_and_lineage(page, ve
     shot(page, "01-models")
 
 
+def test_each_gated_version_shows_the_gates_own_comparison_beside_its_badge(page, lab):
+    with httpx.Client(headers={"Authorization": f"token {lab.token}"}, timeout=60) as c:
+        answer = c.get(lab.api(f"models/{MODEL}")).json()
+    gated = [v for v in answer["versions"] if v.get("gate_summary")]
+    for v in gated:
+        line = panel(page).locator(f'tr[data-version="{v["version"]}"] [data-testid="gate-summary"]')
+        assert line.is_visible() and line.inner_text() == v["gate_summary"], "as text next to the badge, not only a tooltip"
+    for v in answer["versions"]:
+        if not v.get("gate_summary"):
+            assert panel(page).locator(f'tr[data-version="{v["version"]}"] [data-testid="gate-summary"]').count() == 0
+
+
 def test_deploy_the_champion_and_see_it_healthy(page, versions):
     champion, _ = versions
     panel(page).locator(f'tr[data-version="{champion}"] button.jp-aidevops-deploy').click()
@@ -96,6 +108,17 @@ def test_a_prediction_to_the_shown_endpoint_answers(page):
     assert answer.status_code == 200, answer.text
     (prediction,) = answer.json()["predictions"]
     assert prediction in range(10), "a digit class"
+
+
+def test_an_opened_try_it_stays_open_while_the_panel_polls(page):
+    example = card(page).locator("details.jp-aidevops-example")
+    example.locator("summary").click()
+    assert example.get_attribute("open") is not None
+    for _ in range(3):  # three polls (one each 3 s): Chromium used to close it within 8 s
+        with page.expect_response(lambda r: r.url.split("?")[0].endswith("aidevops/api/deployments"), timeout=30_000):
+            pass
+    assert example.get_attribute("open") is not None, "a poll closed the opened Try it"
+    example.locator("summary").click()  # closed again for the screenshots that follow
 
 
 def test_canary_a_second_version(page, versions):
@@ -135,9 +158,26 @@ def test_promote_then_roll_back_and_read_the_history(page, versions):
     operations = [history.nth(i).get_attribute("data-operation") for i in range(history.count())]
     assert operations[:3] == ["rollback", "promote", "canary"] and operations[-1] == "deploy"
     assert "lab-tests via JupyterLab" in history.first.inner_text(), "changes made in the panel say who and from where"
-    panel(page).locator(".jp-aidevops-status").evaluate("el => el.remove()")  # the last step's error is not panel state to show
+    # The last step's error is not panel state to show; hidden (not removed: React owns that node).
+    panel(page).locator(".jp-aidevops-status").evaluate("el => { el.style.display = 'none'; }")
     shot(page, "deploy-panel", panel(page))
     shot(page, "05-rolled-back")
+
+
+def test_the_panel_fits_the_default_sidebar_width(page):
+    widen_left_sidebar(page, 330)  # about JupyterLab's default left sidebar
+    try:
+        box = panel(page).bounding_box()
+        assert box["width"] < 330
+        overflow = panel(page).evaluate("el => el.scrollWidth - el.clientWidth")
+        assert overflow <= 1, f"the panel scrolls sideways by {overflow} px"
+        for cell in ("tr.jp-aidevops-history-row td.jp-aidevops-history-actor", "tr.jp-aidevops-version td.jp-aidevops-metrics"):
+            edge = panel(page).locator(cell).first.bounding_box()
+            assert edge["x"] + edge["width"] <= box["x"] + box["width"] + 1, f"{cell} is cut off at the panel's edge"
+        assert "lab-tests via JupyterLab" in card(page).locator("td.jp-aidevops-history-actor").first.inner_text()
+        shot(page, "deploy-panel-narrow", panel(page))
+    finally:
+        widen_left_sidebar(page, 900)
 
 
 def test_open_a_versions_executed_notebook_from_the_panel(page, seeded):

@@ -1,0 +1,338 @@
+/**
+ * The Deploy panel's view in React (JupyterLab's own UI stack: the panel hosts it in a ReactWidget and
+ * re-renders it on every model change through UseSignal). React reconciles instead of rebuilding, so
+ * what the user does between polls stays: an opened "Try it", a closed History, scroll and focus.
+ *
+ * The DOM (classes, data-* attributes, roles) is the contract the browser tests read; keep it stable.
+ */
+
+import * as React from 'react';
+
+import { Deployment, HistoryEntry, ModelVersion, RegisteredModel } from './api';
+import { BUTTON_CLASS, IActions, IViewState, keyMetrics, liveDeploymentOf, pct, preferredAlias } from './components';
+
+interface IButtonProps {
+  label: string;
+  cls: string;
+  onClick: () => void;
+  title?: string;
+  disabled?: boolean;
+}
+
+/** The panels' button (see button() in ./components for the DOM-built panels): same classes, same look. */
+export function Button(props: IButtonProps): React.ReactElement {
+  return (
+    <button type="button" className={`${BUTTON_CLASS} ${props.cls}`} title={props.title || undefined} disabled={!!props.disabled} onClick={props.onClick}>
+      {props.label}
+    </button>
+  );
+}
+
+/** The whole panel body. */
+export function DeployView(props: { state: IViewState; actions: IActions }): React.ReactElement {
+  const { state, actions } = props;
+  const idle = state.busy === null;
+  return (
+    <div className="jp-aidevops-body">
+      <div className="jp-aidevops-header">
+        <h2>Deploy</h2>
+        <Button label="Refresh" cls="jp-aidevops-refresh" onClick={() => actions.refresh()} title="Reload models and deployments now" />
+      </div>
+      <Status busy={state.busy} error={state.error} />
+      <h3>Deployments</h3>
+      <Deployments deployments={state.deployments} actions={actions} idle={idle} loaded={state.loaded} />
+      <h3>Registered models</h3>
+      <Models models={state.models} deployments={state.deployments} actions={actions} idle={idle} loaded={state.loaded} />
+    </div>
+  );
+}
+
+function Status(props: { busy: string | null; error: string | null }): React.ReactElement {
+  return (
+    <div className="jp-aidevops-status">
+      {props.busy ? (
+        <div className="jp-aidevops-progress" role="status">
+          <span className="jp-aidevops-spinner" />
+          {props.busy}
+        </div>
+      ) : null}
+      {props.error ? (
+        <div className="jp-aidevops-error" role="alert">
+          {props.error}
+        </div>
+      ) : null}
+    </div>
+  );
+}
+
+function gateLook(version: ModelVersion): [string, string] {
+  return version.gate_passed === true ? ['gate passed', 'jp-mod-passed'] : version.gate_passed === false ? ['gate failed', 'jp-mod-failed'] : ['not gated', 'jp-mod-unknown'];
+}
+
+/**
+ * The gate cell: the badge and, beside it, the gate's own comparison ("accuracy 0.9543 vs v1 0.9600 on
+ * 350 rows"): both models scored on the same rows, which the version's own metrics column is not.
+ */
+export function GateCell(props: { version: ModelVersion }): React.ReactElement {
+  const v = props.version;
+  const [label, cls] = gateLook(v);
+  const summary = v.gate_summary ?? v.gate_comparison?.summary ?? null;
+  const on = v.gate_comparison?.compared_on;
+  return (
+    <td className="jp-aidevops-gate-cell" data-label="Gate">
+      <span className={`jp-aidevops-badge jp-aidevops-gate ${cls}`} title={v.gate_reasons || undefined}>
+        {label}
+      </span>
+      {summary ? (
+        <div className="jp-aidevops-gate-summary" data-testid="gate-summary" title={on ? `compared on ${on}` : undefined}>
+          {summary}
+        </div>
+      ) : null}
+    </td>
+  );
+}
+
+function Models(props: { models: RegisteredModel[]; deployments: Deployment[]; actions: IActions; idle: boolean; loaded: boolean }): React.ReactElement {
+  if (!props.models.length) {
+    return <p className="jp-aidevops-empty">{props.loaded ? 'No registered models yet: run a pipeline (`aidevops run`) to register one.' : 'Loading…'}</p>;
+  }
+  return (
+    <div className="jp-aidevops-models">
+      {props.models.map(m => (
+        <Model key={m.name} model={m} live={liveDeploymentOf(m.name, props.deployments)} actions={props.actions} idle={props.idle} />
+      ))}
+    </div>
+  );
+}
+
+function Model(props: { model: RegisteredModel; live: Deployment | undefined; actions: IActions; idle: boolean }): React.ReactElement {
+  const { model } = props;
+  return (
+    <section className="jp-aidevops-model" data-model={model.name}>
+      <h4>{model.name}</h4>
+      <table className="jp-aidevops-table jp-aidevops-versions">
+        <thead>
+          <tr>
+            <th>Version</th>
+            <th>Aliases</th>
+            <th>Gate</th>
+            <th>Metrics</th>
+            <th>Produced by</th>
+            <th></th>
+          </tr>
+        </thead>
+        <tbody>
+          {model.versions.map(v => (
+            <Version key={v.version} model={model} version={v} live={props.live} actions={props.actions} idle={props.idle} />
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+function Lineage(props: { version: ModelVersion; actions: IActions }): React.ReactElement {
+  const lineage = props.version.lineage;
+  if (!lineage?.pipeline_run_id) {
+    return (
+      <td className="jp-aidevops-lineage" data-label="Produced by">
+        <span className="jp-aidevops-muted">{lineage?.source === 'interactive' ? 'an interactive session' : 'unknown'}</span>
+      </td>
+    );
+  }
+  const runId = lineage.pipeline_run_id;
+  return (
+    <td className="jp-aidevops-lineage" data-label="Produced by">
+      <div className="jp-aidevops-run" title={`git ${lineage.git_commit ?? '?'}${lineage.git_dirty === 'True' ? ' (dirty)' : ''}`}>
+        {`${lineage.pipeline ?? 'pipeline'} run ${runId}`}
+      </div>
+      <div className="jp-aidevops-notebooks">
+        <span className="jp-aidevops-muted">notebooks: </span>
+        {lineage.notebooks.map(nb =>
+          nb.available ? (
+            <a
+              key={nb.step}
+              className="jp-aidevops-notebook-link"
+              href="#"
+              data-step={nb.step}
+              title={`Open the executed ${nb.name} of run ${runId}`}
+              onClick={event => {
+                event.preventDefault();
+                props.actions.openNotebook(runId, nb.step, nb.name);
+              }}
+            >
+              {nb.step}
+            </a>
+          ) : (
+            <span key={nb.step} className="jp-aidevops-notebook-missing" title="This run is not in this workspace">
+              {nb.step}
+            </span>
+          )
+        )}
+      </div>
+    </td>
+  );
+}
+
+function VersionActions(props: { model: RegisteredModel; version: ModelVersion; live: Deployment | undefined; actions: IActions; idle: boolean }): React.ReactElement {
+  const { model, version, live, actions, idle } = props;
+  let content: React.ReactNode;
+  if (!live) {
+    content = (
+      <Button
+        label="Deploy"
+        cls="jp-aidevops-deploy"
+        onClick={() => actions.deploy(model, version)}
+        title={`Serve ${model.name} ${version.aliases.length ? '@' + preferredAlias(version) : 'v' + version.version} on a local server`}
+        disabled={!idle}
+      />
+    );
+  } else if (live.active_version === version.version) {
+    content = <span className="jp-aidevops-badge jp-aidevops-serving">{`serving in ${live.name}`}</span>;
+  } else {
+    content = (
+      <>
+        <Button label="Switch" cls="jp-aidevops-switch" onClick={() => actions.deploy(model, version)} title={`Make v${version.version} the active version of ${live.name}`} disabled={!idle} />
+        {!live.canary_version ? (
+          <Button label="Canary…" cls="jp-aidevops-canary" onClick={() => actions.canary(live, version)} title={`Send a share of ${live.name}'s traffic to v${version.version}`} disabled={!idle} />
+        ) : live.canary_version === version.version ? (
+          <span className="jp-aidevops-badge jp-aidevops-canary-badge">{`canary ${pct(live.canary_share)}`}</span>
+        ) : null}
+      </>
+    );
+  }
+  return <td className="jp-aidevops-actions">{content}</td>;
+}
+
+function Version(props: { model: RegisteredModel; version: ModelVersion; live: Deployment | undefined; actions: IActions; idle: boolean }): React.ReactElement {
+  const { version } = props;
+  return (
+    <tr className="jp-aidevops-version" data-version={version.version}>
+      <td className="jp-aidevops-version-number" data-label="Version">{`v${version.version}`}</td>
+      <td data-label="Aliases">
+        {version.aliases.map(a => (
+          <span key={a} className={`jp-aidevops-badge jp-aidevops-alias jp-mod-${a}`}>
+            {a}
+          </span>
+        ))}
+      </td>
+      <GateCell version={version} />
+      <td className="jp-aidevops-metrics" data-label="Metrics">
+        {keyMetrics(version.metrics || {}).map(([k, v]) => (
+          <span key={k} className="jp-aidevops-metric" title={k}>{`${k} ${v.toFixed(4)}`}</span>
+        ))}
+      </td>
+      <Lineage version={version} actions={props.actions} />
+      <VersionActions {...props} />
+    </tr>
+  );
+}
+
+function Deployments(props: { deployments: Deployment[]; actions: IActions; idle: boolean; loaded: boolean }): React.ReactElement {
+  if (!props.deployments.length) {
+    return <p className="jp-aidevops-empty">{props.loaded ? 'No deployments yet: deploy a registered version below.' : 'Loading…'}</p>;
+  }
+  return (
+    <div className="jp-aidevops-deployments">
+      {props.deployments.map(d => (
+        <DeploymentCard key={d.name} deployment={d} actions={props.actions} idle={props.idle} />
+      ))}
+    </div>
+  );
+}
+
+function DeploymentCard(props: { deployment: Deployment; actions: IActions; idle: boolean }): React.ReactElement {
+  const { deployment: d, actions, idle } = props;
+  const live = d.state === 'running' || d.state === 'restarting';
+  const health = d.health === 'healthy' ? 'jp-mod-passed' : d.health === 'stopped' ? 'jp-mod-unknown' : 'jp-mod-failed';
+  return (
+    <section className="jp-aidevops-deployment" data-deployment={d.name}>
+      <h4>
+        {d.name}{' '}
+        <span className={`jp-aidevops-badge jp-aidevops-health ${health}`} title={d.error ?? ''}>
+          {d.health}
+        </span>
+      </h4>
+      {d.error ? (
+        <div className="jp-aidevops-error" role="alert">
+          {d.error}
+        </div>
+      ) : null}
+      <dl className="jp-aidevops-facts">
+        <dt>Serves</dt>
+        <dd>{d.ref}</dd>
+        <dt>Endpoint</dt>
+        <dd>{d.url ? <code className="jp-aidevops-endpoint">{d.endpoints.invocations ?? d.url}</code> : '—'}</dd>
+        <dt>Active</dt>
+        <dd className="jp-aidevops-active">{d.active_version ? `v${d.active_version}` : '—'}</dd>
+        <dt>Previous</dt>
+        <dd className="jp-aidevops-previous">{d.previous_version ? `v${d.previous_version}` : '—'}</dd>
+        <dt>Canary</dt>
+        <dd className="jp-aidevops-canary-share">{d.canary_version ? `v${d.canary_version} gets ${pct(d.canary_share)} of requests` : '—'}</dd>
+      </dl>
+      {/* No `open` prop: React leaves the user's open/closed state alone on every re-render. */}
+      {d.example ? (
+        <details className="jp-aidevops-example">
+          <summary>Try it</summary>
+          <pre>{d.example.curl}</pre>
+        </details>
+      ) : null}
+      <div className="jp-aidevops-actions">
+        {live && d.canary_version ? (
+          <>
+            <Button label="Promote canary" cls="jp-aidevops-promote" onClick={() => actions.promote(d)} title={`Make v${d.canary_version} the active version`} disabled={!idle} />
+            <Button label="Clear canary" cls="jp-aidevops-clear-canary" onClick={() => actions.clearCanary(d)} title={`Send all traffic to v${d.active_version}`} disabled={!idle} />
+          </>
+        ) : null}
+        {live && d.previous_version ? (
+          <Button label="Roll back" cls="jp-aidevops-rollback" onClick={() => actions.rollback(d)} title={`Swap back to v${d.previous_version}`} disabled={!idle} />
+        ) : null}
+        {live ? <Button label="Undeploy" cls="jp-aidevops-undeploy" onClick={() => actions.undeploy(d)} title="Stop the server (the history stays)" disabled={!idle} /> : null}
+      </div>
+      <History rows={d.history} />
+    </section>
+  );
+}
+
+/** Open at first; afterwards the user's choice, which React keeps (it sets `open` only on mount). */
+export function History(props: { rows: HistoryEntry[] }): React.ReactElement {
+  const ref = React.useRef<HTMLDetailsElement>(null);
+  React.useEffect(() => {
+    if (ref.current) {
+      ref.current.open = true;
+    }
+  }, []);
+  return (
+    <details className="jp-aidevops-history-box" ref={ref}>
+      <summary>{`History (${props.rows.length})`}</summary>
+      <div className="jp-aidevops-scroll-x">
+        <table className="jp-aidevops-table jp-aidevops-history">
+          <thead>
+            <tr>
+              <th>When</th>
+              <th>Change</th>
+              <th>Versions</th>
+              <th>By</th>
+              <th>Why</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.rows.map((row, i) => (
+              <tr key={`${row.ts}-${row.operation}-${i}`} className={`jp-aidevops-history-row ${row.ok ? '' : 'jp-mod-refused'}`} data-operation={row.operation}>
+                <td data-label="When">{row.when.replace('T', ' ').slice(0, 19)}</td>
+                <td data-label="Change">{row.operation + (row.ok ? '' : ' (refused)')}</td>
+                <td data-label="Versions">{`${row.from_version ? 'v' + row.from_version : '—'} → ${row.to_version ? 'v' + row.to_version : '—'}`}</td>
+                <td className="jp-aidevops-history-actor" data-label="By">
+                  {row.actor}
+                </td>
+                <td className="jp-aidevops-history-reason" data-label="Why" title={row.detail}>
+                  {row.reason}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </details>
+  );
+}
