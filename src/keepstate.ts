@@ -1,7 +1,8 @@
 /**
- * Re-rendering that keeps what the user is doing. The panels rebuild their DOM from state on every poll
- * (plain `h()` functions, see ./components), which on its own closes an opened <details>, drops text
- * typed into an input, moves the scroll position and loses the focus. `replaceKeepingState` carries
+ * Re-rendering that keeps what the user is doing. The Runs and Monitor panels rebuild their DOM from
+ * state on every poll (plain `h()` functions, see ./components; the Deploy panel is React, which
+ * reconciles instead), which on its own closes an opened <details>, drops text typed into an input,
+ * moves the scroll position and loses the focus. `replaceKeepingState` carries
  * those over by key: elements that hold user state carry a `data-keep` attribute unique in the host.
  *
  * When the rebuilt content equals the shown one (same tags, attributes and text, once the carried state
