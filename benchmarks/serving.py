@@ -1,6 +1,7 @@
 """The model server against `mlflow models serve` and a bare Starlette + orjson app, same model, same load.
 
     python benchmarks/serving.py [--workspace DIR] [--model models:/ci-digits@champion] [--seconds 10] [--rounds 2]
+    python benchmarks/serving.py --tabular [--pipeline ci|default] [--seconds 10] [--rounds 2]
 
 Without --workspace, a scratch workspace is made by running the `ci` pipeline (registers `ci-digits`,
 alias `champion`, a 64-feature MLP with a tensor signature). Then three servers run the same registered
@@ -17,6 +18,15 @@ server in turn, alternating, for `--seconds` per run: single-row bodies, then 10
 non-2xx answer. Prints req/s, rows/s, p50/p99 (median over rounds) and the ratios the targets are about:
 ours >= 8x MLflow single-row req/s with p99 <= 10 ms, >= 8x MLflow rows/s on batches, >= 0.8x bare.
 The machine's other load moves the numbers: run it on a quiet machine, more than once.
+
+--tabular: a foreign MLflow model instead. `aidevops new` makes a project from the tabular template in a
+scratch folder and `aidevops run PIPELINE` (ci by default: quicker; default registers churn-classifier)
+trains and registers its scikit-learn Pipeline (imputation, one-hot categories, HistGradientBoosting).
+The model is served by ours and by `mlflow models serve --env-manager local` twice: as a user runs it
+("mlflow"), and with OMP_NUM_THREADS=1 as well ("mlflow-omp1", the peer with our thread setting). wrk
+sends single-row `dataframe_split` bodies holding a null and category strings. Prints req/s, p50/p99,
+ours / each MLflow, the model's bare predict time (pyfunc.predict of that row, one thread: the floor)
+and the load average. Target: ours >= 2x MLflow single-row req/s.
 """
 
 from __future__ import annotations
@@ -162,6 +172,127 @@ def run_wrk(wrk: str, port: int, body_file: Path, lua: Path, seconds: int) -> di
             "socket_errors": errors.group(1) if errors else ""}
 
 
+def make_tabular_project(root: Path, pipeline: str) -> str:
+    """`aidevops new --template tabular` + `aidevops run PIPELINE` in root; the registered model's name."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_HOME")}
+    env.update(MPLBACKEND="Agg", PYTHONPATH=str(REPO))
+    cli = [sys.executable, "-c", "from aidevops_ext.cli import main; main()"]
+    subprocess.run([*cli, "new", str(root), "--template", "tabular"], env=env, check=True, stdout=subprocess.DEVNULL)
+    print(f"running the tabular project's {pipeline} pipeline in {root} ...", flush=True)
+    subprocess.run([*cli, "run", pipeline], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
+    text = (root / "pipelines" / f"{pipeline}.yaml").read_text()
+    return re.search(r"^model:\s*(\S+)", text, re.M).group(1)
+
+
+FLOOR_CODE = """
+import json, statistics, sys, time
+import mlflow
+from mlflow.pyfunc.scoring_server import infer_and_parse_data
+from threadpoolctl import threadpool_limits
+model = mlflow.pyfunc.load_model(sys.argv[1])
+threadpool_limits(1)  # after loading: threadpoolctl limits the OpenMP/BLAS libraries already loaded
+schema = model.metadata.get_input_schema()
+print(json.dumps({"columns": schema.input_names()}), flush=True)
+body = json.loads(sys.stdin.readline())
+frame = infer_and_parse_data(body, schema)
+times = []
+for _ in range(300):
+    t = time.perf_counter(); model.predict(frame); times.append(time.perf_counter() - t)
+print(json.dumps({"median_ms": statistics.median(times) * 1e3, "min_ms": min(times) * 1e3}))
+"""
+
+
+def tabular_bodies(root: Path, columns: list[str], n_rows: int = 200) -> tuple[bytes, bytes]:
+    """A single-row dataframe_split body (a null in a numeric column, category strings) and an n-row one."""
+    import pandas as pd  # noqa: PLC0415
+
+    table = pd.read_csv(root / "data" / "customers.csv")[columns]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(table[c])]
+    text = [c for c in columns if c not in numeric]
+    pick = table[table[numeric].isna().any(axis=1) & table[text].notna().all(axis=1)].head(1)
+
+    def body(frame: pd.DataFrame) -> bytes:  # pandas writes missing values as null
+        rows = json.loads(frame.to_json(orient="split", index=False))["data"]
+        return json.dumps({"dataframe_split": {"columns": columns, "data": rows}}).encode()
+
+    return body(pick), body(table.head(n_rows))
+
+
+def main_tabular(args: argparse.Namespace, wrk: str) -> int:
+    scratch = Path(tempfile.mkdtemp(prefix="aidevops-bench-tabular-"))
+    project = scratch / "churn"
+    name = make_tabular_project(project, args.pipeline)
+    uri = f"models:/{name}@champion"
+    env = _env(project)
+    floor = subprocess.Popen([sys.executable, "-c", FLOOR_CODE, uri], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    columns = json.loads(floor.stdout.readline())["columns"]
+    single, batch = tabular_bodies(project, columns)
+    floor.stdin.write(single.decode() + "\n")
+    floor.stdin.close()
+    bare = json.loads(floor.stdout.readline())
+    floor.wait()
+    (scratch / "single.json").write_bytes(single)
+    lua = scratch / "post.lua"
+    lua.write_text(LUA)
+    ports = {name: free_port() for name in ("mlflow", "mlflow-omp1", "ours")}
+    mlflow_cmd = lambda port: [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",  # noqa: E731
+                               "local", "--host", "127.0.0.1", "-p", str(port)]
+    commands = {
+        "mlflow": (mlflow_cmd(ports["mlflow"]), env),
+        "mlflow-omp1": (mlflow_cmd(ports["mlflow-omp1"]), {**env, "OMP_NUM_THREADS": "1"}),
+        "ours": ([sys.executable, "-m", "aidevops_ext.serving", uri, "--host", "127.0.0.1", "--port",
+                  str(ports["ours"]), "--log-level", "warning", "--follow-alias", "0"], env),
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    results: dict[str, list[dict]] = {}
+    load_before = os.getloadavg()
+    try:
+        for server, (cmd, server_env) in commands.items():
+            print(f"starting {server} ...", flush=True)
+            procs[server] = start(server, cmd, server_env, ports[server], scratch)
+        answers = {server: predictions(port, batch) for server, port in ports.items()}
+        assert answers["ours"] == answers["mlflow"] == answers["mlflow-omp1"], "the servers disagree on the predictions"
+        same = {server: predictions(port, single) for server, port in ports.items()}
+        assert same["ours"] == same["mlflow"], "the servers disagree on the single row"
+        print(f"all servers answer the same {len(answers['ours'])} predictions (nulls and categories included)\n",
+              flush=True)
+        for rnd in range(args.rounds):
+            order = list(ports) if rnd % 2 == 0 else list(reversed(ports))
+            for server in order:
+                r = run_wrk(wrk, ports[server], scratch / "single.json", lua, args.seconds)
+                if r["non2xx"]:
+                    sys.exit(f"{server} answered {r['non2xx']} non-2xx responses")
+                results.setdefault(server, []).append(r)
+                print(f"round {rnd + 1} {server:12s} {r['rps']:9.1f} req/s  p50 {r['p50']:8.2f} ms  "
+                      f"p99 {r['p99']:8.2f} ms {r['socket_errors']}", flush=True)
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    load_after = os.getloadavg()
+    med = {k: {f: statistics.median(r[f] for r in v) for f in ("rps", "p50", "p99")} for k, v in results.items()}
+    print(f"\n{uri} ({args.pipeline} pipeline of the tabular template), single-row dataframe_split, median of "
+          f"{args.rounds} rounds x {args.seconds} s, wrk -t1 -c8, one server process each, {os.cpu_count()} cores\n")
+    print(f"{'server':12s} {'req/s':>10s} {'p50 ms':>9s} {'p99 ms':>9s}")
+    for server in ports:
+        m = med[server]
+        print(f"{server:12s} {m['rps']:10.1f} {m['p50']:9.2f} {m['p99']:9.2f}")
+    print()
+    for peer in ("mlflow", "mlflow-omp1"):
+        ratio = med["ours"]["rps"] / med[peer]["rps"]
+        print(f"ours / {peer + ',':13s} single-row req/s {ratio:6.2f}x  (target >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
+    print(f"the model's bare predict (pyfunc.predict of the row, one thread): median {bare['median_ms']:.2f} ms, "
+          f"min {bare['min_ms']:.2f} ms = at most {1000 / bare['median_ms']:.0f} req/s one request per call")
+    print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min)")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workspace", type=Path, help="a workspace with the model registered (default: make one)")
@@ -169,9 +300,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--batch-rows", type=int, default=1000)
+    ap.add_argument("--tabular", action="store_true", help="the tabular template's scikit-learn model instead")
+    ap.add_argument("--pipeline", default="ci", help="with --tabular: the project's pipeline to run (ci or default)")
     args = ap.parse_args()
 
     wrk = ensure_wrk()
+    if args.tabular:
+        return main_tabular(args, wrk)
     scratch = Path(tempfile.mkdtemp(prefix="aidevops-bench-serving-"))
     ws = args.workspace.resolve() if args.workspace else scratch / "ws"
     if not args.workspace:

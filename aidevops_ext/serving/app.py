@@ -35,6 +35,7 @@ from .errors import RequestError
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServingCollector, make_registry, render
 from ..monitoring.rules import MonitorConfig
+from .batching import PredictThread
 from .models import ServedModel
 from .monitor import LiveMonitor, MonitorCollector
 from .protocols import mlflow as mlflow_proto
@@ -49,6 +50,9 @@ _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 _ERROR_KINDS = {400: "bad_input", 404: "not_found", 413: "too_large", 415: "unsupported_media_type", 500: "internal"}
 MAX_FEEDBACK_ITEMS = 1000  # objects per /feedback body
 MAX_ITEM_LABELS = 10_000  # labels in one object's "labels"
+# A foreign model's body up to this size is parsed on the event loop (well under a millisecond); larger
+# ones in a worker thread, so a big CSV or JSON batch never stalls the other connections.
+INLINE_PARSE_BYTES = 64 * 1024
 
 
 class ClientGone(Exception):
@@ -68,6 +72,23 @@ class Server:
         self._counter = itertools.count(1)
         self.started = time.time()
         self.monitor: Any = None  # a monitor.LiveMonitor, set by create_app
+        self._predictors: dict[int, PredictThread] = {}
+
+    def predictor(self, model: ServedModel) -> PredictThread:
+        """The prediction thread of a foreign model (made on first use; those of unloaded models are ended)."""
+        worker = self._predictors.get(id(model))
+        if worker is None or worker.model is not model:
+            live = {id(m) for _, m in self.slots.state.models()} | {id(model)}
+            for key in [k for k in self._predictors if k not in live]:
+                self._predictors.pop(key).stop()
+            worker = self._predictors[id(model)] = PredictThread(model, self.config.blas_threads)
+        return worker
+
+    def stop_predictors(self) -> None:
+        """End every prediction thread (server shutdown)."""
+        for worker in self._predictors.values():
+            worker.stop()
+        self._predictors.clear()
 
     def request_id(self, given: bytes | None) -> str:
         """The client's X-Request-ID when it is a sane token, else a new id unique to this process start."""
@@ -183,8 +204,13 @@ class Invocations:
                 data, params = mlflow_proto.parse(body, kind, model)
                 preds = await server.predict(model, data, params)
                 out = mlflow_proto.render(preds, rid)
-            else:
-                data, preds, out = await anyio.to_thread.run_sync(_pyfunc_invocation, body, kind, model, rid)
+            else:  # a foreign pyfunc: MLflow's parsing, then the model's own prediction thread
+                if len(body) <= INLINE_PARSE_BYTES:
+                    data, params = mlflow_proto.parse(body, kind, model)
+                else:
+                    data, params = await anyio.to_thread.run_sync(mlflow_proto.parse, body, kind, model)
+                preds = await server.predictor(model).predict(data, params)
+                out = mlflow_proto.render(preds, rid)
         except RequestError as exc:
             error, status = exc, exc.status
             out = mlflow_proto.error_body(exc)
@@ -196,12 +222,6 @@ class Invocations:
             status, out = 500, mlflow_proto.error_body(error)
         await _respond(send, status, out, rid, version=model.version)
         server.record(model, "mlflow", status, start, rid, data, preds, error)
-
-
-def _pyfunc_invocation(body: bytes, kind: str, model: ServedModel, rid: str) -> tuple[Any, Any, bytes]:
-    data, params = mlflow_proto.parse(body, kind, model)
-    preds = model.predict(data, params)
-    return data, preds, mlflow_proto.render(preds, rid)
 
 
 class Infer:
@@ -233,7 +253,7 @@ class Infer:
             if model.fast:
                 outputs = await _fast_outputs(server, model, data, request.outputs)
             else:
-                outputs = await anyio.to_thread.run_sync(_pyfunc_outputs, model, data, request.parameters)
+                outputs = [("predict", await server.predictor(model).predict(data, request.parameters or None))]
             preds = outputs[0][1]
             out = oip.render_infer(model, rid, outputs)
         except RequestError as exc:
@@ -274,11 +294,6 @@ async def _fast_outputs(server: Server, model: ServedModel, X: np.ndarray, wante
                 raise RequestError(f"This model has no output {name!r}.")
             outputs.append((name, proba))
     return outputs
-
-
-def _pyfunc_outputs(model: ServedModel, data: Any, parameters: dict | None) -> list[tuple[str, Any]]:
-    preds = model.predict(data, parameters or None)
-    return [("predict", preds)]
 
 
 # --------------------------------------------------------------------------- plain endpoints
@@ -502,6 +517,7 @@ def create_app(slots: ModelSlots, config: ServingConfig | None = None, requestlo
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            server.stop_predictors()
             await anyio.to_thread.run_sync(requestlog.stop)
 
     app = Starlette(
