@@ -210,6 +210,9 @@ def test_the_shown_numbers_equal_the_apis(page, client, lab):
     assert row.locator(".jp-aidevops-alert-features").get_attribute("data-features") == ",".join(alert["features"] or [])
     assert int(shown["monitor-drifted"]) > 0 and shown["monitor-accuracy"] not in ("", None)
     assert float(shown["lower"]) <= float(shown["monitor-accuracy"]) <= float(shown["upper"])
+    rows = panel(page).locator('[data-testid="monitor-features"] tr.jp-aidevops-feature')
+    names = {rows.nth(i).get_attribute("data-feature") for i in range(rows.count())}
+    assert names == {f["name"] for f in summary["drift"]["features"]}, "the drift table has one row per feature of the pass"
     text = stat(page, "monitor-p95").inner_text()
     assert text.endswith(" ms") and abs(float(text[:-3]) - float(shown["monitor-p95"])) <= 0.05
     panel(page).evaluate("el => el.scrollTo(0, 0)")
