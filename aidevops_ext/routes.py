@@ -14,7 +14,7 @@ import asyncio
 import functools
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -43,6 +43,8 @@ from .errors import AidevopsError
 from .workspace import Workspace
 
 BASE = "aidevops/api"
+R = TypeVar("R", bound=Request)
+Q = TypeVar("Q", bound=Query)
 NAME = r"(?P<name>[^/]+)"
 
 
@@ -66,11 +68,11 @@ class _Handler(APIHandler):
 
         return f"{default_actor()} via JupyterLab"
 
-    def body(self, model: type[Request]) -> Any:
+    def body(self, model: type[R]) -> R:
         """The request body checked by its model (ConfigError, so 400, with the model's sentence)."""
         return model.from_body(self.request.body)
 
-    def query(self, model: type[Query]) -> Any:
+    def query(self, model: type[Q]) -> Q:
         """The query parameters checked by their model (others, such as Jupyter's ?token=, are ignored)."""
         return model.parse({key: self.get_query_argument(key) for key in self.request.query_arguments})
 

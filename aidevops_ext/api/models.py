@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+from typing_extensions import Self
 
 from ..deploy.observe import MAX_MINUTES
 from ..errors import ConfigError
@@ -63,7 +64,7 @@ class Request(BaseModel):
         return {k: v for k, v in data.items() if v is not None and v != ""} if isinstance(data, dict) else data
 
     @classmethod
-    def parse(cls, data: Any) -> "Request":
+    def parse(cls, data: Any) -> Self:
         """The checked request, or ConfigError with one sentence (HTTP 400)."""
         try:
             return cls.model_validate(data)
@@ -71,7 +72,7 @@ class Request(BaseModel):
             raise ConfigError(cls.sentence(exc, data)) from None
 
     @classmethod
-    def from_body(cls, raw: bytes) -> "Request":
+    def from_body(cls, raw: bytes) -> Self:
         """Parse an HTTP body ({} when empty): JSON, an object, then the model's rules."""
         data: Any = {}
         if raw and raw.strip():
@@ -145,7 +146,7 @@ class DeployRequest(Request):
     _strip = field_validator("reason")(_stripped)
 
     @model_validator(mode="after")
-    def _one_of_alias_or_version(self) -> "DeployRequest":
+    def _one_of_alias_or_version(self) -> Self:
         if (self.alias is None) == (self.version is None):
             raise refuse("Give exactly one of 'alias' (e.g. \"champion\") or 'version' (e.g. \"2\") to say what to deploy.")
         return self
@@ -184,7 +185,7 @@ class CanaryRequest(Request):
         return value
 
     @model_validator(mode="after")
-    def _clear_or_share(self) -> "CanaryRequest":
+    def _clear_or_share(self) -> Self:
         if self.clear and (self.version is not None or self.share is not None):
             raise refuse("'clear' takes no version or share; it only removes the canary.")
         if not self.clear and self.share is None:
