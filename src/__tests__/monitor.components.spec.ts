@@ -4,6 +4,7 @@
 
 import { accuracyData, driftData, errorRateData, latencyData, pointCount, predictionData, rateData } from '../monitor/chartdata';
 import { ago, renderAlerts, renderEvents, renderHeader, renderJob, renderNumbers, renderStatus } from '../monitor/components';
+import { replaceKeepingState } from '../keepstate';
 import { deployment, series, summary } from './monitorfixtures';
 
 const actions = () => ({ select: jest.fn(), refresh: jest.fn(), retrain: jest.fn() });
@@ -165,5 +166,16 @@ describe('chart data', () => {
     const regression = predictionData({ ...series(), predictions: { task: 'regression', edges: [0, 1, 2], reference: [0.5, 0.5], live: [0.2, 0.8], n: 5 } });
     expect(regression.names).toEqual(['0.0–1.0', '1.0–2.0']);
     expect(predictionData({ ...series(), predictions: { task: null } }).names).toEqual([]);
+  });
+});
+
+describe('renderHeader across polls', () => {
+  it('shows the deployment the model selected after a re-render that keeps user state', () => {
+    const host = document.createElement('div');
+    document.body.replaceChildren(host);
+    const deps = [deployment('a'), deployment('b')] as any;
+    replaceKeepingState(host, renderHeader(deps, 'a', false, actions()));
+    replaceKeepingState(host, renderHeader(deps, 'b', false, actions()));
+    expect((host.querySelector('[data-testid="monitor-deployment"]') as HTMLSelectElement).value).toBe('b');
   });
 });

@@ -66,7 +66,8 @@ export function renderHeader(deployments: Deployment[], selected: string | null,
   const select = h('select', { class: 'jp-mod-styled jp-aidevops-monitor-select', 'data-testid': 'monitor-deployment', 'data-keep': 'deployment', title: 'The deployment to monitor' });
   for (const d of deployments) {
     const option = h('option', { value: d.name }, `${d.name} (${d.model}${d.active_version ? ' v' + d.active_version : ''}, ${d.state})`);
-    option.selected = d.name === selected;
+    // The attribute as well as the property: replaceKeepingState compares attributes to tell a changed header.
+    option.defaultSelected = option.selected = d.name === selected;
     select.append(option);
   }
   select.disabled = !deployments.length;
