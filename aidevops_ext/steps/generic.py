@@ -215,7 +215,7 @@ def deploy_alias(ws: Workspace, *, model_name: str, alias: str, port: int | None
     result = manager.deploy(ws, f"{model_name}@{alias}", port=port or None, follow=follow, reason=reason)
     dep = result.deployment
     try:
-        example = ((manager.status(ws, dep.name).get("slots") or {}).get("active") or {}).get("example")
+        example = manager.status(ws, dep.name).example
     except Exception:  # noqa: BLE001 - no input example: curl_example falls back to one row of zeros
         example = None
     return {
