@@ -50,7 +50,7 @@ def workflow() -> dict:
 
 
 def steps(workflow: dict) -> list[dict]:
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["test"]
     return job["steps"]
 
 
@@ -78,5 +78,5 @@ def test_uploads_the_run_folder_and_comments_once_on_pull_requests(workflow):
     assert "github.event_name == 'pull_request'" in comment["if"]
     script = comment["with"]["script"]
     assert "updateComment" in script and "createComment" in script and "aidevops-review-report" in script
-    (job,) = workflow["jobs"].values()
+    job = workflow["jobs"]["test"]
     assert job["permissions"]["pull-requests"] == "write"
