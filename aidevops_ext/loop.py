@@ -3,11 +3,14 @@
 `retrain(ws, NAME)` (the CLI's `aidevops retrain NAME`, and the deployment's supervisor when a rule with
 `action: retrain` fires) does, for deployment NAME:
 1. builds a training set from the logged traffic of the deployment's model that has feedback labels
-   (the newest `rows` labelled rows whose inputs the request log kept), written as a content-addressed
-   `.npz` under `.aidevops/retrain/`;
+   (the newest `rows` labelled rows whose inputs the request log kept), written content-addressed under
+   `.aidevops/retrain/`: for a pipeline with a `data:` section (any MLflow model on a table) a Parquet
+   file with the original columns and categories and the label in the target column, else (the built-in
+   digits pipelines) an `.npz` of float rows;
 2. runs the pipeline that produced the model (its `pipelines/*.yaml` with `model:` equal to the
-   deployment's model) up to its `register` step, with `extra_data` pointing at those rows: the prepare
-   step appends them to the original training split;
+   deployment's model) up to its `register` step, with the param `live_data` (Parquet: the shipped
+   split step adds the rows to the training side, aidevops_ext/steps/live.py) or `extra_data` (npz: the
+   digits prepare step appends them to the training split) pointing at those rows;
 3. lets the pipeline's gate decide: only a version that passed becomes `champion`;
 4. on a new champion, switches the deployment through the normal zero-downtime path (load, smoke test,
    check predictions, then swap), as `aidevops deploy` would.
@@ -39,6 +42,7 @@ from .workspace import Workspace
 RUNNING, SWITCHED, GATE_FAILED, UNCHANGED, FAILED = "running", "switched", "gate failed", "unchanged", "failed"
 DEFAULT_ROWS = 5000
 MIN_LIVE_ROWS = 1
+LIVE_PARAM = "live_data"  # the pipeline param a `data:` pipeline receives the live rows' Parquet file as
 
 
 @dataclass
@@ -134,6 +138,20 @@ def _update(ws: Workspace, rid: int, **fields: Any) -> None:
 # ------------------------------------------------------------------------------ the training set
 
 
+def live_labelled_frame(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) -> tuple[Any, list[str], list[Any]]:
+    """(inputs, row ids, labels): the newest `rows` logged DataFrame inputs of `model` (any version) that have a
+    feedback label, every column as the server received it; (None, [], []) when the log kept no frames."""
+    from .serving.livedata import read_feedback, read_window  # noqa: PLC0415
+
+    win = read_window(ws.deploy_db, model, None, rows=rows * 4)  # labelled rows are a share of the logged ones
+    if win.frame is None or not win.n_rows:
+        return None, [], []
+    labels = {rid: label for rid, label, _ in read_feedback(ws.deploy_db, model, first_id=win.first_id, last_id=win.last_id)}
+    keep = [i for i, rid in enumerate(win.row_ids) if labels.get(rid) is not None][-rows:]
+    return (win.frame.iloc[keep].reset_index(drop=True), [win.row_ids[i] for i in keep],
+            [labels[win.row_ids[i]] for i in keep])
+
+
 def live_training_rows(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """(X, y): the newest `rows` logged input rows of `model` (any version) that have a feedback label."""
     from .serving.livedata import read_feedback, read_window  # noqa: PLC0415
@@ -168,6 +186,9 @@ def retrain(ws: Workspace | None, name: str, *, alert_event_id: int | None = Non
                           "add one whose `model:` is that name.")
     if "register" not in spec.steps:
         raise ConfigError(f"pipeline '{spec.name}' has no 'register' step, so a retrained model would never reach the registry.")
+    if spec.data is not None and LIVE_PARAM not in spec.params:
+        raise ConfigError(f"pipeline '{spec.name}' has no param '{LIVE_PARAM}', so its run cannot receive the live rows; "
+                          f"add `{LIVE_PARAM}: null` under its params: (docs/write-your-own-step.md).")
     rule = None
     if alert_event_id is not None:
         store = AlertStore(ws.deploy_db)
@@ -246,26 +267,20 @@ def _retrain(ws: Workspace, rid: int, dep: Any, spec: Any, rows: int, actor: str
     from .deploy import manager  # noqa: PLC0415
     from .pipeline.records import find_run  # noqa: PLC0415
     from .pipeline.runner import PipelineRunner, RunOptions  # noqa: PLC0415
-    from .trainer import data  # noqa: PLC0415
 
-    X, y = live_training_rows(ws, dep.model, rows=rows)
-    overrides: dict[str, Any] = {}
-    extra = None
-    if len(X) >= MIN_LIVE_ROWS:
-        extra = data.save_rows(X, y, ws.state / "retrain")
-        overrides["extra_data"] = str(extra)
-        echo(f"retraining #{rid}: {len(X)} labelled live rows of {dep.model} join the training data")
+    n_live, extra, overrides = _handover(ws, dep.model, spec, rows)
+    if n_live >= MIN_LIVE_ROWS:
+        echo(f"retraining #{rid}: {n_live} labelled live rows of {dep.model} join the training data ({extra.name})")
     else:
         echo(f"retraining #{rid}: no labelled live rows of {dep.model}; retraining on the original data only")
-    _update(ws, rid, live_rows=int(len(X)), extra_data=str(extra) if extra else None)
+    _update(ws, rid, live_rows=n_live, extra_data=str(extra) if extra else None)
     record = PipelineRunner(ws, spec, RunOptions(overrides=overrides, until="register"), echo=echo).run()
     run = find_run(ws, record.run_id)
     registration = json.loads(Path(run["run_dir"], "register", "registration.json").read_text())
-    dataset = json.loads(Path(run["run_dir"], "prepare", "dataset.json").read_text())
     version = str(registration["version"]) if registration.get("version") is not None else None
     gate, moved = bool(registration.get("gate_passed")), bool(registration.get("champion_moved"))
     fields: dict[str, Any] = {"pipeline_run_id": record.run_id, "version": version, "gate_passed": int(gate),
-                              "champion_moved": int(moved), "training_rows": int(dataset.get("n_train", 0)) + int(len(X))}
+                              "champion_moved": int(moved), "training_rows": _training_rows(run, spec, n_live)}
     current = manager.get(ws, dep.name)
     if not moved:
         reasons = "; ".join(registration.get("reasons") or []) or "the gate did not pass"
@@ -281,6 +296,42 @@ def _retrain(ws: Workspace, rid: int, dep: Any, spec: Any, rows: int, actor: str
     echo(f"retraining #{rid}: {message}")
     _update(ws, rid, status=status, finished=time.time(), message=message, **fields)
     return _get(ws, rid)
+
+
+def _handover(ws: Workspace, model: str, spec: Any, rows: int) -> tuple[int, Path | None, dict[str, Any]]:
+    """(live rows, their file, pipeline overrides): how the retraining run receives the labelled live rows.
+
+    A pipeline with a `data:` section (the shipped steps) gets a Parquet file of the logged inputs with the
+    label in the target column, as its param `live_data` (aidevops_ext/steps/live.py, where they enter
+    the training side); the built-in digits pipelines get an `.npz` of float rows as `extra_data`.
+    """
+    if spec.data is not None:
+        from .datasection import parse_data  # noqa: PLC0415
+        from .steps.live import live_table, write_live_table  # noqa: PLC0415 - pandas
+
+        frame, row_ids, labels = live_labelled_frame(ws, model, rows=rows)
+        if frame is None or len(frame) < MIN_LIVE_ROWS:
+            return 0, None, {}
+        path = write_live_table(live_table(frame, row_ids, labels, parse_data(spec.data)), ws.state / "retrain")
+        return len(frame), path, {LIVE_PARAM: str(path)}
+    from .trainer import data  # noqa: PLC0415
+
+    X, y = live_training_rows(ws, model, rows=rows)
+    if len(X) < MIN_LIVE_ROWS:
+        return 0, None, {}
+    path = data.save_rows(X, y, ws.state / "retrain")
+    return len(X), path, {"extra_data": str(path)}
+
+
+def _training_rows(run: dict[str, Any], spec: Any, n_live: int) -> int | None:
+    """Rows the retrained model trained on, from the run's own records (live rows included)."""
+    split = Path(run["run_dir"], "split", "split.json")
+    if spec.data is not None and split.is_file():
+        return int(json.loads(split.read_text()).get("train_rows", 0))
+    dataset = Path(run["run_dir"], "prepare", "dataset.json")
+    if dataset.is_file():
+        return int(json.loads(dataset.read_text()).get("n_train", 0)) + n_live
+    return None
 
 
 def retrain_exit_message(r: Retraining) -> str:

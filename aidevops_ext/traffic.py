@@ -1,6 +1,10 @@
 """A traffic simulator: replay a model's test rows against a deployment at a steady rate, optionally shifted
 (drift) from some moment on, and post ground-truth labels for a share of the requests (feedback).
 
+A table's model (a pipeline with a `data:` section) gets its test split as `dataframe_split` bodies;
+drift there moves numeric columns by standard deviations and category columns' frequencies
+(`shift_frame`), so the monitor's numeric and category drift both see it.
+
 Used by `aidevops simulate`, the monitor notebook and the closed-loop tests. Requests go over plain
 HTTP/1.1 keep-alive connections (one per worker thread) to the server's MLflow route; every request
 carries its own X-Request-ID so its feedback can name it. A failed request (connection error, non-2xx)
@@ -49,15 +53,22 @@ class TrafficResult:
 
 @dataclass(frozen=True)
 class ReplayRows:
-    """Rows to replay with their true labels."""
+    """Rows to replay with their true labels: a float matrix, or a pandas DataFrame sent as `dataframe_split`
+    (a table's model: every column with its own type, categories as text, missing values as null)."""
 
-    X: np.ndarray
+    X: Any
     y: np.ndarray | None
     source: str
 
+    @property
+    def is_frame(self) -> bool:
+        return hasattr(self.X, "columns")
+
 
 def rows_for_model(root: Path, model: str) -> ReplayRows:
-    """The test split of the pipeline that registers `model` (same dataset, fractions and seed), else an error."""
+    """The test split of the pipeline that registers `model` (same dataset, fractions and seed), else an error.
+
+    A pipeline with a `data:` section (the shipped split step) replays the test table of its newest run."""
     from .pipeline.spec import spec_for_model  # noqa: PLC0415
     from . import splitting  # noqa: PLC0415
     from .trainer import data  # noqa: PLC0415
@@ -66,12 +77,34 @@ def rows_for_model(root: Path, model: str) -> ReplayRows:
     if spec is None:
         raise ConfigError(f"no pipeline in {Path(root) / 'pipelines'} registers '{model}', so there are no rows to "
                           "replay; pass --data with a dataset name or a CSV/Parquet file.")
+    if spec.data is not None:
+        return _test_table_rows(Path(root), spec)
     p = spec.params
     ds = data.load_dataset(str(p.get("dataset", "digits")), target=p.get("target"))
     split = data.train_val_test_split(ds.X, ds.y, val_fraction=float(p.get("val_fraction", 0.1)),
                                       test_fraction=float(p.get("test_fraction", 0.2)), seed=int(p.get("seed", 0)),
                                       keys=splitting.row_keys(ds.X))  # the fixed key rule, as 01_prepare_data
     return ReplayRows(split.X_test, split.y_test, f"test split of {ds.name} (pipeline {spec.name})")
+
+
+def _test_table_rows(root: Path, spec: Any) -> ReplayRows:
+    """The test split (features and target) the shipped split step wrote in the newest run of `spec`."""
+    import pandas as pd  # noqa: PLC0415
+
+    from .datasection import features_and_target, parse_data  # noqa: PLC0415
+    from .pipeline.records import iter_runs  # noqa: PLC0415
+    from .steps.generic import TEST_TABLE  # noqa: PLC0415
+    from .workspace import Workspace  # noqa: PLC0415
+
+    split_steps = [n for n, st in spec.steps.items() if Path(st.notebook).name == "split.ipynb"] or ["split"]
+    for run in iter_runs(Workspace(root), spec.name):
+        for step in split_steps:
+            path = Path(run["run_dir"], step, TEST_TABLE)
+            if path.is_file():
+                X, y = features_and_target(pd.read_parquet(path), parse_data(spec.data), f"Test table {path}")
+                return ReplayRows(X.reset_index(drop=True), y.to_numpy(), f"test split of pipeline {spec.name} (run {run['run_id']})")
+    raise ConfigError(f"pipeline '{spec.name}' has no run with a test split yet; run `aidevops run {spec.name}` first, "
+                      "or pass --data with a CSV/Parquet file.")
 
 
 def rows_from_dataset(source: str, target: str | None = None) -> ReplayRows:
@@ -107,21 +140,75 @@ def shift_for(X: np.ndarray, drift: float, features: Sequence[int] | None = None
     return shift.astype(np.float32)
 
 
+def category_moves(values: Any, share: float, rng: np.random.Generator) -> np.ndarray:
+    """A category column with its frequencies moved: each present value, with probability `share`, becomes the
+    category of the mirrored frequency rank (the most common becomes the rarest and back); missing stays missing."""
+    import pandas as pd  # noqa: PLC0415
+
+    col = pd.Series(values).reset_index(drop=True)
+    ranked = col.value_counts(dropna=True).index.tolist()  # most frequent first
+    out = col.to_numpy(dtype=object, copy=True)
+    if len(ranked) < 2 or share <= 0:
+        return out
+    mirror = dict(zip(ranked, reversed(ranked)))
+    move = col.notna().to_numpy() & (rng.random(len(col)) < min(1.0, share))
+    out[move] = [mirror[v] for v in col[move]]
+    return out
+
+
+def shift_frame(frame: Any, drift: float, features: Sequence[str] | None = None, seed: int = 0) -> Any:
+    """`frame` drifted by `drift`: numeric columns moved by `drift` of their standard deviations (in the replayed
+    rows, the reference's stand-in), category columns' frequencies moved (`category_moves`, share |drift| / 3)."""
+    import pandas as pd  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    chosen = list(frame.columns) if features is None else list(features)
+    for name in chosen:
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col):
+            continue
+        if pd.api.types.is_numeric_dtype(col):
+            std = float(np.nanstd(col.to_numpy(dtype=np.float64)))
+            out[name] = col.astype(np.float64) + drift * (std if std > 0 else 0.0)
+        else:
+            out[name] = pd.Series(category_moves(col, abs(drift) / 3.0, rng), index=frame.index, dtype=object)
+    return out
+
+
+def _frame_rows(frame: Any) -> list[list]:
+    """JSON-able rows (missing values as None, NumPy scalars as Python ones) in column order."""
+    cells = frame.astype(object).where(frame.notna(), None)
+    return [[_jsonable(v) for v in row] for row in cells.itertuples(index=False, name=None)]
+
+
 def simulate(url: str, rows: ReplayRows, *, rate: float, duration: float, drift: float = 0.0,
-             drift_features: Sequence[int] | None = None, drift_after: float = 0.0, feedback: float = 0.0,
+             drift_features: Sequence[int] | Sequence[str] | None = None, drift_after: float = 0.0, feedback: float = 0.0,
              batch: int = 1, seed: int = 0, stop: threading.Event | None = None,
              progress: Callable[[TrafficResult], None] | None = None) -> TrafficResult:
     """Send `rate` requests per second for `duration` seconds to the server at `url`; see the module docstring."""
     _check(rate, duration, drift, feedback, drift_after, batch)
-    X = np.asarray(rows.X, dtype=np.float32)
-    if X.ndim != 2 or not len(X):
-        raise DataError("there are no rows to replay; give a dataset with at least one row.")
+    columns = None
+    if rows.is_frame:  # a table's model: rows go as dataframe_split, drifted rows prepared once
+        columns = [str(c) for c in rows.X.columns]
+        names = None if drift_features is None else [columns[f] if isinstance(f, (int, np.integer)) else str(f)
+                                                      for f in drift_features]
+        if not len(rows.X):
+            raise DataError("there are no rows to replay; give a dataset with at least one row.")
+        X = _frame_rows(rows.X)
+        drifted_rows = _frame_rows(shift_frame(rows.X, drift, names, seed)) if drift else None
+        shift = None
+    else:
+        X = np.asarray(rows.X, dtype=np.float32)
+        if X.ndim != 2 or not len(X):
+            raise DataError("there are no rows to replay; give a dataset with at least one row.")
     if feedback and rows.y is None:
         raise ConfigError("--feedback needs true labels, and these rows have none; drop --feedback or use a labelled dataset.")
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname or not parts.port:
         raise ConfigError(f"{url!r} is not a server address like http://127.0.0.1:8080.")
-    shift = shift_for(X, drift, drift_features) if drift else None
+    if columns is None:
+        shift = shift_for(X, drift, drift_features) if drift else None
     result = TrafficResult(url=url)
     lock = threading.Lock()
     latencies: list[float] = []
@@ -141,12 +228,18 @@ def simulate(url: str, rows: ReplayRows, *, rate: float, duration: float, drift:
                 if wait > 0 and stop.wait(wait):
                     break
                 idx = rng.integers(0, len(X), size=batch)
-                chunk = X[idx]
-                shifted = shift is not None and time.monotonic() - t0 >= drift_after
-                if shifted:
-                    chunk = chunk + shift
+                late = time.monotonic() - t0 >= drift_after
+                if columns is not None:
+                    shifted = drifted_rows is not None and late
+                    source = drifted_rows if shifted else X
+                    body = json.dumps({"dataframe_split": {"columns": columns, "data": [source[k] for k in idx]}})
+                else:
+                    chunk = X[idx]
+                    shifted = shift is not None and late
+                    if shifted:
+                        chunk = chunk + shift
+                    body = json.dumps({"inputs": chunk.tolist()})
                 rid = f"sim-{seed}-{w}-{i}"
-                body = json.dumps({"inputs": chunk.tolist()})
                 start = time.perf_counter()
                 status, answer, version = _post(conn, parts, "/invocations", body, rid)
                 elapsed = (time.perf_counter() - start) * 1000

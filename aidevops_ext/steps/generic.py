@@ -34,6 +34,7 @@ from .. import splitting
 from ..datasection import DataSection, features_and_target, infer_task, read_table
 from ..errors import ConfigError, DataError
 from ..workspace import Workspace
+from .live import append_live_rows
 
 TRAIN_TABLE = "train.parquet"
 TEST_TABLE = "test.parquet"
@@ -45,8 +46,11 @@ REGISTRATION = "registration.json"
 PROFILE_TAG = "aidevops.reference_profile"
 
 
-def split_table(table: Path, section: DataSection, out_dir: Path) -> dict[str, Any]:
-    """Write train/test tables and their row keys into `out_dir`; returns the split's summary."""
+def split_table(table: Path, section: DataSection, out_dir: Path, live_data: str | Path | None = None) -> dict[str, Any]:
+    """Write train/test tables and their row keys into `out_dir`; returns the split's summary.
+
+    `live_data`: a Parquet file of labelled live rows (`aidevops retrain` passes it); they join the
+    training side only (aidevops_ext/steps/live.py)."""
     frame = read_table(table)
     features_and_target(frame, section, f"Table {Path(table).name}")
     target = frame[section.target]
@@ -64,13 +68,15 @@ def split_table(table: Path, section: DataSection, out_dir: Path) -> dict[str, A
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame[~test].reset_index(drop=True).to_parquet(out_dir / TRAIN_TABLE, index=False)
+    train, train_keys, live_rows = append_live_rows(frame[~test].reset_index(drop=True), keys[~test], frame, keys,
+                                                    live_data, section)
+    train.to_parquet(out_dir / TRAIN_TABLE, index=False)
     frame[test].reset_index(drop=True).to_parquet(out_dir / TEST_TABLE, index=False)
-    splitting.save_keys(out_dir / TRAIN_KEYS, keys[~test])
+    splitting.save_keys(out_dir / TRAIN_KEYS, train_keys)
     splitting.save_keys(out_dir / TEST_KEYS, keys[test])
     info = {
-        "table": str(Path(table).name), "rows": len(frame), "train_rows": int((~test).sum()),
-        "test_rows": int(test.sum()), "target": section.target, "id": section.id,
+        "table": str(Path(table).name), "rows": len(frame), "train_rows": len(train),
+        "test_rows": int(test.sum()), "live_rows": live_rows, "target": section.target, "id": section.id,
         "task": section.task or infer_task(target), "test_fraction": section.test_fraction,
         "rule": f"row key % {splitting.BUCKETS} < {round(section.test_fraction * splitting.BUCKETS)} (aidevops_ext/splitting.py)",
     }
@@ -116,16 +122,18 @@ def evaluate_models(
     candidate = load_pyfunc(ref.model_uri, f"The train step's model '{ref.name}'")
     version = alias_version(ws, model_name, CHAMPION)
     champion = keys = None
-    keep = np.ones(len(test), dtype=bool)
+    # Live rows a retraining added may repeat test rows (the keys say so): the candidate trained on those.
+    own = ~splitting.unseen_mask(test_keys, splitting.load_keys(split_dir / TRAIN_KEYS))
+    keep = ~own
     if version is not None:
         champion = load_pyfunc(f"models:/{model_name}/{version}", f"Champion '{model_name}' v{version}")
         keys = version_train_keys(ws, model_name, version)
         if keys is not None:
-            keep = splitting.unseen_mask(test_keys, keys)
+            keep &= splitting.unseen_mask(test_keys, keys)
     comparison = {
         "test_rows": len(test), "compared_rows": int(keep.sum()),
-        # The split step's rule keeps every test row out of the candidate's training table.
-        "candidate_trained": 0, "champion_trained": int((~keep).sum()),
+        # The split rule keeps the table's test rows out of training; only live rows can repeat one.
+        "candidate_trained": int(own.sum()), "champion_trained": int((~keep & ~own).sum()),
         "champion_lineage": None if champion is None else keys is not None,
     }
     candidate_metrics: dict[str, float] = {}
