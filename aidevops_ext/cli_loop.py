@@ -46,10 +46,21 @@ def render_summary(s: dict, events: list[dict]) -> str:
         lines.append(f"drift: {d.get('status')}; {len(d.get('drifted', []))} of {len(feats)} features drifted"
                      + (f" ({', '.join(d['drifted'][:8])}{' …' if len(d['drifted']) > 8 else ''})" if d.get("drifted") else ""))
         if d.get("status") == "ok":
-            lines.append("  feature            PSI     KS      p-value   W/std   drifted")
-            for f in feats[:8]:
-                lines.append(f"  {f['name'][:16]:<16} {_fmt(f.get('psi')):>7} {_fmt(f.get('ks_statistic')):>7} "
-                             f"{_fmt(f.get('ks_pvalue'), 4):>9} {_fmt(f.get('wasserstein_std')):>7}   {'yes' if f.get('drifted') else ''}")
+            numeric = [f for f in feats if f.get("kind") != "category"]
+            categories = [f for f in feats if f.get("kind") == "category"]
+            if numeric:
+                lines.append("  feature            PSI     KS      p-value   W/std   drifted")
+                for f in numeric[:8]:
+                    lines.append(f"  {f['name'][:16]:<16} {_fmt(f.get('psi')):>7} {_fmt(f.get('ks_statistic')):>7} "
+                                 f"{_fmt(f.get('ks_pvalue'), 4):>9} {_fmt(f.get('wasserstein_std')):>7}   {'yes' if f.get('drifted') else ''}")
+            if categories:  # PSI and chi-square over the categories; the most common one's share then and now
+                lines.append("  category           PSI     chi2 p    unseen  top category (reference → live)  drifted")
+                for f in categories[:8]:
+                    top = (f.get("top_categories") or [{}])[0]
+                    shares = (f"{str(top.get('category'))[:12]} {_fmt(top.get('reference'), 2)} → {_fmt(top.get('live'), 2)}"
+                              if top else "–")
+                    lines.append(f"  {f['name'][:16]:<16} {_fmt(f.get('psi')):>7} {_fmt(f.get('chi2_pvalue'), 4):>9} "
+                                 f"{_fmt(f.get('unseen_rate'), 2):>7}  {shares:<31}  {'yes' if f.get('drifted') else ''}")
     p = s.get("prediction_drift") or {}
     if p:
         lines.append(f"prediction drift: PSI {_fmt(p.get('psi'))}, p {_fmt(p.get('pvalue'), 4)} ({p.get('status')})")
@@ -106,7 +117,8 @@ def monitor(name, once, as_json, interval) -> None:
 @click.option("--duration", type=float, default=30.0, show_default=True, help="Seconds to run.")
 @click.option("--drift", type=float, default=0.0, show_default=True, help="Shift the rows by this many standard deviations.")
 @click.option("--drift-after", type=float, default=0.0, show_default=True, help="Seconds of normal traffic before the shift.")
-@click.option("--drift-features", default=None, metavar="I,J,...", help="Shift only these feature indices (default: all).")
+@click.option("--drift-features", default=None, metavar="I,J,...",
+              help="Shift only these features: indices, or column names for a table's model (default: all).")
 @click.option("--feedback", type=float, default=0.0, show_default=True, help="Share of requests whose true label is posted.")
 @click.option("--batch", type=int, default=1, show_default=True, help="Rows per request.")
 @click.option("--data", "source", default=None, help="Replay this dataset (name or file) instead of the model's test split.")
@@ -121,15 +133,20 @@ def simulate(name, rate, duration, drift, drift_after, drift_features, feedback,
 
     ws = _workspace()
     dep = manager.running(ws, name)
+    rows = traffic.rows_from_dataset(source, target) if source else traffic.rows_for_model(ws.root, dep.model)
     features = None
     if drift_features:
-        try:
-            features = [int(v) for v in drift_features.split(",") if v.strip()]
-        except ValueError:
-            raise ConfigError(f"--drift-features takes feature indices like 0,3,5, got {drift_features!r}.") from None
-    rows = traffic.rows_from_dataset(source, target) if source else traffic.rows_for_model(ws.root, dep.model)
-    if features is not None and (not features or min(features) < 0 or max(features) >= rows.X.shape[1]):
-        raise ConfigError(f"--drift-features must be indices between 0 and {rows.X.shape[1] - 1}.")
+        given = [v.strip() for v in drift_features.split(",") if v.strip()]
+        if rows.is_frame and all(v in rows.X.columns for v in given):
+            features = given
+        else:
+            try:
+                features = [int(v) for v in given]
+            except ValueError:
+                names = f" or column names ({', '.join(map(str, rows.X.columns[:12]))})" if rows.is_frame else ""
+                raise ConfigError(f"--drift-features takes feature indices like 0,3,5{names}, got {drift_features!r}.") from None
+            if not features or min(features) < 0 or max(features) >= rows.X.shape[1]:
+                raise ConfigError(f"--drift-features must be indices between 0 and {rows.X.shape[1] - 1}.")
     if not as_json:
         click.echo(f"sending {rate:g} req/s for {duration:g} s to {dep.url} ({rows.source})", err=True)
     result = traffic.simulate(dep.url, rows, rate=rate, duration=duration, drift=drift, drift_features=features,

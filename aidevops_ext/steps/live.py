@@ -86,13 +86,17 @@ def read_live_table(path: str | Path, table: pd.DataFrame, section: DataSection)
 
 
 def live_keys(live: pd.DataFrame, table: pd.DataFrame, table_keys: np.ndarray, section: DataSection) -> np.ndarray:
-    """Row keys of the live rows: the key of a table row with the same inputs, else a hash of their inputs."""
+    """Row keys of the live rows: the key of a table row with the same inputs (a test row's first), else a hash
+    of their inputs."""
     drop = [c for c in (section.target, section.id) if c]
     inputs = [c for c in table.columns if c not in drop]
     own = splitting.row_keys(live[inputs]) if len(live) else np.zeros(0, np.uint64)
     if not len(live):
         return own
-    by_content = dict(zip(splitting.row_keys(table[inputs]).tolist(), np.asarray(table_keys).tolist()))
+    content, table_keys = splitting.row_keys(table[inputs]), np.asarray(table_keys, np.uint64)
+    # Inputs shared by several table rows: a test row's key wins, so the gate leaves that test row out.
+    order = np.argsort(splitting.test_mask(table_keys, section.test_fraction), kind="stable")
+    by_content = dict(zip(content[order].tolist(), table_keys[order].tolist()))
     return np.asarray([by_content.get(k, k) for k in own.tolist()], dtype=np.uint64)
 
 
