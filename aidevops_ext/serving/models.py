@@ -162,6 +162,7 @@ class PyfuncModel(ServedModel):
     numeric_columns: list[str] = field(default_factory=list)
     input_example: Any = None
     example_body: dict | None = None  # a one-row /invocations body from MLflow's stored input example
+    split_kinds: dict = field(default_factory=dict)  # double/string columns a plain dataframe_split builds directly
 
     @classmethod
     def from_pyfunc(cls, pyfunc: Any, *, name: str, version: str, source: str, local_path: str | None,
@@ -187,6 +188,9 @@ class PyfuncModel(ServedModel):
                 model.n_features = len(model.feature_names)
                 numeric = {"double", "float", "long", "integer"}
                 model.numeric_columns = [c.name for c in schema.inputs if str(getattr(c.type, "name", c.type)) in numeric]
+                from .protocols.splitframe import column_kinds  # noqa: PLC0415 - pandas, for foreign models only
+
+                model.split_kinds = column_kinds(schema)
         model.task = _task_of_outputs(meta.get_output_schema())
         from .example import request_example  # noqa: PLC0415
 

@@ -96,6 +96,12 @@ def parse(body: bytes, kind: str, model: ServedModel) -> tuple[Any, dict | None]
     if model.fast:
         key, value, params = _envelope(decode_json(body))
         return _fast_input(key, value, body, model), params
+    if model.split_kinds:  # the plain dataframe_split body: MLflow's frame, built without its generic parser
+        from .splitframe import split_frame  # noqa: PLC0415 - pandas: foreign models only
+
+        frame = split_frame(body, model.split_kinds)
+        if frame is not None:
+            return frame, None
     key, value, params = _envelope(_decode_like_mlflow(body))
     return _pyfunc_input(key, value, model), params
 
