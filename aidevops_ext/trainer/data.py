@@ -337,7 +337,8 @@ def train_val_test_split(
     """Deterministic shuffled split; stratified by label when stratify is True (None: for non-float labels).
 
     With `keys` (one `splitting.row_keys` value per row) the test rows are chosen by the fixed rule
-    `splitting.test_mask` -- the same rows for every seed, in their original order -- and the seed only
+    `splitting.test_mask` -- the same rows for every seed, ordered by key (a fixed pseudo-random order, so
+    any prefix of the test rows, such as a replayed window of traffic, is a fair sample) -- and the seed only
     shuffles the other rows into training and validation. Without keys the seed shuffles all three
     parts (exact sizes, the old behaviour) and the Split carries the rows' content keys for lineage.
     """
@@ -372,6 +373,7 @@ def train_val_test_split(
         raise DataError(f"keys has shape {keys.shape} but X has {n} rows; pass one splitting.row_keys value per row.")
     in_test = splitting.test_mask(keys, test_fraction)
     test = np.flatnonzero(in_test)
+    test = test[np.argsort(keys[test], kind="stable")]
     rest = np.flatnonzero(~in_test)
     if test_fraction > 0 and len(test) == 0:
         raise DataError(

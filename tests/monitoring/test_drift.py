@@ -314,3 +314,20 @@ def test_monitoring_imports_neither_pipeline_deploy_mlflow_nor_papermill():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_alpha_bounds_the_chance_that_any_of_many_discrete_features_is_flagged_in_distribution():
+    """64 integer features like the digits' pixels: at alpha per feature, most in-distribution windows would
+    list a drifted feature; alpha is spread over the features, so few windows list any."""
+    rng = np.random.default_rng(0)
+    p = np.random.default_rng(1).uniform(0.05, 0.6, 64)
+
+    def draw(n: int) -> np.ndarray:
+        return rng.binomial(16, p, size=(n, 64)).astype(float)
+
+    profile = build_profile(draw(1300))
+    flagged = sum(bool(dr.feature_drift(draw(300), profile).drifted) for _ in range(40))
+    assert flagged <= 6, f"{flagged} of 40 in-distribution windows listed a drifted feature"
+    shifted = draw(300)
+    shifted[:, 5] = np.minimum(shifted[:, 5] + 3, 16)  # a real shift of one pixel is still caught
+    assert "x5" in dr.feature_drift(shifted, profile).drifted
