@@ -232,3 +232,33 @@ def deploy_alias(ws: Workspace, *, model_name: str, alias: str, port: int | None
         "endpoints": {"invocations": f"{dep.url}/invocations", "v2_infer": f"{dep.url}/v2/models/{dep.model}/infer"},
         "example": example, "curl": manager.curl_example(dep, None, body=example),
     }
+
+
+def watch_deployment(ws: Workspace, *, name: str, rate: float, normal_rows: int, drift_rows: int, drift: float,
+                     feedback: float) -> dict[str, Any]:
+    """Drive deployment `name` with its model's test rows (in distribution, then shifted by `drift`) and read its
+    monitor after each segment: what the shipped monitor step reports (traffic, drifted features, quality, alerts)."""
+    from .. import traffic
+    from ..deploy import manager
+
+    dep = manager.get(ws, name)
+    rows = traffic.rows_for_model(ws.root, dep.model)
+    segments, summaries = {}, {}
+    for label, count, shift, seed in (("in_distribution", normal_rows, 0.0, 1), ("shifted", drift_rows, drift, 2)):
+        if count <= 0:
+            continue
+        result = traffic.simulate(dep.url, rows, rate=rate, duration=count / rate, drift=shift, feedback=feedback, seed=seed)
+        if result.failed:
+            raise DataError(f"{result.failed} of {result.sent} requests to '{name}' failed ({'; '.join(result.errors[:2])}); "
+                            f"see `aidevops logs {name}`.")
+        segments[label] = result.to_dict()
+        summaries[label] = manager.monitor_summary(ws, name)
+    after = summaries.get("shifted") or summaries.get("in_distribution") or manager.monitor_summary(ws, name)
+    return {
+        "deployment": name, "model": dep.model, "version": dep.active_version, "replayed": rows.source,
+        "traffic": segments,
+        "drifted": {label: (s.get("drift") or {}).get("drifted", []) for label, s in summaries.items()},
+        "features": (after.get("drift") or {}).get("features", []),
+        "quality": after.get("quality"), "alerts": after.get("alerts"), "events": after.get("events"),
+        "rules": [r["name"] for r in (after.get("settings") or {}).get("rules", [])],
+    }
