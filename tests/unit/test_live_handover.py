@@ -1,5 +1,6 @@
 """The Parquet handover of labelled live rows to a retraining (aidevops_ext/steps/live.py, the split step) and
-the simulator's drift of a table (numeric shift by stds, category frequency moves; aidevops_ext/traffic.py)."""
+the simulator's drift of a table (numeric shift by stds, category frequency moves; aidevops_ext/traffic.py), and
+how `aidevops monitor` shows a table's category columns."""
 
 from __future__ import annotations
 
@@ -123,3 +124,18 @@ def test_shift_frame_moves_numbers_by_their_std_and_only_the_chosen_columns():
     assert shifted["calls"].equals(frame["calls"])
     assert (shifted["plan"] != frame["plan"]).mean() > 0.4
     json.dumps(traffic._frame_rows(shifted.head(3)))  # rows go out as JSON
+
+
+def test_the_monitor_view_lists_category_columns_with_their_top_category_shares():
+    from aidevops_ext.cli_loop import render_summary
+
+    summary = {"deployment": "churn", "model": "ci-churn", "version": "1", "drift": {"status": "ok", "drifted": ["plan"], "features": [
+        {"name": "age", "kind": "numeric", "psi": 0.02, "ks_statistic": 0.05, "ks_pvalue": 0.5, "wasserstein_std": 0.01},
+        {"name": "plan", "kind": "category", "psi": 0.61, "chi2_pvalue": 0.0, "unseen_rate": 0.0, "drifted": True,
+         "top_categories": [{"category": "basic", "reference": 0.5, "live": 0.2}]},
+    ]}}
+    text = render_summary(summary, [])
+    (numeric,) = [line for line in text.splitlines() if line.strip().startswith("age")]
+    (category,) = [line for line in text.splitlines() if line.strip().startswith("plan")]
+    assert "0.020" in numeric
+    assert "0.610" in category and "basic 0.50 → 0.20" in category and category.rstrip().endswith("yes")
