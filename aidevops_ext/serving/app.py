@@ -74,6 +74,13 @@ class Server:
         self.monitor: Any = None  # a monitor.LiveMonitor, set by create_app
         self._predictors: dict[int, PredictThread] = {}
 
+    async def predict_foreign(self, model: ServedModel, data: Any, params: dict | None) -> Any:
+        """A foreign pyfunc's predictions: a row-wise flavor (scikit-learn) in its prediction thread, where
+        concurrent requests merge; any other in a worker thread each, as before (it may wait on I/O)."""
+        if getattr(model, "row_wise", False):
+            return await self.predictor(model).predict(data, params)
+        return await anyio.to_thread.run_sync(model.predict, data, params)
+
     def predictor(self, model: ServedModel) -> PredictThread:
         """The prediction thread of a foreign model (made on first use; those of unloaded models are ended)."""
         worker = self._predictors.get(id(model))
@@ -209,7 +216,7 @@ class Invocations:
                     data, params = mlflow_proto.parse(body, kind, model)
                 else:
                     data, params = await anyio.to_thread.run_sync(mlflow_proto.parse, body, kind, model)
-                preds = await server.predictor(model).predict(data, params)
+                preds = await server.predict_foreign(model, data, params)
                 out = mlflow_proto.render(preds, rid)
         except RequestError as exc:
             error, status = exc, exc.status
@@ -253,7 +260,7 @@ class Infer:
             if model.fast:
                 outputs = await _fast_outputs(server, model, data, request.outputs)
             else:
-                outputs = [("predict", await server.predictor(model).predict(data, request.parameters or None))]
+                outputs = [("predict", await server.predict_foreign(model, data, request.parameters or None))]
             preds = outputs[0][1]
             out = oip.render_infer(model, rid, outputs)
         except RequestError as exc:

@@ -32,7 +32,8 @@ class ServingConfig:
     follow_alias_seconds: float = 30.0
     # Requests with more feature values than this are predicted in a worker thread, not on the event loop.
     inline_values: int = 200_000
-    # BLAS threads in the serving process: one worker on shared cores gains nothing from more.
+    # BLAS threads in the serving process, and OpenMP threads in a foreign model's prediction thread
+    # (serving/batching.py): one worker on shared cores gains nothing from more.
     blas_threads: int | None = 1
     # Live monitor: drift, live quality and alert rules over the request log, every N seconds (0 disables).
     monitor_seconds: float = 5.0

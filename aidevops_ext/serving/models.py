@@ -163,6 +163,7 @@ class PyfuncModel(ServedModel):
     input_example: Any = None
     example_body: dict | None = None  # a one-row /invocations body from MLflow's stored input example
     split_kinds: dict = field(default_factory=dict)  # double/string columns a plain dataframe_split builds directly
+    row_wise: bool = False  # its flavor predicts rows independently: concurrent requests may merge (batching.py)
 
     @classmethod
     def from_pyfunc(cls, pyfunc: Any, *, name: str, version: str, source: str, local_path: str | None,
@@ -192,6 +193,9 @@ class PyfuncModel(ServedModel):
 
                 model.split_kinds = column_kinds(schema)
         model.task = _task_of_outputs(meta.get_output_schema())
+        from .batching import row_wise  # noqa: PLC0415
+
+        model.row_wise = row_wise(pyfunc)
         from .example import request_example  # noqa: PLC0415
 
         model.example_body = request_example(local_path)  # read now: a downloaded folder may go with the model

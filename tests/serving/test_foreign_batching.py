@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import httpx
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from aidevops_ext.serving.batching import PredictThread, predict_jobs, row_wise
 from aidevops_ext.serving.errors import RequestError
 from aidevops_ext.serving.loader import load_model_uri
 from aidevops_ext.serving.protocols import mlflow as mlflow_proto
+from tests.serving.conftest import start_server, stop_server
 from tests.serving.tabular import COLUMNS, NAME, register
 
 BODIES = [
@@ -77,8 +79,9 @@ def _same(got, want) -> bool:
 
 
 def test_a_scikit_learn_flavor_is_row_wise_and_a_python_model_is_not(tabular, reg):
-    assert row_wise(tabular.pyfunc)
-    assert not row_wise(load_model_uri("models:/sum/1", reg.ws).pyfunc)
+    assert row_wise(tabular.pyfunc) and tabular.row_wise
+    other = load_model_uri("models:/sum/1", reg.ws)
+    assert not row_wise(other.pyfunc) and not other.row_wise
 
 
 def test_merged_requests_get_what_each_gets_alone_including_a_bad_ones_error(tabular):
@@ -124,3 +127,27 @@ def test_the_prediction_thread_answers_concurrent_requests_as_alone(tabular):
         worker.stop()
     assert all(_same(g, w) for g, w in zip(got, want))
     assert worker.requests == len(jobs)
+
+
+def test_a_server_answers_concurrent_requests_as_it_answers_them_one_by_one(reg):
+    """Through HTTP: 8 connections at once, as the benchmark sends them, get the sequential answers."""
+    server = start_server(reg, f"models:/{NAME}/{register(reg)}", "--follow-alias", "0", "--no-request-log")
+    bodies = [json.dumps(b).encode() for b in BODIES if "-5.0" not in json.dumps(b)] * 6
+
+    def answer(r: httpx.Response):
+        return r.status_code, r.json().get("predictions")
+
+    async def at_once():
+        async with httpx.AsyncClient(base_url=server.url, limits=httpx.Limits(max_connections=8), timeout=60) as c:
+            return await asyncio.gather(*(c.post("/invocations", content=b, headers={"Content-Type": "application/json"})
+                                          for b in bodies))
+
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            one_by_one = [answer(c.post("/invocations", content=b, headers={"Content-Type": "application/json"}))
+                          for b in bodies]
+        concurrent = [answer(r) for r in asyncio.run(at_once())]
+    finally:
+        stop_server(server)
+    assert all(status == 200 for status, _ in one_by_one)
+    assert concurrent == one_by_one
