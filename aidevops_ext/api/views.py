@@ -147,17 +147,22 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
     """Where nbdime's diff page finds one step's executed notebooks of two runs, and the params that differ.
 
     The answer's `url` is nbdime's own diff page (its Jupyter server extension), relative to the server's
-    base URL; nbdime reads the two files by their paths under the server's root folder.
+    base URL; nbdime reads the two files by their paths under the server's root folder. Those files are the
+    runs' notebooks normalised as `aidevops diff` does (run folders, ids, injected params and timings masked),
+    written under .aidevops/diffs/ (review/diff.py `panel_pair`).
     """
     from ..pipeline.records import run_by_id  # noqa: PLC0415
+    from ..review.diff import panel_pair  # noqa: PLC0415
+    from ..review.runs import RunView  # noqa: PLC0415
 
-    records = []
+    records, views = [], []
     for role, run_id in (("base", base), ("remote", remote)):
         record = run_by_id(ws, run_id)
         if record is None:
             raise NotFound(f"There is no pipeline run '{str(run_id)[:80]}' ({role}) in this workspace; "
                               "list runs with `aidevops runs`.")
         records.append(stored(record))
+        views.append(RunView(record))
     steps = [s for s in records[0].with_notebooks() if s in records[1].with_notebooks()]
     if not steps:
         raise ConfigError(f"Runs {base} and {remote} have no step with an executed notebook in common, so there is nothing to diff.")
@@ -165,16 +170,15 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
         step = steps[0]
     elif step not in steps:
         raise ConfigError(f"Step '{step[:80]}' is not a step both runs have a notebook for; choose one of {', '.join(steps)}.")
-    paths = []
-    root = server_root.resolve()
     for record in records:
         path = _inside_state(ws, record.steps[step].notebook)
         if path is None or not path.is_file():
             raise ConfigError(f"The executed notebook of step '{step}' of run {record.run_id} is no longer in the workspace.")
-        if not path.is_relative_to(root):
-            raise ConfigError(f"The run notebooks are outside the Jupyter server's root folder {root}, so nbdime cannot "
-                              "open them; start JupyterLab in the project folder.")
-        paths.append(path.relative_to(root).as_posix())
+    root = server_root.resolve()
+    if not ws.state.resolve().is_relative_to(root):
+        raise ConfigError(f"The workspace's .aidevops folder is outside the Jupyter server's root folder {root}, so nbdime "
+                          "cannot open the run notebooks; start JupyterLab in the project folder.")
+    paths = [p.resolve().relative_to(root).as_posix() for p in panel_pair(ws.state, views[0], views[1], step)]
     from urllib.parse import urlencode  # noqa: PLC0415
 
     params_a, params_b = records[0].step_params(step), records[1].step_params(step)

@@ -1,15 +1,19 @@
 """`aidevops diff`: two pipeline runs side by side — changed params and metrics, then their executed notebooks with nbdime.
 
 Before diffing, each executed notebook is normalised: its run's folder, run id and MLflow run ids become
-placeholders and widget ids are blanked, so the diff shows what changed in code and results, not the
-bookkeeping every run changes. Cell metadata (papermill timings), cell ids and execution counts are
-not compared.
+placeholders (in the injected parameters cell as everywhere else), papermill's timings are dropped and
+widget ids are blanked, so the diff shows what changed in code and results, not the bookkeeping every
+run changes. Cell ids and execution counts are not compared. The Runs panel's diff (api/views.py) shows
+the same normalised notebooks, written by `panel_pair`.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
+import re
+import shutil
 import signal
 import socket
 import tempfile
@@ -24,6 +28,10 @@ from ..workspace import Workspace
 from .runs import RunView, changed_values, load_run, show
 
 WEB_HOST = "127.0.0.1"
+PANEL_FOLDER = "diffs"  # under the workspace's .aidevops/: the Runs panel's normalised notebook pairs
+PANEL_PAIRS = 20  # pairs kept there; older ones are removed when a new one is written
+# papermill's per-cell and per-notebook timings: new on every run, never a change a reviewer made.
+_TIMING_KEYS = ("start_time", "end_time", "duration")
 
 
 @dataclass
@@ -109,6 +117,8 @@ def normalised(path: Path, run: RunView) -> dict[str, Any]:
         raise ConfigError(f"the executed notebook {path} is not readable ({exc.__class__.__name__}); "
                           f"re-run its step or pick another run.") from None
     replacements = {str(run.run_dir): "<run_dir>", run.run_id: "<run_id>"}
+    # A cached step's notebook was executed by an earlier run: its id is bookkeeping too.
+    replacements.update({r["cached_from_run"]: "<run_id>" for r in run.steps.values() if r.get("cached_from_run")})
     # Where the run lived when it ran (the folder may have moved since, e.g. a downloaded CI artifact).
     for record in run.steps.values():
         if record.get("notebook"):
@@ -133,10 +143,52 @@ def normalised(path: Path, run: RunView) -> dict[str, Any]:
         return value
 
     nb = walk(nb)
+    _drop_timings(nb)
     # papermill gives every cell a fresh random id; ids by position keep the web view free of id noise.
     for index, cell in enumerate(nb.get("cells", [])):
         cell["id"] = f"cell-{index}"
     return nbformat.from_dict(nb)
+
+
+def _drop_timings(nb: dict[str, Any]) -> None:
+    """Remove papermill's start/end times and durations and the kernel's execution timestamps, in place."""
+    for holder in [nb.get("metadata") or {}] + [cell.get("metadata") or {} for cell in nb.get("cells", [])]:
+        papermill = holder.get("papermill")
+        if isinstance(papermill, dict):
+            for key in _TIMING_KEYS:
+                papermill.pop(key, None)
+        holder.pop("execution", None)  # iopub.execute_input / shell.execute_reply timestamps
+
+
+def panel_pair(state: Path, a: RunView, b: RunView, step: str) -> tuple[Path, Path]:
+    """Write `step`'s normalised notebooks of runs `a` and `b` for the Runs panel's nbdime page; their paths.
+
+    One folder per (base, remote, step) under `state`/diffs, rewritten on every call (atomically, so a page
+    loading meanwhile reads a whole file); only the PANEL_PAIRS most recently written folders are kept.
+    """
+    root = state / PANEL_FOLDER
+    folder = root / _safe_name(f"{a.run_id}--{b.run_id}--{step}")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for tag, run in (("base", a), ("remote", b)):
+        source = run.notebook(step)
+        if source is None:
+            raise ConfigError(f"The executed notebook of step '{step}' of run {run.run_id} is no longer in the workspace.")
+        target = folder / f"{tag}-{_safe_name(source.name)}"
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(normalised(source, run), indent=1), encoding="utf-8")
+        os.replace(temporary, target)
+        written.append(target)
+    os.utime(folder)  # the most recently asked-for pair is the newest, even when its files did not change
+    pairs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in pairs[PANEL_PAIRS:]:
+        shutil.rmtree(old, ignore_errors=True)
+    return written[0], written[1]
+
+
+def _safe_name(text: str) -> str:
+    """`text` with every character outside letters, digits, '.', '_' and '-' replaced by '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:200]
 
 
 def _targets(metadata: bool) -> None:

@@ -34,4 +34,4 @@ async def test_a_steps_notebook_and_the_diff_of_two_runs_come_from_their_records
     status, diff = await api("GET", "diff?base=20261201-100000-000-aaaaaa&remote=20261202-100000-000-bbbbbb")
     assert status == 200 and diff["steps"] == ["train"] and diff["step"] == "train"
     assert diff["params"] == {"seed": [0, 1], "lr": [0.0, 0.1]}, "the step's own params over the run's; equal ones left out"
-    assert diff["base_path"] == ".aidevops/runs/ci/20261201-100000-000-aaaaaa/train/02_train.ipynb"
+    assert diff["base_path"] == ".aidevops/diffs/20261201-100000-000-aaaaaa--20261202-100000-000-bbbbbb--train/base-02_train.ipynb"
