@@ -8,8 +8,12 @@ imported here only, and only when a step actually executes.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
+import tempfile
 import threading
 import time
+import uuid
 from queue import Empty
 from collections import deque
 from dataclasses import dataclass
@@ -39,6 +43,11 @@ class KernelPool:
     Kernels boot in parallel (a boot is cheap), but one worker thread warms them one at a time, in
     the order steps will take them: the next step's kernel gets a whole core for its imports instead
     of sharing it with every later kernel.
+
+    The kernels talk over IPC (Unix sockets), not TCP: only this user can reach them, and ipykernel has
+    no reason to print its "running over TCP without encryption" warning into every run's output. Their
+    connection files and sockets live in one private temporary folder per pool (mode 0700, removed by
+    `close()`), never in the project or step folders a kernel's working directory points at.
     """
 
     def __init__(self, kernel_name: str, cwd: Path, env: dict[str, str], preload: list[str] | None = None):
@@ -52,6 +61,7 @@ class KernelPool:
         self._stopping: list[threading.Thread] = []
         self._to_warm: deque = deque()
         self._warmer: threading.Thread | None = None
+        self._sockets: str | None = None  # the private folder of the IPC sockets, made on the first start
 
     def prestart(self, count: int = 1) -> None:
         """Start kernels until `count` are waiting."""
@@ -100,6 +110,9 @@ class KernelPool:
             _shutdown(km)
         for thread in self._stopping + ([self._warmer] if self._warmer else []):
             thread.join(timeout=10)
+        if self._sockets is not None:
+            shutil.rmtree(self._sockets, ignore_errors=True)
+            self._sockets = None
 
     def _warm_all(self) -> None:
         while True:
@@ -111,10 +124,9 @@ class KernelPool:
                 _warm_up(km, self.preload)
 
     def _start(self) -> Any:
-        from jupyter_client import KernelManager
         from jupyter_client.kernelspec import NoSuchKernel
 
-        km = KernelManager(kernel_name=self.kernel_name, client_class=f"{__name__}.PromptReadyClient")
+        km = self._manager()
         try:
             km.start_kernel(cwd=str(self.cwd), env=self.env)
         except NoSuchKernel:
@@ -122,9 +134,25 @@ class KernelPool:
 
             # A kernel shipped in kernels/ is installed on first use; any other missing one is a clear error.
             ensure_kernel(self.kernel_name)
-            km = KernelManager(kernel_name=self.kernel_name, client_class=f"{__name__}.PromptReadyClient")
+            km = self._manager()
             km.start_kernel(cwd=str(self.cwd), env=self.env)
         return km
+
+    def _manager(self) -> Any:
+        """A KernelManager for one new kernel: IPC sockets in the pool's private folder (TCP on Windows, which has no IPC)."""
+        from jupyter_client import KernelManager
+
+        client = f"{__name__}.PromptReadyClient"
+        if sys.platform == "win32":
+            return KernelManager(kernel_name=self.kernel_name, client_class=client)
+        with self._lock:
+            if self._sockets is None:
+                self._sockets = tempfile.mkdtemp(prefix="aidevops-kernels-")  # mode 0700
+            folder = self._sockets
+        # Short names: a Unix socket path has ~104 bytes at most, and macOS's temp folder is long already.
+        # The sockets are named after the connection file: <folder>/k-<id>-ipc-<1..5>.
+        connection = os.path.join(folder, f"k-{uuid.uuid4().hex[:12]}.json")
+        return KernelManager(kernel_name=self.kernel_name, client_class=client, transport="ipc", connection_file=connection)
 
 
 def _prompt_ready_client_class() -> type:
