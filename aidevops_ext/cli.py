@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .errors import AidevopsError
+from .tables import table
 
 
 class _Group(click.Group):
@@ -67,9 +68,8 @@ def info(as_json: bool) -> None:
         click.echo(json.dumps(data, indent=1))
         return
     click.echo(f"aidevops {__version__}")
-    for name, version in versions.items():
-        if name != "aidevops":
-            click.echo(f"  {name:<13} {version or '-'}")
+    for line in table([[name, version or "-"] for name, version in versions.items() if name != "aidevops"], indent="  "):
+        click.echo(line)
     click.echo(f"backend         {backend} (AIDEVOPS_BACKEND={ws.backend})")
     click.echo(f"GPU             {'yes (CuPy sees a CUDA device)' if gpu else 'no (CUDA device not available)'}")
     click.echo(f"workspace       {ws.root}")
@@ -106,8 +106,8 @@ def train(dataset, target, kind, hidden, epochs, batch_size, learning_rate, opti
     )
     click.echo(f"dataset {result['dataset']} · {result['task']} · backend {result['backend']} · "
                f"trained in {result['seconds']:.2f}s")
-    for name, value in result["metrics"].items():
-        click.echo(f"  test {name:<16} {value:.4f}")
+    for line in table([[name, f"{value:.4f}"] for name, value in result["metrics"].items()], indent="  test "):
+        click.echo(line)
     click.echo(f"model written to {result['output']}")
 
 
@@ -145,11 +145,13 @@ def runs(pipeline, limit, as_json) -> None:
     if not rows:
         click.echo("no pipeline runs yet: start one with `aidevops run`.")
         return
-    click.echo(f"{'run id':<22}{'pipeline':<14}{'status':<12}{'steps (ran/cached/failed)':<28}{'seconds':>8}")
+    lines = []
     for r in rows:
-        states = [s.get("status") for s in r["steps"].values()]
+        states = [s.get("status") for s in (r.get("steps") or {}).values()]
         counts = f"{states.count('ran')}/{states.count('cached')}/{states.count('failed')}"
-        click.echo(f"{r['run_id']:<22}{r['pipeline']:<14}{r['status']:<12}{counts:<28}{r.get('duration_s') or 0:>8.2f}")
+        lines.append([r["run_id"], r.get("pipeline"), r.get("status"), counts, f"{r.get('duration_s') or 0:.2f}"])
+    for line in table(lines, ["run id", "pipeline", "status", "steps (ran/cached/failed)", "seconds"], right=[4]):
+        click.echo(line)
 
 
 @main.command()
@@ -174,10 +176,13 @@ def show(run_id, as_json) -> None:
 
 
 def _print_steps(data: dict) -> None:
+    rows = []
     for name, step in data["steps"].items():
         status = step.get("status")
         extra = f"from {step.get('cached_from_run')}" if status == "cached" else f"{step.get('duration_s', 0) or 0:.2f}s" if status in ("ran", "failed") else ""
-        click.echo(f"  {name:<12} {status:<13} {extra:<28} {step.get('notebook') or ''}")
+        rows.append([name, status, extra, step.get("notebook") or ""])
+    for line, step in zip(table(rows, indent="  "), data["steps"].values()):
+        click.echo(line)
         if step.get("error"):
             click.echo(f"      {step['error']}")
 
@@ -200,6 +205,7 @@ def models(name, as_json) -> None:
         return
     for model in rows:
         click.echo(f"{model['name']}")
+        listed = []
         for v in model.get("versions", []):
             aliases = ",".join(v.get("aliases") or []) or "-"
             gate = {True: "passed", False: "failed"}.get(v.get("gate_passed"), "-")
@@ -207,7 +213,9 @@ def models(name, as_json) -> None:
             # each version's own metrics may come from different test rows and would not explain it.
             shown = v.get("gate_summary") or " ".join(
                 f"{k}={val:.4f}" for k, val in sorted((v.get("metrics") or {}).items())[:4] if isinstance(val, (int, float)))
-            click.echo(f"  v{v['version']:<4} {aliases:<22} gate {gate:<7} {shown}")
+            listed.append([f"v{v['version']}", aliases, f"gate {gate}", shown])
+        for line in table(listed, indent="  "):
+            click.echo(line)
 
 
 
@@ -221,8 +229,8 @@ def new(directory, template, list_only) -> None:
     from .project import list_templates, new_project
 
     if list_only:
-        for t in list_templates():
-            click.echo(f"{t.name:<10} {t.description}")
+        for line in table([[t.name, t.description] for t in list_templates()]):
+            click.echo(line)
         return
     if directory is None:
         raise click.UsageError("name the folder to create, e.g. `aidevops new my-project` (or pass --list).")
@@ -239,8 +247,10 @@ def init(prefix, no_git) -> None:
     """Install the aidevops kernelspecs and nbdime's git integration for this repository (idempotent)."""
     from .kernels import install_kernelspecs
 
-    for k in install_kernelspecs(prefix):
-        click.echo(f"kernel {k.name:<14} {'installed' if k.changed else 'unchanged':<10} {k.path}  (python: {k.python})")
+    kernels = [["kernel", k.name, "installed" if k.changed else "unchanged", f"{k.path}  (python: {k.python})"]
+               for k in install_kernelspecs(prefix)]
+    for line in table(kernels):
+        click.echo(line)
     if no_git:
         return
     from .review.gitconfig import configure_nbdime, repo_root
@@ -248,8 +258,9 @@ def init(prefix, no_git) -> None:
     if repo_root(Path.cwd()) is None:
         click.echo("git    not a git repository here: nbdime's git integration skipped (run `aidevops init` in a clone).")
         return
-    for change in configure_nbdime(Path.cwd()):
-        click.echo(f"git    {'set' if change.changed else 'unchanged':<10} {change.what} = {change.value}")
+    changes = [["git", "set" if c.changed else "unchanged", f"{c.what} = {c.value}"] for c in configure_nbdime(Path.cwd())]
+    for line in table(changes):
+        click.echo(line)
 
 
 @main.command()
@@ -451,11 +462,14 @@ def deployments(name, show_history, limit, as_json) -> None:
     if not deps:
         click.echo("no deployments yet: start one with `aidevops deploy NAME@champion`.")
         return
-    click.echo(f"{'name':<20}{'serves':<28}{'target':<12}{'state':<12}{'active':<8}{'prev':<7}{'canary':<12}{'restarts':>8}  url")
+    rows = []
     for d in deps:
         canary = f"v{d.canary_version} {100 * d.canary_share:g}%" if d.canary_version else "-"
-        click.echo(f"{d.name:<20}{d.ref:<28}{d.target:<12}{d.state:<12}{_v(d.active_version):<8}{_v(d.previous_version):<7}"
-                   f"{canary:<12}{d.restarts:>8}  {d.url or '-'}")
+        rows.append([d.name, d.ref, d.target, d.state, _v(d.active_version), _v(d.previous_version), canary, d.restarts,
+                     d.url or "-"])
+    headers = ["name", "serves", "target", "state", "active", "prev", "canary", "restarts", "url"]
+    for line in table(rows, headers, right=[7]):
+        click.echo(line)
 
 
 def _v(version) -> str:
@@ -467,12 +481,12 @@ def _print_history(rows: list, with_name: bool = False) -> None:
         click.echo("  no history yet")
         return
     click.echo("  history")
+    cells = []
     for h in rows:
-        who = f"{h['deployment']:<16}" if with_name else ""
         change = f"{_v(h['from_version'])} -> {_v(h['to_version'])}"
-        line = f"    {h['when']}  {who}{h['operation']:<13}{change:<14}{h['actor']:<16}{h['reason']}"
-        if not h["ok"]:
-            line += f"  REFUSED: {h['detail']}"
+        reason = h["reason"] + ("" if h["ok"] else f"  REFUSED: {h['detail']}")
+        cells.append([h["when"], *([h["deployment"]] if with_name else []), h["operation"], change, h["actor"], reason])
+    for line in table(cells, indent="    "):
         click.echo(line)
 
 

@@ -10,6 +10,7 @@ import time
 import click
 
 from .errors import ConfigError
+from .tables import table
 
 
 def _workspace():
@@ -49,29 +50,32 @@ def render_summary(s: dict, events: list[dict]) -> str:
             numeric = [f for f in feats if f.get("kind") != "category"]
             categories = [f for f in feats if f.get("kind") == "category"]
             if numeric:
-                lines.append("  feature            PSI     KS      p-value   W/std   drifted")
-                for f in numeric[:8]:
-                    lines.append(f"  {f['name'][:16]:<16} {_fmt(f.get('psi')):>7} {_fmt(f.get('ks_statistic')):>7} "
-                                 f"{_fmt(f.get('ks_pvalue'), 4):>9} {_fmt(f.get('wasserstein_std')):>7}   {'yes' if f.get('drifted') else ''}")
+                rows = [[f["name"], _fmt(f.get("psi")), _fmt(f.get("ks_statistic")), _fmt(f.get("ks_pvalue"), 4),
+                         _fmt(f.get("wasserstein_std")), "yes" if f.get("drifted") else ""] for f in numeric[:8]]
+                lines += table(rows, ["feature", "PSI", "KS", "p-value", "W/std", "drifted"], right=[1, 2, 3, 4], indent="  ")
             if categories:  # PSI and chi-square over the categories; the most common one's share then and now
-                lines.append("  category           PSI     chi2 p    unseen  top category (reference → live)  drifted")
+                rows = []
                 for f in categories[:8]:
                     top = (f.get("top_categories") or [{}])[0]
-                    shares = (f"{str(top.get('category'))[:12]} {_fmt(top.get('reference'), 2)} → {_fmt(top.get('live'), 2)}"
+                    shares = (f"{top.get('category')} {_fmt(top.get('reference'), 2)} → {_fmt(top.get('live'), 2)}"
                               if top else "–")
-                    lines.append(f"  {f['name'][:16]:<16} {_fmt(f.get('psi')):>7} {_fmt(f.get('chi2_pvalue'), 4):>9} "
-                                 f"{_fmt(f.get('unseen_rate'), 2):>7}  {shares:<31}  {'yes' if f.get('drifted') else ''}")
+                    rows.append([f["name"], _fmt(f.get("psi")), _fmt(f.get("chi2_pvalue"), 4), _fmt(f.get("unseen_rate"), 2),
+                                 shares, "yes" if f.get("drifted") else ""])
+                lines += table(rows, ["category", "PSI", "chi2 p", "unseen", "top category (reference → live)", "drifted"],
+                               right=[1, 2, 3], indent="  ")
     p = s.get("prediction_drift") or {}
     if p:
         lines.append(f"prediction drift: PSI {_fmt(p.get('psi'))}, p {_fmt(p.get('pvalue'), 4)} ({p.get('status')})")
     alerts = s.get("alerts") or []
     if alerts:
         lines.append("alerts:")
+        rows = []
         for a in alerts:
             since = time.strftime("%H:%M:%S", time.localtime(a["since"])) if a.get("since") else "–"
             where = f" on {', '.join(a['features'][:5])}" if a.get("features") else ""
-            lines.append(f"  {a['rule']:<18} {a['state']:<9} since {since}  {a['metric']} {_fmt(a.get('value'))} "
-                         f"{a['op']} {a['threshold']:g}{where}" + ("  → retrain" if a.get("action") == "retrain" else ""))
+            rows.append([a["rule"], a["state"], f"since {since}", f"{a['metric']} {_fmt(a.get('value'))} {a['op']} "
+                         f"{a['threshold']:g}{where}" + ("  → retrain" if a.get("action") == "retrain" else "")])
+        lines += table(rows, indent="  ")
     for e in events[-5:]:
         when = time.strftime("%H:%M:%S", time.localtime(e["at"]))
         handled = f" ({e['handled_by']})" if e.get("handled_by") else ""

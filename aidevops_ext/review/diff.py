@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..tables import table
 from ..workspace import Workspace
 from .runs import RunView, changed_values, load_run, show
 
@@ -261,15 +262,18 @@ def render_text(result: RunDiff, *, color: bool = False, notebooks: bool = True)
     if ga or gb:
         w(f"\nGate  A: {_gate_words(ga)}  ·  B: {_gate_words(gb)}\n")
     w("\nNotebooks\n")
+    summaries = []
     for s in result.steps:
         if s.status == "changed":
             summary = f"{len(s.cells)} cell(s) changed"
         else:
             summary = {"same notebook": "unchanged (same executed notebook, from the cache)",
                        "unchanged": "unchanged (apart from run ids and timings)"}.get(s.status, s.status)
-        w(f"  {s.step:<12} {summary}\n")
-        for c in s.cells:
-            w(f"      cell {c.index:<3} {c.kind:<9} {', '.join(c.parts):<22} {c.hint}\n")
+        summaries.append([s.step, summary])
+    for line, s in zip(table(summaries, indent="  "), result.steps):
+        w(line + "\n")
+        for cell_line in table([[f"cell {c.index}", c.kind, ", ".join(c.parts), c.hint] for c in s.cells], indent="      "):
+            w(cell_line + "\n")
     if notebooks:
         for s in result.changed_steps:
             if s.diff is None:
@@ -294,10 +298,7 @@ def pretty_diff(s: StepDiff, result: RunDiff, *, color: bool) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    lines = ["  " + "  ".join(str(h).ljust(wd) for h, wd in zip(headers, widths)).rstrip()]
-    lines += ["  " + "  ".join(str(c).ljust(wd) for c, wd in zip(row, widths)).rstrip() for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(table(rows, headers, indent="  ")) + "\n"
 
 
 def _delta(a: float | None, b: float | None) -> str:
