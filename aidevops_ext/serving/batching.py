@@ -24,6 +24,7 @@ import queue
 import threading
 from typing import Any
 
+import anyio
 import numpy as np
 import pandas as pd
 
@@ -93,9 +94,12 @@ class PredictThread:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._stopped = False
 
     async def predict(self, data: Any, params: dict | None) -> Any:
         """The model's predictions for one request (its error re-raised here)."""
+        if self._stopped:  # a request that picked this model just before it was unloaded: still answer it
+            return await anyio.to_thread.run_sync(self.model.predict, data, params)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._start()
@@ -103,7 +107,8 @@ class PredictThread:
         return await future
 
     def stop(self) -> None:
-        """End the thread after the requests already queued."""
+        """End the thread after the requests already queued (later ones run in a worker thread)."""
+        self._stopped = True
         if self._thread is not None:
             self._queue.put(_STOP)
 
@@ -135,7 +140,7 @@ class PredictThread:
                 rows += _rows(job[0])
             try:
                 results = predict_jobs(self.model, [(d, p) for d, p, _, _ in batch], self.merge)
-            except BaseException as exc:  # noqa: BLE001 - never leave a request waiting
+            except Exception as exc:  # noqa: BLE001 - a bug here must answer every queued request (500), not hang it
                 results = [(None, exc)] * len(batch)
             self.requests += len(batch)
             self.batches += 1

@@ -151,3 +151,17 @@ def test_a_server_answers_concurrent_requests_as_it_answers_them_one_by_one(reg)
         stop_server(server)
     assert all(status == 200 for status, _ in one_by_one)
     assert concurrent == one_by_one
+
+
+def test_a_request_after_the_thread_stopped_is_still_answered(tabular):
+    """A request that picked a model just before it was unloaded must not wait on an ended thread."""
+    data, _ = _jobs(tabular)[0]
+    worker = PredictThread(tabular, threads=1)
+
+    async def before_and_after():
+        first = await worker.predict(data, None)
+        worker.stop()
+        return first, await asyncio.wait_for(worker.predict(data, None), 60)
+
+    first, after = asyncio.run(before_and_after())
+    assert np.array_equal(first, after)
