@@ -118,16 +118,76 @@ def train(dataset, target, kind, hidden, epochs, batch_size, learning_rate, opti
 @click.option("--force", is_flag=True, help="Re-run selected steps even when cached.")
 @click.option("--only", metavar="STEP", help="Run just this step (what it needs must be cached).")
 @click.option("--until", metavar="STEP", help="Run this step and everything it needs.")
+@click.option("--from", "from_step", metavar="STEP", help="Run this step and everything downstream of it (upstream comes from the cache).")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Run up to N independent steps at once.")
 @click.option("--no-track", is_flag=True, help="Do not log to MLflow (steps that register models will fail).")
-def run(pipeline, params, force, only, until, jobs, no_track) -> None:
+def run(pipeline, params, force, only, until, from_step, jobs, no_track) -> None:
     """Run a pipeline (default: pipelines/default.yaml) headlessly with papermill."""
     from .pipeline import run_pipeline
     from .pipeline.params import parse_assignments
 
     record = run_pipeline(pipeline, overrides=parse_assignments(params), force=force, only=only,
-                          until=until, jobs=jobs, track=not no_track)
+                          until=until, from_step=from_step, jobs=jobs, track=not no_track)
     _print_steps(record.data)
+    _print_left_running(record.run_dir, record.data)
+
+
+def _print_left_running(run_dir: Path, data: dict) -> None:
+    """What the run left running, read back from the deployment store and the retraining records, and how to stop it.
+
+    A deploy step (aidevops:deploy) names its deployment in deployment.json. A monitor step whose rule fired
+    with `action: retrain` leaves a retraining that the deployment's supervisor starts within seconds
+    (deploy/autoretrain.py checks every 2 s), so a pending one is waited for briefly rather than guessed at.
+    """
+    import time
+
+    from .deploy import manager
+    from .errors import NotFound
+    from .loop import RUNNING, retraining_running, retrainings
+    from .monitoring.alertstore import AlertStore
+
+    names = []
+    for step, record in (data.get("steps") or {}).items():
+        folders = [run_dir / step] + ([run_dir.parent / record["cached_from_run"] / step] if record.get("cached_from_run") else [])
+        found = next((f / "deployment.json" for f in folders if (f / "deployment.json").is_file()), None)
+        try:
+            name = json.loads(found.read_text())["name"] if found else None
+        except (OSError, ValueError, KeyError, TypeError):
+            name = None
+        if name and name not in names:
+            names.append(name)
+    ws = _workspace()
+    rows, stop = [], []
+    for name in names:
+        try:
+            dep = manager.get(ws, name)
+        except NotFound:
+            continue
+        if dep.state not in manager.LIVE_STATES or not dep.url:
+            continue
+        rows.append(["deployment", f"'{dep.name}'", f"{dep.url}  ({dep.model} v{dep.active_version})"])
+        stop.append(dep.name)
+        deadline = time.monotonic() + 6.0
+        while True:
+            # A record says running and its process holds the lock (a killed one leaves only the record).
+            running = [r for r in retrainings(ws, name, limit=5) if r.status == RUNNING] if retraining_running(ws, name) else []
+            pending = AlertStore(ws.deploy_db).events(name, action="retrain", unhandled=True, limit=5)
+            if running or not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        for r in running:
+            cause = f"after alert #{r.alert_event_id} ({r.rule})" if r.alert_event_id is not None else f"({r.trigger})"
+            rows.append(["retraining", f"#{r.id}", f"of '{name}' {cause}, in the background; log {dep.log_path}"])
+        if not running and pending:
+            rows.append(["retraining", "pending", f"alert #{pending[-1]['id']} ({pending[-1]['rule']}) asked for one; "
+                                                  f"the supervisor of '{name}' starts it; log {dep.log_path}"])
+    if not rows:
+        return
+    click.echo("running now")
+    for line in table(rows, indent="  "):
+        click.echo(line)
+    also = "  (this ends its retraining too)" if any(r[0] == "retraining" for r in rows) else ""
+    click.echo("stop with  " + "; ".join(f"aidevops undeploy {n}" for n in stop) + also)
 
 
 @main.command()
@@ -157,7 +217,8 @@ def runs(pipeline, limit, as_json) -> None:
 @main.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True)
-def show(run_id, as_json) -> None:
+@click.option("--why", is_flag=True, help="Say for each step why it ran (what changed since its last run) or which run's output it reused.")
+def show(run_id, as_json, why) -> None:
     """Show one run: params, steps, cache hits, notebooks, MLflow ids (RUN_ID may be a prefix or 'latest')."""
     from .pipeline.records import find_run
 
@@ -172,19 +233,26 @@ def show(run_id, as_json) -> None:
     if data.get("mlflow"):
         click.echo(f"mlflow   experiment {data['mlflow']['experiment']} · run {data['mlflow']['run_id']}")
     click.echo("params   " + ", ".join(f"{k}={v}" for k, v in data["params"].items()))
-    _print_steps(data)
+    if data.get("registry"):
+        click.echo("registry " + ", ".join(f"{ref}={v if v is not None else 'none'}" for ref, v in data["registry"].items()))
+    _print_steps(data, why=why)
 
 
-def _print_steps(data: dict) -> None:
+def _print_steps(data: dict, *, why: bool = False) -> None:
     rows = []
     for name, step in data["steps"].items():
         status = step.get("status")
         extra = f"from {step.get('cached_from_run')}" if status == "cached" else f"{step.get('duration_s', 0) or 0:.2f}s" if status in ("ran", "failed") else ""
         rows.append([name, status, extra, step.get("notebook") or ""])
     for line, step in zip(table(rows, indent="  "), data["steps"].values()):
+        status = step.get("status")
         click.echo(line)
         if step.get("error"):
             click.echo(f"      {step['error']}")
+        if why and status not in ("not selected", "pending"):
+            # Runs recorded before aidevops stored key parts have no `why`.
+            for line in step.get("why") or ["(not recorded: this run predates `why`)"]:
+                click.echo(f"      why: {line}")
 
 
 @main.command()

@@ -70,8 +70,10 @@ class StoredStep(BaseModel):
     error: Any = None
     notebook: Any = None
     params: dict[str, Any] = {}
+    why: list[str] = []  # why it ran, or which run's output it reused (the runner writes it)
 
     _objects = field_validator("params", mode="before")(_object)
+    _why = field_validator("why", mode="before")(lambda v: [str(x) for x in v] if isinstance(v, list) else [])
 
 
 class StoredRun(BaseModel):
@@ -127,6 +129,8 @@ def run(ws: Workspace, run_id: str) -> dict[str, Any]:
     summary = run_summary(ws, record)
     summary["git"] = record.git
     summary["mlflow"] = record.mlflow
+    for name, step in record.steps.items():  # the Runs panel's explanation of each step (pipeline/why.py)
+        summary["steps"][name]["why"] = step.why
     return summary
 
 

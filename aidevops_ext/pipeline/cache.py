@@ -1,7 +1,8 @@
 """The step cache: content-hash keys and the stored outputs they map to.
 
 key = hash(code cells, resolved params, kernel, upstream output hashes, input file hashes,
-aidevops_ext version). Markdown is not part of the key, so prose edits never re-run a step.
+aidevops_ext version, and for a step that declares `reads:` the registry aliases' resolved versions and
+the MLflow run ids of the upstream steps it reads). Markdown is not part of the key, so prose edits never re-run a step.
 Entries are content-addressed and never overwritten, so an unchanged step is a hit in every
 later run, not only the next one.
 """
@@ -20,17 +21,23 @@ from .. import __version__
 from .hashing import HashMemo, sha256_text
 
 
-def step_key(
+def key_material(
     *,
     code_cells: tuple[str, ...],
     params: Mapping[str, Any],
     kernel: str,
     upstream: Mapping[str, Mapping[str, str]],
     inputs: Mapping[str, str],
+    registry: Mapping[str, str | None] | None = None,
+    upstream_runs: Mapping[str, str | None] | None = None,
     version: str = __version__,
-) -> str:
-    """Cache key of one step execution (see module docstring)."""
-    material = {
+) -> dict[str, Any]:
+    """Everything a step's result depends on, as one JSON-able mapping (see module docstring).
+
+    `registry` (resolved `reads:` aliases) and `upstream_runs` (MLflow runs of the needed steps it
+    reads) appear only when the step declares them, so the keys of other steps stay as they were.
+    """
+    material: dict[str, Any] = {
         "code": list(code_cells),
         "params": params,
         "kernel": kernel,
@@ -38,7 +45,27 @@ def step_key(
         "inputs": dict(sorted(inputs.items())),
         "aidevops_ext": version,
     }
+    if registry:
+        material["registry"] = dict(sorted(registry.items()))
+    if upstream_runs:
+        material["upstream_runs"] = dict(sorted(upstream_runs.items()))
+    return material
+
+
+def key_of(material: Mapping[str, Any]) -> str:
+    """The cache key of a key_material mapping."""
     return sha256_text(json.dumps(material, sort_keys=True, default=str))
+
+
+def key_parts(material: Mapping[str, Any]) -> dict[str, Any]:
+    """The material as stored in run records and cache entries: code cells by hash, so two runs can be
+    compared cell by cell (`aidevops show RUN --why`) without copying the notebook into every record."""
+    return json.loads(json.dumps(dict(material, code=[sha256_text(c)[:16] for c in material["code"]]), default=str))
+
+
+def step_key(**kwargs: Any) -> str:
+    """Cache key of one step execution (see module docstring and key_material)."""
+    return key_of(key_material(**kwargs))
 
 
 @dataclass

@@ -12,22 +12,26 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
 from ..errors import ConfigError
 from ..workspace import Workspace
-from .cache import StepCache, link_or_copy, step_key
+from .cache import StepCache, key_material, key_of, key_parts, link_or_copy
 from .executor import KernelPool, StepFailed, execute_notebook, import_papermill, kernel_env
 from .notebook import NotebookInfo, read_notebook
 from .params import apply_overrides, step_params
-from .records import RunRecord, git_state, last_run, new_run_id, now_iso
-from .spec import PipelineSpec
+from .records import RunRecord, git_state, iter_runs, last_run, new_run_id, now_iso
+from .spec import MODEL_SELF, PipelineSpec
 from .stepdir import link_step_folder
+from .volatile import RegistryState
+from .why import explain
 
 Echo = Callable[[str], None]
 MAX_EARLY_KERNELS = 3  # idle kernels cost ~50 MB each; beyond a few the boot is hidden anyway
+HISTORY_RUNS = 200  # how far back `why` looks for the last run of a step
 
 
 @dataclass
@@ -38,6 +42,7 @@ class RunOptions:
     force: bool = False
     only: str | None = None
     until: str | None = None
+    from_step: str | None = None  # this step and everything downstream of it
     jobs: int = 1
     progress: bool | None = None  # None: cell progress bars when stderr is a terminal
     track: bool = True  # log to MLflow
@@ -54,12 +59,21 @@ class PipelineRunner:
         self.echo = echo or (lambda msg: print(msg, file=sys.stderr, flush=True))
         if self.opts.jobs < 1:
             raise ConfigError("--jobs must be at least 1.")
-        if self.opts.only and self.opts.until:
-            raise ConfigError("use either --only or --until, not both.")
+        if sum(bool(x) for x in (self.opts.only, self.opts.until, self.opts.from_step)) > 1:
+            raise ConfigError("use one of --only, --until and --from, not several.")
         self.pipeline_params, self.own_params = apply_overrides(spec, self.opts.overrides)
         self.notebooks: dict[str, NotebookInfo] = {s: read_notebook(spec.steps[s].notebook) for s in spec.order}
         self.selected = self._select_steps()
+        # Steps outside the selection whose results the selection needs: all taken from the cache.
+        self.required = self._ancestors(self.selected)
         self.cache = StepCache(ws.cache_dir)
+        self.registry = RegistryState(ws)
+        self.registry_values: dict[str, str | None] = {}
+        # Hits of these steps are checked against MLflow: they read registry state, or a later step
+        # reads their MLflow run.
+        self._verify = {s for s in spec.order if spec.steps[s].reads}
+        self._verify |= {dep for s in spec.order for dep in spec.steps[s].read_runs()}
+        self._history: list[dict[str, Any]] = []
         self._pool: KernelPool | None = None
         self._tracking: _Tracking | None = None
         self._lock = threading.Lock()
@@ -69,6 +83,10 @@ class PipelineRunner:
         if self.opts.only:
             self.spec.step(self.opts.only)
             return [self.opts.only]
+        if self.opts.from_step:
+            self.spec.step(self.opts.from_step)
+            below = self.spec.downstream(self.opts.from_step)
+            return [s for s in self.spec.order if s == self.opts.from_step or s in below]
         if self.opts.until:
             self.spec.step(self.opts.until)
             keep = {self.opts.until}
@@ -77,6 +95,23 @@ class PipelineRunner:
                     keep.update(self.spec.steps[name].needs)
             return [s for s in self.spec.order if s in keep]
         return list(self.spec.order)
+
+    def _ancestors(self, selected: list[str]) -> list[str]:
+        """Every step the selection needs, directly or through another need, that is not selected (spec order)."""
+        seen: set[str] = set()
+        todo = [d for s in selected for d in self.spec.steps[s].needs]
+        while todo:
+            dep = todo.pop()
+            if dep not in seen and dep not in selected:
+                seen.add(dep)
+                todo += self.spec.steps[dep].needs
+        return [s for s in self.spec.order if s in seen]
+
+    def _resolve_reads(self) -> dict[str, str | None]:
+        """Each alias that a step of this run reads, resolved once, before any cache key is computed."""
+        refs = {(self.spec.model if model == MODEL_SELF else model, alias)
+                for s in self.selected + self.required for model, alias in self.spec.steps[s].aliases()}
+        return self.registry.aliases(refs)
 
     def resolved_params(self, step: str) -> dict[str, Any]:
         """The params a step receives (without the runner-injected paths)."""
@@ -90,6 +125,8 @@ class PipelineRunner:
         """Run the pipeline; raises StepFailed (after recording it) when a step fails."""
         ws, spec = self.ws.ensure(), self.spec
         previous = last_run(ws, spec.name)
+        self._history = list(islice(iter_runs(ws, spec.name), HISTORY_RUNS))
+        self.registry_values = self._resolve_reads()
         run_id = new_run_id()
         run_dir = ws.runs_dir / spec.name / run_id
         run_dir.mkdir(parents=True)
@@ -98,7 +135,7 @@ class PipelineRunner:
             "started": now_iso(), "finished": None, "duration_s": None,
             "params": self.pipeline_params, "overrides": self.opts.overrides,
             "selected": self.selected, "kernel": spec.kernel, "git": git_state(spec.root),
-            "aidevops_version": __version__, "mlflow": None,
+            "aidevops_version": __version__, "mlflow": None, "registry": self.registry_values,
             "resumed_from": previous["run_id"] if previous and previous.get("status") == "failed" else None,
             "steps": {s: {"status": "pending" if s in self.selected else "not selected"} for s in spec.order},
         })
@@ -119,13 +156,14 @@ class PipelineRunner:
         done: dict[str, dict[str, str]] = {}  # step -> output hashes
         # Steps outside --only/--until must come from the cache: their outputs feed ours.
         pending = list(self.selected)
-        required = {dep for s in self.selected for dep in self.spec.steps[s].needs if dep not in self.selected}
-        for dep in [s for s in self.spec.order if s in required]:
+        for dep in self.required:
             entry = self._lookup(dep, done, record)
             if entry is None:
+                flag = "--from" if self.opts.from_step else "--only"
+                reason = record.step(dep).get("cache_reason") or "has no cached result for these params"
                 raise ConfigError(
-                    f"step '{pending[0]}' needs '{dep}', which has no cached result for these params; "
-                    f"run without --only first (or with --until {dep})."
+                    f"step '{pending[0]}' needs '{dep}', which {reason.replace('cached result not used: ', 'has no usable cached result: ')}; "
+                    f"run `aidevops run --until {dep}` first, or run without {flag}."
                 )
             self._materialize(dep, entry, record, status="cached")
             done[dep] = entry.outputs
@@ -137,16 +175,18 @@ class PipelineRunner:
                 for name in ready:
                     if failure is not None or len(running) >= self.opts.jobs:
                         break
-                    key = self._cache_key(name, done)
-                    with self._lock:
-                        record.step(name)["cache_key"] = key
-                    entry = None if self.opts.force else self.cache.get(key)
+                    if self.opts.force:
+                        entry, key = None, self._keyed(name, done, record)
+                    else:
+                        entry = self._lookup(name, done, record)
+                        key = record.step(name)["cache_key"]
                     pending.remove(name)
                     if entry is not None:
                         self._materialize(name, entry, record, status="cached")
                         done[name] = entry.outputs
                         self.echo(f"  ✓ {name:<12} cached ({entry.record.get('run_id', '?')})")
                         continue
+                    self._explain_miss(name, record)
                     self._start_tracking_once(record, len(pending) + 1)
                     fut = pool.submit(self._execute_step, name, key, record)
                     running[fut] = name
@@ -167,26 +207,63 @@ class PipelineRunner:
             if failure is not None:
                 raise failure
 
-    def _cache_key(self, name: str, done: dict[str, dict[str, str]]) -> str:
+    def _cache_key(self, name: str, done: dict[str, dict[str, str]], record: RunRecord) -> dict[str, Any]:
+        """The key material of step `name` in this run (cache.key_material)."""
         step = self.spec.steps[name]
         inputs = {}
         for path in step.inputs:
             if not path.is_file():
                 raise ConfigError(f"input file {path} declared by step '{name}' does not exist; create it or fix 'inputs'.")
             inputs[str(path.relative_to(self.spec.root)) if path.is_relative_to(self.spec.root) else str(path)] = self.cache.memo.hash(path)
-        return step_key(
+        registry = {ref: self.registry_values.get(ref) for ref in
+                    (f"{self.spec.model if m == MODEL_SELF else m}@{a}" for m, a in step.aliases())}
+        with self._lock:
+            upstream_runs = {dep: record.step(dep).get("mlflow_run_id") for dep in step.read_runs()}
+        return key_material(
             code_cells=self.notebooks[name].code_cells,
             params=self.resolved_params(name),
             kernel=self.spec.kernel,
             upstream={dep: done[dep] for dep in step.needs},
             inputs=inputs,
+            registry=registry,
+            upstream_runs=upstream_runs,
         )
 
-    def _lookup(self, name: str, done: dict[str, dict[str, str]], record: RunRecord):
-        key = self._cache_key(name, done)
+    def _keyed(self, name: str, done: dict[str, dict[str, str]], record: RunRecord) -> str:
+        """Compute step `name`'s key, record it with its parts (for `why`), return it."""
+        material = self._cache_key(name, done, record)
+        key = key_of(material)
         with self._lock:
-            record.step(name)["cache_key"] = key
-        return self.cache.get(key)
+            record.step(name).update({"cache_key": key, "key_parts": key_parts(material)})
+        return key
+
+    def _lookup(self, name: str, done: dict[str, dict[str, str]], record: RunRecord):
+        """The usable cache entry of step `name`, or None (with the reason recorded when a hit was refused)."""
+        entry = self.cache.get(self._keyed(name, done, record))
+        if entry is None:
+            return None
+        versions = entry.record.get("model_versions") or []
+        if name in self._verify or versions:
+            reason = self.registry.missing(entry.record.get("mlflow_run_id"), versions)
+            if reason:
+                with self._lock:
+                    record.step(name)["cache_reason"] = reason
+                return None
+        return entry
+
+    def _previous_parts(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """(run id, key parts) of the last earlier run in which step `name` ran or was cached."""
+        for run in self._history:
+            step = (run.get("steps") or {}).get(name) or {}
+            if step.get("key_parts") and step.get("status") in ("ran", "cached"):
+                return run["run_id"], step["key_parts"]
+        return None
+
+    def _explain_miss(self, name: str, record: RunRecord) -> None:
+        with self._lock:
+            step = record.step(name)
+            step["why"] = explain(step["key_parts"], self._previous_parts(name),
+                                  miss_reason=step.get("cache_reason"), forced=self.opts.force)
 
     def _materialize(self, name: str, entry, record: RunRecord, *, status: str) -> None:
         step_dir = record.run_dir / name
@@ -205,6 +282,8 @@ class PipelineRunner:
                 "cached_from_run": entry.record.get("run_id"), "outputs": entry.outputs,
                 "notebook": str(step_dir / notebook) if notebook else None,
                 "mlflow_run_id": entry.record.get("mlflow_run_id"),
+                "model_versions": entry.record.get("model_versions") or [],
+                "why": explain({}, None, hit_from=entry.record.get("run_id")),
                 "duration_s": 0.0,
                 "params": self.resolved_params(name),
             })
@@ -267,9 +346,14 @@ class PipelineRunner:
         finally:
             self._pool.release(km)
         phases.mark("kernel_release")
+        # What the step registered, so a later hit can check it still exists (volatile.py).
+        versions = self.registry.versions_of_run(mlflow_run) if mlflow_run else []
+        with self._lock:
+            parts = record.step(name).get("key_parts")
         entry = self.cache.put(key, step_dir, list(step.outputs), {
             "step": name, "pipeline": self.spec.name, "run_id": record.run_id, "created": now_iso(),
-            "mlflow_run_id": mlflow_run, "notebook_file": output_nb.name,
+            "mlflow_run_id": mlflow_run, "notebook_file": output_nb.name, "model_versions": versions,
+            "key_parts": parts,
         })
         link_or_copy(output_nb, entry.folder / output_nb.name)
         phases.mark("cache_put")
@@ -280,7 +364,8 @@ class PipelineRunner:
         duration = time.perf_counter() - t0
         with self._lock:
             record.step(name).update({"status": "ran", "duration_s": round(duration, 4), "phases_s": phases.data,
-                                      "cells_s": round(result.cells_seconds, 4), "outputs": entry.outputs})
+                                      "cells_s": round(result.cells_seconds, 4), "outputs": entry.outputs,
+                                      "model_versions": versions})
             record.save()
         self.echo(f"  ✓ {name:<12} ran in {duration:.1f}s")
         return entry.outputs

@@ -17,7 +17,8 @@ from ..errors import ConfigError
 
 _SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps", "preload",
               "data"}
-_STEP_KEYS = {"notebook", "params", "needs", "outputs", "inputs", "description"}
+_STEP_KEYS = {"notebook", "params", "needs", "outputs", "inputs", "description", "reads"}
+MODEL_SELF = "model"  # `reads: [model@champion]`: "model" means the pipeline's own `model:`
 DEFAULT_KERNEL = "python3"
 SHIPPED_PREFIX = "aidevops:"  # `notebook: aidevops:evaluate` names a step shipped inside the package
 SHIPPED_STEPS = Path(__file__).resolve().parent.parent / "steps"
@@ -34,6 +35,17 @@ class StepSpec:
     outputs: tuple[str, ...] = ()
     inputs: tuple[Path, ...] = ()
     description: str = ""
+    # State outside the step folder that the step reads: `NAME@ALIAS` (a registry alias, resolved to
+    # its version once per run) or a needed step (read through its MLflow run). Both enter the cache key.
+    reads: tuple[str, ...] = ()
+
+    def aliases(self) -> list[tuple[str, str]]:
+        """The (model, alias) pairs this step reads; model may be MODEL_SELF."""
+        return [tuple(r.split("@", 1)) for r in self.reads if "@" in r]  # type: ignore[misc]
+
+    def read_runs(self) -> list[str]:
+        """The needed steps whose MLflow run this step reads."""
+        return [r for r in self.reads if "@" not in r]
 
 
 @dataclass(frozen=True)
@@ -177,11 +189,21 @@ def _load_step(name: str, raw: Any, root: Path, spec_name: str) -> StepSpec:
     for outputs in (raw.get("outputs") or []):
         if Path(str(outputs)).is_absolute() or ".." in Path(str(outputs)).parts:
             raise ConfigError(f"output '{outputs}' of step '{name}' must be a relative path inside the step folder.")
+    needs = tuple(_str_list(raw.get("needs"), f"'needs' of step '{name}'"))
+    reads = tuple(_str_list(raw.get("reads"), f"'reads' of step '{name}'"))
+    for entry in reads:
+        model, _, alias = entry.partition("@")
+        if ("@" in entry and not (model and alias)) or ("@" not in entry and entry not in needs):
+            raise ConfigError(
+                f"'reads' entry '{entry}' of step '{name}' in {spec_name} is neither MODEL@ALIAS (a registry alias, "
+                f"e.g. model@champion for the pipeline's model) nor a step it needs ({', '.join(needs) or 'none'}); fix it."
+            )
     return StepSpec(
         name=name,
         notebook=notebook,
         params=dict(params),
-        needs=tuple(_str_list(raw.get("needs"), f"'needs' of step '{name}'")),
+        needs=needs,
+        reads=reads,
         outputs=tuple(_str_list(raw.get("outputs"), f"'outputs' of step '{name}'")),
         inputs=tuple((root / p).resolve() for p in _str_list(raw.get("inputs"), f"'inputs' of step '{name}'")),
         description=str(raw.get("description") or ""),
