@@ -415,6 +415,9 @@ class StepState(Answer):
     duration_s: Optional[float] = None
     error: Optional[str] = None
     params: dict[str, Any] = {}
+    why: list[str] = Field(default=[], description="Why the step ran (what changed since its last run: a code cell, "
+                           "param, upstream output, input file, kernel, aidevops_ext version or registry value), or which "
+                           "run's output it reused. Only in the one-run answer.")
 
 
 class Run(Answer):
