@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import write_notebook
+from tests.deploy.conftest import MODEL, deploy_env, reg  # noqa: F401 - a real registry and supervised servers
+from tests.deploy.conftest import deployer  # noqa: F401
 
 SPEC = """
 name: tiny
@@ -48,3 +50,41 @@ def test_a_run_prints_its_steps_without_kernel_transport_warnings_or_leftover_so
     assert "running now" not in output, "a run that deployed nothing must not claim something runs"
     leftovers = [p for p in tmp_path.rglob("*") if "-ipc-" in p.name or p.name.startswith(("kernel-", "k-"))]
     assert leftovers == [], f"kernel connection files or sockets in the project: {leftovers}"
+
+
+DEPLOY_SPEC = """
+name: ships
+steps:
+  deploy:
+    notebook: nb/deploy.ipynb
+"""
+
+
+def test_a_run_that_deployed_ends_with_its_url_its_retraining_and_how_to_stop_them(reg, deployer):
+    """A step that names a live deployment in deployment.json (as aidevops:deploy does), while a retraining
+    of it holds its lock: the run's last lines say both, with the deployment's URL, log and undeploy command."""
+    from aidevops_ext import loop
+
+    name = "left-running"
+    dep = deployer(f"{MODEL}@champion", name).deployment
+    ws = reg.ws
+    (reg.root / "pipelines").mkdir(exist_ok=True)
+    (reg.root / "pipelines" / "ships.yaml").write_text(DEPLOY_SPEC)
+    write_notebook(reg.root / "nb" / "deploy.ipynb", INJECTED,
+                   f"import json, os\njson.dump({{'name': {name!r}}}, open(os.path.join(step_dir, 'deployment.json'), 'w'))")
+    rid = loop._start(ws, deployment=name, model=MODEL, trigger="manual", status=loop.RUNNING, started=0.0)
+    lock = loop.retraining_lock(ws, name)  # held as `aidevops retrain` holds it while it runs
+    try:
+        result = _aidevops(reg.root, "run", "ships", "--no-track")
+    finally:
+        lock.close()
+        loop._update(ws, rid, status=loop.FAILED, message="test finished")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    tail = result.stdout[result.stdout.index("running now"):]
+    assert f"'{name}'  {dep.url}" in tail, tail
+    assert f"#{rid}" in tail and f"log {dep.log_path}" in tail, tail
+    assert tail.rstrip().endswith(f"aidevops undeploy {name}  (this ends its retraining too)"), tail
+
+    quiet = _aidevops(reg.root, "run", "ships", "--no-track", "--force")
+    assert quiet.returncode == 0 and "retraining" not in quiet.stdout, "a released lock means no retraining runs"
