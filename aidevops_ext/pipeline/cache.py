@@ -124,6 +124,23 @@ class StepCache:
         os.replace(tmp, folder)
         return CacheEntry(key, folder, record)
 
+    def alias(self, key: str, new_key: str) -> None:
+        """Make the entry under `key` a hit under `new_key` too (files linked, not copied), unless one exists."""
+        entry = self.get(key)
+        if entry is None or new_key == key or self.get(new_key) is not None:
+            return
+        folder = self._folder(new_key)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{new_key[:8]}."))
+        for src in entry.folder.rglob("*"):
+            if src.is_file() and src.name != "entry.json":
+                dst = tmp / src.relative_to(entry.folder)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                link_or_copy(src, dst)
+        (tmp / "entry.json").write_text(json.dumps(dict(entry.record, key=new_key, aliased_from=key), indent=1, default=str))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+
 
 def expand_outputs(step_dir: Path, outputs: list[str]) -> list[str]:
     """Declared outputs as file paths relative to `step_dir` (a declared folder means its files)."""

@@ -74,6 +74,7 @@ class PipelineRunner:
         self._verify = {s for s in spec.order if spec.steps[s].reads}
         self._verify |= {dep for s in spec.order for dep in spec.steps[s].read_runs()}
         self._history: list[dict[str, Any]] = []
+        self._materials: dict[str, dict[str, Any]] = {}  # step -> key material in this run
         self._pool: KernelPool | None = None
         self._tracking: _Tracking | None = None
         self._lock = threading.Lock()
@@ -144,6 +145,7 @@ class PipelineRunner:
         status = "failed"
         try:
             self._run_steps(record)
+            self._remember_own_promotions(record)
             status = "succeeded"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -233,6 +235,7 @@ class PipelineRunner:
         """Compute step `name`'s key, record it with its parts (for `why`), return it."""
         material = self._cache_key(name, done, record)
         key = key_of(material)
+        self._materials[name] = material
         with self._lock:
             record.step(name).update({"cache_key": key, "key_parts": key_parts(material)})
         return key
@@ -250,6 +253,28 @@ class PipelineRunner:
                     record.step(name)["cache_reason"] = reason
                 return None
         return entry
+
+    def _remember_own_promotions(self, record: RunRecord) -> None:
+        """File this run's results of alias-reading steps also under the alias values this run itself set.
+
+        A register step that promotes its candidate moves `champion`; without this the next, unchanged run
+        would see a moved champion, evaluate the champion against itself and register a duplicate version,
+        and so on every run. Only moves to a version this run's own steps registered count: a move by
+        another run still makes those steps miss.
+        """
+        if not self.registry_values:
+            return
+        produced = {(v["name"], v["version"]) for s in record.data["steps"].values() for v in s.get("model_versions") or []}
+        if not produced:
+            return
+        now = self.registry.aliases({tuple(ref.rsplit("@", 1)) for ref in self.registry_values})  # type: ignore[misc]
+        moved = {ref: v for ref, v in now.items()
+                 if v != self.registry_values.get(ref) and (ref.rsplit("@", 1)[0], v) in produced}
+        for name, material in self._materials.items():
+            reads = material.get("registry") or {}
+            if not set(reads) & set(moved) or record.step(name).get("status") not in ("ran", "cached"):
+                continue
+            self.cache.alias(key_of(material), key_of(dict(material, registry={**reads, **{r: moved[r] for r in reads if r in moved}})))
 
     def _previous_parts(self, name: str) -> tuple[str, dict[str, Any]] | None:
         """(run id, key parts) of the last earlier run in which step `name` ran or was cached."""

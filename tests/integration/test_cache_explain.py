@@ -53,6 +53,10 @@ steps:
   report: {notebook: nb/copy.ipynb, needs: [register], params: {src: register, out: report.json}, outputs: [report.json]}
 """
 
+# The same chain whose register step registers a version in its own MLflow run and makes it champion.
+PROMOTING = GATED.replace("name: gated", "name: promoting").replace(
+    "register: {notebook: nb/copy.ipynb", "register: {notebook: nb/promote.ipynb")
+
 
 def _read_upstream(step: str, name: str) -> str:
     return f"json.load(open(os.path.join(upstream['{step}'], '{name}')))"
@@ -64,6 +68,7 @@ def project(tmp_path, clean_env):
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "toy.yaml").write_text(TOY)
     (tmp_path / "pipelines" / "gated.yaml").write_text(GATED)
+    (tmp_path / "pipelines" / "promoting.yaml").write_text(PROMOTING)
     nb = tmp_path / "nb"
     write_notebook(nb / "load.ipynb", INJECTED,
                    "import json, os\njson.dump([1, 2, 3], open(os.path.join(step_dir, 'numbers.json'), 'w'))")
@@ -82,6 +87,13 @@ def project(tmp_path, clean_env):
                    "import os, shutil\nfolder = upstream[src]\n"
                    "shutil.copy(os.path.join(folder, sorted(f for f in os.listdir(folder) if f.endswith('.json'))[0]),"
                    " os.path.join(step_dir, out))")
+    write_notebook(nb / "promote.ipynb", "src = None\nout = None\nmlflow_run_id = None\n" + INJECTED,
+                   "import json, os\nfrom mlflow import MlflowClient\nclient = MlflowClient()\n"
+                   "if not client.search_registered_models(\"name = 'toy-model'\"):\n"
+                   "    client.create_registered_model('toy-model')\n"
+                   "mv = client.create_model_version('toy-model', os.path.abspath(step_dir), run_id=mlflow_run_id)\n"
+                   "client.set_registered_model_alias('toy-model', 'champion', mv.version)\n"
+                   "json.dump({'version': mv.version}, open(os.path.join(step_dir, out), 'w'))")
     return tmp_path
 
 
@@ -125,17 +137,26 @@ def test_moving_champion_reruns_evaluate_and_register_and_nothing_else(project):
     assert f"against run {second.run_id}: registry toy-model@champion: version 1 → 2" in moved.data["steps"]["evaluate"]["why"]
 
 
+def test_a_runs_own_promotion_leaves_the_next_run_fully_cached(project):
+    first = run(project, "promoting", track=True)
+    assert first.data["steps"]["register"]["model_versions"] == [{"name": "toy-model", "version": "1"}]
+    # The champion moved from none to version 1, but this run moved it: no self-comparison, no version 2.
+    again = run(project, "promoting", track=True)
+    assert set(statuses(again).values()) == {"cached"}
+    assert again.data["registry"] == {"toy-model@champion": "1"}
+
+
 def test_deleted_mlflow_db_makes_register_a_miss_with_the_reason(project):
-    first = run(project, "gated", track=True)
+    first = run(project, "promoting", track=True)
     register_run = first.data["steps"]["register"]["mlflow_run_id"]
     assert register_run
     (Workspace(project).state / "mlflow.db").unlink()
 
     # A new process, as after deleting the file by hand: this one's MLflow store still holds the old file open.
-    done = subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "run", "gated"], cwd=project,
+    done = subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "run", "promoting"], cwd=project,
                           env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    again = next(r for r in iter_runs(Workspace(project), "gated"))
+    again = next(r for r in iter_runs(Workspace(project), "promoting"))
     steps = again["steps"]
     # Steps that touch no registry state keep their hits; those that read it check it is still there.
     assert {name: step["status"] for name, step in steps.items()} == {"load": "cached", "train": "cached", "evaluate": "ran", "register": "ran",
