@@ -113,3 +113,12 @@ def test_pre_commit_hook_strips_notebooks(executed_notebook, tmp_path):
     git("add", ".")
     second = subprocess.run(pre_commit, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
+
+
+def test_no_two_test_modules_share_a_basename():
+    """The test folders are not packages: pytest imports each module by its basename, so a second
+    tests/*/test_x.py would stop the whole run at collection."""
+    from collections import Counter
+
+    names = Counter(p.name for p in (REPO / "tests").rglob("test_*.py"))
+    assert [n for n, c in names.items() if c > 1] == []
