@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import uuid
 import webbrowser
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -176,7 +177,7 @@ def panel_pair(state: Path, a: RunView, b: RunView, step: str) -> tuple[Path, Pa
         if source is None:
             raise ConfigError(f"The executed notebook of step '{step}' of run {run.run_id} is no longer in the workspace.")
         target = folder / f"{tag}-{_safe_name(source.name)}"
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")  # requests may overlap
         temporary.write_text(json.dumps(normalised(source, run), indent=1), encoding="utf-8")
         os.replace(temporary, target)
         written.append(target)
