@@ -140,6 +140,7 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
     (deploy/autoretrain.py checks every 2 s), so a pending one is waited for briefly rather than guessed at.
     """
     import time
+    from datetime import datetime
 
     from .deploy import manager
     from .errors import NotFound
@@ -157,6 +158,10 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
         if name and name not in names:
             names.append(name)
     ws = _workspace()
+    try:
+        since = datetime.fromisoformat(data["started"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        since = time.time() - 600
     rows, stop = [], []
     for name in names:
         try:
@@ -171,7 +176,9 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
         while True:
             # A record says running and its process holds the lock (a killed one leaves only the record).
             running = [r for r in retrainings(ws, name, limit=5) if r.status == RUNNING] if retraining_running(ws, name) else []
-            pending = AlertStore(ws.deploy_db).events(name, action="retrain", unhandled=True, limit=5)
+            # Only this run's alerts: an unhandled one from before the supervisor started is never taken up.
+            pending = [e for e in AlertStore(ws.deploy_db).events(name, action="retrain", unhandled=True, limit=5)
+                       if e["at"] >= since]
             if running or not pending or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
