@@ -2,9 +2,9 @@
 
 Why: a scikit-learn pipeline's predict costs milliseconds per call whatever the row count (pandas column
 handling, validation, one tree walk per call), and its OpenMP loops, started from several request threads
-at once on shared cores, mostly wait on each other. So each row-wise `PyfuncModel` (app.Server.predict_foreign)
-gets one thread that runs with `threads` OpenMP/BLAS threads, takes every request waiting in its queue,
-and predicts those that can go together as one DataFrame. Nothing waits for a batch to fill: a lone request is predicted at once, and
+at once on shared cores, mostly wait on each other. So each row-wise `PyfuncModel`
+(app.Server.predict_foreign) gets one thread that runs with `threads` OpenMP/BLAS threads, takes every
+request waiting in its queue, and predicts those that can go together as one DataFrame. Nothing waits for a batch to fill: a lone request is predicted at once, and
 requests merge only when they arrive while the previous call runs (docs/architecture.md, "Data flow
 of a request").
 

@@ -10,6 +10,8 @@ serve` parses for it: Python's JSON parser (which takes MLflow's own `NaN` liter
 then the model's predict with MLflow's schema enforcement, which is the judge of types: nulls in numeric
 columns, ints in double columns, numeric strings all get MLflow's answer, and what MLflow refuses is a
 400 here too. tests/serving/test_foreign_parity.py sends one corpus to both servers to hold us to that.
+The plain `dataframe_split` body of doubles and strings skips MLflow's generic parser for the same frame
+built column by column (splitframe.py; tests/serving/test_foreign_splitframe.py compares the two).
 """
 
 from __future__ import annotations
