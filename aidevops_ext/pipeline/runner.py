@@ -156,7 +156,7 @@ class PipelineRunner:
 
     def _run_steps(self, record: RunRecord) -> None:
         done: dict[str, dict[str, str]] = {}  # step -> output hashes
-        # Steps outside --only/--until must come from the cache: their outputs feed ours.
+        # Steps outside --only/--until/--from must come from the cache: their outputs feed ours.
         pending = list(self.selected)
         for dep in self.required:
             entry = self._lookup(dep, done, record)
