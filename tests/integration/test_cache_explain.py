@@ -196,3 +196,9 @@ def test_run_from_runs_exactly_the_step_and_its_downstream(project):
 def test_run_from_without_cached_upstream_says_what_to_run_first(project):
     with pytest.raises(ConfigError, match=r"needs 'load', which has no cached result .*aidevops run --until load"):
         run(project, "toy", from_step="double")
+
+
+def test_a_reads_entry_that_is_neither_an_alias_nor_a_need_is_named(project):
+    (project / "pipelines" / "bad.yaml").write_text(GATED.replace("reads: [model@champion],", "reads: [champion],", 1))
+    with pytest.raises(ConfigError, match=r"'reads' entry 'champion' of step 'evaluate' in bad.yaml is neither MODEL@ALIAS"):
+        load_spec(project / "pipelines" / "bad.yaml", project)
