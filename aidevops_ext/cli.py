@@ -139,14 +139,6 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
     with `action: retrain` leaves a retraining that the deployment's supervisor starts within seconds
     (deploy/autoretrain.py checks every 2 s), so a pending one is waited for briefly rather than guessed at.
     """
-    import time
-    from datetime import datetime
-
-    from .deploy import manager
-    from .errors import NotFound
-    from .loop import RUNNING, retraining_running, retrainings
-    from .monitoring.alertstore import AlertStore
-
     names = []
     for step, record in (data.get("steps") or {}).items():
         folders = [run_dir / step] + ([run_dir.parent / record["cached_from_run"] / step] if record.get("cached_from_run") else [])
@@ -157,6 +149,16 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
             name = None
         if name and name not in names:
             names.append(name)
+    if not names:
+        return  # nothing deployed: a fully cached run stays free of numpy, MLflow and the deploy layer
+    import time
+    from datetime import datetime
+
+    from .deploy import manager
+    from .errors import NotFound
+    from .loop import RUNNING, retraining_running, retrainings
+    from .monitoring.alertstore import AlertStore
+
     ws = _workspace()
     try:
         since = datetime.fromisoformat(data["started"]).timestamp()
