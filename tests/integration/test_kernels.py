@@ -111,7 +111,7 @@ def test_init_installs_kernels_and_nbdime_git_integration_idempotently(venv, tmp
     for name in SHIPPED:
         spec = json.loads((kernels / name / "kernel.json").read_text())
         assert spec["argv"][0] == python, "installed into the environment it was run from (--sys-prefix)"
-        assert f"kernel {name}" in first.stdout and "installed" in first.stdout
+        assert re.search(rf"^kernel\s+{name}\s+installed\s", first.stdout, re.M), first.stdout
     assert set(kernels_of(env, python)) >= set(SHIPPED)
     config = git("config", "--local", "--list")
     assert "diff.jupyternotebook.command=git-nbdiffdriver diff" in config
