@@ -17,6 +17,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY aidevops_ext/ aidevops_ext/
 COPY kernels/ kernels/
+# The wheel carries the notebooks and pipelines as the `digits` template of `aidevops new` (pyproject's force-include).
+COPY notebooks/ notebooks/
+COPY pipelines/ pipelines/
 RUN python -m venv /opt/aidevops \
  && /opt/aidevops/bin/pip install --no-cache-dir --disable-pip-version-check "pip>=24" \
  && SKIP_JUPYTER_BUILDER=1 /opt/aidevops/bin/pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /dist . \

@@ -20,6 +20,8 @@ import pytest
 import yaml
 
 import mlflow
+import mlflow.tracking._model_registry.utils as mlflow_registry_utils
+import mlflow.tracking._tracking_service.utils as mlflow_tracking_utils
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -51,8 +53,11 @@ def ws(tmp_path_factory):
         mp.chdir(root)
         workspace = Workspace(root)
         workspace.ensure()
+        saved = (mlflow_tracking_utils._tracking_uri, mlflow_registry_utils._registry_uri)
         registry.configure(workspace)
         yield workspace
+        # MLflow keeps the URIs in process-wide state: later test modules must not find this store there.
+        mlflow_tracking_utils._tracking_uri, mlflow_registry_utils._registry_uri = saved
 
 
 @pytest.fixture(scope="module")

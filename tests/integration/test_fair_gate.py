@@ -63,7 +63,7 @@ def test_a_new_seed_is_compared_with_the_champion_on_rows_neither_trained_on(two
     # The champion's recorded lineage really excludes every compared row.
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}", registry_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
     uri = client.get_model_version("ci-digits", "1").tags["aidevops.train_keys"]
     assert uri.startswith(f"runs:/{client.get_model_version('ci-digits', '1').run_id}/")
     local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(root / "keys"),
@@ -94,7 +94,7 @@ def test_the_decision_follows_the_numbers_on_the_same_rows_and_the_listing_shows
     # The gate's markdown report, as logged to the register step's MLflow run, says the same.
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}", registry_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
     report = client.download_artifacts(second["run"]["steps"]["register"]["mlflow_run_id"], "gate/decision.md", str(root))
     text = Path(report).read_text()
     assert f"Scored on {compared_on}." in text and f"| accuracy | {cand:.6g} | {champ:.6g} |" in text
@@ -120,7 +120,7 @@ def test_overlap_from_a_larger_test_fraction_and_from_live_rows_is_left_out_and_
     import mlflow
 
     uri = f"sqlite:///{root / '.aidevops' / 'mlflow.db'}"
-    tags = mlflow.MlflowClient(tracking_uri=uri).get_model_version("ci-digits", third["registration"]["version"]).tags
+    tags = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("ci-digits", third["registration"]["version"]).tags
     local = mlflow.artifacts.download_artifacts(artifact_uri=tags["aidevops.train_keys"], dst_path=str(root / "k3"),
                                                 tracking_uri=uri)
     assert np.isin(splitting.row_keys(first["split"].X_test[:30]), splitting.load_keys(local)).all()
