@@ -175,9 +175,11 @@ def test_diff_two_runs_in_a_lab_tab_with_nbdime(page, api, seeded):
 
     select.select_option("train")
     expect(page.locator(".jp-aidevops-diff-header")).to_have_attribute("data-step", "train")
-    expect(iframe).to_have_attribute("src", re.compile(r"nbdime/difftool\?base=.*%2Ftrain%2F02_train\.ipynb"))
+    expect(iframe).to_have_attribute("src", re.compile(r"nbdime/difftool\?base=.*--train%2Fbase-02_train\.ipynb"))
     frame.locator(".jp-Notebook-diff .cm-merge-r-inserted").first.wait_for(timeout=60_000)
     expect(frame.locator(".cm-line:has(.cm-merge-r-inserted)", has_text="seed = 1")).to_have_count(1)
+    for noise in ("run_dir", "step_dir", "mlflow_run_id", "pipeline_run_id"):  # masked: only the real change shows
+        expect(frame.locator(".cm-line:has(.cm-merge-r-inserted)", has_text=noise)).to_have_count(0)
     shot(page, "runs-diff-train")
     page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Diff").locator(".lm-TabBar-tabCloseIcon").click()
     for run_id in seeded.runs:
