@@ -19,13 +19,13 @@ import contextlib
 import fcntl
 import functools
 import json
-import re
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError, NotFound
+from ..names import is_valid_name
 from ..workspace import Workspace
 from .local import (
     AdminClient,
@@ -44,7 +44,6 @@ from .versions import Reference, Target, check_predictions, parse_target, parse_
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_FOLLOW_SECONDS = 10.0
-_DEPLOYMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 LIVE_STATES = (STARTING, RUNNING, RESTARTING)
 
 
@@ -96,7 +95,7 @@ def _serialized(fn: Callable) -> Callable:
 
 def check_name(name: str) -> str:
     """A deployment name: letters, digits, '.', '_' and '-' (at most 63); ConfigError otherwise."""
-    if not isinstance(name, str) or not _DEPLOYMENT_NAME.match(name):
+    if not is_valid_name(name):
         raise ConfigError(f"Deployment name {str(name)[:80]!r} is not allowed; use letters, digits, '.', '_' or '-' "
                           "(at most 63 characters), or pass --name.")
     return name

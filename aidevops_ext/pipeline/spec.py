@@ -14,6 +14,7 @@ import yaml
 
 from ..datasection import check_data
 from ..errors import ConfigError
+from ..names import is_valid_name
 
 _SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps", "preload",
               "data"}
@@ -135,6 +136,9 @@ def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
         raise ConfigError(f"pipeline spec {path} must be a YAML mapping with a 'steps' section.")
     _check_keys(raw, _SPEC_KEYS, f"pipeline spec {path.name}")
     name = str(raw.get("name") or path.stem)
+    if not is_valid_name(name):  # it names the run folder .aidevops/runs/<name>/
+        raise ConfigError(f"pipeline name {name[:80]!r} in {path.name} is not allowed; use letters, digits, '.', '_' "
+                          "or '-' (at most 63 characters, starting with a letter or digit).")
     params = raw.get("params") or {}
     if not isinstance(params, dict):
         raise ConfigError(f"'params' in {path.name} must be a mapping of name: default value.")
@@ -179,6 +183,9 @@ def _bool(value: Any, what: str) -> bool:
 
 
 def _load_step(name: str, raw: Any, root: Path, spec_name: str) -> StepSpec:
+    if not is_valid_name(name):  # it names the step folder inside the run folder
+        raise ConfigError(f"step name {str(name)[:80]!r} in {spec_name} is not allowed; use letters, digits, '.', '_' "
+                          "or '-' (at most 63 characters, starting with a letter or digit).")
     if not isinstance(raw, dict) or "notebook" not in raw:
         raise ConfigError(f"step '{name}' in {spec_name} must be a mapping with at least a 'notebook' path.")
     _check_keys(raw, _STEP_KEYS, f"step '{name}' in {spec_name}")

@@ -144,3 +144,16 @@ def test_cache_key_sensitivity():
     assert step_key(**{**base, "upstream": {"p": {"f": "h2"}}}) != key
     assert step_key(**{**base, "inputs": {"d.csv": "h"}}) != key
     assert step_key(**base, version="9.9") != key
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("name: ../../../x\nsteps:\n  a: {notebook: nb/a.ipynb}\n", "pipeline name '../../../x' in p.yaml is not allowed"),
+    ("name: .hidden\nsteps:\n  a: {notebook: nb/a.ipynb}\n", "pipeline name '.hidden'"),
+    ("name: p\nsteps:\n  ../up: {notebook: nb/a.ipynb}\n", "step name '../up' in p.yaml is not allowed"),
+    ("name: p\nsteps:\n  a/b: {notebook: nb/a.ipynb}\n", "step name 'a/b'"),
+])
+def test_pipeline_and_step_names_that_would_leave_their_folder_are_refused(tmp_path, text, needle):
+    with pytest.raises(ConfigError) as refused:
+        _spec(tmp_path, text)
+    assert needle in str(refused.value)
+    assert not (tmp_path / ".aidevops").exists(), "nothing written"
