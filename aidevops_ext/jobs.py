@@ -119,14 +119,29 @@ def rerun(ws: Workspace, run_id: str, overrides: Mapping[str, Any] | None = None
     return start_run(ws, record["pipeline"], (record.get("overrides") or {}) if overrides is None else overrides)
 
 
-def log_tail(job: Job, lines: int = 30) -> list[str]:
-    """The last `lines` lines of a job's output."""
-    if not job.log or not Path(job.log).is_file():
+def log_tail(ws: Workspace, job: Job, lines: int = 30) -> list[str]:
+    """The last `lines` lines of a job's output; nothing for a log outside the workspace's jobs folder.
+
+    The path comes from the job's record, a file on disk: a record edited to name another file must not turn
+    the Runs panel into a reader of any file the server can open.
+    """
+    if not job.log:
         return []
-    with open(job.log, "rb") as fh:
+    path = Path(job.log).resolve()
+    if not path.is_relative_to(_dir(ws).resolve()) or not path.is_file():
+        return []
+    with open(path, "rb") as fh:
         fh.seek(0, os.SEEK_END)
         fh.seek(max(0, fh.tell() - 64 * 1024))  # the tail only: a long run's log is not read whole each poll
         return fh.read().decode("utf-8", errors="replace").splitlines()[-lines:]
+
+
+def _read(path: Path) -> Job:
+    """A job record, or one sentence when the file is not one (never a 500 for a damaged record)."""
+    try:
+        return Job(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"job record {path.name} is not a readable job ({type(exc).__name__}); remove it.") from None
 
 
 def get(ws: Workspace, job_id: str) -> Job:
@@ -136,11 +151,11 @@ def get(ws: Workspace, job_id: str) -> Job:
     path = _dir(ws) / f"{job_id}.json"
     if not path.is_file():
         raise NotFound(f"there is no job '{job_id}' in {_dir(ws)}.")
-    job = Job(**json.loads(path.read_text()))
+    job = _read(path)
     from .deploy.local import pid_alive  # noqa: PLC0415
 
     if job.status == RUNNING and job.pid and not pid_alive(job.pid):
-        job = Job(**json.loads(path.read_text()))  # the wrapper may have just written the end
+        job = _read(path)  # the wrapper may have just written the end
         if job.status == RUNNING:
             job.status, job.message, job.finished = FAILED, "the job's process ended without recording an exit code", time.time()
             _save(ws, job)
@@ -153,8 +168,15 @@ def list_jobs(ws: Workspace, limit: int = 50) -> list[Job]:
     """Jobs, newest first."""
     if not _dir(ws).is_dir():
         return []
-    ids = sorted((p.stem for p in _dir(ws).glob("*.json")), reverse=True)[:limit]
-    return [get(ws, i) for i in ids]
+    found = []
+    for job_id in sorted((p.stem for p in _dir(ws).glob("*.json")), reverse=True):
+        try:
+            found.append(get(ws, job_id))
+        except ConfigError:
+            continue  # a damaged or foreign file in the folder: GET jobs/ID names it, the listing goes on
+        if len(found) == limit:
+            break
+    return found
 
 
 def _run_of(ws: Workspace, job: Job) -> str | None:

@@ -203,7 +203,7 @@ def job(ws: Workspace, job_id: str) -> dict[str, Any]:
 
     found = jobs.get(ws, job_id)
     out = found.to_dict()
-    out["log_tail"] = jobs.log_tail(found)
+    out["log_tail"] = jobs.log_tail(ws, found)
     record = run_by_id(ws, found.run_id)
     out["run"] = run_summary(ws, record) if record else None
     return out

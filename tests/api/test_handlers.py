@@ -96,3 +96,33 @@ async def test_runs_show_the_workspace_records_newest_first_and_one_by_exact_id(
     assert status == 200 and one["run_id"] == "20261201-100000-000-aaaaaa" and one["params"] == {"seed": 1}
     status, answer = await _call(jp_fetch, "runs/20261201")  # a prefix is not an id: a link never changes meaning
     assert status == 404
+
+
+def _job_record(workspace, job_id: str, **fields) -> None:
+    folder = workspace / ".aidevops" / "jobs"
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"id": job_id, "kind": "run", "argv": ["run", "ci"], "started": 1.0, "status": "failed",
+              "exit_code": 1, "finished": 2.0, **fields}
+    (folder / f"{job_id}.json").write_text(json.dumps(record))
+
+
+async def test_a_job_record_naming_a_log_outside_the_jobs_folder_shows_no_log(jp_fetch, workspace, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not show\n")
+    _job_record(workspace, "abc1", log=str(secret))
+    own = workspace / ".aidevops" / "jobs" / "abc2.log"
+    _job_record(workspace, "abc2", log=str(own))
+    own.write_text("step prepare ran\n")
+    status, job = await _call(jp_fetch, "jobs/abc1")
+    assert status == 200 and job["log_tail"] == []
+    status, job = await _call(jp_fetch, "jobs/abc2")
+    assert status == 200 and job["log_tail"] == ["step prepare ran"]
+
+
+async def test_a_damaged_job_record_is_one_sentence_and_the_listing_goes_on(jp_fetch, workspace):
+    _job_record(workspace, "good1")
+    (workspace / ".aidevops" / "jobs" / "bad1.json").write_text("{not json")
+    status, answer = await _call(jp_fetch, "jobs/bad1")
+    assert status == 400 and "bad1.json is not a readable job" in answer["error"]
+    status, answer = await _call(jp_fetch, "jobs")
+    assert status == 200 and [j["id"] for j in answer["jobs"]] == ["good1"]
