@@ -137,3 +137,23 @@ def test_the_server_process_never_imports_the_pipeline_or_the_loop():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_forced_pass_runs_at_most_once_a_second_and_a_failure_names_no_internals(monitored, monkeypatch):
+    app, c, _ = monitored
+    server = app.state.server
+    passes = []
+    real = server.monitor.refresh
+    monkeypatch.setattr(server.monitor, "refresh", lambda: passes.append(1) or real())
+    for _ in range(5):  # back to back: well within one second of each other
+        assert c.get("/monitor", params={"refresh": "1"}).status_code == 200
+    assert len(passes) == 1
+
+    def broken():
+        raise RuntimeError("secret path /srv/model/x.npz")
+
+    monkeypatch.setattr(server.monitor, "refresh", broken)
+    monkeypatch.setattr("aidevops_ext.serving.app.MONITOR_REFRESH_MIN_S", 0.0)
+    answer = c.get("/monitor", params={"refresh": "1"})
+    assert answer.status_code == 503
+    assert "secret" not in answer.text and "RuntimeError" not in answer.text and "server log" in answer.text
