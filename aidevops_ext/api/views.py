@@ -240,11 +240,16 @@ def run_notebook(ws: Workspace, run_id: str, step: str) -> dict[str, Any]:
     if path is None or not path.is_file():
         raise ConfigError(f"The executed notebook of step '{step}' of run {run_id} is no longer in the workspace; "
                           "re-run the pipeline to produce it again.")
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"The executed notebook of step '{step}' of run {run_id} is not a readable notebook (not JSON); "
+                          "re-run the pipeline to produce it again.") from None
     stat = path.stat()
     modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).isoformat()
     return {"name": path.name, "path": f"{run_id}/{step}/{path.name}", "type": "notebook", "format": "json",
             "mimetype": None, "writable": False, "created": modified, "last_modified": modified, "size": stat.st_size,
-            "content": json.loads(path.read_text(encoding="utf-8"))}
+            "content": content}
 
 
 # --------------------------------------------------------------------------- deployments

@@ -126,3 +126,14 @@ async def test_a_damaged_job_record_is_one_sentence_and_the_listing_goes_on(jp_f
     assert status == 400 and "bad1.json is not a readable job" in answer["error"]
     status, answer = await _call(jp_fetch, "jobs")
     assert status == 200 and [j["id"] for j in answer["jobs"]] == ["good1"]
+
+
+async def test_an_executed_notebook_that_is_not_json_is_one_sentence_not_a_500(jp_fetch, workspace):
+    run_id = "20261203-100000-000-cccccc"
+    folder = workspace / ".aidevops" / "runs" / "ci" / run_id
+    (folder / "train").mkdir(parents=True)
+    (folder / "train" / "02_train.ipynb").write_bytes(b"\xff{ not a notebook")
+    RunRecord(folder, {"run_id": run_id, "pipeline": "ci", "status": "failed", "params": {},
+                       "steps": {"train": {"status": "failed", "notebook": str(folder / "train" / "02_train.ipynb")}}}).save()
+    status, answer = await _call(jp_fetch, f"runs/{run_id}/notebooks/train")
+    assert status == 400 and "not a readable notebook" in answer["error"]
