@@ -235,16 +235,25 @@ def peer_python() -> Path | None:
 
 
 def run_frame_peer(ref_df, cur_df, repeats: int, timeout: float) -> dict | None:
-    """Evidently on a mixed table, in the peer venv (the frames handed over as Parquet)."""
+    """Evidently on a mixed table, here or in the peer venv (the frames handed over as Parquet)."""
+    def write(tmp: Path) -> None:
+        ref_df.to_parquet(tmp / "ref.parquet")
+        cur_df.to_parquet(tmp / "cur.parquet")
+
+    return _in_peer(lambda: evidently_frame_run(ref_df, cur_df, repeats), write, "--peer-frame-worker", repeats, timeout)
+
+
+def _in_peer(here, write, worker_flag: str, repeats: int, timeout: float) -> dict | None:
+    """Run Evidently in this process (`here`) if it has Evidently, else `write` the inputs and run `worker_flag`
+    of this script in the peer venv; None when Evidently is unavailable or failed, {"timeout": s} on a time-out."""
     py = peer_python()
     if py is None:
         return None
     if py == Path(sys.executable):
-        return evidently_frame_run(ref_df, cur_df, repeats)
+        return here()
     with tempfile.TemporaryDirectory() as tmp:
-        ref_df.to_parquet(Path(tmp) / "ref.parquet")
-        cur_df.to_parquet(Path(tmp) / "cur.parquet")
-        cmd = [str(py), __file__, "--peer-frame-worker", tmp, "--repeats", str(repeats)]
+        write(Path(tmp))
+        cmd = [str(py), __file__, worker_flag, tmp, "--repeats", str(repeats)]
         try:
             out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -279,23 +288,11 @@ def frame_peer_comparison(ref, win, sample_rows: int, timeout: float) -> None:
 
 def run_peer(ref: np.ndarray, cur: np.ndarray, repeats: int, timeout: float) -> dict | None:
     """Evidently's timing, in this process if it has Evidently, else in the peer venv."""
-    py = peer_python()
-    if py is None:
-        return None
-    if py == Path(sys.executable):
-        return evidently_run(ref, cur, repeats)
-    with tempfile.TemporaryDirectory() as tmp:
-        np.save(Path(tmp) / "ref.npy", ref)
-        np.save(Path(tmp) / "cur.npy", cur)
-        cmd = [str(py), __file__, "--peer-worker", tmp, "--repeats", str(repeats)]
-        try:
-            out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"timeout": timeout}
-    if out.returncode != 0:
-        print("  evidently run failed: " + (out.stderr.strip().splitlines() or ["?"])[-1])
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    def write(tmp: Path) -> None:
+        np.save(tmp / "ref.npy", ref)
+        np.save(tmp / "cur.npy", cur)
+
+    return _in_peer(lambda: evidently_run(ref, cur, repeats), write, "--peer-worker", repeats, timeout)
 
 
 # --------------------------------------------------------------------------- server throughput
