@@ -13,7 +13,11 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_loop import COMMANDS as _LOOP_COMMANDS
+from .doctor import doctor_command as _doctor
 from .errors import AidevopsError
+from .export.commands import export as _export
+from .export.commands import step as _step
 from .tables import table
 
 
@@ -62,13 +66,22 @@ def info(as_json: bool) -> None:
         backend = get_backend(ws.backend).name
     except AidevopsError as exc:
         backend = f"unavailable ({exc})"
-    data = {"versions": versions, "backend": backend, "gpu": gpu, "workspace": str(ws.root),
-            "state": str(ws.state), "tracking_uri": ws.tracking_uri, "registry_uri": ws.registry_uri}
+    data = {
+        "versions": versions,
+        "backend": backend,
+        "gpu": gpu,
+        "workspace": str(ws.root),
+        "state": str(ws.state),
+        "tracking_uri": ws.tracking_uri,
+        "registry_uri": ws.registry_uri,
+    }
     if as_json:
         click.echo(json.dumps(data, indent=1))
         return
     click.echo(f"aidevops {__version__}")
-    for line in table([[name, version or "-"] for name, version in versions.items() if name != "aidevops"], indent="  "):
+    for line in table(
+        [[name, version or "-"] for name, version in versions.items() if name != "aidevops"], indent="  "
+    ):
         click.echo(line)
     click.echo(f"backend         {backend} (AIDEVOPS_BACKEND={ws.backend})")
     click.echo(f"GPU             {'yes (CuPy sees a CUDA device)' if gpu else 'no (CUDA device not available)'}")
@@ -78,7 +91,9 @@ def info(as_json: bool) -> None:
 
 # -- train -----------------------------------------------------------------------------------
 @main.command()
-@click.option("--dataset", default="digits", show_default=True, help="Built-in name, 'synthetic', or a CSV/Parquet path.")
+@click.option(
+    "--dataset", default="digits", show_default=True, help="Built-in name, 'synthetic', or a CSV/Parquet path."
+)
 @click.option("--target", default=None, help="Target column (CSV/Parquet files).")
 @click.option("--model", "kind", type=click.Choice(["mlp", "logistic", "linear"]), default="mlp", show_default=True)
 @click.option("--hidden", default="256", show_default=True, help="MLP hidden layer sizes, comma-separated.")
@@ -91,21 +106,35 @@ def info(as_json: bool) -> None:
 @click.option("--backend", type=click.Choice(["auto", "numpy", "cupy"]), default="auto", show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="model.npz", show_default=True)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def train(dataset, target, kind, hidden, epochs, batch_size, learning_rate, optimizer, l2, seed, backend, output, no_progress) -> None:
+def train(
+    dataset, target, kind, hidden, epochs, batch_size, learning_rate, optimizer, l2, seed, backend, output, no_progress
+) -> None:
     """Train a model on a dataset, print test metrics and write a model file."""
     from .training import train_model
 
     try:
         sizes = [int(h) for h in str(hidden).split(",") if h.strip()]
     except ValueError:
-        raise click.BadParameter("give layer sizes as integers, e.g. --hidden 256,128", param_hint="--hidden")
+        raise click.BadParameter("give layer sizes as integers, e.g. --hidden 256,128", param_hint="--hidden") from None
     result = train_model(
-        dataset, target=target, kind=kind, hidden=sizes, epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, optimizer=optimizer, l2=l2, seed=seed, backend=backend,
-        output=Path(output), progress=False if no_progress else None,
+        dataset,
+        target=target,
+        kind=kind,
+        hidden=sizes,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        l2=l2,
+        seed=seed,
+        backend=backend,
+        output=Path(output),
+        progress=False if no_progress else None,
     )
-    click.echo(f"dataset {result['dataset']} · {result['task']} · backend {result['backend']} · "
-               f"trained in {result['seconds']:.2f}s")
+    click.echo(
+        f"dataset {result['dataset']} · {result['task']} · backend {result['backend']} · "
+        f"trained in {result['seconds']:.2f}s"
+    )
     for line in table([[name, f"{value:.4f}"] for name, value in result["metrics"].items()], indent="  test "):
         click.echo(line)
     click.echo(f"model written to {result['output']}")
@@ -114,11 +143,23 @@ def train(dataset, target, kind, hidden, epochs, batch_size, learning_rate, opti
 # -- pipelines -------------------------------------------------------------------------------
 @main.command()
 @click.argument("pipeline", required=False)
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="Override a param (typed: 3, 0.1, true, [64,32]); STEP.KEY for one step.")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a param (typed: 3, 0.1, true, [64,32]); STEP.KEY for one step.",
+)
 @click.option("--force", is_flag=True, help="Re-run selected steps even when cached.")
 @click.option("--only", metavar="STEP", help="Run just this step (what it needs must be cached).")
 @click.option("--until", metavar="STEP", help="Run this step and everything it needs.")
-@click.option("--from", "from_step", metavar="STEP", help="Run this step and everything downstream of it (upstream comes from the cache).")
+@click.option(
+    "--from",
+    "from_step",
+    metavar="STEP",
+    help="Run this step and everything downstream of it (upstream comes from the cache).",
+)
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Run up to N independent steps at once.")
 @click.option("--no-track", is_flag=True, help="Do not log to MLflow (steps that register models will fail).")
 def run(pipeline, params, force, only, until, from_step, jobs, no_track) -> None:
@@ -126,8 +167,16 @@ def run(pipeline, params, force, only, until, from_step, jobs, no_track) -> None
     from .pipeline import run_pipeline
     from .pipeline.params import parse_assignments
 
-    record = run_pipeline(pipeline, overrides=parse_assignments(params), force=force, only=only,
-                          until=until, from_step=from_step, jobs=jobs, track=not no_track)
+    record = run_pipeline(
+        pipeline,
+        overrides=parse_assignments(params),
+        force=force,
+        only=only,
+        until=until,
+        from_step=from_step,
+        jobs=jobs,
+        track=not no_track,
+    )
     _print_steps(record.data)
     _print_left_running(record.run_dir, record.data)
 
@@ -141,7 +190,9 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
     """
     names = []
     for step, record in (data.get("steps") or {}).items():
-        folders = [run_dir / step] + ([run_dir.parent / record["cached_from_run"] / step] if record.get("cached_from_run") else [])
+        folders = [run_dir / step] + (
+            [run_dir.parent / record["cached_from_run"] / step] if record.get("cached_from_run") else []
+        )
         found = next((f / "deployment.json" for f in folders if (f / "deployment.json").is_file()), None)
         try:
             name = json.loads(found.read_text())["name"] if found else None
@@ -177,10 +228,17 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
         deadline = time.monotonic() + 6.0
         while True:
             # A record says running and its process holds the lock (a killed one leaves only the record).
-            running = [r for r in retrainings(ws, name, limit=5) if r.status == RUNNING] if retraining_running(ws, name) else []
+            running = (
+                [r for r in retrainings(ws, name, limit=5) if r.status == RUNNING]
+                if retraining_running(ws, name)
+                else []
+            )
             # Only this run's alerts: an unhandled one from before the supervisor started is never taken up.
-            pending = [e for e in AlertStore(ws.deploy_db).events(name, action="retrain", unhandled=True, limit=5)
-                       if e["at"] >= since]
+            pending = [
+                e
+                for e in AlertStore(ws.deploy_db).events(name, action="retrain", unhandled=True, limit=5)
+                if e["at"] >= since
+            ]
             if running or not pending or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -188,8 +246,14 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
             cause = f"after alert #{r.alert_event_id} ({r.rule})" if r.alert_event_id is not None else f"({r.trigger})"
             rows.append(["retraining", f"#{r.id}", f"of '{name}' {cause}, in the background; log {dep.log_path}"])
         if not running and pending:
-            rows.append(["retraining", "pending", f"alert #{pending[-1]['id']} ({pending[-1]['rule']}) asked for one; "
-                                                  f"the supervisor of '{name}' starts it; log {dep.log_path}"])
+            rows.append(
+                [
+                    "retraining",
+                    "pending",
+                    f"alert #{pending[-1]['id']} ({pending[-1]['rule']}) asked for one; "
+                    f"the supervisor of '{name}' starts it; log {dep.log_path}",
+                ]
+            )
     if not rows:
         return
     click.echo("running now")
@@ -226,7 +290,11 @@ def runs(pipeline, limit, as_json) -> None:
 @main.command()
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--why", is_flag=True, help="Say for each step why it ran (what changed since its last run) or which run's output it reused.")
+@click.option(
+    "--why",
+    is_flag=True,
+    help="Say for each step why it ran (what changed since its last run) or which run's output it reused.",
+)
 def show(run_id, as_json, why) -> None:
     """Show one run: params, steps, cache hits, notebooks, MLflow ids (RUN_ID may be a prefix or 'latest')."""
     from .pipeline.records import find_run
@@ -243,7 +311,9 @@ def show(run_id, as_json, why) -> None:
         click.echo(f"mlflow   experiment {data['mlflow']['experiment']} · run {data['mlflow']['run_id']}")
     click.echo("params   " + ", ".join(f"{k}={v}" for k, v in data["params"].items()))
     if data.get("registry"):
-        click.echo("registry " + ", ".join(f"{ref}={v if v is not None else 'none'}" for ref, v in data["registry"].items()))
+        click.echo(
+            "registry " + ", ".join(f"{ref}={v if v is not None else 'none'}" for ref, v in data["registry"].items())
+        )
     _print_steps(data, why=why)
 
 
@@ -251,7 +321,13 @@ def _print_steps(data: dict, *, why: bool = False) -> None:
     rows = []
     for name, step in data["steps"].items():
         status = step.get("status")
-        extra = f"from {step.get('cached_from_run')}" if status == "cached" else f"{step.get('duration_s', 0) or 0:.2f}s" if status in ("ran", "failed") else ""
+        extra = (
+            f"from {step.get('cached_from_run')}"
+            if status == "cached"
+            else f"{step.get('duration_s', 0) or 0:.2f}s"
+            if status in ("ran", "failed")
+            else ""
+        )
         rows.append([name, status, extra, step.get("notebook") or ""])
     for line, step in zip(table(rows, indent="  "), data["steps"].values()):
         status = step.get("status")
@@ -289,17 +365,21 @@ def models(name, as_json) -> None:
             # Beside the badge, the gate's own comparison (candidate vs champion on the same rows):
             # each version's own metrics may come from different test rows and would not explain it.
             shown = v.get("gate_summary") or " ".join(
-                f"{k}={val:.4f}" for k, val in sorted((v.get("metrics") or {}).items())[:4] if isinstance(val, (int, float)))
+                f"{k}={val:.4f}"
+                for k, val in sorted((v.get("metrics") or {}).items())[:4]
+                if isinstance(val, (int, float))
+            )
             listed.append([f"v{v['version']}", aliases, f"gate {gate}", shown])
         for line in table(listed, indent="  "):
             click.echo(line)
 
 
-
 # -- setup and review ------------------------------------------------------------------------
 @main.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
-@click.option("--template", "-t", default="digits", show_default=True, help="The template to start from (--list names them).")
+@click.option(
+    "--template", "-t", default="digits", show_default=True, help="The template to start from (--list names them)."
+)
 @click.option("--list", "list_only", is_flag=True, help="Name the templates and exit.")
 def new(directory, template, list_only) -> None:
     """Create a project in DIRECTORY (new or empty): notebooks, pipelines, git and CI files."""
@@ -317,15 +397,21 @@ def new(directory, template, list_only) -> None:
 
 
 @main.command()
-@click.option("--prefix", type=click.Path(file_okay=False), default=None,
-              help="Install the kernelspecs under PREFIX/share/jupyter/kernels (default: this environment, as --sys-prefix).")
+@click.option(
+    "--prefix",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Install the kernelspecs under PREFIX/share/jupyter/kernels (default: this environment, as --sys-prefix).",
+)
 @click.option("--no-git", is_flag=True, help="Do not configure nbdime's git integration.")
 def init(prefix, no_git) -> None:
     """Install the aidevops kernelspecs and nbdime's git integration for this repository (idempotent)."""
     from .kernels import install_kernelspecs
 
-    kernels = [["kernel", k.name, "installed" if k.changed else "unchanged", f"{k.path}  (python: {k.python})"]
-               for k in install_kernelspecs(prefix)]
+    kernels = [
+        ["kernel", k.name, "installed" if k.changed else "unchanged", f"{k.path}  (python: {k.python})"]
+        for k in install_kernelspecs(prefix)
+    ]
     for line in table(kernels):
         click.echo(line)
     if no_git:
@@ -333,9 +419,13 @@ def init(prefix, no_git) -> None:
     from .review.gitconfig import configure_nbdime, repo_root
 
     if repo_root(Path.cwd()) is None:
-        click.echo("git    not a git repository here: nbdime's git integration skipped (run `aidevops init` in a clone).")
+        click.echo(
+            "git    not a git repository here: nbdime's git integration skipped (run `aidevops init` in a clone)."
+        )
         return
-    changes = [["git", "set" if c.changed else "unchanged", f"{c.what} = {c.value}"] for c in configure_nbdime(Path.cwd())]
+    changes = [
+        ["git", "set" if c.changed else "unchanged", f"{c.what} = {c.value}"] for c in configure_nbdime(Path.cwd())
+    ]
     for line in table(changes):
         click.echo(line)
 
@@ -373,19 +463,34 @@ def diff(run_a, run_b, step, web, port, no_browser, summary, color) -> None:
 @main.command()
 @click.argument("run_id")
 @click.option("--format", "fmt", type=click.Choice(["markdown", "html"]), default="markdown", show_default=True)
-@click.option("--against", default="champion", show_default=True, metavar="champion|RUN",
-              help="Compare with the champion the gate judged against, or with another run.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
-              help="Report file (default: <run folder>/report/report.md or .html); plots go beside it.")
+@click.option(
+    "--against",
+    default="champion",
+    show_default=True,
+    metavar="champion|RUN",
+    help="Compare with the champion the gate judged against, or with another run.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Report file (default: <run folder>/report/report.md or .html); plots go beside it.",
+)
 @click.option("--self-contained", is_flag=True, help="No image files or relative links: for a pull-request comment.")
 def report(run_id, fmt, against, output, self_contained) -> None:
     """Write a review report of a run: gate decision, metrics against the champion, params changed, notebooks, plots."""
     from .review.report import write_report
 
-    path, _ = write_report(_workspace(), run_id, fmt=fmt, against=against,
-                           output=Path(output) if output else None, self_contained=self_contained)
+    path, _ = write_report(
+        _workspace(),
+        run_id,
+        fmt=fmt,
+        against=against,
+        output=Path(output) if output else None,
+        self_contained=self_contained,
+    )
     click.echo(str(path))
-
 
 
 # -- deployments -----------------------------------------------------------------------------
@@ -399,25 +504,67 @@ def _reason_option(f):
 @click.option("--port", type=int, default=None, help="Local port (default: any free port; Kubernetes: 8080).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address a local server binds.")
 @click.option("--follow", is_flag=True, help="Switch automatically when the alias moves in the registry.")
-@click.option("--follow-interval", type=float, default=10.0, show_default=True, metavar="SECONDS",
-              help="How often --follow polls the registry.")
+@click.option(
+    "--follow-interval",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often --follow polls the registry.",
+)
 @click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Show what would be done (Kubernetes: print or write the manifests).")
-@click.option("--output", "-o", type=click.Path(file_okay=False), default=None, help="Kubernetes --dry-run: write one YAML file per object here.")
-@click.option("--image", default="aidevops:latest", show_default=True, help="Kubernetes: container image with aidevops installed.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Kubernetes --dry-run: write one YAML file per object here.",
+)
+@click.option(
+    "--image", default="aidevops:latest", show_default=True, help="Kubernetes: container image with aidevops installed."
+)
 @click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace.")
 @click.option("--replicas", type=int, default=1, show_default=True, help="Kubernetes: initial replicas.")
 @click.option("--min-replicas", type=int, default=1, show_default=True, help="Kubernetes autoscaler minimum.")
 @click.option("--max-replicas", type=int, default=5, show_default=True, help="Kubernetes autoscaler maximum.")
-@click.option("--cpu-target", type=int, default=70, show_default=True, help="Kubernetes autoscaler CPU utilisation target (%).")
+@click.option(
+    "--cpu-target", type=int, default=70, show_default=True, help="Kubernetes autoscaler CPU utilisation target (%)."
+)
 @click.option("--tracking-uri", default=None, help="Kubernetes: MLflow tracking URI the pods use.")
-@click.option("--kserve", is_flag=True, help="Kubernetes: apply the KServe InferenceService instead of Deployment/Service/HPA.")
-@click.option("--environment", type=click.Choice(["dev", "staging", "prod"]), default=None,
-              help="Kubernetes: render/apply this environment's kustomize overlay (namespace, scale).")
+@click.option(
+    "--kserve", is_flag=True, help="Kubernetes: apply the KServe InferenceService instead of Deployment/Service/HPA."
+)
+@click.option(
+    "--environment",
+    type=click.Choice(["dev", "staging", "prod"]),
+    default=None,
+    help="Kubernetes: render/apply this environment's kustomize overlay (namespace, scale).",
+)
 @_reason_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run, output, image, namespace, replicas,
-           min_replicas, max_replicas, cpu_target, tracking_uri, kserve, environment, reason, as_json) -> None:
+def deploy(
+    model_ref,
+    name,
+    port,
+    host,
+    follow,
+    follow_interval,
+    target,
+    dry_run,
+    output,
+    image,
+    namespace,
+    replicas,
+    min_replicas,
+    max_replicas,
+    cpu_target,
+    tracking_uri,
+    kserve,
+    environment,
+    reason,
+    as_json,
+) -> None:
     """Serve a registered model: locally as a supervised background server, or on Kubernetes.
 
     Deploying a name that already runs switches its version with no downtime: the new version is loaded,
@@ -426,12 +573,25 @@ def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run
     if target == "kubernetes":
         from .deploy.kubernetes import deploy_kubernetes
 
-        result = deploy_kubernetes(_workspace(), model_ref, name=name, dry_run=dry_run,
-                                   output=Path(output) if output else None, kserve=kserve, reason=reason,
-                                   environment=environment,
-                                   tracking_uri=tracking_uri, namespace=namespace, image=image, replicas=replicas,
-                                   min_replicas=min_replicas, max_replicas=max_replicas, cpu_target=cpu_target,
-                                   follow=follow, follow_seconds=follow_interval)
+        result = deploy_kubernetes(
+            _workspace(),
+            model_ref,
+            name=name,
+            dry_run=dry_run,
+            output=Path(output) if output else None,
+            kserve=kserve,
+            reason=reason,
+            environment=environment,
+            tracking_uri=tracking_uri,
+            namespace=namespace,
+            image=image,
+            replicas=replicas,
+            min_replicas=min_replicas,
+            max_replicas=max_replicas,
+            cpu_target=cpu_target,
+            follow=follow,
+            follow_seconds=follow_interval,
+        )
         for warning in result["warnings"]:
             click.echo(f"warning: {warning}", err=True)
         if as_json:
@@ -446,8 +606,17 @@ def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run
         return
     from .deploy import manager
 
-    res = manager.deploy(_workspace(), model_ref, name=name, port=port, host=host, follow=follow,
-                         follow_seconds=follow_interval, dry_run=dry_run, reason=reason)
+    res = manager.deploy(
+        _workspace(),
+        model_ref,
+        name=name,
+        port=port,
+        host=host,
+        follow=follow,
+        follow_seconds=follow_interval,
+        dry_run=dry_run,
+        reason=reason,
+    )
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=1, default=str))
         return
@@ -459,8 +628,10 @@ def deploy(model_ref, name, port, host, follow, follow_interval, target, dry_run
         click.echo(f"'{dep.name}' already serves {dep.model} v{res.version} on {dep.url}")
         return
     if res.action == "switched":
-        click.echo(f"switched '{dep.name}' from v{res.previous} to v{res.version} on {dep.url} "
-                   f"(roll back with `aidevops rollback {dep.name}`)")
+        click.echo(
+            f"switched '{dep.name}' from v{res.previous} to v{res.version} on {dep.url} "
+            f"(roll back with `aidevops rollback {dep.name}`)"
+        )
     else:
         click.echo(f"deployed {dep.model} v{res.version} ({dep.ref}) as '{dep.name}' on {dep.url}")
     if res.verified:
@@ -517,7 +688,9 @@ def deployments(name, show_history, limit, as_json) -> None:
             click.echo(f"  canary    {canary}")
         if d.follow:
             click.echo(f"  follows   {d.model}@{d.alias} every {d.follow:g} s")
-        click.echo(f"  pids      supervisor {d.supervisor_pid or '-'}, server {d.server_pid or '-'}; restarts {d.restarts}")
+        click.echo(
+            f"  pids      supervisor {d.supervisor_pid or '-'}, server {d.server_pid or '-'}; restarts {d.restarts}"
+        )
         if d.log_path:
             click.echo(f"  log       {d.log_path}")
         for error in (d.error, status.error):
@@ -542,8 +715,19 @@ def deployments(name, show_history, limit, as_json) -> None:
     rows = []
     for d in deps:
         canary = f"v{d.canary_version} {100 * d.canary_share:g}%" if d.canary_version else "-"
-        rows.append([d.name, d.ref, d.target, d.state, _v(d.active_version), _v(d.previous_version), canary, d.restarts,
-                     d.url or "-"])
+        rows.append(
+            [
+                d.name,
+                d.ref,
+                d.target,
+                d.state,
+                _v(d.active_version),
+                _v(d.previous_version),
+                canary,
+                d.restarts,
+                d.url or "-",
+            ]
+        )
     headers = ["name", "serves", "target", "state", "active", "prev", "canary", "restarts", "url"]
     for line in table(rows, headers, right=[7]):
         click.echo(line)
@@ -592,8 +776,10 @@ def canary(name, version, share, clear, reason) -> None:
     if clear:
         click.echo(f"cleared the canary v{entry.to_version} of '{name}'; v{entry.from_version} takes all traffic")
     else:
-        click.echo(f"'{name}': canary v{entry.to_version} gets {100 * (share or 0):g} % of requests, "
-                   f"v{entry.from_version} the rest (promote with `aidevops promote {name}`)")
+        click.echo(
+            f"'{name}': canary v{entry.to_version} gets {100 * (share or 0):g} % of requests, "
+            f"v{entry.from_version} the rest (promote with `aidevops promote {name}`)"
+        )
 
 
 @main.command()
@@ -630,14 +816,33 @@ def undeploy(name, everything, reason) -> None:
 @click.argument("model_uri")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 in containers).")
 @click.option("--port", type=int, default=8080, show_default=True)
-@click.option("--workspace", type=click.Path(file_okay=False), default=None, help="Workspace folder (default: AIDEVOPS_HOME or discovered).")
-@click.option("--follow-alias", type=float, default=None, metavar="SECONDS",
-              help="Poll the registry every SECONDS and switch when the alias moves (default 30; 0 disables).")
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Workspace folder (default: AIDEVOPS_HOME or discovered).",
+)
+@click.option(
+    "--follow-alias",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="Poll the registry every SECONDS and switch when the alias moves (default 30; 0 disables).",
+)
 @click.option("--max-body-mb", type=float, default=None, help="Largest request body in MB (default 10).")
-@click.option("--log-sample-rate", type=float, default=None, help="Fraction of requests logged to deploy.db (default 1).")
+@click.option(
+    "--log-sample-rate", type=float, default=None, help="Fraction of requests logged to deploy.db (default 1)."
+)
 @click.option("--no-request-log", is_flag=True, help="Log no requests to deploy.db.")
-@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info", show_default=True)
-def serve(model_uri, host, port, workspace, follow_alias, max_body_mb, log_sample_rate, no_request_log, log_level) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    default="info",
+    show_default=True,
+)
+def serve(
+    model_uri, host, port, workspace, follow_alias, max_body_mb, log_sample_rate, no_request_log, log_level
+) -> None:
     """Serve a model in the foreground (for containers): MLflow's scoring protocol and Open Inference Protocol v2."""
     import logging
 
@@ -648,7 +853,8 @@ def serve(model_uri, host, port, workspace, follow_alias, max_body_mb, log_sampl
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ServingConfig.from_env(
         max_body_bytes=None if max_body_mb is None else int(max_body_mb * 1024 * 1024),
-        log_sample_rate=log_sample_rate, log_requests=False if no_request_log else None,
+        log_sample_rate=log_sample_rate,
+        log_requests=False if no_request_log else None,
         follow_alias_seconds=follow_alias,
     )
     ws = Workspace(Path(workspace).resolve()) if workspace else _workspace()
@@ -658,23 +864,10 @@ def serve(model_uri, host, port, workspace, follow_alias, max_body_mb, log_sampl
         pass
 
 
-# -- other engines: Argo export and the per-step container entry (aidevops_ext/export/commands.py)
-from .export.commands import export as _export, step as _step  # noqa: E402  (click only: cheap)
-
-main.add_command(_export)
-main.add_command(_step)
-
-
-# -- the monitoring loop: monitor, simulate, retrain, retrains (aidevops_ext/cli_loop.py)
-from .cli_loop import COMMANDS as _LOOP_COMMANDS  # noqa: E402  (click only: cheap)
-
-for _command in _LOOP_COMMANDS:
+# -- commands defined beside their subject: Argo export and the per-step container entry
+# (aidevops_ext/export/commands.py), the monitoring loop (aidevops_ext/cli_loop.py), the installation check
+for _command in (_export, _step, *_LOOP_COMMANDS, _doctor):
     main.add_command(_command)
-
-# -- installation check (aidevops_ext/doctor.py)
-from .doctor import doctor_command as _doctor  # noqa: E402  (click + stdlib: cheap)
-
-main.add_command(_doctor)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -58,24 +58,39 @@ def parse_data(raw: Any, where: str = "the pipeline spec") -> DataSection | None
         raise ConfigError(f"'data' in {where} must be a mapping such as {{target: label}}, not {type(raw).__name__}.")
     unknown = sorted(set(map(str, raw)) - set(_KEYS))
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)} in 'data' of {where}; valid keys are: {', '.join(_KEYS)}.")
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)} in 'data' of {where}; valid keys are: {', '.join(_KEYS)}."
+        )
     target = raw.get("target")
     if not isinstance(target, str) or not target:
         raise ConfigError(f"'data' in {where} needs 'target': the name of the label column, e.g. target: churned.")
     task = raw.get("task")
     if task is not None and task not in TASKS:
-        raise ConfigError(f"'data.task' in {where} must be classification or regression (or left out to infer it), not {task!r}.")
+        raise ConfigError(
+            f"'data.task' in {where} must be classification or regression (or left out to infer it), not {task!r}."
+        )
     id_column = raw.get("id")
     if id_column is not None and (not isinstance(id_column, str) or not id_column):
         raise ConfigError(f"'data.id' in {where} must be a column name, not {id_column!r}.")
     if id_column == target:
-        raise ConfigError(f"'data.id' and 'data.target' in {where} both name '{target}'; the id column cannot be the label.")
+        raise ConfigError(
+            f"'data.id' and 'data.target' in {where} both name '{target}'; the id column cannot be the label."
+        )
     fraction = raw.get("test_fraction", 0.2)
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ConfigError(f"'data.test_fraction' in {where} must be a number between 0 and 1 (e.g. 0.2), not {fraction!r}.")
+        raise ConfigError(
+            f"'data.test_fraction' in {where} must be a number between 0 and 1 (e.g. 0.2), not {fraction!r}."
+        )
     table = raw.get("table", "table.parquet")
-    if not isinstance(table, str) or Path(table).suffix not in _TABLE_SUFFIXES or Path(table).is_absolute() or ".." in Path(table).parts:
-        raise ConfigError(f"'data.table' in {where} must name the prepare step's .parquet or .csv output, not {table!r}.")
+    if (
+        not isinstance(table, str)
+        or Path(table).suffix not in _TABLE_SUFFIXES
+        or Path(table).is_absolute()
+        or ".." in Path(table).parts
+    ):
+        raise ConfigError(
+            f"'data.table' in {where} must name the prepare step's .parquet or .csv output, not {table!r}."
+        )
     model = raw.get("model")
     if model is not None and (not isinstance(model, str) or not model):
         raise ConfigError(f"'data.model' in {where} must be the name a model was logged under, not {model!r}.")
@@ -99,7 +114,9 @@ def section_of_run(run_dir: str | Path | None) -> DataSection:
     raw = yaml.safe_load(spec_path.read_text(encoding="utf-8")) if spec_path.is_file() else None
     section = parse_data((raw or {}).get("data"), spec_path.name or "the pipeline spec")
     if section is None:
-        raise ConfigError(f"pipeline spec {spec_path.name} has no 'data' section; add one naming the label, e.g. data: {{target: churned}}.")
+        raise ConfigError(
+            f"pipeline spec {spec_path.name} has no 'data' section; add one naming the label, e.g. data: {{target: churned}}."
+        )
     return section
 
 
@@ -119,7 +136,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except (OSError, ValueError) as exc:
-        raise DataError(f"Table {path} cannot be read as {path.suffix[1:]} ({type(exc).__name__}); rewrite it.") from None
+        raise DataError(
+            f"Table {path} cannot be read as {path.suffix[1:]} ({type(exc).__name__}); rewrite it."
+        ) from None
 
 
 def infer_task(target: pd.Series) -> str:

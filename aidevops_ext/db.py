@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .errors import AidevopsError
 
@@ -30,7 +30,9 @@ from .errors import AidevopsError
 BUSY_TIMEOUT_S = 15.0
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
-    (1, """
+    (
+        1,
+        """
 -- deploy/store.py: one row per deployment name, and every change made to it.
 CREATE TABLE IF NOT EXISTS deployments (
     name TEXT PRIMARY KEY,
@@ -163,14 +165,16 @@ CREATE TABLE IF NOT EXISTS retrains (
     message TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS retrains_deployment ON retrains (deployment, id);
-"""),
+""",
+    ),
 )
 
 CURRENT = MIGRATIONS[-1][0]
 
 
-def connect(path: Path | str, *, readonly: bool = False,
-            migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> sqlite3.Connection:
+def connect(
+    path: Path | str, *, readonly: bool = False, migrations: Sequence[tuple[int, str]] = MIGRATIONS
+) -> sqlite3.Connection:
     """A connection to deploy.db at `path` (autocommit, rows as tuples), usable from any one thread at a time.
 
     Read-write (the default) creates the file (0600) and its folder, makes an existing file private again,
@@ -180,8 +184,13 @@ def connect(path: Path | str, *, readonly: bool = False,
     path = Path(path)
     latest = migrations[-1][0] if migrations else 0
     if readonly:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S,
-                               isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+        )
     else:
         _create_private(path)
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
@@ -197,7 +206,8 @@ def connect(path: Path | str, *, readonly: bool = False,
         if version > latest:
             raise AidevopsError(
                 f"{path} was written by a newer aidevops (deploy.db version {version}; this one knows up to "
-                f"{latest}): upgrade aidevops (`pip install -U aidevops-ext`) before using this workspace.")
+                f"{latest}): upgrade aidevops (`pip install -U aidevops-ext`) before using this workspace."
+            )
         if version < latest and not readonly:
             migrate(conn, migrations)
     except BaseException:
@@ -284,8 +294,12 @@ def _add_missing_columns(conn: sqlite3.Connection, baseline: str) -> None:
                 if pk or (notnull and default is None):  # SQLite cannot add these to a table with rows
                     raise AidevopsError(
                         f"Table {table} of deploy.db lacks column {name}, which cannot be added in place: "
-                        f"move the file aside (`mv deploy.db deploy.db.old`) and redeploy.")
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}"
-                             + (" NOT NULL" if notnull else "") + (f" DEFAULT {default}" if default is not None else ""))
+                        f"move the file aside (`mv deploy.db deploy.db.old`) and redeploy."
+                    )
+                conn.execute(
+                    f"ALTER TABLE {table} ADD COLUMN {name} {decl}"
+                    + (" NOT NULL" if notnull else "")
+                    + (f" DEFAULT {default}" if default is not None else "")
+                )
     finally:
         scratch.close()

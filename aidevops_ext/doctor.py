@@ -17,10 +17,10 @@ import shutil
 import sqlite3
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import click
 
@@ -70,11 +70,20 @@ def check_package() -> Check:
     try:
         installed = metadata.version(DIST)
     except metadata.PackageNotFoundError:
-        return Check("package", FAIL, f"aidevops_ext {__version__} is imported from {where} but {DIST} is not installed "
-                     "(no `aidevops` command, no extension)", reinstall_command())
+        return Check(
+            "package",
+            FAIL,
+            f"aidevops_ext {__version__} is imported from {where} but {DIST} is not installed "
+            "(no `aidevops` command, no extension)",
+            reinstall_command(),
+        )
     if installed != __version__:
-        return Check("package", FAIL, f"the code in {where} is version {__version__} but the installed metadata says {installed}",
-                     reinstall_command())
+        return Check(
+            "package",
+            FAIL,
+            f"the code in {where} is version {__version__} but the installed metadata says {installed}",
+            reinstall_command(),
+        )
     return Check("package", OK, f"{DIST} {__version__} (Python {sys.version.split()[0]}, {sys.executable})")
 
 
@@ -84,7 +93,6 @@ def check_package() -> Check:
 def check_kernels() -> list[Check]:
     """Both shipped kernelspecs can be found by Jupyter and start an interpreter that exists."""
     from .kernels import SHIPPED, installed_kernels
-
     from .trainer.backend import cupy_available
 
     found = installed_kernels()
@@ -95,8 +103,15 @@ def check_kernels() -> list[Check]:
             # Without a GPU the CuPy kernel could not train anyway, and `aidevops run` installs only the kernel
             # it runs on: its absence is worth a line, not a failed installation.
             gpu_only = name == "aidevops-gpu" and not cupy_available()
-            out.append(Check(label, WARN if gpu_only else FAIL, f"the '{name}' kernelspec is not installed where Jupyter looks"
-                             + (" (it needs a GPU, and none is usable here)" if gpu_only else ""), "aidevops init"))
+            out.append(
+                Check(
+                    label,
+                    WARN if gpu_only else FAIL,
+                    f"the '{name}' kernelspec is not installed where Jupyter looks"
+                    + (" (it needs a GPU, and none is usable here)" if gpu_only else ""),
+                    "aidevops init",
+                )
+            )
             continue
         try:
             spec = json.loads((found[name] / "kernel.json").read_text(encoding="utf-8"))
@@ -107,8 +122,14 @@ def check_kernels() -> list[Check]:
         if not (os.path.isfile(python) and os.access(python, os.X_OK)) and shutil.which(python) is None:
             out.append(Check(label, FAIL, f"{found[name]} starts {python}, which does not exist", "aidevops init"))
         elif os.path.realpath(shutil.which(python) or python) != os.path.realpath(sys.executable):
-            out.append(Check(label, WARN, f"{found[name]} starts {python}, not this environment's {sys.executable}",
-                             "aidevops init"))
+            out.append(
+                Check(
+                    label,
+                    WARN,
+                    f"{found[name]} starts {python}, not this environment's {sys.executable}",
+                    "aidevops init",
+                )
+            )
         else:
             out.append(Check(label, OK, f"{found[name]}"))
     return out
@@ -145,8 +166,12 @@ def check_labextension() -> Check:
     label = "jupyterlab extension"
     name = labextension_name()
     if name is None:
-        return Check(label, INFO, f"this version of {DIST} ships no JupyterLab extension yet "
-                     "(aidevops_ext declares no _jupyter_labextension_paths): nothing to check")
+        return Check(
+            label,
+            INFO,
+            f"this version of {DIST} ships no JupyterLab extension yet "
+            "(aidevops_ext declares no _jupyter_labextension_paths): nothing to check",
+        )
     from jupyter_core.paths import jupyter_path
     from jupyterlab_server.config import get_federated_extensions, get_page_config
 
@@ -157,13 +182,19 @@ def check_labextension() -> Check:
     ext = Path(found["ext_path"])
     load = (found.get("jupyterlab") or {}).get("_build", {}).get("load")
     if not load or not (ext / load).is_file():
-        return Check(label, FAIL, f"'{name}' in {ext} is not built (no {load or '_build.load entry'})", reinstall_command())
+        return Check(
+            label, FAIL, f"'{name}' in {ext} is not built (no {load or '_build.load entry'})", reinstall_command()
+        )
     disabled = get_page_config(paths).get("disabledExtensions") or []
     if name in disabled:
         level = _disabled_level(name)
         flag = f" --level={level}" if level else ""
-        return Check(label, FAIL, f"'{name}' is installed but disabled" + (f" ({level} config)" if level else ""),
-                     f"jupyter labextension enable{flag} {name}")
+        return Check(
+            label,
+            FAIL,
+            f"'{name}' is installed but disabled" + (f" ({level} config)" if level else ""),
+            f"jupyter labextension enable{flag} {name}",
+        )
     detail = f"'{name}' {found['version']} enabled, built ({ext})"
     checkout_build = (_checkout() or Path("/nonexistent")) / "aidevops_ext" / "labextension" / "package.json"
     if checkout_build.is_file() and checkout_build.resolve().parent != ext.resolve():
@@ -172,10 +203,16 @@ def check_labextension() -> Check:
         except (OSError, ValueError, KeyError, TypeError):
             newer = load
         if newer != load:
-            return Check(label, WARN, detail + f"; the checkout holds a newer build that JupyterLab does not load",
-                         reinstall_command())
+            return Check(
+                label,
+                WARN,
+                detail + "; the checkout holds a newer build that JupyterLab does not load",
+                reinstall_command(),
+            )
     if found["version"] != __version__:
-        return Check(label, WARN, detail + f"; its version differs from the Python package's {__version__}", reinstall_command())
+        return Check(
+            label, WARN, detail + f"; its version differs from the Python package's {__version__}", reinstall_command()
+        )
     return Check(label, OK, detail)
 
 
@@ -201,15 +238,21 @@ def check_server_extension() -> Check:
 
     levels = _server_config_levels()
     # Merged as Jupyter Server merges them at start-up (ServerApp.find_server_extensions).
-    enabled = ExtensionConfigManager(read_config_path=[p for p, _ in levels]).get_jpserver_extensions().get(SERVER_EXTENSION)
+    enabled = (
+        ExtensionConfigManager(read_config_path=[p for p, _ in levels]).get_jpserver_extensions().get(SERVER_EXTENSION)
+    )
     if not enabled:
         where = "sys-prefix"
         for path, lvl in levels:
             if ExtensionConfigManager(read_config_path=[path]).get_jpserver_extensions().get(SERVER_EXTENSION) is False:
                 where = lvl
         state = "disabled" if enabled is False else "not enabled"
-        return Check(label, FAIL, f"'{SERVER_EXTENSION}' is {state} in Jupyter Server's config ({', '.join(p for p, _ in levels)})",
-                     f"jupyter server extension enable --{where} {SERVER_EXTENSION}")
+        return Check(
+            label,
+            FAIL,
+            f"'{SERVER_EXTENSION}' is {state} in Jupyter Server's config ({', '.join(p for p, _ in levels)})",
+            f"jupyter server extension enable --{where} {SERVER_EXTENSION}",
+        )
     try:
         from jupyter_server.extension.manager import ExtensionPackage
 
@@ -217,8 +260,12 @@ def check_server_extension() -> Check:
             raise ImportError("validation failed")
         importlib.import_module(f"{SERVER_EXTENSION}.routes")  # what the extension loads when the server starts
     except Exception as exc:  # noqa: BLE001 - any failure here is what a server start would hit
-        return Check(label, FAIL, f"'{SERVER_EXTENSION}' is enabled but does not load ({type(exc).__name__}: {exc})",
-                     reinstall_command())
+        return Check(
+            label,
+            FAIL,
+            f"'{SERVER_EXTENSION}' is enabled but does not load ({type(exc).__name__}: {exc})",
+            reinstall_command(),
+        )
     return Check(label, OK, f"'{SERVER_EXTENSION}' enabled and loads")
 
 
@@ -233,9 +280,17 @@ def check_workspace() -> Check:
     # The state folder, or the nearest folder that exists on the way to it: that is where the first run writes.
     folder = next(p for p in (ws.state, *ws.state.parents) if p.exists())
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        return Check("workspace", FAIL, f"{ws.state} cannot be written ({folder} is not a folder this user can write)",
-                     "cd into your project folder, or export AIDEVOPS_HOME=<a folder you own>")
-    state = "state in .aidevops/" if ws.state.is_dir() else ".aidevops/ not created yet: the first `aidevops run` creates it"
+        return Check(
+            "workspace",
+            FAIL,
+            f"{ws.state} cannot be written ({folder} is not a folder this user can write)",
+            "cd into your project folder, or export AIDEVOPS_HOME=<a folder you own>",
+        )
+    state = (
+        "state in .aidevops/"
+        if ws.state.is_dir()
+        else ".aidevops/ not created yet: the first `aidevops run` creates it"
+    )
     return Check("workspace", OK, f"{ws.root} ({state})")
 
 
@@ -260,8 +315,11 @@ def _with_timeout(fn: Callable[[], object], seconds: float) -> object:
 
 
 def _check_uri(label: str, uri: str, variable: str, ws) -> Check:
-    unset = (f"start it, or `unset {variable}` to use the workspace's own store"
-             if os.environ.get(variable) else "check the URI")
+    unset = (
+        f"start it, or `unset {variable}` to use the workspace's own store"
+        if os.environ.get(variable)
+        else "check the URI"
+    )
     if uri.startswith(("http://", "https://")):
         from .registry.connection import check_tracking
 
@@ -271,19 +329,27 @@ def _check_uri(label: str, uri: str, variable: str, ws) -> Check:
             return Check(label, FAIL, f"MLflow server {uri} ({variable}) is unreachable ({type(exc).__name__})", unset)
         return Check(label, OK, f"MLflow server {uri} answers")
     if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
+        path = Path(uri[len("sqlite:///") :])
         if not path.exists():
             parent = next((p for p in path.parents if p.exists()), None)
             if parent is None or not os.access(parent, os.W_OK):
-                return Check(label, FAIL, f"{path} cannot be created ({parent} is not writable)",
-                             "export AIDEVOPS_HOME=<a folder you own>")
+                return Check(
+                    label,
+                    FAIL,
+                    f"{path} cannot be created ({parent} is not writable)",
+                    "export AIDEVOPS_HOME=<a folder you own>",
+                )
             return Check(label, OK, f"{uri} (not created yet: the first run that records anything creates it)")
         try:
             with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=3) as db:
                 schema = db.execute("select version_num from alembic_version").fetchone()[0]
         except (sqlite3.Error, TypeError) as exc:
-            return Check(label, FAIL, f"{path} is not a readable MLflow database ({exc})",
-                         f"mv {path} {path}.broken  # the next run creates a fresh store")
+            return Check(
+                label,
+                FAIL,
+                f"{path} is not a readable MLflow database ({exc})",
+                f"mv {path} {path}.broken  # the next run creates a fresh store",
+            )
         return Check(label, OK, f"{uri} (MLflow schema {schema})")
     try:
         from mlflow import MlflowClient
@@ -291,7 +357,9 @@ def _check_uri(label: str, uri: str, variable: str, ws) -> Check:
         _with_timeout(lambda: MlflowClient(tracking_uri=uri).search_experiments(max_results=1), 15)
     except Exception as exc:  # noqa: BLE001 - any failure means runs cannot be recorded
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        return Check(label, FAIL, f"MLflow store {uri} ({variable}) does not answer ({type(exc).__name__}: {first})", unset)
+        return Check(
+            label, FAIL, f"MLflow store {uri} ({variable}) does not answer ({type(exc).__name__}: {first})", unset
+        )
     return Check(label, OK, f"MLflow store {uri} answers")
 
 
@@ -329,15 +397,29 @@ def check_backend() -> list[Check]:
     forced = os.environ.get(ENV_VAR, "").strip().lower()
     gpu = cupy_available()
     if forced and forced not in BACKEND_NAMES:
-        first = Check("array backend", FAIL, f"{ENV_VAR}={forced} is not one of {', '.join(BACKEND_NAMES)}", f"unset {ENV_VAR}")
+        first = Check(
+            "array backend", FAIL, f"{ENV_VAR}={forced} is not one of {', '.join(BACKEND_NAMES)}", f"unset {ENV_VAR}"
+        )
     elif forced == "cupy" and not gpu:
-        first = Check("array backend", FAIL, f"{ENV_VAR}=cupy but no CUDA device is usable here: training would fail",
-                      f"unset {ENV_VAR}")
+        first = Check(
+            "array backend",
+            FAIL,
+            f"{ENV_VAR}=cupy but no CUDA device is usable here: training would fail",
+            f"unset {ENV_VAR}",
+        )
     else:
-        first = Check("array backend", OK, f"NumPy {np.__version__}; training uses {'CuPy' if forced == 'cupy' or (gpu and forced != 'numpy') else 'NumPy'}"
-                      + (f" ({ENV_VAR}={forced})" if forced else ""))
+        first = Check(
+            "array backend",
+            OK,
+            f"NumPy {np.__version__}; training uses {'CuPy' if forced == 'cupy' or (gpu and forced != 'numpy') else 'NumPy'}"
+            + (f" ({ENV_VAR}={forced})" if forced else ""),
+        )
     if importlib.util.find_spec("cupy") is None:
-        gpu_line = Check("gpu", INFO, "CuPy is not installed: NumPy trains (on a machine with a CUDA GPU: pip install 'aidevops-ext[gpu]')")
+        gpu_line = Check(
+            "gpu",
+            INFO,
+            "CuPy is not installed: NumPy trains (on a machine with a CUDA GPU: pip install 'aidevops-ext[gpu]')",
+        )
     elif gpu:
         import cupy
 
@@ -362,8 +444,14 @@ def check_optional_tools() -> list[Check]:
 # --------------------------------------------------------------------------- the report
 
 CHECKS: tuple[Callable[[], Check | list[Check]], ...] = (
-    check_package, check_kernels, check_labextension, check_server_extension, check_workspace,
-    check_tracking_store, check_backend, check_optional_tools,
+    check_package,
+    check_kernels,
+    check_labextension,
+    check_server_extension,
+    check_workspace,
+    check_tracking_store,
+    check_backend,
+    check_optional_tools,
 )
 
 
@@ -374,8 +462,12 @@ def run_checks() -> list[Check]:
         try:
             result = check()
         except Exception as exc:  # noqa: BLE001 - the doctor must finish and say which check broke
-            result = Check(check.__name__.removeprefix("check_").replace("_", " "), FAIL,
-                           f"the check itself failed ({type(exc).__name__}: {exc})", reinstall_command())
+            result = Check(
+                check.__name__.removeprefix("check_").replace("_", " "),
+                FAIL,
+                f"the check itself failed ({type(exc).__name__}: {exc})",
+                reinstall_command(),
+            )
         out.extend(result if isinstance(result, list) else [result])
     return out
 
@@ -394,9 +486,13 @@ def render(checks: list[Check]) -> str:
     """One line per check: status, name, what was found, and the fix when there is one."""
     marks = {OK: "ok", FAIL: "FAIL", WARN: "warn", INFO: "-"}
     width = max(len(c.name) for c in checks)
-    lines = [f"{marks[c.status]:<4}  {c.name:<{width}}  {c.detail}" + (f"  → fix: {c.fix}" if c.fix else "") for c in checks]
+    lines = [
+        f"{marks[c.status]:<4}  {c.name:<{width}}  {c.detail}" + (f"  → fix: {c.fix}" if c.fix else "") for c in checks
+    ]
     failed = sum(c.status == FAIL for c in checks)
-    lines.append("all required checks passed" if not failed else f"{failed} required check(s) failed: run the fixes above")
+    lines.append(
+        "all required checks passed" if not failed else f"{failed} required check(s) failed: run the fixes above"
+    )
     return "\n".join(lines)
 
 

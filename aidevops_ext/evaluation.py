@@ -61,8 +61,12 @@ def compare(
         "champion_lineage": None if champion is None else champion_keys is not None and test_keys is not None,
     }
     if not keep.any():  # nothing left to score: the gate refuses on the counts alone
-        return {"candidate": {}, "champion": None if champion is None else {}, "champion_version": champion_version,
-                "comparison": comparison}
+        return {
+            "candidate": {},
+            "champion": None if champion is None else {},
+            "champion_version": champion_version,
+            "comparison": comparison,
+        }
     X, y = X_test[keep], y_test[keep]
     return {
         "candidate": evaluate(candidate, X, y),
@@ -72,7 +76,9 @@ def compare(
     }
 
 
-def compare_table(candidate: dict[str, float], champion: dict[str, float] | None, champion_version: str | None = None) -> str:
+def compare_table(
+    candidate: dict[str, float], champion: dict[str, float] | None, champion_version: str | None = None
+) -> str:
     """A plain-text table of candidate vs champion metrics with deltas."""
     head = f"{'metric':<18}{'candidate':>12}"
     if champion:
@@ -98,18 +104,24 @@ def plot_diagnostics(estimator: Any, X: np.ndarray, y: np.ndarray):
         cm = metrics.confusion_matrix(y, pred, labels=estimator.classes_)
         fig, ax = plt.subplots(figsize=(5, 4.5))
         im = ax.imshow(cm, cmap="Blues")
-        ax.set_xticks(range(len(labels)), [str(l) for l in labels])
-        ax.set_yticks(range(len(labels)), [str(l) for l in labels])
+        ax.set_xticks(range(len(labels)), [str(label) for label in labels])
+        ax.set_yticks(range(len(labels)), [str(label) for label in labels])
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black", fontsize=8)
-        ax.set_xlabel("predicted"); ax.set_ylabel("true"); ax.set_title("confusion matrix (test split)")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title("confusion matrix (test split)")
         fig.colorbar(im, ax=ax)
     else:
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
         ax1.scatter(y, pred, s=8, alpha=0.6)
         lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
         ax1.plot([lo, hi], [lo, hi], color="grey", lw=1)
-        ax1.set_xlabel("true"); ax1.set_ylabel("predicted"); ax1.set_title("predicted vs true")
-        ax2.hist(pred - y, bins=30); ax2.set_title("residuals"); ax2.set_xlabel("predicted − true")
+        ax1.set_xlabel("true")
+        ax1.set_ylabel("predicted")
+        ax1.set_title("predicted vs true")
+        ax2.hist(pred - y, bins=30)
+        ax2.set_title("residuals")
+        ax2.set_xlabel("predicted − true")
     fig.tight_layout()
     return fig

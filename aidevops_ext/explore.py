@@ -12,9 +12,10 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import yaml
@@ -52,9 +53,18 @@ class Choices:
 
     def pipeline_params(self) -> dict[str, Any]:
         """The values as pipeline params (02_train declares every one of them); the backend picks the kernel instead."""
-        return {"dataset": self.dataset, "seed": self.seed, "model": self.model, "hidden": list(self.hidden),
-                "activation": self.activation, "optimizer": self.optimizer, "learning_rate": self.learning_rate,
-                "batch_size": self.batch_size, "epochs": self.epochs, "l2": self.l2}
+        return {
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "model": self.model,
+            "hidden": list(self.hidden),
+            "activation": self.activation,
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "l2": self.l2,
+        }
 
 
 def dataset_task(dataset: str) -> str:
@@ -70,11 +80,15 @@ def check_choices(**values: Any) -> Choices:
     """Choices from widget values, checked: one sentence naming the bad value and what is allowed."""
     unknown = sorted(set(values) - set(Choices.__dataclass_fields__))
     if unknown:
-        raise ConfigError(f"unknown choice(s) {', '.join(unknown)}; valid ones: {', '.join(Choices.__dataclass_fields__)}.")
+        raise ConfigError(
+            f"unknown choice(s) {', '.join(unknown)}; valid ones: {', '.join(Choices.__dataclass_fields__)}."
+        )
     c = Choices(**values)
     task = dataset_task(c.dataset)
     if c.model not in MODEL_KINDS[task]:
-        raise ConfigError(f"model {c.model!r} does not fit the {task} dataset {c.dataset!r}; use one of {', '.join(MODEL_KINDS[task])}.")
+        raise ConfigError(
+            f"model {c.model!r} does not fit the {task} dataset {c.dataset!r}; use one of {', '.join(MODEL_KINDS[task])}."
+        )
     for name, allowed in (("activation", ACTIVATIONS), ("optimizer", OPTIMIZERS), ("backend", BACKENDS)):
         if getattr(c, name) not in allowed:
             raise ConfigError(f"{name} {getattr(c, name)!r} is not one of {', '.join(allowed)}.")
@@ -87,16 +101,32 @@ def check_choices(**values: Any) -> Choices:
             raise ConfigError(f"{name} must be a whole number of at least {low}, got {v!r}.")
     for name, positive in (("learning_rate", True), ("l2", False)):
         v = getattr(c, name)
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0 or (positive and v == 0):
+        if (
+            not isinstance(v, (int, float))
+            or isinstance(v, bool)
+            or not math.isfinite(v)
+            or v < 0
+            or (positive and v == 0)
+        ):
             raise ConfigError(f"{name} must be a {'positive' if positive else 'non-negative'} number, got {v!r}.")
     if c.backend == "cupy":
         from .trainer.backend import cupy_available
 
         if not cupy_available():
             raise ConfigError("backend 'cupy' needs a CUDA GPU, and none is usable here; choose 'numpy'.")
-    return Choices(dataset=c.dataset, model=c.model, hidden=tuple(int(h) for h in hidden), activation=c.activation,
-                   optimizer=c.optimizer, learning_rate=float(c.learning_rate), batch_size=int(c.batch_size),
-                   epochs=int(c.epochs), l2=float(c.l2), seed=int(c.seed), backend=c.backend)
+    return Choices(
+        dataset=c.dataset,
+        model=c.model,
+        hidden=tuple(int(h) for h in hidden),
+        activation=c.activation,
+        optimizer=c.optimizer,
+        learning_rate=float(c.learning_rate),
+        batch_size=int(c.batch_size),
+        epochs=int(c.epochs),
+        l2=float(c.l2),
+        seed=int(c.seed),
+        backend=c.backend,
+    )
 
 
 # --------------------------------------------------------------------------- the base pipeline
@@ -106,7 +136,9 @@ def base_spec_path(ws: Workspace, task: str) -> Path:
     """The workspace's pipeline spec that an exploration of a `task` dataset starts from."""
     path = ws.pipelines_dir / f"{BASE_PIPELINES[task]}.yaml"
     if not path.is_file():
-        raise ConfigError(f"{path} is missing; the explore notebook copies it, so restore it (git checkout {path.name}).")
+        raise ConfigError(
+            f"{path} is missing; the explore notebook copies it, so restore it (git checkout {path.name})."
+        )
     return path
 
 
@@ -117,7 +149,9 @@ def _base_raw(ws: Workspace, task: str) -> dict[str, Any]:
     except yaml.YAMLError:
         raw = None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path} is not a pipeline spec (a YAML mapping); fix it before writing an exploration from it.")
+        raise ConfigError(
+            f"{path} is not a pipeline spec (a YAML mapping); fix it before writing an exploration from it."
+        )
     return raw
 
 
@@ -142,8 +176,13 @@ class EpochRecorder(Callback):
 
     def on_epoch_end(self, estimator: Any, epoch: int, logs: dict[str, float]) -> None:
         # estimator is the outer (scaling) one here, so it scores raw features like the caller's.
-        self.rows.append({"epoch": int(epoch), "loss": float(logs["loss"]),
-                          "val_score": float(estimator.score(self.X_val, self.y_val))})
+        self.rows.append(
+            {
+                "epoch": int(epoch),
+                "loss": float(logs["loss"]),
+                "val_score": float(estimator.score(self.X_val, self.y_val)),
+            }
+        )
         if self.on_update is not None:
             self.on_update(list(self.rows))
         return None
@@ -172,19 +211,38 @@ def train(ws: Workspace, choices: Choices, on_epoch: Callable[[list[dict]], None
     task = dataset_task(choices.dataset)
     params = _base_raw(ws, task).get("params") or {}
     ds = data.load_dataset(choices.dataset)
-    split = data.train_val_test_split(ds.X, ds.y, val_fraction=params.get("val_fraction", 0.1),
-                                      test_fraction=params.get("test_fraction", 0.2), seed=choices.seed)
-    hyper = {"hidden": list(choices.hidden), "activation": choices.activation, "optimizer": choices.optimizer,
-             "learning_rate": choices.learning_rate, "batch_size": choices.batch_size, "epochs": choices.epochs,
-             "l2": choices.l2}
+    split = data.train_val_test_split(
+        ds.X,
+        ds.y,
+        val_fraction=params.get("val_fraction", 0.1),
+        test_fraction=params.get("test_fraction", 0.2),
+        seed=choices.seed,
+    )
+    hyper = {
+        "hidden": list(choices.hidden),
+        "activation": choices.activation,
+        "optimizer": choices.optimizer,
+        "learning_rate": choices.learning_rate,
+        "batch_size": choices.batch_size,
+        "epochs": choices.epochs,
+        "l2": choices.l2,
+    }
     estimator = make_model(choices.model, task, random_state=choices.seed, backend=choices.backend, **hyper)
     recorder = EpochRecorder(split.X_val, split.y_val, on_epoch)
     t0 = time.perf_counter()
     estimator.fit(split.X_train, split.y_train, callbacks=[recorder], progress=False)
     seconds = time.perf_counter() - t0
-    return Exploration(choices=choices, task=task, estimator=estimator, split=split, history=recorder.rows,
-                       metrics=evaluate(estimator, split.X_test, split.y_test), backend=getattr(estimator, "backend_", choices.backend),
-                       seconds=seconds, score_name="accuracy" if task == "classification" else "R²")
+    return Exploration(
+        choices=choices,
+        task=task,
+        estimator=estimator,
+        split=split,
+        history=recorder.rows,
+        metrics=evaluate(estimator, split.X_test, split.y_test),
+        backend=getattr(estimator, "backend_", choices.backend),
+        seconds=seconds,
+        score_name="accuracy" if task == "classification" else "R²",
+    )
 
 
 # --------------------------------------------------------------------------- the champion
@@ -205,7 +263,7 @@ def _store_exists(ws: Workspace) -> bool:
     """False when the tracking store is the workspace's SQLite file and it is not there yet (nothing registered)."""
     uri = ws.tracking_uri
     if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).is_file()
+        return Path(uri[len("sqlite:///") :]).is_file()
     return True
 
 
@@ -217,7 +275,9 @@ def compare_with_champion(ws: Workspace, result: Exploration) -> Comparison:
     none = Comparison(name, None, result.metrics, None)
     # Reading must not create a store: a workspace with no MLflow database has no champion, and making one costs seconds.
     if not _store_exists(ws):
-        none.reason = f"no champion yet: nothing is registered in this workspace (run `aidevops run` to register {name})."
+        none.reason = (
+            f"no champion yet: nothing is registered in this workspace (run `aidevops run` to register {name})."
+        )
         return none
     from . import registry
 
@@ -233,8 +293,10 @@ def compare_with_champion(ws: Workspace, result: Exploration) -> Comparison:
     n_features = result.split.X_test.shape[1]
     if getattr(champion, "n_features_in_", n_features) != n_features:
         none.version = version
-        none.reason = (f"{name} v{version} takes {champion.n_features_in_} features and {result.choices.dataset} has {n_features}; "
-                       "it models another dataset, so there is nothing to compare.")
+        none.reason = (
+            f"{name} v{version} takes {champion.n_features_in_} features and {result.choices.dataset} has {n_features}; "
+            "it models another dataset, so there is nothing to compare."
+        )
         return none
     return Comparison(name, version, result.metrics, evaluate(champion, result.split.X_test, result.split.y_test))
 
@@ -292,7 +354,7 @@ def _edit_text(text: str, top: dict[str, Any], params: dict[str, Any]) -> str:
     # Params the base spec lacks (activation, optimizer) go right after its last one.
     new = [f"{child_indent or '  '}{k}: {_scalar(v)}" for k, v in params.items() if f"params.{k}" not in seen]
     if new and last_param is not None:
-        out[last_param + 1:last_param + 1] = new
+        out[last_param + 1 : last_param + 1] = new
     missing_top = [f"{k}: {_scalar(v)}" for k, v in top.items() if k not in seen]
     # Replace the base's opening comment (it describes the base pipeline) with where this file came from.
     while out and out[0].startswith("#"):
@@ -300,8 +362,10 @@ def _edit_text(text: str, top: dict[str, Any], params: dict[str, Any]) -> str:
     return "\n".join([*_HEADER, *missing_top, *out]) + "\n"
 
 
-_HEADER = [MARKER + " from the values chosen there.",
-           "# Run it with `aidevops run <name>`; the notebook rewrites it, so drop these lines to keep edits of your own."]
+_HEADER = [
+    MARKER + " from the values chosen there.",
+    "# Run it with `aidevops run <name>`; the notebook rewrites it, so drop these lines to keep edits of your own.",
+]
 
 
 def spec_text(ws: Workspace, choices: Choices, name: str = "explore") -> str:
@@ -310,12 +374,16 @@ def spec_text(ws: Workspace, choices: Choices, name: str = "explore") -> str:
     base_path = base_spec_path(ws, task)
     raw = _base_raw(ws, task)
     base_kernel = str(raw.get("kernel") or "aidevops")
-    top = {"name": name,
-           "description": f"{choices.model} on {choices.dataset}, values chosen in the explore notebook (from {base_path.name})",
-           "model": registered_name(ws, choices.dataset),
-           "experiment": name,
-           # The backend is the kernel's business: aidevops-gpu sets AIDEVOPS_BACKEND=cupy for every step.
-           "kernel": "aidevops-gpu" if choices.backend == "cupy" else ("aidevops" if base_kernel == "aidevops-gpu" else base_kernel)}
+    top = {
+        "name": name,
+        "description": f"{choices.model} on {choices.dataset}, values chosen in the explore notebook (from {base_path.name})",
+        "model": registered_name(ws, choices.dataset),
+        "experiment": name,
+        # The backend is the kernel's business: aidevops-gpu sets AIDEVOPS_BACKEND=cupy for every step.
+        "kernel": "aidevops-gpu"
+        if choices.backend == "cupy"
+        else ("aidevops" if base_kernel == "aidevops-gpu" else base_kernel),
+    }
     params = choices.pipeline_params()
     expected = {**raw, **top, "params": {**(raw.get("params") or {}), **params}}
     text = _edit_text(base_path.read_text(encoding="utf-8"), top, params)
@@ -336,12 +404,18 @@ def write_spec(ws: Workspace, choices: Choices, name: str = "explore") -> Path:
     from .pipeline.spec import load_spec
 
     if not isinstance(name, str) or not _SPEC_NAME.match(name):
-        raise ConfigError(f"pipeline name {name!r} must be letters, digits, '-' or '_' (it becomes pipelines/<name>.yaml).")
+        raise ConfigError(
+            f"pipeline name {name!r} must be letters, digits, '-' or '_' (it becomes pipelines/<name>.yaml)."
+        )
     if name in BASE_PIPELINES.values():
-        raise ConfigError(f"'{name}' is a base pipeline the explore notebook copies from; choose another name, e.g. 'explore'.")
+        raise ConfigError(
+            f"'{name}' is a base pipeline the explore notebook copies from; choose another name, e.g. 'explore'."
+        )
     target = ws.pipelines_dir / f"{name}.yaml"
     if target.exists() and not target.read_text(encoding="utf-8", errors="replace").startswith(MARKER):
-        raise ConfigError(f"{target} exists and was not written by the explore notebook; choose another name or move that file.")
+        raise ConfigError(
+            f"{target} exists and was not written by the explore notebook; choose another name or move that file."
+        )
     text = spec_text(ws, choices, name)
     fd, tmp = tempfile.mkstemp(dir=ws.pipelines_dir, prefix=f".{name}.", suffix=".tmp")
     try:

@@ -138,8 +138,10 @@ class GateDecision:
         c = self.comparison or {}
         if self.champion is not None and c and c.get("champion_lineage") is False:
             who = f"Champion v{self.champion_version}" if self.champion_version else "The champion"
-            return (f"{who} recorded no training row keys, so rows it trained on may be among the "
-                    f"{c.get('compared_rows')} compared; re-register it with a keyed split to rule that out.")
+            return (
+                f"{who} recorded no training row keys, so rows it trained on may be among the "
+                f"{c.get('compared_rows')} compared; re-register it with a keyed split to rule that out."
+            )
         return None
 
     def compared_on(self) -> str | None:
@@ -217,7 +219,7 @@ class GateDecision:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GateDecision":
+    def from_dict(cls, data: dict[str, Any]) -> GateDecision:
         """Inverse of `to_dict`."""
         try:
             return cls(
@@ -274,7 +276,9 @@ def parse_gate(section: dict | list | None) -> list[Threshold]:
         items = []
         for i, entry in enumerate(section):
             if not isinstance(entry, dict) or "metric" not in entry:
-                raise ConfigError(f"gate entry {i} must be a mapping with a 'metric' key, like {{metric: accuracy, threshold: 0.9}}.")
+                raise ConfigError(
+                    f"gate entry {i} must be a mapping with a 'metric' key, like {{metric: accuracy, threshold: 0.9}}."
+                )
             rest = {k: v for k, v in entry.items() if k != "metric"}
             items.append((entry["metric"], rest))
     else:
@@ -305,9 +309,7 @@ def _parse_one(metric: str, criteria: Any) -> Threshold:
         )
     unknown = [k for k in criteria if k not in _KEYS]
     if unknown:
-        raise ConfigError(
-            f"gate metric '{metric}' has unknown key {unknown[0]!r}; valid keys are {', '.join(_KEYS)}."
-        )
+        raise ConfigError(f"gate metric '{metric}' has unknown key {unknown[0]!r}; valid keys are {', '.join(_KEYS)}.")
     values: dict[str, Any] = {}
     for key in _CRITERIA:
         value = criteria.get(key)
@@ -372,7 +374,9 @@ def _refusal(comparison: dict[str, Any] | None, version: str | None, has_champio
         test = int(comparison["test_rows"])
         compared = int(comparison["compared_rows"])
     except (KeyError, TypeError, ValueError):
-        raise ConfigError("The gate's comparison needs integer test_rows and compared_rows; pass what evaluation.compare returns.") from None
+        raise ConfigError(
+            "The gate's comparison needs integer test_rows and compared_rows; pass what evaluation.compare returns."
+        ) from None
     if compared >= test:  # nothing left out: the test split as it is
         return None
     need = min_compared_rows(test)
@@ -382,7 +386,11 @@ def _refusal(comparison: dict[str, Any] | None, version: str | None, has_champio
     if has_champion:
         who = f"both the candidate and {'champion v' + str(version) if version else 'the champion'}"
     return Check(
-        "rows", "overlap", float(need), float(compared), False,
+        "rows",
+        "overlap",
+        float(need),
+        float(compared),
+        False,
         f"Refused: only {compared} of {test} test rows are unseen by {who} "
         f"(at least {need} needed for a fair comparison), so add rows or raise test_fraction.",
     )
@@ -394,17 +402,27 @@ def _check_metric(
     value = candidate.get(t.metric)
     if value is None or math.isnan(value):
         what = "has no metric" if value is None else "has a NaN value for"
-        return [Check(t.metric, "missing", None, value, False, f"The candidate {what} '{t.metric}', which the gate requires.")]
+        return [
+            Check(
+                t.metric, "missing", None, value, False, f"The candidate {what} '{t.metric}', which the gate requires."
+            )
+        ]
     checks = []
     better = "higher" if t.greater_is_better else "lower"
     if t.threshold is not None:
         ok = _at_least(value, t.threshold) if t.greater_is_better else _at_least(t.threshold, value)
         op = (">=" if t.greater_is_better else "<=") if ok else ("<" if t.greater_is_better else ">")
         verdict = "meets" if ok else "misses"
-        checks.append(Check(
-            t.metric, "threshold", t.threshold, value, ok,
-            f"{t.metric} {_fmt(value)} {op} {_fmt(t.threshold)}: {verdict} the threshold ({better} is better).",
-        ))
+        checks.append(
+            Check(
+                t.metric,
+                "threshold",
+                t.threshold,
+                value,
+                ok,
+                f"{t.metric} {_fmt(value)} {op} {_fmt(t.threshold)}: {verdict} the threshold ({better} is better).",
+            )
+        )
     if champion is None or (t.min_absolute_change is None and t.min_relative_change is None):
         return checks
     who = f"champion v{version}" if version else "the champion"
@@ -412,28 +430,46 @@ def _check_metric(
     if base is None or math.isnan(base):
         for kind, req in (("absolute_change", t.min_absolute_change), ("relative_change", t.min_relative_change)):
             if req is not None:
-                checks.append(Check(
-                    t.metric, kind, req, None, True,
-                    f"{who[0].upper() + who[1:]} has no '{t.metric}', so the {kind.replace('_', ' ')} check is skipped.",
-                ))
+                checks.append(
+                    Check(
+                        t.metric,
+                        kind,
+                        req,
+                        None,
+                        True,
+                        f"{who[0].upper() + who[1:]} has no '{t.metric}', so the {kind.replace('_', ' ')} check is skipped.",
+                    )
+                )
         return checks
     gain = value - base if t.greater_is_better else base - value
     if t.min_absolute_change is not None:
         ok = _at_least(gain, t.min_absolute_change)
-        checks.append(Check(
-            t.metric, "absolute_change", t.min_absolute_change, gain, ok,
-            f"{t.metric} {_fmt(value)} vs {who} {_fmt(base)}: {_change_words(gain, t.min_absolute_change, ok, pct=False, lower=not t.greater_is_better)}.",
-        ))
+        checks.append(
+            Check(
+                t.metric,
+                "absolute_change",
+                t.min_absolute_change,
+                gain,
+                ok,
+                f"{t.metric} {_fmt(value)} vs {who} {_fmt(base)}: {_change_words(gain, t.min_absolute_change, ok, pct=False, lower=not t.greater_is_better)}.",
+            )
+        )
     if t.min_relative_change is not None:
         if base == 0:
             rel = 0.0 if gain == 0 else math.copysign(math.inf, gain)
         else:
             rel = gain / abs(base)
         ok = _at_least(rel, t.min_relative_change)
-        checks.append(Check(
-            t.metric, "relative_change", t.min_relative_change, rel, ok,
-            f"{t.metric} {_fmt(value)} vs {who} {_fmt(base)}: {_change_words(rel, t.min_relative_change, ok, pct=True, lower=not t.greater_is_better)}.",
-        ))
+        checks.append(
+            Check(
+                t.metric,
+                "relative_change",
+                t.min_relative_change,
+                rel,
+                ok,
+                f"{t.metric} {_fmt(value)} vs {who} {_fmt(base)}: {_change_words(rel, t.min_relative_change, ok, pct=True, lower=not t.greater_is_better)}.",
+            )
+        )
     return checks
 
 

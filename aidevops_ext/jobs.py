@@ -18,9 +18,10 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ConfigError, NotFound
 from .workspace import Workspace
@@ -68,9 +69,15 @@ def _launch(ws: Workspace, job: Job) -> Job:
     _save(ws, job)
     env = dict(os.environ, AIDEVOPS_HOME=str(ws.root))
     with open(os.devnull, "rb") as devnull:
-        proc = subprocess.Popen([sys.executable, "-m", "aidevops_ext.jobs", job.id, "--", *job.argv],
-                                cwd=str(ws.root), env=env, stdin=devnull, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aidevops_ext.jobs", job.id, "--", *job.argv],
+            cwd=str(ws.root),
+            env=env,
+            stdin=devnull,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     job.pid = proc.pid
     _save(ws, job)
     return job
@@ -102,8 +109,14 @@ def start_retrain(ws: Workspace, deployment: str) -> Job:
     retraining_lock(ws, dep.name).close()  # one already running fails here (the job's process takes the lock itself)
     spec = retrain_spec(ws, dep)
     pipeline = spec.name if spec is not None else None
-    job = Job(id=_new_id(), kind="retrain", argv=["retrain", dep.name], started=time.time(), deployment=dep.name,
-              pipeline=pipeline)  # the pipeline the retraining runs, so the job can name the run it made
+    job = Job(
+        id=_new_id(),
+        kind="retrain",
+        argv=["retrain", dep.name],
+        started=time.time(),
+        deployment=dep.name,
+        pipeline=pipeline,
+    )  # the pipeline the retraining runs, so the job can name the run it made
     return _launch(ws, job)
 
 
@@ -157,7 +170,11 @@ def get(ws: Workspace, job_id: str) -> Job:
     if job.status == RUNNING and job.pid and not pid_alive(job.pid):
         job = _read(path)  # the wrapper may have just written the end
         if job.status == RUNNING:
-            job.status, job.message, job.finished = FAILED, "the job's process ended without recording an exit code", time.time()
+            job.status, job.message, job.finished = (
+                FAILED,
+                "the job's process ended without recording an exit code",
+                time.time(),
+            )
             _save(ws, job)
     if job.run_id is None and job.pipeline:
         job.run_id = _run_of(ws, job)
@@ -211,10 +228,15 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace.discover()
     job = Job(**json.loads((_dir(ws) / f"{args[0]}.json").read_text()))
     with open(job.log or os.devnull, "ab") as log:
-        code = subprocess.call([sys.executable, "-m", "aidevops_ext.cli", *args[2:]], stdout=log, stderr=log,
-                               cwd=str(ws.root))
+        code = subprocess.call(
+            [sys.executable, "-m", "aidevops_ext.cli", *args[2:]], stdout=log, stderr=log, cwd=str(ws.root)
+        )
     job = Job(**json.loads((_dir(ws) / f"{job.id}.json").read_text()))
-    tail = Path(job.log).read_text(errors="replace").strip().splitlines()[-1:] if job.log and Path(job.log).is_file() else []
+    tail = (
+        Path(job.log).read_text(errors="replace").strip().splitlines()[-1:]
+        if job.log and Path(job.log).is_file()
+        else []
+    )
     job.exit_code, job.finished = code, time.time()
     job.status = SUCCEEDED if code == 0 else FAILED
     job.message = tail[0][:500] if tail else ""

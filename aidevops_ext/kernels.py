@@ -34,7 +34,10 @@ class InstalledKernel:
 
 def source_dir() -> Path:
     """The folder holding the shipped kernelspecs (`kernels/` of a checkout, or the wheel's shared data)."""
-    candidates = [Path(__file__).resolve().parent.parent / "kernels", Path(sys.prefix) / "share" / "aidevops" / "kernels"]
+    candidates = [
+        Path(__file__).resolve().parent.parent / "kernels",
+        Path(sys.prefix) / "share" / "aidevops" / "kernels",
+    ]
     for folder in candidates:
         if all((folder / name / "kernel.json").is_file() for name in SHIPPED):
             return folder
@@ -46,7 +49,9 @@ def source_dir() -> Path:
 def kernel_spec(name: str, python: str | None = None) -> dict:
     """The kernelspec `name` as it is installed: `kernel.json` with argv[0] set to `python` (default: this interpreter)."""
     if name not in SHIPPED:
-        raise ConfigError(f"'{name}' is not a kernel shipped with aidevops; the shipped kernels are: {', '.join(SHIPPED)}.")
+        raise ConfigError(
+            f"'{name}' is not a kernel shipped with aidevops; the shipped kernels are: {', '.join(SHIPPED)}."
+        )
     spec = json.loads((source_dir() / name / "kernel.json").read_text(encoding="utf-8"))
     argv = list(spec["argv"])
     if argv and argv[0] in _PYTHON_NAMES:

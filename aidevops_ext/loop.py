@@ -28,9 +28,10 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,12 @@ def retrainings(ws: Workspace, deployment: str | None = None, *, limit: int = 50
         return []
     conn = _connect(ws)
     try:
-        rows = conn.execute("SELECT * FROM (SELECT * FROM retrains" + (" WHERE deployment = ?" if deployment else "")
-                            + " ORDER BY id DESC LIMIT ?) ORDER BY id", ((deployment,) if deployment else ()) + (limit,)).fetchall()
+        rows = conn.execute(
+            "SELECT * FROM (SELECT * FROM retrains"
+            + (" WHERE deployment = ?" if deployment else "")
+            + " ORDER BY id DESC LIMIT ?) ORDER BY id",
+            ((deployment,) if deployment else ()) + (limit,),
+        ).fetchall()
     finally:
         conn.close()
     return [_row(r) for r in rows]
@@ -105,14 +110,19 @@ def _start(ws: Workspace, **fields: Any) -> int:
     conn = _connect(ws)
     try:
         conn.execute("BEGIN IMMEDIATE")
-        busy = conn.execute("SELECT id, started FROM retrains WHERE deployment = ? AND status = ?",
-                            (fields["deployment"], RUNNING)).fetchone()
+        busy = conn.execute(
+            "SELECT id, started FROM retrains WHERE deployment = ? AND status = ?", (fields["deployment"], RUNNING)
+        ).fetchone()
         if busy is not None:
             conn.execute("ROLLBACK")
-            raise ConfigError(f"deployment '{fields['deployment']}' is already being retrained (retraining #{busy['id']}); "
-                              "wait for it to finish (`aidevops retrains`).")
+            raise ConfigError(
+                f"deployment '{fields['deployment']}' is already being retrained (retraining #{busy['id']}); "
+                "wait for it to finish (`aidevops retrains`)."
+            )
         cols = ", ".join(fields)
-        cur = conn.execute(f"INSERT INTO retrains ({cols}) VALUES ({', '.join('?' * len(fields))})", tuple(fields.values()))
+        cur = conn.execute(
+            f"INSERT INTO retrains ({cols}) VALUES ({', '.join('?' * len(fields))})", tuple(fields.values())
+        )
         conn.execute("COMMIT")
         return int(cur.lastrowid)
     finally:
@@ -130,7 +140,9 @@ def _get(ws: Workspace, rid: int) -> Retraining:
 def _update(ws: Workspace, rid: int, **fields: Any) -> None:
     conn = _connect(ws)
     try:
-        conn.execute(f"UPDATE retrains SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", (*fields.values(), rid))
+        conn.execute(
+            f"UPDATE retrains SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", (*fields.values(), rid)
+        )
     finally:
         conn.close()
 
@@ -146,10 +158,15 @@ def live_labelled_frame(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) 
     win = read_window(ws.deploy_db, model, None, rows=rows * 4)  # labelled rows are a share of the logged ones
     if win.frame is None or not win.n_rows:
         return None, [], []
-    labels = {rid: label for rid, label, _ in read_feedback(ws.deploy_db, model, first_id=win.first_id, last_id=win.last_id)}
+    labels = {
+        rid: label for rid, label, _ in read_feedback(ws.deploy_db, model, first_id=win.first_id, last_id=win.last_id)
+    }
     keep = [i for i, rid in enumerate(win.row_ids) if labels.get(rid) is not None][-rows:]
-    return (win.frame.iloc[keep].reset_index(drop=True), [win.row_ids[i] for i in keep],
-            [labels[win.row_ids[i]] for i in keep])
+    return (
+        win.frame.iloc[keep].reset_index(drop=True),
+        [win.row_ids[i] for i in keep],
+        [labels[win.row_ids[i]] for i in keep],
+    )
 
 
 def live_training_rows(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +176,9 @@ def live_training_rows(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) -
     win = read_window(ws.deploy_db, model, None, rows=rows * 4)  # labelled rows are a share of the logged ones
     if not win.n_rows:
         return np.zeros((0, 0), np.float32), np.zeros(0)
-    labels = {rid: label for rid, label, _ in read_feedback(ws.deploy_db, model, first_id=win.first_id, last_id=win.last_id)}
+    labels = {
+        rid: label for rid, label, _ in read_feedback(ws.deploy_db, model, first_id=win.first_id, last_id=win.last_id)
+    }
     keep = [i for i, rid in enumerate(win.row_ids) if rid in labels and labels[rid] is not None]
     keep = keep[-rows:]
     return win.rows[keep], np.asarray([labels[win.row_ids[i]] for i in keep])
@@ -168,12 +187,20 @@ def live_training_rows(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) -
 # ------------------------------------------------------------------------------ retrain
 
 
-def retrain(ws: Workspace | None, name: str, *, alert_event_id: int | None = None, rows: int = DEFAULT_ROWS,
-            actor: str | None = None, echo: Callable[[str], None] | None = None) -> Retraining:
+def retrain(
+    ws: Workspace | None,
+    name: str,
+    *,
+    alert_event_id: int | None = None,
+    rows: int = DEFAULT_ROWS,
+    actor: str | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Retraining:
     """Retrain deployment `name`'s model on its labelled live traffic plus the original data; see the module docstring."""
     from .deploy import manager  # noqa: PLC0415
     from .deploy.store import default_actor  # noqa: PLC0415
     from .monitoring.alertstore import AlertStore  # noqa: PLC0415
+
     ws = (ws or Workspace.discover()).ensure()
     echo = echo or (lambda msg: None)
     actor = actor or default_actor()
@@ -182,19 +209,27 @@ def retrain(ws: Workspace | None, name: str, *, alert_event_id: int | None = Non
     dep = manager.get(ws, name)
     spec = retrain_spec(ws, dep)
     if spec is None:
-        raise ConfigError(f"no pipeline in {ws.root / 'pipelines'} registers '{dep.model}', so '{name}' cannot be retrained; "
-                          "add one whose `model:` is that name.")
+        raise ConfigError(
+            f"no pipeline in {ws.root / 'pipelines'} registers '{dep.model}', so '{name}' cannot be retrained; "
+            "add one whose `model:` is that name."
+        )
     if "register" not in spec.steps:
-        raise ConfigError(f"pipeline '{spec.name}' has no 'register' step, so a retrained model would never reach the registry.")
+        raise ConfigError(
+            f"pipeline '{spec.name}' has no 'register' step, so a retrained model would never reach the registry."
+        )
     if spec.data is not None and LIVE_PARAM not in spec.params:
-        raise ConfigError(f"pipeline '{spec.name}' has no param '{LIVE_PARAM}', so its run cannot receive the live rows; "
-                          f"add `{LIVE_PARAM}: null` under its params: (docs/write-your-own-step.md).")
+        raise ConfigError(
+            f"pipeline '{spec.name}' has no param '{LIVE_PARAM}', so its run cannot receive the live rows; "
+            f"add `{LIVE_PARAM}: null` under its params: (docs/write-your-own-step.md)."
+        )
     rule = None
     if alert_event_id is not None:
         store = AlertStore(ws.deploy_db)
         event = store.event(alert_event_id)
         if event is None or event["deployment"] != name or event["event"] != "fired":
-            raise ConfigError(f"alert #{alert_event_id} is not a fired alert of '{name}'; list them with `aidevops monitor {name}`.")
+            raise ConfigError(
+                f"alert #{alert_event_id} is not a fired alert of '{name}'; list them with `aidevops monitor {name}`."
+            )
         rule = event["rule"]
     lock = retraining_lock(ws, name)  # one retraining per deployment at a time; released at the end
     try:
@@ -203,16 +238,37 @@ def retrain(ws: Workspace | None, name: str, *, alert_event_id: int | None = Non
         lock.close()
 
 
-def _claim_and_retrain(ws: Workspace, name: str, dep: Any, spec: Any, rows: int, actor: str,
-                       echo: Callable[[str], None], alert_event_id: int | None, rule: str | None) -> Retraining:
+def _claim_and_retrain(
+    ws: Workspace,
+    name: str,
+    dep: Any,
+    spec: Any,
+    rows: int,
+    actor: str,
+    echo: Callable[[str], None],
+    alert_event_id: int | None,
+    rule: str | None,
+) -> Retraining:
     from .monitoring.alertstore import AlertStore  # noqa: PLC0415
 
-    rid = _start(ws, deployment=name, model=dep.model, trigger="alert" if alert_event_id is not None else "manual",
-                 alert_event_id=alert_event_id, rule=rule, status=RUNNING, started=time.time(), pipeline=spec.name,
-                 from_version=dep.active_version, actor=actor)
+    rid = _start(
+        ws,
+        deployment=name,
+        model=dep.model,
+        trigger="alert" if alert_event_id is not None else "manual",
+        alert_event_id=alert_event_id,
+        rule=rule,
+        status=RUNNING,
+        started=time.time(),
+        pipeline=spec.name,
+        from_version=dep.active_version,
+        actor=actor,
+    )
     if alert_event_id is not None and not AlertStore(ws.deploy_db).claim(alert_event_id, f"retraining #{rid}"):
         _update(ws, rid, status=FAILED, finished=time.time(), message=f"alert #{alert_event_id} was already taken up")
-        raise ConfigError(f"alert #{alert_event_id} was already taken up by another retraining; see `aidevops retrains {name}`.")
+        raise ConfigError(
+            f"alert #{alert_event_id} was already taken up by another retraining; see `aidevops retrains {name}`."
+        )
     try:
         return _retrain(ws, rid, dep, spec, rows, actor, echo, alert_event_id)
     except BaseException as exc:
@@ -228,7 +284,9 @@ def retrain_spec(ws: Workspace, dep: Any) -> Any:
 
     options = json.loads(dep.options or "{}") if dep.target == "local" else {}
     spec_name = options.get("pipeline") if isinstance(options, dict) else None
-    return load_spec(resolve_spec_path(spec_name, ws.root), ws.root) if spec_name else spec_for_model(ws.root, dep.model)
+    return (
+        load_spec(resolve_spec_path(spec_name, ws.root), ws.root) if spec_name else spec_for_model(ws.root, dep.model)
+    )
 
 
 def retraining_lock(ws: Workspace, name: str) -> Any:
@@ -248,8 +306,10 @@ def retraining_lock(ws: Workspace, name: str) -> Any:
         fh.close()
         running = [r for r in retrainings(ws, name, limit=5) if r.status == RUNNING]
         which = f" (#{running[-1].id}, {running[-1].trigger})" if running else ""
-        raise ConfigError(f"a retraining of '{name}' is already running{which}; wait for it to end "
-                          f"(`aidevops retrains {name}`) before starting another.") from None
+        raise ConfigError(
+            f"a retraining of '{name}' is already running{which}; wait for it to end "
+            f"(`aidevops retrains {name}`) before starting another."
+        ) from None
     return fh
 
 
@@ -262,8 +322,16 @@ def retraining_running(ws: Workspace, name: str) -> bool:
     return False
 
 
-def _retrain(ws: Workspace, rid: int, dep: Any, spec: Any, rows: int, actor: str, echo: Callable[[str], None],
-             alert_event_id: int | None) -> Retraining:
+def _retrain(
+    ws: Workspace,
+    rid: int,
+    dep: Any,
+    spec: Any,
+    rows: int,
+    actor: str,
+    echo: Callable[[str], None],
+    alert_event_id: int | None,
+) -> Retraining:
     from .deploy import manager  # noqa: PLC0415
     from .pipeline.records import find_run  # noqa: PLC0415
     from .pipeline.runner import PipelineRunner, RunOptions  # noqa: PLC0415
@@ -279,13 +347,21 @@ def _retrain(ws: Workspace, rid: int, dep: Any, spec: Any, rows: int, actor: str
     registration = json.loads(Path(run["run_dir"], "register", "registration.json").read_text())
     version = str(registration["version"]) if registration.get("version") is not None else None
     gate, moved = bool(registration.get("gate_passed")), bool(registration.get("champion_moved"))
-    fields: dict[str, Any] = {"pipeline_run_id": record.run_id, "version": version, "gate_passed": int(gate),
-                              "champion_moved": int(moved), "training_rows": _training_rows(run, spec, n_live)}
+    fields: dict[str, Any] = {
+        "pipeline_run_id": record.run_id,
+        "version": version,
+        "gate_passed": int(gate),
+        "champion_moved": int(moved),
+        "training_rows": _training_rows(run, spec, n_live),
+    }
     current = manager.get(ws, dep.name)
     if not moved:
         reasons = "; ".join(registration.get("reasons") or []) or "the gate did not pass"
-        status, message = (GATE_FAILED, f"v{version} failed the gate ({reasons}); {dep.name} keeps v{current.active_version}") \
-            if not gate else (UNCHANGED, f"v{version} passed the gate but did not become champion")
+        status, message = (
+            (GATE_FAILED, f"v{version} failed the gate ({reasons}); {dep.name} keeps v{current.active_version}")
+            if not gate
+            else (UNCHANGED, f"v{version} passed the gate but did not become champion")
+        )
     elif current.active_version == version:
         status, message = UNCHANGED, f"{dep.name} already serves v{version}"
     else:
@@ -350,4 +426,3 @@ def env_cooldown(default: float = 300.0) -> float:
 
 
 __all__ = ["Retraining", "live_training_rows", "retrain", "retrainings"]
-

@@ -55,8 +55,11 @@ def list_templates() -> list[Template]:
     """Every template folder shipped with the package, by name."""
     if not TEMPLATES_DIR.is_dir():
         return []
-    return [_read_template(d) for d in sorted(TEMPLATES_DIR.iterdir())
-            if d.is_dir() and (d / TEMPLATE_FILE).is_file() and not d.name.startswith("_")]
+    return [
+        _read_template(d)
+        for d in sorted(TEMPLATES_DIR.iterdir())
+        if d.is_dir() and (d / TEMPLATE_FILE).is_file() and not d.name.startswith("_")
+    ]
 
 
 def get_template(name: str) -> Template:
@@ -74,7 +77,9 @@ def new_project(dest: Path, template: str = DEFAULT_TEMPLATE) -> Path:
     missing = chosen.missing_modules()
     if missing:
         how = "pip install " + " ".join(f'"{n}"' if "[" in n else n for n in _install_names(missing))
-        raise ConfigError(f"template '{chosen.name}' needs {', '.join(missing)}, which is not installed here; run {how} first.")
+        raise ConfigError(
+            f"template '{chosen.name}' needs {', '.join(missing)}, which is not installed here; run {how} first."
+        )
     dest = Path(dest).expanduser().resolve()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ConfigError(f"{dest} already exists and is not an empty folder; choose a new folder name.")

@@ -39,7 +39,7 @@ class AidevopsModel:
         self.model_file = model_file
 
     @classmethod
-    def load(cls, model_file: str | Path) -> "AidevopsModel":
+    def load(cls, model_file: str | Path) -> AidevopsModel:
         """Load an aidevops `.npz` model file (weights + JSON spec, no pickle)."""
         from .trainer import load_model
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
@@ -97,6 +98,7 @@ class ModelsHandler(_Handler):
     async def get(self) -> None:
         async def work():
             self.reply({"models": await self.core(views.models, self.workspace)})
+
         await self.run(work)
 
 
@@ -106,6 +108,7 @@ class ModelHandler(_Handler):
         async def work():
             rows = await self.core(views.models, self.workspace, name)
             self.reply(rows[0])
+
         await self.run(work)
 
 
@@ -114,6 +117,7 @@ class DeploymentsHandler(_Handler):
     async def get(self) -> None:
         async def work():
             self.reply({"deployments": await self.core(views.deployments, self.workspace)})
+
         await self.run(work)
 
     @tornado.web.authenticated
@@ -128,6 +132,7 @@ class DeploymentsHandler(_Handler):
             out = result.to_dict()
             out["deployment"] = await self.core(views.deployment, ws, result.deployment.name)
             self.reply(out, 201 if result.action == "started" else 200)
+
         await self.run(work)
 
 
@@ -136,6 +141,7 @@ class DeploymentHandler(_Handler):
     async def get(self, name: str) -> None:
         async def work():
             self.reply(await self.core(views.deployment, self.workspace, name))
+
         await self.run(work)
 
     @tornado.web.authenticated
@@ -147,6 +153,7 @@ class DeploymentHandler(_Handler):
             reason = self.query(UndeployQuery).reason
             entry = await self.core(manager.undeploy, self.workspace, name, reason=reason, actor=self.actor)
             self.reply({"event": entry.to_dict()})
+
         await self.run(work)
 
 
@@ -165,6 +172,7 @@ class _Operation(_Handler):
             ws = self.workspace
             entry = await self.core(self.change, ws, name, body)
             self.reply({"event": entry.to_dict(), "deployment": await self.core(views.deployment, ws, name)})
+
         await self.run(work)
 
 
@@ -188,8 +196,9 @@ class CanaryHandler(_Operation):
     def change(self, ws, name, body):
         from .deploy import manager
 
-        return manager.canary(ws, name, body.version, share=body.share, clear=body.clear, reason=body.reason,
-                              actor=self.actor)
+        return manager.canary(
+            ws, name, body.version, share=body.share, clear=body.clear, reason=body.reason, actor=self.actor
+        )
 
 
 class HistoryHandler(_Handler):
@@ -201,6 +210,7 @@ class HistoryHandler(_Handler):
             limit = self.query(HistoryQuery).limit
             rows = await self.core(manager.history, self.workspace, name, limit)
             self.reply({"history": [h.to_dict() for h in reversed(rows)]})
+
         await self.run(work)
 
 
@@ -210,6 +220,7 @@ class RunsHandler(_Handler):
         async def work():
             query = self.query(RunsQuery)
             self.reply({"runs": await self.core(views.runs, self.workspace, query.pipeline, query.limit)})
+
         await self.run(work)
 
     @tornado.web.authenticated
@@ -221,6 +232,7 @@ class RunsHandler(_Handler):
             body = self.body(RunRequest)
             job = await self.core(jobs.start_run, self.workspace, body.pipeline, body.params)
             self.reply({"job": job.to_dict()}, 202)
+
         await self.run(work)
 
 
@@ -229,6 +241,7 @@ class RunHandler(_Handler):
     async def get(self, run_id: str) -> None:
         async def work():
             self.reply(await self.core(views.run, self.workspace, run_id))
+
         await self.run(work)
 
 
@@ -243,6 +256,7 @@ class RunNotebookHandler(_Handler):
             # Lab's "Download" of the read-only drive: the .ipynb itself, as a file.
             self.set_header("Content-Disposition", f'attachment; filename="{run_id}-{model["name"]}"')
             self.reply(model["content"])
+
         await self.run(work)
 
 
@@ -254,6 +268,7 @@ class MonitorHandler(_Handler):
         async def work():
             refresh = self.query(MonitorQuery).now
             self.reply(await self.core(manager.monitor_summary, self.workspace, name, refresh=refresh))
+
         await self.run(work)
 
 
@@ -264,8 +279,10 @@ class SeriesHandler(_Handler):
 
         async def work():
             query = self.query(SeriesQuery)
-            self.reply(await self.core(observe.series, self.workspace, name, minutes=query.minutes,
-                                       buckets=query.buckets))
+            self.reply(
+                await self.core(observe.series, self.workspace, name, minutes=query.minutes, buckets=query.buckets)
+            )
+
         await self.run(work)
 
 
@@ -277,6 +294,7 @@ class AlertsHandler(_Handler):
         async def work():
             limit = self.query(AlertsQuery).limit
             self.reply(await self.core(observe.alerts, self.workspace, name, limit=limit))
+
         await self.run(work)
 
 
@@ -290,6 +308,7 @@ class RetrainHandler(_Handler):
             self.body(ReasonRequest)
             job = await self.core(jobs.start_retrain, self.workspace, name)
             self.reply({"job": job.to_dict()}, 202)
+
         await self.run(work)
 
 
@@ -303,6 +322,7 @@ class RerunHandler(_Handler):
             params = self.body(RerunRequest).params
             job = await self.core(jobs.rerun, self.workspace, run_id, params)
             self.reply({"job": job.to_dict()}, 202)
+
         await self.run(work)
 
 
@@ -315,6 +335,7 @@ class JobsHandler(_Handler):
             limit = self.query(JobsQuery).limit
             found = await self.core(jobs.list_jobs, self.workspace, limit)
             self.reply({"jobs": [j.to_dict() for j in found]})
+
         await self.run(work)
 
 
@@ -323,6 +344,7 @@ class JobHandler(_Handler):
     async def get(self, job_id: str) -> None:
         async def work():
             self.reply(await self.core(views.job, self.workspace, job_id))
+
         await self.run(work)
 
 
@@ -331,8 +353,17 @@ class DiffHandler(_Handler):
     async def get(self) -> None:
         async def work():
             query = self.query(DiffQuery)
-            self.reply(await self.core(views.diff, self.workspace, Path(self.settings["aidevops_root"]),
-                                       query.base, query.remote, query.step))
+            self.reply(
+                await self.core(
+                    views.diff,
+                    self.workspace,
+                    Path(self.settings["aidevops_root"]),
+                    query.base,
+                    query.remote,
+                    query.step,
+                )
+            )
+
         await self.run(work)
 
 

@@ -30,7 +30,9 @@ def score(model: Any, features: pd.DataFrame, target: pd.Series | np.ndarray, ta
         raise DataError(f"task must be classification or regression, not {task!r}.")
     y = np.asarray(target)
     if len(features) != len(y) or len(y) == 0:
-        raise DataError(f"cannot score on {len(features)} feature rows and {len(y)} targets; both must be equal and non-zero.")
+        raise DataError(
+            f"cannot score on {len(features)} feature rows and {len(y)} targets; both must be equal and non-zero."
+        )
     if task == "regression":
         return regression_metrics(y, _values(model.predict(features), len(y)))
     labels, proba, classes = classify(model, features, y)
@@ -80,7 +82,9 @@ def classification_metrics(
     return out
 
 
-def classify(model: Any, features: pd.DataFrame, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def classify(
+    model: Any, features: pd.DataFrame, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """(labels, probabilities or None, the probabilities' class order or None) for a classifier."""
     raw = _raw_model(model)
     if raw is not None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
@@ -94,8 +98,13 @@ def classify(model: Any, features: pd.DataFrame, y: np.ndarray) -> tuple[np.ndar
     classes = _class_order(y, output.shape[1])
     if output.shape[1] == 1:
         column = output[:, 0]
-        if classes is not None and len(classes) == 2 and np.issubdtype(column.dtype, np.floating) \
-                and np.all((column >= 0) & (column <= 1)) and not np.all(np.mod(column, 1) == 0):
+        if (
+            classes is not None
+            and len(classes) == 2
+            and np.issubdtype(column.dtype, np.floating)
+            and np.all((column >= 0) & (column <= 1))
+            and not np.all(np.mod(column, 1) == 0)
+        ):
             proba = np.column_stack([1 - column, column])
             return classes[(column >= 0.5).astype(int)], proba, classes
         return column, None, None
@@ -143,7 +152,9 @@ def _matrix(output: Any, rows: int) -> np.ndarray:
         output = output.detach().cpu().numpy()
     array = np.asarray(output)
     if array.ndim == 0 or array.shape[0] != rows:
-        raise DataError(f"the model returned {array.shape[0] if array.ndim else 'a scalar'} predictions for {rows} rows; it must return one per row.")
+        raise DataError(
+            f"the model returned {array.shape[0] if array.ndim else 'a scalar'} predictions for {rows} rows; it must return one per row."
+        )
     return array.reshape(rows, -1)
 
 

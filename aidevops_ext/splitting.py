@@ -127,7 +127,9 @@ def _hash_objects(values: np.ndarray) -> np.ndarray:
         elif isinstance(v, bytes):
             out[i] = _hash_text("b" + v.hex())
         elif isinstance(v, (np.datetime64, np.timedelta64)):
-            out[i] = _hash_int(np.array([v]).astype(f"{v.dtype.kind == 'M' and 'datetime64' or 'timedelta64'}[ns]").view(np.int64))[0]
+            out[i] = _hash_int(
+                np.array([v]).astype(f"{v.dtype.kind == 'M' and 'datetime64' or 'timedelta64'}[ns]").view(np.int64)
+            )[0]
         elif type(v).__name__ in ("Timestamp", "Timedelta"):
             out[i] = _hash_python_int(int(v.value))  # pandas' nanoseconds, as for a datetime64[ns] column
         else:
@@ -195,7 +197,9 @@ def row_keys(data: Any, id_column: str | None = None) -> np.ndarray:
             )
         col = data[id_column]
         if getattr(col, "ndim", 1) != 1:
-            raise DataError(f"id column {id_column!r} appears more than once in the data; keep one column of that name.")
+            raise DataError(
+                f"id column {id_column!r} appears more than once in the data; keep one column of that name."
+            )
         return _mix(_hash_column(col) ^ _GOLDEN)
     if is_frame:
         n = len(data)
@@ -227,9 +231,7 @@ def _combine(cells: np.ndarray, n: int) -> np.ndarray:
 def _check_keys(keys: Any, what: str = "keys") -> np.ndarray:
     a = np.asarray(keys)
     if a.ndim != 1 or a.dtype != np.uint64:
-        raise DataError(
-            f"{what} must be a 1-D uint64 array from splitting.row_keys, got {a.dtype} of shape {a.shape}."
-        )
+        raise DataError(f"{what} must be a 1-D uint64 array from splitting.row_keys, got {a.dtype} of shape {a.shape}.")
     return a
 
 
@@ -273,5 +275,7 @@ def load_keys(path: str | os.PathLike) -> np.ndarray:
         keys = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         reason = str(exc).splitlines()[0].rstrip(".") if str(exc) else type(exc).__name__
-        raise DataError(f"{p} is not a .npy array readable without pickle ({reason}); write it with save_keys.") from None
+        raise DataError(
+            f"{p} is not a .npy array readable without pickle ({reason}); write it with save_keys."
+        ) from None
     return _check_keys(keys, f"the keys in {p.name}")

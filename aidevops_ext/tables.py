@@ -3,13 +3,15 @@ next column (the CLI's listings: runs, steps, models, deployments, history, moni
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 GAP = "  "  # between columns: two spaces, so even a full column stays apart from the next
 
 
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None, *, right: Sequence[int] = (),
-          indent: str = "") -> list[str]:
+def table(
+    rows: Sequence[Sequence[Any]], headers: Sequence[str] | None = None, *, right: Sequence[int] = (), indent: str = ""
+) -> list[str]:
     """The lines of a table: each column as wide as its widest cell (header included), separated by GAP.
 
     `right` lists the columns aligned right (numbers); the last column is never padded, so lines carry no

@@ -18,9 +18,10 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -69,21 +70,28 @@ def rows_for_model(root: Path, model: str) -> ReplayRows:
     """The test split of the pipeline that registers `model` (same dataset, fractions and seed), else an error.
 
     A pipeline with a `data:` section (the shipped split step) replays the test table of its newest run."""
-    from .pipeline.spec import spec_for_model  # noqa: PLC0415
     from . import splitting  # noqa: PLC0415
+    from .pipeline.spec import spec_for_model  # noqa: PLC0415
     from .trainer import data  # noqa: PLC0415
 
     spec = spec_for_model(Path(root), model)
     if spec is None:
-        raise ConfigError(f"no pipeline in {Path(root) / 'pipelines'} registers '{model}', so there are no rows to "
-                          "replay; pass --data with a dataset name or a CSV/Parquet file.")
+        raise ConfigError(
+            f"no pipeline in {Path(root) / 'pipelines'} registers '{model}', so there are no rows to "
+            "replay; pass --data with a dataset name or a CSV/Parquet file."
+        )
     if spec.data is not None:
         return _test_table_rows(Path(root), spec)
     p = spec.params
     ds = data.load_dataset(str(p.get("dataset", "digits")), target=p.get("target"))
-    split = data.train_val_test_split(ds.X, ds.y, val_fraction=float(p.get("val_fraction", 0.1)),
-                                      test_fraction=float(p.get("test_fraction", 0.2)), seed=int(p.get("seed", 0)),
-                                      keys=splitting.row_keys(ds.X))  # the fixed key rule, as 01_prepare_data
+    split = data.train_val_test_split(
+        ds.X,
+        ds.y,
+        val_fraction=float(p.get("val_fraction", 0.1)),
+        test_fraction=float(p.get("test_fraction", 0.2)),
+        seed=int(p.get("seed", 0)),
+        keys=splitting.row_keys(ds.X),
+    )  # the fixed key rule, as 01_prepare_data
     return ReplayRows(split.X_test, split.y_test, f"test split of {ds.name} (pipeline {spec.name})")
 
 
@@ -102,9 +110,13 @@ def _test_table_rows(root: Path, spec: Any) -> ReplayRows:
             path = Path(run["run_dir"], step, TEST_TABLE)
             if path.is_file():
                 X, y = features_and_target(pd.read_parquet(path), parse_data(spec.data), f"Test table {path}")
-                return ReplayRows(X.reset_index(drop=True), y.to_numpy(), f"test split of pipeline {spec.name} (run {run['run_id']})")
-    raise ConfigError(f"pipeline '{spec.name}' has no run with a test split yet; run `aidevops run {spec.name}` first, "
-                      "or pass --data with a CSV/Parquet file.")
+                return ReplayRows(
+                    X.reset_index(drop=True), y.to_numpy(), f"test split of pipeline {spec.name} (run {run['run_id']})"
+                )
+    raise ConfigError(
+        f"pipeline '{spec.name}' has no run with a test split yet; run `aidevops run {spec.name}` first, "
+        "or pass --data with a CSV/Parquet file."
+    )
 
 
 def rows_from_dataset(source: str, target: str | None = None) -> ReplayRows:
@@ -182,17 +194,31 @@ def _frame_rows(frame: Any) -> list[list]:
     return [[_jsonable(v) for v in row] for row in cells.itertuples(index=False, name=None)]
 
 
-def simulate(url: str, rows: ReplayRows, *, rate: float, duration: float, drift: float = 0.0,
-             drift_features: Sequence[int] | Sequence[str] | None = None, drift_after: float = 0.0, feedback: float = 0.0,
-             batch: int = 1, seed: int = 0, stop: threading.Event | None = None,
-             progress: Callable[[TrafficResult], None] | None = None) -> TrafficResult:
+def simulate(
+    url: str,
+    rows: ReplayRows,
+    *,
+    rate: float,
+    duration: float,
+    drift: float = 0.0,
+    drift_features: Sequence[int] | Sequence[str] | None = None,
+    drift_after: float = 0.0,
+    feedback: float = 0.0,
+    batch: int = 1,
+    seed: int = 0,
+    stop: threading.Event | None = None,
+    progress: Callable[[TrafficResult], None] | None = None,
+) -> TrafficResult:
     """Send `rate` requests per second for `duration` seconds to the server at `url`; see the module docstring."""
     _check(rate, duration, drift, feedback, drift_after, batch)
     columns = None
     if rows.is_frame:  # a table's model: rows go as dataframe_split, drifted rows prepared once
         columns = [str(c) for c in rows.X.columns]
-        names = None if drift_features is None else [columns[f] if isinstance(f, (int, np.integer)) else str(f)
-                                                      for f in drift_features]
+        names = (
+            None
+            if drift_features is None
+            else [columns[f] if isinstance(f, (int, np.integer)) else str(f) for f in drift_features]
+        )
         if not len(rows.X):
             raise DataError("there are no rows to replay; give a dataset with at least one row.")
         X = _frame_rows(rows.X)
@@ -203,7 +229,9 @@ def simulate(url: str, rows: ReplayRows, *, rate: float, duration: float, drift:
         if X.ndim != 2 or not len(X):
             raise DataError("there are no rows to replay; give a dataset with at least one row.")
     if feedback and rows.y is None:
-        raise ConfigError("--feedback needs true labels, and these rows have none; drop --feedback or use a labelled dataset.")
+        raise ConfigError(
+            "--feedback needs true labels, and these rows have none; drop --feedback or use a labelled dataset."
+        )
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname or not parts.port:
         raise ConfigError(f"{url!r} is not a server address like http://127.0.0.1:8080.")
@@ -269,7 +297,9 @@ def simulate(url: str, rows: ReplayRows, *, rate: float, duration: float, drift:
         finally:
             conn.close()
 
-    threads = [threading.Thread(target=work, args=(w,), name=f"aidevops-traffic-{w}", daemon=True) for w in range(workers)]
+    threads = [
+        threading.Thread(target=work, args=(w,), name=f"aidevops-traffic-{w}", daemon=True) for w in range(workers)
+    ]
     for t in threads:
         t.start()
     try:
@@ -286,7 +316,9 @@ def simulate(url: str, rows: ReplayRows, *, rate: float, duration: float, drift:
     return result
 
 
-def _post(conn: http.client.HTTPConnection, parts: Any, path: str, body: str, rid: str | None) -> tuple[int, str, str | None]:
+def _post(
+    conn: http.client.HTTPConnection, parts: Any, path: str, body: str, rid: str | None
+) -> tuple[int, str, str | None]:
     """(status, body text, model version) of one POST; connection failures are status 0 (retried once on a stale socket)."""
     headers = {"Content-Type": "application/json"}
     if rid:
@@ -301,7 +333,9 @@ def _post(conn: http.client.HTTPConnection, parts: Any, path: str, body: str, ri
             conn.close()
             # A keep-alive socket the server closed while idle fails on first use: one fresh try. The request
             # was never processed, so retrying is safe; a second failure is a real one.
-            if attempt == 1 or not isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            if attempt == 1 or not isinstance(
+                exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+            ):
                 return 0, f"{type(exc).__name__}: {exc}", None
     return 0, "unreachable", None
 

@@ -32,7 +32,17 @@ def train_model(
     seconds = time.perf_counter() - t0
     scores = evaluate(estimator, split.X_test, split.y_test)
     profile = build_profile(split.X_train, feature_names=ds.feature_names, predictions=estimator.predict(split.X_val))
-    path = save_model(estimator, output, profile=profile,
-                      metadata={"dataset": ds.name, "target": ds.target, "task": ds.task, "feature_names": list(ds.feature_names)})
-    return {"dataset": ds.name, "task": ds.task, "backend": getattr(estimator, "backend_", "?"),
-            "seconds": seconds, "metrics": scores, "output": str(path)}
+    path = save_model(
+        estimator,
+        output,
+        profile=profile,
+        metadata={"dataset": ds.name, "target": ds.target, "task": ds.task, "feature_names": list(ds.feature_names)},
+    )
+    return {
+        "dataset": ds.name,
+        "task": ds.task,
+        "backend": getattr(estimator, "backend_", "?"),
+        "seconds": seconds,
+        "metrics": scores,
+        "output": str(path),
+    }

@@ -34,7 +34,7 @@ class Workspace:
     root: Path
 
     @classmethod
-    def discover(cls, start: Path | None = None) -> "Workspace":
+    def discover(cls, start: Path | None = None) -> Workspace:
         """The workspace containing `start` (or the current directory)."""
         return cls(find_root(start))
 
@@ -90,7 +90,7 @@ class Workspace:
         """Array backend requested for training (`AIDEVOPS_BACKEND`, default `auto`)."""
         return os.environ.get("AIDEVOPS_BACKEND", "auto")
 
-    def ensure(self) -> "Workspace":
+    def ensure(self) -> Workspace:
         """Create the state folders; returns self."""
         for folder in (self.state, self.runs_dir, self.cache_dir, self.models_dir, self.artifacts_dir):
             folder.mkdir(parents=True, exist_ok=True)

@@ -98,8 +98,12 @@ def make_frames(rows: int, numeric: int, category: int, seed: int):
     p = np.linspace(1.0, 2.0, 50)
     p /= p.sum()
     cols = {f"x{i}": rng.standard_normal(rows) for i in range(numeric)}
-    cols.update({f"c{j}": pd.Categorical.from_codes(rng.choice(50, rows, p=p), categories=vocab).astype(object)
-                 for j in range(category)})
+    cols.update(
+        {
+            f"c{j}": pd.Categorical.from_codes(rng.choice(50, rows, p=p), categories=vocab).astype(object)
+            for j in range(category)
+        }
+    )
     ref = pd.DataFrame(cols, copy=False)
     win = ref.copy(deep=False)
     moved = []
@@ -112,15 +116,18 @@ def make_frames(rows: int, numeric: int, category: int, seed: int):
     return ref, win, moved
 
 
-def frame_benchmark(rows: int, numeric: int, category: int, seed: int, peer_rows: int = 0,
-                    peer_timeout: float = 1800.0) -> bool:
+def frame_benchmark(
+    rows: int, numeric: int, category: int, seed: int, peer_rows: int = 0, peer_timeout: float = 1800.0
+) -> bool:
     from aidevops_ext.monitoring.drift import feature_drift  # noqa: PLC0415
     from aidevops_ext.monitoring.frameprofile import build_frame_profile  # noqa: PLC0415
 
     ref, win, moved = make_frames(rows, numeric, category, seed)
     base = _peak_gb()
-    print(f"mixed-table benchmark: {rows:,} rows x ({numeric} float64 + {category} category) columns; "
-          f"{os.cpu_count()} CPUs; tables built, peak resident {base:.2f} GB")
+    print(
+        f"mixed-table benchmark: {rows:,} rows x ({numeric} float64 + {category} category) columns; "
+        f"{os.cpu_count()} CPUs; tables built, peak resident {base:.2f} GB"
+    )
     c0, t0 = time.process_time(), time.perf_counter()
     profile = build_frame_profile(ref)
     t_prof, c_prof = time.perf_counter() - t0, time.process_time() - c0
@@ -133,12 +140,20 @@ def frame_benchmark(rows: int, numeric: int, category: int, seed: int, peer_rows
     ok = full and total <= FRAME_TARGET_S and extra <= FRAME_TARGET_EXTRA_GB
     print(f"  build_frame_profile: {t_prof:.2f} s (CPU {c_prof:.2f} s, all threads)")
     print(f"  feature_drift:       {t_drift:.2f} s (CPU {c_drift:.2f} s, all threads)")
-    verdict = ("PASS" if ok else "FAIL") if full else "not judged below 1,000,000 x 1,000 (per-column costs do not scale down)"
-    print(f"  together {total:.2f} s (CPU {c_prof + c_drift:.2f} s), extra peak memory {extra:.2f} GB -> {verdict} "
-          f"(target <= {FRAME_TARGET_S:g} s and <= {FRAME_TARGET_EXTRA_GB:g} GB at 1,000,000 x 1,000 on 2 cores)")
+    verdict = (
+        ("PASS" if ok else "FAIL")
+        if full
+        else "not judged below 1,000,000 x 1,000 (per-column costs do not scale down)"
+    )
+    print(
+        f"  together {total:.2f} s (CPU {c_prof + c_drift:.2f} s), extra peak memory {extra:.2f} GB -> {verdict} "
+        f"(target <= {FRAME_TARGET_S:g} s and <= {FRAME_TARGET_EXTRA_GB:g} GB at 1,000,000 x 1,000 on 2 cores)"
+    )
     found = sorted(report.drifted)
-    print(f"  flagged {len(found)} columns; the {len(moved)} that moved: "
-          f"{'all found, no others' if found == sorted(moved) else f'found {found[:20]}'}")
+    print(
+        f"  flagged {len(found)} columns; the {len(moved)} that moved: "
+        f"{'all found, no others' if found == sorted(moved) else f'found {found[:20]}'}"
+    )
     if peer_rows:
         frame_peer_comparison(ref, win, peer_rows, peer_timeout)
     return ok
@@ -177,8 +192,13 @@ def evidently_run(ref: np.ndarray, cur: np.ndarray, repeats: int) -> dict:
         result = run()
         times.append(time.perf_counter() - t0)
     drifted = _evidently_drifted(result)
-    return {"version": evidently.__version__, "median_s": statistics.median(times), "min_s": min(times),
-            "runs": repeats, "drifted": drifted}
+    return {
+        "version": evidently.__version__,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "runs": repeats,
+        "drifted": drifted,
+    }
 
 
 def evidently_frame_run(ref_df, cur_df, repeats: int) -> dict:
@@ -192,8 +212,13 @@ def evidently_frame_run(ref_df, cur_df, repeats: int) -> dict:
         t0 = time.perf_counter()
         result = Report([DataDriftPreset()]).run(current_data=cur_df, reference_data=ref_df)
         times.append(time.perf_counter() - t0)
-    return {"version": evidently.__version__, "median_s": statistics.median(times), "min_s": min(times),
-            "runs": repeats, "drifted": _evidently_drifted(result)}
+    return {
+        "version": evidently.__version__,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "runs": repeats,
+        "drifted": _evidently_drifted(result),
+    }
 
 
 def _evidently_drifted(result) -> int | None:
@@ -223,7 +248,9 @@ def peer_python() -> Path | None:
         pass
     py = PEER_VENV / "bin" / "python"
     if not py.exists():
-        print(f"  installing {' '.join(EVIDENTLY_PIN)} into {PEER_VENV.relative_to(ROOT)} (isolated venv) ...", flush=True)
+        print(
+            f"  installing {' '.join(EVIDENTLY_PIN)} into {PEER_VENV.relative_to(ROOT)} (isolated venv) ...", flush=True
+        )
         subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(PEER_VENV)], check=True)
     check = subprocess.run([str(py), "-c", "import evidently"], capture_output=True)
     if check.returncode != 0:
@@ -236,11 +263,14 @@ def peer_python() -> Path | None:
 
 def run_frame_peer(ref_df, cur_df, repeats: int, timeout: float) -> dict | None:
     """Evidently on a mixed table, here or in the peer venv (the frames handed over as Parquet)."""
+
     def write(tmp: Path) -> None:
         ref_df.to_parquet(tmp / "ref.parquet")
         cur_df.to_parquet(tmp / "cur.parquet")
 
-    return _in_peer(lambda: evidently_frame_run(ref_df, cur_df, repeats), write, "--peer-frame-worker", repeats, timeout)
+    return _in_peer(
+        lambda: evidently_frame_run(ref_df, cur_df, repeats), write, "--peer-frame-worker", repeats, timeout
+    )
 
 
 def _in_peer(here, write, worker_flag: str, repeats: int, timeout: float) -> dict | None:
@@ -279,15 +309,20 @@ def frame_peer_comparison(ref, win, sample_rows: int, timeout: float) -> None:
     if peer is None:
         print("  evidently: not available")
     elif "timeout" in peer:
-        print(f"  evidently DataDriftPreset on {where}: did not finish within {peer['timeout']:.0f} s "
-              f"(aidevops profile + drift {ours:.2f} s)")
+        print(
+            f"  evidently DataDriftPreset on {where}: did not finish within {peer['timeout']:.0f} s "
+            f"(aidevops profile + drift {ours:.2f} s)"
+        )
     else:
-        print(f"  on {where}: aidevops profile + drift {ours:.2f} s; evidently {peer['version']} DataDriftPreset "
-              f"{peer['median_s']:.2f} s ({peer['drifted']} columns drifted) -> aidevops {peer['median_s'] / ours:.1f}x faster")
+        print(
+            f"  on {where}: aidevops profile + drift {ours:.2f} s; evidently {peer['version']} DataDriftPreset "
+            f"{peer['median_s']:.2f} s ({peer['drifted']} columns drifted) -> aidevops {peer['median_s'] / ours:.1f}x faster"
+        )
 
 
 def run_peer(ref: np.ndarray, cur: np.ndarray, repeats: int, timeout: float) -> dict | None:
     """Evidently's timing, in this process if it has Evidently, else in the peer venv."""
+
     def write(tmp: Path) -> None:
         np.save(tmp / "ref.npy", ref)
         np.save(tmp / "cur.npy", cur)
@@ -318,9 +353,12 @@ def server_throughput(seconds: int, rounds: int) -> None:
     ds = data.load_dataset("digits")
     est = trainer.make_model("mlp", ds.task, hidden=[32], epochs=5, random_state=0, backend="numpy")
     est.fit(ds.X, ds.y, progress=False)
-    model = trainer.save_model(est, scratch / "model.npz",
-                               profile=build_profile(ds.X, ds.feature_names, predictions=est.predict(ds.X)),
-                               metadata={"feature_names": list(ds.feature_names)})
+    model = trainer.save_model(
+        est,
+        scratch / "model.npz",
+        profile=build_profile(ds.X, ds.feature_names, predictions=est.predict(ds.X)),
+        metadata={"feature_names": list(ds.feature_names)},
+    )
     (scratch / "single.json").write_text(json.dumps({"inputs": ds.X[:1].tolist()}))
     lua = scratch / "post.lua"
     lua.write_text(LUA)
@@ -339,9 +377,23 @@ def server_throughput(seconds: int, rounds: int) -> None:
             (scratch / name).mkdir()
             env = {**os.environ, "AIDEVOPS_MONITOR_SECONDS": monitor, "OPENBLAS_NUM_THREADS": "1"}
             procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "aidevops_ext.serving", str(model), "--port", str(ports[name]), "--workspace",
-                 str(scratch / name), "--log-level", "warning", *flags], env=env, stdout=subprocess.DEVNULL,
-                stderr=open(scratch / f"{name}.log", "wb"))
+                [
+                    sys.executable,
+                    "-m",
+                    "aidevops_ext.serving",
+                    str(model),
+                    "--port",
+                    str(ports[name]),
+                    "--workspace",
+                    str(scratch / name),
+                    "--log-level",
+                    "warning",
+                    *flags,
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=open(scratch / f"{name}.log", "wb"),
+            )
         for name, port in ports.items():
             deadline = time.monotonic() + 60
             while True:
@@ -363,7 +415,7 @@ def server_throughput(seconds: int, rounds: int) -> None:
         threading.Thread(target=scrape, daemon=True).start()
         results: dict[str, list[float]] = {"on": [], "off": []}
         for rnd in range(rounds):
-            for name in (("on", "off") if rnd % 2 == 0 else ("off", "on")):
+            for name in ("on", "off") if rnd % 2 == 0 else ("off", "on"):
                 r = run_wrk(wrk, ports[name], scratch / "single.json", lua, seconds)
                 if r["non2xx"]:
                     sys.exit(f"server '{name}' answered {r['non2xx']} non-2xx responses")
@@ -378,10 +430,14 @@ def server_throughput(seconds: int, rounds: int) -> None:
     logged = summary.get("logged_rows")
     on, off = statistics.median(results["on"]), statistics.median(results["off"])
     ratio = on / off
-    print(f"  server single-row req/s, median of {rounds} x {seconds} s (wrk -t1 -c8): logging + monitor + scrape on "
-          f"{on:,.0f}, all off {off:,.0f}")
-    print(f"  ratio on / off: {ratio:.3f} (target >= 0.9: {'met' if ratio >= 0.9 else 'NOT met'}); the monitor's "
-          f"window held {logged} logged rows, drift status {(summary.get('drift') or {}).get('status')}")
+    print(
+        f"  server single-row req/s, median of {rounds} x {seconds} s (wrk -t1 -c8): logging + monitor + scrape on "
+        f"{on:,.0f}, all off {off:,.0f}"
+    )
+    print(
+        f"  ratio on / off: {ratio:.3f} (target >= 0.9: {'met' if ratio >= 0.9 else 'NOT met'}); the monitor's "
+        f"window held {logged} logged rows, drift status {(summary.get('drift') or {}).get('status')}"
+    )
     shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -421,21 +477,29 @@ def main() -> int:
         import pandas as pd
 
         d = Path(args.peer_frame_worker)
-        print(json.dumps(evidently_frame_run(pd.read_parquet(d / "ref.parquet"), pd.read_parquet(d / "cur.parquet"),
-                                             args.repeats)))
+        print(
+            json.dumps(
+                evidently_frame_run(
+                    pd.read_parquet(d / "ref.parquet"), pd.read_parquet(d / "cur.parquet"), args.repeats
+                )
+            )
+        )
         return 0
     if args.frame:
         # Evidently on the mixed table runs on a sample (--peer-rows, default 5,000): users report hours at full size.
         sample = 0 if args.no_peer else (args.peer_rows or 5_000)
-        ok = frame_benchmark(args.frame_rows, args.frame_numeric, args.frame_category, args.seed, sample,
-                             args.peer_timeout)
+        ok = frame_benchmark(
+            args.frame_rows, args.frame_numeric, args.frame_category, args.seed, sample, args.peer_timeout
+        )
         return 1 if args.strict and not ok else 0  # below full size ok is False: --strict then fails, as it should
     from aidevops_ext.monitoring.drift import feature_drift
     from aidevops_ext.monitoring.profile import build_profile
 
     ref, win, moved = make_data(args.rows, args.ref_rows, args.features, args.seed)
-    print(f"monitoring benchmark: drift of {args.rows:,} x {args.features} float32 rows against a profile "
-          f"of {args.ref_rows:,} reference rows; {os.cpu_count()} CPUs, NumPy {np.__version__}")
+    print(
+        f"monitoring benchmark: drift of {args.rows:,} x {args.features} float32 rows against a profile "
+        f"of {args.ref_rows:,} reference rows; {os.cpu_count()} CPUs, NumPy {np.__version__}"
+    )
 
     t0 = time.perf_counter()
     profile = build_profile(ref)
@@ -443,11 +507,15 @@ def main() -> int:
 
     med, best, cpu, report = median_time(lambda: feature_drift(win, profile), args.repeats)
     verdict = "PASS" if med <= TARGET_S else "FAIL"
-    print(f"  aidevops feature_drift:                      median {med:.3f} s, min {best:.3f} s over "
-          f"{args.repeats} runs (CPU {cpu:.3f} s) -> {verdict} (target <= {TARGET_S:g} s)")
+    print(
+        f"  aidevops feature_drift:                      median {med:.3f} s, min {best:.3f} s over "
+        f"{args.repeats} runs (CPU {cpu:.3f} s) -> {verdict} (target <= {TARGET_S:g} s)"
+    )
     found = [int(n[1:]) for n in report.drifted]
-    print(f"  flagged {len(found)} of {args.features} features; the {len(moved)} that moved: "
-          f"{'all found, no others' if found == moved else f'found {found}'}")
+    print(
+        f"  flagged {len(found)} of {args.features} features; the {len(moved)} that moved: "
+        f"{'all found, no others' if found == moved else f'found {found}'}"
+    )
 
     if args.no_server:
         print("  server throughput: skipped (--no-server)")
@@ -467,11 +535,16 @@ def main() -> int:
             print(f"  evidently: did not finish within {peer['timeout']:.0f} s{note}")
         else:
             ours = med if rows == args.rows else median_time(lambda: feature_drift(cur, profile), args.repeats)[0]
-            print(f"  evidently compares with the {args.ref_rows:,} raw reference rows; aidevops with the stored profile")
-            print(f"  evidently {peer['version']} DataDriftPreset{note}: median {peer['median_s']:.3f} s over "
-                  f"{peer['runs']} run(s), drifted columns: {peer['drifted']}")
-            print(f"  ratio evidently / aidevops on the same data: {peer['median_s'] / ours:.1f}x "
-                  f"(aidevops {ours:.3f} s)")
+            print(
+                f"  evidently compares with the {args.ref_rows:,} raw reference rows; aidevops with the stored profile"
+            )
+            print(
+                f"  evidently {peer['version']} DataDriftPreset{note}: median {peer['median_s']:.3f} s over "
+                f"{peer['runs']} run(s), drifted columns: {peer['drifted']}"
+            )
+            print(
+                f"  ratio evidently / aidevops on the same data: {peer['median_s'] / ours:.1f}x (aidevops {ours:.3f} s)"
+            )
     return 1 if args.strict and verdict == "FAIL" else 0
 
 

@@ -60,8 +60,15 @@ def ours(root: Path, repeats: int) -> dict:
     full_walls, full_overheads, step_overheads = [], [], []
     for _ in range(max(2, repeats // 2)):
         wall = timed(aidevops + ["--force"], root)
-        run = json.loads(subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "show", "latest", "--json"],
-                                        cwd=root, env=ENV, capture_output=True, text=True).stdout)
+        run = json.loads(
+            subprocess.run(
+                [sys.executable, "-m", "aidevops_ext.cli", "show", "latest", "--json"],
+                cwd=root,
+                env=ENV,
+                capture_output=True,
+                text=True,
+            ).stdout
+        )
         cells = sum(s["cells_s"] for s in run["steps"].values())
         full_walls.append(wall)
         full_overheads.append(wall - cells)
@@ -90,8 +97,17 @@ def papermill_cli(root: Path, repeats: int) -> dict:
             step_dir = run_dir / name
             step_dir.mkdir(parents=True)
             out_nb = step_dir / Path(step["notebook"]).name
-            cmd = [sys.executable, "-m", "papermill", step["notebook"], str(out_nb), "--no-progress-bar",
-                   "-p", "step_dir", str(step_dir)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "papermill",
+                step["notebook"],
+                str(out_nb),
+                "--no-progress-bar",
+                "-p",
+                "step_dir",
+                str(step_dir),
+            ]
             declared = read_notebook(root / step["notebook"]).parameters
             for key, value in params.items():
                 if key in declared:
@@ -121,12 +137,21 @@ tasks:
 
 def _ploomber_notebook(path: Path, code: str) -> None:
     cells = [
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "upstream = None\nproduct = None",
-         "outputs": [], "execution_count": None},
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["parameters"]},
+            "source": "upstream = None\nproduct = None",
+            "outputs": [],
+            "execution_count": None,
+        },
         {"cell_type": "code", "metadata": {}, "source": code, "outputs": [], "execution_count": None},
     ]
-    nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-          "nbformat": 4, "nbformat_minor": 4}
+    nb = {
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 4,
+    }
     path.write_text(json.dumps(nb))
 
 
@@ -140,10 +165,14 @@ def ploomber(repeats: int) -> dict | None:
     root = Path(tempfile.mkdtemp(prefix="ploomber-bench-"))
     (root / "pipeline.yaml").write_text(PLOOMBER_SPEC)
     _ploomber_notebook(root / "load.ipynb", "import json\njson.dump([1, 2, 3], open(product['data'], 'w'))")
-    _ploomber_notebook(root / "double.ipynb",
-                       "import json\nd = json.load(open(upstream['load']['data']))\njson.dump([2 * x for x in d], open(product['data'], 'w'))")
-    _ploomber_notebook(root / "report.ipynb",
-                       "import json\nd = json.load(open(upstream['double']['data']))\njson.dump({'sum': sum(d)}, open(product['data'], 'w'))")
+    _ploomber_notebook(
+        root / "double.ipynb",
+        "import json\nd = json.load(open(upstream['load']['data']))\njson.dump([2 * x for x in d], open(product['data'], 'w'))",
+    )
+    _ploomber_notebook(
+        root / "report.ipynb",
+        "import json\nd = json.load(open(upstream['double']['data']))\njson.dump({'sum': sum(d)}, open(product['data'], 'w'))",
+    )
     # Ploomber infers `upstream` from the parameters cell: declare the dependencies there.
     for name, ups in (("double", ["load"]), ("report", ["double"])):
         nb = json.loads((root / f"{name}.ipynb").read_text())
@@ -171,19 +200,37 @@ def main() -> None:
 
     rows = []
     noop = med(mine["noop"])
-    rows.append(("(a) no-op re-run, whole process", f"{noop:.3f} s", f"{med(pl['noop']):.3f} s (ploomber build, 3 notebooks)" if pl else "-",
-                 f"{noop / med(pl['noop']):.3f}" if pl else "-", "≤ 0.5 s", noop <= 0.5))
+    rows.append(
+        (
+            "(a) no-op re-run, whole process",
+            f"{noop:.3f} s",
+            f"{med(pl['noop']):.3f} s (ploomber build, 3 notebooks)" if pl else "-",
+            f"{noop / med(pl['noop']):.3f}" if pl else "-",
+            "≤ 0.5 s",
+            noop <= 0.5,
+        )
+    )
     step = med(mine["step_overhead"])
     rows.append(("(b) overhead per executed step", f"{step:.3f} s", "-", "-", "median ≤ 0.5 s", step <= 0.5))
     ours_full, pm_full = med(mine["full_overhead"]), med(pm["full_overhead"])
-    rows.append(("(c) full ci.yaml run overhead", f"{ours_full:.3f} s", f"{pm_full:.3f} s (papermill CLI x4)",
-                 f"{ours_full / pm_full:.3f}", "≤ 0.5 × papermill", ours_full <= 0.5 * pm_full))
+    rows.append(
+        (
+            "(c) full ci.yaml run overhead",
+            f"{ours_full:.3f} s",
+            f"{pm_full:.3f} s (papermill CLI x4)",
+            f"{ours_full / pm_full:.3f}",
+            "≤ 0.5 × papermill",
+            ours_full <= 0.5 * pm_full,
+        )
+    )
     print()
     print(f"{'measure':<36}{'aidevops':>12}  {'peer':<40}{'ratio':>8}  {'target':<20}result")
     for name, a, b, ratio, target, ok in rows:
         print(f"{name:<36}{a:>12}  {b:<40}{ratio:>8}  {target:<20}{'PASS' if ok else 'FAIL'}")
     print()
-    print(f"full ci.yaml wall time: aidevops {med(mine['full_wall']):.2f} s, papermill CLI {med(pm['full_wall']):.2f} s")
+    print(
+        f"full ci.yaml wall time: aidevops {med(mine['full_wall']):.2f} s, papermill CLI {med(pm['full_wall']):.2f} s"
+    )
     print("raw:", json.dumps({"aidevops": mine, "papermill": pm, "ploomber": pl}, default=lambda x: round(x, 4)))
     shutil.rmtree(root, ignore_errors=True)
 

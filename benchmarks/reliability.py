@@ -76,13 +76,23 @@ def switches_under_load(ws: Workspace, switches: int, pause: float, concurrency:
         with LoadGenerator(dep.url, MODEL, request_rows(), concurrency=concurrency) as load:
             sent0, t0 = load.stats.sent, time.perf_counter()
             for i in range(switches):
-                manager.deploy(ws, f"{MODEL}/{'2' if i % 2 == 0 else '1'}", name="bench-switch",
-                               reason=f"switch {i + 1} of {switches}")
+                manager.deploy(
+                    ws,
+                    f"{MODEL}/{'2' if i % 2 == 0 else '1'}",
+                    name="bench-switch",
+                    reason=f"switch {i + 1} of {switches}",
+                )
                 time.sleep(pause)
             seconds, sent = time.perf_counter() - t0, load.stats.sent - sent0
         stats = load.stats
-        return {"sent": sent, "seconds": seconds, "non_2xx": stats.non_2xx, "statuses": dict(stats.statuses),
-                "errors": dict(stats.errors), "versions": dict(stats.versions)}
+        return {
+            "sent": sent,
+            "seconds": seconds,
+            "non_2xx": stats.non_2xx,
+            "statuses": dict(stats.statuses),
+            "errors": dict(stats.errors),
+            "versions": dict(stats.versions),
+        }
     finally:
         manager.undeploy(ws, "bench-switch", reason="reliability benchmark done")
 
@@ -100,9 +110,12 @@ def main() -> int:
         root = Path(tmp)
         for var in ENV_VARS:  # a scratch workspace: nothing of the caller's MLflow or aidevops settings
             os.environ.pop(var, None)
-        os.environ.update(AIDEVOPS_HOME=str(root), AIDEVOPS_ACTOR="reliability-benchmark",
-                          AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),  # supervisors stop if this script dies
-                          MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+        os.environ.update(
+            AIDEVOPS_HOME=str(root),
+            AIDEVOPS_ACTOR="reliability-benchmark",
+            AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),  # supervisors stop if this script dies
+            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        )
         os.chdir(root)  # MLflow's Default experiment writes under the working folder
         ws = Workspace(root)
         print("building the registry (dig v1, v2) ...", flush=True)
@@ -115,17 +128,21 @@ def main() -> int:
     failed = False
     timed = [b for b in backs if b is not None]
     if timed:
-        print(f"kill -9, back serving after: median {statistics.median(timed):.2f} s, min {min(timed):.2f} s, "
-              f"max {max(timed):.2f} s over {len(timed)} kills (target <= {RESTART_TARGET_S:.0f} s: "
-              f"{'met' if max(timed) <= RESTART_TARGET_S else 'missed'})")
+        print(
+            f"kill -9, back serving after: median {statistics.median(timed):.2f} s, min {min(timed):.2f} s, "
+            f"max {max(timed):.2f} s over {len(timed)} kills (target <= {RESTART_TARGET_S:.0f} s: "
+            f"{'met' if max(timed) <= RESTART_TARGET_S else 'missed'})"
+        )
     if len(timed) < len(backs):
         print(f"kill -9: {len(backs) - len(timed)} of {len(backs)} servers were not back after {GIVE_UP_S:.0f} s")
         failed = True
     rate = load["sent"] / load["seconds"] if load["seconds"] > 0 else 0.0
     target = REQUESTS_TARGET * args.switches / 20
-    print(f"{args.switches} switches in {load['seconds']:.2f} s: {load['sent']} requests ({rate:.0f}/s; target >= "
-          f"{target:.0f}: {'met' if load['sent'] >= target else 'missed'}); the whole load run (warm-up included): "
-          f"statuses {load['statuses']}, connection errors {load['errors']}, answers by version {load['versions']}")
+    print(
+        f"{args.switches} switches in {load['seconds']:.2f} s: {load['sent']} requests ({rate:.0f}/s; target >= "
+        f"{target:.0f}: {'met' if load['sent'] >= target else 'missed'}); the whole load run (warm-up included): "
+        f"statuses {load['statuses']}, connection errors {load['errors']}, answers by version {load['versions']}"
+    )
     if load["non_2xx"] or load["errors"]:
         print("switches: some requests failed")
         failed = True

@@ -55,7 +55,7 @@ wrk.method = "POST"
 wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
 """
-BARE_APP = '''
+BARE_APP = """
 import os
 import numpy as np
 import orjson
@@ -78,7 +78,7 @@ async def ping(request):
 
 
 app = Starlette(routes=[Route("/invocations", invocations, methods=["POST"]), Route("/ping", ping)])
-'''
+"""
 
 
 def free_port() -> int:
@@ -106,8 +106,13 @@ def make_workspace(root: Path) -> None:
     env = {**os.environ, "AIDEVOPS_HOME": str(root), "MPLBACKEND": "Agg"}
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         env.pop(var, None)
-    subprocess.run([sys.executable, "-c", "from aidevops_ext.cli import main; main()", "run", "ci"], cwd=root, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-c", "from aidevops_ext.cli import main; main()", "run", "ci"],
+        cwd=root,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def model_file(ws: Path, uri: str) -> Path:
@@ -119,7 +124,7 @@ def model_file(ws: Path, uri: str) -> Path:
         from aidevops_ext.serving.loader import parse_uri, resolve_version
         from aidevops_ext.workspace import Workspace
         ws = Workspace(Path({str(ws)!r})); ref = parse_uri({uri!r}); registry.configure(ws)
-        print(mlflow.artifacts.download_artifacts(artifact_uri=ref.pinned(resolve_version(ref, ws)), dst_path={str(ws / 'bench-model')!r}))
+        print(mlflow.artifacts.download_artifacts(artifact_uri=ref.pinned(resolve_version(ref, ws)), dst_path={str(ws / "bench-model")!r}))
     """)
     out = subprocess.run([sys.executable, "-c", code], env=_env(ws), capture_output=True, text=True, check=True)
     return next(Path(out.stdout.strip().splitlines()[-1]).glob("data/*.npz"))
@@ -127,8 +132,14 @@ def model_file(ws: Path, uri: str) -> Path:
 
 def _env(ws: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    env.update(AIDEVOPS_HOME=str(ws), MLFLOW_TRACKING_URI=f"sqlite:///{ws / '.aidevops' / 'mlflow.db'}",
-               OPENBLAS_NUM_THREADS="1", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false", PYTHONPATH=str(REPO), **extra)
+    env.update(
+        AIDEVOPS_HOME=str(ws),
+        MLFLOW_TRACKING_URI=f"sqlite:///{ws / '.aidevops' / 'mlflow.db'}",
+        OPENBLAS_NUM_THREADS="1",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        PYTHONPATH=str(REPO),
+        **extra,
+    )
     return env
 
 
@@ -149,8 +160,9 @@ def start(name: str, cmd: list[str], env: dict, port: int, logdir: Path) -> subp
 
 
 def predictions(port: int, body: bytes) -> list:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         return json.loads(r.read())["predictions"]
 
@@ -161,20 +173,31 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(wrk: str, port: int, body_file: Path, lua: Path, seconds: int) -> dict:
-    out = subprocess.run([wrk, "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua),
-                          f"http://127.0.0.1:{port}/invocations"], env={**os.environ, "WRK_BODY": str(body_file)},
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [wrk, "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua), f"http://127.0.0.1:{port}/invocations"],
+        env={**os.environ, "WRK_BODY": str(body_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": lat["50"], "p99": lat["99"], "non2xx": int(bad.group(1)) if bad else 0,
-            "socket_errors": errors.group(1) if errors else ""}
+    return {
+        "rps": rps,
+        "p50": lat["50"],
+        "p99": lat["99"],
+        "non2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
 
 
 def make_tabular_project(root: Path, pipeline: str) -> str:
     """`aidevops new --template tabular` + `aidevops run PIPELINE` in root; the registered model's name."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_HOME")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_HOME")
+    }
     env.update(MPLBACKEND="Agg", PYTHONPATH=str(REPO))
     cli = [sys.executable, "-c", "from aidevops_ext.cli import main; main()"]
     subprocess.run([*cli, "new", str(root), "--template", "tabular"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -224,8 +247,9 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
     name = make_tabular_project(project, args.pipeline)
     uri = f"models:/{name}@champion"
     env = _env(project)
-    floor = subprocess.Popen([sys.executable, "-c", FLOOR_CODE, uri], env=env, stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    floor = subprocess.Popen(
+        [sys.executable, "-c", FLOOR_CODE, uri], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     columns = json.loads(floor.stdout.readline())["columns"]
     single, batch = tabular_bodies(project, columns)
     floor.stdin.write(single.decode() + "\n")
@@ -236,13 +260,44 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
     lua = scratch / "post.lua"
     lua.write_text(LUA)
     ports = {name: free_port() for name in ("mlflow", "mlflow-omp1", "ours")}
-    mlflow_cmd = lambda port: [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",  # noqa: E731
-                               "local", "--host", "127.0.0.1", "-p", str(port)]
+
+    def mlflow_cmd(port: int) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            uri,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ]
+
     commands = {
         "mlflow": (mlflow_cmd(ports["mlflow"]), env),
         "mlflow-omp1": (mlflow_cmd(ports["mlflow-omp1"]), {**env, "OMP_NUM_THREADS": "1"}),
-        "ours": ([sys.executable, "-m", "aidevops_ext.serving", uri, "--host", "127.0.0.1", "--port",
-                  str(ports["ours"]), "--log-level", "warning", "--follow-alias", "0"], env),
+        "ours": (
+            [
+                sys.executable,
+                "-m",
+                "aidevops_ext.serving",
+                uri,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["ours"]),
+                "--log-level",
+                "warning",
+                "--follow-alias",
+                "0",
+            ],
+            env,
+        ),
     }
     procs: dict[str, subprocess.Popen] = {}
     results: dict[str, list[dict]] = {}
@@ -255,8 +310,10 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
         assert answers["ours"] == answers["mlflow"] == answers["mlflow-omp1"], "the servers disagree on the predictions"
         same = {server: predictions(port, single) for server, port in ports.items()}
         assert same["ours"] == same["mlflow"], "the servers disagree on the single row"
-        print(f"all servers answer the same {len(answers['ours'])} predictions (nulls and categories included)\n",
-              flush=True)
+        print(
+            f"all servers answer the same {len(answers['ours'])} predictions (nulls and categories included)\n",
+            flush=True,
+        )
         for rnd in range(args.rounds):
             order = list(ports) if rnd % 2 == 0 else list(reversed(ports))
             for server in order:
@@ -264,8 +321,11 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
                 if r["non2xx"]:
                     sys.exit(f"{server} answered {r['non2xx']} non-2xx responses")
                 results.setdefault(server, []).append(r)
-                print(f"round {rnd + 1} {server:12s} {r['rps']:9.1f} req/s  p50 {r['p50']:8.2f} ms  "
-                      f"p99 {r['p99']:8.2f} ms {r['socket_errors']}", flush=True)
+                print(
+                    f"round {rnd + 1} {server:12s} {r['rps']:9.1f} req/s  p50 {r['p50']:8.2f} ms  "
+                    f"p99 {r['p99']:8.2f} ms {r['socket_errors']}",
+                    flush=True,
+                )
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -276,8 +336,10 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
                 proc.kill()
     load_after = os.getloadavg()
     med = {k: {f: statistics.median(r[f] for r in v) for f in ("rps", "p50", "p99")} for k, v in results.items()}
-    print(f"\n{uri} ({args.pipeline} pipeline of the tabular template), single-row dataframe_split, median of "
-          f"{args.rounds} rounds x {args.seconds} s, wrk -t1 -c8, one server process each, {os.cpu_count()} cores\n")
+    print(
+        f"\n{uri} ({args.pipeline} pipeline of the tabular template), single-row dataframe_split, median of "
+        f"{args.rounds} rounds x {args.seconds} s, wrk -t1 -c8, one server process each, {os.cpu_count()} cores\n"
+    )
     print(f"{'server':12s} {'req/s':>10s} {'p50 ms':>9s} {'p99 ms':>9s}")
     for server in ports:
         m = med[server]
@@ -285,9 +347,13 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
     print()
     for peer in ("mlflow", "mlflow-omp1"):
         ratio = med["ours"]["rps"] / med[peer]["rps"]
-        print(f"ours / {peer + ',':13s} single-row req/s {ratio:6.2f}x  (target >= 2x: {'met' if ratio >= 2 else 'NOT met'})")
-    print(f"the model's bare predict (pyfunc.predict of the row, one thread): median {bare['median_ms']:.2f} ms, "
-          f"min {bare['min_ms']:.2f} ms = at most {1000 / bare['median_ms']:.0f} req/s one request per call")
+        print(
+            f"ours / {peer + ',':13s} single-row req/s {ratio:6.2f}x  (target >= 2x: {'met' if ratio >= 2 else 'NOT met'})"
+        )
+    print(
+        f"the model's bare predict (pyfunc.predict of the row, one thread): median {bare['median_ms']:.2f} ms, "
+        f"min {bare['min_ms']:.2f} ms = at most {1000 / bare['median_ms']:.0f} req/s one request per call"
+    )
     print(f"load average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min)")
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
@@ -320,9 +386,13 @@ def main() -> int:
     X = load_digits().data.astype(np.float32)
     n_features = X.shape[1]
     rng = np.random.default_rng(0)
-    rows = X[rng.integers(0, len(X), args.batch_rows)] + rng.normal(0, 0.01, (args.batch_rows, n_features)).astype(np.float32)
-    bodies = {"single": (json.dumps({"inputs": rows[:1].tolist()}).encode(), 1),
-              "batch": (json.dumps({"inputs": rows.tolist()}).encode(), args.batch_rows)}
+    rows = X[rng.integers(0, len(X), args.batch_rows)] + rng.normal(0, 0.01, (args.batch_rows, n_features)).astype(
+        np.float32
+    )
+    bodies = {
+        "single": (json.dumps({"inputs": rows[:1].tolist()}).encode(), 1),
+        "batch": (json.dumps({"inputs": rows.tolist()}).encode(), args.batch_rows),
+    }
     for name, (body, _) in bodies.items():
         (scratch / f"{name}.json").write_bytes(body)
     lua = scratch / "post.lua"
@@ -331,13 +401,54 @@ def main() -> int:
 
     ports = {name: free_port() for name in ("mlflow", "ours", "bare")}
     commands = {
-        "mlflow": [sys.executable, "-m", "mlflow", "models", "serve", "-m", args.model, "--env-manager", "local",
-                   "--host", "127.0.0.1", "-p", str(ports["mlflow"])],
-        "ours": [sys.executable, "-m", "aidevops_ext.serving", args.model, "--host", "127.0.0.1", "--port",
-                 str(ports["ours"]), "--log-level", "warning"],
-        "bare": [sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port", str(ports["bare"]),
-                 "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
-                 "--workers", "1", "--app-dir", str(scratch)],
+        "mlflow": [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            args.model,
+            "--env-manager",
+            "local",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(ports["mlflow"]),
+        ],
+        "ours": [
+            sys.executable,
+            "-m",
+            "aidevops_ext.serving",
+            args.model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["ours"]),
+            "--log-level",
+            "warning",
+        ],
+        "bare": [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["bare"]),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--workers",
+            "1",
+            "--app-dir",
+            str(scratch),
+        ],
     }
     procs: dict[str, subprocess.Popen] = {}
     try:
@@ -356,8 +467,11 @@ def main() -> int:
                     if r["non2xx"]:
                         sys.exit(f"{name} answered {r['non2xx']} non-2xx responses in the {scenario} run")
                     results.setdefault((name, scenario), []).append(r)
-                    print(f"round {rnd + 1} {scenario:6s} {name:6s} {r['rps']:9.1f} req/s  p50 {r['p50']:8.2f} ms  "
-                          f"p99 {r['p99']:8.2f} ms {r['socket_errors']}", flush=True)
+                    print(
+                        f"round {rnd + 1} {scenario:6s} {name:6s} {r['rps']:9.1f} req/s  p50 {r['p50']:8.2f} ms  "
+                        f"p99 {r['p99']:8.2f} ms {r['socket_errors']}",
+                        flush=True,
+                    )
     finally:
         for proc in procs.values():
             proc.terminate()
@@ -368,8 +482,10 @@ def main() -> int:
                 proc.kill()
 
     med = {k: {f: statistics.median(r[f] for r in v) for f in ("rps", "p50", "p99")} for k, v in results.items()}
-    print(f"\nmedian of {args.rounds} rounds x {args.seconds} s, wrk -t1 -c8, one uvicorn worker each, "
-          f"{n_features} features, batch = {args.batch_rows} rows\n")
+    print(
+        f"\nmedian of {args.rounds} rounds x {args.seconds} s, wrk -t1 -c8, one uvicorn worker each, "
+        f"{n_features} features, batch = {args.batch_rows} rows\n"
+    )
     print(f"{'server':8s} {'body':7s} {'req/s':>10s} {'rows/s':>11s} {'p50 ms':>9s} {'p99 ms':>9s}")
     for scenario, (_, n_rows) in bodies.items():
         for name in ports:

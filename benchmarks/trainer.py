@@ -26,8 +26,9 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -77,13 +78,17 @@ def best_of(repeats: int, fn: Callable[[], tuple[float, Any]], settle: float = S
 
 
 def run_ours(X, y, Xt, yt, epochs: int, backend: str) -> tuple[float, Any]:
-    est = MLPClassifier(hidden_layer_sizes=(HIDDEN,), learning_rate=LR, batch_size=BATCH, epochs=epochs,
-                        random_state=0, backend=backend)
+    est = MLPClassifier(
+        hidden_layer_sizes=(HIDDEN,), learning_rate=LR, batch_size=BATCH, epochs=epochs, random_state=0, backend=backend
+    )
     t0 = time.perf_counter()
     est.fit(X, y, progress=False)
     secs = time.perf_counter() - t0
-    return secs, {"est": est, "acc": est.score(Xt, yt),
-                  "median_epoch": statistics.median(h["seconds"] for h in est.history_[1:]) if epochs > 1 else None}
+    return secs, {
+        "est": est,
+        "acc": est.score(Xt, yt),
+        "median_epoch": statistics.median(h["seconds"] for h in est.history_[1:]) if epochs > 1 else None,
+    }
 
 
 def run_sklearn(X, y, Xt, yt, epochs: int) -> tuple[float, Any]:
@@ -92,9 +97,19 @@ def run_sklearn(X, y, Xt, yt, epochs: int) -> tuple[float, Any]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier as SkMLP
 
-    est = SkMLP(hidden_layer_sizes=(HIDDEN,), activation="relu", solver="adam", learning_rate_init=LR,
-                batch_size=BATCH, max_iter=epochs, alpha=0.0, tol=1e-12, n_iter_no_change=10**6, shuffle=True,
-                random_state=0)
+    est = SkMLP(
+        hidden_layer_sizes=(HIDDEN,),
+        activation="relu",
+        solver="adam",
+        learning_rate_init=LR,
+        batch_size=BATCH,
+        max_iter=epochs,
+        alpha=0.0,
+        tol=1e-12,
+        n_iter_no_change=10**6,
+        shuffle=True,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         t0 = time.perf_counter()
@@ -107,8 +122,9 @@ def run_torch(X, y, Xt, yt, epochs: int) -> tuple[float, Any]:
     import torch
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(X.shape[1], HIDDEN), torch.nn.ReLU(),
-                                torch.nn.Linear(HIDDEN, int(y.max()) + 1))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(X.shape[1], HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, int(y.max()) + 1)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     loss_fn = torch.nn.CrossEntropyLoss()
     t0 = time.perf_counter()
@@ -118,7 +134,7 @@ def run_torch(X, y, Xt, yt, epochs: int) -> tuple[float, Any]:
         e0 = time.perf_counter()
         perm = torch.randperm(len(Xs))
         for s in range(0, len(Xs), BATCH):
-            idx = perm[s:s + BATCH]
+            idx = perm[s : s + BATCH]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(model(Xs[idx]), ys[idx])
             loss.backward()
@@ -137,8 +153,9 @@ def _engine() -> Any:
     return load_engine()
 
 
-def matmul_floor(n_rows: int, d: int, k: int, rounds: int = 7, calls: int = 300,
-                 f32: type = np.float32) -> tuple[float, float]:
+def matmul_floor(
+    n_rows: int, d: int, k: int, rounds: int = 7, calls: int = 300, f32: type = np.float32
+) -> tuple[float, float]:
     """(seconds per epoch, GFLOP/s) of the five training matrix products at their measured rate.
 
     Each product is timed through np.matmul and, when the compiled engine is available, through
@@ -165,7 +182,11 @@ def matmul_floor(n_rows: int, d: int, k: int, rounds: int = 7, calls: int = 300,
     Z[...] = rng.standard_normal(Z.shape, dtype=f32)
     dH[...] = rng.standard_normal(dH.shape, dtype=f32)
     products = [  # (a, b, out): forward, then backward (weight gradients and the hidden delta)
-        (X, W1, H), (H, W2, Z), (H.T, Z, gW2), (Z, W2.T, dH), (X.T, dH, gW1),
+        (X, W1, H),
+        (H, W2, Z),
+        (H.T, Z, gW2),
+        (Z, W2.T, dH),
+        (X.T, dH, gW1),
     ]
     flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in products)
     gemm = engine.GEMM[np.dtype(f32).name] if engine is not None else None
@@ -191,8 +212,9 @@ def matmul_floor(n_rows: int, d: int, k: int, rounds: int = 7, calls: int = 300,
     return per_batch * n_rows / BATCH, flops / per_batch / 1e9
 
 
-def _split_run(engine: Any, gemm: Any, parts: int, ta: bool, tb: bool, a: np.ndarray, b: np.ndarray,
-               out: np.ndarray) -> Callable[[int], None]:
+def _split_run(
+    engine: Any, gemm: Any, parts: int, ta: bool, tb: bool, a: np.ndarray, b: np.ndarray, out: np.ndarray
+) -> Callable[[int], None]:
     """A timed run of one product split by batch rows over `parts` threads, as the engine runs it.
 
     Batch rows are the rows of op(a) and out (forward and delta products) or the shared inner
@@ -246,31 +268,43 @@ def thread_notes(torch_mod: Any, blas_threads: int | None) -> list[str]:
         notes.append(f"ours: compiled engine (numba {numba.__version__}), NumPy's BLAS gemm called directly")
     else:
         notes.append("ours: plain NumPy code (the compiled engine is off or unavailable)")
-    notes.append("ours and the floor run with " + (f"BLAS limited to {blas_threads} thread(s) (--blas-threads)"
-                                                   if blas_threads else "BLAS's default thread count"))
+    notes.append(
+        "ours and the floor run with "
+        + (
+            f"BLAS limited to {blas_threads} thread(s) (--blas-threads)"
+            if blas_threads
+            else "BLAS's default thread count"
+        )
+    )
     if engine is not None:
         from aidevops_ext.trainer.mlp import engine_parts
 
         parts = engine_parts(engine, BATCH, 10**9)
         if parts > 1:
-            notes.append(f"ours splits each batch over {parts} threads with single-threaded BLAS each (as many as "
-                         f"BLAS's {engine.blas_threads()}); the floor times the products that way too and "
-                         "keeps the faster of the two ways per product")
+            notes.append(
+                f"ours splits each batch over {parts} threads with single-threaded BLAS each (as many as "
+                f"BLAS's {engine.blas_threads()}); the floor times the products that way too and "
+                "keeps the faster of the two ways per product"
+            )
     try:
         from threadpoolctl import threadpool_info
 
         for info in threadpool_info():
             if info.get("user_api") == "blas":
-                notes.append(f"numpy BLAS: {info.get('internal_api')} {info.get('version')}, "
-                             f"{info.get('num_threads')} threads, core type {info.get('architecture')}")
+                notes.append(
+                    f"numpy BLAS: {info.get('internal_api')} {info.get('version')}, "
+                    f"{info.get('num_threads')} threads, core type {info.get('architecture')}"
+                )
     except ImportError:
         pass
     if torch_mod is not None:
         notes.append(f"torch {torch_mod.__version__}: {torch_mod.get_num_threads()} threads (default)")
     blas_env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS_", "OMP_", "MKL_"))}
     notes.append("BLAS/OpenMP env: " + (", ".join(f"{k}={v}" for k, v in sorted(blas_env.items())) or "none set"))
-    notes.append(f"cpu cores visible: {os.cpu_count()}; load average now {os.getloadavg()[0]:.2f} "
-                 "(other work on these cores makes every number noisier)")
+    notes.append(
+        f"cpu cores visible: {os.cpu_count()}; load average now {os.getloadavg()[0]:.2f} "
+        "(other work on these cores makes every number noisier)"
+    )
     return notes
 
 
@@ -286,19 +320,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--strict", action="store_true", help="exit 1 if any target fails")
-    ap.add_argument("--engine", choices=("compiled", "xp"), default="compiled",
-                    help="our NumPy training code: the compiled engine, or the plain xp code (AIDEVOPS_NUMBA=0)")
-    ap.add_argument("--settle", type=float, default=SETTLE_S,
-                    help="idle seconds before each timed fit, every peer alike (0: back to back)")
-    ap.add_argument("--blas-threads", type=int, default=None,
-                    help="limit BLAS to this many threads for our fits and the floor (peers keep their defaults)")
+    ap.add_argument(
+        "--engine",
+        choices=("compiled", "xp"),
+        default="compiled",
+        help="our NumPy training code: the compiled engine, or the plain xp code (AIDEVOPS_NUMBA=0)",
+    )
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_S,
+        help="idle seconds before each timed fit, every peer alike (0: back to back)",
+    )
+    ap.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="limit BLAS to this many threads for our fits and the floor (peers keep their defaults)",
+    )
     args = ap.parse_args(argv)
     if args.engine == "xp":
         os.environ["AIDEVOPS_NUMBA"] = "0"
 
     X, y, Xt, yt, source = make_data(args.rows, args.test_rows, args.features, args.classes, seed=0)
-    print(f"data: {source}, train {X.shape}, test {Xt.shape}, {args.classes} classes; "
-          f"MLP {args.features}->{HIDDEN} relu->{args.classes}, adam lr {LR}, batch {BATCH}, {args.epochs} epochs")
+    print(
+        f"data: {source}, train {X.shape}, test {Xt.shape}, {args.classes} classes; "
+        f"MLP {args.features}->{HIDDEN} relu->{args.classes}, adam lr {LR}, batch {BATCH}, {args.epochs} epochs"
+    )
 
     torch_mod = None
     if not args.no_torch:
@@ -316,9 +364,12 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     MLPClassifier(hidden_layer_sizes=(8,), epochs=1, batch_size=64, backend=args.backend).fit(
-        X[:512], y[:512], progress=False)
-    print(f"warm-up: one small fit of ours first took {time.perf_counter() - t0:.2f} s (imports the compiled "
-          "engine and loads its cached machine code, compiling it on a machine's first run); not in the timings")
+        X[:512], y[:512], progress=False
+    )
+    print(
+        f"warm-up: one small fit of ours first took {time.perf_counter() - t0:.2f} s (imports the compiled "
+        "engine and loads its cached machine code, compiling it on a machine's first run); not in the timings"
+    )
     with ours_threads():
         floor_before = matmul_floor(args.rows, args.features, args.classes)
     results: dict[str, dict[str, Any]] = {}
@@ -352,9 +403,13 @@ def main(argv: list[str] | None = None) -> int:
         latency["pytorch-cpu"] = predict_latency_us(torch_predict, row, calls=1000)
 
     print()
-    print("seconds/epoch = fit wall time / epochs, best of", args.repeats, "fits "
-          "(median of epochs 2.. shown alongside where the peer exposes per-epoch times); "
-          f"each fit starts after {args.settle:g} s idle (--settle)")
+    print(
+        "seconds/epoch = fit wall time / epochs, best of",
+        args.repeats,
+        "fits "
+        "(median of epochs 2.. shown alongside where the peer exposes per-epoch times); "
+        f"each fit starts after {args.settle:g} s idle (--settle)",
+    )
     header = f"{'peer':<16}{'s/epoch':>9}{'median 2..':>12}{'test acc':>10}{'ours / peer':>13}{'1-row predict':>15}"
     print(header)
     print("-" * len(header))
@@ -364,10 +419,14 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{our_epoch / per_epoch:.2f}" if name != our_key else "1.00"
         lat = f"{latency[name]:.1f} us" if name in latency else "-"
         print(f"{name:<16}{per_epoch:>9.3f}{med:>12}{r['acc']:>10.4f}{ratio:>13}{lat:>15}")
-    print(f"{'matmul floor':<16}{floor:>9.3f}{'':>12}{'':>10}{our_epoch / floor:>13.2f}"
-          f"{'':>15}   ({gflops:.1f} GFLOP/s for these shapes; before {floor_before[0]:.3f}, after {floor_after[0]:.3f})")
-    print(f"(for reference only: the same products in float64 take {floor64:.3f} s/epoch; the floor above is "
-          "float32, the dtype every peer trains in)")
+    print(
+        f"{'matmul floor':<16}{floor:>9.3f}{'':>12}{'':>10}{our_epoch / floor:>13.2f}"
+        f"{'':>15}   ({gflops:.1f} GFLOP/s for these shapes; before {floor_before[0]:.3f}, after {floor_after[0]:.3f})"
+    )
+    print(
+        f"(for reference only: the same products in float64 take {floor64:.3f} s/epoch; the floor above is "
+        "float32, the dtype every peer trains in)"
+    )
     epochs_ours = ", ".join(f"{h['seconds']:.3f}" for h in results[our_key]["est"].history_)
     print(f"ours, epoch by epoch in the fastest fit: {epochs_ours} s (setup not included)")
     print()
@@ -381,19 +440,38 @@ def main(argv: list[str] | None = None) -> int:
     ours_acc = results[our_key]["acc"]
     if "pytorch-cpu" in results:
         r = results["pytorch-cpu"]
-        checks.append((f"s/epoch <= {MAX_VS_TORCH} x PyTorch CPU ({our_epoch / (r['secs'] / args.epochs):.2f})",
-                       our_epoch <= MAX_VS_TORCH * r["secs"] / args.epochs))
-        checks.append((f"test accuracy within {MAX_ACC_GAP * 100:.0f} point of PyTorch ({ours_acc - r['acc']:+.4f})",
-                       ours_acc >= r["acc"] - MAX_ACC_GAP))
+        checks.append(
+            (
+                f"s/epoch <= {MAX_VS_TORCH} x PyTorch CPU ({our_epoch / (r['secs'] / args.epochs):.2f})",
+                our_epoch <= MAX_VS_TORCH * r["secs"] / args.epochs,
+            )
+        )
+        checks.append(
+            (
+                f"test accuracy within {MAX_ACC_GAP * 100:.0f} point of PyTorch ({ours_acc - r['acc']:+.4f})",
+                ours_acc >= r["acc"] - MAX_ACC_GAP,
+            )
+        )
     if "scikit-learn" in results:
         r = results["scikit-learn"]
-        checks.append((f"s/epoch <= {MAX_VS_SKLEARN} x scikit-learn ({our_epoch / (r['secs'] / args.epochs):.2f})",
-                       our_epoch <= MAX_VS_SKLEARN * r["secs"] / args.epochs))
-        checks.append((f"test accuracy within {MAX_ACC_GAP * 100:.0f} point of scikit-learn ({ours_acc - r['acc']:+.4f})",
-                       ours_acc >= r["acc"] - MAX_ACC_GAP))
-    checks.append((f"s/epoch <= {MAX_VS_FLOOR} x matmul floor ({our_epoch / floor:.2f})", our_epoch <= MAX_VS_FLOOR * floor))
-    checks.append((f"single-row predict < {MAX_PREDICT_US:.0f} us ({latency[our_key]:.1f} us)",
-                   latency[our_key] < MAX_PREDICT_US))
+        checks.append(
+            (
+                f"s/epoch <= {MAX_VS_SKLEARN} x scikit-learn ({our_epoch / (r['secs'] / args.epochs):.2f})",
+                our_epoch <= MAX_VS_SKLEARN * r["secs"] / args.epochs,
+            )
+        )
+        checks.append(
+            (
+                f"test accuracy within {MAX_ACC_GAP * 100:.0f} point of scikit-learn ({ours_acc - r['acc']:+.4f})",
+                ours_acc >= r["acc"] - MAX_ACC_GAP,
+            )
+        )
+    checks.append(
+        (f"s/epoch <= {MAX_VS_FLOOR} x matmul floor ({our_epoch / floor:.2f})", our_epoch <= MAX_VS_FLOOR * floor)
+    )
+    checks.append(
+        (f"single-row predict < {MAX_PREDICT_US:.0f} us ({latency[our_key]:.1f} us)", latency[our_key] < MAX_PREDICT_US)
+    )
     for text, ok in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {text}")
     return 1 if args.strict and not all(ok for _, ok in checks) else 0

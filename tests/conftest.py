@@ -15,8 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 # The quick tier (`python -m pytest -m quick`, the everyday command): unit tests and in-process tests, with no
 # JupyterLab, browser, pipeline run, deployment or Binder build. Whole folders, so a new unit test is in it
 # without anyone remembering a marker; a module here that grows slow belongs in another folder.
-QUICK = ("tests/unit/", "tests/monitoring/", "tests/api/", "tests/serving/test_parsing.py",
-         "tests/serving/test_slots.py", "tests/deploy/test_store.py")
+QUICK = (
+    "tests/unit/",
+    "tests/monitoring/",
+    "tests/api/",
+    "tests/serving/test_parsing.py",
+    "tests/serving/test_slots.py",
+    "tests/deploy/test_store.py",
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -51,15 +57,28 @@ def clean_env(monkeypatch):
 
 def write_notebook(path: Path, params: str, *cells: str, markdown: str = "A step.") -> Path:
     """Write a minimal notebook: a markdown cell, a parameters cell, then code cells."""
+
     def code(src, tags=None):
-        return {"cell_type": "code", "metadata": {"tags": tags or []}, "source": src,
-                "outputs": [], "execution_count": None}
+        return {
+            "cell_type": "code",
+            "metadata": {"tags": tags or []},
+            "source": src,
+            "outputs": [],
+            "execution_count": None,
+        }
+
     nb = {
-        "cells": [{"cell_type": "markdown", "metadata": {}, "source": markdown},
-                  code(params, ["parameters"]), *[code(c) for c in cells]],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                     "language_info": {"name": "python"}},
-        "nbformat": 4, "nbformat_minor": 4,
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": markdown},
+            code(params, ["parameters"]),
+            *[code(c) for c in cells],
+        ],
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 4,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(nb))

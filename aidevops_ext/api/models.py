@@ -13,7 +13,7 @@ Answers are described, not enforced: the views build plain dicts and these model
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, ClassVar, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -40,8 +40,10 @@ class Rule:
 
 
 def text_rule(key: str, what: str) -> Rule:
-    return Rule(missing=f"Field '{key}' is missing; give {what}.",
-                bad=f"Field '{key}' has the value {{value}}, which is not {what}.")
+    return Rule(
+        missing=f"Field '{key}' is missing; give {what}.",
+        bad=f"Field '{key}' has the value {{value}}, which is not {what}.",
+    )
 
 
 def refuse(sentence: str) -> PydanticCustomError:
@@ -79,10 +81,11 @@ class Request(BaseModel):
             try:
                 data = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
-                raise ConfigError("The request body is not valid JSON; send a JSON object such as "
-                                  "{\"reason\": \"...\"}.") from None
+                raise ConfigError(
+                    'The request body is not valid JSON; send a JSON object such as {"reason": "..."}.'
+                ) from None
         if not isinstance(data, dict):
-            raise ConfigError("The request body must be a JSON object, e.g. {\"reason\": \"...\"}.")
+            raise ConfigError('The request body must be a JSON object, e.g. {"reason": "..."}.')
         return cls.parse(data)
 
     @classmethod
@@ -106,12 +109,21 @@ class Request(BaseModel):
         return rule.bad.format(value=repr(str(value)[:80]))
 
 
-Reason = Annotated[str, Field(max_length=MAX_REASON, strict=True, description="Why, kept in the deployment history."),
-                   Rule(bad=f"Field 'reason' must be text of at most {MAX_REASON} characters.")]
-Version = Annotated[Optional[str], Field(pattern=VERSION_PATTERN, strict=True, description="A model version number, e.g. \"2\"."),
-                    text_rule("version", "a version number such as '2'")]
-Params = Annotated[Optional[dict[str, Any]], Field(strict=True, description="Overrides {name: value}; step.name for one step's own param."),
-                   Rule(bad="Field 'params' must be a JSON object of param names to values, e.g. {{\"epochs\": 4}}.")]
+Reason = Annotated[
+    str,
+    Field(max_length=MAX_REASON, strict=True, description="Why, kept in the deployment history."),
+    Rule(bad=f"Field 'reason' must be text of at most {MAX_REASON} characters."),
+]
+Version = Annotated[
+    str | None,
+    Field(pattern=VERSION_PATTERN, strict=True, description='A model version number, e.g. "2".'),
+    text_rule("version", "a version number such as '2'"),
+]
+Params = Annotated[
+    dict[str, Any] | None,
+    Field(strict=True, description="Overrides {name: value}; step.name for one step's own param."),
+    Rule(bad="Field 'params' must be a JSON object of param names to values, e.g. {{\"epochs\": 4}}."),
+]
 
 
 def _stripped(value: str) -> str:
@@ -132,14 +144,26 @@ def _named_params(value: Any) -> Any:
 class DeployRequest(Request):
     """POST /deployments: deploy NAME@ALIAS or NAME/VERSION (a running deployment of that name switches to it)."""
 
-    model: Annotated[str, Field(pattern=NAME_PATTERN, strict=True, description="Registered model name."),
-                     text_rule("model", "a registered model's name")]
-    alias: Annotated[Optional[str], Field(pattern=ALIAS_PATTERN, strict=True,
-                                          description="Alias to serve, e.g. champion (exactly one of alias and version)."),
-                     text_rule("alias", "an alias such as 'champion'")] = None
+    model: Annotated[
+        str,
+        Field(pattern=NAME_PATTERN, strict=True, description="Registered model name."),
+        text_rule("model", "a registered model's name"),
+    ]
+    alias: Annotated[
+        str | None,
+        Field(
+            pattern=ALIAS_PATTERN,
+            strict=True,
+            description="Alias to serve, e.g. champion (exactly one of alias and version).",
+        ),
+        text_rule("alias", "an alias such as 'champion'"),
+    ] = None
     version: Version = None
-    name: Annotated[Optional[str], Field(strict=True, description="Deployment name (default the model's name)."),
-                    text_rule("name", "a deployment name")] = None
+    name: Annotated[
+        str | None,
+        Field(strict=True, description="Deployment name (default the model's name)."),
+        text_rule("name", "a deployment name"),
+    ] = None
     reason: Reason = ""
 
     _version = field_validator("version", mode="before")(_version_number)
@@ -148,7 +172,9 @@ class DeployRequest(Request):
     @model_validator(mode="after")
     def _one_of_alias_or_version(self) -> Self:
         if (self.alias is None) == (self.version is None):
-            raise refuse("Give exactly one of 'alias' (e.g. \"champion\") or 'version' (e.g. \"2\") to say what to deploy.")
+            raise refuse(
+                "Give exactly one of 'alias' (e.g. \"champion\") or 'version' (e.g. \"2\") to say what to deploy."
+            )
         return self
 
     @property
@@ -168,10 +194,16 @@ class CanaryRequest(Request):
     """POST /deployments/NAME/canary (and `aidevops canary`): a version and share, a new share, or clear."""
 
     version: Version = None  # omitted: change the current canary's share
-    share: Annotated[Optional[float], Field(ge=0, le=1, strict=True, description="The canary's share of traffic, 0 to 1."),
-                     Rule(bad="Field 'share' must be a number between 0 and 1 (e.g. 0.1 for 10 %), got {value}.")] = None
-    clear: Annotated[StrictBool, Field(description="Remove the canary (takes no version or share)."),
-                     Rule(bad="Field 'clear' must be true or false.")] = False
+    share: Annotated[
+        float | None,
+        Field(ge=0, le=1, strict=True, description="The canary's share of traffic, 0 to 1."),
+        Rule(bad="Field 'share' must be a number between 0 and 1 (e.g. 0.1 for 10 %), got {value}."),
+    ] = None
+    clear: Annotated[
+        StrictBool,
+        Field(description="Remove the canary (takes no version or share)."),
+        Rule(bad="Field 'clear' must be true or false."),
+    ] = False
     reason: Reason = ""
 
     _version = field_validator("version", mode="before")(_version_number)
@@ -189,15 +221,20 @@ class CanaryRequest(Request):
         if self.clear and (self.version is not None or self.share is not None):
             raise refuse("'clear' takes no version or share; it only removes the canary.")
         if not self.clear and self.share is None:
-            raise refuse("Field 'share' is missing; give the canary's share of traffic between 0 and 1 (e.g. 0.1; --share 0.1 on the command line).")
+            raise refuse(
+                "Field 'share' is missing; give the canary's share of traffic between 0 and 1 (e.g. 0.1; --share 0.1 on the command line)."
+            )
         return self
 
 
 class RunRequest(Request):
     """POST /runs: start a pipeline run with param overrides."""
 
-    pipeline: Annotated[str, Field(pattern=PIPELINE_PATTERN, strict=True, description="A spec in pipelines/, e.g. ci."),
-                        text_rule("pipeline", "the name of a pipeline in pipelines/ (e.g. ci)")]
+    pipeline: Annotated[
+        str,
+        Field(pattern=PIPELINE_PATTERN, strict=True, description="A spec in pipelines/, e.g. ci."),
+        text_rule("pipeline", "the name of a pipeline in pipelines/ (e.g. ci)"),
+    ]
     params: Params = None
 
     _params = field_validator("params")(_named_params)
@@ -241,7 +278,7 @@ class JobsQuery(Query):
 
 
 class RunsQuery(Query):
-    pipeline: Optional[str] = Field(default=None, description="Only this pipeline's runs.")
+    pipeline: str | None = Field(default=None, description="Only this pipeline's runs.")
     limit: Annotated[int, _limit(20), LIMIT_RULE] = 20
 
 
@@ -260,10 +297,16 @@ class MonitorQuery(Query):
 
 class SeriesQuery(Query):
     # The ranges are the core's (deploy/observe.check_range, shared with the CLI); the schema shows them.
-    minutes: Annotated[float, Field(default=60.0, json_schema_extra={"minimum": 1, "maximum": MAX_MINUTES}),
-                       Rule(bad="Query parameter 'minutes' must be a number, got {value}.")] = 60.0
-    buckets: Annotated[int, Field(default=60, json_schema_extra={"minimum": 1, "maximum": MAX_BUCKETS}),
-                       Rule(bad="Query parameter 'buckets' must be a whole number, got {value}.")] = 60
+    minutes: Annotated[
+        float,
+        Field(default=60.0, json_schema_extra={"minimum": 1, "maximum": MAX_MINUTES}),
+        Rule(bad="Query parameter 'minutes' must be a number, got {value}."),
+    ] = 60.0
+    buckets: Annotated[
+        int,
+        Field(default=60, json_schema_extra={"minimum": 1, "maximum": MAX_BUCKETS}),
+        Rule(bad="Query parameter 'buckets' must be a whole number, got {value}."),
+    ] = 60
 
 
 class NotebookQuery(Query):
@@ -273,7 +316,7 @@ class NotebookQuery(Query):
 class DiffQuery(Query):
     base: str = Field(default="", description="The first run's id.")
     remote: str = Field(default="", description="The second run's id.")
-    step: Optional[str] = Field(default=None, description="Default the first step both runs have a notebook for.")
+    step: str | None = Field(default=None, description="Default the first step both runs have a notebook for.")
 
 
 # --------------------------------------------------------------------------- answers
@@ -293,24 +336,24 @@ class RunNotebook(Answer):
     step: str
     name: str
     available: bool
-    status: Optional[str] = None
+    status: str | None = None
 
 
 class GateComparison(Answer):
-    summary: Optional[str] = None
-    compared_on: Optional[str] = None
-    candidate: dict[str, Optional[float]] = {}
-    champion: Optional[dict[str, Optional[float]]] = None
-    champion_version: Optional[str] = None
-    rows: Optional[dict[str, Any]] = None
+    summary: str | None = None
+    compared_on: str | None = None
+    candidate: dict[str, float | None] = {}
+    champion: dict[str, float | None] | None = None
+    champion_version: str | None = None
+    rows: dict[str, Any] | None = None
 
 
 class Lineage(Answer):
-    pipeline: Optional[str] = None
-    pipeline_run_id: Optional[str] = None
-    git_commit: Optional[str] = None
-    data_hash: Optional[str] = None
-    source: Optional[str] = None
+    pipeline: str | None = None
+    pipeline_run_id: str | None = None
+    git_commit: str | None = None
+    data_hash: str | None = None
+    source: str | None = None
     run_in_workspace: bool = False
     notebooks: list[RunNotebook] = []
 
@@ -318,20 +361,24 @@ class Lineage(Answer):
 class ModelVersion(Answer):
     version: str
     aliases: list[str] = []
-    run_id: Optional[str] = Field(default=None, description="MLflow run that logged the model.")
-    gate_passed: Optional[bool] = None
-    gate_reasons: Optional[str] = None
-    gate_summary: Optional[str] = Field(default=None, description="The gate's own comparison for the badge, e.g. "
-                                        "\"accuracy 0.9638 vs v1 0.9499 on 359 rows\".")
-    gate_comparison: Optional[GateComparison] = Field(default=None, description="Candidate and champion metrics on the "
-                                                      "same test rows (none of which either trained on).")
-    metrics: dict[str, Optional[float]] = Field(default={}, description="This version's own test metrics.")
-    lineage: Optional[Lineage] = None
+    run_id: str | None = Field(default=None, description="MLflow run that logged the model.")
+    gate_passed: bool | None = None
+    gate_reasons: str | None = None
+    gate_summary: str | None = Field(
+        default=None,
+        description='The gate\'s own comparison for the badge, e.g. "accuracy 0.9638 vs v1 0.9499 on 359 rows".',
+    )
+    gate_comparison: GateComparison | None = Field(
+        default=None,
+        description="Candidate and champion metrics on the same test rows (none of which either trained on).",
+    )
+    metrics: dict[str, float | None] = Field(default={}, description="This version's own test metrics.")
+    lineage: Lineage | None = None
 
 
 class Model(Answer):
     name: str
-    description: Optional[str] = None
+    description: str | None = None
     aliases: dict[str, str] = {}
     versions: list[ModelVersion] = []
 
@@ -345,8 +392,8 @@ class HistoryEntry(Answer):
     ts: float
     when: str
     operation: str
-    from_version: Optional[str] = None
-    to_version: Optional[str] = None
+    from_version: str | None = None
+    to_version: str | None = None
     reason: str = ""
     actor: str = ""
     ok: bool = True
@@ -372,16 +419,16 @@ class Deployment(Answer):
     target: str
     state: DeploymentState
     health: str = Field(description="healthy (the server answered now), unreachable, or the state.")
-    error: Optional[str] = None
-    url: Optional[str] = None
+    error: str | None = None
+    url: str | None = None
     endpoints: dict[str, str] = {}
-    active_version: Optional[str] = None
-    previous_version: Optional[str] = None
-    canary_version: Optional[str] = None
+    active_version: str | None = None
+    previous_version: str | None = None
+    canary_version: str | None = None
     canary_share: float = 0.0
     restarts: int = 0
-    updated: Optional[float] = None
-    example: Optional[Example] = None
+    updated: float | None = None
+    example: Example | None = None
     history: list[HistoryEntry] = Field(default=[], description="Newest first.")
 
 
@@ -392,7 +439,7 @@ class Deployments(Answer):
 class DeployResult(Answer):
     action: Literal["started", "switched", "unchanged"]
     version: str
-    previous: Optional[str] = None
+    previous: str | None = None
     verified: bool = False
     detail: str = ""
     deployment: Deployment
@@ -410,24 +457,27 @@ class Undeployed(Answer):
 
 
 class StepState(Answer):
-    status: Optional[str] = Field(default=None, description="pending, not selected, running, ran, cached or failed.")
-    cache: Optional[Literal["hit", "miss"]] = None
-    duration_s: Optional[float] = None
-    error: Optional[str] = None
+    status: str | None = Field(default=None, description="pending, not selected, running, ran, cached or failed.")
+    cache: Literal["hit", "miss"] | None = None
+    duration_s: float | None = None
+    error: str | None = None
     params: dict[str, Any] = {}
-    why: list[str] = Field(default=[], description="Why the step ran (what changed since its last run: a code cell, "
-                           "param, upstream output, input file, kernel, aidevops_ext version or registry value), or which "
-                           "run's output it reused. Only in the one-run answer.")
+    why: list[str] = Field(
+        default=[],
+        description="Why the step ran (what changed since its last run: a code cell, "
+        "param, upstream output, input file, kernel, aidevops_ext version or registry value), or which "
+        "run's output it reused. Only in the one-run answer.",
+    )
 
 
 class Run(Answer):
     run_id: str
-    pipeline: Optional[str] = None
-    status: Optional[str] = Field(default=None, description="running, succeeded, failed or interrupted.")
-    started: Optional[str] = None
-    finished: Optional[str] = None
-    duration_s: Optional[float] = None
-    resumed_from: Optional[str] = Field(default=None, description="The failed run this one resumed.")
+    pipeline: str | None = None
+    status: str | None = Field(default=None, description="running, succeeded, failed or interrupted.")
+    started: str | None = None
+    finished: str | None = None
+    duration_s: float | None = None
+    resumed_from: str | None = Field(default=None, description="The failed run this one resumed.")
     overrides: dict[str, Any] = Field(default={}, description="The params given on the command line or in the panel.")
     params: dict[str, Any] = Field(default={}, description="The resolved pipeline params.")
     steps: dict[str, StepState] = {}
@@ -444,17 +494,17 @@ class Job(Answer):
     argv: list[str] = []
     status: Literal["running", "succeeded", "failed"]
     started: float
-    finished: Optional[float] = None
-    exit_code: Optional[int] = None
-    pipeline: Optional[str] = None
-    deployment: Optional[str] = None
-    run_id: Optional[str] = Field(default=None, description="The pipeline run the job produced, once it exists.")
+    finished: float | None = None
+    exit_code: int | None = None
+    pipeline: str | None = None
+    deployment: str | None = None
+    run_id: str | None = Field(default=None, description="The pipeline run the job produced, once it exists.")
     message: str = ""
 
 
 class JobDetail(Job):
     log_tail: list[str] = []
-    run: Optional[Run] = None
+    run: Run | None = None
 
 
 class Jobs(Answer):
@@ -468,13 +518,13 @@ class JobStarted(Answer):
 class AlertState(Answer):
     rule: str
     state: Literal["ok", "firing", "resolved"]
-    since: Optional[float] = None
-    value: Optional[float] = None
+    since: float | None = None
+    value: float | None = None
     features: list[str] = []
-    metric: Optional[str] = None
-    op: Optional[str] = None
-    threshold: Optional[float] = None
-    action: Optional[str] = None
+    metric: str | None = None
+    op: str | None = None
+    threshold: float | None = None
+    action: str | None = None
 
 
 class AlertEvent(Answer):
@@ -482,7 +532,7 @@ class AlertEvent(Answer):
     rule: str
     event: Literal["fired", "resolved"]
     at: float
-    value: Optional[float] = None
+    value: float | None = None
     features: list[str] = []
     message: str = ""
 
@@ -494,14 +544,14 @@ class Alerts(Answer):
 
 class MonitorSummary(Answer):
     status: str
-    model: Optional[str] = None
-    version: Optional[str] = None
-    at: Optional[float] = None
-    logged_rows: Optional[int] = None
+    model: str | None = None
+    version: str | None = None
+    at: float | None = None
+    logged_rows: int | None = None
     settings: dict[str, Any] = {}
-    drift: Optional[dict[str, Any]] = None
-    prediction_drift: Optional[dict[str, Any]] = None
-    quality: Optional[dict[str, Any]] = None
+    drift: dict[str, Any] | None = None
+    prediction_drift: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = None
     requests: dict[str, Any] = {}
     alerts: list[AlertState] = []
     events: list[AlertEvent] = Field(default=[], description="Newest last.")
@@ -510,20 +560,20 @@ class MonitorSummary(Answer):
 class RequestSeries(Answer):
     t: list[float]
     rate: list[float]
-    error_rate: list[Optional[float]]
-    p50_ms: list[Optional[float]]
-    p95_ms: list[Optional[float]]
-    p99_ms: list[Optional[float]]
+    error_rate: list[float | None]
+    p50_ms: list[float | None]
+    p95_ms: list[float | None]
+    p99_ms: list[float | None]
     requests: list[int]
 
 
 class Series(Answer):
     start: float
     end: float
-    task: Optional[str] = None
+    task: str | None = None
     requests: RequestSeries
     quality: list[dict[str, Any]] = []
-    predictions: Optional[dict[str, Any]] = None
+    predictions: dict[str, Any] | None = None
 
 
 class NotebookContents(Answer):

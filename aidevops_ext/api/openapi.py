@@ -36,52 +36,153 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = [
-    Operation("get", "/models", "Registered models with versions, aliases, metrics, gate decisions and lineage.",
-              {200: m.Models}, errors=(400,)),
+    Operation(
+        "get",
+        "/models",
+        "Registered models with versions, aliases, metrics, gate decisions and lineage.",
+        {200: m.Models},
+        errors=(400,),
+    ),
     Operation("get", "/models/{name}", "One registered model.", {200: m.Model}),
-    Operation("get", "/deployments", "Every deployment with live health, endpoint, slots and recent history.",
-              {200: m.Deployments}, errors=()),
-    Operation("post", "/deployments", "Deploy a model version locally (a running deployment of that name switches to "
-              "it, zero downtime).", {201: m.DeployResult, 200: m.DeployResult}, errors=(400, 404, 409, 422),
-              body=m.DeployRequest, notes={201: "Started.", 200: "Switched or unchanged."}),
+    Operation(
+        "get",
+        "/deployments",
+        "Every deployment with live health, endpoint, slots and recent history.",
+        {200: m.Deployments},
+        errors=(),
+    ),
+    Operation(
+        "post",
+        "/deployments",
+        "Deploy a model version locally (a running deployment of that name switches to it, zero downtime).",
+        {201: m.DeployResult, 200: m.DeployResult},
+        errors=(400, 404, 409, 422),
+        body=m.DeployRequest,
+        notes={201: "Started.", 200: "Switched or unchanged."},
+    ),
     Operation("get", "/deployments/{name}", "One deployment.", {200: m.Deployment}),
-    Operation("delete", "/deployments/{name}", "Undeploy (stop its server; the history stays).", {200: m.Undeployed},
-              query=m.UndeployQuery),
-    Operation("post", "/deployments/{name}/promote", "Make the canary the active version (the old active is kept as "
-              "previous).", {200: m.Change}, errors=(400, 404, 409), body=m.ReasonRequest, body_required=False),
-    Operation("post", "/deployments/{name}/rollback", "Swap the active and previous versions (no downtime).",
-              {200: m.Change}, errors=(400, 404, 409), body=m.ReasonRequest, body_required=False),
-    Operation("post", "/deployments/{name}/canary", "Send a share of traffic to a version (checked like a switch), "
-              "change the share, or clear the canary.", {200: m.Change}, errors=(400, 404, 409, 422),
-              body=m.CanaryRequest),
-    Operation("get", "/deployments/{name}/history", "The deployment's changes, newest first.", {200: m.History},
-              query=m.HistoryQuery),
-    Operation("get", "/deployments/{name}/monitor", "The live monitor's latest pass (drift per feature, prediction "
-              "drift, live quality, request stats, alert states) and recent alert events.", {200: m.MonitorSummary},
-              errors=(400, 404, 409), query=m.MonitorQuery),
-    Operation("get", "/deployments/{name}/series", "Time series for charts over the last minutes (request rate, latency "
-              "percentiles, error rate; live accuracy with its interval; prediction distribution against the "
-              "reference).", {200: m.Series}, query=m.SeriesQuery),
-    Operation("get", "/deployments/{name}/alerts", "Each alert rule's state and the recent fired/resolved events "
-              "(newest first); answers for a stopped deployment too.", {200: m.Alerts}, query=m.AlertsQuery),
-    Operation("post", "/deployments/{name}/retrain", "Start a retraining in the background (pipeline to register on the "
-              "live labelled rows, gate, switch on a pass).", {202: m.JobStarted}, body=m.ReasonRequest,
-              body_required=False),
+    Operation(
+        "delete",
+        "/deployments/{name}",
+        "Undeploy (stop its server; the history stays).",
+        {200: m.Undeployed},
+        query=m.UndeployQuery,
+    ),
+    Operation(
+        "post",
+        "/deployments/{name}/promote",
+        "Make the canary the active version (the old active is kept as previous).",
+        {200: m.Change},
+        errors=(400, 404, 409),
+        body=m.ReasonRequest,
+        body_required=False,
+    ),
+    Operation(
+        "post",
+        "/deployments/{name}/rollback",
+        "Swap the active and previous versions (no downtime).",
+        {200: m.Change},
+        errors=(400, 404, 409),
+        body=m.ReasonRequest,
+        body_required=False,
+    ),
+    Operation(
+        "post",
+        "/deployments/{name}/canary",
+        "Send a share of traffic to a version (checked like a switch), change the share, or clear the canary.",
+        {200: m.Change},
+        errors=(400, 404, 409, 422),
+        body=m.CanaryRequest,
+    ),
+    Operation(
+        "get",
+        "/deployments/{name}/history",
+        "The deployment's changes, newest first.",
+        {200: m.History},
+        query=m.HistoryQuery,
+    ),
+    Operation(
+        "get",
+        "/deployments/{name}/monitor",
+        "The live monitor's latest pass (drift per feature, prediction "
+        "drift, live quality, request stats, alert states) and recent alert events.",
+        {200: m.MonitorSummary},
+        errors=(400, 404, 409),
+        query=m.MonitorQuery,
+    ),
+    Operation(
+        "get",
+        "/deployments/{name}/series",
+        "Time series for charts over the last minutes (request rate, latency "
+        "percentiles, error rate; live accuracy with its interval; prediction distribution against the "
+        "reference).",
+        {200: m.Series},
+        query=m.SeriesQuery,
+    ),
+    Operation(
+        "get",
+        "/deployments/{name}/alerts",
+        "Each alert rule's state and the recent fired/resolved events "
+        "(newest first); answers for a stopped deployment too.",
+        {200: m.Alerts},
+        query=m.AlertsQuery,
+    ),
+    Operation(
+        "post",
+        "/deployments/{name}/retrain",
+        "Start a retraining in the background (pipeline to register on the "
+        "live labelled rows, gate, switch on a pass).",
+        {202: m.JobStarted},
+        body=m.ReasonRequest,
+        body_required=False,
+    ),
     Operation("get", "/runs", "Pipeline runs, newest first.", {200: m.Runs}, errors=(400,), query=m.RunsQuery),
-    Operation("post", "/runs", "Start a pipeline run in the background with param overrides (checked before anything "
-              "starts).", {202: m.JobStarted}, errors=(400,), body=m.RunRequest),
+    Operation(
+        "post",
+        "/runs",
+        "Start a pipeline run in the background with param overrides (checked before anything starts).",
+        {202: m.JobStarted},
+        errors=(400,),
+        body=m.RunRequest,
+    ),
     Operation("get", "/runs/{run_id}", "One run by its exact id, with params, git state and notebooks.", {200: m.Run}),
-    Operation("get", "/runs/{run_id}/notebooks/{step}", "A step's executed notebook as a read-only Jupyter contents "
-              "model (type notebook, format json).", {200: m.NotebookContents}, query=m.NotebookQuery),
-    Operation("post", "/runs/{run_id}/rerun", "Run a run's pipeline again with its overrides (or the given ones); "
-              "unchanged steps come from the cache, so a failed run resumes at its failed step.", {202: m.JobStarted},
-              body=m.RerunRequest, body_required=False),
-    Operation("get", "/jobs", "Background jobs (pipeline runs and retrainings started here), newest first.",
-              {200: m.Jobs}, errors=(400,), query=m.JobsQuery),
-    Operation("get", "/jobs/{job_id}", "One job with the tail of its output and the pipeline run it produced.",
-              {200: m.JobDetail}),
-    Operation("get", "/diff", "Where nbdime's diff page finds one step's executed notebooks of two runs, and the params "
-              "that differ.", {200: m.Diff}, query=m.DiffQuery),
+    Operation(
+        "get",
+        "/runs/{run_id}/notebooks/{step}",
+        "A step's executed notebook as a read-only Jupyter contents model (type notebook, format json).",
+        {200: m.NotebookContents},
+        query=m.NotebookQuery,
+    ),
+    Operation(
+        "post",
+        "/runs/{run_id}/rerun",
+        "Run a run's pipeline again with its overrides (or the given ones); "
+        "unchanged steps come from the cache, so a failed run resumes at its failed step.",
+        {202: m.JobStarted},
+        body=m.RerunRequest,
+        body_required=False,
+    ),
+    Operation(
+        "get",
+        "/jobs",
+        "Background jobs (pipeline runs and retrainings started here), newest first.",
+        {200: m.Jobs},
+        errors=(400,),
+        query=m.JobsQuery,
+    ),
+    Operation(
+        "get",
+        "/jobs/{job_id}",
+        "One job with the tail of its output and the pipeline run it produced.",
+        {200: m.JobDetail},
+    ),
+    Operation(
+        "get",
+        "/diff",
+        "Where nbdime's diff page finds one step's executed notebooks of two runs, and the params that differ.",
+        {200: m.Diff},
+        query=m.DiffQuery,
+    ),
 ]
 
 DESCRIPTION = """\
@@ -101,8 +202,11 @@ def _untitled(schema: Any) -> Any:
         return [_untitled(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    return {k: (({p: _untitled(s) for p, s in v.items()} if k == "properties" else _untitled(v)))
-            for k, v in schema.items() if not (k == "title" and isinstance(v, str))}
+    return {
+        k: ({p: _untitled(s) for p, s in v.items()} if k == "properties" else _untitled(v))
+        for k, v in schema.items()
+        if not (k == "title" and isinstance(v, str))
+    }
 
 
 def _schemas() -> dict[str, Any]:
@@ -131,8 +235,11 @@ def _query(model: type[m.Query]) -> list[dict[str, Any]]:
 
 def _operation(op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary}
-    params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-              for p in ("name", "run_id", "step", "job_id") if "{" + p + "}" in op.path]
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+        for p in ("name", "run_id", "step", "job_id")
+        if "{" + p + "}" in op.path
+    ]
     params += _query(op.query) if op.query else []
     if params:
         out["parameters"] = params
@@ -155,19 +262,35 @@ def spec() -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method] = _operation(op)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "aidevops panels API (Deploy, Monitor, Runs)", "version": "0.1.0", "description": DESCRIPTION},
+        "info": {
+            "title": "aidevops panels API (Deploy, Monitor, Runs)",
+            "version": "0.1.0",
+            "description": DESCRIPTION,
+        },
         "servers": [{"url": "/aidevops/api"}],
         "security": [{"jupyterToken": []}, {"jupyterCookie": []}],
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "jupyterToken": {"type": "apiKey", "in": "header", "name": "Authorization",
-                                 "description": "token <jupyter token>"},
-                "jupyterCookie": {"type": "apiKey", "in": "cookie", "name": "username-<host>-<port>",
-                                  "description": "Jupyter login cookie; POST/DELETE also need X-XSRFToken."},
+                "jupyterToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "token <jupyter token>",
+                },
+                "jupyterCookie": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "username-<host>-<port>",
+                    "description": "Jupyter login cookie; POST/DELETE also need X-XSRFToken.",
+                },
             },
-            "responses": {"Error": {"description": "A user-caused problem, in one sentence naming it and the fix.",
-                                    "content": {"application/json": {"schema": _ref(m.Error)}}}},
+            "responses": {
+                "Error": {
+                    "description": "A user-caused problem, in one sentence naming it and the fix.",
+                    "content": {"application/json": {"schema": _ref(m.Error)}},
+                }
+            },
             "schemas": _schemas(),
         },
     }
@@ -177,14 +300,18 @@ class _Dumper(yaml.SafeDumper):
     """Multi-line text as a `|` block, so the description reads as written."""
 
 
-_Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", text, style="|" if "\n" in text else None))
+_Dumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None),
+)
 
 
 def render() -> str:
     """The YAML text of the committed file."""
-    return "# Generated by `python -m aidevops_ext.api.openapi` from aidevops_ext/api/models.py; do not edit.\n" + \
-        yaml.dump(spec(), Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True)
+    return (
+        "# Generated by `python -m aidevops_ext.api.openapi` from aidevops_ext/api/models.py; do not edit.\n"
+        + yaml.dump(spec(), Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=True)
+    )
 
 
 if __name__ == "__main__":

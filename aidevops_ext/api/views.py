@@ -47,8 +47,14 @@ def lineage(ws: Workspace, tags: dict[str, str]) -> dict[str, Any]:
         logged = {}
     run = run_by_id(ws, out["pipeline_run_id"])
     out["run_in_workspace"] = run is not None
-    out["notebooks"] = run_notebooks(ws, run) if run else [
-        {"step": step, "name": Path(str(uri)).name, "available": False, "uri": uri} for step, uri in sorted(logged.items())]
+    out["notebooks"] = (
+        run_notebooks(ws, run)
+        if run
+        else [
+            {"step": step, "name": Path(str(uri)).name, "available": False, "uri": uri}
+            for step, uri in sorted(logged.items())
+        ]
+    )
     return out
 
 
@@ -138,11 +144,25 @@ def run_summary(ws: Workspace, record: dict[str, Any] | StoredRun) -> dict[str, 
     """The fields the panel lists for a run."""
     run = record if isinstance(record, StoredRun) else stored(record)
     return {
-        "run_id": run.run_id, "pipeline": run.pipeline, "status": run.status, "started": run.started,
-        "finished": run.finished, "duration_s": run.duration_s, "resumed_from": run.resumed_from,
-        "overrides": run.overrides, "params": run.params,
-        "steps": {name: {"status": s.status, "cache": s.cache, "duration_s": s.duration_s, "error": s.error,
-                         "params": s.params} for name, s in run.steps.items()},
+        "run_id": run.run_id,
+        "pipeline": run.pipeline,
+        "status": run.status,
+        "started": run.started,
+        "finished": run.finished,
+        "duration_s": run.duration_s,
+        "resumed_from": run.resumed_from,
+        "overrides": run.overrides,
+        "params": run.params,
+        "steps": {
+            name: {
+                "status": s.status,
+                "cache": s.cache,
+                "duration_s": s.duration_s,
+                "error": s.error,
+                "params": s.params,
+            }
+            for name, s in run.steps.items()
+        },
         "notebooks": run_notebooks(ws, run),
     }
 
@@ -163,33 +183,54 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
     for role, run_id in (("base", base), ("remote", remote)):
         record = run_by_id(ws, run_id)
         if record is None:
-            raise NotFound(f"There is no pipeline run '{str(run_id)[:80]}' ({role}) in this workspace; "
-                              "list runs with `aidevops runs`.")
+            raise NotFound(
+                f"There is no pipeline run '{str(run_id)[:80]}' ({role}) in this workspace; "
+                "list runs with `aidevops runs`."
+            )
         records.append(stored(record))
         views.append(RunView(record))
     steps = [s for s in records[0].with_notebooks() if s in records[1].with_notebooks()]
     if not steps:
-        raise ConfigError(f"Runs {base} and {remote} have no step with an executed notebook in common, so there is nothing to diff.")
+        raise ConfigError(
+            f"Runs {base} and {remote} have no step with an executed notebook in common, so there is nothing to diff."
+        )
     if step is None:
         step = steps[0]
     elif step not in steps:
-        raise ConfigError(f"Step '{step[:80]}' is not a step both runs have a notebook for; choose one of {', '.join(steps)}.")
+        raise ConfigError(
+            f"Step '{step[:80]}' is not a step both runs have a notebook for; choose one of {', '.join(steps)}."
+        )
     for record in records:
         path = _inside_state(ws, record.steps[step].notebook)
         if path is None or not path.is_file():
-            raise ConfigError(f"The executed notebook of step '{step}' of run {record.run_id} is no longer in the workspace.")
+            raise ConfigError(
+                f"The executed notebook of step '{step}' of run {record.run_id} is no longer in the workspace."
+            )
     root = server_root.resolve()
     if not ws.state.resolve().is_relative_to(root):
-        raise ConfigError(f"The workspace's .aidevops folder is outside the Jupyter server's root folder {root}, so nbdime "
-                          "cannot open the run notebooks; start JupyterLab in the project folder.")
+        raise ConfigError(
+            f"The workspace's .aidevops folder is outside the Jupyter server's root folder {root}, so nbdime "
+            "cannot open the run notebooks; start JupyterLab in the project folder."
+        )
     paths = [p.resolve().relative_to(root).as_posix() for p in panel_pair(ws.state, views[0], views[1], step)]
     from urllib.parse import urlencode  # noqa: PLC0415
 
     params_a, params_b = records[0].step_params(step), records[1].step_params(step)
-    changed = {k: [params_a.get(k), params_b.get(k)] for k in sorted(set(params_a) | set(params_b))
-               if params_a.get(k) != params_b.get(k)}
-    return {"base": base, "remote": remote, "step": step, "steps": steps, "base_path": paths[0], "remote_path": paths[1],
-            "url": "nbdime/difftool?" + urlencode({"base": paths[0], "remote": paths[1]}), "params": changed}
+    changed = {
+        k: [params_a.get(k), params_b.get(k)]
+        for k in sorted(set(params_a) | set(params_b))
+        if params_a.get(k) != params_b.get(k)
+    }
+    return {
+        "base": base,
+        "remote": remote,
+        "step": step,
+        "steps": steps,
+        "base_path": paths[0],
+        "remote_path": paths[1],
+        "url": "nbdime/difftool?" + urlencode({"base": paths[0], "remote": paths[1]}),
+        "params": changed,
+    }
 
 
 # --------------------------------------------------------------------------- jobs
@@ -197,9 +238,8 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
 
 def job(ws: Workspace, job_id: str) -> dict[str, Any]:
     """A background job with the tail of its output and the pipeline run it produced (once there is one)."""
-    from ..pipeline.records import run_by_id  # noqa: PLC0415
-
     from .. import jobs  # noqa: PLC0415
+    from ..pipeline.records import run_by_id  # noqa: PLC0415
 
     found = jobs.get(ws, job_id)
     out = found.to_dict()
@@ -216,8 +256,14 @@ def run_notebooks(ws: Workspace, record: dict[str, Any] | StoredRun) -> list[dic
     for step in run.with_notebooks():
         data = run.steps[step]
         path = _inside_state(ws, data.notebook)
-        out.append({"step": step, "name": Path(data.notebook).name, "status": data.status,
-                    "available": path is not None and path.is_file()})
+        out.append(
+            {
+                "step": step,
+                "name": Path(data.notebook).name,
+                "status": data.status,
+                "available": path is not None and path.is_file(),
+            }
+        )
     return out
 
 
@@ -238,18 +284,31 @@ def run_notebook(ws: Workspace, run_id: str, step: str) -> dict[str, Any]:
         raise ConfigError(f"Run {run_id} has no executed notebook for step '{step[:80]}' (steps with one: {known}).")
     path = _inside_state(ws, data.notebook)
     if path is None or not path.is_file():
-        raise ConfigError(f"The executed notebook of step '{step}' of run {run_id} is no longer in the workspace; "
-                          "re-run the pipeline to produce it again.")
+        raise ConfigError(
+            f"The executed notebook of step '{step}' of run {run_id} is no longer in the workspace; "
+            "re-run the pipeline to produce it again."
+        )
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
-        raise ConfigError(f"The executed notebook of step '{step}' of run {run_id} is not a readable notebook (not JSON); "
-                          "re-run the pipeline to produce it again.") from None
+        raise ConfigError(
+            f"The executed notebook of step '{step}' of run {run_id} is not a readable notebook (not JSON); "
+            "re-run the pipeline to produce it again."
+        ) from None
     stat = path.stat()
     modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc).isoformat()
-    return {"name": path.name, "path": f"{run_id}/{step}/{path.name}", "type": "notebook", "format": "json",
-            "mimetype": None, "writable": False, "created": modified, "last_modified": modified, "size": stat.st_size,
-            "content": content}
+    return {
+        "name": path.name,
+        "path": f"{run_id}/{step}/{path.name}",
+        "type": "notebook",
+        "format": "json",
+        "mimetype": None,
+        "writable": False,
+        "created": modified,
+        "last_modified": modified,
+        "size": stat.st_size,
+        "content": content,
+    }
 
 
 # --------------------------------------------------------------------------- deployments
@@ -271,13 +330,27 @@ def deployment(ws: Workspace, name: str) -> dict[str, Any]:
     url = dep.url
     health = status.health
     return {
-        "name": dep.name, "model": dep.model, "ref": dep.ref, "target": dep.target, "state": dep.state,
-        "health": health, "error": status.error or dep.error, "url": url,
-        "endpoints": {"invocations": f"{url}/invocations", "v2_infer": f"{url}/v2/models/{dep.model}/infer",
-                      "metrics": f"{url}/metrics"} if url else {},
-        "active_version": status.active_version, "previous_version": status.previous_version,
-        "canary_version": status.canary_version, "canary_share": status.canary_share,
-        "restarts": dep.restarts or 0, "updated": dep.updated,
+        "name": dep.name,
+        "model": dep.model,
+        "ref": dep.ref,
+        "target": dep.target,
+        "state": dep.state,
+        "health": health,
+        "error": status.error or dep.error,
+        "url": url,
+        "endpoints": {
+            "invocations": f"{url}/invocations",
+            "v2_infer": f"{url}/v2/models/{dep.model}/infer",
+            "metrics": f"{url}/metrics",
+        }
+        if url
+        else {},
+        "active_version": status.active_version,
+        "previous_version": status.previous_version,
+        "canary_version": status.canary_version,
+        "canary_share": status.canary_share,
+        "restarts": dep.restarts or 0,
+        "updated": dep.updated,
         "example": _example(ws, dep, status.example) if health == "healthy" else None,
         "history": [h.to_dict() for h in reversed(status.history)][:HISTORY_ROWS],  # newest first
     }

@@ -19,12 +19,25 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "deploy": ".manager", "switch": ".manager", "rollback": ".manager", "canary": ".manager",
-    "promote": ".manager", "undeploy": ".manager", "undeploy_all": ".manager", "list_deployments": ".manager",
-    "status": ".manager", "history": ".manager", "get": ".manager", "smoke_protocols": ".manager",
-    "curl_example": ".manager", "DeployResult": ".manager",
-    "render_manifests": ".kubernetes", "deploy_kubernetes": ".kubernetes",
-    "DeployStore": ".store", "Deployment": ".store", "HistoryEntry": ".store",
+    "deploy": ".manager",
+    "switch": ".manager",
+    "rollback": ".manager",
+    "canary": ".manager",
+    "promote": ".manager",
+    "undeploy": ".manager",
+    "undeploy_all": ".manager",
+    "list_deployments": ".manager",
+    "status": ".manager",
+    "history": ".manager",
+    "get": ".manager",
+    "smoke_protocols": ".manager",
+    "curl_example": ".manager",
+    "DeployResult": ".manager",
+    "render_manifests": ".kubernetes",
+    "deploy_kubernetes": ".kubernetes",
+    "DeployStore": ".store",
+    "Deployment": ".store",
+    "HistoryEntry": ".store",
     "DeploymentError": ".local",
 }
 

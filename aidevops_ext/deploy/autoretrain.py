@@ -50,7 +50,9 @@ class RetrainTrigger:
             log.warning("retraining of %r finished (exit %s)", self.name, self.child.returncode)
             self.child = None
         try:
-            events = [e for e in self.alerts.events(self.name, action="retrain", unhandled=True) if e["at"] >= self.since]
+            events = [
+                e for e in self.alerts.events(self.name, action="retrain", unhandled=True) if e["at"] >= self.since
+            ]
         except Exception:  # noqa: BLE001 - a locked db: next time
             return
         from ..loop import retraining_running  # noqa: PLC0415
@@ -72,8 +74,13 @@ class RetrainTrigger:
         with open(log_path(self.ws, self.name), "ab") as out, open(os.devnull, "rb") as devnull:
             self.child = subprocess.Popen(cmd, cwd=str(self.ws.root), env=env, stdin=devnull, stdout=out, stderr=out)
         self.started_at = time.monotonic()
-        log.warning("alert #%s (%s) fired with action retrain: started `aidevops retrain %s` (pid %s)",
-                    event["id"], event["rule"], self.name, self.child.pid)
+        log.warning(
+            "alert #%s (%s) fired with action retrain: started `aidevops retrain %s` (pid %s)",
+            event["id"],
+            event["rule"],
+            self.name,
+            self.child.pid,
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """End a running retraining (the deployment is going away: a switch at its end would fail anyway)."""

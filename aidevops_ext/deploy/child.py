@@ -38,10 +38,10 @@ def _die_with_parent(parent: int) -> None:
 
 def build_app(ws: Workspace, name: str):
     """The ASGI app serving deployment `name` as recorded in deploy.db."""
+    from ..serving.app import create_app  # noqa: PLC0415
     from ..serving.config import ServingConfig  # noqa: PLC0415
     from ..serving.errors import ModelRefused  # noqa: PLC0415
     from ..serving.loader import ModelRef  # noqa: PLC0415
-    from ..serving.app import create_app  # noqa: PLC0415
     from ..serving.requestlog import RequestLog  # noqa: PLC0415
     from ..serving.server import limit_blas_threads  # noqa: PLC0415
     from ..serving.slots import ModelSlots, SlotState, prepare_model  # noqa: PLC0415
@@ -57,7 +57,9 @@ def build_app(ws: Workspace, name: str):
     def load(version: str):
         return prepare_model(_source(ws, dep.model, version, dep.alias), ws, alias=dep.alias)
 
-    active = load(dep.active_version) if dep.active_version else prepare_model(f"models:/{dep.ref}", ws, alias=dep.alias)
+    active = (
+        load(dep.active_version) if dep.active_version else prepare_model(f"models:/{dep.ref}", ws, alias=dep.alias)
+    )
     slots = ModelSlots(active, workspace=ws, alias=dep.alias)
     extra = {}
     for slot, version in (("previous", dep.previous_version), ("canary", dep.canary_version)):
@@ -68,14 +70,24 @@ def build_app(ws: Workspace, name: str):
                 log.warning("not restoring the %s slot: %s", slot, exc)
     if extra:
         canary = extra.get("canary")
-        slots.state = SlotState(active=active, previous=extra.get("previous"), canary=canary,
-                                canary_share=float(dep.canary_share or 0.0) if canary is not None else 0.0)
+        slots.state = SlotState(
+            active=active,
+            previous=extra.get("previous"),
+            canary=canary,
+            canary_share=float(dep.canary_share or 0.0) if canary is not None else 0.0,
+        )
     follower = None
     if dep.alias and config.follow_alias_seconds > 0:
         ref = ModelRef(f"models:/{dep.model}@{dep.alias}", name=dep.model, alias=dep.alias)
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=dep.alias_version or active.version)
-    return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower,
-                      monitor=monitor_config(dep), deployment=dep.name)
+    return create_app(
+        slots,
+        config,
+        RequestLog(ws.deploy_db, config),
+        follow=follower,
+        monitor=monitor_config(dep),
+        deployment=dep.name,
+    )
 
 
 def monitor_config(dep):
@@ -130,8 +142,17 @@ def main(argv: list[str] | None = None) -> int:
         app = build_app(Workspace(Path(args.workspace).resolve()), args.name)
         model = app.state.server.slots.active
         log.warning("serving %s on %s", model.label, sock.getsockname())
-        config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on",
-                                log_level=args.log_level, workers=1, timeout_graceful_shutdown=5, server_header=False)
+        config = uvicorn.Config(
+            app,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            lifespan="on",
+            log_level=args.log_level,
+            workers=1,
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
         uvicorn.Server(config).run(sockets=[sock])
     except AidevopsError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)

@@ -52,24 +52,46 @@ def _label_value(value: str) -> str:
     return value if _LABEL_VALUE.match(value) else "model"
 
 
-def render_manifests(model_ref: str, *, name: str | None = None, namespace: str = "default",
-                     image: str = DEFAULT_IMAGE, replicas: int = 1, min_replicas: int = 1, max_replicas: int = 5,
-                     cpu_target: int = 70, tracking_uri: str | None = None, follow: bool = False,
-                     follow_seconds: float = 30.0, cpu_request: str = "250m", memory_request: str = "512Mi",
-                     memory_limit: str = "1Gi") -> list[dict[str, Any]]:
+def render_manifests(
+    model_ref: str,
+    *,
+    name: str | None = None,
+    namespace: str = "default",
+    image: str = DEFAULT_IMAGE,
+    replicas: int = 1,
+    min_replicas: int = 1,
+    max_replicas: int = 5,
+    cpu_target: int = 70,
+    tracking_uri: str | None = None,
+    follow: bool = False,
+    follow_seconds: float = 30.0,
+    cpu_request: str = "250m",
+    memory_request: str = "512Mi",
+    memory_limit: str = "1Gi",
+) -> list[dict[str, Any]]:
     """Deployment, Service, HorizontalPodAutoscaler and KServe InferenceService for `model_ref` (plain dicts)."""
     target = parse_target(model_ref)
     obj_name = k8s_name(name or target.model)
     if not _DNS_LABEL.match(namespace or ""):
-        raise ConfigError(f"Namespace {namespace!r} is not a valid Kubernetes namespace (lowercase letters, digits, '-').")
+        raise ConfigError(
+            f"Namespace {namespace!r} is not a valid Kubernetes namespace (lowercase letters, digits, '-')."
+        )
     if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
-        raise ConfigError(f"Image {image!r} is not a container image reference; pass e.g. --image registry/aidevops:1.0.")
-    for label, value, low in (("replicas", replicas, 0), ("min replicas", min_replicas, 1), ("max replicas", max_replicas, 1),
-                              ("CPU target", cpu_target, 1)):
+        raise ConfigError(
+            f"Image {image!r} is not a container image reference; pass e.g. --image registry/aidevops:1.0."
+        )
+    for label, value, low in (
+        ("replicas", replicas, 0),
+        ("min replicas", min_replicas, 1),
+        ("max replicas", max_replicas, 1),
+        ("CPU target", cpu_target, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"The {label} must be a whole number of at least {low}, got {value!r}.")
     if max_replicas < min_replicas:
-        raise ConfigError(f"Max replicas ({max_replicas}) is below min replicas ({min_replicas}); raise --max-replicas.")
+        raise ConfigError(
+            f"Max replicas ({max_replicas}) is below min replicas ({min_replicas}); raise --max-replicas."
+        )
     uri = target.uri
     labels = {
         "app.kubernetes.io/name": "aidevops-server",
@@ -81,36 +103,76 @@ def render_manifests(model_ref: str, *, name: str | None = None, namespace: str 
     if target.alias:
         labels["aidevops.io/alias"] = _label_value(target.alias)
     selector = {"app.kubernetes.io/name": "aidevops-server", "app.kubernetes.io/instance": obj_name}
-    scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(CONTAINER_PORT), "prometheus.io/path": "/metrics"}
-    command = ["aidevops", "serve", uri, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT),
-               "--workspace", WORKSPACE_PATH, "--follow-alias", f"{follow_seconds:g}" if follow and target.alias else "0"]
+    scrape = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(CONTAINER_PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    command = [
+        "aidevops",
+        "serve",
+        uri,
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(CONTAINER_PORT),
+        "--workspace",
+        WORKSPACE_PATH,
+        "--follow-alias",
+        f"{follow_seconds:g}" if follow and target.alias else "0",
+    ]
     env = [
         {"name": "MLFLOW_TRACKING_URI", "value": tracking_uri or PLACEHOLDER_TRACKING_URI},
         {"name": "AIDEVOPS_HOME", "value": WORKSPACE_PATH},
         {"name": "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "value": "false"},
     ]
     probes = {
-        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": CONTAINER_PORT}, "periodSeconds": 5,
-                           "timeoutSeconds": 2, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {"path": "/health", "port": CONTAINER_PORT}, "periodSeconds": 10,
-                          "timeoutSeconds": 2, "failureThreshold": 3},
+        "readinessProbe": {
+            "httpGet": {"path": "/v2/health/ready", "port": CONTAINER_PORT},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health", "port": CONTAINER_PORT},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
         # Loading a model from the registry can take a while; liveness starts counting after this passes.
-        "startupProbe": {"httpGet": {"path": "/health", "port": CONTAINER_PORT}, "periodSeconds": 2,
-                         "failureThreshold": 60},
+        "startupProbe": {
+            "httpGet": {"path": "/health", "port": CONTAINER_PORT},
+            "periodSeconds": 2,
+            "failureThreshold": 60,
+        },
     }
     resources = {"requests": {"cpu": cpu_request, "memory": memory_request}, "limits": {"memory": memory_limit}}
-    security = {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False,
-                "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+    security = {
+        "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
     mounts = [{"name": "workspace", "mountPath": WORKSPACE_PATH}, {"name": "tmp", "mountPath": "/tmp"}]
     volumes = [{"name": "workspace", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]
     container = {
-        "name": "server", "image": image, "imagePullPolicy": "IfNotPresent", "command": command,
+        "name": "server",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": command,
         "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
-        "env": env, **probes, "resources": resources, "securityContext": security, "volumeMounts": mounts,
+        "env": env,
+        **probes,
+        "resources": resources,
+        "securityContext": security,
+        "volumeMounts": mounts,
     }
     meta = {"name": obj_name, "namespace": namespace, "labels": labels}
     deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": selector},
@@ -122,17 +184,29 @@ def render_manifests(model_ref: str, *, name: str | None = None, namespace: str 
         },
     }
     service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": {**meta, "annotations": scrape},
-        "spec": {"type": "ClusterIP", "selector": selector,
-                 "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {**meta, "annotations": scrape},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
     }
     hpa = {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta,
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": meta,
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": obj_name},
-            "minReplicas": min_replicas, "maxReplicas": max_replicas,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization",
-                                                                                  "averageUtilization": cpu_target}}}],
+            "minReplicas": min_replicas,
+            "maxReplicas": max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu_target}},
+                }
+            ],
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
         },
     }
@@ -141,12 +215,26 @@ def render_manifests(model_ref: str, *, name: str | None = None, namespace: str 
     kserve_container["env"] = [*env, {"name": "PROTOCOL", "value": "v2"}]  # KServe: custom predictor protocol
     kserve_container["ports"] = [{"containerPort": CONTAINER_PORT, "protocol": "TCP"}]
     isvc = {
-        "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-        "metadata": {**meta, "annotations": {"serving.kserve.io/enable-prometheus-scraping": "true",
-                                             "prometheus.kserve.io/port": str(CONTAINER_PORT),
-                                             "prometheus.kserve.io/path": "/metrics"}},
-        "spec": {"predictor": {"minReplicas": min_replicas, "maxReplicas": max_replicas, "scaleMetric": "cpu",
-                               "scaleTarget": cpu_target, "containers": [kserve_container], "volumes": volumes}},
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": {
+            **meta,
+            "annotations": {
+                "serving.kserve.io/enable-prometheus-scraping": "true",
+                "prometheus.kserve.io/port": str(CONTAINER_PORT),
+                "prometheus.kserve.io/path": "/metrics",
+            },
+        },
+        "spec": {
+            "predictor": {
+                "minReplicas": min_replicas,
+                "maxReplicas": max_replicas,
+                "scaleMetric": "cpu",
+                "scaleTarget": cpu_target,
+                "containers": [kserve_container],
+                "volumes": volumes,
+            }
+        },
     }
     return [deployment, service, hpa, isvc]
 
@@ -179,8 +267,10 @@ def kubectl_context() -> tuple[str, str]:
         raise ConfigError(f"kubectl could not be run ({exc}); render the manifests with --dry-run instead.") from None
     context = out.stdout.strip()
     if out.returncode != 0 or not context:
-        raise ConfigError("kubectl has no current context (`kubectl config current-context` failed); configure a "
-                          "cluster, or render the manifests with --dry-run.")
+        raise ConfigError(
+            "kubectl has no current context (`kubectl config current-context` failed); configure a "
+            "cluster, or render the manifests with --dry-run."
+        )
     return kubectl, context
 
 
@@ -199,8 +289,10 @@ def kubectl_binary() -> str:
     """The kubectl on PATH; ConfigError with one sentence when there is none."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        raise ConfigError("kubectl is not installed here; render the manifests with --dry-run (and --output DIR) "
-                          "and apply them where kubectl is configured.")
+        raise ConfigError(
+            "kubectl is not installed here; render the manifests with --dry-run (and --output DIR) "
+            "and apply them where kubectl is configured."
+        )
     return kubectl
 
 
@@ -215,9 +307,19 @@ def _yaml_documents(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
 
 
-def deploy_kubernetes(ws: Workspace | None, model_ref: str, *, name: str | None = None, dry_run: bool = False,
-                      output: Path | None = None, kserve: bool = False, reason: str = "", actor: str | None = None,
-                      environment: str | None = None, **options: Any) -> dict[str, Any]:
+def deploy_kubernetes(
+    ws: Workspace | None,
+    model_ref: str,
+    *,
+    name: str | None = None,
+    dry_run: bool = False,
+    output: Path | None = None,
+    kserve: bool = False,
+    reason: str = "",
+    actor: str | None = None,
+    environment: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
     """Render (dry run) or apply the manifests; records the change in the deployment's history.
 
     With `environment`, what is rendered or applied is that environment's kustomize overlay (as
@@ -236,14 +338,23 @@ def deploy_kubernetes(ws: Workspace | None, model_ref: str, *, name: str | None 
     if tracking is None:
         tracking = ws.tracking_uri if ws.tracking_uri.startswith(("http://", "https://")) else None
         if tracking is None:
-            warnings.append(f"The workspace's MLflow store ({ws.tracking_uri}) is local to this machine; the pods "
-                            f"use MLFLOW_TRACKING_URI={PLACEHOLDER_TRACKING_URI}: pass --tracking-uri with a server "
-                            "they can reach.")
+            warnings.append(
+                f"The workspace's MLflow store ({ws.tracking_uri}) is local to this machine; the pods "
+                f"use MLFLOW_TRACKING_URI={PLACEHOLDER_TRACKING_URI}: pass --tracking-uri with a server "
+                "they can reach."
+            )
     objects = render_manifests(target.text, name=dep_name, tracking_uri=tracking, **options)
     chosen = [objects[3]] if kserve else objects[:3]
     namespace = options.get("namespace", "default")
-    result: dict[str, Any] = {"name": dep_name, "ref": target.text, "objects": objects, "yaml": to_yaml(objects),
-                              "warnings": warnings, "files": [], "applied": False}
+    result: dict[str, Any] = {
+        "name": dep_name,
+        "ref": target.text,
+        "objects": objects,
+        "yaml": to_yaml(objects),
+        "warnings": warnings,
+        "files": [],
+        "applied": False,
+    }
     actor = actor or default_actor()
     if dry_run:
         if output is not None:
@@ -252,10 +363,15 @@ def deploy_kubernetes(ws: Workspace | None, model_ref: str, *, name: str | None 
             with tempfile.TemporaryDirectory(prefix="aidevops-kustomize-") as folder:
                 write_tree(kustomize_tree(objects, namespace), Path(folder))
                 result["yaml"] = _render_overlay(kubectl_binary(), Path(folder), environment, kserve)
-        store.record(dep_name, "render", reason=reason or f"render manifests for {target.text}", actor=actor,
-                     detail=f"target kubernetes; {len(objects)} objects" +
-                            (f" written to {output}" if output is not None else " printed") +
-                            (f"; environment {environment}" if environment else ""))
+        store.record(
+            dep_name,
+            "render",
+            reason=reason or f"render manifests for {target.text}",
+            actor=actor,
+            detail=f"target kubernetes; {len(objects)} objects"
+            + (f" written to {output}" if output is not None else " printed")
+            + (f"; environment {environment}" if environment else ""),
+        )
         return result
     existing = store.get(dep_name)
     if existing is not None and existing.target == "local" and existing.state not in (STOPPED, "failed"):
@@ -270,15 +386,36 @@ def deploy_kubernetes(ws: Workspace | None, model_ref: str, *, name: str | None 
         chosen = _yaml_documents(text)
     out = _kubectl(kubectl, ["apply", "-f", "-"], text)
     now = time.time()
-    store.put(Deployment(
-        name=dep_name, model=target.model, ref=target.text, alias=target.alias, target="kubernetes", state=APPLIED,
-        created=existing.created if existing else now, updated=now, follow=0.0,
-        options=json.dumps({"namespace": namespace, "context": context, "kserve": kserve, "environment": environment,
-                            "objects": [[o["apiVersion"], o["kind"], o["metadata"]["name"]] for o in chosen],
-                            "yaml": text}),
-    ))
-    store.record(dep_name, "deploy", reason=reason or f"deploy {target.text} to Kubernetes", actor=actor,
-                 detail=f"context {context}, namespace {namespace}: {out.strip()[:1500]}")
+    store.put(
+        Deployment(
+            name=dep_name,
+            model=target.model,
+            ref=target.text,
+            alias=target.alias,
+            target="kubernetes",
+            state=APPLIED,
+            created=existing.created if existing else now,
+            updated=now,
+            follow=0.0,
+            options=json.dumps(
+                {
+                    "namespace": namespace,
+                    "context": context,
+                    "kserve": kserve,
+                    "environment": environment,
+                    "objects": [[o["apiVersion"], o["kind"], o["metadata"]["name"]] for o in chosen],
+                    "yaml": text,
+                }
+            ),
+        )
+    )
+    store.record(
+        dep_name,
+        "deploy",
+        reason=reason or f"deploy {target.text} to Kubernetes",
+        actor=actor,
+        detail=f"context {context}, namespace {namespace}: {out.strip()[:1500]}",
+    )
     result["applied"] = True
     result["kubectl"] = out
     return result

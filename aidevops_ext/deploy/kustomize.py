@@ -32,9 +32,9 @@ KUSTOMIZE_API = "kustomize.config.k8s.io/v1beta1"
 
 
 def _dump(obj: Any) -> str:
-    from .kubernetes import _dumper
-
     import yaml  # noqa: PLC0415
+
+    from .kubernetes import _dumper
 
     return yaml.dump(obj, Dumper=_dumper(), sort_keys=False)
 
@@ -64,7 +64,7 @@ def _image_entry(image: str) -> dict[str, str]:
     slash = name.rfind("/")
     colon = name.rfind(":")
     if colon > slash:
-        name, tag = name[:colon], name[colon + 1:]
+        name, tag = name[:colon], name[colon + 1 :]
     else:
         tag = ""
     entry = {"name": name}
@@ -75,8 +75,9 @@ def _image_entry(image: str) -> dict[str, str]:
     return entry
 
 
-def kustomize_tree(objects: list[dict[str, Any]], namespace: str,
-                   environments: tuple[str, ...] = ENVIRONMENTS) -> dict[str, str]:
+def kustomize_tree(
+    objects: list[dict[str, Any]], namespace: str, environments: tuple[str, ...] = ENVIRONMENTS
+) -> dict[str, str]:
     """Relative path -> file text for the whole tree (from `render_manifests`' four objects)."""
     by_kind = {o["kind"]: o for o in objects}
     missing = {"Deployment", "Service", "HorizontalPodAutoscaler", "InferenceService"} - set(by_kind)
@@ -91,31 +92,45 @@ def kustomize_tree(objects: list[dict[str, Any]], namespace: str,
     for folder, members in (("base", trio), ("kserve", [isvc])):
         for obj in members:
             files[f"{folder}/{_file(obj)}"] = _dump(obj)
-        files[f"{folder}/kustomization.yaml"] = _dump({
-            "apiVersion": KUSTOMIZE_API, "kind": "Kustomization", "resources": [_file(o) for o in members]})
+        files[f"{folder}/kustomization.yaml"] = _dump(
+            {"apiVersion": KUSTOMIZE_API, "kind": "Kustomization", "resources": [_file(o) for o in members]}
+        )
     for env in environments:
-        replicas, low, high = environment_scale(env, deployment["spec"]["replicas"], hpa["spec"]["minReplicas"],
-                                                hpa["spec"]["maxReplicas"])
+        replicas, low, high = environment_scale(
+            env, deployment["spec"]["replicas"], hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
+        )
         scale = [
-            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
-             "spec": {"replicas": replicas}},
-            {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": meta,
-             "spec": {"minReplicas": low, "maxReplicas": high}},
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {"replicas": replicas}},
+            {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": meta,
+                "spec": {"minReplicas": low, "maxReplicas": high},
+            },
         ]
-        kserve_scale = [{"apiVersion": isvc["apiVersion"], "kind": "InferenceService", "metadata": meta,
-                         "spec": {"predictor": {"minReplicas": low, "maxReplicas": high}}}]
+        kserve_scale = [
+            {
+                "apiVersion": isvc["apiVersion"],
+                "kind": "InferenceService",
+                "metadata": meta,
+                "spec": {"predictor": {"minReplicas": low, "maxReplicas": high}},
+            }
+        ]
         for folder, base, patches in ((env, "base", scale), (f"{env}-kserve", "kserve", kserve_scale)):
             prefix = f"overlays/{folder}"
             for patch in patches:
                 files[f"{prefix}/scale-{patch['kind'].lower()}.yaml"] = _dump(patch)
-            files[f"{prefix}/kustomization.yaml"] = _dump({
-                "apiVersion": KUSTOMIZE_API, "kind": "Kustomization",
-                "bases": [f"../../{base}"],
-                "namespace": environment_namespace(namespace, env),
-                "commonAnnotations": {"aidevops.io/environment": env},
-                "images": [_image_entry(image)],
-                "patchesStrategicMerge": [f"scale-{p['kind'].lower()}.yaml" for p in patches],
-            })
+            files[f"{prefix}/kustomization.yaml"] = _dump(
+                {
+                    "apiVersion": KUSTOMIZE_API,
+                    "kind": "Kustomization",
+                    "bases": [f"../../{base}"],
+                    "namespace": environment_namespace(namespace, env),
+                    "commonAnnotations": {"aidevops.io/environment": env},
+                    "images": [_image_entry(image)],
+                    "patchesStrategicMerge": [f"scale-{p['kind'].lower()}.yaml" for p in patches],
+                }
+            )
     return files
 
 

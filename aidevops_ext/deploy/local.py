@@ -118,8 +118,13 @@ def start_supervisor(ws: Workspace, name: str) -> int:
     with open(path, "ab") as log, open(os.devnull, "rb") as devnull:
         proc = subprocess.Popen(
             [sys.executable, "-m", SUPERVISOR_MODULE, name, "--workspace", str(ws.root)],
-            stdin=devnull, stdout=log, stderr=subprocess.STDOUT, cwd=str(ws.root), env=env,
-            start_new_session=True, close_fds=True,
+            stdin=devnull,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=str(ws.root),
+            env=env,
+            start_new_session=True,
+            close_fds=True,
         )
     return proc.pid
 
@@ -137,10 +142,15 @@ def wait_until_up(store: DeployStore, name: str, supervisor_pid: int, timeout: f
         if not pid_alive(supervisor_pid):
             dep = store.get(name)
             err = dep.error if dep is not None and dep.error else None
-            raise DeploymentError(err or f"The supervisor of '{name}' exited while starting; see "
-                                  f"{log_path(store.workspace, name)}:\n{log_tail(log_path(store.workspace, name))}")
+            raise DeploymentError(
+                err
+                or f"The supervisor of '{name}' exited while starting; see "
+                f"{log_path(store.workspace, name)}:\n{log_tail(log_path(store.workspace, name))}"
+            )
         time.sleep(0.1)
-    raise DeploymentError(f"Deployment '{name}' did not come up within {timeout:.0f} s; see {log_path(store.workspace, name)}.")
+    raise DeploymentError(
+        f"Deployment '{name}' did not come up within {timeout:.0f} s; see {log_path(store.workspace, name)}."
+    )
 
 
 def stop_supervisor(pid: int | None, name: str, timeout: float = 20.0) -> bool:
@@ -196,13 +206,16 @@ class AdminClient:
 
     def __init__(self, dep: Deployment, timeout: float = 180.0) -> None:
         if dep.url is None:
-            raise DeploymentError(f"Deployment '{dep.name}' has no local server address; is it a {dep.target} deployment?")
+            raise DeploymentError(
+                f"Deployment '{dep.name}' has no local server address; is it a {dep.target} deployment?"
+            )
         self.dep = dep
         self.base = dep.url
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: Any = None, *, admin: bool = False,
-                timeout: float | None = None) -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: Any = None, *, admin: bool = False, timeout: float | None = None
+    ) -> tuple[int, Any]:
         """(status, decoded JSON or text) of one request; DeploymentError if the server does not answer."""
         data = None if body is None else json.dumps(body).encode("utf-8")
         req = urllib.request.Request(self.base + path, data=data, method=method)
@@ -237,8 +250,10 @@ class AdminClient:
         if status == 422:
             raise ModelRefused(message)
         if status in (401, 403):
-            raise DeploymentError(f"The server of '{self.dep.name}' refused the deployment's admin token ({message}); "
-                                  "redeploy it with `aidevops undeploy` then `aidevops deploy`.")
+            raise DeploymentError(
+                f"The server of '{self.dep.name}' refused the deployment's admin token ({message}); "
+                "redeploy it with `aidevops undeploy` then `aidevops deploy`."
+            )
         if status in (400, 409):
             raise ConfigError(message)
         raise DeploymentError(f"The server of '{self.dep.name}' answered {status} to /admin/{path}: {message}")

@@ -21,8 +21,9 @@ import functools
 import json
 import secrets
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..errors import ConfigError, NotFound
 from ..names import is_valid_name
@@ -61,8 +62,15 @@ class DeployResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able view (no admin token)."""
-        return {"action": self.action, "version": self.version, "previous": self.previous, "detail": self.detail,
-                "verified": self.verified, "deployment": self.deployment.to_dict(), "plan": self.plan}
+        return {
+            "action": self.action,
+            "version": self.version,
+            "previous": self.previous,
+            "detail": self.detail,
+            "verified": self.verified,
+            "deployment": self.deployment.to_dict(),
+            "plan": self.plan,
+        }
 
 
 def _store(ws: Workspace | None) -> DeployStore:
@@ -84,20 +92,24 @@ def _locked(ws: Workspace, name: str) -> Iterator[None]:
 
 def _serialized(fn: Callable) -> Callable:
     """Run `fn(ws, name, ...)` under the deployment's lock."""
+
     @functools.wraps(fn)
     def wrapper(ws: Workspace | None, name: str, *args: Any, **kwargs: Any) -> Any:
         workspace = ws or Workspace.discover()
         check_name(name)
         with _locked(workspace, name):
             return fn(workspace, name, *args, **kwargs)
+
     return wrapper
 
 
 def check_name(name: str) -> str:
     """A deployment name: letters, digits, '.', '_' and '-' (at most 63); ConfigError otherwise."""
     if not is_valid_name(name):
-        raise ConfigError(f"Deployment name {str(name)[:80]!r} is not allowed; use letters, digits, '.', '_' or '-' "
-                          "(at most 63 characters), or pass --name.")
+        raise ConfigError(
+            f"Deployment name {str(name)[:80]!r} is not allowed; use letters, digits, '.', '_' or '-' "
+            "(at most 63 characters), or pass --name."
+        )
     return name
 
 
@@ -107,8 +119,10 @@ def get(ws: Workspace | None, name: str) -> Deployment:
     dep = store.get(name)
     if dep is None:
         known = ", ".join(store.iter_names()) or "none yet"
-        raise NotFound(f"There is no deployment named '{name}' (deployments: {known}); "
-                          "create one with `aidevops deploy NAME@ALIAS`.")
+        raise NotFound(
+            f"There is no deployment named '{name}' (deployments: {known}); "
+            "create one with `aidevops deploy NAME@ALIAS`."
+        )
     return _observed(dep)
 
 
@@ -124,31 +138,66 @@ def _running(ws: Workspace | None, name: str) -> tuple[DeployStore, Deployment, 
     store = _store(ws)
     dep = get(store.workspace, name)
     if dep.target != "local":
-        raise ConfigError(f"Deployment '{name}' runs on {dep.target}; change it there (or re-render with --target {dep.target}).")
+        raise ConfigError(
+            f"Deployment '{name}' runs on {dep.target}; change it there (or re-render with --target {dep.target})."
+        )
     if dep.state not in (RUNNING, RESTARTING):
-        raise DeploymentError(f"Deployment '{name}' is {dep.state}, not running; start it with "
-                              f"`aidevops deploy {dep.ref}`" + (f" ({dep.error})" if dep.error else "") + ".")
+        raise DeploymentError(
+            f"Deployment '{name}' is {dep.state}, not running; start it with "
+            f"`aidevops deploy {dep.ref}`" + (f" ({dep.error})" if dep.error else "") + "."
+        )
     return store, dep, AdminClient(dep)
 
 
 # --------------------------------------------------------------------------- deploy
 
 
-def deploy(ws: Workspace | None, model_ref: str, *, name: str | None = None, port: int | None = None,
-           host: str = DEFAULT_HOST, follow: bool = False, follow_seconds: float = DEFAULT_FOLLOW_SECONDS,
-           dry_run: bool = False, reason: str = "", actor: str | None = None) -> DeployResult:
+def deploy(
+    ws: Workspace | None,
+    model_ref: str,
+    *,
+    name: str | None = None,
+    port: int | None = None,
+    host: str = DEFAULT_HOST,
+    follow: bool = False,
+    follow_seconds: float = DEFAULT_FOLLOW_SECONDS,
+    dry_run: bool = False,
+    reason: str = "",
+    actor: str | None = None,
+) -> DeployResult:
     """Serve `model_ref` locally under `name`: start it, or switch a running one to that version."""
     store = _store(ws)
     ws = store.workspace
     target = parse_target(model_ref)
     name = check_name(name or target.model)
     with _locked(ws, name):
-        return _deploy(store, target, name, port=port, host=host, follow=follow, follow_seconds=follow_seconds,
-                       dry_run=dry_run, reason=reason, actor=actor or default_actor())
+        return _deploy(
+            store,
+            target,
+            name,
+            port=port,
+            host=host,
+            follow=follow,
+            follow_seconds=follow_seconds,
+            dry_run=dry_run,
+            reason=reason,
+            actor=actor or default_actor(),
+        )
 
 
-def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, host: str, follow: bool,
-            follow_seconds: float, dry_run: bool, reason: str, actor: str) -> DeployResult:
+def _deploy(
+    store: DeployStore,
+    target: Target,
+    name: str,
+    *,
+    port: int | None,
+    host: str,
+    follow: bool,
+    follow_seconds: float,
+    dry_run: bool,
+    reason: str,
+    actor: str,
+) -> DeployResult:
     ws = store.workspace
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
         raise ConfigError(f"Port {port!r} is not a valid TCP port; pick one between 1 and 65535 (0: any free port).")
@@ -157,8 +206,12 @@ def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, 
     if follow and not follow_seconds > 0:
         raise ConfigError("The follow interval must be a positive number of seconds.")
     existing = store.get(name)
-    live = existing is not None and existing.target == "local" and existing.state in LIVE_STATES and \
-        is_supervisor(existing.supervisor_pid, name)
+    live = (
+        existing is not None
+        and existing.target == "local"
+        and existing.state in LIVE_STATES
+        and is_supervisor(existing.supervisor_pid, name)
+    )
     if not live and not dry_run:
         if existing is not None:
             _clean_up_processes(existing)  # what is left of a dead or failed run of this deployment
@@ -170,29 +223,63 @@ def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, 
         assert existing is not None
         _check_compatible(existing, target, port, host, follow, follow_seconds)
         if dry_run:
-            return DeployResult("planned", existing, version, existing.active_version,
-                                plan={"switch": {"from": existing.active_version, "to": version}, "url": existing.url})
+            return DeployResult(
+                "planned",
+                existing,
+                version,
+                existing.active_version,
+                plan={"switch": {"from": existing.active_version, "to": version}, "url": existing.url},
+            )
         why = reason or f"deploy {target.text}" + (f" (= v{version})" if target.alias else "")
         return _switch(store, existing, version, reason=why, actor=actor, operation="deploy")
     port = 0 if port is None else port
-    plan = {"start": {"model": target.model, "version": version, "ref": target.text, "host": host,
-                      "port": port or "any free port", "follow": follow_seconds if follow else 0},
-            "log": str(log_path(ws, name))}
+    plan = {
+        "start": {
+            "model": target.model,
+            "version": version,
+            "ref": target.text,
+            "host": host,
+            "port": port or "any free port",
+            "follow": follow_seconds if follow else 0,
+        },
+        "log": str(log_path(ws, name)),
+    }
     now = time.time()
     monitoring = _monitoring_options(ws, target.model)
-    dep = Deployment(name=name, model=target.model, ref=target.text, alias=target.alias, target="local", host=host,
-                     port=port, follow=follow_seconds if follow else 0.0,
-                     alias_version=version if target.alias else None, active_version=version, state=STARTING,
-                     desired="running", admin_token=secrets.token_urlsafe(32), log_path=str(log_path(ws, name)),
-                     options=json.dumps(monitoring), created=existing.created if existing is not None else now, updated=now)
+    dep = Deployment(
+        name=name,
+        model=target.model,
+        ref=target.text,
+        alias=target.alias,
+        target="local",
+        host=host,
+        port=port,
+        follow=follow_seconds if follow else 0.0,
+        alias_version=version if target.alias else None,
+        active_version=version,
+        state=STARTING,
+        desired="running",
+        admin_token=secrets.token_urlsafe(32),
+        log_path=str(log_path(ws, name)),
+        options=json.dumps(monitoring),
+        created=existing.created if existing is not None else now,
+        updated=now,
+    )
     if dry_run:
         dep.admin_token = None
         return DeployResult("planned", dep, version, plan=plan)
     ref = reference(ws, target.model, version)
     if ref.kind == "broken":
         msg = f"{target.model} v{version} was refused ({ref.origin}); nothing was deployed."
-        store.record(name, "deploy", to_version=version, reason=reason or f"deploy {target.text}", actor=actor,
-                     ok=False, detail=msg)
+        store.record(
+            name,
+            "deploy",
+            to_version=version,
+            reason=reason or f"deploy {target.text}",
+            actor=actor,
+            ok=False,
+            detail=msg,
+        )
         from ..serving.errors import ModelRefused  # noqa: PLC0415
 
         raise ModelRefused(msg)
@@ -207,13 +294,32 @@ def _deploy(store: DeployStore, target: Target, name: str, *, port: int | None, 
     except Exception as exc:
         stop_supervisor(pid, name)
         store.update(name, state=FAILED, desired="stopped", supervisor_pid=None, server_pid=None, error=str(exc))
-        store.record(name, "deploy", to_version=version, reason=reason or f"deploy {target.text}", actor=actor,
-                     ok=False, detail=str(exc))
+        store.record(
+            name,
+            "deploy",
+            to_version=version,
+            reason=reason or f"deploy {target.text}",
+            actor=actor,
+            ok=False,
+            detail=str(exc),
+        )
         raise
-    store.record(name, "deploy", to_version=version, reason=reason or f"deploy {target.text}", actor=actor,
-                 detail=f"serving on {dep.url}; {ref.origin or 'smoke-tested by the server'}")
-    return DeployResult("started", get(ws, name), version, detail=ref.origin, plan=plan,
-                        verified=ref.kind == "aidevops" and bool(ref.rows))
+    store.record(
+        name,
+        "deploy",
+        to_version=version,
+        reason=reason or f"deploy {target.text}",
+        actor=actor,
+        detail=f"serving on {dep.url}; {ref.origin or 'smoke-tested by the server'}",
+    )
+    return DeployResult(
+        "started",
+        get(ws, name),
+        version,
+        detail=ref.origin,
+        plan=plan,
+        verified=ref.kind == "aidevops" and bool(ref.rows),
+    )
 
 
 def _monitoring_options(ws: Workspace, model: str) -> dict[str, Any]:
@@ -234,17 +340,22 @@ def _reusable_port(host: str, port: int) -> int:
     return port
 
 
-def _check_compatible(dep: Deployment, target: Target, port: int | None, host: str, follow: bool,
-                      follow_seconds: float) -> None:
+def _check_compatible(
+    dep: Deployment, target: Target, port: int | None, host: str, follow: bool, follow_seconds: float
+) -> None:
     """A running deployment only changes version; anything else needs an undeploy first."""
     redeploy = f"undeploy it first (`aidevops undeploy {dep.name}`) or pick another --name"
     if target.model != dep.model:
         raise ConfigError(f"Deployment '{dep.name}' serves model '{dep.model}', not '{target.model}'; {redeploy}.")
     if target.alias and target.alias != dep.alias:
-        raise ConfigError(f"Deployment '{dep.name}' serves {dep.ref}, not {target.text}; {redeploy} "
-                          f"(or deploy {target.model}/VERSION to switch its version).")
+        raise ConfigError(
+            f"Deployment '{dep.name}' serves {dep.ref}, not {target.text}; {redeploy} "
+            f"(or deploy {target.model}/VERSION to switch its version)."
+        )
     if port and port != dep.port:
-        raise ConfigError(f"Deployment '{dep.name}' already listens on port {dep.port}; {redeploy} to move it to port {port}.")
+        raise ConfigError(
+            f"Deployment '{dep.name}' already listens on port {dep.port}; {redeploy} to move it to port {port}."
+        )
     if host != (dep.host or DEFAULT_HOST):
         raise ConfigError(f"Deployment '{dep.name}' listens on {dep.host}; {redeploy} to bind {host}.")
     if follow != bool(dep.follow) or (follow and follow_seconds != dep.follow):
@@ -272,8 +383,10 @@ def _verify(client: AdminClient, dep: Deployment, ref: Reference) -> str | None:
     if ref.kind != "aidevops" or not ref.rows:
         return None
     rows = ref.rows
-    body = {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}],
-            "outputs": [{"name": "predict"}]}
+    body = {
+        "inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}],
+        "outputs": [{"name": "predict"}],
+    }
     status, answer = client.request("POST", f"/v2/models/{ref.model}/versions/{ref.version}/infer", body)
     if status != 200:
         error = answer.get("error") if isinstance(answer, dict) else answer
@@ -281,27 +394,45 @@ def _verify(client: AdminClient, dep: Deployment, ref: Reference) -> str | None:
     return check_predictions(ref, (answer or {}).get("outputs") or [])
 
 
-def _stage(store: DeployStore, dep: Deployment, client: AdminClient, version: str, *, operation: str, reason: str,
-           actor: str) -> tuple[Reference, dict]:
+def _stage(
+    store: DeployStore, dep: Deployment, client: AdminClient, version: str, *, operation: str, reason: str, actor: str
+) -> tuple[Reference, dict]:
     """Load + smoke-test `version` into the canary slot at 0 % and check it against the registry; raises if refused."""
     slots = client.slots()
     active = (slots.get("active") or {}).get("version")
     canary = slots.get("canary")
     if canary is not None and operation != "canary":
-        raise ConfigError(f"Deployment '{dep.name}' has a canary (v{canary.get('version')} at "
-                          f"{100 * float(slots.get('canary_share') or 0):g} %); promote it (`aidevops promote {dep.name}`) "
-                          f"or clear it (`aidevops canary {dep.name} --clear`) before switching versions.")
+        raise ConfigError(
+            f"Deployment '{dep.name}' has a canary (v{canary.get('version')} at "
+            f"{100 * float(slots.get('canary_share') or 0):g} %); promote it (`aidevops promote {dep.name}`) "
+            f"or clear it (`aidevops canary {dep.name} --clear`) before switching versions."
+        )
     ref = reference(store.workspace, dep.model, version)
     try:
-        client.admin("canary", {"model_uri": f"models:/{dep.model}/{version}", "share": 0.0, "actor": actor,
-                                "reason": f"staged for {operation}: {reason}"[:1000]})
+        client.admin(
+            "canary",
+            {
+                "model_uri": f"models:/{dep.model}/{version}",
+                "share": 0.0,
+                "actor": actor,
+                "reason": f"staged for {operation}: {reason}"[:1000],
+            },
+        )
     except Exception as exc:
         from ..serving.errors import ModelRefused  # noqa: PLC0415
 
         if isinstance(exc, ModelRefused):
             err = _refused(dep.model, version, active, str(exc))
-            store.record(dep.name, operation, from_version=active, to_version=version, reason=reason, actor=actor,
-                         ok=False, detail=str(err))
+            store.record(
+                dep.name,
+                operation,
+                from_version=active,
+                to_version=version,
+                reason=reason,
+                actor=actor,
+                ok=False,
+                detail=str(err),
+            )
             raise err from None
         raise
     problem = _verify(client, dep, ref)
@@ -310,14 +441,23 @@ def _stage(store: DeployStore, dep: Deployment, client: AdminClient, version: st
             client.admin("canary/clear", {"actor": actor, "reason": f"refused: {problem}"[:1000]})
         finally:
             err = _refused(dep.model, version, active, problem)
-            store.record(dep.name, operation, from_version=active, to_version=version, reason=reason, actor=actor,
-                         ok=False, detail=str(err))
+            store.record(
+                dep.name,
+                operation,
+                from_version=active,
+                to_version=version,
+                reason=reason,
+                actor=actor,
+                ok=False,
+                detail=str(err),
+            )
         raise err
     return ref, slots
 
 
-def _switch(store: DeployStore, dep: Deployment, version: str, *, reason: str, actor: str,
-            operation: str = "switch") -> DeployResult:
+def _switch(
+    store: DeployStore, dep: Deployment, version: str, *, reason: str, actor: str, operation: str = "switch"
+) -> DeployResult:
     client = AdminClient(dep)
     current = client.slots()
     active = (current.get("active") or {}).get("version")
@@ -326,21 +466,39 @@ def _switch(store: DeployStore, dep: Deployment, version: str, *, reason: str, a
     ref, _ = _stage(store, dep, client, version, operation=operation, reason=reason, actor=actor)
     answer = client.admin("canary/promote", {"actor": actor, "reason": reason[:1000]})
     _save_slots(store, dep.name, answer.get("slots") or {})
-    store.record(dep.name, operation, from_version=active, to_version=version, reason=reason, actor=actor,
-                 detail=ref.origin or "smoke-tested by the server")
-    return DeployResult("switched", get(store.workspace, dep.name), version, active, detail=ref.origin,
-                        verified=ref.kind == "aidevops" and bool(ref.rows))
+    store.record(
+        dep.name,
+        operation,
+        from_version=active,
+        to_version=version,
+        reason=reason,
+        actor=actor,
+        detail=ref.origin or "smoke-tested by the server",
+    )
+    return DeployResult(
+        "switched",
+        get(store.workspace, dep.name),
+        version,
+        active,
+        detail=ref.origin,
+        verified=ref.kind == "aidevops" and bool(ref.rows),
+    )
 
 
 def _save_slots(store: DeployStore, name: str, slots: dict) -> None:
-    store.update(name, active_version=(slots.get("active") or {}).get("version"),
-                 previous_version=(slots.get("previous") or {}).get("version"),
-                 canary_version=(slots.get("canary") or {}).get("version"),
-                 canary_share=float(slots.get("canary_share") or 0.0))
+    store.update(
+        name,
+        active_version=(slots.get("active") or {}).get("version"),
+        previous_version=(slots.get("previous") or {}).get("version"),
+        canary_version=(slots.get("canary") or {}).get("version"),
+        canary_share=float(slots.get("canary_share") or 0.0),
+    )
 
 
 @_serialized
-def switch(ws: Workspace | None, name: str, version: str, *, reason: str = "", actor: str | None = None) -> DeployResult:
+def switch(
+    ws: Workspace | None, name: str, version: str, *, reason: str = "", actor: str | None = None
+) -> DeployResult:
     """Switch a running deployment to `version` (load, smoke-test, check against the registry, swap)."""
     store, dep, _ = _running(ws, name)
     version = parse_version(version)
@@ -359,13 +517,27 @@ def rollback(ws: Workspace | None, name: str, *, reason: str = "", actor: str | 
     answer = client.admin("rollback", {"actor": actor, "reason": reason or "rollback"})
     event = answer.get("event") or {}
     _save_slots(store, name, answer.get("slots") or {})
-    return store.record(name, "rollback", from_version=event.get("from_version"), to_version=event.get("to_version"),
-                        reason=reason or "rollback", actor=actor)
+    return store.record(
+        name,
+        "rollback",
+        from_version=event.get("from_version"),
+        to_version=event.get("to_version"),
+        reason=reason or "rollback",
+        actor=actor,
+    )
 
 
 @_serialized
-def canary(ws: Workspace | None, name: str, version: str | None = None, *, share: float | None = None,
-           clear: bool = False, reason: str = "", actor: str | None = None) -> HistoryEntry:
+def canary(
+    ws: Workspace | None,
+    name: str,
+    version: str | None = None,
+    *,
+    share: float | None = None,
+    clear: bool = False,
+    reason: str = "",
+    actor: str | None = None,
+) -> HistoryEntry:
     """Send `share` of the traffic to `version` (checked like a switch), change the share, or clear the canary.
 
     What may be asked is the API's CanaryRequest (one rule for the panel and the CLI); `version` may be `v3`."""
@@ -380,23 +552,36 @@ def canary(ws: Workspace | None, name: str, version: str | None = None, *, share
         answer = client.admin("canary/clear", {"actor": actor, "reason": reason or "clear canary"})
         event = answer.get("event") or {}
         _save_slots(store, name, answer.get("slots") or {})
-        return store.record(name, "canary_clear", from_version=event.get("from_version"),
-                            to_version=event.get("to_version"), reason=reason or "clear canary", actor=actor)
+        return store.record(
+            name,
+            "canary_clear",
+            from_version=event.get("from_version"),
+            to_version=event.get("to_version"),
+            reason=reason or "clear canary",
+            actor=actor,
+        )
     if version is None:
         answer = client.admin("canary/share", {"share": share, "actor": actor, "reason": reason or f"share {share:g}"})
         event = answer.get("event") or {}
         _save_slots(store, name, answer.get("slots") or {})
-        return store.record(name, "canary_share", from_version=event.get("from_version"),
-                            to_version=event.get("to_version"), reason=reason or f"canary share {share:g}",
-                            actor=actor, detail=f"share={share:g}")
+        return store.record(
+            name,
+            "canary_share",
+            from_version=event.get("from_version"),
+            to_version=event.get("to_version"),
+            reason=reason or f"canary share {share:g}",
+            actor=actor,
+            detail=f"share={share:g}",
+        )
     resolve(store.workspace, Target(dep.model, version=version))
     why = reason or f"canary v{version} at {100 * share:g} %"
     _stage(store, dep, client, version, operation="canary", reason=why, actor=actor)
     answer = client.admin("canary/share", {"share": share, "actor": actor, "reason": why})
     _save_slots(store, name, answer.get("slots") or {})
     active = ((answer.get("slots") or {}).get("active") or {}).get("version")
-    return store.record(name, "canary", from_version=active, to_version=version, reason=why, actor=actor,
-                        detail=f"share={share:g}")
+    return store.record(
+        name, "canary", from_version=active, to_version=version, reason=why, actor=actor, detail=f"share={share:g}"
+    )
 
 
 @_serialized
@@ -407,8 +592,14 @@ def promote(ws: Workspace | None, name: str, *, reason: str = "", actor: str | N
     answer = client.admin("canary/promote", {"actor": actor, "reason": reason or "promote canary"})
     event = answer.get("event") or {}
     _save_slots(store, name, answer.get("slots") or {})
-    return store.record(name, "promote", from_version=event.get("from_version"), to_version=event.get("to_version"),
-                        reason=reason or "promote canary", actor=actor)
+    return store.record(
+        name,
+        "promote",
+        from_version=event.get("from_version"),
+        to_version=event.get("to_version"),
+        reason=reason or "promote canary",
+        actor=actor,
+    )
 
 
 # --------------------------------------------------------------------------- undeploy, list, status
@@ -439,7 +630,9 @@ def undeploy_all(ws: Workspace | None, *, reason: str = "undeploy all") -> list[
         return []
     stopped = []
     for dep in store.all():
-        if dep.target == "local" and (is_supervisor(dep.supervisor_pid, dep.name) or is_server(dep.server_pid, dep.name)):
+        if dep.target == "local" and (
+            is_supervisor(dep.supervisor_pid, dep.name) or is_server(dep.server_pid, dep.name)
+        ):
             undeploy(store.workspace, dep.name, reason=reason)
             stopped.append(dep.name)
     return stopped
@@ -517,10 +710,17 @@ class DeploymentStatus:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able view (`aidevops deployments NAME --json`), with the derived versions."""
-        return {"deployment": self.deployment.to_dict(), "slots": self.slots,
-                "history": [h.to_dict() for h in self.history], "error": self.error, "health": self.health,
-                "active_version": self.active_version, "previous_version": self.previous_version,
-                "canary_version": self.canary_version, "canary_share": self.canary_share}
+        return {
+            "deployment": self.deployment.to_dict(),
+            "slots": self.slots,
+            "history": [h.to_dict() for h in self.history],
+            "error": self.error,
+            "health": self.health,
+            "active_version": self.active_version,
+            "previous_version": self.previous_version,
+            "canary_version": self.canary_version,
+            "canary_share": self.canary_share,
+        }
 
 
 def status(ws: Workspace | None, name: str, history_rows: int = 20) -> DeploymentStatus:
@@ -542,8 +742,10 @@ def running(ws: Workspace | None, name: str) -> Deployment:
     """The local deployment `name`, or DeploymentError when it is not running on this machine (with the command to start it)."""
     dep = get(ws, name)
     if dep.target != "local" or not dep.url or dep.state not in LIVE_STATES:
-        raise DeploymentError(f"Deployment '{name}' is not running here (state: {dep.state}); start it with "
-                          f"`aidevops deploy {dep.ref} --name {name}`.")
+        raise DeploymentError(
+            f"Deployment '{name}' is not running here (state: {dep.state}); start it with "
+            f"`aidevops deploy {dep.ref} --name {name}`."
+        )
     return dep
 
 
@@ -574,20 +776,30 @@ def smoke_protocols(ws: Workspace | None, name: str, *, check: bool = True) -> d
     rows = (ref.rows if ref is not None and ref.rows else None) or _rows_from_metadata(client, dep)
     results: dict[str, Any] = {"url": dep.url, "model": dep.model, "version": version, "rows": rows}
     status_, answer = client.request("POST", "/invocations", {"inputs": rows})
-    results["invocations"] = {"status": status_, "predictions": (answer or {}).get("predictions")
-                              if isinstance(answer, dict) else answer}
+    results["invocations"] = {
+        "status": status_,
+        "predictions": (answer or {}).get("predictions") if isinstance(answer, dict) else answer,
+    }
     body = {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}]}
     status_, answer = client.request("POST", f"/v2/models/{dep.model}/infer", body)
-    results["v2_infer"] = {"status": status_, "outputs": (answer or {}).get("outputs") if isinstance(answer, dict) else answer}
+    results["v2_infer"] = {
+        "status": status_,
+        "outputs": (answer or {}).get("outputs") if isinstance(answer, dict) else answer,
+    }
     results["ok"] = results["invocations"]["status"] == 200 and results["v2_infer"]["status"] == 200
     if ref is not None and ref.expected is not None and results["ok"]:
         results["matches_registry"] = check_predictions(ref, results["v2_infer"]["outputs"] or []) is None
     if check and not (results["ok"] and results.get("matches_registry", True)):
-        failed = [f"{p} answered {results[k]['status']}" for p, k in (("/invocations", "invocations"),
-                                                                      ("/v2 infer", "v2_infer")) if results[k]["status"] != 200]
-        raise DeploymentError(f"Deployment '{name}' failed its protocol smoke test ("
-                              + ("; ".join(failed) or "predictions differ from the registry model's")
-                              + f"); see its log {dep.log_path}.")
+        failed = [
+            f"{p} answered {results[k]['status']}"
+            for p, k in (("/invocations", "invocations"), ("/v2 infer", "v2_infer"))
+            if results[k]["status"] != 200
+        ]
+        raise DeploymentError(
+            f"Deployment '{name}' failed its protocol smoke test ("
+            + ("; ".join(failed) or "predictions differ from the registry model's")
+            + f"); see its log {dep.log_path}."
+        )
     return results
 
 

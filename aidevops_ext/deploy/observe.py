@@ -21,7 +21,9 @@ from ..workspace import Workspace
 MAX_MINUTES = 7 * 24 * 60
 QUALITY_POINTS = 40
 HISTORY_WINDOWS = 5
-_TAG_MISSES: dict[tuple[str, str], float] = {}  # (model, version) -> when its profile tag was last found missing  # the accuracy curve covers this many monitor windows of labelled rows
+_TAG_MISSES: dict[
+    tuple[str, str], float
+] = {}  # (model, version) -> when its profile tag was last found missing  # the accuracy curve covers this many monitor windows of labelled rows
 
 
 @lru_cache(maxsize=32)
@@ -95,7 +97,9 @@ def check_range(minutes: Any, buckets: Any) -> tuple[float, int]:
     return float(minutes), buckets
 
 
-def series(ws: Workspace, name: str, *, minutes: float = 60, buckets: int = 60, now: float | None = None) -> dict[str, Any]:
+def series(
+    ws: Workspace, name: str, *, minutes: float = 60, buckets: int = 60, now: float | None = None
+) -> dict[str, Any]:
     """Time series of deployment `name` over the last `minutes`: requests, live quality, prediction distribution."""
     from ..monitoring.live import quality_series  # noqa: PLC0415
     from ..monitoring.series import prediction_distribution, request_series  # noqa: PLC0415
@@ -109,19 +113,44 @@ def series(ws: Workspace, name: str, *, minutes: float = 60, buckets: int = 60, 
     start = end - minutes * 60.0
     db = ws.deploy_db
     logged = read_requests(db, dep.model, since=start)
-    requests = request_series(logged["ts"], logged["latency_ms"], logged["status"], buckets=buckets, start=start, end=end)
+    requests = request_series(
+        logged["ts"], logged["latency_ms"], logged["status"], buckets=buckets, start=start, end=end
+    )
     version = dep.active_version
     cfg = monitor_config(dep)
     task, profile = _reference(ws, dep.model, version)
     win = read_window(db, dep.model, version, rows=cfg.window * HISTORY_WINDOWS)
-    feedback = read_feedback(db, dep.model, version=version, first_id=win.first_id, last_id=win.last_id) \
-        if win.first_id is not None else []
-    quality = quality_series(prediction_ids=win.prediction_ids, predictions=win.predictions, prediction_ts=win.prediction_ts,
-                             feedback=feedback, task=task or "", last=cfg.window, points=QUALITY_POINTS,
-                             min_labels=cfg.min_labels) if task else []
-    newest = [p for p, t in zip(win.row_predictions, win.row_ts) if t >= start][-cfg.window:]
-    return {"deployment": dep.name, "model": dep.model, "version": version, "start": start, "end": end, "task": task,
-            "requests": requests, "quality": quality, "predictions": prediction_distribution(newest, profile)}
+    feedback = (
+        read_feedback(db, dep.model, version=version, first_id=win.first_id, last_id=win.last_id)
+        if win.first_id is not None
+        else []
+    )
+    quality = (
+        quality_series(
+            prediction_ids=win.prediction_ids,
+            predictions=win.predictions,
+            prediction_ts=win.prediction_ts,
+            feedback=feedback,
+            task=task or "",
+            last=cfg.window,
+            points=QUALITY_POINTS,
+            min_labels=cfg.min_labels,
+        )
+        if task
+        else []
+    )
+    newest = [p for p, t in zip(win.row_predictions, win.row_ts) if t >= start][-cfg.window :]
+    return {
+        "deployment": dep.name,
+        "model": dep.model,
+        "version": version,
+        "start": start,
+        "end": end,
+        "task": task,
+        "requests": requests,
+        "quality": quality,
+        "predictions": prediction_distribution(newest, profile),
+    }
 
 
 def alerts(ws: Workspace, name: str, *, limit: int = 50) -> dict[str, Any]:
@@ -136,7 +165,17 @@ def alerts(ws: Workspace, name: str, *, limit: int = 50) -> dict[str, Any]:
     rows = []
     for rule in monitor_config(dep).rules:
         st = state.get(rule.name) or {}
-        rows.append({"rule": rule.name, "state": st.get("state", "ok"), "since": st.get("since"), "value": st.get("value"),
-                     "features": st.get("features") or [], "metric": rule.metric, "op": rule.op,
-                     "threshold": rule.threshold, "action": rule.action})
+        rows.append(
+            {
+                "rule": rule.name,
+                "state": st.get("state", "ok"),
+                "since": st.get("since"),
+                "value": st.get("value"),
+                "features": st.get("features") or [],
+                "metric": rule.metric,
+                "op": rule.op,
+                "threshold": rule.threshold,
+                "action": rule.action,
+            }
+        )
     return {"alerts": rows, "events": list(reversed(store.events(dep.name, limit=limit)))}

@@ -16,9 +16,10 @@ import getpass
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .. import db
 from ..workspace import Workspace
@@ -170,19 +171,45 @@ class DeployStore:
         self._run("DELETE FROM deployments WHERE name = ?", (name,))
 
     # ------------------------------------------------------------------ history
-    def record(self, deployment: str, operation: str, *, from_version: str | None = None,
-               to_version: str | None = None, reason: str = "", actor: str | None = None, ok: bool = True,
-               detail: str = "", ts: float | None = None) -> HistoryEntry:
+    def record(
+        self,
+        deployment: str,
+        operation: str,
+        *,
+        from_version: str | None = None,
+        to_version: str | None = None,
+        reason: str = "",
+        actor: str | None = None,
+        ok: bool = True,
+        detail: str = "",
+        ts: float | None = None,
+    ) -> HistoryEntry:
         """Append one history row (an event already recorded at the same instant is kept once)."""
-        entry = HistoryEntry(deployment, float(ts if ts is not None else time.time()), operation,
-                             None if from_version is None else str(from_version),
-                             None if to_version is None else str(to_version),
-                             (reason or "")[:1000], (actor or default_actor())[:200], bool(ok), (detail or "")[:2000])
+        entry = HistoryEntry(
+            deployment,
+            float(ts if ts is not None else time.time()),
+            operation,
+            None if from_version is None else str(from_version),
+            None if to_version is None else str(to_version),
+            (reason or "")[:1000],
+            (actor or default_actor())[:200],
+            bool(ok),
+            (detail or "")[:2000],
+        )
         self._run(
             "INSERT OR IGNORE INTO deployment_history (deployment, ts, operation, from_version, to_version, reason, "
             "actor, ok, detail) VALUES (?,?,?,?,?,?,?,?,?)",
-            (entry.deployment, entry.ts, entry.operation, entry.from_version, entry.to_version, entry.reason,
-             entry.actor, int(entry.ok), entry.detail),
+            (
+                entry.deployment,
+                entry.ts,
+                entry.operation,
+                entry.from_version,
+                entry.to_version,
+                entry.reason,
+                entry.actor,
+                int(entry.ok),
+                entry.detail,
+            ),
         )
         return entry
 
@@ -193,10 +220,24 @@ class DeployStore:
         if deployment is None:
             rows = self._run("SELECT * FROM deployment_history ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
         else:
-            rows = self._run("SELECT * FROM deployment_history WHERE deployment = ? ORDER BY ts DESC, id DESC LIMIT ?",
-                             (deployment, limit))
-        return [HistoryEntry(r["deployment"], r["ts"], r["operation"], r["from_version"], r["to_version"], r["reason"],
-                             r["actor"], bool(r["ok"]), r["detail"]) for r in reversed(rows)]
+            rows = self._run(
+                "SELECT * FROM deployment_history WHERE deployment = ? ORDER BY ts DESC, id DESC LIMIT ?",
+                (deployment, limit),
+            )
+        return [
+            HistoryEntry(
+                r["deployment"],
+                r["ts"],
+                r["operation"],
+                r["from_version"],
+                r["to_version"],
+                r["reason"],
+                r["actor"],
+                bool(r["ok"]),
+                r["detail"],
+            )
+            for r in reversed(rows)
+        ]
 
     def iter_names(self) -> Iterator[str]:
         """Names of every deployment."""

@@ -111,10 +111,15 @@ class Supervisor:
                 if started_once and died_at is not None:
                     dep = self.store.get(self.name)
                     downtime = time.monotonic() - died_at
-                    self.store.record(self.name, "restart", from_version=dep.active_version if dep else None,
-                                      to_version=dep.active_version if dep else None, actor="supervisor",
-                                      reason=f"the server {last_death}",
-                                      detail=f"serving again {downtime:.2f} s after it died (pid {child.pid})")
+                    self.store.record(
+                        self.name,
+                        "restart",
+                        from_version=dep.active_version if dep else None,
+                        to_version=dep.active_version if dep else None,
+                        actor="supervisor",
+                        reason=f"the server {last_death}",
+                        detail=f"serving again {downtime:.2f} s after it died (pid {child.pid})",
+                    )
                     log.warning("server restarted in %.2f s (pid %s)", downtime, child.pid)
                 started_once = True
                 self.watch(child)
@@ -131,13 +136,14 @@ class Supervisor:
             while deaths and now - deaths[0] > RESTART_WINDOW:
                 deaths.popleft()
             if len(deaths) > _max_restarts():
-                error = (f"The server of '{self.name}' died {len(deaths)} times within {RESTART_WINDOW:.0f} s "
-                         f"(last: {last_death}); it is not restarted again: see {self.ws.state / 'logs' / self.name}.log.")
+                error = (
+                    f"The server of '{self.name}' died {len(deaths)} times within {RESTART_WINDOW:.0f} s "
+                    f"(last: {last_death}); it is not restarted again: see {self.ws.state / 'logs' / self.name}.log."
+                )
                 self.store.record(self.name, "failed", actor="supervisor", reason=last_death, ok=False, detail=error)
                 return FAILED, error
             dep = self.store.get(self.name)
-            self.store.update(self.name, state=RESTARTING, server_pid=None,
-                              restarts=(dep.restarts if dep else 0) + 1)
+            self.store.update(self.name, state=RESTARTING, server_pid=None, restarts=(dep.restarts if dep else 0) + 1)
             self.stopping.wait(BACKOFF[min(len(deaths) - 1, len(BACKOFF) - 1)])
         return STOPPED, None
 
@@ -161,9 +167,22 @@ class Supervisor:
         fd = sock.fileno()
         with open(os.devnull, "rb") as devnull:
             self.child = subprocess.Popen(
-                [sys.executable, "-m", CHILD_MODULE, self.name, "--workspace", str(self.ws.root), "--fd", str(fd),
-                 "--parent", str(os.getpid())],
-                stdin=devnull, pass_fds=(fd,), env=env, cwd=str(self.ws.root),
+                [
+                    sys.executable,
+                    "-m",
+                    CHILD_MODULE,
+                    self.name,
+                    "--workspace",
+                    str(self.ws.root),
+                    "--fd",
+                    str(fd),
+                    "--parent",
+                    str(os.getpid()),
+                ],
+                stdin=devnull,
+                pass_fds=(fd,),
+                env=env,
+                cwd=str(self.ws.root),
             )
         return self.child
 
@@ -229,8 +248,12 @@ class Supervisor:
         canary = (slots.get("canary") or {}).get("version")
         share = float(slots.get("canary_share") or 0.0)
         changes = {}
-        for column, value in (("active_version", active), ("previous_version", previous),
-                              ("canary_version", canary), ("canary_share", share)):
+        for column, value in (
+            ("active_version", active),
+            ("previous_version", previous),
+            ("canary_version", canary),
+            ("canary_share", share),
+        ):
             if getattr(dep, column) != value:
                 changes[column] = value
         for event in slots.get("history") or []:
@@ -240,10 +263,17 @@ class Supervisor:
             if key in self.seen_events:
                 continue
             self.seen_events.add(key)
-            self.store.record(self.name, "follow", from_version=event.get("from_version"),
-                              to_version=_version_of(event.get("to_version")), reason=event.get("reason") or "",
-                              actor="alias-follower", ok=bool(event.get("ok", True)), detail=event.get("detail") or "",
-                              ts=key[0])
+            self.store.record(
+                self.name,
+                "follow",
+                from_version=event.get("from_version"),
+                to_version=_version_of(event.get("to_version")),
+                reason=event.get("reason") or "",
+                actor="alias-follower",
+                ok=bool(event.get("ok", True)),
+                detail=event.get("detail") or "",
+                ts=key[0],
+            )
             seen = _version_of(event.get("to_version"))
             if seen is not None:
                 changes["alias_version"] = seen

@@ -23,7 +23,9 @@ from ..errors import ConfigError
 from ..workspace import Workspace
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
-_TARGET = re.compile(rf"^(?:models:/)?(?P<name>{_NAME})(?:@(?P<alias>[A-Za-z0-9_-]{{1,64}})|/v?(?P<version>\d{{1,9}}|latest))?$")
+_TARGET = re.compile(
+    rf"^(?:models:/)?(?P<name>{_NAME})(?:@(?P<alias>[A-Za-z0-9_-]{{1,64}})|/v?(?P<version>\d{{1,9}}|latest))?$"
+)
 CACHE_DIR = "deploy-cache"
 LOADER_MODULE = "aidevops_ext.pyfunc_model"
 
@@ -64,7 +66,9 @@ def parse_version(text: str) -> str:
     """`3` or `v3` → `3`; ConfigError otherwise."""
     m = re.fullmatch(r"v?(\d{1,9})", str(text or "").strip())
     if not m:
-        raise ConfigError(f"{str(text)[:60]!r} is not a model version; give a number such as 3 (see `aidevops models`).")
+        raise ConfigError(
+            f"{str(text)[:60]!r} is not a model version; give a number such as 3 (see `aidevops models`)."
+        )
     return str(int(m[1]))
 
 
@@ -78,8 +82,10 @@ def resolve(ws: Workspace, target: Target) -> str:
         if version is None:
             models = registry.list_models(ws, target.model)  # ConfigError if the model does not exist
             aliases = ", ".join(sorted(models[0]["aliases"])) or "none"
-            raise ConfigError(f"Model '{target.model}' has no alias '{target.alias}' (its aliases: {aliases}); "
-                              "deploy NAME/VERSION or set the alias first.")
+            raise ConfigError(
+                f"Model '{target.model}' has no alias '{target.alias}' (its aliases: {aliases}); "
+                "deploy NAME/VERSION or set the alias first."
+            )
         return version
     if target.version == "latest":
         versions = [v["version"] for v in registry.list_models(ws, target.model)[0]["versions"]]
@@ -91,10 +97,13 @@ def resolve(ws: Workspace, target: Target) -> str:
     try:
         registry.connection.client(ws).get_model_version(target.model, str(target.version))
     except MlflowException:
-        versions = [v["version"] for v in registry.list_models(ws, target.model)[0]["versions"]]  # ConfigError: no model
+        versions = [
+            v["version"] for v in registry.list_models(ws, target.model)[0]["versions"]
+        ]  # ConfigError: no model
         known = ", ".join(sorted(versions, key=int)) or "none"
-        raise ConfigError(f"Model '{target.model}' has no version {target.version} (its versions: {known}); "
-                          "see `aidevops models`.") from None
+        raise ConfigError(
+            f"Model '{target.model}' has no version {target.version} (its versions: {known}); see `aidevops models`."
+        ) from None
     return str(target.version)
 
 
@@ -157,7 +166,8 @@ def _build_reference(ws: Workspace, model: str, version: str, folder: Path) -> R
     try:
         local = _download(f"models:/{model}/{version}", tmp)
         flavor = (yaml.safe_load((local / "MLmodel").read_text(encoding="utf-8")) or {}).get("flavors", {}).get(
-            "python_function") or {}
+            "python_function"
+        ) or {}
         if flavor.get("loader_module") != LOADER_MODULE or "data" not in flavor:
             return Reference(model, version, "pyfunc", origin="foreign pyfunc: checked by the server's smoke test")
         data = local / flavor["data"]
@@ -169,8 +179,9 @@ def _build_reference(ws: Workspace, model: str, version: str, folder: Path) -> R
         from ..trainer import load_model  # noqa: PLC0415
 
         try:
-            served = AidevopsModel.from_estimator(load_model(found[0]), name=model, version=version,
-                                                  source=f"models:/{model}/{version}")
+            served = AidevopsModel.from_estimator(
+                load_model(found[0]), name=model, version=version, source=f"models:/{model}/{version}"
+            )
         except Exception:  # noqa: BLE001 - the server refuses this version with its own reason
             return Reference(model, version, "broken", origin="the model file does not load")
         rows, origin = reference_rows(served)
@@ -188,8 +199,15 @@ def _build_reference(ws: Workspace, model: str, version: str, folder: Path) -> R
         partial = folder / f"model.npz.{os.getpid()}.tmp"  # several processes may cache one version at once
         shutil.copyfile(found[0], partial)
         os.replace(partial, target)
-        return Reference(model, version, "aidevops", rows=rows, expected=expected.tolist(), task=served.task,
-                         origin=f"{len(rows)} reference rows from the model's {origin}")
+        return Reference(
+            model,
+            version,
+            "aidevops",
+            rows=rows,
+            expected=expected.tolist(),
+            task=served.task,
+            origin=f"{len(rows)} reference rows from the model's {origin}",
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -233,6 +251,8 @@ def check_predictions(ref: Reference, outputs: list[dict]) -> str | None:
         differs = got.astype(str) != want.astype(str)
     if differs.any():
         row = int(np.flatnonzero(differs)[0])
-        return (f"its predictions differ from the registry model's on reference row {row} "
-                f"(served {got[row].item()!r}, registry {want[row].item()!r})")
+        return (
+            f"its predictions differ from the registry model's on reference row {row} "
+            f"(served {got[row].item()!r}, registry {want[row].item()!r})"
+        )
     return None

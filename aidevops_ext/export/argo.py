@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..deploy.kubernetes import k8s_name
 from ..errors import ConfigError
@@ -40,8 +41,10 @@ def _hera() -> Any:
     try:
         import hera.workflows as hw
     except ImportError:
-        raise ConfigError('Exporting to Argo Workflows needs Hera, the Argo Workflows Python SDK: '
-                          'pip install "aidevops-ext[argo]" (in a clone: pip install -e ".[argo]").') from None
+        raise ConfigError(
+            "Exporting to Argo Workflows needs Hera, the Argo Workflows Python SDK: "
+            'pip install "aidevops-ext[argo]" (in a clone: pip install -e ".[argo]").'
+        ) from None
     return hw
 
 
@@ -59,33 +62,61 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def build_workflow(spec: PipelineSpec, params: Mapping[str, Mapping[str, Any]], *, image: str = DEFAULT_IMAGE,
-                   tracking_uri: str = PLACEHOLDER_TRACKING_URI, namespace: str | None = None,
-                   git_commit: str | None = None) -> Any:
+def build_workflow(
+    spec: PipelineSpec,
+    params: Mapping[str, Mapping[str, Any]],
+    *,
+    image: str = DEFAULT_IMAGE,
+    tracking_uri: str = PLACEHOLDER_TRACKING_URI,
+    namespace: str | None = None,
+    git_commit: str | None = None,
+) -> Any:
     """The Hera `Workflow` for `spec` with each step's resolved `params`."""
     hw = _hera()
     if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
-        raise ConfigError(f"Image {image!r} is not a container image reference; pass e.g. --image registry/aidevops:1.0.")
+        raise ConfigError(
+            f"Image {image!r} is not a container image reference; pass e.g. --image registry/aidevops:1.0."
+        )
     names = {step: _template_name(step) for step in spec.order}
     if len(set(names.values())) != len(names):
-        raise ConfigError(f"the step names of {spec.path.name} collide as Kubernetes names ({', '.join(names)}); "
-                          "rename steps so they differ in more than case and punctuation.")
-    env = [hw.Env(name="MLFLOW_TRACKING_URI", value=f"{{{{workflow.parameters.{TRACKING_PARAM}}}}}"),
-           hw.Env(name="AIDEVOPS_HOME", value=f"{WORK_DIR}/home"),
-           hw.Env(name="MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", value="false")]
+        raise ConfigError(
+            f"the step names of {spec.path.name} collide as Kubernetes names ({', '.join(names)}); "
+            "rename steps so they differ in more than case and punctuation."
+        )
+    env = [
+        hw.Env(name="MLFLOW_TRACKING_URI", value=f"{{{{workflow.parameters.{TRACKING_PARAM}}}}}"),
+        hw.Env(name="AIDEVOPS_HOME", value=f"{WORK_DIR}/home"),
+        hw.Env(name="MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", value="false"),
+    ]
     if git_commit:
         env.append(hw.Env(name=GIT_COMMIT_ENV, value=git_commit))
     security = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    with hw.Workflow(generate_name=f"{k8s_name(spec.name)}-", entrypoint=ENTRYPOINT, namespace=namespace,
-                     labels={"app.kubernetes.io/part-of": "aidevops", "aidevops.io/pipeline": k8s_name(spec.name)},
-                     arguments=[hw.Parameter(name=TRACKING_PARAM, value=tracking_uri)],
-                     volumes=[hw.EmptyDirVolume(name="work", mount_path=WORK_DIR)]) as workflow:
+    with hw.Workflow(
+        generate_name=f"{k8s_name(spec.name)}-",
+        entrypoint=ENTRYPOINT,
+        namespace=namespace,
+        labels={"app.kubernetes.io/part-of": "aidevops", "aidevops.io/pipeline": k8s_name(spec.name)},
+        arguments=[hw.Parameter(name=TRACKING_PARAM, value=tracking_uri)],
+        volumes=[hw.EmptyDirVolume(name="work", mount_path=WORK_DIR)],
+    ) as workflow:
         templates = {}
         for step_name in spec.order:
             step = spec.steps[step_name]
             notebook = step.notebook.relative_to(spec.root).as_posix()
-            args = ["step", notebook, "--name", step_name, "--run-dir", RUN_DIR, "--kernel", spec.kernel,
-                    "--pipeline", spec.name, "--run-id", "{{workflow.name}}"]
+            args = [
+                "step",
+                notebook,
+                "--name",
+                step_name,
+                "--run-dir",
+                RUN_DIR,
+                "--kernel",
+                spec.kernel,
+                "--pipeline",
+                spec.name,
+                "--run-id",
+                "{{workflow.name}}",
+            ]
             for dep in step.needs:
                 args += ["--needs", dep]
             for rel in step.outputs:
@@ -93,28 +124,49 @@ def build_workflow(spec: PipelineSpec, params: Mapping[str, Mapping[str, Any]], 
             for key in params[step_name]:
                 args += ["-p", f"{key}={{{{inputs.parameters.{key}}}}}"]
             templates[step_name] = hw.Container(
-                name=names[step_name], image=image, command=["aidevops"], args=args, working_dir=APP_DIR,
-                env=env, security_context=security,
+                name=names[step_name],
+                image=image,
+                command=["aidevops"],
+                args=args,
+                working_dir=APP_DIR,
+                env=env,
+                security_context=security,
                 volume_mounts=[hw.models.VolumeMount(name="work", mount_path=WORK_DIR)],
-                inputs=[*(hw.Parameter(name=key) for key in params[step_name]),
-                        *(hw.Artifact(name=dep, path=f"{RUN_DIR}/{dep}") for dep in step.needs)],
-                outputs=[hw.Artifact(name="outputs", path=f"{RUN_DIR}/{step_name}"),
-                         hw.Artifact(name="notebook", path=f"{RUN_DIR}/{step_name}/{step.notebook.name}")],
+                inputs=[
+                    *(hw.Parameter(name=key) for key in params[step_name]),
+                    *(hw.Artifact(name=dep, path=f"{RUN_DIR}/{dep}") for dep in step.needs),
+                ],
+                outputs=[
+                    hw.Artifact(name="outputs", path=f"{RUN_DIR}/{step_name}"),
+                    hw.Artifact(name="notebook", path=f"{RUN_DIR}/{step_name}/{step.notebook.name}"),
+                ],
             )
         with hw.DAG(name=ENTRYPOINT):
             for step_name in spec.order:
                 step = spec.steps[step_name]
                 arguments = [hw.Parameter(name=key, value=_json(value)) for key, value in params[step_name].items()]
-                arguments += [hw.Artifact(name=dep, from_=f"{{{{tasks.{names[dep]}.outputs.artifacts.outputs}}}}")
-                              for dep in step.needs]
-                hw.Task(name=names[step_name], template=templates[step_name], arguments=arguments,
-                        dependencies=[names[dep] for dep in step.needs] or None)
+                arguments += [
+                    hw.Artifact(name=dep, from_=f"{{{{tasks.{names[dep]}.outputs.artifacts.outputs}}}}")
+                    for dep in step.needs
+                ]
+                hw.Task(
+                    name=names[step_name],
+                    template=templates[step_name],
+                    arguments=arguments,
+                    dependencies=[names[dep] for dep in step.needs] or None,
+                )
     return workflow
 
 
-def export_argo(pipeline: str | None, *, ws: Workspace | None = None, overrides: Mapping[str, Any] | None = None,
-                image: str = DEFAULT_IMAGE, tracking_uri: str | None = None,
-                namespace: str | None = None) -> dict[str, Any]:
+def export_argo(
+    pipeline: str | None,
+    *,
+    ws: Workspace | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    image: str = DEFAULT_IMAGE,
+    tracking_uri: str | None = None,
+    namespace: str | None = None,
+) -> dict[str, Any]:
     """{'yaml', 'workflow' (dict), 'warnings'} for the pipeline `pipeline` (a name or a path)."""
     _hera()
     ws = ws or Workspace.discover()
@@ -125,11 +177,19 @@ def export_argo(pipeline: str | None, *, ws: Workspace | None = None, overrides:
         tracking_uri = ws.tracking_uri if ws.tracking_uri.startswith(("http://", "https://")) else None
         if tracking_uri is None:
             tracking_uri = PLACEHOLDER_TRACKING_URI
-            warnings.append(f"The workspace's MLflow store ({ws.tracking_uri}) is local to this machine; the pods "
-                            f"use {PLACEHOLDER_TRACKING_URI}: pass --tracking-uri with a server they can reach "
-                            f"(or argo submit -p {TRACKING_PARAM}=...).")
-    workflow = build_workflow(spec, params, image=image, tracking_uri=tracking_uri, namespace=namespace,
-                              git_commit=git_state(spec.root).get("commit"))
+            warnings.append(
+                f"The workspace's MLflow store ({ws.tracking_uri}) is local to this machine; the pods "
+                f"use {PLACEHOLDER_TRACKING_URI}: pass --tracking-uri with a server they can reach "
+                f"(or argo submit -p {TRACKING_PARAM}=...)."
+            )
+    workflow = build_workflow(
+        spec,
+        params,
+        image=image,
+        tracking_uri=tracking_uri,
+        namespace=namespace,
+        git_commit=git_state(spec.root).get("commit"),
+    )
     return {"yaml": workflow.to_yaml(), "workflow": workflow.to_dict(), "warnings": warnings}
 
 

@@ -17,19 +17,33 @@ def export() -> None:
 
 @export.command("argo")
 @click.argument("pipeline", required=False)
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
-              help="Override a param as with `aidevops run` (STEP.KEY for one step).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write the Workflow here (default: stdout).")
-@click.option("--image", default="aidevops:latest", show_default=True, help="Container image with aidevops and the project.")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI the pods use (default: the workspace's, if a server).")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a param as with `aidevops run` (STEP.KEY for one step).",
+)
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write the Workflow here (default: stdout)."
+)
+@click.option(
+    "--image", default="aidevops:latest", show_default=True, help="Container image with aidevops and the project."
+)
+@click.option(
+    "--tracking-uri", default=None, help="MLflow tracking URI the pods use (default: the workspace's, if a server)."
+)
 @click.option("--namespace", default=None, help="Namespace of the Workflow (default: the one argo submit uses).")
 def export_argo(pipeline, params, output, image, tracking_uri, namespace) -> None:
     """An Argo Workflows Workflow: one pod per step on its notebook, `needs` as the DAG, outputs as artifacts."""
     from ..pipeline.params import parse_assignments
-    from .argo import export_argo as build, write_atomic
+    from .argo import export_argo as build
+    from .argo import write_atomic
 
-    result = build(pipeline, overrides=parse_assignments(params), image=image, tracking_uri=tracking_uri,
-                   namespace=namespace)
+    result = build(
+        pipeline, overrides=parse_assignments(params), image=image, tracking_uri=tracking_uri, namespace=namespace
+    )
     for warning in result["warnings"]:
         click.echo(f"warning: {warning}", err=True)
     if output:
@@ -42,20 +56,39 @@ def export_argo(pipeline, params, output, image, tracking_uri, namespace) -> Non
 @click.command()
 @click.argument("notebook", type=click.Path(dir_okay=False))
 @click.option("--name", "step_name", required=True, help="Step name (its folder under --run-dir).")
-@click.option("--run-dir", type=click.Path(file_okay=False), required=True,
-              help="Run folder: this step writes RUN_DIR/NAME, upstream steps' folders are read from it.")
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Run folder: this step writes RUN_DIR/NAME, upstream steps' folders are read from it.",
+)
 @click.option("--needs", multiple=True, metavar="STEP", help="An upstream step whose folder is RUN_DIR/STEP.")
-@click.option("--output", "outputs", multiple=True, metavar="PATH", help="A file the step must write (relative to its folder).")
-@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A notebook parameter (JSON or YAML value).")
+@click.option(
+    "--output", "outputs", multiple=True, metavar="PATH", help="A file the step must write (relative to its folder)."
+)
+@click.option(
+    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A notebook parameter (JSON or YAML value)."
+)
 @click.option("--kernel", default="aidevops", show_default=True, help="Jupyter kernel to run the notebook on.")
-@click.option("--pipeline", default="pipeline", show_default=True, help="Pipeline name (recorded in run.json and lineage).")
+@click.option(
+    "--pipeline", default="pipeline", show_default=True, help="Pipeline name (recorded in run.json and lineage)."
+)
 @click.option("--run-id", default=None, help="Run id (default: the run folder's name).")
 def step(notebook, step_name, run_dir, needs, outputs, params, kernel, pipeline, run_id) -> None:
     """Run one notebook as a pipeline step with papermill (the container entry of exported pipelines)."""
     from .step import parse_values, run_step
 
-    result = run_step(Path(notebook), step_name, Path(run_dir), params=parse_values(params), needs=needs,
-                      outputs=outputs, kernel=kernel, pipeline=pipeline, run_id=run_id)
+    result = run_step(
+        Path(notebook),
+        step_name,
+        Path(run_dir),
+        params=parse_values(params),
+        needs=needs,
+        outputs=outputs,
+        kernel=kernel,
+        pipeline=pipeline,
+        run_id=run_id,
+    )
     click.echo(f"step {step_name} ran: {result.notebook}")
     for rel in result.outputs:
         click.echo(f"  {result.step_dir / rel}")

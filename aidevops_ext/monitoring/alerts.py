@@ -17,8 +17,9 @@ below 0.9. Both are offered; windows below `min_labels` give None (no evidence e
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,14 +60,22 @@ def request_stats(latency_ms: Any = None, errors: Any = None, *, confidence: flo
     else:
         e = np.asarray(errors).ravel().astype(bool)
         n, k = len(e), int(e.sum())
-    out: dict[str, Any] = {"requests": n, "errors": k, "error_rate": None, "error_rate_lower": None, "error_rate_upper": None}
+    out: dict[str, Any] = {
+        "requests": n,
+        "errors": k,
+        "error_rate": None,
+        "error_rate_lower": None,
+        "error_rate_upper": None,
+    }
     if n:
         lo, hi = wilson_interval(k, n, confidence)
         out.update(error_rate=k / n, error_rate_lower=float(lo), error_rate_upper=float(hi))
     names = ("latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms")
     if len(lat):
         pct = np.percentile(lat, [50, 90, 95, 99])
-        out.update(dict(zip(names, map(float, pct))), latency_mean_ms=float(lat.mean()), latency_max_ms=float(lat.max()))
+        out.update(
+            dict(zip(names, map(float, pct))), latency_mean_ms=float(lat.mean()), latency_max_ms=float(lat.max())
+        )
     else:
         out.update(dict.fromkeys(names), latency_mean_ms=None, latency_max_ms=None)
     return out
@@ -161,7 +170,9 @@ def _event(rule: Rule, kind: str, st: dict, now: float) -> dict:
     shown = "no data" if value is None else f"{value:.4g}"
     if kind == "fired":
         where = f" on {', '.join(st['features'][:5])}" if st.get("features") else ""
-        message = f"{rule.name}: {rule.metric} {shown} {rule.op} {rule.threshold:g}{where} for {st['breaches']} window(s)"
+        message = (
+            f"{rule.name}: {rule.metric} {shown} {rule.op} {rule.threshold:g}{where} for {st['breaches']} window(s)"
+        )
     else:
         message = f"{rule.name} resolved: {rule.metric} {shown} no longer {rule.op} {rule.threshold:g}"
     return {
@@ -179,7 +190,10 @@ def _event(rule: Rule, kind: str, st: dict, now: float) -> dict:
 
 
 def evaluate_rules(
-    rules: Sequence[Rule] | MonitorConfig, snapshot: Mapping[str, Any], previous_state: Mapping[str, Any] | None, now: Any
+    rules: Sequence[Rule] | MonitorConfig,
+    snapshot: Mapping[str, Any],
+    previous_state: Mapping[str, Any] | None,
+    now: Any,
 ) -> tuple[dict, list[dict]]:
     """One evaluation: (new state by rule name, fired/resolved events). Pure; the state is JSON-able."""
     if isinstance(rules, MonitorConfig):

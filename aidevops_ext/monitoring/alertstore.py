@@ -15,8 +15,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .. import db
 
@@ -44,8 +45,15 @@ class AlertStore:
             conn.close()
         return {r["rule"]: json.loads(r["detail"]) for r in rows}
 
-    def save(self, deployment: str, state: Mapping[str, Mapping[str, Any]], events: Iterable[Mapping[str, Any]],
-             *, model: str | None = None, version: str | None = None) -> list[int]:
+    def save(
+        self,
+        deployment: str,
+        state: Mapping[str, Mapping[str, Any]],
+        events: Iterable[Mapping[str, Any]],
+        *,
+        model: str | None = None,
+        version: str | None = None,
+    ) -> list[int]:
         """Store the new state of every rule and the transitions, in one transaction; the events' ids."""
         now = time.time()
         conn = _connect(self.path)
@@ -58,17 +66,42 @@ class AlertStore:
                     " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (deployment, rule) DO UPDATE SET state = excluded.state,"
                     " since = excluded.since, value = excluded.value, features = excluded.features, model = excluded.model,"
                     " version = excluded.version, detail = excluded.detail, updated = excluded.updated",
-                    (deployment, rule, st["state"], st["since"], _num(st.get("value")), json.dumps(st.get("features") or []),
-                     model, version, json.dumps(st, default=str), now))
-            conn.execute(f"DELETE FROM alert_state WHERE deployment = ? AND rule NOT IN ({','.join('?' * len(state))})",
-                         (deployment, *state))
+                    (
+                        deployment,
+                        rule,
+                        st["state"],
+                        st["since"],
+                        _num(st.get("value")),
+                        json.dumps(st.get("features") or []),
+                        model,
+                        version,
+                        json.dumps(st, default=str),
+                        now,
+                    ),
+                )
+            conn.execute(
+                f"DELETE FROM alert_state WHERE deployment = ? AND rule NOT IN ({','.join('?' * len(state))})",
+                (deployment, *state),
+            )
             for ev in events:
                 cur = conn.execute(
                     "INSERT INTO alert_events (deployment, rule, event, at, metric, value, threshold, features, action,"
                     " message, model, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (deployment, ev["rule"], ev["event"], ev["at"], ev.get("metric"), _num(ev.get("value")),
-                     _num(ev.get("threshold")), json.dumps(ev.get("features") or []), ev.get("action"), ev["message"],
-                     model, version))
+                    (
+                        deployment,
+                        ev["rule"],
+                        ev["event"],
+                        ev["at"],
+                        ev.get("metric"),
+                        _num(ev.get("value")),
+                        _num(ev.get("threshold")),
+                        json.dumps(ev.get("features") or []),
+                        ev.get("action"),
+                        ev["message"],
+                        model,
+                        version,
+                    ),
+                )
                 ids.append(int(cur.lastrowid))
             conn.execute("COMMIT")
         except BaseException:
@@ -85,14 +118,23 @@ class AlertStore:
         conn = _connect(self.path)
         try:
             sql = "SELECT deployment, rule, state, since, value, features, model, version, updated FROM alert_state"
-            rows = conn.execute(sql + (" WHERE deployment = ?" if deployment else "") + " ORDER BY deployment, rule",
-                                (deployment,) if deployment else ()).fetchall()
+            rows = conn.execute(
+                sql + (" WHERE deployment = ?" if deployment else "") + " ORDER BY deployment, rule",
+                (deployment,) if deployment else (),
+            ).fetchall()
         finally:
             conn.close()
         return [dict(r, features=json.loads(r["features"])) for r in rows]
 
-    def events(self, deployment: str | None = None, *, after_id: int = 0, limit: int = 100,
-               action: str | None = None, unhandled: bool = False) -> list[dict]:
+    def events(
+        self,
+        deployment: str | None = None,
+        *,
+        after_id: int = 0,
+        limit: int = 100,
+        action: str | None = None,
+        unhandled: bool = False,
+    ) -> list[dict]:
         """Alert transitions, newest last."""
         if not self.path.is_file():
             return []
@@ -107,8 +149,11 @@ class AlertStore:
             where.append("handled_by IS NULL")
         conn = _connect(self.path)
         try:
-            rows = conn.execute(f"SELECT * FROM (SELECT * FROM alert_events WHERE {' AND '.join(where)} ORDER BY id DESC"
-                                f" LIMIT ?) ORDER BY id", (*args, int(limit))).fetchall()
+            rows = conn.execute(
+                f"SELECT * FROM (SELECT * FROM alert_events WHERE {' AND '.join(where)} ORDER BY id DESC"
+                f" LIMIT ?) ORDER BY id",
+                (*args, int(limit)),
+            ).fetchall()
         finally:
             conn.close()
         return [dict(r, features=json.loads(r["features"])) for r in rows]
@@ -128,8 +173,10 @@ class AlertStore:
         """Mark a fired event as taken up by `by`; False when someone else already took it (atomic)."""
         conn = _connect(self.path)
         try:
-            cur = conn.execute("UPDATE alert_events SET handled_by = ?, handled_at = ? WHERE id = ? AND handled_by IS NULL",
-                               (by, time.time(), int(event_id)))
+            cur = conn.execute(
+                "UPDATE alert_events SET handled_by = ?, handled_at = ? WHERE id = ? AND handled_by IS NULL",
+                (by, time.time(), int(event_id)),
+            )
             return cur.rowcount == 1
         finally:
             conn.close()

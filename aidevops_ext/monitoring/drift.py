@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -525,8 +526,10 @@ def _frame_drift(frame: Any, prof: dict, opt: _Options) -> tuple[list[FeatureDri
     import pandas as pd  # noqa: PLC0415 - only DataFrame windows need it; the .npz path stays pandas-free
 
     if not _is_frame(frame):
-        raise DataError("the profile has category features, so the window must be a DataFrame with named columns; "
-                        "pass the logged rows as a DataFrame.")
+        raise DataError(
+            "the profile has category features, so the window must be a DataFrame with named columns; "
+            "pass the logged rows as a DataFrame."
+        )
     feats = prof["features"]
     by_name = {str(c): c for c in frame.columns}
     lacking = [f["name"] for f in feats if f["name"] not in by_name]
@@ -594,13 +597,21 @@ def _category_drift(column: Any, ref: dict, n_ref: int, opt: _Options) -> Featur
     listed = [{"category": cats[i], "reference": float(share_r[i]), "live": float(share_w[i])} for i in top]
     listed.append({"category": UNSEEN, "reference": float(share_r[K]), "live": float(share_w[K])})
     return FeatureDrift(
-        name=ref["name"], status=status, n=n, n_present=m,
-        missing_rate=float(miss_w) if n else None, missing_rate_ref=miss_ref,
-        missing_change=float(change) if n else None, missing_pvalue=miss_p if enough else None,
-        drifted=bool(reasons), reasons=tuple(reasons), kind="category",
+        name=ref["name"],
+        status=status,
+        n=n,
+        n_present=m,
+        missing_rate=float(miss_w) if n else None,
+        missing_rate_ref=miss_ref,
+        missing_change=float(change) if n else None,
+        missing_pvalue=miss_p if enough else None,
+        drifted=bool(reasons),
+        reasons=tuple(reasons),
+        kind="category",
         unseen_rate=float(share_w[K]) if m else None,
         unseen_rate_ref=float(min(1.0, share_r[K] + float(ref.get("unseen_rate") or 0.0))),
-        top_categories=tuple(listed), **kw,
+        top_categories=tuple(listed),
+        **kw,
     )
 
 
@@ -618,7 +629,9 @@ def prediction_drift(
     prof = profile_from_dict(profile)
     ref = prof.get("predictions")
     if not isinstance(ref, dict) or ref.get("task") not in ("classification", "regression"):
-        raise DataError("the profile holds no prediction distribution; build it with build_profile(..., predictions=...).")
+        raise DataError(
+            "the profile holds no prediction distribution; build it with build_profile(..., predictions=...)."
+        )
     p = np.asarray(predictions)
     if p.ndim == 2 and p.shape[1] == 1:
         p = p[:, 0]

@@ -38,8 +38,14 @@ from aidevops_ext.errors import ConfigError, DataError
 
 from .profile import _check_bins, _prediction_summary, _summaries, category_labels
 
-__all__ = ["FRAME_PROFILE_VERSION", "MAX_CATEGORIES", "build_frame_profile", "category_columns", "category_labels",
-           "factorize"]
+__all__ = [
+    "FRAME_PROFILE_VERSION",
+    "MAX_CATEGORIES",
+    "build_frame_profile",
+    "category_columns",
+    "category_labels",
+    "factorize",
+]
 
 FRAME_PROFILE_VERSION = 2  # version 1 profiles hold numeric features only
 MAX_CATEGORIES = 100  # categories kept per column; the rest are summed in other_count
@@ -66,8 +72,10 @@ def factorize(column: pd.Series) -> tuple[np.ndarray, Any]:
     try:
         return pd.factorize(column, use_na_sentinel=True)
     except TypeError:
-        return pd.factorize(column.map(lambda v: v if isinstance(v, (str, int, float, bool)) or v is None else str(v)),
-                            use_na_sentinel=True)
+        return pd.factorize(
+            column.map(lambda v: v if isinstance(v, (str, int, float, bool)) or v is None else str(v)),
+            use_na_sentinel=True,
+        )
 
 
 def _category_summary(column: pd.Series, max_categories: int) -> dict:

@@ -7,7 +7,8 @@ background thread; notebooks and tests call it directly.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,10 @@ def summarize_window(
     if features and rows.ndim == 2 and rows.shape[1] == len(features):
         drift = feature_drift(rows, profile, **config.drift_options())
     elif features:
-        notes.append(f"the logged rows have {rows.shape[1] if rows.ndim == 2 else '?'} features, the profile "
-                     f"{len(features)}: no feature drift")
+        notes.append(
+            f"the logged rows have {rows.shape[1] if rows.ndim == 2 else '?'} features, the profile "
+            f"{len(features)}: no feature drift"
+        )
     else:
         notes.append("the model carries no reference profile: no feature drift")
     ref_preds = (profile or {}).get("predictions") if isinstance(profile, dict) else None
@@ -74,11 +77,21 @@ def summarize_window(
     }
 
 
-def _joined(prediction_ids: Sequence[str], predictions: Sequence[Any], prediction_ts: Any,
-            feedback: Sequence[tuple[str, Any, float]]):
+def _joined(
+    prediction_ids: Sequence[str],
+    predictions: Sequence[Any],
+    prediction_ts: Any,
+    feedback: Sequence[tuple[str, Any, float]],
+):
     """Predicted rows joined with their labels; `feedback` records are (id, label, label time), join_feedback's order."""
-    return join_feedback({"request_id": list(prediction_ids), "timestamp": np.asarray(prediction_ts, dtype=np.float64),
-                          "prediction": list(predictions)}, list(feedback))
+    return join_feedback(
+        {
+            "request_id": list(prediction_ids),
+            "timestamp": np.asarray(prediction_ts, dtype=np.float64),
+            "prediction": list(predictions),
+        },
+        list(feedback),
+    )
 
 
 def quality_series(

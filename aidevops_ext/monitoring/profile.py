@@ -21,13 +21,21 @@ Wasserstein, which ten bins are too coarse for (the tail bins alone would bias b
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from aidevops_ext.errors import ConfigError, DataError
 
-__all__ = ["PROFILE_VERSION", "bin_counts", "build_profile", "category_labels", "profile_from_dict", "summarize_numeric"]
+__all__ = [
+    "PROFILE_VERSION",
+    "bin_counts",
+    "build_profile",
+    "category_labels",
+    "profile_from_dict",
+    "summarize_numeric",
+]
 
 PROFILE_VERSION = 1  # what build_profile writes (numeric features only)
 READABLE_VERSION = 2  # frameprofile.build_frame_profile writes 2: features may also be categories

@@ -16,9 +16,10 @@ whose keys are the metric names alert rules read.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -166,7 +167,9 @@ def _positive(name: str, v: Any, integer: bool = False, zero_ok: bool = False) -
     return v
 
 
-def _select(j: Joined, last: int | None, seconds: float | None, now: Any, min_age: float) -> tuple[np.ndarray, int, dict]:
+def _select(
+    j: Joined, last: int | None, seconds: float | None, now: Any, min_age: float
+) -> tuple[np.ndarray, int, dict]:
     """Indices of the labelled requests in the window, the number of requests in it, and its bounds."""
     _positive("last", last, integer=True)
     _positive("seconds", seconds)
@@ -187,7 +190,9 @@ def _select(j: Joined, last: int | None, seconds: float | None, now: Any, min_ag
     if last is not None and len(idx) > last:
         idx = idx[-last:]
         lo = int(np.searchsorted(j.timestamp, j.timestamp[idx[0]], side="left"))  # requests since the first kept
-    info.update(start=float(end - seconds) if seconds is not None else (float(j.timestamp[lo]) if hi > lo else None), end=end)
+    info.update(
+        start=float(end - seconds) if seconds is not None else (float(j.timestamp[lo]) if hi > lo else None), end=end
+    )
     return idx, hi - lo, info
 
 
@@ -268,9 +273,13 @@ def regression_window(
         out["interval"] = None
         return out
     try:
-        err = np.asarray(list(joined.prediction[idx]), dtype=np.float64) - np.asarray(list(joined.label[idx]), dtype=np.float64)
+        err = np.asarray(list(joined.prediction[idx]), dtype=np.float64) - np.asarray(
+            list(joined.label[idx]), dtype=np.float64
+        )
     except (TypeError, ValueError):
-        raise DataError("predictions and labels must be numbers for MAE/RMSE; use accuracy_window for classes.") from None
+        raise DataError(
+            "predictions and labels must be numbers for MAE/RMSE; use accuracy_window for classes."
+        ) from None
     if err.ndim != 1 or not np.isfinite(err).all():
         raise DataError("predictions and labels must be finite single numbers for MAE/RMSE.")
     ae, se = np.abs(err), err * err

@@ -19,12 +19,19 @@ from __future__ import annotations
 import difflib
 import math
 import operator
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from aidevops_ext.errors import ConfigError
 
-from .defaults import DEFAULT_ALPHA, DEFAULT_MIN_LABELS, DEFAULT_MIN_ROWS, DEFAULT_PSI_BANDS, DEFAULT_WASSERSTEIN_THRESHOLD
+from .defaults import (
+    DEFAULT_ALPHA,
+    DEFAULT_MIN_LABELS,
+    DEFAULT_MIN_ROWS,
+    DEFAULT_PSI_BANDS,
+    DEFAULT_WASSERSTEIN_THRESHOLD,
+)
 
 __all__ = ["FEATURE_METRICS", "METRICS", "MonitorConfig", "Rule", "parse_monitor", "parse_rule"]
 
@@ -74,9 +81,25 @@ METRICS = {
     "latency_p99_ms": "99th percentile latency",
     "latency_max_ms": "largest latency",
 }
-_OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
 _ACTIONS = ("notify", "retrain")
-_RULE_KEYS = {"name", "metric", "op", "threshold", "for_windows", "resolve_windows", "any_feature", "feature", "action", "description"}
+_RULE_KEYS = {
+    "name",
+    "metric",
+    "op",
+    "threshold",
+    "for_windows",
+    "resolve_windows",
+    "any_feature",
+    "feature",
+    "action",
+    "description",
+}
 _MONITOR_KEYS = {"window", "min_rows", "min_labels", "psi_bands", "alpha", "wasserstein_threshold", "rules"}
 
 OK, FIRING, RESOLVED = "ok", "firing", "resolved"
@@ -203,7 +226,9 @@ def parse_rule(raw: Any, index: int = 0) -> Rule:
     description = raw.get("description", "")
     if not isinstance(description, str):
         raise ConfigError(f"{_where(ctx)} description must be a string.")
-    return Rule(name.strip(), metric, op, threshold, for_windows, resolve_windows, any_feature, feature, action, description)
+    return Rule(
+        name.strip(), metric, op, threshold, for_windows, resolve_windows, any_feature, feature, action, description
+    )
 
 
 def parse_monitor(raw: Any) -> MonitorConfig:
@@ -242,6 +267,8 @@ def parse_monitor(raw: Any) -> MonitorConfig:
         min_labels=_int("section", "min_labels", raw.get("min_labels", d.min_labels)),
         psi_bands=(b0, b1),
         alpha=_float("section", "alpha", raw.get("alpha", d.alpha), 0.0, 1.0),
-        wasserstein_threshold=_float("section", "wasserstein_threshold", raw.get("wasserstein_threshold", d.wasserstein_threshold), 0.0),
+        wasserstein_threshold=_float(
+            "section", "wasserstein_threshold", raw.get("wasserstein_threshold", d.wasserstein_threshold), 0.0
+        ),
         rules=rules,
     )

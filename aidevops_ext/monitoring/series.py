@@ -16,8 +16,9 @@ from aidevops_ext.errors import ConfigError
 MAX_BUCKETS = 1000
 
 
-def request_series(ts: Any, latency_ms: Any, status: Any, *, buckets: int = 60, start: float | None = None,
-                   end: float | None = None) -> dict:
+def request_series(
+    ts: Any, latency_ms: Any, status: Any, *, buckets: int = 60, start: float | None = None, end: float | None = None
+) -> dict:
     """Per time bucket: requests/s, errors/s (5xx), error rate, latency p50/p95/p99 (ms); empty buckets give None.
 
     Buckets split [start, end] evenly (default: the span of `ts`); `t` is each bucket's start (epoch seconds).
@@ -51,7 +52,7 @@ def request_series(ts: Any, latency_ms: Any, status: Any, *, buckets: int = 60, 
         out["rate"].append(n / width)
         out["errors_per_s"].append(float(errors[b]) / width)
         out["error_rate"].append(float(errors[b]) / n if n else None)
-        run = lat_sorted[bounds[b]:bounds[b + 1]]
+        run = lat_sorted[bounds[b] : bounds[b + 1]]
         for q, key in ((50, "p50_ms"), (95, "p95_ms"), (99, "p99_ms")):
             out[key].append(float(np.percentile(run, q)) if n else None)
     return out | {"bucket_s": width}
@@ -75,13 +76,25 @@ def prediction_distribution(predictions: Any, profile: dict | None) -> dict:
             else:
                 other += 1
         n = max(len(p), 1)
-        return {"task": "classification", "classes": classes,
-                "reference": (ref_counts / max(ref_counts.sum(), 1)).tolist(),
-                "live": [live[c] / n for c in classes], "unseen": other / n, "n": int(len(p))}
+        return {
+            "task": "classification",
+            "classes": classes,
+            "reference": (ref_counts / max(ref_counts.sum(), 1)).tolist(),
+            "live": [live[c] / n for c in classes],
+            "unseen": other / n,
+            "n": int(len(p)),
+        }
     edges = np.asarray(ref.get("bin_edges", []), dtype=np.float64)
     ref_counts = np.asarray(ref.get("counts", []), dtype=np.float64)
-    live_counts = np.histogram(np.clip(p.astype(np.float64), edges[0], edges[-1]), bins=edges)[0] if len(p) and len(edges) > 1 \
+    live_counts = (
+        np.histogram(np.clip(p.astype(np.float64), edges[0], edges[-1]), bins=edges)[0]
+        if len(p) and len(edges) > 1
         else np.zeros(max(len(edges) - 1, 0))
-    return {"task": "regression", "edges": edges.tolist(),
-            "reference": (ref_counts / max(ref_counts.sum(), 1)).tolist(),
-            "live": (live_counts / max(len(p), 1)).tolist(), "n": int(len(p))}
+    )
+    return {
+        "task": "regression",
+        "edges": edges.tolist(),
+        "reference": (ref_counts / max(ref_counts.sum(), 1)).tolist(),
+        "live": (live_counts / max(len(p), 1)).tolist(),
+        "n": int(len(p)),
+    }

@@ -67,7 +67,9 @@ def normal_quantile(p: float) -> float:
     return NormalDist().inv_cdf(p)
 
 
-def wilson_interval(k: np.ndarray | float, n: np.ndarray | float, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(
+    k: np.ndarray | float, n: np.ndarray | float, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for a binomial proportion k/n at the given two-sided confidence; n > 0."""
     k, n = np.asarray(k, dtype=np.float64), np.asarray(n, dtype=np.float64)
     z = normal_quantile(0.5 + confidence / 2.0)

@@ -13,9 +13,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .. import __version__
 from .hashing import HashMemo, sha256_text
@@ -137,7 +138,9 @@ class StepCache:
                 dst = tmp / src.relative_to(entry.folder)
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 link_or_copy(src, dst)
-        (tmp / "entry.json").write_text(json.dumps(dict(entry.record, key=new_key, aliased_from=key), indent=1, default=str))
+        (tmp / "entry.json").write_text(
+            json.dumps(dict(entry.record, key=new_key, aliased_from=key), indent=1, default=str)
+        )
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
 

@@ -6,9 +6,9 @@ each step uses `.aidevops/scratch/<step>/`, so running the notebooks in order in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from ..errors import ConfigError
 from ..workspace import Workspace
@@ -32,7 +32,7 @@ class StepContext:
         step_dir: str | None = None,
         upstream: Mapping[str, str] | None = None,
         needs: tuple[str, ...] | list[str] = (),
-    ) -> "StepContext":
+    ) -> StepContext:
         """Context from the injected params (None when the notebook runs by hand)."""
         ws = Workspace.discover()
         interactive = step_dir is None

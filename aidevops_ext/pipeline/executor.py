@@ -14,11 +14,12 @@ import tempfile
 import threading
 import time
 import uuid
-from queue import Empty
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from queue import Empty
+from typing import Any
 
 from ..errors import AidevopsError
 
@@ -152,7 +153,9 @@ class KernelPool:
         # Short names: a Unix socket path has ~104 bytes at most, and macOS's temp folder is long already.
         # The sockets are named after the connection file: <folder>/k-<id>-ipc-<1..5>.
         connection = os.path.join(folder, f"k-{uuid.uuid4().hex[:12]}.json")
-        return KernelManager(kernel_name=self.kernel_name, client_class=client, transport="ipc", connection_file=connection)
+        return KernelManager(
+            kernel_name=self.kernel_name, client_class=client, transport="ipc", connection_file=connection
+        )
 
 
 def _prompt_ready_client_class() -> type:

@@ -46,7 +46,9 @@ def read_notebook(path: Path) -> NotebookInfo:
         nb = json.loads(Path(path).read_text(encoding="utf-8"))
         cells = nb["cells"]
     except (OSError, ValueError, KeyError, TypeError):
-        raise ConfigError(f"{path} is not a readable Jupyter notebook; open it in JupyterLab and save it again.") from None
+        raise ConfigError(
+            f"{path} is not a readable Jupyter notebook; open it in JupyterLab and save it again."
+        ) from None
     code: list[str] = []
     parameters: dict[str, Any] | None = None
     for cell in cells:
@@ -59,7 +61,9 @@ def read_notebook(path: Path) -> NotebookInfo:
         if PARAMETERS_TAG in tags and parameters is None:
             parameters = _assigned_names(source, path)
     if parameters is None:
-        raise ConfigError(f"{path} has no cell tagged 'parameters'; tag the cell holding its defaults (papermill convention).")
+        raise ConfigError(
+            f"{path} has no cell tagged 'parameters'; tag the cell holding its defaults (papermill convention)."
+        )
     return NotebookInfo(Path(path), tuple(code), parameters)
 
 
@@ -70,7 +74,9 @@ def _assigned_names(source: str, path: Path) -> dict[str, Any]:
         raise ConfigError(f"the parameters cell of {path} is not valid Python (line {exc.lineno}); fix it.") from None
     names: dict[str, Any] = {}
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         for target in targets:
             if isinstance(target, ast.Name):
                 try:

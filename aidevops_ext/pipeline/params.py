@@ -7,7 +7,8 @@ steps that read it.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 
@@ -33,7 +34,9 @@ def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(spec: PipelineSpec, overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def apply_overrides(
+    spec: PipelineSpec, overrides: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """Return (pipeline params, per-step params) after overrides; `step.key=v` targets one step."""
     pipeline = dict(spec.params)
     per_step = {name: dict(step.params) for name, step in spec.steps.items()}
@@ -45,14 +48,18 @@ def apply_overrides(spec: PipelineSpec, overrides: Mapping[str, Any]) -> tuple[d
             target, default = per_step[step_name], per_step[step_name].get(pname, spec.params.get(pname))
             if pname not in per_step[step_name] and pname not in spec.params:
                 valid = sorted(set(spec.params) | set(spec.steps[step_name].params))
-                raise ConfigError(f"step '{step_name}' has no parameter '{pname}'; valid parameters: {', '.join(valid)}.")
+                raise ConfigError(
+                    f"step '{step_name}' has no parameter '{pname}'; valid parameters: {', '.join(valid)}."
+                )
             target[pname] = check_type(key, value, default)
         elif key in spec.params:
             pipeline[key] = check_type(key, value, spec.params[key])
         else:
             step_keys = sorted(f"{s}.{k}" for s, st in spec.steps.items() for k in st.params)
             valid = sorted(spec.params) + step_keys
-            raise ConfigError(f"unknown parameter '{key}' for pipeline '{spec.name}'; valid parameters: {', '.join(valid) or '(none)'}.")
+            raise ConfigError(
+                f"unknown parameter '{key}' for pipeline '{spec.name}'; valid parameters: {', '.join(valid) or '(none)'}."
+            )
     return pipeline, per_step
 
 

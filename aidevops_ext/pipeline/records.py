@@ -8,9 +8,10 @@ import secrets
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ConfigError, NotFound
 from ..workspace import Workspace
@@ -44,7 +45,9 @@ def git_state(root: Path) -> dict[str, Any]:
             return {"commit": None, "dirty": None}
         status = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
         return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired):
@@ -121,7 +124,9 @@ def exact_run(ws: Workspace, run_id: Any) -> dict[str, Any]:
     """run_by_id, or ConfigError naming the id and how to list runs."""
     run = run_by_id(ws, run_id)
     if run is None:
-        raise NotFound(f"There is no pipeline run '{str(run_id)[:80]}' in this workspace; list runs with `aidevops runs`.")
+        raise NotFound(
+            f"There is no pipeline run '{str(run_id)[:80]}' in this workspace; list runs with `aidevops runs`."
+        )
     return run
 
 

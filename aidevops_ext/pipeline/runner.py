@@ -10,11 +10,12 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError
@@ -110,15 +111,24 @@ class PipelineRunner:
 
     def _resolve_reads(self) -> dict[str, str | None]:
         """Each alias that a step of this run reads, resolved once, before any cache key is computed."""
-        refs = {(self.spec.model if model == MODEL_SELF else model, alias)
-                for s in self.selected + self.required for model, alias in self.spec.steps[s].aliases()}
+        refs = {
+            (self.spec.model if model == MODEL_SELF else model, alias)
+            for s in self.selected + self.required
+            for model, alias in self.spec.steps[s].aliases()
+        }
         return self.registry.aliases(refs)
 
     def resolved_params(self, step: str) -> dict[str, Any]:
         """The params a step receives (without the runner-injected paths)."""
         declared = self.notebooks[step].parameters
-        context = dict(self.pipeline_params, model_name=self.spec.model, gate=self.spec.gate,
-                       experiment=self.spec.experiment, monitor=self.spec.monitor, data=self.spec.data)
+        context = dict(
+            self.pipeline_params,
+            model_name=self.spec.model,
+            gate=self.spec.gate,
+            experiment=self.spec.experiment,
+            monitor=self.spec.monitor,
+            data=self.spec.data,
+        )
         return step_params(declared, context, self.own_params[step])
 
     # -- running ---------------------------------------------------------------------------
@@ -131,15 +141,28 @@ class PipelineRunner:
         run_id = new_run_id()
         run_dir = ws.runs_dir / spec.name / run_id
         run_dir.mkdir(parents=True)
-        record = RunRecord(run_dir, {
-            "run_id": run_id, "pipeline": spec.name, "spec": str(spec.path), "status": "running",
-            "started": now_iso(), "finished": None, "duration_s": None,
-            "params": self.pipeline_params, "overrides": self.opts.overrides,
-            "selected": self.selected, "kernel": spec.kernel, "git": git_state(spec.root),
-            "aidevops_version": __version__, "mlflow": None, "registry": self.registry_values,
-            "resumed_from": previous["run_id"] if previous and previous.get("status") == "failed" else None,
-            "steps": {s: {"status": "pending" if s in self.selected else "not selected"} for s in spec.order},
-        })
+        record = RunRecord(
+            run_dir,
+            {
+                "run_id": run_id,
+                "pipeline": spec.name,
+                "spec": str(spec.path),
+                "status": "running",
+                "started": now_iso(),
+                "finished": None,
+                "duration_s": None,
+                "params": self.pipeline_params,
+                "overrides": self.opts.overrides,
+                "selected": self.selected,
+                "kernel": spec.kernel,
+                "git": git_state(spec.root),
+                "aidevops_version": __version__,
+                "mlflow": None,
+                "registry": self.registry_values,
+                "resumed_from": previous["run_id"] if previous and previous.get("status") == "failed" else None,
+                "steps": {s: {"status": "pending" if s in self.selected else "not selected"} for s in spec.order},
+            },
+        )
         record.save()
         self.echo(f"pipeline {spec.name} · run {run_id} · {len(self.selected)} step(s)")
         status = "failed"
@@ -215,10 +238,16 @@ class PipelineRunner:
         inputs = {}
         for path in step.inputs:
             if not path.is_file():
-                raise ConfigError(f"input file {path} declared by step '{name}' does not exist; create it or fix 'inputs'.")
-            inputs[str(path.relative_to(self.spec.root)) if path.is_relative_to(self.spec.root) else str(path)] = self.cache.memo.hash(path)
-        registry = {ref: self.registry_values.get(ref) for ref in
-                    (f"{self.spec.model if m == MODEL_SELF else m}@{a}" for m, a in step.aliases())}
+                raise ConfigError(
+                    f"input file {path} declared by step '{name}' does not exist; create it or fix 'inputs'."
+                )
+            inputs[str(path.relative_to(self.spec.root)) if path.is_relative_to(self.spec.root) else str(path)] = (
+                self.cache.memo.hash(path)
+            )
+        registry = {
+            ref: self.registry_values.get(ref)
+            for ref in (f"{self.spec.model if m == MODEL_SELF else m}@{a}" for m, a in step.aliases())
+        }
         with self._lock:
             upstream_runs = {dep: record.step(dep).get("mlflow_run_id") for dep in step.read_runs()}
         return key_material(
@@ -264,17 +293,25 @@ class PipelineRunner:
         """
         if not self.registry_values:
             return
-        produced = {(v["name"], v["version"]) for s in record.data["steps"].values() for v in s.get("model_versions") or []}
+        produced = {
+            (v["name"], v["version"]) for s in record.data["steps"].values() for v in s.get("model_versions") or []
+        }
         if not produced:
             return
         now = self.registry.aliases({tuple(ref.rsplit("@", 1)) for ref in self.registry_values})  # type: ignore[misc]
-        moved = {ref: v for ref, v in now.items()
-                 if v != self.registry_values.get(ref) and (ref.rsplit("@", 1)[0], v) in produced}
+        moved = {
+            ref: v
+            for ref, v in now.items()
+            if v != self.registry_values.get(ref) and (ref.rsplit("@", 1)[0], v) in produced
+        }
         for name, material in self._materials.items():
             reads = material.get("registry") or {}
             if not set(reads) & set(moved) or record.step(name).get("status") not in ("ran", "cached"):
                 continue
-            self.cache.alias(key_of(material), key_of(dict(material, registry={**reads, **{r: moved[r] for r in reads if r in moved}})))
+            self.cache.alias(
+                key_of(material),
+                key_of(dict(material, registry={**reads, **{r: moved[r] for r in reads if r in moved}})),
+            )
 
     def _previous_parts(self, name: str) -> tuple[str, dict[str, Any]] | None:
         """(run id, key parts) of the last earlier run in which step `name` ran or was cached."""
@@ -287,8 +324,12 @@ class PipelineRunner:
     def _explain_miss(self, name: str, record: RunRecord) -> None:
         with self._lock:
             step = record.step(name)
-            step["why"] = explain(step["key_parts"], self._previous_parts(name),
-                                  miss_reason=step.get("cache_reason"), forced=self.opts.force)
+            step["why"] = explain(
+                step["key_parts"],
+                self._previous_parts(name),
+                miss_reason=step.get("cache_reason"),
+                forced=self.opts.force,
+            )
 
     def _materialize(self, name: str, entry, record: RunRecord, *, status: str) -> None:
         step_dir = record.run_dir / name
@@ -302,16 +343,21 @@ class PipelineRunner:
         if notebook and (entry.folder / notebook).is_file():
             link_or_copy(entry.folder / notebook, step_dir / notebook)
         with self._lock:
-            record.step(name).update({
-                "status": status, "cache": "hit", "cache_key": entry.key,
-                "cached_from_run": entry.record.get("run_id"), "outputs": entry.outputs,
-                "notebook": str(step_dir / notebook) if notebook else None,
-                "mlflow_run_id": entry.record.get("mlflow_run_id"),
-                "model_versions": entry.record.get("model_versions") or [],
-                "why": explain({}, None, hit_from=entry.record.get("run_id")),
-                "duration_s": 0.0,
-                "params": self.resolved_params(name),
-            })
+            record.step(name).update(
+                {
+                    "status": status,
+                    "cache": "hit",
+                    "cache_key": entry.key,
+                    "cached_from_run": entry.record.get("run_id"),
+                    "outputs": entry.outputs,
+                    "notebook": str(step_dir / notebook) if notebook else None,
+                    "mlflow_run_id": entry.record.get("mlflow_run_id"),
+                    "model_versions": entry.record.get("model_versions") or [],
+                    "why": explain({}, None, hit_from=entry.record.get("run_id")),
+                    "duration_s": 0.0,
+                    "params": self.resolved_params(name),
+                }
+            )
             record.save()
 
     def _execute_step(self, name: str, key: str, record: RunRecord) -> dict[str, str]:
@@ -324,14 +370,27 @@ class PipelineRunner:
         phases = _Phases()
         mlflow_run = self._tracking.start_step(name, params) if self._tracking else None
         phases.mark("mlflow_start")
-        runner_values = {"run_dir": str(record.run_dir), "step_dir": str(step_dir),
-                         "upstream": {dep: str(record.run_dir / dep) for dep in step.needs},
-                         "mlflow_run_id": mlflow_run, "pipeline_run_id": record.run_id}
+        runner_values = {
+            "run_dir": str(record.run_dir),
+            "step_dir": str(step_dir),
+            "upstream": {dep: str(record.run_dir / dep) for dep in step.needs},
+            "mlflow_run_id": mlflow_run,
+            "pipeline_run_id": record.run_id,
+        }
         declared = self.notebooks[name].parameters
         injected = dict(params, **{k: v for k, v in runner_values.items() if k in declared})
         with self._lock:
-            record.step(name).update({"status": "running", "cache": "miss", "cache_key": key, "started": now_iso(),
-                                      "params": params, "notebook": str(output_nb), "mlflow_run_id": mlflow_run})
+            record.step(name).update(
+                {
+                    "status": "running",
+                    "cache": "miss",
+                    "cache_key": key,
+                    "started": now_iso(),
+                    "params": params,
+                    "notebook": str(output_nb),
+                    "mlflow_run_id": mlflow_run,
+                }
+            )
             record.save()
         self.echo(f"  ▶ {name:<12} running {step.notebook.name}")
         km = self._pool.take()
@@ -340,15 +399,24 @@ class PipelineRunner:
             # The step contract (stepdir.py): the kernel works in the step folder, which links the
             # project and the upstream outputs while the notebook runs, and only then.
             links = link_step_folder(
-                step_dir, self.spec.root,
+                step_dir,
+                self.spec.root,
                 {dep: (record.run_dir / dep, self.spec.steps[dep].outputs) for dep in step.needs},
                 reserved=[*step.outputs, output_nb.name],
             )
             try:
-                result = execute_notebook(step.notebook, output_nb, injected, km, step=name,
-                                          progress=self._progress(), timeout=self.opts.timeout,
-                                          cwd=step_dir, env=self._step_env(mlflow_run),
-                                          active_run=mlflow_run if _activates_run(self.notebooks[name]) else None)
+                result = execute_notebook(
+                    step.notebook,
+                    output_nb,
+                    injected,
+                    km,
+                    step=name,
+                    progress=self._progress(),
+                    timeout=self.opts.timeout,
+                    cwd=step_dir,
+                    env=self._step_env(mlflow_run),
+                    active_run=mlflow_run if _activates_run(self.notebooks[name]) else None,
+                )
             finally:
                 links.remove()
             phases.mark("papermill")
@@ -375,11 +443,21 @@ class PipelineRunner:
         versions = self.registry.versions_of_run(mlflow_run) if mlflow_run else []
         with self._lock:
             parts = record.step(name).get("key_parts")
-        entry = self.cache.put(key, step_dir, list(step.outputs), {
-            "step": name, "pipeline": self.spec.name, "run_id": record.run_id, "created": now_iso(),
-            "mlflow_run_id": mlflow_run, "notebook_file": output_nb.name, "model_versions": versions,
-            "key_parts": parts,
-        })
+        entry = self.cache.put(
+            key,
+            step_dir,
+            list(step.outputs),
+            {
+                "step": name,
+                "pipeline": self.spec.name,
+                "run_id": record.run_id,
+                "created": now_iso(),
+                "mlflow_run_id": mlflow_run,
+                "notebook_file": output_nb.name,
+                "model_versions": versions,
+                "key_parts": parts,
+            },
+        )
         link_or_copy(output_nb, entry.folder / output_nb.name)
         phases.mark("cache_put")
         if self._tracking:
@@ -388,9 +466,16 @@ class PipelineRunner:
         # The step's time includes all its bookkeeping (cache, MLflow), so overhead is measured honestly.
         duration = time.perf_counter() - t0
         with self._lock:
-            record.step(name).update({"status": "ran", "duration_s": round(duration, 4), "phases_s": phases.data,
-                                      "cells_s": round(result.cells_seconds, 4), "outputs": entry.outputs,
-                                      "model_versions": versions})
+            record.step(name).update(
+                {
+                    "status": "ran",
+                    "duration_s": round(duration, 4),
+                    "phases_s": phases.data,
+                    "cells_s": round(result.cells_seconds, 4),
+                    "outputs": entry.outputs,
+                    "model_versions": versions,
+                }
+            )
             record.save()
         self.echo(f"  ✓ {name:<12} ran in {duration:.1f}s")
         return entry.outputs
@@ -400,8 +485,11 @@ class PipelineRunner:
 
         The URIs are explicit because MLflow's default store is ./mlflow.db, which would be the step folder.
         """
-        return {"MLFLOW_TRACKING_URI": self.ws.tracking_uri, "MLFLOW_REGISTRY_URI": self.ws.registry_uri,
-                "MLFLOW_RUN_ID": mlflow_run}
+        return {
+            "MLFLOW_TRACKING_URI": self.ws.tracking_uri,
+            "MLFLOW_REGISTRY_URI": self.ws.registry_uri,
+            "MLFLOW_RUN_ID": mlflow_run,
+        }
 
     # -- kernels, tracking, progress -------------------------------------------------------
     def _prestart_kernels(self, pending: list[str]) -> None:
@@ -415,11 +503,15 @@ class PipelineRunner:
             # Kernels for the steps ahead boot in their own processes while MLflow and papermill
             # import here; booting them now, not during later steps, keeps them from competing
             # with a running notebook for the CPU.
-            preload = [m for s in self.selected for m in self.notebooks[s].imported_modules()] if self.spec.preload else []
+            preload = (
+                [m for s in self.selected for m in self.notebooks[s].imported_modules()] if self.spec.preload else []
+            )
             # Waiting kernels start in the run folder, not the project: a warm-up importing the project's own
             # modules from there would write __pycache__/ into the project. Each step then moves its kernel
             # into its step folder, where those modules are linked.
-            self._pool = KernelPool(self.spec.kernel, record.run_dir, kernel_env(self.spec.root), list(dict.fromkeys(preload)))
+            self._pool = KernelPool(
+                self.spec.kernel, record.run_dir, kernel_env(self.spec.root), list(dict.fromkeys(preload))
+            )
             self._pool.prestart(min(steps_left, self.opts.jobs + MAX_EARLY_KERNELS))
             if self.opts.track:
                 self._tracking = _Tracking(self.ws, self.spec, record)
@@ -475,17 +567,21 @@ class _Tracking:
         registry.configure(ws)
         registry.check_tracking(ws)
         params = record.data["params"]
-        tags = {"aidevops.pipeline": spec.name, "aidevops.run_id": record.run_id,
-                "aidevops.git_commit": str(record.data["git"].get("commit")),
-                "aidevops.git_dirty": str(record.data["git"].get("dirty"))}
+        tags = {
+            "aidevops.pipeline": spec.name,
+            "aidevops.run_id": record.run_id,
+            "aidevops.git_commit": str(record.data["git"].get("commit")),
+            "aidevops.git_dirty": str(record.data["git"].get("dirty")),
+        }
         self.parent = registry.start_pipeline_run(ws, spec.experiment, spec.name, params, tags)
         self.run_id = record.run_id
         record.data["mlflow"] = {"experiment": spec.experiment, "run_id": self.parent}
         record.save()
 
     def start_step(self, step: str, params: dict[str, Any]) -> str:
-        return self.registry.start_step_run(self.ws, self.parent, step, params,
-                                            {"aidevops.step": step, "aidevops.run_id": self.run_id})
+        return self.registry.start_step_run(
+            self.ws, self.parent, step, params, {"aidevops.step": step, "aidevops.run_id": self.run_id}
+        )
 
     def end_step(self, step: str, run_id: str, notebook: Path, *, failed: bool) -> None:
         try:

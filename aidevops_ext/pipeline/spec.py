@@ -16,8 +16,19 @@ from ..datasection import check_data
 from ..errors import ConfigError
 from ..names import is_valid_name
 
-_SPEC_KEYS = {"name", "description", "kernel", "model", "experiment", "params", "gate", "monitor", "steps", "preload",
-              "data"}
+_SPEC_KEYS = {
+    "name",
+    "description",
+    "kernel",
+    "model",
+    "experiment",
+    "params",
+    "gate",
+    "monitor",
+    "steps",
+    "preload",
+    "data",
+}
 _STEP_KEYS = {"notebook", "params", "needs", "outputs", "inputs", "description", "reads"}
 MODEL_SELF = "model"  # `reads: [model@champion]`: "model" means the pipeline's own `model:`
 DEFAULT_KERNEL = "python3"
@@ -101,7 +112,9 @@ def resolve_spec_path(pipeline: str | None, root: Path) -> Path:
             return path.resolve()
     available = sorted(p.stem for p in (root / "pipelines").glob("*.y*ml")) if (root / "pipelines").is_dir() else []
     hint = f"available: {', '.join(available)}" if available else f"no pipelines/ folder in {root}"
-    raise ConfigError(f"pipeline spec '{pipeline or 'default'}' not found ({hint}); pass a name or a path to a YAML file.")
+    raise ConfigError(
+        f"pipeline spec '{pipeline or 'default'}' not found ({hint}); pass a name or a path to a YAML file."
+    )
 
 
 def spec_for_model(root: Path, model: str) -> PipelineSpec | None:
@@ -131,14 +144,18 @@ def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"pipeline spec {path} is not valid YAML ({exc.__class__.__name__}); fix its syntax.") from None
+        raise ConfigError(
+            f"pipeline spec {path} is not valid YAML ({exc.__class__.__name__}); fix its syntax."
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"pipeline spec {path} must be a YAML mapping with a 'steps' section.")
     _check_keys(raw, _SPEC_KEYS, f"pipeline spec {path.name}")
     name = str(raw.get("name") or path.stem)
     if not is_valid_name(name):  # it names the run folder .aidevops/runs/<name>/
-        raise ConfigError(f"pipeline name {name[:80]!r} in {path.name} is not allowed; use letters, digits, '.', '_' "
-                          "or '-' (at most 63 characters, starting with a letter or digit).")
+        raise ConfigError(
+            f"pipeline name {name[:80]!r} in {path.name} is not allowed; use letters, digits, '.', '_' "
+            "or '-' (at most 63 characters, starting with a letter or digit)."
+        )
     params = raw.get("params") or {}
     if not isinstance(params, dict):
         raise ConfigError(f"'params' in {path.name} must be a mapping of name: default value.")
@@ -184,8 +201,10 @@ def _bool(value: Any, what: str) -> bool:
 
 def _load_step(name: str, raw: Any, root: Path, spec_name: str) -> StepSpec:
     if not is_valid_name(name):  # it names the step folder inside the run folder
-        raise ConfigError(f"step name {str(name)[:80]!r} in {spec_name} is not allowed; use letters, digits, '.', '_' "
-                          "or '-' (at most 63 characters, starting with a letter or digit).")
+        raise ConfigError(
+            f"step name {str(name)[:80]!r} in {spec_name} is not allowed; use letters, digits, '.', '_' "
+            "or '-' (at most 63 characters, starting with a letter or digit)."
+        )
     if not isinstance(raw, dict) or "notebook" not in raw:
         raise ConfigError(f"step '{name}' in {spec_name} must be a mapping with at least a 'notebook' path.")
     _check_keys(raw, _STEP_KEYS, f"step '{name}' in {spec_name}")
@@ -193,7 +212,7 @@ def _load_step(name: str, raw: Any, root: Path, spec_name: str) -> StepSpec:
     params = raw.get("params") or {}
     if not isinstance(params, dict):
         raise ConfigError(f"'params' of step '{name}' in {spec_name} must be a mapping.")
-    for outputs in (raw.get("outputs") or []):
+    for outputs in raw.get("outputs") or []:
         if Path(str(outputs)).is_absolute() or ".." in Path(str(outputs)).parts:
             raise ConfigError(f"output '{outputs}' of step '{name}' must be a relative path inside the step folder.")
     needs = tuple(_str_list(raw.get("needs"), f"'needs' of step '{name}'"))
@@ -225,7 +244,7 @@ def shipped_steps() -> list[str]:
 def _notebook_path(given: str, step: str, root: Path) -> Path:
     """A step's notebook: a path under the project, or `aidevops:NAME` for a shipped step."""
     if given.startswith(SHIPPED_PREFIX):
-        shipped = given[len(SHIPPED_PREFIX):]
+        shipped = given[len(SHIPPED_PREFIX) :]
         if shipped in shipped_steps():
             return SHIPPED_STEPS / f"{shipped}.ipynb"
         names = ", ".join(SHIPPED_PREFIX + n for n in shipped_steps()) or "none in this installation"
@@ -241,7 +260,9 @@ def topological_order(needs: dict[str, tuple[str, ...]], spec_name: str = "the p
     for step, deps in needs.items():
         for dep in deps:
             if dep not in needs:
-                raise ConfigError(f"step '{step}' needs '{dep}', which is not a step of {spec_name}; steps are: {', '.join(needs)}.")
+                raise ConfigError(
+                    f"step '{step}' needs '{dep}', which is not a step of {spec_name}; steps are: {', '.join(needs)}."
+                )
     order: list[str] = []
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
 
@@ -249,7 +270,7 @@ def topological_order(needs: dict[str, tuple[str, ...]], spec_name: str = "the p
         if state.get(step) == 2:
             return
         if state.get(step) == 1:
-            cycle = " -> ".join(path[path.index(step):] + [step])
+            cycle = " -> ".join(path[path.index(step) :] + [step])
             raise ConfigError(f"the 'needs' of {spec_name} form a cycle ({cycle}); remove one of those needs.")
         state[step] = 1
         for dep in needs[step]:
@@ -275,4 +296,6 @@ def _str_list(value: Any, what: str) -> list[str]:
 def _check_keys(raw: dict, allowed: set[str], where: str) -> None:
     unknown = sorted(set(map(str, raw)) - allowed)
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)} in {where}; valid keys are: {', '.join(sorted(allowed))}.")
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)} in {where}; valid keys are: {', '.join(sorted(allowed))}."
+        )

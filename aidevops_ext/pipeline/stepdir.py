@@ -16,9 +16,9 @@ cache and the review tools only ever see files the step wrote.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from ..workspace import STATE_DIR
 

@@ -25,7 +25,7 @@ class _NoFastPath(Exception):
 
 
 def _sqlite_file(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 def _query(uri: str, sql: str, args: tuple) -> list[tuple] | None:
@@ -65,8 +65,11 @@ class RegistryState:
 
     def _alias(self, model: str, alias: str) -> str | None:
         try:
-            rows = _query(self.ws.registry_uri, "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                          (model, alias))
+            rows = _query(
+                self.ws.registry_uri,
+                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                (model, alias),
+            )
             return str(rows[0][0]) if rows else None
         except _NoFastPath:
             from ..registry.models import alias_version  # noqa: PLC0415 - imports MLflow
@@ -76,7 +79,10 @@ class RegistryState:
     def versions_of_run(self, run_id: str) -> list[dict[str, str]]:
         """The model versions registered with `run_id` as their run (what a register step made)."""
         found = self.client().search_model_versions(f"run_id = '{run_id}'")
-        return sorted(({"name": mv.name, "version": str(mv.version)} for mv in found), key=lambda v: (v["name"], int(v["version"])))
+        return sorted(
+            ({"name": mv.name, "version": str(mv.version)} for mv in found),
+            key=lambda v: (v["name"], int(v["version"])),
+        )
 
     def missing(self, run_id: str | None, versions: list[dict[str, str]]) -> str | None:
         """Why a cached result's MLflow objects are gone (one sentence), or None when they all exist."""
@@ -91,11 +97,16 @@ class RegistryState:
             if not rows or rows[0][0] == "deleted":
                 return f"cached result not used: its MLflow run {run_id} no longer exists in {self.ws.tracking_uri}"
         for v in versions:
-            rows = _query(self.ws.registry_uri, "SELECT current_stage FROM model_versions WHERE name = ? AND version = ?",
-                          (v["name"], int(v["version"])))
+            rows = _query(
+                self.ws.registry_uri,
+                "SELECT current_stage FROM model_versions WHERE name = ? AND version = ?",
+                (v["name"], int(v["version"])),
+            )
             if not rows or rows[0][0] == DELETED_VERSION:
-                return (f"cached result not used: model version {v['name']} {v['version']} that it registered "
-                        f"no longer exists in {self.ws.registry_uri}")
+                return (
+                    f"cached result not used: model version {v['name']} {v['version']} that it registered "
+                    f"no longer exists in {self.ws.registry_uri}"
+                )
         return None
 
     def _missing_mlflow(self, run_id: str | None, versions: list[dict[str, str]]) -> str | None:
@@ -120,6 +131,8 @@ class RegistryState:
             except MlflowException as exc:
                 if error_code(exc) not in gone:
                     raise
-                return (f"cached result not used: model version {v['name']} {v['version']} that it registered "
-                        f"no longer exists in {self.ws.registry_uri}")
+                return (
+                    f"cached result not used: model version {v['name']} {v['version']} that it registered "
+                    f"no longer exists in {self.ws.registry_uri}"
+                )
         return None

@@ -7,7 +7,8 @@ output, an input file, the kernel, the aidevops_ext version or a registry value.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 
 def _value(value: Any) -> str:
@@ -34,7 +35,11 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         out.append(f"kernel: {_value(old.get('kernel'))} → {_value(new.get('kernel'))}")
     for dep, a, b in _changed_keys(old.get("upstream") or {}, new.get("upstream") or {}):
         files = [f for f, _, _ in _changed_keys(a or {}, b or {})]
-        out.append(f"upstream {dep}: output {', '.join(files)} changed" if a and b else f"upstream {dep} {'added' if b else 'removed'}")
+        out.append(
+            f"upstream {dep}: output {', '.join(files)} changed"
+            if a and b
+            else f"upstream {dep} {'added' if b else 'removed'}"
+        )
     for path, a, b in _changed_keys(old.get("inputs") or {}, new.get("inputs") or {}):
         out.append(f"input file {path} {'changed' if a and b else 'added' if b else 'removed'}")
     if old.get("aidevops_ext") != new.get("aidevops_ext"):

@@ -6,7 +6,8 @@ import contextlib
 import os
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..workspace import Workspace
@@ -66,7 +67,7 @@ def configure(ws: Workspace) -> None:
                 os.environ[var] = value
 
 
-def client(ws: Workspace) -> "MlflowClient":
+def client(ws: Workspace) -> MlflowClient:
     """A client bound to the workspace's URIs (after `configure`)."""
     from mlflow import MlflowClient
 

@@ -16,7 +16,7 @@ from ..workspace import Workspace
 from .connection import client, translated
 
 SKOPS_FIX = (
-    "pass skops_trusted_types=[...] (the types MLflow lists) or serialization_format=\"cloudpickle\" "
+    'pass skops_trusted_types=[...] (the types MLflow lists) or serialization_format="cloudpickle" '
     "to mlflow.sklearn.log_model in the train notebook"
 )
 
@@ -34,7 +34,9 @@ class LoggedModelRef:
 def find_logged_model(ws: Workspace, run_id: str, choose: str | None = None, *, step: str = "train") -> LoggedModelRef:
     """The one model run `run_id` logged (or the one named `choose`); ConfigError otherwise."""
     c = client(ws)
-    with translated(f"The {step} step's MLflow run '{run_id}' does not exist in {ws.tracking_uri}; re-run the pipeline."):
+    with translated(
+        f"The {step} step's MLflow run '{run_id}' does not exist in {ws.tracking_uri}; re-run the pipeline."
+    ):
         run = c.get_run(run_id)
     found = c.search_logged_models(
         experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", max_results=100
@@ -56,7 +58,7 @@ def find_logged_model(ws: Workspace, run_id: str, choose: str | None = None, *, 
             raise ConfigError(_failed_sentence(step, failed[0].name))
         raise ConfigError(
             f"The {step} step's run logged no model; log one in the {step} notebook with "
-            "mlflow.<flavor>.log_model(model, name=\"model\") (e.g. mlflow.sklearn.log_model)."
+            'mlflow.<flavor>.log_model(model, name="model") (e.g. mlflow.sklearn.log_model).'
         )
     if len(ready) > 1:
         names = ", ".join(sorted(m.name for m in ready))

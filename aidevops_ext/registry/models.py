@@ -128,7 +128,7 @@ def register_version(
             raise ConfigError(f"Registered model name {name!r} is invalid: {exc.message.splitlines()[0]}") from None
         if error_code(exc) != "RESOURCE_ALREADY_EXISTS":
             raise
-    model_id = model_uri[len("models:/"):] if model_uri.startswith("models:/m-") else None
+    model_id = model_uri[len("models:/") :] if model_uri.startswith("models:/m-") else None
     all_tags = {str(k): str(v) for k, v in (tags or {}).items()}
     all_tags.update({f"{METRIC_TAG}{k}": repr(float(v)) for k, v in (metrics or {}).items()})
     mv = c.create_model_version(name, model_uri, run_id=run_id, tags=all_tags, model_id=model_id)
@@ -157,10 +157,14 @@ def load_keys_artifact(ws: Workspace, uri: str) -> np.ndarray:
     folder = Path(tempfile.mkdtemp(prefix="aidevops-keys-"))
     try:
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder), tracking_uri=ws.tracking_uri)
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(folder), tracking_uri=ws.tracking_uri
+            )
         except (MlflowException, OSError) as exc:
-            raise ConfigError(f"Training keys {uri} cannot be downloaded ({type(exc).__name__}); "
-                              "re-register the version or remove its aidevops.train_keys tag.") from None
+            raise ConfigError(
+                f"Training keys {uri} cannot be downloaded ({type(exc).__name__}); "
+                "re-register the version or remove its aidevops.train_keys tag."
+            ) from None
         return splitting.load_keys(local)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -188,7 +192,11 @@ def _registered(ws: Workspace, name: str) -> Any:
 
 def _version(ws: Workspace, name: str, version: str | int) -> Any:
     _registered(ws, name)
-    with translated(f"Model '{name}' has no version {version}; see `aidevops models {name}` for its versions.", "RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+    with translated(
+        f"Model '{name}' has no version {version}; see `aidevops models {name}` for its versions.",
+        "RESOURCE_DOES_NOT_EXIST",
+        "INVALID_PARAMETER_VALUE",
+    ):
         return client(ws).get_model_version(name, str(version))
 
 
@@ -228,11 +236,15 @@ def _download_model_file(ws: Workspace, name: str, version: str, folder: Path) -
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(folder)))
     flavor = Model.load(str(local)).flavors.get("python_function", {})
     if flavor.get("loader_module") != LOADER_MODULE or "data" not in flavor:
-        raise ConfigError(f"Model '{name}' version {version} is not an aidevops model file; load it with mlflow.pyfunc instead.")
+        raise ConfigError(
+            f"Model '{name}' version {version} is not an aidevops model file; load it with mlflow.pyfunc instead."
+        )
     data = local / flavor["data"]
     found = [data] if data.is_file() else sorted(data.glob("*.npz"))
     if len(found) != 1:
-        raise ConfigError(f"Model '{name}' version {version} holds no single .npz model file; re-log it with registry.log_model.")
+        raise ConfigError(
+            f"Model '{name}' version {version} holds no single .npz model file; re-log it with registry.log_model."
+        )
     return found[0]
 
 
@@ -277,7 +289,7 @@ def _metrics_of(ws: Workspace, mv: Any) -> dict[str, float]:
     for key, value in mv.tags.items():
         if key.startswith(METRIC_TAG):
             try:
-                metrics[key[len(METRIC_TAG):]] = float(value)
+                metrics[key[len(METRIC_TAG) :]] = float(value)
             except ValueError:
                 pass
     return metrics
@@ -375,11 +387,13 @@ def list_models(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:
         aliases = {a: str(v) for a, v in model.aliases.items()}
         quoted = model.name.replace("'", "\\'")
         versions = c.search_model_versions(f"name = '{quoted}'", max_results=10000)
-        rows.append({
-            "name": model.name,
-            "description": model.description or "",
-            "aliases": aliases,
-            "created": _iso(model.creation_timestamp),
-            "versions": [_version_row(ws, mv, aliases) for mv in sorted(versions, key=lambda v: -int(v.version))],
-        })
+        rows.append(
+            {
+                "name": model.name,
+                "description": model.description or "",
+                "aliases": aliases,
+                "created": _iso(model.creation_timestamp),
+                "versions": [_version_row(ws, mv, aliases) for mv in sorted(versions, key=lambda v: -int(v.version))],
+            }
+        )
     return rows

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..workspace import Workspace
@@ -81,7 +82,9 @@ def start_pipeline_run(ws: Workspace, experiment: str, pipeline: str, params: di
 def start_step_run(ws: Workspace, parent_run_id: str, step: str, params: dict, tags: dict) -> str:
     """Create a step's run nested under the pipeline run; returns its run id."""
     c = client(ws)
-    with translated(f"Pipeline run '{parent_run_id}' does not exist in {ws.tracking_uri}; start the pipeline run first."):
+    with translated(
+        f"Pipeline run '{parent_run_id}' does not exist in {ws.tracking_uri}; start the pipeline run first."
+    ):
         parent = c.get_run(parent_run_id)
     run = c.create_run(
         parent.info.experiment_id,
@@ -126,7 +129,7 @@ def log_artifacts(
 
 
 @contextlib.contextmanager
-def step_run(ws: Workspace, run_id: str | None, experiment: str, name: str) -> Iterator["ActiveRun"]:
+def step_run(ws: Workspace, run_id: str | None, experiment: str, name: str) -> Iterator[ActiveRun]:
     """Log into the runner's run `run_id` (left open), or a standalone run ended on exit."""
     import mlflow
 
@@ -137,7 +140,9 @@ def step_run(ws: Workspace, run_id: str | None, experiment: str, name: str) -> I
         return
     if run_id:
         c = client(ws)
-        with translated(f"Run '{run_id}' does not exist in {ws.tracking_uri}; pass the run id the pipeline runner gave this step."):
+        with translated(
+            f"Run '{run_id}' does not exist in {ws.tracking_uri}; pass the run id the pipeline runner gave this step."
+        ):
             before = c.get_run(run_id).info.status
         run = mlflow.start_run(run_id=run_id, nested=active is not None)
         try:

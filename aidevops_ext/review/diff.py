@@ -19,10 +19,11 @@ import socket
 import tempfile
 import uuid
 import webbrowser
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ConfigError
 from ..tables import table
@@ -85,7 +86,8 @@ def compare_runs(ws: Workspace, run_a: str, run_b: str, step: str | None = None)
         raise ConfigError(f"neither run has a step '{step}'; their steps are: {', '.join(names)}.")
     steps = [_step_diff(a, b, name) for name in ([step] if step else names)]
     return RunDiff(
-        a=a, b=b,
+        a=a,
+        b=b,
         params=changed_values(a.params(), b.params()),
         metrics=changed_values(a.metrics(), b.metrics()),
         gate=(a.registration(), b.registration()),
@@ -116,8 +118,10 @@ def normalised(path: Path, run: RunView) -> dict[str, Any]:
     try:
         nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
     except (OSError, ValueError) as exc:  # NotJSONError and validation errors are ValueErrors
-        raise ConfigError(f"the executed notebook {path} is not readable ({exc.__class__.__name__}); "
-                          f"re-run its step or pick another run.") from None
+        raise ConfigError(
+            f"the executed notebook {path} is not readable ({exc.__class__.__name__}); "
+            f"re-run its step or pick another run."
+        ) from None
     replacements = {str(run.run_dir): "<run_dir>", run.run_id: "<run_id>"}
     # A cached step's notebook was executed by an earlier run: its id is bookkeeping too.
     replacements.update({r["cached_from_run"]: "<run_id>" for r in run.steps.values() if r.get("cached_from_run")})
@@ -175,7 +179,9 @@ def panel_pair(state: Path, a: RunView, b: RunView, step: str) -> tuple[Path, Pa
     for tag, run in (("base", a), ("remote", b)):
         source = run.notebook(step)
         if source is None:
-            raise ConfigError(f"The executed notebook of step '{step}' of run {run.run_id} is no longer in the workspace.")
+            raise ConfigError(
+                f"The executed notebook of step '{step}' of run {run.run_id} is no longer in the workspace."
+            )
         target = folder / f"{tag}-{_safe_name(source.name)}"
         temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")  # requests may overlap
         temporary.write_text(json.dumps(normalised(source, run), indent=1), encoding="utf-8")
@@ -196,8 +202,9 @@ def _safe_name(text: str) -> str:
 def _targets(metadata: bool) -> None:
     from nbdime.diffing.notebooks import set_notebook_diff_targets
 
-    set_notebook_diff_targets(sources=True, outputs=True, attachments=True,
-                              metadata=metadata, identifier=metadata, details=metadata)
+    set_notebook_diff_targets(
+        sources=True, outputs=True, attachments=True, metadata=metadata, identifier=metadata, details=metadata
+    )
 
 
 def diff_notebooks(nb_a: dict[str, Any], nb_b: dict[str, Any]) -> list[Any]:
@@ -252,7 +259,11 @@ def render_text(result: RunDiff, *, color: bool = False, notebooks: bool = True)
     w(f"A  {result.a.label()}  {result.a.run_dir}\n")
     w(f"B  {result.b.label()}  {result.b.run_dir}\n\n")
     w("Params changed\n")
-    w(_table(["param", "A", "B"], [[k, show(va), show(vb)] for k, va, vb in result.params]) if result.params else "  none\n")
+    w(
+        _table(["param", "A", "B"], [[k, show(va), show(vb)] for k, va, vb in result.params])
+        if result.params
+        else "  none\n"
+    )
     w("\nMetrics changed (candidate model, test split)\n")
     if result.metrics:
         rows = [[k, show(va), show(vb), _delta(va, vb)] for k, va, vb in result.metrics]
@@ -268,12 +279,16 @@ def render_text(result: RunDiff, *, color: bool = False, notebooks: bool = True)
         if s.status == "changed":
             summary = f"{len(s.cells)} cell(s) changed"
         else:
-            summary = {"same notebook": "unchanged (same executed notebook, from the cache)",
-                       "unchanged": "unchanged (apart from run ids and timings)"}.get(s.status, s.status)
+            summary = {
+                "same notebook": "unchanged (same executed notebook, from the cache)",
+                "unchanged": "unchanged (apart from run ids and timings)",
+            }.get(s.status, s.status)
         summaries.append([s.step, summary])
     for line, s in zip(table(summaries, indent="  "), result.steps):
         w(line + "\n")
-        for cell_line in table([[f"cell {c.index}", c.kind, ", ".join(c.parts), c.hint] for c in s.cells], indent="      "):
+        for cell_line in table(
+            [[f"cell {c.index}", c.kind, ", ".join(c.parts), c.hint] for c in s.cells], indent="      "
+        ):
             w(cell_line + "\n")
     if notebooks:
         for s in result.changed_steps:
@@ -335,8 +350,15 @@ class WebDiff:
 
     def server_params(self) -> dict[str, Any]:
         """Keyword arguments for nbdime's web server (`nbdime.webapp.nbdimeserver.init_app`)."""
-        return {"ip": self.host, "port": self.port, "cwd": str(self.folder), "base_url": "/",
-                "hide_unchanged": True, "identical_lines_margin": 2, "closable": True}
+        return {
+            "ip": self.host,
+            "port": self.port,
+            "cwd": str(self.folder),
+            "base_url": "/",
+            "hide_unchanged": True,
+            "identical_lines_margin": 2,
+            "closable": True,
+        }
 
 
 def web_step(result: RunDiff, step: str | None) -> StepDiff:
@@ -344,7 +366,9 @@ def web_step(result: RunDiff, step: str | None) -> StepDiff:
     if step is not None:
         chosen = next(s for s in result.steps if s.step == step)
         if chosen.a is None or chosen.b is None:
-            raise ConfigError(f"step '{step}' has an executed notebook in only one of the runs; the web diff needs both.")
+            raise ConfigError(
+                f"step '{step}' has an executed notebook in only one of the runs; the web diff needs both."
+            )
         return chosen
     changed = [s for s in result.changed_steps if s.a is not None and s.b is not None]
     if len(changed) == 1:
@@ -377,15 +401,17 @@ def free_port(port: int = 0) -> int:
         try:
             sock.bind((WEB_HOST, port))
         except OSError:
-            raise ConfigError(f"port {port} on {WEB_HOST} is in use; pass --port with a free port, or --port 0 for any.") from None
+            raise ConfigError(
+                f"port {port} on {WEB_HOST} is in use; pass --port with a free port, or --port 0 for any."
+            ) from None
         return sock.getsockname()[1]
 
 
 def serve_web(web: WebDiff, *, browser: bool = True, echo: Callable[[str], None] = print) -> int:
     """Run nbdime's web diff on 127.0.0.1 until it is closed (page closed or Ctrl-C); returns its exit code."""
-    from tornado import ioloop
     from nbdime.diffing.notebooks import reset_notebook_differ
     from nbdime.webapp.nbdimeserver import init_app
+    from tornado import ioloop
 
     _targets(metadata=False)
 

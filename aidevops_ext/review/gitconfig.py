@@ -16,7 +16,9 @@ from pathlib import Path
 from ..errors import ConfigError
 
 ATTRIBUTES = ("diff=jupyternotebook", "merge=jupyternotebook")
-ATTRIBUTES_COMMENT = "# nbdime shows notebook diffs and merges cell by cell (`aidevops init` configures the drivers for this clone)."
+ATTRIBUTES_COMMENT = (
+    "# nbdime shows notebook diffs and merges cell by cell (`aidevops init` configures the drivers for this clone)."
+)
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,18 @@ def configure_nbdime(repo: Path) -> list[GitChange]:
         raise ConfigError(f"{repo} is not inside a git repository; run `git init` first or skip git with --no-git.")
     changes = []
     for key, value in nbdime_settings().items():
-        current = subprocess.run(["git", "-C", str(root), "config", "--local", "--get", key], capture_output=True, text=True)
+        current = subprocess.run(
+            ["git", "-C", str(root), "config", "--local", "--get", key], capture_output=True, text=True
+        )
         same = current.returncode == 0 and current.stdout.rstrip("\n") == value
         if not same:
-            done = subprocess.run(["git", "-C", str(root), "config", "--local", key, value], capture_output=True, text=True)
+            done = subprocess.run(
+                ["git", "-C", str(root), "config", "--local", key, value], capture_output=True, text=True
+            )
             if done.returncode != 0:
-                raise ConfigError(f"git could not set {key} in {root} ({done.stderr.strip()}); check the repository's .git/config.")
+                raise ConfigError(
+                    f"git could not set {key} in {root} ({done.stderr.strip()}); check the repository's .git/config."
+                )
         changes.append(GitChange(f"git config {key}", value, not same))
     changes.append(_ensure_attributes(root / ".gitattributes"))
     return changes

@@ -15,7 +15,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ..errors import ConfigError
 from ..gate import GateDecision, lower_is_better_default, parse_gate
@@ -43,7 +43,7 @@ class Strong:
     text: str
 
 
-Inline = Union[str, Link, Code, Strong, list]
+Inline = str | Link | Code | Strong | list
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,12 @@ class _Baseline:
 def _run_facts(run: RunView) -> list:
     git = run.data.get("git") or {}
     commit = (git.get("commit") or "")[:12] or "not in git"
-    facts: list = [Strong(str(run.data.get("status"))), f" · started {run.data.get('started')}",
-                   f" · {run.data.get('duration_s') or 0:.1f} s · commit ", Code(commit + (" (dirty)" if git.get("dirty") else ""))]
+    facts: list = [
+        Strong(str(run.data.get("status"))),
+        f" · started {run.data.get('started')}",
+        f" · {run.data.get('duration_s') or 0:.1f} s · commit ",
+        Code(commit + (" (dirty)" if git.get("dirty") else "")),
+    ]
     if run.data.get("overrides"):
         facts += [" · overrides ", Code(" ".join(f"{k}={show(v)}" for k, v in run.data["overrides"].items()))]
     return facts
@@ -138,7 +142,10 @@ def _run_facts(run: RunView) -> list:
 
 def _gate_section(report: Report, run: RunView, registration: dict | None, decision: GateDecision | None) -> None:
     if not registration:
-        report.add(Heading(2, "Gate: not run"), Para("This run registered no model (no registration.json), so no gate decided anything."))
+        report.add(
+            Heading(2, "Gate: not run"),
+            Para("This run registered no model (no registration.json), so no gate decided anything."),
+        )
         return
     passed = bool(registration.get("gate_passed"))
     report.gate_passed = passed
@@ -150,8 +157,16 @@ def _gate_section(report: Report, run: RunView, registration: dict | None, decis
     if reasons:
         report.add(Bullets(list(reasons)))
     if decision and decision.checks:
-        rows = [[c.metric, c.kind.replace("_", " "), show(c.required), show(c.actual), "pass" if c.passed else Strong("FAIL")]
-                for c in decision.checks]
+        rows = [
+            [
+                c.metric,
+                c.kind.replace("_", " "),
+                show(c.required),
+                show(c.actual),
+                "pass" if c.passed else Strong("FAIL"),
+            ]
+            for c in decision.checks
+        ]
         report.add(Table(["metric", "check", "required", "actual", "result"], rows))
 
 
@@ -183,12 +198,19 @@ def _version_tags(ws: Workspace, model: str | None, version: Any) -> dict[str, s
 def _champion_baseline(ws: Workspace, run: RunView, registration: dict | None) -> _Baseline:
     record = run.metrics_record()
     if record is None:
-        return _Baseline("champion", None, None, "This run evaluated no model, so there is no champion to compare with.")
+        return _Baseline(
+            "champion", None, None, "This run evaluated no model, so there is no champion to compare with."
+        )
     version = record.get("champion_version")
     champion = record.get("champion")
     if not version or not isinstance(champion, dict):
-        return _Baseline("champion", None, None, "No champion existed when this run was evaluated: the gate judged the "
-                         "candidate on absolute thresholds alone.")
+        return _Baseline(
+            "champion",
+            None,
+            None,
+            "No champion existed when this run was evaluated: the gate judged the "
+            "candidate on absolute thresholds alone.",
+        )
     model = (registration or {}).get("model") or _step_param(run, "model_name")
     tags = _version_tags(ws, model, version) or {}
     source = tags.get("aidevops.pipeline_run_id")
@@ -231,7 +253,7 @@ def _metrics_section(report: Report, run: RunView, base: _Baseline) -> None:
         report.add(Table(["metric", "this run"], [[k, show(v)] for k, v in metrics.items()]))
         return
     if base.label.startswith(CHAMPION):
-        report.add(Para(f"Both models scored on this run's test split by the evaluate step."))
+        report.add(Para("Both models scored on this run's test split by the evaluate step."))
     directions = _directions(run)
     rows = []
     for name in dict.fromkeys([*metrics, *base.metrics]):
@@ -284,7 +306,9 @@ def _steps_section(report: Report, run: RunView, folder: Path, self_contained: b
         if notebook is None:
             cell: Inline = "—"
         elif self_contained:
-            cell = Code(str(notebook.relative_to(run.run_dir)) if notebook.is_relative_to(run.run_dir) else notebook.name)
+            cell = Code(
+                str(notebook.relative_to(run.run_dir)) if notebook.is_relative_to(run.run_dir) else notebook.name
+            )
         else:
             cell = Link(notebook.name, _relative(notebook, folder))
         rows.append([name, status, "—" if duration is None else f"{duration:.1f} s", cell])
@@ -306,8 +330,13 @@ def _plots_section(report: Report, run: RunView, output: Path, self_contained: b
         counts = {}
         for step, *_ in found:
             counts[step] = counts.get(step, 0) + 1
-        report.add(Para("Plots are in the executed notebooks and the full report: "
-                        + ", ".join(f"{n} from {s}" for s, n in counts.items()) + "."))
+        report.add(
+            Para(
+                "Plots are in the executed notebooks and the full report: "
+                + ", ".join(f"{n} from {s}" for s, n in counts.items())
+                + "."
+            )
+        )
         return
     files_dir = f"{output.stem}_files"
     for step, cell, index, ext, data in found:
@@ -365,7 +394,9 @@ def write_report(
         output = default_output(load_run(ws, run_ref), fmt)
     output = Path(output).resolve()
     if output.is_dir():
-        raise ConfigError(f"--output {output} is a folder; give a file name such as {output / ('report' + FORMATS[fmt])}.")
+        raise ConfigError(
+            f"--output {output} is a folder; give a file name such as {output / ('report' + FORMATS[fmt])}."
+        )
     report = build_report(ws, run_ref, against=against, output=output, self_contained=self_contained)
     text = render_markdown(report) if fmt == "markdown" else render_html(report)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -388,8 +419,7 @@ def render_markdown(report: Report) -> str:
         elif isinstance(block, Bullets):
             out.append("\n".join(f"- {_md(item)}" for item in block.items))
         elif isinstance(block, Table):
-            lines = ["| " + " | ".join(_md_cell(h) for h in block.headers) + " |",
-                     "|" + "---|" * len(block.headers)]
+            lines = ["| " + " | ".join(_md_cell(h) for h in block.headers) + " |", "|" + "---|" * len(block.headers)]
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
             out.append("\n".join(lines))
         elif isinstance(block, Image):
@@ -435,10 +465,14 @@ def render_html(report: Report) -> str:
             rows = "".join("<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>" for row in block.rows)
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(block, Image):
-            body.append(f'<figure><img src="{html.escape(block.src)}" alt="{html.escape(block.alt)}">'
-                        f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
-    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(report.title)}</title>"
-            f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
+            body.append(
+                f'<figure><img src="{html.escape(block.src)}" alt="{html.escape(block.alt)}">'
+                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
+            )
+    return (
+        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
+        f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
 
 
 def _html(text: Inline) -> str:

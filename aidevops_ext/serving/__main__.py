@@ -14,15 +14,24 @@ def main(argv: list[str] | None = None) -> int:
     from .server import DEFAULT_HOST, DEFAULT_PORT  # noqa: PLC0415
 
     p = argparse.ArgumentParser(prog="python -m aidevops_ext.serving", description=__doc__)
-    p.add_argument("model_uri", help="models:/NAME@ALIAS, models:/NAME/VERSION, a .npz model file or an MLflow model folder")
+    p.add_argument(
+        "model_uri", help="models:/NAME@ALIAS, models:/NAME/VERSION, a .npz model file or an MLflow model folder"
+    )
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--workspace", default=None, help="workspace folder (default: AIDEVOPS_HOME or discovered)")
     p.add_argument("--max-body-mb", type=float, default=None, help="largest request body in MB (default 10)")
-    p.add_argument("--log-sample-rate", type=float, default=None, help="fraction of requests logged to deploy.db (default 1)")
+    p.add_argument(
+        "--log-sample-rate", type=float, default=None, help="fraction of requests logged to deploy.db (default 1)"
+    )
     p.add_argument("--no-request-log", action="store_true", help="log no requests to deploy.db")
-    p.add_argument("--follow-alias", type=float, default=None, metavar="SECONDS",
-                   help="poll the registry every SECONDS and switch when the alias moves (default 30; 0 disables)")
+    p.add_argument(
+        "--follow-alias",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="poll the registry every SECONDS and switch when the alias moves (default 30; 0 disables)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = p.parse_args(argv)
 

@@ -19,7 +19,8 @@ bad body; 401/403 for a missing/wrong token or a disabled admin API.
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import orjson
@@ -38,20 +39,28 @@ def _json(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
     return Response(orjson.dumps(obj), status, headers=headers, media_type="application/json")
 
 
-def _authorized(server: "Server", request: Request) -> Response | None:
+def _authorized(server: Server, request: Request) -> Response | None:
     token = server.config.admin_token
     if not token:
-        return _json({"error": "The admin API is disabled; start the server with an admin token "
-                               "(AIDEVOPS_SERVING_ADMIN_TOKEN) to use it."}, 403)
+        return _json(
+            {
+                "error": "The admin API is disabled; start the server with an admin token "
+                "(AIDEVOPS_SERVING_ADMIN_TOKEN) to use it."
+            },
+            403,
+        )
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
-        return _json({"error": "Missing or wrong admin token; send Authorization: Bearer <token>."}, 401,
-                     {"WWW-Authenticate": "Bearer"})
+        return _json(
+            {"error": "Missing or wrong admin token; send Authorization: Bearer <token>."},
+            401,
+            {"WWW-Authenticate": "Bearer"},
+        )
     return None
 
 
-async def _body(server: "Server", request: Request) -> dict:
+async def _body(server: Server, request: Request) -> dict:
     from .validation import decode_json  # noqa: PLC0415
 
     raw = await server.read_body(request.receive, request.headers.get("content-length", "").encode() or None)
@@ -66,7 +75,7 @@ async def _body(server: "Server", request: Request) -> dict:
     return obj
 
 
-def admin_routes(server: "Server") -> list[Route]:
+def admin_routes(server: Server) -> list[Route]:
     """The /admin routes bound to one server."""
     from .app import check_model_uri  # noqa: PLC0415
 
@@ -89,6 +98,7 @@ def admin_routes(server: "Server") -> list[Route]:
             except (ConfigError, AidevopsError) as exc:
                 return _json({"error": str(exc)}, 400)
             return _json({"event": event.to_dict(), "slots": slots.describe()})
+
         return endpoint
 
     def who(body: dict) -> dict:
@@ -105,10 +115,15 @@ def admin_routes(server: "Server") -> list[Route]:
 
     return [
         Route("/admin/slots", get_slots, methods=["GET"]),
-        Route("/admin/switch", op(lambda b: slots.switch(check_model_uri(b.get("model_uri")), **who(b))), methods=["POST"]),
+        Route(
+            "/admin/switch", op(lambda b: slots.switch(check_model_uri(b.get("model_uri")), **who(b))), methods=["POST"]
+        ),
         Route("/admin/rollback", op(lambda b: slots.rollback(**who(b))), methods=["POST"]),
-        Route("/admin/canary", op(lambda b: slots.set_canary(check_model_uri(b.get("model_uri")), share(b), **who(b))),
-              methods=["POST"]),
+        Route(
+            "/admin/canary",
+            op(lambda b: slots.set_canary(check_model_uri(b.get("model_uri")), share(b), **who(b))),
+            methods=["POST"],
+        ),
         Route("/admin/canary/share", op(lambda b: slots.set_canary_share(share(b), **who(b))), methods=["POST"]),
         Route("/admin/canary/promote", op(lambda b: slots.promote_canary(**who(b))), methods=["POST"]),
         Route("/admin/canary/clear", op(lambda b: slots.clear_canary(**who(b))), methods=["POST"]),

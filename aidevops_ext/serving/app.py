@@ -16,8 +16,9 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import AsyncIterator
 from time import perf_counter
-from typing import Any, AsyncIterator
+from typing import Any
 
 import anyio
 import numpy as np
@@ -30,12 +31,12 @@ from starlette.routing import Route
 
 from .. import __version__
 from ..errors import ConfigError
+from ..monitoring.rules import MonitorConfig
+from .batching import PredictThread
 from .config import ServingConfig
 from .errors import RequestError
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import ServingCollector, make_registry, render
-from ..monitoring.rules import MonitorConfig
-from .batching import PredictThread
 from .models import ServedModel
 from .monitor import LiveMonitor, MonitorCollector
 from .protocols import mlflow as mlflow_proto
@@ -137,7 +138,12 @@ class Server:
 
     async def predict(self, model: ServedModel, data: Any, params: dict | None) -> Any:
         """Fast models predict on the event loop (microseconds); big batches and pyfunc models in a thread."""
-        if model.fast and isinstance(data, np.ndarray) and data.size <= self.config.inline_values and model.kind == "aidevops":
+        if (
+            model.fast
+            and isinstance(data, np.ndarray)
+            and data.size <= self.config.inline_values
+            and model.kind == "aidevops"
+        ):
             preds = model.predict(data)
         else:
             preds = await anyio.to_thread.run_sync(model.predict, data, params)
@@ -148,8 +154,17 @@ class Server:
             )
         return preds
 
-    def record(self, model: ServedModel, protocol: str, status: int, start: float, rid: str, data: Any,
-               preds: Any, error: RequestError | None) -> None:
+    def record(
+        self,
+        model: ServedModel,
+        protocol: str,
+        status: int,
+        start: float,
+        rid: str,
+        data: Any,
+        preds: Any,
+        error: RequestError | None,
+    ) -> None:
         """Metrics for every request; a sampled entry in the request log (never blocks)."""
         elapsed = perf_counter() - start
         rows = len(data) if status == 200 and data is not None and hasattr(data, "__len__") else 0
@@ -159,17 +174,33 @@ class Server:
             stats.error(_ERROR_KINDS.get(status, str(status)))
         rl = self.requestlog
         if rl.enabled and rl.admit(start):
-            rl.offer((rid, time.time(), model.name, model.version, model.alias, protocol, status, elapsed * 1000.0,
-                      data, preds, None if error is None else error.message))
+            rl.offer(
+                (
+                    rid,
+                    time.time(),
+                    model.name,
+                    model.version,
+                    model.alias,
+                    protocol,
+                    status,
+                    elapsed * 1000.0,
+                    data,
+                    preds,
+                    None if error is None else error.message,
+                )
+            )
 
 
 def _too_large(size: int, limit: int) -> str:
-    return (f"The request body is {size} bytes, over the {limit}-byte limit; send smaller batches "
-            "(or raise the server's max body size).")
+    return (
+        f"The request body is {size} bytes, over the {limit}-byte limit; send smaller batches "
+        "(or raise the server's max body size)."
+    )
 
 
-async def _respond(send: Any, status: int, body: bytes, rid: str | None, content_type: bytes = JSON_TYPE,
-                   version: str | None = None) -> None:
+async def _respond(
+    send: Any, status: int, body: bytes, rid: str | None, content_type: bytes = JSON_TYPE, version: str | None = None
+) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if rid is not None:
         headers.append((b"x-request-id", rid.encode()))
@@ -253,7 +284,9 @@ class Infer:
         status = 200
         try:
             if ctype is not None and not ctype.lower().startswith(JSON_TYPE):
-                raise RequestError(f"Content-Type {ctype[:100].decode('latin-1')!r} is not supported; send application/json.", 415)
+                raise RequestError(
+                    f"Content-Type {ctype[:100].decode('latin-1')!r} is not supported; send application/json.", 415
+                )
             body = await server.read_body(receive, length)
             request = oip.parse_infer(body, model)
             rid = request.id or rid
@@ -290,7 +323,9 @@ def _oip_model(state: Any, name: str | None, version: str | None) -> tuple[Serve
     return model, ""
 
 
-async def _fast_outputs(server: Server, model: ServedModel, X: np.ndarray, wanted: list[str] | None) -> list[tuple[str, Any]]:
+async def _fast_outputs(
+    server: Server, model: ServedModel, X: np.ndarray, wanted: list[str] | None
+) -> list[tuple[str, Any]]:
     names = wanted or [t["name"] for t in model.output_tensors()]
     outputs = []
     for name in names:
@@ -308,8 +343,9 @@ async def _fast_outputs(server: Server, model: ServedModel, X: np.ndarray, wante
 
 
 def _json(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status, headers=headers,
-                    media_type="application/json")
+    return Response(
+        orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status, headers=headers, media_type="application/json"
+    )
 
 
 def _error(message: str, status: int, headers: dict | None = None) -> Response:
@@ -359,7 +395,9 @@ def build_routes(server: Server) -> list[Route]:
         """The live monitor's latest pass (drift, live quality, request stats, alerts); ?refresh=1 runs one now."""
         refresh = request.query_params.get("refresh", "0")
         if refresh not in ("0", "1", "true", "false"):
-            return _error(f"refresh={refresh[:50]!r} is not valid; use refresh=1 to compute a pass now, or leave it out.", 400)
+            return _error(
+                f"refresh={refresh[:50]!r} is not valid; use refresh=1 to compute a pass now, or leave it out.", 400
+            )
         # A forced pass costs a read of the window and every drift test: anyone who can reach /monitor may ask,
         # so at most one a second; a second ask within it gets the pass just made.
         now = time.monotonic()
@@ -370,8 +408,11 @@ def build_routes(server: Server) -> list[Route]:
             except Exception:  # noqa: BLE001 - report, never 500; the details go to the log, not to the client
                 log.exception("a monitor pass asked for by GET /monitor?refresh=1 failed")
                 return _error("The monitor pass failed; see the server log.", 503)
-        return Response(orjson.dumps(server.monitor.latest, option=orjson.OPT_SERIALIZE_NUMPY, default=str), 200,
-                        media_type="application/json")
+        return Response(
+            orjson.dumps(server.monitor.latest, option=orjson.OPT_SERIALIZE_NUMPY, default=str),
+            200,
+            media_type="application/json",
+        )
 
     async def feedback(request: Request) -> Response:
         try:
@@ -385,12 +426,16 @@ def build_routes(server: Server) -> list[Route]:
         except ClientGone:
             return Response(b"", 400)
         if not server.requestlog.path:
-            return _error("This server keeps no request log, so feedback cannot be stored; start it with a workspace.", 409)
+            return _error(
+                "This server keeps no request log, so feedback cannot be stored; start it with a workspace.", 409
+            )
         try:
             written = await anyio.to_thread.run_sync(server.requestlog.write_feedback, rows)
         except Exception as exc:  # noqa: BLE001 - the labels were not stored: say so, the client can retry
             log.warning("feedback write failed: %s", exc)
-            return _error(f"The labels could not be stored ({type(exc).__name__}); retry later.", 503, {"Retry-After": "1"})
+            return _error(
+                f"The labels could not be stored ({type(exc).__name__}); retry later.", 503, {"Retry-After": "1"}
+            )
         stats = slots.server_stats
         stats.feedback += 1
         stats.feedback_rows += written
@@ -439,7 +484,7 @@ def parse_feedback(body: bytes) -> list[tuple[str, int, Any]]:
     obj = decode_json(body)
     items = obj if isinstance(obj, list) else [obj]
     if not items:
-        raise RequestError("The feedback list is empty; send {\"request_id\": ..., \"label\": ...}.")
+        raise RequestError('The feedback list is empty; send {"request_id": ..., "label": ...}.')
     if len(items) > MAX_FEEDBACK_ITEMS:
         raise RequestError(f"Send at most {MAX_FEEDBACK_ITEMS} feedback objects per request.")
     rows: list[tuple[str, int, Any]] = []
@@ -449,13 +494,19 @@ def parse_feedback(body: bytes) -> list[tuple[str, int, Any]]:
             raise RequestError(f"{where} must be an object with request_id and label (or labels).")
         unknown = sorted(set(item) - {"request_id", "label", "labels", "row"})
         if unknown:
-            raise RequestError(f"{where} has unknown field(s) {unknown[:5]}; it takes request_id, label or labels, row.")
+            raise RequestError(
+                f"{where} has unknown field(s) {unknown[:5]}; it takes request_id, label or labels, row."
+            )
         rid = item.get("request_id")
         if not isinstance(rid, str) or not _REQUEST_ID.fullmatch(rid.encode("utf-8", "replace")):
-            raise RequestError(f"{where} needs request_id: the id a prediction response carried (X-Request-ID / request_id / id).")
+            raise RequestError(
+                f"{where} needs request_id: the id a prediction response carried (X-Request-ID / request_id / id)."
+            )
         has_label, has_labels = "label" in item, "labels" in item
         if has_label == has_labels:
-            raise RequestError(f"{where} needs exactly one of 'label' (one row) or 'labels' (one per row of the request).")
+            raise RequestError(
+                f"{where} needs exactly one of 'label' (one row) or 'labels' (one per row of the request)."
+            )
         if has_label:
             row = item.get("row", 0)
             if type(row) is not int or not 0 <= row <= 2**31:
@@ -491,8 +542,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if status == 404:
         return _error(f"No route {request.url.path[:200]!r}; see /openapi.json for this server's endpoints.", 404)
     if status == 405:
-        return _error(f"{request.method} is not allowed on {request.url.path[:200]!r}; see /openapi.json.", 405,
-                      dict(getattr(exc, "headers", None) or {}))
+        return _error(
+            f"{request.method} is not allowed on {request.url.path[:200]!r}; see /openapi.json.",
+            405,
+            dict(getattr(exc, "headers", None) or {}),
+        )
     return _error(str(getattr(exc, "detail", "error")), status)
 
 
@@ -501,8 +555,15 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _error("Internal server error; see the server log.", 500)
 
 
-def create_app(slots: ModelSlots, config: ServingConfig | None = None, requestlog: RequestLog | None = None,
-               *, follow: Any = None, monitor: MonitorConfig | None = None, deployment: str | None = None) -> "ServingApp":
+def create_app(
+    slots: ModelSlots,
+    config: ServingConfig | None = None,
+    requestlog: RequestLog | None = None,
+    *,
+    follow: Any = None,
+    monitor: MonitorConfig | None = None,
+    deployment: str | None = None,
+) -> ServingApp:
     """The ASGI app serving `slots` (Starlette behind a front door for predictions; `.state.server` holds
     the shared Server). `follow`: an optional `watch.AliasFollower` started with the app; `monitor`: the
     alert rules and windows of the live monitor, whose alert state is kept under `deployment`."""
@@ -566,11 +627,11 @@ class ServingApp:
             path = scope["path"]
             root = scope.get("root_path")
             if root and path.startswith(root):
-                path = path[len(root):]
+                path = path[len(root) :]
             if path == "/invocations":
                 return await self._invocations(scope, receive, send)
             if path.startswith("/v2/models/") and path.endswith("/infer"):
-                parts = path[len("/v2/models/"):-len("/infer")].split("/")
+                parts = path[len("/v2/models/") : -len("/infer")].split("/")
                 params = None
                 if len(parts) == 1 and parts[0]:
                     params = {"name": parts[0]}
@@ -585,5 +646,7 @@ class ServingApp:
 def check_model_uri(uri: Any) -> str:
     """A model URI from an admin body, or ConfigError."""
     if not isinstance(uri, str) or not uri.strip() or len(uri) > 1000:
-        raise ConfigError("'model_uri' must be a model URI string (models:/NAME/VERSION, models:/NAME@ALIAS or a path).")
+        raise ConfigError(
+            "'model_uri' must be a model URI string (models:/NAME/VERSION, models:/NAME@ALIAS or a path)."
+        )
     return uri.strip()

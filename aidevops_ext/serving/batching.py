@@ -45,7 +45,9 @@ def row_wise(pyfunc: Any) -> bool:
     return loader in ROW_WISE_LOADERS
 
 
-def predict_jobs(model: Any, jobs: list[tuple[Any, dict | None]], merge: bool = True) -> list[tuple[Any, BaseException | None]]:
+def predict_jobs(
+    model: Any, jobs: list[tuple[Any, dict | None]], merge: bool = True
+) -> list[tuple[Any, BaseException | None]]:
     """(predictions, None) or (None, error) for each (data, params), merging what may merge (see module doc)."""
     results: list[tuple[Any, BaseException | None] | None] = [None] * len(jobs)
     groups: dict[tuple, list[int]] = {}
@@ -116,8 +118,9 @@ class PredictThread:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
-                    self._thread = threading.Thread(target=self._run, daemon=True,
-                                                    name=f"predict-{self.model.name}-v{self.model.version}")
+                    self._thread = threading.Thread(
+                        target=self._run, daemon=True, name=f"predict-{self.model.name}-v{self.model.version}"
+                    )
                     self._thread.start()
 
     def _run(self) -> None:

@@ -51,10 +51,12 @@ class ServingConfig:
         ]
         for name, value, ok in checks:
             if not ok:
-                raise ConfigError(f"Serving setting {name}={value!r} is out of range; see ServingConfig for valid values.")
+                raise ConfigError(
+                    f"Serving setting {name}={value!r} is out of range; see ServingConfig for valid values."
+                )
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "ServingConfig":
+    def from_env(cls, **overrides: Any) -> ServingConfig:
         """Defaults, the admin token from AIDEVOPS_SERVING_ADMIN_TOKEN, then explicit overrides (None = keep)."""
         base = cls(admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)
         raw = os.environ.get(MONITOR_SECONDS_ENV, "").strip()
@@ -62,5 +64,7 @@ class ServingConfig:
             try:
                 base = replace(base, monitor_seconds=float(raw))
             except ValueError:
-                raise ConfigError(f"{MONITOR_SECONDS_ENV}={raw!r} is not a number of seconds; unset it or give e.g. 5.") from None
+                raise ConfigError(
+                    f"{MONITOR_SECONDS_ENV}={raw!r} is not a number of seconds; unset it or give e.g. 5."
+                ) from None
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})

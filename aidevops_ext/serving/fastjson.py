@@ -36,7 +36,9 @@ class FastRows:
 
     __slots__ = ("key", "rows", "params", "columns", "n_index")
 
-    def __init__(self, key: str, rows: np.ndarray, params: dict | None, columns: list | None, n_index: int | None) -> None:
+    def __init__(
+        self, key: str, rows: np.ndarray, params: dict | None, columns: list | None, n_index: int | None
+    ) -> None:
         self.key, self.rows, self.params, self.columns, self.n_index = key, rows, params, columns, n_index
 
 

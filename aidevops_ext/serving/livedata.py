@@ -67,8 +67,9 @@ def _open(db: Path | str) -> sqlite3.Connection | None:
     return connect(path)
 
 
-def read_window(db: Path | str, model: str, version: str | None, *, rows: int, n_features: int | None = None,
-                after_id: int = 0) -> LiveWindow:
+def read_window(
+    db: Path | str, model: str, version: str | None, *, rows: int, n_features: int | None = None, after_id: int = 0
+) -> LiveWindow:
     """The newest `rows` logged input rows of `model` `version` (any version when None), with their requests.
 
     Requests without logged inputs (refused ones, or a pyfunc's non-numeric frames) count toward the
@@ -93,8 +94,9 @@ def read_window(db: Path | str, model: str, version: str | None, *, rows: int, n
                 break
             for rec in batch:
                 picked.append(rec)
-                if rec[3] == 200 and ((rec[8] is not None and (n_features is None or rec[5] == n_features))
-                                      or rec[10] is not None):  # a frame: matched to the profile by column name
+                if rec[3] == 200 and (
+                    (rec[8] is not None and (n_features is None or rec[5] == n_features)) or rec[10] is not None
+                ):  # a frame: matched to the profile by column name
                     have += rec[6] or 0
                 if have >= rows:
                     break
@@ -158,14 +160,29 @@ def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n
         X, row_ids, row_preds, row_ts = np.zeros((0, 0), np.float32), f_ids, f_preds, f_ts
         if len(frame) > rows:
             cut = len(frame) - rows
-            frame, row_ids, row_preds, row_ts = frame.iloc[cut:].reset_index(drop=True), row_ids[cut:], row_preds[cut:], row_ts[cut:]
+            frame, row_ids, row_preds, row_ts = (
+                frame.iloc[cut:].reset_index(drop=True),
+                row_ids[cut:],
+                row_preds[cut:],
+                row_ts[cut:],
+            )
     codes = np.asarray(status, dtype=np.int64)
     return LiveWindow(
-        model=model, version=version, rows=np.ascontiguousarray(X, dtype=np.float32), row_ids=row_ids,
-        row_predictions=row_preds, row_ts=np.asarray(row_ts, dtype=np.float64), prediction_ids=pred_ids,
-        predictions=preds, prediction_ts=np.asarray(pred_ts, dtype=np.float64),
-        request_ts=np.asarray(req_ts, dtype=np.float64), latency_ms=np.asarray(lat, dtype=np.float64),
-        failed=codes >= 500, refused=(codes >= 400) & (codes < 500), first_id=picked[0][0], last_id=picked[-1][0],
+        model=model,
+        version=version,
+        rows=np.ascontiguousarray(X, dtype=np.float32),
+        row_ids=row_ids,
+        row_predictions=row_preds,
+        row_ts=np.asarray(row_ts, dtype=np.float64),
+        prediction_ids=pred_ids,
+        predictions=preds,
+        prediction_ts=np.asarray(pred_ts, dtype=np.float64),
+        request_ts=np.asarray(req_ts, dtype=np.float64),
+        latency_ms=np.asarray(lat, dtype=np.float64),
+        failed=codes >= 500,
+        refused=(codes >= 400) & (codes < 500),
+        first_id=picked[0][0],
+        last_id=picked[-1][0],
         frame=frame,
     )
 
@@ -185,17 +202,22 @@ def _frames(parts: list[tuple[list, list]]) -> Any:
     return frame
 
 
-def read_feedback(db: Path | str, model: str, *, first_id: int | None = None, last_id: int | None = None,
-                  version: str | None = None) -> list[tuple[str, Any, float]]:
+def read_feedback(
+    db: Path | str, model: str, *, first_id: int | None = None, last_id: int | None = None, version: str | None = None
+) -> list[tuple[str, Any, float]]:
     """Labels [("<request_id>:<row>", label, label_ts)] given for logged requests of `model` in an id range."""
     conn = _open(db)
     if conn is None:
         return []
-    where, args = _where(("r.model = ?", model), ("r.version = ?", version), ("r.id >= ?", first_id), ("r.id <= ?", last_id))
+    where, args = _where(
+        ("r.model = ?", model), ("r.version = ?", version), ("r.id >= ?", first_id), ("r.id <= ?", last_id)
+    )
     try:
         found = conn.execute(
             "SELECT f.request_id, f.row, f.label, f.ts FROM feedback f WHERE f.request_id IN "
-            f"(SELECT r.request_id FROM request_log r WHERE {where}) ORDER BY f.id", args).fetchall()
+            f"(SELECT r.request_id FROM request_log r WHERE {where}) ORDER BY f.id",
+            args,
+        ).fetchall()
     except sqlite3.OperationalError:  # a log from before the feedback table existed
         return []
     finally:
@@ -212,31 +234,46 @@ def logged_rows(db: Path | str, model: str, version: str, *, after_id: int = 0) 
         total, newest = conn.execute(
             "SELECT COALESCE(SUM(input_rows), 0), MAX(id) FROM request_log "
             "WHERE model = ? AND version = ? AND id > ? AND status = 200",
-            (model, str(version), int(after_id))).fetchone()
+            (model, str(version), int(after_id)),
+        ).fetchone()
     finally:
         conn.close()
     return int(total), int(newest) if newest is not None else after_id
 
 
-def read_requests(db: Path | str, model: str, *, since: float | None = None, version: str | None = None,
-                  limit: int = 1_000_000) -> dict[str, np.ndarray]:
+def read_requests(
+    db: Path | str, model: str, *, since: float | None = None, version: str | None = None, limit: int = 1_000_000
+) -> dict[str, np.ndarray]:
     """Time, latency, status and version of every logged request of `model` since `since` (for time series charts).
 
     Reads four small columns over the (model, version, ts) index: ~100,000 requests in tens of milliseconds.
     """
     conn = _open(db)
-    empty = {"ts": np.zeros(0), "latency_ms": np.zeros(0), "status": np.zeros(0, np.int64), "version": np.zeros(0, object)}
+    empty = {
+        "ts": np.zeros(0),
+        "latency_ms": np.zeros(0),
+        "status": np.zeros(0, np.int64),
+        "version": np.zeros(0, object),
+    }
     if conn is None:
         return empty
-    where, args = _where(("model = ?", model), ("ts >= ?", None if since is None else float(since)), ("version = ?", version))
+    where, args = _where(
+        ("model = ?", model), ("ts >= ?", None if since is None else float(since)), ("version = ?", version)
+    )
     try:
-        rows = conn.execute(f"SELECT ts, latency_ms, status, version FROM request_log WHERE {where} ORDER BY ts DESC LIMIT ?",
-                            (*args, int(limit))).fetchall()
+        rows = conn.execute(
+            f"SELECT ts, latency_ms, status, version FROM request_log WHERE {where} ORDER BY ts DESC LIMIT ?",
+            (*args, int(limit)),
+        ).fetchall()
     finally:
         conn.close()
     if not rows:
         return empty
     rows.reverse()
     ts, lat, status, versions = zip(*rows)
-    return {"ts": np.asarray(ts, np.float64), "latency_ms": np.asarray(lat, np.float64),
-            "status": np.asarray(status, np.int64), "version": np.asarray(versions, dtype=object)}
+    return {
+        "ts": np.asarray(ts, np.float64),
+        "latency_ms": np.asarray(lat, np.float64),
+        "status": np.asarray(status, np.int64),
+        "version": np.asarray(versions, dtype=object),
+    }

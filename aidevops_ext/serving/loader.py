@@ -104,12 +104,25 @@ def load_model_uri(uri: str, workspace: Workspace | None = None, *, alias: str |
         if path.is_dir():
             if not (path / "MLmodel").is_file():
                 raise ModelRefused(f"{path} holds no MLmodel file; pass an MLflow model folder or a .npz model file.")
-            return _load_mlflow_dir(path, name=path.resolve().name, version=_digest(path / "MLmodel"),
-                                    source=str(path), alias=alias, keep=None)
+            return _load_mlflow_dir(
+                path,
+                name=path.resolve().name,
+                version=_digest(path / "MLmodel"),
+                source=str(path),
+                alias=alias,
+                keep=None,
+            )
         if "://" not in ref.uri and ":/" not in ref.uri:
-            raise ModelRefused(f"{ref.uri} does not exist; pass models:/NAME@ALIAS, models:/NAME/VERSION or a model file path.")
-        return _load_downloaded(ref.uri, ws, name=ref.uri.rstrip("/").rsplit("/", 1)[-1] or "model",
-                                version=hashlib.sha256(ref.uri.encode()).hexdigest()[:12], alias=alias)
+            raise ModelRefused(
+                f"{ref.uri} does not exist; pass models:/NAME@ALIAS, models:/NAME/VERSION or a model file path."
+            )
+        return _load_downloaded(
+            ref.uri,
+            ws,
+            name=ref.uri.rstrip("/").rsplit("/", 1)[-1] or "model",
+            version=hashlib.sha256(ref.uri.encode()).hexdigest()[:12],
+            alias=alias,
+        )
     except ModelRefused:
         raise
     except AidevopsError as exc:
@@ -165,8 +178,13 @@ def tagged_profile(ws: Workspace, name: str, version: str) -> dict | None:
                 path = path / PROFILE_FILE
             return json.loads(path.read_text())
     except Exception as exc:  # noqa: BLE001 - monitoring is optional: serve without drift rather than refuse
-        log.warning("models:/%s/%s: reference profile not read (%s: %s); no feature drift.", name, version,
-                    type(exc).__name__, str(exc)[:200])
+        log.warning(
+            "models:/%s/%s: reference profile not read (%s: %s); no feature drift.",
+            name,
+            version,
+            type(exc).__name__,
+            str(exc)[:200],
+        )
         return None
 
 
@@ -211,8 +229,9 @@ def _load_downloaded(uri: str, ws: Workspace, *, name: str, version: str, alias:
     return model
 
 
-def _load_mlflow_dir(local: Path, *, name: str, version: str, source: str, alias: str | None,
-                     keep: Path | None) -> ServedModel:
+def _load_mlflow_dir(
+    local: Path, *, name: str, version: str, source: str, alias: str | None, keep: Path | None
+) -> ServedModel:
     """Our loader module -> the .npz fast path; any other pyfunc -> MLflow's loader."""
     from mlflow.models import Model  # noqa: PLC0415
 
@@ -233,7 +252,9 @@ def _load_mlflow_dir(local: Path, *, name: str, version: str, source: str, alias
     import mlflow.pyfunc  # noqa: PLC0415
 
     pyfunc = mlflow.pyfunc.load_model(str(local))
-    model = PyfuncModel.from_pyfunc(pyfunc, name=name, version=version, source=source, local_path=str(local), alias=alias)
+    model = PyfuncModel.from_pyfunc(
+        pyfunc, name=name, version=version, source=source, local_path=str(local), alias=alias
+    )
     beside = _file_profile(local)
     if beside is not None:
         attach_profile(model, beside)

@@ -8,7 +8,8 @@ when `/metrics` is scraped. That keeps per-request cost near a microsecond.
 from __future__ import annotations
 
 from bisect import bisect_left
-from typing import TYPE_CHECKING, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -67,23 +68,36 @@ class ServerStats:
 class ServingCollector(Collector):
     """Builds the metric families from the live stats at scrape time."""
 
-    def __init__(self, models: Callable[[], Iterable[tuple[str, "ServedModel"]]], server: ServerStats,
-                 log_stats: Callable[[], dict]) -> None:
+    def __init__(
+        self,
+        models: Callable[[], Iterable[tuple[str, ServedModel]]],
+        server: ServerStats,
+        log_stats: Callable[[], dict],
+    ) -> None:
         self._models = models
         self._server = server
         self._log_stats = log_stats
 
     def collect(self):  # noqa: D102 - prometheus_client protocol
-        requests = CounterMetricFamily("aidevops_requests", "Prediction requests answered, by protocol and HTTP status.",
-                                       labels=MODEL_LABELS + ["protocol", "code"])
-        latency = HistogramMetricFamily("aidevops_request_latency_seconds",
-                                        "Time from request start to response, by protocol.", labels=MODEL_LABELS + ["protocol"])
-        rows = CounterMetricFamily("aidevops_predictions", "Rows predicted (one per input row).",
-                                   labels=MODEL_LABELS + ["protocol"])
-        errors = CounterMetricFamily("aidevops_request_errors", "Requests refused or failed, by kind.",
-                                     labels=MODEL_LABELS + ["kind"])
-        info = GaugeMetricFamily("aidevops_model_slot", "1 for each model version loaded, by slot.",
-                                 labels=MODEL_LABELS + ["slot"])
+        requests = CounterMetricFamily(
+            "aidevops_requests",
+            "Prediction requests answered, by protocol and HTTP status.",
+            labels=MODEL_LABELS + ["protocol", "code"],
+        )
+        latency = HistogramMetricFamily(
+            "aidevops_request_latency_seconds",
+            "Time from request start to response, by protocol.",
+            labels=MODEL_LABELS + ["protocol"],
+        )
+        rows = CounterMetricFamily(
+            "aidevops_predictions", "Rows predicted (one per input row).", labels=MODEL_LABELS + ["protocol"]
+        )
+        errors = CounterMetricFamily(
+            "aidevops_request_errors", "Requests refused or failed, by kind.", labels=MODEL_LABELS + ["kind"]
+        )
+        info = GaugeMetricFamily(
+            "aidevops_model_slot", "1 for each model version loaded, by slot.", labels=MODEL_LABELS + ["slot"]
+        )
         seen: set[int] = set()
         for slot, model in self._models():
             base = [model.name, model.version, model.alias or ""]
@@ -105,10 +119,14 @@ class ServingCollector(Collector):
                 errors.add_metric(base + [kind], n)
         yield from (requests, latency, rows, errors, info)
 
-        loads = CounterMetricFamily("aidevops_model_loads", "Model versions loaded into the server, by result.", labels=["result"])
+        loads = CounterMetricFamily(
+            "aidevops_model_loads", "Model versions loaded into the server, by result.", labels=["result"]
+        )
         for result, n in sorted(self._server.loads.items()):
             loads.add_metric([result], n)
-        swaps = CounterMetricFamily("aidevops_slot_changes", "Slot changes (switch, rollback, canary...).", labels=["operation"])
+        swaps = CounterMetricFamily(
+            "aidevops_slot_changes", "Slot changes (switch, rollback, canary...).", labels=["operation"]
+        )
         for op, n in sorted(self._server.swaps.items()):
             swaps.add_metric([op], n)
         feedback = CounterMetricFamily("aidevops_feedback_labels", "Ground-truth labels received on /feedback.")
@@ -118,8 +136,9 @@ class ServingCollector(Collector):
         log = self._log_stats()
         written = CounterMetricFamily("aidevops_requestlog_written", "Requests written to the request log.")
         written.add_metric([], log.get("written", 0))
-        dropped = CounterMetricFamily("aidevops_requestlog_dropped",
-                                      "Requests not logged because the log queue was full (or the writer failed).")
+        dropped = CounterMetricFamily(
+            "aidevops_requestlog_dropped", "Requests not logged because the log queue was full (or the writer failed)."
+        )
         dropped.add_metric([], log.get("dropped", 0))
         skipped = CounterMetricFamily("aidevops_requestlog_sampled_out", "Requests left out of the log by sampling.")
         skipped.add_metric([], log.get("sampled_out", 0))

@@ -19,9 +19,18 @@ from .errors import RequestError
 
 # Open Inference Protocol datatypes of NumPy kinds/sizes.
 OIP_DATATYPES = {
-    "b1": "BOOL", "u1": "UINT8", "u2": "UINT16", "u4": "UINT32", "u8": "UINT64",
-    "i1": "INT8", "i2": "INT16", "i4": "INT32", "i8": "INT64",
-    "f2": "FP16", "f4": "FP32", "f8": "FP64",
+    "b1": "BOOL",
+    "u1": "UINT8",
+    "u2": "UINT16",
+    "u4": "UINT32",
+    "u8": "UINT64",
+    "i1": "INT8",
+    "i2": "INT16",
+    "i4": "INT32",
+    "i8": "INT64",
+    "f2": "FP16",
+    "f4": "FP32",
+    "f8": "FP64",
 }
 
 
@@ -97,28 +106,46 @@ class AidevopsModel(ServedModel):
     estimator: Any = None
 
     @classmethod
-    def from_estimator(cls, estimator: Any, *, name: str, version: str, source: str,
-                       alias: str | None = None) -> "AidevopsModel":
+    def from_estimator(
+        cls, estimator: Any, *, name: str, version: str, source: str, alias: str | None = None
+    ) -> AidevopsModel:
         """Wrap a loaded trainer estimator (from trainer.load_model)."""
         metadata = dict(getattr(estimator, "metadata_", None) or {})
         profile = getattr(estimator, "profile_", None)
         n = int(estimator.n_features_in_)
         names = None
         dataset = metadata.get("dataset") if isinstance(metadata.get("dataset"), dict) else {}
-        for candidate in (metadata.get("feature_names"), dataset.get("feature_names"),
-                          [f.get("name") for f in (profile or {}).get("features", [])] if isinstance(profile, dict) else None):
+        for candidate in (
+            metadata.get("feature_names"),
+            dataset.get("feature_names"),
+            [f.get("name") for f in (profile or {}).get("features", [])] if isinstance(profile, dict) else None,
+        ):
             if isinstance(candidate, list) and len(candidate) == n and all(isinstance(c, str) for c in candidate):
                 names = list(candidate)
                 break
         classes = getattr(estimator, "classes_", None)
-        task = "classification" if getattr(estimator, "_estimator_type", None) == "classifier" or classes is not None else "regression"
+        task = (
+            "classification"
+            if getattr(estimator, "_estimator_type", None) == "classifier" or classes is not None
+            else "regression"
+        )
         dtype = np.dtype(getattr(estimator, "dtype", None) or np.float32)
         return cls(
-            name=name, version=version, source=source, alias=alias, n_features=n, feature_names=names,
+            name=name,
+            version=version,
+            source=source,
+            alias=alias,
+            n_features=n,
+            feature_names=names,
             input_dtype=dtype if dtype.kind == "f" else np.dtype(np.float32),
-            accepts_missing=bool(metadata.get("accepts_missing", False)), task=task,
-            classes=None if classes is None else np.asarray(classes), profile=profile if isinstance(profile, dict) else None,
-            metadata=metadata, estimator=estimator, kind="aidevops", fast=True,
+            accepts_missing=bool(metadata.get("accepts_missing", False)),
+            task=task,
+            classes=None if classes is None else np.asarray(classes),
+            profile=profile if isinstance(profile, dict) else None,
+            metadata=metadata,
+            estimator=estimator,
+            kind="aidevops",
+            fast=True,
         )
 
     def __post_init__(self) -> None:
@@ -131,8 +158,9 @@ class AidevopsModel(ServedModel):
         try:
             return np.asarray(self._predict(X))
         except AidevopsError as exc:  # the trainer's own boundary checks (DataError), after ours passed
-            raise RequestError(f"The model cannot compute on this input ({exc}); send values closer to the "
-                               "range it was trained on.") from None
+            raise RequestError(
+                f"The model cannot compute on this input ({exc}); send values closer to the range it was trained on."
+            ) from None
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
         """Class probabilities (classifiers only)."""
@@ -148,7 +176,13 @@ class AidevopsModel(ServedModel):
                 out.append({"name": "predict_proba", "datatype": "FP32", "shape": [-1, int(len(self.classes))]})
             return out
         n_out = int(getattr(self.estimator, "n_outputs_", 1) or 1)
-        return [{"name": "predict", "datatype": oip_datatype(self.input_dtype), "shape": [-1] if n_out == 1 else [-1, n_out]}]
+        return [
+            {
+                "name": "predict",
+                "datatype": oip_datatype(self.input_dtype),
+                "shape": [-1] if n_out == 1 else [-1, n_out],
+            }
+        ]
 
 
 @dataclass
@@ -166,15 +200,26 @@ class PyfuncModel(ServedModel):
     row_wise: bool = False  # its flavor predicts rows independently: concurrent requests may merge (batching.py)
 
     @classmethod
-    def from_pyfunc(cls, pyfunc: Any, *, name: str, version: str, source: str, local_path: str | None,
-                    alias: str | None = None) -> "PyfuncModel":
+    def from_pyfunc(
+        cls, pyfunc: Any, *, name: str, version: str, source: str, local_path: str | None, alias: str | None = None
+    ) -> PyfuncModel:
         """Wrap a loaded mlflow.pyfunc.PyFuncModel, reading its signature for the input contract."""
         meta = pyfunc.metadata
         schema = meta.get_input_schema()
         extra = dict(getattr(meta, "metadata", None) or {})
-        model = cls(name=name, version=version, source=source, alias=alias, pyfunc=pyfunc, local_path=local_path,
-                    input_schema=schema, metadata=extra, kind="pyfunc", fast=False,
-                    accepts_missing=bool(extra.get("accepts_missing", False)))
+        model = cls(
+            name=name,
+            version=version,
+            source=source,
+            alias=alias,
+            pyfunc=pyfunc,
+            local_path=local_path,
+            input_schema=schema,
+            metadata=extra,
+            kind="pyfunc",
+            fast=False,
+            accepts_missing=bool(extra.get("accepts_missing", False)),
+        )
         if schema is not None:
             if schema.is_tensor_spec() and len(schema.inputs) == 1 and not schema.has_input_names():
                 spec = schema.inputs[0]
@@ -188,7 +233,9 @@ class PyfuncModel(ServedModel):
                 model.feature_names = list(schema.input_names())
                 model.n_features = len(model.feature_names)
                 numeric = {"double", "float", "long", "integer"}
-                model.numeric_columns = [c.name for c in schema.inputs if str(getattr(c.type, "name", c.type)) in numeric]
+                model.numeric_columns = [
+                    c.name for c in schema.inputs if str(getattr(c.type, "name", c.type)) in numeric
+                ]
                 from .protocols.splitframe import column_kinds  # noqa: PLC0415 - pandas, for foreign models only
 
                 model.split_kinds = column_kinds(schema)
@@ -237,8 +284,10 @@ class PyfuncModel(ServedModel):
         if schema is None or self.tensor_input:
             return super().input_tensors()
         if schema.is_tensor_spec():
-            return [{"name": s.name or f"input-{i}", "datatype": oip_datatype(s.type), "shape": list(s.shape)}
-                    for i, s in enumerate(schema.inputs)]
+            return [
+                {"name": s.name or f"input-{i}", "datatype": oip_datatype(s.type), "shape": list(s.shape)}
+                for i, s in enumerate(schema.inputs)
+            ]
         out = []
         for c in schema.inputs:
             try:
@@ -268,8 +317,14 @@ def _task_of_outputs(schema: Any) -> str | None:
         kind = np.dtype(spec.type).kind if schema.is_tensor_spec() else np.dtype(spec.type.to_numpy()).kind
     except Exception:  # noqa: BLE001 - arrays, objects, maps: no single type to read
         return None
-    return {"i": "classification", "u": "classification", "b": "classification", "U": "classification",
-            "O": "classification", "f": "regression"}.get(kind)
+    return {
+        "i": "classification",
+        "u": "classification",
+        "b": "classification",
+        "U": "classification",
+        "O": "classification",
+        "f": "regression",
+    }.get(kind)
 
 
 def _unchecked(estimator: Any, method: str) -> Any:
@@ -285,7 +340,12 @@ def _unchecked(estimator: Any, method: str) -> Any:
     scaler, inner = getattr(estimator, "scaler_", None), getattr(estimator, "estimator", None)
     if not isinstance(estimator, Scaled) or scaler is None or inner is None or not hasattr(inner, method):
         return full
-    dtype, width, transform, inner_method = scaler.mean_.dtype, int(scaler.n_features_in_), scaler.transform, getattr(inner, method)
+    dtype, width, transform, inner_method = (
+        scaler.mean_.dtype,
+        int(scaler.n_features_in_),
+        scaler.transform,
+        getattr(inner, method),
+    )
 
     def run(X: Any) -> Any:
         if isinstance(X, np.ndarray) and X.dtype == dtype and X.ndim == 2 and X.shape[1] == width:

@@ -22,8 +22,8 @@ import anyio
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..monitoring.alertstore import AlertStore
 from ..monitoring.alerts import FIRING, evaluate_rules
+from ..monitoring.alertstore import AlertStore
 from ..monitoring.live import summarize_window
 from ..monitoring.rules import MonitorConfig
 from .livedata import logged_rows, read_feedback, read_window
@@ -34,8 +34,9 @@ log = logging.getLogger("aidevops.serving")
 class LiveMonitor:
     """Refreshes `latest` (the summary `/monitor` returns) and the alert state; `run()` loops in the app's lifespan."""
 
-    def __init__(self, server: Any, *, config: MonitorConfig | None = None, deployment: str | None = None,
-                 interval: float = 5.0) -> None:
+    def __init__(
+        self, server: Any, *, config: MonitorConfig | None = None, deployment: str | None = None, interval: float = 5.0
+    ) -> None:
         self.server = server
         self.config = config or MonitorConfig()
         self.deployment = deployment
@@ -53,9 +54,15 @@ class LiveMonitor:
         now = time.time() if now is None else now
         model = self.server.slots.state.active
         cfg = self.config
-        summary: dict[str, Any] = {"status": "ok", "deployment": self.deployment, "model": model.name,
-                                   "version": model.version, "at": now, "window_rows": cfg.window,
-                                   "settings": cfg.to_dict()}
+        summary: dict[str, Any] = {
+            "status": "ok",
+            "deployment": self.deployment,
+            "model": model.name,
+            "version": model.version,
+            "at": now,
+            "window_rows": cfg.window,
+            "settings": cfg.to_dict(),
+        }
         if not self.db:
             summary.update(status="no request log", snapshot={}, alerts=[])
             self.latest = summary
@@ -63,14 +70,30 @@ class LiveMonitor:
         blocks = self._blocks(model.name, model.version)
         window_id = f"{model.version}:{blocks}"
         win = read_window(self.db, model.name, model.version, rows=cfg.window, n_features=model.n_features)
-        feedback = read_feedback(self.db, model.name, version=model.version, first_id=win.first_id, last_id=win.last_id) \
-            if win.first_id is not None else []
+        feedback = (
+            read_feedback(self.db, model.name, version=model.version, first_id=win.first_id, last_id=win.last_id)
+            if win.first_id is not None
+            else []
+        )
         result = summarize_window(
-            rows=_profiled(win.frame, model.profile) if win.frame is not None else win.rows, row_predictions=win.row_predictions, profile=model.profile, task=model.task, config=cfg,
-            prediction_ids=win.prediction_ids, predictions=win.predictions, prediction_ts=win.prediction_ts,
-            feedback=feedback, latency_ms=win.latency_ms, failed=win.failed, window=window_id, now=now)
+            rows=_profiled(win.frame, model.profile) if win.frame is not None else win.rows,
+            row_predictions=win.row_predictions,
+            profile=model.profile,
+            task=model.task,
+            config=cfg,
+            prediction_ids=win.prediction_ids,
+            predictions=win.predictions,
+            prediction_ts=win.prediction_ts,
+            feedback=feedback,
+            latency_ms=win.latency_ms,
+            failed=win.failed,
+            window=window_id,
+            now=now,
+        )
         summary.update(result, window=window_id, completed_windows=blocks, logged_rows=win.n_rows)
-        summary["alerts"] = self._evaluate(result["snapshot"], model, now) if self.alerts is not None and cfg.rules else []
+        summary["alerts"] = (
+            self._evaluate(result["snapshot"], model, now) if self.alerts is not None and cfg.rules else []
+        )
         self.latest = summary
         return summary
 
@@ -90,10 +113,20 @@ class LiveMonitor:
             for ev, eid in zip(events, ids):
                 log.warning("alert %s (#%s): %s", ev["event"], eid, ev["message"])
         self._state = state
-        return [{"rule": r.name, "state": state[r.name]["state"], "since": state[r.name]["since"],
-                 "value": state[r.name].get("value"), "features": state[r.name].get("features") or [],
-                 "metric": r.metric, "op": r.op, "threshold": r.threshold, "action": r.action}
-                for r in self.config.rules]
+        return [
+            {
+                "rule": r.name,
+                "state": state[r.name]["state"],
+                "since": state[r.name]["since"],
+                "value": state[r.name].get("value"),
+                "features": state[r.name].get("features") or [],
+                "metric": r.metric,
+                "op": r.op,
+                "threshold": r.threshold,
+                "action": r.action,
+            }
+            for r in self.config.rules
+        ]
 
     # ------------------------------------------------------------------ the loop
     async def run(self) -> None:
@@ -139,19 +172,30 @@ class MonitorCollector(Collector):
         drift = s.get("drift") or {}
         ok = drift.get("status") == "ok"
         for f in drift.get("features", []) if ok else []:
-            for key, name in (("psi", "drift_psi"), ("ks_statistic", "drift_ks_statistic"),
-                              ("ks_pvalue", "drift_ks_pvalue"), ("wasserstein_std", "drift_wasserstein_std")):
+            for key, name in (
+                ("psi", "drift_psi"),
+                ("ks_statistic", "drift_ks_statistic"),
+                ("ks_pvalue", "drift_ks_pvalue"),
+                ("wasserstein_std", "drift_wasserstein_std"),
+            ):
                 if f.get(key) is not None:
                     g[name].add_metric(base + [f["name"]], float(f[key]))
             g["drift_detected"].add_metric(base + [f["name"]], 1.0 if f.get("drifted") else 0.0)
         if ok:
             g["drift_features_drifted"].add_metric(base, float(len(drift.get("drifted", []))))
         g["monitor_window_rows"].add_metric(base, float(s.get("logged_rows") or 0))
-        for key, name in (("max_psi", "drift_max_psi"), ("prediction_psi", "prediction_drift_psi"),
-                          ("accuracy", "live_accuracy"), ("accuracy_lower", "live_accuracy_lower"),
-                          ("accuracy_upper", "live_accuracy_upper"), ("mae", "live_mae"), ("rmse", "live_rmse"),
-                          ("labelled", "live_labelled"), ("error_rate", "monitor_error_rate"),
-                          ("latency_p99_ms", "monitor_latency_p99_ms")):
+        for key, name in (
+            ("max_psi", "drift_max_psi"),
+            ("prediction_psi", "prediction_drift_psi"),
+            ("accuracy", "live_accuracy"),
+            ("accuracy_lower", "live_accuracy_lower"),
+            ("accuracy_upper", "live_accuracy_upper"),
+            ("mae", "live_mae"),
+            ("rmse", "live_rmse"),
+            ("labelled", "live_labelled"),
+            ("error_rate", "monitor_error_rate"),
+            ("latency_p99_ms", "monitor_latency_p99_ms"),
+        ):
             v = snap.get(key)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 g[name].add_metric(base, float(v))

@@ -52,122 +52,245 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
     rows = {"type": "array", "items": _ref("Row"), "minItems": 1, "description": "Rows of features."}
     names = model.feature_names
     if names:
-        record = {"type": "object", "properties": {c: number for c in names}, "required": list(names),
-                  "additionalProperties": False, "description": "One row as {feature name: value}."}
-        columnar = {"type": "object", "description": "Columns: {feature name: [one value per row]}.",
-                    "properties": {c: {"type": "array", "items": number, "minItems": 1, "maxItems": 1} for c in names},
-                    "required": list(names), "additionalProperties": False}
+        record = {
+            "type": "object",
+            "properties": {c: number for c in names},
+            "required": list(names),
+            "additionalProperties": False,
+            "description": "One row as {feature name: value}.",
+        }
+        columnar = {
+            "type": "object",
+            "description": "Columns: {feature name: [one value per row]}.",
+            "properties": {c: {"type": "array", "items": number, "minItems": 1, "maxItems": 1} for c in names},
+            "required": list(names),
+            "additionalProperties": False,
+        }
     else:
         record = {"type": "object", "additionalProperties": number, "description": "One row as {feature: value}."}
         if n:
             record.update(minProperties=n, maxProperties=n)
         columnar = None
     tensor_forms = [_ref("Rows"), _ref("Row")]
-    named = {"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": _ref("Rows"),
-             "description": "One named tensor: {name: rows}."}
+    named = {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": _ref("Rows"),
+        "description": "One named tensor: {name: rows}.",
+    }
     if names:
         named["propertyNames"] = {"not": {"enum": list(names)}}
     tensor_forms.append(named)
     if columnar:
         tensor_forms.append(columnar)
     tensor_forms.append({"type": "array", "items": _ref("Record"), "minItems": 1})
-    params = {"type": "object", "nullable": True,
-              "description": "Inference parameters (passed to pyfunc models; ignored by ours)."}
+    params = {
+        "type": "object",
+        "nullable": True,
+        "description": "Inference parameters (passed to pyfunc models; ignored by ours).",
+    }
     split: dict[str, Any] = {
-        "type": "object", "required": ["data"], "additionalProperties": False,
+        "type": "object",
+        "required": ["data"],
+        "additionalProperties": False,
         "properties": {"data": _ref("Rows")},
         "description": "pandas' split orient; optional 'index' with one label per row.",
     }
     if n:
-        split["properties"]["columns"] = {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-                                          "minItems": n, "maxItems": n,
-                                          "nullable": True}
+        split["properties"]["columns"] = {
+            "type": "array",
+            "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            "minItems": n,
+            "maxItems": n,
+            "nullable": True,
+        }
 
     formats = ("inputs", "instances", "dataframe_split", "dataframe_records")
 
     def envelope(key: str, schema: dict) -> dict:
         # other keys are ignored, as MLflow's server ignores them; but exactly one of the four formats
         others = [{"required": [k]} for k in formats if k != key]
-        return {"type": "object", "required": [key], "properties": {key: schema, "params": params},
-                "not": {"anyOf": others}}
+        return {
+            "type": "object",
+            "required": [key],
+            "properties": {key: schema, "params": params},
+            "not": {"anyOf": others},
+        }
 
     datatypes = ["FP32", "FP64"] if np.dtype(model.input_dtype).kind == "f" else ["INT64", "INT32"]
     oip_input: dict[str, Any] = {
-        "type": "object", "required": ["name", "shape", "datatype", "data"], "additionalProperties": False,
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "example": "input-0"},
-            "shape": {"type": "array", "items": {"type": "integer"}, "enum": [[1, n or 1]],
-                      "description": "[rows, features]; any number of rows is accepted, one is documented exactly."},
+            "shape": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "enum": [[1, n or 1]],
+                "description": "[rows, features]; any number of rows is accepted, one is documented exactly.",
+            },
             "datatype": {"type": "string", "enum": datatypes},
-            "data": {"oneOf": [_ref("Row"), {"type": "array", "items": _ref("Row"), "minItems": 1, "maxItems": 1}],
-                     "description": "Row-major values, flat or nested to the shape."},
+            "data": {
+                "oneOf": [_ref("Row"), {"type": "array", "items": _ref("Row"), "minItems": 1, "maxItems": 1}],
+                "description": "Row-major values, flat or nested to the shape.",
+            },
             "parameters": {"type": "object", "nullable": True},
         },
     }
     output_names = [t["name"] for t in model.output_tensors()]
-    tensor = {"type": "object", "required": ["name", "datatype", "shape"],
-              "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
-                             "shape": {"type": "array", "items": {"type": "integer"}}}}
+    tensor = {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+        },
+    }
     return {
         "Row": row,
         "Rows": rows,
         "Record": record,
-        "MLflowRequest": {"oneOf": [
-            envelope("inputs", {"oneOf": tensor_forms}),
-            envelope("instances", {"oneOf": tensor_forms}),
-            envelope("dataframe_split", split),
-            envelope("dataframe_records", {"type": "array", "items": _ref("Record"), "minItems": 1}),
-        ]},
-        "MLflowResponse": {"type": "object", "required": ["predictions", "request_id"], "properties": {
-            "predictions": {"type": "array", "description": "One prediction per row."},
-            "request_id": {"type": "string", "description": "Send it to /feedback with the true label."}}},
-        "MLflowError": {"type": "object", "required": ["error_code", "message"], "properties": {
-            "error_code": {"type": "string"}, "message": {"type": "string"}}},
+        "MLflowRequest": {
+            "oneOf": [
+                envelope("inputs", {"oneOf": tensor_forms}),
+                envelope("instances", {"oneOf": tensor_forms}),
+                envelope("dataframe_split", split),
+                envelope("dataframe_records", {"type": "array", "items": _ref("Record"), "minItems": 1}),
+            ]
+        },
+        "MLflowResponse": {
+            "type": "object",
+            "required": ["predictions", "request_id"],
+            "properties": {
+                "predictions": {"type": "array", "description": "One prediction per row."},
+                "request_id": {"type": "string", "description": "Send it to /feedback with the true label."},
+            },
+        },
+        "MLflowError": {
+            "type": "object",
+            "required": ["error_code", "message"],
+            "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+        },
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "InferRequest": {
-            "type": "object", "required": ["inputs"], "additionalProperties": False,
+            "type": "object",
+            "required": ["inputs"],
+            "additionalProperties": False,
             "properties": {
                 "id": {"type": "string", "maxLength": 256, "nullable": True},
                 "parameters": {"type": "object", "nullable": True},
                 "inputs": {"type": "array", "items": oip_input, "minItems": 1, "maxItems": 1},
-                "outputs": {"type": "array", "nullable": True, "items": {
-                    "type": "object", "required": ["name"], "additionalProperties": False,
-                    "properties": {"name": {"type": "string", "enum": output_names},
-                                   "parameters": {"type": "object", "nullable": True}}}},
+                "outputs": {
+                    "type": "array",
+                    "nullable": True,
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "name": {"type": "string", "enum": output_names},
+                            "parameters": {"type": "object", "nullable": True},
+                        },
+                    },
+                },
             },
         },
-        "InferResponse": {"type": "object", "required": ["model_name", "outputs"], "properties": {
-            "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
-            "parameters": {"type": "object"},
-            "outputs": {"type": "array", "items": {**tensor, "required": ["name", "datatype", "shape", "data"],
-                                                   "properties": {**tensor["properties"], "data": {"type": "array"}}}}}},
-        "ServerMetadata": {"type": "object", "required": ["name", "version", "extensions"], "properties": {
-            "name": {"type": "string"}, "version": {"type": "string"},
-            "extensions": {"type": "array", "items": {"type": "string"}}}},
-        "ModelMetadata": {"type": "object", "required": ["name", "platform", "inputs", "outputs"], "properties": {
-            "name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
-            "platform": {"type": "string"}, "inputs": {"type": "array", "items": tensor},
-            "outputs": {"type": "array", "items": tensor}}},
-        "FeedbackItem": {"oneOf": [
-            {"type": "object", "required": ["request_id", "label"], "additionalProperties": False, "properties": {
-                "request_id": _ref("RequestId"), "label": _ref("Label"),
-                "row": {"type": "integer", "minimum": 0, "maximum": 2**31, "description": "Row of a batch request (default 0)."}}},
-            {"type": "object", "required": ["request_id", "labels"], "additionalProperties": False, "properties": {
-                "request_id": _ref("RequestId"),
-                "labels": {"type": "array", "items": _ref("Label"), "minItems": 1, "maxItems": 10000,
-                           "description": "One label per row of the request."}}},
-        ]},
+        "InferResponse": {
+            "type": "object",
+            "required": ["model_name", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "parameters": {"type": "object"},
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        **tensor,
+                        "required": ["name", "datatype", "shape", "data"],
+                        "properties": {**tensor["properties"], "data": {"type": "array"}},
+                    },
+                },
+            },
+        },
+        "ServerMetadata": {
+            "type": "object",
+            "required": ["name", "version", "extensions"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "extensions": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "ModelMetadata": {
+            "type": "object",
+            "required": ["name", "platform", "inputs", "outputs"],
+            "properties": {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": tensor},
+                "outputs": {"type": "array", "items": tensor},
+            },
+        },
+        "FeedbackItem": {
+            "oneOf": [
+                {
+                    "type": "object",
+                    "required": ["request_id", "label"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "request_id": _ref("RequestId"),
+                        "label": _ref("Label"),
+                        "row": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "maximum": 2**31,
+                            "description": "Row of a batch request (default 0).",
+                        },
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["request_id", "labels"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "request_id": _ref("RequestId"),
+                        "labels": {
+                            "type": "array",
+                            "items": _ref("Label"),
+                            "minItems": 1,
+                            "maxItems": 10000,
+                            "description": "One label per row of the request.",
+                        },
+                    },
+                },
+            ]
+        },
         "RequestId": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
         "Label": {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 1000}, {"type": "boolean"}]},
         "SlotsResponse": {"type": "object"},
-        "AdminChange": {"type": "object", "additionalProperties": False, "properties": {
-            "model_uri": {"type": "string"}, "share": {"type": "number", "minimum": 0, "maximum": 1},
-            "actor": {"type": "string", "maxLength": 1000}, "reason": {"type": "string", "maxLength": 1000}}},
+        "AdminChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "model_uri": {"type": "string"},
+                "share": {"type": "number", "minimum": 0, "maximum": 1},
+                "actor": {"type": "string", "maxLength": 1000},
+                "reason": {"type": "string", "maxLength": 1000},
+            },
+        },
     }
 
 
 def _csv_schema(model: ServedModel) -> dict:
-    schema: dict[str, Any] = {"type": "string", "description": "A header row, then one row of numbers per line (UTF-8)."}
+    schema: dict[str, Any] = {
+        "type": "string",
+        "description": "A header row, then one row of numbers per line (UTF-8).",
+    }
     n = model.n_features
     if n and np.dtype(model.input_dtype).kind == "f":
         num = r"-?[0-9]{1,6}(\.[0-9]{1,6})?"
@@ -180,98 +303,239 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
     limit = config.max_body_bytes
     name = model.name
     ok_json = lambda ref, what: {"description": what, "content": _json_content(_ref(ref))}  # noqa: E731
-    empty_ok = {"description": "Yes (an empty body; the status code is the answer).",
-                "content": {"application/json": {}}}
+    empty_ok = {
+        "description": "Yes (an empty body; the status code is the answer).",
+        "content": {"application/json": {}},
+    }
     name_param = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}, "example": name}
-    version_param = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"},
-                     "example": model.version}
-    request_id_header = {"name": "X-Request-ID", "in": "header", "required": False, "schema": {"type": "string"},
-                         "description": "Your id for the request: used when it is 1-128 of A-Z a-z 0-9 . _ : -, "
-                                        "else replaced by one the server makes (a tracing header never fails a request)."}
+    version_param = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "example": model.version,
+    }
+    request_id_header = {
+        "name": "X-Request-ID",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Your id for the request: used when it is 1-128 of A-Z a-z 0-9 . _ : -, "
+        "else replaced by one the server makes (a tracing header never fails a request).",
+    }
     infer_op = {
         "summary": "Open Inference Protocol inference",
         "parameters": [name_param, request_id_header],
         "requestBody": {"required": True, "content": _json_content(_ref("InferRequest"))},
-        "responses": _responses(ok_json("InferResponse", "Outputs"), {
-            400: "Malformed or invalid input", 404: "No such model or version", 413: f"Body over {limit} bytes",
-            415: "Not application/json"}),
+        "responses": _responses(
+            ok_json("InferResponse", "Outputs"),
+            {
+                400: "Malformed or invalid input",
+                404: "No such model or version",
+                413: f"Body over {limit} bytes",
+                415: "Not application/json",
+            },
+        ),
     }
     infer_version_op = {**infer_op, "parameters": [name_param, version_param, request_id_header]}
-    model_op = {"summary": "Model metadata", "parameters": [name_param],
-                "responses": _responses(ok_json("ModelMetadata", "Metadata"), {404: "No such model"})}
-    ready_op = {"summary": "Model readiness", "parameters": [name_param],
-                "responses": _responses(empty_ok, {404: "No such model or version"})}
-    admin_errors = {400: "Bad request", 401: "Missing or wrong token", 403: "Admin API disabled",
-                    409: "Does not fit the slots", 413: "Body too large", 422: "Version refused (load or smoke test failed)"}
+    model_op = {
+        "summary": "Model metadata",
+        "parameters": [name_param],
+        "responses": _responses(ok_json("ModelMetadata", "Metadata"), {404: "No such model"}),
+    }
+    ready_op = {
+        "summary": "Model readiness",
+        "parameters": [name_param],
+        "responses": _responses(empty_ok, {404: "No such model or version"}),
+    }
+    admin_errors = {
+        400: "Bad request",
+        401: "Missing or wrong token",
+        403: "Admin API disabled",
+        409: "Does not fit the slots",
+        413: "Body too large",
+        422: "Version refused (load or smoke test failed)",
+    }
     admin_body = {"required": False, "content": _json_content(_ref("AdminChange"))}
 
     def admin(summary: str) -> dict:
-        return {"post": {"summary": summary, "security": [{"adminToken": []}], "requestBody": admin_body,
-                         "responses": _responses(ok_json("SlotsResponse", "The change and the slots"), admin_errors)}}
+        return {
+            "post": {
+                "summary": summary,
+                "security": [{"adminToken": []}],
+                "requestBody": admin_body,
+                "responses": _responses(ok_json("SlotsResponse", "The change and the slots"), admin_errors),
+            }
+        }
 
     return {
         "openapi": "3.0.3",
-        "info": {"title": f"aidevops model server: {name}", "version": __version__,
-                 "description": f"Serving {model.label}. MLflow scoring protocol, Open Inference Protocol v2, "
-                                "Prometheus metrics, ground-truth feedback."},
+        "info": {
+            "title": f"aidevops model server: {name}",
+            "version": __version__,
+            "description": f"Serving {model.label}. MLflow scoring protocol, Open Inference Protocol v2, "
+            "Prometheus metrics, ground-truth feedback.",
+        },
         "paths": {
-            "/invocations": {"post": {
-                "summary": "MLflow scoring protocol",
-                "parameters": [request_id_header],
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("MLflowRequest")},
-                    "text/csv": {"schema": _csv_schema(model)},
-                }},
-                "responses": _responses(ok_json("MLflowResponse", "Predictions"), {
-                    400: "Malformed or invalid input", 413: f"Body over {limit} bytes",
-                    415: "Not application/json or text/csv (UTF-8)"}, "MLflowError"),
-            }},
-            "/ping": {"get": {"summary": "Liveness (MLflow)", "responses": {"200": {
-                "description": "Alive", "content": {"application/json": {}}}}}},
-            "/health": {"get": {"summary": "Liveness (MLflow)", "responses": {"200": {
-                "description": "Alive", "content": {"application/json": {}}}}}},
-            "/version": {"get": {"summary": "Server version", "responses": {"200": {
-                "description": "Version", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/invocations": {
+                "post": {
+                    "summary": "MLflow scoring protocol",
+                    "parameters": [request_id_header],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": _ref("MLflowRequest")},
+                            "text/csv": {"schema": _csv_schema(model)},
+                        },
+                    },
+                    "responses": _responses(
+                        ok_json("MLflowResponse", "Predictions"),
+                        {
+                            400: "Malformed or invalid input",
+                            413: f"Body over {limit} bytes",
+                            415: "Not application/json or text/csv (UTF-8)",
+                        },
+                        "MLflowError",
+                    ),
+                }
+            },
+            "/ping": {
+                "get": {
+                    "summary": "Liveness (MLflow)",
+                    "responses": {"200": {"description": "Alive", "content": {"application/json": {}}}},
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "Liveness (MLflow)",
+                    "responses": {"200": {"description": "Alive", "content": {"application/json": {}}}},
+                }
+            },
+            "/version": {
+                "get": {
+                    "summary": "Server version",
+                    "responses": {
+                        "200": {"description": "Version", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                    },
+                }
+            },
             "/v2": {"get": {"summary": "Server metadata", "responses": {"200": ok_json("ServerMetadata", "Metadata")}}},
             "/v2/health/live": {"get": {"summary": "Server liveness", "responses": {"200": empty_ok}}},
             "/v2/health/ready": {"get": {"summary": "Server readiness", "responses": {"200": empty_ok}}},
             "/v2/models/{name}": {"get": model_op},
             "/v2/models/{name}/versions/{version}": {"get": {**model_op, "parameters": [name_param, version_param]}},
             "/v2/models/{name}/ready": {"get": ready_op},
-            "/v2/models/{name}/versions/{version}/ready": {"get": {**ready_op, "parameters": [name_param, version_param]}},
+            "/v2/models/{name}/versions/{version}/ready": {
+                "get": {**ready_op, "parameters": [name_param, version_param]}
+            },
             "/v2/models/{name}/infer": {"post": infer_op},
             "/v2/models/{name}/versions/{version}/infer": {"post": infer_version_op},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {
-                "description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-            "/monitor": {"get": {
-                "summary": "The live monitor: drift, live quality, request statistics and alerts of the newest window",
-                "parameters": [{"name": "refresh", "in": "query", "required": False,
-                                "description": "1: compute a pass now instead of returning the latest",
-                                "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}],
-                "responses": {"200": {"description": "The latest monitor pass", "content": _json_content({
-                    "type": "object", "required": ["status"], "properties": {
-                        "status": {"type": "string"}, "model": {"type": "string"}, "version": {"type": "string"},
-                        "window": {"type": "string"}, "drift": {"type": ["object", "null"]},
-                        "quality": {"type": ["object", "null"]}, "requests": {"type": "object"},
-                        "alerts": {"type": "array"}}})},
-                              "400": {"description": "A refresh value other than 0/1/true/false", "content": _json_content(_ref("Error"))},
-                              "503": {"description": "The monitor pass failed", "content": _json_content(_ref("Error"))}},
-            }},
-            "/feedback": {"post": {
-                "summary": "Ground-truth labels for earlier predictions, by request id",
-                "requestBody": {"required": True, "content": _json_content({"oneOf": [
-                    _ref("FeedbackItem"), {"type": "array", "items": _ref("FeedbackItem"), "minItems": 1, "maxItems": 1000}]})},
-                "responses": _responses(
-                    {"description": "Stored", "content": _json_content({"type": "object", "required": ["accepted"],
-                                                                        "properties": {"accepted": {"type": "integer"}}})},
-                    {400: "Malformed feedback", 409: "No request log to store it in", 413: "Too large",
-                     415: "Not application/json", 503: "Storage unavailable; retry"}),
-            }},
-            "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {
-                "description": "OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-            "/admin/slots": {"get": {"summary": "Slots and history", "security": [{"adminToken": []}],
-                                     "responses": _responses(ok_json("SlotsResponse", "Slots"),
-                                                             {401: "Missing or wrong token", 403: "Admin API disabled"})}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/monitor": {
+                "get": {
+                    "summary": "The live monitor: drift, live quality, request statistics and alerts of the newest window",
+                    "parameters": [
+                        {
+                            "name": "refresh",
+                            "in": "query",
+                            "required": False,
+                            "description": "1: compute a pass now instead of returning the latest",
+                            "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The latest monitor pass",
+                            "content": _json_content(
+                                {
+                                    "type": "object",
+                                    "required": ["status"],
+                                    "properties": {
+                                        "status": {"type": "string"},
+                                        "model": {"type": "string"},
+                                        "version": {"type": "string"},
+                                        "window": {"type": "string"},
+                                        "drift": {"type": ["object", "null"]},
+                                        "quality": {"type": ["object", "null"]},
+                                        "requests": {"type": "object"},
+                                        "alerts": {"type": "array"},
+                                    },
+                                }
+                            ),
+                        },
+                        "400": {
+                            "description": "A refresh value other than 0/1/true/false",
+                            "content": _json_content(_ref("Error")),
+                        },
+                        "503": {"description": "The monitor pass failed", "content": _json_content(_ref("Error"))},
+                    },
+                }
+            },
+            "/feedback": {
+                "post": {
+                    "summary": "Ground-truth labels for earlier predictions, by request id",
+                    "requestBody": {
+                        "required": True,
+                        "content": _json_content(
+                            {
+                                "oneOf": [
+                                    _ref("FeedbackItem"),
+                                    {"type": "array", "items": _ref("FeedbackItem"), "minItems": 1, "maxItems": 1000},
+                                ]
+                            }
+                        ),
+                    },
+                    "responses": _responses(
+                        {
+                            "description": "Stored",
+                            "content": _json_content(
+                                {
+                                    "type": "object",
+                                    "required": ["accepted"],
+                                    "properties": {"accepted": {"type": "integer"}},
+                                }
+                            ),
+                        },
+                        {
+                            400: "Malformed feedback",
+                            409: "No request log to store it in",
+                            413: "Too large",
+                            415: "Not application/json",
+                            503: "Storage unavailable; retry",
+                        },
+                    ),
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI document",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+            "/admin/slots": {
+                "get": {
+                    "summary": "Slots and history",
+                    "security": [{"adminToken": []}],
+                    "responses": _responses(
+                        ok_json("SlotsResponse", "Slots"), {401: "Missing or wrong token", 403: "Admin API disabled"}
+                    ),
+                }
+            },
             "/admin/switch": admin("Load, smoke-test and switch to a version"),
             "/admin/rollback": admin("Swap active and previous"),
             "/admin/canary": admin("Load, smoke-test and route a share of traffic to a canary"),

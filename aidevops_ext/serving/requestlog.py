@@ -94,8 +94,12 @@ class RequestLog:
 
     def stats(self) -> dict[str, int]:
         """Counters for /metrics."""
-        return {"written": self.written, "dropped": self.dropped, "sampled_out": self.sampled_out,
-                "queued": len(self._queue)}
+        return {
+            "written": self.written,
+            "dropped": self.dropped,
+            "sampled_out": self.sampled_out,
+            "queued": len(self._queue),
+        }
 
     # ---------------------------------------------------------------- writer thread
     def start(self) -> None:
@@ -185,8 +189,24 @@ class RequestLog:
             if step is not None:
                 sample = np.ascontiguousarray(X[::step], dtype="<f4")
                 input_rows, blob = sample.shape[0], sample.tobytes()
-        return (rid, ts, model, version, alias, protocol, status, latency_ms, n_rows, n_features, input_rows, step,
-                blob, _json(preds), None if error is None else str(error)[:1000], frame)
+        return (
+            rid,
+            ts,
+            model,
+            version,
+            alias,
+            protocol,
+            status,
+            latency_ms,
+            n_rows,
+            n_features,
+            input_rows,
+            step,
+            blob,
+            _json(preds),
+            None if error is None else str(error)[:1000],
+            frame,
+        )
 
     def _warn(self, message: str) -> None:
         now = time.monotonic()
@@ -218,8 +238,11 @@ class RequestLog:
 def _frame_json(sample: Any) -> str | None:
     """A DataFrame sample as {"columns", "data"} JSON: NaN/None as null, other objects (dates) as text."""
     try:
-        return orjson.dumps({"columns": [str(c) for c in sample.columns], "data": sample.to_numpy(dtype=object).tolist()},
-                            option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+        return orjson.dumps(
+            {"columns": [str(c) for c in sample.columns], "data": sample.to_numpy(dtype=object).tolist()},
+            option=orjson.OPT_SERIALIZE_NUMPY,
+            default=str,
+        ).decode()
     except Exception:  # noqa: BLE001 - an input we cannot encode is not logged; the request is unaffected
         return None
 
@@ -233,7 +256,8 @@ def _json(preds: Any) -> str | None:
         try:
             from mlflow.utils.proto_json_utils import _get_jsonable_obj  # noqa: PLC0415 - pyfunc outputs only
 
-            return orjson.dumps(_get_jsonable_obj(preds, pandas_orient="records"),
-                                option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+            return orjson.dumps(
+                _get_jsonable_obj(preds, pandas_orient="records"), option=orjson.OPT_SERIALIZE_NUMPY, default=str
+            ).decode()
         except Exception:  # noqa: BLE001 - a prediction we cannot encode is logged as text
             return orjson.dumps(str(preds)[:10000]).decode()

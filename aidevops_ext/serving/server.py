@@ -43,7 +43,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
                 f"Port {port} on {host} is already in use; stop what is listening there or choose another port with --port."
             ) from None
         if exc.errno in (errno.EACCES, errno.EPERM):
-            raise ConfigError(f"Port {port} on {host} needs privileges this user lacks; choose a port above 1023.") from None
+            raise ConfigError(
+                f"Port {port} on {host} needs privileges this user lacks; choose a port above 1023."
+            ) from None
         raise ConfigError(f"Cannot listen on {host}:{port} ({exc.strerror}); choose another host or port.") from None
     sock.set_inheritable(True)
     return sock
@@ -61,8 +63,13 @@ def limit_blas_threads(n: int | None) -> None:
         pass
 
 
-def build(model_uri: str, *, workspace: Workspace | None = None, config: ServingConfig | None = None,
-          follow_alias: bool | None = None) -> Any:
+def build(
+    model_uri: str,
+    *,
+    workspace: Workspace | None = None,
+    config: ServingConfig | None = None,
+    follow_alias: bool | None = None,
+) -> Any:
     """The app for `model_uri` (loaded and smoke-tested), ready for any ASGI server; raises AidevopsError."""
     from .app import create_app  # noqa: PLC0415
     from .requestlog import RequestLog  # noqa: PLC0415
@@ -81,17 +88,33 @@ def build(model_uri: str, *, workspace: Workspace | None = None, config: Serving
     return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower)
 
 
-def serve(model_uri: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workspace: Workspace | None = None,
-          config: ServingConfig | None = None, follow_alias: bool | None = None, log_level: str = "info") -> None:
+def serve(
+    model_uri: str,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workspace: Workspace | None = None,
+    config: ServingConfig | None = None,
+    follow_alias: bool | None = None,
+    log_level: str = "info",
+) -> None:
     """Serve `model_uri` on host:port until interrupted (one uvicorn worker, uvloop, httptools, no access log)."""
     import uvicorn  # noqa: PLC0415
 
     sock = bind_socket(host, port)  # first: a taken port fails before seconds of model loading
     try:
         app = build(model_uri, workspace=workspace, config=config, follow_alias=follow_alias)
-        uv_config = uvicorn.Config(app, loop="uvloop", http="httptools", access_log=False, lifespan="on",
-                                   log_level=log_level, workers=1, timeout_graceful_shutdown=10,
-                                   server_header=False)
+        uv_config = uvicorn.Config(
+            app,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            lifespan="on",
+            log_level=log_level,
+            workers=1,
+            timeout_graceful_shutdown=10,
+            server_header=False,
+        )
         server = uvicorn.Server(uv_config)
         model = app.state.server.slots.active
         log.warning("serving %s on http://%s:%s", model.label, host, sock.getsockname()[1])

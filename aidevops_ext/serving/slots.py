@@ -17,8 +17,9 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..workspace import Workspace
 from .errors import ModelRefused, SlotError
@@ -77,8 +78,16 @@ class SlotEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"operation": self.operation, "actor": self.actor, "reason": self.reason, "at": self.at,
-                "from_version": self.from_version, "to_version": self.to_version, "ok": self.ok, "detail": self.detail}
+        return {
+            "operation": self.operation,
+            "actor": self.actor,
+            "reason": self.reason,
+            "at": self.at,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "ok": self.ok,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -131,13 +140,15 @@ class ModelSlots:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def from_uri(cls, uri: str, workspace: Workspace | None = None, **kwargs: Any) -> "ModelSlots":
+    def from_uri(cls, uri: str, workspace: Workspace | None = None, **kwargs: Any) -> ModelSlots:
         """Slots whose active model is `uri`, loaded and smoke-tested (ModelRefused if it fails)."""
         from .loader import parse_uri  # noqa: PLC0415
 
         alias = kwargs.pop("alias", None) or parse_uri(uri).alias
         loader = kwargs.get("loader", load_model_uri)
-        slots = cls(prepare_model(uri, workspace, alias=alias, loader=loader), workspace=workspace, alias=alias, **kwargs)
+        slots = cls(
+            prepare_model(uri, workspace, alias=alias, loader=loader), workspace=workspace, alias=alias, **kwargs
+        )
         slots._count_load("loaded")
         return slots
 
@@ -180,18 +191,23 @@ class ModelSlots:
             st = self.state
             if st.previous is None:
                 raise SlotError("There is no previous version to roll back to; switch to a version explicitly instead.")
-            self.state = SlotState(active=st.previous, previous=st.active, canary=st.canary, canary_share=st.canary_share)
+            self.state = SlotState(
+                active=st.previous, previous=st.active, canary=st.canary, canary_share=st.canary_share
+            )
             return self._record("rollback", actor, reason, st.active.version, st.previous.version)
 
-    def set_canary(self, source: str | ServedModel, share: float, *, actor: str | None = None,
-                   reason: str = "") -> SlotEvent:
+    def set_canary(
+        self, source: str | ServedModel, share: float, *, actor: str | None = None, reason: str = ""
+    ) -> SlotEvent:
         """Load + smoke-test `source` and send it `share` (0..1) of the traffic."""
         share = _check_share(share)
         with self._lock:
             try:
                 model = self.prepare(source)
             except ModelRefused as exc:
-                self._record("canary", actor, reason, self.state.active.version, _uri_version(source), ok=False, detail=str(exc))
+                self._record(
+                    "canary", actor, reason, self.state.active.version, _uri_version(source), ok=False, detail=str(exc)
+                )
                 raise
             st = self.state
             self.state = SlotState(active=st.active, previous=st.previous, canary=model, canary_share=share)
@@ -205,7 +221,9 @@ class ModelSlots:
             if st.canary is None:
                 raise SlotError("There is no canary; start one with a model URI first.")
             self.state = SlotState(active=st.active, previous=st.previous, canary=st.canary, canary_share=share)
-            return self._record("canary_share", actor, reason, st.active.version, st.canary.version, detail=f"share={share}")
+            return self._record(
+                "canary_share", actor, reason, st.active.version, st.canary.version, detail=f"share={share}"
+            )
 
     def promote_canary(self, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Make the canary active (the old active becomes previous)."""
@@ -225,14 +243,32 @@ class ModelSlots:
             self.state = SlotState(active=st.active, previous=st.previous)
             return self._record("clear_canary", actor, reason, st.active.version, st.canary.version)
 
-    def _record(self, operation: str, actor: str | None, reason: str, from_version: str | None,
-                to_version: str | None, *, ok: bool = True, detail: str = "") -> SlotEvent:
-        event = SlotEvent(operation, actor or _default_actor(), reason or "", time.time(), from_version, to_version, ok, detail)
+    def _record(
+        self,
+        operation: str,
+        actor: str | None,
+        reason: str,
+        from_version: str | None,
+        to_version: str | None,
+        *,
+        ok: bool = True,
+        detail: str = "",
+    ) -> SlotEvent:
+        event = SlotEvent(
+            operation, actor or _default_actor(), reason or "", time.time(), from_version, to_version, ok, detail
+        )
         self.history.append(event)
         if ok:
             self.server_stats.swaps[operation] = self.server_stats.swaps.get(operation, 0) + 1
-        log.info("slots: %s %s -> %s by %s (%s)%s", operation, from_version, to_version, event.actor,
-                 event.reason or "no reason given", "" if ok else f" REFUSED: {detail}")
+        log.info(
+            "slots: %s %s -> %s by %s (%s)%s",
+            operation,
+            from_version,
+            to_version,
+            event.actor,
+            event.reason or "no reason given",
+            "" if ok else f" REFUSED: {detail}",
+        )
         if self.on_event is not None:
             try:
                 self.on_event(event)
@@ -241,8 +277,13 @@ class ModelSlots:
         return event
 
 
-def prepare_model(source: str | ServedModel, workspace: Workspace | None = None, *, alias: str | None = None,
-                  loader: Callable[..., ServedModel] = load_model_uri) -> ServedModel:
+def prepare_model(
+    source: str | ServedModel,
+    workspace: Workspace | None = None,
+    *,
+    alias: str | None = None,
+    loader: Callable[..., ServedModel] = load_model_uri,
+) -> ServedModel:
     """Load (if given a URI) and smoke-test a model; ModelRefused if either fails."""
     model = source if isinstance(source, ServedModel) else loader(source, workspace, alias=alias)
     if model.alias is None:

@@ -84,7 +84,9 @@ def _smoke_fast(model: ServedModel) -> dict[str, Any]:
     if proba is not None:
         proba = np.asarray(proba)
         if proba.shape != (len(rows), len(model.classes)):
-            raise _refuse(model, f"predict_proba returned shape {list(proba.shape)}, expected {[len(rows), len(model.classes)]}")
+            raise _refuse(
+                model, f"predict_proba returned shape {list(proba.shape)}, expected {[len(rows), len(model.classes)]}"
+            )
         if not np.isfinite(proba).all():
             raise _refuse(model, "predict_proba returned NaN or infinite probabilities")
         if not np.allclose(proba.sum(axis=1), 1.0, atol=1e-3) or (proba < -1e-6).any():

@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import orjson
@@ -60,7 +61,7 @@ def _has_token(body: bytes, byte: bytes, token: bytes, offset: int) -> bool:
     i = find(byte)
     hits = 0
     while i != -1:
-        if body[i - offset:i - offset + len(token)] == token:
+        if body[i - offset : i - offset + len(token)] == token:
             return True
         hits += 1
         if hits > _MAX_SCAN_HITS:
@@ -88,8 +89,15 @@ def _bad_cell(what: str, r: int, c: int, value: Any) -> RequestError:
     return RequestError(f"{what} row {r}, column {c} is {_describe(value)}; every feature must be a JSON number.")
 
 
-def rows_to_matrix(rows: Any, n_features: int | None, *, accepts_missing: bool = False,
-                   maybe_bools: bool = True, what: str = "Input", dtype: Any = np.float32) -> np.ndarray:
+def rows_to_matrix(
+    rows: Any,
+    n_features: int | None,
+    *,
+    accepts_missing: bool = False,
+    maybe_bools: bool = True,
+    what: str = "Input",
+    dtype: Any = np.float32,
+) -> np.ndarray:
     """A (n_rows, n_features) array of `dtype` (float32 by default) from a list of rows (or one flat row)."""
     if not isinstance(rows, list):
         raise RequestError(f"{what} must be a list of rows (a list of lists of numbers), not {_describe(rows)}.")
@@ -109,12 +117,24 @@ def rows_to_matrix(rows: Any, n_features: int | None, *, accepts_missing: bool =
     return finish_matrix(X, n_features, accepts_missing=accepts_missing, dtype=dtype, what=what)
 
 
-def finish_matrix(A: np.ndarray, n_features: int | None, *, accepts_missing: bool = False, dtype: Any = np.float32,
-                  what: str = "Input") -> np.ndarray:
+def finish_matrix(
+    A: np.ndarray,
+    n_features: int | None,
+    *,
+    accepts_missing: bool = False,
+    dtype: Any = np.float32,
+    what: str = "Input",
+) -> np.ndarray:
     """check_matrix + to_dtype; the common case (finite floats in range) costs one abs-max reduction."""
     dt = np.dtype(dtype)
-    if (A.ndim == 2 and A.shape[0] and A.shape[1] and (n_features is None or A.shape[1] == n_features)
-            and A.dtype.kind == "f" and dt.kind == "f"):
+    if (
+        A.ndim == 2
+        and A.shape[0]
+        and A.shape[1]
+        and (n_features is None or A.shape[1] == n_features)
+        and A.dtype.kind == "f"
+        and dt.kind == "f"
+    ):
         if np.abs(A).max() <= input_limit(dt):  # False for NaN too: the exact path below explains
             return A if A.dtype == dt else A.astype(dt)
     A = check_matrix(A, n_features, accepts_missing=accepts_missing, what=what)
@@ -145,8 +165,10 @@ def to_dtype(A: np.ndarray, dtype: Any, what: str = "Input") -> np.ndarray:
                     over = (A > top) | (A < -top)
                 where = np.argwhere(over)[0]
                 r, c = (int(where[0]), int(where[1])) if A.ndim == 2 else (0, int(where[0]))
-                raise RequestError(f"{what} row {r}, column {c} is outside the accepted range ±{top:.3g} for "
-                                   f"{dt.name} features; send smaller numbers.")
+                raise RequestError(
+                    f"{what} row {r}, column {c} is outside the accepted range ±{top:.3g} for "
+                    f"{dt.name} features; send smaller numbers."
+                )
         with np.errstate(over="ignore", invalid="ignore"):
             return A.astype(dt)
     if dt.kind in "iu":
@@ -175,7 +197,9 @@ def _slow_matrix(rows: list, what: str, accepts_missing: bool) -> np.ndarray:
         if width is None:
             width = len(row)
         elif len(row) != width:
-            raise RequestError(f"{what} rows have different lengths (row 0 has {width} values, row {r} has {len(row)}); send equal-length rows.")
+            raise RequestError(
+                f"{what} rows have different lengths (row 0 has {width} values, row {r} has {len(row)}); send equal-length rows."
+            )
         vals = []
         for c, v in enumerate(row):
             t = type(v)
@@ -184,7 +208,9 @@ def _slow_matrix(rows: list, what: str, accepts_missing: bool) -> np.ndarray:
             elif v is None and accepts_missing:
                 vals.append(nan)
             elif v is None:
-                raise RequestError(f"{what} row {r}, column {c} is null (a missing value), which this model does not accept; impute it before sending.")
+                raise RequestError(
+                    f"{what} row {r}, column {c} is null (a missing value), which this model does not accept; impute it before sending."
+                )
             else:
                 raise _bad_cell(what, r, c, v)
         out.append(vals)
@@ -195,8 +221,9 @@ def _slow_matrix(rows: list, what: str, accepts_missing: bool) -> np.ndarray:
         raise RequestError(f"{what} holds an integer too large for a float; send numbers within ±3.4e38.") from None
 
 
-def check_matrix(X: np.ndarray, n_features: int | None, *, accepts_missing: bool = False,
-                 what: str = "Input") -> np.ndarray:
+def check_matrix(
+    X: np.ndarray, n_features: int | None, *, accepts_missing: bool = False, what: str = "Input"
+) -> np.ndarray:
     """Shape and range checks: 2-D, the model's feature count, finite (NaN allowed only for missing-aware models)."""
     if X.ndim != 2:
         raise RequestError(f"{what} must be 2-D (rows x features) but has shape {list(X.shape)}; send a list of rows.")
@@ -213,14 +240,18 @@ def check_matrix(X: np.ndarray, n_features: int | None, *, accepts_missing: bool
         if bad.any():
             r, c = (int(i) for i in np.argwhere(bad)[0])
             v = X[r, c]
-            kind = "NaN (a missing value), which this model does not accept" if np.isnan(v) else (
-                "infinite or outside the model's number range")
+            kind = (
+                "NaN (a missing value), which this model does not accept"
+                if np.isnan(v)
+                else ("infinite or outside the model's number range")
+            )
             raise RequestError(f"{what} row {r}, column {c} is {kind}; send finite numbers.")
     return X
 
 
-def columns_to_matrix(columns: dict, names: Sequence[str], *, accepts_missing: bool, what: str,
-                      dtype: Any = np.float32) -> np.ndarray:
+def columns_to_matrix(
+    columns: dict, names: Sequence[str], *, accepts_missing: bool, what: str, dtype: Any = np.float32
+) -> np.ndarray:
     """Columnar input {"name": [values...], ...} ordered as `names`."""
     missing = [n for n in names if n not in columns]
     if missing:
@@ -230,13 +261,22 @@ def columns_to_matrix(columns: dict, names: Sequence[str], *, accepts_missing: b
         raise RequestError(f"{what} columns must be lists of numbers, one value per row.")
     lengths = {len(c) for c in cols}
     if len(lengths) != 1:
-        raise RequestError(f"{what} columns have different lengths {sorted(lengths)[:5]}; send one value per row in each.")
+        raise RequestError(
+            f"{what} columns have different lengths {sorted(lengths)[:5]}; send one value per row in each."
+        )
     rows = [list(r) for r in zip(*cols)]
     return rows_to_matrix(rows, len(names), accepts_missing=accepts_missing, maybe_bools=True, what=what, dtype=dtype)
 
 
-def records_to_matrix(records: list, names: Sequence[str] | None, n_features: int | None, *,
-                      accepts_missing: bool, what: str, dtype: Any = np.float32) -> np.ndarray:
+def records_to_matrix(
+    records: list,
+    names: Sequence[str] | None,
+    n_features: int | None,
+    *,
+    accepts_missing: bool,
+    what: str,
+    dtype: Any = np.float32,
+) -> np.ndarray:
     """Rows given as objects {"feature": value}: by the model's feature names when they all match, else by key order."""
     if not records:
         raise RequestError(f"{what} holds no records; send at least one.")
@@ -250,14 +290,20 @@ def records_to_matrix(records: list, names: Sequence[str] | None, n_features: in
         if not isinstance(rec, dict):
             raise RequestError(f"{what} record {i} is {_describe(rec)}; send one object per row.")
         if len(rec) != len(order) or any(k not in rec for k in order):
-            raise RequestError(f"{what} record {i} has different keys from record 0; send the same features in every record.")
+            raise RequestError(
+                f"{what} record {i} has different keys from record 0; send the same features in every record."
+            )
         rows.append([rec[k] for k in order])
     return rows_to_matrix(rows, n_features, accepts_missing=accepts_missing, maybe_bools=True, what=what, dtype=dtype)
 
 
 def is_column_name(c: object) -> bool:
     """A column name: a string or an integer (one past 64 bits arrives from the JSON parser as an integral float)."""
-    return isinstance(c, str) or (isinstance(c, int) and not isinstance(c, bool)) or (isinstance(c, float) and c.is_integer())
+    return (
+        isinstance(c, str)
+        or (isinstance(c, int) and not isinstance(c, bool))
+        or (isinstance(c, float) and c.is_integer())
+    )
 
 
 def order_columns(X: np.ndarray, columns: Sequence[Any] | None, names: Sequence[str] | None) -> np.ndarray:
@@ -273,8 +319,9 @@ def order_columns(X: np.ndarray, columns: Sequence[Any] | None, names: Sequence[
 # --------------------------------------------------------------------------- CSV
 
 
-def csv_to_matrix(body: bytes, n_features: int | None, names: Sequence[str] | None, *,
-                  accepts_missing: bool, dtype: Any = np.float32) -> np.ndarray:
+def csv_to_matrix(
+    body: bytes, n_features: int | None, names: Sequence[str] | None, *, accepts_missing: bool, dtype: Any = np.float32
+) -> np.ndarray:
     """A CSV body with a header row (as pandas' to_csv writes it, index=False) -> float32 rows."""
     try:
         text = body.decode("utf-8")
@@ -293,7 +340,9 @@ def csv_to_matrix(body: bytes, n_features: int | None, names: Sequence[str] | No
     width = len(header)
     for i, row in enumerate(data):
         if len(row) != width:
-            raise RequestError(f"CSV row {i + 1} has {len(row)} fields but the header has {width}; send equal-length rows.")
+            raise RequestError(
+                f"CSV row {i + 1} has {len(row)} fields but the header has {width}; send equal-length rows."
+            )
     try:
         values = np.array(data, dtype=np.float64)  # NumPy parses the strings in C
     except (ValueError, OverflowError):
@@ -310,11 +359,15 @@ def _csv_cells(data: list[list[str]], width: int, accepts_missing: bool) -> np.n
             cell = cell.strip()
             if not cell:
                 if not accepts_missing:
-                    raise RequestError(f"CSV row {i + 1}, column {j} is empty (a missing value), which this model does not accept.")
+                    raise RequestError(
+                        f"CSV row {i + 1}, column {j} is empty (a missing value), which this model does not accept."
+                    )
                 values[i, j] = math.nan
                 continue
             try:
                 values[i, j] = float(cell)
             except (ValueError, OverflowError):
-                raise RequestError(f"CSV row {i + 1}, column {j} is {cell[:40]!r}, not a number; send numbers only.") from None
+                raise RequestError(
+                    f"CSV row {i + 1}, column {j} is {cell[:40]!r}, not a number; send numbers only."
+                ) from None
     return values

@@ -41,8 +41,11 @@ class AliasFollower:
         if version == slots.state.active.version:
             return False
         try:
-            slots.switch(self.ref.pinned(version), actor="alias-follower",
-                         reason=f"{self.ref.uri} moved from v{previous} to v{version}")
+            slots.switch(
+                self.ref.pinned(version),
+                actor="alias-follower",
+                reason=f"{self.ref.uri} moved from v{previous} to v{version}",
+            )
         except ModelRefused as exc:
             log.warning("alias follower: %s", exc)
             return False

@@ -27,7 +27,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from .. import splitting
@@ -46,7 +45,9 @@ REGISTRATION = "registration.json"
 PROFILE_TAG = "aidevops.reference_profile"
 
 
-def split_table(table: Path, section: DataSection, out_dir: Path, live_data: str | Path | None = None) -> dict[str, Any]:
+def split_table(
+    table: Path, section: DataSection, out_dir: Path, live_data: str | Path | None = None
+) -> dict[str, Any]:
     """Write train/test tables and their row keys into `out_dir`; returns the split's summary.
 
     `live_data`: a Parquet file of labelled live rows (`aidevops retrain` passes it); they join the
@@ -68,16 +69,23 @@ def split_table(table: Path, section: DataSection, out_dir: Path, live_data: str
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    train, train_keys, live_rows = append_live_rows(frame[~test].reset_index(drop=True), keys[~test], frame, keys,
-                                                    live_data, section)
+    train, train_keys, live_rows = append_live_rows(
+        frame[~test].reset_index(drop=True), keys[~test], frame, keys, live_data, section
+    )
     train.to_parquet(out_dir / TRAIN_TABLE, index=False)
     frame[test].reset_index(drop=True).to_parquet(out_dir / TEST_TABLE, index=False)
     splitting.save_keys(out_dir / TRAIN_KEYS, train_keys)
     splitting.save_keys(out_dir / TEST_KEYS, keys[test])
     info = {
-        "table": str(Path(table).name), "rows": len(frame), "train_rows": len(train),
-        "test_rows": int(test.sum()), "live_rows": live_rows, "target": section.target, "id": section.id,
-        "task": section.task or infer_task(target), "test_fraction": section.test_fraction,
+        "table": str(Path(table).name),
+        "rows": len(frame),
+        "train_rows": len(train),
+        "test_rows": int(test.sum()),
+        "live_rows": live_rows,
+        "target": section.target,
+        "id": section.id,
+        "task": section.task or infer_task(target),
+        "test_fraction": section.test_fraction,
         "rule": f"row key % {splitting.BUCKETS} < {round(section.test_fraction * splitting.BUCKETS)} (aidevops_ext/splitting.py)",
     }
     (out_dir / SPLIT_INFO).write_text(json.dumps(info, indent=1), encoding="utf-8")
@@ -91,7 +99,9 @@ def step_run_id(run_dir: str | Path | None, step: str) -> str:
     record = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
     entry = (record.get("steps") or {}).get(step)
     if entry is None:
-        raise ConfigError(f"This pipeline has no step '{step}'; set the shipped step's 'train_step' param to the step that logs the model.")
+        raise ConfigError(
+            f"This pipeline has no step '{step}'; set the shipped step's 'train_step' param to the step that logs the model."
+        )
     run_id = entry.get("mlflow_run_id")
     if not run_id:
         raise ConfigError(f"Step '{step}' has no MLflow run in this pipeline run; run the pipeline with tracking on.")
@@ -131,24 +141,45 @@ def evaluate_models(
         if keys is not None:
             keep &= splitting.unseen_mask(test_keys, keys)
     comparison = {
-        "test_rows": len(test), "compared_rows": int(keep.sum()),
+        "test_rows": len(test),
+        "compared_rows": int(keep.sum()),
         # The split rule keeps the table's test rows out of training; only live rows can repeat one.
-        "candidate_trained": int(own.sum()), "champion_trained": int((~keep & ~own).sum()),
+        "candidate_trained": int(own.sum()),
+        "champion_trained": int((~keep & ~own).sum()),
         "champion_lineage": None if champion is None else keys is not None,
     }
     candidate_metrics: dict[str, float] = {}
     champion_metrics = None if champion is None else {}
     if keep.all() or keep.sum() >= min_compared_rows(len(test)):
-        candidate_metrics = _scored(candidate, features[keep], target[keep], task, f"The train step's model '{ref.name}'",
-                                    "train it on every column but the target and data.id, and log it with input_example=X.head()")
+        candidate_metrics = _scored(
+            candidate,
+            features[keep],
+            target[keep],
+            task,
+            f"The train step's model '{ref.name}'",
+            "train it on every column but the target and data.id, and log it with input_example=X.head()",
+        )
         if champion is not None:
-            champion_metrics = _scored(champion, features[keep], target[keep], task, f"Champion '{model_name}' v{version}",
-                                       "its inputs differ from the candidate's: register under another model name or retire the champion")
+            champion_metrics = _scored(
+                champion,
+                features[keep],
+                target[keep],
+                task,
+                f"Champion '{model_name}' v{version}",
+                "its inputs differ from the candidate's: register under another model name or retire the champion",
+            )
     line = evaluate_gate([], candidate_metrics, champion_metrics, version, comparison).compared_on()
     return {
-        "task": task, "model_uri": ref.model_uri, "model_id": ref.model_id, "logged_name": ref.name,
-        "train_run_id": train_run_id, "candidate": candidate_metrics, "champion": champion_metrics,
-        "champion_version": version, "comparison": comparison, "compared_on": line,
+        "task": task,
+        "model_uri": ref.model_uri,
+        "model_id": ref.model_id,
+        "logged_name": ref.name,
+        "train_run_id": train_run_id,
+        "candidate": candidate_metrics,
+        "champion": champion_metrics,
+        "champion_version": version,
+        "comparison": comparison,
+        "compared_on": line,
     }
 
 
@@ -186,14 +217,20 @@ def register_model(
     from ..scoring import predictions
 
     configure(ws)
-    decision = evaluate_gate(parse_gate(gate), evaluation["candidate"], evaluation["champion"],
-                             evaluation["champion_version"], evaluation["comparison"])
+    decision = evaluate_gate(
+        parse_gate(gate),
+        evaluation["candidate"],
+        evaluation["champion"],
+        evaluation["champion_version"],
+        evaluation["comparison"],
+    )
     split_dir = Path(split_dir)
     train = pd.read_parquet(split_dir / TRAIN_TABLE)
     features, target = features_and_target(train, section, "The train split")
     candidate = load_pyfunc(evaluation["model_uri"], f"The train step's model '{evaluation['logged_name']}'")
-    profile = build_frame_profile(features, predictions(candidate, features, target, evaluation["task"]),
-                                  task=evaluation["task"])
+    profile = build_frame_profile(
+        features, predictions(candidate, features, target, evaluation["task"]), task=evaluation["task"]
+    )
     c = client(ws)
     folder = Path(tempfile.mkdtemp(prefix="aidevops-lineage-"))
     try:
@@ -202,21 +239,40 @@ def register_model(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     all_tags = dict(tags)
-    all_tags.update({
-        TRAIN_KEYS_TAG: log_train_keys(ws, run_id, splitting.load_keys(split_dir / TRAIN_KEYS)),
-        PROFILE_TAG: f"runs:/{run_id}/lineage/reference_profile.json",
-        "aidevops.task": evaluation["task"], "aidevops.target": section.target,
-        "aidevops.train_run_id": evaluation["train_run_id"], "aidevops.compared_on": evaluation["compared_on"],
-    })
-    version = register_version(ws, evaluation["model_uri"], model_name, run_id=evaluation["train_run_id"],
-                               tags=all_tags, metrics=evaluation["candidate"])
+    all_tags.update(
+        {
+            TRAIN_KEYS_TAG: log_train_keys(ws, run_id, splitting.load_keys(split_dir / TRAIN_KEYS)),
+            PROFILE_TAG: f"runs:/{run_id}/lineage/reference_profile.json",
+            "aidevops.task": evaluation["task"],
+            "aidevops.target": section.target,
+            "aidevops.train_run_id": evaluation["train_run_id"],
+            "aidevops.compared_on": evaluation["compared_on"],
+        }
+    )
+    version = register_version(
+        ws,
+        evaluation["model_uri"],
+        model_name,
+        run_id=evaluation["train_run_id"],
+        tags=all_tags,
+        metrics=evaluation["candidate"],
+    )
     moved = promote_if_passing(ws, model_name, version, decision, run_id=run_id)
-    outcome = {"model": model_name, "version": version, "gate_passed": decision.passed, "champion_moved": moved,
-               "reasons": decision.reasons, "compared_on": evaluation["compared_on"], "model_uri": evaluation["model_uri"]}
+    outcome = {
+        "model": model_name,
+        "version": version,
+        "gate_passed": decision.passed,
+        "champion_moved": moved,
+        "reasons": decision.reasons,
+        "compared_on": evaluation["compared_on"],
+        "model_uri": evaluation["model_uri"],
+    }
     return outcome, decision
 
 
-def deploy_alias(ws: Workspace, *, model_name: str, alias: str, port: int | None, follow: bool, reason: str) -> dict[str, Any]:
+def deploy_alias(
+    ws: Workspace, *, model_name: str, alias: str, port: int | None, follow: bool, reason: str
+) -> dict[str, Any]:
     """Serve `model_name@alias` (start, switch or leave as is), and say how to call it with the model's own example."""
     from ..deploy import manager
 
@@ -227,15 +283,23 @@ def deploy_alias(ws: Workspace, *, model_name: str, alias: str, port: int | None
     except Exception:  # noqa: BLE001 - no input example: curl_example falls back to one row of zeros
         example = None
     return {
-        "name": dep.name, "model": dep.model, "ref": dep.ref, "version": result.version, "action": result.action,
-        "url": dep.url, "checked": result.detail, "log": str(dep.log_path),
+        "name": dep.name,
+        "model": dep.model,
+        "ref": dep.ref,
+        "version": result.version,
+        "action": result.action,
+        "url": dep.url,
+        "checked": result.detail,
+        "log": str(dep.log_path),
         "endpoints": {"invocations": f"{dep.url}/invocations", "v2_infer": f"{dep.url}/v2/models/{dep.model}/infer"},
-        "example": example, "curl": manager.curl_example(dep, None, body=example),
+        "example": example,
+        "curl": manager.curl_example(dep, None, body=example),
     }
 
 
-def watch_deployment(ws: Workspace, *, name: str, rate: float, normal_rows: int, drift_rows: int, drift: float,
-                     feedback: float) -> dict[str, Any]:
+def watch_deployment(
+    ws: Workspace, *, name: str, rate: float, normal_rows: int, drift_rows: int, drift: float, feedback: float
+) -> dict[str, Any]:
     """Drive deployment `name` with its model's test rows (in distribution, then shifted by `drift`) and read its
     monitor after each segment: what the shipped monitor step reports (traffic, drifted features, quality, alerts)."""
     from .. import traffic
@@ -247,18 +311,27 @@ def watch_deployment(ws: Workspace, *, name: str, rate: float, normal_rows: int,
     for label, count, shift, seed in (("in_distribution", normal_rows, 0.0, 1), ("shifted", drift_rows, drift, 2)):
         if count <= 0:
             continue
-        result = traffic.simulate(dep.url, rows, rate=rate, duration=count / rate, drift=shift, feedback=feedback, seed=seed)
+        result = traffic.simulate(
+            dep.url, rows, rate=rate, duration=count / rate, drift=shift, feedback=feedback, seed=seed
+        )
         if result.failed:
-            raise DataError(f"{result.failed} of {result.sent} requests to '{name}' failed ({'; '.join(result.errors[:2])}); "
-                            f"see `aidevops logs {name}`.")
+            raise DataError(
+                f"{result.failed} of {result.sent} requests to '{name}' failed ({'; '.join(result.errors[:2])}); "
+                f"see `aidevops logs {name}`."
+            )
         segments[label] = result.to_dict()
         summaries[label] = manager.monitor_summary(ws, name)
     after = summaries.get("shifted") or summaries.get("in_distribution") or manager.monitor_summary(ws, name)
     return {
-        "deployment": name, "model": dep.model, "version": dep.active_version, "replayed": rows.source,
+        "deployment": name,
+        "model": dep.model,
+        "version": dep.active_version,
+        "replayed": rows.source,
         "traffic": segments,
         "drifted": {label: (s.get("drift") or {}).get("drifted", []) for label, s in summaries.items()},
         "features": (after.get("drift") or {}).get("features", []),
-        "quality": after.get("quality"), "alerts": after.get("alerts"), "events": after.get("events"),
+        "quality": after.get("quality"),
+        "alerts": after.get("alerts"),
+        "events": after.get("events"),
         "rules": [r["name"] for r in (after.get("settings") or {}).get("rules", [])],
     }

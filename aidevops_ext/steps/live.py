@@ -35,7 +35,9 @@ LIVE_ID_PREFIX = "live:"  # live rows' ids in data.id: never a customer's own id
 def live_table(frame: pd.DataFrame, row_ids: list[str], labels: list[Any], section: DataSection) -> pd.DataFrame:
     """The logged input rows with their labels in `section.target` (and their row ids in `section.id`)."""
     if len(frame) != len(row_ids) or len(frame) != len(labels):
-        raise DataError(f"{len(frame)} live rows came with {len(row_ids)} ids and {len(labels)} labels; they must match.")
+        raise DataError(
+            f"{len(frame)} live rows came with {len(row_ids)} ids and {len(labels)} labels; they must match."
+        )
     table = frame.reset_index(drop=True).copy()
     if section.id and section.id not in table.columns:
         table[section.id] = [LIVE_ID_PREFIX + str(r) for r in row_ids]
@@ -59,17 +61,22 @@ def read_live_table(path: str | Path, table: pd.DataFrame, section: DataSection)
     """The live rows of `path`, with the table's columns in the table's order and its numeric dtypes."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"The live rows file {path} (param '{LIVE_PARAM}') does not exist; run `aidevops retrain` "
-                        "again, or set the param to null.")
+        raise DataError(
+            f"The live rows file {path} (param '{LIVE_PARAM}') does not exist; run `aidevops retrain` "
+            "again, or set the param to null."
+        )
     try:
         live = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
-        raise DataError(f"The live rows file {path} cannot be read as Parquet ({type(exc).__name__}); "
-                        "run `aidevops retrain` again.") from None
+        raise DataError(
+            f"The live rows file {path} cannot be read as Parquet ({type(exc).__name__}); run `aidevops retrain` again."
+        ) from None
     missing = [c for c in table.columns if c not in live.columns and c != section.id]
     if missing:
-        raise DataError(f"The live rows in {path.name} lack the table's columns {missing[:10]}; the deployed model "
-                        "received other inputs than this pipeline's table has, so retrain with the pipeline that made it.")
+        raise DataError(
+            f"The live rows in {path.name} lack the table's columns {missing[:10]}; the deployed model "
+            "received other inputs than this pipeline's table has, so retrain with the pipeline that made it."
+        )
     if section.id and section.id not in live.columns:
         live[section.id] = [f"{LIVE_ID_PREFIX}{i}" for i in range(len(live))]
     live = live[list(table.columns)]
@@ -80,8 +87,10 @@ def read_live_table(path: str | Path, table: pd.DataFrame, section: DataSection)
             # an integer column with missing or fractional live values: floats, as pandas would make it
             live[name] = values.astype(table[name].dtype if lossless else "float64")
     if live[section.target].isna().any():
-        raise DataError(f"{int(live[section.target].isna().sum())} live rows in {path.name} have no label; "
-                        "only labelled rows belong in the handover.")
+        raise DataError(
+            f"{int(live[section.target].isna().sum())} live rows in {path.name} have no label; "
+            "only labelled rows belong in the handover."
+        )
     return live.reset_index(drop=True)
 
 
@@ -100,8 +109,14 @@ def live_keys(live: pd.DataFrame, table: pd.DataFrame, table_keys: np.ndarray, s
     return np.asarray([by_content.get(k, k) for k in own.tolist()], dtype=np.uint64)
 
 
-def append_live_rows(train: pd.DataFrame, train_keys: np.ndarray, table: pd.DataFrame, table_keys: np.ndarray,
-                     live_data: str | Path | None, section: DataSection) -> tuple[pd.DataFrame, np.ndarray, int]:
+def append_live_rows(
+    train: pd.DataFrame,
+    train_keys: np.ndarray,
+    table: pd.DataFrame,
+    table_keys: np.ndarray,
+    live_data: str | Path | None,
+    section: DataSection,
+) -> tuple[pd.DataFrame, np.ndarray, int]:
     """(training rows, their keys, live rows added): the table's training side plus the labelled live rows."""
     if not live_data:
         return train, train_keys, 0

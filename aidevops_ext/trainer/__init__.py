@@ -11,17 +11,16 @@ from typing import Any
 from .backend import Backend, cupy_available, get_backend
 from .base import NotFittedError
 from .callbacks import Callback, LambdaCallback, ProgressBar
+from .factory import MODEL_KINDS, make_model
 from .linear import LinearRegression, LogisticRegression
 from .mlp import MLPClassifier, MLPRegressor
 from .registry import ESTIMATORS, estimator_class
-from .factory import MODEL_KINDS, make_model
 from .scaling import Scaled, StandardScaler
 
 
 # The model-file functions live in .modelfile; importing it only when called keeps this package
 # importable on its own and its import cheap.
-def save_model(estimator: Any, path: str | Path, *, profile: dict | None = None,
-               metadata: dict | None = None) -> Path:
+def save_model(estimator: Any, path: str | Path, *, profile: dict | None = None, metadata: dict | None = None) -> Path:
     """Write a fitted estimator to a single .npz model file (see trainer.modelfile)."""
     from .modelfile import save_model as _save  # noqa: PLC0415
 

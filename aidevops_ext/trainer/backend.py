@@ -65,9 +65,7 @@ def _cupy_backend(why: str) -> Backend:
 
 def _normalise(name: Any, where: str) -> str:
     if not isinstance(name, str) or name.strip().lower() not in BACKEND_NAMES:
-        raise ConfigError(
-            f"Unknown array backend {name!r} in {where}; use one of {', '.join(BACKEND_NAMES)}."
-        )
+        raise ConfigError(f"Unknown array backend {name!r} in {where}; use one of {', '.join(BACKEND_NAMES)}.")
     return name.strip().lower()
 
 

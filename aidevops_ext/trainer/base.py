@@ -140,7 +140,9 @@ def check_X(X: Any, dtype: type, n_features: int | None = None, what: str = "X")
     if X.shape[0] == 0:
         raise DataError(f"{what} is empty (0 samples); pass at least one row.")
     if n_features is not None and X.shape[1] != n_features:
-        raise DataError(f"{what} has {X.shape[1]} features but the model was fitted with {n_features}; pass the same columns.")
+        raise DataError(
+            f"{what} has {X.shape[1]} features but the model was fitted with {n_features}; pass the same columns."
+        )
     if X.shape[1] == 0:
         raise DataError(f"{what} has no features (0 columns); pass at least one column.")
     if not np.isfinite(X).all():
@@ -202,8 +204,16 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def check_number(name: str, value: Any, low: float, high: float | None = None, *, integer: bool = False,
-                 low_open: bool = False, high_open: bool = False) -> Any:
+def check_number(
+    name: str,
+    value: Any,
+    low: float,
+    high: float | None = None,
+    *,
+    integer: bool = False,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
     """Raise ConfigError unless value is a number within [low, high] (open ends as asked)."""
     kind = numbers.Integral if integer else numbers.Real
     ok = isinstance(value, kind) and not isinstance(value, bool)

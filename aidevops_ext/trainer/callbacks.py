@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..errors import ConfigError
 
@@ -45,8 +46,7 @@ class ProgressBar(Callback):
         """Open the bar."""
         from tqdm.auto import tqdm  # noqa: PLC0415 - only paid for when a bar is shown
 
-        self.bar = tqdm(total=n_epochs, desc=self.desc or type(estimator).__name__, unit="epoch",
-                        **self.tqdm_kwargs)
+        self.bar = tqdm(total=n_epochs, desc=self.desc or type(estimator).__name__, unit="epoch", **self.tqdm_kwargs)
 
     def on_epoch_end(self, estimator: Any, epoch: int, logs: dict[str, float]) -> bool | None:
         """Advance by one epoch and show the latest losses."""

@@ -8,9 +8,9 @@ module stays cheap (the model server imports the trainer package).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -259,7 +259,7 @@ def load_dataset(source: str | os.PathLike, target: str | None = None, **options
             raise ConfigError(f"the built-in dataset {source!r} has target {ds.target!r}; omit target= or use that.")
         return ds
     if isinstance(source, str) and source.startswith("synthetic:"):
-        return _load_synthetic(**{**_parse_spec(source[len("synthetic:"):]), **options})
+        return _load_synthetic(**{**_parse_spec(source[len("synthetic:") :]), **options})
     path = Path(source)
     if path.suffix.lower() not in FILE_SUFFIXES:
         if path.is_file():
@@ -363,7 +363,9 @@ def train_val_test_split(
     if keys is None:
         n_test = int(round(n * test_fraction))
         if n - n_test - n_val < 1:
-            raise DataError(f"{n} rows are too few to split with these fractions; supply more data or smaller fractions.")
+            raise DataError(
+                f"{n} rows are too few to split with these fractions; supply more data or smaller fractions."
+            )
         perm = _shuffle(y, np.arange(n), rng, stratify)
         test, val, train = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
         k = splitting.row_keys(X)
@@ -493,24 +495,41 @@ def add_training_rows(split: Split, path: str | os.PathLike) -> tuple[Split, int
         with np.load(p, allow_pickle=False) as f:
             X, y = f["X"], f["y"]
     except (ValueError, OSError, KeyError, EOFError) as exc:
-        raise DataError(f"{p} is not an .npz with arrays X and y ({type(exc).__name__}); write it with data.save_rows.") from None
+        raise DataError(
+            f"{p} is not an .npz with arrays X and y ({type(exc).__name__}); write it with data.save_rows."
+        ) from None
     if X.ndim != 2 or X.shape[1] != split.X_train.shape[1] or len(y) != len(X):
-        raise DataError(f"{p} holds X {X.shape} and y {y.shape}, but the dataset has {split.X_train.shape[1]} features; "
-                        "the extra rows must come from traffic to a model of this dataset.")
+        raise DataError(
+            f"{p} holds X {X.shape} and y {y.shape}, but the dataset has {split.X_train.shape[1]} features; "
+            "the extra rows must come from traffic to a model of this dataset."
+        )
     kind = split.y_train.dtype.kind
     try:
         y = y.astype(split.y_train.dtype) if kind in "iuf" else y.astype(split.y_train.dtype, copy=False)
     except (ValueError, TypeError):
-        raise DataError(f"the labels in {p} do not convert to the dataset's label type ({split.y_train.dtype}).") from None
+        raise DataError(
+            f"the labels in {p} do not convert to the dataset's label type ({split.y_train.dtype})."
+        ) from None
     if kind in "iu":
         known = np.unique(split.y_train)
         unknown = np.setdiff1d(np.unique(y), known)
         if len(unknown):
-            raise DataError(f"{p} has labels {unknown[:5].tolist()} the training data never has; check the feedback labels.")
+            raise DataError(
+                f"{p} has labels {unknown[:5].tolist()} the training data never has; check the feedback labels."
+            )
     X = X.astype(split.X_train.dtype, copy=False)
     keys_train = split.keys_train
     if keys_train is not None:
         keys_train = np.concatenate([keys_train, splitting.row_keys(X)])
-    out = Split(np.concatenate([split.X_train, X]), np.concatenate([split.y_train, y]), split.X_val, split.y_val,
-                split.X_test, split.y_test, keys_train, split.keys_val, split.keys_test)
+    out = Split(
+        np.concatenate([split.X_train, X]),
+        np.concatenate([split.y_train, y]),
+        split.X_val,
+        split.y_val,
+        split.X_test,
+        split.y_test,
+        keys_train,
+        split.keys_val,
+        split.keys_test,
+    )
     return out, int(len(X))

@@ -42,7 +42,8 @@ import glob
 import math
 import os
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 from numba import njit, types
@@ -61,15 +62,21 @@ def _blas_libraries() -> list[str]:
     """NumPy's bundled BLAS shared libraries (pip wheels: numpy.libs/ on Linux and Windows, numpy/.dylibs/ on macOS)."""
     pkg = os.path.dirname(np.__file__)
     found: list[str] = []
-    for pattern in (os.path.join(pkg, os.pardir, "numpy.libs", "*openblas*"),
-                    os.path.join(pkg, ".dylibs", "*openblas*")):
+    for pattern in (
+        os.path.join(pkg, os.pardir, "numpy.libs", "*openblas*"),
+        os.path.join(pkg, ".dylibs", "*openblas*"),
+    ):
         found.extend(sorted(glob.glob(pattern)))
     return found
 
 
 # Symbol names NumPy wheels have used for cblas gemm, with whether their integers are 64-bit.
-_GEMM_SYMBOLS = (("scipy_cblas_{}gemm64_", True), ("cblas_{}gemm64_", True),
-                 ("scipy_cblas_{}gemm", False), ("cblas_{}gemm", False))
+_GEMM_SYMBOLS = (
+    ("scipy_cblas_{}gemm64_", True),
+    ("cblas_{}gemm64_", True),
+    ("scipy_cblas_{}gemm", False),
+    ("cblas_{}gemm", False),
+)
 
 
 def _find_blas() -> tuple[Any, dict[str, Any]]:
@@ -87,9 +94,23 @@ def _find_blas() -> tuple[Any, dict[str, Any]]:
             integer = ctypes.c_int64 if ilp64 else ctypes.c_int32
             out = {}
             for name, scalar in (("float32", ctypes.c_float), ("float64", ctypes.c_double)):
-                proto = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer,
-                                         scalar, ctypes.c_void_p, integer, ctypes.c_void_p, integer, scalar,
-                                         ctypes.c_void_p, integer)
+                proto = ctypes.CFUNCTYPE(
+                    None,
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    integer,
+                    integer,
+                    integer,
+                    scalar,
+                    ctypes.c_void_p,
+                    integer,
+                    ctypes.c_void_p,
+                    integer,
+                    scalar,
+                    ctypes.c_void_p,
+                    integer,
+                )
                 out[name] = proto(ctypes.cast(syms[name], ctypes.c_void_p).value)
             return lib, out
     return None, {}
@@ -134,9 +155,24 @@ def _exp32(x):  # pragma: no cover - compiled
     xc = x if x > lo else lo
     fx = np.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
     r = xc - fx * np.float32(0.693359375) - fx * np.float32(-2.12194440e-4)
-    y = (((((np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)) * r
-            + np.float32(8.3334519073e-3)) * r + np.float32(4.1665795894e-2)) * r
-          + np.float32(1.6666665459e-1)) * r + np.float32(5.0000001201e-1)) * (r * r) + r + np.float32(1.0)
+    y = (
+        (
+            (
+                (
+                    ((np.float32(1.9875691500e-4) * r + np.float32(1.3981999507e-3)) * r + np.float32(8.3334519073e-3))
+                    * r
+                    + np.float32(4.1665795894e-2)
+                )
+                * r
+                + np.float32(1.6666665459e-1)
+            )
+            * r
+            + np.float32(5.0000001201e-1)
+        )
+        * (r * r)
+        + r
+        + np.float32(1.0)
+    )
     y = y * np.int32((np.int32(fx) + np.int32(127)) << np.int32(23)).view(np.float32)
     y = np.float32(0.0) if x < lo else y
     return x if x != x else y
@@ -427,8 +463,22 @@ def gemm_call(gemm, ta, tb, A, B, C):  # pragma: no cover - compiled
     M, N = C.shape
     K = A.shape[0] if ta else A.shape[1]
     one, zero = C.dtype.type(1), C.dtype.type(0)
-    gemm(ROW_MAJOR, TRANS if ta else NO_TRANS, TRANS if tb else NO_TRANS, M, N, K, one, A.ctypes.data,
-         A.shape[1], B.ctypes.data, B.shape[1], zero, C.ctypes.data, N)
+    gemm(
+        ROW_MAJOR,
+        TRANS if ta else NO_TRANS,
+        TRANS if tb else NO_TRANS,
+        M,
+        N,
+        K,
+        one,
+        A.ctypes.data,
+        A.shape[1],
+        B.ctypes.data,
+        B.shape[1],
+        zero,
+        C.ctypes.data,
+        N,
+    )
 
 
 @jit
@@ -465,9 +515,39 @@ def gather_part(X, Y, lab, order, batch, part, parts, xs, ys, ls):  # pragma: no
 
 
 @jit
-def train_part(part, parts, X, Y, lab, order, xs, ys, ls, params, G, layout, acts, dacts, z, p, work,
-               act, out_kind, batch, chunk, l2, opt, hyper, m1, m2, t, gemm, sync, yield_cpu,
-               losses):  # pragma: no cover - compiled
+def train_part(
+    part,
+    parts,
+    X,
+    Y,
+    lab,
+    order,
+    xs,
+    ys,
+    ls,
+    params,
+    G,
+    layout,
+    acts,
+    dacts,
+    z,
+    p,
+    work,
+    act,
+    out_kind,
+    batch,
+    chunk,
+    l2,
+    opt,
+    hyper,
+    m1,
+    m2,
+    t,
+    gemm,
+    sync,
+    yield_cpu,
+    losses,
+):  # pragma: no cover - compiled
     """One epoch of mini-batch training over rows `order` of X, as part `part` of `parts` threads.
 
     Each batch's rows are split into `parts` contiguous parts; every part runs the forward and
@@ -489,8 +569,17 @@ def train_part(part, parts, X, Y, lab, order, xs, ys, ls, params, G, layout, act
     k = z.shape[2]
     n_total, n_params = order.shape[0], params.shape[0]
     slot = -(-batch // parts)
-    xs, ys, ls, acts, dacts, z, p, work, g = xs[part], ys[part], ls[part], acts[part], dacts[part], z[part], \
-        p[part], work[part], G[part]
+    xs, ys, ls, acts, dacts, z, p, work, g = (
+        xs[part],
+        ys[part],
+        ls[part],
+        acts[part],
+        dacts[part],
+        z[part],
+        p[part],
+        work[part],
+        G[part],
+    )
     lo_param, hi_param = n_params * part // parts, n_params * (part + 1) // parts
     l2t = dt(l2)
     lr, b1, b2, eps = hyper[0], hyper[1], hyper[2], hyper[3]
@@ -515,40 +604,107 @@ def train_part(part, parts, X, Y, lab, order, xs, ys, ls, params, G, layout, act
                 a_ptr = x_ptr
                 for i in range(nl - 1):
                     fin, fout, off, aoff = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
-                    h = acts[aoff:aoff + rows * fout].reshape(rows, fout)
-                    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, fout, fin, one, a_ptr, fin, params[off:].ctypes.data,
-                         fout, zero, h.ctypes.data, fout)
-                    bias_act(h, params[off + fin * fout:off + (fin + 1) * fout], act)
+                    h = acts[aoff : aoff + rows * fout].reshape(rows, fout)
+                    gemm(
+                        ROW_MAJOR,
+                        NO_TRANS,
+                        NO_TRANS,
+                        rows,
+                        fout,
+                        fin,
+                        one,
+                        a_ptr,
+                        fin,
+                        params[off:].ctypes.data,
+                        fout,
+                        zero,
+                        h.ctypes.data,
+                        fout,
+                    )
+                    bias_act(h, params[off + fin * fout : off + (fin + 1) * fout], act)
                     a_ptr = h.ctypes.data
                 fin, fout, off = layout[nl - 1, 0], layout[nl - 1, 1], layout[nl - 1, 2]
                 zb, pb = z[:rows], p[:rows]
-                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, rows, fout, fin, one, a_ptr, fin, params[off:].ctypes.data,
-                     fout, zero, zb.ctypes.data, fout)
-                bias = params[off + fin * fout:off + (fin + 1) * fout]
-                gb = g[off + fin * fout:off + (fin + 1) * fout]
+                gemm(
+                    ROW_MAJOR,
+                    NO_TRANS,
+                    NO_TRANS,
+                    rows,
+                    fout,
+                    fin,
+                    one,
+                    a_ptr,
+                    fin,
+                    params[off:].ctypes.data,
+                    fout,
+                    zero,
+                    zb.ctypes.data,
+                    fout,
+                )
+                bias = params[off + fin * fout : off + (fin + 1) * fout]
+                gb = g[off + fin * fout : off + (fin + 1) * fout]
                 if out_kind == 0:
-                    total += softmax_xent(zb, bias, ys[s:s + rows], ls[s:s + rows] if lab.shape[0] else ls[:0], pb,
-                                          gb, work[:(k + 3) * rows].reshape(k + 3, rows), inv_n)
+                    total += softmax_xent(
+                        zb,
+                        bias,
+                        ys[s : s + rows],
+                        ls[s : s + rows] if lab.shape[0] else ls[:0],
+                        pb,
+                        gb,
+                        work[: (k + 3) * rows].reshape(k + 3, rows),
+                        inv_n,
+                    )
                 else:
-                    total += output(zb, bias, ys[s:s + rows], pb, gb, inv_n, out_kind)
+                    total += output(zb, bias, ys[s : s + rows], pb, gb, inv_n, out_kind)
                 # Backward: dz (mean-loss gradient w.r.t. this layer's output) starts as pb.
                 dz_ptr = pb.ctypes.data
                 for i in range(nl - 1, -1, -1):
                     fin, fout, off = layout[i, 0], layout[i, 1], layout[i, 2]
-                    ain_ptr = x_ptr if i == 0 else acts[layout[i - 1, 3]:].ctypes.data
-                    gemm(ROW_MAJOR, TRANS, NO_TRANS, fin, fout, rows, one, ain_ptr, fin, dz_ptr, fout,
-                         zero, g[off:].ctypes.data, fout)  # weight gradient: a_in.T @ dz
+                    ain_ptr = x_ptr if i == 0 else acts[layout[i - 1, 3] :].ctypes.data
+                    gemm(
+                        ROW_MAJOR,
+                        TRANS,
+                        NO_TRANS,
+                        fin,
+                        fout,
+                        rows,
+                        one,
+                        ain_ptr,
+                        fin,
+                        dz_ptr,
+                        fout,
+                        zero,
+                        g[off:].ctypes.data,
+                        fout,
+                    )  # weight gradient: a_in.T @ dz
                     if l2t != zero and part == 0:  # the L2 term once, in part 0's gradient row
                         for q in range(off, off + fin * fout):
                             g[q] += params[q] * l2t
                     if i:
-                        pin, pout, poff, paoff = layout[i - 1, 0], layout[i - 1, 1], layout[i - 1, 2], \
-                            layout[i - 1, 3]
-                        da = dacts[paoff:paoff + rows * fin].reshape(rows, fin)
-                        gemm(ROW_MAJOR, NO_TRANS, TRANS, rows, fin, fout, one, dz_ptr, fout, params[off:].ctypes.data,
-                             fout, zero, da.ctypes.data, fin)  # delta to the previous layer: dz @ W.T
-                        act_back(da, acts[paoff:paoff + rows * fin].reshape(rows, fin),
-                                 g[poff + pin * pout:poff + (pin + 1) * pout], act)
+                        pin, pout, poff, paoff = layout[i - 1, 0], layout[i - 1, 1], layout[i - 1, 2], layout[i - 1, 3]
+                        da = dacts[paoff : paoff + rows * fin].reshape(rows, fin)
+                        gemm(
+                            ROW_MAJOR,
+                            NO_TRANS,
+                            TRANS,
+                            rows,
+                            fin,
+                            fout,
+                            one,
+                            dz_ptr,
+                            fout,
+                            params[off:].ctypes.data,
+                            fout,
+                            zero,
+                            da.ctypes.data,
+                            fin,
+                        )  # delta to the previous layer: dz @ W.T
+                        act_back(
+                            da,
+                            acts[paoff : paoff + rows * fin].reshape(rows, fin),
+                            g[poff + pin * pout : poff + (pin + 1) * pout],
+                            act,
+                        )
                         dz_ptr = da.ctypes.data
             # Update: every part's gradient row is complete; each part updates its share of params.
             if barrier(sync, parts, yield_cpu):
@@ -557,8 +713,9 @@ def train_part(part, parts, X, Y, lab, order, xs, ys, ls, params, G, layout, act
             if opt == 0:
                 a_t = lr * (1.0 - b1) / (1.0 - b1 ** float(t))
                 c_t = math.sqrt((1.0 - b2) / (1.0 - b2 ** float(t)))
-                update(params, G, m1, m2, lo_param, hi_param, 0, dt(b1), dt(b2), dt(c_t / a_t), dt(eps / a_t),
-                       zero, zero)
+                update(
+                    params, G, m1, m2, lo_param, hi_param, 0, dt(b1), dt(b2), dt(c_t / a_t), dt(eps / a_t), zero, zero
+                )
             else:
                 update(params, G, m1, m2, lo_param, hi_param, 1, zero, zero, zero, zero, dt(lr), dt(b1))
             if barrier(sync, parts, yield_cpu):  # params are whole again before anyone's next forward pass

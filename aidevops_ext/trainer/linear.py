@@ -18,8 +18,9 @@ from .mlp import _ClassifierNet, _construct, _jsonable
 class LinearRegression(RegressorMixin, BaseEstimator):
     """Ordinary least squares (ridge when l2 > 0), solved in closed form with lstsq."""
 
-    def __init__(self, fit_intercept: bool = True, l2: float = 0.0, backend: str = "auto",
-                 dtype: str = "float32") -> None:
+    def __init__(
+        self, fit_intercept: bool = True, l2: float = 0.0, backend: str = "auto", dtype: str = "float32"
+    ) -> None:
         self.fit_intercept = fit_intercept
         self.l2 = l2
         self.backend = backend
@@ -88,8 +89,13 @@ class LinearRegression(RegressorMixin, BaseEstimator):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-able spec and host arrays for the model file."""
         self._check_fitted()
-        fitted = {"n_features_in_": int(self.n_features_in_), "n_outputs_": int(self.n_outputs_),
-                  "y_ndim": int(self._y_ndim), "backend_": self.backend_, "history_": _jsonable(self.history_)}
+        fitted = {
+            "n_features_in_": int(self.n_features_in_),
+            "n_outputs_": int(self.n_outputs_),
+            "y_ndim": int(self._y_ndim),
+            "backend_": self.backend_,
+            "history_": _jsonable(self.history_),
+        }
         spec = {"estimator": type(self).__name__, "params": _jsonable(self.get_params()), "fitted": fitted}
         return spec, {"coef": self._coef.copy(), "intercept": self._intercept.copy()}
 
@@ -103,7 +109,9 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             coef = np.asarray(arrays["coef"]).astype(dtype)
             intercept = np.asarray(arrays["intercept"]).astype(dtype)
             if coef.ndim != 2 or intercept.shape != (coef.shape[0],) or coef.shape[1] != int(fitted["n_features_in_"]):
-                raise ModelFileError("The model file's LinearRegression arrays have inconsistent shapes; the file is damaged.")
+                raise ModelFileError(
+                    "The model file's LinearRegression arrays have inconsistent shapes; the file is damaged."
+                )
             est._backend = get_backend(backend)
             est._coef, est._intercept = coef, intercept
             est.n_features_in_, est.n_outputs_, est._y_ndim = coef.shape[1], coef.shape[0], int(fitted["y_ndim"])
@@ -117,10 +125,23 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 class LogisticRegression(_ClassifierNet):
     """Logistic (binary) or softmax (multinomial) regression, trained by the MLP's mini-batch engine."""
 
-    def __init__(self, optimizer: str = "adam", learning_rate: float = 0.05, batch_size: int = 64,
-                 epochs: int = 50, l2: float = 0.0, early_stopping: bool = False, validation_fraction: float = 0.1,
-                 random_state: int | None = 0, backend: str = "auto", momentum: float = 0.9,
-                 n_iter_no_change: int = 3, tol: float = 1e-4, shuffle: bool = True, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        optimizer: str = "adam",
+        learning_rate: float = 0.05,
+        batch_size: int = 64,
+        epochs: int = 50,
+        l2: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        random_state: int | None = 0,
+        backend: str = "auto",
+        momentum: float = 0.9,
+        n_iter_no_change: int = 3,
+        tol: float = 1e-4,
+        shuffle: bool = True,
+        dtype: str = "float32",
+    ) -> None:
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size

@@ -180,9 +180,7 @@ def log_loss(y_true: object, proba: object, labels: object | None = None) -> flo
     q = _proba_2d(proba, len(t))
     lab = np.unique(t) if labels is None else _labels_1d(labels, "labels")
     if len(lab) < 2:
-        raise DataError(
-            f"log_loss needs at least two classes but found {len(lab)}; pass labels= with every class."
-        )
+        raise DataError(f"log_loss needs at least two classes but found {len(lab)}; pass labels= with every class.")
     if q.shape[1] != len(lab):
         raise DataError(
             f"proba has {q.shape[1]} columns but there are {len(lab)} classes; "
@@ -312,4 +310,3 @@ def regression_metrics(y_true: object, y_pred: object) -> dict[str, float]:
         "max_error": max_error(t, p),
         "r2": r2_score(t, p),
     }
-

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, DataError, ModelFileError
-from .backend import Backend, get_backend
+from .backend import get_backend
 from .base import (
     BaseEstimator,
     ClassifierMixin,
@@ -95,7 +95,7 @@ class _Net:
         """Split a flat buffer shaped like params into per-layer (fan_in + 1, fan_out) views."""
         out, start = [], 0
         for rows, cols in self.shapes:
-            out.append(flat[start:start + rows * cols].reshape(rows, cols))
+            out.append(flat[start : start + rows * cols].reshape(rows, cols))
             start += rows * cols
         return out
 
@@ -106,7 +106,7 @@ class _Net:
         start = 0
         for rows, cols in self.shapes:
             bound = math.sqrt(factor / (rows - 1 + cols))
-            host[start:start + rows * cols] = rng.uniform(-bound, bound, rows * cols)
+            host[start : start + rows * cols] = rng.uniform(-bound, bound, rows * cols)
             start += rows * cols
         self.params[...] = self.xp.asarray(host)
 
@@ -194,8 +194,10 @@ class _Buffers:
         # Per hidden layer: delta buffer, activation output, scratch, and the same three as same-width
         # integers for the bitwise ReLU (see _Trainer.step).
         itype = np.dtype(f"i{np.dtype(dtype).itemsize}")
-        self.hidden = [(da, h, t, da.view(itype), h.view(itype), t.view(itype))
-                       for da, h, t in zip(self.dacts, self.acts, self.tmps)]
+        self.hidden = [
+            (da, h, t, da.view(itype), h.view(itype), t.view(itype))
+            for da, h, t in zip(self.dacts, self.acts, self.tmps)
+        ]
 
 
 class _Trainer:
@@ -210,9 +212,19 @@ class _Trainer:
     update, so the result differs from one part only by float rounding.
     """
 
-    def __init__(self, net: _Net, batch_size: int, optimizer_name: str, learning_rate: float, momentum: float,
-                 l2: float, exact_shift: bool, engine: Any = None, n_rows: int | None = None,
-                 parts: int | None = None) -> None:
+    def __init__(
+        self,
+        net: _Net,
+        batch_size: int,
+        optimizer_name: str,
+        learning_rate: float,
+        momentum: float,
+        l2: float,
+        exact_shift: bool,
+        engine: Any = None,
+        n_rows: int | None = None,
+        parts: int | None = None,
+    ) -> None:
         xp = net.xp
         self.net, self.xp, self.l2 = net, xp, float(l2)
         self.activation, self.output = net.activation, net.output
@@ -251,7 +263,7 @@ class _Trainer:
         batch, n, step = self.full.n, len(order), self.step
         total = 0.0
         for start in range(0, n, batch):
-            idx = order[start:start + batch]
+            idx = order[start : start + batch]
             b = self.full if len(idx) == batch else self.buffers(len(idx))
             total = total + step(X, Y, idx, b)
         return total
@@ -329,7 +341,7 @@ class _Trainer:
         # Per layer: fan_in, fan_out, offset of its (fan_in + 1, fan_out) block in params, and
         # offset of its output in a part's hidden activation buffer.
         layout, off, act_off = [], 0, 0
-        for (rows, cols) in net.shapes:
+        for rows, cols in net.shapes:
             layout.append((rows - 1, cols, off, act_off))
             off += rows * cols
             act_off += slot * cols
@@ -368,10 +380,37 @@ class _Trainer:
             lab = labels if labels.dtype == np.intp else labels.astype(np.intp)
         # The compiled code takes contiguous arrays (no copies when they already are).
         X, Y, order = np.ascontiguousarray(X), np.ascontiguousarray(Y), np.ascontiguousarray(order, dtype=np.intp)
-        args = (X, Y, lab, order, self.xs, self.ys, self.ls, self.net.params, self.e_grads, self.layout,
-                self.e_acts, self.e_dacts, self.e_z, self.e_p, self.e_work, self.act_code, self.out_code,
-                self.full.n, self.chunk, self.l2, self.opt_code, self.hyper, self.m1, self.m2, self.optimizer.t,
-                self.gemm, self.sync, eng.YIELD, self.losses)
+        args = (
+            X,
+            Y,
+            lab,
+            order,
+            self.xs,
+            self.ys,
+            self.ls,
+            self.net.params,
+            self.e_grads,
+            self.layout,
+            self.e_acts,
+            self.e_dacts,
+            self.e_z,
+            self.e_p,
+            self.e_work,
+            self.act_code,
+            self.out_code,
+            self.full.n,
+            self.chunk,
+            self.l2,
+            self.opt_code,
+            self.hyper,
+            self.m1,
+            self.m2,
+            self.optimizer.t,
+            self.gemm,
+            self.sync,
+            eng.YIELD,
+            self.losses,
+        )
         if parts == 1:
             self.optimizer.t = eng.train_part(0, 1, *args)
             return float(self.losses[0])
@@ -415,7 +454,7 @@ class _Trainer:
 
     def _softmax_loss(self, b: _Buffers) -> Any:
         """Softmax probabilities into b.p and the summed cross-entropy."""
-        xp, z = self.xp, b.z
+        xp = self.xp
         if self.exact_shift:
             loss = self._shifted_softmax(b, shift=True)
         else:
@@ -538,8 +577,17 @@ class _NetEstimator(BaseEstimator):
 
         # NumPy: the compiled engine when Numba is there (imported here, at the first fit, not at package import).
         engine = load_engine() if backend.name == "numpy" else None
-        trainer = _Trainer(net, min(self.batch_size, n_train), self.optimizer, self.learning_rate, self.momentum,
-                           self.l2, exact_shift=backend.name != "numpy", engine=engine, n_rows=n_train)
+        trainer = _Trainer(
+            net,
+            min(self.batch_size, n_train),
+            self.optimizer,
+            self.learning_rate,
+            self.momentum,
+            self.l2,
+            exact_shift=backend.name != "numpy",
+            engine=engine,
+            n_rows=n_train,
+        )
         cbs = CallbackList(callbacks, progress)
         best_params, best_loss, best_epoch, since_best = None, math.inf, 0, 0
         cbs.on_train_begin(self, self.epochs)
@@ -596,8 +644,8 @@ class _NetEstimator(BaseEstimator):
         xp = self._backend.xp
         losses, scores = [], []
         for s in range(0, len(X), PREDICT_CHUNK):
-            z = self._net.forward(X[s:s + PREDICT_CHUNK])
-            losses.append(float(_mean_loss(xp, self._output_kind, z, Y[s:s + PREDICT_CHUNK])) * len(z))
+            z = self._net.forward(X[s : s + PREDICT_CHUNK])
+            losses.append(float(_mean_loss(xp, self._output_kind, z, Y[s : s + PREDICT_CHUNK])) * len(z))
             scores.append(self._backend.asnumpy(z))
         z = np.concatenate(scores)
         return sum(losses) / len(X), self._score_scores(z, self._backend.asnumpy(Y))
@@ -612,7 +660,7 @@ class _NetEstimator(BaseEstimator):
             return net.forward(X)
         be = self._backend
         return np.concatenate(
-            [be.asnumpy(net.forward(be.asarray(X[s:s + PREDICT_CHUNK]))) for s in range(0, len(X), PREDICT_CHUNK)]
+            [be.asnumpy(net.forward(be.asarray(X[s : s + PREDICT_CHUNK]))) for s in range(0, len(X), PREDICT_CHUNK)]
         )
 
     # --- model-file state --------------------------------------------------------------------
@@ -662,7 +710,9 @@ class _NetEstimator(BaseEstimator):
             net = _Net(sizes, est._activation_name(), fitted["output"], be.xp, dtype)
             for W, c, b in zip(net.layers, coefs, intercepts):
                 if c.shape != (W.shape[0] - 1, W.shape[1]) or b.shape != (W.shape[1],):
-                    raise ModelFileError("The model file's weight arrays have inconsistent shapes; the file is damaged.")
+                    raise ModelFileError(
+                        "The model file's weight arrays have inconsistent shapes; the file is damaged."
+                    )
                 host = np.concatenate([c, b[None, :]]).astype(dtype)
                 W[...] = be.asarray(host)
             if sizes[0] != int(fitted["n_features_in_"]):
@@ -799,11 +849,25 @@ class _MLPMixin:
 class MLPClassifier(_MLPMixin, _ClassifierNet):
     """Feed-forward neural network classifier (softmax output; logistic for two classes)."""
 
-    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (256,), activation: str = "relu",
-                 optimizer: str = "adam", learning_rate: float = 1e-3, batch_size: int = 256, epochs: int = 4,
-                 l2: float = 0.0, early_stopping: bool = False, validation_fraction: float = 0.1,
-                 random_state: int | None = 0, backend: str = "auto", momentum: float = 0.9,
-                 n_iter_no_change: int = 3, tol: float = 1e-4, shuffle: bool = True, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (256,),
+        activation: str = "relu",
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        batch_size: int = 256,
+        epochs: int = 4,
+        l2: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        random_state: int | None = 0,
+        backend: str = "auto",
+        momentum: float = 0.9,
+        n_iter_no_change: int = 3,
+        tol: float = 1e-4,
+        shuffle: bool = True,
+        dtype: str = "float32",
+    ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer
@@ -825,11 +889,25 @@ class MLPClassifier(_MLPMixin, _ClassifierNet):
 class MLPRegressor(_MLPMixin, _RegressorNet):
     """Feed-forward neural network regressor (identity output, squared-error loss)."""
 
-    def __init__(self, hidden_layer_sizes: tuple[int, ...] = (256,), activation: str = "relu",
-                 optimizer: str = "adam", learning_rate: float = 1e-3, batch_size: int = 256, epochs: int = 4,
-                 l2: float = 0.0, early_stopping: bool = False, validation_fraction: float = 0.1,
-                 random_state: int | None = 0, backend: str = "auto", momentum: float = 0.9,
-                 n_iter_no_change: int = 3, tol: float = 1e-4, shuffle: bool = True, dtype: str = "float32") -> None:
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (256,),
+        activation: str = "relu",
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        batch_size: int = 256,
+        epochs: int = 4,
+        l2: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        random_state: int | None = 0,
+        backend: str = "auto",
+        momentum: float = 0.9,
+        n_iter_no_change: int = 3,
+        tol: float = 1e-4,
+        shuffle: bool = True,
+        dtype: str = "float32",
+    ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.optimizer = optimizer

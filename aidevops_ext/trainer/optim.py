@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -35,8 +36,9 @@ class Optimizer:
 class SGD(Optimizer):
     """Mini-batch SGD with classical momentum: v = momentum*v - lr*g; p += v."""
 
-    def __init__(self, params: Sequence[Any], learning_rate: float = 0.01, momentum: float = 0.9,
-                 xp: ModuleType = np) -> None:
+    def __init__(
+        self, params: Sequence[Any], learning_rate: float = 0.01, momentum: float = 0.9, xp: ModuleType = np
+    ) -> None:
         super().__init__(params, learning_rate, xp)
         self.momentum = float(momentum)
         # Stored as w = -v/lr so the update is two in-place ops fewer per step.
@@ -64,8 +66,15 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba) with PyTorch's placement of epsilon, fused into ten in-place ops."""
 
-    def __init__(self, params: Sequence[Any], learning_rate: float = 1e-3, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-8, xp: ModuleType = np) -> None:
+    def __init__(
+        self,
+        params: Sequence[Any],
+        learning_rate: float = 1e-3,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        xp: ModuleType = np,
+    ) -> None:
         super().__init__(params, learning_rate, xp)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         # n = m/(1-b1) and u = v/(1-b2): the moment updates become n = b1*n + g, u = b2*u + g*g,
@@ -98,8 +107,9 @@ class Adam(Optimizer):
         return {"t": self.t, "n": self._n, "u": self._u}
 
 
-def make_optimizer(name: str, params: Sequence[Any], learning_rate: float, *, momentum: float = 0.9,
-                   xp: ModuleType = np) -> Optimizer:
+def make_optimizer(
+    name: str, params: Sequence[Any], learning_rate: float, *, momentum: float = 0.9, xp: ModuleType = np
+) -> Optimizer:
     """Build the optimizer named 'adam' or 'sgd' over params."""
     if name == "adam":
         return Adam(params, learning_rate, xp=xp)

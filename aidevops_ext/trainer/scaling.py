@@ -21,7 +21,7 @@ class StandardScaler(BaseEstimator):
     def __init__(self, dtype: str = "float32") -> None:
         self.dtype = dtype
 
-    def fit(self, X: Any, y: Any = None) -> "StandardScaler":
+    def fit(self, X: Any, y: Any = None) -> StandardScaler:
         """Learn mean and scale from X."""
         X = check_X(X, np.dtype(self.dtype).type)
         self.mean_ = X.mean(axis=0, dtype=np.float64).astype(X.dtype)
@@ -51,7 +51,7 @@ class Scaled(BaseEstimator):
     def __init__(self, estimator: Any = None) -> None:
         self.estimator = estimator
 
-    def fit(self, X: Any, y: Any, callbacks: Any = None, progress: bool | None = None) -> "Scaled":
+    def fit(self, X: Any, y: Any, callbacks: Any = None, progress: bool | None = None) -> Scaled:
         """Fit the scaler on X, then the inner estimator on the scaled X."""
         self.scaler_ = StandardScaler(getattr(self.estimator, "dtype", "float32")).fit(X)
         relays = [_Relay(cb if isinstance(cb, Callback) else LambdaCallback(cb), self) for cb in (callbacks or [])]
@@ -91,12 +91,12 @@ class Scaled(BaseEstimator):
         return {"estimator": "Scaled", "params": {}, "inner": inner_spec}, arrays
 
     @classmethod
-    def _from_state(cls, spec: dict[str, Any], arrays: dict[str, np.ndarray], backend: str = "numpy") -> "Scaled":
+    def _from_state(cls, spec: dict[str, Any], arrays: dict[str, np.ndarray], backend: str = "numpy") -> Scaled:
         """Rebuild from _get_state() output."""
         from .registry import estimator_class
 
         inner_spec = spec.get("inner") or {}
-        inner_arrays = {k[len("inner."):]: v for k, v in arrays.items() if k.startswith("inner.")}
+        inner_arrays = {k[len("inner.") :]: v for k, v in arrays.items() if k.startswith("inner.")}
         inner = estimator_class(inner_spec.get("estimator"))._from_state(inner_spec, inner_arrays, backend=backend)
         model = cls(inner)
         scaler = StandardScaler(str(arrays["scaler.mean"].dtype))

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from tornado.httpclient import HTTPClientError
 from pytest_jupyter.jupyter_server import *  # noqa: F403 - jp_fetch, jp_serverapp and the fixtures they need
+from tornado.httpclient import HTTPClientError
 
 
 @pytest.fixture
@@ -29,6 +29,7 @@ def jp_server_config(workspace):
 @pytest.fixture
 def api(jp_fetch):
     """`await api(METHOD, "path?query", body)` -> (status, JSON answer) under /aidevops/api; a 4xx is an answer too."""
+
     async def call(method: str, path: str, body: object = None):
         path, _, query = path.partition("?")
         kwargs = {"params": dict(pair.split("=", 1) for pair in query.split("&"))} if query else {}
@@ -39,4 +40,5 @@ def api(jp_fetch):
         except HTTPClientError as exc:
             return exc.code, json.loads(exc.response.body)
         return response.code, json.loads(response.body)
+
     return call

@@ -16,13 +16,17 @@ COMMITTED = Path(openapi.__file__).resolve().parents[1] / "openapi" / "aidevops-
 
 def test_the_committed_openapi_file_is_what_the_models_generate():
     assert COMMITTED.read_text() == openapi.render(), (
-        "aidevops-api.yaml is stale: run `python -m aidevops_ext.api.openapi > aidevops_ext/openapi/aidevops-api.yaml`")
+        "aidevops-api.yaml is stale: run `python -m aidevops_ext.api.openapi > aidevops_ext/openapi/aidevops-api.yaml`"
+    )
 
 
 def test_every_routed_verb_has_exactly_one_described_operation():
-    routed = {(verb, re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)) for pattern, handler in ROUTES
-              for verb in ("get", "post", "delete") if any(verb in vars(c) for c in handler.__mro__[:-1]
-                                                           if c.__module__ == "aidevops_ext.routes")}
+    routed = {
+        (verb, re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern))
+        for pattern, handler in ROUTES
+        for verb in ("get", "post", "delete")
+        if any(verb in vars(c) for c in handler.__mro__[:-1] if c.__module__ == "aidevops_ext.routes")
+    }
     described = [(op.method, op.path) for op in openapi.OPERATIONS]
     assert len(described) == len(set(described))
     assert set(described) == routed
@@ -62,8 +66,9 @@ HOSTILE = [
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "body", "needle"), HOSTILE, ids=[f"{m} {p[:40]} {str(b)[:40]}"
-                                                                              for m, p, b, _ in HOSTILE])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "needle"), HOSTILE, ids=[f"{m} {p[:40]} {str(b)[:40]}" for m, p, b, _ in HOSTILE]
+)
 async def test_a_request_breaking_its_model_is_one_400_sentence_and_changes_nothing(api, method, path, body, needle):
     status, answer = await api(method, path, body)
     assert status == 400 and set(answer) == {"error"} and needle in answer["error"], answer

@@ -18,22 +18,56 @@ BASE, REMOTE = "20261201-100000-000-aaaaaa", "20261202-100000-000-bbbbbb"
 
 def _executed(folder, run_id: str, seed: int, mlflow_id: str, started: str) -> dict:
     """An executed notebook as papermill writes it: injected parameters naming this run, timings of this run."""
-    timing = {"start_time": started, "end_time": started, "duration": seed + 0.5, "status": "completed", "exception": False}
-    injected = (f'seed = {seed}\nrun_dir = "{folder}"\nstep_dir = "{folder / "train"}"\n'
-                f'mlflow_run_id = "{mlflow_id}"\npipeline_run_id = "{run_id}"\n')
+    timing = {
+        "start_time": started,
+        "end_time": started,
+        "duration": seed + 0.5,
+        "status": "completed",
+        "exception": False,
+    }
+    injected = (
+        f'seed = {seed}\nrun_dir = "{folder}"\nstep_dir = "{folder / "train"}"\n'
+        f'mlflow_run_id = "{mlflow_id}"\npipeline_run_id = "{run_id}"\n'
+    )
     cells = [
-        {"cell_type": "code", "id": f"p-{run_id}", "execution_count": 1, "outputs": [], "source": "seed = 0",
-         "metadata": {"tags": ["parameters"], "papermill": dict(timing)}},
-        {"cell_type": "code", "id": f"i-{run_id}", "execution_count": 2, "outputs": [], "source": injected,
-         "metadata": {"tags": ["injected-parameters"], "papermill": dict(timing),
-                      "execution": {"iopub.execute_input": started, "shell.execute_reply": started}}},
-        {"cell_type": "code", "id": f"c-{run_id}", "execution_count": 3, "source": "print(step_dir)",
-         "outputs": [{"output_type": "stream", "name": "stdout", "text": f"{folder / 'train'}\n"}],
-         "metadata": {"papermill": dict(timing)}},
+        {
+            "cell_type": "code",
+            "id": f"p-{run_id}",
+            "execution_count": 1,
+            "outputs": [],
+            "source": "seed = 0",
+            "metadata": {"tags": ["parameters"], "papermill": dict(timing)},
+        },
+        {
+            "cell_type": "code",
+            "id": f"i-{run_id}",
+            "execution_count": 2,
+            "outputs": [],
+            "source": injected,
+            "metadata": {
+                "tags": ["injected-parameters"],
+                "papermill": dict(timing),
+                "execution": {"iopub.execute_input": started, "shell.execute_reply": started},
+            },
+        },
+        {
+            "cell_type": "code",
+            "id": f"c-{run_id}",
+            "execution_count": 3,
+            "source": "print(step_dir)",
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": f"{folder / 'train'}\n"}],
+            "metadata": {"papermill": dict(timing)},
+        },
     ]
-    return {"cells": cells, "nbformat": 4, "nbformat_minor": 5,
-            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                         "papermill": {**timing, "parameters": {"seed": seed, "run_dir": str(folder)}}}}
+    return {
+        "cells": cells,
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "papermill": {**timing, "parameters": {"seed": seed, "run_dir": str(folder)}},
+        },
+    }
 
 
 def _seed_run(workspace, run_id: str, seed: int, started: str) -> str:
@@ -42,8 +76,16 @@ def _seed_run(workspace, run_id: str, seed: int, started: str) -> str:
     mlflow_id = f"{seed}f{run_id[-6:]}" * 2
     notebook = folder / "train" / "train.ipynb"
     notebook.write_text(json.dumps(_executed(folder, run_id, seed, mlflow_id, started)))
-    RunRecord(folder, {"run_id": run_id, "pipeline": "ci", "status": "succeeded", "params": {"seed": seed},
-                       "steps": {"train": {"status": "ran", "notebook": str(notebook), "mlflow_run_id": mlflow_id}}}).save()
+    RunRecord(
+        folder,
+        {
+            "run_id": run_id,
+            "pipeline": "ci",
+            "status": "succeeded",
+            "params": {"seed": seed},
+            "steps": {"train": {"status": "ran", "notebook": str(notebook), "mlflow_run_id": mlflow_id}},
+        },
+    ).save()
     return mlflow_id
 
 
@@ -65,7 +107,9 @@ async def test_the_panel_diff_masks_run_folders_ids_and_timings_so_only_the_seed
     assert status == 200, answer
     a = json.loads((workspace / answer["base_path"]).read_text())
     b = json.loads((workspace / answer["remote_path"]).read_text())
-    assert answer["base_path"].startswith(f".aidevops/{PANEL_FOLDER}/"), "nbdime reads the normalised copies, not the runs'"
+    assert answer["base_path"].startswith(f".aidevops/{PANEL_FOLDER}/"), (
+        "nbdime reads the normalised copies, not the runs'"
+    )
     assert _changed_lines(a, b) == [('"seed = 0', '"seed = 1')], "the seed is the one change nbdime shows"
     text = json.dumps(a) + json.dumps(b)
     for noise in (BASE, REMOTE, *ids, "2026-12-0", str(workspace)):
@@ -85,7 +129,9 @@ async def test_the_panel_keeps_one_pair_per_base_remote_and_step_rewritten_not_a
     status, reverse = await api("GET", f"diff?base={REMOTE}&remote={BASE}")
     assert status == 200, reverse
     root = workspace / ".aidevops" / PANEL_FOLDER
-    assert sorted(len(list(p.iterdir())) for p in root.iterdir()) == [2, 2], "two (base, remote, step) pairs, two files each"
+    assert sorted(len(list(p.iterdir())) for p in root.iterdir()) == [2, 2], (
+        "two (base, remote, step) pairs, two files each"
+    )
 
 
 def test_the_cli_diff_masks_the_same_bookkeeping(workspace, monkeypatch):

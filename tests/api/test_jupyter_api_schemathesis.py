@@ -40,10 +40,24 @@ def jupyter(tmp_path_factory):
     log = root / "jupyter.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-             f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}",
-             "--ServerApp.jpserver_extensions={'aidevops_ext': True}"],
-            cwd=root, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "jupyter_server",
+                "--no-browser",
+                f"--port={port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={token}",
+                "--allow-root",
+                f"--ServerApp.root_dir={root}",
+                "--ServerApp.jpserver_extensions={'aidevops_ext': True}",
+            ],
+            cwd=root,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120  # a loaded machine starts the server slowly
     while True:
@@ -75,6 +89,9 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_answers_as_described_on_an_empty_workspace(case, jupyter):
     url, token = jupyter
-    case.call_and_validate(base_url=url + "/aidevops/api", headers={"Authorization": f"token {token}"}, timeout=60,
-                           checks=[not_a_server_error, status_code_conformance, content_type_conformance,
-                                   response_schema_conformance])
+    case.call_and_validate(
+        base_url=url + "/aidevops/api",
+        headers={"Authorization": f"token {token}"},
+        timeout=60,
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+    )

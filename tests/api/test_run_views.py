@@ -15,10 +15,20 @@ def _seed(workspace, run_id: str, seed: int, **extra) -> None:
     (folder / "train").mkdir(parents=True)
     notebook = folder / "train" / "02_train.ipynb"
     notebook.write_text(json.dumps(NOTEBOOK))
-    RunRecord(folder, {"run_id": run_id, "pipeline": "ci", "status": "succeeded", "params": {"seed": seed, "epochs": 2},
-                       "steps": {"prepare": {"status": "ran", "params": None},
-                                 "train": {"status": "ran", "notebook": str(notebook), "params": {"lr": seed / 10}}},
-                       **extra}).save()
+    RunRecord(
+        folder,
+        {
+            "run_id": run_id,
+            "pipeline": "ci",
+            "status": "succeeded",
+            "params": {"seed": seed, "epochs": 2},
+            "steps": {
+                "prepare": {"status": "ran", "params": None},
+                "train": {"status": "ran", "notebook": str(notebook), "params": {"lr": seed / 10}},
+            },
+            **extra,
+        },
+    ).save()
 
 
 async def test_a_steps_notebook_and_the_diff_of_two_runs_come_from_their_records(api, workspace):
@@ -33,5 +43,10 @@ async def test_a_steps_notebook_and_the_diff_of_two_runs_come_from_their_records
     assert status == 400 and "(steps with one: train)" in answer["error"]
     status, diff = await api("GET", "diff?base=20261201-100000-000-aaaaaa&remote=20261202-100000-000-bbbbbb")
     assert status == 200 and diff["steps"] == ["train"] and diff["step"] == "train"
-    assert diff["params"] == {"seed": [0, 1], "lr": [0.0, 0.1]}, "the step's own params over the run's; equal ones left out"
-    assert diff["base_path"] == ".aidevops/diffs/20261201-100000-000-aaaaaa--20261202-100000-000-bbbbbb--train/base-02_train.ipynb"
+    assert diff["params"] == {"seed": [0, 1], "lr": [0.0, 0.1]}, (
+        "the step's own params over the run's; equal ones left out"
+    )
+    assert (
+        diff["base_path"]
+        == ".aidevops/diffs/20261201-100000-000-aaaaaa--20261202-100000-000-bbbbbb--train/base-02_train.ipynb"
+    )

@@ -15,14 +15,30 @@ from aidevops_ext.workspace import Workspace
 
 
 def _row(**kw) -> Deployment:
-    base = dict(name="d", model="m", ref="m@champion", state="running", created=1.0, updated=2.0, port=5001,
-                active_version="3", previous_version="2", canary_version="4", canary_share=0.25, admin_token="secret")
+    base = dict(
+        name="d",
+        model="m",
+        ref="m@champion",
+        state="running",
+        created=1.0,
+        updated=2.0,
+        port=5001,
+        active_version="3",
+        previous_version="2",
+        canary_version="4",
+        canary_share=0.25,
+        admin_token="secret",
+    )
     return Deployment(**{**base, **kw})
 
 
 def test_live_slots_decide_the_versions_when_the_server_answered():
-    slots = {"active": {"version": "5", "example": {"inputs": [[1.0]]}}, "previous": None,
-             "canary": {"version": "6"}, "canary_share": 0.1}
+    slots = {
+        "active": {"version": "5", "example": {"inputs": [[1.0]]}},
+        "previous": None,
+        "canary": {"version": "6"},
+        "canary_share": 0.1,
+    }
     status = DeploymentStatus(_row(), slots=slots)
     assert (status.active_version, status.previous_version, status.canary_version) == ("5", None, "6")
     assert status.canary_share == 0.1 and status.health == "healthy"
@@ -43,13 +59,18 @@ def test_the_json_view_carries_the_derived_versions_and_never_the_admin_token():
     assert "secret" not in json.dumps(data, default=str)
 
 
-@pytest.mark.parametrize(("version", "share", "clear", "needle"), [
-    ("2", None, False, "--share"),  # the CLI's user reads the flag; the panel's, the field
-    ("2", 1.5, False, "between 0 and 1"),
-    ("two", 0.1, False, "is not a model version"),
-    ("2", None, True, "'clear' takes no version or share"),
-])
-def test_manager_canary_refuses_a_bad_request_before_looking_for_the_deployment(tmp_path, version, share, clear, needle):
+@pytest.mark.parametrize(
+    ("version", "share", "clear", "needle"),
+    [
+        ("2", None, False, "--share"),  # the CLI's user reads the flag; the panel's, the field
+        ("2", 1.5, False, "between 0 and 1"),
+        ("two", 0.1, False, "is not a model version"),
+        ("2", None, True, "'clear' takes no version or share"),
+    ],
+)
+def test_manager_canary_refuses_a_bad_request_before_looking_for_the_deployment(
+    tmp_path, version, share, clear, needle
+):
     (tmp_path / "pipelines").mkdir()
     with pytest.raises(ConfigError) as refused:
         manager.canary(Workspace.discover(tmp_path), "nope", version, share=share, clear=clear)

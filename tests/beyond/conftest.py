@@ -79,9 +79,28 @@ def mlflow_server(tmp_path_factory) -> MlflowServer:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{backend}", "--artifacts-destination", str(artifacts)],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                f"sqlite:///{backend}",
+                "--artifacts-destination",
+                str(artifacts),
+            ],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 180, proc, log)
         yield MlflowServer(f"http://127.0.0.1:{port}", artifacts, backend)
@@ -147,8 +166,11 @@ class ImageVenv:
 
     def env(self, home: Path, **extra: str) -> dict[str, str]:
         """The container's environment: this machine's, less our settings, plus the image's ENV."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("MLFLOW_", "AIDEVOPS_", "VIRTUAL_ENV", "PYTHON", "JUPYTER"))}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MLFLOW_", "AIDEVOPS_", "VIRTUAL_ENV", "PYTHON", "JUPYTER"))
+        }
         for key, value in image_env().items():
             if key == "PATH":
                 value = value.replace("/opt/aidevops", str(self.venv)).replace("$PATH", os.environ["PATH"])

@@ -26,10 +26,18 @@ hera_models = pytest.importorskip("hera.workflows.models")
 
 
 def cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    }
     base.update(env or {})
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=cwd, env=base,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=cwd,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def strict_validate(doc: dict) -> None:
@@ -41,8 +49,21 @@ def strict_validate(doc: dict) -> None:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("argo") / "default.yaml"
-    result = cli("export", "argo", "default", "-p", "epochs=3", "-p", "train.learning_rate=0.0005",
-                 "--image", "registry.local/aidevops:1.4", "--tracking-uri", "http://mlflow.ml.svc:5000", "-o", str(out))
+    result = cli(
+        "export",
+        "argo",
+        "default",
+        "-p",
+        "epochs=3",
+        "-p",
+        "train.learning_rate=0.0005",
+        "--image",
+        "registry.local/aidevops:1.4",
+        "--tracking-uri",
+        "http://mlflow.ml.svc:5000",
+        "-o",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out) and result.stderr == ""
     return yaml.safe_load(out.read_text())
@@ -144,11 +165,14 @@ def test_a_local_store_warns_and_uses_a_placeholder(tmp_path):
     assert list(tasks(doc)) == ["prepare", "train", "evaluate", "register"]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["-p", "epochs=many"], "parameter 'epochs' expects an integer"),
-    (["-p", "nope=1"], "unknown parameter 'nope'"),
-    (["--image", "bad image"], "is not a container image reference"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["-p", "epochs=many"], "parameter 'epochs' expects an integer"),
+        (["-p", "nope=1"], "unknown parameter 'nope'"),
+        (["--image", "bad image"], "is not a container image reference"),
+    ],
+)
 def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path, args, fragment):
     out = tmp_path / "wf.yaml"
     result = cli("export", "argo", "default", "-o", str(out), *args)
@@ -159,12 +183,15 @@ def test_bad_input_is_one_sentence_and_writes_nothing(tmp_path, args, fragment):
 
 
 def test_without_hera_the_error_names_the_install(tmp_path):
-    code = ("import sys\n"
-            "for name in ('hera', 'hera.workflows'):\n"
-            "    sys.modules[name] = None\n"
-            "from aidevops_ext.cli import main\n"
-            "main()\n")
-    result = subprocess.run([sys.executable, "-c", code, "export", "argo", "ci"], cwd=REPO, capture_output=True,
-                            text=True, timeout=60)
+    code = (
+        "import sys\n"
+        "for name in ('hera', 'hera.workflows'):\n"
+        "    sys.modules[name] = None\n"
+        "from aidevops_ext.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "export", "argo", "ci"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0 and result.stdout == ""
     assert 'pip install "aidevops-ext[argo]"' in result.stderr and "Traceback" not in result.stderr

@@ -65,29 +65,47 @@ def test_the_binder_folder_is_complete_and_declares_a_node_that_builds_the_exten
     lowest = node.split(">=")[1].split(",")[0].strip()
     assert node_ok(lowest), f"binder/environment.yml lets conda pick Node {lowest}, which cannot build the extension"
     assert any(d.startswith("python") for d in deps)
-    assert "exec \"$@\"" in (BINDER / "start").read_text()
+    assert 'exec "$@"' in (BINDER / "start").read_text()
 
 
-@pytest.mark.parametrize("version, ok", [("v20.18.3", False), ("v20.19.0", True), ("v21.7.0", False),
-                                         ("v22.11.0", False), ("v22.12.0", True), ("v24.1.0", True)])
+@pytest.mark.parametrize(
+    "version, ok",
+    [
+        ("v20.18.3", False),
+        ("v20.19.0", True),
+        ("v21.7.0", False),
+        ("v22.11.0", False),
+        ("v22.12.0", True),
+        ("v24.1.0", True),
+    ],
+)
 def test_postbuild_refuses_a_node_that_cannot_build_the_extension_before_installing_anything(tmp_path, version, ok):
     fake = tmp_path / "bin"
     fake.mkdir()
     # A `node` reporting `version`; a `python` that refuses `-m pip` loudly, so we see whether the install was reached.
-    (fake / "node").write_text(f"#!/bin/sh\n[ \"$1\" = --version ] && echo {version} && exit 0\nexit 97\n")
-    (fake / "python").write_text(f"#!/bin/sh\ncase \"$*\" in *'-m pip'*) echo pip-was-run >&2; exit 3;; esac\n"
-                                 f"exec {sys.executable} \"$@\"\n")
+    (fake / "node").write_text(f'#!/bin/sh\n[ "$1" = --version ] && echo {version} && exit 0\nexit 97\n')
+    (fake / "python").write_text(
+        f'#!/bin/sh\ncase "$*" in *\'-m pip\'*) echo pip-was-run >&2; exit 3;; esac\nexec {sys.executable} "$@"\n'
+    )
     for f in fake.iterdir():
         f.chmod(0o755)
-    out = subprocess.run(["bash", str(BINDER / "postBuild")], env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"},
-                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    out = subprocess.run(
+        ["bash", str(BINDER / "postBuild")],
+        env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     if ok:
         assert "pip-was-run" in out.stderr, "an acceptable Node goes on to the install"
         assert "installing aidevops with its JupyterLab extension failed" in out.stderr
     else:
         assert out.returncode == 1 and "pip-was-run" not in out.stderr
         message = out.stderr.strip().splitlines()[-1]
-        assert message.startswith(f"binder/postBuild: Node.js {version} cannot build the JupyterLab extension"), out.stderr
+        assert message.startswith(f"binder/postBuild: Node.js {version} cannot build the JupyterLab extension"), (
+            out.stderr
+        )
 
 
 def _which(tool: str) -> str:
@@ -102,7 +120,7 @@ def test_start_refuses_before_changing_anything_when_the_registry_is_not_seeded(
     # A workspace with no registry: one sentence naming the fix, non-zero, no deployment, no traffic, no exec.
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "aidevops").write_text(f"#!/bin/sh\nexec {sys.executable} -m aidevops_ext.cli \"$@\"\n")
+    (fake / "aidevops").write_text(f'#!/bin/sh\nexec {sys.executable} -m aidevops_ext.cli "$@"\n')
     (fake / "aidevops").chmod(0o755)
     clone = tmp_path / "repo"
     (clone / "binder").mkdir(parents=True)
@@ -110,12 +128,19 @@ def test_start_refuses_before_changing_anything_when_the_registry_is_not_seeded(
     (clone / "binder" / "start").chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIDEVOPS_", "MLFLOW_"))}
     env.update(PATH=f"{fake}:{env['PATH']}", AIDEVOPS_HOME=str(clone))
-    out = subprocess.run([str(clone / "binder" / "start"), "touch", str(tmp_path / "exec-ran")], env=env, cwd=clone,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(clone / "binder" / "start"), "touch", str(tmp_path / "exec-ran")],
+        env=env,
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1] == (
         "binder/start: the registry has no ci-digits champion to deploy; run binder/postBuild first "
-        "(its CI pipeline registers it).")
+        "(its CI pipeline registers it)."
+    )
     assert not (tmp_path / "exec-ran").exists()
     assert not (clone / ".aidevops" / "binder").exists(), "no traffic stream was started"
 
@@ -138,8 +163,9 @@ class Binder:
     stopped: dict = field(default_factory=dict)
 
     def get(self, path: str, timeout: float = 30) -> tuple[int, dict]:
-        request = urllib.request.Request(f"{self.url}/aidevops/api/{path}",
-                                         headers={"Authorization": f"token {self.token}"})
+        request = urllib.request.Request(
+            f"{self.url}/aidevops/api/{path}", headers={"Authorization": f"token {self.token}"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, json.loads(response.read())
@@ -147,8 +173,14 @@ class Binder:
             return exc.code, json.loads(exc.read() or b"{}")
 
     def aidevops(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.venv / "bin" / "aidevops"), *args], cwd=self.clone, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [str(self.venv / "bin" / "aidevops"), *args],
+            cwd=self.clone,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def traffic_log(self) -> str:
         return _tail(self.clone / ".aidevops" / "logs" / "binder-traffic.log", 6000)
@@ -186,8 +218,12 @@ class Binder:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.stopped = {"traffic_pid": traffic, "traffic_outlived_server": traffic_outlived_server,
-                        "undeploy": undeployed, "leftovers": {pid: _cmdline(pid) for pid in leftovers}}
+        self.stopped = {
+            "traffic_pid": traffic,
+            "traffic_outlived_server": traffic_outlived_server,
+            "undeploy": undeployed,
+            "leftovers": {pid: _cmdline(pid) for pid in leftovers},
+        }
         return self.stopped
 
 
@@ -231,13 +267,23 @@ def _processes_under(folder: Path) -> list[int]:
 def _fresh_env(root: Path, venv: Path) -> dict[str, str]:
     """A new user's environment: this machine's PATH behind the venv, no aidevops/MLflow/Jupyter settings, private
     Jupyter user folders, and deployments tied to this pytest process."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIDEVOPS_", "MLFLOW_", "JUPYTER", "VIRTUAL_ENV", "PYTHON", "PIP_REQUIRE"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIDEVOPS_", "MLFLOW_", "JUPYTER", "VIRTUAL_ENV", "PYTHON", "PIP_REQUIRE"))
+    }
     jupyter = root / "jupyter-user"
-    env.update(PATH=f"{venv / 'bin'}:{env['PATH']}", VIRTUAL_ENV=str(venv), MPLBACKEND="Agg",
-               JUPYTER_DATA_DIR=str(jupyter / "data"), JUPYTER_CONFIG_DIR=str(jupyter / "config"),
-               JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"), IPYTHONDIR=str(jupyter / "ipython"),
-               AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()), AIDEVOPS_ACTOR="binder-test")
+    env.update(
+        PATH=f"{venv / 'bin'}:{env['PATH']}",
+        VIRTUAL_ENV=str(venv),
+        MPLBACKEND="Agg",
+        JUPYTER_DATA_DIR=str(jupyter / "data"),
+        JUPYTER_CONFIG_DIR=str(jupyter / "config"),
+        JUPYTER_RUNTIME_DIR=str(jupyter / "runtime"),
+        IPYTHONDIR=str(jupyter / "ipython"),
+        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
+        AIDEVOPS_ACTOR="binder-test",
+    )
     return env
 
 
@@ -249,19 +295,29 @@ def binder(tmp_path_factory) -> Binder:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     env = _fresh_env(root, venv)
     started = time.monotonic()
-    out = subprocess.run([str(clone / "binder" / "postBuild")], cwd=clone, env=env, capture_output=True, text=True,
-                         timeout=1200)
+    out = subprocess.run(
+        [str(clone / "binder" / "postBuild")], cwd=clone, env=env, capture_output=True, text=True, timeout=1200
+    )
     postbuild_seconds = time.monotonic() - started
     (root / "postBuild.log").write_text(out.stdout + "\n--- stderr\n" + out.stderr)
     assert out.returncode == 0, f"binder/postBuild failed:\n{out.stdout[-3000:]}\n{out.stderr[-4000:]}"
 
     port, token = free_port(), secrets.token_hex(16)
     log = root / "jupyter.log"
-    command = [str(clone / "binder" / "start"), "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--IdentityProvider.token={token}", "--ServerApp.allow_root=True"]
+    command = [
+        str(clone / "binder" / "start"),
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        "--ServerApp.allow_root=True",
+    ]
     with log.open("w") as fh:
-        server = subprocess.Popen(command, cwd=clone, env={**env, **SHORT_CYCLE}, stdout=fh, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            command, cwd=clone, env={**env, **SHORT_CYCLE}, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
     b = Binder(clone, venv, env, f"http://127.0.0.1:{port}", token, server, log, postbuild_seconds)
     try:
         deadline = time.monotonic() + 300
@@ -280,10 +336,15 @@ def binder(tmp_path_factory) -> Binder:
 
 def test_postbuild_installed_the_extension_and_kernels_and_seeded_the_registry(binder):
     jupyter = str(binder.venv / "bin" / "jupyter")
-    labext = subprocess.run([jupyter, "labextension", "list"], env=binder.env, capture_output=True, text=True, timeout=120)
+    labext = subprocess.run(
+        [jupyter, "labextension", "list"], env=binder.env, capture_output=True, text=True, timeout=120
+    )
     assert "aidevops-ext" in labext.stdout + labext.stderr and "enabled" in labext.stdout + labext.stderr
-    kernels = json.loads(subprocess.run([jupyter, "kernelspec", "list", "--json"], env=binder.env, capture_output=True,
-                                        text=True, timeout=60).stdout)["kernelspecs"]
+    kernels = json.loads(
+        subprocess.run(
+            [jupyter, "kernelspec", "list", "--json"], env=binder.env, capture_output=True, text=True, timeout=60
+        ).stdout
+    )["kernelspecs"]
     for name in ("aidevops", "aidevops-gpu"):
         assert kernels[name]["spec"]["argv"][0] == str(binder.venv / "bin" / "python"), kernels[name]
     doctor = binder.aidevops("doctor", "--json")
@@ -333,7 +394,8 @@ def test_simulated_traffic_reaches_the_monitor_panels_api(binder):
             break
         time.sleep(2)
     assert (summary.get("logged_rows") or 0) >= 300, (
-        f"the warm-up burst was not logged: {summary.get('logged_rows')} rows; traffic log:\n{binder.traffic_log()}")
+        f"the warm-up burst was not logged: {summary.get('logged_rows')} rows; traffic log:\n{binder.traffic_log()}"
+    )
     assert {a["rule"] for a in summary["alerts"]} == {"feature-drift", "accuracy-low", "errors"}, summary["alerts"]
     assert summary["drift"]["status"] == "ok" and len(summary["drift"]["features"]) == 64
     assert _requests(series) >= 300 and series["quality"], series["requests"]
@@ -357,8 +419,14 @@ def _requests(series: dict) -> int:
 def test_start_is_idempotent(binder):
     """A second binder/start leaves the deployment as it is and starts no second traffic stream."""
     before = binder.traffic_pid()
-    out = subprocess.run([str(binder.clone / "binder" / "start"), "python", "-c", "print('handed over')"],
-                         cwd=binder.clone, env=binder.env, capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [str(binder.clone / "binder" / "start"), "python", "-c", "print('handed over')"],
+        cwd=binder.clone,
+        env=binder.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stderr
     assert f"deployment '{NAME}' unchanged" in out.stdout and out.stdout.rstrip().endswith("handed over"), out.stdout
     time.sleep(3)  # the second stream finds the lock taken and exits
@@ -372,8 +440,14 @@ def test_start_is_idempotent(binder):
 
 def test_postbuild_is_idempotent(binder):
     """Run again on the built environment: it succeeds, and the pipeline is all cache hits (nothing re-registered)."""
-    out = subprocess.run([str(binder.clone / "binder" / "postBuild")], cwd=binder.clone, env=binder.env,
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [str(binder.clone / "binder" / "postBuild")],
+        cwd=binder.clone,
+        env=binder.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, f"{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     latest = json.loads(binder.aidevops("show", "latest", "--json").stdout)
     assert {s["status"] for s in latest["steps"].values()} == {"cached"}, latest["steps"]
@@ -398,15 +472,22 @@ def test_start_stops_the_deployment_it_started_when_the_traffic_cannot_start(bin
     (fake / "setsid").chmod(0o755)
     env = {**binder.env, "PATH": f"{fake}:{binder.env['PATH']}"}
     try:
-        out = subprocess.run([str(binder.clone / "binder" / "start"), "touch", str(tmp_path / "exec-ran")],
-                             cwd=binder.clone, env=env, capture_output=True, text=True, timeout=180)
+        out = subprocess.run(
+            [str(binder.clone / "binder" / "start"), "touch", str(tmp_path / "exec-ran")],
+            cwd=binder.clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
     finally:
         deployments = json.loads(binder.aidevops("deployments", "--json").stdout)
         binder.aidevops("undeploy", "--all", "--reason", "end of the binder test")
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"deployment '{NAME}' started" in out.stdout, out.stdout
     assert out.stderr.strip().splitlines()[-1] == (
-        "binder/start: the simulated traffic did not start; see .aidevops/logs/binder-traffic.log."), out.stderr
+        "binder/start: the simulated traffic did not start; see .aidevops/logs/binder-traffic.log."
+    ), out.stderr
     assert not (tmp_path / "exec-ran").exists()
     assert [(d["name"], d["state"]) for d in deployments] == [(NAME, "stopped")], deployments
     assert not _processes_under(binder.clone.parent), {p: _cmdline(p) for p in _processes_under(binder.clone.parent)}

@@ -41,7 +41,12 @@ def gitlab_shell(text: str) -> list[str]:
     doc = yaml.safe_load(text)
     jobs = [v for k, v in doc.items() if isinstance(v, dict) and k not in ("workflow", "default", "variables")]
     ordered = sorted(jobs, key=lambda j: ["test", "pipeline"].index(j.get("stage", "test")))
-    return [line for job in ordered for key in ("before_script", "script", "after_script") for line in _flatten(job.get(key))]
+    return [
+        line
+        for job in ordered
+        for key in ("before_script", "script", "after_script")
+        for line in _flatten(job.get(key))
+    ]
 
 
 def jenkins_shell(text: str) -> list[str]:
@@ -78,8 +83,13 @@ def shells() -> dict:
 def test_all_three_run_the_same_aidevops_commands(shells):
     commands = {path.name: aidevops_commands(shell) for path, shell in shells.items()}
     assert commands["ci.yml"] == [
-        "init", "run pipelines/ci.yaml", "show latest --json", "report latest --format markdown",
-        "report latest --format html", 'report latest --self-contained --output "$TMP/pr-comment.md"']
+        "init",
+        "run pipelines/ci.yaml",
+        "show latest --json",
+        "report latest --format markdown",
+        "report latest --format html",
+        'report latest --self-contained --output "$TMP/pr-comment.md"',
+    ]
     assert commands[".gitlab-ci.yml"] == commands["ci.yml"]
     assert commands["Jenkinsfile"] == commands["ci.yml"]
 
@@ -98,7 +108,7 @@ def test_all_three_run_the_readme_tests_and_the_same_gate(shells):
         assert any(re.search(rf"(^|\s){test}(\s|$)", line) for line in shell), path.name
     gates = {path.name: gate_script(shell) for path, shell in shells.items()}
     assert gates[".gitlab-ci.yml"] == gates["ci.yml"] and gates["Jenkinsfile"] == gates["ci.yml"]
-    assert "sys.exit(0 if outcome[\"gate_passed\"] else 1)" in gates["ci.yml"]
+    assert 'sys.exit(0 if outcome["gate_passed"] else 1)' in gates["ci.yml"]
 
 
 def test_all_three_keep_the_executed_notebooks_and_the_report_even_when_a_step_fails():
@@ -109,10 +119,14 @@ def test_all_three_keep_the_executed_notebooks_and_the_report_even_when_a_step_f
     gitlab = yaml.safe_load(GITLAB.read_text())
     pipeline = gitlab[".ci-pipeline"]
     assert pipeline["artifacts"]["when"] == "always" and "aidevops-run/" in pipeline["artifacts"]["paths"]
-    assert any("cp -r \"$run_dir\" aidevops-run" in line for line in pipeline["after_script"])
+    assert any('cp -r "$run_dir" aidevops-run' in line for line in pipeline["after_script"])
     jenkins = JENKINS.read_text()
-    run_stage = jenkins[jenkins.index("stage('Run the CI pipeline')"):jenkins.index("stage('Quality gate')")]
-    assert "post {" in run_stage and "always {" in run_stage and "archiveArtifacts artifacts: 'aidevops-run/**" in run_stage
+    run_stage = jenkins[jenkins.index("stage('Run the CI pipeline')") : jenkins.index("stage('Quality gate')")]
+    assert (
+        "post {" in run_stage
+        and "always {" in run_stage
+        and "archiveArtifacts artifacts: 'aidevops-run/**" in run_stage
+    )
 
 
 def check_jsonschema() -> str:
@@ -123,14 +137,22 @@ def check_jsonschema() -> str:
 
 
 def validate_gitlab(path) -> subprocess.CompletedProcess:
-    return subprocess.run([check_jsonschema(), "--builtin-schema", "vendor.gitlab-ci", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [check_jsonschema(), "--builtin-schema", "vendor.gitlab-ci", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_gitlab_ci_is_valid_for_gitlab(tmp_path):
     out = validate_gitlab(GITLAB)
     assert out.returncode == 0, out.stdout + out.stderr
-    broken = GITLAB.read_text().replace("timeout: 60 minutes", "timeout: [60]").replace("policy: pull-push", "policy: sometimes")
+    broken = (
+        GITLAB.read_text()
+        .replace("timeout: 60 minutes", "timeout: [60]")
+        .replace("policy: pull-push", "policy: sometimes")
+    )
     (tmp_path / ".gitlab-ci.yml").write_text(broken)
     out = validate_gitlab(tmp_path / ".gitlab-ci.yml")
     assert out.returncode == 1 and "timeout" in out.stdout, out.stdout

@@ -67,8 +67,11 @@ def _ignored(rel: str, patterns: list[str]) -> bool:
 
 
 def test_every_copied_path_exists_and_the_context_leaves_out_state_and_builds():
-    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for word, rest in instructions():
         if word == "COPY" and not rest.startswith("--from"):
             *sources, _ = rest.split()
@@ -84,13 +87,20 @@ def test_the_healthcheck_says_whether_the_server_answers():
     env = dict(os.environ, AIDEVOPS_PORT=str(port))
     check = [sys.executable, "-m", "aidevops_ext.export.healthcheck"]
     assert subprocess.run(check, env=env, timeout=30).returncode == 1, "nothing listens yet"
-    server = subprocess.Popen([sys.executable, "-c", (
-        "import http.server\n"
-        "class H(http.server.BaseHTTPRequestHandler):\n"
-        "    def do_GET(self):\n"
-        "        self.send_response(200 if self.path == '/health' else 404); self.end_headers()\n"
-        "    def log_message(self, *a): pass\n"
-        f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n")])
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import http.server\n"
+                "class H(http.server.BaseHTTPRequestHandler):\n"
+                "    def do_GET(self):\n"
+                "        self.send_response(200 if self.path == '/health' else 404); self.end_headers()\n"
+                "    def log_message(self, *a): pass\n"
+                f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
+            ),
+        ]
+    )
     try:
         from tests.beyond.conftest import wait_http
 

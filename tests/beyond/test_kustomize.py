@@ -40,16 +40,47 @@ def kustomize(folder: Path) -> list[dict]:
 def deploy_dry_run(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     env.update(AIDEVOPS_HOME=str(root), AIDEVOPS_ACTOR="kustomize-tests")
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "deploy", "dig@champion", "--target", "kubernetes",
-                           "--dry-run", *args], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "aidevops_ext.cli",
+            "deploy",
+            "dig@champion",
+            "--target",
+            "kubernetes",
+            "--dry-run",
+            *args,
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("k8s-ws")
     folder = root / "manifests"
-    out = deploy_dry_run(root, "-o", str(folder), "--image", IMAGE, "--tracking-uri", "http://mlflow.ml.svc:5000",
-                         "--namespace", "ml", "--replicas", "3", "--min-replicas", "3", "--max-replicas", "6")
+    out = deploy_dry_run(
+        root,
+        "-o",
+        str(folder),
+        "--image",
+        IMAGE,
+        "--tracking-uri",
+        "http://mlflow.ml.svc:5000",
+        "--namespace",
+        "ml",
+        "--replicas",
+        "3",
+        "--min-replicas",
+        "3",
+        "--max-replicas",
+        "6",
+    )
     assert out.returncode == 0, out.stderr
     return folder
 
@@ -80,15 +111,28 @@ def test_every_rendered_object_is_valid(rendered, version):
 
 
 def test_the_base_is_exactly_the_rendered_manifests(rendered):
-    expected = render_manifests("dig@champion", name="dig", image=IMAGE, tracking_uri="http://mlflow.ml.svc:5000",
-                                namespace="ml", replicas=3, min_replicas=3, max_replicas=6)
+    expected = render_manifests(
+        "dig@champion",
+        name="dig",
+        image=IMAGE,
+        tracking_uri="http://mlflow.ml.svc:5000",
+        namespace="ml",
+        replicas=3,
+        min_replicas=3,
+        max_replicas=6,
+    )
     assert sorted(rendered["base"], key=lambda o: o["kind"]) == sorted(expected[:3], key=lambda o: o["kind"])
     assert rendered["kserve"] == [expected[3]]
 
 
-@pytest.mark.parametrize("env, namespace, scale", [
-    ("dev", "ml-dev", (1, 1, 2)), ("staging", "ml-staging", (3, 3, 6)), ("prod", "ml-prod", (3, 3, 6)),
-])
+@pytest.mark.parametrize(
+    "env, namespace, scale",
+    [
+        ("dev", "ml-dev", (1, 1, 2)),
+        ("staging", "ml-staging", (3, 3, 6)),
+        ("prod", "ml-prod", (3, 3, 6)),
+    ],
+)
 def test_what_each_environment_says(rendered, env, namespace, scale):
     objects = by_kind(rendered[env])
     assert set(objects) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
@@ -133,12 +177,15 @@ def test_writing_again_replaces_the_tree_and_keeps_other_files(tmp_path):
     assert image == "registry.local/aidevops@sha256:" + "a" * 64
 
 
-@pytest.mark.parametrize("image, entry", [
-    ("aidevops:latest", {"name": "aidevops", "newTag": "latest"}),
-    ("registry.local:5000/team/aidevops:1.2", {"name": "registry.local:5000/team/aidevops", "newTag": "1.2"}),
-    ("registry.local:5000/aidevops", {"name": "registry.local:5000/aidevops"}),
-    ("aidevops@sha256:abc", {"name": "aidevops", "digest": "sha256:abc"}),
-])
+@pytest.mark.parametrize(
+    "image, entry",
+    [
+        ("aidevops:latest", {"name": "aidevops", "newTag": "latest"}),
+        ("registry.local:5000/team/aidevops:1.2", {"name": "registry.local:5000/team/aidevops", "newTag": "1.2"}),
+        ("registry.local:5000/aidevops", {"name": "registry.local:5000/aidevops"}),
+        ("aidevops@sha256:abc", {"name": "aidevops", "digest": "sha256:abc"}),
+    ],
+)
 def test_image_entries(image, entry):
     assert _image_entry(image) == entry
 
@@ -166,7 +213,8 @@ def _kubectl_standing_in_for_a_cluster(folder: Path) -> Path:
         'if [ "$1 $2" = "config current-context" ]; then echo kind-test; exit 0; fi\n'
         f'if [ "$1" = "kustomize" ]; then exec {kubectl()} "$@"; fi\n'
         'cat > "$FAKE_KUBECTL_DIR/$1.yaml"\n'
-        'echo "$1: ok"\n')
+        'echo "$1: ok"\n'
+    )
     script.chmod(0o755)
     return folder
 
@@ -178,25 +226,56 @@ def test_an_environment_overlay_is_what_gets_applied_and_deleted(tmp_path):
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        env.update(AIDEVOPS_HOME=str(tmp_path), AIDEVOPS_ACTOR="kustomize-tests", PATH=env_path,
-                   FAKE_KUBECTL_DIR=str(tmp_path))
-        return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        env.update(
+            AIDEVOPS_HOME=str(tmp_path), AIDEVOPS_ACTOR="kustomize-tests", PATH=env_path, FAKE_KUBECTL_DIR=str(tmp_path)
+        )
+        return subprocess.run(
+            [sys.executable, "-m", "aidevops_ext.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert real != str(bin_dir / "kubectl")
-    out = cli("deploy", "dig@champion", "--target", "kubernetes", "--dry-run", "--environment", "staging",
-              "--tracking-uri", "http://mlflow:5000")
+    out = cli(
+        "deploy",
+        "dig@champion",
+        "--target",
+        "kubernetes",
+        "--dry-run",
+        "--environment",
+        "staging",
+        "--tracking-uri",
+        "http://mlflow:5000",
+    )
     assert out.returncode == 0, out.stderr
     printed = by_kind([d for d in yaml.safe_load_all(out.stdout) if d])
     assert {o["metadata"]["namespace"] for o in printed.values()} == {"aidevops-staging"}
-    out = cli("deploy", "dig@champion", "--name", "k8s-prod", "--target", "kubernetes", "--environment", "prod",
-              "--kserve", "--tracking-uri", "http://mlflow:5000", "--image", IMAGE)
+    out = cli(
+        "deploy",
+        "dig@champion",
+        "--name",
+        "k8s-prod",
+        "--target",
+        "kubernetes",
+        "--environment",
+        "prod",
+        "--kserve",
+        "--tracking-uri",
+        "http://mlflow:5000",
+        "--image",
+        IMAGE,
+    )
     assert out.returncode == 0, out.stderr
     applied = by_kind([d for d in yaml.safe_load_all((tmp_path / "apply.yaml").read_text()) if d])
     assert set(applied) == {"InferenceService"}
     isvc = applied["InferenceService"]
     assert isvc["metadata"]["namespace"] == "aidevops-prod" and isvc["spec"]["predictor"]["minReplicas"] == 2
-    assert (tmp_path / ".aidevops" / "kubernetes" / "k8s-prod" / "overlays" / "prod-kserve" / "kustomization.yaml").is_file()
+    assert (
+        tmp_path / ".aidevops" / "kubernetes" / "k8s-prod" / "overlays" / "prod-kserve" / "kustomization.yaml"
+    ).is_file()
     out = cli("undeploy", "k8s-prod")
     assert out.returncode == 0, out.stderr
     deleted = by_kind([d for d in yaml.safe_load_all((tmp_path / "delete.yaml").read_text()) if d])

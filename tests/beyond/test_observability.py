@@ -42,8 +42,21 @@ RULES_TEST = OPS / "prometheus" / "aidevops-rules.test.yml"
 DASHBOARD = OPS / "grafana" / "aidevops-dashboard.json"
 MODEL = NAME = "ci-digits"
 K8S_ROLES = {"node", "service", "pod", "endpoints", "endpointslice", "ingress"}
-K8S_SD_KEYS = {"role", "namespaces", "selectors", "api_server", "kubeconfig_file", "attach_metadata", "basic_auth",
-               "authorization", "oauth2", "tls_config", "proxy_url", "follow_redirects", "enable_http2"}
+K8S_SD_KEYS = {
+    "role",
+    "namespaces",
+    "selectors",
+    "api_server",
+    "kubeconfig_file",
+    "attach_metadata",
+    "basic_auth",
+    "authorization",
+    "oauth2",
+    "tls_config",
+    "proxy_url",
+    "follow_redirects",
+    "enable_http2",
+}
 # Dashboard variables and Grafana's own, as a query sent to Prometheus by hand would have them.
 VARIABLES = {"$job": ".+", "$model": MODEL, "$version": ".+", "$__rate_interval": "20s", "$__interval": "5s"}
 
@@ -70,9 +83,37 @@ def expressions(dash: dict) -> list[str]:
     return exprs
 
 
-_NOT_METRICS = {"sum", "max", "min", "avg", "count", "topk", "bottomk", "rate", "irate", "increase", "changes",
-                "histogram_quantile", "sort", "sort_desc", "vector", "time", "by", "without", "on", "ignoring",
-                "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf", "nan"}
+_NOT_METRICS = {
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "topk",
+    "bottomk",
+    "rate",
+    "irate",
+    "increase",
+    "changes",
+    "histogram_quantile",
+    "sort",
+    "sort_desc",
+    "vector",
+    "time",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -118,8 +159,12 @@ def test_promtool_checks_the_scrape_config_and_its_rule_file(tmp_path):
         (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         (tmp_path / "k8s-targets.json").write_text("[]")
         shutil.copy(RULES, tmp_path / RULES.name)
-        out = subprocess.run([promtool(), "check", "config", str(tmp_path / "prometheus.yml")], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout + out.stderr and "9 rules found" in out.stdout + out.stderr, out.stdout + out.stderr
     jobs = {job["job_name"]: job for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
@@ -128,8 +173,13 @@ def test_promtool_checks_the_scrape_config_and_its_rule_file(tmp_path):
 
 
 def test_promtool_runs_the_rules_unit_tests():
-    out = subprocess.run([promtool(), "test", "rules", str(RULES_TEST)], capture_output=True, text=True, timeout=60,
-                         cwd=RULES_TEST.parent)
+    out = subprocess.run(
+        [promtool(), "test", "rules", str(RULES_TEST)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=RULES_TEST.parent,
+    )
     assert out.returncode == 0 and "SUCCESS" in out.stdout + out.stderr, out.stdout + out.stderr
 
 
@@ -174,12 +224,15 @@ def test_the_dashboard_is_grafana_dashboard_json():
 
 
 def test_metric_names_are_read_from_promql():
-    assert metric_names('sum by (le) (rate(aidevops_request_latency_seconds_bucket{job=~"$job"}[$__rate_interval]))') \
-        == {"aidevops_request_latency_seconds_bucket"}
-    assert metric_names('(sum(rate(a_total{code=~"5.."}[5m])) or vector(0)) / ignoring (code) group_left sum(b)') \
-        == {"a_total", "b"}
+    assert metric_names(
+        'sum by (le) (rate(aidevops_request_latency_seconds_bucket{job=~"$job"}[$__rate_interval]))'
+    ) == {"aidevops_request_latency_seconds_bucket"}
+    assert metric_names('(sum(rate(a_total{code=~"5.."}[5m])) or vector(0)) / ignoring (code) group_left sum(b)') == {
+        "a_total",
+        "b",
+    }
     assert metric_names("time() - max(x_seconds) / 2^30") == {"x_seconds"}
-    assert metric_names("label_values(aidevops_model_slot{job=~\"$job\"}, model)") == {"aidevops_model_slot"}
+    assert metric_names('label_values(aidevops_model_slot{job=~"$job"}, model)') == {"aidevops_model_slot"}
     assert metric_names("aidevops:request_errors:ratio_rate5m > 0.01") == {"aidevops:request_errors:ratio_rate5m"}
 
 
@@ -188,14 +241,25 @@ def test_metric_names_are_read_from_promql():
 
 def _env(root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIDEVOPS_", "MLFLOW_"))}
-    env.update(AIDEVOPS_HOME=str(root), MPLBACKEND="Agg", AIDEVOPS_MONITOR_SECONDS="1",
-               AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()), AIDEVOPS_ACTOR="observability-tests")
+    env.update(
+        AIDEVOPS_HOME=str(root),
+        MPLBACKEND="Agg",
+        AIDEVOPS_MONITOR_SECONDS="1",
+        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
+        AIDEVOPS_ACTOR="observability-tests",
+    )
     return env
 
 
 def _aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=_env(root),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class Server:
@@ -240,8 +304,9 @@ def server(tmp_path_factory) -> Server:
     try:
         sent = traffic.simulate(server.url, traffic.rows_for_model(root, MODEL), rate=100, duration=4, feedback=1.0)
         assert sent.failed == 0 and sent.ok >= 380, sent.errors
-        bad = urllib.request.Request(f"{server.url}/invocations", data=b'{"rows": 1}',
-                                     headers={"Content-Type": "application/json"})
+        bad = urllib.request.Request(
+            f"{server.url}/invocations", data=b'{"rows": 1}', headers={"Content-Type": "application/json"}
+        )
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(bad, timeout=10)
         assert refused.value.code == 400
@@ -285,8 +350,9 @@ def _pod_targets(root: Path, server_url: str, kserve: bool) -> dict:
     """A file-discovery entry carrying what Kubernetes discovery reports for the pod `aidevops deploy --target
     kubernetes` renders: its labels, annotations, namespace and phase, the pod address on another port (the scrape
     config must take the port from the annotation, which here names the test server's)."""
-    out = _aidevops(root, "deploy", f"{MODEL}@champion", "--target", "kubernetes", "--dry-run",
-                    *(["--kserve"] if kserve else []))
+    out = _aidevops(
+        root, "deploy", f"{MODEL}@champion", "--target", "kubernetes", "--dry-run", *(["--kserve"] if kserve else [])
+    )
     assert out.returncode == 0, out.stderr
     objects = {d["kind"]: d for d in yaml.safe_load_all(out.stdout) if d}
     host, port = urllib.parse.urlsplit(server_url).netloc.split(":")
@@ -295,21 +361,34 @@ def _pod_targets(root: Path, server_url: str, kserve: bool) -> dict:
         labels = {**isvc["metadata"]["labels"], "serving.kserve.io/inferenceservice": isvc["metadata"]["name"]}
         # KServe's scraping switch turns into these annotations on the predictor pods.
         assert isvc["metadata"]["annotations"]["serving.kserve.io/enable-prometheus-scraping"] == "true"
-        annotations = {"prometheus.io/scrape": "true", "prometheus.io/port": port,
-                       "prometheus.io/path": isvc["metadata"]["annotations"]["prometheus.kserve.io/path"]}
-        pod, namespace = f"{isvc['metadata']['name']}-predictor-00001-deployment-7d9f8-abcde", isvc["metadata"]["namespace"]
+        annotations = {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": port,
+            "prometheus.io/path": isvc["metadata"]["annotations"]["prometheus.kserve.io/path"],
+        }
+        pod, namespace = (
+            f"{isvc['metadata']['name']}-predictor-00001-deployment-7d9f8-abcde",
+            isvc["metadata"]["namespace"],
+        )
     else:
         template = objects["Deployment"]["spec"]["template"]
         labels = template["metadata"]["labels"]
         annotations = {**template["metadata"]["annotations"], "prometheus.io/port": port}
         assert template["metadata"]["annotations"]["prometheus.io/port"] == "8080"  # as rendered
-        pod, namespace = f"{objects['Deployment']['metadata']['name']}-5c6d7f8b9-xyz12", objects["Deployment"]["metadata"]["namespace"]
+        pod, namespace = (
+            f"{objects['Deployment']['metadata']['name']}-5c6d7f8b9-xyz12",
+            objects["Deployment"]["metadata"]["namespace"],
+        )
 
     def meta(kind: str, key: str) -> str:
         return f"__meta_kubernetes_pod_{kind}_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
 
-    entry = {"__address__": f"{host}:9", "__meta_kubernetes_namespace": namespace,
-             "__meta_kubernetes_pod_name": pod, "__meta_kubernetes_pod_phase": "Running"}
+    entry = {
+        "__address__": f"{host}:9",
+        "__meta_kubernetes_namespace": namespace,
+        "__meta_kubernetes_pod_name": pod,
+        "__meta_kubernetes_pod_phase": "Running",
+    }
     for key, value in labels.items():
         entry[meta("label", key)] = value
         entry[meta("labelpresent", key)] = "true"
@@ -339,9 +418,16 @@ def test_a_real_prometheus_with_the_shipped_config_serves_every_dashboard_query(
     log = tmp_path / "prometheus.log"
     server.keep_traffic()
     with log.open("wb") as fh:
-        prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=fh)
+        prom = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=fh,
+        )
     api = f"http://127.0.0.1:{port}/api/v1"
 
     def get(path: str, **params: str) -> dict:
@@ -366,11 +452,18 @@ def test_a_real_prometheus_with_the_shipped_config_serves_every_dashboard_query(
             if len(up) == 3 and all(t["health"] == "up" for t in up.values()) and not empty:
                 break
             time.sleep(1)
-        assert sorted(t["labels"]["job"] for t in active) == ["aidevops-kserve", "aidevops-kubernetes", "aidevops-local"]
+        assert sorted(t["labels"]["job"] for t in active) == [
+            "aidevops-kserve",
+            "aidevops-kubernetes",
+            "aidevops-local",
+        ]
         for job, t in up.items():
             assert t["health"] == "up", f"{job}: {t.get('lastError')}\n{log.read_text()[-2000:]}"
             assert t["labels"]["instance"] == target, t["labels"]  # the port came from the pod's annotation
-        for job, kserve, environment in (("aidevops-kubernetes", False, "kubernetes"), ("aidevops-kserve", True, "kserve")):
+        for job, kserve, environment in (
+            ("aidevops-kubernetes", False, "kubernetes"),
+            ("aidevops-kserve", True, "kserve"),
+        ):
             labels = up[job]["labels"]
             assert labels["pod"] == pods[kserve]["labels"]["__meta_kubernetes_pod_name"], (job, labels)
             assert (labels["deployment"], labels["namespace"], labels["environment"]) == (NAME, "default", environment)

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import click
 import yaml
 
 from tests.conftest import REPO
@@ -24,11 +25,19 @@ def section_commands() -> list[list[str]]:
 
 def test_the_section_names_every_engine():
     commands = [" ".join(c[:3]) for c in section_commands()]
-    for expected in ("mlflow server --host", "docker build -t", "docker run -p", "kubectl apply -k",
-                     "aidevops export argo", "argo submit default-workflow.yaml"):
+    for expected in (
+        "mlflow server --host",
+        "docker build -t",
+        "docker run -p",
+        "kubectl apply -k",
+        "aidevops export argo",
+        "argo submit default-workflow.yaml",
+    ):
         assert any(c.startswith(expected) for c in commands), expected
-    assert any(" ".join(c).startswith("aidevops deploy digits-classifier@champion --target kubernetes --dry-run")
-               for c in section_commands())
+    assert any(
+        " ".join(c).startswith("aidevops deploy digits-classifier@champion --target kubernetes --dry-run")
+        for c in section_commands()
+    )
 
 
 def test_the_export_and_render_commands_work_and_kubectl_finds_the_overlays(tmp_path):
@@ -38,15 +47,24 @@ def test_the_export_and_render_commands_work_and_kubectl_finds_the_overlays(tmp_
     env["AIDEVOPS_ACTOR"] = "readme-tests"
     ran = 0
     for command in section_commands():
-        if command[:2] in (["aidevops", "export"], ["aidevops", "deploy"]) and ("--dry-run" in command or command[1] == "export"):
-            out = subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *command[1:]], cwd=tmp_path, env=env,
-                                 capture_output=True, text=True, timeout=120)
+        if command[:2] in (["aidevops", "export"], ["aidevops", "deploy"]) and (
+            "--dry-run" in command or command[1] == "export"
+        ):
+            out = subprocess.run(
+                [sys.executable, "-m", "aidevops_ext.cli", *command[1:]],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert out.returncode == 0, f"{command}: {out.stderr}"
             ran += 1
         elif command[:3] == ["kubectl", "apply", "-k"]:
             folder = tmp_path / command[3]
-            out = subprocess.run([shutil.which("kubectl"), "kustomize", str(folder)], capture_output=True, text=True,
-                                 timeout=120)
+            out = subprocess.run(
+                [shutil.which("kubectl"), "kustomize", str(folder)], capture_output=True, text=True, timeout=120
+            )
             assert out.returncode == 0, f"{command}: {out.stderr}"
             ran += 1
     assert ran == 4
@@ -70,9 +88,8 @@ def cli_table_spans() -> list[str]:
     return spans
 
 
-def cli_commands() -> dict[str, "click.Command"]:
+def cli_commands() -> dict[str, click.Command]:
     """Every command `aidevops --help` lists, subcommands of groups as 'group sub'."""
-    import click
 
     from aidevops_ext.cli import main
 
@@ -98,8 +115,9 @@ def span_command(span: str, commands: dict) -> str | None:
 
 def test_the_cli_table_lists_every_command_with_options_that_exist():
     commands = cli_commands()
-    help_text = subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "--help"], capture_output=True, text=True,
-                               timeout=60).stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
     listed = re.findall(r"^  (\S+)\s", help_text.split("Commands:", 1)[1], re.M)
     assert listed and set(listed) == {name.split()[0] for name in commands}, "cli_commands() sees what --help lists"
     documented: dict[str, list[str]] = {}

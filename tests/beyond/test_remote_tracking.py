@@ -38,10 +38,20 @@ def project(tmp_path_factory) -> Path:
 
 def aidevops(root: Path, server, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIDEVOPS_"))}
-    env.update(MLFLOW_TRACKING_URI=server.url, MPLBACKEND="Agg", AIDEVOPS_ACTOR="remote-tests",
-               AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()))  # a killed test session leaks no server
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    env.update(
+        MLFLOW_TRACKING_URI=server.url,
+        MPLBACKEND="Agg",
+        AIDEVOPS_ACTOR="remote-tests",
+        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
+    )  # a killed test session leaks no server
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def client(server):
@@ -111,16 +121,26 @@ def test_the_champion_deploys_from_the_server(deployed, ci_run):
 def test_the_image_serves_the_champion_pulled_from_the_server(image_venv, mlflow_server, deployed, tmp_path):
     port = free_port()
     # The image's entry with the manifests' arguments; --host 0.0.0.0 is for containers, here loopback.
-    command = [image_venv.bin("aidevops"), "serve", f"models:/{MODEL}@champion", "--host", "127.0.0.1",
-               "--port", str(port)]
+    command = [
+        image_venv.bin("aidevops"),
+        "serve",
+        f"models:/{MODEL}@champion",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = image_venv.env(tmp_path / "home", MLFLOW_TRACKING_URI=mlflow_server.url, AIDEVOPS_PORT=str(port))
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(command, cwd=image_venv.app, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command, cwd=image_venv.app, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 120, proc, log)
-        health = subprocess.run([image_venv.bin("python"), "-m", "aidevops_ext.export.healthcheck"], env=env, timeout=30)
+        health = subprocess.run(
+            [image_venv.bin("python"), "-m", "aidevops_ext.export.healthcheck"], env=env, timeout=30
+        )
         assert health.returncode == 0, "the image's HEALTHCHECK passes"
         answer = httpx.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": rows()}, timeout=30)
         reference = httpx.post(f"{deployed['deployment']['url']}/invocations", json={"inputs": rows()}, timeout=30)
@@ -141,9 +161,14 @@ def _substitute(text: str, values: dict[str, str]) -> str:
 
 def test_the_exported_argo_steps_run_pod_by_pod(image_venv, mlflow_server, ci_run, tmp_path):
     """Each DAG task as Argo would run it: its container args and env, its own /work, artifacts copied in."""
-    out = subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "export", "argo", "ci", "--tracking-uri",
-                          mlflow_server.url], cwd=image_venv.clone, capture_output=True, text=True, timeout=120,
-                         env={k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIDEVOPS_"))})
+    out = subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", "export", "argo", "ci", "--tracking-uri", mlflow_server.url],
+        cwd=image_venv.clone,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIDEVOPS_"))},
+    )
     assert out.returncode == 0, out.stderr
     workflow = yaml.safe_load(out.stdout)
     templates = {t["name"]: t for t in workflow["spec"]["templates"]}
@@ -157,21 +182,30 @@ def test_the_exported_argo_steps_run_pod_by_pod(image_venv, mlflow_server, ci_ru
         container = template["container"]
         pod = tmp_path / task["name"]  # this pod's filesystem root for /work
         values = dict(globals_)
-        values.update({f"inputs.parameters.{p['name']}": p["value"]
-                       for p in task.get("arguments", {}).get("parameters", [])})
+        values.update(
+            {f"inputs.parameters.{p['name']}": p["value"] for p in task.get("arguments", {}).get("parameters", [])}
+        )
         given = {a["name"]: a["from"] for a in task.get("arguments", {}).get("artifacts", [])}
         for artifact in template.get("inputs", {}).get("artifacts", []):
             source = produced[given[artifact["name"]].strip("{} ")]
             shutil.copytree(source, pod / artifact["path"].removeprefix("/work/"))
 
-        def local(text: str) -> str:
+        def local(text: str, pod: Path = pod) -> str:
             return text.replace("/work", str(pod))
 
         args = [local(_substitute(a, values)) for a in container["args"]]
-        env = image_venv.env(pod / "home", **{e["name"]: local(_substitute(e["value"], values)) for e in container["env"]})
+        env = image_venv.env(
+            pod / "home", **{e["name"]: local(_substitute(e["value"], values)) for e in container["env"]}
+        )
         assert container["workingDir"] == "/app"
-        run = subprocess.run([image_venv.bin(container["command"][0]), *args], cwd=image_venv.app, env=env,
-                             capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [image_venv.bin(container["command"][0]), *args],
+            cwd=image_venv.app,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert run.returncode == 0, f"task {task['name']}: {run.stderr[-3000:]}"
         for artifact in template["outputs"]["artifacts"]:
             path = Path(local(artifact["path"]))
@@ -184,8 +218,12 @@ def test_the_exported_argo_steps_run_pod_by_pod(image_venv, mlflow_server, ci_ru
     c = client(mlflow_server)
     version = c.get_model_version(MODEL, registration["version"])
     assert version.tags["aidevops.pipeline_run_id"] == "ci-x7k2p"
-    assert version.tags["aidevops.git_commit"] == subprocess.run(
-        ["git", "-C", str(image_venv.clone), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert (
+        version.tags["aidevops.git_commit"]
+        == subprocess.run(
+            ["git", "-C", str(image_venv.clone), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+    )
     assert version.tags["aidevops.data_hash"] != "unknown"
     assert version.tags["gate.passed"] == str(registration["gate_passed"]).lower(), "the gate went through the server"
     assert set(c.get_registered_model(MODEL).aliases) >= {"champion", "challenger"}

@@ -12,24 +12,36 @@ from tests.conftest import REPO
 
 
 def step(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "step", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", "step", *args], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
 
 
-@pytest.mark.parametrize("extra, fragment", [
-    (["-p", "epochs=3"], "declares no parameter 'epochs'"),
-    (["-p", "seed=many"], "parameter 'seed' expects an integer"),
-    (["-p", "run_dir=/x"], "set by the step runner"),
-    (["--needs", "ghost"], "needs the folder(s) of ghost"),
-    (["-p", "seed"], "is not of the form key=value"),
-])
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["-p", "epochs=3"], "declares no parameter 'epochs'"),
+        (["-p", "seed=many"], "parameter 'seed' expects an integer"),
+        (["-p", "run_dir=/x"], "set by the step runner"),
+        (["--needs", "ghost"], "needs the folder(s) of ghost"),
+        (["-p", "seed"], "is not of the form key=value"),
+    ],
+)
 def test_bad_input_is_one_sentence_and_runs_nothing(tmp_path, extra, fragment):
-    out = step(tmp_path, "notebooks/01_prepare_data.ipynb", "--name", "prepare", "--run-dir", str(tmp_path / "run"), *extra)
+    out = step(
+        tmp_path, "notebooks/01_prepare_data.ipynb", "--name", "prepare", "--run-dir", str(tmp_path / "run"), *extra
+    )
     assert out.returncode != 0 and fragment in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and out.stderr.strip().count("\n") == 0
     assert not (tmp_path / "run" / "prepare").exists()
 
 
 def test_values_are_json_first_then_yaml():
-    values = parse_values(["lr=1e-05", "name=\"digits\"", "hidden=[64, 32]", "plain=digits", "gate={a: {threshold: 1}}"])
-    assert values == {"lr": 1e-05, "name": "digits", "hidden": [64, 32], "plain": "digits", "gate": {"a": {"threshold": 1}}}
+    values = parse_values(["lr=1e-05", 'name="digits"', "hidden=[64, 32]", "plain=digits", "gate={a: {threshold: 1}}"])
+    assert values == {
+        "lr": 1e-05,
+        "name": "digits",
+        "hidden": [64, 32],
+        "plain": "digits",
+        "gate": {"a": {"threshold": 1}},
+    }

@@ -29,8 +29,16 @@ from aidevops_ext.workspace import Workspace
 
 MODEL = "dig"
 FEATURES = ["a", "b", "c", "d"]
-ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_HOME", "MLFLOW_EXPERIMENT_NAME",
-            "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "AIDEVOPS_SERVING_ADMIN_TOKEN", "AIDEVOPS_ACTOR")
+ENV_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "AIDEVOPS_HOME",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+    "AIDEVOPS_SERVING_ADMIN_TOKEN",
+    "AIDEVOPS_ACTOR",
+)
 
 
 def data(seed: int = 0, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
@@ -49,8 +57,9 @@ def _save(est, path: Path) -> Path:
 
 def _fit(seed: int, hidden=(8,), scaled: bool = True):
     X, y = data(seed)
-    mlp = trainer.MLPClassifier(hidden_layer_sizes=hidden, epochs=15, batch_size=32, learning_rate=1e-2,
-                                random_state=seed, backend="numpy")
+    mlp = trainer.MLPClassifier(
+        hidden_layer_sizes=hidden, epochs=15, batch_size=32, learning_rate=1e-2, random_state=seed, backend="numpy"
+    )
     est = trainer.Scaled(mlp) if scaled else mlp
     est.fit(X, y, progress=False)
     return est
@@ -98,8 +107,10 @@ def register_versions(ws: Workspace, broken: bool = True) -> None:
     models = ws.root / "models"
     files = [_save(_fit(0), models / "v1.npz"), _save(_fit(1, (16,)), models / "v2.npz")]
     if broken:
-        files += [trainer.save_model(_nan_model(), models / "v3.npz", metadata={"name": MODEL}),
-                  _save(_fit(3), models / "v4.npz")]
+        files += [
+            trainer.save_model(_nan_model(), models / "v3.npz", metadata={"name": MODEL}),
+            _save(_fit(3), models / "v4.npz"),
+        ]
     versions = [_log(ws, f) for f in files]  # not inside an assert: python -O would skip the registering
     if versions != [str(i) for i in range(1, len(files) + 1)]:
         raise RuntimeError(f"expected a fresh registry, got versions {versions} for {MODEL}")
@@ -210,15 +221,22 @@ class LoadStats:
 class LoadGenerator:
     """Concurrent requests (both protocols) on a background asyncio loop, until stopped (bounded in time and count)."""
 
-    def __init__(self, url: str, model: str, rows: list[list[float]], concurrency: int = 4,
-                 max_seconds: float = 120.0, max_requests: int = 200_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        model: str,
+        rows: list[list[float]],
+        concurrency: int = 4,
+        max_seconds: float = 120.0,
+        max_requests: int = 200_000,
+    ) -> None:
         self.url, self.model, self.rows = url, model, rows
         self.concurrency, self.max_seconds, self.max_requests = concurrency, max_seconds, max_requests
         self.stats = LoadStats()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="load", daemon=True)
 
-    def __enter__(self) -> "LoadGenerator":
+    def __enter__(self) -> LoadGenerator:
         self._thread.start()
         deadline = time.monotonic() + 30
         while self.stats.sent < 20 and time.monotonic() < deadline:  # running before the test acts
@@ -245,6 +263,7 @@ class LoadGenerator:
         deadline = time.monotonic() + self.max_seconds
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         async with httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits) as client:
+
             async def worker(i: int) -> None:
                 n = 0
                 while not self._stop.is_set() and time.monotonic() < deadline and self.stats.sent < self.max_requests:
@@ -254,8 +273,19 @@ class LoadGenerator:
                         if n % 2:
                             r = await client.post("/invocations", json={"inputs": rows})
                         else:
-                            r = await client.post(f"/v2/models/{self.model}/infer", json={"inputs": [
-                                {"name": "input-0", "shape": [2, len(rows[0])], "datatype": "FP32", "data": rows}]})
+                            r = await client.post(
+                                f"/v2/models/{self.model}/infer",
+                                json={
+                                    "inputs": [
+                                        {
+                                            "name": "input-0",
+                                            "shape": [2, len(rows[0])],
+                                            "datatype": "FP32",
+                                            "data": rows,
+                                        }
+                                    ]
+                                },
+                            )
                             if r.status_code == 200:
                                 self.stats.versions[r.json()["model_version"]] += 1
                         self.stats.statuses[r.status_code] += 1

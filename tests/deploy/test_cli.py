@@ -34,8 +34,14 @@ def run(reg, *args: str) -> subprocess.CompletedProcess:
 def cli(reg, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     env.update(AIDEVOPS_HOME=str(reg.root), AIDEVOPS_ACTOR="cli-tests", MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=reg.root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=reg.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def one_sentence_error(out: subprocess.CompletedProcess, *needles: str) -> str:
@@ -67,7 +73,9 @@ def test_deploy_list_switch_rollback_undeploy(reg, cli_deployment):
     first = cli_deployment.stdout.splitlines()
     dep = manager.get(reg.ws, "cli-dep")
     assert first[0] == f"deployed {MODEL} v1 ({MODEL}@champion) as 'cli-dep' on {dep.url}"
-    assert any(line.strip().startswith("checked") and "predictions equal the registry model's" in line for line in first)
+    assert any(
+        line.strip().startswith("checked") and "predictions equal the registry model's" in line for line in first
+    )
     curl = next(line for line in first if line.strip().startswith("try"))
     assert f"curl -s -X POST {dep.url}/invocations" in curl
     assert dep.admin_token and dep.admin_token not in cli_deployment.stdout + cli_deployment.stderr
@@ -102,17 +110,26 @@ def test_deploy_list_switch_rollback_undeploy(reg, cli_deployment):
 
 
 def test_unknown_deployment_is_one_sentence(reg):
-    for args in (("rollback", "nope"), ("promote", "nope"), ("undeploy", "nope"), ("deployments", "nope"),
-                 ("canary", "nope", "2", "--share", "0.1")):
+    for args in (
+        ("rollback", "nope"),
+        ("promote", "nope"),
+        ("undeploy", "nope"),
+        ("deployments", "nope"),
+        ("canary", "nope", "2", "--share", "0.1"),
+    ):
         one_sentence_error(run(reg, *args), "no deployment named 'nope'")
 
 
 def test_bad_versions_and_references_are_one_sentence(reg):
-    one_sentence_error(cli(reg, "deploy", f"{MODEL}/99"), f"Model '{MODEL}' has no version 99", "its versions: 1, 2, 3, 4")
+    one_sentence_error(
+        cli(reg, "deploy", f"{MODEL}/99"), f"Model '{MODEL}' has no version 99", "its versions: 1, 2, 3, 4"
+    )
     one_sentence_error(run(reg, "deploy", f"{MODEL}@nosuchalias"), "has no alias 'nosuchalias'", "champion")
     one_sentence_error(run(reg, "deploy", "no-such-model@champion"), "No registered model named 'no-such-model'")
     one_sentence_error(run(reg, "deploy", "not a ref; rm -rf /"), "is not a model reference")
-    one_sentence_error(run(reg, "deploy", f"{MODEL}/4", "--name", "cli-broken"), "v4 was refused", "nothing was deployed")
+    one_sentence_error(
+        run(reg, "deploy", f"{MODEL}/4", "--name", "cli-broken"), "v4 was refused", "nothing was deployed"
+    )
 
 
 def test_port_in_use_is_one_sentence(reg):
@@ -132,11 +149,17 @@ def test_canary_and_rollback_errors_name_the_fix(reg, deployer):
     one_sentence_error(run(reg, "canary", "cli-errs", "2", "--share", "1.5"), "between 0 and 1")
     one_sentence_error(run(reg, "canary", "cli-errs", "2"), "--share")
     one_sentence_error(run(reg, "canary", "cli-errs", "two", "--share", "0.1"), "is not a model version")
-    one_sentence_error(run(reg, "deploy", f"{MODEL}@champion", "--name", "cli-errs", "--port", "1"),
-                       "already listens on port", "undeploy it first")
+    one_sentence_error(
+        run(reg, "deploy", f"{MODEL}@champion", "--name", "cli-errs", "--port", "1"),
+        "already listens on port",
+        "undeploy it first",
+    )
     out = run(reg, "canary", "cli-errs", "2", "--share", "0.2")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "'cli-errs': canary v2 gets 20 % of requests, v1 the rest (promote with `aidevops promote cli-errs`)"
+    assert (
+        out.stdout.strip()
+        == "'cli-errs': canary v2 gets 20 % of requests, v1 the rest (promote with `aidevops promote cli-errs`)"
+    )
     out = run(reg, "promote", "cli-errs")
     assert out.stdout.strip() == "promoted v2 of 'cli-errs' to active (v1 kept for rollback)"
 
@@ -168,9 +191,25 @@ def test_serve_in_the_foreground_answers_both_protocols(reg):
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     env.update(AIDEVOPS_HOME=str(reg.root), MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
-    proc = subprocess.Popen([sys.executable, "-m", "aidevops_ext.cli", "serve", f"models:/{MODEL}@champion",
-                             "--port", str(port), "--follow-alias", "0", "--log-level", "warning"],
-                            cwd=reg.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aidevops_ext.cli",
+            "serve",
+            f"models:/{MODEL}@champion",
+            "--port",
+            str(port),
+            "--follow-alias",
+            "0",
+            "--log-level",
+            "warning",
+        ],
+        cwd=reg.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90

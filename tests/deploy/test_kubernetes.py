@@ -43,8 +43,11 @@ def _definitions(version: str) -> dict:
 def inference_service_schema(defs: dict) -> dict:
     """InferenceService (serving.kserve.io/v1beta1) with the predictor fields of KServe's API reference."""
     # PodSpec's own references are relative to the definitions document: point them there.
-    pod = json.loads(json.dumps(defs["$defs"]["io.k8s.api.core.v1.PodSpec"]["properties"])
-                     .replace('"#/$defs/', '"/api/_definitions.json#/$defs/'))
+    pod = json.loads(
+        json.dumps(defs["$defs"]["io.k8s.api.core.v1.PodSpec"]["properties"]).replace(
+            '"#/$defs/', '"/api/_definitions.json#/$defs/'
+        )
+    )
     string_map = {"type": "object", "additionalProperties": {"type": "string"}}
     component = {  # KServe ComponentExtensionSpec
         "minReplicas": {"type": "integer", "minimum": 0},
@@ -54,23 +57,49 @@ def inference_service_schema(defs: dict) -> dict:
         "containerConcurrency": {"type": "integer", "minimum": 0},
         "timeout": {"type": "integer", "minimum": 0},
         "canaryTrafficPercent": {"type": "integer", "minimum": 0, "maximum": 100},
-        "labels": string_map, "annotations": string_map,
-        "logger": {"type": "object"}, "batcher": {"type": "object"}, "deploymentStrategy": {"type": "object"},
+        "labels": string_map,
+        "annotations": string_map,
+        "logger": {"type": "object"},
+        "batcher": {"type": "object"},
+        "deploymentStrategy": {"type": "object"},
     }
-    frameworks = {k: {"type": "object"} for k in ("model", "sklearn", "xgboost", "tensorflow", "pytorch", "triton",
-                                                    "onnx", "huggingface", "pmml", "lightgbm", "paddle")}
+    frameworks = {
+        k: {"type": "object"}
+        for k in (
+            "model",
+            "sklearn",
+            "xgboost",
+            "tensorflow",
+            "pytorch",
+            "triton",
+            "onnx",
+            "huggingface",
+            "pmml",
+            "lightgbm",
+            "paddle",
+        )
+    }
     predictor = {"type": "object", "additionalProperties": False, "properties": {**pod, **component, **frameworks}}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://kubernetes.io/api/inferenceservice/serving.kserve.io/v1beta1",
-        "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "metadata", "spec"],
         "properties": {
             "apiVersion": {"const": "serving.kserve.io/v1beta1"},
             "kind": {"const": "InferenceService"},
             "metadata": {"$ref": "/api/_definitions.json#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"},
-            "spec": {"type": "object", "additionalProperties": False, "required": ["predictor"],
-                     "properties": {"predictor": predictor, "transformer": {"type": "object"},
-                                    "explainer": {"type": "object"}}},
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["predictor"],
+                "properties": {
+                    "predictor": predictor,
+                    "transformer": {"type": "object"},
+                    "explainer": {"type": "object"},
+                },
+            },
         },
     }
 
@@ -94,8 +123,12 @@ def validate(obj: dict, version: str) -> None:
 
 @pytest.fixture(scope="module")
 def objects():
-    return render_manifests("digits-classifier@champion", image="registry.local/aidevops:1.2",
-                            tracking_uri="http://mlflow.ml.svc:5000", max_replicas=4)
+    return render_manifests(
+        "digits-classifier@champion",
+        image="registry.local/aidevops:1.2",
+        tracking_uri="http://mlflow.ml.svc:5000",
+        max_replicas=4,
+    )
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
@@ -130,17 +163,30 @@ def test_what_the_manifests_say(objects):
     pod = deployment["spec"]["template"]
     container = pod["spec"]["containers"][0]
     assert container["image"] == "registry.local/aidevops:1.2"
-    assert container["command"][:6] == ["aidevops", "serve", "models:/digits-classifier@champion", "--host", "0.0.0.0", "--port"]
+    assert container["command"][:6] == [
+        "aidevops",
+        "serve",
+        "models:/digits-classifier@champion",
+        "--host",
+        "0.0.0.0",
+        "--port",
+    ]
     assert container["command"][6] == "8080"
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080}
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.ml.svc:5000"
-    assert pod["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
-                                              "prometheus.io/path": "/metrics"}
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8080",
+        "prometheus.io/path": "/metrics",
+    }
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    assert service["spec"]["ports"][0]["targetPort"] == "http" and service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert (
+        service["spec"]["ports"][0]["targetPort"] == "http"
+        and service["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    )
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "digits-classifier"}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
@@ -174,15 +220,36 @@ def test_dry_run_prints_and_writes_the_manifests(reg, tmp_path):
     for doc in docs:
         validate(doc, "1.33")
     folder = tmp_path / "manifests"
-    out = run(reg, "deploy", "dig@champion", "--target", "kubernetes", "--dry-run", "-o", str(folder),
-              "--tracking-uri", "http://mlflow:5000")
+    out = run(
+        reg,
+        "deploy",
+        "dig@champion",
+        "--target",
+        "kubernetes",
+        "--dry-run",
+        "-o",
+        str(folder),
+        "--tracking-uri",
+        "http://mlflow:5000",
+    )
     assert out.returncode == 0 and out.stderr == ""
     files = sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*.yaml"))
     assert {f for f in files if not f.startswith("overlays/")} == {
-        "base/kustomization.yaml", "base/deployment.yaml", "base/service.yaml", "base/horizontalpodautoscaler.yaml",
-        "kserve/kustomization.yaml", "kserve/inferenceservice.yaml"}  # the kustomize tree: tests/beyond/test_kustomize.py
+        "base/kustomization.yaml",
+        "base/deployment.yaml",
+        "base/service.yaml",
+        "base/horizontalpodautoscaler.yaml",
+        "kserve/kustomization.yaml",
+        "kserve/inferenceservice.yaml",
+    }  # the kustomize tree: tests/beyond/test_kustomize.py
     assert {f.split("/")[1] for f in files if f.startswith("overlays/")} == {
-        "dev", "staging", "prod", "dev-kserve", "staging-kserve", "prod-kserve"}
+        "dev",
+        "staging",
+        "prod",
+        "dev-kserve",
+        "staging-kserve",
+        "prod-kserve",
+    }
     assert sorted(Path(p).relative_to(folder).as_posix() for p in out.stdout.split()) == files
     renders = [h for h in manager.history(reg.ws) if h.operation == "render" and h.deployment == "dig"]
     assert len(renders) >= 2
@@ -194,7 +261,7 @@ def _fake_kubectl(folder: Path, context: bool) -> Path:
     script.write_text(
         "#!/bin/sh\n"
         'if [ "$1 $2" = "config current-context" ]; then\n'
-        + ('  echo kind-test; exit 0\n' if context else '  echo "error: current-context is not set" >&2; exit 1\n')
+        + ("  echo kind-test; exit 0\n" if context else '  echo "error: current-context is not set" >&2; exit 1\n')
         + "fi\n"
         'cat > "$FAKE_KUBECTL_DIR/$1.yaml"\n'
         'echo "$1: ok"\n'
@@ -207,8 +274,17 @@ def test_apply_with_kubectl_and_undeploy(reg, tmp_path, monkeypatch):
     bin_dir = _fake_kubectl(tmp_path / "bin", context=True)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_KUBECTL_DIR", str(tmp_path))
-    out = run(reg, "deploy", "dig@champion", "--name", "k8s-dig", "--target", "kubernetes",
-              "--tracking-uri", "http://mlflow:5000")
+    out = run(
+        reg,
+        "deploy",
+        "dig@champion",
+        "--name",
+        "k8s-dig",
+        "--target",
+        "kubernetes",
+        "--tracking-uri",
+        "http://mlflow:5000",
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "apply: ok"
     applied = list(yaml.safe_load_all((tmp_path / "apply.yaml").read_text()))
@@ -221,8 +297,18 @@ def test_apply_with_kubectl_and_undeploy(reg, tmp_path, monkeypatch):
     deleted = list(yaml.safe_load_all((tmp_path / "delete.yaml").read_text()))
     assert [d["kind"] for d in deleted] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
     assert manager.get(reg.ws, "k8s-dig").state == "stopped"
-    out = run(reg, "deploy", "dig@champion", "--name", "k8s-isvc", "--target", "kubernetes", "--kserve",
-              "--tracking-uri", "http://mlflow:5000")
+    out = run(
+        reg,
+        "deploy",
+        "dig@champion",
+        "--name",
+        "k8s-isvc",
+        "--target",
+        "kubernetes",
+        "--kserve",
+        "--tracking-uri",
+        "http://mlflow:5000",
+    )
     assert out.returncode == 0, out.stderr
     assert [d["kind"] for d in yaml.safe_load_all((tmp_path / "apply.yaml").read_text())] == ["InferenceService"]
     ops = [(h.deployment, h.operation) for h in manager.history(reg.ws) if h.deployment.startswith("k8s-")]
@@ -232,11 +318,13 @@ def test_apply_with_kubectl_and_undeploy(reg, tmp_path, monkeypatch):
 def test_apply_without_a_cluster_is_one_sentence(reg, tmp_path, monkeypatch):
     bin_dir = _fake_kubectl(tmp_path / "bin", context=False)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    one_sentence_error(run(reg, "deploy", "dig@champion", "--target", "kubernetes"),
-                       "kubectl has no current context", "--dry-run")
+    one_sentence_error(
+        run(reg, "deploy", "dig@champion", "--target", "kubernetes"), "kubectl has no current context", "--dry-run"
+    )
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    one_sentence_error(run(reg, "deploy", "dig@champion", "--target", "kubernetes"),
-                       "kubectl is not installed", "--dry-run")
+    one_sentence_error(
+        run(reg, "deploy", "dig@champion", "--target", "kubernetes"), "kubectl is not installed", "--dry-run"
+    )
     assert not any(d.target == "kubernetes" and d.name == "dig" for d in manager.list_deployments(reg.ws))
 
 
@@ -247,11 +335,18 @@ def test_kubernetes_validate_works_offline():
     files = list(Path(utils.__file__).parent.glob("kubernetes-json-schema/v1.33*-local-strict/deployment-apps-v1.json"))
     assert files, "kubernetes-validate's bundled schemas are missing"
     out = subprocess.run(
-        [sys.executable, "-c", "import socket\n"
-         "def no(*a, **k): raise OSError('network disabled')\n"
-         "socket.socket.connect = no; socket.create_connection = no\n"
-         "import kubernetes_validate\n"
-         "kubernetes_validate.validate({'apiVersion': 'v1', 'kind': 'Service', 'metadata': {'name': 's'}, "
-         "'spec': {'ports': [{'port': 80}]}}, '1.33', strict=True); print('ok')"],
-        capture_output=True, text=True, timeout=60)
+        [
+            sys.executable,
+            "-c",
+            "import socket\n"
+            "def no(*a, **k): raise OSError('network disabled')\n"
+            "socket.socket.connect = no; socket.create_connection = no\n"
+            "import kubernetes_validate\n"
+            "kubernetes_validate.validate({'apiVersion': 'v1', 'kind': 'Service', 'metadata': {'name': 's'}, "
+            "'spec': {'ports': [{'port': 80}]}}, '1.33', strict=True); print('ok')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

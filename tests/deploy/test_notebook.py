@@ -17,8 +17,11 @@ NOTEBOOK = REPO / "notebooks" / "05_deploy.ipynb"
 def test_pipelines_have_a_deploy_step_after_register():
     for name in ("default", "regression"):
         steps = yaml.safe_load((REPO / "pipelines" / f"{name}.yaml").read_text())["steps"]
-        assert steps["deploy"] == {"notebook": "notebooks/05_deploy.ipynb", "needs": ["register"],
-                                   "outputs": ["deployment.json"]}
+        assert steps["deploy"] == {
+            "notebook": "notebooks/05_deploy.ipynb",
+            "needs": ["register"],
+            "outputs": ["deployment.json"],
+        }
 
 
 def test_deploy_step_serves_the_champion_and_smoke_tests_both_protocols(reg, tmp_path):
@@ -29,14 +32,24 @@ def test_deploy_step_serves_the_champion_and_smoke_tests_both_protocols(reg, tmp
     ensure_kernel("aidevops")
     register = tmp_path / "register"
     register.mkdir()
-    (register / "registration.json").write_text(json.dumps(
-        {"model": MODEL, "version": "1", "gate_passed": True, "champion_moved": True, "reasons": []}))
+    (register / "registration.json").write_text(
+        json.dumps({"model": MODEL, "version": "1", "gate_passed": True, "champion_moved": True, "reasons": []})
+    )
     step_dir = tmp_path / "deploy"
     try:
         papermill.execute_notebook(
-            str(NOTEBOOK), str(tmp_path / "executed.ipynb"), kernel_name="aidevops", progress_bar=False,
-            cwd=str(reg.root), parameters={"model_name": MODEL, "step_dir": str(step_dir),
-                                           "upstream": {"register": str(register)}, "pipeline_run_id": "run-123"})
+            str(NOTEBOOK),
+            str(tmp_path / "executed.ipynb"),
+            kernel_name="aidevops",
+            progress_bar=False,
+            cwd=str(reg.root),
+            parameters={
+                "model_name": MODEL,
+                "step_dir": str(step_dir),
+                "upstream": {"register": str(register)},
+                "pipeline_run_id": "run-123",
+            },
+        )
         out = json.loads((step_dir / "deployment.json").read_text())
         assert (out["name"], out["model"], out["version"], out["action"]) == (MODEL, MODEL, "1", "started")
         assert out["smoke"] == {"invocations": 200, "v2_infer": 200, "matches_registry": True}
@@ -44,15 +57,22 @@ def test_deploy_step_serves_the_champion_and_smoke_tests_both_protocols(reg, tmp
         with urllib.request.urlopen(out["url"] + "/v2/health/ready", timeout=5) as r:
             assert r.status == 200, "the deployment outlives the notebook's kernel"
         executed = json.loads((tmp_path / "executed.ipynb").read_text())
-        text = "".join(str(o.get("text", "")) + json.dumps(o.get("data", {}))
-                       for c in executed["cells"] for o in c.get("outputs", []))
+        text = "".join(
+            str(o.get("text", "")) + json.dumps(o.get("data", {}))
+            for c in executed["cells"]
+            for o in c.get("outputs", [])
+        )
         assert "/v2/models/dig/infer" in text and "curl -s -X POST" in text
         assert manager.history(reg.ws, MODEL)[-1].reason == "pipeline run run-123"
         # Run again (a later pipeline run): the running deployment is kept, nothing restarts.
         papermill.execute_notebook(
-            str(NOTEBOOK), str(tmp_path / "executed2.ipynb"), kernel_name="aidevops", progress_bar=False,
-            cwd=str(reg.root), parameters={"model_name": MODEL, "step_dir": str(step_dir),
-                                           "upstream": {"register": str(register)}})
+            str(NOTEBOOK),
+            str(tmp_path / "executed2.ipynb"),
+            kernel_name="aidevops",
+            progress_bar=False,
+            cwd=str(reg.root),
+            parameters={"model_name": MODEL, "step_dir": str(step_dir), "upstream": {"register": str(register)}},
+        )
         again = json.loads((step_dir / "deployment.json").read_text())
         assert again["action"] == "unchanged" and again["url"] == out["url"]
     finally:

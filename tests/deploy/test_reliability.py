@@ -45,7 +45,7 @@ def test_twenty_switches_under_load_answer_every_request(reg, deployer):
             assert out.action == "switched" and out.version == target
             # Requests land on every version in turn: wait for some after each switch (the load never pauses).
             sent = load.stats.sent
-            assert load.wait_until(lambda s: s.sent >= sent + 10), f"the load stopped after switch {i + 1}"
+            assert load.wait_until(lambda s, sent=sent: s.sent >= sent + 10), f"the load stopped after switch {i + 1}"
     stats = load.stats
     assert stats.errors == {}, f"connection errors during switches: {dict(stats.errors)}"
     assert stats.non_2xx == 0, f"non-2xx responses during switches: {dict(stats.statuses)}"
@@ -105,8 +105,12 @@ def test_kill_9_of_the_server_brings_the_same_deployment_back(reg, deployer):
     assert back, f"not serving again after kill -9: {manager.status(reg.ws, 'rel-kill')}"
     assert not pid_alive(before.server_pid)
     after = manager.get(reg.ws, "rel-kill")
-    assert (after.port, after.supervisor_pid, after.active_version, after.previous_version) == \
-        (before.port, before.supervisor_pid, "2", "1")
+    assert (after.port, after.supervisor_pid, after.active_version, after.previous_version) == (
+        before.port,
+        before.supervisor_pid,
+        "2",
+        "1",
+    )
     assert after.restarts == 1
     slots = manager.status(reg.ws, "rel-kill").slots
     assert slots["active"]["version"] == "2" and slots["previous"]["version"] == "1"
@@ -162,7 +166,9 @@ def test_canary_share_promote_and_rollback(reg, deployer):
     entry = manager.canary(reg.ws, "rel-canary", "2", share=0.5, reason="half the traffic")
     assert (entry.operation, entry.from_version, entry.to_version, entry.detail) == ("canary", "1", "2", "share=0.5")
     with LoadGenerator(res.deployment.url, MODEL, reg.rows) as load:
-        assert load.wait_until(lambda s: {"1", "2"} <= set(s.versions)), f"not both versions: {dict(load.stats.versions)}"
+        assert load.wait_until(lambda s: {"1", "2"} <= set(s.versions)), (
+            f"not both versions: {dict(load.stats.versions)}"
+        )
     assert load.stats.non_2xx == 0 and load.stats.errors == {} and set(load.stats.versions) == {"1", "2"}
     dep = manager.get(reg.ws, "rel-canary")
     assert (dep.canary_version, dep.canary_share) == ("2", 0.5)
@@ -180,7 +186,9 @@ def test_canary_share_promote_and_rollback(reg, deployer):
     ops = [h.operation for h in manager.history(reg.ws, "rel-canary")]
     assert ops == ["deploy", "canary", "canary_share", "promote", "rollback"]
     status = manager.status(reg.ws, "rel-canary")
-    assert json.dumps(status.to_dict()).count(dep.admin_token or "no-token") == 0, "the admin token never leaves the store"
+    assert json.dumps(status.to_dict()).count(dep.admin_token or "no-token") == 0, (
+        "the admin token never leaves the store"
+    )
 
 
 def test_a_server_that_keeps_dying_is_given_up_on(reg, deployer, monkeypatch):

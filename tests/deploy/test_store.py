@@ -13,8 +13,16 @@ from aidevops_ext.workspace import Workspace
 
 def _dep(name: str = "m", **kw) -> Deployment:
     now = time.time()
-    return Deployment(name=name, model="m", ref="m@champion", state="running", created=now, updated=now,
-                      admin_token="s3cret-token", **kw)
+    return Deployment(
+        name=name,
+        model="m",
+        ref="m@champion",
+        state="running",
+        created=now,
+        updated=now,
+        admin_token="s3cret-token",
+        **kw,
+    )
 
 
 def test_wal_private_and_shared_with_the_request_log(tmp_path):
@@ -45,12 +53,23 @@ def test_history_rows_and_dedup(tmp_path):
     store = DeployStore(Workspace(tmp_path))
     a = store.record("m", "deploy", to_version="1", reason="first", actor="alice", ts=1000.0)
     store.record("m", "deploy", to_version="1", reason="first", actor="alice", ts=1000.0)  # same event again
-    store.record("m", "switch", from_version="1", to_version="2", reason="better", actor="bob", ok=False,
-                 detail="refused", ts=1001.0)
+    store.record(
+        "m",
+        "switch",
+        from_version="1",
+        to_version="2",
+        reason="better",
+        actor="bob",
+        ok=False,
+        detail="refused",
+        ts=1001.0,
+    )
     store.record("other", "deploy", to_version="7", ts=999.0)
     rows = store.history("m")
     assert [(h.operation, h.from_version, h.to_version, h.actor, h.ok) for h in rows] == [
-        ("deploy", None, "1", "alice", True), ("switch", "1", "2", "bob", False)]
+        ("deploy", None, "1", "alice", True),
+        ("switch", "1", "2", "bob", False),
+    ]
     assert a.to_dict()["when"].startswith("1970-01-01")
     assert [h.deployment for h in store.history()] == ["other", "m", "m"]
 
@@ -60,7 +79,12 @@ def test_update_changes_only_named_columns(tmp_path):
     store.put(_dep(active_version="1"))
     store.update("m", active_version="2", previous_version="1")
     dep = store.get("m")
-    assert (dep.active_version, dep.previous_version, dep.ref, dep.admin_token) == ("2", "1", "m@champion", "s3cret-token")
+    assert (dep.active_version, dep.previous_version, dep.ref, dep.admin_token) == (
+        "2",
+        "1",
+        "m@champion",
+        "s3cret-token",
+    )
     try:
         store.update("m", nope=1)
     except KeyError as exc:

@@ -14,14 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow
+import mlflow.tracking._model_registry.utils as mlflow_registry_utils
+import mlflow.tracking._tracking_service.utils as mlflow_tracking_utils
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-import mlflow
-import mlflow.tracking._model_registry.utils as mlflow_registry_utils
-import mlflow.tracking._tracking_service.utils as mlflow_tracking_utils
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -31,7 +30,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from aidevops_ext import registry, splitting
 from aidevops_ext.datasection import parse_data
-from aidevops_ext.errors import ConfigError, DataError, ModelFileError
+from aidevops_ext.errors import ConfigError, ModelFileError
 from aidevops_ext.registry.logged import find_logged_model, load_pyfunc
 from aidevops_ext.steps.generic import evaluate_models, register_model, split_table
 from aidevops_ext.workspace import Workspace
@@ -47,8 +46,14 @@ def ws(tmp_path_factory):
     """One SQLite store for the module, worked from its own folder (a stray ./mlruns write would land there)."""
     root = tmp_path_factory.mktemp("ws")
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_HOME", "MLFLOW_EXPERIMENT_NAME",
-                    "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        for var in (
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_REGISTRY_URI",
+            "AIDEVOPS_HOME",
+            "MLFLOW_EXPERIMENT_NAME",
+            "MLFLOW_EXPERIMENT_ID",
+            "MLFLOW_RUN_ID",
+        ):
             mp.delenv(var, raising=False)
         mp.chdir(root)
         workspace = Workspace(root)
@@ -77,15 +82,33 @@ def _run(ws: Workspace) -> str:
 
 
 def _pipeline(classifier):
-    return Pipeline([
-        ("prepare", ColumnTransformer([
-            ("numbers", SimpleImputer(strategy="median"), ["age", "tenure_months", "monthly_charges", "support_calls"]),
-            ("categories", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
-                                     ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]),
-             ["plan", "region", "payment_method"]),
-        ])),
-        ("classify", classifier),
-    ])
+    return Pipeline(
+        [
+            (
+                "prepare",
+                ColumnTransformer(
+                    [
+                        (
+                            "numbers",
+                            SimpleImputer(strategy="median"),
+                            ["age", "tenure_months", "monthly_charges", "support_calls"],
+                        ),
+                        (
+                            "categories",
+                            Pipeline(
+                                [
+                                    ("impute", SimpleImputer(strategy="most_frequent")),
+                                    ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+                                ]
+                            ),
+                            ["plan", "region", "payment_method"],
+                        ),
+                    ]
+                ),
+            ),
+            ("classify", classifier),
+        ]
+    )
 
 
 def _train_and_log(ws, frame: pd.DataFrame, classifier, trusted: list[str] | None = TRUSTED) -> str:
@@ -116,7 +139,9 @@ def test_template_notebooks_are_plain_papermill_notebooks_and_shipped_ones_are_c
 
 
 def test_a_run_that_logged_no_model_is_one_sentence(ws):
-    with pytest.raises(ConfigError, match=r"^The train step's run logged no model; log one .*mlflow\.<flavor>\.log_model"):
+    with pytest.raises(
+        ConfigError, match=r"^The train step's run logged no model; log one .*mlflow\.<flavor>\.log_model"
+    ):
         find_logged_model(ws, _run(ws))
 
 
@@ -137,8 +162,9 @@ def test_a_skops_refusal_names_skops_trusted_types_and_serialization_format(ws, 
     with pytest.raises(mlflow.exceptions.MlflowException, match="untrusted types"):
         # The train notebook's own cell fails here; a notebook that carries on leaves a FAILED model behind.
         _train_and_log(ws, frame, HistGradientBoostingClassifier(max_iter=5), trusted=None)
-    failed_run = mlflow.search_runs(experiment_names=["any-model"], order_by=["start_time DESC"], max_results=1,
-                                    output_format="list")[0].info.run_id
+    failed_run = mlflow.search_runs(
+        experiment_names=["any-model"], order_by=["start_time DESC"], max_results=1, output_format="list"
+    )[0].info.run_id
     with pytest.raises(ConfigError) as err:
         find_logged_model(ws, failed_run)
     message = str(err.value)
@@ -155,7 +181,9 @@ def test_a_flavor_that_cannot_load_is_one_sentence(ws, tmp_path):
     ref = find_logged_model(ws, run_id)
     with pytest.raises(ModelFileError) as err:
         load_pyfunc(ref.model_uri, "The train step's model 'model'")
-    assert str(err.value).startswith("The train step's model 'model' needs the Python module 'flavor_not_installed_here'")
+    assert str(err.value).startswith(
+        "The train step's model 'model' needs the Python module 'flavor_not_installed_here'"
+    )
     assert "\n" not in str(err.value)
 
 
@@ -168,8 +196,16 @@ def test_candidate_and_champion_are_gated_on_test_rows_neither_trained_on(ws, sp
     assert set(first["candidate"]) == {"accuracy", "f1_macro", "log_loss", "roc_auc"}
     assert 0.6 < first["candidate"]["roc_auc"] <= 1.0
     gate_run = _run(ws)
-    outcome, decision = register_model(ws, evaluation=first, gate=GATE, model_name=name, run_id=gate_run,
-                                       section=SECTION, split_dir=split, tags={"aidevops.source": "test"})
+    outcome, decision = register_model(
+        ws,
+        evaluation=first,
+        gate=GATE,
+        model_name=name,
+        run_id=gate_run,
+        section=SECTION,
+        split_dir=split,
+        tags={"aidevops.source": "test"},
+    )
     assert outcome["version"] == "1" and outcome["champion_moved"] and decision.passed
     # Lineage: the training keys and the reference profile are artifacts the version's tags name.
     mv = mlflow.MlflowClient().get_model_version(name, "1")
@@ -186,8 +222,9 @@ def test_candidate_and_champion_are_gated_on_test_rows_neither_trained_on(ws, sp
     second = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run2, model_name=name)
     assert second["champion_version"] == "1"
     assert second["comparison"]["compared_rows"] == len(test), "v1 never saw a test row"
-    outcome2, _ = register_model(ws, evaluation=second, gate=GATE, model_name=name, run_id=_run(ws),
-                                 section=SECTION, split_dir=split, tags={})
+    outcome2, _ = register_model(
+        ws, evaluation=second, gate=GATE, model_name=name, run_id=_run(ws), section=SECTION, split_dir=split, tags={}
+    )
     # Make v2 champion by hand, with the training keys of what it really saw, then evaluate a third model.
     c = mlflow.MlflowClient()
     c.set_registered_model_alias(name, "champion", outcome2["version"])
@@ -195,11 +232,18 @@ def test_candidate_and_champion_are_gated_on_test_rows_neither_trained_on(ws, sp
     leaked_keys = splitting.row_keys(leaked, "customer_id")
     splitting.save_keys(split.parent / "leaked_keys.npy", leaked_keys)
     c.log_artifact(keys_run, str(split.parent / "leaked_keys.npy"), "lineage")
-    c.set_model_version_tag(name, outcome2["version"], "aidevops.train_keys", f"runs:/{keys_run}/lineage/leaked_keys.npy")
+    c.set_model_version_tag(
+        name, outcome2["version"], "aidevops.train_keys", f"runs:/{keys_run}/lineage/leaked_keys.npy"
+    )
     third = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run1, model_name=name)
     compared = len(test) - len(test) // 4
-    assert third["comparison"] == {"test_rows": len(test), "compared_rows": compared, "candidate_trained": 0,
-                                   "champion_trained": len(test) // 4, "champion_lineage": True}
+    assert third["comparison"] == {
+        "test_rows": len(test),
+        "compared_rows": compared,
+        "candidate_trained": 0,
+        "champion_trained": len(test) // 4,
+        "champion_lineage": True,
+    }
     assert f"the same {compared} of {len(test)} test rows for candidate and champion" in third["compared_on"]
     assert third["candidate"] != first["candidate"], "the candidate is scored on the same rows as the champion"
 
@@ -209,18 +253,26 @@ def test_too_few_unseen_rows_make_the_gate_refuse_and_keep_the_champion(ws, spli
     full = pd.concat([pd.read_parquet(split / "train.parquet"), pd.read_parquet(split / "test.parquet")])
     run_id = _train_and_log(ws, full, LogisticRegression(max_iter=300))
     first = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run_id, model_name=name)
-    register_model(ws, evaluation=first, gate=GATE, model_name=name, run_id=_run(ws),
-                   section=SECTION, split_dir=split, tags={})
+    register_model(
+        ws, evaluation=first, gate=GATE, model_name=name, run_id=_run(ws), section=SECTION, split_dir=split, tags={}
+    )
     # v1 claims (truthfully) to have trained on every row, the test rows included.
     c = mlflow.MlflowClient()
-    c.set_model_version_tag(name, "1", "aidevops.train_keys",
-                            registry.models.log_train_keys(ws, _run(ws), splitting.row_keys(full, "customer_id")))
+    c.set_model_version_tag(
+        name,
+        "1",
+        "aidevops.train_keys",
+        registry.models.log_train_keys(ws, _run(ws), splitting.row_keys(full, "customer_id")),
+    )
     second = evaluate_models(ws, section=SECTION, split_dir=split, train_run_id=run_id, model_name=name)
     assert second["comparison"]["compared_rows"] == 0 and second["candidate"] == {}
-    outcome, decision = register_model(ws, evaluation=second, gate=GATE, model_name=name, run_id=_run(ws),
-                                       section=SECTION, split_dir=split, tags={})
+    outcome, decision = register_model(
+        ws, evaluation=second, gate=GATE, model_name=name, run_id=_run(ws), section=SECTION, split_dir=split, tags={}
+    )
     assert not decision.passed and not outcome["champion_moved"]
-    assert decision.reasons[0].startswith(f"Refused: only 0 of {second['comparison']['test_rows']} test rows are unseen")
+    assert decision.reasons[0].startswith(
+        f"Refused: only 0 of {second['comparison']['test_rows']} test rows are unseen"
+    )
     assert str(c.get_registered_model(name).aliases["champion"]) == "1"
 
 
@@ -233,8 +285,12 @@ def test_a_regression_model_gets_regression_metrics(ws, tmp_path):
     info = split_table(tmp_path / "table.parquet", section, tmp_path)
     assert info["task"] == "regression"
     train = pd.read_parquet(tmp_path / "train.parquet")
-    model = Pipeline([("prep", ColumnTransformer([("oh", OneHotEncoder(), ["city"])], remainder="passthrough")),
-                      ("fit", LinearRegression())]).fit(train[["size", "city"]], train["price"])
+    model = Pipeline(
+        [
+            ("prep", ColumnTransformer([("oh", OneHotEncoder(), ["city"])], remainder="passthrough")),
+            ("fit", LinearRegression()),
+        ]
+    ).fit(train[["size", "city"]], train["price"])
     run_id = _run(ws)
     with mlflow.start_run(run_id=run_id):
         mlflow.sklearn.log_model(model, name="model")
@@ -248,11 +304,20 @@ def test_a_regression_model_gets_regression_metrics(ws, tmp_path):
 
 def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the CLI as a user would, in `root`, with no MLflow/aidevops settings leaking in."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID")
+    }
     env["MPLBACKEND"] = "Agg"
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_tabular_template_runs_through_register_and_gates_a_second_model_against_the_champion(tmp_path):
@@ -264,15 +329,18 @@ def test_tabular_template_runs_through_register_and_gates_a_second_model_against
     run_dirs = sorted((root / ".aidevops" / "runs" / "ci").iterdir())
     registration = json.loads((run_dirs[-1] / "register" / "registration.json").read_text())
     assert registration["version"] == "1" and registration["gate_passed"] and registration["champion_moved"]
-    assert not (root / "table.parquet").exists() and not (root / "mlruns").exists(), "nothing written to the project root"
+    assert not (root / "table.parquet").exists() and not (root / "mlruns").exists(), (
+        "nothing written to the project root"
+    )
     second = aidevops(root, "run", "ci", "-p", "classifier=logistic_regression")
     assert second.returncode == 0, second.stderr[-3000:]
     run_dirs = sorted((root / ".aidevops" / "runs" / "ci").iterdir())
     metrics = json.loads((run_dirs[-1] / "evaluate" / "metrics.json").read_text())
     assert metrics["champion_version"] == "1"
     assert set(metrics["champion"]) == set(metrics["candidate"]) == {"accuracy", "f1_macro", "log_loss", "roc_auc"}
-    assert metrics["comparison"]["compared_rows"] == metrics["comparison"]["test_rows"], \
+    assert metrics["comparison"]["compared_rows"] == metrics["comparison"]["test_rows"], (
         "the split is stable: v1 trained on no test row"
+    )
     registration = json.loads((run_dirs[-1] / "register" / "registration.json").read_text())
     assert registration["version"] == "2"
     models = json.loads(aidevops(root, "models", "--json").stdout)
@@ -291,10 +359,15 @@ def test_tabular_default_pipeline_deploys_the_champion_which_answers_its_own_inp
         (run_dir,) = (root / ".aidevops" / "runs" / "default").iterdir()
         deployment = json.loads((run_dir / "deploy" / "deployment.json").read_text())
         assert deployment["action"] == "started" and deployment["version"] == "1"
-        assert "dataframe_split" in deployment["example"] and "plan" in deployment["example"]["dataframe_split"]["columns"]
-        request = urllib.request.Request(deployment["endpoints"]["invocations"], method="POST",
-                                         data=json.dumps(deployment["example"]).encode(),
-                                         headers={"Content-Type": "application/json"})
+        assert (
+            "dataframe_split" in deployment["example"] and "plan" in deployment["example"]["dataframe_split"]["columns"]
+        )
+        request = urllib.request.Request(
+            deployment["endpoints"]["invocations"],
+            method="POST",
+            data=json.dumps(deployment["example"]).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=30) as answer:
             assert answer.status == 200
             assert json.loads(answer.read())["predictions"][0] in (0, 1)
@@ -303,8 +376,10 @@ def test_tabular_default_pipeline_deploys_the_champion_which_answers_its_own_inp
 
 
 @pytest.mark.torch
-@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
-                    reason="PyTorch is not installed: pip install 'aidevops-ext[bench]' to test the pytorch template")
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None,
+    reason="PyTorch is not installed: pip install 'aidevops-ext[bench]' to test the pytorch template",
+)
 def test_pytorch_template_logs_with_mlflow_pytorch_and_is_scored_through_pyfunc(tmp_path):
     template = TEMPLATE.parent / "pytorch"
     root = tmp_path / "net"
@@ -315,7 +390,9 @@ def test_pytorch_template_logs_with_mlflow_pytorch_and_is_scored_through_pyfunc(
     assert out.returncode == 0, out.stderr[-3000:]
     (run_dir,) = (root / ".aidevops" / "runs" / "ci").iterdir()
     metrics = json.loads((run_dir / "evaluate" / "metrics.json").read_text())
-    assert set(metrics["candidate"]) == {"accuracy", "f1_macro", "log_loss", "roc_auc"}, "logits scored as probabilities"
+    assert set(metrics["candidate"]) == {"accuracy", "f1_macro", "log_loss", "roc_auc"}, (
+        "logits scored as probabilities"
+    )
     assert metrics["candidate"]["roc_auc"] > 0.95
     registration = json.loads((run_dir / "register" / "registration.json").read_text())
     assert registration["version"] == "1" and registration["champion_moved"]
@@ -363,9 +440,12 @@ def test_an_onnx_model_is_scored_through_onnxruntime_like_any_other_flavor(ws, t
     section = parse_data({"target": "label"})
     split_table(tmp_path / "table.parquet", section, tmp_path)
     train, test = pd.read_parquet(tmp_path / "train.parquet"), pd.read_parquet(tmp_path / "test.parquet")
-    model = Pipeline([("scale", StandardScaler()), ("fit", LogisticRegression())]).fit(train.drop(columns="label"), train["label"])
-    graph = skl2onnx.to_onnx(model, initial_types=[("features", FloatTensorType([None, 6]))],
-                             options={"zipmap": False}, target_opset=17)
+    model = Pipeline([("scale", StandardScaler()), ("fit", LogisticRegression())]).fit(
+        train.drop(columns="label"), train["label"]
+    )
+    graph = skl2onnx.to_onnx(
+        model, initial_types=[("features", FloatTensorType([None, 6]))], options={"zipmap": False}, target_opset=17
+    )
     # MLflow's ONNX pyfunc flattens every output into one DataFrame column, so the graph returns one
     # value per row: the positive class's probability.
     index = helper.make_tensor("positive", onnx.TensorProto.INT64, [], [1])

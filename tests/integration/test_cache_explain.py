@@ -55,7 +55,8 @@ steps:
 
 # The same chain whose register step registers a version in its own MLflow run and makes it champion.
 PROMOTING = GATED.replace("name: gated", "name: promoting").replace(
-    "register: {notebook: nb/copy.ipynb", "register: {notebook: nb/promote.ipynb")
+    "register: {notebook: nb/copy.ipynb", "register: {notebook: nb/promote.ipynb"
+)
 
 
 def _read_upstream(step: str, name: str) -> str:
@@ -70,30 +71,48 @@ def project(tmp_path, clean_env):
     (tmp_path / "pipelines" / "gated.yaml").write_text(GATED)
     (tmp_path / "pipelines" / "promoting.yaml").write_text(PROMOTING)
     nb = tmp_path / "nb"
-    write_notebook(nb / "load.ipynb", INJECTED,
-                   "import json, os\njson.dump([1, 2, 3], open(os.path.join(step_dir, 'numbers.json'), 'w'))")
-    write_notebook(nb / "double.ipynb", "scale = 1\n" + INJECTED,
-                   f"import json, os\nnums = {_read_upstream('load', 'numbers.json')}\n"
-                   "json.dump([n * scale for n in nums], open(os.path.join(step_dir, 'doubled.json'), 'w'))")
-    write_notebook(nb / "shift.ipynb", "offset = 0\n" + INJECTED,
-                   f"import json, os\nnums = {_read_upstream('load', 'numbers.json')}\n"
-                   "json.dump([n + offset for n in nums], open(os.path.join(step_dir, 'shifted.json'), 'w'))")
-    write_notebook(nb / "report.ipynb", INJECTED,
-                   f"import json, os\nd = {_read_upstream('double', 'doubled.json')}\n"
-                   f"s = {_read_upstream('shift', 'shifted.json')}\n"
-                   "json.dump({'sum': sum(d) + sum(s)}, open(os.path.join(step_dir, 'report.json'), 'w'))")
+    write_notebook(
+        nb / "load.ipynb",
+        INJECTED,
+        "import json, os\njson.dump([1, 2, 3], open(os.path.join(step_dir, 'numbers.json'), 'w'))",
+    )
+    write_notebook(
+        nb / "double.ipynb",
+        "scale = 1\n" + INJECTED,
+        f"import json, os\nnums = {_read_upstream('load', 'numbers.json')}\n"
+        "json.dump([n * scale for n in nums], open(os.path.join(step_dir, 'doubled.json'), 'w'))",
+    )
+    write_notebook(
+        nb / "shift.ipynb",
+        "offset = 0\n" + INJECTED,
+        f"import json, os\nnums = {_read_upstream('load', 'numbers.json')}\n"
+        "json.dump([n + offset for n in nums], open(os.path.join(step_dir, 'shifted.json'), 'w'))",
+    )
+    write_notebook(
+        nb / "report.ipynb",
+        INJECTED,
+        f"import json, os\nd = {_read_upstream('double', 'doubled.json')}\n"
+        f"s = {_read_upstream('shift', 'shifted.json')}\n"
+        "json.dump({'sum': sum(d) + sum(s)}, open(os.path.join(step_dir, 'report.json'), 'w'))",
+    )
     # Copies its upstream's only output: a step whose output does not depend on the registry.
-    write_notebook(nb / "copy.ipynb", "src = None\nout = None\n" + INJECTED,
-                   "import os, shutil\nfolder = upstream[src]\n"
-                   "shutil.copy(os.path.join(folder, sorted(f for f in os.listdir(folder) if f.endswith('.json'))[0]),"
-                   " os.path.join(step_dir, out))")
-    write_notebook(nb / "promote.ipynb", "src = None\nout = None\nmlflow_run_id = None\n" + INJECTED,
-                   "import json, os\nfrom mlflow import MlflowClient\nclient = MlflowClient()\n"
-                   "if not client.search_registered_models(\"name = 'toy-model'\"):\n"
-                   "    client.create_registered_model('toy-model')\n"
-                   "mv = client.create_model_version('toy-model', os.path.abspath(step_dir), run_id=mlflow_run_id)\n"
-                   "client.set_registered_model_alias('toy-model', 'champion', mv.version)\n"
-                   "json.dump({'version': mv.version}, open(os.path.join(step_dir, out), 'w'))")
+    write_notebook(
+        nb / "copy.ipynb",
+        "src = None\nout = None\n" + INJECTED,
+        "import os, shutil\nfolder = upstream[src]\n"
+        "shutil.copy(os.path.join(folder, sorted(f for f in os.listdir(folder) if f.endswith('.json'))[0]),"
+        " os.path.join(step_dir, out))",
+    )
+    write_notebook(
+        nb / "promote.ipynb",
+        "src = None\nout = None\nmlflow_run_id = None\n" + INJECTED,
+        "import json, os\nfrom mlflow import MlflowClient\nclient = MlflowClient()\n"
+        "if not client.search_registered_models(\"name = 'toy-model'\"):\n"
+        "    client.create_registered_model('toy-model')\n"
+        "mv = client.create_model_version('toy-model', os.path.abspath(step_dir), run_id=mlflow_run_id)\n"
+        "client.set_registered_model_alias('toy-model', 'champion', mv.version)\n"
+        "json.dump({'version': mv.version}, open(os.path.join(step_dir, out), 'w'))",
+    )
     return tmp_path
 
 
@@ -131,10 +150,18 @@ def test_moving_champion_reruns_evaluate_and_register_and_nothing_else(project):
 
     client.set_registered_model_alias("toy-model", "champion", "2")
     moved = run(project, "gated")
-    assert statuses(moved) == {"load": "cached", "train": "cached", "evaluate": "ran", "register": "ran",
-                               "report": "cached"}
+    assert statuses(moved) == {
+        "load": "cached",
+        "train": "cached",
+        "evaluate": "ran",
+        "register": "ran",
+        "report": "cached",
+    }
     # Against the last run of the step, which reused the first run's output.
-    assert f"against run {second.run_id}: registry toy-model@champion: version 1 → 2" in moved.data["steps"]["evaluate"]["why"]
+    assert (
+        f"against run {second.run_id}: registry toy-model@champion: version 1 → 2"
+        in moved.data["steps"]["evaluate"]["why"]
+    )
 
 
 def test_a_runs_own_promotion_leaves_the_next_run_fully_cached(project):
@@ -153,14 +180,25 @@ def test_deleted_mlflow_db_makes_register_a_miss_with_the_reason(project):
     (Workspace(project).state / "mlflow.db").unlink()
 
     # A new process, as after deleting the file by hand: this one's MLflow store still holds the old file open.
-    done = subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "run", "promoting"], cwd=project,
-                          env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", "run", "promoting"],
+        cwd=project,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     again = next(r for r in iter_runs(Workspace(project), "promoting"))
     steps = again["steps"]
     # Steps that touch no registry state keep their hits; those that read it check it is still there.
-    assert {name: step["status"] for name, step in steps.items()} == {"load": "cached", "train": "cached", "evaluate": "ran", "register": "ran",
-                               "report": "cached"}
+    assert {name: step["status"] for name, step in steps.items()} == {
+        "load": "cached",
+        "train": "cached",
+        "evaluate": "ran",
+        "register": "ran",
+        "report": "cached",
+    }
     reason = steps["register"]["cache_reason"]
     assert f"its MLflow run {register_run} no longer exists" in reason
     assert reason in steps["register"]["why"]
@@ -182,7 +220,9 @@ def test_show_why_names_the_changed_code_cell_and_param(project):
     # The Runs panel's run view carries the same sentences per step.
     answer = views.run(Workspace(project), second.run_id)
     assert answer["steps"]["double"]["why"] == second.data["steps"]["double"]["why"]
-    assert answer["steps"]["report"]["why"] == [f"against run {first.run_id}: upstream double: output doubled.json changed"]
+    assert answer["steps"]["report"]["why"] == [
+        f"against run {first.run_id}: upstream double: output doubled.json changed"
+    ]
 
 
 def test_run_from_runs_exactly_the_step_and_its_downstream(project):
@@ -200,5 +240,7 @@ def test_run_from_without_cached_upstream_says_what_to_run_first(project):
 
 def test_a_reads_entry_that_is_neither_an_alias_nor_a_need_is_named(project):
     (project / "pipelines" / "bad.yaml").write_text(GATED.replace("reads: [model@champion],", "reads: [champion],", 1))
-    with pytest.raises(ConfigError, match=r"'reads' entry 'champion' of step 'evaluate' in bad.yaml is neither MODEL@ALIAS"):
+    with pytest.raises(
+        ConfigError, match=r"'reads' entry 'champion' of step 'evaluate' in bad.yaml is neither MODEL@ALIAS"
+    ):
         load_spec(project / "pipelines" / "bad.yaml", project)

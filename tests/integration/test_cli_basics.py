@@ -15,10 +15,18 @@ from aidevops_ext.trainer.backend import cupy_available
 
 
 def cli(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "AIDEVOPS_BACKEND")}
+    base = {
+        k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "AIDEVOPS_BACKEND")
+    }
     base.update(env or {})
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=cwd, env=base,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=cwd,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_version():
@@ -60,8 +68,17 @@ def test_train_regression_from_a_csv(tmp_path):
     y = X @ np.array([2.0, -1.0, 0.5]) + 0.1 * rng.normal(size=400)
     rows = ["a,b,c,price"] + [f"{a},{b},{c},{t}" for (a, b, c), t in zip(X, y)]
     (tmp_path / "houses.csv").write_text("\n".join(rows))
-    out = cli("train", "--dataset", str(tmp_path / "houses.csv"), "--target", "price", "--model", "linear",
-              "-o", str(tmp_path / "m.npz"))
+    out = cli(
+        "train",
+        "--dataset",
+        str(tmp_path / "houses.csv"),
+        "--target",
+        "price",
+        "--model",
+        "linear",
+        "-o",
+        str(tmp_path / "m.npz"),
+    )
     assert out.returncode == 0, out.stderr
     r2 = float(next(line.split()[-1] for line in out.stdout.splitlines() if "test r2" in line))
     assert r2 > 0.99

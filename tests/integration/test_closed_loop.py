@@ -29,15 +29,29 @@ NAME = "loop"
 
 
 def _env(root: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")}
-    env.update(AIDEVOPS_HOME=str(root), MPLBACKEND="Agg", AIDEVOPS_MONITOR_SECONDS="1",
-               AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")
+    }
+    env.update(
+        AIDEVOPS_HOME=str(root),
+        MPLBACKEND="Agg",
+        AIDEVOPS_MONITOR_SECONDS="1",
+        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
+    )
     return env
 
 
 def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=_env(root),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:
@@ -86,20 +100,33 @@ def test_a_real_prometheus_scrapes_drift_and_latency_series(deployed, tmp_path):
     url = _url(deployed)
     target = urllib.parse.urlsplit(url).netloc
     port = free_port()
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "aidevops", "static_configs": [{"targets": [target]}]}],
-    }))
-    prom = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "wb"))
+    (tmp_path / "prometheus.yml").write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [{"job_name": "aidevops", "static_configs": [{"targets": [target]}]}],
+            }
+        )
+    )
+    prom = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "prometheus.log", "wb"),
+    )
     try:
         rows = traffic.rows_for_model(deployed, MODEL)
         sent = traffic.simulate(url, rows, rate=100, duration=2.5, feedback=1.0, seed=1)  # in distribution: no alert
         assert sent.failed == 0 and sent.ok >= 240, sent.errors
 
         def query(q: str) -> list:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(q)}", timeout=5) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/api/v1/query?query={urllib.parse.quote(q)}", timeout=5
+            ) as r:
                 body = json.loads(r.read())
             assert body["status"] == "success", body
             return body["data"]["result"]
@@ -116,7 +143,9 @@ def test_a_real_prometheus_scrapes_drift_and_latency_series(deployed, tmp_path):
             if len(psi) == 64 and latency and accuracy:
                 break
             time.sleep(1)
-        assert len(psi) == 64, f"one PSI series per digits pixel, got {len(psi)}: {(tmp_path / 'prometheus.log').read_text()[-2000:]}"
+        assert len(psi) == 64, (
+            f"one PSI series per digits pixel, got {len(psi)}: {(tmp_path / 'prometheus.log').read_text()[-2000:]}"
+        )
         assert {s["metric"]["version"] for s in psi} == {"1"}
         assert max(float(s["value"][1]) for s in psi) < 0.25, "in-distribution traffic shows no major drift"
         assert float(latency[0]["value"][1]) >= sent.ok

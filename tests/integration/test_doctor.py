@@ -26,16 +26,31 @@ from aidevops_ext.kernels import install_kernelspec, install_kernelspecs
 from aidevops_ext.trainer.backend import cupy_available
 from tests.conftest import REPO, child_venv
 
-REQUIRED = ("package", "kernel aidevops", "kernel aidevops-gpu", "jupyterlab extension", "server extension",
-            "workspace", "tracking store", "array backend")
+REQUIRED = (
+    "package",
+    "kernel aidevops",
+    "kernel aidevops-gpu",
+    "jupyterlab extension",
+    "server extension",
+    "workspace",
+    "tracking store",
+    "array backend",
+)
 
 
 def base_env(tmp: Path, **extra: str) -> dict[str, str]:
     """This environment minus anything pointing at shared state, with private Jupyter user dirs and workspace."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIDEVOPS_", "MLFLOW_", "JUPYTER_")) and k != "VIRTUAL_ENV"}
-    env.update(JUPYTER_DATA_DIR=str(tmp / "user-data"), JUPYTER_CONFIG_DIR=str(tmp / "user-config"),
-               AIDEVOPS_HOME=str(tmp / "workspace"), MPLBACKEND="Agg")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIDEVOPS_", "MLFLOW_", "JUPYTER_")) and k != "VIRTUAL_ENV"
+    }
+    env.update(
+        JUPYTER_DATA_DIR=str(tmp / "user-data"),
+        JUPYTER_CONFIG_DIR=str(tmp / "user-config"),
+        AIDEVOPS_HOME=str(tmp / "workspace"),
+        MPLBACKEND="Agg",
+    )
     env.update(extra)
     return env
 
@@ -49,8 +64,13 @@ def with_kernels(tmp: Path, *names: str) -> str:
 
 
 def doctor(env: dict[str, str], python: str = sys.executable, *args: str) -> tuple[int, dict]:
-    out = subprocess.run([python, "-m", "aidevops_ext.cli", "doctor", "--json", *args], env=env, capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        [python, "-m", "aidevops_ext.cli", "doctor", "--json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.stdout.strip(), out.stderr
     return out.returncode, json.loads(out.stdout)
 
@@ -79,8 +99,9 @@ def test_clean_on_this_installation(installed, tmp_path):
     assert checks["gpu"]["status"] == ("ok" if cupy_available() else "info")
 
     # The text report: one line per check, each naming its status, then a verdict.
-    text = subprocess.run([sys.executable, "-m", "aidevops_ext.cli", "doctor"], env=installed, capture_output=True,
-                          text=True, timeout=120)
+    text = subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", "doctor"], env=installed, capture_output=True, text=True, timeout=120
+    )
     lines = text.stdout.splitlines()
     assert text.returncode == 0 and len(lines) == len(report["checks"]) + 1, text.stdout
     assert lines[-1] == "all required checks passed"
@@ -137,7 +158,9 @@ def test_missing_kernels_and_extension_name_their_fixes_and_the_kernel_fix_works
     assert checks["package"]["status"] == "ok" and checks["tracking store"]["status"] == "ok"
 
     # The fix as printed (`aidevops init`, here through this venv's interpreter) puts both kernels where Jupyter looks.
-    init = subprocess.run([python, "-m", "aidevops_ext.cli", "init", "--no-git"], env=env, capture_output=True, text=True, timeout=120)
+    init = subprocess.run(
+        [python, "-m", "aidevops_ext.cli", "init", "--no-git"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert init.returncode == 0, init.stderr
     assert (venv / "share" / "jupyter" / "kernels" / "aidevops" / "kernel.json").is_file()
     _, report = doctor(env, python)
@@ -155,8 +178,13 @@ def test_a_disabled_extension_names_the_enable_command_and_it_works(installed, t
     assert code == 1 and lab["status"] == "fail" and "installed but disabled (user config)" in lab["detail"]
     assert lab["fix"] == f"jupyter labextension enable --level=user {name}"
     # Run it as printed (user level: the private JUPYTER_CONFIG_DIR), and the doctor is clean again.
-    fixed = subprocess.run([sys.executable, "-m", "jupyterlab.labextensions", *lab["fix"].split()[2:]], env=installed,
-                           capture_output=True, text=True, timeout=120)
+    fixed = subprocess.run(
+        [sys.executable, "-m", "jupyterlab.labextensions", *lab["fix"].split()[2:]],
+        env=installed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert fixed.returncode == 0, fixed.stderr
     code, report = doctor(installed)
     assert code == 0 and by_name(report)["jupyterlab extension"]["status"] == "ok", report
@@ -205,7 +233,10 @@ def test_a_corrupt_local_store_and_a_bad_backend_fail_with_their_fixes(installed
     code, report = doctor({**installed, "AIDEVOPS_BACKEND": "tpu"})
     checks = by_name(report)
     assert code == 1
-    assert checks["tracking store"]["status"] == "fail" and "is not a readable MLflow database" in checks["tracking store"]["detail"]
+    assert (
+        checks["tracking store"]["status"] == "fail"
+        and "is not a readable MLflow database" in checks["tracking store"]["detail"]
+    )
     assert checks["tracking store"]["fix"].startswith(f"mv {state / 'mlflow.db'} ")
     assert checks["array backend"]["status"] == "fail" and checks["array backend"]["fix"] == "unset AIDEVOPS_BACKEND"
     code, report = doctor({**installed, "AIDEVOPS_BACKEND": "cupy"})

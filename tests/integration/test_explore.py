@@ -47,19 +47,37 @@ def _received(spec, step: str) -> dict:
 
 def test_spec_runs_the_default_pipeline_with_the_chosen_values(ws):
     base = (ws.pipelines_dir / "default.yaml").read_bytes()
-    choices = explore.check_choices(hidden=[32, 16], learning_rate=1e-5, epochs=5, optimizer="sgd", activation="tanh", seed=7)
+    choices = explore.check_choices(
+        hidden=[32, 16], learning_rate=1e-5, epochs=5, optimizer="sgd", activation="tanh", seed=7
+    )
     path = explore.write_spec(ws, choices)
 
     assert path == ws.pipelines_dir / "explore.yaml"
     assert (ws.pipelines_dir / "default.yaml").read_bytes() == base
     spec = load_spec(path, ws.root)
     default = load_spec(ws.pipelines_dir / "default.yaml", ws.root)
-    assert (spec.name, spec.experiment, spec.model, spec.kernel) == ("explore", "explore", "digits-classifier", "aidevops")
+    assert (spec.name, spec.experiment, spec.model, spec.kernel) == (
+        "explore",
+        "explore",
+        "digits-classifier",
+        "aidevops",
+    )
     assert spec.order == default.order and spec.gate == default.gate and spec.monitor == default.monitor
     train = _received(spec, "train")
-    assert {k: train[k] for k in ("model", "hidden", "learning_rate", "epochs", "optimizer", "activation", "seed", "l2", "batch_size")} == {
-        "model": "mlp", "hidden": [32, 16], "learning_rate": 1e-5, "epochs": 5, "optimizer": "sgd",
-        "activation": "tanh", "seed": 7, "l2": 0.0001, "batch_size": 64}
+    assert {
+        k: train[k]
+        for k in ("model", "hidden", "learning_rate", "epochs", "optimizer", "activation", "seed", "l2", "batch_size")
+    } == {
+        "model": "mlp",
+        "hidden": [32, 16],
+        "learning_rate": 1e-5,
+        "epochs": 5,
+        "optimizer": "sgd",
+        "activation": "tanh",
+        "seed": 7,
+        "l2": 0.0001,
+        "batch_size": 64,
+    }
     assert isinstance(train["learning_rate"], float)  # 1e-05 would read back as a string in YAML 1.1
     assert _received(spec, "prepare")["dataset"] == "digits" and _received(spec, "prepare")["seed"] == 7
     text = path.read_text()
@@ -95,14 +113,20 @@ def test_a_base_layout_the_line_edit_does_not_know_still_gives_the_right_spec(ws
     assert spec.params["epochs"] == 3 and spec.params["activation"] == "relu" and spec.gate == raw["gate"]
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"learning_rate": 0.0}, "learning_rate must be a positive number"),
-    ({"epochs": 0}, "epochs must be a whole number of at least 1"),
-    ({"hidden": []}, "hidden must be one or more positive layer sizes"),
-    ({"model": "linear"}, "model 'linear' does not fit the classification dataset 'digits'; use one of mlp, logistic"),
-    ({"dataset": "nope"}, "unknown dataset 'nope'"),
-    ({"optimiser": "adam"}, "unknown choice"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"learning_rate": 0.0}, "learning_rate must be a positive number"),
+        ({"epochs": 0}, "epochs must be a whole number of at least 1"),
+        ({"hidden": []}, "hidden must be one or more positive layer sizes"),
+        (
+            {"model": "linear"},
+            "model 'linear' does not fit the classification dataset 'digits'; use one of mlp, logistic",
+        ),
+        ({"dataset": "nope"}, "unknown dataset 'nope'"),
+        ({"optimiser": "adam"}, "unknown choice"),
+    ],
+)
 def test_bad_choices_are_one_sentence(values, message):
     with pytest.raises(ConfigError, match=message):
         explore.check_choices(**values)
@@ -110,7 +134,11 @@ def test_bad_choices_are_one_sentence(values, message):
 
 def test_refuses_to_overwrite_what_it_did_not_write(ws):
     default = (ws.pipelines_dir / "default.yaml").read_bytes()
-    for name, message in (("default", "is a base pipeline"), ("../escape", "must be letters, digits"), ("", "must be letters")):
+    for name, message in (
+        ("default", "is a base pipeline"),
+        ("../escape", "must be letters, digits"),
+        ("", "must be letters"),
+    ):
         with pytest.raises(ConfigError, match=message):
             explore.write_spec(ws, explore.Choices(), name=name)
     mine = ws.pipelines_dir / "mine.yaml"
@@ -124,7 +152,13 @@ def test_refuses_to_overwrite_what_it_did_not_write(ws):
     explore.write_spec(ws, explore.Choices(epochs=2))
     explore.write_spec(ws, explore.Choices(epochs=4))
     assert load_spec(ws.pipelines_dir / "explore.yaml", ws.root).params["epochs"] == 4
-    assert sorted(p.name for p in ws.pipelines_dir.iterdir()) == ["ci.yaml", "default.yaml", "explore.yaml", "mine.yaml", "regression.yaml"]
+    assert sorted(p.name for p in ws.pipelines_dir.iterdir()) == [
+        "ci.yaml",
+        "default.yaml",
+        "explore.yaml",
+        "mine.yaml",
+        "regression.yaml",
+    ]
 
 
 def test_a_spec_the_runner_would_refuse_is_never_written(ws):
@@ -201,7 +235,9 @@ def _notebook_namespace() -> dict:
 def test_the_notebook_buttons_train_and_write_with_the_controls_values(ws):
     nb = _notebook_namespace()
     controls, status = nb["controls"], nb["status"]
-    assert [label for label, _ in controls["backend"].options] == (["NumPy", "CuPy (GPU)"] if cupy_available() else ["NumPy"])
+    assert [label for label, _ in controls["backend"].options] == (
+        ["NumPy", "CuPy (GPU)"] if cupy_available() else ["NumPy"]
+    )
     controls["epochs"].value = 3
     controls["hidden_units"].value = 32
     controls["hidden_layers"].value = 2

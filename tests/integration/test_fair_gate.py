@@ -30,8 +30,12 @@ def _run(root: Path, *params: str) -> dict:
     run = latest_run(root)
     registration = json.loads(Path(run["run_dir"], "register", "registration.json").read_text())
     metrics = json.loads(Path(run["run_dir"], "evaluate", "metrics.json").read_text())
-    return {"run": run, "registration": registration, "metrics": metrics,
-            "split": data.load_split(Path(run["run_dir"], "prepare", "split"))}
+    return {
+        "run": run,
+        "registration": registration,
+        "metrics": metrics,
+        "split": data.load_split(Path(run["run_dir"], "prepare", "split")),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +67,15 @@ def test_a_new_seed_is_compared_with_the_champion_on_rows_neither_trained_on(two
     # The champion's recorded lineage really excludes every compared row.
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}", registry_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
+    client = mlflow.MlflowClient(
+        tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}",
+    )
     uri = client.get_model_version("ci-digits", "1").tags["aidevops.train_keys"]
     assert uri.startswith(f"runs:/{client.get_model_version('ci-digits', '1').run_id}/")
-    local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(root / "keys"),
-                                                tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=uri, dst_path=str(root / "keys"), tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}"
+    )
     champion_keys = splitting.load_keys(local)
     np.testing.assert_array_equal(champion_keys, first["split"].seen_keys())
     assert splitting.unseen_mask(second["split"].keys_test, champion_keys).all()
@@ -86,7 +94,7 @@ def test_the_decision_follows_the_numbers_on_the_same_rows_and_the_listing_shows
     assert v2["candidate"]["accuracy"] == pytest.approx(cand) and v2["champion"]["accuracy"] == pytest.approx(champ)
     out = aidevops(root, "models")
     assert out.returncode == 0, out.stderr
-    line = next(l for l in out.stdout.splitlines() if l.strip().startswith("v2 "))
+    line = next(ln for ln in out.stdout.splitlines() if ln.strip().startswith("v2 "))
     rows = len(second["split"].y_test)
     assert f"accuracy {cand:.4f} vs v1 {champ:.4f} on {rows} rows" in line, out.stdout
     compared_on = f"the same {rows} test rows for candidate and champion, none of which either trained on"
@@ -94,8 +102,13 @@ def test_the_decision_follows_the_numbers_on_the_same_rows_and_the_listing_shows
     # The gate's markdown report, as logged to the register step's MLflow run, says the same.
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}", registry_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}")
-    report = client.download_artifacts(second["run"]["steps"]["register"]["mlflow_run_id"], "gate/decision.md", str(root))
+    client = mlflow.MlflowClient(
+        tracking_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}",
+        registry_uri=f"sqlite:///{root / '.aidevops' / 'mlflow.db'}",
+    )
+    report = client.download_artifacts(
+        second["run"]["steps"]["register"]["mlflow_run_id"], "gate/decision.md", str(root)
+    )
     text = Path(report).read_text()
     assert f"Scored on {compared_on}." in text and f"| accuracy | {cand:.6g} | {champ:.6g} |" in text
 
@@ -114,13 +127,20 @@ def test_overlap_from_a_larger_test_fraction_and_from_live_rows_is_left_out_and_
     assert comparison["champion_trained"] == int(seen_by_champion.sum()) > 0
     assert comparison["candidate_trained"] == int(seen_by_candidate.sum()) == 30
     assert comparison["compared_rows"] == int((~seen_by_champion & ~seen_by_candidate).sum())
-    assert f"left out: {comparison['champion_trained']} the champion trained on, 30 the candidate trained on" \
+    assert (
+        f"left out: {comparison['champion_trained']} the champion trained on, 30 the candidate trained on"
         in third["registration"]["compared_on"]
+    )
     # The new version's lineage names the live rows, so the next gate leaves them out too.
     import mlflow
 
     uri = f"sqlite:///{root / '.aidevops' / 'mlflow.db'}"
-    tags = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("ci-digits", third["registration"]["version"]).tags
-    local = mlflow.artifacts.download_artifacts(artifact_uri=tags["aidevops.train_keys"], dst_path=str(root / "k3"),
-                                                tracking_uri=uri)
+    tags = (
+        mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+        .get_model_version("ci-digits", third["registration"]["version"])
+        .tags
+    )
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=tags["aidevops.train_keys"], dst_path=str(root / "k3"), tracking_uri=uri
+    )
     assert np.isin(splitting.row_keys(first["split"].X_test[:30]), splitting.load_keys(local)).all()

@@ -51,12 +51,15 @@ def test_a_pipeline_run_in_the_background_is_followed_to_its_end(ws, monkeypatch
     assert bad.status == jobs.FAILED and bad.exit_code == 1 and "no-such-dataset" in bad.message
 
 
-@pytest.mark.parametrize("pipeline,overrides,message", [
-    ("nope", {}, "pipeline spec 'nope' not found"),
-    ("../etc/passwd", {}, "'pipeline' must be the name of a spec"),
-    ("ci", {"epochz": 3}, "unknown parameter 'epochz'"),
-    ("ci", {"epochs": "many"}, "parameter 'epochs' expects an integer"),
-])
+@pytest.mark.parametrize(
+    "pipeline,overrides,message",
+    [
+        ("nope", {}, "pipeline spec 'nope' not found"),
+        ("../etc/passwd", {}, "'pipeline' must be the name of a spec"),
+        ("ci", {"epochz": 3}, "unknown parameter 'epochz'"),
+        ("ci", {"epochs": "many"}, "parameter 'epochs' expects an integer"),
+    ],
+)
 def test_bad_run_requests_start_nothing(ws, pipeline, overrides, message):
     before = len(jobs.list_jobs(ws))
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 
 from tests.conftest import write_notebook
-from tests.deploy.conftest import MODEL, deploy_env, reg  # noqa: F401 - a real registry and supervised servers
-from tests.deploy.conftest import deployer  # noqa: F401
+from tests.deploy.conftest import (  # noqa: F401 - a real registry and supervised servers
+    MODEL,
+    deploy_env,
+    deployer,  # noqa: F401
+    reg,
+)
 
 SPEC = """
 name: tiny
@@ -29,15 +33,24 @@ INJECTED = "step_dir = None\nupstream = None\n"
 def _aidevops(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "AIDEVOPS_BACKEND")}
     env["AIDEVOPS_HOME"] = str(root)
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_run_prints_its_steps_without_kernel_transport_warnings_or_leftover_sockets(tmp_path):
     (tmp_path / "pipelines").mkdir()
     (tmp_path / "pipelines" / "tiny.yaml").write_text(SPEC)
-    write_notebook(tmp_path / "nb" / "first.ipynb", INJECTED,
-                   "import os\nopen(os.path.join(step_dir, 'out.txt'), 'w').write('1')\nprint('first done')")
+    write_notebook(
+        tmp_path / "nb" / "first.ipynb",
+        INJECTED,
+        "import os\nopen(os.path.join(step_dir, 'out.txt'), 'w').write('1')\nprint('first done')",
+    )
     write_notebook(tmp_path / "nb" / "second.ipynb", INJECTED, "print(open(upstream['first'] + '/out.txt').read())")
 
     result = _aidevops(tmp_path, "run", "tiny", "--no-track")
@@ -60,7 +73,7 @@ steps:
 """
 
 
-def test_a_run_that_deployed_ends_with_its_url_its_retraining_and_how_to_stop_them(reg, deployer):
+def test_a_run_that_deployed_ends_with_its_url_its_retraining_and_how_to_stop_them(reg, deployer):  # noqa: F811
     """A step that names a live deployment in deployment.json (as aidevops:deploy does), while a retraining
     of it holds its lock: the run's last lines say both, with the deployment's URL, log and undeploy command."""
     from aidevops_ext import loop
@@ -70,8 +83,11 @@ def test_a_run_that_deployed_ends_with_its_url_its_retraining_and_how_to_stop_th
     ws = reg.ws
     (reg.root / "pipelines").mkdir(exist_ok=True)
     (reg.root / "pipelines" / "ships.yaml").write_text(DEPLOY_SPEC)
-    write_notebook(reg.root / "nb" / "deploy.ipynb", INJECTED,
-                   f"import json, os\njson.dump({{'name': {name!r}}}, open(os.path.join(step_dir, 'deployment.json'), 'w'))")
+    write_notebook(
+        reg.root / "nb" / "deploy.ipynb",
+        INJECTED,
+        f"import json, os\njson.dump({{'name': {name!r}}}, open(os.path.join(step_dir, 'deployment.json'), 'w'))",
+    )
     rid = loop._start(ws, deployment=name, model=MODEL, trigger="manual", status=loop.RUNNING, started=0.0)
     lock = loop.retraining_lock(ws, name)  # held as `aidevops retrain` holds it while it runs
     try:
@@ -81,7 +97,7 @@ def test_a_run_that_deployed_ends_with_its_url_its_retraining_and_how_to_stop_th
         loop._update(ws, rid, status=loop.FAILED, message="test finished")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    tail = result.stdout[result.stdout.index("running now"):]
+    tail = result.stdout[result.stdout.index("running now") :]
     assert f"'{name}'  {dep.url}" in tail, tail
     assert f"#{rid}" in tail and f"log {dep.log_path}" in tail, tail
     assert tail.rstrip().endswith(f"aidevops undeploy {name}  (this ends its retraining too)"), tail

@@ -25,12 +25,21 @@ def project(tmp_path_factory):
 
 def aidevops(root: Path, *args: str, env: dict | None = None, timeout: int = 400) -> subprocess.CompletedProcess:
     """Run the CLI as a user would, in `root`, with no MLflow/aidevops settings leaking in."""
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")}
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")
+    }
     base["MPLBACKEND"] = "Agg"
     base.update(env or {})
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=base,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +83,9 @@ def test_ci_pipeline_registers_a_champion_with_lineage(project, first_run):
     assert registration["gate_passed"] and registration["champion_moved"]
     executed = json.loads(Path(run["steps"]["train"]["notebook"]).read_text())
     outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
-    assert any("image/png" in o.get("data", {}) for o in outputs), "the learning curve is embedded in the executed notebook"
+    assert any("image/png" in o.get("data", {}) for o in outputs), (
+        "the learning curve is embedded in the executed notebook"
+    )
     model = models(project)["ci-digits"]
     v1 = next(v for v in model["versions"] if v["version"] == "1")
     assert set(v1["aliases"]) == {"champion", "challenger"}
@@ -95,14 +106,21 @@ def test_ci_pipeline_registers_a_champion_with_lineage(project, first_run):
     # The registered model serves through MLflow's own loader and agrees with the model file.
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{project / '.aidevops' / 'mlflow.db'}"}
     check = subprocess.run(
-        [sys.executable, "-c",
-         "import mlflow, numpy as np; from aidevops_ext.trainer import data, load_model;"
-         f"m = mlflow.pyfunc.load_model('models:/ci-digits@champion');"
-         f"s = data.load_split('{run['run_dir']}/prepare/split');"
-         f"e = load_model('{run['run_dir']}/train/model.npz');"
-         "p = np.asarray(m.predict(s.X_test[:50])).ravel();"
-         "assert (p == e.predict(s.X_test[:50])).all(), p; print('same')"],
-        capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            "import mlflow, numpy as np; from aidevops_ext.trainer import data, load_model;"
+            f"m = mlflow.pyfunc.load_model('models:/ci-digits@champion');"
+            f"s = data.load_split('{run['run_dir']}/prepare/split');"
+            f"e = load_model('{run['run_dir']}/train/model.npz');"
+            "p = np.asarray(m.predict(s.X_test[:50])).ravel();"
+            "assert (p == e.predict(s.X_test[:50])).all(), p; print('same')",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
     assert check.returncode == 0 and "same" in check.stdout, check.stderr[-2000:]
 
 
@@ -115,12 +133,20 @@ def test_rerun_is_fully_cached_and_registers_nothing(project, first_run):
 
 
 def test_fully_cached_run_imports_no_heavy_modules(project, first_run):
-    code = ("import sys; from aidevops_ext.cli import main\n"
-            "try:\n    main(['run', 'ci'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
-            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'papermill', 'nbclient', 'mlflow', 'nbformat', 'numpy'})\n"
-            "print('heavy:', heavy)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=120,
-                         env={k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI")})
+    code = (
+        "import sys; from aidevops_ext.cli import main\n"
+        "try:\n    main(['run', 'ci'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'papermill', 'nbclient', 'mlflow', 'nbformat', 'numpy'})\n"
+        "print('heavy:', heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI")},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "heavy: []" in out.stdout
 
@@ -151,11 +177,14 @@ def test_failed_run_registers_nothing_and_names_the_step(project, failed_run):
     assert len(models(project)["ci-digits"]["versions"]) == versions_before
 
 
-@pytest.mark.parametrize("args,message", [
-    (["-p", "epochz=3"], "unknown parameter 'epochz' for pipeline 'ci'; valid parameters: "),
-    (["-p", "epochs=many"], "parameter 'epochs' expects an integer"),
-    (["--only", "nope"], "has no step 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-p", "epochz=3"], "unknown parameter 'epochz' for pipeline 'ci'; valid parameters: "),
+        (["-p", "epochs=many"], "parameter 'epochs' expects an integer"),
+        (["--only", "nope"], "has no step 'nope'"),
+    ],
+)
 def test_bad_arguments_are_one_sentence_and_touch_nothing(project, first_run, args, message):
     before = sorted((project / ".aidevops" / "runs" / "ci").iterdir())
     out = aidevops(project, "run", "ci", *args)
@@ -178,7 +207,8 @@ def test_spec_errors_are_named(project):
     broken = project / "pipelines"
     (broken / "cycle.yaml").write_text(
         "steps:\n  a: {notebook: notebooks/01_prepare_data.ipynb, needs: [b]}\n"
-        "  b: {notebook: notebooks/02_train.ipynb, needs: [a]}\n")
+        "  b: {notebook: notebooks/02_train.ipynb, needs: [a]}\n"
+    )
     out = aidevops(project, "run", "cycle")
     assert out.returncode == 2 and "form a cycle" in out.stderr
     (broken / "missing.yaml").write_text("steps:\n  a: {notebook: notebooks/nope.ipynb}\n")

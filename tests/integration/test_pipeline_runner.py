@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -52,19 +51,31 @@ def toy(tmp_path, clean_env):
     (tmp_path / "pipelines" / "toy.yaml").write_text(SPEC)
     (tmp_path / "data.txt").write_text("1 2 3\n")
     nb = tmp_path / "nb"
-    write_notebook(nb / "load.ipynb", INJECTED,
-                   "import json, os\nnums = [int(x) for x in open('data.txt').read().split()]\n"
-                   "json.dump(nums, open(os.path.join(step_dir, 'numbers.json'), 'w'))")
-    write_notebook(nb / "double.ipynb", "scale = 1\n" + INJECTED,
-                   "import json, os\nnums = json.load(open(os.path.join(upstream['load'], 'numbers.json')))\n"
-                   "json.dump([n * scale for n in nums], open(os.path.join(step_dir, 'doubled.json'), 'w'))")
-    write_notebook(nb / "shift.ipynb", "offset = 0\n" + INJECTED,
-                   "import json, os\nnums = json.load(open(os.path.join(upstream['load'], 'numbers.json')))\n"
-                   "json.dump([n + offset for n in nums], open(os.path.join(step_dir, 'shifted.json'), 'w'))")
-    write_notebook(nb / "report.ipynb", INJECTED,
-                   "import json, os\nd = json.load(open(os.path.join(upstream['double'], 'doubled.json')))\n"
-                   "s = json.load(open(os.path.join(upstream['shift'], 'shifted.json')))\n"
-                   "json.dump({'sum': sum(d) + sum(s)}, open(os.path.join(step_dir, 'report.json'), 'w'))")
+    write_notebook(
+        nb / "load.ipynb",
+        INJECTED,
+        "import json, os\nnums = [int(x) for x in open('data.txt').read().split()]\n"
+        "json.dump(nums, open(os.path.join(step_dir, 'numbers.json'), 'w'))",
+    )
+    write_notebook(
+        nb / "double.ipynb",
+        "scale = 1\n" + INJECTED,
+        "import json, os\nnums = json.load(open(os.path.join(upstream['load'], 'numbers.json')))\n"
+        "json.dump([n * scale for n in nums], open(os.path.join(step_dir, 'doubled.json'), 'w'))",
+    )
+    write_notebook(
+        nb / "shift.ipynb",
+        "offset = 0\n" + INJECTED,
+        "import json, os\nnums = json.load(open(os.path.join(upstream['load'], 'numbers.json')))\n"
+        "json.dump([n + offset for n in nums], open(os.path.join(step_dir, 'shifted.json'), 'w'))",
+    )
+    write_notebook(
+        nb / "report.ipynb",
+        INJECTED,
+        "import json, os\nd = json.load(open(os.path.join(upstream['double'], 'doubled.json')))\n"
+        "s = json.load(open(os.path.join(upstream['shift'], 'shifted.json')))\n"
+        "json.dump({'sum': sum(d) + sum(s)}, open(os.path.join(step_dir, 'report.json'), 'w'))",
+    )
     return tmp_path
 
 
@@ -115,8 +126,10 @@ def test_markdown_edit_skips_code_edit_reruns_step_and_downstream(toy):
     run(toy)
     edit_notebook(toy / "nb" / "double.ipynb", lambda cells: cells[0].update(source="Reworded prose."))
     assert set(statuses(run(toy)).values()) == {"cached"}
-    edit_notebook(toy / "nb" / "double.ipynb",
-                  lambda cells: cells[2].update(source=cells[2]["source"].replace("n * scale", "n * scale * 10")))
+    edit_notebook(
+        toy / "nb" / "double.ipynb",
+        lambda cells: cells[2].update(source=cells[2]["source"].replace("n * scale", "n * scale * 10")),
+    )
     rec = run(toy)
     assert statuses(rec) == {"load": "cached", "double": "ran", "shift": "cached", "report": "ran"}
     assert report(rec)["sum"] == 120 + 9
@@ -164,9 +177,12 @@ def test_failure_names_step_and_cell_then_resume(toy):
     assert failed["status"] == "failed" and failed["steps"]["shift"]["status"] == "failed"
     assert failed["steps"]["report"]["status"] == "pending", "nothing downstream of a failure runs"
     # Fix it and run again: finished steps come from the cache, the run resumes at 'shift'.
-    write_notebook(toy / "nb" / "shift.ipynb", "offset = 0\n" + INJECTED,
-                   "import json, os\nnums = json.load(open(os.path.join(upstream['load'], 'numbers.json')))\n"
-                   "json.dump([n + offset for n in nums], open(os.path.join(step_dir, 'shifted.json'), 'w'))")
+    write_notebook(
+        toy / "nb" / "shift.ipynb",
+        "offset = 0\n" + INJECTED,
+        "import json, os\nnums = json.load(open(os.path.join(upstream['load'], 'numbers.json')))\n"
+        "json.dump([n + offset for n in nums], open(os.path.join(step_dir, 'shifted.json'), 'w'))",
+    )
     rec = run(toy, overrides={"offset": 3})
     assert statuses(rec) == {"load": "cached", "double": "cached", "shift": "ran", "report": "ran"}
     assert rec.data["resumed_from"] == failed["run_id"]
@@ -221,6 +237,11 @@ def test_kernel_warm_up_leaves_no_names_behind(toy):
 def test_imported_modules_are_read_from_top_level_imports(toy):
     from aidevops_ext.pipeline.notebook import read_notebook
 
-    path = write_notebook(toy / "nb" / "imports.ipynb", "a = 1", "import json, os.path\nfrom collections import abc\n"
-                          "def f():\n    import csv\n", "%matplotlib inline", "from . import rel")
+    path = write_notebook(
+        toy / "nb" / "imports.ipynb",
+        "a = 1",
+        "import json, os.path\nfrom collections import abc\ndef f():\n    import csv\n",
+        "%matplotlib inline",
+        "from . import rel",
+    )
     assert read_notebook(path).imported_modules() == ["json", "os.path", "collections"]

@@ -7,10 +7,9 @@ import socket
 import time
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
-
-import mlflow
 
 from aidevops_ext import registry, trainer
 from aidevops_ext.errors import ConfigError
@@ -26,7 +25,14 @@ def ws(tmp_path_factory):
     """One SQLite store for the module (creating its tables costs a couple of seconds)."""
     root = tmp_path_factory.mktemp("ws")
     with pytest.MonkeyPatch.context() as mp:
-        for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_HOME", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        for var in (
+            "MLFLOW_TRACKING_URI",
+            "MLFLOW_REGISTRY_URI",
+            "AIDEVOPS_HOME",
+            "MLFLOW_EXPERIMENT_NAME",
+            "MLFLOW_EXPERIMENT_ID",
+            "MLFLOW_RUN_ID",
+        ):
             mp.delenv(var, raising=False)
         # MLflow's Default experiment puts artifacts in ./mlruns: work from the workspace so a
         # stray write would show up there (and is asserted against below).
@@ -48,7 +54,9 @@ def _fit(data, *, shuffle_labels: bool = False, epochs: int = 30):
     X, y, _, _ = data
     if shuffle_labels:  # a model that learned nothing: about chance accuracy
         y = np.random.default_rng(1).permutation(y)
-    est = trainer.MLPClassifier(hidden_layer_sizes=(8,), epochs=epochs, batch_size=32, learning_rate=1e-2, random_state=0, backend="numpy")
+    est = trainer.MLPClassifier(
+        hidden_layer_sizes=(8,), epochs=epochs, batch_size=32, learning_rate=1e-2, random_state=0, backend="numpy"
+    )
     est.fit(X, y, progress=False)
     return est
 
@@ -64,7 +72,9 @@ def bad(data):
 
 
 def _runs(ws: Workspace) -> tuple[str, str]:
-    parent = registry.start_pipeline_run(ws, EXPERIMENT, "default", {"epochs": 30, "layers": [8]}, {"git.commit": "abc123"})
+    parent = registry.start_pipeline_run(
+        ws, EXPERIMENT, "default", {"epochs": 30, "layers": [8]}, {"git.commit": "abc123"}
+    )
     step = registry.start_step_run(ws, parent, "register", {"model_name": "m"}, {})
     return parent, step
 
@@ -76,7 +86,12 @@ def _logged(ws: Workspace, est, tmp_path: Path, name: str, data) -> tuple[str, s
     path = trainer.save_model(est, tmp_path / f"{name}.npz", metadata={"name": name})
     info = registry.log_model(ws, step, path)
     metrics = {"accuracy": float(est.score(X_test, y_test))}
-    lineage = {"aidevops.pipeline_run": parent, "git.commit": "abc123", "data.hash": "sha256:00ff", "notebooks": "runs:/x/notebooks"}
+    lineage = {
+        "aidevops.pipeline_run": parent,
+        "git.commit": "abc123",
+        "data.hash": "sha256:00ff",
+        "notebooks": "runs:/x/notebooks",
+    }
     version = registry.register_version(ws, info["model_uri"], name, run_id=step, tags=lineage, metrics=metrics)
     return version, step, metrics
 
@@ -202,7 +217,9 @@ def test_pyfunc_champion_predicts_like_the_estimator(ws, good, data, tmp_path):
     assert flavor["loader_module"] == "aidevops_ext.pyfunc_model"
     assert flavor["data"].endswith(".npz")
     # No pickled Python object anywhere in the logged model.
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri="models:/served-model@champion", dst_path=str(tmp_path / "dl")))
+    local = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri="models:/served-model@champion", dst_path=str(tmp_path / "dl"))
+    )
     assert not [p for p in local.rglob("*") if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
 
 
@@ -248,13 +265,25 @@ def test_worse_version_fails_the_gate_and_champion_stays(ws, good, bad, data, tm
     assert tags["gate.passed"] == "false"
     assert tags["gate.champion_version"] == first
     assert "accuracy" in tags["gate.reasons"]
-    md = Path(mlflow.artifacts.download_artifacts(run_id=step2, artifact_path="gate/decision.md", dst_path=str(tmp_path / "md"))).read_text()
+    md = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=step2, artifact_path="gate/decision.md", dst_path=str(tmp_path / "md")
+        )
+    ).read_text()
     assert md.startswith("# Quality gate: FAILED") and f"champion version {first}" in md
-    stored = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=step2, artifact_path="gate/decision.json", dst_path=str(tmp_path / "js"))).read_text())
+    stored = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=step2, artifact_path="gate/decision.json", dst_path=str(tmp_path / "js")
+            )
+        ).read_text()
+    )
     assert stored["passed"] is False and stored["champion_version"] == first
     # The champion's pyfunc is still the good model.
     _, _, X_test, _ = data
-    np.testing.assert_array_equal(mlflow.pyfunc.load_model("models:/guarded@champion").predict(X_test), good.predict(X_test))
+    np.testing.assert_array_equal(
+        mlflow.pyfunc.load_model("models:/guarded@champion").predict(X_test), good.predict(X_test)
+    )
 
 
 def _logged_metrics(ws, name, version):
@@ -265,7 +294,9 @@ def test_better_version_moves_champion_and_remembers_the_previous(ws, good, data
     first, step1, metrics1 = _logged(ws, good, tmp_path, "improving", data)
     assert _gate(ws, "improving", first, metrics1, step1)[0]
     second, step2, metrics2 = _logged(ws, good, tmp_path, "improving", data)
-    decision = evaluate_gate(GATE, {"accuracy": metrics2["accuracy"] + 0.01}, registry.version_metrics(ws, "improving", first), first)
+    decision = evaluate_gate(
+        GATE, {"accuracy": metrics2["accuracy"] + 0.01}, registry.version_metrics(ws, "improving", first), first
+    )
     assert registry.promote_if_passing(ws, "improving", second, decision, run_id=step2)
     assert registry.alias_version(ws, "improving", "champion") == second
     tags = mlflow.MlflowClient().get_model_version("improving", second).tags
@@ -367,8 +398,21 @@ def test_mlflow_models_serve_scores_the_champion(ws, good, data, tmp_path):
     registry.set_alias(ws, "mlflow-served", "champion", version)
     port = _closed_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": ws.tracking_uri, "MLFLOW_REGISTRY_URI": ws.registry_uri}
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/mlflow-served@champion",
-           "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        "models:/mlflow-served@champion",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     log = tmp_path / "serve.log"
     with log.open("wb") as out:  # a file, not a pipe nobody drains
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -386,7 +430,9 @@ def test_mlflow_models_serve_scores_the_champion(ws, good, data, tmp_path):
         _, _, X_test, _ = data
         rows = X_test[:5]
         for body in ({"inputs": rows.tolist()}, {"dataframe_split": {"data": rows.tolist()}}):
-            req = urllib.request.Request(base + "/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"})
+            req = urllib.request.Request(
+                base + "/invocations", json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
             with urllib.request.urlopen(req, timeout=10) as resp:
                 got = json.loads(resp.read())["predictions"]
             assert got == good.predict(rows).tolist()

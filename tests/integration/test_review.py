@@ -56,8 +56,13 @@ def cli(root: Path, *args: str) -> _Result:
 
     from aidevops_ext.cli import main
 
-    env = {"AIDEVOPS_HOME": str(root), "MLFLOW_TRACKING_URI": None, "MLFLOW_REGISTRY_URI": None,
-           "AIDEVOPS_BACKEND": None, "MPLBACKEND": "Agg"}
+    env = {
+        "AIDEVOPS_HOME": str(root),
+        "MLFLOW_TRACKING_URI": None,
+        "MLFLOW_REGISTRY_URI": None,
+        "AIDEVOPS_BACKEND": None,
+        "MPLBACKEND": "Agg",
+    }
     result = CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
     return _Result(result.exit_code, result.stdout, result.stderr)
 
@@ -77,7 +82,10 @@ def test_diff_shows_the_param_the_metrics_and_the_cells_that_changed(runs):
     params = head.split("Params changed\n")[1].split("\n\n")[0].splitlines()
     assert params[1:] == ["  epochs  8  3"], params
     # Every metric moved; values and deltas are those of the runs' metrics.json.
-    ma, mb = step_json(a, "evaluate", "metrics.json")["candidate"], step_json(b, "evaluate", "metrics.json")["candidate"]
+    ma, mb = (
+        step_json(a, "evaluate", "metrics.json")["candidate"],
+        step_json(b, "evaluate", "metrics.json")["candidate"],
+    )
     for name in ("accuracy", "f1_macro", "log_loss"):
         row = next(line for line in head.splitlines() if line.strip().startswith(name + " "))
         assert row.split()[1:] == [f"{ma[name]:.6g}", f"{mb[name]:.6g}", f"{mb[name] - ma[name]:+.4g}"], row
@@ -108,7 +116,9 @@ def test_diff_of_a_run_with_itself_changes_nothing(runs):
     root, a, _ = runs
     out = cli(root, "diff", a["run_id"], a["run_id"])
     assert out.returncode == 0, out.stderr
-    assert "Params changed\n  none" in out.stdout and "Metrics changed (candidate model, test split)\n  none" in out.stdout
+    assert (
+        "Params changed\n  none" in out.stdout and "Metrics changed (candidate model, test split)\n  none" in out.stdout
+    )
     assert "nbdiff" not in out.stdout
 
 
@@ -118,12 +128,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["nope", "latest"], "error: no pipeline run 'nope' in "),
-    (["latest", "latest", "--step", "deploy"], "error: neither run has a step 'deploy'; their steps are: prepare, train, evaluate, register."),
-    (["A", "B", "--web"], "the web diff shows one notebook pair at a time and 3 steps changed; pass --step with one of: train, evaluate, register."),
-    (["A", "B", "--web", "--step", "train", "--port", "70000"], "error: --port 70000 is not a TCP port"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["nope", "latest"], "error: no pipeline run 'nope' in "),
+        (
+            ["latest", "latest", "--step", "deploy"],
+            "error: neither run has a step 'deploy'; their steps are: prepare, train, evaluate, register.",
+        ),
+        (
+            ["A", "B", "--web"],
+            "the web diff shows one notebook pair at a time and 3 steps changed; pass --step with one of: train, evaluate, register.",
+        ),
+        (["A", "B", "--web", "--step", "train", "--port", "70000"], "error: --port 70000 is not a TCP port"),
+    ],
+)
 def test_diff_errors_are_one_sentence(runs, args, message):
     root, a, b = runs
     args = [{"A": a["run_id"], "B": b["run_id"]}.get(x, x) for x in args]
@@ -141,16 +160,34 @@ def test_diff_web_port_in_use_is_one_sentence(runs):
         port = taken.getsockname()[1]
         out = aidevops(root, "diff", a["run_id"], b["run_id"], "--web", "--step", "train", "--port", str(port))
     assert out.returncode == 2
-    assert out.stderr.strip() == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free port, or --port 0 for any."
+    assert (
+        out.stderr.strip()
+        == f"error: port {port} on 127.0.0.1 is in use; pass --port with a free port, or --port 0 for any."
+    )
 
 
 def test_diff_web_serves_nbdime_on_localhost(runs):
     root, a, b = runs
     port = free_port()
-    cmd = [sys.executable, "-m", "aidevops_ext.cli", "diff", a["run_id"], b["run_id"], "--web", "--step", "train",
-           "--no-browser", "--port", str(port)]
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")}
+    cmd = [
+        sys.executable,
+        "-m",
+        "aidevops_ext.cli",
+        "diff",
+        a["run_id"],
+        b["run_id"],
+        "--web",
+        "--step",
+        "train",
+        "--no-browser",
+        "--port",
+        str(port),
+    ]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")
+    }
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
     seen: list[str] = []
@@ -168,15 +205,21 @@ def test_diff_web_serves_nbdime_on_localhost(runs):
                 url = line.split()[3]
         assert url and url.startswith(f"http://127.0.0.1:{port}/diff?"), url
         query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
-        assert query["base"] == [f"A-{a['run_id']}-02_train.ipynb"] and query["remote"] == [f"B-{b['run_id']}-02_train.ipynb"]
+        assert query["base"] == [f"A-{a['run_id']}-02_train.ipynb"] and query["remote"] == [
+            f"B-{b['run_id']}-02_train.ipynb"
+        ]
         jar = CookieJar()
         opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
         page = _get(opener, url, deadline)
         assert "nbdime" in page.lower()
         xsrf = next(c.value for c in jar if c.name == "_xsrf")
         body = json.dumps({"base": query["base"][0], "remote": query["remote"][0]}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/diff", data=body, method="POST",
-                                         headers={"Content-Type": "application/json", "X-XSRFToken": xsrf})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/diff",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "X-XSRFToken": xsrf},
+        )
         result = json.loads(opener.open(request, timeout=30).read())
         (cells,) = [d for d in result["diff"] if d["key"] == "cells"]
         assert 2 in [op["key"] for op in cells["diff"]]  # the injected-parameters cell
@@ -252,7 +295,10 @@ def test_report_html_against_another_run(runs, tmp_path):
     html = target.read_text()
     assert html.startswith("<!doctype html>") and "<strong>FAILED</strong>" in html
     assert f"<th>run {a['run_id']}</th>" in html and "<td>epochs</td>" in html
-    assert '<img src="review_files/train-cell8-0.png"' in html and (target.parent / "review_files" / "train-cell8-0.png").is_file()
+    assert (
+        '<img src="review_files/train-cell8-0.png"' in html
+        and (target.parent / "review_files" / "train-cell8-0.png").is_file()
+    )
     assert "data:image" not in html
     link = re.search(r'<a href="([^"]+02_train\.ipynb)">', html).group(1)
     assert (target.parent / link).resolve() == Path(b["run_dir"], "train", "02_train.ipynb").resolve()
@@ -269,12 +315,15 @@ def test_self_contained_report_for_a_pull_request_comment(runs, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["comment.md"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["nope"], "error: no pipeline run 'nope' in "),
-    (["B", "--against", "B"], "error: --against names the run being reported"),
-    (["B", "--against", "nope"], "error: no pipeline run 'nope' in "),
-    (["B", "--format", "pdf"], "Invalid value for '--format'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["nope"], "error: no pipeline run 'nope' in "),
+        (["B", "--against", "B"], "error: --against names the run being reported"),
+        (["B", "--against", "nope"], "error: no pipeline run 'nope' in "),
+        (["B", "--format", "pdf"], "Invalid value for '--format'"),
+    ],
+)
 def test_report_errors_are_one_sentence(runs, args, message):
     root, _, b = runs
     out = cli(root, "report", *[b["run_id"] if x == "B" else x for x in args])

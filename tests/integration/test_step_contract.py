@@ -81,8 +81,9 @@ def project(tmp_path, clean_env):
 
 def run(root: Path, *, track: bool = True, **opts):
     spec = load_spec(root / "pipelines" / "plain.yaml", root)
-    return PipelineRunner(Workspace(root), spec, RunOptions(track=track, progress=False, **opts),
-                          echo=lambda m: None).run()
+    return PipelineRunner(
+        Workspace(root), spec, RunOptions(track=track, progress=False, **opts), echo=lambda m: None
+    ).run()
 
 
 def test_plain_papermill_notebooks_run_as_steps_with_relative_paths(project):
@@ -124,8 +125,9 @@ def test_links_do_not_reach_cache_review_or_later_runs(project):
     again = run(project, track=False)
     assert {s["status"] for s in again.data["steps"].values()} == {"cached"}
     cache = project / ".aidevops" / "cache"
-    stored = sorted(f.relative_to(files).as_posix() for files in cache.glob("*/*/files") for f in files.rglob("*")
-                    if f.is_file())
+    stored = sorted(
+        f.relative_to(files).as_posix() for files in cache.glob("*/*/files") for f in files.rglob("*") if f.is_file()
+    )
     # Only declared outputs are stored: no linked project entries (data/, helpers.py, notebooks/).
     assert stored == ["reports/score.json", "train.parquet"]
     view = RunView(dict(first.data, run_dir=str(first.run_dir)))
@@ -139,9 +141,12 @@ def test_an_own_output_named_like_a_project_entry_is_written_in_the_step_folder(
     spec.write_text(
         "name: plain\nsteps:\n  clean:\n    notebook: notebooks/clean.ipynb\n    outputs: [data/clean.csv]\n"
     )
-    write_notebook(project / "notebooks" / "clean.ipynb", "",
-                   "import os\nsrc = os.path.join(os.environ['AIDEVOPS_PROJECT'], 'data', 'customers.csv')\n"
-                   "open('data/clean.csv', 'w').write(open(src).read().upper())")
+    write_notebook(
+        project / "notebooks" / "clean.ipynb",
+        "",
+        "import os\nsrc = os.path.join(os.environ['AIDEVOPS_PROJECT'], 'data', 'customers.csv')\n"
+        "open('data/clean.csv', 'w').write(open(src).read().upper())",
+    )
     rec = run(project, track=False)
     assert (rec.run_dir / "clean" / "data" / "clean.csv").read_text().startswith("AGE,SPEND")
     assert sorted(p.name for p in (project / "data").iterdir()) == ["customers.csv"]
@@ -157,8 +162,12 @@ def test_step_folder_links_project_and_upstream_but_never_state_git_or_own_outpu
     up.mkdir()
     (up / "train.parquet").write_text("upstream")
     folder = tmp_path / "step"
-    links = link_step_folder(folder, project, {"prepare": (up, ["train.parquet"])},
-                             reserved=["model.pkl", "reports/score.json", "step.ipynb"])
+    links = link_step_folder(
+        folder,
+        project,
+        {"prepare": (up, ["train.parquet"])},
+        reserved=["model.pkl", "reports/score.json", "step.ipynb"],
+    )
     names = sorted(p.name for p in folder.iterdir() if p.is_symlink())
     assert names == ["README.md", "data", "train.parquet"]
     assert (folder / "train.parquet").read_text() == "upstream", "an upstream output wins over the project's"
@@ -176,17 +185,23 @@ def test_existing_step_context_notebooks_keep_absolute_step_dir(project):
         "  b:\n    notebook: notebooks/b.ipynb\n    needs: [a]\n    outputs: [y.json]\n"
     )
     injected = "step_dir = None\nupstream = None\n"
-    write_notebook(project / "notebooks" / "a.ipynb", injected,
-                   "from aidevops_ext.pipeline.context import StepContext\n"
-                   "ctx = StepContext.create('a', step_dir=step_dir, upstream=upstream)\n"
-                   "ctx.output('x.json').write_text('[1, 2]')")
-    write_notebook(project / "notebooks" / "b.ipynb", injected,
-                   "import json, os\n"
-                   "from aidevops_ext.pipeline.context import StepContext\n"
-                   "ctx = StepContext.create('b', step_dir=step_dir, upstream=upstream, needs=['a'])\n"
-                   "x = json.loads(ctx.input('a', 'x.json').read_text())\n"
-                   "assert os.getcwd() == step_dir and ctx.workspace.root == ctx.workspace.discover().root\n"
-                   "ctx.output('y.json').write_text(json.dumps(sum(x)))")
+    write_notebook(
+        project / "notebooks" / "a.ipynb",
+        injected,
+        "from aidevops_ext.pipeline.context import StepContext\n"
+        "ctx = StepContext.create('a', step_dir=step_dir, upstream=upstream)\n"
+        "ctx.output('x.json').write_text('[1, 2]')",
+    )
+    write_notebook(
+        project / "notebooks" / "b.ipynb",
+        injected,
+        "import json, os\n"
+        "from aidevops_ext.pipeline.context import StepContext\n"
+        "ctx = StepContext.create('b', step_dir=step_dir, upstream=upstream, needs=['a'])\n"
+        "x = json.loads(ctx.input('a', 'x.json').read_text())\n"
+        "assert os.getcwd() == step_dir and ctx.workspace.root == ctx.workspace.discover().root\n"
+        "ctx.output('y.json').write_text(json.dumps(sum(x)))",
+    )
     rec = run(project, track=False)
     assert (rec.run_dir / "b" / "y.json").read_text() == "3"
     assert not (project / ".aidevops" / "scratch").exists(), "no step fell back to the interactive scratch folder"
@@ -203,12 +218,16 @@ def test_aidevops_prefix_names_a_step_shipped_in_the_package(tmp_path, monkeypat
     root = tmp_path / "proj"
     (root / "pipelines").mkdir(parents=True)
     path = root / "pipelines" / "p.yaml"
-    path.write_text("name: p\ndata: {table: customers.csv, target: churned}\n"
-                    "steps:\n  t:\n    notebook: aidevops:throwaway\n")
+    path.write_text(
+        "name: p\ndata: {table: customers.csv, target: churned}\nsteps:\n  t:\n    notebook: aidevops:throwaway\n"
+    )
     loaded = load_spec(path, root)
     assert loaded.steps["t"].notebook == shipped / "throwaway.ipynb"
     assert loaded.data == {"table": "customers.csv", "target": "churned"}
     path.write_text("name: p\nsteps:\n  t:\n    notebook: aidevops:nope\n")
-    with pytest.raises(ConfigError, match=r"^step 't' names aidevops:nope, which is not a shipped step; "
-                                          r"shipped steps are: aidevops:throwaway\.$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^step 't' names aidevops:nope, which is not a shipped step; "
+        r"shipped steps are: aidevops:throwaway\.$",
+    ):
         load_spec(path, root)

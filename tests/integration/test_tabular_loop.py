@@ -25,12 +25,21 @@ CATEGORIES = ("plan", "region", "payment_method")
 
 
 def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "AIDEVOPS_BACKEND")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "AIDEVOPS_BACKEND")
+    }
     # A monitor pass a second (as tests/lab/conftest.py does); the supervisor ends with this pytest process.
     env.update(MPLBACKEND="Agg", AIDEVOPS_MONITOR_SECONDS="1", AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()))
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +115,9 @@ def test_tabular_drift_alert_retrains_on_live_parquet_and_switches_with_zero_fai
     assert done.trigger == "alert" and done.rule == "feature-drift" and done.alert_event_id is not None
     assert done.from_version == "1" and done.version == "2" and done.switched_to == "2" and done.gate_passed
     event = AlertStore(ws.deploy_db).event(done.alert_event_id)
-    assert event["event"] == "fired" and event["action"] == "retrain" and event["handled_by"] == f"retraining #{done.id}"
+    assert (
+        event["event"] == "fired" and event["action"] == "retrain" and event["handled_by"] == f"retraining #{done.id}"
+    )
     assert set(result.versions) == {"1", "2"}, "answers came from the old version, then the new one"
     assert deployment(deployed)["active_version"] == "2"
 
@@ -132,6 +143,7 @@ def test_tabular_drift_alert_retrains_on_live_parquet_and_switches_with_zero_fai
     assert metrics["champion_version"] == "1" and metrics["comparison"]["compared_rows"] == split["test_rows"]
     from aidevops_ext import splitting
     from aidevops_ext.registry.models import version_train_keys
+
     keys = version_train_keys(ws, MODEL, "2")
     trained = splitting.load_keys(split_dir / "train_keys.npy")
     assert len(trained) == split["train_rows"] and set(keys.tolist()) == set(trained.tolist())

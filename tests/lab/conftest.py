@@ -32,10 +32,27 @@ MODEL = "ci-digits"
 ARTIFACTS = REPO / "test-artifacts" / "lab"
 # Debian's chromium (.ci/run installs it); a GitHub runner's preinstalled Chrome works the same way.
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
-_LEAKY_VARS = ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND", "MLFLOW_EXPERIMENT_NAME",
-               "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "AIDEVOPS_SERVING_ADMIN_TOKEN", "AIDEVOPS_ACTOR", "JUPYTER_TOKEN")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+_LEAKY_VARS = (
+    "AIDEVOPS_HOME",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "AIDEVOPS_BACKEND",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+    "AIDEVOPS_SERVING_ADMIN_TOKEN",
+    "AIDEVOPS_ACTOR",
+    "JUPYTER_TOKEN",
+)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -47,8 +64,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def _aidevops(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=clean_env(),
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @dataclass
@@ -71,7 +94,9 @@ def seeded(tmp_path_factory) -> Seeded:
         assert out.returncode == 0, out.stderr[-3000:]
         runs.append(json.loads(_aidevops(root, "show", "latest", "--json").stdout)["run_id"])
     models = json.loads(_aidevops(root, "models", MODEL, "--json").stdout)
-    assert [v["version"] for v in models[0]["versions"]] == ["2", "1"], "two registered versions to canary and roll back"
+    assert [v["version"] for v in models[0]["versions"]] == ["2", "1"], (
+        "two registered versions to canary and roll back"
+    )
     return Seeded(root, runs)
 
 
@@ -100,9 +125,13 @@ def lab(seeded) -> Lab:
     port, token = free_port(), secrets.token_hex(16)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "jupyterlab.log"
-    env = clean_env(AIDEVOPS_HOME=str(seeded.root), AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
-                    JUPYTER_CONFIG_DIR=str(seeded.root / ".jupyter-config"), AIDEVOPS_ACTOR="lab-tests",
-                    AIDEVOPS_MONITOR_SECONDS="1")  # deployments started here run a monitor pass a second (Monitor panel tests)
+    env = clean_env(
+        AIDEVOPS_HOME=str(seeded.root),
+        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
+        JUPYTER_CONFIG_DIR=str(seeded.root / ".jupyter-config"),
+        AIDEVOPS_ACTOR="lab-tests",
+        AIDEVOPS_MONITOR_SECONDS="1",
+    )  # deployments started here run a monitor pass a second (Monitor panel tests)
     settings = seeded.root / ".lab-settings"
     # No "get notified about news?" toast over the panel in screenshots.
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -110,10 +139,25 @@ def lab(seeded) -> Lab:
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-             f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={seeded.root}",
-             f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={seeded.root / '.lab-workspaces'}"],
-            cwd=seeded.root, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "jupyterlab",
+                "--no-browser",
+                f"--port={port}",
+                "--ServerApp.ip=127.0.0.1",
+                f"--IdentityProvider.token={token}",
+                "--allow-root",
+                f"--ServerApp.root_dir={seeded.root}",
+                f"--LabApp.user_settings_dir={settings}",
+                f"--LabApp.workspaces_dir={seeded.root / '.lab-workspaces'}",
+            ],
+            cwd=seeded.root,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180  # a loaded CI machine starts Lab slowly
     while True:
@@ -151,8 +195,11 @@ def _deployment_processes(root: Path) -> list[int]:
             state = (entry / "stat").read_bytes().rsplit(b")", 1)[-1].split()[0]
         except (OSError, IndexError):
             continue
-        if state not in (b"Z", b"X") and str(root).encode() in b" ".join(args) and any(
-                b"aidevops_ext.deploy." in a for a in args):
+        if (
+            state not in (b"Z", b"X")
+            and str(root).encode() in b" ".join(args)
+            and any(b"aidevops_ext.deploy." in a for a in args)
+        ):
             found.append(int(entry.name))
     return found
 

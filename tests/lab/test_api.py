@@ -10,8 +10,9 @@ from .conftest import MODEL
 
 @pytest.fixture(scope="module")
 def client(lab):
-    with httpx.Client(base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"},
-                      timeout=120) as c:
+    with httpx.Client(
+        base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"}, timeout=120
+    ) as c:
         yield c
 
 
@@ -55,16 +56,19 @@ def test_a_run_notebook_is_served_read_only_with_its_outputs(client, seeded):
     assert [r["run_id"] for r in client.get("runs").json()["runs"]] == seeded.runs[::-1]
 
 
-@pytest.mark.parametrize(("path", "needle", "status"), [
-    ("runs/nope/notebooks/train", "no pipeline run 'nope'", 404),
-    ("runs/latest", "no pipeline run 'latest'", 404),  # exact ids only: a link must not change meaning
-    ("runs/%2E%2E/notebooks/train", "no pipeline run", 404),  # traversal attempts are run ids like any other
-    ("models/no-such-model", "No registered model named 'no-such-model'", 404),
-    ("deployments/nope", "no deployment named 'nope'", 404),
-    ("deployments/nope/history", "no deployment named 'nope'", 404),
-    ("runs?limit=abc", "'limit' must be a whole number", 400),
-    ("deployments/bad%20name!", "no deployment named 'bad name!'", 404),
-])
+@pytest.mark.parametrize(
+    ("path", "needle", "status"),
+    [
+        ("runs/nope/notebooks/train", "no pipeline run 'nope'", 404),
+        ("runs/latest", "no pipeline run 'latest'", 404),  # exact ids only: a link must not change meaning
+        ("runs/%2E%2E/notebooks/train", "no pipeline run", 404),  # traversal attempts are run ids like any other
+        ("models/no-such-model", "No registered model named 'no-such-model'", 404),
+        ("deployments/nope", "no deployment named 'nope'", 404),
+        ("deployments/nope/history", "no deployment named 'nope'", 404),
+        ("runs?limit=abc", "'limit' must be a whole number", 400),
+        ("deployments/bad%20name!", "no deployment named 'bad name!'", 404),
+    ],
+)
 def test_bad_reads_are_4xx_sentences_404_for_what_does_not_exist(client, path, needle, status):
     assert needle in _error(client.get(path), status)
 
@@ -74,24 +78,27 @@ def test_an_unknown_step_names_the_steps_that_have_notebooks(client, seeded):
     assert "no executed notebook for step 'deploy'" in message and "train" in message
 
 
-@pytest.mark.parametrize(("path", "body", "needle"), [
-    ("deployments", {}, "Field 'model' is missing"),
-    ("deployments", {"model": MODEL}, "exactly one of 'alias'"),
-    ("deployments", {"model": MODEL, "alias": "champion", "version": "1"}, "exactly one of 'alias'"),
-    ("deployments", {"model": MODEL, "version": "0"}, "not a version number"),
-    ("deployments", {"model": MODEL, "alias": "champion", "port": 80}, "Unknown field(s) port"),
-    ("deployments", {"model": "$(rm -rf /)", "alias": "champion"}, "not a registered model's name"),
-    ("deployments", {"model": "nothing-here", "alias": "champion"}, "nothing-here"),
-    ("deployments", {"model": MODEL, "alias": "nosuchalias"}, "nosuchalias"),
-    ("deployments", {"model": MODEL, "alias": "champion", "reason": "x" * 501}, "at most 500 characters"),
-    ("deployments/nope/canary", {"version": "2"}, "Field 'share' is missing"),
-    ("deployments/nope/canary", {"version": "2", "share": 1.5}, "between 0 and 1"),
-    ("deployments/nope/canary", {"clear": True, "share": 0.1}, "'clear' takes no version or share"),
-    ("deployments/nope/canary", {"clear": "yes"}, "must be true or false"),
-    ("deployments/nope/promote", {"reason": 3}, "Field 'reason' must be text"),
-    ("deployments/nope/promote", {}, "no deployment named 'nope'"),
-    ("deployments/nope/rollback", {"why": "x"}, "Unknown field(s) why"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "needle"),
+    [
+        ("deployments", {}, "Field 'model' is missing"),
+        ("deployments", {"model": MODEL}, "exactly one of 'alias'"),
+        ("deployments", {"model": MODEL, "alias": "champion", "version": "1"}, "exactly one of 'alias'"),
+        ("deployments", {"model": MODEL, "version": "0"}, "not a version number"),
+        ("deployments", {"model": MODEL, "alias": "champion", "port": 80}, "Unknown field(s) port"),
+        ("deployments", {"model": "$(rm -rf /)", "alias": "champion"}, "not a registered model's name"),
+        ("deployments", {"model": "nothing-here", "alias": "champion"}, "nothing-here"),
+        ("deployments", {"model": MODEL, "alias": "nosuchalias"}, "nosuchalias"),
+        ("deployments", {"model": MODEL, "alias": "champion", "reason": "x" * 501}, "at most 500 characters"),
+        ("deployments/nope/canary", {"version": "2"}, "Field 'share' is missing"),
+        ("deployments/nope/canary", {"version": "2", "share": 1.5}, "between 0 and 1"),
+        ("deployments/nope/canary", {"clear": True, "share": 0.1}, "'clear' takes no version or share"),
+        ("deployments/nope/canary", {"clear": "yes"}, "must be true or false"),
+        ("deployments/nope/promote", {"reason": 3}, "Field 'reason' must be text"),
+        ("deployments/nope/promote", {}, "no deployment named 'nope'"),
+        ("deployments/nope/rollback", {"why": "x"}, "Unknown field(s) why"),
+    ],
+)
 def test_bad_changes_are_4xx_sentences_and_change_nothing(client, path, body, needle):
     missing = needle in ("nothing-here", "no deployment named 'nope'")  # what the request names does not exist
     assert needle in _error(client.post(path, json=body), 404 if missing else 400)

@@ -79,7 +79,9 @@ def test_each_gated_version_shows_the_gates_own_comparison_beside_its_badge(page
     gated = [v for v in answer["versions"] if v.get("gate_summary")]
     for v in gated:
         line = panel(page).locator(f'tr[data-version="{v["version"]}"] [data-testid="gate-summary"]')
-        assert line.is_visible() and line.inner_text() == v["gate_summary"], "as text next to the badge, not only a tooltip"
+        assert line.is_visible() and line.inner_text() == v["gate_summary"], (
+            "as text next to the badge, not only a tooltip"
+        )
     for v in answer["versions"]:
         if not v.get("gate_summary"):
             assert panel(page).locator(f'tr[data-version="{v["version"]}"] [data-testid="gate-summary"]').count() == 0
@@ -127,7 +129,9 @@ def test_canary_a_second_version(page, versions):
     dialog = page.locator(".jp-Dialog")
     dialog.locator("input").fill("25")
     confirm(page, "Start canary")
-    expect(card(page).locator(".jp-aidevops-canary-share")).to_have_text(f"v{other} gets 25 % of requests", timeout=SLOW_MS)
+    expect(card(page).locator(".jp-aidevops-canary-share")).to_have_text(
+        f"v{other} gets 25 % of requests", timeout=SLOW_MS
+    )
     assert card(page).locator(".jp-aidevops-active").inner_text() == f"v{champion}"
     assert panel(page).locator(f'tr[data-version="{other}"] .jp-aidevops-canary-badge').inner_text() == "canary 25 %"
     shot(page, "03-canary")
@@ -171,7 +175,10 @@ def test_the_panel_fits_the_default_sidebar_width(page):
         assert box["width"] < 330
         overflow = panel(page).evaluate("el => el.scrollWidth - el.clientWidth")
         assert overflow <= 1, f"the panel scrolls sideways by {overflow} px"
-        for cell in ("tr.jp-aidevops-history-row td.jp-aidevops-history-actor", "tr.jp-aidevops-version td.jp-aidevops-metrics"):
+        for cell in (
+            "tr.jp-aidevops-history-row td.jp-aidevops-history-actor",
+            "tr.jp-aidevops-version td.jp-aidevops-metrics",
+        ):
             edge = panel(page).locator(cell).first.bounding_box()
             assert edge["x"] + edge["width"] <= box["x"] + box["width"] + 1, f"{cell} is cut off at the panel's edge"
         assert "lab-tests via JupyterLab" in card(page).locator("td.jp-aidevops-history-actor").first.inner_text()

@@ -23,7 +23,9 @@ COMMENTS = re.compile(r"/\*.*?\*/|^\s*//.*?$", re.S | re.M)
 
 def _jlpm(*args: str, timeout: int) -> subprocess.CompletedProcess:
     jlpm = shutil.which("jlpm")
-    assert jlpm, "jlpm (from jupyter-builder, a JupyterLab dependency) is not on PATH; reinstall with pip install -e '.[test]'"
+    assert jlpm, (
+        "jlpm (from jupyter-builder, a JupyterLab dependency) is not on PATH; reinstall with pip install -e '.[test]'"
+    )
     return subprocess.run([jlpm, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
@@ -55,7 +57,9 @@ def test_the_test_call_count_sees_what_jest_would_run():
 
 
 def test_every_jest_unit_test_runs_and_passes(tmp_path):
-    if not (REPO / "node_modules" / ".bin" / "jest").exists():  # pip's build step installs them; a bare clone may not have
+    if not (
+        REPO / "node_modules" / ".bin" / "jest"
+    ).exists():  # pip's build step installs them; a bare clone may not have
         installed = _jlpm("install", timeout=600)
         assert installed.returncode == 0, installed.stdout[-3000:]
     files = {p: written_tests(p) for p in spec_files()}
@@ -67,13 +71,23 @@ def test_every_jest_unit_test_runs_and_passes(tmp_path):
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-5000:]
     report = json.loads(report_file.read_text(encoding="utf-8"))
-    counts = {k: report[k] for k in ("numTotalTests", "numPassedTests", "numFailedTests", "numPendingTests",
-                                     "numTodoTests", "numRuntimeErrorTestSuites")}
+    counts = {
+        k: report[k]
+        for k in (
+            "numTotalTests",
+            "numPassedTests",
+            "numFailedTests",
+            "numPendingTests",
+            "numTodoTests",
+            "numRuntimeErrorTestSuites",
+        )
+    }
     assert report["success"] and counts["numFailedTests"] == 0 and counts["numRuntimeErrorTestSuites"] == 0, counts
     assert counts["numPendingTests"] == 0 and counts["numTodoTests"] == 0, f"skipped or todo jest tests: {counts}"
     assert counts["numPassedTests"] == counts["numTotalTests"], counts
     assert counts["numTotalTests"] >= written, (
-        f"jest ran {counts['numTotalTests']} tests but the spec files hold {written} test calls: {counts}")
+        f"jest ran {counts['numTotalTests']} tests but the spec files hold {written} test calls: {counts}"
+    )
     ran = {Path(r["name"]).resolve() for r in report["testResults"]}
     missed = sorted(str(p.relative_to(REPO)) for p, n in files.items() if n and p.resolve() not in ran)
     assert not missed, f"spec files jest did not run (see testRegex in jest.config.js): {missed}"

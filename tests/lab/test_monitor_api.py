@@ -20,8 +20,9 @@ DEPLOYMENT = "api-monitor"
 
 @pytest.fixture(scope="module")
 def client(lab):
-    with httpx.Client(base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"},
-                      timeout=180) as c:
+    with httpx.Client(
+        base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"}, timeout=180
+    ) as c:
         yield c
 
 
@@ -62,7 +63,9 @@ def test_series_count_every_request_and_chart_quality_and_predictions(client, la
     series = _until(fetch, lambda s: sum(s["requests"]["requests"]) >= sent.sent, what="every request logged")
     req = series["requests"]
     with sqlite3.connect(lab.root / ".aidevops" / "deploy.db") as db:  # the log itself, deploy checks included
-        logged = db.execute("SELECT count(*) FROM request_log WHERE model = ? AND ts >= ?", (MODEL, series["start"])).fetchone()[0]
+        logged = db.execute(
+            "SELECT count(*) FROM request_log WHERE model = ? AND ts >= ?", (MODEL, series["start"])
+        ).fetchone()[0]
     assert sum(req["requests"]) == logged >= sent.sent and len(req["t"]) == 30
     assert series["model"] == MODEL and series["task"] == "classification"
     busy = [i for i, n in enumerate(req["requests"]) if n]
@@ -79,8 +82,11 @@ def test_series_count_every_request_and_chart_quality_and_predictions(client, la
 
 
 def test_the_monitor_summary_and_alerts_describe_the_live_window(client, sent):
-    summary = _until(lambda: client.get(f"deployments/{DEPLOYMENT}/monitor", params={"refresh": "1"}).json(),
-                     lambda s: s.get("logged_rows", 0) >= 300, what="a full window")
+    summary = _until(
+        lambda: client.get(f"deployments/{DEPLOYMENT}/monitor", params={"refresh": "1"}).json(),
+        lambda s: s.get("logged_rows", 0) >= 300,
+        what="a full window",
+    )
     assert summary["model"] == MODEL and summary["status"] == "ok"
     assert summary["drift"]["status"] == "ok" and len(summary["drift"]["features"]) == 64
     # In-distribution traffic: a replay of the fixed test split (a hash sample whose class mix is its own) may show
@@ -98,28 +104,31 @@ def test_the_monitor_summary_and_alerts_describe_the_live_window(client, sent):
     assert isinstance(alerts["events"], list)
 
 
-@pytest.mark.parametrize(("method", "path", "body", "needle"), [
-    ("GET", f"deployments/{DEPLOYMENT}/series?minutes=0", None, "minutes must be a number from 1"),
-    ("GET", f"deployments/{DEPLOYMENT}/series?minutes=lots", None, "'minutes' must be a number"),
-    ("GET", f"deployments/{DEPLOYMENT}/series?buckets=5000", None, "buckets must be a whole number from 1 to 1000"),
-    ("GET", "deployments/ghost/monitor", None, "ghost"),
-    ("GET", "deployments/ghost/series", None, "ghost"),
-    ("GET", "deployments/ghost/alerts", None, "ghost"),
-    ("POST", "deployments/ghost/retrain", {}, "ghost"),
-    ("POST", f"deployments/{DEPLOYMENT}/retrain", {"rows": 5}, "Unknown field(s) rows"),
-    ("POST", "runs", {}, "Field 'pipeline' is missing"),
-    ("POST", "runs", {"pipeline": "nope"}, "pipeline spec 'nope' not found"),
-    ("POST", "runs", {"pipeline": "../../etc/passwd"}, "which is not the name of a pipeline"),
-    ("POST", "runs", {"pipeline": "ci", "params": {"epochz": 3}}, "unknown parameter 'epochz'"),
-    ("POST", "runs", {"pipeline": "ci", "params": {"epochs": "many"}}, "expects an integer"),
-    ("POST", "runs", {"pipeline": "ci", "params": [1, 2]}, "must be a JSON object of param names"),
-    ("POST", "runs", {"pipeline": "ci", "force": True}, "Unknown field(s) force"),
-    ("POST", "runs/nope/rerun", {}, "no pipeline run 'nope'"),
-    ("GET", "jobs/nope", None, "there is no job 'nope'"),
-    ("GET", "jobs/..%2F..%2Fetc", None, "is not valid"),
-    ("GET", "diff?base=nope&remote=nope", None, "no pipeline run 'nope' (base)"),
-    ("GET", "diff", None, "no pipeline run ''"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "needle"),
+    [
+        ("GET", f"deployments/{DEPLOYMENT}/series?minutes=0", None, "minutes must be a number from 1"),
+        ("GET", f"deployments/{DEPLOYMENT}/series?minutes=lots", None, "'minutes' must be a number"),
+        ("GET", f"deployments/{DEPLOYMENT}/series?buckets=5000", None, "buckets must be a whole number from 1 to 1000"),
+        ("GET", "deployments/ghost/monitor", None, "ghost"),
+        ("GET", "deployments/ghost/series", None, "ghost"),
+        ("GET", "deployments/ghost/alerts", None, "ghost"),
+        ("POST", "deployments/ghost/retrain", {}, "ghost"),
+        ("POST", f"deployments/{DEPLOYMENT}/retrain", {"rows": 5}, "Unknown field(s) rows"),
+        ("POST", "runs", {}, "Field 'pipeline' is missing"),
+        ("POST", "runs", {"pipeline": "nope"}, "pipeline spec 'nope' not found"),
+        ("POST", "runs", {"pipeline": "../../etc/passwd"}, "which is not the name of a pipeline"),
+        ("POST", "runs", {"pipeline": "ci", "params": {"epochz": 3}}, "unknown parameter 'epochz'"),
+        ("POST", "runs", {"pipeline": "ci", "params": {"epochs": "many"}}, "expects an integer"),
+        ("POST", "runs", {"pipeline": "ci", "params": [1, 2]}, "must be a JSON object of param names"),
+        ("POST", "runs", {"pipeline": "ci", "force": True}, "Unknown field(s) force"),
+        ("POST", "runs/nope/rerun", {}, "no pipeline run 'nope'"),
+        ("GET", "jobs/nope", None, "there is no job 'nope'"),
+        ("GET", "jobs/..%2F..%2Fetc", None, "is not valid"),
+        ("GET", "diff?base=nope&remote=nope", None, "no pipeline run 'nope' (base)"),
+        ("GET", "diff", None, "no pipeline run ''"),
+    ],
+)
 def test_bad_requests_are_4xx_sentences_and_start_nothing(client, sent, method, path, body, needle):
     before = client.get("jobs").json()["jobs"]
     missing = needle == "ghost" or needle.startswith(("no pipeline run", "there is no job"))  # 404: no such thing
@@ -138,8 +147,12 @@ def test_the_monitor_of_a_stopped_deployment_is_409_while_its_alerts_stay_readab
 
 def test_a_run_started_through_the_api_is_followed_to_its_end_and_rerun_from_its_failed_step(client, seeded):
     def follow(job_id):
-        return _until(lambda: client.get(f"jobs/{job_id}").json(), lambda j: j["status"] != "running", timeout=300,
-                      what=f"job {job_id} ends")
+        return _until(
+            lambda: client.get(f"jobs/{job_id}").json(),
+            lambda j: j["status"] != "running",
+            timeout=300,
+            what=f"job {job_id} ends",
+        )
 
     started = client.post("runs", json={"pipeline": "ci", "params": {"epochs": 0, "hidden": [12]}})
     assert started.status_code == 202, started.text
@@ -172,8 +185,9 @@ def test_two_runs_diff_in_nbdime(client, lab, seeded):
     # nbdime gets the two notebooks with run ids, folders and timings masked, written under .aidevops/diffs/
     assert diff["base_path"] == f".aidevops/diffs/{seeded.runs[0]}--{seeded.runs[1]}--train/base-02_train.ipynb"
     assert "unknown step" not in diff and diff["url"].startswith("nbdime/difftool?base=")
-    assert "choose one of prepare, train" in _error(client.get("diff", params={
-        "base": seeded.runs[0], "remote": seeded.runs[1], "step": "nope"}))
+    assert "choose one of prepare, train" in _error(
+        client.get("diff", params={"base": seeded.runs[0], "remote": seeded.runs[1], "step": "nope"})
+    )
     with httpx.Client(base_url=lab.url, headers={"Authorization": f"token {lab.token}"}, timeout=60) as raw:
         page = raw.get("/" + diff["url"])
         assert page.status_code == 200 and "nbdime" in page.text

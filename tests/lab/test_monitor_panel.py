@@ -61,9 +61,18 @@ class Traffic:
 
         def send() -> None:
             try:
-                self.box["result"] = traffic.simulate(url, rows, rate=RATE, duration=1800, batch=2, drift=1.5,
-                                                      drift_after=DRIFT_AFTER, feedback=0.5, seed=7,
-                                                      stop=self.stop_event)
+                self.box["result"] = traffic.simulate(
+                    url,
+                    rows,
+                    rate=RATE,
+                    duration=1800,
+                    batch=2,
+                    drift=1.5,
+                    drift_after=DRIFT_AFTER,
+                    feedback=0.5,
+                    seed=7,
+                    stop=self.stop_event,
+                )
             except BaseException as exc:  # noqa: BLE001 - reported by the test that reads the result
                 self.box["error"] = exc
 
@@ -134,11 +143,19 @@ def dom_numbers(page) -> dict:
 
 def api_numbers(summary: dict) -> dict:
     req, q, drift = summary.get("requests") or {}, summary.get("quality") or {}, summary.get("drift") or {}
-    return {"monitor-p50": req.get("latency_p50_ms"), "monitor-p95": req.get("latency_p95_ms"),
-            "monitor-p99": req.get("latency_p99_ms"), "monitor-error-rate": req.get("error_rate"),
-            "monitor-accuracy": q.get("accuracy"), "lower": q.get("accuracy_lower"), "upper": q.get("accuracy_upper"),
-            "monitor-logged-rows": summary.get("logged_rows"), "monitor-drifted": len(drift.get("drifted") or []),
-            "monitor-windows": summary.get("completed_windows"), "features": ",".join(drift.get("drifted") or [])}
+    return {
+        "monitor-p50": req.get("latency_p50_ms"),
+        "monitor-p95": req.get("latency_p95_ms"),
+        "monitor-p99": req.get("latency_p99_ms"),
+        "monitor-error-rate": req.get("error_rate"),
+        "monitor-accuracy": q.get("accuracy"),
+        "lower": q.get("accuracy_lower"),
+        "upper": q.get("accuracy_upper"),
+        "monitor-logged-rows": summary.get("logged_rows"),
+        "monitor-drifted": len(drift.get("drifted") or []),
+        "monitor-windows": summary.get("completed_windows"),
+        "features": ",".join(drift.get("drifted") or []),
+    }
 
 
 def same(shown: str | None, value) -> bool:
@@ -174,7 +191,9 @@ def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(page, clie
     print(f"feature-drift fired after {time.monotonic() - sent.started:.0f} s of traffic")
     # While traffic flows, the shown request rate is the series' latest bucket (compared with the API's, a moment apart).
     shown_rate = float(stat(page, "monitor-rate").get_attribute("data-value"))
-    api_rate = client.get(lab.api(f"deployments/{NAME}/series"), params={"minutes": 10, "buckets": 120}).json()["requests"]["rate"][-1]
+    api_rate = client.get(lab.api(f"deployments/{NAME}/series"), params={"minutes": 10, "buckets": 120}).json()[
+        "requests"
+    ]["rate"][-1]
     assert shown_rate > 0 and abs(shown_rate - api_rate) <= 0.4 * max(shown_rate, api_rate) + 2, (shown_rate, api_rate)
     # Stop now: the monitor window stops moving, so the panel and the API describe the same rows from here on
     # (and the automatic retraining the alert started has less to compete with).
@@ -185,7 +204,10 @@ def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(page, clie
     assert row.locator(".jp-aidevops-alert-condition").inner_text() == "psi > 0.25"
     assert re.fullmatch(r"just now|\d+ s ago|\d+ min ago", row.locator(".jp-aidevops-alert-since").inner_text())
     assert row.locator(".jp-aidevops-alert-features").get_attribute("data-features"), "the drifted features are named"
-    assert panel(page).locator('[data-testid="monitor-events"] li[data-rule="feature-drift"][data-event="fired"]').count() >= 1
+    assert (
+        panel(page).locator('[data-testid="monitor-events"] li[data-rule="feature-drift"][data-event="fired"]').count()
+        >= 1
+    )
     shot(page, "monitor-alerts", stat(page, "monitor-alerts-area"))
 
 
@@ -207,12 +229,16 @@ def test_the_shown_numbers_equal_the_apis(page, client, lab):
     row = panel(page).locator('tr[data-rule="feature-drift"]')
     assert row.get_attribute("data-state") == alert["state"]
     assert same(row.locator(".jp-aidevops-alert-value").get_attribute("data-value"), alert["value"])
-    assert row.locator(".jp-aidevops-alert-features").get_attribute("data-features") == ",".join(alert["features"] or [])
+    assert row.locator(".jp-aidevops-alert-features").get_attribute("data-features") == ",".join(
+        alert["features"] or []
+    )
     assert int(shown["monitor-drifted"]) > 0 and shown["monitor-accuracy"] not in ("", None)
     assert float(shown["lower"]) <= float(shown["monitor-accuracy"]) <= float(shown["upper"])
     rows = panel(page).locator('[data-testid="monitor-features"] tr.jp-aidevops-feature')
     names = {rows.nth(i).get_attribute("data-feature") for i in range(rows.count())}
-    assert names == {f["name"] for f in summary["drift"]["features"]}, "the drift table has one row per feature of the pass"
+    assert names == {f["name"] for f in summary["drift"]["features"]}, (
+        "the drift table has one row per feature of the pass"
+    )
     text = stat(page, "monitor-p95").inner_text()
     assert text.endswith(" ms") and abs(float(text[:-3]) - float(shown["monitor-p95"])) <= 0.05
     panel(page).evaluate("el => el.scrollTo(0, 0)")
@@ -258,7 +284,9 @@ def test_polling_stands_by_while_the_tab_is_hidden(page):
     finally:
         page.remove_listener("request", record)
     assert hidden == [], f"requests while the Monitor tab was hidden: {hidden}"
-    assert any("/monitor" in u for u in shown) and any("/series" in u for u in shown), "polling resumes at once when shown"
+    assert any("/monitor" in u for u in shown) and any("/series" in u for u in shown), (
+        "polling resumes at once when shown"
+    )
 
 
 def wait_for_the_automatic_retraining(lab) -> None:
@@ -273,7 +301,11 @@ def wait_for_the_automatic_retraining(lab) -> None:
         if not found and time.monotonic() > start + 60:
             print("no automatic retraining started")
             return
-        if found and all(r.status != loop.RUNNING for r in found) and not loop.retraining_running(Workspace(lab.root), NAME):
+        if (
+            found
+            and all(r.status != loop.RUNNING for r in found)
+            and not loop.retraining_running(Workspace(lab.root), NAME)
+        ):
             print(f"automatic retraining: {[(r.id, r.status, r.message) for r in found]}")
             return
         time.sleep(2)
@@ -285,8 +317,16 @@ def test_retrain_now_follows_the_job_to_the_run_it_produced(page, lab, deployed)
 
     wait_for_the_automatic_retraining(lab)
     # New labelled rows since that retraining, so this one trains on other data instead of finding every step cached.
-    burst = traffic.simulate(deployed["url"], traffic.rows_for_model(lab.root, MODEL), rate=RATE, duration=4, batch=2,
-                             drift=1.5, feedback=1.0, seed=11)
+    burst = traffic.simulate(
+        deployed["url"],
+        traffic.rows_for_model(lab.root, MODEL),
+        rate=RATE,
+        duration=4,
+        batch=2,
+        drift=1.5,
+        feedback=1.0,
+        seed=11,
+    )
     assert burst.failed == 0 and burst.feedback_sent > 0, burst.errors
     time.sleep(2)  # the server's request log writer flushes every 0.5 s
     panel(page).evaluate("el => el.scrollTo(0, 0)")
@@ -309,7 +349,9 @@ def test_retrain_now_follows_the_job_to_the_run_it_produced(page, lab, deployed)
     run_id = stat(page, "monitor-job-run").get_attribute("data-run-id")
     assert run_id, "the panel names the pipeline run the retraining produced"
     assert f"(pipeline run {run_id})" in message and message.startswith("retraining #"), message
-    assert re.search(r"✓ prepare\s+ran in", log), f"the new labelled rows changed the training data, so prepare ran:\n{log}"
+    assert re.search(r"✓ prepare\s+ran in", log), (
+        f"the new labelled rows changed the training data, so prepare ran:\n{log}"
+    )
     page.retrained_run = run_id
     assert stat(page, "monitor-retrain").is_enabled()
     shot(page, "monitor-retrain-done", stat(page, "monitor-job-area"))

@@ -55,7 +55,10 @@ def row(page, run_id: str):
 
 def chip_states(page, run_id: str) -> dict[str, str]:
     chips = row(page, run_id).locator("[data-step]")
-    return {chips.nth(i).get_attribute("data-step"): chips.nth(i).get_attribute("data-step-status") for i in range(chips.count())}
+    return {
+        chips.nth(i).get_attribute("data-step"): chips.nth(i).get_attribute("data-step-status")
+        for i in range(chips.count())
+    }
 
 
 def api_states(run: dict) -> dict[str, str]:
@@ -89,7 +92,9 @@ def test_the_launcher_and_the_command_palette_offer_the_runs_panel(page):
     page.keyboard.press("Control+Shift+C")
     page.locator(".lm-CommandPalette-input").fill("Runs Panel")
     # Enter runs the active (best) match; a click can miss while the palette re-renders its items.
-    expect(page.locator(".lm-CommandPalette-item.lm-mod-active")).to_have_attribute("data-command", "aidevops:open-runs-panel")
+    expect(page.locator(".lm-CommandPalette-item.lm-mod-active")).to_have_attribute(
+        "data-command", "aidevops:open-runs-panel"
+    )
     page.keyboard.press("Enter")
     panel(page).wait_for(state="visible")
     widen_left_sidebar(page, 620)
@@ -106,10 +111,14 @@ def test_the_panel_lists_the_seeded_runs_newest_first_with_the_apis_step_statuse
         assert chip_states(page, run_id) == api_states(run)
         assert list(chip_states(page, run_id)) == ["prepare", "train", "evaluate", "register"]
     seed = row(page, second).locator('.jp-aidevops-runs-param[data-param="seed"]')
-    assert seed.inner_text() == "seed=1" and "jp-mod-override" in seed.get_attribute("class"), "the override is highlighted"
+    assert seed.inner_text() == "seed=1" and "jp-mod-override" in seed.get_attribute("class"), (
+        "the override is highlighted"
+    )
     plain = row(page, first).locator('.jp-aidevops-runs-param[data-param="seed"]')
     assert plain.inner_text() == "seed=0" and "jp-mod-override" not in plain.get_attribute("class")
-    assert re.fullmatch(r"\d+(\.\d+)? s|\d+ min \d+ s", row(page, first).locator(".jp-aidevops-runs-duration").inner_text())
+    assert re.fullmatch(
+        r"\d+(\.\d+)? s|\d+ min \d+ s", row(page, first).locator(".jp-aidevops-runs-duration").inner_text()
+    )
     shot(page, "runs-panel", panel(page))
 
 
@@ -196,7 +205,9 @@ def test_start_a_pipeline_whose_later_step_fails(page, api):
     expect(page.locator(".jp-Dialog .jp-aidevops-runs-form-error")).to_have_text(re.compile("must be a JSON object"))
     # Server-side check: a param of the wrong type → the server's sentence inside the dialog.
     submit(page, '{"epochs": "many"}', "Run")
-    expect(page.locator(".jp-Dialog .jp-aidevops-runs-form-error")).to_have_text(re.compile(r"parameter 'epochs' expects an integer"))
+    expect(page.locator(".jp-Dialog .jp-aidevops-runs-form-error")).to_have_text(
+        re.compile(r"parameter 'epochs' expects an integer")
+    )
     shot(page, "runs-dialog-error")
     submit(page, json.dumps(FAILING), "Run")
     page.locator(".jp-Dialog").wait_for(state="detached")
@@ -204,10 +215,15 @@ def test_start_a_pipeline_whose_later_step_fails(page, api):
     assert job["status"] == "failed" and job["run"]["status"] == "failed"
     run_id = STATE["failed_run"] = job["run_id"]
     STATE["failed_job"] = job["id"]
-    assert chip_states(page, run_id) == api_states(job["run"]) == {
-        "prepare": "cached", "train": "failed", "evaluate": "pending", "register": "pending"}
+    assert (
+        chip_states(page, run_id)
+        == api_states(job["run"])
+        == {"prepare": "cached", "train": "failed", "evaluate": "pending", "register": "pending"}
+    )
     assert "no-such-model" in row(page, run_id).locator(".jp-aidevops-runs-step-error").inner_text()
-    assert panel(page).locator("[data-job-id] .jp-aidevops-runs-log").inner_text().strip(), "the job's log tail is shown"
+    assert panel(page).locator("[data-job-id] .jp-aidevops-runs-log").inner_text().strip(), (
+        "the job's log tail is shown"
+    )
     shot(page, "runs-failed", panel(page))
 
 
@@ -224,8 +240,11 @@ def test_rerun_from_the_failed_step_with_the_param_fixed(page, api):
     assert job["status"] == "succeeded", job["log_tail"]
     run = api(f"runs/{job['run_id']}")
     assert run["overrides"] == FIXED
-    assert chip_states(page, run["run_id"]) == api_states(run) == {
-        "prepare": "cached", "train": "ran", "evaluate": "ran", "register": "ran"}
+    assert (
+        chip_states(page, run["run_id"])
+        == api_states(run)
+        == {"prepare": "cached", "train": "ran", "evaluate": "ran", "register": "ran"}
+    )
     assert row(page, run["run_id"]).get_attribute("data-status") == "succeeded"
     assert run["resumed_from"] == failed_id
     assert row(page, run["run_id"]).locator(".jp-aidevops-runs-resumed").inner_text() == f"resumed from {failed_id}"

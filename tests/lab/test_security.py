@@ -56,8 +56,12 @@ def test_the_route_table_is_what_the_openapi_file_describes():
     import yaml
 
     spec = yaml.safe_load((REPO / "aidevops_ext" / "openapi" / "aidevops-api.yaml").read_text())
-    described = {(m.upper(), "aidevops/api" + re.sub(r"\{(\w+)\}", lambda g: SAMPLE[g.group(1)], p))
-                 for p, ops in spec["paths"].items() for m in ops if m in VERBS}
+    described = {
+        (m.upper(), "aidevops/api" + re.sub(r"\{(\w+)\}", lambda g: SAMPLE[g.group(1)], p))
+        for p, ops in spec["paths"].items()
+        for m in ops
+        if m in VERBS
+    }
     assert described == set(CALLS)
 
 
@@ -67,8 +71,12 @@ def test_unauthenticated_requests_are_refused(lab, method, path):
         plain = client.request(method, "/" + path, json={} if method == "POST" else None)
         assert plain.status_code == 403, plain.text
         # Even with a matching XSRF cookie and header (so only authentication can refuse it).
-        forged = client.request(method, "/" + path, json={} if method == "POST" else None,
-                                headers={"X-XSRFToken": "abc", "Cookie": "_xsrf=abc"})
+        forged = client.request(
+            method,
+            "/" + path,
+            json={} if method == "POST" else None,
+            headers={"X-XSRFToken": "abc", "Cookie": "_xsrf=abc"},
+        )
         assert forged.status_code == 403, forged.text
 
 

@@ -63,7 +63,10 @@ def test_the_spec_example_parses():
         ({"name": "x", "metric": "error_rate", "op": ">", "threshold": 1, "any_feature": True}, "is not per feature"),
         ({"name": "x", "metric": "error_rate", "op": ">", "threshold": 1, "for_windows": 0}, "for_windows must be"),
         ({"name": "x", "metric": "error_rate", "op": ">", "threshold": 1, "action": "reboot"}, "action 'reboot'"),
-        ({"name": "x", "metric": "error_rate", "op": ">", "threshold": 1, "for_window": 2}, "did you mean 'for_windows'"),
+        (
+            {"name": "x", "metric": "error_rate", "op": ">", "threshold": 1, "for_window": 2},
+            "did you mean 'for_windows'",
+        ),
         ({"metric": "error_rate", "op": ">", "threshold": 1}, "needs a name"),
         ("psi > 0.25", "must be a mapping"),
     ],
@@ -124,7 +127,9 @@ def test_no_data_changes_nothing_and_a_window_counts_once():
 
 
 def test_resolve_windows_and_a_removed_rule_closes_its_alert():
-    rules = [al.parse_rule({"name": "lat", "metric": "latency_p99_ms", "op": ">", "threshold": 50, "resolve_windows": 2})]
+    rules = [
+        al.parse_rule({"name": "lat", "metric": "latency_p99_ms", "op": ">", "threshold": 50, "resolve_windows": 2})
+    ]
     state, ev = step(rules, {"latency_p99_ms": 80}, {}, 1)
     assert ev[0]["event"] == "fired"
     state, ev = step(rules, {"latency_p99_ms": 20}, state, 2)
@@ -203,7 +208,12 @@ def test_alerts_fire_and_resolve_on_real_drift_quality_and_traffic():
         log.append(sorted((e["rule"], e["event"]) for e in events))
     assert log[0] == [] and log[1] == []
     assert log[2] == [("accuracy-low", "fired"), ("errors", "fired"), ("feature-drift", "fired"), ("latency", "fired")]
-    assert log[3] == [("accuracy-low", "resolved"), ("errors", "resolved"), ("feature-drift", "resolved"), ("latency", "resolved")]
+    assert log[3] == [
+        ("accuracy-low", "resolved"),
+        ("errors", "resolved"),
+        ("feature-drift", "resolved"),
+        ("latency", "resolved"),
+    ]
     assert state["feature-drift"]["state"] == "resolved" and state["feature-drift"]["since"] == 1003.0
 
 

@@ -17,8 +17,14 @@ from aidevops_ext.workspace import Workspace
 def cli(root, *args):
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     env["AIDEVOPS_HOME"] = str(root)
-    return subprocess.run([sys.executable, "-m", "aidevops_ext.cli", *args], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
@@ -32,8 +38,12 @@ def snapshot(root: Path) -> dict[str, tuple]:
     for p in sorted(root.rglob("*")):
         st = p.lstat()
         if p.is_file():
-            found[str(p.relative_to(root))] = ("file", st.st_size, st.st_mtime_ns,
-                                               hashlib.sha256(p.read_bytes()).hexdigest())
+            found[str(p.relative_to(root))] = (
+                "file",
+                st.st_size,
+                st.st_mtime_ns,
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+            )
         else:
             found[str(p.relative_to(root))] = ("dir" if p.is_dir() else "other",)
     return found
@@ -42,21 +52,36 @@ def snapshot(root: Path) -> dict[str, tuple]:
 @pytest.fixture
 def ws(tmp_path):
     ws = Workspace(tmp_path).ensure()
-    DeployStore(ws).put(Deployment(name="gone", model="m", ref="m@champion", state="stopped", created=0.0, updated=0.0,
-                                   target="local", host="127.0.0.1", port=9, desired="stopped"))
+    DeployStore(ws).put(
+        Deployment(
+            name="gone",
+            model="m",
+            ref="m@champion",
+            state="stopped",
+            created=0.0,
+            updated=0.0,
+            target="local",
+            host="127.0.0.1",
+            port=9,
+            desired="stopped",
+        )
+    )
     return ws
 
 
-@pytest.mark.parametrize("args,message", [
-    (["monitor", "nosuch", "--once"], "There is no deployment named 'nosuch' (deployments: gone)"),
-    (["monitor", "gone", "--once"], "Deployment 'gone' is not running here (state: stopped)"),
-    (["monitor", "gone", "--interval", "0"], "--interval must be a positive number of seconds"),
-    (["simulate", "nosuch"], "There is no deployment named 'nosuch'"),
-    (["simulate", "gone"], "Deployment 'gone' is not running here (state: stopped)"),
-    (["retrain", "nosuch"], "There is no deployment named 'nosuch'"),
-    (["retrain", "gone", "--rows", "0"], "--rows must be a positive number of labelled rows"),
-    (["retrain", "gone"], "no pipeline in"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["monitor", "nosuch", "--once"], "There is no deployment named 'nosuch' (deployments: gone)"),
+        (["monitor", "gone", "--once"], "Deployment 'gone' is not running here (state: stopped)"),
+        (["monitor", "gone", "--interval", "0"], "--interval must be a positive number of seconds"),
+        (["simulate", "nosuch"], "There is no deployment named 'nosuch'"),
+        (["simulate", "gone"], "Deployment 'gone' is not running here (state: stopped)"),
+        (["retrain", "nosuch"], "There is no deployment named 'nosuch'"),
+        (["retrain", "gone", "--rows", "0"], "--rows must be a positive number of labelled rows"),
+        (["retrain", "gone"], "no pipeline in"),
+    ],
+)
 def test_bad_requests_are_one_sentence_and_write_nothing(ws, args, message):
     before = snapshot(ws.root)
     out = cli(ws.root, *args)

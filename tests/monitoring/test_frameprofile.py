@@ -36,7 +36,13 @@ def frame() -> pd.DataFrame:
 def test_columns_are_split_by_dtype_and_kept_in_frame_order(frame):
     prof = build_frame_profile(frame)
     kinds = {f["name"]: f["kind"] for f in prof["features"]}
-    assert kinds == {"income": "numeric", "age": "numeric", "city": "category", "plan": "category", "member": "category"}
+    assert kinds == {
+        "income": "numeric",
+        "age": "numeric",
+        "city": "category",
+        "plan": "category",
+        "member": "category",
+    }
     assert [f["name"] for f in prof["features"]] == ["income", "age", "city", "plan", "member"]
     assert prof["skipped"] == ["when"]
 
@@ -107,10 +113,15 @@ def _shifted(frame: pd.DataFrame, seed: int, n: int) -> pd.DataFrame:
     p = [0.6, 0.3, 0.1] if seed >= 0 else [0.1, 0.3, 0.6]
     income = rng.normal(50.0, 10.0, size=n)
     income[rng.random(n) < 0.1] = np.nan
-    return pd.DataFrame({"income": income, "age": rng.integers(18, 90, size=n),
-                         "city": rng.choice(["paris", "lyon", "nice"], size=n, p=p).astype(object),
-                         "plan": rng.choice(["basic", "pro"], size=n).astype(object),
-                         "member": rng.random(n) < 0.25})
+    return pd.DataFrame(
+        {
+            "income": income,
+            "age": rng.integers(18, 90, size=n),
+            "city": rng.choice(["paris", "lyon", "nice"], size=n, p=p).astype(object),
+            "plan": rng.choice(["basic", "pro"], size=n).astype(object),
+            "member": rng.random(n) < 0.25,
+        }
+    )
 
 
 def test_a_category_mix_change_is_drift_and_the_same_mix_is_not(frame):

@@ -7,15 +7,24 @@ import threading
 import numpy as np
 import pytest
 
+from aidevops_ext import traffic
 from aidevops_ext.errors import ConfigError, DataError
 from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.trainer import data
-from aidevops_ext import traffic
 
 
 def _event(rule: str, kind: str = "fired", action: str = "retrain") -> dict:
-    return {"rule": rule, "event": kind, "at": 100.0, "metric": "psi", "value": 0.5, "threshold": 0.25,
-            "features": ["a"], "action": action, "message": f"{rule} {kind}"}
+    return {
+        "rule": rule,
+        "event": kind,
+        "at": 100.0,
+        "metric": "psi",
+        "value": 0.5,
+        "threshold": 0.25,
+        "features": ["a"],
+        "action": action,
+        "message": f"{rule} {kind}",
+    }
 
 
 def test_alert_store_keeps_state_events_and_lets_one_claimant_win(tmp_path):
@@ -48,14 +57,17 @@ def test_alert_store_keeps_state_events_and_lets_one_claimant_win(tmp_path):
     assert store.load_state("d") == {} and store.states("d") == []
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"rate": 0}, "--rate must be requests per second"),
-    ({"rate": float("nan")}, "--rate must be"),
-    ({"duration": -1}, "--duration must be seconds"),
-    ({"feedback": 1.5}, "--feedback must be the share"),
-    ({"drift": "big"}, "--drift must be a shift"),
-    ({"batch": 0}, "--batch must be an integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"rate": 0}, "--rate must be requests per second"),
+        ({"rate": float("nan")}, "--rate must be"),
+        ({"duration": -1}, "--duration must be seconds"),
+        ({"feedback": 1.5}, "--feedback must be the share"),
+        ({"drift": "big"}, "--drift must be a shift"),
+        ({"batch": 0}, "--batch must be an integer"),
+    ],
+)
 def test_simulator_refuses_bad_settings_before_sending(kwargs, message):
     rows = traffic.ReplayRows(np.zeros((3, 2), np.float32), np.zeros(3), "zeros")
     args = {"rate": 10.0, "duration": 1.0, **kwargs}
@@ -84,7 +96,9 @@ def test_extra_training_rows_join_the_training_split_only(tmp_path):
     y = np.arange(20) % 2
     split = data.train_val_test_split(X, y, seed=0)
     path = data.save_rows(np.ones((3, 2)), np.array([1, 0, 1]), tmp_path)
-    assert path == data.save_rows(np.ones((3, 2)), np.array([1, 0, 1]), tmp_path), "same rows, same content-addressed file"
+    assert path == data.save_rows(np.ones((3, 2)), np.array([1, 0, 1]), tmp_path), (
+        "same rows, same content-addressed file"
+    )
     assert path != data.save_rows(np.ones((3, 2)), np.array([1, 1, 1]), tmp_path)
     out, n = data.add_training_rows(split, path)
     assert n == 3 and len(out.X_train) == len(split.X_train) + 3 and out.y_train.dtype == split.y_train.dtype

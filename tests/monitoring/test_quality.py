@@ -77,7 +77,8 @@ def _brute(requests, feedback, now, last=None, seconds=None, min_age=0.0):
 
 
 @pytest.mark.parametrize(
-    "window", [{"last": 250}, {"seconds": 900.0}, {"last": 100, "seconds": 1800.0}, {"seconds": 1200.0, "min_age": 300.0}]
+    "window",
+    [{"last": 250}, {"seconds": 900.0}, {"last": 100, "seconds": 1800.0}, {"seconds": 1200.0, "min_age": 300.0}],
 )
 def test_windows_match_brute_force_and_late_labels_count_for_their_request(window):
     rng = np.random.default_rng(1)

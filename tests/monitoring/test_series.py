@@ -30,7 +30,9 @@ def test_request_series_buckets_rate_percentiles_and_errors():
 
 def test_request_series_empty_buckets_and_bad_arguments():
     s = request_series([0.0, 10.0], [1.0, 3.0], [200, 404], buckets=5)
-    assert s["requests"] == [1, 0, 0, 0, 1] and s["p50_ms"][1] is None and s["error_rate"][4] == 0.0, "a 4xx is the client's"
+    assert s["requests"] == [1, 0, 0, 0, 1] and s["p50_ms"][1] is None and s["error_rate"][4] == 0.0, (
+        "a 4xx is the client's"
+    )
     assert request_series([], [], [], buckets=3)["t"] == []
     with pytest.raises(ConfigError, match="buckets must be an integer"):
         request_series([1.0], [1.0], [200], buckets=0)
@@ -43,7 +45,15 @@ def test_prediction_distribution_against_the_reference():
     profile = build_profile(X, ["x"], predictions=np.array([0] * 6 + [1] * 4))
     d = prediction_distribution([1, 1, 1, 0, 2], profile)
     assert d["task"] == "classification" and d["classes"] == ["0", "1"]
-    assert d["reference"] == pytest.approx([0.6, 0.4]) and d["live"] == pytest.approx([0.2, 0.6]) and d["unseen"] == pytest.approx(0.2)
+    assert (
+        d["reference"] == pytest.approx([0.6, 0.4])
+        and d["live"] == pytest.approx([0.2, 0.6])
+        and d["unseen"] == pytest.approx(0.2)
+    )
     reg = prediction_distribution([0.5, 0.5, 2.0], build_profile(X, ["x"], predictions=np.linspace(0, 1, 10)))
-    assert reg["task"] == "regression" and sum(reg["live"]) == pytest.approx(1.0) and len(reg["edges"]) == len(reg["live"]) + 1
+    assert (
+        reg["task"] == "regression"
+        and sum(reg["live"]) == pytest.approx(1.0)
+        and len(reg["edges"]) == len(reg["live"]) + 1
+    )
     assert prediction_distribution([1], None) == {"task": None}

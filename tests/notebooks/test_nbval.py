@@ -37,14 +37,32 @@ def nbval_run(tmp_path_factory):
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     shutil.copytree(REPO / "pipelines", root / "pipelines")
     (root / "pytest.ini").write_text("[pytest]\n")  # the child must not read this repository's pytest options
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND", "PYTEST_ADDOPTS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND", "PYTEST_ADDOPTS")
+    }
     env["AIDEVOPS_HOME"] = str(root)
     env["AIDEVOPS_DEPLOY_WATCH_PID"] = str(os.getpid())  # 05_deploy's server stops if this session dies
     env.pop("MPLBACKEND", None)  # as in JupyterLab: inline plots
-    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", str(root / "pytest.ini"),
-            "--rootdir", str(root), "--nbval-lax", "--nbval-kernel-name", "aidevops",
-            "--nbval-cell-timeout", "300", "-v", *[str(root / "notebooks" / nb.name) for nb in NOTEBOOKS]]
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(root / "pytest.ini"),
+        "--rootdir",
+        str(root),
+        "--nbval-lax",
+        "--nbval-kernel-name",
+        "aidevops",
+        "--nbval-cell-timeout",
+        "300",
+        "-v",
+        *[str(root / "notebooks" / nb.name) for nb in NOTEBOOKS],
+    ]
     try:
         out = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=900)
         yield root, out
@@ -59,9 +77,11 @@ def nbval_run(tmp_path_factory):
 def test_every_pipeline_notebook_is_covered():
     import yaml
 
-    used = {(REPO / step["notebook"]).resolve()
-            for spec in (REPO / "pipelines").glob("*.yaml")
-            for step in yaml.safe_load(spec.read_text())["steps"].values()}
+    used = {
+        (REPO / step["notebook"]).resolve()
+        for spec in (REPO / "pipelines").glob("*.yaml")
+        for step in yaml.safe_load(spec.read_text())["steps"].values()
+    }
     assert used and used <= {nb.resolve() for nb in NOTEBOOKS}
 
 

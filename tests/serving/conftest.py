@@ -27,14 +27,23 @@ from aidevops_ext.workspace import Workspace
 REPO = Path(__file__).resolve().parents[2]
 FEATURES = ["a", "b", "c"]
 ADMIN_TOKEN = "test-admin-token"
-_ENV_VARS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_HOME", "MLFLOW_EXPERIMENT_NAME",
-             "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "AIDEVOPS_SERVING_ADMIN_TOKEN")
+_ENV_VARS = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "AIDEVOPS_HOME",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+    "MLFLOW_RUN_ID",
+    "AIDEVOPS_SERVING_ADMIN_TOKEN",
+)
 
 
 def data(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """Three features, three classes."""
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 3)).astype(np.float32) * np.array([1.0, 2.0, 5.0], np.float32) + np.array([0, 1, 10], np.float32)
+    X = rng.normal(size=(n, 3)).astype(np.float32) * np.array([1.0, 2.0, 5.0], np.float32) + np.array(
+        [0, 1, 10], np.float32
+    )
     score = X[:, 0] + 0.5 * X[:, 1] - 0.1 * X[:, 2]
     y = np.digitize(score, np.quantile(score, [1 / 3, 2 / 3]))
     return X, y
@@ -43,8 +52,11 @@ def data(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
 def fit_model(seed: int, hidden: tuple[int, ...] = (8,)) -> object:
     """A standardised MLP classifier, as the pipeline trains them."""
     X, y = data(seed)
-    est = trainer.Scaled(trainer.MLPClassifier(hidden_layer_sizes=hidden, epochs=20, batch_size=32, learning_rate=1e-2,
-                                               random_state=seed, backend="numpy"))
+    est = trainer.Scaled(
+        trainer.MLPClassifier(
+            hidden_layer_sizes=hidden, epochs=20, batch_size=32, learning_rate=1e-2, random_state=seed, backend="numpy"
+        )
+    )
     est.fit(X, y, progress=False)
     return est
 
@@ -82,15 +94,17 @@ def _log_pyfunc(ws: Workspace, name: str, python_model, signature=None) -> str:
     run_id = _run(ws)
     registry.configure(ws)
     with mlflow.start_run(run_id=run_id):
-        info = mlflow.pyfunc.log_model(name="model", python_model=python_model, signature=signature, pip_requirements=[])
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=python_model, signature=signature, pip_requirements=[]
+        )
     return registry.register_version(ws, info.model_uri, name, run_id=run_id, tags={})
 
 
 @pytest.fixture(scope="session")
 def reg(tmp_path_factory) -> Registry:
     """abc v1..v4 and sum v1 in a fresh SQLite registry."""
-    from mlflow.models import infer_signature
     import pandas as pd
+    from mlflow.models import infer_signature
 
     from tests.serving.pyfunc_models import BrokenModel, NaNModel, SumModel
 
@@ -149,19 +163,26 @@ class RunningServer:
 def server_env(reg: Registry, **extra: str) -> dict[str, str]:
     """The environment a test server runs with: the session workspace, no leaked MLflow settings."""
     env = {k: v for k, v in os.environ.items() if k not in _ENV_VARS}
-    env.update(AIDEVOPS_HOME=str(reg.root), AIDEVOPS_SERVING_ADMIN_TOKEN=ADMIN_TOKEN, PYTHONPATH=str(REPO),
-               MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false", **extra)
+    env.update(
+        AIDEVOPS_HOME=str(reg.root),
+        AIDEVOPS_SERVING_ADMIN_TOKEN=ADMIN_TOKEN,
+        PYTHONPATH=str(REPO),
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        **extra,
+    )
     return env
 
 
-def start_server(reg: Registry, uri: str, *args: str, port: int | None = None, env: dict | None = None,
-                 wait: bool = True) -> RunningServer:
+def start_server(
+    reg: Registry, uri: str, *args: str, port: int | None = None, env: dict | None = None, wait: bool = True
+) -> RunningServer:
     """Start a server subprocess and wait until it answers /ping (or fails)."""
     port = port or free_port()
     log = reg.root / f"server-{port}.log"
     cmd = [sys.executable, "-m", "aidevops_ext.serving", uri, "--host", "127.0.0.1", "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, cwd=reg.root, env=env or server_env(reg), stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, cwd=reg.root, env=env or server_env(reg), stdout=open(log, "wb"), stderr=subprocess.STDOUT
+    )
     server = RunningServer(proc, f"http://127.0.0.1:{port}", port, log)
     if wait:
         deadline = time.monotonic() + 90

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import mlflow.pyfunc
+import numpy as np
 
 
 class SumModel(mlflow.pyfunc.PythonModel):

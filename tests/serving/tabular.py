@@ -26,9 +26,14 @@ def table(seed: int, n: int, city_p=(0.6, 0.3, 0.1), missing: float = 0.05) -> p
     rng = np.random.default_rng(seed)
     income = rng.normal(50.0, 10.0, n)
     income[rng.random(n) < missing] = np.nan
-    return pd.DataFrame({"income": income, "age": rng.integers(18, 90, n).astype(float),
-                         "city": rng.choice(CITIES, n, p=list(city_p)).astype(object),
-                         "plan": rng.choice(["basic", "pro"], n).astype(object)})
+    return pd.DataFrame(
+        {
+            "income": income,
+            "age": rng.integers(18, 90, n).astype(float),
+            "city": rng.choice(CITIES, n, p=list(city_p)).astype(object),
+            "plan": rng.choice(["basic", "pro"], n).astype(object),
+        }
+    )
 
 
 def labels(frame: pd.DataFrame) -> np.ndarray:
@@ -65,11 +70,21 @@ def register(reg: Registry) -> str:
         run_id = _run(reg.ws)
         registry.configure(reg.ws)
         with mlflow.start_run(run_id=run_id):
-            info = mlflow.sklearn.log_model(pipe, name="model", signature=infer_signature(X, pipe.predict(X)),
-                                            input_example=X.head(3), serialization_format="cloudpickle",
-                                            pip_requirements=[])
+            info = mlflow.sklearn.log_model(
+                pipe,
+                name="model",
+                signature=infer_signature(X, pipe.predict(X)),
+                input_example=X.head(3),
+                serialization_format="cloudpickle",
+                pip_requirements=[],
+            )
             mlflow.log_dict(profile, "reference_profile.json")
-        version = registry.register_version(reg.ws, info.model_uri, NAME, run_id=run_id,
-                                            tags={"aidevops.reference_profile": f"runs:/{run_id}/reference_profile.json"})
+        version = registry.register_version(
+            reg.ws,
+            info.model_uri,
+            NAME,
+            run_id=run_id,
+            tags={"aidevops.reference_profile": f"runs:/{run_id}/reference_profile.json"},
+        )
     _REGISTERED[str(reg.root)] = version
     return version

@@ -139,13 +139,15 @@ def test_a_server_answers_concurrent_requests_as_it_answers_them_one_by_one(reg)
 
     async def at_once():
         async with httpx.AsyncClient(base_url=server.url, limits=httpx.Limits(max_connections=8), timeout=60) as c:
-            return await asyncio.gather(*(c.post("/invocations", content=b, headers={"Content-Type": "application/json"})
-                                          for b in bodies))
+            return await asyncio.gather(
+                *(c.post("/invocations", content=b, headers={"Content-Type": "application/json"}) for b in bodies)
+            )
 
     try:
         with httpx.Client(base_url=server.url, timeout=60) as c:
-            one_by_one = [answer(c.post("/invocations", content=b, headers={"Content-Type": "application/json"}))
-                          for b in bodies]
+            one_by_one = [
+                answer(c.post("/invocations", content=b, headers={"Content-Type": "application/json"})) for b in bodies
+            ]
         concurrent = [answer(r) for r in asyncio.run(at_once())]
     finally:
         stop_server(server)

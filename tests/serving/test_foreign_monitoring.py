@@ -20,10 +20,14 @@ from aidevops_ext.serving.livedata import read_window
 from aidevops_ext.serving.loader import load_model_uri
 from tests.serving.tabular import COLUMNS, NAME, labels, register, table
 
-MONITOR = parse_monitor({
-    "window": 300, "min_rows": 200, "min_labels": 50,
-    "rules": [{"name": "feature-drift", "metric": "psi", "op": ">", "threshold": 0.25, "any_feature": True}],
-})
+MONITOR = parse_monitor(
+    {
+        "window": 300,
+        "min_rows": 200,
+        "min_labels": 50,
+        "rules": [{"name": "feature-drift", "metric": "psi", "op": ">", "threshold": 0.25, "any_feature": True}],
+    }
+)
 
 
 def _split(frame: pd.DataFrame) -> dict:
@@ -34,10 +38,10 @@ def _split(frame: pd.DataFrame) -> dict:
 def _send(c: TestClient, frame: pd.DataFrame, prefix: str, y=None) -> None:
     for i in range(0, len(frame), 10):  # ten rows a request, nulls included
         rid = f"{prefix}-{i}"
-        r = c.post("/invocations", json=_split(frame.iloc[i:i + 10]), headers={"X-Request-ID": rid})
+        r = c.post("/invocations", json=_split(frame.iloc[i : i + 10]), headers={"X-Request-ID": rid})
         assert r.status_code == 200, r.text
         if y is not None:
-            fb = c.post("/feedback", json={"request_id": rid, "labels": [int(v) for v in y[i:i + 10]]})
+            fb = c.post("/feedback", json={"request_id": rid, "labels": [int(v) for v in y[i : i + 10]]})
             assert fb.status_code == 200, fb.text
 
 
@@ -110,9 +114,24 @@ def test_a_profile_beside_a_model_folder_is_found(reg, tmp_path):
     registry.configure(reg.ws)
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{NAME}/{version}", dst_path=str(tmp_path / "m"))
     assert load_model_uri(local, reg.ws).profile is None  # nothing beside it yet
-    profile = {"profile_version": 2, "n_rows": 1, "n_bins": 10, "features": [
-        {"name": "city", "kind": "category", "categories": ["paris"], "counts": [1], "other_count": 0,
-         "missing_rate": 0.0, "unseen_rate": 0.0, "bin_edges": []}], "predictions": None}
+    profile = {
+        "profile_version": 2,
+        "n_rows": 1,
+        "n_bins": 10,
+        "features": [
+            {
+                "name": "city",
+                "kind": "category",
+                "categories": ["paris"],
+                "counts": [1],
+                "other_count": 0,
+                "missing_rate": 0.0,
+                "unseen_rate": 0.0,
+                "bin_edges": [],
+            }
+        ],
+        "predictions": None,
+    }
     (tmp_path / "m" / "reference_profile.json").write_text(json.dumps(profile))
     shutil.copy(tmp_path / "m" / "reference_profile.json", tmp_path / "reference_profile.json")
     model = load_model_uri(local, reg.ws)
@@ -142,16 +161,20 @@ def test_the_monitor_panel_reads_a_foreign_versions_profile_once_into_the_deploy
 def test_a_foreign_model_without_a_profile_still_gets_live_quality_from_feedback(app_factory, tmp_path):
     """`sum` (a PythonModel returning each row's sum, float output signature) has no profile: its task comes
     from the signature, and the labels sent to /feedback give a live MAE."""
-    app = app_factory("models:/sum@champion", db=tmp_path / "deploy.db", monitor=MONITOR, deployment="sum-live",
-                      monitor_seconds=0)
+    app = app_factory(
+        "models:/sum@champion", db=tmp_path / "deploy.db", monitor=MONITOR, deployment="sum-live", monitor_seconds=0
+    )
     rng = np.random.default_rng(5)
     with TestClient(app) as c:
         assert app.state.server.slots.active.task == "regression"
         for i in range(30):
             rows = rng.normal(size=(10, 3)).round(3).tolist()
             rid = f"sum-{i}"
-            r = c.post("/invocations", json={"dataframe_split": {"columns": ["a", "b", "c"], "data": rows}},
-                       headers={"X-Request-ID": rid})
+            r = c.post(
+                "/invocations",
+                json={"dataframe_split": {"columns": ["a", "b", "c"], "data": rows}},
+                headers={"X-Request-ID": rid},
+            )
             assert r.status_code == 200, r.text
             labels = [sum(row) + 1.0 for row in rows]  # every prediction off by exactly 1
             assert c.post("/feedback", json={"request_id": rid, "labels": labels}).status_code == 200
@@ -167,13 +190,17 @@ def test_a_request_log_from_before_frames_gains_the_column_and_still_reads(tmp_p
 
     db = tmp_path / "deploy.db"
     old = sqlite3.connect(db)
-    old.execute("CREATE TABLE request_log (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, ts REAL NOT NULL, "
-                "model TEXT NOT NULL, version TEXT NOT NULL, alias TEXT, protocol TEXT NOT NULL, status INTEGER NOT NULL, "
-                "latency_ms REAL NOT NULL, n_rows INTEGER, n_features INTEGER, input_rows INTEGER, row_step INTEGER, "
-                "inputs BLOB, predictions TEXT, error TEXT)")
-    old.execute("INSERT INTO request_log (request_id, ts, model, version, protocol, status, latency_ms, n_rows, n_features, "
-                "input_rows, row_step, inputs, predictions) VALUES ('r', 1.0, 'm', '1', 'mlflow', 200, 1.0, 1, 2, 1, 1, ?, '[0]')",
-                (np.array([[1.0, 2.0]], "<f4").tobytes(),))
+    old.execute(
+        "CREATE TABLE request_log (id INTEGER PRIMARY KEY, request_id TEXT NOT NULL, ts REAL NOT NULL, "
+        "model TEXT NOT NULL, version TEXT NOT NULL, alias TEXT, protocol TEXT NOT NULL, status INTEGER NOT NULL, "
+        "latency_ms REAL NOT NULL, n_rows INTEGER, n_features INTEGER, input_rows INTEGER, row_step INTEGER, "
+        "inputs BLOB, predictions TEXT, error TEXT)"
+    )
+    old.execute(
+        "INSERT INTO request_log (request_id, ts, model, version, protocol, status, latency_ms, n_rows, n_features, "
+        "input_rows, row_step, inputs, predictions) VALUES ('r', 1.0, 'm', '1', 'mlflow', 200, 1.0, 1, 2, 1, 1, ?, '[0]')",
+        (np.array([[1.0, 2.0]], "<f4").tobytes(),),
+    )
     old.commit()
     old.close()
     connect(db).close()

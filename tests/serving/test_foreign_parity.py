@@ -30,44 +30,49 @@ def _records(rows, columns=COLUMNS) -> list[dict]:
     return [dict(zip(columns, r)) for r in rows]
 
 
-CORPUS: dict[str, bytes] = {name: json.dumps(body).encode() for name, body in {
-    "split": _split(ROWS),
-    "split null in an optional numeric column": _split([[None, 30.0, "paris", "pro"], ROWS[1]]),
-    "split null in a required numeric column": _split([[48.5, None, "paris", "pro"], ROWS[1]]),
-    "split null in a category column": _split([[48.5, 30.0, None, "pro"], ROWS[1]]),
-    "split ints in double columns": _split([[48, 30, "paris", "pro"], [61, 45, "nice", "basic"]]),
-    "split a number in a category column": _split([[48.5, 30.0, 5, "pro"], ROWS[1]]),
-    "split a category never trained on": _split([[48.5, 30.0, "tokyo", "pro"], ROWS[1]]),
-    "split a boolean in a double column": _split([[True, 30.0, "paris", "pro"], ROWS[1]]),
-    "split a word in a double column": _split([["abc", 30.0, "paris", "pro"], ROWS[1]]),
-    "split a numeric string in a double column": _split([["50.5", 30.0, "paris", "pro"], ROWS[1]]),
-    "split a list in a double column": _split([[[1.0], 30.0, "paris", "pro"], ROWS[1]]),
-    "split missing a required column": _split([r[:3] for r in ROWS], COLUMNS[:3]),
-    "split missing the optional column": _split([r[1:] for r in ROWS], COLUMNS[1:]),
-    "split an extra column": _split([r + [1] for r in ROWS], COLUMNS + ["extra"]),
-    "split columns reordered": _split([r[::-1] for r in ROWS], COLUMNS[::-1]),
-    "split without columns": {"dataframe_split": {"data": ROWS}},
-    "split data not a list": {"dataframe_split": {"columns": COLUMNS, "data": 5}},
-    "split no rows": _split([]),
-    "records": {"dataframe_records": _records(ROWS)},
-    "records with a null": {"dataframe_records": _records([[None, 30.0, "paris", "pro"], ROWS[1]])},
-    "records missing a key": {"dataframe_records": [{"income": 1.0, "age": 2.0, "city": "paris"}]},
-    "records an extra key": {"dataframe_records": [dict(_records(ROWS)[0], extra="x")]},
-    "records not a list": {"dataframe_records": "abc"},
-    "instances as records": {"instances": _records(ROWS)},
-    "instances with a null": {"instances": _records([[None, 30.0, "paris", "pro"], ROWS[1]])},
-    "instances as bare rows": {"instances": ROWS},
-    "inputs as records": {"inputs": _records(ROWS)},
-    "inputs as columns": {"inputs": {c: [r[i] for r in ROWS] for i, c in enumerate(COLUMNS)}},
-    "inputs as columns with a null": {"inputs": {"income": [None, 1.0], "age": [1.0, 2.0], "city": ["paris", "nice"],
-                                                 "plan": ["pro", "pro"]}},
-    "inputs as bare rows": {"inputs": ROWS},
-    "two payload keys": {"inputs": ROWS, "instances": ROWS},
-    "no payload key": {"data": ROWS},
-    "a list, not an object": [1, 2],
-}.items()}
+CORPUS: dict[str, bytes] = {
+    name: json.dumps(body).encode()
+    for name, body in {
+        "split": _split(ROWS),
+        "split null in an optional numeric column": _split([[None, 30.0, "paris", "pro"], ROWS[1]]),
+        "split null in a required numeric column": _split([[48.5, None, "paris", "pro"], ROWS[1]]),
+        "split null in a category column": _split([[48.5, 30.0, None, "pro"], ROWS[1]]),
+        "split ints in double columns": _split([[48, 30, "paris", "pro"], [61, 45, "nice", "basic"]]),
+        "split a number in a category column": _split([[48.5, 30.0, 5, "pro"], ROWS[1]]),
+        "split a category never trained on": _split([[48.5, 30.0, "tokyo", "pro"], ROWS[1]]),
+        "split a boolean in a double column": _split([[True, 30.0, "paris", "pro"], ROWS[1]]),
+        "split a word in a double column": _split([["abc", 30.0, "paris", "pro"], ROWS[1]]),
+        "split a numeric string in a double column": _split([["50.5", 30.0, "paris", "pro"], ROWS[1]]),
+        "split a list in a double column": _split([[[1.0], 30.0, "paris", "pro"], ROWS[1]]),
+        "split missing a required column": _split([r[:3] for r in ROWS], COLUMNS[:3]),
+        "split missing the optional column": _split([r[1:] for r in ROWS], COLUMNS[1:]),
+        "split an extra column": _split([r + [1] for r in ROWS], COLUMNS + ["extra"]),
+        "split columns reordered": _split([r[::-1] for r in ROWS], COLUMNS[::-1]),
+        "split without columns": {"dataframe_split": {"data": ROWS}},
+        "split data not a list": {"dataframe_split": {"columns": COLUMNS, "data": 5}},
+        "split no rows": _split([]),
+        "records": {"dataframe_records": _records(ROWS)},
+        "records with a null": {"dataframe_records": _records([[None, 30.0, "paris", "pro"], ROWS[1]])},
+        "records missing a key": {"dataframe_records": [{"income": 1.0, "age": 2.0, "city": "paris"}]},
+        "records an extra key": {"dataframe_records": [dict(_records(ROWS)[0], extra="x")]},
+        "records not a list": {"dataframe_records": "abc"},
+        "instances as records": {"instances": _records(ROWS)},
+        "instances with a null": {"instances": _records([[None, 30.0, "paris", "pro"], ROWS[1]])},
+        "instances as bare rows": {"instances": ROWS},
+        "inputs as records": {"inputs": _records(ROWS)},
+        "inputs as columns": {"inputs": {c: [r[i] for r in ROWS] for i, c in enumerate(COLUMNS)}},
+        "inputs as columns with a null": {
+            "inputs": {"income": [None, 1.0], "age": [1.0, 2.0], "city": ["paris", "nice"], "plan": ["pro", "pro"]}
+        },
+        "inputs as bare rows": {"inputs": ROWS},
+        "two payload keys": {"inputs": ROWS, "instances": ROWS},
+        "no payload key": {"data": ROWS},
+        "a list, not an object": [1, 2],
+    }.items()
+}
 CORPUS["a NaN literal, as MLflow's own serving example writes it"] = (
-    b'{"dataframe_split": {"columns": ["income", "age", "city", "plan"], "data": [[NaN, 30.0, "paris", "pro"]]}}')
+    b'{"dataframe_split": {"columns": ["income", "age", "city", "plan"], "data": [[NaN, 30.0, "paris", "pro"]]}}'
+)
 CORPUS["truncated JSON"] = b'{"dataframe_split": '
 CSV = {  # text/csv bodies, as pandas' to_csv writes them: an empty cell is a missing value
     "csv": b"income,age,city,plan\n48.5,30,paris,pro\n61,45,nice,basic\n",
@@ -82,9 +87,27 @@ def _mlflow_server(reg, version: str):
     port = free_port()
     env = server_env(reg, MLFLOW_TRACKING_URI=reg.ws.tracking_uri, MLFLOW_REGISTRY_URI=reg.ws.registry_uri)
     log = reg.root / f"mlflow-serve-{port}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{NAME}/{version}",
-                             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
-                            cwd=reg.root, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"models:/{NAME}/{version}",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=reg.root,
+        env=env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -168,6 +191,7 @@ def test_the_printed_try_it_command_scores_the_model_in_a_shell(peers):
     out = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and len(json.loads(out.stdout)["predictions"]) == 1, out.stdout + out.stderr
     body["dataframe_split"]["data"][0][2] = "l'isle"
-    out = subprocess.run(["bash", "-c", curl_example(SimpleNamespace(url=ours), body=body)], capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        ["bash", "-c", curl_example(SimpleNamespace(url=ours), body=body)], capture_output=True, text=True, timeout=60
+    )
     assert len(json.loads(out.stdout)["predictions"]) == 1, out.stdout + out.stderr

@@ -76,7 +76,9 @@ LEFT_TO_MLFLOW = {
     "no columns": {"dataframe_split": {"data": [ROW]}},
     "a boolean in a double column": {"dataframe_split": {"columns": COLUMNS, "data": [[True, 30.0, "paris", "pro"]]}},
     "a number in a string column": {"dataframe_split": {"columns": COLUMNS, "data": [[48.5, 30.0, 5, "pro"]]}},
-    "a numeric string in a double column": {"dataframe_split": {"columns": COLUMNS, "data": [["5", 30.0, "paris", "pro"]]}},
+    "a numeric string in a double column": {
+        "dataframe_split": {"columns": COLUMNS, "data": [["5", 30.0, "paris", "pro"]]}
+    },
     "a list in a cell": {"dataframe_split": {"columns": COLUMNS, "data": [[[1.0], 30.0, "paris", "pro"]]}},
     "an extra column": {"dataframe_split": {"columns": COLUMNS + ["x"], "data": [ROW + [1.0]]}},
     "a column twice": {"dataframe_split": {"columns": COLUMNS[:3] + ["city"], "data": [ROW]}},
@@ -94,7 +96,11 @@ def test_other_bodies_are_left_to_mlflows_parser(tabular, name):
 def test_nan_literals_and_leading_space_are_left_to_mlflows_parser(tabular):
     nan = b'{"dataframe_split": {"columns": ["income", "age", "city", "plan"], "data": [[NaN, 30.0, "paris", "pro"]]}}'
     assert split_frame(nan, tabular.split_kinds) is None
-    assert split_frame(b" " + json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [ROW]}}).encode(),
-                       tabular.split_kinds) is None
+    assert (
+        split_frame(
+            b" " + json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [ROW]}}).encode(), tabular.split_kinds
+        )
+        is None
+    )
     frame, params = mlflow_proto.parse(nan, mlflow_proto.JSON, tabular)  # MLflow's parser takes it
     assert params is None and np.isnan(frame["income"].iloc[0])

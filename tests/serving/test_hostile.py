@@ -27,33 +27,36 @@ def _assert_error_shape(r: httpx.Response, path: str) -> None:
         assert set(body) == {"error"}, body
 
 
-@pytest.mark.parametrize("body,needle", [
-    ('{"inputs": [[NaN, 2, 3]]}', "not valid JSON"),
-    ('{"inputs": [[Infinity, 2, 3]]}', "not valid JSON"),
-    ('{"inputs": [[-Infinity, 2, 3]]}', "not valid JSON"),
-    ('{"inputs": [[1e999, 2, 3]]}', "too large"),
-    ('{"inputs": [[-1e999, 2, 3]]}', "too large"),
-    ('{"inputs": [[1e300, 2, 3]]}', "range"),
-    ('{"inputs": [[3.5e38, 2, 3]]}', "range"),
-    ('{"inputs": [[2e30, 2, 3]]}', "range"),
-    ('{"inputs": [[true, 2, 3]]}', "boolean"),
-    ('{"inputs": [[1, false, 3]]}', "boolean"),
-    ('{"inputs": [["1", 2, 3]]}', "string"),
-    ('{"inputs": [[null, 2, 3]]}', "null"),
-    ('{"inputs": [[1, 2]]}', "takes 3"),
-    ('{"inputs": [[1, 2, 3], [4, 5]]}', "different lengths"),
-    ('{"inputs": [[[1], [2], [3]]]}', "nested"),
-    ('{"inputs": []}', "no rows"),
-    ('{"inputs": 5}', "list of rows"),
-    ('{"inputs": [[1, 2, 3]], "instances": [[1, 2, 3]]}', "exactly one"),
-    ('{"nothing": 1}', "exactly one"),
-    ('[[1, 2, 3]]', "Received a list"),
-    ('{"inputs": [[1, 2, 3]], "params": [1]}', "params"),
-    ('{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2, 3]]}}', "columns"),
-    ('{"dataframe_records": [{"a": 1, "b": 2, "c": 3}, {"a": 1}]}', "different keys"),
-    ('{"inputs": [[1, 2, 3]]', "not valid JSON"),
-    ('', "empty"),
-])
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        ('{"inputs": [[NaN, 2, 3]]}', "not valid JSON"),
+        ('{"inputs": [[Infinity, 2, 3]]}', "not valid JSON"),
+        ('{"inputs": [[-Infinity, 2, 3]]}', "not valid JSON"),
+        ('{"inputs": [[1e999, 2, 3]]}', "too large"),
+        ('{"inputs": [[-1e999, 2, 3]]}', "too large"),
+        ('{"inputs": [[1e300, 2, 3]]}', "range"),
+        ('{"inputs": [[3.5e38, 2, 3]]}', "range"),
+        ('{"inputs": [[2e30, 2, 3]]}', "range"),
+        ('{"inputs": [[true, 2, 3]]}', "boolean"),
+        ('{"inputs": [[1, false, 3]]}', "boolean"),
+        ('{"inputs": [["1", 2, 3]]}', "string"),
+        ('{"inputs": [[null, 2, 3]]}', "null"),
+        ('{"inputs": [[1, 2]]}', "takes 3"),
+        ('{"inputs": [[1, 2, 3], [4, 5]]}', "different lengths"),
+        ('{"inputs": [[[1], [2], [3]]]}', "nested"),
+        ('{"inputs": []}', "no rows"),
+        ('{"inputs": 5}', "list of rows"),
+        ('{"inputs": [[1, 2, 3]], "instances": [[1, 2, 3]]}', "exactly one"),
+        ('{"nothing": 1}', "exactly one"),
+        ("[[1, 2, 3]]", "Received a list"),
+        ('{"inputs": [[1, 2, 3]], "params": [1]}', "params"),
+        ('{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2, 3]]}}', "columns"),
+        ('{"dataframe_records": [{"a": 1, "b": 2, "c": 3}, {"a": 1}]}', "different keys"),
+        ('{"inputs": [[1, 2, 3]]', "not valid JSON"),
+        ("", "empty"),
+    ],
+)
 def test_refused_with_400(http, body, needle):
     r = _post(http, "/invocations", body)
     assert r.status_code == 400, r.text
@@ -72,8 +75,11 @@ def test_deep_nesting_is_400_not_500(http):
 
 
 def test_bodies_that_are_not_utf8(http):
-    for body in ('{"inputs": [[1, 2, 3]]}'.encode("utf-16"), '{"inputs": [[1, 2, 3]], "x": "é"}'.encode("latin-1"),
-                 b'{"inputs": [[1, 2, 3]], "x": "\xff\xfe"}'):
+    for body in (
+        '{"inputs": [[1, 2, 3]]}'.encode("utf-16"),
+        '{"inputs": [[1, 2, 3]], "x": "é"}'.encode("latin-1"),
+        b'{"inputs": [[1, 2, 3]], "x": "\xff\xfe"}',
+    ):
         for path in ("/invocations", OIP, "/feedback"):
             r = _post(http, path, body)
             assert r.status_code == 400, (path, r.text)
@@ -82,9 +88,19 @@ def test_bodies_that_are_not_utf8(http):
     assert r.status_code == 400
 
 
-@pytest.mark.parametrize("ctype", [None, "text/plain", "application/xml", "application/x-www-form-urlencoded",
-                                   "multipart/form-data; boundary=x", "application/json; charset=utf-16",
-                                   "text/csv; charset=latin-1", "application/json; foo=bar"])
+@pytest.mark.parametrize(
+    "ctype",
+    [
+        None,
+        "text/plain",
+        "application/xml",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json; charset=utf-16",
+        "text/csv; charset=latin-1",
+        "application/json; foo=bar",
+    ],
+)
 def test_unsupported_content_types_are_415(http, ctype):
     r = _post(http, "/invocations", '{"inputs": [' + ROW + "]}", ctype)
     assert r.status_code == 415, r.text
@@ -118,8 +134,10 @@ def test_50_mb_body_is_413(http, server):
 def test_413_is_answered_before_the_body_arrives(server):
     """Content-Length over the limit: the answer comes without the server waiting for 50 MB."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 52428800\r\n\r\n" + b"[" * 1000)
+        s.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 52428800\r\n\r\n" + b"[" * 1000
+        )
         head = s.recv(4096)
     assert head.startswith(b"HTTP/1.1 413"), head[:100]
 
@@ -131,20 +149,29 @@ json_values = st.recursive(
 )
 envelopes = st.one_of(
     json_values,
-    st.builds(lambda k, v: {k: v}, st.sampled_from(["inputs", "instances", "dataframe_split", "dataframe_records",
-                                                    "params"]), json_values),
+    st.builds(
+        lambda k, v: {k: v},
+        st.sampled_from(["inputs", "instances", "dataframe_split", "dataframe_records", "params"]),
+        json_values,
+    ),
     st.builds(lambda v: {"dataframe_split": {"columns": ["a", "b", "c"], "data": v}}, json_values),
     st.builds(lambda v: {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": v}]}, json_values),
-    st.builds(lambda d, s, v: {"inputs": [{"name": "x", "shape": s, "datatype": d, "data": v}]},
-              st.text(max_size=8) | st.sampled_from(["FP32", "INT8", "BOOL", "BYTES", "FP16"]),
-              st.lists(st.integers(-2, 5), max_size=3), json_values),
-    st.builds(lambda r, l: {"request_id": r, "label": l}, json_values, json_values),
+    st.builds(
+        lambda d, s, v: {"inputs": [{"name": "x", "shape": s, "datatype": d, "data": v}]},
+        st.text(max_size=8) | st.sampled_from(["FP32", "INT8", "BOOL", "BYTES", "FP16"]),
+        st.lists(st.integers(-2, 5), max_size=3),
+        json_values,
+    ),
+    st.builds(lambda r, lab: {"request_id": r, "label": lab}, json_values, json_values),
 )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
-@given(payload=envelopes, path=st.sampled_from(["/invocations", OIP, "/feedback", "/v2/models/abc/versions/1/infer"]),
-       raw=st.booleans())
+@given(
+    payload=envelopes,
+    path=st.sampled_from(["/invocations", OIP, "/feedback", "/v2/models/abc/versions/1/infer"]),
+    raw=st.booleans(),
+)
 def test_generated_json_never_5xx(http, payload, path, raw):
     text = json.dumps(payload) if not raw else json.dumps(payload)[: max(1, len(json.dumps(payload)) // 2)]
     r = _post(http, path, text)
@@ -154,7 +181,10 @@ def test_generated_json_never_5xx(http, payload, path, raw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
-@given(body=st.binary(max_size=300), ctype=st.sampled_from(["application/json", "text/csv", None, "text/csv; charset=utf-8"]))
+@given(
+    body=st.binary(max_size=300),
+    ctype=st.sampled_from(["application/json", "text/csv", None, "text/csv; charset=utf-8"]),
+)
 def test_generated_bytes_never_5xx(http, body, ctype):
     r = _post(http, "/invocations", body, ctype)
     assert r.status_code < 500, (body, r.text[:300])

@@ -36,7 +36,9 @@ def test_mlflow_scoring_client_against_our_server(server, reg):
     assert client.invoke(frame).get_predictions(predictions_format="ndarray").tolist() == expected
     assert client.invoke(X).get_predictions(predictions_format="ndarray").tolist() == expected
     # MLflow's client sends params next to the data; our models ignore them, as MLflow does without a params schema
-    assert client.invoke(X, params={"temperature": 0.5}).get_predictions(predictions_format="ndarray").tolist() == expected
+    assert (
+        client.invoke(X, params={"temperature": 0.5}).get_predictions(predictions_format="ndarray").tolist() == expected
+    )
 
 
 def test_mlflow_deployments_predictions_response(server, reg):
@@ -75,7 +77,9 @@ def test_same_answers_as_mlflow_pyfunc(http, reg):
     configure(reg.ws)
     model = mlflow.pyfunc.load_model("models:/abc/1")
     X, _ = data(7, 200)
-    ours = http.post("/invocations", json={"dataframe_split": pd.DataFrame(X, columns=FEATURES).to_dict(orient="split")})
+    ours = http.post(
+        "/invocations", json={"dataframe_split": pd.DataFrame(X, columns=FEATURES).to_dict(orient="split")}
+    )
     assert ours.status_code == 200, ours.text
     assert ours.json()["predictions"] == np.asarray(model.predict(pd.DataFrame(X, columns=FEATURES))).tolist()
 
@@ -99,7 +103,9 @@ def test_big_batch_takes_the_same_values_on_both_parsers(http, reg):
     rows[0][0] = 0  # still a number; only the parse path differs
     X2 = X.copy()
     X2[0, 0] = 0
-    assert http.post("/invocations", json={"instances": rows}).json()["predictions"] == reg.champion.predict(X2).tolist()
+    assert (
+        http.post("/invocations", json={"instances": rows}).json()["predictions"] == reg.champion.predict(X2).tolist()
+    )
 
 
 def test_foreign_pyfunc_through_mlflows_loader(reg, app_factory):
@@ -114,14 +120,20 @@ def test_foreign_pyfunc_through_mlflows_loader(reg, app_factory):
         r = c.post("/invocations", content=DOCS_CSV, headers={"Content-Type": "text/csv"})
         assert r.status_code == 200 and r.json()["predictions"] == [6.0, 15.0]
         r = c.post("/invocations", json={"dataframe_records": [{"a": 1, "b": True, "c": 3}]})
-        assert r.status_code == 200 and r.json()["predictions"] == [5.0]  # MLflow's schema enforcement takes true as 1.0
+        assert r.status_code == 200 and r.json()["predictions"] == [
+            5.0
+        ]  # MLflow's schema enforcement takes true as 1.0
         r = c.post("/invocations", json={"dataframe_records": [{"a": 1, "b": "x", "c": 3}]})
         assert r.status_code == 400
         meta = c.get("/v2/models/sum").json()
         assert meta["platform"] == "mlflow_pyfunc"
         assert [t["name"] for t in meta["inputs"]] == ["a", "b", "c"]
-        body = {"inputs": [{"name": n, "shape": [2], "datatype": "FP64", "data": v}
-                           for n, v in (("a", [1, 4]), ("b", [2, 5]), ("c", [3, 6]))]}
+        body = {
+            "inputs": [
+                {"name": n, "shape": [2], "datatype": "FP64", "data": v}
+                for n, v in (("a", [1, 4]), ("b", [2, 5]), ("c", [3, 6]))
+            ]
+        }
         r = c.post("/v2/models/sum/infer", json=body)
         assert r.status_code == 200, r.text
         assert r.json()["outputs"][0]["data"] == [6.0, 15.0]

@@ -10,23 +10,39 @@ from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.monitoring.rules import parse_monitor
 from tests.serving.conftest import data
 
-MONITOR = parse_monitor({
-    "window": 300, "min_rows": 200, "min_labels": 50,
-    "rules": [
-        {"name": "feature-drift", "metric": "psi", "op": ">", "threshold": 0.25, "any_feature": True, "for_windows": 2,
-         "action": "retrain"},
-        {"name": "accuracy-low", "metric": "accuracy_upper", "op": "<", "threshold": 0.5},
-    ],
-})
+MONITOR = parse_monitor(
+    {
+        "window": 300,
+        "min_rows": 200,
+        "min_labels": 50,
+        "rules": [
+            {
+                "name": "feature-drift",
+                "metric": "psi",
+                "op": ">",
+                "threshold": 0.25,
+                "any_feature": True,
+                "for_windows": 2,
+                "action": "retrain",
+            },
+            {"name": "accuracy-low", "metric": "accuracy_upper", "op": "<", "threshold": 0.5},
+        ],
+    }
+)
 
 
 def _send(c: TestClient, X: np.ndarray, labels=None, prefix: str = "r") -> None:
     for i in range(0, len(X), 10):  # ten rows a request: windows span many requests
         rid = f"{prefix}-{i}"
-        r = c.post("/invocations", json={"inputs": X[i:i + 10].tolist()}, headers={"X-Request-ID": rid})
+        r = c.post("/invocations", json={"inputs": X[i : i + 10].tolist()}, headers={"X-Request-ID": rid})
         assert r.status_code == 200, r.text
         if labels is not None:
-            assert c.post("/feedback", json={"request_id": rid, "labels": [int(v) for v in labels[i:i + 10]]}).status_code == 200
+            assert (
+                c.post(
+                    "/feedback", json={"request_id": rid, "labels": [int(v) for v in labels[i : i + 10]]}
+                ).status_code
+                == 200
+            )
 
 
 def _pass(app):
@@ -131,9 +147,11 @@ def test_the_server_process_never_imports_the_pipeline_or_the_loop():
     import subprocess
     import sys
 
-    code = ("import sys\nfrom aidevops_ext.deploy import child\nfrom aidevops_ext.serving import app, monitor, livedata\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('papermill', 'nbclient', 'nbformat')"
-            " or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.loop', 'aidevops_ext.traffic'))))")
+    code = (
+        "import sys\nfrom aidevops_ext.deploy import child\nfrom aidevops_ext.serving import app, monitor, livedata\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('papermill', 'nbclient', 'nbformat')"
+        " or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.loop', 'aidevops_ext.traffic'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

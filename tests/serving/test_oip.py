@@ -24,15 +24,20 @@ def test_model_metadata_tensor_specs(http):
         "versions": ["1"],
         "platform": "aidevops",
         "inputs": [{"name": "input-0", "datatype": "FP32", "shape": [-1, 3]}],
-        "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]},
-                    {"name": "predict_proba", "datatype": "FP32", "shape": [-1, 3]}],
+        "outputs": [
+            {"name": "predict", "datatype": "INT64", "shape": [-1]},
+            {"name": "predict_proba", "datatype": "FP32", "shape": [-1, 3]},
+        ],
     }
     assert http.get("/v2/models/abc/versions/1").json()["name"] == "abc"
 
 
 def test_infer_flat_data_as_in_the_specification(http, reg):
     X, _ = data(3, 2)
-    request = {"id": "42", "inputs": [{"name": "input-0", "shape": [2, 3], "datatype": "FP32", "data": X.ravel().tolist()}]}
+    request = {
+        "id": "42",
+        "inputs": [{"name": "input-0", "shape": [2, 3], "datatype": "FP32", "data": X.ravel().tolist()}],
+    }
     r = http.post("/v2/models/abc/infer", json=request)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -46,8 +51,10 @@ def test_infer_flat_data_as_in_the_specification(http, reg):
 
 def test_infer_nested_data_requested_output_and_version(http, reg):
     X, _ = data(4, 3)
-    request = {"inputs": [{"name": "input-0", "shape": [3, 3], "datatype": "FP64", "data": X.tolist()}],
-               "outputs": [{"name": "predict"}]}
+    request = {
+        "inputs": [{"name": "input-0", "shape": [3, 3], "datatype": "FP64", "data": X.tolist()}],
+        "outputs": [{"name": "predict"}],
+    }
     r = http.post("/v2/models/abc/versions/1/infer", json=request)
     assert r.status_code == 200, r.text
     body = r.json()
@@ -56,21 +63,29 @@ def test_infer_nested_data_requested_output_and_version(http, reg):
     assert body["id"] == r.headers["x-request-id"]  # no id given: the server's request id
 
 
-@pytest.mark.parametrize("bad,needle", [
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}]}, "needs 3"),
-    ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}, "takes 3"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "BOOL", "data": [True, False, True]}]}, "BOOL"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, True, 3]}]}, "boolean"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "INT32", "data": [1, 2.5, 3]}]}, "integers"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP16", "data": [1, 2, 1e6]}]}, "range"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, None, 3]}]}, "null"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 1e300]}]}, "range"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "COMPLEX", "data": [1, 2, 3]}]}, "datatype"),
-    ({"inputs": []}, "non-empty"),
-    ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}], "outputs": [{"name": "nope"}]},
-     "Unknown output"),
-    ([1, 2, 3], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "bad,needle",
+    [
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2]}]}, "needs 3"),
+        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}, "takes 3"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "BOOL", "data": [True, False, True]}]}, "BOOL"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, True, 3]}]}, "boolean"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "INT32", "data": [1, 2.5, 3]}]}, "integers"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP16", "data": [1, 2, 1e6]}]}, "range"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, None, 3]}]}, "null"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 1e300]}]}, "range"),
+        ({"inputs": [{"name": "x", "shape": [1, 3], "datatype": "COMPLEX", "data": [1, 2, 3]}]}, "datatype"),
+        ({"inputs": []}, "non-empty"),
+        (
+            {
+                "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}],
+                "outputs": [{"name": "nope"}],
+            },
+            "Unknown output",
+        ),
+        ([1, 2, 3], "JSON object"),
+    ],
+)
 def test_infer_errors_in_the_protocols_shape(http, bad, needle):
     r = http.post("/v2/models/abc/infer", json=bad)
     assert r.status_code == 400, r.text

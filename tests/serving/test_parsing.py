@@ -28,8 +28,12 @@ finite = st.floats(min_value=-1e30, max_value=1e30, allow_nan=False) | st.intege
 
 
 @settings(max_examples=200, deadline=None)
-@given(rows=st.integers(1, 6).flatmap(lambda w: st.lists(st.lists(finite, min_size=w, max_size=w), min_size=1, max_size=8)),
-       key=st.sampled_from(["inputs", "instances", "dataframe_split"]))
+@given(
+    rows=st.integers(1, 6).flatmap(
+        lambda w: st.lists(st.lists(finite, min_size=w, max_size=w), min_size=1, max_size=8)
+    ),
+    key=st.sampled_from(["inputs", "instances", "dataframe_split"]),
+)
 def test_fast_path_equals_exact_path(rows, key):
     payload = {key: {"data": rows} if key == "dataframe_split" else rows}
     body = (json.dumps(payload) + PAD).encode()
@@ -38,43 +42,66 @@ def test_fast_path_equals_exact_path(rows, key):
     np.testing.assert_array_equal(fast.rows, _exact(body))
 
 
-@pytest.mark.parametrize("payload", [
-    {"inputs": [[1.0, [2.0]]]},          # nested: as_buffer would flatten it
-    {"inputs": [[1.0, []], [2.0, 3.0]]},
-    {"inputs": [[1.0, True]]},
-    {"inputs": [[1.0, None]]},
-    {"inputs": [[1.0, "2"]]},
-    {"inputs": [[1.0, 2.0], [3.0]]},
-    {"inputs": [1.0, 2.0]},
-    {"inputs": {"x": [[1.0]]}},
-    {"inputs": [[1.0]], "instances": [[1.0]]},
-    {"dataframe_split": {"data": [[1.0]], "extra": 1}},
-    {"dataframe_split": {"data": [[1.0]], "columns": ["a[", "b"]}},
-    {"dataframe_records": [{"a": 1.0}]},
-    {"inputs": [[1.0]], "params": "x"},
-    [[1.0]],
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"inputs": [[1.0, [2.0]]]},  # nested: as_buffer would flatten it
+        {"inputs": [[1.0, []], [2.0, 3.0]]},
+        {"inputs": [[1.0, True]]},
+        {"inputs": [[1.0, None]]},
+        {"inputs": [[1.0, "2"]]},
+        {"inputs": [[1.0, 2.0], [3.0]]},
+        {"inputs": [1.0, 2.0]},
+        {"inputs": {"x": [[1.0]]}},
+        {"inputs": [[1.0]], "instances": [[1.0]]},
+        {"dataframe_split": {"data": [[1.0]], "extra": 1}},
+        {"dataframe_split": {"data": [[1.0]], "columns": ["a[", "b"]}},
+        {"dataframe_records": [{"a": 1.0}]},
+        {"inputs": [[1.0]], "params": "x"},
+        [[1.0]],
+    ],
+)
 def test_fast_path_steps_aside_for_anything_unusual(payload):
     assert fastjson.parse_mlflow((json.dumps(payload) + PAD).encode()) is None
 
 
 def test_fast_path_steps_aside_for_bad_documents():
-    for body in (b'{"inputs": [[1e999]]}' + PAD.encode(), b'{"inputs": [[NaN]]}' + PAD.encode(),
-                 ('{"inputs": [[1]]}' + PAD).encode("utf-16"), b'{"inputs": [[1]], "inputs": [[2]]}' + PAD.encode(),
-                 b'{"inputs": ' + b"[" * 3000 + b"]" * 3000 + b"}" + PAD.encode()):
+    for body in (
+        b'{"inputs": [[1e999]]}' + PAD.encode(),
+        b'{"inputs": [[NaN]]}' + PAD.encode(),
+        ('{"inputs": [[1]]}' + PAD).encode("utf-16"),
+        b'{"inputs": [[1]], "inputs": [[2]]}' + PAD.encode(),
+        b'{"inputs": ' + b"[" * 3000 + b"]" * 3000 + b"}" + PAD.encode(),
+    ):
         assert fastjson.parse_mlflow(body) is None
 
 
 def test_duplicate_keys_take_the_last_as_mlflow_does():
     body = b'{"inputs": [[1, 2, 3]], "inputs": [[4, 5, 6]]}'
-    model = type("M", (), {"fast": True, "n_features": 3, "feature_names": None, "accepts_missing": False,
-                           "input_dtype": np.dtype(np.float32)})()
+    model = type(
+        "M",
+        (),
+        {
+            "fast": True,
+            "n_features": 3,
+            "feature_names": None,
+            "accepts_missing": False,
+            "input_dtype": np.dtype(np.float32),
+        },
+    )()
     X, _ = mlflow_proto.parse(body + PAD.encode(), mlflow_proto.JSON, model)
     assert X.tolist() == [[4, 5, 6]]
 
 
-@pytest.mark.parametrize("ctype,kind", [(b"application/json", "json"), (b"text/csv", "csv"),
-                                        (b"Application/JSON; charset=UTF-8", "json"), (b'text/csv; charset="utf-8"', "csv")])
+@pytest.mark.parametrize(
+    "ctype,kind",
+    [
+        (b"application/json", "json"),
+        (b"text/csv", "csv"),
+        (b"Application/JSON; charset=UTF-8", "json"),
+        (b'text/csv; charset="utf-8"', "csv"),
+    ],
+)
 def test_content_kind(ctype, kind):
     assert mlflow_proto.content_kind(ctype) == kind
 

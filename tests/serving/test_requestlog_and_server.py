@@ -34,12 +34,16 @@ def test_requests_and_feedback_are_logged(app_factory, tmp_path, reg):
         ok = c.post("/invocations", json={"inputs": X.tolist()}, headers={"X-Request-ID": "req-1"})
         assert ok.status_code == 200 and ok.headers["x-request-id"] == "req-1" and ok.json()["request_id"] == "req-1"
         bad = c.post("/invocations", json={"inputs": [[1, True, 3]]})
-        oip = c.post("/v2/models/abc/infer", json={"id": "oip-7", "inputs": [
-            {"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]})
+        assert bad.status_code == 400, bad.text
+        oip = c.post(
+            "/v2/models/abc/infer",
+            json={"id": "oip-7", "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
+        )
         assert oip.json()["id"] == "oip-7"
         assert c.post("/feedback", json={"request_id": "req-1", "labels": [0, 1, 2]}).json() == {"accepted": 3}
-        assert c.post("/feedback", json=[{"request_id": "oip-7", "label": "2"}, {"request_id": "x", "label": 1.5, "row": 4}]
-                      ).json() == {"accepted": 2}
+        assert c.post(
+            "/feedback", json=[{"request_id": "oip-7", "label": "2"}, {"request_id": "x", "label": 1.5, "row": 4}]
+        ).json() == {"accepted": 2}
         assert c.post("/feedback", json={"request_id": "req-1"}).status_code == 400
         assert c.post("/feedback", json={"request_id": "a b", "label": 1}).status_code == 400
         assert c.post("/feedback", json={"request_id": "r", "label": {"x": 1}}).status_code == 400
@@ -47,8 +51,11 @@ def test_requests_and_feedback_are_logged(app_factory, tmp_path, reg):
         while time.monotonic() < deadline and len(_rows(db, "SELECT 1 FROM request_log")) < 3:
             time.sleep(0.05)
         metrics = c.get("/metrics").text
-    rows = _rows(db, "SELECT request_id, model, version, alias, protocol, status, n_rows, n_features, input_rows, "
-                     "row_step, inputs, predictions, error, latency_ms FROM request_log ORDER BY id")
+    rows = _rows(
+        db,
+        "SELECT request_id, model, version, alias, protocol, status, n_rows, n_features, input_rows, "
+        "row_step, inputs, predictions, error, latency_ms FROM request_log ORDER BY id",
+    )
     assert len(rows) == 3
     first = rows[0]
     assert first[:10] == ("req-1", "abc", "1", "champion", "mlflow", 200, 3, 3, 3, 1)
@@ -67,7 +74,9 @@ def test_big_batches_log_a_strided_sample_of_rows(app_factory, tmp_path):
     X = np.random.default_rng(0).normal(size=(1000, 3)).astype(np.float32)
     with TestClient(app_factory(db=db, log_flush_seconds=0.05, log_max_rows=100)) as c:
         preds = c.post("/invocations", json={"inputs": X.tolist()}).json()["predictions"]
-    (n_rows, input_rows, step, blob, logged), = _rows(db, "SELECT n_rows, input_rows, row_step, inputs, predictions FROM request_log")
+    ((n_rows, input_rows, step, blob, logged),) = _rows(
+        db, "SELECT n_rows, input_rows, row_step, inputs, predictions FROM request_log"
+    )
     assert (n_rows, input_rows, step) == (1000, 100, 10)
     np.testing.assert_array_equal(np.frombuffer(blob, "<f4").reshape(100, 3), X[::10])
     assert len(eval(logged)) == 1000 and eval(logged) == preds
@@ -112,11 +121,14 @@ def test_metrics_are_labelled_and_per_app(client):
     client.post("/invocations", json={"inputs": [[1, 2, 3]]})
     client.post("/invocations", json={"inputs": [[1, 2]]})
     text = client.get("/metrics").text
-    for needle in ('aidevops_requests_total{alias="champion",code="200",model="abc",protocol="mlflow",version="1"}',
-                   'aidevops_request_latency_seconds_bucket{alias="champion",le="+Inf",model="abc",protocol="mlflow",version="1"}',
-                   'aidevops_predictions_total{alias="champion",model="abc",protocol="mlflow",version="1"}',
-                   'aidevops_request_errors_total{alias="champion",kind="bad_input",model="abc",version="1"}',
-                   'aidevops_requestlog_dropped_total', 'process_cpu_seconds_total'):
+    for needle in (
+        'aidevops_requests_total{alias="champion",code="200",model="abc",protocol="mlflow",version="1"}',
+        'aidevops_request_latency_seconds_bucket{alias="champion",le="+Inf",model="abc",protocol="mlflow",version="1"}',
+        'aidevops_predictions_total{alias="champion",model="abc",protocol="mlflow",version="1"}',
+        'aidevops_request_errors_total{alias="champion",kind="bad_input",model="abc",version="1"}',
+        "aidevops_requestlog_dropped_total",
+        "process_cpu_seconds_total",
+    ):
         assert needle in text, needle
     from prometheus_client import REGISTRY
 
@@ -124,18 +136,31 @@ def test_metrics_are_labelled_and_per_app(client):
 
 
 def test_port_in_use_is_one_sentence_and_nonzero_exit(reg, server):
-    proc = subprocess.run([sys.executable, "-m", "aidevops_ext.serving", "models:/abc@champion", "--port",
-                           str(server.port)], env=server_env(reg), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.serving", "models:/abc@champion", "--port", str(server.port)],
+        env=server_env(reg),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0
-    assert proc.stderr.strip() == (f"error: Port {server.port} on 127.0.0.1 is already in use; stop what is listening "
-                                   "there or choose another port with --port.")
+    assert proc.stderr.strip() == (
+        f"error: Port {server.port} on 127.0.0.1 is already in use; stop what is listening "
+        "there or choose another port with --port."
+    )
 
 
-@pytest.mark.parametrize("uri,needle", [("models:/nope@champion", "does not exist"), ("models:/abc/3", "NaN"),
-                                        ("models:/abc", "malformed")])
+@pytest.mark.parametrize(
+    "uri,needle", [("models:/nope@champion", "does not exist"), ("models:/abc/3", "NaN"), ("models:/abc", "malformed")]
+)
 def test_bad_model_uris_fail_before_serving(reg, uri, needle):
-    proc = subprocess.run([sys.executable, "-m", "aidevops_ext.serving", uri, "--port", str(free_port())],
-                          env=server_env(reg), capture_output=True, text=True, timeout=90)
+    proc = subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.serving", uri, "--port", str(free_port())],
+        env=server_env(reg),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -160,7 +185,7 @@ def _listening(pid: int) -> set[tuple[str, int]]:
             hex_addr, hex_port = fields[1].split(":")
             raw = bytes.fromhex(hex_addr)
             # /proc prints the address as 32-bit words in host (little-endian) order
-            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             found.add((socket.inet_ntop(family, raw), int(hex_port, 16)))
     return found
 
@@ -194,9 +219,13 @@ def test_serves_a_model_file_and_binds_loopback_by_default(reg):
     # Started by hand, not with start_server: that one passes --host 127.0.0.1, and the default is what is tested.
     port = free_port()
     log = reg.root / f"server-default-host-{port}.log"
-    proc = subprocess.Popen([sys.executable, "-m", "aidevops_ext.serving", str(reg.model_file), "--port", str(port),
-                             "--no-request-log"], cwd=reg.root, env=server_env(reg), stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aidevops_ext.serving", str(reg.model_file), "--port", str(port), "--no-request-log"],
+        cwd=reg.root,
+        env=server_env(reg),
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+    )
     srv = RunningServer(proc, f"http://127.0.0.1:{port}", port, log)
     try:
         deadline = time.monotonic() + 90  # a generous wait for start-up, not a speed requirement

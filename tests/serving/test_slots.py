@@ -41,13 +41,16 @@ def test_switch_rollback_and_history(slots):
     assert slots.describe()["history"][-1]["reason"] == "latency"
 
 
-@pytest.mark.parametrize("uri,problem", [
-    ("models:/abc/3", "NaN"),
-    ("models:/abc/4", "cannot load"),
-    ("models:/abc/99", "Cannot load"),
-    ("models:/nope@champion", "does not exist"),
-    ("/no/such/model.npz", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "uri,problem",
+    [
+        ("models:/abc/3", "NaN"),
+        ("models:/abc/4", "cannot load"),
+        ("models:/abc/99", "Cannot load"),
+        ("models:/nope@champion", "does not exist"),
+        ("/no/such/model.npz", "does not exist"),
+    ],
+)
 def test_refused_versions_leave_the_slots_alone(slots, uri, problem):
     before = slots.state
     with pytest.raises(ModelRefused, match=problem):
@@ -62,8 +65,16 @@ def test_refused_versions_leave_the_slots_alone(slots, uri, problem):
 def test_smoke_test_catches_a_model_whose_output_breaks(reg):
     """A fast-path model that returns NaN (weights gone bad) is refused just like a pyfunc."""
     model = AidevopsModel.from_estimator(reg.champion, name="abc", version="x", source="mem")
-    broken = type("Broken", (), {"predict": lambda self, X: np.full(len(X), np.nan),
-                                 "n_features_in_": 3, "classes_": None, "_estimator_type": "regressor"})()
+    broken = type(
+        "Broken",
+        (),
+        {
+            "predict": lambda self, X: np.full(len(X), np.nan),
+            "n_features_in_": 3,
+            "classes_": None,
+            "_estimator_type": "regressor",
+        },
+    )()
     bad = AidevopsModel.from_estimator(broken, name="abc", version="y", source="mem")
     slots = ModelSlots(model)
     slots.prepare(model)
@@ -76,7 +87,7 @@ def test_canary_share_promote_clear(slots):
     slots.set_canary("models:/abc/2", 0.25, reason="try v2")
     st = slots.state
     assert st.canary.version == "2" and st.canary_share == 0.25
-    picks = [st.pick(lambda: r)[0] for r in (0.0, 0.2, 0.3, 0.99)]
+    picks = [st.pick(lambda r=r: r)[0] for r in (0.0, 0.2, 0.3, 0.99)]
     assert picks == ["canary", "canary", "active", "active"]
     slots.set_canary_share(1.0)
     assert slots.state.pick()[1].version == "2"
@@ -100,7 +111,7 @@ def test_slot_state_is_immutable_and_find_by_version(slots):
     slots.switch("models:/abc/2")
     st = slots.state
     assert isinstance(st, SlotState) and st.find("1") is st.previous and st.find("2") is st.active
-    with pytest.raises(Exception):
+    with pytest.raises(AttributeError):
         st.active = None  # frozen
 
 
@@ -115,8 +126,10 @@ def test_admin_api_switch_under_load_fails_no_request(reg):
         with srv.client() as c:
             while not stop.is_set():
                 try:
-                    r = c.post("/v2/models/abc/infer", json={"inputs": [
-                        {"name": "x", "shape": [2, 3], "datatype": "FP32", "data": ROWS["inputs"]}]})
+                    r = c.post(
+                        "/v2/models/abc/infer",
+                        json={"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": ROWS["inputs"]}]},
+                    )
                     if r.status_code != 200:
                         failures.append(r.text)
                     else:
@@ -131,15 +144,23 @@ def test_admin_api_switch_under_load_fails_no_request(reg):
         auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         with srv.client() as admin:
             assert admin.post("/admin/switch", json={"model_uri": "models:/abc/2"}).status_code == 401
-            r = admin.post("/admin/switch", json={"model_uri": "models:/abc/2", "actor": "ci", "reason": "gate passed"},
-                           headers=auth)
+            r = admin.post(
+                "/admin/switch",
+                json={"model_uri": "models:/abc/2", "actor": "ci", "reason": "gate passed"},
+                headers=auth,
+            )
             assert r.status_code == 200, r.text
             assert r.json()["slots"]["active"]["version"] == "2"
             time.sleep(0.3)
             r = admin.post("/admin/switch", json={"model_uri": "models:/abc/3"}, headers=auth)
             assert r.status_code == 422 and "NaN" in r.json()["error"]
             time.sleep(0.3)
-            assert admin.post("/admin/rollback", json={"reason": "check"}, headers=auth).json()["slots"]["active"]["version"] == "1"
+            assert (
+                admin.post("/admin/rollback", json={"reason": "check"}, headers=auth).json()["slots"]["active"][
+                    "version"
+                ]
+                == "1"
+            )
             r = admin.post("/admin/canary", json={"model_uri": "models:/abc/2", "share": 0.5}, headers=auth)
             assert r.status_code == 200 and r.json()["slots"]["canary_share"] == 0.5
             time.sleep(0.3)
@@ -147,7 +168,13 @@ def test_admin_api_switch_under_load_fails_no_request(reg):
             assert admin.post("/admin/canary/clear", headers=auth).status_code == 409
             assert admin.post("/admin/switch", json={"model_uri": 5}, headers=auth).status_code == 400
             slots = admin.get("/admin/slots", headers=auth).json()
-            assert [h["operation"] for h in slots["history"]] == ["switch", "switch", "rollback", "canary", "clear_canary"]
+            assert [h["operation"] for h in slots["history"]] == [
+                "switch",
+                "switch",
+                "rollback",
+                "canary",
+                "clear_canary",
+            ]
             metrics = admin.get("/metrics").text
             assert 'aidevops_model_slot{alias="champion",model="abc",slot="previous",version="2"} 1.0' in metrics
             assert 'aidevops_model_loads_total{result="refused"} 1.0' in metrics

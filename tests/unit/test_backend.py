@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from aidevops_ext.errors import BackendUnavailableError, ConfigError
-from aidevops_ext.trainer import backend as bk
 from aidevops_ext.trainer import cupy_available, get_backend
 
 needs_gpu = pytest.mark.skipif(not cupy_available(), reason="needs a CUDA device: cupy.cuda.is_available() is false")

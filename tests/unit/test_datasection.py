@@ -11,23 +11,27 @@ from aidevops_ext.errors import ConfigError
 
 
 def test_defaults_fill_what_the_section_leaves_out():
-    assert parse_data({"target": "y"}) == DataSection(target="y", task=None, id=None, test_fraction=0.2,
-                                                       table="table.parquet", model=None)
+    assert parse_data({"target": "y"}) == DataSection(
+        target="y", task=None, id=None, test_fraction=0.2, table="table.parquet", model=None
+    )
     assert parse_data(None) is None
 
 
-@pytest.mark.parametrize("raw, words", [
-    ({"target": "y", "tagret": 1}, "unknown key(s) tagret"),
-    ({}, "needs 'target'"),
-    ({"target": "y", "task": "ranking"}, "classification or regression"),
-    ({"target": "y", "test_fraction": 1.5}, "between 0 and 1"),
-    ({"target": "y", "test_fraction": True}, "between 0 and 1"),
-    ({"target": "y", "table": "table.xlsx"}, ".parquet or .csv"),
-    ({"target": "y", "table": "../elsewhere.csv"}, ".parquet or .csv"),
-    ({"target": "y", "id": "y"}, "both name 'y'"),
-    ({"target": "y", "model": ""}, "name a model was logged under"),
-    (["target", "y"], "must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ({"target": "y", "tagret": 1}, "unknown key(s) tagret"),
+        ({}, "needs 'target'"),
+        ({"target": "y", "task": "ranking"}, "classification or regression"),
+        ({"target": "y", "test_fraction": 1.5}, "between 0 and 1"),
+        ({"target": "y", "test_fraction": True}, "between 0 and 1"),
+        ({"target": "y", "table": "table.xlsx"}, ".parquet or .csv"),
+        ({"target": "y", "table": "../elsewhere.csv"}, ".parquet or .csv"),
+        ({"target": "y", "id": "y"}, "both name 'y'"),
+        ({"target": "y", "model": ""}, "name a model was logged under"),
+        (["target", "y"], "must be a mapping"),
+    ],
+)
 def test_each_mistake_is_one_sentence_naming_the_key(raw, words):
     with pytest.raises(ConfigError) as err:
         parse_data(raw, "default.yaml")

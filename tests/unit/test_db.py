@@ -15,7 +15,15 @@ import pytest
 from aidevops_ext import db
 from aidevops_ext.errors import AidevopsError
 
-EVERY_TABLE = {"deployments", "deployment_history", "alert_state", "alert_events", "request_log", "feedback", "retrains"}
+EVERY_TABLE = {
+    "deployments",
+    "deployment_history",
+    "alert_state",
+    "alert_events",
+    "request_log",
+    "feedback",
+    "retrains",
+}
 
 # The layout aidevops wrote before deploy.db was versioned (user_version 0): the SCHEMA strings of
 # deploy/store.py, monitoring/alertstore.py, serving/requestlog.py and loop.py at f5a1431, verbatim.
@@ -158,11 +166,16 @@ CREATE INDEX IF NOT EXISTS retrains_deployment ON retrains (deployment, id);
 
 # An older file still: a deployments table without `options`, the request log before DataFrame inputs were
 # kept (no `frame`) and before its (model, version, ts) index was replaced, and no alert or retraining tables.
-_STORE_PART = OLD_LAYOUT[:OLD_LAYOUT.index("CREATE TABLE IF NOT EXISTS alert_state")].replace("    options TEXT,\n", "")
-_LOG_PART = OLD_LAYOUT[OLD_LAYOUT.index("CREATE TABLE IF NOT EXISTS request_log"):OLD_LAYOUT.index("CREATE TABLE IF NOT EXISTS retrains")]
-_LOG_PART = (_LOG_PART.replace("    error TEXT,\n    frame TEXT\n", "    error TEXT\n")
-             .replace(_LOG_PART[_LOG_PART.index("-- The live window"):_LOG_PART.index("CREATE TABLE IF NOT EXISTS feedback")],
-                      "CREATE INDEX IF NOT EXISTS request_log_model_ts ON request_log (model, version, ts);\n"))
+_STORE_PART = OLD_LAYOUT[: OLD_LAYOUT.index("CREATE TABLE IF NOT EXISTS alert_state")].replace(
+    "    options TEXT,\n", ""
+)
+_LOG_PART = OLD_LAYOUT[
+    OLD_LAYOUT.index("CREATE TABLE IF NOT EXISTS request_log") : OLD_LAYOUT.index("CREATE TABLE IF NOT EXISTS retrains")
+]
+_LOG_PART = _LOG_PART.replace("    error TEXT,\n    frame TEXT\n", "    error TEXT\n").replace(
+    _LOG_PART[_LOG_PART.index("-- The live window") : _LOG_PART.index("CREATE TABLE IF NOT EXISTS feedback")],
+    "CREATE INDEX IF NOT EXISTS request_log_model_ts ON request_log (model, version, ts);\n",
+)
 OLDER_LAYOUT = _STORE_PART + _LOG_PART
 
 
@@ -183,23 +196,35 @@ def _old_db(path, layout: str) -> None:
     conn = sqlite3.connect(path)
     conn.executescript(layout)
     tables = _tables(conn)
-    conn.execute("INSERT INTO deployments (name, model, ref, state, admin_token, created, updated) "
-                 "VALUES ('web', 'm', 'm@champion', 'running', 'tok', 1.0, 2.0)")
-    conn.execute("INSERT INTO deployment_history (deployment, ts, operation, to_version, actor) "
-                 "VALUES ('web', 1.0, 'deploy', '3', 'alice')")
-    conn.execute("INSERT INTO request_log (request_id, ts, model, version, protocol, status, latency_ms, n_rows, "
-                 "n_features, input_rows, row_step, inputs, predictions) "
-                 "VALUES ('r1', 5.0, 'm', '3', 'mlflow', 200, 1.5, 1, 2, 1, 1, ?, '[7]')",
-                 (np.array([[1.0, 2.0]], "<f4").tobytes(),))
+    conn.execute(
+        "INSERT INTO deployments (name, model, ref, state, admin_token, created, updated) "
+        "VALUES ('web', 'm', 'm@champion', 'running', 'tok', 1.0, 2.0)"
+    )
+    conn.execute(
+        "INSERT INTO deployment_history (deployment, ts, operation, to_version, actor) "
+        "VALUES ('web', 1.0, 'deploy', '3', 'alice')"
+    )
+    conn.execute(
+        "INSERT INTO request_log (request_id, ts, model, version, protocol, status, latency_ms, n_rows, "
+        "n_features, input_rows, row_step, inputs, predictions) "
+        "VALUES ('r1', 5.0, 'm', '3', 'mlflow', 200, 1.5, 1, 2, 1, 1, ?, '[7]')",
+        (np.array([[1.0, 2.0]], "<f4").tobytes(),),
+    )
     conn.execute("INSERT INTO feedback (request_id, row, label, ts) VALUES ('r1', 0, '7', 6.0)")
     if "alert_events" in tables:
-        conn.execute("INSERT INTO alert_state (deployment, rule, state, since, detail, updated) "
-                     "VALUES ('web', 'drift', 'firing', 3.0, '{\"state\": \"firing\"}', 3.0)")
-        conn.execute("INSERT INTO alert_events (deployment, rule, event, at, message, action) "
-                     "VALUES ('web', 'drift', 'fired', 3.0, 'drift above 0.2', 'retrain')")
+        conn.execute(
+            "INSERT INTO alert_state (deployment, rule, state, since, detail, updated) "
+            "VALUES ('web', 'drift', 'firing', 3.0, '{\"state\": \"firing\"}', 3.0)"
+        )
+        conn.execute(
+            "INSERT INTO alert_events (deployment, rule, event, at, message, action) "
+            "VALUES ('web', 'drift', 'fired', 3.0, 'drift above 0.2', 'retrain')"
+        )
     if "retrains" in tables:
-        conn.execute("INSERT INTO retrains (deployment, model, trigger, status, started) "
-                     "VALUES ('web', 'm', 'manual', 'switched', 4.0)")
+        conn.execute(
+            "INSERT INTO retrains (deployment, model, trigger, status, started) "
+            "VALUES ('web', 'm', 'manual', 'switched', 4.0)"
+        )
     conn.commit()
     conn.close()
 
@@ -265,7 +290,9 @@ def test_an_unversioned_deploy_db_is_brought_to_the_current_version_with_its_row
     assert win.rows.tolist() == [[1.0, 2.0]] and win.row_predictions == [7]
     assert read_feedback(ws.deploy_db, "m", first_id=win.first_id, last_id=win.last_id) == [("r1:0", 7, 6.0)]
     events = AlertStore(ws.deploy_db).events("web")
-    assert [(e["rule"], e["event"], e["action"]) for e in events] == ([("drift", "fired", "retrain")] if had_alerts else [])
+    assert [(e["rule"], e["event"], e["action"]) for e in events] == (
+        [("drift", "fired", "retrain")] if had_alerts else []
+    )
     store.record("web", "switch", from_version="3", to_version="4", actor="bob", ts=9.0)  # and it takes new rows
     assert [h.to_version for h in store.history("web")] == ["3", "4"]
 
@@ -309,26 +336,41 @@ def test_a_database_at_version_n_runs_only_the_later_migrations_all_or_nothing(t
     path = tmp_path / "deploy.db"
     db.connect(path).close()
     nxt = db.CURRENT + 1
-    broken = (*db.MIGRATIONS, (nxt, "CREATE TABLE annotations (id INTEGER PRIMARY KEY, note TEXT);\n"
-                                    "ALTER TABLE deployments ADD COLUMN owner TEXT;\n"
-                                    "ALTER TABLE no_such_table ADD COLUMN x TEXT;\n"))
+    broken = (
+        *db.MIGRATIONS,
+        (
+            nxt,
+            "CREATE TABLE annotations (id INTEGER PRIMARY KEY, note TEXT);\n"
+            "ALTER TABLE deployments ADD COLUMN owner TEXT;\n"
+            "ALTER TABLE no_such_table ADD COLUMN x TEXT;\n",
+        ),
+    )
     with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
         db.connect(path, migrations=broken)
     conn = db.connect(path)  # nothing of the failed migration stayed
     assert conn.execute("PRAGMA user_version").fetchone()[0] == db.CURRENT and "annotations" not in _tables(conn)
-    conn.execute("INSERT INTO deployments (name, model, ref, state, created, updated) VALUES ('a', 'm', 'r', 's', 1, 1)")
+    conn.execute(
+        "INSERT INTO deployments (name, model, ref, state, created, updated) VALUES ('a', 'm', 'r', 's', 1, 1)"
+    )
     conn.close()
 
     ran: list[str] = []
-    later = (*db.MIGRATIONS, (nxt, "CREATE TABLE annotations (id INTEGER PRIMARY KEY, note TEXT);\n"
-                                   "ALTER TABLE deployments ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';\n"))
+    later = (
+        *db.MIGRATIONS,
+        (
+            nxt,
+            "CREATE TABLE annotations (id INTEGER PRIMARY KEY, note TEXT);\n"
+            "ALTER TABLE deployments ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';\n",
+        ),
+    )
     conn = sqlite3.connect(path, isolation_level=None)
     conn.set_trace_callback(ran.append)
     assert db.migrate(conn, later) == nxt
     conn.close()
     assert [s for s in ran if s.lstrip().upper().startswith(("CREATE", "ALTER"))] == [
         "CREATE TABLE annotations (id INTEGER PRIMARY KEY, note TEXT);",
-        "ALTER TABLE deployments ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';"]
+        "ALTER TABLE deployments ADD COLUMN owner TEXT NOT NULL DEFAULT 'nobody';",
+    ]
     conn = db.connect(path, migrations=later)
     assert conn.execute("SELECT name, owner FROM deployments").fetchall() == [("a", "nobody")]
     conn.close()
@@ -372,9 +414,11 @@ def test_readonly_creates_nothing_and_writes_nothing(tmp_path):
 
 
 def test_db_imports_nothing_heavy():
-    code = ("import sys, aidevops_ext.db\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'pandas', 'numpy', 'papermill')\n"
-            "             or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.deploy', 'aidevops_ext.serving'))))\n")
+    code = (
+        "import sys, aidevops_ext.db\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'pandas', 'numpy', 'papermill')\n"
+        "             or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.deploy', 'aidevops_ext.serving'))))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -148,7 +148,9 @@ def test_mlp_regressor_learns_nonlinear_synthetic():
     rng = np.random.default_rng(1)
     X = rng.uniform(-2, 2, (2000, 2)).astype(np.float32)
     y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2
-    est = MLPRegressor(hidden_layer_sizes=(64, 64), epochs=60, batch_size=64, learning_rate=3e-3).fit(X[:1500], y[:1500])
+    est = MLPRegressor(hidden_layer_sizes=(64, 64), epochs=60, batch_size=64, learning_rate=3e-3).fit(
+        X[:1500], y[:1500]
+    )
     assert est.score(X[1500:], y[1500:]) > 0.9
     linear = LinearRegression().fit(X[:1500], y[:1500]).score(X[1500:], y[1500:])
     assert linear < 0.5  # the problem really is non-linear
@@ -168,15 +170,17 @@ def test_mlp_regressor_multi_output():
 def test_activations_and_optimizers_learn(blobs, activation, optimizer):
     X, y = blobs
     lr = 0.05 if optimizer == "sgd" else 0.01
-    est = MLPClassifier(hidden_layer_sizes=(16,), activation=activation, optimizer=optimizer, learning_rate=lr,
-                        epochs=15, batch_size=32).fit(X, y)
+    est = MLPClassifier(
+        hidden_layer_sizes=(16,), activation=activation, optimizer=optimizer, learning_rate=lr, epochs=15, batch_size=32
+    ).fit(X, y)
     assert est.score(X, y) > 0.85
 
 
 def test_two_hidden_layers_l2_and_float64(blobs):
     X, y = blobs
-    est = MLPClassifier(hidden_layer_sizes=(16, 8), l2=1e-3, epochs=15, batch_size=32, learning_rate=0.01,
-                        dtype="float64").fit(X, y)
+    est = MLPClassifier(
+        hidden_layer_sizes=(16, 8), l2=1e-3, epochs=15, batch_size=32, learning_rate=0.01, dtype="float64"
+    ).fit(X, y)
     assert est.score(X, y) > 0.85
     assert [c.shape for c in est.coefs_] == [(4, 16), (16, 8), (8, 3)]
     assert all(c.dtype == np.float64 for c in est.coefs_)
@@ -242,13 +246,32 @@ def test_get_set_params_round_trip_and_clone(cls):
 
 def test_mlp_constructor_matches_contract():
     assert list(MLPClassifier().get_params())[:11] == [
-        "hidden_layer_sizes", "activation", "optimizer", "learning_rate", "batch_size", "epochs", "l2",
-        "early_stopping", "validation_fraction", "random_state", "backend",
+        "hidden_layer_sizes",
+        "activation",
+        "optimizer",
+        "learning_rate",
+        "batch_size",
+        "epochs",
+        "l2",
+        "early_stopping",
+        "validation_fraction",
+        "random_state",
+        "backend",
     ]
     p = MLPClassifier().get_params()
-    assert (p["hidden_layer_sizes"], p["activation"], p["optimizer"], p["learning_rate"], p["batch_size"],
-            p["epochs"], p["l2"], p["early_stopping"], p["validation_fraction"], p["random_state"],
-            p["backend"]) == ((256,), "relu", "adam", 1e-3, 256, 4, 0.0, False, 0.1, 0, "auto")
+    assert (
+        p["hidden_layer_sizes"],
+        p["activation"],
+        p["optimizer"],
+        p["learning_rate"],
+        p["batch_size"],
+        p["epochs"],
+        p["l2"],
+        p["early_stopping"],
+        p["validation_fraction"],
+        p["random_state"],
+        p["backend"],
+    ) == ((256,), "relu", "adam", 1e-3, 256, 4, 0.0, False, 0.1, 0, "auto")
 
 
 def test_clone_is_unfitted(blobs):
@@ -291,8 +314,16 @@ def test_early_stopping_stops_and_restores_best():
     X = rng.standard_normal((120, 20)).astype(np.float32)
     y = rng.integers(0, 2, 120)  # pure noise: the validation loss soon rises as the net memorises
     snapshots = []
-    est = MLPClassifier(hidden_layer_sizes=(64,), learning_rate=0.01, batch_size=16, epochs=200,
-                        early_stopping=True, validation_fraction=0.25, n_iter_no_change=4, random_state=0)
+    est = MLPClassifier(
+        hidden_layer_sizes=(64,),
+        learning_rate=0.01,
+        batch_size=16,
+        epochs=200,
+        early_stopping=True,
+        validation_fraction=0.25,
+        n_iter_no_change=4,
+        random_state=0,
+    )
     est.fit(X, y, callbacks=[lambda e, epoch, logs: snapshots.append(e.predict_proba(X))])
     val_losses = [h["val_loss"] for h in est.history_]
     assert len(est.history_) < 200, "did not stop early"
@@ -308,8 +339,9 @@ def test_early_stopping_stops_and_restores_best():
 def test_early_stopping_regressor_records_r2(blobs):
     X, _ = blobs
     y = X[:, 0] * 2 + 1
-    est = MLPRegressor(hidden_layer_sizes=(16,), epochs=40, batch_size=32, learning_rate=0.01,
-                       early_stopping=True, n_iter_no_change=3).fit(X, y)
+    est = MLPRegressor(
+        hidden_layer_sizes=(16,), epochs=40, batch_size=32, learning_rate=0.01, early_stopping=True, n_iter_no_change=3
+    ).fit(X, y)
     assert est.history_[-1]["val_score"] > 0.8
     assert est.best_epoch_ <= len(est.history_)
 
@@ -540,8 +572,9 @@ def test_engine_gradients_match_finite_differences(activation, output, k, exact_
         before = net.params.copy()
         loss_sum = trainer.step(X, Y, rows, trainer.buffers(len(rows)), labels)
         np.testing.assert_array_equal(net.params, before)
-        assert float(loss_sum) / len(rows) == pytest.approx(objective(rows) - 0.5 * l2 * sum(
-            float((W[:-1] ** 2).sum()) for W in net.layers), rel=1e-9)
+        assert float(loss_sum) / len(rows) == pytest.approx(
+            objective(rows) - 0.5 * l2 * sum(float((W[:-1] ** 2).sum()) for W in net.layers), rel=1e-9
+        )
         numeric = np.empty_like(net.params)
         for j in range(net.params.size):
             saved = net.params[j]
@@ -584,18 +617,39 @@ def _fit_both(make, X, y, monkeypatch):
     return compiled, reference
 
 
-@pytest.mark.parametrize("make, target", [
-    (lambda: MLPClassifier(hidden_layer_sizes=(16,), epochs=4, batch_size=32), "cls"),
-    (lambda: MLPClassifier(hidden_layer_sizes=(16, 8), activation="tanh", optimizer="sgd", l2=1e-3,
-                           epochs=4, batch_size=50), "cls"),
-    (lambda: MLPClassifier(hidden_layer_sizes=(12,), activation="logistic", epochs=3, batch_size=64,
-                           early_stopping=True), "binary"),
-    (lambda: MLPClassifier(hidden_layer_sizes=(16,), epochs=3, batch_size=40, dtype="float64"), "cls"),
-    (lambda: MLPRegressor(hidden_layer_sizes=(16,), activation="identity", optimizer="sgd", momentum=0.0,
-                          learning_rate=0.01, epochs=3, batch_size=32), "reg"),
-    (lambda: MLPRegressor(hidden_layer_sizes=(16,), epochs=3, batch_size=1000), "reg2"),
-    (lambda: LogisticRegression(epochs=3, batch_size=16), "cls"),
-])
+@pytest.mark.parametrize(
+    "make, target",
+    [
+        (lambda: MLPClassifier(hidden_layer_sizes=(16,), epochs=4, batch_size=32), "cls"),
+        (
+            lambda: MLPClassifier(
+                hidden_layer_sizes=(16, 8), activation="tanh", optimizer="sgd", l2=1e-3, epochs=4, batch_size=50
+            ),
+            "cls",
+        ),
+        (
+            lambda: MLPClassifier(
+                hidden_layer_sizes=(12,), activation="logistic", epochs=3, batch_size=64, early_stopping=True
+            ),
+            "binary",
+        ),
+        (lambda: MLPClassifier(hidden_layer_sizes=(16,), epochs=3, batch_size=40, dtype="float64"), "cls"),
+        (
+            lambda: MLPRegressor(
+                hidden_layer_sizes=(16,),
+                activation="identity",
+                optimizer="sgd",
+                momentum=0.0,
+                learning_rate=0.01,
+                epochs=3,
+                batch_size=32,
+            ),
+            "reg",
+        ),
+        (lambda: MLPRegressor(hidden_layer_sizes=(16,), epochs=3, batch_size=1000), "reg2"),
+        (lambda: LogisticRegression(epochs=3, batch_size=16), "cls"),
+    ],
+)
 def test_compiled_engine_trains_like_the_xp_code(make, target, blobs, monkeypatch):
     X, y = blobs
     y = {"cls": y, "binary": y == 1, "reg": X[:, 0] - 2 * X[:, 1], "reg2": np.c_[X[:, 0], X[:, 1] * X[:, 2]]}[target]
@@ -604,8 +658,9 @@ def test_compiled_engine_trains_like_the_xp_code(make, target, blobs, monkeypatc
     # exp and the softmax's max shift), so the results agree closely, not bit for bit.
     assert [h["epoch"] for h in compiled.history_] == [h["epoch"] for h in reference.history_]
     loose = 2e-3 if compiled._net.dtype == np.float32 else 1e-9
-    np.testing.assert_allclose([h["loss"] for h in compiled.history_], [h["loss"] for h in reference.history_],
-                               rtol=loose)
+    np.testing.assert_allclose(
+        [h["loss"] for h in compiled.history_], [h["loss"] for h in reference.history_], rtol=loose
+    )
     for a, b in zip(compiled._get_state()[1].values(), reference._get_state()[1].values()):
         np.testing.assert_allclose(a, b, rtol=loose, atol=loose)
     out = "predict_proba" if hasattr(compiled, "predict_proba") else "predict"
@@ -613,9 +668,14 @@ def test_compiled_engine_trains_like_the_xp_code(make, target, blobs, monkeypatc
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("activation, output, optimizer, l2", [
-    ("relu", "softmax", "adam", 0.0), ("tanh", "identity", "sgd", 1e-3), ("logistic", "logistic", "adam", 1e-2),
-])
+@pytest.mark.parametrize(
+    "activation, output, optimizer, l2",
+    [
+        ("relu", "softmax", "adam", 0.0),
+        ("tanh", "identity", "sgd", 1e-3),
+        ("logistic", "logistic", "adam", 1e-2),
+    ],
+)
 def test_compiled_engine_split_over_threads_matches_one_thread(activation, output, optimizer, l2, dtype):
     from aidevops_ext.trainer.mlp import _Net, _Trainer
 
@@ -624,17 +684,21 @@ def test_compiled_engine_split_over_threads_matches_one_thread(activation, outpu
     n, d, k = 1000, 6, {"softmax": 4, "identity": 2, "logistic": 1}[output]
     X = rng.standard_normal((n, d)).astype(dtype)
     labels = rng.integers(0, k, n) if output == "softmax" else None
-    Y = (np.eye(k)[labels] if output == "softmax" else rng.integers(0, 2, (n, k)) if output == "logistic"
-         else rng.standard_normal((n, k))).astype(dtype)
+    Y = (
+        np.eye(k)[labels]
+        if output == "softmax"
+        else rng.integers(0, 2, (n, k))
+        if output == "logistic"
+        else rng.standard_normal((n, k))
+    ).astype(dtype)
     runs = []
     for parts in (1, 2, 3):
         net = _Net([d, 16, 8, k], activation, output, np, dtype)
         net.init(np.random.default_rng(0))
-        trainer = _Trainer(net, 100, optimizer, 0.01, 0.9, l2, exact_shift=False, engine=engine, n_rows=n,
-                           parts=parts)
+        trainer = _Trainer(net, 100, optimizer, 0.01, 0.9, l2, exact_shift=False, engine=engine, n_rows=n, parts=parts)
         assert trainer.parts == parts
         order_rng = np.random.default_rng(2)
-        losses = [trainer.epoch(X, Y, order_rng.permutation(n)[:n - 37], labels) for _ in range(3)]  # a partial batch
+        losses = [trainer.epoch(X, Y, order_rng.permutation(n)[: n - 37], labels) for _ in range(3)]  # a partial batch
         runs.append((net.params.copy(), losses, trainer.optimizer.t))
     # Each part sums its rows' gradients; the update adds the parts' sums: only the rounding differs.
     tol = 1e-4 if dtype == np.float32 else 1e-11
@@ -658,7 +722,9 @@ def test_compiled_engine_gradient_split_over_threads_is_exact():
         loss1 = one.step(X, Y, rows, one.buffers(len(rows)))
         loss2 = two.step(X, Y, rows, two.buffers(len(rows)))
         assert loss2 == pytest.approx(loss1, rel=1e-12)
-        assert float(loss1) / len(rows) == pytest.approx(float(_mean_loss(np, "softmax", net.forward(X[rows]), Y[rows])))
+        assert float(loss1) / len(rows) == pytest.approx(
+            float(_mean_loss(np, "softmax", net.forward(X[rows]), Y[rows]))
+        )
         np.testing.assert_allclose(two.e_grads.sum(axis=0), one.grads, rtol=1e-12, atol=1e-15)
 
 
@@ -721,8 +787,9 @@ def test_concurrent_split_fits_restore_blas_threads():
 
 def test_compiled_engine_learns_digits_as_well(digits, monkeypatch):
     Xtr, Xte, ytr, yte = digits
-    compiled, reference = _fit_both(lambda: MLPClassifier(epochs=30, batch_size=64, random_state=0),
-                                    Xtr, ytr, monkeypatch)
+    compiled, reference = _fit_both(
+        lambda: MLPClassifier(epochs=30, batch_size=64, random_state=0), Xtr, ytr, monkeypatch
+    )
     assert compiled.score(Xte, yte) > 0.95
     assert abs(compiled.score(Xte, yte) - reference.score(Xte, yte)) <= 0.01
 

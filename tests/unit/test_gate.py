@@ -24,10 +24,12 @@ def _kinds(decision: GateDecision) -> dict[str, bool]:
 
 
 def test_parse_mapping_form():
-    ts = parse_gate({
-        "accuracy": {"threshold": 0.9, "min_absolute_change": -0.005, "greater_is_better": True},
-        "log_loss": {"threshold": 0.5, "greater_is_better": False},
-    })
+    ts = parse_gate(
+        {
+            "accuracy": {"threshold": 0.9, "min_absolute_change": -0.005, "greater_is_better": True},
+            "log_loss": {"threshold": 0.5, "greater_is_better": False},
+        }
+    )
     assert ts == [
         Threshold("accuracy", threshold=0.9, min_absolute_change=-0.005, greater_is_better=True),
         Threshold("log_loss", threshold=0.5, greater_is_better=False),
@@ -113,7 +115,9 @@ def test_threshold_lower_is_better():
 
 
 def test_missing_metric_fails_with_reason():
-    d = evaluate_gate([Threshold("accuracy", threshold=0.5), Threshold("f1_macro", min_absolute_change=0)], {"accuracy": 0.9})
+    d = evaluate_gate(
+        [Threshold("accuracy", threshold=0.5), Threshold("f1_macro", min_absolute_change=0)], {"accuracy": 0.9}
+    )
     assert not d.passed
     (failed,) = d.failed_checks
     assert failed.metric == "f1_macro" and failed.kind == "missing"
@@ -201,7 +205,9 @@ def test_relative_change_zero_baseline():
     ts = [Threshold("accuracy", min_relative_change=0.0)]
     assert evaluate_gate(ts, {"accuracy": 0.0}, {"accuracy": 0.0}).passed  # a tie
     assert evaluate_gate(ts, {"accuracy": 0.1}, {"accuracy": 0.0}).passed
-    d = evaluate_gate([Threshold("loss", min_relative_change=0.0, greater_is_better=False)], {"loss": 0.1}, {"loss": 0.0})
+    d = evaluate_gate(
+        [Threshold("loss", min_relative_change=0.0, greater_is_better=False)], {"loss": 0.1}, {"loss": 0.0}
+    )
     assert not d.passed
     assert d.checks[0].actual == -math.inf
     json.dumps(d.to_dict(), allow_nan=False)  # non-finite values do not leak into JSON
@@ -231,7 +237,9 @@ def test_all_checks_must_pass():
 
 def _sample() -> GateDecision:
     ts = parse_gate({"accuracy": {"threshold": 0.9, "min_absolute_change": -0.005}, "log_loss": {"threshold": 0.5}})
-    return evaluate_gate(ts, {"accuracy": 0.93, "log_loss": 0.2, "f1_macro": 0.9}, {"accuracy": 0.94, "log_loss": 0.25}, "7")
+    return evaluate_gate(
+        ts, {"accuracy": 0.93, "log_loss": 0.2, "f1_macro": 0.9}, {"accuracy": 0.94, "log_loss": 0.25}, "7"
+    )
 
 
 def test_to_tags_are_flat_strings():
@@ -279,9 +287,16 @@ def test_gate_module_does_not_import_mlflow():
 ACC = parse_gate({"accuracy": {"threshold": 0.5, "min_absolute_change": -0.005}})
 
 
-def _rows(test: int, compared: int, champion_trained: int = 0, candidate_trained: int = 0, lineage: bool = True) -> dict:
-    return {"test_rows": test, "compared_rows": compared, "champion_trained": champion_trained,
-            "candidate_trained": candidate_trained, "champion_lineage": lineage}
+def _rows(
+    test: int, compared: int, champion_trained: int = 0, candidate_trained: int = 0, lineage: bool = True
+) -> dict:
+    return {
+        "test_rows": test,
+        "compared_rows": compared,
+        "champion_trained": champion_trained,
+        "candidate_trained": candidate_trained,
+        "champion_lineage": lineage,
+    }
 
 
 def test_overlap_leaving_too_few_rows_refuses_with_one_sentence():
@@ -295,10 +310,14 @@ def test_overlap_leaving_too_few_rows_refuses_with_one_sentence():
 
 
 def test_overlap_leaving_enough_rows_is_judged_on_those_rows():
-    d = evaluate_gate(ACC, {"accuracy": 0.95}, {"accuracy": 0.951}, "3", comparison=_rows(360, 250, champion_trained=110))
+    d = evaluate_gate(
+        ACC, {"accuracy": 0.95}, {"accuracy": 0.951}, "3", comparison=_rows(360, 250, champion_trained=110)
+    )
     assert d.passed and {c.kind for c in d.checks} == {"threshold", "absolute_change"}
-    assert d.compared_on() == ("the same 250 of 360 test rows for candidate and champion, none of which either trained on"
-                               " (left out: 110 the champion trained on)")
+    assert d.compared_on() == (
+        "the same 250 of 360 test rows for candidate and champion, none of which either trained on"
+        " (left out: 110 the champion trained on)"
+    )
     assert "Scored on the same 250 of 360 test rows" in d.to_markdown()
 
 
@@ -333,13 +352,28 @@ def test_compare_scores_both_models_on_the_same_unseen_rows():
     X = rng.normal(size=(400, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
     keys = splitting.row_keys(X)
-    model = trainer.MLPClassifier(hidden_layer_sizes=(4,), epochs=3, random_state=0, backend="numpy").fit(X[:200], y[:200], progress=False)
+    model = trainer.MLPClassifier(hidden_layer_sizes=(4,), epochs=3, random_state=0, backend="numpy").fit(
+        X[:200], y[:200], progress=False
+    )
     test = slice(200, 400)
     # The champion trained on test rows 200..259, the candidate on 380..399 (live rows, say).
-    out = compare(model, model, X[test], y[test], test_keys=keys[test], candidate_keys=keys[380:],
-                  champion_keys=keys[:260], champion_version="2")
-    assert out["comparison"] == {"test_rows": 200, "compared_rows": 120, "candidate_trained": 20,
-                                 "champion_trained": 60, "champion_lineage": True}
+    out = compare(
+        model,
+        model,
+        X[test],
+        y[test],
+        test_keys=keys[test],
+        candidate_keys=keys[380:],
+        champion_keys=keys[:260],
+        champion_version="2",
+    )
+    assert out["comparison"] == {
+        "test_rows": 200,
+        "compared_rows": 120,
+        "candidate_trained": 20,
+        "champion_trained": 60,
+        "champion_lineage": True,
+    }
     assert out["candidate"] == out["champion"] == evaluate(model, X[260:380], y[260:380])
     first = compare(model, None, X[test], y[test], test_keys=keys[test], candidate_keys=keys[:200])
     assert first["champion"] is None and first["comparison"]["compared_rows"] == 200

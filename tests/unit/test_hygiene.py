@@ -24,9 +24,11 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 def assert_clean(folder: Path) -> None:
     """The hygiene rule, for any folder of notebooks."""
     dirty = check_files(sorted(folder.glob("*.ipynb")))
-    assert not dirty, "notebooks committed with outputs: " + "; ".join(
-        f"{p.name}: {', '.join(problems)}" for p, problems in dirty.items()
-    ) + " — run `pre-commit run --all-files` (or python -m aidevops_ext.review.hygiene FILE)."
+    assert not dirty, (
+        "notebooks committed with outputs: "
+        + "; ".join(f"{p.name}: {', '.join(problems)}" for p, problems in dirty.items())
+        + " — run `pre-commit run --all-files` (or python -m aidevops_ext.review.hygiene FILE)."
+    )
 
 
 def test_committed_notebooks_have_no_outputs():
@@ -94,9 +96,14 @@ def test_pre_commit_hook_strips_notebooks(executed_notebook, tmp_path):
     """The repository's .pre-commit-config.yaml, run by pre-commit in a scratch clone-like repo."""
     repo = executed_notebook.parent.parent
     shutil.copy(REPO / ".pre-commit-config.yaml", repo / ".pre-commit-config.yaml")
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
+    env = {
+        **os.environ,
+        "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home"),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
     # The hook's `python` must be this interpreter (it has aidevops_ext), whatever PATH says.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
 

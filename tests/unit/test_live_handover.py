@@ -21,13 +21,15 @@ SECTION = DataSection(target="churned", id="customer_id", test_fraction=0.25)
 
 def customers(n: int = 200) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "customer_id": [f"C{i:04d}" for i in range(n)],
-        "age": rng.integers(18, 80, n).astype(np.float64),
-        "calls": rng.integers(0, 5, n),
-        "plan": rng.choice(["basic", "standard", "premium"], n, p=[0.6, 0.3, 0.1]),
-        "churned": rng.integers(0, 2, n),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:04d}" for i in range(n)],
+            "age": rng.integers(18, 80, n).astype(np.float64),
+            "calls": rng.integers(0, 5, n),
+            "plan": rng.choice(["basic", "standard", "premium"], n, p=[0.6, 0.3, 0.1]),
+            "churned": rng.integers(0, 2, n),
+        }
+    )
 
 
 def logged(frame: pd.DataFrame) -> pd.DataFrame:
@@ -51,13 +53,15 @@ def test_live_rows_join_the_training_side_only_with_their_columns_categories_and
 
     assert info["live_rows"] == 3 and info["train_rows"] == plain["train_rows"] + 3
     assert info["test_rows"] == plain["test_rows"]
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "live" / "test.parquet"),
-                                  pd.read_parquet(tmp_path / "plain" / "test.parquet"))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "live" / "test.parquet"), pd.read_parquet(tmp_path / "plain" / "test.parquet")
+    )
     train = pd.read_parquet(tmp_path / "live" / "train.parquet")
     added = train[train["customer_id"].str.startswith("live:")]
     assert list(train.columns) == list(table.columns)
-    assert added["plan"].iloc[[0, 2]].tolist() == ["premium", "gold"] and pd.isna(added["plan"].iloc[1]), \
+    assert added["plan"].iloc[[0, 2]].tolist() == ["premium", "gold"] and pd.isna(added["plan"].iloc[1]), (
         "categories arrive as text, unseen and missing ones included"
+    )
     assert added["churned"].tolist() == [1, 0, 1] and train["churned"].dtype == table["churned"].dtype
     assert train["calls"].dtype == table["calls"].dtype and np.isnan(added["age"].iloc[2])
     keys = splitting.load_keys(tmp_path / "live" / "train_keys.npy")
@@ -129,11 +133,34 @@ def test_shift_frame_moves_numbers_by_their_std_and_only_the_chosen_columns():
 def test_the_monitor_view_lists_category_columns_with_their_top_category_shares():
     from aidevops_ext.cli_loop import render_summary
 
-    summary = {"deployment": "churn", "model": "ci-churn", "version": "1", "drift": {"status": "ok", "drifted": ["plan"], "features": [
-        {"name": "age", "kind": "numeric", "psi": 0.02, "ks_statistic": 0.05, "ks_pvalue": 0.5, "wasserstein_std": 0.01},
-        {"name": "plan", "kind": "category", "psi": 0.61, "chi2_pvalue": 0.0, "unseen_rate": 0.0, "drifted": True,
-         "top_categories": [{"category": "basic", "reference": 0.5, "live": 0.2}]},
-    ]}}
+    summary = {
+        "deployment": "churn",
+        "model": "ci-churn",
+        "version": "1",
+        "drift": {
+            "status": "ok",
+            "drifted": ["plan"],
+            "features": [
+                {
+                    "name": "age",
+                    "kind": "numeric",
+                    "psi": 0.02,
+                    "ks_statistic": 0.05,
+                    "ks_pvalue": 0.5,
+                    "wasserstein_std": 0.01,
+                },
+                {
+                    "name": "plan",
+                    "kind": "category",
+                    "psi": 0.61,
+                    "chi2_pvalue": 0.0,
+                    "unseen_rate": 0.0,
+                    "drifted": True,
+                    "top_categories": [{"category": "basic", "reference": 0.5, "live": 0.2}],
+                },
+            ],
+        },
+    }
     text = render_summary(summary, [])
     (numeric,) = [line for line in text.splitlines() if line.strip().startswith("age")]
     (category,) = [line for line in text.splitlines() if line.strip().startswith("plan")]

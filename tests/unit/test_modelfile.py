@@ -26,7 +26,7 @@ class FakeEstimator:
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = scale
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "FakeEstimator":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> FakeEstimator:
         self.coef_ = np.linalg.lstsq(X, y, rcond=None)[0].astype(np.float32)
         self.intercept_ = np.array([0.5], dtype=np.float32)
         self.n_features_in_ = X.shape[1]
@@ -41,7 +41,7 @@ class FakeEstimator:
         return spec, {"coef": self.coef_, "intercept": self.intercept_}
 
     @classmethod
-    def _from_state(cls, spec: dict, arrays: dict, backend: str = "numpy") -> "FakeEstimator":
+    def _from_state(cls, spec: dict, arrays: dict, backend: str = "numpy") -> FakeEstimator:
         est = cls(**spec["params"])
         est.coef_, est.intercept_ = arrays["coef"], arrays["intercept"]
         est.n_features_in_ = spec["fitted"]["n_features_in_"]

@@ -72,8 +72,9 @@ def test_unknown_optimizer():
         make_optimizer("rmsprop", [np.zeros(2)], 0.1)
 
 
-@pytest.mark.parametrize("name, dtype", [("adam", np.float32), ("adam", np.float64), ("sgd", np.float32),
-                                         ("sgd-plain", np.float32)])
+@pytest.mark.parametrize(
+    "name, dtype", [("adam", np.float32), ("adam", np.float64), ("sgd", np.float32), ("sgd-plain", np.float32)]
+)
 @pytest.mark.parametrize("parts", [1, 2, 3])
 def test_compiled_engine_update_is_the_xp_update_bit_for_bit(name, dtype, parts):
     """The compiled engine's fused optimizer pass does the xp code's float operations, in the same order."""
@@ -101,11 +102,37 @@ def test_compiled_engine_update_is_the_xp_update_bit_for_bit(name, dtype, parts)
             if name == "adam":
                 a = 0.01 * (1 - 0.9) / (1 - 0.9**t)
                 c = math.sqrt((1 - 0.999) / (1 - 0.999**t))
-                engine.update(got, G.copy(), m1, m2, lo, hi, 0, typed(0.9), typed(0.999), typed(c / a),
-                              typed(1e-8 / a), typed(0), typed(0))
+                engine.update(
+                    got,
+                    G.copy(),
+                    m1,
+                    m2,
+                    lo,
+                    hi,
+                    0,
+                    typed(0.9),
+                    typed(0.999),
+                    typed(c / a),
+                    typed(1e-8 / a),
+                    typed(0),
+                    typed(0),
+                )
             else:
-                engine.update(got, G.copy(), m1, m2, lo, hi, 1, typed(0), typed(0), typed(0), typed(0),
-                              typed(0.01), typed(momentum))
+                engine.update(
+                    got,
+                    G.copy(),
+                    m1,
+                    m2,
+                    lo,
+                    hi,
+                    1,
+                    typed(0),
+                    typed(0),
+                    typed(0),
+                    typed(0),
+                    typed(0.01),
+                    typed(momentum),
+                )
         np.testing.assert_array_equal(got, ref)
 
 
@@ -197,7 +224,8 @@ def test_mlflow_epoch_logger_writes_every_epoch_to_the_active_run(data, mlflow_s
     X_val, y_val = X[:50], y[:50]
     with mlflow.start_run() as run:
         est = MLPClassifier(hidden_layer_sizes=(4,), epochs=4, batch_size=32, random_state=0).fit(
-            X, y, callbacks=[MLflowEpochLogger(X_val, y_val)])
+            X, y, callbacks=[MLflowEpochLogger(X_val, y_val)]
+        )
     stored = mlflow_store.get_run(run.info.run_id).data.metrics
     assert set(stored) == {"loss", "seconds", "val_score"}, "every number in the logs, and no 'epoch' metric"
     for key in ("loss", "seconds"):

@@ -32,13 +32,25 @@ def test_repo_specs_load_in_order():
         assert spec.monitor["rules"], f"{name} has no monitor rules"
 
 
-@pytest.mark.parametrize("monitor,message", [
-    ("{rules: [{name: d, metric: psy, op: '>', threshold: 0.25, any_feature: true}]}", "metric 'psy' is not known; did you mean 'psi'?"),
-    ("{rules: [{name: d, metric: psi, op: '>', threshold: 0.25}]}", "set exactly one of `any_feature: true` or `feature: NAME`"),
-    ("{window: 100, min_rows: 200}", "window (100 rows) is below min_rows (200)"),
-    ("{rules: [{name: e, metric: error_rate, op: '>', threshold: 0.01, action: page}]}", "action 'page' is not valid"),
-    ("[1, 2]", "monitor: must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "monitor,message",
+    [
+        (
+            "{rules: [{name: d, metric: psy, op: '>', threshold: 0.25, any_feature: true}]}",
+            "metric 'psy' is not known; did you mean 'psi'?",
+        ),
+        (
+            "{rules: [{name: d, metric: psi, op: '>', threshold: 0.25}]}",
+            "set exactly one of `any_feature: true` or `feature: NAME`",
+        ),
+        ("{window: 100, min_rows: 200}", "window (100 rows) is below min_rows (200)"),
+        (
+            "{rules: [{name: e, metric: error_rate, op: '>', threshold: 0.01, action: page}]}",
+            "action 'page' is not valid",
+        ),
+        ("[1, 2]", "monitor: must be a mapping"),
+    ],
+)
 def test_a_bad_monitor_section_fails_when_the_spec_loads(tmp_path, monitor, message):
     with pytest.raises(ConfigError) as err:
         _spec(tmp_path, f"name: p\nmonitor: {monitor}\nsteps:\n  a: {{notebook: nb/a.ipynb}}\n")
@@ -104,14 +116,25 @@ def test_overrides_unknown_param_lists_valid(tmp_path):
         apply_overrides(spec, {"step_dir": "/tmp"})
 
 
-@pytest.mark.parametrize("value,default,ok", [
-    (3, 1, 3), (3.0, 1, 3), (2, 0.5, 2.0), (True, False, True), ("abc", "x", "abc"), ([1], [2], [1]), (64, [2], [64]),
-])
+@pytest.mark.parametrize(
+    "value,default,ok",
+    [
+        (3, 1, 3),
+        (3.0, 1, 3),
+        (2, 0.5, 2.0),
+        (True, False, True),
+        ("abc", "x", "abc"),
+        ([1], [2], [1]),
+        (64, [2], [64]),
+    ],
+)
 def test_check_type_accepts(value, default, ok):
     assert check_type("p", value, default) == ok
 
 
-@pytest.mark.parametrize("value,default", [("abc", 1), (2.5, 1), ("yes", True), (True, 1), ("x", 0.1), ({"a": 1}, [1]), ([1], {"a": 1})])
+@pytest.mark.parametrize(
+    "value,default", [("abc", 1), (2.5, 1), ("yes", True), (True, 1), ("x", 0.1), ({"a": 1}, [1]), ([1], {"a": 1})]
+)
 def test_check_type_refuses(value, default):
     with pytest.raises(ConfigError, match="parameter 'p' expects"):
         check_type("p", value, default)
@@ -146,12 +169,18 @@ def test_cache_key_sensitivity():
     assert step_key(**base, version="9.9") != key
 
 
-@pytest.mark.parametrize(("text", "needle"), [
-    ("name: ../../../x\nsteps:\n  a: {notebook: nb/a.ipynb}\n", "pipeline name '../../../x' in p.yaml is not allowed"),
-    ("name: .hidden\nsteps:\n  a: {notebook: nb/a.ipynb}\n", "pipeline name '.hidden'"),
-    ("name: p\nsteps:\n  ../up: {notebook: nb/a.ipynb}\n", "step name '../up' in p.yaml is not allowed"),
-    ("name: p\nsteps:\n  a/b: {notebook: nb/a.ipynb}\n", "step name 'a/b'"),
-])
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        (
+            "name: ../../../x\nsteps:\n  a: {notebook: nb/a.ipynb}\n",
+            "pipeline name '../../../x' in p.yaml is not allowed",
+        ),
+        ("name: .hidden\nsteps:\n  a: {notebook: nb/a.ipynb}\n", "pipeline name '.hidden'"),
+        ("name: p\nsteps:\n  ../up: {notebook: nb/a.ipynb}\n", "step name '../up' in p.yaml is not allowed"),
+        ("name: p\nsteps:\n  a/b: {notebook: nb/a.ipynb}\n", "step name 'a/b'"),
+    ],
+)
 def test_pipeline_and_step_names_that_would_leave_their_folder_are_refused(tmp_path, text, needle):
     with pytest.raises(ConfigError) as refused:
         _spec(tmp_path, text)

@@ -119,7 +119,6 @@ def test_prediction_summaries() -> None:
 
 
 def test_bin_counts_uses_reference_bins() -> None:
-    rng = np.random.default_rng(0)
     X = _hostile_matrix(n=1000)
     p = pr.build_profile(X, n_bins=8)
     ref = pr.bin_counts(X, p)

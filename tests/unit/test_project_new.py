@@ -89,7 +89,9 @@ def test_an_empty_folder_is_filled_and_a_non_empty_one_refused_untouched(tmp_pat
 
 
 def test_unknown_template_is_one_sentence_naming_the_templates(tmp_path):
-    with pytest.raises(ConfigError, match=r"^there is no template 'nope'; templates are: .*digits.*\(see `aidevops new --list`\)\.$"):
+    with pytest.raises(
+        ConfigError, match=r"^there is no template 'nope'; templates are: .*digits.*\(see `aidevops new --list`\)\.$"
+    ):
         project.new_project(tmp_path / "p", "nope")
     assert not (tmp_path / "p").exists()
 
@@ -119,8 +121,11 @@ def test_a_failure_half_way_leaves_nothing(tmp_path, templates):
 def test_a_template_needing_a_missing_module_is_refused_naming_how_to_install_it(tmp_path, templates):
     (templates / "needy").mkdir()
     (templates / "needy" / "template.yaml").write_text("description: x\nrequires: [no_such_module_xyz]\n")
-    with pytest.raises(ConfigError, match=r"needs no_such_module_xyz, which is not installed here; "
-                                          r"run pip install no_such_module_xyz first\.$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"needs no_such_module_xyz, which is not installed here; "
+        r"run pip install no_such_module_xyz first\.$",
+    ):
         project.new_project(tmp_path / "p", "needy")
     assert not (tmp_path / "p").exists()
 
@@ -131,8 +136,10 @@ def test_a_template_needing_torch_names_the_bench_extra(tmp_path, templates):
     (templates / "torchy" / "template.yaml").write_text("description: x\nrequires: [torch]\n")
     code, out = new(str(tmp_path / "p"), "--template", "torchy")
     assert code == 2
-    assert out == ("error: template 'torchy' needs torch, which is not installed here; "
-                   'run pip install "aidevops-ext[bench]" first.\n')
+    assert out == (
+        "error: template 'torchy' needs torch, which is not installed here; "
+        'run pip install "aidevops-ext[bench]" first.\n'
+    )
 
 
 def test_a_project_from_a_template_with_requirements_lists_them_for_its_ci(tmp_path, templates):
@@ -146,9 +153,12 @@ def test_a_project_from_a_template_with_requirements_lists_them_for_its_ci(tmp_p
 
 def test_dotfiles_of_the_templates_are_shipped_in_the_package_folder():
     # hatch's wheel takes every file under aidevops_ext/ that git does not ignore: the dotfiles must be tracked.
-    tracked = subprocess.run(["git", "ls-files", "aidevops_ext/templates/_common"], cwd=REPO,
-                             capture_output=True, text=True, check=True).stdout.split()
-    assert sorted(Path(p).relative_to("aidevops_ext/templates/_common").as_posix() for p in tracked) == sorted(COMMON_FILES)
+    tracked = subprocess.run(
+        ["git", "ls-files", "aidevops_ext/templates/_common"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert sorted(Path(p).relative_to("aidevops_ext/templates/_common").as_posix() for p in tracked) == sorted(
+        COMMON_FILES
+    )
 
 
 def test_the_project_workflow_lints_clean_and_runs_the_ci_pipeline():

@@ -15,7 +15,11 @@ from aidevops_ext.workspace import Workspace
 
 def test_a_held_lock_refuses_a_second_retraining_until_its_process_ends(tmp_path):
     ws = Workspace(tmp_path)
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys, time
         from aidevops_ext import loop
         from aidevops_ext.workspace import Workspace
@@ -23,7 +27,11 @@ def test_a_held_lock_refuses_a_second_retraining_until_its_process_ends(tmp_path
         lock = loop.retraining_lock(Workspace(Path({str(tmp_path)!r})), "svc")
         print("held", flush=True)
         time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert loop.retraining_running(ws, "svc")

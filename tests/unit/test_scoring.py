@@ -18,10 +18,12 @@ from aidevops_ext.scoring import predictions, score
 
 def _table(n=300, seed=0):
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "x": rng.normal(size=n),
-        "colour": rng.choice(["red", "green", "blue"], n).astype(object),
-    })
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "colour": rng.choice(["red", "green", "blue"], n).astype(object),
+        }
+    )
     frame.loc[rng.random(n) < 0.05, "x"] = np.nan
     frame.loc[rng.random(n) < 0.05, "colour"] = None
     y = ((frame["x"].fillna(0) + (frame["colour"] == "red")) > 0.3).astype(int).to_numpy()
@@ -40,14 +42,29 @@ class Fixed:
 
 def test_sklearn_pipeline_gets_accuracy_f1_log_loss_and_auc_from_its_probabilities():
     frame, y = _table()
-    pipe = Pipeline([
-        ("prep", ColumnTransformer([
-            ("num", SimpleImputer(), ["x"]),
-            ("cat", Pipeline([("imp", SimpleImputer(strategy="most_frequent")),
-                              ("oh", OneHotEncoder(handle_unknown="ignore"))]), ["colour"]),
-        ])),
-        ("clf", LogisticRegression()),
-    ]).fit(frame, y)
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", SimpleImputer(), ["x"]),
+                        (
+                            "cat",
+                            Pipeline(
+                                [
+                                    ("imp", SimpleImputer(strategy="most_frequent")),
+                                    ("oh", OneHotEncoder(handle_unknown="ignore")),
+                                ]
+                            ),
+                            ["colour"],
+                        ),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(frame, y)
     got = score(pipe, frame, y, "classification")
     proba = pipe.predict_proba(frame)
     assert got["accuracy"] == pytest.approx(metrics.accuracy_score(y, pipe.predict(frame)))
@@ -59,7 +76,10 @@ def test_sklearn_pipeline_gets_accuracy_f1_log_loss_and_auc_from_its_probabiliti
 def test_label_only_output_scores_accuracy_and_f1_but_no_probability_metrics():
     y = np.array(["a", "b", "a", "c"])
     got = score(Fixed(pd.Series(["a", "b", "c", "c"])), pd.DataFrame({"f": range(4)}), y, "classification")
-    assert got == {"accuracy": 0.75, "f1_macro": pytest.approx(metrics.f1_score(y, ["a", "b", "c", "c"], average="macro"))}
+    assert got == {
+        "accuracy": 0.75,
+        "f1_macro": pytest.approx(metrics.f1_score(y, ["a", "b", "c", "c"], average="macro")),
+    }
 
 
 def test_probability_columns_give_argmax_labels_and_log_loss():
@@ -97,10 +117,14 @@ def test_regression_metrics_match_sklearn():
     model = LinearRegression().fit(frame, y)
     pred = model.predict(frame)
     got = score(model, frame, y, "regression")
-    assert got == pytest.approx({
-        "mse": metrics.mean_squared_error(y, pred), "mae": metrics.mean_absolute_error(y, pred),
-        "max_error": metrics.max_error(y, pred), "r2": metrics.r2_score(y, pred),
-    })
+    assert got == pytest.approx(
+        {
+            "mse": metrics.mean_squared_error(y, pred),
+            "mae": metrics.mean_absolute_error(y, pred),
+            "max_error": metrics.max_error(y, pred),
+            "r2": metrics.r2_score(y, pred),
+        }
+    )
 
 
 def test_a_model_returning_the_wrong_number_of_rows_is_one_sentence():

@@ -23,22 +23,35 @@ def _one_sentence(excinfo: pytest.ExceptionInfo) -> str:
 
 
 def _mixed() -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": ["a-1", "a-2", "a-3", "a-4"],
-        "n": pd.array([1, None, 3, 4], dtype="Int64"),
-        "x": [1.5, np.nan, 3.0, -0.0],
-        "s": ["x", None, "zé", "x"],
-        "t": pd.to_datetime(["2020-01-01", None, "2021-01-01", "2020-01-01"]),
-        "c": pd.Categorical(["u", "v", None, "u"]),
-    })
+    return pd.DataFrame(
+        {
+            "id": ["a-1", "a-2", "a-3", "a-4"],
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+            "x": [1.5, np.nan, 3.0, -0.0],
+            "s": ["x", None, "zé", "x"],
+            "t": pd.to_datetime(["2020-01-01", None, "2021-01-01", "2020-01-01"]),
+            "c": pd.Categorical(["u", "v", None, "u"]),
+        }
+    )
 
 
 def test_keys_are_the_same_in_another_process_with_another_hash_seed() -> None:
-    code = ("import numpy as np, pandas as pd; from aidevops_ext import splitting;"
-            "from tests.unit.test_splitting import _mixed;"
-            "print(splitting.row_keys(_mixed()).tolist(), splitting.row_keys(_mixed(), 'id').tolist())")
-    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
-                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")]
+    code = (
+        "import numpy as np, pandas as pd; from aidevops_ext import splitting;"
+        "from tests.unit.test_splitting import _mixed;"
+        "print(splitting.row_keys(_mixed()).tolist(), splitting.row_keys(_mixed(), 'id').tolist())"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    ]
     here = f"{splitting.row_keys(_mixed()).tolist()} {splitting.row_keys(_mixed(), 'id').tolist()}\n"
     assert runs[0] == runs[1] == here
 
@@ -73,7 +86,9 @@ def test_mixed_frame_rows_get_distinct_keys_and_all_missing_values_hash_alike() 
     df = _mixed()
     keys = splitting.row_keys(df)
     assert keys.dtype == np.uint64 and len(set(keys.tolist())) == 4
-    assert splitting.row_keys(df.iloc[[3, 0]]).tolist() == [keys[3], keys[0]], "a row's key does not depend on its neighbours"
+    assert splitting.row_keys(df.iloc[[3, 0]]).tolist() == [keys[3], keys[0]], (
+        "a row's key does not depend on its neighbours"
+    )
     nones = pd.DataFrame({"a": [None, np.nan, pd.NA, pd.NaT]}, dtype=object)
     assert len(set(splitting.row_keys(nones).tolist())) == 1
     assert splitting.row_keys(pd.DataFrame({"a": ["1"]}))[0] != splitting.row_keys(pd.DataFrame({"a": [1]}))[0]

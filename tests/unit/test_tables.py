@@ -43,9 +43,7 @@ def assert_columns(lines: list[str], expected: list[list[str]], right: tuple[int
 
 def test_table_gives_each_column_its_widest_cell_and_right_aligns_numbers():
     lines = table([["a", "1.5", "x"], ["a-much-longer-cell", "12.25", ""]], ["name", "secs", "note"], right=[1])
-    assert lines == ["name                 secs  note",
-                     "a                     1.5  x",
-                     "a-much-longer-cell  12.25"]
+    assert lines == ["name                 secs  note", "a                     1.5  x", "a-much-longer-cell  12.25"]
 
 
 @pytest.fixture
@@ -59,9 +57,20 @@ def _seed_run(ws: Workspace, run_id: str) -> None:
     folder = ws.runs_dir / LONG_PIPELINE / run_id
     folder.mkdir(parents=True)
     notebook = folder / LONG_STEP / "01_prepare.ipynb"
-    RunRecord(folder, {"run_id": run_id, "pipeline": LONG_PIPELINE, "status": "succeeded", "duration_s": 1234.5,
-                       "params": {}, "steps": {LONG_STEP: {"status": "ran", "duration_s": 2.0, "notebook": str(notebook)},
-                                                "train": {"status": "cached", "cached_from_run": run_id}}}).save()
+    RunRecord(
+        folder,
+        {
+            "run_id": run_id,
+            "pipeline": LONG_PIPELINE,
+            "status": "succeeded",
+            "duration_s": 1234.5,
+            "params": {},
+            "steps": {
+                LONG_STEP: {"status": "ran", "duration_s": 2.0, "notebook": str(notebook)},
+                "train": {"status": "cached", "cached_from_run": run_id},
+            },
+        },
+    ).save()
 
 
 def test_runs_and_a_runs_steps_keep_long_ids_and_names_in_their_columns(workspace):
@@ -69,11 +78,15 @@ def test_runs_and_a_runs_steps_keep_long_ids_and_names_in_their_columns(workspac
     _seed_run(workspace, "20261206-004513-000-short")
     runs = CliRunner().invoke(main, ["runs"])
     assert runs.exit_code == 0, runs.output
-    assert_columns(runs.output.splitlines(), [
-        ["run id", "pipeline", "status", "steps (ran/cached/failed)", "seconds"],
-        ["20261206-004513-000-short", LONG_PIPELINE, "succeeded", "1/1/0", "1234.50"],
-        [LONG_RUN, LONG_PIPELINE, "succeeded", "1/1/0", "1234.50"],
-    ], right=(4,))
+    assert_columns(
+        runs.output.splitlines(),
+        [
+            ["run id", "pipeline", "status", "steps (ran/cached/failed)", "seconds"],
+            ["20261206-004513-000-short", LONG_PIPELINE, "succeeded", "1/1/0", "1234.50"],
+            [LONG_RUN, LONG_PIPELINE, "succeeded", "1/1/0", "1234.50"],
+        ],
+        right=(4,),
+    )
     shown = CliRunner().invoke(main, ["show", LONG_RUN])
     assert shown.exit_code == 0, shown.output
     steps = [line for line in shown.output.splitlines() if line.startswith("  ")]
@@ -84,36 +97,107 @@ def test_runs_and_a_runs_steps_keep_long_ids_and_names_in_their_columns(workspac
 def test_deployments_and_their_history_keep_long_names_in_their_columns(workspace):
     store = DeployStore(workspace)
     model = "a-registered-model-with-a-long-name"
-    store.put(Deployment(name=LONG_DEPLOYMENT, model=model, ref=f"{model}@champion", state="stopped", created=0.0,
-                         updated=0.0, active_version="12", previous_version="11", restarts=3))
-    store.record(LONG_DEPLOYMENT, "deploy", to_version="12", reason="pipeline run " + LONG_RUN,
-                 actor="someone-with-a-long-user-name", ts=1_800_000_000.0)
+    store.put(
+        Deployment(
+            name=LONG_DEPLOYMENT,
+            model=model,
+            ref=f"{model}@champion",
+            state="stopped",
+            created=0.0,
+            updated=0.0,
+            active_version="12",
+            previous_version="11",
+            restarts=3,
+        )
+    )
+    store.record(
+        LONG_DEPLOYMENT,
+        "deploy",
+        to_version="12",
+        reason="pipeline run " + LONG_RUN,
+        actor="someone-with-a-long-user-name",
+        ts=1_800_000_000.0,
+    )
     listed = CliRunner().invoke(main, ["deployments"])
     assert listed.exit_code == 0, listed.output
-    assert_columns(listed.output.splitlines(), [
-        ["name", "serves", "target", "state", "active", "prev", "canary", "restarts", "url"],
-        [LONG_DEPLOYMENT, f"{model}@champion", "local", "stopped", "v12", "v11", "-", "3", "-"],
-    ], right=(7,))
+    assert_columns(
+        listed.output.splitlines(),
+        [
+            ["name", "serves", "target", "state", "active", "prev", "canary", "restarts", "url"],
+            [LONG_DEPLOYMENT, f"{model}@champion", "local", "stopped", "v12", "v11", "-", "3", "-"],
+        ],
+        right=(7,),
+    )
     history = CliRunner().invoke(main, ["deployments", "--history"])
     assert history.exit_code == 0, history.output
     (row,) = [line for line in history.output.splitlines() if LONG_DEPLOYMENT in line]
     cells = re.split(r" {2,}", row.strip())
-    assert cells[1:] == [LONG_DEPLOYMENT, "deploy", "- -> v12", "someone-with-a-long-user-name", f"pipeline run {LONG_RUN}"]
+    assert cells[1:] == [
+        LONG_DEPLOYMENT,
+        "deploy",
+        "- -> v12",
+        "someone-with-a-long-user-name",
+        f"pipeline run {LONG_RUN}",
+    ]
 
 
 def test_the_monitor_lists_long_feature_names_whole_and_apart_from_their_numbers():
-    summary = {"deployment": LONG_DEPLOYMENT, "model": "m", "version": "1", "drift": {"status": "ok", "drifted": [LONG_FEATURE],
-               "features": [{"name": LONG_FEATURE, "kind": "numeric", "psi": 12.5, "ks_statistic": 0.9, "ks_pvalue": 0.0,
-                             "wasserstein_std": 3.25, "drifted": True},
-                            {"name": "age", "kind": "numeric", "psi": 0.02, "ks_statistic": 0.05, "ks_pvalue": 0.5,
-                             "wasserstein_std": 0.01}]},
-               "alerts": [{"rule": "a-rule-with-a-long-name-too", "state": "firing", "since": None, "metric": "drift_share",
-                           "value": 0.5, "op": ">", "threshold": 0.3, "action": "retrain"}]}
+    summary = {
+        "deployment": LONG_DEPLOYMENT,
+        "model": "m",
+        "version": "1",
+        "drift": {
+            "status": "ok",
+            "drifted": [LONG_FEATURE],
+            "features": [
+                {
+                    "name": LONG_FEATURE,
+                    "kind": "numeric",
+                    "psi": 12.5,
+                    "ks_statistic": 0.9,
+                    "ks_pvalue": 0.0,
+                    "wasserstein_std": 3.25,
+                    "drifted": True,
+                },
+                {
+                    "name": "age",
+                    "kind": "numeric",
+                    "psi": 0.02,
+                    "ks_statistic": 0.05,
+                    "ks_pvalue": 0.5,
+                    "wasserstein_std": 0.01,
+                },
+            ],
+        },
+        "alerts": [
+            {
+                "rule": "a-rule-with-a-long-name-too",
+                "state": "firing",
+                "since": None,
+                "metric": "drift_share",
+                "value": 0.5,
+                "op": ">",
+                "threshold": 0.3,
+                "action": "retrain",
+            }
+        ],
+    }
     lines = render_summary(summary, []).splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("feature"))
-    assert_columns(lines[start:start + 3], [["feature", "PSI", "KS", "p-value", "W/std", "drifted"],
-                                            [LONG_FEATURE, "12.500", "0.900", "0.0000", "3.250", "yes"],
-                                            ["age", "0.020", "0.050", "0.5000", "0.010"]], right=(1, 2, 3, 4))
+    assert_columns(
+        lines[start : start + 3],
+        [
+            ["feature", "PSI", "KS", "p-value", "W/std", "drifted"],
+            [LONG_FEATURE, "12.500", "0.900", "0.0000", "3.250", "yes"],
+            ["age", "0.020", "0.050", "0.5000", "0.010"],
+        ],
+        right=(1, 2, 3, 4),
+    )
     (alert,) = [line for line in lines if "a-rule-with-a-long-name-too" in line]
-    assert re.split(r" {2,}", alert.strip()) == ["a-rule-with-a-long-name-too", "firing", "since –",
-                                                 "drift_share 0.500 > 0.3", "→ retrain"]
+    assert re.split(r" {2,}", alert.strip()) == [
+        "a-rule-with-a-long-name-too",
+        "firing",
+        "since –",
+        "drift_share 0.500 > 0.3",
+        "→ retrain",
+    ]

@@ -87,8 +87,13 @@ def parse(body: bytes, kind: str, model: ServedModel) -> tuple[Any, dict | None]
     """The model's input (a checked array for fast models) and params from an /invocations body."""
     if kind == CSV:
         if model.fast:
-            X = csv_to_matrix(body, model.n_features, model.feature_names, accepts_missing=model.accepts_missing,
-                              dtype=model.input_dtype)
+            X = csv_to_matrix(
+                body,
+                model.n_features,
+                model.feature_names,
+                accepts_missing=model.accepts_missing,
+                dtype=model.input_dtype,
+            )
             return X, None
         return _pyfunc_csv(body, model), None
     if model.fast:
@@ -125,11 +130,14 @@ def _decode_like_mlflow(body: bytes) -> Any:
 def _from_fast_rows(fast: FastRows, model: ServedModel) -> np.ndarray:
     """The same checks as the exact path, on rows simdjson already turned into numbers."""
     what = "'dataframe_split.data'" if fast.key == "dataframe_split" else f"'{fast.key}'"
-    X = finish_matrix(fast.rows, model.n_features, accepts_missing=model.accepts_missing, dtype=model.input_dtype,
-                      what=what)
+    X = finish_matrix(
+        fast.rows, model.n_features, accepts_missing=model.accepts_missing, dtype=model.input_dtype, what=what
+    )
     if fast.key == "dataframe_split":
         if fast.columns is not None and len(fast.columns) != X.shape[1]:
-            raise RequestError(f"'dataframe_split' names {len(fast.columns)} columns but its rows have {X.shape[1]} values.")
+            raise RequestError(
+                f"'dataframe_split' names {len(fast.columns)} columns but its rows have {X.shape[1]} values."
+            )
         if fast.n_index is not None and fast.n_index != X.shape[0]:
             raise RequestError(f"'dataframe_split' has {fast.n_index} index labels but {X.shape[0]} rows.")
         return order_columns(X, fast.columns, model.feature_names)
@@ -145,7 +153,9 @@ def _fast_input(key: str, value: Any, body: bytes, model: ServedModel) -> np.nda
             if names and set(value) == set(names):  # columnar: {"feature": [values...]}
                 return columns_to_matrix(value, names, what=what, **opts)
             if len(value) == 1 and isinstance(next(iter(value.values())), list):  # one named tensor
-                return rows_to_matrix(next(iter(value.values())), n, maybe_bools=has_bool_token(body), what=what, **opts)
+                return rows_to_matrix(
+                    next(iter(value.values())), n, maybe_bools=has_bool_token(body), what=what, **opts
+                )
             raise RequestError(
                 f"{what} is an object whose keys are not the model's features; send a list of rows, or "
                 "one column per feature."
@@ -155,14 +165,17 @@ def _fast_input(key: str, value: Any, body: bytes, model: ServedModel) -> np.nda
         return rows_to_matrix(value, n, maybe_bools=has_bool_token(body), what=what, **opts)
     if key == "dataframe_split":
         if not isinstance(value, dict) or "data" not in value:
-            raise RequestError("'dataframe_split' must be an object with 'data' (a list of rows) and optionally 'columns'.")
+            raise RequestError(
+                "'dataframe_split' must be an object with 'data' (a list of rows) and optionally 'columns'."
+            )
         unknown = sorted(set(value) - {"data", "columns", "index"})
         if unknown:
-            raise RequestError(f"'dataframe_split' has unexpected key(s) {unknown[:5]}; pandas' split orient takes "
-                               "data, columns and index.")
+            raise RequestError(
+                f"'dataframe_split' has unexpected key(s) {unknown[:5]}; pandas' split orient takes "
+                "data, columns and index."
+            )
         columns = value.get("columns")
-        if columns is not None and not (isinstance(columns, list) and all(
-                is_column_name(c) for c in columns)):
+        if columns is not None and not (isinstance(columns, list) and all(is_column_name(c) for c in columns)):
             raise RequestError("'dataframe_split.columns' must be a list of column names.")
         index = value.get("index")
         if index is not None and not isinstance(index, list):
@@ -173,7 +186,9 @@ def _fast_input(key: str, value: Any, body: bytes, model: ServedModel) -> np.nda
         if index is not None and len(index) != X.shape[0]:
             raise RequestError(f"'dataframe_split' has {len(index)} index labels but {X.shape[0]} rows.")
         if n is not None and X.shape[1] != n:
-            raise RequestError(f"'dataframe_split.data' has {X.shape[1]} features per row but the model takes {n}; send {n} values per row.")
+            raise RequestError(
+                f"'dataframe_split.data' has {X.shape[1]} features per row but the model takes {n}; send {n} values per row."
+            )
         return order_columns(X, columns, names)
     if not isinstance(value, list):
         raise RequestError("'dataframe_records' must be a list of objects, one per row.")
@@ -220,7 +235,9 @@ def check_frame(data: Any, model: ServedModel) -> Any:
             series = data[col]
             kind = series.dtype.kind
             if col in model.numeric_columns and kind not in "fiu":
-                raise RequestError(f"Column {col!r} must hold numbers but holds {series.dtype} values; send JSON numbers.")
+                raise RequestError(
+                    f"Column {col!r} must hold numbers but holds {series.dtype} values; send JSON numbers."
+                )
             if kind == "f":
                 values = series.to_numpy()
                 bad = np.isinf(values) if missing_ok else ~np.isfinite(values)
@@ -234,8 +251,12 @@ def check_frame(data: Any, model: ServedModel) -> Any:
             bad = np.isinf(data) if missing_ok else ~np.isfinite(data)
             if bad.any():
                 raise RequestError("The input holds NaN or infinite values; send finite numbers.")
-        if model.input_dtype is not None and model.input_schema is not None and data.dtype.kind in "bUSO" \
-                and np.dtype(model.input_dtype).kind in "fiu":
+        if (
+            model.input_dtype is not None
+            and model.input_schema is not None
+            and data.dtype.kind in "bUSO"
+            and np.dtype(model.input_dtype).kind in "fiu"
+        ):
             raise RequestError(f"The input holds {data.dtype} values but the model takes numbers; send JSON numbers.")
     return data
 
@@ -256,8 +277,9 @@ def render(preds: Any, request_id: str) -> bytes:
     from mlflow.utils.proto_json_utils import _get_jsonable_obj  # noqa: PLC0415 - pyfunc outputs only
 
     obj = _get_jsonable_obj(preds, pandas_orient="records")
-    return orjson.dumps({"predictions": obj, "request_id": request_id},
-                        option=orjson.OPT_SERIALIZE_NUMPY, default=_default)
+    return orjson.dumps(
+        {"predictions": obj, "request_id": request_id}, option=orjson.OPT_SERIALIZE_NUMPY, default=_default
+    )
 
 
 def _default(value: Any) -> Any:

@@ -25,9 +25,19 @@ from ..validation import decode_json, finish_matrix, has_bool_token, to_dtype
 SERVER_NAME = "aidevops"
 EXTENSIONS: list[str] = []
 DATATYPES = {
-    "BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
-    "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-    "FP16": np.float16, "FP32": np.float32, "FP64": np.float64, "BYTES": object,
+    "BOOL": np.bool_,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "FP16": np.float16,
+    "FP32": np.float32,
+    "FP64": np.float64,
+    "BYTES": object,
 }
 _ID_MAX = 256
 
@@ -39,13 +49,15 @@ def server_metadata() -> bytes:
 
 def model_metadata(model: ServedModel, versions: list[str]) -> bytes:
     """GET /v2/models/{name}[/versions/{v}]."""
-    return orjson.dumps({
-        "name": model.name,
-        "versions": versions,
-        "platform": "aidevops" if model.kind == "aidevops" else "mlflow_pyfunc",
-        "inputs": model.input_tensors(),
-        "outputs": model.output_tensors(),
-    })
+    return orjson.dumps(
+        {
+            "name": model.name,
+            "versions": versions,
+            "platform": "aidevops" if model.kind == "aidevops" else "mlflow_pyfunc",
+            "inputs": model.input_tensors(),
+            "outputs": model.output_tensors(),
+        }
+    )
 
 
 def error_body(message: str) -> bytes:
@@ -69,7 +81,9 @@ def parse_infer(body: bytes, model: ServedModel) -> InferRequest:
         raise RequestError("An inference request must be a JSON object with an 'inputs' list.")
     unknown = sorted(set(obj) - {"id", "parameters", "inputs", "outputs"})
     if unknown:
-        raise RequestError(f"Unknown field(s) {unknown[:5]} in the inference request; it takes id, parameters, inputs, outputs.")
+        raise RequestError(
+            f"Unknown field(s) {unknown[:5]} in the inference request; it takes id, parameters, inputs, outputs."
+        )
     rid = obj.get("id")
     if rid is not None and (not isinstance(rid, str) or len(rid) > _ID_MAX):
         raise RequestError(f"'id' must be a string of at most {_ID_MAX} characters.")
@@ -83,7 +97,9 @@ def parse_infer(body: bytes, model: ServedModel) -> InferRequest:
     maybe_bools = has_bool_token(body)
     if model.fast:
         if len(inputs) != 1:
-            raise RequestError(f"The model takes one input tensor ({model.input_tensors()[0]['name']}), got {len(inputs)}.")
+            raise RequestError(
+                f"The model takes one input tensor ({model.input_tensors()[0]['name']}), got {len(inputs)}."
+            )
         data = _tensor(inputs[0], maybe_bools, model, matrix=True)
     else:
         data = _frame(inputs, maybe_bools, model)
@@ -95,8 +111,12 @@ def _requested_outputs(outputs: Any, model: ServedModel) -> list[str] | None:
         return None
     known = [t["name"] for t in model.output_tensors()]
     if not isinstance(outputs, list) or not all(
-            isinstance(o, dict) and isinstance(o.get("name"), str) and set(o) <= {"name", "parameters"}
-            and (o.get("parameters") is None or isinstance(o.get("parameters"), dict)) for o in outputs):
+        isinstance(o, dict)
+        and isinstance(o.get("name"), str)
+        and set(o) <= {"name", "parameters"}
+        and (o.get("parameters") is None or isinstance(o.get("parameters"), dict))
+        for o in outputs
+    ):
         raise RequestError("'outputs' must be a list of objects with a 'name' (and optional 'parameters' object).")
     names = [o["name"] for o in outputs]
     unknown = [n for n in names if n not in known]
@@ -110,7 +130,9 @@ def _tensor_header(t: Any) -> tuple[str, list[int], str, Any]:
         raise RequestError("Each input tensor must be an object with name, shape, datatype and data.")
     unknown = sorted(set(t) - {"name", "shape", "datatype", "data", "parameters"})
     if unknown:
-        raise RequestError(f"Unknown field(s) {unknown[:5]} in an input tensor; it takes name, shape, datatype, data, parameters.")
+        raise RequestError(
+            f"Unknown field(s) {unknown[:5]} in an input tensor; it takes name, shape, datatype, data, parameters."
+        )
     name, shape, datatype, data = t.get("name"), t.get("shape"), t.get("datatype"), t.get("data")
     if not isinstance(name, str):
         raise RequestError("Each input tensor needs a string 'name'.")
@@ -119,7 +141,9 @@ def _tensor_header(t: Any) -> tuple[str, list[int], str, Any]:
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise RequestError(f"Input {name[:60]!r} has datatype {str(datatype)[:20]!r}; use one of {sorted(DATATYPES)}.")
     if not isinstance(data, list):
-        raise RequestError(f"Input {name[:60]!r} needs 'data': a list of values (flat, row-major, or nested to its shape).")
+        raise RequestError(
+            f"Input {name[:60]!r} needs 'data': a list of values (flat, row-major, or nested to its shape)."
+        )
     t_params = t.get("parameters")
     if t_params is not None and not isinstance(t_params, dict):
         raise RequestError(f"Input {name[:60]!r} has 'parameters' that are not an object.")
@@ -130,23 +154,29 @@ def _tensor(t: Any, maybe_bools: bool, model: ServedModel, *, matrix: bool) -> n
     name, shape, datatype, data = _tensor_header(t)
     what = f"Input {name[:60]!r}"
     if datatype in ("BOOL", "BYTES") and np.dtype(model.input_dtype).kind in "fiu":
-        raise RequestError(f"{what} has datatype {datatype} but the model takes {oip_datatype(model.input_dtype)} numbers.")
+        raise RequestError(
+            f"{what} has datatype {datatype} but the model takes {oip_datatype(model.input_dtype)} numbers."
+        )
     if matrix:
         if len(shape) != 2:
             raise RequestError(f"{what} has shape {shape}; the model takes shape [rows, {model.n_features}].")
         if model.n_features is not None and shape[1] != model.n_features:
-            raise RequestError(f"{what} has {shape[1]} features (shape {shape}) but the model takes {model.n_features}.")
+            raise RequestError(
+                f"{what} has {shape[1]} features (shape {shape}) but the model takes {model.n_features}."
+            )
         if shape[0] == 0:
             raise RequestError(f"{what} holds no rows; send at least one.")
     A = _values(data, shape, datatype, maybe_bools, what, missing_ok=model.accepts_missing)
     if matrix:
-        return finish_matrix(A, model.n_features, accepts_missing=model.accepts_missing, dtype=model.input_dtype,
-                             what=what)
+        return finish_matrix(
+            A, model.n_features, accepts_missing=model.accepts_missing, dtype=model.input_dtype, what=what
+        )
     return A
 
 
-def _values(data: list, shape: list[int], datatype: str, maybe_bools: bool, what: str,
-            missing_ok: bool = False) -> np.ndarray:
+def _values(
+    data: list, shape: list[int], datatype: str, maybe_bools: bool, what: str, missing_ok: bool = False
+) -> np.ndarray:
     """The tensor's data as an array of `shape`, values checked against `datatype`."""
     size = math.prod(shape)
     dt = np.dtype(DATATYPES[datatype])
@@ -164,7 +194,9 @@ def _values(data: list, shape: list[int], datatype: str, maybe_bools: bool, what
     if A.size != size:
         raise RequestError(f"{what} holds {A.size} values but its shape {shape} needs {size}.")
     if A.ndim != 1 and list(A.shape) != shape:
-        raise RequestError(f"{what} is nested as {list(A.shape)} but its shape is {shape}; nest to the shape or send flat data.")
+        raise RequestError(
+            f"{what} is nested as {list(A.shape)} but its shape is {shape}; nest to the shape or send flat data."
+        )
     A = A.reshape(shape)
     if dt.kind in "iu" and A.dtype.kind == "f":
         raise RequestError(f"{what} has datatype {datatype} but holds non-integer numbers; send integers.")
@@ -183,7 +215,9 @@ def _walk(data: list, dt: np.dtype, what: str, missing_ok: bool = False) -> np.n
             if len(shape) <= depth:
                 shape.append(len(node))
             elif shape[depth] != len(node):
-                raise RequestError(f"{what} is ragged (lists of different lengths at depth {depth}); nest to the shape or send flat data.")
+                raise RequestError(
+                    f"{what} is ragged (lists of different lengths at depth {depth}); nest to the shape or send flat data."
+                )
             if depth > 32:
                 raise RequestError(f"{what} is nested deeper than any tensor shape; send flat data.")
             for item in node:
@@ -244,7 +278,9 @@ def _frame(inputs: list, maybe_bools: bool, model: ServedModel) -> Any:
     return check_frame(frame, model)
 
 
-def render_infer(model: ServedModel, request_id: str, outputs: list[tuple[str, Any]], parameters: dict | None = None) -> bytes:
+def render_infer(
+    model: ServedModel, request_id: str, outputs: list[tuple[str, Any]], parameters: dict | None = None
+) -> bytes:
     """The infer response: each output flattened row-major with its shape and datatype."""
     tensors = []
     for name, value in outputs:
