@@ -83,8 +83,14 @@ def _launch(ws: Workspace, job: Job) -> Job:
     return job
 
 
-def start_run(ws: Workspace, pipeline: str, overrides: Mapping[str, Any] | None = None) -> Job:
-    """Start `aidevops run PIPELINE -p k=v ...` in the background; a failed run resumes at its failed step."""
+def start_run(
+    ws: Workspace, pipeline: str, overrides: Mapping[str, Any] | None = None, from_step: str | None = None
+) -> Job:
+    """Start `aidevops run PIPELINE -p k=v ...` in the background; a failed run resumes at its failed step.
+
+    With `from_step`, `aidevops run PIPELINE --from STEP --force`: that step and everything downstream of it
+    run again even when cached, upstream comes from the cache (pipeline/runner.py's selection).
+    """
     from .pipeline.params import apply_overrides  # noqa: PLC0415
     from .pipeline.spec import load_spec, resolve_spec_path  # noqa: PLC0415
 
@@ -94,6 +100,9 @@ def start_run(ws: Workspace, pipeline: str, overrides: Mapping[str, Any] | None 
     overrides = dict(overrides or {})
     apply_overrides(spec, overrides)  # unknown or ill-typed params fail here, before anything starts
     argv = ["run", spec.name]
+    if from_step is not None:
+        spec.step(from_step)  # an unknown step fails here with the pipeline's steps named, before anything starts
+        argv += ["--from", from_step, "--force"]
     for key, value in overrides.items():
         argv += ["-p", f"{key}={json.dumps(value)}"]  # JSON is YAML: the CLI parses the same typed value back
     job = Job(id=_new_id(), kind="run", argv=argv, started=time.time(), pipeline=spec.name)
@@ -120,16 +129,17 @@ def start_retrain(ws: Workspace, deployment: str) -> Job:
     return _launch(ws, job)
 
 
-def rerun(ws: Workspace, run_id: str, overrides: Mapping[str, Any] | None = None) -> Job:
+def rerun(ws: Workspace, run_id: str, overrides: Mapping[str, Any] | None = None, from_step: str | None = None) -> Job:
     """Run a recorded run's pipeline again with its overrides (or `overrides` in their place).
 
     Steps whose notebook, params and inputs did not change come from the cache, so a failed run
-    resumes at its failed step.
+    resumes at its failed step. `from_step` re-runs that step and its downstream (the panel's "Run from here").
     """
     from .pipeline.records import exact_run  # noqa: PLC0415
 
     record = exact_run(ws, run_id)
-    return start_run(ws, record["pipeline"], (record.get("overrides") or {}) if overrides is None else overrides)
+    overrides = (record.get("overrides") or {}) if overrides is None else overrides
+    return start_run(ws, record["pipeline"], overrides, from_step=from_step)
 
 
 def log_tail(ws: Workspace, job: Job, lines: int = 30) -> list[str]:

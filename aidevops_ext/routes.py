@@ -319,8 +319,8 @@ class RerunHandler(_Handler):
         from . import jobs
 
         async def work():
-            params = self.body(RerunRequest).params
-            job = await self.core(jobs.rerun, self.workspace, run_id, params)
+            request = self.body(RerunRequest)
+            job = await self.core(jobs.rerun, self.workspace, run_id, request.params, request.from_step)
             self.reply({"job": job.to_dict()}, 202)
 
         await self.run(work)

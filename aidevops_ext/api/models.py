@@ -241,9 +241,19 @@ class RunRequest(Request):
 
 
 class RerunRequest(Request):
-    """POST /runs/ID/rerun: the run's own overrides, or new ones."""
+    """POST /runs/ID/rerun: the run's own overrides, or new ones; optionally from one step on (`run --from`)."""
 
     params: Params = None
+    from_step: Annotated[
+        str | None,
+        Field(
+            pattern=PIPELINE_PATTERN,
+            strict=True,
+            description="Run this step and everything downstream of it again, even when cached (aidevops run "
+            "--from STEP --force); upstream steps come from the cache. A step of the run's pipeline.",
+        ),
+        text_rule("from_step", "the name of a step of the run's pipeline (e.g. train)"),
+    ] = None
 
     _params = field_validator("params")(_named_params)
 
@@ -466,7 +476,7 @@ class StepState(Answer):
         default=[],
         description="Why the step ran (what changed since its last run: a code cell, "
         "param, upstream output, input file, kernel, aidevops_ext version or registry value), or which "
-        "run's output it reused. Only in the one-run answer.",
+        "run's output it reused.",
     )
 
 

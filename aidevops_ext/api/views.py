@@ -135,8 +135,6 @@ def run(ws: Workspace, run_id: str) -> dict[str, Any]:
     summary = run_summary(ws, record)
     summary["git"] = record.git
     summary["mlflow"] = record.mlflow
-    for name, step in record.steps.items():  # the Runs panel's explanation of each step (pipeline/why.py)
-        summary["steps"][name]["why"] = step.why
     return summary
 
 
@@ -160,6 +158,7 @@ def run_summary(ws: Workspace, record: dict[str, Any] | StoredRun) -> dict[str, 
                 "duration_s": s.duration_s,
                 "error": s.error,
                 "params": s.params,
+                "why": s.why,  # the Runs panel's step chips explain each step (pipeline/why.py)
             }
             for name, s in run.steps.items()
         },
