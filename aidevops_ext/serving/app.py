@@ -52,6 +52,9 @@ _ERROR_KINDS = {400: "bad_input", 404: "not_found", 413: "too_large", 415: "unsu
 MAX_FEEDBACK_ITEMS = 1000  # objects per /feedback body
 MONITOR_REFRESH_MIN_S = 1.0  # GET /monitor?refresh=1 runs at most one pass a second
 MAX_ITEM_LABELS = 10_000  # labels in one object's "labels"
+# Labels in one /feedback body, all objects together: past it the body is refused whole (413), so one
+# request can add at most this many feedback rows to deploy.db (the body size limit alone allowed ~500,000).
+MAX_FEEDBACK_ROWS = 10_000
 # A foreign model's body up to this size is parsed on the event loop (well under a millisecond); larger
 # ones in a worker thread, so a big CSV or JSON batch never stalls the other connections.
 INLINE_PARSE_BYTES = 64 * 1024
@@ -519,6 +522,10 @@ def parse_feedback(body: bytes) -> list[tuple[str, int, Any]]:
             if not isinstance(labels, list) or not labels or len(labels) > MAX_ITEM_LABELS:
                 raise RequestError(f"{where} has 'labels' that is not a list of 1 to {MAX_ITEM_LABELS} labels.")
             rows.extend((rid, r, _label(v, where)) for r, v in enumerate(labels))
+        if len(rows) > MAX_FEEDBACK_ROWS:
+            raise RequestError(
+                f"The feedback holds more than {MAX_FEEDBACK_ROWS} labels; send them in several requests.", 413
+            )
     return rows
 
 
