@@ -123,7 +123,7 @@ def resolve_dtype(dtype: Any) -> type:
     return DTYPES[key]
 
 
-def check_X(X: Any, dtype: type, n_features: int | None = None, what: str = "X") -> np.ndarray:
+def check_X(X: Any, dtype: type | np.dtype, n_features: int | None = None, what: str = "X") -> np.ndarray:
     """Return X as a 2-D finite array of `dtype`, or raise DataError saying what is wrong."""
     if X is None:
         raise DataError(f"{what} is None; pass a 2-D array of shape (n_samples, n_features).")

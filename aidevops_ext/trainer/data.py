@@ -448,7 +448,7 @@ def load_split(folder: str | os.PathLike) -> Split:
             raise DataError(
                 f"{p} is not a readable .npy array without pickle ({reason}); recreate the split."
             ) from None
-    return Split(**arrays)
+    return Split(**arrays)  # type: ignore[arg-type]  # every name in _ARRAYS was loaded above
 
 
 # --------------------------------------------------------------------------- extra training rows

@@ -10,7 +10,7 @@ from .mlp import MLPClassifier, MLPRegressor
 from .scaling import Scaled
 
 # (kind, task) -> estimator class: a registry, so adding a model is one line, not an if-chain.
-MODEL_KINDS: dict[tuple[str, str], type] = {
+MODEL_KINDS: dict[tuple[str, str], type[Any]] = {
     ("mlp", "classification"): MLPClassifier,
     ("mlp", "regression"): MLPRegressor,
     ("logistic", "classification"): LogisticRegression,

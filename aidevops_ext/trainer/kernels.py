@@ -111,7 +111,7 @@ def _find_blas() -> tuple[Any, dict[str, Any]]:
                     ctypes.c_void_p,
                     integer,
                 )
-                out[name] = proto(ctypes.cast(syms[name], ctypes.c_void_p).value)
+                out[name] = proto(ctypes.cast(syms[name], ctypes.c_void_p).value or 0)
             return lib, out
     return None, {}
 
@@ -137,7 +137,7 @@ def _sched_yield() -> Any:
         fn = ctypes.CDLL(None).sched_yield
     except (OSError, AttributeError, TypeError):
         return None
-    return ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.cast(fn, ctypes.c_void_p).value)
+    return ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.cast(fn, ctypes.c_void_p).value or 0)
 
 
 jit = njit(cache=True, fastmath=False, nogil=True, error_model="numpy")  # see the module docstring

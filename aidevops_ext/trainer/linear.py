@@ -52,8 +52,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
             coef = xp.linalg.lstsq(Xd, Yd, rcond=None)[0].T  # (n_outputs, n_features)
             intercept = (y_mean - coef @ x_mean) if self.fit_intercept else xp.zeros(coef.shape[0])
             self._backend = be
-            self._coef = be.asnumpy(coef).astype(dtype)
-            self._intercept = be.asnumpy(intercept).astype(dtype)
+            self._coef: np.ndarray = be.asnumpy(coef).astype(dtype)
+            self._intercept: np.ndarray = be.asnumpy(intercept).astype(dtype)
             self.n_features_in_, self.backend_, self._y_ndim = X.shape[1], be.name, y.ndim
             self.n_outputs_ = self._coef.shape[0]
             pred = X @ self._coef.T + self._intercept
@@ -106,8 +106,8 @@ class LinearRegression(RegressorMixin, BaseEstimator):
         try:
             fitted = spec["fitted"]
             dtype = resolve_dtype(est.dtype)
-            coef = np.asarray(arrays["coef"]).astype(dtype)
-            intercept = np.asarray(arrays["intercept"]).astype(dtype)
+            coef: np.ndarray = np.asarray(arrays["coef"]).astype(dtype)
+            intercept: np.ndarray = np.asarray(arrays["intercept"]).astype(dtype)
             if coef.ndim != 2 or intercept.shape != (coef.shape[0],) or coef.shape[1] != int(fitted["n_features_in_"]):
                 raise ModelFileError(
                     "The model file's LinearRegression arrays have inconsistent shapes; the file is damaged."

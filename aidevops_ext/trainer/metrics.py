@@ -238,7 +238,9 @@ def classification_metrics(
     """Flat dict of accuracy, macro precision/recall/F1 and, given proba, log loss and binary ROC AUC."""
     t, p = _check_pair(y_true, y_pred)
     prec, rec, f1 = precision_recall_fscore(t, p, average="macro")
-    out = {"accuracy": accuracy_score(t, p), "precision_macro": prec, "recall_macro": rec, "f1_macro": f1}
+    # average="macro" gives scalars
+    out = {"accuracy": accuracy_score(t, p), "precision_macro": float(prec), "recall_macro": float(rec)}
+    out["f1_macro"] = float(f1)
     if proba is not None:
         q = _proba_2d(proba, len(t))
         lab = np.unique(t) if labels is None else _labels_1d(labels, "labels")

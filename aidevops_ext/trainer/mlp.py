@@ -26,7 +26,7 @@ from .base import (
     resolve_dtype,
 )
 from .callbacks import CallbackList
-from .optim import OPTIMIZERS, Adam, make_optimizer
+from .optim import OPTIMIZERS, SGD, Adam, make_optimizer
 
 ACTIVATIONS = ("relu", "tanh", "logistic", "identity")
 PREDICT_CHUNK = 65536  # rows per forward pass at predict time: bounds memory for huge X
@@ -330,10 +330,15 @@ class _Trainer:
         return loss
 
     # --- the compiled NumPy engine (kernels.py) ---------------------------------------------------
+    def _compiled(self) -> ModuleType:
+        if self.engine is None:  # callers check first; this keeps the type exact
+            raise RuntimeError("the compiled engine is not loaded")
+        return self.engine
+
     def _init_engine(self, batch_size: int, n_rows: int | None, parts: int | None) -> None:
         net, dtype = self.net, np.dtype(self.net.dtype)
         d, k, hidden = net.sizes[0], net.sizes[-1], net.sizes[1:-1]
-        eng = self.engine
+        eng = self._compiled()
         self.act_code, self.out_code = eng.ACT_CODES[self.activation], eng.OUT_CODES[self.output]
         self.gemm = eng.GEMM[dtype.name]
         self.parts = parts = max(1, int(engine_parts(eng, batch_size, n_rows) if parts is None else parts))
@@ -366,7 +371,7 @@ class _Trainer:
         if isinstance(opt, Adam):
             self.opt_code, self.m1, self.m2 = 0, state["n"][0], state["u"][0]
             self.hyper = np.array([opt.learning_rate, opt.beta_1, opt.beta_2, opt.epsilon])
-        else:
+        elif isinstance(opt, SGD):
             self.opt_code = 1
             self.m1, self.m2 = (state["w"][0] if state["w"] else np.empty(0, dtype)), np.empty(0, dtype)
             self.hyper = np.array([opt.learning_rate, opt.momentum, 0.0, 0.0])
@@ -374,7 +379,7 @@ class _Trainer:
         self.losses = np.zeros(parts)
 
     def _run_engine(self, X: Any, Y: Any, order: Any, labels: Any) -> float:
-        eng, parts = self.engine, self.parts
+        eng, parts = self._compiled(), self.parts
         lab = self.no_labels
         if labels is not None and self.output == "softmax":
             lab = labels if labels.dtype == np.intp else labels.astype(np.intp)
@@ -499,14 +504,30 @@ def _jsonable(value: Any) -> Any:
 class _NetEstimator(BaseEstimator):
     """Shared fit/predict/state code for every estimator trained by the mini-batch engine."""
 
+    # Hyperparameters every concrete class's __init__ sets (scikit-learn keeps them as plain attributes).
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    l2: float
+    early_stopping: bool
+    validation_fraction: float
+    random_state: int | None
+    backend: str
+    momentum: float
+    n_iter_no_change: int
+    tol: float
+    shuffle: bool
+    dtype: str
+
     _output_kind = "identity"  # set per instance at fit for classifiers (binary vs multiclass)
 
     # --- hooks the concrete classes define -------------------------------------------------
     def _hidden(self) -> tuple[int, ...]:
-        return tuple(self.hidden_layer_sizes)
+        raise NotImplementedError
 
     def _activation_name(self) -> str:
-        return self.activation
+        raise NotImplementedError
 
     def _encode_targets(self, y: Any, n: int, dtype: type) -> tuple[np.ndarray, str, np.ndarray | None]:
         """(target matrix Y, output kind, class index per row when Y is one-hot else None)."""
@@ -713,7 +734,7 @@ class _NetEstimator(BaseEstimator):
                     raise ModelFileError(
                         "The model file's weight arrays have inconsistent shapes; the file is damaged."
                     )
-                host = np.concatenate([c, b[None, :]]).astype(dtype)
+                host: np.ndarray = np.concatenate([c, b[None, :]]).astype(dtype)
                 W[...] = be.asarray(host)
             if sizes[0] != int(fitted["n_features_in_"]):
                 raise ModelFileError("The model file's weights do not match its feature count; the file is damaged.")
@@ -764,7 +785,7 @@ class _ClassifierNet(ClassifierMixin, _NetEstimator):
         if len(classes) == 2:
             # Binary: one logistic output, as scikit-learn does.
             return idx.astype(dtype).reshape(-1, 1), "logistic", None
-        Y = np.zeros((n, len(classes)), dtype=dtype)
+        Y: np.ndarray = np.zeros((n, len(classes)), dtype=dtype)
         Y[np.arange(n), idx] = 1.0
         return Y, "softmax", idx  # the compiled engine reads the class index instead of the one-hot row
 
@@ -830,8 +851,51 @@ class _RegressorNet(RegressorMixin, _NetEstimator):
         self._y_ndim = int(fitted["y_ndim"])
 
 
-class _MLPMixin:
-    """coefs_ / intercepts_ as host arrays, like scikit-learn's MLPs."""
+class _MLPMixin(_NetEstimator):
+    """The MLPs' shared hyperparameters (one signature, which scikit-learn's get_params reads) and coefs_ /
+    intercepts_ as host arrays, like scikit-learn's MLPs."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes: tuple[int, ...] = (256,),
+        activation: str = "relu",
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        batch_size: int = 256,
+        epochs: int = 4,
+        l2: float = 0.0,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        random_state: int | None = 0,
+        backend: str = "auto",
+        momentum: float = 0.9,
+        n_iter_no_change: int = 3,
+        tol: float = 1e-4,
+        shuffle: bool = True,
+        dtype: str = "float32",
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.l2 = l2
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.backend = backend
+        self.momentum = momentum
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.shuffle = shuffle
+        self.dtype = dtype
+
+    def _hidden(self) -> tuple[int, ...]:
+        return tuple(self.hidden_layer_sizes)
+
+    def _activation_name(self) -> str:
+        return self.activation
 
     @property
     def coefs_(self) -> list[np.ndarray]:
@@ -849,78 +913,6 @@ class _MLPMixin:
 class MLPClassifier(_MLPMixin, _ClassifierNet):
     """Feed-forward neural network classifier (softmax output; logistic for two classes)."""
 
-    def __init__(
-        self,
-        hidden_layer_sizes: tuple[int, ...] = (256,),
-        activation: str = "relu",
-        optimizer: str = "adam",
-        learning_rate: float = 1e-3,
-        batch_size: int = 256,
-        epochs: int = 4,
-        l2: float = 0.0,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        random_state: int | None = 0,
-        backend: str = "auto",
-        momentum: float = 0.9,
-        n_iter_no_change: int = 3,
-        tol: float = 1e-4,
-        shuffle: bool = True,
-        dtype: str = "float32",
-    ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.l2 = l2
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.backend = backend
-        self.momentum = momentum
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.shuffle = shuffle
-        self.dtype = dtype
-
 
 class MLPRegressor(_MLPMixin, _RegressorNet):
     """Feed-forward neural network regressor (identity output, squared-error loss)."""
-
-    def __init__(
-        self,
-        hidden_layer_sizes: tuple[int, ...] = (256,),
-        activation: str = "relu",
-        optimizer: str = "adam",
-        learning_rate: float = 1e-3,
-        batch_size: int = 256,
-        epochs: int = 4,
-        l2: float = 0.0,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        random_state: int | None = 0,
-        backend: str = "auto",
-        momentum: float = 0.9,
-        n_iter_no_change: int = 3,
-        tol: float = 1e-4,
-        shuffle: bool = True,
-        dtype: str = "float32",
-    ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.l2 = l2
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.backend = backend
-        self.momentum = momentum
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.shuffle = shuffle
-        self.dtype = dtype

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import ModelFileError
 from .linear import LinearRegression, LogisticRegression
 from .mlp import MLPClassifier, MLPRegressor
@@ -12,7 +14,7 @@ ESTIMATORS: dict[str, type] = {
 }
 
 
-def estimator_class(name: str) -> type:
+def estimator_class(name: str) -> type[Any]:
     """The estimator class called `name`; ModelFileError for names this version does not know."""
     try:
         return ESTIMATORS[name]

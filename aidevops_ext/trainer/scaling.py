@@ -97,7 +97,7 @@ class Scaled(BaseEstimator):
 
         inner_spec = spec.get("inner") or {}
         inner_arrays = {k[len("inner.") :]: v for k, v in arrays.items() if k.startswith("inner.")}
-        inner = estimator_class(inner_spec.get("estimator"))._from_state(inner_spec, inner_arrays, backend=backend)
+        inner = estimator_class(str(inner_spec.get("estimator")))._from_state(inner_spec, inner_arrays, backend=backend)
         model = cls(inner)
         scaler = StandardScaler(str(arrays["scaler.mean"].dtype))
         scaler.mean_, scaler.scale_ = arrays["scaler.mean"], arrays["scaler.scale"]
