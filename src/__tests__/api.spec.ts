@@ -1,4 +1,4 @@
-import { AidevopsApi, ApiError } from '../api';
+import { AidevopsApi, ApiError } from '../common/api';
 import { fakeFetcher } from './fake';
 
 describe('AidevopsApi', () => {

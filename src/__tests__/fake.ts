@@ -1,6 +1,6 @@
 /** A fetcher that answers from a table of routes and records every call (method, path, body). */
 
-import { Fetcher } from '../api';
+import { Fetcher } from '../common/api';
 
 export interface ICall {
   method: string;

@@ -2,7 +2,7 @@
  * @jest-environment jsdom
  */
 
-import { captureState, replaceKeepingState } from '../keepstate';
+import { captureState, replaceKeepingState } from '../common/keepstate';
 
 /** A stand-in for a panel body rebuilt from state: details, a typed input, a scrolled box; `text` varies per poll. */
 function body(text: string, value = ''): HTMLElement {

@@ -4,7 +4,7 @@
 
 import { accuracyData, driftData, errorRateData, latencyData, pointCount, predictionData, rateData } from '../monitor/chartdata';
 import { ago, renderAlerts, renderEvents, renderHeader, renderJob, renderNumbers, renderStatus } from '../monitor/components';
-import { replaceKeepingState } from '../keepstate';
+import { replaceKeepingState } from '../common/keepstate';
 import { deployment, series, summary } from './monitorfixtures';
 
 const actions = () => ({ select: jest.fn(), refresh: jest.fn(), retrain: jest.fn() });

@@ -2,7 +2,7 @@
  * @jest-environment jsdom
  */
 
-import { FeatureDrift } from '../api';
+import { FeatureDrift } from '../common/api';
 import { renderFeatures, testText } from '../monitor/features';
 import { summary } from './monitorfixtures';
 

@@ -1,4 +1,4 @@
-import { AidevopsApi } from '../api';
+import { AidevopsApi } from '../common/api';
 import { MonitorModel, runIdOf } from '../monitor/model';
 import { fakeFetcher, Route } from './fake';
 import { deployment, series, summary } from './monitorfixtures';

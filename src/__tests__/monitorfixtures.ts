@@ -1,6 +1,6 @@
 /** Answers shaped like the REST contract's monitor routes, for the Monitor panel's unit tests. */
 
-import { MonitorSeries, MonitorSummary } from '../api';
+import { MonitorSeries, MonitorSummary } from '../common/api';
 
 export function deployment(name: string, state = 'running'): Record<string, unknown> {
   return {

@@ -1,6 +1,6 @@
 /** Run summaries for the Runs panel's unit tests. */
 
-import { RunSummary } from '../api';
+import { RunSummary } from '../common/api';
 
 export function run(id: string, status: string, steps: Record<string, string>, extra: Partial<RunSummary> = {}): RunSummary {
   return {

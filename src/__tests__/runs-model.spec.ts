@@ -1,4 +1,4 @@
-import { AidevopsApi, RunSummary } from '../api';
+import { AidevopsApi, RunSummary } from '../common/api';
 import { describeJob, failedStep, knownPipelines, parseParams, RunsModel } from '../runs/model';
 import { fakeFetcher, Route } from './fake';
 import { run } from './runs-fixtures';

@@ -3,7 +3,7 @@
  * ([x, series1, series2, ...], nulls for gaps), kept apart from uPlot so jest can check them.
  */
 
-import { MonitorSeries, MonitorSummary } from '../api';
+import { MonitorSeries, MonitorSummary } from '../common/api';
 
 export type Column = (number | null)[];
 export type Aligned = [number[], ...Column[]];

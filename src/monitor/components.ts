@@ -4,8 +4,8 @@
  * panel with the API answer it came from.
  */
 
-import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../api';
-import { button, h } from '../components';
+import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
+import { button, h } from '../common/dom';
 import { isLive, runIdOf } from './model';
 
 export interface IMonitorActions {

@@ -5,8 +5,8 @@
  * reference vs live shares as paired bars (the server's `top_categories`; the last is "(other)").
  */
 
-import { CategoryShare, FeatureDrift, MonitorSummary } from '../api';
-import { h } from '../components';
+import { CategoryShare, FeatureDrift, MonitorSummary } from '../common/api';
+import { h } from '../common/dom';
 
 function share(v: number | null | undefined): string {
   return typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(1)} %` : '—';

@@ -1,14 +1,11 @@
 /**
  * The Monitor panel's state: the deployments to pick from, the picked one's monitor summary, chart series
- * and alerts, refreshed by a @lumino/polling Poll that stands by while the panel is hidden; and a
- * retraining started from the panel, followed (GET jobs/{id}) until it ends.
+ * and alerts, polled while the panel is shown (see PolledModel); and a retraining started from the panel,
+ * followed (GET jobs/{id}) until it ends.
  */
 
-import { Poll } from '@lumino/polling';
-import { ISignal, Signal } from '@lumino/signaling';
-
-import { AidevopsApi, ApiError, Deployment, Job, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../api';
-import { errorMessage, StandbyPoll } from '../polling';
+import { AidevopsApi, ApiError, Deployment, Job, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
+import { errorMessage, PolledModel } from '../common/polledmodel';
 
 export const MONITOR_POLL_MS = 3000;
 export const JOB_POLL_MS = 1500;
@@ -44,22 +41,13 @@ export function runIdOf(job: Job | JobDetail | null): string | null {
   return null;
 }
 
-export class MonitorModel {
+export class MonitorModel extends PolledModel {
   constructor(
     readonly api: AidevopsApi,
     interval = MONITOR_POLL_MS,
     private readonly jobInterval = JOB_POLL_MS
   ) {
-    this._polling = new StandbyPoll('aidevops:monitor-panel', interval, () => this.refresh());
-  }
-
-  /** Refreshes the model while its panel is shown (see StandbyPoll). */
-  get poll(): Poll {
-    return this._polling.poll;
-  }
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
+    super('aidevops:monitor-panel', interval);
   }
 
   get deployments(): Deployment[] {
@@ -94,14 +82,6 @@ export class MonitorModel {
     return this._events;
   }
 
-  get error(): string | null {
-    return this._error;
-  }
-
-  get loaded(): boolean {
-    return this._loaded;
-  }
-
   /** The retraining started from this panel (the latest), with its log tail; null before any. */
   get job(): JobDetail | null {
     return this._job;
@@ -116,15 +96,9 @@ export class MonitorModel {
     return this._starting || (this._job !== null && this._job.status === 'running');
   }
 
-  get visible(): boolean {
-    return this._polling.visible;
-  }
-
-  /** Shown panel: refresh now, keep polling and follow a running retraining again; hidden: stand by. */
-  set visible(value: boolean) {
-    const shown = value && !this._polling.visible;
-    this._polling.visible = value;
-    if (shown && this._job?.status === 'running') {
+  /** Shown again: follow a running retraining again (its polling stopped while hidden). */
+  protected onVisibilityChanged(visible: boolean): void {
+    if (visible && this._job?.status === 'running') {
       this.followJob();
     }
   }
@@ -139,58 +113,49 @@ export class MonitorModel {
     this._series = null;
     this._alerts = [];
     this._events = [];
-    this._changed.emit();
+    this.emitChanged();
     void this.poll.refresh();
   }
 
   /** Fetch the deployments, then the picked one's summary and series (or its alerts when it is stopped). */
-  async refresh(): Promise<void> {
-    try {
-      const deployments = await this.api.deployments();
-      this._deployments = deployments;
-      if (!this._selected || !deployments.some(d => d.name === this._selected)) {
-        this._selected = (deployments.find(isLive) ?? deployments[0])?.name ?? null;
+  protected async fetch(): Promise<void> {
+    const deployments = await this.api.deployments();
+    this._deployments = deployments;
+    if (!this._selected || !deployments.some(d => d.name === this._selected)) {
+      this._selected = (deployments.find(isLive) ?? deployments[0])?.name ?? null;
+    }
+    const name = this._selected;
+    const dep = this.deployment;
+    if (!name) {
+      this._summary = null;
+      this._series = null;
+      this._alerts = [];
+      this._events = [];
+    } else if (isLive(dep)) {
+      let summary: MonitorSummary | null = null;
+      let series: MonitorSeries | null = null;
+      try {
+        [summary, series] = await Promise.all([this.api.monitor(name), this.api.series(name, SERIES_MINUTES, SERIES_BUCKETS)]);
+      } catch (reason) {
+        if (!(reason instanceof ApiError && reason.status === 409)) {
+          throw reason;
+        }
+        // stopped between the two calls: show its alerts as for any stopped deployment
       }
-      const name = this._selected;
-      const dep = this.deployment;
-      if (!name) {
-        this._summary = null;
-        this._series = null;
-        this._alerts = [];
-        this._events = [];
-      } else if (isLive(dep)) {
-        let summary: MonitorSummary | null = null;
-        let series: MonitorSeries | null = null;
-        try {
-          [summary, series] = await Promise.all([this.api.monitor(name), this.api.series(name, SERIES_MINUTES, SERIES_BUCKETS)]);
-        } catch (reason) {
-          if (!(reason instanceof ApiError && reason.status === 409)) {
-            throw reason;
-          }
-          // stopped between the two calls: show its alerts as for any stopped deployment
-        }
-        if (name !== this._selected) {
-          return; // the user picked another one meanwhile
-        }
-        if (summary) {
-          this._summary = summary;
-          this._series = series;
-          this._alerts = summary.alerts ?? [];
-          this._events = (summary.events ?? []).slice().reverse();
-        } else {
-          await this.loadAlerts(name);
-        }
+      if (name !== this._selected) {
+        return; // the user picked another one meanwhile
+      }
+      if (summary) {
+        this._summary = summary;
+        this._series = series;
+        this._alerts = summary.alerts ?? [];
+        this._events = (summary.events ?? []).slice().reverse();
       } else {
         await this.loadAlerts(name);
       }
-      this._loaded = true;
-      this._error = null;
-    } catch (reason) {
-      this._error = errorMessage(reason);
-      this._changed.emit();
-      throw reason; // the poll backs off
+    } else {
+      await this.loadAlerts(name);
     }
-    this._changed.emit();
   }
 
   /** POST retrain for the picked deployment, then follow the job until it ends. */
@@ -201,7 +166,7 @@ export class MonitorModel {
     }
     this._starting = true;
     this._jobError = null;
-    this._changed.emit();
+    this.emitChanged();
     try {
       const job = await this.api.retrain(name, 'retrain now, from the Monitor panel');
       this._job = { ...job, log_tail: [], run: null };
@@ -210,30 +175,28 @@ export class MonitorModel {
       return false;
     } finally {
       this._starting = false;
-      this._changed.emit();
+      this.emitChanged();
     }
     this.followJob();
     return true;
   }
 
   dispose(): void {
-    this._disposed = true;
-    this._polling.dispose();
     if (this._jobTimer !== null) {
       clearTimeout(this._jobTimer);
     }
-    Signal.clearData(this);
+    super.dispose();
   }
 
   /** Poll GET jobs/{id} every jobInterval while visible, until the job is no longer running. */
   private followJob(): void {
-    if (this._jobTimer !== null || this._disposed) {
+    if (this._jobTimer !== null || this.isDisposed) {
       return;
     }
     const tick = async () => {
       this._jobTimer = null;
       const job = this._job;
-      if (!job || this._disposed || !this._polling.visible) {
+      if (!job || this.isDisposed || !this.visible) {
         return; // picked up again when shown
       }
       try {
@@ -242,8 +205,8 @@ export class MonitorModel {
       } catch (reason) {
         this._jobError = errorMessage(reason);
       }
-      this._changed.emit();
-      if (this._job?.status === 'running' && !this._disposed) {
+      this.emitChanged();
+      if (this._job?.status === 'running' && !this.isDisposed) {
         this._jobTimer = setTimeout(tick, this.jobInterval);
       } else {
         void this.poll.refresh(); // the deployment may have switched versions
@@ -263,17 +226,12 @@ export class MonitorModel {
     this._events = answer.events ?? [];
   }
 
-  private readonly _polling: StandbyPoll;
-  private _changed = new Signal<this, void>(this);
   private _deployments: Deployment[] = [];
   private _selected: string | null = null;
   private _summary: MonitorSummary | null = null;
   private _series: MonitorSeries | null = null;
   private _alerts: MonitorAlert[] = [];
   private _events: MonitorEvent[] = [];
-  private _error: string | null = null;
-  private _loaded = false;
-  private _disposed = false;
   private _job: JobDetail | null = null;
   private _jobError: string | null = null;
   private _starting = false;

@@ -7,9 +7,9 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 
-import { h } from '../components';
-import { replaceKeepingState } from '../keepstate';
-import { PolledPanel } from '../panelbase';
+import { h } from '../common/dom';
+import { replaceKeepingState } from '../common/keepstate';
+import { PolledPanel } from '../common/panel';
 import { accuracyData, driftData, errorRateData, latencyData, predictionData, rateData, seriesWindow } from './chartdata';
 import { accuracyChart, driftChart, errorRateChart, latencyChart, LiveChart, predictionChart, rateChart } from './charts';
 import { IMonitorActions, renderAlerts, renderEvents, renderHeader, renderJob, renderNumbers, renderStatus } from './components';

@@ -8,8 +8,8 @@ import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { AidevopsApi } from '../api';
-import { IAidevopsApi } from '../token';
+import { AidevopsApi } from '../common/api';
+import { IAidevopsApi } from '../common/token';
 import { MonitorModel } from './model';
 import { MonitorPanel } from './panel';
 

@@ -6,8 +6,8 @@
  * `data-job-id` and `data-job-status`.
  */
 
-import { RunDiff, RunNotebook, RunStep, RunSummary } from '../api';
-import { button, h } from '../components';
+import { RunDiff, RunNotebook, RunStep, RunSummary } from '../common/api';
+import { button, h } from '../common/dom';
 import { describeJob, failedStep, FollowedJob } from './model';
 
 export interface IRunsActions {

@@ -8,8 +8,8 @@ import { IFrame, MainAreaWidget } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
 import { Panel, Widget } from '@lumino/widgets';
 
-import { AidevopsApi, RunDiff } from '../api';
-import { errorMessage } from '../polling';
+import { AidevopsApi, RunDiff } from '../common/api';
+import { errorMessage } from '../common/polledmodel';
 import { renderDiffHeader } from './components';
 
 export class RunsDiffView extends Panel {

@@ -7,8 +7,8 @@
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { AidevopsApi, ApiError, Job, JobDetail, RunSummary } from '../api';
-import { errorMessage, StandbyPoll } from '../polling';
+import { AidevopsApi, ApiError, Job, JobDetail, RunSummary } from '../common/api';
+import { errorMessage, StandbyPoll } from '../common/polledmodel';
 
 /** A job as POST answers it, then as GET jobs/{id} answers it (with its log tail and run). */
 export type FollowedJob = Job & Partial<Pick<JobDetail, 'log_tail' | 'run'>>;

@@ -7,11 +7,11 @@
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
-import { RunDiff, RunSummary } from '../api';
-import { h } from '../components';
-import { replaceKeepingState } from '../keepstate';
-import { PolledPanel } from '../panelbase';
-import { errorMessage } from '../polling';
+import { RunDiff, RunSummary } from '../common/api';
+import { h } from '../common/dom';
+import { replaceKeepingState } from '../common/keepstate';
+import { PolledPanel } from '../common/panel';
+import { errorMessage } from '../common/polledmodel';
 import { formatValue, IRunsActions, renderRunsPanel } from './components';
 import { failedStep, knownPipelines, parseParams, RunsModel } from './model';
 

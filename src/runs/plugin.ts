@@ -10,9 +10,9 @@ import { ILauncher } from '@jupyterlab/launcher';
 import { ServerConnection } from '@jupyterlab/services';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { AidevopsApi, RunDiff } from '../api';
-import { IAidevopsApi } from '../token';
-import { notebookPath } from '../drive';
+import { AidevopsApi, RunDiff } from '../common/api';
+import { IAidevopsApi } from '../common/token';
+import { notebookPath } from '../common/drive';
 import { createDiffWidget, diffWidgetId, RunsDiffView } from './difftab';
 import { RunsModel } from './model';
 import { RunsPanel } from './panel';

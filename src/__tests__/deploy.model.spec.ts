@@ -1,5 +1,5 @@
-import { AidevopsApi } from '../api';
-import { DeployModel } from '../model';
+import { AidevopsApi } from '../common/api';
+import { DeployModel } from '../deploy/model';
 import { fakeFetcher, Route } from './fake';
 
 function setup(extra: Record<string, Route> = {}) {

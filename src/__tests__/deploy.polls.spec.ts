@@ -7,10 +7,10 @@
 
 import * as React from 'react';
 
-import { AidevopsApi } from '../api';
-import { IActions } from '../components';
-import { DeployView } from '../deployview';
-import { DeployModel, POLL_INTERVAL_MS } from '../model';
+import { AidevopsApi } from '../common/api';
+import { IActions } from '../deploy/components';
+import { DeployView } from '../deploy/view';
+import { DeployModel, POLL_INTERVAL_MS } from '../deploy/model';
 import { fakeFetcher } from './fake';
 import { mount } from './reactdom';
 

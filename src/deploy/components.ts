@@ -1,9 +1,8 @@
 /**
- * What the panels share: the `h()` element builder and `button()` of the DOM-built panels (Runs,
- * Monitor), and the Deploy panel's state, actions and pure helpers (its React view is ./deployview).
+ * The Deploy panel's state, actions and pure helpers (its React view is ./view).
  */
 
-import { Deployment, ModelVersion, RegisteredModel } from './api';
+import { Deployment, ModelVersion, RegisteredModel } from '../common/api';
 
 /** What a user can ask the panel to do; the panel confirms and runs it. */
 export interface IActions {
@@ -28,42 +27,6 @@ export interface IViewState {
 /** Metrics shown first when a version has them (the rest follow alphabetically, up to KEY_METRICS). */
 const PREFERRED_METRICS = ['accuracy', 'f1_macro', 'log_loss', 'rmse', 'r2'];
 const KEY_METRICS = 3;
-
-export function h<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Record<string, string> = {},
-  ...children: (Node | string | null | undefined | false)[]
-): HTMLElementTagNameMap[K] {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === 'class') {
-      el.className = value;
-    } else {
-      el.setAttribute(key, value);
-    }
-  }
-  for (const child of children) {
-    if (child === null || child === undefined || child === false) {
-      continue;
-    }
-    el.append(typeof child === 'string' ? document.createTextNode(child) : child);
-  }
-  return el;
-}
-
-/** The classes of every aidevops button (the React Deploy panel's Button uses them too). */
-export const BUTTON_CLASS = 'jp-Button jp-mod-styled jp-aidevops-button';
-
-/** A JupyterLab-styled button: the one the DOM-built panels (Runs, Monitor) use. */
-export function button(label: string, cls: string, onClick: () => void, title = '', disabled = false): HTMLButtonElement {
-  const b = h('button', { class: `${BUTTON_CLASS} ${cls}`, type: 'button' }, label);
-  if (title) {
-    b.title = title;
-  }
-  b.disabled = disabled;
-  b.addEventListener('click', onClick);
-  return b;
-}
 
 export function liveDeploymentOf(model: string, deployments: Deployment[]): Deployment | undefined {
   return deployments.find(d => d.model === model && d.target === 'local' && (d.state === 'running' || d.state === 'restarting'));

@@ -4,9 +4,9 @@
 
 import * as React from 'react';
 
-import { Deployment, ModelVersion, RegisteredModel } from '../api';
-import { IActions, IViewState, keyMetrics } from '../components';
-import { DeployView } from '../deployview';
+import { Deployment, ModelVersion, RegisteredModel } from '../common/api';
+import { IActions, IViewState, keyMetrics } from '../deploy/components';
+import { DeployView } from '../deploy/view';
 import { mount } from './reactdom';
 
 /** The Deploy panel's React view rendered into the document, as its ReactWidget does. */

@@ -1,36 +1,27 @@
 /**
- * The Deploy panel widget: shows the model's state in a React view (./deployview, hosted in a
- * ReactWidget that re-renders on each model change through UseSignal), and asks for confirmation
- * before each change.
+ * The Deploy panel widget: shows the model's state in its React view (./view, re-rendered on each model
+ * change, see ReactPanel), and asks for confirmation before each change.
  */
 
 import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
-import { PanelLayout } from '@lumino/widgets';
 import * as React from 'react';
 
-import { Deployment, ModelVersion, RegisteredModel } from './api';
+import { Deployment, ModelVersion, RegisteredModel } from '../common/api';
+import { ReactPanel } from '../common/panel';
 import { IActions, liveDeploymentOf, preferredAlias } from './components';
-import { DeployView } from './deployview';
 import { DeployModel } from './model';
-import { PolledPanel } from './panelbase';
+import { DeployView } from './view';
 
-export class DeployPanel extends PolledPanel<DeployModel> {
+export class DeployPanel extends ReactPanel<DeployModel> {
   constructor(
     model: DeployModel,
     private readonly openNotebook: (runId: string, step: string, name: string) => void
   ) {
     super(model);
-    this.addClass('jp-aidevops-panel');
-    // The outer widget keeps the polling tied to visibility (PolledPanel); the React view inside gets
-    // the show/hide messages through the layout and re-renders on every `changed`.
-    const layout = new PanelLayout();
-    this.layout = layout;
-    const view = ReactWidget.create(
-      <UseSignal signal={model.changed}>{() => <DeployView state={model.view} actions={this.actions} />}</UseSignal>
-    );
-    view.addClass('jp-aidevops-view');
-    layout.addWidget(view);
+  }
+
+  protected render(): React.ReactElement {
+    return <DeployView state={this.model.view} actions={this.actions} />;
   }
 
   private readonly actions: IActions = {

@@ -1,5 +1,5 @@
-import { AidevopsApi } from '../api';
-import { apiPlugin, IAidevopsApi } from '../token';
+import { AidevopsApi } from '../common/api';
+import { apiPlugin, IAidevopsApi } from '../common/token';
 
 // Node's fs and path, typed by hand: the project has no @types/node, and these specs run under Node.
 declare const require: (name: string) => any;
@@ -37,15 +37,23 @@ describe('one AidevopsApi for the extension', () => {
   });
 
   it('is built only there, and each panel plugin requires the token', () => {
-    expect(holding(/new AidevopsApi\(/)).toEqual(['token.ts']);
-    const plugins = ['index.ts', join('runs', 'plugin.ts'), join('monitor', 'plugin.ts')];
+    expect(holding(/new AidevopsApi\(/)).toEqual([join('common', 'token.ts')]);
+    const plugins = [join('deploy', 'plugin.ts'), join('runs', 'plugin.ts'), join('monitor', 'plugin.ts')];
     for (const plugin of plugins) {
       expect(readFileSync(join(SRC, plugin), 'utf-8')).toMatch(/requires: \[IAidevopsApi\]/);
     }
   });
 
-  it('has one button() for the DOM-built panels, and the React Deploy panel builds on its classes', () => {
-    expect(holding(/function button\(/)).toEqual(['components.ts']);
-    expect(holding(/jp-Button jp-mod-styled/)).toEqual(['components.ts']);
+  it('has one button() for the DOM-built parts, and the React Button builds on its classes', () => {
+    expect(holding(/function button\(/)).toEqual([join('common', 'dom.ts')]);
+    expect(holding(/jp-Button jp-mod-styled/)).toEqual([join('common', 'dom.ts')]);
+    expect(holding(/BUTTON_CLASS/).sort()).toEqual([join('common', 'button.tsx'), join('common', 'dom.ts')]);
+  });
+
+  it('has one polled-model base: the only Poll is built in common/polledmodel.ts', () => {
+    expect(holding(/new Poll\(/)).toEqual([join('common', 'polledmodel.ts')]);
+    for (const model of [join('deploy', 'model.ts'), join('monitor', 'model.ts')]) {
+      expect(readFileSync(join(SRC, model), 'utf-8')).toMatch(/extends PolledModel\b/);
+    }
   });
 });

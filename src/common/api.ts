@@ -146,6 +146,21 @@ export interface RunStep {
   cache?: string | null; // hit | miss | null
   duration_s?: number | null;
   params?: Record<string, unknown>;
+  /** Why it ran (what changed since its last run), or which run's output it reused (pipeline/why.py). */
+  why?: string[];
+}
+
+/** GET schedules: a pipeline the workspace's scheduler runs on a cron (`aidevops schedule add`). */
+export interface Schedule {
+  name: string;
+  pipeline: string;
+  cron: string;
+  params: Record<string, unknown>;
+  notify: string | null;
+  next_run: string | null; // ISO 8601, UTC
+  last_run: string | null;
+  last_status: string | null;
+  last_run_id: string | null;
 }
 
 // Job (GET jobs/{id}, with log_tail and run) is declared in the Monitor section below; both panels follow jobs.
@@ -468,11 +483,24 @@ export class AidevopsApi {
     return (await this.request<{ job: Job }>('runs', 'POST', { pipeline, params })).job;
   }
 
-  /** Run a run's pipeline again (cached steps are reused); `params` replaces its overrides when given. */
-  async rerun(runId: string, params?: Record<string, unknown>): Promise<Job> {
-    return (
-      await this.request<{ job: Job }>(`runs/${enc(runId)}/rerun`, 'POST', params === undefined ? {} : { params })
-    ).job;
+  /**
+   * Run a run's pipeline again (cached steps are reused); `params` replaces its overrides when given.
+   * `fromStep`: that step and everything downstream of it run again even when cached (`aidevops run --from`).
+   */
+  async rerun(runId: string, params?: Record<string, unknown>, fromStep?: string): Promise<Job> {
+    const body: { params?: Record<string, unknown>; from_step?: string } = {};
+    if (params !== undefined) {
+      body.params = params;
+    }
+    if (fromStep !== undefined) {
+      body.from_step = fromStep;
+    }
+    return (await this.request<{ job: Job }>(`runs/${enc(runId)}/rerun`, 'POST', body)).job;
+  }
+
+  /** The workspace's schedules (404 from a server without them: the caller hides them). */
+  async schedules(): Promise<Schedule[]> {
+    return (await this.request<{ schedules: Schedule[] }>('schedules')).schedules;
   }
 
   async listJobs(limit = 20): Promise<Job[]> {

@@ -8,25 +8,9 @@
 
 import * as React from 'react';
 
-import { Deployment, HistoryEntry, ModelVersion, RegisteredModel } from './api';
-import { BUTTON_CLASS, IActions, IViewState, keyMetrics, liveDeploymentOf, pct, preferredAlias } from './components';
-
-interface IButtonProps {
-  label: string;
-  cls: string;
-  onClick: () => void;
-  title?: string;
-  disabled?: boolean;
-}
-
-/** The panels' button (see button() in ./components for the DOM-built panels): same classes, same look. */
-export function Button(props: IButtonProps): React.ReactElement {
-  return (
-    <button type="button" className={`${BUTTON_CLASS} ${props.cls}`} title={props.title || undefined} disabled={!!props.disabled} onClick={props.onClick}>
-      {props.label}
-    </button>
-  );
-}
+import { Deployment, HistoryEntry, ModelVersion, RegisteredModel } from '../common/api';
+import { Button } from '../common/button';
+import { IActions, IViewState, keyMetrics, liveDeploymentOf, pct, preferredAlias } from './components';
 
 /** The whole panel body. */
 export function DeployView(props: { state: IViewState; actions: IActions }): React.ReactElement {

@@ -1,0 +1,32 @@
+/**
+ * The panels' React button: the same classes as `button()` (./dom) for the DOM-built parts, so both look
+ * alike.
+ */
+
+import * as React from 'react';
+
+import { BUTTON_CLASS } from './dom';
+
+export interface IButtonProps {
+  label: string;
+  cls: string;
+  onClick: () => void;
+  title?: string;
+  disabled?: boolean;
+  testid?: string;
+}
+
+export function Button(props: IButtonProps): React.ReactElement {
+  return (
+    <button
+      type="button"
+      className={`${BUTTON_CLASS} ${props.cls}`}
+      title={props.title || undefined}
+      disabled={!!props.disabled}
+      data-testid={props.testid}
+      onClick={props.onClick}
+    >
+      {props.label}
+    </button>
+  );
+}
