@@ -161,8 +161,8 @@ export abstract class PolledModel implements IPolledModel {
     }
   }
 
-  /** Show `message` as the panel's error (null clears it). */
-  protected setError(message: string | null): void {
+  /** Show `message` as the panel's error (null clears it), e.g. a refusal the panel itself found. */
+  setError(message: string | null): void {
     this._error = message;
     this.emitChanged();
   }
