@@ -1,0 +1,75 @@
+"""Which feedback labels are stored: only labels for rows this server logged and answered, one per row.
+
+A label joins the training data of a retraining (loop.py), so a label for a request that does not exist
+(made up, expired from the log, never sampled into it, or refused with an error) is refused; so is a label
+for a row past the end of its request, and a second label for a row already labelled: the first label of a
+(request id, row) is kept, later ones are refused and counted, in one body as across bodies. Requests
+answered in the last moments may still wait in the request log's queue (it is written every
+`log_flush_seconds`), so the queue counts as logged too.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+_CHUNK = 500  # ids per IN (...): far under SQLite's variable limit
+
+
+def screen(
+    conn: sqlite3.Connection,
+    rows: Sequence[tuple[str, int, Any]],
+    models: Iterable[str],
+    queued: Iterable[tuple],
+    deployment: str | None = None,
+) -> tuple[list[tuple[str, int, Any]], dict[str, int]]:
+    """(rows to store, refused counts by reason: unknown, row, duplicate) for labels [(request_id, row, label)].
+
+    `queued`: the request log's not yet written entries (request id, time, model, version, alias, protocol,
+    status, latency, inputs, ...). Logged requests count when they were answered 200 by one of `models` and,
+    for a server of a deployment, logged by that deployment.
+    """
+    models = tuple(sorted(set(models)))
+    ids = sorted({rid for rid, _, _ in rows})
+    known: dict[str, int | None] = {}  # request id -> its row count (None: not recorded)
+    labelled: set[tuple[str, int]] = set()
+    if models:
+        marks = ",".join("?" * len(models))
+        scope = f"model IN ({marks})" + (" AND deployment = ?" if deployment is not None else "")
+        extra: list[Any] = [*models, *([deployment] if deployment is not None else [])]
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            holes = ",".join("?" * len(chunk))
+            for rid, n_rows in conn.execute(
+                f"SELECT request_id, n_rows FROM request_log WHERE request_id IN ({holes}) AND status = 200 "
+                f"AND {scope}",
+                [*chunk, *extra],
+            ):
+                known[rid] = n_rows
+        missing = set(ids) - set(known)
+        if missing:
+            for entry in queued:
+                rid, model, status, data = entry[0], entry[2], entry[6], entry[8]
+                if rid in missing and status == 200 and model in models:
+                    known[rid] = len(data) if data is not None and hasattr(data, "__len__") else None
+        for i in range(0, len(ids), _CHUNK):
+            chunk = [rid for rid in ids[i : i + _CHUNK] if rid in known]
+            if chunk:
+                holes = ",".join("?" * len(chunk))
+                labelled.update(
+                    conn.execute(f"SELECT request_id, row FROM feedback WHERE request_id IN ({holes})", chunk)
+                )
+    keep: list[tuple[str, int, Any]] = []
+    refused = {"unknown": 0, "row": 0, "duplicate": 0}
+    for rid, row, label in rows:
+        if rid not in known:
+            refused["unknown"] += 1
+        elif known[rid] is not None and row >= known[rid]:
+            refused["row"] += 1
+        elif (rid, row) in labelled:
+            refused["duplicate"] += 1
+        else:
+            labelled.add((rid, row))
+            keep.append((rid, row, label))
+    return keep, {why: n for why, n in refused.items() if n}
