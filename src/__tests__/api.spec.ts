@@ -41,7 +41,10 @@ describe('AidevopsApi', () => {
 
   it("turns a 4xx into an ApiError carrying the server's sentence and status", async () => {
     const { fetcher } = fakeFetcher({
-      'POST aidevops/api/deployments/d/promote': () => ({ status: 409, body: { error: "Deployment 'd' is stopped, not running." } })
+      'POST aidevops/api/deployments/d/promote': () => ({
+        status: 409,
+        body: { error: "Deployment 'd' is stopped, not running." }
+      })
     });
     const api = new AidevopsApi(fetcher);
     await expect(api.promote('d')).rejects.toEqual(new ApiError("Deployment 'd' is stopped, not running.", 409));
@@ -49,7 +52,9 @@ describe('AidevopsApi', () => {
   });
 
   it('explains a non-JSON error and a dead server in words', async () => {
-    const api = new AidevopsApi(async () => new Response('<html>oops</html>', { status: 502, statusText: 'Bad Gateway' }));
+    const api = new AidevopsApi(
+      async () => new Response('<html>oops</html>', { status: 502, statusText: 'Bad Gateway' })
+    );
     await expect(api.models()).rejects.toThrow('The server answered 502 Bad Gateway to GET /aidevops/api/models.');
     const dead = new AidevopsApi(async () => {
       throw new TypeError('Failed to fetch');

@@ -27,7 +27,10 @@ function sources(dir = SRC): string[] {
   return found;
 }
 
-const holding = (pattern: RegExp) => sources().filter(path => pattern.test(readFileSync(path, 'utf-8'))).map(path => path.slice(SRC.length + 1));
+const holding = (pattern: RegExp) =>
+  sources()
+    .filter(path => pattern.test(readFileSync(path, 'utf-8')))
+    .map(path => path.slice(SRC.length + 1));
 
 describe('one AidevopsApi for the extension', () => {
   it('is provided by the api plugin under the IAidevopsApi token', () => {

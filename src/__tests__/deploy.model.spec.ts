@@ -84,7 +84,10 @@ describe('DeployModel', () => {
 
   it('reports a failing refresh in words', async () => {
     const { model } = setup({
-      'GET aidevops/api/models': () => ({ status: 400, body: { error: 'MLflow tracking server at http://x is unreachable: start it.' } })
+      'GET aidevops/api/models': () => ({
+        status: 400,
+        body: { error: 'MLflow tracking server at http://x is unreachable: start it.' }
+      })
     });
     await expect(model.refresh()).rejects.toThrow();
     expect(model.error).toBe('MLflow tracking server at http://x is unreachable: start it.');

@@ -29,12 +29,32 @@ const noop: IActions = {
 function setup() {
   let reads = 0;
   const deployment = () => ({
-    name: 'ci-digits', model: 'ci-digits', ref: 'ci-digits@champion', target: 'local', state: 'running', health: 'healthy', error: null,
-    url: 'http://127.0.0.1:5000', endpoints: { invocations: 'http://127.0.0.1:5000/invocations' }, active_version: '1', previous_version: null,
-    canary_version: null, canary_share: 0, restarts: reads,
+    name: 'ci-digits',
+    model: 'ci-digits',
+    ref: 'ci-digits@champion',
+    target: 'local',
+    state: 'running',
+    health: 'healthy',
+    error: null,
+    url: 'http://127.0.0.1:5000',
+    endpoints: { invocations: 'http://127.0.0.1:5000/invocations' },
+    active_version: '1',
+    previous_version: null,
+    canary_version: null,
+    canary_share: 0,
+    restarts: reads,
     example: { body: {}, curl: "curl -X POST http://127.0.0.1:5000/invocations -d '{}'" },
     history: Array.from({ length: reads }, (_, i) => ({
-      deployment: 'ci-digits', when: `2026-11-23T10:00:0${i}+0000`, ts: i, operation: 'deploy', from_version: null, to_version: '1', reason: `poll ${i}`, actor: 'me', ok: true, detail: ''
+      deployment: 'ci-digits',
+      when: `2026-11-23T10:00:0${i}+0000`,
+      ts: i,
+      operation: 'deploy',
+      from_version: null,
+      to_version: '1',
+      reason: `poll ${i}`,
+      actor: 'me',
+      ok: true,
+      detail: ''
     }))
   });
   const { fetcher } = fakeFetcher({

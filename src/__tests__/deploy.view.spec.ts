@@ -15,17 +15,64 @@ function renderPanel(state: IViewState, actions: IActions): HTMLElement {
 }
 
 const version = (v: string, aliases: string[], gate: boolean | null): ModelVersion => ({
-  version: v, aliases, run_id: 'r', created: null, status: 'READY', gate_passed: gate, gate_reasons: null,
+  version: v,
+  aliases,
+  run_id: 'r',
+  created: null,
+  status: 'READY',
+  gate_passed: gate,
+  gate_reasons: null,
   metrics: { accuracy: 0.93, log_loss: 0.2, zeta: 1, beta: 2 },
-  lineage: { pipeline: 'ci', pipeline_run_id: `run-${v}`, git_commit: 'abc', git_dirty: 'False', data_hash: 'h', source: 'pipeline', run_in_workspace: true,
-    notebooks: [{ step: 'train', name: '02_train.ipynb', available: true }, { step: 'prepare', name: '01.ipynb', available: false }] }
+  lineage: {
+    pipeline: 'ci',
+    pipeline_run_id: `run-${v}`,
+    git_commit: 'abc',
+    git_dirty: 'False',
+    data_hash: 'h',
+    source: 'pipeline',
+    run_in_workspace: true,
+    notebooks: [
+      { step: 'train', name: '02_train.ipynb', available: true },
+      { step: 'prepare', name: '01.ipynb', available: false }
+    ]
+  }
 });
-const model: RegisteredModel = { name: 'ci-digits', description: '', aliases: { champion: '1' }, versions: [version('2', ['challenger'], false), version('1', ['champion'], true)] };
+const model: RegisteredModel = {
+  name: 'ci-digits',
+  description: '',
+  aliases: { champion: '1' },
+  versions: [version('2', ['challenger'], false), version('1', ['champion'], true)]
+};
 const deployment: Deployment = {
-  name: 'ci-digits', model: 'ci-digits', ref: 'ci-digits@champion', target: 'local', state: 'running', health: 'healthy', error: null,
-  url: 'http://127.0.0.1:5000', endpoints: { invocations: 'http://127.0.0.1:5000/invocations' }, active_version: '1', previous_version: null,
-  canary_version: null, canary_share: 0, restarts: 0, example: null,
-  history: [{ deployment: 'ci-digits', when: '2026-11-23T10:00:00+0000', ts: 0, operation: 'deploy', from_version: null, to_version: '1', reason: 'r', actor: 'me', ok: true, detail: '' }]
+  name: 'ci-digits',
+  model: 'ci-digits',
+  ref: 'ci-digits@champion',
+  target: 'local',
+  state: 'running',
+  health: 'healthy',
+  error: null,
+  url: 'http://127.0.0.1:5000',
+  endpoints: { invocations: 'http://127.0.0.1:5000/invocations' },
+  active_version: '1',
+  previous_version: null,
+  canary_version: null,
+  canary_share: 0,
+  restarts: 0,
+  example: null,
+  history: [
+    {
+      deployment: 'ci-digits',
+      when: '2026-11-23T10:00:00+0000',
+      ts: 0,
+      operation: 'deploy',
+      from_version: null,
+      to_version: '1',
+      reason: 'r',
+      actor: 'me',
+      ok: true,
+      detail: ''
+    }
+  ]
 };
 
 function actions(): IActions & { log: string[] } {
@@ -45,7 +92,11 @@ function actions(): IActions & { log: string[] } {
 
 describe('components', () => {
   it('orders key metrics: preferred names first, at most three', () => {
-    expect(keyMetrics({ zeta: 1, log_loss: 0.2, accuracy: 0.9, beta: 2, bad: NaN })).toEqual([['accuracy', 0.9], ['log_loss', 0.2], ['beta', 2]]);
+    expect(keyMetrics({ zeta: 1, log_loss: 0.2, accuracy: 0.9, beta: 2, bad: NaN })).toEqual([
+      ['accuracy', 0.9],
+      ['log_loss', 0.2],
+      ['beta', 2]
+    ]);
   });
 
   it('shows versions with aliases, gate badges and notebook links; Deploy when nothing serves the model', () => {
@@ -82,10 +133,23 @@ describe('components', () => {
     const failed = version('2', ['challenger'], false);
     failed.gate_summary = 'accuracy 0.9543 vs v1 0.9600 on 350 rows';
     failed.gate_comparison = {
-      summary: failed.gate_summary, compared_on: 'the same 350 test rows for candidate and champion',
-      candidate: { accuracy: 0.9543 }, champion: { accuracy: 0.96 }, champion_version: '1', rows: { compared_rows: 350 }
+      summary: failed.gate_summary,
+      compared_on: 'the same 350 test rows for candidate and champion',
+      candidate: { accuracy: 0.9543 },
+      champion: { accuracy: 0.96 },
+      champion_version: '1',
+      rows: { compared_rows: 350 }
     };
-    const el = renderPanel({ models: [{ ...model, versions: [failed, version('1', ['champion'], true)] }], deployments: [], error: null, busy: null, loaded: true }, actions());
+    const el = renderPanel(
+      {
+        models: [{ ...model, versions: [failed, version('1', ['champion'], true)] }],
+        deployments: [],
+        error: null,
+        busy: null,
+        loaded: true
+      },
+      actions()
+    );
     const cell = el.querySelector('tr[data-version="2"] .jp-aidevops-gate-cell')!;
     expect(cell.querySelector('.jp-aidevops-gate')!.textContent).toBe('gate failed');
     const line = cell.querySelector('[data-testid="gate-summary"]') as HTMLElement;
@@ -96,14 +160,27 @@ describe('components', () => {
   });
 
   it('names every versions and history cell by its column, so the narrow sidebar layout can label them', () => {
-    const el = renderPanel({ models: [model], deployments: [deployment], error: null, busy: null, loaded: true }, actions());
-    const labels = (sel: string) => Array.from(el.querySelector(sel)!.querySelectorAll('td')).map(td => td.getAttribute('data-label'));
+    const el = renderPanel(
+      { models: [model], deployments: [deployment], error: null, busy: null, loaded: true },
+      actions()
+    );
+    const labels = (sel: string) =>
+      Array.from(el.querySelector(sel)!.querySelectorAll('td')).map(td => td.getAttribute('data-label'));
     expect(labels('tr.jp-aidevops-version')).toEqual(['Version', 'Aliases', 'Gate', 'Metrics', 'Produced by', null]);
     expect(labels('tr.jp-aidevops-history-row')).toEqual(['When', 'Change', 'Versions', 'By', 'Why']);
   });
 
   it('disables actions while one runs and shows progress and errors', () => {
-    const el = renderPanel({ models: [model], deployments: [], error: 'Port 5000 is taken; pick another.', busy: 'Deploying ci-digits@champion…', loaded: true }, actions());
+    const el = renderPanel(
+      {
+        models: [model],
+        deployments: [],
+        error: 'Port 5000 is taken; pick another.',
+        busy: 'Deploying ci-digits@champion…',
+        loaded: true
+      },
+      actions()
+    );
     expect(el.querySelector('[role="status"]')!.textContent).toBe('Deploying ci-digits@champion…');
     expect(el.querySelector('[role="alert"]')!.textContent).toBe('Port 5000 is taken; pick another.');
     expect((el.querySelector('button.jp-aidevops-deploy') as HTMLButtonElement).disabled).toBe(true);

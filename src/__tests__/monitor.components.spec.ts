@@ -2,8 +2,24 @@
  * @jest-environment jsdom
  */
 
-import { accuracyData, driftData, errorRateData, latencyData, pointCount, predictionData, rateData } from '../monitor/chartdata';
-import { ago, renderAlerts, renderEvents, renderHeader, renderJob, renderNumbers, renderStatus } from '../monitor/components';
+import {
+  accuracyData,
+  driftData,
+  errorRateData,
+  latencyData,
+  pointCount,
+  predictionData,
+  rateData
+} from '../monitor/chartdata';
+import {
+  ago,
+  renderAlerts,
+  renderEvents,
+  renderHeader,
+  renderJob,
+  renderNumbers,
+  renderStatus
+} from '../monitor/components';
 import { replaceKeepingState } from '../common/keepstate';
 import { deployment, series, summary } from './monitorfixtures';
 
@@ -107,24 +123,48 @@ describe('renderHeader, renderStatus and renderJob', () => {
     expect(button.disabled).toBe(false);
     button.click();
     expect(a.retrain).toHaveBeenCalled();
-    expect((renderHeader(deps, 'mon', true, a).querySelector('[data-testid="monitor-retrain"]') as HTMLButtonElement).disabled).toBe(true);
+    expect(
+      (renderHeader(deps, 'mon', true, a).querySelector('[data-testid="monitor-retrain"]') as HTMLButtonElement)
+        .disabled
+    ).toBe(true);
   });
 
   it('explains an empty or stopped state', () => {
     expect(renderStatus(null, true, [], undefined, null).textContent).toMatch(/No deployments yet/);
     const stopped = deployment('old', 'stopped') as any;
     expect(renderStatus(null, true, [stopped], stopped, null).textContent).toMatch(/old is stopped/);
-    expect(renderStatus('boom.', true, [stopped], stopped, null).querySelector('[role="alert"]')!.textContent).toBe('boom.');
+    expect(renderStatus('boom.', true, [stopped], stopped, null).querySelector('[role="alert"]')!.textContent).toBe(
+      'boom.'
+    );
   });
 
   it('shows a running job with its log tail, then the run it produced', () => {
-    const job = { id: 'j1', kind: 'retrain', argv: [], started: 0, finished: null, pid: 1, status: 'running', exit_code: null, pipeline: 'ci', deployment: 'mon', run_id: null, message: '', log_tail: ['prepare: ran', 'train: running'], run: null };
+    const job = {
+      id: 'j1',
+      kind: 'retrain',
+      argv: [],
+      started: 0,
+      finished: null,
+      pid: 1,
+      status: 'running',
+      exit_code: null,
+      pipeline: 'ci',
+      deployment: 'mon',
+      run_id: null,
+      message: '',
+      log_tail: ['prepare: ran', 'train: running'],
+      run: null
+    };
     let box = renderJob(job, null, true);
     const section = box.querySelector('[data-testid="monitor-job"]') as HTMLElement;
     expect(section.dataset.status).toBe('running');
     expect(box.querySelector('[data-testid="monitor-job-log"]')!.textContent).toBe('prepare: ran\ntrain: running');
     expect(box.querySelector('[data-testid="monitor-job-run"]')).toBeNull();
-    box = renderJob({ ...job, status: 'succeeded', exit_code: 0, run_id: 'r-42', message: 'retraining #1 of mon: switched' }, null, false);
+    box = renderJob(
+      { ...job, status: 'succeeded', exit_code: 0, run_id: 'r-42', message: 'retraining #1 of mon: switched' },
+      null,
+      false
+    );
     expect((box.querySelector('[data-testid="monitor-job"]') as HTMLElement).dataset.runId).toBe('r-42');
     expect(box.querySelector('[data-testid="monitor-job-run"]')!.textContent).toBe('r-42');
     expect(box.querySelector('[data-testid="monitor-job-status"]')!.textContent).toBe('succeeded');
@@ -134,15 +174,32 @@ describe('renderHeader, renderStatus and renderJob', () => {
 
 describe('chart data', () => {
   it('aligns the request series, with gaps for empty buckets', () => {
-    expect(rateData(series())).toEqual([[0, 10, 20], [50, 0, 61.5], [0, 0, 3]]);
-    expect(latencyData(series())).toEqual([[0, 10, 20], [1, null, 2], [2, null, 3], [4, null, 9]]);
-    expect(errorRateData(series())).toEqual([[0, 10, 20], [0, null, 5]]);
+    expect(rateData(series())).toEqual([
+      [0, 10, 20],
+      [50, 0, 61.5],
+      [0, 0, 3]
+    ]);
+    expect(latencyData(series())).toEqual([
+      [0, 10, 20],
+      [1, null, 2],
+      [2, null, 3],
+      [4, null, 9]
+    ]);
+    expect(errorRateData(series())).toEqual([
+      [0, 10, 20],
+      [0, null, 5]
+    ]);
     expect(rateData(null)).toEqual([[], [], []]);
     expect(pointCount(latencyData(series()))).toBe(6);
   });
 
   it('orders accuracy points by time and drops those without an accuracy', () => {
-    expect(accuracyData(series())).toEqual([[5, 20], [0.95, 0.9], [0.9, 0.85], [0.98, 0.94]]);
+    expect(accuracyData(series())).toEqual([
+      [5, 20],
+      [0.95, 0.9],
+      [0.9, 0.85],
+      [0.98, 0.94]
+    ]);
   });
 
   it('splits drifted features into their own bar series and draws the bands and the rule threshold', () => {
@@ -162,8 +219,15 @@ describe('chart data', () => {
   it('puts reference and live prediction shares side by side per class', () => {
     const p = predictionData(series());
     expect(p.names).toEqual(['0', '1', '2']);
-    expect(p.data).toEqual([[0, 1, 2], [0.3, 0.3, 0.4], [0.1, 0.2, 0.7]]);
-    const regression = predictionData({ ...series(), predictions: { task: 'regression', edges: [0, 1, 2], reference: [0.5, 0.5], live: [0.2, 0.8], n: 5 } });
+    expect(p.data).toEqual([
+      [0, 1, 2],
+      [0.3, 0.3, 0.4],
+      [0.1, 0.2, 0.7]
+    ]);
+    const regression = predictionData({
+      ...series(),
+      predictions: { task: 'regression', edges: [0, 1, 2], reference: [0.5, 0.5], live: [0.2, 0.8], n: 5 }
+    });
     expect(regression.names).toEqual(['0.0–1.0', '1.0–2.0']);
     expect(predictionData({ ...series(), predictions: { task: null } }).names).toEqual([]);
   });

@@ -8,8 +8,17 @@ import { summary } from './monitorfixtures';
 
 /** A category feature shaped like drift.py's FeatureDrift.to_dict() for kind "category". */
 const colour: FeatureDrift = {
-  name: 'colour', status: 'ok', n: 300, psi: 0.41, psi_band: 'major', chi2_pvalue: 0.0001, drifted: true, reasons: ['psi'],
-  kind: 'category', unseen_rate: 0.12, unseen_rate_ref: 0.005,
+  name: 'colour',
+  status: 'ok',
+  n: 300,
+  psi: 0.41,
+  psi_band: 'major',
+  chi2_pvalue: 0.0001,
+  drifted: true,
+  reasons: ['psi'],
+  kind: 'category',
+  unseen_rate: 0.12,
+  unseen_rate_ref: 0.005,
   top_categories: [
     { category: 'red', reference: 0.5, live: 0.2 },
     { category: 'blue', reference: 0.3, live: 0.45 },
@@ -19,7 +28,10 @@ const colour: FeatureDrift = {
 
 function withColour() {
   const s = summary();
-  s.drift!.features = [...s.drift!.features.map(f => ({ ...f, kind: 'numeric' as const, ks_pvalue: 0.2, chi2_pvalue: 0.3 })), colour];
+  s.drift!.features = [
+    ...s.drift!.features.map(f => ({ ...f, kind: 'numeric' as const, ks_pvalue: 0.2, chi2_pvalue: 0.3 })),
+    colour
+  ];
   return s;
 }
 
@@ -41,7 +53,9 @@ describe('renderFeatures', () => {
     ]);
     expect(cats[0].querySelector('.jp-aidevops-category-shares')!.textContent).toBe('50.0 % → 20.0 %');
     // Bars on a common scale: the largest share (red's reference, 0.5) fills its track.
-    const widths = Array.from(cats[0].querySelectorAll('.jp-aidevops-share-bar')).map(b => (b as HTMLElement).style.width);
+    const widths = Array.from(cats[0].querySelectorAll('.jp-aidevops-share-bar')).map(
+      b => (b as HTMLElement).style.width
+    );
     expect(widths).toEqual(['100.0%', '40.0%']);
     // The categories' details keeps its open state across polls by this key.
     expect(row.querySelector('details')!.getAttribute('data-keep')).toBe('categories:colour');
@@ -62,6 +76,8 @@ describe('renderFeatures', () => {
   });
 
   it('names no test when a feature has no statistics yet', () => {
-    expect(testText({ name: 'x', status: 'insufficient data', n: 3, psi: null, psi_band: null, drifted: false })).toBe('—');
+    expect(testText({ name: 'x', status: 'insufficient data', n: 3, psi: null, psi_band: null, drifted: false })).toBe(
+      '—'
+    );
   });
 });

@@ -11,7 +11,10 @@ function setup(extra: Record<string, Route> = {}) {
     'GET aidevops/api/deployments/mon/series': () => ({ status: 200, body: series() }),
     'GET aidevops/api/deployments/old/alerts': () => ({
       status: 200,
-      body: { alerts: [{ rule: 'errors', state: 'resolved', since: 5, value: 0, features: [] }], events: [{ id: 9, deployment: 'old', rule: 'errors', event: 'resolved', at: 5, value: 0 }] }
+      body: {
+        alerts: [{ rule: 'errors', state: 'resolved', since: 5, value: 0, features: [] }],
+        events: [{ id: 9, deployment: 'old', rule: 'errors', event: 'resolved', at: 5, value: 0 }]
+      }
     }),
     ...extra
   };
@@ -59,7 +62,9 @@ describe('MonitorModel', () => {
     expect(model.series?.requests.rate).toEqual([50, 0, 61.5]);
     expect(model.alerts.map(a => a.rule)).toEqual(['errors', 'feature-drift']);
     expect(model.events.map(e => e.id)).toEqual([2, 1]);
-    expect(calls.find(c => c.path.includes('/series'))?.path).toBe('aidevops/api/deployments/mon/series?minutes=10&buckets=120');
+    expect(calls.find(c => c.path.includes('/series'))?.path).toBe(
+      'aidevops/api/deployments/mon/series?minutes=10&buckets=120'
+    );
     model.dispose();
   });
 
@@ -78,7 +83,10 @@ describe('MonitorModel', () => {
 
   it('falls back to the alerts when the monitor answers 409 (the deployment just stopped)', async () => {
     const { model } = setup({
-      'GET aidevops/api/deployments/mon/monitor': () => ({ status: 409, body: { error: "Deployment 'mon' is not running." } }),
+      'GET aidevops/api/deployments/mon/monitor': () => ({
+        status: 409,
+        body: { error: "Deployment 'mon' is not running." }
+      }),
       'GET aidevops/api/deployments/mon/alerts': () => ({ status: 200, body: { alerts: [], events: [] } })
     });
     await model.refresh();
@@ -89,7 +97,10 @@ describe('MonitorModel', () => {
 
   it('reports a failing refresh in words', async () => {
     const { model } = setup({
-      'GET aidevops/api/deployments/mon/series': () => ({ status: 400, body: { error: 'buckets must be an integer between 1 and 1000, got 0.' } })
+      'GET aidevops/api/deployments/mon/series': () => ({
+        status: 400,
+        body: { error: 'buckets must be an integer between 1 and 1000, got 0.' }
+      })
     });
     await expect(model.refresh()).rejects.toThrow();
     expect(model.error).toBe('buckets must be an integer between 1 and 1000, got 0.');
@@ -101,7 +112,22 @@ describe('MonitorModel', () => {
     const { model, calls } = setup({
       'POST aidevops/api/deployments/mon/retrain': () => ({
         status: 202,
-        body: { job: { id: 'j1', kind: 'retrain', argv: ['retrain', 'mon'], started: 1, finished: null, pid: 5, status: 'running', exit_code: null, pipeline: 'ci', deployment: 'mon', run_id: null, message: '' } }
+        body: {
+          job: {
+            id: 'j1',
+            kind: 'retrain',
+            argv: ['retrain', 'mon'],
+            started: 1,
+            finished: null,
+            pid: 5,
+            status: 'running',
+            exit_code: null,
+            pipeline: 'ci',
+            deployment: 'mon',
+            run_id: null,
+            message: ''
+          }
+        }
       }),
       'GET aidevops/api/jobs/j1': () => {
         polls++;
@@ -109,10 +135,20 @@ describe('MonitorModel', () => {
         return {
           status: 200,
           body: {
-            id: 'j1', kind: 'retrain', argv: ['retrain', 'mon'], started: 1, finished: done ? 9 : null, pid: 5,
-            status: done ? 'succeeded' : 'running', exit_code: done ? 0 : null, pipeline: 'ci', deployment: 'mon',
-            run_id: done ? 'r-42' : null, message: done ? 'retraining #1 of mon: switched (pipeline run r-42): mon switched from v1 to v3' : '',
-            log_tail: [`step ${polls}`], run: null
+            id: 'j1',
+            kind: 'retrain',
+            argv: ['retrain', 'mon'],
+            started: 1,
+            finished: done ? 9 : null,
+            pid: 5,
+            status: done ? 'succeeded' : 'running',
+            exit_code: done ? 0 : null,
+            pipeline: 'ci',
+            deployment: 'mon',
+            run_id: done ? 'r-42' : null,
+            message: done ? 'retraining #1 of mon: switched (pipeline run r-42): mon switched from v1 to v3' : '',
+            log_tail: [`step ${polls}`],
+            run: null
           }
         };
       }
@@ -142,7 +178,10 @@ describe('MonitorModel', () => {
 
   it('keeps a refused retrain as its error', async () => {
     const { model } = setup({
-      'POST aidevops/api/deployments/mon/retrain': () => ({ status: 400, body: { error: "no pipeline in /x/pipelines registers 'ci-digits', so 'mon' cannot be retrained." } })
+      'POST aidevops/api/deployments/mon/retrain': () => ({
+        status: 400,
+        body: { error: "no pipeline in /x/pipelines registers 'ci-digits', so 'mon' cannot be retrained." }
+      })
     });
     await model.refresh();
     expect(await model.retrain()).toBe(false);
@@ -153,12 +192,30 @@ describe('MonitorModel', () => {
 });
 
 describe('runIdOf', () => {
-  const job = { id: 'j', kind: 'retrain', argv: [], started: 0, finished: 1, pid: null, status: 'succeeded', exit_code: 0, pipeline: 'ci', deployment: 'd', run_id: null, message: '' };
+  const job = {
+    id: 'j',
+    kind: 'retrain',
+    argv: [],
+    started: 0,
+    finished: 1,
+    pid: null,
+    status: 'succeeded',
+    exit_code: 0,
+    pipeline: 'ci',
+    deployment: 'd',
+    run_id: null,
+    message: ''
+  };
   it('reads the run id from the job, its run, or the CLI line', () => {
     expect(runIdOf(null)).toBeNull();
     expect(runIdOf({ ...job, run_id: 'a' })).toBe('a');
     expect(runIdOf({ ...job, log_tail: [], run: { run_id: 'b' } as any })).toBe('b');
-    expect(runIdOf({ ...job, message: 'retraining #2 of d: gate failed (pipeline run 20261205-0612-ab12): v3 failed the gate' })).toBe('20261205-0612-ab12');
+    expect(
+      runIdOf({
+        ...job,
+        message: 'retraining #2 of d: gate failed (pipeline run 20261205-0612-ab12): v3 failed the gate'
+      })
+    ).toBe('20261205-0612-ab12');
     expect(runIdOf({ ...job, message: 'exit 1' })).toBeNull();
   });
 });

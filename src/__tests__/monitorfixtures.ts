@@ -41,7 +41,15 @@ export function summary(at = 1000, drifted = ['pixel_3', 'pixel_5']): MonitorSum
       min_labels: 50,
       psi_bands: [0.1, 0.25],
       rules: [
-        { name: 'feature-drift', metric: 'psi', op: '>', threshold: 0.25, any_feature: true, for_windows: 2, action: 'retrain' },
+        {
+          name: 'feature-drift',
+          metric: 'psi',
+          op: '>',
+          threshold: 0.25,
+          any_feature: true,
+          for_windows: 2,
+          action: 'retrain'
+        },
         { name: 'errors', metric: 'error_rate', op: '>', threshold: 0.01 }
       ]
     },
@@ -60,15 +68,73 @@ export function summary(at = 1000, drifted = ['pixel_3', 'pixel_5']): MonitorSum
       }))
     },
     prediction_drift: null,
-    quality: { metric: 'accuracy', status: 'ok', n: 150, requests: 300, label_rate: 0.5, accuracy: 0.9133, accuracy_lower: 0.86, accuracy_upper: 0.95 },
-    requests: { requests: 300, errors: 3, error_rate: 0.01, latency_p50_ms: 1.25, latency_p90_ms: 2.5, latency_p95_ms: 3.5, latency_p99_ms: 7.75 },
+    quality: {
+      metric: 'accuracy',
+      status: 'ok',
+      n: 150,
+      requests: 300,
+      label_rate: 0.5,
+      accuracy: 0.9133,
+      accuracy_lower: 0.86,
+      accuracy_upper: 0.95
+    },
+    requests: {
+      requests: 300,
+      errors: 3,
+      error_rate: 0.01,
+      latency_p50_ms: 1.25,
+      latency_p90_ms: 2.5,
+      latency_p95_ms: 3.5,
+      latency_p99_ms: 7.75
+    },
     alerts: [
-      { rule: 'errors', state: 'ok', since: null, value: 0.01, features: [], metric: 'error_rate', op: '>', threshold: 0.01, action: null },
-      { rule: 'feature-drift', state: 'firing', since: at - 125, value: 0.9, features: drifted, metric: 'psi', op: '>', threshold: 0.25, action: 'retrain' }
+      {
+        rule: 'errors',
+        state: 'ok',
+        since: null,
+        value: 0.01,
+        features: [],
+        metric: 'error_rate',
+        op: '>',
+        threshold: 0.01,
+        action: null
+      },
+      {
+        rule: 'feature-drift',
+        state: 'firing',
+        since: at - 125,
+        value: 0.9,
+        features: drifted,
+        metric: 'psi',
+        op: '>',
+        threshold: 0.25,
+        action: 'retrain'
+      }
     ],
     events: [
-      { id: 1, deployment: 'mon', rule: 'feature-drift', event: 'resolved', at: at - 600, metric: 'psi', value: 0.1, threshold: 0.25, features: [] },
-      { id: 2, deployment: 'mon', rule: 'feature-drift', event: 'fired', at: at - 125, metric: 'psi', value: 0.9, threshold: 0.25, features: drifted, handled_by: 'retraining #1' }
+      {
+        id: 1,
+        deployment: 'mon',
+        rule: 'feature-drift',
+        event: 'resolved',
+        at: at - 600,
+        metric: 'psi',
+        value: 0.1,
+        threshold: 0.25,
+        features: []
+      },
+      {
+        id: 2,
+        deployment: 'mon',
+        rule: 'feature-drift',
+        event: 'fired',
+        at: at - 125,
+        metric: 'psi',
+        value: 0.9,
+        threshold: 0.25,
+        features: drifted,
+        handled_by: 'retraining #1'
+      }
     ],
     notes: []
   };
@@ -98,6 +164,13 @@ export function series(): MonitorSeries {
       { at: 10, status: 'insufficient labels', accuracy: null, n: 3 },
       { at: 5, status: 'ok', accuracy: 0.95, accuracy_lower: 0.9, accuracy_upper: 0.98, n: 80 }
     ],
-    predictions: { task: 'classification', classes: ['0', '1', '2'], reference: [0.3, 0.3, 0.4], live: [0.1, 0.2, 0.7], unseen: 0, n: 615 }
+    predictions: {
+      task: 'classification',
+      classes: ['0', '1', '2'],
+      reference: [0.3, 0.3, 0.4],
+      live: [0.1, 0.2, 0.7],
+      unseen: 0,
+      n: 615
+    }
   };
 }

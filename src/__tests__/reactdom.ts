@@ -18,7 +18,11 @@ const { createRoot } = require('react-dom/client') as { createRoot(container: El
 (globalThis as any).IS_REACT_ACT_ENVIRONMENT = true;
 
 /** A container in the document and a root rendering into it. */
-export function mount(element?: React.ReactElement): { node: HTMLElement; render(element: React.ReactElement): void; unmount(): void } {
+export function mount(element?: React.ReactElement): {
+  node: HTMLElement;
+  render(element: React.ReactElement): void;
+  unmount(): void;
+} {
   const node = document.createElement('div');
   document.body.replaceChildren(node);
   const root = createRoot(node);

@@ -404,8 +404,7 @@ export class AidevopsApi {
   }
 
   async deployments(): Promise<Deployment[]> {
-    return (await this.request<{ deployments: Deployment[] }>('deployments'))
-      .deployments;
+    return (await this.request<{ deployments: Deployment[] }>('deployments')).deployments;
   }
 
   deployment(name: string): Promise<Deployment> {
@@ -417,58 +416,31 @@ export class AidevopsApi {
   }
 
   promote(name: string, reason = ''): Promise<ChangeResult> {
-    return this.request<ChangeResult>(
-      `deployments/${enc(name)}/promote`,
-      'POST',
-      { reason }
-    );
+    return this.request<ChangeResult>(`deployments/${enc(name)}/promote`, 'POST', { reason });
   }
 
   rollback(name: string, reason = ''): Promise<ChangeResult> {
-    return this.request<ChangeResult>(
-      `deployments/${enc(name)}/rollback`,
-      'POST',
-      { reason }
-    );
+    return this.request<ChangeResult>(`deployments/${enc(name)}/rollback`, 'POST', { reason });
   }
 
-  canary(
-    name: string,
-    version: string,
-    share: number,
-    reason = ''
-  ): Promise<ChangeResult> {
-    return this.request<ChangeResult>(
-      `deployments/${enc(name)}/canary`,
-      'POST',
-      { version, share, reason }
-    );
+  canary(name: string, version: string, share: number, reason = ''): Promise<ChangeResult> {
+    return this.request<ChangeResult>(`deployments/${enc(name)}/canary`, 'POST', { version, share, reason });
   }
 
   clearCanary(name: string, reason = ''): Promise<ChangeResult> {
-    return this.request<ChangeResult>(
-      `deployments/${enc(name)}/canary`,
-      'POST',
-      { clear: true, reason }
-    );
+    return this.request<ChangeResult>(`deployments/${enc(name)}/canary`, 'POST', { clear: true, reason });
   }
 
   async undeploy(name: string, reason = ''): Promise<HistoryEntry> {
     const query = reason ? `?reason=${encodeURIComponent(reason)}` : '';
-    return (
-      await this.request<{ event: HistoryEntry }>(
-        `deployments/${enc(name)}${query}`,
-        'DELETE'
-      )
-    ).event;
+    return (await this.request<{ event: HistoryEntry }>(`deployments/${enc(name)}${query}`, 'DELETE')).event;
   }
 
   async runs(limit = 20): Promise<RunSummary[]> {
-    return (await this.request<{ runs: RunSummary[] }>(`runs?limit=${limit}`))
-      .runs;
+    return (await this.request<{ runs: RunSummary[] }>(`runs?limit=${limit}`)).runs;
   }
 
-  runNotebook(runId: string, step: string): Promise<Record<string, any>> {
+  runNotebook(runId: string, step: string): Promise<Record<string, unknown>> {
     return this.request(`runs/${enc(runId)}/notebooks/${enc(step)}`);
   }
 
@@ -510,7 +482,9 @@ export class AidevopsApi {
   // getJob(id) (GET jobs/{id}) is in the Monitor section below.
 
   diff(base: string, remote: string, step?: string): Promise<RunDiff> {
-    const query = `base=${encodeURIComponent(base)}&remote=${encodeURIComponent(remote)}` + (step ? `&step=${encodeURIComponent(step)}` : '');
+    const query =
+      `base=${encodeURIComponent(base)}&remote=${encodeURIComponent(remote)}` +
+      (step ? `&step=${encodeURIComponent(step)}` : '');
     return this.request<RunDiff>(`diff?${query}`);
   }
 
@@ -546,11 +520,7 @@ export class AidevopsApi {
   // ---------------------------------------------------------------- end of Monitor methods
 
   /** One call: JSON in and out; a non-2xx answer becomes an ApiError carrying the server's sentence. */
-  private async request<T>(
-    path: string,
-    method = 'GET',
-    body?: unknown
-  ): Promise<T> {
+  private async request<T>(path: string, method = 'GET', body?: unknown): Promise<T> {
     const init: RequestInit = { method };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
@@ -568,15 +538,17 @@ export class AidevopsApi {
       );
     }
     const text = await response.text();
-    let data: any = null;
+    let data: unknown = null;
     try {
       data = text ? JSON.parse(text) : null;
     } catch {
       data = null;
     }
     if (!response.ok) {
+      const said = (data ?? {}) as { error?: unknown; message?: unknown };
       const message =
-        (data && (data.error || data.message)) ||
+        said.error ||
+        said.message ||
         `The server answered ${response.status} ${response.statusText || ''}`.trim() +
           ' to ' +
           `${method} /${BASE}/${path}.`;

@@ -29,7 +29,13 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 export const BUTTON_CLASS = 'jp-Button jp-mod-styled jp-aidevops-button';
 
 /** A JupyterLab-styled button for DOM-built parts. */
-export function button(label: string, cls: string, onClick: () => void, title = '', disabled = false): HTMLButtonElement {
+export function button(
+  label: string,
+  cls: string,
+  onClick: () => void,
+  title = '',
+  disabled = false
+): HTMLButtonElement {
   const b = h('button', { class: `${BUTTON_CLASS} ${cls}`, type: 'button' }, label);
   if (title) {
     b.title = title;

@@ -83,7 +83,9 @@ export function replaceKeepingState(host: HTMLElement, content: HTMLElement): vo
   host.scrollTop = top;
   host.scrollLeft = left;
   if (focusKey) {
-    const again = Array.from(host.querySelectorAll<HTMLElement>('[data-keep]')).find(el => el.dataset.keep === focusKey);
+    const again = Array.from(host.querySelectorAll<HTMLElement>('[data-keep]')).find(
+      el => el.dataset.keep === focusKey
+    );
     if (again) {
       again.focus();
       const sel = kept.get(focusKey)?.selection;

@@ -10,7 +10,10 @@ import { Token } from '@lumino/coreutils';
 
 import { AidevopsApi, Fetcher } from './api';
 
-export const IAidevopsApi = new Token<AidevopsApi>('aidevops-ext:IAidevopsApi', 'The typed client of the aidevops REST API (/aidevops/api/).');
+export const IAidevopsApi = new Token<AidevopsApi>(
+  'aidevops-ext:IAidevopsApi',
+  'The typed client of the aidevops REST API (/aidevops/api/).'
+);
 
 /** A Fetcher on the Jupyter server's connection settings (base URL, token, XSRF header). */
 export function serverFetcher(settings: ServerConnection.ISettings = ServerConnection.makeSettings()): Fetcher {

@@ -29,7 +29,9 @@ const PREFERRED_METRICS = ['accuracy', 'f1_macro', 'log_loss', 'rmse', 'r2'];
 const KEY_METRICS = 3;
 
 export function liveDeploymentOf(model: string, deployments: Deployment[]): Deployment | undefined {
-  return deployments.find(d => d.model === model && d.target === 'local' && (d.state === 'running' || d.state === 'restarting'));
+  return deployments.find(
+    d => d.model === model && d.target === 'local' && (d.state === 'running' || d.state === 'restarting')
+  );
 }
 
 export function keyMetrics(metrics: Record<string, number>): [string, number][] {

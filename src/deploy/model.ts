@@ -27,7 +27,13 @@ export class DeployModel extends PolledModel {
 
   /** Everything the panel shows, in one object. */
   get view(): IViewState {
-    return { models: this._models, deployments: this._deployments, error: this.error, busy: this.busy, loaded: this.loaded };
+    return {
+      models: this._models,
+      deployments: this._deployments,
+      error: this.error,
+      busy: this.busy,
+      loaded: this.loaded
+    };
   }
 
   deploy(request: DeployRequest): Promise<boolean> {
@@ -50,7 +56,9 @@ export class DeployModel extends PolledModel {
   }
 
   clearCanary(name: string): Promise<boolean> {
-    return this.act(`Clearing the canary of ${name}…`, () => this.api.clearCanary(name, 'canary cleared from the Deploy panel'));
+    return this.act(`Clearing the canary of ${name}…`, () =>
+      this.api.clearCanary(name, 'canary cleared from the Deploy panel')
+    );
   }
 
   undeploy(name: string): Promise<boolean> {

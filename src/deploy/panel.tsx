@@ -30,13 +30,34 @@ export class DeployPanel extends ReactPanel<DeployModel> {
     deploy: (model, version) => void this.deploy(model, version),
     canary: (deployment, version) => void this.canary(deployment, version),
     promote: d =>
-      void this.confirmThen(`Promote the canary of ${d.name}?`, `v${d.canary_version} becomes the active version; v${d.active_version} is kept for rollback.`, 'Promote', () => this.model.promote(d.name)),
+      void this.confirmThen(
+        `Promote the canary of ${d.name}?`,
+        `v${d.canary_version} becomes the active version; v${d.active_version} is kept for rollback.`,
+        'Promote',
+        () => this.model.promote(d.name)
+      ),
     clearCanary: d =>
-      void this.confirmThen(`Clear the canary of ${d.name}?`, `v${d.active_version} takes all traffic again.`, 'Clear canary', () => this.model.clearCanary(d.name)),
+      void this.confirmThen(
+        `Clear the canary of ${d.name}?`,
+        `v${d.active_version} takes all traffic again.`,
+        'Clear canary',
+        () => this.model.clearCanary(d.name)
+      ),
     rollback: d =>
-      void this.confirmThen(`Roll back ${d.name}?`, `v${d.previous_version} becomes active again in place of v${d.active_version}, with no downtime.`, 'Roll back', () => this.model.rollback(d.name)),
+      void this.confirmThen(
+        `Roll back ${d.name}?`,
+        `v${d.previous_version} becomes active again in place of v${d.active_version}, with no downtime.`,
+        'Roll back',
+        () => this.model.rollback(d.name)
+      ),
     undeploy: d =>
-      void this.confirmThen(`Undeploy ${d.name}?`, `Its server on ${d.url ?? 'the local machine'} stops; its history stays.`, 'Undeploy', () => this.model.undeploy(d.name), true)
+      void this.confirmThen(
+        `Undeploy ${d.name}?`,
+        `Its server on ${d.url ?? 'the local machine'} stops; its history stays.`,
+        'Undeploy',
+        () => this.model.undeploy(d.name),
+        true
+      )
   };
 
   private async deploy(model: RegisteredModel, version: ModelVersion): Promise<void> {
@@ -46,8 +67,11 @@ export class DeployPanel extends ReactPanel<DeployModel> {
     const body = live
       ? `${live.name} switches from v${live.active_version} to v${version.version} once it has loaded and passed its checks; v${live.active_version} keeps serving until then.`
       : `A local server starts on 127.0.0.1, loads ${what}, and checks its predictions against the registry's.`;
-    await this.confirmThen(live ? `Switch ${live.name} to v${version.version}?` : `Deploy ${what}?`, body, live ? 'Switch' : 'Deploy', () =>
-      this.model.deploy(alias ? { model: model.name, alias } : { model: model.name, version: version.version })
+    await this.confirmThen(
+      live ? `Switch ${live.name} to v${version.version}?` : `Deploy ${what}?`,
+      body,
+      live ? 'Switch' : 'Deploy',
+      () => this.model.deploy(alias ? { model: model.name, alias } : { model: model.name, version: version.version })
     );
   }
 
@@ -62,13 +86,23 @@ export class DeployPanel extends ReactPanel<DeployModel> {
     }
     const percent = Number(answer.value);
     if (!(percent >= 0 && percent <= 100)) {
-      await showDialog({ title: 'Canary not started', body: `The share must be between 0 and 100 %, not ${answer.value}.`, buttons: [Dialog.okButton()] });
+      await showDialog({
+        title: 'Canary not started',
+        body: `The share must be between 0 and 100 %, not ${answer.value}.`,
+        buttons: [Dialog.okButton()]
+      });
       return;
     }
     await this.model.canary(d.name, version.version, percent / 100);
   }
 
-  private async confirmThen(title: string, body: string, label: string, work: () => Promise<boolean>, warn = false): Promise<void> {
+  private async confirmThen(
+    title: string,
+    body: string,
+    label: string,
+    work: () => Promise<boolean>,
+    warn = false
+  ): Promise<void> {
     const answer = await showDialog({
       title,
       body,

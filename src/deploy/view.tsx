@@ -20,13 +20,24 @@ export function DeployView(props: { state: IViewState; actions: IActions }): Rea
     <div className="jp-aidevops-body">
       <div className="jp-aidevops-header">
         <h2>Deploy</h2>
-        <Button label="Refresh" cls="jp-aidevops-refresh" onClick={() => actions.refresh()} title="Reload models and deployments now" />
+        <Button
+          label="Refresh"
+          cls="jp-aidevops-refresh"
+          onClick={() => actions.refresh()}
+          title="Reload models and deployments now"
+        />
       </div>
       <Status busy={state.busy} error={state.error} />
       <h3>Deployments</h3>
       <Deployments deployments={state.deployments} actions={actions} idle={idle} loaded={state.loaded} />
       <h3>Registered models</h3>
-      <Models models={state.models} deployments={state.deployments} actions={actions} idle={idle} loaded={state.loaded} />
+      <Models
+        models={state.models}
+        deployments={state.deployments}
+        actions={actions}
+        idle={idle}
+        loaded={state.loaded}
+      />
     </div>
   );
 }
@@ -50,7 +61,11 @@ function Status(props: { busy: string | null; error: string | null }): React.Rea
 }
 
 function gateLook(version: ModelVersion): [string, string] {
-  return version.gate_passed === true ? ['gate passed', 'jp-mod-passed'] : version.gate_passed === false ? ['gate failed', 'jp-mod-failed'] : ['not gated', 'jp-mod-unknown'];
+  return version.gate_passed === true
+    ? ['gate passed', 'jp-mod-passed']
+    : version.gate_passed === false
+      ? ['gate failed', 'jp-mod-failed']
+      : ['not gated', 'jp-mod-unknown'];
 }
 
 /**
@@ -68,7 +83,11 @@ export function GateCell(props: { version: ModelVersion }): React.ReactElement {
         {label}
       </span>
       {summary ? (
-        <div className="jp-aidevops-gate-summary" data-testid="gate-summary" title={on ? `compared on ${on}` : undefined}>
+        <div
+          className="jp-aidevops-gate-summary"
+          data-testid="gate-summary"
+          title={on ? `compared on ${on}` : undefined}
+        >
           {summary}
         </div>
       ) : null}
@@ -76,20 +95,41 @@ export function GateCell(props: { version: ModelVersion }): React.ReactElement {
   );
 }
 
-function Models(props: { models: RegisteredModel[]; deployments: Deployment[]; actions: IActions; idle: boolean; loaded: boolean }): React.ReactElement {
+function Models(props: {
+  models: RegisteredModel[];
+  deployments: Deployment[];
+  actions: IActions;
+  idle: boolean;
+  loaded: boolean;
+}): React.ReactElement {
   if (!props.models.length) {
-    return <p className="jp-aidevops-empty">{props.loaded ? 'No registered models yet: run a pipeline (`aidevops run`) to register one.' : 'Loading…'}</p>;
+    return (
+      <p className="jp-aidevops-empty">
+        {props.loaded ? 'No registered models yet: run a pipeline (`aidevops run`) to register one.' : 'Loading…'}
+      </p>
+    );
   }
   return (
     <div className="jp-aidevops-models">
       {props.models.map(m => (
-        <Model key={m.name} model={m} live={liveDeploymentOf(m.name, props.deployments)} actions={props.actions} idle={props.idle} />
+        <Model
+          key={m.name}
+          model={m}
+          live={liveDeploymentOf(m.name, props.deployments)}
+          actions={props.actions}
+          idle={props.idle}
+        />
       ))}
     </div>
   );
 }
 
-function Model(props: { model: RegisteredModel; live: Deployment | undefined; actions: IActions; idle: boolean }): React.ReactElement {
+function Model(props: {
+  model: RegisteredModel;
+  live: Deployment | undefined;
+  actions: IActions;
+  idle: boolean;
+}): React.ReactElement {
   const { model } = props;
   return (
     <section className="jp-aidevops-model" data-model={model.name}>
@@ -107,7 +147,14 @@ function Model(props: { model: RegisteredModel; live: Deployment | undefined; ac
         </thead>
         <tbody>
           {model.versions.map(v => (
-            <Version key={v.version} model={model} version={v} live={props.live} actions={props.actions} idle={props.idle} />
+            <Version
+              key={v.version}
+              model={model}
+              version={v}
+              live={props.live}
+              actions={props.actions}
+              idle={props.idle}
+            />
           ))}
         </tbody>
       </table>
@@ -120,14 +167,19 @@ function Lineage(props: { version: ModelVersion; actions: IActions }): React.Rea
   if (!lineage?.pipeline_run_id) {
     return (
       <td className="jp-aidevops-lineage" data-label="Produced by">
-        <span className="jp-aidevops-muted">{lineage?.source === 'interactive' ? 'an interactive session' : 'unknown'}</span>
+        <span className="jp-aidevops-muted">
+          {lineage?.source === 'interactive' ? 'an interactive session' : 'unknown'}
+        </span>
       </td>
     );
   }
   const runId = lineage.pipeline_run_id;
   return (
     <td className="jp-aidevops-lineage" data-label="Produced by">
-      <div className="jp-aidevops-run" title={`git ${lineage.git_commit ?? '?'}${lineage.git_dirty === 'True' ? ' (dirty)' : ''}`}>
+      <div
+        className="jp-aidevops-run"
+        title={`git ${lineage.git_commit ?? '?'}${lineage.git_dirty === 'True' ? ' (dirty)' : ''}`}
+      >
         {`${lineage.pipeline ?? 'pipeline'} run ${runId}`}
       </div>
       <div className="jp-aidevops-notebooks">
@@ -158,7 +210,13 @@ function Lineage(props: { version: ModelVersion; actions: IActions }): React.Rea
   );
 }
 
-function VersionActions(props: { model: RegisteredModel; version: ModelVersion; live: Deployment | undefined; actions: IActions; idle: boolean }): React.ReactElement {
+function VersionActions(props: {
+  model: RegisteredModel;
+  version: ModelVersion;
+  live: Deployment | undefined;
+  actions: IActions;
+  idle: boolean;
+}): React.ReactElement {
   const { model, version, live, actions, idle } = props;
   let content: React.ReactNode;
   if (!live) {
@@ -176,9 +234,21 @@ function VersionActions(props: { model: RegisteredModel; version: ModelVersion; 
   } else {
     content = (
       <>
-        <Button label="Switch" cls="jp-aidevops-switch" onClick={() => actions.deploy(model, version)} title={`Make v${version.version} the active version of ${live.name}`} disabled={!idle} />
+        <Button
+          label="Switch"
+          cls="jp-aidevops-switch"
+          onClick={() => actions.deploy(model, version)}
+          title={`Make v${version.version} the active version of ${live.name}`}
+          disabled={!idle}
+        />
         {!live.canary_version ? (
-          <Button label="Canary…" cls="jp-aidevops-canary" onClick={() => actions.canary(live, version)} title={`Send a share of ${live.name}'s traffic to v${version.version}`} disabled={!idle} />
+          <Button
+            label="Canary…"
+            cls="jp-aidevops-canary"
+            onClick={() => actions.canary(live, version)}
+            title={`Send a share of ${live.name}'s traffic to v${version.version}`}
+            disabled={!idle}
+          />
         ) : live.canary_version === version.version ? (
           <span className="jp-aidevops-badge jp-aidevops-canary-badge">{`canary ${pct(live.canary_share)}`}</span>
         ) : null}
@@ -188,7 +258,13 @@ function VersionActions(props: { model: RegisteredModel; version: ModelVersion; 
   return <td className="jp-aidevops-actions">{content}</td>;
 }
 
-function Version(props: { model: RegisteredModel; version: ModelVersion; live: Deployment | undefined; actions: IActions; idle: boolean }): React.ReactElement {
+function Version(props: {
+  model: RegisteredModel;
+  version: ModelVersion;
+  live: Deployment | undefined;
+  actions: IActions;
+  idle: boolean;
+}): React.ReactElement {
   const { version } = props;
   return (
     <tr className="jp-aidevops-version" data-version={version.version}>
@@ -212,9 +288,18 @@ function Version(props: { model: RegisteredModel; version: ModelVersion; live: D
   );
 }
 
-function Deployments(props: { deployments: Deployment[]; actions: IActions; idle: boolean; loaded: boolean }): React.ReactElement {
+function Deployments(props: {
+  deployments: Deployment[];
+  actions: IActions;
+  idle: boolean;
+  loaded: boolean;
+}): React.ReactElement {
   if (!props.deployments.length) {
-    return <p className="jp-aidevops-empty">{props.loaded ? 'No deployments yet: deploy a registered version below.' : 'Loading…'}</p>;
+    return (
+      <p className="jp-aidevops-empty">
+        {props.loaded ? 'No deployments yet: deploy a registered version below.' : 'Loading…'}
+      </p>
+    );
   }
   return (
     <div className="jp-aidevops-deployments">
@@ -252,7 +337,9 @@ function DeploymentCard(props: { deployment: Deployment; actions: IActions; idle
         <dt>Previous</dt>
         <dd className="jp-aidevops-previous">{d.previous_version ? `v${d.previous_version}` : '—'}</dd>
         <dt>Canary</dt>
-        <dd className="jp-aidevops-canary-share">{d.canary_version ? `v${d.canary_version} gets ${pct(d.canary_share)} of requests` : '—'}</dd>
+        <dd className="jp-aidevops-canary-share">
+          {d.canary_version ? `v${d.canary_version} gets ${pct(d.canary_share)} of requests` : '—'}
+        </dd>
       </dl>
       {/* No `open` prop: React leaves the user's open/closed state alone on every re-render. */}
       {d.example ? (
@@ -264,14 +351,40 @@ function DeploymentCard(props: { deployment: Deployment; actions: IActions; idle
       <div className="jp-aidevops-actions">
         {live && d.canary_version ? (
           <>
-            <Button label="Promote canary" cls="jp-aidevops-promote" onClick={() => actions.promote(d)} title={`Make v${d.canary_version} the active version`} disabled={!idle} />
-            <Button label="Clear canary" cls="jp-aidevops-clear-canary" onClick={() => actions.clearCanary(d)} title={`Send all traffic to v${d.active_version}`} disabled={!idle} />
+            <Button
+              label="Promote canary"
+              cls="jp-aidevops-promote"
+              onClick={() => actions.promote(d)}
+              title={`Make v${d.canary_version} the active version`}
+              disabled={!idle}
+            />
+            <Button
+              label="Clear canary"
+              cls="jp-aidevops-clear-canary"
+              onClick={() => actions.clearCanary(d)}
+              title={`Send all traffic to v${d.active_version}`}
+              disabled={!idle}
+            />
           </>
         ) : null}
         {live && d.previous_version ? (
-          <Button label="Roll back" cls="jp-aidevops-rollback" onClick={() => actions.rollback(d)} title={`Swap back to v${d.previous_version}`} disabled={!idle} />
+          <Button
+            label="Roll back"
+            cls="jp-aidevops-rollback"
+            onClick={() => actions.rollback(d)}
+            title={`Swap back to v${d.previous_version}`}
+            disabled={!idle}
+          />
         ) : null}
-        {live ? <Button label="Undeploy" cls="jp-aidevops-undeploy" onClick={() => actions.undeploy(d)} title="Stop the server (the history stays)" disabled={!idle} /> : null}
+        {live ? (
+          <Button
+            label="Undeploy"
+            cls="jp-aidevops-undeploy"
+            onClick={() => actions.undeploy(d)}
+            title="Stop the server (the history stays)"
+            disabled={!idle}
+          />
+        ) : null}
       </div>
       <History rows={d.history} />
     </section>
@@ -302,7 +415,11 @@ export function History(props: { rows: HistoryEntry[] }): React.ReactElement {
           </thead>
           <tbody>
             {props.rows.map((row, i) => (
-              <tr key={`${row.ts}-${row.operation}-${i}`} className={`jp-aidevops-history-row ${row.ok ? '' : 'jp-mod-refused'}`} data-operation={row.operation}>
+              <tr
+                key={`${row.ts}-${row.operation}-${i}`}
+                className={`jp-aidevops-history-row ${row.ok ? '' : 'jp-mod-refused'}`}
+                data-operation={row.operation}
+              >
                 <td data-label="When">{row.when.replace('T', ' ').slice(0, 19)}</td>
                 <td data-label="Change">{row.operation + (row.ok ? '' : ' (refused)')}</td>
                 <td data-label="Versions">{`${row.from_version ? 'v' + row.from_version : '—'} → ${row.to_version ? 'v' + row.to_version : '—'}`}</td>
