@@ -14,6 +14,7 @@ import click
 
 from . import __version__
 from .cli_loop import COMMANDS as _LOOP_COMMANDS
+from .cli_schedule import COMMANDS as _SCHEDULE_COMMANDS
 from .doctor import doctor_command as _doctor
 from .errors import AidevopsError
 from .export.commands import export as _export
@@ -503,6 +504,13 @@ def _reason_option(f):
 @click.option("--name", default=None, help="Deployment name (default: the model's name).")
 @click.option("--port", type=int, default=None, help="Local port (default: any free port; Kubernetes: 8080).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address a local server binds.")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name the server answers besides 127.0.0.1, localhost and [::1] (repeat; .example.com: a domain).",
+)
 @click.option("--follow", is_flag=True, help="Switch automatically when the alias moves in the registry.")
 @click.option(
     "--follow-interval",
@@ -564,6 +572,7 @@ def deploy(
     environment,
     reason,
     as_json,
+    allowed_hosts=(),
 ) -> None:
     """Serve a registered model: locally as a supervised background server, or on Kubernetes.
 
@@ -591,6 +600,7 @@ def deploy(
             cpu_target=cpu_target,
             follow=follow,
             follow_seconds=follow_interval,
+            allowed_hosts=allowed_hosts,
         )
         for warning in result["warnings"]:
             click.echo(f"warning: {warning}", err=True)
@@ -616,6 +626,7 @@ def deploy(
         follow_seconds=follow_interval,
         dry_run=dry_run,
         reason=reason,
+        allowed_hosts=allowed_hosts,
     )
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=1, default=str))
@@ -813,8 +824,25 @@ def undeploy(name, everything, reason) -> None:
 
 
 @main.command()
+@click.argument("name")
+def token(name) -> None:
+    """Print the feedback token of deployment NAME: clients send it as `Authorization: Bearer <token>` to POST
+    /feedback (labels change what a retrained model learns, so only its holders may send them)."""
+    from .tokens import require_feedback_token
+
+    click.echo(require_feedback_token(_workspace(), name))
+
+
+@main.command()
 @click.argument("model_uri")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 in containers).")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name the server answers besides 127.0.0.1, localhost and [::1] (repeat; .example.com: a domain).",
+)
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option(
     "--workspace",
@@ -841,12 +869,22 @@ def undeploy(name, everything, reason) -> None:
     show_default=True,
 )
 def serve(
-    model_uri, host, port, workspace, follow_alias, max_body_mb, log_sample_rate, no_request_log, log_level
+    model_uri,
+    host,
+    port,
+    workspace,
+    follow_alias,
+    max_body_mb,
+    log_sample_rate,
+    no_request_log,
+    log_level,
+    allowed_hosts=(),
 ) -> None:
     """Serve a model in the foreground (for containers): MLflow's scoring protocol and Open Inference Protocol v2."""
     import logging
+    from dataclasses import replace
 
-    from .serving.config import ServingConfig
+    from .serving.config import ServingConfig, parse_hosts
     from .serving.server import serve as run_server
     from .workspace import Workspace
 
@@ -857,6 +895,8 @@ def serve(
         log_requests=False if no_request_log else None,
         follow_alias_seconds=follow_alias,
     )
+    if allowed_hosts:
+        config = replace(config, allowed_hosts=parse_hosts([*config.allowed_hosts, *allowed_hosts]))
     ws = Workspace(Path(workspace).resolve()) if workspace else _workspace()
     try:
         run_server(model_uri, host=host, port=port, workspace=ws, config=config, log_level=log_level)
@@ -865,8 +905,9 @@ def serve(
 
 
 # -- commands defined beside their subject: Argo export and the per-step container entry
-# (aidevops_ext/export/commands.py), the monitoring loop (aidevops_ext/cli_loop.py), the installation check
-for _command in (_export, _step, *_LOOP_COMMANDS, _doctor):
+# (aidevops_ext/export/commands.py), the monitoring loop (aidevops_ext/cli_loop.py), schedules
+# (aidevops_ext/cli_schedule.py), the installation check
+for _command in (_export, _step, *_LOOP_COMMANDS, *_SCHEDULE_COMMANDS, _doctor):
     main.add_command(_command)
 
 
