@@ -348,6 +348,17 @@ class JobHandler(_Handler):
         await self.run(work)
 
 
+class SchedulesHandler(_Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        from .schedules.store import listing
+
+        async def work():
+            self.reply({"schedules": await self.core(listing, self.workspace)})
+
+        await self.run(work)
+
+
 class DiffHandler(_Handler):
     @tornado.web.authenticated
     async def get(self) -> None:
@@ -387,6 +398,7 @@ ROUTES: list[tuple[str, type[_Handler]]] = [
     (r"/jobs", JobsHandler),
     (r"/jobs/(?P<job_id>[^/]+)", JobHandler),
     (r"/diff", DiffHandler),
+    (r"/schedules", SchedulesHandler),
 ]
 
 

@@ -606,3 +606,21 @@ class Diff(Answer):
     remote_path: str
     url: str = Field(description="nbdime's diff page, relative to the Jupyter base URL.")
     params: dict[str, list[Any]] = Field(description="The params that differ: name to [base value, remote value].")
+
+
+class ScheduleSummary(Answer):
+    name: str
+    pipeline: str
+    cron: str = Field(description="Five cron fields or a name such as @daily, in UTC.")
+    params: dict[str, Any] = Field(default={}, description="The params each run overrides.")
+    notify: str | None = Field(
+        default=None, description="The webhook's host only: its full URL (a Slack webhook's path) is a secret."
+    )
+    next_run: str = Field(description="The next slot after now, ISO 8601 in UTC.")
+    last_run: str | None = Field(default=None, description="When the last run started, ISO 8601 in UTC.")
+    last_status: str | None = Field(default=None, description="running, succeeded or failed.")
+    last_run_id: str | None = Field(default=None, description="The pipeline run the last slot produced.")
+
+
+class Schedules(Answer):
+    schedules: list[ScheduleSummary] = Field(description="By name.")

@@ -183,6 +183,13 @@ OPERATIONS: list[Operation] = [
         {200: m.Diff},
         query=m.DiffQuery,
     ),
+    Operation(
+        "get",
+        "/schedules",
+        "Pipeline schedules (aidevops schedule add) with their next and last run.",
+        {200: m.Schedules},
+        errors=(400,),
+    ),
 ]
 
 DESCRIPTION = """\
