@@ -10,7 +10,7 @@ import { Panel, Widget } from '@lumino/widgets';
 
 import { AidevopsApi, RunDiff } from '../common/api';
 import { errorMessage } from '../common/polledmodel';
-import { renderDiffHeader } from './components';
+import { renderDiffHeader } from './diffheader';
 
 export class RunsDiffView extends Panel {
   constructor(

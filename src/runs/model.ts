@@ -1,20 +1,43 @@
 /**
- * The Runs panel's state: pipeline runs (newest first), the two runs picked for a diff, and the one
- * background job being followed (a pipeline started or re-run from the panel). One @lumino/polling Poll
- * refreshes it all; it stands by while the panel is hidden, like the Deploy panel's.
+ * The Runs panel's state: pipeline runs (newest first), the two runs picked for a diff, the step whose
+ * explanation is open (and its "Run from here" confirmation), the workspace's schedules, and the one
+ * background job being followed (a pipeline started, re-run or run from a step in the panel). Polled
+ * while the panel is shown (see PolledModel).
  */
 
-import { Poll } from '@lumino/polling';
-import { ISignal, Signal } from '@lumino/signaling';
-
-import { AidevopsApi, ApiError, Job, JobDetail, RunSummary } from '../common/api';
-import { errorMessage, StandbyPoll } from '../common/polledmodel';
+import { AidevopsApi, ApiError, Job, JobDetail, RunSummary, Schedule } from '../common/api';
+import { errorMessage, PolledModel } from '../common/polledmodel';
 
 /** A job as POST answers it, then as GET jobs/{id} answers it (with its log tail and run). */
 export type FollowedJob = Job & Partial<Pick<JobDetail, 'log_tail' | 'run'>>;
 
 export const RUNS_POLL_INTERVAL_MS = 2000;
 export const RUNS_LIMIT = 30;
+
+/** The step chip whose details are open: its why, and "Run from here" (asked, then confirmed or cancelled). */
+export interface IOpenStep {
+  runId: string;
+  step: string;
+  confirming: boolean;
+  /** The server's sentence when a confirmed run from here was refused. */
+  error: string | null;
+}
+
+/** Everything the view shows, in one object. */
+export interface IRunsViewState {
+  runs: RunSummary[];
+  selected: string[];
+  job: FollowedJob | null;
+  error: string | null;
+  busy: string | null;
+  loaded: boolean;
+  open: IOpenStep | null;
+  /** null: the server has no schedules API (an older aidevops), so the section is hidden. */
+  schedules: Schedule[] | null;
+  schedulesError: string | null;
+  /** When the last answer came (ms since the epoch): what relative times are relative to. */
+  now: number;
+}
 
 /** Parse a params text box: a JSON object, or one sentence saying what is wrong with it. */
 export function parseParams(text: string): { params: Record<string, unknown> } | { error: string } {
@@ -26,10 +49,14 @@ export function parseParams(text: string): { params: Record<string, unknown> } |
   try {
     value = JSON.parse(trimmed);
   } catch (reason) {
-    return { error: `The params are not valid JSON (${String((reason as Error)?.message ?? reason)}); write an object such as {"epochs": 4}.` };
+    return {
+      error: `The params are not valid JSON (${String((reason as Error)?.message ?? reason)}); write an object such as {"epochs": 4}.`
+    };
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    return { error: `The params must be a JSON object such as {"epochs": 4}, not ${Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value}.` };
+    return {
+      error: `The params must be a JSON object such as {"epochs": 4}, not ${Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value}.`
+    };
   }
   return { params: value as Record<string, unknown> };
 }
@@ -55,21 +82,35 @@ export function knownPipelines(runs: RunSummary[]): string[] {
   return out;
 }
 
-export class RunsModel {
+/** "run ci" / "run ci --from train --force" / "retrain ci-digits" from a job's command line. */
+export function describeJob(job: Job): string {
+  return job.argv.filter(a => a !== '-p' && !a.includes('=')).join(' ') || job.kind;
+}
+
+/** Why "Run from here" cannot start now (a sentence for the button's tooltip), or null when it can. */
+export function runFromBlocked(run: RunSummary, busy: string | null, job: FollowedJob | null): string | null {
+  if (!run.pipeline) {
+    return 'This run does not name its pipeline, so it cannot be run again.';
+  }
+  if (run.status === 'running') {
+    return 'This run is still running; wait until it ends.';
+  }
+  if (busy) {
+    return `Wait until "${busy}" has finished.`;
+  }
+  if (job && job.status === 'running') {
+    return `Job ${job.id} (${describeJob(job)}) is still running; wait until it ends.`;
+  }
+  return null;
+}
+
+export class RunsModel extends PolledModel {
   constructor(
     readonly api: AidevopsApi,
-    interval = RUNS_POLL_INTERVAL_MS
+    interval = RUNS_POLL_INTERVAL_MS,
+    private readonly clock: () => number = Date.now
   ) {
-    this._polling = new StandbyPoll('aidevops:runs-panel', interval, () => this.refresh());
-  }
-
-  /** Refreshes the model while its panel is shown (see StandbyPoll). */
-  get poll(): Poll {
-    return this._polling.poll;
-  }
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
+    super('aidevops:runs-panel', interval);
   }
 
   get runs(): RunSummary[] {
@@ -86,49 +127,43 @@ export class RunsModel {
     return this._job;
   }
 
-  get error(): string | null {
-    return this._error;
+  get open(): IOpenStep | null {
+    return this._open;
   }
 
-  get busy(): string | null {
-    return this._busy;
+  /** The workspace's schedules; null when the server has no schedules API (404). */
+  get schedules(): Schedule[] | null {
+    return this._schedules;
   }
 
-  get loaded(): boolean {
-    return this._loaded;
+  get view(): IRunsViewState {
+    return {
+      runs: this._runs,
+      selected: this._selected,
+      job: this._job,
+      error: this.error,
+      busy: this.busy,
+      loaded: this.loaded,
+      open: this._open,
+      schedules: this._schedules,
+      schedulesError: this._schedulesError,
+      now: this._now
+    };
   }
 
-  get visible(): boolean {
-    return this._polling.visible;
-  }
-
-  /** Shown panel: refresh now and keep polling; hidden: stand by (no requests). */
-  set visible(value: boolean) {
-    this._polling.visible = value;
-  }
-
-  /** Fetch the followed job (while it runs) and then the runs, once. */
-  async refresh(): Promise<void> {
-    const before = this.signature();
-    try {
-      if (this._job && this._job.status === 'running') {
-        this._job = await this.followJob(this._job);
-      }
-      this._runs = await this.api.runs(RUNS_LIMIT);
-      const ids = new Set(this._runs.map(r => r.run_id));
-      this._selected = this._selected.filter(id => ids.has(id));
-      this._loaded = true;
-      if (!this._busy) {
-        this._error = null;
-      }
-    } catch (reason) {
-      this._error = errorMessage(reason);
-      this._changed.emit();
-      throw reason; // the poll backs off
+  /** One poll: the followed job (while it runs), the runs, then the schedules. */
+  protected async fetch(): Promise<void> {
+    if (this._job && this._job.status === 'running') {
+      this._job = await this.followJob(this._job);
     }
-    if (this.signature() !== before) {
-      this._changed.emit(); // an unchanged answer re-renders nothing (a click or a scroll in progress survives)
+    this._runs = await this.api.runs(RUNS_LIMIT);
+    this._now = this.clock();
+    const ids = new Set(this._runs.map(r => r.run_id));
+    this._selected = this._selected.filter(id => ids.has(id));
+    if (this._open && !ids.has(this._open.runId)) {
+      this._open = null;
     }
+    await this.fetchSchedules();
   }
 
   /** Pick or unpick a run for the diff; picking a third drops the first picked. */
@@ -138,7 +173,7 @@ export class RunsModel {
     } else {
       this._selected = [...this._selected, runId].slice(-2);
     }
-    this._changed.emit();
+    this.emitChanged();
   }
 
   /** The two picked runs as (base, remote): the older one is the base. */
@@ -151,6 +186,48 @@ export class RunsModel {
       return null;
     }
     return (a.started ?? '') <= (b.started ?? '') ? [a.run_id, b.run_id] : [b.run_id, a.run_id];
+  }
+
+  /** Open a step chip's details (another one open closes); the open one closes. */
+  toggleStep(runId: string, step: string): void {
+    const same = this._open && this._open.runId === runId && this._open.step === step;
+    this._open = same ? null : { runId, step, confirming: false, error: null };
+    this.emitChanged();
+  }
+
+  /** "Run from here" on the open step: ask for confirmation first. */
+  askRunFrom(): void {
+    if (this._open) {
+      this._open = { ...this._open, confirming: true, error: null };
+      this.emitChanged();
+    }
+  }
+
+  cancelRunFrom(): void {
+    if (this._open) {
+      this._open = { ...this._open, confirming: false, error: null };
+      this.emitChanged();
+    }
+  }
+
+  /**
+   * Confirmed: re-run the open step's run from that step (its overrides, `run --from STEP --force`) and
+   * follow the job; the details close. Refused: the server's sentence stays in the confirmation.
+   */
+  async confirmRunFrom(): Promise<boolean> {
+    const open = this._open;
+    if (!open) {
+      return false;
+    }
+    const run = this._runs.find(r => r.run_id === open.runId);
+    const failure = await this.launch(`Running ${run?.pipeline ?? open.runId} from ${open.step}…`, () =>
+      this.api.rerun(open.runId, undefined, open.step)
+    );
+    if (this._open !== null && this._open.runId === open.runId && this._open.step === open.step) {
+      this._open = failure === null ? null : { ...this._open, confirming: true, error: failure };
+    }
+    this.emitChanged();
+    return failure === null;
   }
 
   /** POST runs; null when the job started (and is followed), else the server's sentence. */
@@ -167,19 +244,32 @@ export class RunsModel {
   dismissJob(): void {
     if (this._job && this._job.status !== 'running') {
       this._job = null;
-      this._changed.emit();
+      this.emitChanged();
     }
   }
 
   /** Show an error the panel found (e.g. a diff that could not be opened). */
-  setError(error: string | null): void {
-    this._error = error;
-    this._changed.emit();
+  showError(error: string | null): void {
+    this.setError(error);
   }
 
-  dispose(): void {
-    this._polling.dispose();
-    Signal.clearData(this);
+  /** Schedules once the server is known to have them: a 404 hides the section for good, another failure is shown in it. */
+  private async fetchSchedules(): Promise<void> {
+    if (!this._schedulesApi) {
+      return;
+    }
+    try {
+      this._schedules = await this.api.schedules();
+      this._schedulesError = null;
+    } catch (reason) {
+      if (reason instanceof ApiError && reason.status === 404) {
+        this._schedulesApi = false;
+        this._schedules = null;
+        this._schedulesError = null;
+      } else {
+        this._schedulesError = errorMessage(reason);
+      }
+    }
   }
 
   /** The job's latest state; a job the server no longer knows (4xx) stops being followed, with its reason. */
@@ -194,46 +284,34 @@ export class RunsModel {
     }
   }
 
-  private signature(): string {
-    return JSON.stringify([this._runs, this._job, this._selected, this._error, this._busy, this._loaded]);
-  }
-
+  /**
+   * Start a job (one at a time) and follow it at once; null when it started, else the sentence (kept for
+   * the dialog or confirmation that asked, not shown as the panel's error).
+   */
   private async launch(label: string, work: () => Promise<Job>): Promise<string | null> {
-    if (this._busy) {
-      return `Wait until "${this._busy}" has finished, then try again.`;
+    if (this.busy) {
+      return `Wait until "${this.busy}" has finished, then try again.`;
     }
     if (this._job && this._job.status === 'running') {
       return `Job ${this._job.id} (${describeJob(this._job)}) is still running; wait until it ends, then try again.`;
     }
-    this._busy = label;
-    this._error = null;
-    this._changed.emit();
     let failure: string | null = null;
-    try {
-      this._job = await work();
-    } catch (reason) {
-      failure = errorMessage(reason);
-    } finally {
-      this._busy = null;
-    }
-    this._changed.emit();
-    if (failure === null) {
-      void this.poll.refresh(); // follow the job now, not at the next tick
-    }
+    await this.act(label, async () => {
+      try {
+        this._job = await work();
+      } catch (reason) {
+        failure = errorMessage(reason);
+      }
+    });
     return failure;
   }
 
-  private readonly _polling: StandbyPoll;
-  private _changed = new Signal<this, void>(this);
   private _runs: RunSummary[] = [];
   private _selected: string[] = [];
   private _job: FollowedJob | null = null;
-  private _error: string | null = null;
-  private _busy: string | null = null;
-  private _loaded = false;
-}
-
-/** "run ci" / "retrain ci-digits" from a job's command line. */
-export function describeJob(job: Job): string {
-  return job.argv.filter(a => a !== '-p' && !a.includes('=')).join(' ') || job.kind;
+  private _open: IOpenStep | null = null;
+  private _schedules: Schedule[] | null = null;
+  private _schedulesApi = true;
+  private _schedulesError: string | null = null;
+  private _now = 0;
 }

@@ -32,16 +32,24 @@ const runsIcon = new LabIcon({
 
 export const runsPlugin: JupyterFrontEndPlugin<void> = {
   id: 'aidevops-ext:runs-panel',
-  description: 'Pipeline runs with per-step status; open executed notebooks, diff two runs with nbdime, re-run from a failed step, start a pipeline with edited params.',
+  description:
+    "Pipeline runs with per-step status and why each step ran; open executed notebooks, diff two runs with nbdime, re-run from a failed step or from any step, start a pipeline with edited params, the workspace's schedules.",
   autoStart: true,
   requires: [IAidevopsApi],
   optional: [ICommandPalette, ILauncher, ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, api: AidevopsApi, palette: ICommandPalette | null, launcher: ILauncher | null, restorer: ILayoutRestorer | null) => {
+  activate: (
+    app: JupyterFrontEnd,
+    api: AidevopsApi,
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null,
+    restorer: ILayoutRestorer | null
+  ) => {
     const settings = ServerConnection.makeSettings();
 
     const openDiff = (diff: RunDiff): void => {
       const id = diffWidgetId(diff.base, diff.remote);
-      const open = Array.from(app.shell.widgets('main')).find(w => w.id === id) as MainAreaWidget<RunsDiffView> | undefined;
+      const open = Array.from(app.shell.widgets('main')).find(w => w.id === id) as
+        MainAreaWidget<RunsDiffView> | undefined;
       if (open) {
         if (open.content.diff.step !== diff.step) {
           void open.content.selectStep(diff.step);
@@ -56,7 +64,8 @@ export const runsPlugin: JupyterFrontEndPlugin<void> = {
     const model = new RunsModel(api);
     const panel = new RunsPanel(
       model,
-      (runId, step, name) => void app.commands.execute('docmanager:open', { path: notebookPath(runId, step, name), factory: 'Notebook' }),
+      (runId, step, name) =>
+        void app.commands.execute('docmanager:open', { path: notebookPath(runId, step, name), factory: 'Notebook' }),
       openDiff
     );
     panel.id = RUNS_PANEL_ID;
@@ -84,7 +93,11 @@ export const runsPlugin: JupyterFrontEndPlugin<void> = {
       caption: 'nbdime diff of two pipeline runs (args: base, remote, step)',
       isVisible: args => typeof args['base'] === 'string' && typeof args['remote'] === 'string',
       execute: async args => {
-        const diff = await api.diff(String(args['base']), String(args['remote']), args['step'] ? String(args['step']) : undefined);
+        const diff = await api.diff(
+          String(args['base']),
+          String(args['remote']),
+          args['step'] ? String(args['step']) : undefined
+        );
         openDiff(diff);
       }
     });

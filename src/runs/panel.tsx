@@ -1,19 +1,21 @@
 /**
- * The Runs panel widget: renders the model, and runs the dialogs (start a pipeline, re-run a failed
- * run) that keep asking until the params are a JSON object the server accepts or the user cancels;
- * the server's sentence for a refused request is shown inside the dialog.
+ * The Runs panel widget: its React view (./view) of the model, and the dialogs (start a pipeline, re-run a
+ * failed run) that keep asking until the params are a JSON object the server accepts or the user cancels;
+ * the server's sentence for a refused request is shown inside the dialog. "Run from here" is confirmed
+ * inline, in the step's details (see RunsModel.askRunFrom).
  */
 
 import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
+import * as React from 'react';
 
 import { RunDiff, RunSummary } from '../common/api';
 import { h } from '../common/dom';
-import { replaceKeepingState } from '../common/keepstate';
-import { PolledPanel } from '../common/panel';
+import { ReactPanel } from '../common/panel';
 import { errorMessage } from '../common/polledmodel';
-import { formatValue, IRunsActions, renderRunsPanel } from './components';
+import { formatValue } from './format';
 import { failedStep, knownPipelines, parseParams, RunsModel } from './model';
+import { IRunsActions, RunsView } from './view';
 
 export interface IParamsFormValue {
   pipeline: string;
@@ -36,11 +38,20 @@ export class ParamsForm extends Widget implements Dialog.IBodyWidget<IParamsForm
   constructor(private readonly options: IParamsFormOptions) {
     super();
     this.addClass('jp-aidevops-runs-form');
-    this.textarea = h('textarea', { class: 'jp-aidevops-runs-params-input', rows: '6', spellcheck: 'false', 'aria-label': 'params (JSON object)' });
+    this.textarea = h('textarea', {
+      class: 'jp-aidevops-runs-params-input',
+      rows: '6',
+      spellcheck: 'false',
+      'aria-label': 'params (JSON object)'
+    });
     this.textarea.value = options.text;
     this.node.append(h('p', { class: 'jp-aidevops-runs-form-intro' }, options.intro));
     if (options.pipelines) {
-      this.pipelineInput = h('input', { class: 'jp-aidevops-runs-pipeline-input', list: 'jp-aidevops-runs-pipelines', 'aria-label': 'pipeline' });
+      this.pipelineInput = h('input', {
+        class: 'jp-aidevops-runs-pipeline-input',
+        list: 'jp-aidevops-runs-pipelines',
+        'aria-label': 'pipeline'
+      });
       this.pipelineInput.value = options.pipeline ?? options.pipelines[0] ?? '';
       this.pipelineInput.addEventListener('input', () => this.renderReference());
       this.node.append(
@@ -49,11 +60,19 @@ export class ParamsForm extends Widget implements Dialog.IBodyWidget<IParamsForm
       );
     }
     this.node.append(
-      h('label', { class: 'jp-aidevops-runs-form-field' }, 'Params (JSON object; ', h('code', {}, 'step.key'), ' sets one step\'s param)'),
+      h(
+        'label',
+        { class: 'jp-aidevops-runs-form-field' },
+        'Params (JSON object; ',
+        h('code', {}, 'step.key'),
+        " sets one step's param)"
+      ),
       this.textarea
     );
     if (options.error) {
-      this.node.append(h('div', { class: 'jp-aidevops-error jp-aidevops-runs-form-error', role: 'alert' }, options.error));
+      this.node.append(
+        h('div', { class: 'jp-aidevops-error jp-aidevops-runs-form-error', role: 'alert' }, options.error)
+      );
     }
     this.node.append(this.referenceBox);
     this.renderReference();
@@ -75,29 +94,31 @@ export class ParamsForm extends Widget implements Dialog.IBodyWidget<IParamsForm
     }
     this.referenceBox.replaceChildren(
       h('div', { class: 'jp-aidevops-muted' }, `Params of the latest ${pipeline} run (leave out what you keep):`),
-      h('div', { class: 'jp-aidevops-runs-params' }, ...Object.entries(params).map(([k, v]) => h('span', { class: 'jp-aidevops-runs-param', 'data-param': k }, `${k}=${formatValue(v)}`)))
+      h(
+        'div',
+        { class: 'jp-aidevops-runs-params' },
+        ...Object.entries(params).map(([k, v]) =>
+          h('span', { class: 'jp-aidevops-runs-param', 'data-param': k }, `${k}=${formatValue(v)}`)
+        )
+      )
     );
   }
 
   private readonly referenceBox = h('div', { class: 'jp-aidevops-runs-form-reference' });
 }
 
-export class RunsPanel extends PolledPanel<RunsModel> {
+export class RunsPanel extends ReactPanel<RunsModel> {
   constructor(
     model: RunsModel,
     private readonly openNotebook: (runId: string, step: string, name: string) => void,
     private readonly openDiff: (diff: RunDiff) => void
   ) {
     super(model);
-    this.addClass('jp-aidevops-panel');
     this.addClass('jp-aidevops-runs-panel');
-    this.model.changed.connect(this.render, this);
-    this.render();
   }
 
-  dispose(): void {
-    this.model.changed.disconnect(this.render, this);
-    super.dispose();
+  protected render(): React.ReactElement {
+    return <RunsView state={this.model.view} actions={this.actions} />;
   }
 
   /** Ask for a pipeline and params, then start it; asks again (with the reason) until accepted or cancelled. */
@@ -110,7 +131,8 @@ export class RunsPanel extends PolledPanel<RunsModel> {
       const answer = await showDialog<IParamsFormValue>({
         title: 'Run pipeline',
         body: new ParamsForm({
-          intro: 'Start a pipeline run with these param overrides. Steps whose notebook, params and inputs are unchanged come from the cache.',
+          intro:
+            'Start a pipeline run with these param overrides. Steps whose notebook, params and inputs are unchanged come from the cache.',
           text: value.text,
           error,
           pipelines,
@@ -181,26 +203,14 @@ export class RunsPanel extends PolledPanel<RunsModel> {
   async diff(): Promise<void> {
     const pair = this.model.diffPair();
     if (!pair) {
-      this.model.setError('Tick exactly two runs to diff them.');
+      this.model.showError('Tick exactly two runs to diff them.');
       return;
     }
     try {
       this.openDiff(await this.model.api.diff(pair[0], pair[1]));
-      this.model.setError(null);
+      this.model.showError(null);
     } catch (reason) {
-      this.model.setError(errorMessage(reason));
-    }
-  }
-
-  private render(): void {
-    const m = this.model;
-    replaceKeepingState(
-      this.node,
-      renderRunsPanel({ runs: m.runs, selected: m.selected, job: m.job, error: m.error, busy: m.busy, loaded: m.loaded }, this.actions)
-    );
-    const log = this.node.querySelector('.jp-aidevops-runs-log');
-    if (log) {
-      log.scrollTop = log.scrollHeight; // the newest lines of the job's output in view
+      this.model.showError(errorMessage(reason));
     }
   }
 
@@ -211,6 +221,10 @@ export class RunsPanel extends PolledPanel<RunsModel> {
     runPipeline: () => void this.runPipeline(),
     rerun: run => void this.rerun(run),
     openNotebook: (runId, step, name) => this.openNotebook(runId, step, name),
-    dismissJob: () => this.model.dismissJob()
+    dismissJob: () => this.model.dismissJob(),
+    toggleStep: (runId, step) => this.model.toggleStep(runId, step),
+    askRunFrom: () => this.model.askRunFrom(),
+    cancelRunFrom: () => this.model.cancelRunFrom(),
+    confirmRunFrom: () => void this.model.confirmRunFrom()
   };
 }
