@@ -218,7 +218,7 @@ def train(ws: Workspace, choices: Choices, on_epoch: Callable[[list[dict]], None
         test_fraction=params.get("test_fraction", 0.2),
         seed=choices.seed,
     )
-    hyper = {
+    hyper: dict[str, Any] = {
         "hidden": list(choices.hidden),
         "activation": choices.activation,
         "optimizer": choices.optimizer,

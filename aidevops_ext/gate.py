@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .finite import is_finite_number
 
 __all__ = [
     "Threshold",
@@ -257,7 +258,7 @@ class GateDecision:
             for name in names:
                 cand = self.candidate.get(name)
                 champ = (self.champion or {}).get(name)
-                delta = cand - champ if _is_num(cand) and _is_num(champ) else None
+                delta = cand - champ if is_finite_number(cand) and is_finite_number(champ) else None
                 sign = "+" if delta is not None and delta >= 0 else ""
                 lines.append(
                     f"| {name} | {_fmt(cand)} | {_fmt(champ)} | {sign + _fmt(delta) if delta is not None else ''} |"
@@ -488,10 +489,6 @@ def _at_least(a: float, b: float) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_num(v: Any) -> bool:
-    return _is_number(v) and math.isfinite(v)
 
 
 def _fmt(v: float | None) -> str:

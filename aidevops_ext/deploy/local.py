@@ -88,7 +88,7 @@ def _cmdline(pid: int) -> list[str]:
 
 def is_supervisor(pid: int | None, name: str) -> bool:
     """Whether `pid` is the running supervisor of deployment `name` (not a recycled pid)."""
-    if not pid_alive(pid):
+    if pid is None or not pid_alive(pid):
         return False
     args = _cmdline(pid)
     if not args:  # no /proc (not Linux): trust the pid
@@ -98,7 +98,7 @@ def is_supervisor(pid: int | None, name: str) -> bool:
 
 def is_server(pid: int | None, name: str) -> bool:
     """Whether `pid` is the server process of deployment `name`."""
-    if not pid_alive(pid):
+    if pid is None or not pid_alive(pid):
         return False
     args = _cmdline(pid)
     return not args or (CHILD_MODULE in args and name in args)

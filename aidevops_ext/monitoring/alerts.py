@@ -25,6 +25,7 @@ import numpy as np
 
 from aidevops_ext.errors import ConfigError
 
+from ..finite import is_finite_number
 from .drift import DriftReport, PredictionDrift
 from .rules import _OPS, FEATURE_METRICS, METRICS, MonitorConfig, Rule, parse_monitor, parse_rule
 from .stats import wilson_interval
@@ -146,19 +147,15 @@ def _measure(rule: Rule, snap: Mapping[str, Any]) -> tuple[float | None, list[st
         values = raw if isinstance(raw, Mapping) else {}
         if rule.feature is not None:
             values = {rule.feature: values.get(rule.feature)}
-        have = {f: float(v) for f, v in values.items() if _is_number(v)}
+        have = {f: float(v) for f, v in values.items() if is_finite_number(v)}
         if not have:
             return None, [], None
         hits = [f for f, v in have.items() if cmp(v, rule.threshold)]
         worst = (max if rule.op in (">", ">=") else min)(have.values())  # the value nearest to breaching most
         return worst, hits, bool(hits)
-    if not _is_number(raw):
+    if not is_finite_number(raw):
         return None, [], None
     return float(raw), [], cmp(float(raw), rule.threshold)
-
-
-def _is_number(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)
 
 
 def _initial(now: float) -> dict:

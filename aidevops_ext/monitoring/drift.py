@@ -41,7 +41,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -306,7 +306,7 @@ def _sorted_window(A: np.ndarray) -> _Window:
     return _Window(S, lo, hi, mean, std)
 
 
-def _cdf_at(knots: np.ndarray, x: np.ndarray, rows: np.ndarray, side: str) -> np.ndarray:
+def _cdf_at(knots: np.ndarray, x: np.ndarray, rows: np.ndarray, side: Literal["left", "right"]) -> np.ndarray:
     """Piecewise-linear reference CDF through the knots at x[k, i] (feature rows[i]): right-continuous
     for side="right", its left limit for side="left" (they differ only at repeated knots: point masses)."""
     K1 = knots.shape[1]
@@ -430,7 +430,7 @@ def _numeric_drift(A: np.ndarray, names: Sequence[str], ref: _Reference, opt: _O
             "_psi_flag": (psi >= opt.psi_bands[0]) & significant,
             "_w_flag": material_w & significant,
         }
-    row_of = {j: r for r, j in enumerate(idx)}
+    row_of = {int(j): r for r, j in enumerate(idx)}
     out = []
     for j in range(F):
         status = NO_REFERENCE if not ref.has[j] else (OK if ok[j] else INSUFFICIENT)
@@ -470,7 +470,7 @@ def _num(v: Any) -> float | None:
 
 def _window_matrix(X: Any, names: list[str]) -> np.ndarray:
     columns = getattr(X, "columns", None)
-    if columns is not None and np.ndim(getattr(X, "dtypes", None)) == 1:  # a DataFrame: match columns by name
+    if columns is not None and np.ndim(getattr(X, "dtypes", 0)) == 1:  # a DataFrame: match columns by name
         by_name = {str(c): c for c in columns}
         lacking = [nm for nm in names if nm not in by_name]
         if lacking:
@@ -518,7 +518,7 @@ def feature_drift(
 
 
 def _is_frame(X: Any) -> bool:
-    return getattr(X, "columns", None) is not None and np.ndim(getattr(X, "dtypes", None)) == 1
+    return getattr(X, "columns", None) is not None and np.ndim(getattr(X, "dtypes", 0)) == 1
 
 
 def _frame_drift(frame: Any, prof: dict, opt: _Options) -> tuple[list[FeatureDrift], int]:

@@ -42,9 +42,10 @@ def summarize_window(
     """
     drift = pred = quality = None
     notes: list[str] = []
-    features = (profile or {}).get("features") if isinstance(profile, dict) else None
+    reference = profile if isinstance(profile, dict) else {}
+    features = reference.get("features")
     if features and rows.ndim == 2 and rows.shape[1] == len(features):
-        drift = feature_drift(rows, profile, **config.drift_options())
+        drift = feature_drift(rows, reference, **config.drift_options())
     elif features:
         notes.append(
             f"the logged rows have {rows.shape[1] if rows.ndim == 2 else '?'} features, the profile "
@@ -52,11 +53,11 @@ def summarize_window(
         )
     else:
         notes.append("the model carries no reference profile: no feature drift")
-    ref_preds = (profile or {}).get("predictions") if isinstance(profile, dict) else None
+    ref_preds = reference.get("predictions")
     scored = [p for p in (row_predictions or []) if p is not None and not isinstance(p, (list, dict))]
     if isinstance(ref_preds, dict) and ref_preds.get("task") in ("classification", "regression") and scored:
         try:
-            pred = prediction_drift(np.asarray(scored), profile, **config.drift_options())
+            pred = prediction_drift(np.asarray(scored), reference, **config.drift_options())
         except Exception as exc:  # noqa: BLE001 - e.g. string labels a regression profile cannot compare
             notes.append(f"no prediction drift ({exc})")
     if task in ("classification", "regression") and len(predictions):

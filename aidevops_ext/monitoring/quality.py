@@ -85,10 +85,10 @@ def _columns(data: Any, fields: tuple[str, ...], what: str) -> list[list]:
         lacking = [f for f in fields if f not in data]
         if lacking:
             raise DataError(f"{what} lacks columns {lacking}; give {list(fields)}.")
-        cols = [data[f] if isinstance(data[f], np.ndarray) else list(data[f]) for f in fields]
-        if len({len(c) for c in cols}) > 1:
+        given = [data[f] if isinstance(data[f], np.ndarray) else list(data[f]) for f in fields]
+        if len({len(c) for c in given}) > 1:
             raise DataError(f"{what} columns {list(fields)} have different lengths; give one value per record.")
-        return cols
+        return given
     cols: list[list] = [[] for _ in fields]
     for i, rec in enumerate(data if isinstance(data, Iterable) else ()):
         if isinstance(rec, Mapping):

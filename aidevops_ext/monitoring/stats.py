@@ -55,7 +55,7 @@ def chi2_sf(x: np.ndarray | float, dof: np.ndarray | int) -> np.ndarray:
     for j in range(int(n_terms.max(initial=0))):
         use = j < n_terms
         a = j + h
-        term = np.exp(-y + a * logy - lgamma(a + 1.0).astype(np.float64))
+        term = np.exp(-y + a * logy - np.asarray(lgamma(a + 1.0), dtype=np.float64))
         term = np.where((y == 0) & (a > 0), 0.0, term)
         out = out + np.where(use, term, 0.0)
     out = np.where(dof <= 0, 1.0, out)

@@ -308,7 +308,7 @@ def import_papermill() -> Any:
     import sys
 
     if "papermill" not in sys.modules and "rfc3987_syntax" not in sys.modules:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  (import raises ImportError)
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # import raises ImportError
         try:
             import papermill
         finally:

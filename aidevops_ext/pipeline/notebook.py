@@ -35,7 +35,7 @@ class NotebookInfo:
             for node in tree.body:
                 if isinstance(node, ast.Import):
                     found += [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module != "__future__":
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module not in (None, "__future__"):
                     found.append(node.module)
         return list(dict.fromkeys(found))
 
@@ -74,13 +74,17 @@ def _assigned_names(source: str, path: Path) -> dict[str, Any]:
         raise ConfigError(f"the parameters cell of {path} is not valid Python (line {exc.lineno}); fix it.") from None
     names: dict[str, Any] = {}
     for node in tree.body:
-        targets = (
-            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        )
+        value: ast.expr | None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        else:
+            continue
         for target in targets:
             if isinstance(target, ast.Name):
                 try:
-                    names[target.id] = ast.literal_eval(node.value) if node.value is not None else None
+                    names[target.id] = ast.literal_eval(value) if value is not None else None
                 except ValueError:
                     names[target.id] = None
     return names

@@ -309,7 +309,8 @@ def pretty_diff(s: StepDiff, result: RunDiff, *, color: bool) -> str:
 
     buf = io.StringIO()
     config = PrettyPrintConfig(out=buf, include=_Include(), use_color=color)
-    pretty_print_notebook_diff(f"A/{s.step}/{s.a.name}", f"B/{s.step}/{s.b.name}", s.nb_a, s.diff, config)
+    a, b = _both(s)
+    pretty_print_notebook_diff(f"A/{s.step}/{a.name}", f"B/{s.step}/{b.name}", s.nb_a, s.diff, config)
     return buf.getvalue()
 
 
@@ -381,12 +382,20 @@ def web_step(result: RunDiff, step: str | None) -> StepDiff:
     )
 
 
+def _both(s: StepDiff) -> tuple[Path, Path]:
+    if s.a is None or s.b is None:
+        raise ConfigError(
+            f"step '{s.step}' has an executed notebook in only one of the runs; there is no pair to diff."
+        )
+    return s.a, s.b
+
+
 def prepare_web(result: RunDiff, step: str | None, port: int = 0, folder: Path | None = None) -> WebDiff:
     """Write both normalised notebooks of the chosen step to a folder and pick the port to serve them on."""
     chosen = web_step(result, step)
     folder = Path(folder or tempfile.mkdtemp(prefix="aidevops-diff-"))
     names = []
-    for tag, run, path in (("A", result.a, chosen.a), ("B", result.b, chosen.b)):
+    for tag, run, path in zip("AB", (result.a, result.b), _both(chosen)):
         name = f"{tag}-{run.run_id}-{path.name}"
         (folder / name).write_text(json.dumps(normalised(path, run), indent=1), encoding="utf-8")
         names.append(name)

@@ -327,7 +327,7 @@ def _plots_section(report: Report, run: RunView, output: Path, self_contained: b
         return
     report.add(Heading(2, "Plots"))
     if self_contained:
-        counts = {}
+        counts: dict[str, int] = {}
         for step, *_ in found:
             counts[step] = counts.get(step, 0) + 1
         report.add(

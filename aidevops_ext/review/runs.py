@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..finite import is_finite_number
 from ..pipeline.records import find_run
 from ..workspace import Workspace
 
@@ -83,8 +84,9 @@ class RunView:
         record = self.metrics_record()
         if not isinstance(record, dict):
             return {}
-        values = record.get("candidate") if isinstance(record.get("candidate"), dict) else record
-        return {k: float(v) for k, v in values.items() if _is_number(v)}
+        candidate = record.get("candidate")
+        values = candidate if isinstance(candidate, dict) else record
+        return {k: float(v) for k, v in values.items() if is_finite_number(v)}
 
     def registration(self) -> dict[str, Any] | None:
         """The register step's registration.json (model, version, gate_passed, reasons), if any."""
@@ -102,7 +104,7 @@ def changed_values(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any,
     rows = []
     for key in list(dict.fromkeys([*a, *b])):
         va, vb = a.get(key), b.get(key)
-        if _is_number(va) and _is_number(vb):
+        if is_finite_number(va) and is_finite_number(vb):
             if va == vb or math.isclose(float(va), float(vb), rel_tol=0, abs_tol=1e-12):
                 continue
         elif va == vb:
@@ -129,7 +131,3 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise ConfigError(f"{path} is not readable JSON; re-run the step that writes it.") from None
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))

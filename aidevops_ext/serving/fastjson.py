@@ -20,6 +20,7 @@ import numpy as np
 
 from .validation import is_column_name
 
+simdjson: Any
 try:  # optional: without it every body takes the orjson path
     import simdjson
 except ImportError:  # pragma: no cover - declared as a dependency

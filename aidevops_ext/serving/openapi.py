@@ -140,7 +140,7 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
         },
     }
     output_names = [t["name"] for t in model.output_tensors()]
-    tensor = {
+    tensor: dict[str, Any] = {
         "type": "object",
         "required": ["name", "datatype", "shape"],
         "properties": {
@@ -277,7 +277,7 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "model_uri": {"type": "string"},
+                "model_uri": {"type": "string", "pattern": "^models:/"},
                 "share": {"type": "number", "minimum": 0, "maximum": 1},
                 "actor": {"type": "string", "maxLength": 1000},
                 "reason": {"type": "string", "maxLength": 1000},
@@ -542,6 +542,8 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
             "/admin/canary/share": admin("Change the canary's share"),
             "/admin/canary/promote": admin("Make the canary active"),
             "/admin/canary/clear": admin("Drop the canary"),
+            "/admin/shadow": admin("Load, smoke-test and mirror live traffic to a shadow version"),
+            "/admin/shadow/clear": admin("Stop mirroring and unload the shadow"),
         },
         "components": {
             "schemas": _schemas(model),

@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from .errors import ModelRefused, RequestError
-from .models import ServedModel, finite_outputs
+from .models import PyfuncModel, ServedModel, finite_outputs
 
 
 def reference_rows(model: ServedModel) -> tuple[list[list[float]] | None, str]:
@@ -49,7 +49,7 @@ def smoke_test(model: ServedModel) -> dict[str, Any]:
     """Run the reference rows through parse + predict; returns a summary or raises ModelRefused."""
     start = time.perf_counter()
     try:
-        if model.fast:
+        if model.fast or not isinstance(model, PyfuncModel):
             summary = _smoke_fast(model)
         else:
             summary = _smoke_pyfunc(model)
@@ -83,10 +83,9 @@ def _smoke_fast(model: ServedModel) -> dict[str, Any]:
     proba = model.predict_proba(X)
     if proba is not None:
         proba = np.asarray(proba)
-        if proba.shape != (len(rows), len(model.classes)):
-            raise _refuse(
-                model, f"predict_proba returned shape {list(proba.shape)}, expected {[len(rows), len(model.classes)]}"
-            )
+        expected = [len(rows), len(model.classes) if model.classes is not None else 0]
+        if list(proba.shape) != expected:
+            raise _refuse(model, f"predict_proba returned shape {list(proba.shape)}, expected {expected}")
         if not np.isfinite(proba).all():
             raise _refuse(model, "predict_proba returned NaN or infinite probabilities")
         if not np.allclose(proba.sum(axis=1), 1.0, atol=1e-3) or (proba < -1e-6).any():
@@ -95,7 +94,7 @@ def _smoke_fast(model: ServedModel) -> dict[str, Any]:
     return {"rows": len(rows), "input": origin}
 
 
-def _smoke_pyfunc(model: ServedModel) -> dict[str, Any]:
+def _smoke_pyfunc(model: PyfuncModel) -> dict[str, Any]:
     example, origin = _pyfunc_example(model)
     if example is None:
         return {"rows": 0, "input": "none", "note": "no input example or signature: predictions not checked"}
@@ -105,7 +104,7 @@ def _smoke_pyfunc(model: ServedModel) -> dict[str, Any]:
     return {"rows": n, "input": origin}
 
 
-def _pyfunc_example(model: ServedModel) -> tuple[Any, str]:
+def _pyfunc_example(model: PyfuncModel) -> tuple[Any, str]:
     if model.input_example is not None:
         return model.input_example, "example"
     schema = model.input_schema
