@@ -18,6 +18,7 @@ Never edit a released migration: append one. Standard library only (the model se
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from .errors import AidevopsError
 # One busy timeout for every writer: the longest wait any of them needed (the store's, 15 s). The request log
 # writes off the request path, so waiting on a notebook's or the CLI's transaction never delays a response.
 BUSY_TIMEOUT_S = 15.0
+WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -167,6 +169,52 @@ CREATE TABLE IF NOT EXISTS retrains (
 CREATE INDEX IF NOT EXISTS retrains_deployment ON retrains (deployment, id);
 """,
     ),
+    (
+        2,
+        """
+-- The deployment whose server logged a request or stored a label (NULL: a plain `aidevops serve`), so two
+-- deployments of one model keep their own monitoring data and their own retention (serving/compaction.py).
+ALTER TABLE request_log ADD COLUMN deployment TEXT;
+ALTER TABLE feedback ADD COLUMN deployment TEXT;
+-- What a logged row weighs on disk, about (its blobs and text plus a fixed share for the other columns and
+-- the indexes): retention by size sums it over the deployment_time index, never reading the row itself.
+ALTER TABLE request_log ADD COLUMN size_bytes INTEGER;
+-- Rows logged before: they belong to their model's deployment when the model has exactly one.
+UPDATE request_log SET
+    deployment = CASE WHEN (SELECT count(*) FROM deployments d WHERE d.model = request_log.model) = 1
+        THEN (SELECT d.name FROM deployments d WHERE d.model = request_log.model) END,
+    size_bytes = 320 + COALESCE(length(inputs), 0) + COALESCE(length(predictions), 0)
+        + COALESCE(length(frame), 0) + COALESCE(length(error), 0);
+UPDATE feedback SET deployment = (SELECT r.deployment FROM request_log r WHERE r.request_id = feedback.request_id)
+WHERE EXISTS (SELECT 1 FROM request_log r WHERE r.request_id = feedback.request_id);
+-- A deployment's newest rows of a version (the live window), its time range (charts, retention by age and rows).
+CREATE INDEX IF NOT EXISTS request_log_deployment_version_id ON request_log (deployment, version, id);
+CREATE INDEX IF NOT EXISTS request_log_deployment_time ON request_log (deployment, ts, size_bytes);
+CREATE INDEX IF NOT EXISTS feedback_deployment_time ON feedback (deployment, ts);
+""",
+    ),
+    (
+        3,
+        """
+-- serving/shadow.py: a shadow version's answers to mirrored live requests, beside the active version's
+-- (same request id, so feedback labels judge both); at most RETAIN_ROWS rows per deployment are kept.
+CREATE TABLE IF NOT EXISTS shadow_log (
+    id INTEGER PRIMARY KEY,
+    deployment TEXT,
+    request_id TEXT NOT NULL,
+    ts REAL NOT NULL,
+    model TEXT NOT NULL,
+    active_version TEXT NOT NULL,
+    shadow_version TEXT NOT NULL,
+    n_rows INTEGER NOT NULL,
+    agreed INTEGER NOT NULL,
+    active_predictions TEXT,
+    shadow_predictions TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS shadow_log_deployment_version ON shadow_log (deployment, shadow_version, id);
+""",
+    ),
 )
 
 CURRENT = MIGRATIONS[-1][0]
@@ -202,7 +250,14 @@ def connect(
             # durable in WAL mode except for the last transactions at a power cut, never corrupting.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # After a checkpoint the -wal file is cut back to this size: a burst of writes (a flood of
+            # requests, a compaction pass) leaves no big WAL file behind.
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         version = _version(conn)
+        if not readonly and version == 0 and _is_empty(conn):
+            # Pages freed by compaction go back to the file system (PRAGMA incremental_vacuum). SQLite takes
+            # this only before the first table; an older file is converted once, after its migration below.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         if version > latest:
             raise AidevopsError(
                 f"{path} was written by a newer aidevops (deploy.db version {version}; this one knows up to "
@@ -210,6 +265,8 @@ def connect(
             )
         if version < latest and not readonly:
             migrate(conn, migrations)
+            if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
+                _make_incremental(conn, path)
     except BaseException:
         conn.close()
         raise
@@ -245,6 +302,23 @@ def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] = MI
 
 def _version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _is_empty(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+def _make_incremental(conn: sqlite3.Connection, path: Path) -> None:
+    """Turn on incremental vacuum in a file created without it (one VACUUM: it rewrites the file once).
+
+    Best effort: while another connection is writing, the VACUUM is skipped and tried at the next upgrade;
+    without it freed pages are still reused, so the file stops growing, it only does not shrink.
+    """
+    try:
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        conn.execute("VACUUM")
+    except sqlite3.OperationalError as exc:
+        logging.getLogger("aidevops").info("%s keeps auto_vacuum off for now (%s)", path, exc)
 
 
 def _create_private(path: Path) -> None:

@@ -112,16 +112,16 @@ def series(
     end = time.time() if now is None else float(now)
     start = end - minutes * 60.0
     db = ws.deploy_db
-    logged = read_requests(db, dep.model, since=start)
+    logged = read_requests(db, dep.model, since=start, deployment=dep.name)
     requests = request_series(
         logged["ts"], logged["latency_ms"], logged["status"], buckets=buckets, start=start, end=end
     )
     version = dep.active_version
     cfg = monitor_config(dep)
     task, profile = _reference(ws, dep.model, version)
-    win = read_window(db, dep.model, version, rows=cfg.window * HISTORY_WINDOWS)
+    win = read_window(db, dep.model, version, rows=cfg.window * HISTORY_WINDOWS, deployment=dep.name)
     feedback = (
-        read_feedback(db, dep.model, version=version, first_id=win.first_id, last_id=win.last_id)
+        read_feedback(db, dep.model, version=version, first_id=win.first_id, last_id=win.last_id, deployment=dep.name)
         if win.first_id is not None
         else []
     )

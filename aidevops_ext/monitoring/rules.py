@@ -8,6 +8,7 @@
         - {name: accuracy-low, metric: accuracy_lower, op: "<", threshold: 0.9}
         - {name: errors, metric: error_rate, op: ">", threshold: 0.01}
         - {name: latency, metric: latency_p99_ms, op: ">", threshold: 50}
+      retention: {max_rows: 100_000, max_age_days: 30, max_mb: 256}   # this deployment's log and labels
 
 Standard library only: the pipeline spec loader checks a spec's `monitor:` section with this module
 when it reads the spec, and a fully cached `aidevops run` must not import NumPy. Evaluation of the
@@ -33,7 +34,16 @@ from .defaults import (
     DEFAULT_WASSERSTEIN_THRESHOLD,
 )
 
-__all__ = ["FEATURE_METRICS", "METRICS", "MonitorConfig", "Rule", "parse_monitor", "parse_rule"]
+__all__ = [
+    "FEATURE_METRICS",
+    "METRICS",
+    "MonitorConfig",
+    "Retention",
+    "Rule",
+    "parse_monitor",
+    "parse_retention",
+    "parse_rule",
+]
 
 # Per-feature drift metrics: a rule on one needs `any_feature: true` or `feature: NAME`.
 FEATURE_METRICS = {
@@ -100,7 +110,17 @@ _RULE_KEYS = {
     "action",
     "description",
 }
-_MONITOR_KEYS = {"window", "min_rows", "min_labels", "psi_bands", "alpha", "wasserstein_threshold", "rules"}
+_MONITOR_KEYS = {
+    "window",
+    "min_rows",
+    "min_labels",
+    "psi_bands",
+    "alpha",
+    "wasserstein_threshold",
+    "rules",
+    "retention",
+}
+_RETENTION_KEYS = {"max_rows", "max_age_days", "max_mb"}
 
 OK, FIRING, RESOLVED = "ok", "firing", "resolved"
 
@@ -134,6 +154,29 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How much of one deployment's traffic deploy.db keeps (serving/compaction.py enforces it in the server).
+
+    The request log and the feedback labels each keep at most `max_rows` rows, none older than
+    `max_age_days`; the request log's rows also weigh at most `max_mb` together (a logged request weighs
+    ~0.5 KB plus its logged inputs and predictions, so rows alone do not bound the file). The oldest go first.
+    The defaults bound one deployment to a few hundred MB of a laptop's disk.
+    """
+
+    max_rows: int = 100_000
+    max_age_days: float = 30.0
+    max_mb: float = 256.0
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_mb * 1024 * 1024)
+
+    @property
+    def max_age_seconds(self) -> float:
+        return self.max_age_days * 86400.0
+
+
+@dataclass(frozen=True)
 class MonitorConfig:
     """The `monitor:` section of a pipeline spec, checked."""
 
@@ -144,6 +187,7 @@ class MonitorConfig:
     alpha: float = DEFAULT_ALPHA
     wasserstein_threshold: float = DEFAULT_WASSERSTEIN_THRESHOLD
     rules: tuple[Rule, ...] = ()
+    retention: Retention = Retention()
 
     def drift_options(self) -> dict:
         """Keyword arguments for feature_drift / prediction_drift."""
@@ -231,6 +275,23 @@ def parse_rule(raw: Any, index: int = 0) -> Rule:
     )
 
 
+def parse_retention(raw: Any) -> Retention:
+    """Check the `retention:` mapping of the `monitor:` section (None: the defaults)."""
+    if raw is None:
+        return Retention()
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"monitor: retention must be a mapping like {{max_rows: 100000, max_age_days: 30, max_mb: 256}}, got {raw!r}."
+        )
+    _unknown("retention", raw.keys(), _RETENTION_KEYS)
+    d = Retention()
+    return Retention(
+        max_rows=_int("retention", "max_rows", raw.get("max_rows", d.max_rows), 100),
+        max_age_days=_float("retention", "max_age_days", raw.get("max_age_days", d.max_age_days), 0.0, 36500.0),
+        max_mb=_float("retention", "max_mb", raw.get("max_mb", d.max_mb), 0.0, 1024.0 * 1024.0),
+    )
+
+
 def parse_monitor(raw: Any) -> MonitorConfig:
     """Check a pipeline spec's `monitor:` section (None: defaults, no rules) and return it."""
     if raw is None:
@@ -271,4 +332,5 @@ def parse_monitor(raw: Any) -> MonitorConfig:
             "section", "wasserstein_threshold", raw.get("wasserstein_threshold", d.wasserstein_threshold), 0.0
         ),
         rules=rules,
+        retention=parse_retention(raw.get("retention")),
     )

@@ -4,7 +4,11 @@ their predictions and request outcomes, and the feedback labels given for them.
 The monitor in the server, `aidevops monitor`, the notebooks and the retraining loop all read the log
 through this module, so the log's layout (see requestlog.py) is known in one place. Reads are bounded:
 a window asks for the newest N rows of one version and walks the log backwards in batches over the
-(model, version, ts) index, whatever the size of the log.
+(model, version, id) index, whatever the size of the log.
+
+Deployments: every reader takes `deployment`. Given, it reads only what that deployment's server logged
+(over the (deployment, ...) indexes; the model is then checked without steering the index), so two
+deployments of one model never share a window, a chart or labels. None reads every row of the model.
 
 Row ids: feedback labels one row of one request, so a logged row is named `"<request_id>:<row>"`.
 
@@ -60,6 +64,13 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list]:
     return " AND ".join(sql for sql, _ in kept), [v for _, v in kept]
 
 
+def _scope(model: str, deployment: str | None) -> list[tuple[str, Any]]:
+    """The conditions naming whose rows to read: a deployment's (its indexes), else a model's."""
+    if deployment is None:
+        return [("model = ?", model)]
+    return [("deployment = ?", deployment), ("+model = ?", model)]  # `+`: not an index choice
+
+
 def _open(db: Path | str) -> sqlite3.Connection | None:
     path = Path(db)
     if not path.is_file():
@@ -68,7 +79,14 @@ def _open(db: Path | str) -> sqlite3.Connection | None:
 
 
 def read_window(
-    db: Path | str, model: str, version: str | None, *, rows: int, n_features: int | None = None, after_id: int = 0
+    db: Path | str,
+    model: str,
+    version: str | None,
+    *,
+    rows: int,
+    n_features: int | None = None,
+    after_id: int = 0,
+    deployment: str | None = None,
 ) -> LiveWindow:
     """The newest `rows` logged input rows of `model` `version` (any version when None), with their requests.
 
@@ -80,7 +98,7 @@ def read_window(
     if conn is None:
         return empty
     try:
-        where, args = _where(("model = ?", model), ("id > ?", int(after_id)), ("version = ?", version))
+        where, args = _where(*_scope(model, deployment), ("version = ?", version), ("id > ?", int(after_id)))
         picked: list[tuple] = []
         have, before = 0, None
         while have < rows:
@@ -203,20 +221,31 @@ def _frames(parts: list[tuple[list, list]]) -> Any:
 
 
 def read_feedback(
-    db: Path | str, model: str, *, first_id: int | None = None, last_id: int | None = None, version: str | None = None
+    db: Path | str,
+    model: str,
+    *,
+    first_id: int | None = None,
+    last_id: int | None = None,
+    version: str | None = None,
+    deployment: str | None = None,
 ) -> list[tuple[str, Any, float]]:
-    """Labels [("<request_id>:<row>", label, label_ts)] given for logged requests of `model` in an id range."""
+    """Labels [("<request_id>:<row>", label, label_ts)] given for logged requests of `model` in an id range
+    (with `deployment`: labels that deployment's server took, for requests it logged)."""
     conn = _open(db)
     if conn is None:
         return []
     where, args = _where(
-        ("r.model = ?", model), ("r.version = ?", version), ("r.id >= ?", first_id), ("r.id <= ?", last_id)
+        *[("r." + sql.lstrip("+"), v) for sql, v in _scope(model, deployment)],
+        ("r.version = ?", version),
+        ("r.id >= ?", first_id),
+        ("r.id <= ?", last_id),
     )
+    mine, mine_args = ("", []) if deployment is None else (" AND f.deployment = ?", [deployment])
     try:
         found = conn.execute(
             "SELECT f.request_id, f.row, f.label, f.ts FROM feedback f WHERE f.request_id IN "
-            f"(SELECT r.request_id FROM request_log r WHERE {where}) ORDER BY f.id",
-            args,
+            f"(SELECT r.request_id FROM request_log r WHERE {where}){mine} ORDER BY f.id",
+            args + mine_args,
         ).fetchall()
     except sqlite3.OperationalError:  # a log from before the feedback table existed
         return []
@@ -225,16 +254,17 @@ def read_feedback(
     return [(f"{rid}:{row}", orjson.loads(label), ts) for rid, row, label, ts in found]
 
 
-def logged_rows(db: Path | str, model: str, version: str, *, after_id: int = 0) -> tuple[int, int]:
+def logged_rows(
+    db: Path | str, model: str, version: str, *, after_id: int = 0, deployment: str | None = None
+) -> tuple[int, int]:
     """(input rows logged for `model` `version` after `after_id`, the newest id): counts windows cheaply."""
     conn = _open(db)
     if conn is None:
         return 0, after_id
+    where, args = _where(*_scope(model, deployment), ("version = ?", str(version)), ("id > ?", int(after_id)))
     try:
         total, newest = conn.execute(
-            "SELECT COALESCE(SUM(input_rows), 0), MAX(id) FROM request_log "
-            "WHERE model = ? AND version = ? AND id > ? AND status = 200",
-            (model, str(version), int(after_id)),
+            f"SELECT COALESCE(SUM(input_rows), 0), MAX(id) FROM request_log WHERE {where} AND status = 200", args
         ).fetchone()
     finally:
         conn.close()
@@ -242,11 +272,18 @@ def logged_rows(db: Path | str, model: str, version: str, *, after_id: int = 0) 
 
 
 def read_requests(
-    db: Path | str, model: str, *, since: float | None = None, version: str | None = None, limit: int = 1_000_000
+    db: Path | str,
+    model: str,
+    *,
+    since: float | None = None,
+    version: str | None = None,
+    limit: int = 1_000_000,
+    deployment: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Time, latency, status and version of every logged request of `model` since `since` (for time series charts).
 
-    Reads four small columns over the (model, version, ts) index: ~100,000 requests in tens of milliseconds.
+    Reads four small columns over the (model, ts) or (deployment, ts) index: ~100,000 requests in tens of
+    milliseconds.
     """
     conn = _open(db)
     empty = {
@@ -258,7 +295,7 @@ def read_requests(
     if conn is None:
         return empty
     where, args = _where(
-        ("model = ?", model), ("ts >= ?", None if since is None else float(since)), ("version = ?", version)
+        *_scope(model, deployment), ("ts >= ?", None if since is None else float(since)), ("version = ?", version)
     )
     try:
         rows = conn.execute(

@@ -46,6 +46,7 @@ class LiveMonitor:
         self.latest: dict[str, Any] = {"status": "starting", "deployment": deployment}
         self._counts: dict[tuple[str, str], tuple[int, int]] = {}  # (model, version) -> (rows, last id)
         self._state: dict[str, dict] | None = None
+        self._state_version: str | None = None  # the version `_state` counts windows of
         self._last_error = 0.0
 
     # ------------------------------------------------------------------ one pass (blocking)
@@ -69,9 +70,14 @@ class LiveMonitor:
             return summary
         blocks = self._blocks(model.name, model.version)
         window_id = f"{model.version}:{blocks}"
-        win = read_window(self.db, model.name, model.version, rows=cfg.window, n_features=model.n_features)
+        mine = self.deployment
+        win = read_window(
+            self.db, model.name, model.version, rows=cfg.window, n_features=model.n_features, deployment=mine
+        )
         feedback = (
-            read_feedback(self.db, model.name, version=model.version, first_id=win.first_id, last_id=win.last_id)
+            read_feedback(
+                self.db, model.name, version=model.version, first_id=win.first_id, last_id=win.last_id, deployment=mine
+            )
             if win.first_id is not None
             else []
         )
@@ -99,15 +105,18 @@ class LiveMonitor:
 
     def _blocks(self, model: str, version: str) -> int:
         rows, last = self._counts.get((model, version), (0, 0))
-        more, last = logged_rows(self.db, model, version, after_id=last)
+        more, last = logged_rows(self.db, model, version, after_id=last, deployment=self.deployment)
         self._counts[(model, version)] = (rows + more, last)
         return (rows + more) // self.config.window
 
     def _evaluate(self, snapshot: dict, model: Any, now: float) -> list[dict]:
         assert self.alerts is not None and self.deployment is not None
-        if self._state is None:
-            self._state = self.alerts.load_state(self.deployment)
+        closing: list[dict] = []
+        if self._state is None or self._state_version != model.version:  # a new version starts fresh (alertstore.py)
+            self._state, closing = self.alerts.state_for_version(self.deployment, model.version, now)
+            self._state_version = model.version
         state, events = evaluate_rules(self.config, snapshot, self._state, now)
+        events = closing + events
         if events or state != self._state:
             ids = self.alerts.save(self.deployment, state, events, model=model.name, version=model.version)
             for ev, eid in zip(events, ids):

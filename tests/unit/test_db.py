@@ -23,6 +23,7 @@ EVERY_TABLE = {
     "request_log",
     "feedback",
     "retrains",
+    "shadow_log",
 }
 
 # The layout aidevops wrote before deploy.db was versioned (user_version 0): the SCHEMA strings of
@@ -422,3 +423,60 @@ def test_db_imports_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_version_1_deploy_db_gains_deployment_columns_keeps_its_rows_and_can_shrink(tmp_path):
+    """Migration 2: request_log and feedback name their deployment (a model's only deployment for old rows),
+    logged rows carry their size, and the file is converted to incremental vacuum."""
+    path = tmp_path / "deploy.db"
+    conn = sqlite3.connect(path, isolation_level=None)  # as aidevops at version 1 left it: auto_vacuum off
+    assert db.migrate(conn, db.MIGRATIONS[:1]) == 1
+    conn.executemany(
+        "INSERT INTO deployments (name, model, ref, state, created, updated) VALUES (?, ?, ?, 'running', 1, 1)",
+        [("web", "m", "m@champion"), ("blue", "shared", "shared@champion"), ("green", "shared", "shared@champion")],
+    )
+    blob = np.zeros((2, 4), "<f4").tobytes()
+    for i, model in enumerate(["m", "m", "shared", "gone"]):
+        conn.execute(
+            "INSERT INTO request_log (request_id, ts, model, version, protocol, status, latency_ms, n_rows, "
+            "n_features, input_rows, row_step, inputs, predictions) VALUES (?, ?, ?, '1', 'oip', 200, 1, 2, 4, 2, 1, ?, '[0,1]')",
+            (f"r{i}", float(i), model, blob),
+        )
+    conn.execute("INSERT INTO feedback (request_id, row, label, ts) VALUES ('r0', 1, '1', 9.0)")
+    conn.execute("INSERT INTO feedback (request_id, row, label, ts) VALUES ('nobody', 0, '1', 9.0)")
+    conn.close()
+
+    conn = db.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == db.CURRENT >= 2
+        logged = conn.execute(
+            "SELECT request_id, model, deployment, size_bytes FROM request_log ORDER BY id"
+        ).fetchall()
+        size = 320 + len(blob) + len("[0,1]")
+        # one deployment of m: its rows are web's; shared has two (whose? unknown: NULL); gone has none
+        assert logged == [
+            ("r0", "m", "web", size),
+            ("r1", "m", "web", size),
+            ("r2", "shared", None, size),
+            ("r3", "gone", None, size),
+        ]
+        labels = conn.execute("SELECT request_id, row, label, deployment FROM feedback ORDER BY id").fetchall()
+        assert labels == [("r0", 1, "1", "web"), ("nobody", 0, "1", None)]
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # incremental: compaction can shrink the file
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {
+            "request_log_deployment_version_id",
+            "request_log_deployment_time",
+            "feedback_deployment_time",
+        } <= indexes
+    finally:
+        conn.close()
+
+
+def test_a_new_deploy_db_is_created_with_incremental_vacuum_and_a_bounded_wal(tmp_path):
+    conn = db.connect(tmp_path / "deploy.db")
+    try:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+        assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == db.WAL_SIZE_LIMIT_BYTES
+    finally:
+        conn.close()

@@ -1,0 +1,197 @@
+"""Retention of the request log and the feedback labels in deploy.db: a background thread in the model server.
+
+Every `interval` seconds (AIDEVOPS_COMPACT_SECONDS, default 30) the compactor of a server deletes the rows
+of its own deployment that its `Retention` (the `monitor:` section's `retention`) no longer keeps:
+- request log: rows older than `max_age_days`, past the newest `max_rows`, and past `max_mb` of their
+  `size_bytes` (summed newest first over the (deployment, ts, size_bytes) index; rows are not read);
+- feedback: labels older than `max_age_days` and past the newest `max_rows`.
+
+Serving is never stalled: the compactor runs in its own thread with its own connection and never touches
+the event loop. Writers are never blocked long: rows go in batches of `BATCH_ROWS` picked by id, each
+batch its own short transaction, with a pause between batches so the request-log writer and `/feedback`
+take the lock in between (WAL: readers are not blocked at all). Freed pages go back to the file system in
+steps of `VACUUM_PAGES` (`PRAGMA incremental_vacuum`, on since migration 2 of db.py), and a passive
+checkpoint lets the -wal file shrink to db.py's journal size limit, so the file shrinks after a flood too.
+
+A server with no deployment name (a plain `aidevops serve`) keeps the rows that have none.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..db import connect
+from ..errors import AidevopsError
+from ..monitoring.rules import Retention
+
+log = logging.getLogger("aidevops.serving")
+
+COMPACT_SECONDS_ENV = "AIDEVOPS_COMPACT_SECONDS"
+DEFAULT_INTERVAL_S = 30.0
+BATCH_ROWS = 500  # rows per delete transaction: a few milliseconds of the write lock
+PAUSE_S = 0.002  # between two batches: the other writers' turn
+VACUUM_PAGES = 512  # pages (2 MB at 4 KB) handed back to the file system per transaction
+WALK_ROWS = 5000  # index entries fetched at a time while finding where the size budget ends
+
+
+@dataclass
+class PassResult:
+    """What one compaction pass deleted and gave back."""
+
+    requests: int = 0
+    feedback: int = 0
+    pages_freed: int = 0
+    seconds: float = 0.0
+
+
+def compact_interval() -> float:
+    """Seconds between two passes: AIDEVOPS_COMPACT_SECONDS, else the default; a bad value is the default, logged."""
+    raw = os.environ.get(COMPACT_SECONDS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_INTERVAL_S
+    try:
+        value = float(raw)
+        if value > 0:
+            return value
+    except ValueError:
+        pass
+    log.warning(
+        "%s=%r is not a positive number of seconds; compacting every %gs", COMPACT_SECONDS_ENV, raw, DEFAULT_INTERVAL_S
+    )
+    return DEFAULT_INTERVAL_S
+
+
+class Compactor:
+    """Keeps one deployment's request log and labels within its retention; `start`/`stop` run it in a thread."""
+
+    def __init__(
+        self, path: Path | str, deployment: str | None, retention: Retention, *, interval: float | None = None
+    ) -> None:
+        self.path = Path(path)
+        self.deployment = deployment
+        self.retention = retention
+        self.interval = compact_interval() if interval is None else float(interval)
+        self.deleted_requests = 0
+        self.deleted_feedback = 0
+        self.passes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_warning = 0.0
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="aidevops-compactor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop between two batches (a pass in progress is cut short; the next server start finishes it)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.wait(self.interval):
+            try:
+                if conn is None:
+                    conn = connect(self.path)
+                self.compact(conn)
+            except (sqlite3.Error, OSError, AidevopsError) as exc:
+                if time.monotonic() - self._last_warning > 60:
+                    self._last_warning = time.monotonic()
+                    log.warning("Request log compaction failed (%s); retrying in %gs.", exc, self.interval)
+                if conn is not None:
+                    conn.close()
+                    conn = None
+        if conn is not None:
+            conn.close()
+
+    # ------------------------------------------------------------------ one pass
+    def compact(self, conn: sqlite3.Connection | None = None, now: float | None = None) -> PassResult:
+        """One pass: delete what the retention no longer keeps, hand freed pages back; what it did."""
+        own = conn is None
+        conn = connect(self.path) if conn is None else conn
+        started = time.monotonic()
+        now = time.time() if now is None else float(now)
+        try:
+            result = PassResult()
+            cut = max(now - self.retention.max_age_seconds, self._request_cut(conn))
+            result.requests = self._delete(conn, "request_log", cut)
+            cut = max(now - self.retention.max_age_seconds, self._feedback_cut(conn))
+            result.feedback = self._delete(conn, "feedback", cut)
+            if result.requests or result.feedback:
+                result.pages_freed = self._vacuum(conn)
+        finally:
+            if own:
+                conn.close()
+        result.seconds = time.monotonic() - started
+        self.passes += 1
+        self.deleted_requests += result.requests
+        self.deleted_feedback += result.feedback
+        return result
+
+    def _request_cut(self, conn: sqlite3.Connection) -> float:
+        """The newest time at which rows go for being past the newest `max_rows` or past `max_mb` (else -inf)."""
+        cur = conn.execute(
+            "SELECT ts, COALESCE(size_bytes, 320) FROM request_log WHERE deployment IS ? ORDER BY ts DESC",
+            (self.deployment,),
+        )
+        rows, total = 0, 0
+        max_rows, max_bytes = self.retention.max_rows, self.retention.max_bytes
+        try:
+            while batch := cur.fetchmany(WALK_ROWS):
+                for ts, size in batch:
+                    rows += 1
+                    total += size
+                    if rows > max_rows or total > max_bytes:
+                        return float(ts)
+        finally:
+            cur.close()
+        return float("-inf")
+
+    def _feedback_cut(self, conn: sqlite3.Connection) -> float:
+        found = conn.execute(
+            "SELECT ts FROM feedback WHERE deployment IS ? ORDER BY ts DESC LIMIT 1 OFFSET ?",
+            (self.deployment, self.retention.max_rows),
+        ).fetchone()
+        return float(found[0]) if found else float("-inf")
+
+    def _delete(self, conn: sqlite3.Connection, table: str, cut: float) -> int:
+        """Delete the deployment's rows of `table` with ts <= cut, oldest first, BATCH_ROWS per transaction."""
+        if cut == float("-inf"):
+            return 0
+        deleted = 0
+        statement = (
+            f"DELETE FROM {table} WHERE id IN "
+            f"(SELECT id FROM {table} WHERE deployment IS ? AND ts <= ? ORDER BY ts LIMIT {BATCH_ROWS})"
+        )
+        while not self._stop.is_set():
+            n = conn.execute(statement, (self.deployment, cut)).rowcount
+            deleted += max(n, 0)
+            if n < BATCH_ROWS:
+                break
+            time.sleep(PAUSE_S)
+        return deleted
+
+    def _vacuum(self, conn: sqlite3.Connection) -> int:
+        """Hand free pages back to the file system, VACUUM_PAGES per transaction; then a passive checkpoint."""
+        freed = 0
+        if int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]) == 2:
+            while not self._stop.is_set():
+                free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+                if free == 0:
+                    break
+                conn.execute(f"PRAGMA incremental_vacuum({min(free, VACUUM_PAGES)})").fetchall()
+                freed += min(free, VACUUM_PAGES)
+                time.sleep(PAUSE_S)
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        return freed
