@@ -26,7 +26,7 @@ estimate of new ones). A category feature is drifted when PSI is material and th
 significant, or when its missing rate moved. Each entry carries `kind` ("numeric" or "category") and,
 for categories, the top categories' reference and live shares (`top_categories`).
 
-Speed (1,000,000 x 50 float32 in well under a second on 2 cores): the window's features are
+Speed (benchmarks/monitoring.py measures it): the window's features are
 sorted once, as contiguous rows, in threads (NumPy's sort releases the GIL); every statistic then reads
 the sorted rows: bin counts by bisection at a few edges, KS at up to 4,096 order statistics per
 feature (exact for windows up to that size; beyond it within 1/4,096 of the exact statistic, which is
@@ -310,8 +310,8 @@ def _cdf_at(knots: np.ndarray, x: np.ndarray, rows: np.ndarray, side: Literal["l
     """Piecewise-linear reference CDF through the knots at x[k, i] (feature rows[i]): right-continuous
     for side="right", its left limit for side="left" (they differ only at repeated knots: point masses)."""
     K1 = knots.shape[1]
-    # one np.searchsorted per feature: at ~100 knots and up to _GRID points each it beat the all-features
-    # bisection (a gather per round over every point) by ~50x, which dominated drift at 900 features
+    # one np.searchsorted per feature: with ~100 knots and up to _GRID points each it is far cheaper than an
+    # all-features bisection, which gathers over every point each round
     j = np.empty(x.shape, dtype=np.int64)
     xt = np.ascontiguousarray(x.T)
     for i, r in enumerate(rows):
@@ -542,7 +542,7 @@ def _frame_drift(frame: Any, prof: dict, opt: _Options) -> tuple[list[FeatureDri
     for start in range(0, len(numeric), per_block):
         block = numeric[start : start + per_block]
         # column-major: each column is one contiguous copy here, and each feature one contiguous row of A.T
-        # for the sort (a row-major A took a strided write per column, ~40 % of the drift time at 1M rows)
+        # for the sort (a row-major A would take a strided write per column)
         A = np.empty((n, len(block)), dtype=np.float64, order="F")
         for i, f in enumerate(block):
             col = frame[by_name[f["name"]]]

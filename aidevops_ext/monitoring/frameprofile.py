@@ -18,11 +18,10 @@ are categories; every other integer or float column is numeric; other dtypes (da
 listed under `skipped` and not profiled.
 
 Speed: numeric columns are copied a block at a time into contiguous rows (a pandas column is already
-contiguous inside its block) and sorted there, so extra memory stays at about two blocks (~256 MB
-each) whatever the frame's size; category columns are hashed once by pandas.factorize and counted with
-np.bincount, never row by row in Python. Two threads share the blocks and the category columns.
-`python benchmarks/monitoring.py --frame` times this and drift at 1,000,000 x (900 + 100) columns:
-~10 s of CPU here for the profile, ~0.6 GB of memory beyond the table.
+contiguous inside its block) and sorted there, so extra memory stays at about two blocks whatever the
+frame's size; category columns are hashed once by pandas.factorize and counted with np.bincount, never
+row by row in Python. Two threads share the blocks and the category columns.
+`python benchmarks/monitoring.py --frame` measures this and drift on a wide mixed table.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Small distribution functions the monitors need: Kolmogorov and chi-square tails, normal quantiles, Wilson.
 
-Pure NumPy and the standard library, vectorized. SciPy has all of these, but `import scipy.special`
-costs ~1 s here and the model server imports monitoring; tests check these against SciPy.
+Pure NumPy and the standard library, vectorized. SciPy has all of these, but importing scipy.special is
+slow and the model server imports monitoring; tests check these against SciPy.
 """
 
 from __future__ import annotations

@@ -300,10 +300,10 @@ def _shutdown(km: Any) -> None:
 
 
 def import_papermill() -> Any:
-    """Import papermill without rfc3987-syntax, which builds a Lark grammar at import (~1 s here).
+    """Import papermill without rfc3987-syntax, which builds a Lark grammar at import.
 
     jsonschema loads it only to check the 'iri' string formats, which notebook validation never
-    uses; blocking it in this process halves papermill's import time (build notes).
+    uses; blocking it in this process makes papermill's import much cheaper.
     """
     import sys
 

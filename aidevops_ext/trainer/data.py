@@ -135,7 +135,7 @@ def make_synthetic(
         y += noise * 0.1 * rng.standard_normal(n_samples)
         y = y.astype(np.float32)
 
-    # Project to n_features and warp with tanh (fast, SIMD in NumPy; sin is ~100x slower here).
+    # Project to n_features and warp with tanh (SIMD in NumPy, unlike sin).
     proj = (rng.standard_normal((d, n_features)) / np.sqrt(d)).astype(np.float32)
     h = z @ proj
     X = np.tanh(h * np.float32(1.5))
@@ -454,11 +454,12 @@ def load_split(folder: str | os.PathLike) -> Split:
 # --------------------------------------------------------------------------- extra training rows
 
 
-def save_rows(X: np.ndarray, y: np.ndarray, folder: str | os.PathLike) -> Path:
+def save_rows(X: np.ndarray, y: np.ndarray, folder: str | os.PathLike, *, max_share: float | None = None) -> Path:
     """Write labelled rows (e.g. live traffic with its feedback labels) to `<folder>/<content hash>.npz`.
 
     The file name is the hash of the contents, so a pipeline param naming the file changes (and the
-    step cache misses) exactly when the rows do.
+    step cache misses) exactly when the rows do. `max_share` (0 < x <= 1) travels in the file:
+    `add_training_rows` adds at most that share of the training rows, the newest (last) rows first.
     """
     import hashlib  # noqa: PLC0415
     import io  # noqa: PLC0415
@@ -470,7 +471,10 @@ def save_rows(X: np.ndarray, y: np.ndarray, folder: str | os.PathLike) -> Path:
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
         raise DataError(f"rows must be a 2-D X with one label per row, got X {X.shape} and y {y.shape}.")
     buf = io.BytesIO()
-    np.savez(buf, X=X, y=y)
+    if max_share is None:
+        np.savez(buf, X=X, y=y)
+    else:
+        np.savez(buf, X=X, y=y, max_share=np.float64(max_share))
     payload = buf.getvalue()
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -480,6 +484,13 @@ def save_rows(X: np.ndarray, y: np.ndarray, folder: str | os.PathLike) -> Path:
         tmp.write_bytes(payload)
         os.replace(tmp, path)
     return path
+
+
+def share_cap(own_rows: int, max_share: float | None) -> int:
+    """How many added rows keep them at most `max_share` of own_rows + added (None or 1: no cap)."""
+    if max_share is None or max_share >= 1:
+        return 2**62
+    return int(np.floor(max(float(max_share), 0.0) * own_rows / (1.0 - float(max_share)) + 1e-9))
 
 
 def add_training_rows(split: Split, path: str | os.PathLike) -> tuple[Split, int]:
@@ -494,6 +505,7 @@ def add_training_rows(split: Split, path: str | os.PathLike) -> tuple[Split, int
     try:
         with np.load(p, allow_pickle=False) as f:
             X, y = f["X"], f["y"]
+            max_share = float(f["max_share"]) if "max_share" in f.files else None
     except (ValueError, OSError, KeyError, EOFError) as exc:
         raise DataError(
             f"{p} is not an .npz with arrays X and y ({type(exc).__name__}); write it with data.save_rows."
@@ -518,6 +530,8 @@ def add_training_rows(split: Split, path: str | os.PathLike) -> tuple[Split, int
                 f"{p} has labels {unknown[:5].tolist()} the training data never has; check the feedback labels."
             )
     X = X.astype(split.X_train.dtype, copy=False)
+    cap = share_cap(len(split.y_train), max_share)
+    X, y = X[len(X) - min(cap, len(X)) :], y[len(y) - min(cap, len(y)) :]  # the newest rows are last
     keys_train = split.keys_train
     if keys_train is not None:
         keys_train = np.concatenate([keys_train, splitting.row_keys(X)])

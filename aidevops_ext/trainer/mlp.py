@@ -54,7 +54,7 @@ def load_engine() -> ModuleType | None:
 
     None when AIDEVOPS_NUMBA is 0 / false / no / off, when Numba is not installed, or when
     NumPy's BLAS gemm could not be found and checked. Imported here, at the first fit, never
-    at package import: Numba takes ~0.3 s to import.
+    at package import: Numba is slow to import.
     """
     global _engine_note
     if os.environ.get(ENGINE_ENV_VAR, "").strip().lower() in ("0", "false", "no", "off"):

@@ -1,8 +1,8 @@
 """The DataFrame MLflow's parser makes of a plain `dataframe_split` body, built column by column.
 
-Why: for a foreign model with a column signature, MLflow's `infer_and_parse_data` costs ~0.4 ms a
-single-row request (a pandas frame from row lists, then a cast per column); building the same frame
-from columns costs ~0.1 ms. Only the common, unambiguous body takes this path:
+Why: for a foreign model with a column signature, MLflow's `infer_and_parse_data` builds a pandas frame
+from row lists, then casts each column, which dominates a single-row request; building the same frame
+from columns is several times cheaper. Only the common, unambiguous body takes this path:
 `{"dataframe_split": {"columns": [...], "data": [[...], ...]}}` with no other key, every named column in
 the signature as `double` or `string`, each once, every row as long as `columns`, doubles given as JSON
 numbers or null and strings as JSON strings or null. Anything else (params, index, NaN literals,
