@@ -11,17 +11,30 @@ import {
   predictionData,
   rateData
 } from '../monitor/chartdata';
-import {
-  ago,
-  renderAlerts,
-  renderEvents,
-  renderHeader,
-  renderJob,
-  renderNumbers,
-  renderStatus
-} from '../monitor/components';
-import { replaceKeepingState } from '../common/keepstate';
+import * as React from 'react';
+
+import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
+import { ago, Alerts, Events, Header, IMonitorActions, Job, Numbers, Status } from '../monitor/components';
 import { deployment, series, summary } from './monitorfixtures';
+import { dom, mount } from './reactdom';
+
+const renderNumbers = (s: MonitorSummary | null, series: MonitorSeries | null) =>
+  dom(React.createElement(Numbers, { summary: s, series }));
+const renderAlerts = (alerts: MonitorAlert[], now: number) => dom(React.createElement(Alerts, { alerts, now }));
+const renderEvents = (events: MonitorEvent[], now: number) => dom(React.createElement(Events, { events, now }));
+const header = (deployments: Deployment[], selected: string | null, busy: boolean, actions: IMonitorActions) =>
+  React.createElement(Header, { deployments, selected, busy, actions });
+const renderHeader = (deployments: Deployment[], selected: string | null, busy: boolean, actions: IMonitorActions) =>
+  dom(header(deployments, selected, busy, actions));
+const renderStatus = (
+  error: string | null,
+  loaded: boolean,
+  deployments: Deployment[],
+  dep: Deployment | undefined,
+  s: MonitorSummary | null
+) => dom(React.createElement(Status, { error, loaded, deployments, deployment: dep, summary: s }));
+const renderJob = (job: JobDetail | null, error: string | null, starting: boolean) =>
+  dom(React.createElement(Job, { job, error, starting }));
 
 const actions = () => ({ select: jest.fn(), refresh: jest.fn(), retrain: jest.fn() });
 const value = (root: HTMLElement, id: string) => root.querySelector(`[data-testid="${id}"]`) as HTMLElement;
@@ -116,12 +129,14 @@ describe('renderHeader, renderStatus and renderJob', () => {
     const select = header.querySelector('select') as HTMLSelectElement;
     expect(Array.from(select.options).map(o => o.value)).toEqual(['mon', 'old']);
     expect(select.value).toBe('mon');
-    select.value = 'old';
-    select.dispatchEvent(new Event('change'));
+    React.act(() => {
+      select.value = 'old';
+      select.dispatchEvent(new Event('change', { bubbles: true }));
+    });
     expect(a.select).toHaveBeenCalledWith('old');
     const button = header.querySelector('[data-testid="monitor-retrain"]') as HTMLButtonElement;
     expect(button.disabled).toBe(false);
-    button.click();
+    React.act(() => button.click());
     expect(a.retrain).toHaveBeenCalled();
     expect(
       (renderHeader(deps, 'mon', true, a).querySelector('[data-testid="monitor-retrain"]') as HTMLButtonElement)
@@ -233,13 +248,11 @@ describe('chart data', () => {
   });
 });
 
-describe('renderHeader across polls', () => {
-  it('shows the deployment the model selected after a re-render that keeps user state', () => {
-    const host = document.createElement('div');
-    document.body.replaceChildren(host);
+describe('the header across polls', () => {
+  it('shows the deployment the model selected after a re-render', () => {
     const deps = [deployment('a'), deployment('b')] as any;
-    replaceKeepingState(host, renderHeader(deps, 'a', false, actions()));
-    replaceKeepingState(host, renderHeader(deps, 'b', false, actions()));
-    expect((host.querySelector('[data-testid="monitor-deployment"]') as HTMLSelectElement).value).toBe('b');
+    const view = mount(header(deps, 'a', false, actions()));
+    view.render(header(deps, 'b', false, actions()));
+    expect((view.node.querySelector('[data-testid="monitor-deployment"]') as HTMLSelectElement).value).toBe('b');
   });
 });

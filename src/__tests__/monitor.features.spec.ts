@@ -2,9 +2,14 @@
  * @jest-environment jsdom
  */
 
-import { FeatureDrift } from '../common/api';
-import { renderFeatures, testText } from '../monitor/features';
+import * as React from 'react';
+
+import { FeatureDrift, MonitorSummary } from '../common/api';
+import { Features, testText } from '../monitor/features';
 import { summary } from './monitorfixtures';
+import { dom, mount } from './reactdom';
+
+const renderFeatures = (s: MonitorSummary | null) => dom(React.createElement(Features, { summary: s }));
 
 /** A category feature shaped like drift.py's FeatureDrift.to_dict() for kind "category". */
 const colour: FeatureDrift = {
@@ -57,8 +62,20 @@ describe('renderFeatures', () => {
       b => (b as HTMLElement).style.width
     );
     expect(widths).toEqual(['100.0%', '40.0%']);
-    // The categories' details keeps its open state across polls by this key.
-    expect(row.querySelector('details')!.getAttribute('data-keep')).toBe('categories:colour');
+  });
+
+  it("keeps a feature's opened top categories open across polls", () => {
+    const view = mount(React.createElement(Features, { summary: withColour() }));
+    const details = () => view.node.querySelector('tr[data-feature="colour"] details') as HTMLDetailsElement;
+    expect(details().open).toBe(false);
+    details().open = true;
+    const next = withColour();
+    next.drift!.features[next.drift!.features.length - 1].psi = 0.5;
+    view.render(React.createElement(Features, { summary: next }));
+    expect(view.node.querySelector('tr[data-feature="colour"] .jp-aidevops-feature-psi')!.textContent).toBe(
+      '0.500 major'
+    );
+    expect(details().open).toBe(true);
   });
 
   it('lists drifted features first, with why, and numeric features with KS and chi-square', () => {

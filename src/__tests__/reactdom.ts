@@ -32,3 +32,8 @@ export function mount(element?: React.ReactElement): {
   }
   return { node, render, unmount: () => React.act(() => root.unmount()) };
 }
+
+/** The element `element` renders to, in a fresh container. */
+export function dom(element: React.ReactElement): HTMLElement {
+  return mount(element).node.firstElementChild as HTMLElement;
+}

@@ -7,6 +7,7 @@ import { Dialog, InputDialog, showDialog } from '@jupyterlab/apputils';
 import * as React from 'react';
 
 import { Deployment, ModelVersion, RegisteredModel } from '../common/api';
+import { confirmed } from '../common/dialogs';
 import { ReactPanel } from '../common/panel';
 import { IActions, liveDeploymentOf, preferredAlias } from './components';
 import { DeployModel } from './model';
@@ -103,12 +104,7 @@ export class DeployPanel extends ReactPanel<DeployModel> {
     work: () => Promise<boolean>,
     warn = false
   ): Promise<void> {
-    const answer = await showDialog({
-      title,
-      body,
-      buttons: [Dialog.cancelButton(), warn ? Dialog.warnButton({ label }) : Dialog.okButton({ label })]
-    });
-    if (answer.button.accept) {
+    if (await confirmed(title, body, label, warn)) {
       await work();
     }
   }

@@ -107,11 +107,7 @@ export function predictionData(series: MonitorSeries | null): IPredictionBars {
   const n = Math.min(names.length, p.reference.length, p.live.length);
   return {
     names: names.slice(0, n),
-    data: [
-      names.slice(0, n).map((_, i) => i),
-      p.reference.slice(0, n).map(num),
-      p.live.slice(0, n).map(num)
-    ],
+    data: [names.slice(0, n).map((_, i) => i), p.reference.slice(0, n).map(num), p.live.slice(0, n).map(num)],
     task: p.task
   };
 }
@@ -148,7 +144,11 @@ export function seriesWindow(series: MonitorSeries | null): [number, number] | n
  * points, and never shorter than `minSpan`. Without this uPlot gives a single point a one-day range,
  * whose midnight ticks read "00:00 00:00".
  */
-export function timeRange(xs: ArrayLike<number>, window: [number, number] | null, minSpan = MIN_TIME_SPAN_S): [number, number] | null {
+export function timeRange(
+  xs: ArrayLike<number>,
+  window: [number, number] | null,
+  minSpan = MIN_TIME_SPAN_S
+): [number, number] | null {
   let lo = window ? window[0] : Infinity;
   let hi = window ? window[1] : -Infinity;
   for (let i = 0; i < xs.length; i++) {

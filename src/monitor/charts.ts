@@ -57,10 +57,7 @@ export class LiveChart {
     private readonly options: (width: number) => uPlot.Options,
     private readonly seriesForCount?: number
   ) {
-    this.observer =
-      typeof ResizeObserver === 'function'
-        ? new ResizeObserver(() => this.fit())
-        : null;
+    this.observer = typeof ResizeObserver === 'function' ? new ResizeObserver(() => this.fit()) : null;
     this.observer?.observe(host);
   }
 
@@ -131,7 +128,10 @@ const line = (label: string, stroke: string, value?: (u: uPlot, v: number | null
   value: value ? (u, v) => value(u, v) : undefined
 });
 
-const fixed = (digits: number, unit = '') => (_u: uPlot, v: number | null) => (v === null || v === undefined ? '—' : `${v.toFixed(digits)}${unit}`);
+const fixed =
+  (digits: number, unit = '') =>
+  (_u: uPlot, v: number | null) =>
+    v === null || v === undefined ? '—' : `${v.toFixed(digits)}${unit}`;
 
 export function rateChart(host: HTMLElement, window: TimeWindow = () => null): LiveChart {
   return new LiveChart(host, width =>
@@ -146,7 +146,11 @@ export function latencyChart(host: HTMLElement, window: TimeWindow = () => null)
   return new LiveChart(host, width =>
     base(
       width,
-      [line('p50 ms', COLORS.green, fixed(1)), line('p95 ms', COLORS.orange, fixed(1)), line('p99 ms', COLORS.red, fixed(1))],
+      [
+        line('p50 ms', COLORS.green, fixed(1)),
+        line('p95 ms', COLORS.orange, fixed(1)),
+        line('p99 ms', COLORS.red, fixed(1))
+      ],
       {
         axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
         scales: { x: timeScale(window), y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } }
@@ -176,7 +180,10 @@ export function accuracyChart(host: HTMLElement, window: TimeWindow = () => null
       ],
       {
         axes: [axis({ values: clock, space: 60 }), axis({ size: 45 })],
-        scales: { x: timeScale(window), y: { range: (_u, min, max) => [Math.max(0, Math.min(min, 0.5)), Math.min(1, Math.max(max, 0.5)) + 0.02] } },
+        scales: {
+          x: timeScale(window),
+          y: { range: (_u, min, max) => [Math.max(0, Math.min(min, 0.5)), Math.min(1, Math.max(max, 0.5)) + 0.02] }
+        },
         bands: [{ series: [3, 2], fill: 'rgba(31,119,180,0.15)' }]
       }
     )
@@ -186,7 +193,7 @@ export function accuracyChart(host: HTMLElement, window: TimeWindow = () => null
 /** Categorical x axis labelled from `names()` (features, classes). */
 function categories(names: () => string[]): uPlot.Axis {
   return axis({
-    values: (_u, splits) => splits.map(i => (Number.isInteger(i) ? names()[i] ?? '' : '')),
+    values: (_u, splits) => splits.map(i => (Number.isInteger(i) ? (names()[i] ?? '') : '')),
     space: 56, // label every k-th category so names do not overlap (k from incrs)
     rotate: 0,
     incrs: [1, 2, 4, 8, 16, 32, 64]

@@ -4,8 +4,19 @@
  * followed (GET jobs/{id}) until it ends.
  */
 
-import { AidevopsApi, ApiError, Deployment, Job, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
+import {
+  AidevopsApi,
+  ApiError,
+  Deployment,
+  Job,
+  JobDetail,
+  MonitorAlert,
+  MonitorEvent,
+  MonitorSeries,
+  MonitorSummary
+} from '../common/api';
 import { errorMessage, PolledModel } from '../common/polledmodel';
+import type { IMonitorState } from './view';
 
 export const MONITOR_POLL_MS = 3000;
 export const JOB_POLL_MS = 1500;
@@ -103,6 +114,24 @@ export class MonitorModel extends PolledModel {
     }
   }
 
+  /** Everything the panel shows, in one object. */
+  get view(): IMonitorState {
+    return {
+      deployments: this._deployments,
+      selected: this._selected,
+      deployment: this.deployment,
+      summary: this._summary,
+      series: this._series,
+      alerts: this._alerts,
+      events: this._events,
+      error: this.error,
+      loaded: this.loaded,
+      job: this._job,
+      jobError: this._jobError,
+      retraining: this.retraining
+    };
+  }
+
   /** Pick a deployment: its data is cleared and fetched now. */
   select(name: string): void {
     if (name === this._selected) {
@@ -135,7 +164,10 @@ export class MonitorModel extends PolledModel {
       let summary: MonitorSummary | null = null;
       let series: MonitorSeries | null = null;
       try {
-        [summary, series] = await Promise.all([this.api.monitor(name), this.api.series(name, SERIES_MINUTES, SERIES_BUCKETS)]);
+        [summary, series] = await Promise.all([
+          this.api.monitor(name),
+          this.api.series(name, SERIES_MINUTES, SERIES_BUCKETS)
+        ]);
       } catch (reason) {
         if (!(reason instanceof ApiError && reason.status === 409)) {
           throw reason;

@@ -25,11 +25,18 @@ const monitorIcon = new LabIcon({
 
 export const monitorPlugin: JupyterFrontEndPlugin<void> = {
   id: 'aidevops-ext:monitor-panel',
-  description: 'Live charts of a deployment (traffic, latency, errors, accuracy, drift, predictions), its alerts, and Retrain now.',
+  description:
+    'Live charts of a deployment (traffic, latency, errors, accuracy, drift, predictions), its alerts, and Retrain now.',
   autoStart: true,
   requires: [IAidevopsApi],
   optional: [ICommandPalette, ILauncher, ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, api: AidevopsApi, palette: ICommandPalette | null, launcher: ILauncher | null, restorer: ILayoutRestorer | null) => {
+  activate: (
+    app: JupyterFrontEnd,
+    api: AidevopsApi,
+    palette: ICommandPalette | null,
+    launcher: ILauncher | null,
+    restorer: ILayoutRestorer | null
+  ) => {
     const tracker = new WidgetTracker<MonitorPanel>({ namespace: 'aidevops-monitor' });
     let panel: MonitorPanel | null = null;
 

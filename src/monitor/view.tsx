@@ -1,0 +1,184 @@
+/**
+ * The Monitor panel's view in React (the panel re-renders it on every model change, see ReactPanel):
+ * the header, the key numbers, alerts, the six charts, the per-feature drift table and recent events.
+ * React reconciles, so what the user opened (a feature's top categories), the picked deployment and the
+ * scroll position stay across polls; each chart is built once and only gets new data (./charts).
+ *
+ * The DOM (classes, data-testid and data-* attributes) is the contract the browser tests read.
+ */
+
+import * as React from 'react';
+
+import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
+import {
+  accuracyData,
+  Aligned,
+  driftData,
+  errorRateData,
+  latencyData,
+  predictionData,
+  rateData,
+  seriesWindow
+} from './chartdata';
+import {
+  accuracyChart,
+  driftChart,
+  errorRateChart,
+  latencyChart,
+  LiveChart,
+  predictionChart,
+  rateChart,
+  TimeWindow
+} from './charts';
+import { Alerts, Events, Header, IMonitorActions, Job, Numbers, Status } from './components';
+import { Features } from './features';
+
+/** Everything the Monitor panel shows, in one object (see MonitorModel.view). */
+export interface IMonitorState {
+  deployments: Deployment[];
+  selected: string | null;
+  deployment: Deployment | undefined;
+  summary: MonitorSummary | null;
+  series: MonitorSeries | null;
+  alerts: MonitorAlert[];
+  events: MonitorEvent[];
+  error: string | null;
+  loaded: boolean;
+  job: JobDetail | null;
+  jobError: string | null;
+  retraining: boolean;
+}
+
+/** What a chart's axes read when they draw: the time window, and the names of categorical x values. */
+interface IAxisContext {
+  window: [number, number] | null;
+  driftNames: string[];
+  predictionNames: string[];
+}
+
+type ChartKey = 'rate' | 'latency' | 'errors' | 'accuracy' | 'drift' | 'predictions';
+
+/** One chart: a host element whose uPlot (built on mount, disposed on unmount) gets `data` on each render. */
+function Chart(props: {
+  name: ChartKey;
+  title: string;
+  note: string;
+  data: Aligned;
+  make: (host: HTMLElement) => LiveChart;
+}): React.ReactElement {
+  const host = React.useRef<HTMLDivElement>(null);
+  const chart = React.useRef<LiveChart | null>(null);
+  React.useEffect(() => {
+    chart.current = props.make(host.current as HTMLDivElement);
+    return () => {
+      chart.current?.dispose();
+      chart.current = null;
+    };
+  }, []);
+  React.useEffect(() => {
+    chart.current?.update(props.data);
+  });
+  return (
+    <section className="jp-aidevops-chart" data-testid={`monitor-chart-${props.name}`}>
+      <h4>{props.title}</h4>
+      <div className="jp-aidevops-chart-note jp-aidevops-muted">{props.note}</div>
+      {/* data-points: LiveChart keeps it up to date (drawable values); React only sets the initial 0. */}
+      <div className="jp-aidevops-chart-host" data-chart={props.name} data-points="0" ref={host} />
+    </section>
+  );
+}
+
+function Charts(props: { summary: MonitorSummary | null; series: MonitorSeries | null }): React.ReactElement {
+  const { summary: s, series } = props;
+  const acc = accuracyData(series);
+  const drift = driftData(s);
+  const predictions = predictionData(series);
+  // The axes read this when they draw (after this render): the latest window and category names.
+  const context = React.useRef<IAxisContext>({ window: null, driftNames: [], predictionNames: [] });
+  context.current = { window: seriesWindow(series), driftNames: drift.names, predictionNames: predictions.names };
+  const shown: TimeWindow = () => context.current.window;
+  const driftNote = drift.names.length
+    ? `bands ${drift.bands ? drift.bands.join(' / ') : '—'}, rule threshold ${drift.threshold ?? '—'}; ${s?.drift?.status ?? ''}`
+    : (s?.drift?.status ?? 'No drift statistics yet (the model needs a reference profile and logged rows).');
+  const unseen = series?.predictions?.unseen;
+  const predictionNote = predictions.names.length
+    ? `${series?.predictions?.n ?? 0} live predictions${unseen ? `, ${unseen} of unseen classes` : ''}`
+    : 'No predictions logged yet.';
+  return (
+    <div className="jp-aidevops-charts">
+      <Chart name="rate" title="Request rate" note="" data={rateData(series)} make={h => rateChart(h, shown)} />
+      <Chart
+        name="latency"
+        title="Latency p50 / p95 / p99"
+        note=""
+        data={latencyData(series)}
+        make={h => latencyChart(h, shown)}
+      />
+      <Chart
+        name="errors"
+        title="Error rate"
+        note=""
+        data={errorRateData(series)}
+        make={h => errorRateChart(h, shown)}
+      />
+      <Chart
+        name="accuracy"
+        title="Live accuracy (95 % interval)"
+        note={acc[0].length ? '' : 'No live accuracy yet: it needs labels (POST /feedback) for logged requests.'}
+        data={acc}
+        make={h => accuracyChart(h, shown)}
+      />
+      <Chart
+        name="drift"
+        title="Feature drift (PSI per feature)"
+        note={driftNote}
+        data={drift.data}
+        make={h => driftChart(h, () => context.current.driftNames)}
+      />
+      <Chart
+        name="predictions"
+        title="Predictions: live vs reference"
+        note={predictionNote}
+        data={predictions.data}
+        make={h => predictionChart(h, () => context.current.predictionNames)}
+      />
+    </div>
+  );
+}
+
+/** The whole panel body. */
+export function MonitorView(props: { state: IMonitorState; actions: IMonitorActions }): React.ReactElement {
+  const { state: m, actions } = props;
+  const now = Date.now() / 1000;
+  const s = m.summary;
+  return (
+    <div className="jp-aidevops-body">
+      <div data-testid="monitor-header-area">
+        <Header deployments={m.deployments} selected={m.selected} busy={m.retraining} actions={actions} />
+      </div>
+      <div data-testid="monitor-status-area">
+        <Status error={m.error} loaded={m.loaded} deployments={m.deployments} deployment={m.deployment} summary={s} />
+      </div>
+      <div data-testid="monitor-job-area">
+        <Job job={m.job} error={m.jobError} starting={m.retraining} />
+      </div>
+      <div data-testid="monitor-numbers-area">
+        <Numbers summary={s} series={m.series} />
+      </div>
+      <h3>Alerts</h3>
+      <div data-testid="monitor-alerts-area">
+        <Alerts alerts={m.alerts} now={now} />
+      </div>
+      <h3>Charts</h3>
+      <Charts summary={s} series={m.series} />
+      <h3>Feature drift</h3>
+      <div data-testid="monitor-features-area">
+        <Features summary={s} />
+      </div>
+      <h3>Recent events</h3>
+      <div data-testid="monitor-events-area">
+        <Events events={m.events} now={now} />
+      </div>
+    </div>
+  );
+}
