@@ -8,6 +8,11 @@ Tables (their layout and migrations are in aidevops_ext/db.py):
 
 The model server's monitor is the only writer of alert state (one evaluator, so a window is never
 counted twice); the CLI, notebooks and the retraining loop read it. Standard library and db.py only.
+
+Alert state belongs to the version that served: when another version becomes active (a switch, an
+approval, a rollback), its rules start fresh (`state_for_version`), and an alert still firing for the
+version that left is closed with a `resolved` event saying why. A retrained model is judged on its own
+traffic, never on windows counted against the model it replaced.
 """
 
 from __future__ import annotations
@@ -44,6 +49,42 @@ class AlertStore:
         finally:
             conn.close()
         return {r["rule"]: json.loads(r["detail"]) for r in rows}
+
+    def state_for_version(self, deployment: str, version: str, now: float) -> tuple[dict[str, dict], list[dict]]:
+        """(evaluator state to resume for `version`, `resolved` events closing the alerts that fire for another).
+
+        Rules stored for another version start fresh: they are left out of the state. Rows without a
+        version (written before versions were recorded) are resumed as they are."""
+        if not self.path.is_file():
+            return {}, []
+        conn = _connect(self.path)
+        try:
+            rows = conn.execute(
+                "SELECT rule, state, version, detail FROM alert_state WHERE deployment = ?", (deployment,)
+            ).fetchall()
+        finally:
+            conn.close()
+        state: dict[str, dict] = {}
+        closing: list[dict] = []
+        for r in rows:
+            if r["version"] is None or str(r["version"]) == str(version):
+                state[r["rule"]] = json.loads(r["detail"])
+            elif r["state"] == "firing":
+                closing.append(
+                    {
+                        "rule": r["rule"],
+                        "event": "resolved",
+                        "at": now,
+                        "metric": None,
+                        "value": None,
+                        "threshold": None,
+                        "features": [],
+                        "action": None,
+                        "message": f"{r['rule']} resolved: v{r['version']} no longer serves; the rule starts fresh "
+                        f"on v{version}",
+                    }
+                )
+        return state, closing
 
     def save(
         self,
