@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_approval import COMMANDS as _APPROVAL_COMMANDS
+from .cli_approval import awaiting_lines
 from .cli_loop import COMMANDS as _LOOP_COMMANDS
 from .cli_schedule import COMMANDS as _SCHEDULE_COMMANDS
 from .doctor import doctor_command as _doctor
@@ -686,9 +688,12 @@ def deployments(name, show_history, limit, as_json) -> None:
 
     ws = _workspace()
     if name is not None:
+        from .loop import awaiting_approval
+
         status = manager.status(ws, name, history_rows=limit)
+        held = awaiting_approval(ws, name)
         if as_json:
-            click.echo(json.dumps(status.to_dict(), indent=1, default=str))
+            click.echo(json.dumps({**status.to_dict(), "awaiting_approval": held}, indent=1, default=str))
             return
         d = status.deployment
         click.echo(f"{d.name} · {d.model} ({d.ref}) · {d.target} · {d.state}" + (f" · {d.url}" if d.url else ""))
@@ -707,6 +712,8 @@ def deployments(name, show_history, limit, as_json) -> None:
         for error in (d.error, status.error):
             if error:
                 click.echo(f"  error     {error}")
+        for line in awaiting_lines(name, held):
+            click.echo(line)
         _print_history([h.to_dict() for h in status.history])
         return
     if show_history:
@@ -907,7 +914,7 @@ def serve(
 # -- commands defined beside their subject: Argo export and the per-step container entry
 # (aidevops_ext/export/commands.py), the monitoring loop (aidevops_ext/cli_loop.py), schedules
 # (aidevops_ext/cli_schedule.py), the installation check
-for _command in (_export, _step, *_LOOP_COMMANDS, *_SCHEDULE_COMMANDS, _doctor):
+for _command in (_export, _step, *_LOOP_COMMANDS, *_APPROVAL_COMMANDS, *_SCHEDULE_COMMANDS, _doctor):
     main.add_command(_command)
 
 

@@ -2,18 +2,32 @@
 
 `retrain(ws, NAME)` (the CLI's `aidevops retrain NAME`, and the deployment's supervisor when a rule with
 `action: retrain` fires) does, for deployment NAME:
-1. builds a training set from the logged traffic of the deployment's model that has feedback labels
-   (the newest `rows` labelled rows whose inputs the request log kept), written content-addressed under
-   `.aidevops/retrain/`: for a pipeline with a `data:` section (any MLflow model on a table) a Parquet
-   file with the original columns and categories and the label in the target column, else (the built-in
-   digits pipelines) an `.npz` of float rows;
+1. when the pipeline's spec opts in (`retrain: {live_labels: true, max_live_share, min_live_rows}`), builds
+   a training set from the logged traffic of the deployment's model that has feedback labels (the newest
+   `rows` labelled rows whose inputs the request log kept; none when fewer than `min_live_rows`), written
+   content-addressed under `.aidevops/retrain/` with the share cap inside: for a pipeline with a `data:`
+   section (any MLflow model on a table) a Parquet file with the original columns and categories and the
+   label in the target column, else (the built-in digits pipelines) an `.npz` of float rows. Without the
+   opt-in no live row is used: the run retrains on the pipeline's own data as it is now;
 2. runs the pipeline that produced the model (its `pipelines/*.yaml` with `model:` equal to the
    deployment's model) up to its `register` step, with the param `live_data` (Parquet: the shipped
    split step adds the rows to the training side, aidevops_ext/steps/live.py) or `extra_data` (npz: the
-   digits prepare step appends them to the training split) pointing at those rows;
-3. lets the pipeline's gate decide: only a version that passed becomes `champion`;
-4. on a new champion, switches the deployment through the normal zero-downtime path (load, smoke test,
-   check predictions, then swap), as `aidevops deploy` would.
+   digits prepare step appends them to the training split) pointing at those rows; the step that adds
+   them keeps the newest ones up to `max_live_share` of the training rows;
+3. lets the pipeline's gate decide: only a version that passed can be switched in;
+4. `promote: auto`: the version becomes `champion` and the deployment switches through the normal
+   zero-downtime path (load, smoke test, check predictions, then swap), as `aidevops deploy` would;
+   `promote: manual` (the default): the register step leaves it `challenger` and the retraining ends
+   "awaiting approval" with its evidence (the gate's decision, the alert that started it, how many live
+   rows from when); `approve(ws, NAME)` switches to it and moves `champion`, `reject(ws, NAME)` drops it,
+   each recorded in the deployment's history.
+
+The reference profile a retrained version's drift is measured against is the training side of the
+pipeline's own data, never the live rows that joined it (the prepare/train notebooks and
+aidevops_ext/steps/generic.py build it from those rows only): a model must serve the distribution its
+project's data describes, and a shifted segment that taught it something must not become the new normal
+that ordinary traffic is judged against. Traffic that stays shifted therefore keeps a drift alert firing
+on the retrained version too; `deploy/autoretrain.py` does not retrain again for that (see there).
 
 Every retraining is a row of `retrains` in deploy.db: the alert event that caused it (if any), the
 pipeline run, the model version, the gate's decision and the deployment change — the chain is one query
@@ -29,7 +43,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +55,10 @@ from .workspace import Workspace
 
 # Statuses of a retraining.
 RUNNING, SWITCHED, GATE_FAILED, UNCHANGED, FAILED = "running", "switched", "gate failed", "unchanged", "failed"
+AWAITING, REJECTED, SUPERSEDED = "awaiting approval", "rejected", "superseded"
 DEFAULT_ROWS = 5000
-MIN_LIVE_ROWS = 1
 LIVE_PARAM = "live_data"  # the pipeline param a `data:` pipeline receives the live rows' Parquet file as
+PROMOTE_PARAM = "promote"  # the register step's param: "manual" registers and gates but leaves champion alone
 
 
 @dataclass
@@ -150,18 +165,32 @@ def _update(ws: Workspace, rid: int, **fields: Any) -> None:
 # ------------------------------------------------------------------------------ the training set
 
 
-def live_labelled_frame(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) -> tuple[Any, list[str], list[Any]]:
-    """(inputs, row ids, labels): the newest `rows` logged DataFrame inputs of `model` (any version) that have a
-    feedback label, every column as the server received it; (None, [], []) when the log kept no frames."""
+def _labelled(ws: Workspace, model: str, rows: int) -> tuple[Any, list[int], dict[str, Any]]:
+    """(window, positions of its labelled rows (the newest `rows`), labels by row id) of `model`'s logged traffic."""
     from .serving.livedata import read_feedback, read_window  # noqa: PLC0415
 
     win = read_window(ws.deploy_db, model, None, rows=rows * 4)  # labelled rows are a share of the logged ones
-    if win.frame is None or not win.n_rows:
-        return None, [], []
+    if not win.n_rows:
+        return win, [], {}
     labels = {
         rid: label for rid, label, _ in read_feedback(ws.deploy_db, model, first_id=win.first_id, last_id=win.last_id)
     }
     keep = [i for i, rid in enumerate(win.row_ids) if labels.get(rid) is not None][-rows:]
+    return win, keep, labels
+
+
+def _since(win: Any, keep: list[int]) -> float | None:
+    """When the oldest of the kept rows was logged (epoch seconds)."""
+    ts = np.asarray(win.row_ts)[keep] if keep and len(win.row_ts) else np.zeros(0)
+    return float(ts.min()) if len(ts) else None
+
+
+def live_labelled_frame(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) -> tuple[Any, list[str], list[Any]]:
+    """(inputs, row ids, labels): the newest `rows` logged DataFrame inputs of `model` (any version) that have a
+    feedback label, every column as the server received it; (None, [], []) when the log kept no frames."""
+    win, keep, labels = _labelled(ws, model, rows)
+    if win.frame is None or not keep:
+        return None, [], []
     return (
         win.frame.iloc[keep].reset_index(drop=True),
         [win.row_ids[i] for i in keep],
@@ -171,16 +200,9 @@ def live_labelled_frame(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) 
 
 def live_training_rows(ws: Workspace, model: str, *, rows: int = DEFAULT_ROWS) -> tuple[np.ndarray, np.ndarray]:
     """(X, y): the newest `rows` logged input rows of `model` (any version) that have a feedback label."""
-    from .serving.livedata import read_feedback, read_window  # noqa: PLC0415
-
-    win = read_window(ws.deploy_db, model, None, rows=rows * 4)  # labelled rows are a share of the logged ones
-    if not win.n_rows:
+    win, keep, labels = _labelled(ws, model, rows)
+    if not keep:
         return np.zeros((0, 0), np.float32), np.zeros(0)
-    labels = {
-        rid: label for rid, label, _ in read_feedback(ws.deploy_db, model, first_id=win.first_id, last_id=win.last_id)
-    }
-    keep = [i for i, rid in enumerate(win.row_ids) if rid in labels and labels[rid] is not None]
-    keep = keep[-rows:]
     return win.rows[keep], np.asarray([labels[win.row_ids[i]] for i in keep])
 
 
@@ -335,35 +357,59 @@ def _retrain(
     from .deploy import manager  # noqa: PLC0415
     from .pipeline.records import find_run  # noqa: PLC0415
     from .pipeline.runner import PipelineRunner, RunOptions  # noqa: PLC0415
+    from .pipeline.spec import PROMOTE_MANUAL  # noqa: PLC0415
 
-    n_live, extra, overrides = _handover(ws, dep.model, spec, rows)
-    if n_live >= MIN_LIVE_ROWS:
-        echo(f"retraining #{rid}: {n_live} labelled live rows of {dep.model} join the training data ({extra.name})")
+    handover = _handover(ws, dep.model, spec, rows)
+    if handover.rows:
+        echo(
+            f"retraining #{rid}: {handover.rows} labelled live rows of {dep.model} join the training data "
+            f"(at most {spec.retrain.max_live_share:g} of it; {handover.path.name})"
+        )
     else:
-        echo(f"retraining #{rid}: no labelled live rows of {dep.model}; retraining on the original data only")
-    _update(ws, rid, live_rows=n_live, extra_data=str(extra) if extra else None)
-    record = PipelineRunner(ws, spec, RunOptions(overrides=overrides, until="register"), echo=echo).run()
+        echo(f"retraining #{rid}: {handover.note}")
+    _update(ws, rid, live_rows=handover.rows, extra_data=str(handover.path) if handover.path else None)
+    manual = spec.promote == PROMOTE_MANUAL
+    record = PipelineRunner(
+        ws,
+        _holding_champion(spec) if manual else spec,
+        RunOptions(overrides=handover.overrides, until="register"),
+        echo=echo,
+    ).run()
     run = find_run(ws, record.run_id)
     registration = json.loads(Path(run["run_dir"], "register", "registration.json").read_text())
     version = str(registration["version"]) if registration.get("version") is not None else None
     gate, moved = bool(registration.get("gate_passed")), bool(registration.get("champion_moved"))
+    used = _live_rows_used(run, spec, handover.rows)
     fields: dict[str, Any] = {
         "pipeline_run_id": record.run_id,
         "version": version,
         "gate_passed": int(gate),
         "champion_moved": int(moved),
-        "training_rows": _training_rows(run, spec, n_live),
+        "training_rows": _training_rows(run, spec),
+        "live_rows": used,
     }
+    _write_evidence(ws, rid, registration, alert_event_id, actor, used, handover.since if used else None)
     current = manager.get(ws, dep.name)
-    if not moved:
+    if not gate:
         reasons = "; ".join(registration.get("reasons") or []) or "the gate did not pass"
         status, message = (
-            (GATE_FAILED, f"v{version} failed the gate ({reasons}); {dep.name} keeps v{current.active_version}")
-            if not gate
-            else (UNCHANGED, f"v{version} passed the gate but did not become champion")
+            GATE_FAILED,
+            f"v{version} failed the gate ({reasons}); {dep.name} keeps v{current.active_version}",
         )
     elif current.active_version == version:
         status, message = UNCHANGED, f"{dep.name} already serves v{version}"
+    elif manual:
+        if moved:  # a register step that does not read its `promote` param moved champion: put it back
+            _restore_champion(ws, dep.model, registration)
+            fields["champion_moved"] = 0
+        status = AWAITING
+        message = (
+            f"v{version} passed the gate and awaits approval (promote: manual): `aidevops approve {dep.name}` "
+            f"switches to it, `aidevops reject {dep.name}` drops it; {dep.name} keeps v{current.active_version}"
+        )
+        _supersede(ws, dep.name, rid)
+    elif not moved:
+        status, message = UNCHANGED, f"v{version} passed the gate but did not become champion"
     else:
         why = f"retraining #{rid}" + (f" after alert #{alert_event_id}" if alert_event_id is not None else "")
         manager.switch(ws, dep.name, version, reason=why, actor=f"aidevops-loop ({actor})")
@@ -374,40 +420,264 @@ def _retrain(
     return _get(ws, rid)
 
 
-def _handover(ws: Workspace, model: str, spec: Any, rows: int) -> tuple[int, Path | None, dict[str, Any]]:
-    """(live rows, their file, pipeline overrides): how the retraining run receives the labelled live rows.
+def _holding_champion(spec: Any) -> Any:
+    """The spec with its register step told to gate and register but leave `champion` alone (`promote: manual`).
+
+    A step param, so it is part of the step's cache key: a held registration is never reused by a plain run."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    step = spec.steps["register"]
+    held = replace(step, params={**step.params, PROMOTE_PARAM: "manual"})
+    return replace(spec, steps={**spec.steps, "register": held})
+
+
+def _restore_champion(ws: Workspace, model: str, registration: dict[str, Any]) -> None:
+    """Point `champion` back at the version the gate judged against (a register step that ignored `promote`)."""
+    from .registry.models import CHAMPION, delete_alias, set_alias  # noqa: PLC0415
+
+    before = registration.get("champion_version") or (registration.get("comparison") or {}).get("champion_version")
+    if before:
+        set_alias(ws, model, CHAMPION, str(before))
+    else:
+        delete_alias(ws, model, CHAMPION)
+
+
+def _supersede(ws: Workspace, name: str, rid: int) -> None:
+    """An older version still awaiting approval on `name` is superseded by retraining `rid`'s."""
+    conn = _connect(ws)
+    try:
+        conn.execute(
+            "UPDATE retrains SET status = ?, message = ? WHERE deployment = ? AND status = ? AND id < ?",
+            (SUPERSEDED, f"superseded by retraining #{rid}", name, AWAITING, rid),
+        )
+    finally:
+        conn.close()
+
+
+@dataclass
+class Handover:
+    """How a retraining run receives labelled live rows: how many, their file, the pipeline overrides, since when."""
+
+    rows: int = 0
+    path: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    since: float | None = None
+    note: str = ""
+
+
+def _handover(ws: Workspace, model: str, spec: Any, rows: int) -> Handover:
+    """The labelled live rows for a retraining run, when the spec opts in (`retrain: {live_labels: true}`).
 
     A pipeline with a `data:` section (the shipped steps) gets a Parquet file of the logged inputs with the
     label in the target column, as its param `live_data` (aidevops_ext/steps/live.py, where they enter
-    the training side); the built-in digits pipelines get an `.npz` of float rows as `extra_data`.
+    the training side); the built-in digits pipelines get an `.npz` of float rows as `extra_data`. Either
+    file carries `max_live_share`, which the step that adds the rows applies against its own training rows.
     """
+    settings = spec.retrain
+    if not settings.live_labels:
+        return Handover(
+            note="live labels are off for this pipeline (`retrain: {live_labels: true}` turns them on), "
+            "so it retrains on its own data only"
+        )
+    win, keep, labels = _labelled(ws, model, rows)
+    if spec.data is not None and win.frame is None:
+        keep = []  # the log kept no DataFrame inputs to hand a table pipeline
+    if len(keep) < settings.min_live_rows:
+        return Handover(
+            note=f"{len(keep)} labelled live rows of {model}, fewer than retrain.min_live_rows "
+            f"({settings.min_live_rows}); retraining on the pipeline's own data only"
+        )
+    folder = ws.state / "retrain"
+    since = _since(win, keep)
+    ids = [win.row_ids[i] for i in keep]
+    y = [labels[r] for r in ids]
     if spec.data is not None:
         from .datasection import parse_data  # noqa: PLC0415
         from .steps.live import live_table, write_live_table  # noqa: PLC0415 - pandas
 
-        frame, row_ids, labels = live_labelled_frame(ws, model, rows=rows)
-        if frame is None or len(frame) < MIN_LIVE_ROWS:
-            return 0, None, {}
-        path = write_live_table(live_table(frame, row_ids, labels, parse_data(spec.data)), ws.state / "retrain")
-        return len(frame), path, {LIVE_PARAM: str(path)}
+        frame = win.frame.iloc[keep].reset_index(drop=True)
+        table = live_table(frame, ids, y, parse_data(spec.data))
+        path = write_live_table(table, folder, max_share=settings.max_live_share)
+        return Handover(len(keep), path, {LIVE_PARAM: str(path)}, since)
     from .trainer import data  # noqa: PLC0415
 
-    X, y = live_training_rows(ws, model, rows=rows)
-    if len(X) < MIN_LIVE_ROWS:
-        return 0, None, {}
-    path = data.save_rows(X, y, ws.state / "retrain")
-    return len(X), path, {"extra_data": str(path)}
+    path = data.save_rows(win.rows[keep], np.asarray(y), folder, max_share=settings.max_live_share)
+    return Handover(len(keep), path, {"extra_data": str(path)}, since)
 
 
-def _training_rows(run: dict[str, Any], spec: Any, n_live: int) -> int | None:
+def _live_rows_used(run: dict[str, Any], spec: Any, handed: int) -> int:
+    """Live rows the run's training data holds, from its own records (the share cap may have dropped some)."""
+    records = (
+        (Path(run["run_dir"], "split", "split.json"), "live_rows")
+        if spec.data is not None
+        else (Path(run["run_dir"], "prepare", "dataset.json"), "n_live")
+    )
+    try:
+        return int(json.loads(records[0].read_text())[records[1]])
+    except (OSError, ValueError, KeyError, TypeError):
+        return handed
+
+
+def _training_rows(run: dict[str, Any], spec: Any) -> int | None:
     """Rows the retrained model trained on, from the run's own records (live rows included)."""
     split = Path(run["run_dir"], "split", "split.json")
     if spec.data is not None and split.is_file():
         return int(json.loads(split.read_text()).get("train_rows", 0))
     dataset = Path(run["run_dir"], "prepare", "dataset.json")
     if dataset.is_file():
-        return int(json.loads(dataset.read_text()).get("n_train", 0)) + n_live
+        return int(json.loads(dataset.read_text()).get("n_train", 0))
     return None
+
+
+# ------------------------------------------------------------------------------ evidence and approval
+
+
+def _evidence_path(ws: Workspace, rid: int) -> Path:
+    return ws.state / "retrain" / f"evidence-{rid}.json"
+
+
+def _write_evidence(
+    ws: Workspace,
+    rid: int,
+    registration: dict[str, Any],
+    alert_event_id: int | None,
+    actor: str,
+    live_rows: int,
+    live_since: float | None,
+) -> None:
+    """What a person deciding on retraining `rid`'s version sees: the gate, the trigger, the live rows."""
+    from .monitoring.alertstore import AlertStore  # noqa: PLC0415
+
+    event = AlertStore(ws.deploy_db).event(alert_event_id) if alert_event_id is not None else None
+    reasons = [str(r) for r in registration.get("reasons") or []]
+    passed = bool(registration.get("gate_passed"))
+    evidence = {
+        "gate": {
+            "passed": passed,
+            "summary": f"Gate {'passed' if passed else 'failed'}" + (f": {reasons[0]}" if reasons else ""),
+            "reasons": reasons,
+            "compared_on": registration.get("compared_on"),
+            "comparison": registration.get("comparison"),
+        },
+        "trigger": event["message"] if event else f"retrained by hand by {actor}",
+        "live_rows": int(live_rows),
+        "live_since": live_since,
+    }
+    path = _evidence_path(ws, rid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(evidence, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _iso(ts: float | None) -> str | None:
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    return None if ts is None else datetime.fromtimestamp(float(ts), tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def awaiting(ws: Workspace, name: str) -> Retraining | None:
+    """The retraining whose version awaits approval on deployment `name`, if any."""
+    if not ws.deploy_db.is_file():
+        return None
+    conn = _connect(ws)
+    try:
+        row = conn.execute(
+            "SELECT * FROM retrains WHERE deployment = ? AND status = ? ORDER BY id DESC LIMIT 1", (name, AWAITING)
+        ).fetchone()
+    finally:
+        conn.close()
+    return _row(row) if row is not None else None
+
+
+def awaiting_approval(ws: Workspace, name: str) -> dict[str, Any] | None:
+    """The API's `awaiting_approval` of deployment `name` (api/models.py AwaitingApproval), or None."""
+    r = awaiting(ws, name)
+    if r is None:
+        return None
+    try:
+        evidence = json.loads(_evidence_path(ws, r.id).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        evidence = {}
+    gate = evidence.get("gate") or {"passed": r.gate_passed, "summary": None, "reasons": []}
+    return {
+        "version": r.version,
+        "from_version": r.from_version,
+        "retraining": r.id,
+        "pipeline_run_id": r.pipeline_run_id,
+        "gate": gate,
+        "trigger": evidence.get("trigger") or (f"alert rule {r.rule}" if r.rule else f"retrained by {r.actor}"),
+        "rule": r.rule,
+        "live_rows": int(evidence.get("live_rows", r.live_rows or 0) or 0),
+        "live_since": _iso(evidence.get("live_since")),
+        "since": _iso(r.finished),
+    }
+
+
+def approve(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> Any:
+    """Switch deployment `name` to the retrained version that awaits approval and make it `champion`.
+
+    The switch is the normal zero-downtime path (a version that fails it is refused and keeps awaiting);
+    the deployment's history records it as `approve`, with the reason and who. Returns that history entry."""
+    from .deploy import manager  # noqa: PLC0415
+    from .deploy.store import default_actor  # noqa: PLC0415
+    from .registry.models import CHAMPION, alias_version, set_alias  # noqa: PLC0415
+
+    ws = (ws or Workspace.discover()).ensure()
+    actor = actor or default_actor()
+    r = _pending(ws, name)
+    why = f"approved v{r.version} of retraining #{r.id}" + (f": {reason}" if reason else "")
+    manager.switch(ws, name, r.version, reason=why, actor=actor, operation="approve")
+    previous = alias_version(ws, r.model, CHAMPION)
+    set_alias(ws, r.model, CHAMPION, r.version)
+    message = f"approved by {actor}" + (f" ({reason})" if reason else "") + f": {name} switched to v{r.version}"
+    if previous and previous != r.version:
+        message += f"; champion moved from v{previous}"
+    _update(ws, r.id, status=SWITCHED, switched_to=r.version, champion_moved=1, message=message)
+    return _last_history(ws, name, "approve")
+
+
+def reject(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> Any:
+    """Drop the retrained version that awaits approval on deployment `name`: the deployment keeps what it
+    serves, `champion` stays, and the version loses its `challenger` alias. Recorded in the history as `reject`."""
+    from .deploy import manager  # noqa: PLC0415
+    from .deploy.store import DeployStore, default_actor  # noqa: PLC0415
+    from .registry.models import CHALLENGER, alias_version, delete_alias  # noqa: PLC0415
+
+    ws = (ws or Workspace.discover()).ensure()
+    actor = actor or default_actor()
+    r = _pending(ws, name)
+    dep = manager.get(ws, name)
+    if alias_version(ws, r.model, CHALLENGER) == r.version:
+        delete_alias(ws, r.model, CHALLENGER)
+    why = f"rejected v{r.version} of retraining #{r.id}" + (f": {reason}" if reason else "")
+    entry = DeployStore(ws).record(
+        name, "reject", from_version=dep.active_version, to_version=r.version, reason=why, actor=actor
+    )
+    message = f"rejected by {actor}" + (f" ({reason})" if reason else "") + f"; {name} keeps v{dep.active_version}"
+    _update(ws, r.id, status=REJECTED, message=message)
+    return entry
+
+
+def _pending(ws: Workspace, name: str) -> Retraining:
+    from .deploy import manager  # noqa: PLC0415
+    from .deploy.local import DeploymentError  # noqa: PLC0415
+
+    manager.get(ws, name)  # NotFound names the deployments there are
+    r = awaiting(ws, name)
+    if r is None or not r.version:
+        raise DeploymentError(
+            f"No retrained version of '{name}' awaits approval; `aidevops retrains {name}` shows what its "
+            "retrainings did."
+        )
+    return r
+
+
+def _last_history(ws: Workspace, name: str, operation: str) -> Any:
+    from .deploy import manager  # noqa: PLC0415
+
+    rows = [h for h in manager.history(ws, name, 5) if h.operation == operation]
+    return rows[-1]
 
 
 def retrain_exit_message(r: Retraining) -> str:

@@ -190,6 +190,24 @@ class RollbackHandler(_Operation):
         return manager.rollback(ws, name, reason=body.reason, actor=self.actor)
 
 
+class ApproveHandler(_Operation):
+    """Switch to the retrained version that awaits approval and make it champion (aidevops_ext/loop.py)."""
+
+    def change(self, ws, name, body):
+        from . import loop
+
+        return loop.approve(ws, name, reason=body.reason, actor=self.actor)
+
+
+class RejectHandler(_Operation):
+    """Drop the retrained version that awaits approval; the deployment keeps what it serves."""
+
+    def change(self, ws, name, body):
+        from . import loop
+
+        return loop.reject(ws, name, reason=body.reason, actor=self.actor)
+
+
 class CanaryHandler(_Operation):
     takes = CanaryRequest
 
@@ -386,6 +404,8 @@ ROUTES: list[tuple[str, type[_Handler]]] = [
     (rf"/deployments/{NAME}/promote", PromoteHandler),
     (rf"/deployments/{NAME}/rollback", RollbackHandler),
     (rf"/deployments/{NAME}/canary", CanaryHandler),
+    (rf"/deployments/{NAME}/approve", ApproveHandler),
+    (rf"/deployments/{NAME}/reject", RejectHandler),
     (rf"/deployments/{NAME}/history", HistoryHandler),
     (rf"/deployments/{NAME}/monitor", MonitorHandler),
     (rf"/deployments/{NAME}/series", SeriesHandler),

@@ -184,7 +184,7 @@ class DeployRequest(Request):
 
 
 class ReasonRequest(Request):
-    """POST promote, rollback, retrain: only why."""
+    """POST promote, rollback, retrain, approve, reject: only why."""
 
     reason: Reason = ""
     _strip = field_validator("reason")(_stripped)
@@ -422,6 +422,31 @@ class Example(Answer):
 DeploymentState = Literal["starting", "running", "restarting", "failed", "stopped", "dead", "rendered", "applied"]
 
 
+class ApprovalGate(Answer):
+    """The gate's decision on the version that awaits approval (the retraining run's registration.json)."""
+
+    passed: bool | None = None
+    summary: str | None = Field(default=None, description='e.g. "accuracy 0.9638 vs v1 0.9499 on 359 rows".')
+    reasons: list[str] = []
+    compared_on: str | None = None
+    comparison: dict[str, Any] | None = None
+
+
+class AwaitingApproval(Answer):
+    """A retrained version held for a person (`promote: manual`): approve switches to it, reject drops it."""
+
+    version: str = Field(description="The retrained version (alias challenger).")
+    from_version: str | None = Field(default=None, description="The version serving when the retraining started.")
+    retraining: int = Field(description="The retraining's id (`aidevops retrains NAME`).")
+    pipeline_run_id: str | None = None
+    gate: ApprovalGate
+    trigger: str = Field(description="What started the retraining: the alert's message, or who retrained by hand.")
+    rule: str | None = Field(default=None, description="The alert rule, when an alert started it.")
+    live_rows: int = Field(default=0, description="Labelled live rows that joined its training data.")
+    live_since: str | None = Field(default=None, description="When the oldest of those rows was logged (ISO 8601).")
+    since: str | None = Field(default=None, description="When it began to await approval (ISO 8601).")
+
+
 class Deployment(Answer):
     name: str
     model: str
@@ -440,6 +465,9 @@ class Deployment(Answer):
     updated: float | None = None
     example: Example | None = None
     history: list[HistoryEntry] = Field(default=[], description="Newest first.")
+    awaiting_approval: AwaitingApproval | None = Field(
+        default=None, description="A retrained version held for approval (`promote: manual`), with its evidence."
+    )
 
 
 class Deployments(Answer):

@@ -352,7 +352,15 @@ def deployment(ws: Workspace, name: str) -> dict[str, Any]:
         "updated": dep.updated,
         "example": _example(ws, dep, status.example) if health == "healthy" else None,
         "history": [h.to_dict() for h in reversed(status.history)][:HISTORY_ROWS],  # newest first
+        "awaiting_approval": awaiting_approval(ws, name),
     }
+
+
+def awaiting_approval(ws: Workspace, name: str) -> dict[str, Any] | None:
+    """The retrained version held for approval on `name`, with its evidence (loop.py), or None."""
+    from ..loop import awaiting_approval as held  # noqa: PLC0415
+
+    return held(ws, name)
 
 
 def _example(ws: Workspace, dep: Deployment, served: dict | None = None) -> dict[str, Any] | None:

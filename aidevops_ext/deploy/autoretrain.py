@@ -6,6 +6,14 @@ out of its process); the supervisor sees a new unhandled `retrain` event and sta
 time per deployment and at most once per cooldown (AIDEVOPS_RETRAIN_COOLDOWN seconds, default 300).
 Events that arrive while a retraining runs or during the cooldown are marked skipped, with the reason,
 so the history says why they led nowhere. The chain itself is recorded by `loop.py`.
+
+Two more skips make the loop converge instead of chasing its own tail:
+- a retrained version awaits approval (`promote: manual`): another retraining would only replace the
+  evidence a person is about to read; approve or reject first;
+- the active version came out of a retraining that an alert of the same rule started: a retrained model's
+  drift is still measured against its project's own data (loop.py), so traffic that stays shifted keeps the
+  alert firing, and retraining again on it would change nothing that alert measures. That alert then says
+  "the traffic is still unlike your data": add data like it to the pipeline, or retrain by hand.
 """
 
 from __future__ import annotations
@@ -64,7 +72,32 @@ class RetrainTrigger:
                 why = "a retraining is running" if busy else f"within the {self.cooldown:.0f} s retraining cooldown"
                 self.alerts.claim(event["id"], f"skipped: {why}")
                 continue
+            held = self.held_back(event)
+            if held:
+                self.alerts.claim(event["id"], f"skipped: {held}")
+                log.warning("alert #%s (%s) starts no retraining: %s", event["id"], event["rule"], held)
+                continue
             self.start(event)
+
+    def held_back(self, event: dict) -> str | None:
+        """Why this alert must not start a retraining (see the module docstring), or None."""
+        from ..loop import AWAITING, SWITCHED, retrainings  # noqa: PLC0415
+
+        try:
+            done = retrainings(self.ws, self.name, limit=20)
+        except Exception:  # noqa: BLE001 - a locked db: the retraining itself will say
+            return None
+        waiting = [r for r in done if r.status == AWAITING]
+        if waiting:
+            return f"v{waiting[-1].version} awaits approval (`aidevops approve {self.name}` or `reject {self.name}`)"
+        version = event.get("version")
+        same = [r for r in done if r.status == SWITCHED and r.switched_to == version and r.rule == event["rule"]]
+        if version and same:
+            return (
+                f"v{version} was retrained for {event['rule']} already (retraining #{same[-1].id}); the traffic is "
+                "still unlike the pipeline's data: add data like it to the pipeline, or `aidevops retrain` by hand"
+            )
+        return None
 
     def start(self, event: dict) -> None:
         from .local import log_path  # noqa: PLC0415

@@ -497,13 +497,28 @@ def _save_slots(store: DeployStore, name: str, slots: dict) -> None:
 
 @_serialized
 def switch(
-    ws: Workspace | None, name: str, version: str, *, reason: str = "", actor: str | None = None
+    ws: Workspace | None,
+    name: str,
+    version: str,
+    *,
+    reason: str = "",
+    actor: str | None = None,
+    operation: str = "switch",
 ) -> DeployResult:
-    """Switch a running deployment to `version` (load, smoke-test, check against the registry, swap)."""
+    """Switch a running deployment to `version` (load, smoke-test, check against the registry, swap).
+
+    `operation` names the change in the history (`approve`: a retrained version a person let in, loop.py)."""
     store, dep, _ = _running(ws, name)
     version = parse_version(version)
     resolve(store.workspace, Target(dep.model, version=version))
-    return _switch(store, dep, version, reason=reason or f"switch to v{version}", actor=actor or default_actor())
+    return _switch(
+        store,
+        dep,
+        version,
+        reason=reason or f"switch to v{version}",
+        actor=actor or default_actor(),
+        operation=operation,
+    )
 
 
 # --------------------------------------------------------------------------- rollback, canary, promote

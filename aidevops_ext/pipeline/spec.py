@@ -28,12 +28,36 @@ _SPEC_KEYS = {
     "steps",
     "preload",
     "data",
+    "retrain",
+    "promote",
 }
 _STEP_KEYS = {"notebook", "params", "needs", "outputs", "inputs", "description", "reads"}
 MODEL_SELF = "model"  # `reads: [model@champion]`: "model" means the pipeline's own `model:`
 DEFAULT_KERNEL = "python3"
 SHIPPED_PREFIX = "aidevops:"  # `notebook: aidevops:evaluate` names a step shipped inside the package
 SHIPPED_STEPS = Path(__file__).resolve().parent.parent / "steps"
+PROMOTE_AUTO, PROMOTE_MANUAL = "auto", "manual"  # `promote:` after a retraining; a spec that says nothing: manual
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    """The spec's `retrain:` section: whether labelled live rows join a retraining's training data, and how many.
+
+    Off unless the spec opts in: a label posted to a deployment is evidence a person has not checked, so it
+    teaches a model only when the project says so, and then as at most `max_live_share` of the training rows
+    (the newest ones), and only once `min_live_rows` of them exist (aidevops_ext/loop.py).
+    """
+
+    live_labels: bool = False
+    max_live_share: float = 0.3
+    min_live_rows: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "live_labels": self.live_labels,
+            "max_live_share": self.max_live_share,
+            "min_live_rows": self.min_live_rows,
+        }
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,8 @@ class PipelineSpec:
     description: str = ""
     preload: bool = True  # import the notebooks' modules in waiting kernels
     data: Any = None  # the `data:` section as written (the shipped steps read and check it)
+    retrain: RetrainSettings = field(default_factory=RetrainSettings)
+    promote: str = PROMOTE_MANUAL  # auto: a retrained version that passes the gate is switched in; manual: it waits
 
     def step(self, name: str) -> StepSpec:
         """The step called `name`, or a ConfigError listing the steps."""
@@ -179,7 +205,48 @@ def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
         description=str(raw.get("description") or ""),
         preload=_bool(raw.get("preload", True), f"'preload' in {path.name}"),
         data=check_data(raw.get("data"), path.name),
+        retrain=parse_retrain(raw.get("retrain"), path.name),
+        promote=parse_promote(raw.get("promote", PROMOTE_MANUAL), path.name),
     )
+
+
+def parse_retrain(raw: Any, spec_file: str = "the spec") -> RetrainSettings:
+    """The `retrain:` section, checked: {live_labels: bool, max_live_share: 0 < x <= 1, min_live_rows: int >= 1}."""
+    if raw is None:
+        return RetrainSettings()
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"'retrain' in {spec_file} must be a mapping such as {{live_labels: true, max_live_share: 0.3, "
+            "min_live_rows: 100}."
+        )
+    _check_keys(raw, {"live_labels", "max_live_share", "min_live_rows"}, f"'retrain' in {spec_file}")
+    default = RetrainSettings()
+    live = raw.get("live_labels", default.live_labels)
+    if not isinstance(live, bool):
+        raise ConfigError(f"retrain.live_labels in {spec_file} must be true or false, got {live!r}.")
+    share = raw.get("max_live_share", default.max_live_share)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ConfigError(
+            f"retrain.max_live_share in {spec_file} must be a number above 0 and at most 1 (the largest share of "
+            f"the training rows that live rows may take, such as 0.3), got {share!r}."
+        )
+    least = raw.get("min_live_rows", default.min_live_rows)
+    if isinstance(least, bool) or not isinstance(least, int) or least < 1:
+        raise ConfigError(
+            f"retrain.min_live_rows in {spec_file} must be a whole number of at least 1 (fewer labelled live rows "
+            f"than this and a retraining uses none), got {least!r}."
+        )
+    return RetrainSettings(live_labels=live, max_live_share=float(share), min_live_rows=least)
+
+
+def parse_promote(raw: Any, spec_file: str = "the spec") -> str:
+    """`promote: auto | manual` (what happens to a retrained version that passes the gate)."""
+    if raw not in (PROMOTE_AUTO, PROMOTE_MANUAL):
+        raise ConfigError(
+            f"'promote' in {spec_file} must be auto (switch a retrained version that passes the gate in) or manual "
+            f"(hold it for `aidevops approve`), got {raw!r}."
+        )
+    return str(raw)
 
 
 def _checked_monitor(raw: Any, spec_file: str) -> Any:

@@ -295,8 +295,13 @@ def _metrics_of(ws: Workspace, mv: Any) -> dict[str, float]:
     return metrics
 
 
-def promote_if_passing(ws: Workspace, name: str, version: str | int, decision: GateDecision, *, run_id: str) -> bool:
-    """Record the gate decision; alias `challenger` the version and, on pass, `champion`. True if champion moved."""
+def promote_if_passing(
+    ws: Workspace, name: str, version: str | int, decision: GateDecision, *, run_id: str, hold: bool = False
+) -> bool:
+    """Record the gate decision; alias `challenger` the version and, on pass, `champion`. True if champion moved.
+
+    `hold`: a retraining under `promote: manual` (aidevops_ext/loop.py): the version stays `challenger`, tagged
+    as awaiting approval, and `champion` moves only when a person approves it."""
     version = str(version)
     _version(ws, name, version)
     c = client(ws)
@@ -326,6 +331,9 @@ def promote_if_passing(ws: Workspace, name: str, version: str | int, decision: G
     c.set_tag(run_id, "gate.version", f"{name}/{version}")
     c.set_registered_model_alias(name, CHALLENGER, version)
     if not decision.passed:
+        return False
+    if hold:
+        c.set_model_version_tag(name, version, "aidevops.awaiting_approval", "true")
         return False
     if current and current != version:
         c.set_model_version_tag(name, version, "aidevops.previous_champion", current)

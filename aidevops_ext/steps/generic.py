@@ -206,8 +206,14 @@ def register_model(
     section: DataSection,
     split_dir: Path,
     tags: dict[str, str],
+    hold: bool = False,
 ) -> tuple[dict[str, Any], Any]:
-    """Gate, register the logged model as a new version with lineage, move `champion` on a pass."""
+    """Gate, register the logged model as a new version with lineage, move `champion` on a pass (`hold`: leave it
+    `challenger`, for `aidevops approve`).
+
+    The reference profile stored with the version is built from the table's own training rows: live rows a
+    retraining appended (the last `live_rows` of train.parquet) teach the model but do not move the
+    distribution its traffic is compared with (aidevops_ext/loop.py)."""
     from ..gate import evaluate_gate, parse_gate
     from ..monitoring.frameprofile import build_frame_profile
     from ..registry import configure, promote_if_passing, register_version
@@ -226,6 +232,8 @@ def register_model(
     )
     split_dir = Path(split_dir)
     train = pd.read_parquet(split_dir / TRAIN_TABLE)
+    live_rows = int(json.loads((split_dir / SPLIT_INFO).read_text(encoding="utf-8")).get("live_rows") or 0)
+    train = train.iloc[: len(train) - live_rows]
     features, target = features_and_target(train, section, "The train split")
     candidate = load_pyfunc(evaluation["model_uri"], f"The train step's model '{evaluation['logged_name']}'")
     profile = build_frame_profile(
@@ -257,12 +265,14 @@ def register_model(
         tags=all_tags,
         metrics=evaluation["candidate"],
     )
-    moved = promote_if_passing(ws, model_name, version, decision, run_id=run_id)
+    moved = promote_if_passing(ws, model_name, version, decision, run_id=run_id, hold=hold)
     outcome = {
         "model": model_name,
         "version": version,
         "gate_passed": decision.passed,
         "champion_moved": moved,
+        "held": hold and decision.passed,
+        "champion_version": decision.champion_version,
         "reasons": decision.reasons,
         "compared_on": evaluation["compared_on"],
         "model_uri": evaluation["model_uri"],

@@ -7,9 +7,11 @@ that column holding the logged row's id (`"<request_id>:<row>"`). The file is co
 same labelled rows are the same path and a cached step stays cached.
 
 The run gets its path as the pipeline param `live_data`; the shipped split step (`aidevops:split`)
-reads it with `append_live_rows`, which is the one place live rows enter training data (an opt-in or a
-cap on their share belongs there): they go to the training side only, never to the test split, so the
-gate still judges every model on the original held-out rows. Their keys join the training keys, so the
+reads it with `append_live_rows`, which is the one place live rows enter training data: they go to the
+training side only, never to the test split, so the gate still judges every model on the original
+held-out rows, and at most the share of the training rows the file carries (the spec's
+`retrain.max_live_share`, written into the file's Parquet metadata by `aidevops retrain`), the newest rows
+first. The opt-in itself (`retrain.live_labels`) is decided before a file is written (aidevops_ext/loop.py). Their keys join the training keys, so the
 gate of this run and of every later one knows they were trained on (aidevops_ext/splitting.py): a
 live row identical in its inputs to a table row takes that row's key, and when that row is a test row
 the evaluate step leaves it out of the comparison.
@@ -27,9 +29,11 @@ import pandas as pd
 from .. import splitting
 from ..datasection import DataSection
 from ..errors import DataError
+from ..trainer.data import share_cap
 
 LIVE_PARAM = "live_data"
 LIVE_ID_PREFIX = "live:"  # live rows' ids in data.id: never a customer's own id
+SHARE_KEY = b"aidevops.max_live_share"  # Parquet metadata: the largest share of the training rows live rows may be
 
 
 def live_table(frame: pd.DataFrame, row_ids: list[str], labels: list[Any], section: DataSection) -> pd.DataFrame:
@@ -45,16 +49,36 @@ def live_table(frame: pd.DataFrame, row_ids: list[str], labels: list[Any], secti
     return table
 
 
-def write_live_table(table: pd.DataFrame, folder: Path) -> Path:
-    """Write `table` as `<folder>/live-<content hash>.parquet` (an existing identical file is reused)."""
+def write_live_table(table: pd.DataFrame, folder: Path, *, max_share: float | None = None) -> Path:
+    """Write `table` as `<folder>/live-<content hash>.parquet` (an existing identical file is reused), with
+    `max_share` (0 < x <= 1) in its metadata when given."""
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".live-{id(table)}.parquet.tmp"
-    table.to_parquet(tmp, index=False)
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    if max_share is not None:
+        arrow = arrow.replace_schema_metadata(
+            {**(arrow.schema.metadata or {}), SHARE_KEY: repr(float(max_share)).encode()}
+        )
+    pq.write_table(arrow, tmp)
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]
     path = folder / f"live-{digest}.parquet"
     tmp.replace(path)
     return path
+
+
+def live_share(path: str | Path) -> float | None:
+    """The share cap a handover file carries (None: none)."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        raw = (pq.read_schema(path).metadata or {}).get(SHARE_KEY)
+        return float(raw) if raw is not None else None
+    except (OSError, ValueError):
+        return None
 
 
 def read_live_table(path: str | Path, table: pd.DataFrame, section: DataSection) -> pd.DataFrame:
@@ -121,6 +145,8 @@ def append_live_rows(
     if not live_data:
         return train, train_keys, 0
     live = read_live_table(live_data, table, section)
+    cap = share_cap(len(train), live_share(live_data))
+    live = live.iloc[len(live) - min(cap, len(live)) :].reset_index(drop=True)  # the newest rows are last
     keys = live_keys(live, table, table_keys, section)
     merged = pd.concat([train, live], ignore_index=True) if len(live) else train
     return merged, np.concatenate([np.asarray(train_keys, np.uint64), keys]), int(len(live))

@@ -1,0 +1,65 @@
+"""CLI commands of `promote: manual`: `approve NAME` and `reject NAME` (printing only; the work is in loop.py), and
+the "awaiting approval" block `aidevops deployments NAME` prints. Registered on the `aidevops` group by cli.py."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+
+def _workspace():
+    from .workspace import Workspace
+
+    return Workspace.discover()
+
+
+def awaiting_lines(name: str, held: dict | None) -> list[str]:
+    """The "awaiting approval" block of a deployment's listing: the version and its evidence."""
+    if not held:
+        return []
+    gate = held.get("gate") or {}
+    live = held.get("live_rows") or 0
+    since = f" since {held['live_since']}" if live and held.get("live_since") else ""
+    return [
+        f"  awaiting  v{held['version']} (retraining #{held['retraining']}, since {held.get('since') or '-'}): "
+        f"`aidevops approve {name}` switches to it, `aidevops reject {name}` drops it",
+        f"    gate      {gate.get('summary') or '-'}",
+        *([f"    compared  {gate['compared_on']}"] if gate.get("compared_on") else []),
+        f"    trigger   {held.get('trigger') or '-'}",
+        f"    live rows {live}{since}",
+    ]
+
+
+def _decide(name: str, reason: str, as_json: bool, decision: str) -> None:
+    from . import loop
+
+    before = loop.awaiting_approval(_workspace(), name)
+    act = loop.approve if decision == "approve" else loop.reject
+    entry = act(_workspace(), name, reason=reason)
+    if as_json:
+        click.echo(json.dumps({"event": entry.to_dict(), "decided": before}, indent=1, default=str))
+        return
+    did = "switched to" if decision == "approve" else "rejected"
+    click.echo(f"{name}: {did} v{entry.to_version} ({entry.reason})")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--reason", default="", help="Why (kept in the deployment's history).")
+@click.option("--json", "as_json", is_flag=True, help="Print the history entry as JSON.")
+def approve(name, reason, as_json) -> None:
+    """Switch deployment NAME to its retrained version that awaits approval, and make it champion."""
+    _decide(name, reason, as_json, "approve")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--reason", default="", help="Why (kept in the deployment's history).")
+@click.option("--json", "as_json", is_flag=True, help="Print the history entry as JSON.")
+def reject(name, reason, as_json) -> None:
+    """Drop deployment NAME's retrained version that awaits approval; it keeps serving what it serves."""
+    _decide(name, reason, as_json, "reject")
+
+
+COMMANDS = (approve, reject)
