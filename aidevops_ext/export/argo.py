@@ -1,4 +1,5 @@
-"""`aidevops export argo`: a pipeline spec as an Argo Workflows `Workflow`, built with Hera.
+"""`aidevops export argo`: a pipeline spec as an Argo Workflows `Workflow` (or, with a cron, a `CronWorkflow`),
+built with Hera.
 
 Each step is a pod running the aidevops image on its notebook (`aidevops step`), with exactly the params
 `aidevops run` would give it (the runner's own resolution, overrides included) as the task's input
@@ -7,6 +8,10 @@ output artifact `outputs` and enters each step that needs it as an input artifac
 notebooks find their upstream files where the local runner would put them. The executed notebook is
 kept as its own artifact `notebook`. The MLflow tracking URI is a workflow parameter, so one exported
 file can be submitted against another server (`argo submit -p mlflow-tracking-uri=...`).
+
+With `--cron` (or `--schedule NAME`, a schedule of `aidevops schedule add`) the same workflow is the
+`workflowSpec` of a `CronWorkflow` that Argo starts on that cron in UTC, as the local scheduler does, and never
+while the previous run is still going (`concurrencyPolicy: Forbid`, the local scheduler's skip).
 
 Hera is imported only here (the `argo` extra): a missing SDK is one sentence naming the install.
 """
@@ -70,8 +75,11 @@ def build_workflow(
     tracking_uri: str = PLACEHOLDER_TRACKING_URI,
     namespace: str | None = None,
     git_commit: str | None = None,
+    cron: str | None = None,
+    cron_name: str | None = None,
 ) -> Any:
-    """The Hera `Workflow` for `spec` with each step's resolved `params`."""
+    """The Hera `Workflow` for `spec` with each step's resolved `params`; a `CronWorkflow` named `cron_name`
+    (default: the pipeline's name) when `cron` is given."""
     hw = _hera()
     if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
         raise ConfigError(
@@ -91,14 +99,27 @@ def build_workflow(
     if git_commit:
         env.append(hw.Env(name=GIT_COMMIT_ENV, value=git_commit))
     security = {"runAsNonRoot": True, "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
-    with hw.Workflow(
-        generate_name=f"{k8s_name(spec.name)}-",
-        entrypoint=ENTRYPOINT,
-        namespace=namespace,
-        labels={"app.kubernetes.io/part-of": "aidevops", "aidevops.io/pipeline": k8s_name(spec.name)},
-        arguments=[hw.Parameter(name=TRACKING_PARAM, value=tracking_uri)],
-        volumes=[hw.EmptyDirVolume(name="work", mount_path=WORK_DIR)],
-    ) as workflow:
+    common = {
+        "entrypoint": ENTRYPOINT,
+        "namespace": namespace,
+        "labels": {"app.kubernetes.io/part-of": "aidevops", "aidevops.io/pipeline": k8s_name(spec.name)},
+        "arguments": [hw.Parameter(name=TRACKING_PARAM, value=tracking_uri)],
+        "volumes": [hw.EmptyDirVolume(name="work", mount_path=WORK_DIR)],
+    }
+    if cron is None:
+        outer = hw.Workflow(generate_name=f"{k8s_name(spec.name)}-", **common)
+    else:
+        from ..schedules.cron import check_cron  # noqa: PLC0415
+
+        outer = hw.CronWorkflow(
+            # Argo refuses CronWorkflow names over 52 characters: it appends a timestamp to name each run.
+            name=k8s_name(cron_name or spec.name)[:52].rstrip("-"),
+            schedules=[check_cron(cron)],
+            timezone="UTC",
+            concurrency_policy="Forbid",
+            **common,
+        )
+    with outer as workflow:
         templates = {}
         for step_name in spec.order:
             step = spec.steps[step_name]
@@ -166,10 +187,15 @@ def export_argo(
     image: str = DEFAULT_IMAGE,
     tracking_uri: str | None = None,
     namespace: str | None = None,
+    cron: str | None = None,
+    schedule: str | None = None,
 ) -> dict[str, Any]:
-    """{'yaml', 'workflow' (dict), 'warnings'} for the pipeline `pipeline` (a name or a path)."""
+    """{'yaml', 'workflow' (dict), 'warnings'} for the pipeline `pipeline` (a name or a path); a CronWorkflow
+    with `cron`, or with the pipeline, cron and params of the stored schedule named `schedule`."""
     _hera()
     ws = ws or Workspace.discover()
+    if schedule is not None:
+        pipeline, cron, overrides = _from_schedule(ws, schedule, pipeline, cron, overrides or {})
     spec = load_spec(resolve_spec_path(pipeline, ws.root), ws.root)
     params = resolved_step_params(spec, ws, overrides or {})
     warnings = []
@@ -189,8 +215,26 @@ def export_argo(
         tracking_uri=tracking_uri,
         namespace=namespace,
         git_commit=git_state(spec.root).get("commit"),
+        cron=cron,
+        cron_name=schedule,
     )
     return {"yaml": workflow.to_yaml(), "workflow": workflow.to_dict(), "warnings": warnings}
+
+
+def _from_schedule(
+    ws: Workspace, name: str, pipeline: str | None, cron: str | None, overrides: Mapping[str, Any]
+) -> tuple[str, str, dict[str, Any]]:
+    """The pipeline, cron and params of a stored schedule (`-p` given on the command line win)."""
+    from ..schedules.store import ScheduleStore  # noqa: PLC0415
+
+    if cron is not None:
+        raise ConfigError("pass --cron or --schedule, not both: a schedule brings its own cron.")
+    stored = ScheduleStore(ws).get(name)
+    if pipeline is not None and pipeline != stored.pipeline:
+        raise ConfigError(
+            f"schedule '{name}' runs pipeline '{stored.pipeline}', not '{pipeline}'; leave the pipeline out."
+        )
+    return stored.pipeline, stored.cron, {**stored.params, **overrides}
 
 
 def write_atomic(text: str, path: Path) -> None:

@@ -35,14 +35,27 @@ def export() -> None:
     "--tracking-uri", default=None, help="MLflow tracking URI the pods use (default: the workspace's, if a server)."
 )
 @click.option("--namespace", default=None, help="Namespace of the Workflow (default: the one argo submit uses).")
-def export_argo(pipeline, params, output, image, tracking_uri, namespace) -> None:
-    """An Argo Workflows Workflow: one pod per step on its notebook, `needs` as the DAG, outputs as artifacts."""
+@click.option("--cron", default=None, metavar="EXPR", help="A CronWorkflow on this cron (five fields, UTC) instead.")
+@click.option(
+    "--schedule", "schedule_name", default=None, metavar="NAME", help="A CronWorkflow of this `aidevops schedule`."
+)
+def export_argo(pipeline, params, output, image, tracking_uri, namespace, cron, schedule_name) -> None:
+    """An Argo Workflows Workflow: one pod per step on its notebook, `needs` as the DAG, outputs as artifacts.
+
+    With --cron or --schedule, a CronWorkflow that starts that Workflow on the schedule (Argo 3.6 or later).
+    """
     from ..pipeline.params import parse_assignments
     from .argo import export_argo as build
     from .argo import write_atomic
 
     result = build(
-        pipeline, overrides=parse_assignments(params), image=image, tracking_uri=tracking_uri, namespace=namespace
+        pipeline,
+        overrides=parse_assignments(params),
+        image=image,
+        tracking_uri=tracking_uri,
+        namespace=namespace,
+        cron=cron,
+        schedule=schedule_name,
     )
     for warning in result["warnings"]:
         click.echo(f"warning: {warning}", err=True)
