@@ -190,8 +190,12 @@ class Compactor:
                 free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
                 if free == 0:
                     break
-                conn.execute(f"PRAGMA incremental_vacuum({min(free, VACUUM_PAGES)})").fetchall()
-                freed += min(free, VACUUM_PAGES)
+                # executescript steps the pragma to its end; execute() would free one page per call
+                conn.executescript(f"PRAGMA incremental_vacuum({min(free, VACUUM_PAGES)});")
+                step = free - int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+                if step <= 0:  # another connection holds the pages' last users: try again next pass
+                    break
+                freed += step
                 time.sleep(PAUSE_S)
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         return freed
