@@ -37,7 +37,6 @@ DEFAULT_INTERVAL_S = 30.0
 BATCH_ROWS = 500  # rows per delete transaction: a few milliseconds of the write lock
 PAUSE_S = 0.002  # between two batches: the other writers' turn
 VACUUM_PAGES = 512  # pages (2 MB at 4 KB) handed back to the file system per transaction
-WALK_ROWS = 5000  # index entries fetched at a time while finding where the size budget ends
 
 
 @dataclass
@@ -140,23 +139,18 @@ class Compactor:
         return result
 
     def _request_cut(self, conn: sqlite3.Connection) -> float:
-        """The newest time at which rows go for being past the newest `max_rows` or past `max_mb` (else -inf)."""
-        cur = conn.execute(
-            "SELECT ts, COALESCE(size_bytes, 320) FROM request_log WHERE deployment IS ? ORDER BY ts DESC",
-            (self.deployment,),
-        )
-        rows, total = 0, 0
-        max_rows, max_bytes = self.retention.max_rows, self.retention.max_bytes
-        try:
-            while batch := cur.fetchmany(WALK_ROWS):
-                for ts, size in batch:
-                    rows += 1
-                    total += size
-                    if rows > max_rows or total > max_bytes:
-                        return float(ts)
-        finally:
-            cur.close()
-        return float("-inf")
+        """The newest time at which rows go for being past the newest `max_rows` or past `max_mb` (else -inf).
+
+        One query walks the (deployment, ts, size_bytes) index newest first with running counts and stops at
+        the first row past either budget: the walk runs inside SQLite, which lets the event loop's thread run.
+        """
+        found = conn.execute(
+            "SELECT ts FROM (SELECT ts, row_number() OVER w AS n, sum(COALESCE(size_bytes, 320)) OVER w AS total "
+            "FROM request_log WHERE deployment IS ? WINDOW w AS (ORDER BY ts DESC ROWS UNBOUNDED PRECEDING)) "
+            "WHERE n > ? OR total > ? LIMIT 1",
+            (self.deployment, self.retention.max_rows, self.retention.max_bytes),
+        ).fetchone()
+        return float(found[0]) if found else float("-inf")
 
     def _feedback_cut(self, conn: sqlite3.Connection) -> float:
         found = conn.execute(
