@@ -9,6 +9,8 @@ from typing import Any
 from ..errors import ConfigError
 
 ADMIN_TOKEN_ENV = "AIDEVOPS_SERVING_ADMIN_TOKEN"
+FEEDBACK_TOKEN_ENV = "AIDEVOPS_FEEDBACK_TOKEN"  # aidevops_ext/tokens.py: who may send labels to /feedback
+ALLOWED_HOSTS_ENV = "AIDEVOPS_ALLOWED_HOSTS"  # comma-separated Host names answered besides the loopback ones
 MONITOR_SECONDS_ENV = "AIDEVOPS_MONITOR_SECONDS"  # how often the live monitor refreshes (0 disables)
 MB = 1024 * 1024
 
@@ -28,6 +30,11 @@ class ServingConfig:
     log_flush_seconds: float = 0.5
     # Admin API (/admin/...): disabled unless a token is set; requests carry `Authorization: Bearer <token>`.
     admin_token: str | None = field(default=None, repr=False)
+    # POST /feedback: disabled unless a token is set; requests carry `Authorization: Bearer <token>`.
+    feedback_token: str | None = field(default=None, repr=False)
+    # Host names answered besides 127.0.0.1, localhost and [::1] (any port): exact names, ".example.com" for a
+    # domain and its subdomains, or "*" for any (a server behind a proxy that checks Host itself).
+    allowed_hosts: tuple[str, ...] = ()
     # Poll the registry every N seconds and switch when the served alias moves (0 disables).
     follow_alias_seconds: float = 30.0
     # Requests with more feature values than this are predicted in a worker thread, not on the event loop.
@@ -49,6 +56,14 @@ class ServingConfig:
             ("follow_alias_seconds", self.follow_alias_seconds, float(self.follow_alias_seconds) >= 0),
             ("monitor_seconds", self.monitor_seconds, float(self.monitor_seconds) >= 0),
         ]
+        hosts = self.allowed_hosts
+        checks.append(
+            (
+                "allowed_hosts",
+                hosts,
+                isinstance(hosts, tuple) and all(isinstance(h, str) and h and h == h.strip() for h in hosts),
+            )
+        )
         for name, value, ok in checks:
             if not ok:
                 raise ConfigError(
@@ -57,8 +72,13 @@ class ServingConfig:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ServingConfig:
-        """Defaults, the admin token from AIDEVOPS_SERVING_ADMIN_TOKEN, then explicit overrides (None = keep)."""
-        base = cls(admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None)
+        """Defaults, the admin and feedback tokens and allowed hosts from the environment (AIDEVOPS_SERVING_ADMIN_TOKEN,
+        AIDEVOPS_FEEDBACK_TOKEN, AIDEVOPS_ALLOWED_HOSTS), then explicit overrides (None = keep)."""
+        base = cls(
+            admin_token=os.environ.get(ADMIN_TOKEN_ENV) or None,
+            feedback_token=os.environ.get(FEEDBACK_TOKEN_ENV, "").strip() or None,
+            allowed_hosts=parse_hosts(os.environ.get(ALLOWED_HOSTS_ENV, "")),
+        )
         raw = os.environ.get(MONITOR_SECONDS_ENV, "").strip()
         if raw:
             try:
@@ -68,3 +88,24 @@ class ServingConfig:
                     f"{MONITOR_SECONDS_ENV}={raw!r} is not a number of seconds; unset it or give e.g. 5."
                 ) from None
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def parse_hosts(value: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """Host names from a comma-separated text or a list: lowercased, without a port, duplicates dropped."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    hosts: list[str] = []
+    for item in items:
+        host = str(item).strip().lower()
+        if host.startswith("[") and "]" in host:  # [::1]:8080 -> ::1
+            host = host[1 : host.index("]")]
+        elif host.count(":") == 1:  # name:port -> name
+            host = host.split(":", 1)[0]
+        if not host:
+            continue
+        if any(c.isspace() or c in "/@?#" for c in host):
+            raise ConfigError(
+                f"Allowed host {str(item)[:80]!r} is not a host name; give names like model.example.com or 10.0.0.7."
+            )
+        if host not in hosts:
+            hosts.append(host)
+    return tuple(hosts)
