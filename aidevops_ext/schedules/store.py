@@ -71,11 +71,14 @@ class ScheduleStore:
 
     @contextmanager
     def editing(self) -> Iterator[list[Schedule]]:
-        """The schedules, locked; the list as left by the block is written back (nothing on an exception)."""
+        """The schedules, locked; the list as left by the block is written back if it changed (nothing on an
+        exception): a scheduler's tick with nothing due leaves the file alone."""
         with self._locked():
             schedules = self.load()
+            before = [s.model_dump() for s in schedules]
             yield schedules
-            self._save(schedules)
+            if [s.model_dump() for s in schedules] != before:
+                self._save(schedules)
 
     def _save(self, schedules: list[Schedule]) -> None:
         data = {"schedules": [s.model_dump(mode="json") for s in schedules]}

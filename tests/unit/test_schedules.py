@@ -203,6 +203,14 @@ def test_a_schedule_fires_at_its_slot_once_and_records_how_the_run_ended(ws):
     assert run(ws, at("2026-12-03T03:00:00"), fake).started == ["nightly"]
 
 
+def test_a_tick_with_nothing_due_leaves_the_file_alone(ws):
+    ScheduleStore(ws).add("nightly", "0 3 * * *", now=DAY1)
+    path = ws.state / "schedules.json"
+    before = (path.read_bytes(), path.stat().st_ino)
+    run(ws, at("2026-12-01T20:00:00"), FakeLauncher())
+    assert (path.read_bytes(), path.stat().st_ino) == before  # not even rewritten with the same bytes
+
+
 def test_a_scheduler_down_for_days_runs_the_missed_slots_once(ws):
     ScheduleStore(ws).add("nightly", "0 3 * * *", now=DAY1)
     fake = FakeLauncher()
