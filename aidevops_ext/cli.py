@@ -551,6 +551,12 @@ def _reason_option(f):
     default=None,
     help="Kubernetes: render/apply this environment's kustomize overlay (namespace, scale).",
 )
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Also load MLflow models whose loading unpickles or runs their own code (only models you trust; "
+    "a pipeline's own model: `serving: {allow_pickle: true}` in its spec).",
+)
 @_reason_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def deploy(
@@ -575,6 +581,7 @@ def deploy(
     reason,
     as_json,
     allowed_hosts=(),
+    allow_pickle=False,
 ) -> None:
     """Serve a registered model: locally as a supervised background server, or on Kubernetes.
 
@@ -629,6 +636,7 @@ def deploy(
         dry_run=dry_run,
         reason=reason,
         allowed_hosts=allowed_hosts,
+        allow_pickle=allow_pickle,
     )
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=1, default=str))
@@ -812,6 +820,29 @@ def promote(name, reason) -> None:
 
 
 @main.command()
+@click.argument("name")
+@click.argument("version", required=False)
+@click.option("--stop", is_flag=True, help="Stop mirroring traffic to the shadow and unload it.")
+@_reason_option
+def shadow(name, version, stop, reason) -> None:
+    """Mirror deployment NAME's live traffic to VERSION after each answer is sent (clients never wait for it);
+    both versions' answers are logged, and `aidevops monitor NAME` shows their agreement and accuracies."""
+    from .deploy import shadow as shadows
+
+    if stop == (version is not None):
+        raise click.UsageError("give a VERSION to shadow, or --stop")
+    if stop:
+        entry = shadows.stop(_workspace(), name, reason=reason)
+        click.echo(f"stopped the shadow v{entry.to_version} of '{name}' ({entry.detail or 'nothing mirrored'})")
+        return
+    entry = shadows.start(_workspace(), name, version, reason=reason)
+    click.echo(
+        f"'{name}': v{entry.to_version} shadows v{entry.from_version} on a mirrored copy of live traffic; "
+        f"watch it with `aidevops monitor {name}`, stop it with `aidevops shadow {name} --stop`"
+    )
+
+
+@main.command()
 @click.argument("name", required=False)
 @click.option("--all", "everything", is_flag=True, help="Stop every running local deployment of the workspace.")
 @_reason_option
@@ -875,6 +906,12 @@ def token(name) -> None:
     default="info",
     show_default=True,
 )
+@click.option(
+    "--allow-pickle",
+    is_flag=True,
+    help="Also load MLflow models whose loading unpickles or runs their own code (only models you trust; "
+    "a pipeline's own model: `serving: {allow_pickle: true}` in its spec).",
+)
 def serve(
     model_uri,
     host,
@@ -886,6 +923,7 @@ def serve(
     no_request_log,
     log_level,
     allowed_hosts=(),
+    allow_pickle=False,
 ) -> None:
     """Serve a model in the foreground (for containers): MLflow's scoring protocol and Open Inference Protocol v2."""
     import logging
@@ -906,9 +944,30 @@ def serve(
         config = replace(config, allowed_hosts=parse_hosts([*config.allowed_hosts, *allowed_hosts]))
     ws = Workspace(Path(workspace).resolve()) if workspace else _workspace()
     try:
-        run_server(model_uri, host=host, port=port, workspace=ws, config=config, log_level=log_level)
+        run_server(
+            model_uri,
+            host=host,
+            port=port,
+            workspace=ws,
+            config=config,
+            log_level=log_level,
+            allow_pickle=allow_pickle or _spec_allows_pickle(ws, model_uri),
+        )
     except KeyboardInterrupt:
         pass
+
+
+def _spec_allows_pickle(ws, model_uri: str) -> bool:
+    """Whether the workspace's pipeline that registers the model of a `models:/` URI says `serving: {allow_pickle: true}`."""
+    from .pipeline.spec import spec_for_model
+    from .serving.loader import parse_uri
+
+    try:
+        ref = parse_uri(model_uri)
+    except AidevopsError:
+        return False  # the server says what is wrong with the URI
+    spec = spec_for_model(ws.root, ref.name) if ref.is_registry else None
+    return spec is not None and spec.allow_pickle
 
 
 # -- commands defined beside their subject: Argo export and the per-step container entry

@@ -580,6 +580,28 @@ class Alerts(Answer):
     events: list[AlertEvent] = Field(description="Newest first.")
 
 
+class Accuracy(Answer):
+    value: float = Field(description="Share of labelled rows predicted right.")
+    low: float = Field(description="Wilson interval, lower bound (95 %).")
+    high: float = Field(description="Wilson interval, upper bound (95 %).")
+    labels: int = Field(description="Labelled rows it is measured on.")
+
+
+class ShadowSummary(Answer):
+    """A shadow version's evidence beside the active version's, from the mirrored requests both answered."""
+
+    version: str = Field(description="The shadow version.")
+    active_version: str | None = Field(default=None, description="The active version it was compared with.")
+    running: bool = Field(default=False, description="Whether the shadow still gets mirrored traffic.")
+    requests: int = Field(description="Mirrored requests the shadow answered (or failed on) and were logged.")
+    rows: int = 0
+    errors: int = 0
+    agreement_rate: float | None = Field(description="Share of rows where both versions predict the same.")
+    active_accuracy: Accuracy | None = Field(description="The active version on the labelled mirrored rows.")
+    shadow_accuracy: Accuracy | None = Field(description="The shadow version on the same labelled rows.")
+    dropped: int = Field(description="Requests not mirrored because the shadow's queue was full.")
+
+
 class MonitorSummary(Answer):
     status: str
     model: str | None = None
@@ -593,6 +615,7 @@ class MonitorSummary(Answer):
     requests: dict[str, Any] = {}
     alerts: list[AlertState] = []
     events: list[AlertEvent] = Field(default=[], description="Newest last.")
+    shadow: ShadowSummary | None = Field(default=None, description="The shadow's evidence; null: never shadowed.")
 
 
 class RequestSeries(Answer):

@@ -54,13 +54,17 @@ def build_app(ws: Workspace, name: str):
     config = ServingConfig.from_env(follow_alias_seconds=float(dep.follow or 0.0))
     limit_blas_threads(config.blas_threads)
 
+    allow_pickle = _allows_pickle(dep)
+
     def load(version: str):
-        return prepare_model(_source(ws, dep.model, version, dep.alias), ws, alias=dep.alias)
+        return prepare_model(_source(ws, dep.model, version, dep.alias), ws, alias=dep.alias, allow_pickle=allow_pickle)
 
     active = (
-        load(dep.active_version) if dep.active_version else prepare_model(f"models:/{dep.ref}", ws, alias=dep.alias)
+        load(dep.active_version)
+        if dep.active_version
+        else prepare_model(f"models:/{dep.ref}", ws, alias=dep.alias, allow_pickle=allow_pickle)
     )
-    slots = ModelSlots(active, workspace=ws, alias=dep.alias)
+    slots = ModelSlots(active, workspace=ws, alias=dep.alias, allow_pickle=allow_pickle)
     extra = {}
     for slot, version in (("previous", dep.previous_version), ("canary", dep.canary_version)):
         if version and version != active.version:
@@ -88,6 +92,18 @@ def build_app(ws: Workspace, name: str):
         monitor=monitor_config(dep),
         deployment=dep.name,
     )
+
+
+def _allows_pickle(dep) -> bool:
+    """Whether this deployment may load pyfuncs that unpickle: --allow-pickle or its spec's `serving:` section,
+    recorded at deploy time (serving/loader.py)."""
+    import json  # noqa: PLC0415
+
+    try:
+        options = json.loads(dep.options or "{}")
+    except ValueError:
+        return False
+    return isinstance(options, dict) and options.get("allow_pickle") is True
 
 
 def monitor_config(dep):

@@ -164,6 +164,7 @@ def deploy(
     dry_run: bool = False,
     reason: str = "",
     actor: str | None = None,
+    allow_pickle: bool = False,
 ) -> DeployResult:
     """Serve `model_ref` locally under `name`: start it, or switch a running one to that version."""
     store = _store(ws)
@@ -182,6 +183,7 @@ def deploy(
             dry_run=dry_run,
             reason=reason,
             actor=actor or default_actor(),
+            allow_pickle=allow_pickle,
         )
 
 
@@ -197,6 +199,7 @@ def _deploy(
     dry_run: bool,
     reason: str,
     actor: str,
+    allow_pickle: bool = False,
 ) -> DeployResult:
     ws = store.workspace
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
@@ -222,6 +225,11 @@ def _deploy(
     if live:
         assert existing is not None
         _check_compatible(existing, target, port, host, follow, follow_seconds)
+        if allow_pickle and not _allows_pickle(existing):
+            raise ConfigError(
+                f"Deployment '{name}' was started without --allow-pickle; undeploy it first "
+                f"(`aidevops undeploy {name}`) and deploy again with --allow-pickle."
+            )
         if dry_run:
             return DeployResult(
                 "planned",
@@ -246,6 +254,7 @@ def _deploy(
     }
     now = time.time()
     monitoring = _monitoring_options(ws, target.model)
+    monitoring["allow_pickle"] = bool(allow_pickle or monitoring.get("allow_pickle"))
     dep = Deployment(
         name=name,
         model=target.model,
@@ -328,8 +337,17 @@ def _monitoring_options(ws: Workspace, model: str) -> dict[str, Any]:
 
     spec = spec_for_model(ws.root, model)
     if spec is None:
-        return {"pipeline": None, "monitor": None}
-    return {"pipeline": spec.name, "monitor": spec.monitor}
+        return {"pipeline": None, "monitor": None, "allow_pickle": False}
+    return {"pipeline": spec.name, "monitor": spec.monitor, "allow_pickle": spec.allow_pickle}
+
+
+def _allows_pickle(dep: Deployment) -> bool:
+    """Whether the deployment's server loads pyfuncs that unpickle (--allow-pickle or the spec's `serving:`)."""
+    try:
+        options = json.loads(dep.options or "{}")
+    except ValueError:
+        return False
+    return isinstance(options, dict) and options.get("allow_pickle") is True
 
 
 def _reusable_port(host: str, port: int) -> int:
@@ -775,6 +793,9 @@ def monitor_summary(ws: Workspace | None, name: str, *, refresh: bool = True) ->
         problem = answer.get("error") if isinstance(answer, dict) else str(answer)[:300]
         raise DeploymentError(f"The server of '{name}' answered {status} to /monitor: {problem}")
     answer["events"] = AlertStore(store.workspace.deploy_db).events(name, limit=50)
+    from .shadow import live_slots, report  # noqa: PLC0415
+
+    answer["shadow"] = report(store.workspace, name, live_slots(dep))  # None: this deployment never had a shadow
     return answer
 
 

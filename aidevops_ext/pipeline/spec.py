@@ -30,6 +30,7 @@ _SPEC_KEYS = {
     "data",
     "retrain",
     "promote",
+    "serving",
 }
 _STEP_KEYS = {"notebook", "params", "needs", "outputs", "inputs", "description", "reads"}
 MODEL_SELF = "model"  # `reads: [model@champion]`: "model" means the pipeline's own `model:`
@@ -104,6 +105,7 @@ class PipelineSpec:
     data: Any = None  # the `data:` section as written (the shipped steps read and check it)
     retrain: RetrainSettings = field(default_factory=RetrainSettings)
     promote: str = PROMOTE_MANUAL  # auto: a retrained version that passes the gate is switched in; manual: it waits
+    allow_pickle: bool = False  # `serving: {allow_pickle: true}`: its model may be a pyfunc that unpickles
 
     def step(self, name: str) -> StepSpec:
         """The step called `name`, or a ConfigError listing the steps."""
@@ -207,7 +209,22 @@ def load_spec(path: Path, root: Path | None = None) -> PipelineSpec:
         data=check_data(raw.get("data"), path.name),
         retrain=parse_retrain(raw.get("retrain"), path.name),
         promote=parse_promote(raw.get("promote", PROMOTE_MANUAL), path.name),
+        allow_pickle=parse_serving(raw.get("serving"), path.name),
     )
+
+
+def parse_serving(raw: Any, spec_file: str = "the spec") -> bool:
+    """The `serving:` section, checked: {allow_pickle: bool}; whether a deployment of this pipeline's model may
+    load a pyfunc that unpickles or runs its own code (serving/loader.py). The bool is allow_pickle."""
+    if raw is None:
+        return False
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'serving' in {spec_file} must be a mapping such as {{allow_pickle: true}}.")
+    _check_keys(raw, {"allow_pickle"}, f"'serving' in {spec_file}")
+    allow = raw.get("allow_pickle", False)
+    if not isinstance(allow, bool):
+        raise ConfigError(f"serving.allow_pickle in {spec_file} must be true or false, got {allow!r}.")
+    return allow
 
 
 def parse_retrain(raw: Any, spec_file: str = "the spec") -> RetrainSettings:

@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="poll the registry every SECONDS and switch when the alias moves (default 30; 0 disables)",
     )
+    p.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="also load MLflow models whose loading unpickles or runs their own code (only models you trust)",
+    )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = p.parse_args(argv)
 
@@ -50,7 +55,15 @@ def main(argv: list[str] | None = None) -> int:
             follow_alias_seconds=args.follow_alias,
         )
         ws = Workspace(Path(args.workspace).resolve()) if args.workspace else Workspace.discover()
-        serve(args.model_uri, host=args.host, port=args.port, workspace=ws, config=config, log_level=args.log_level)
+        serve(
+            args.model_uri,
+            host=args.host,
+            port=args.port,
+            workspace=ws,
+            config=config,
+            log_level=args.log_level,
+            allow_pickle=args.allow_pickle,
+        )
     except AidevopsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -10,6 +10,11 @@ AIDEVOPS_SERVING_ADMIN_TOKEN environment variable); requests carry `Authorizatio
     POST /admin/canary/share            {"share", ...}
     POST /admin/canary/promote          {...}: the canary becomes active
     POST /admin/canary/clear            {...}: drop the canary
+    POST /admin/shadow                  {"model_uri", ...}: load, smoke-test, mirror live traffic to it
+    POST /admin/shadow/clear            {...}: stop mirroring and unload the shadow
+
+`model_uri` is a registry URI only (`models:/NAME/VERSION` or `models:/NAME@ALIAS`): whoever holds the token
+changes which registered version serves, never points the server at a path or a remote URL to load.
 
 Answers: 200 {"event": ..., "slots": ...}; 422 when the version is refused (load or smoke test failed;
 nothing changed); 409 when the operation does not fit the slots (no previous, no canary); 400 for a
@@ -75,10 +80,25 @@ async def _body(server: Server, request: Request) -> dict:
     return obj
 
 
+def registry_uri(uri: Any) -> str:
+    """A `models:/NAME/VERSION` or `models:/NAME@ALIAS` URI from an admin body, else RequestError (400)."""
+    from .loader import parse_uri  # noqa: PLC0415
+
+    if isinstance(uri, str) and len(uri) <= 1000 and uri.strip().startswith("models:/"):
+        try:
+            if parse_uri(uri).is_registry:
+                return uri.strip()
+        except ConfigError:
+            pass
+    shown = repr(uri[:100]) if isinstance(uri, str) else type(uri).__name__
+    raise RequestError(
+        f"'model_uri' {shown} is not a registry URI; the admin API loads only models:/NAME/VERSION or "
+        "models:/NAME@ALIAS (register the model first)."
+    )
+
+
 def admin_routes(server: Server) -> list[Route]:
     """The /admin routes bound to one server."""
-    from .app import check_model_uri  # noqa: PLC0415
-
     slots = server.slots
 
     def op(run: Callable[[dict], Any], *, needs_body: bool = True):
@@ -116,15 +136,21 @@ def admin_routes(server: Server) -> list[Route]:
     return [
         Route("/admin/slots", get_slots, methods=["GET"]),
         Route(
-            "/admin/switch", op(lambda b: slots.switch(check_model_uri(b.get("model_uri")), **who(b))), methods=["POST"]
+            "/admin/switch", op(lambda b: slots.switch(registry_uri(b.get("model_uri")), **who(b))), methods=["POST"]
         ),
         Route("/admin/rollback", op(lambda b: slots.rollback(**who(b))), methods=["POST"]),
         Route(
             "/admin/canary",
-            op(lambda b: slots.set_canary(check_model_uri(b.get("model_uri")), share(b), **who(b))),
+            op(lambda b: slots.set_canary(registry_uri(b.get("model_uri")), share(b), **who(b))),
             methods=["POST"],
         ),
         Route("/admin/canary/share", op(lambda b: slots.set_canary_share(share(b), **who(b))), methods=["POST"]),
         Route("/admin/canary/promote", op(lambda b: slots.promote_canary(**who(b))), methods=["POST"]),
         Route("/admin/canary/clear", op(lambda b: slots.clear_canary(**who(b))), methods=["POST"]),
+        Route(
+            "/admin/shadow",
+            op(lambda b: slots.set_shadow(registry_uri(b.get("model_uri")), **who(b))),
+            methods=["POST"],
+        ),
+        Route("/admin/shadow/clear", op(lambda b: slots.clear_shadow(**who(b))), methods=["POST"]),
     ]

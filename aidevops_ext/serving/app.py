@@ -192,6 +192,8 @@ class Server:
                     None if error is None else error.message,
                 )
             )
+        if status == 200:  # the answer is sent: the shadow gets its copy off the request path (serving/shadow.py)
+            self.slots.mirror(model, rid, data, preds)
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -579,6 +581,7 @@ def create_app(
         ws = slots.workspace
         requestlog = RequestLog(ws.deploy_db if ws is not None else None, config)
     server = Server(slots, config, requestlog)
+    slots.shadow_log, slots.deployment = requestlog.path, deployment  # where a shadow's answers are logged
     server.monitor = LiveMonitor(server, config=monitor, deployment=deployment, interval=config.monitor_seconds or 5.0)
     server.registry.register(MonitorCollector(server.monitor))
 
@@ -601,6 +604,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             server.stop_predictors()
+            await anyio.to_thread.run_sync(slots.close)
             await anyio.to_thread.run_sync(requestlog.stop)
 
     app = Starlette(

@@ -3,6 +3,14 @@
 - `models:/NAME@ALIAS` and `models:/NAME/VERSION` resolve through the workspace's registry;
 - a local `.npz` is one of our model files (loaded without pickle, no MLflow import);
 - a local folder holding `MLmodel`, or any other MLflow artifact URI (`runs:/...`), is downloaded.
+  (The admin API takes registry URIs only: serving/admin.py.)
+
+Loading only what does not run the model's own code: a pyfunc whose loader is ours is read as `.npz`
+(no pickle), and a scikit-learn model saved in skops format whose trusted types are all numpy, scipy or
+scikit-learn types is read by skops. Every other pyfunc unpickles (cloudpickle'd python models, sklearn
+pickles, torch) or runs code shipped with the model, so it is loaded only with `allow_pickle=True`: the
+`--allow-pickle` flag of `aidevops serve`/`deploy`, or `serving: {allow_pickle: true}` in the pipeline spec
+that trains the model. Without it the version is refused with one sentence naming both.
 
 A pyfunc whose loader is `aidevops_ext.pyfunc_model` is unwrapped to its `.npz` and takes the fast
 path (its profile is embedded in the file); any other pyfunc goes through `mlflow.pyfunc.load_model`,
@@ -35,6 +43,13 @@ log = logging.getLogger("aidevops.serving")
 LOADER_MODULE = "aidevops_ext.pyfunc_model"
 PROFILE_TAG = "aidevops.reference_profile"  # model-version tag: the URI of the version's reference profile
 PROFILE_FILE = "reference_profile.json"
+SKLEARN_LOADER = "mlflow.sklearn"
+# skops builds only the types it is told to trust; these packages' types build estimators and arrays, never a shell.
+SKOPS_SAFE_PREFIXES = ("numpy.", "scipy.", "sklearn.")
+PICKLE_OPT_IN = (
+    "pass --allow-pickle to `aidevops serve`/`aidevops deploy` or set `serving: {allow_pickle: true}` "
+    "in the pipeline spec that trains it"
+)
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[^/@]+))$")
 
 
@@ -90,14 +105,18 @@ def resolve_version(ref: ModelRef, ws: Workspace) -> str:
     return str(ref.version)
 
 
-def load_model_uri(uri: str, workspace: Workspace | None = None, *, alias: str | None = None) -> ServedModel:
-    """Load the model behind `uri` (not smoke-tested: see slots.prepare); raises ModelRefused on failure."""
+def load_model_uri(
+    uri: str, workspace: Workspace | None = None, *, alias: str | None = None, allow_pickle: bool = False
+) -> ServedModel:
+    """Load the model behind `uri` (not smoke-tested: see slots.prepare); raises ModelRefused on failure.
+
+    `allow_pickle`: also load pyfuncs whose loading unpickles or runs the model's code (see the module doc)."""
     ref = parse_uri(uri)
     ws = workspace or Workspace.discover()
     try:
         if ref.is_registry:
             version = resolve_version(ref, ws)
-            return _load_registry(ref, version, ws, alias=ref.alias or alias)
+            return _load_registry(ref, version, ws, alias=ref.alias or alias, allow_pickle=allow_pickle)
         path = Path(ref.uri).expanduser()
         if path.is_file():
             return _load_file(path, alias=alias)
@@ -111,6 +130,7 @@ def load_model_uri(uri: str, workspace: Workspace | None = None, *, alias: str |
                 source=str(path),
                 alias=alias,
                 keep=None,
+                allow_pickle=allow_pickle,
             )
         if "://" not in ref.uri and ":/" not in ref.uri:
             raise ModelRefused(
@@ -122,6 +142,7 @@ def load_model_uri(uri: str, workspace: Workspace | None = None, *, alias: str |
             name=ref.uri.rstrip("/").rsplit("/", 1)[-1] or "model",
             version=hashlib.sha256(ref.uri.encode()).hexdigest()[:12],
             alias=alias,
+            allow_pickle=allow_pickle,
         )
     except ModelRefused:
         raise
@@ -150,11 +171,15 @@ def _load_file(path: Path, *, alias: str | None) -> ServedModel:
     return AidevopsModel.from_estimator(estimator, name=name, version=_digest(path), source=str(path), alias=alias)
 
 
-def _load_registry(ref: ModelRef, version: str, ws: Workspace, *, alias: str | None) -> ServedModel:
+def _load_registry(
+    ref: ModelRef, version: str, ws: Workspace, *, alias: str | None, allow_pickle: bool = False
+) -> ServedModel:
     from .. import registry  # noqa: PLC0415
 
     registry.configure(ws)
-    model = _load_downloaded(ref.pinned(version), ws, name=ref.name, version=version, alias=alias)
+    model = _load_downloaded(
+        ref.pinned(version), ws, name=ref.name, version=version, alias=alias, allow_pickle=allow_pickle
+    )
     if isinstance(model, PyfuncModel):
         tagged = tagged_profile(ws, ref.name, version)
         if tagged is not None:
@@ -213,7 +238,9 @@ def attach_profile(model: ServedModel, profile: Any) -> None:
         model.task = task  # what the profile saw the model predict beats the guess from its output signature
 
 
-def _load_downloaded(uri: str, ws: Workspace, *, name: str, version: str, alias: str | None) -> ServedModel:
+def _load_downloaded(
+    uri: str, ws: Workspace, *, name: str, version: str, alias: str | None, allow_pickle: bool = False
+) -> ServedModel:
     import mlflow.artifacts  # noqa: PLC0415
 
     from .. import registry  # noqa: PLC0415
@@ -222,7 +249,9 @@ def _load_downloaded(uri: str, ws: Workspace, *, name: str, version: str, alias:
     folder = Path(tempfile.mkdtemp(prefix="aidevops-serve-"))
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(folder)))
-        model = _load_mlflow_dir(local, name=name, version=version, source=uri, alias=alias, keep=folder)
+        model = _load_mlflow_dir(
+            local, name=name, version=version, source=uri, alias=alias, keep=folder, allow_pickle=allow_pickle
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -230,12 +259,21 @@ def _load_downloaded(uri: str, ws: Workspace, *, name: str, version: str, alias:
 
 
 def _load_mlflow_dir(
-    local: Path, *, name: str, version: str, source: str, alias: str | None, keep: Path | None
+    local: Path,
+    *,
+    name: str,
+    version: str,
+    source: str,
+    alias: str | None,
+    keep: Path | None,
+    allow_pickle: bool = False,
 ) -> ServedModel:
-    """Our loader module -> the .npz fast path; any other pyfunc -> MLflow's loader."""
+    """Our loader module -> the .npz fast path; any other pyfunc -> MLflow's loader (if it runs no model code,
+    or `allow_pickle`)."""
     from mlflow.models import Model  # noqa: PLC0415
 
-    flavor = Model.load(str(local)).flavors.get("python_function")
+    flavors = Model.load(str(local)).flavors
+    flavor = flavors.get("python_function")
     if flavor is None:
         raise ModelRefused(f"{source} has no python_function flavor; only MLflow pyfunc models can be served.")
     if flavor.get("loader_module") == LOADER_MODULE and "data" in flavor:
@@ -249,6 +287,11 @@ def _load_mlflow_dir(
         if keep is not None:
             shutil.rmtree(keep, ignore_errors=True)  # everything is in memory now
         return AidevopsModel.from_estimator(estimator, name=name, version=version, source=source, alias=alias)
+    unsafe = runs_model_code(flavors)
+    if unsafe and not allow_pickle:
+        raise ModelRefused(
+            f"{source} was refused: {unsafe}, and loading it can run any code; if you trust it, {PICKLE_OPT_IN}."
+        )
     import mlflow.pyfunc  # noqa: PLC0415
 
     pyfunc = mlflow.pyfunc.load_model(str(local))
@@ -261,6 +304,30 @@ def _load_mlflow_dir(
     if keep is not None:  # a pyfunc may read its artifacts lazily: the folder lives as long as the model
         weakref.finalize(model, shutil.rmtree, str(keep), True)
     return model
+
+
+def runs_model_code(flavors: dict[str, Any]) -> str | None:
+    """Why loading an MLflow model with these flavors (its MLmodel's) unpickles or runs code shipped with it;
+    None for our loader and for scikit-learn in skops format trusting only numpy, scipy and scikit-learn types."""
+    pyfunc = flavors.get("python_function") or {}
+    loader = pyfunc.get("loader_module")
+    if loader == LOADER_MODULE and "data" in pyfunc and not pyfunc.get("code"):
+        return None
+    if pyfunc.get("code") or pyfunc.get("model_code_path"):
+        return "it ships its own Python code"
+    if loader != SKLEARN_LOADER:
+        if "python_model" in pyfunc or loader == "mlflow.pyfunc.model":
+            return "it is a cloudpickled python model"
+        return f"its pyfunc loader {str(loader)[:80]!r} unpickles it"
+    sklearn = flavors.get("sklearn") or {}
+    fmt = sklearn.get("serialization_format", "pickle")
+    if fmt != "skops":
+        return f"it is a scikit-learn model saved as {str(fmt)[:20]}"
+    trusted = sklearn.get("skops_trusted_types") or []
+    odd = [t for t in trusted if not (isinstance(t, str) and t.startswith(SKOPS_SAFE_PREFIXES))]
+    if odd:
+        return f"its skops file trusts {str(odd[0])[:80]!r}, a type outside numpy, scipy and scikit-learn"
+    return None
 
 
 def describe_uri(uri: str) -> dict[str, Any]:

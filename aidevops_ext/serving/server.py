@@ -69,6 +69,7 @@ def build(
     workspace: Workspace | None = None,
     config: ServingConfig | None = None,
     follow_alias: bool | None = None,
+    allow_pickle: bool = False,
 ) -> Any:
     """The app for `model_uri` (loaded and smoke-tested), ready for any ASGI server; raises AidevopsError."""
     from .app import create_app  # noqa: PLC0415
@@ -81,7 +82,7 @@ def build(
     config = config or ServingConfig.from_env()
     limit_blas_threads(config.blas_threads)
     ref = parse_uri(model_uri)
-    slots = ModelSlots.from_uri(model_uri, ws)
+    slots = ModelSlots.from_uri(model_uri, ws, allow_pickle=allow_pickle)
     follower = None
     if ref.alias and (follow_alias is None or follow_alias) and config.follow_alias_seconds > 0:
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=slots.active.version)
@@ -97,13 +98,14 @@ def serve(
     config: ServingConfig | None = None,
     follow_alias: bool | None = None,
     log_level: str = "info",
+    allow_pickle: bool = False,
 ) -> None:
     """Serve `model_uri` on host:port until interrupted (one uvicorn worker, uvloop, httptools, no access log)."""
     import uvicorn  # noqa: PLC0415
 
     sock = bind_socket(host, port)  # first: a taken port fails before seconds of model loading
     try:
-        app = build(model_uri, workspace=workspace, config=config, follow_alias=follow_alias)
+        app = build(model_uri, workspace=workspace, config=config, follow_alias=follow_alias, allow_pickle=allow_pickle)
         uv_config = uvicorn.Config(
             app,
             loop="uvloop",

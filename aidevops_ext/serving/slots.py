@@ -1,4 +1,6 @@
-"""Model slots: the active version, the previous one (for rollback) and an optional canary with a traffic share.
+"""Model slots: the active version, the previous one (for rollback), an optional canary with a traffic share,
+and an optional shadow that sees a mirrored copy of the active version's traffic (serving/shadow.py) but never
+answers a client.
 
 Every change builds a new immutable `SlotState` and publishes it with one reference assignment, so
 a request reads `slots.state` once and finishes on the models it started with: no request fails
@@ -19,7 +21,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..workspace import Workspace
 from .errors import ModelRefused, SlotError
@@ -27,6 +30,9 @@ from .loader import load_model_uri
 from .metrics import ModelStats, ServerStats
 from .models import ServedModel
 from .smoke import smoke_test
+
+if TYPE_CHECKING:
+    from .shadow import ShadowMirror
 
 log = logging.getLogger("aidevops.serving")
 
@@ -39,6 +45,7 @@ class SlotState:
     previous: ServedModel | None = None
     canary: ServedModel | None = None
     canary_share: float = 0.0
+    shadow: ServedModel | None = None
 
     def pick(self, _random: Callable[[], float] = random.random) -> tuple[str, ServedModel]:
         """The slot a new request goes to: the canary with probability canary_share, else active."""
@@ -100,6 +107,9 @@ class ModelSlots:
     loader: Callable[..., ServedModel] = load_model_uri
     on_event: Callable[[SlotEvent], None] | None = None
     server_stats: ServerStats = field(default_factory=ServerStats)
+    allow_pickle: bool = False  # load pyfuncs that unpickle or run their own code (serving/loader.py)
+    shadow_log: Path | str | None = None  # deploy.db the shadow's answers go to (create_app sets the server's)
+    deployment: str | None = None  # the deployment these slots serve (keys the shadow log)
 
     def __post_init__(self) -> None:
         if self.initial.stats is None:
@@ -109,6 +119,7 @@ class ModelSlots:
         self.state = SlotState(active=self.initial)
         self._lock = threading.RLock()
         self.history: deque[SlotEvent] = deque(maxlen=200)
+        self._mirror: ShadowMirror | None = None
 
     # ------------------------------------------------------------------ reading
     @property
@@ -135,6 +146,7 @@ class ModelSlots:
             "previous": None if st.previous is None else st.previous.describe(),
             "canary": None if st.canary is None else st.canary.describe(),
             "canary_share": st.canary_share,
+            "shadow": None if self._mirror is None else self._mirror.describe(),
             "history": [e.to_dict() for e in list(self.history)[-20:]],
         }
 
@@ -146,8 +158,12 @@ class ModelSlots:
 
         alias = kwargs.pop("alias", None) or parse_uri(uri).alias
         loader = kwargs.get("loader", load_model_uri)
+        allow_pickle = bool(kwargs.get("allow_pickle", False))
         slots = cls(
-            prepare_model(uri, workspace, alias=alias, loader=loader), workspace=workspace, alias=alias, **kwargs
+            prepare_model(uri, workspace, alias=alias, loader=loader, allow_pickle=allow_pickle),
+            workspace=workspace,
+            alias=alias,
+            **kwargs,
         )
         slots._count_load("loaded")
         return slots
@@ -155,7 +171,9 @@ class ModelSlots:
     def prepare(self, source: str | ServedModel, *, alias: str | None = None) -> ServedModel:
         """Load (if given a URI) and smoke-test a model without touching the slots; ModelRefused on failure."""
         try:
-            model = prepare_model(source, self.workspace, alias=alias or self.alias, loader=self.loader)
+            model = prepare_model(
+                source, self.workspace, alias=alias or self.alias, loader=self.loader, allow_pickle=self.allow_pickle
+            )
         except ModelRefused:
             self._count_load("refused")
             raise
@@ -182,7 +200,9 @@ class ModelSlots:
         with self._lock:
             st = self.state
             canary, share = (None, 0.0) if st.canary is model else (st.canary, st.canary_share)
-            self.state = SlotState(active=model, previous=st.active, canary=canary, canary_share=share)
+            self.state = SlotState(
+                active=model, previous=st.active, canary=canary, canary_share=share, shadow=st.shadow
+            )
             return self._record("switch", actor, reason, st.active.version, model.version)
 
     def rollback(self, *, actor: str | None = None, reason: str = "") -> SlotEvent:
@@ -192,7 +212,7 @@ class ModelSlots:
             if st.previous is None:
                 raise SlotError("There is no previous version to roll back to; switch to a version explicitly instead.")
             self.state = SlotState(
-                active=st.previous, previous=st.active, canary=st.canary, canary_share=st.canary_share
+                active=st.previous, previous=st.active, canary=st.canary, canary_share=st.canary_share, shadow=st.shadow
             )
             return self._record("rollback", actor, reason, st.active.version, st.previous.version)
 
@@ -210,7 +230,9 @@ class ModelSlots:
                 )
                 raise
             st = self.state
-            self.state = SlotState(active=st.active, previous=st.previous, canary=model, canary_share=share)
+            self.state = SlotState(
+                active=st.active, previous=st.previous, canary=model, canary_share=share, shadow=st.shadow
+            )
             return self._record("canary", actor, reason, st.active.version, model.version, detail=f"share={share}")
 
     def set_canary_share(self, share: float, *, actor: str | None = None, reason: str = "") -> SlotEvent:
@@ -220,7 +242,9 @@ class ModelSlots:
             st = self.state
             if st.canary is None:
                 raise SlotError("There is no canary; start one with a model URI first.")
-            self.state = SlotState(active=st.active, previous=st.previous, canary=st.canary, canary_share=share)
+            self.state = SlotState(
+                active=st.active, previous=st.previous, canary=st.canary, canary_share=share, shadow=st.shadow
+            )
             return self._record(
                 "canary_share", actor, reason, st.active.version, st.canary.version, detail=f"share={share}"
             )
@@ -231,7 +255,7 @@ class ModelSlots:
             st = self.state
             if st.canary is None:
                 raise SlotError("There is no canary to promote.")
-            self.state = SlotState(active=st.canary, previous=st.active)
+            self.state = SlotState(active=st.canary, previous=st.active, shadow=st.shadow)
             return self._record("promote_canary", actor, reason, st.active.version, st.canary.version)
 
     def clear_canary(self, *, actor: str | None = None, reason: str = "") -> SlotEvent:
@@ -240,8 +264,59 @@ class ModelSlots:
             st = self.state
             if st.canary is None:
                 raise SlotError("There is no canary to clear.")
-            self.state = SlotState(active=st.active, previous=st.previous)
+            self.state = SlotState(active=st.active, previous=st.previous, shadow=st.shadow)
             return self._record("clear_canary", actor, reason, st.active.version, st.canary.version)
+
+    # ------------------------------------------------------------------ shadow
+    def set_shadow(self, source: str | ServedModel, *, actor: str | None = None, reason: str = "") -> SlotEvent:
+        """Load + smoke-test `source` into the shadow slot: it gets a mirrored copy of the active version's
+        traffic after each answer is sent, and never answers a client. Replaces a shadow already there."""
+        with self._lock:
+            try:
+                model = self.prepare(source)
+            except ModelRefused as exc:
+                self._record(
+                    "shadow", actor, reason, self.state.active.version, _uri_version(source), ok=False, detail=str(exc)
+                )
+                raise
+            from .shadow import ShadowMirror  # noqa: PLC0415
+
+            old = self._mirror
+            self._mirror = ShadowMirror(model, self.shadow_log, self.deployment)
+            st = self.state
+            self.state = SlotState(
+                active=st.active, previous=st.previous, canary=st.canary, canary_share=st.canary_share, shadow=model
+            )
+            if old is not None:
+                old.stop()
+            return self._record("shadow", actor, reason, st.active.version, model.version)
+
+    def clear_shadow(self, *, actor: str | None = None, reason: str = "") -> SlotEvent:
+        """Stop mirroring traffic to the shadow and unload it (what it answered stays in the shadow log)."""
+        with self._lock:
+            st = self.state
+            if st.shadow is None:
+                raise SlotError("There is no shadow to stop; start one with `aidevops shadow NAME VERSION`.")
+            mirror, self._mirror = self._mirror, None
+            self.state = SlotState(
+                active=st.active, previous=st.previous, canary=st.canary, canary_share=st.canary_share
+            )
+            if mirror is not None:
+                mirror.stop()
+            detail = "" if mirror is None else f"mirrored={mirror.stats.mirrored} dropped={mirror.stats.dropped}"
+            return self._record("shadow_stop", actor, reason, st.active.version, st.shadow.version, detail=detail)
+
+    def mirror(self, model: ServedModel, request_id: str, data: Any, predictions: Any) -> None:
+        """After an answer was sent: offer the request to the shadow if `model` is the active version (never blocks)."""
+        mirror = self._mirror
+        if mirror is not None and model is self.state.active:
+            mirror.offer(request_id, model, data, predictions)
+
+    def close(self) -> None:
+        """Stop the shadow's worker (server shutdown); what it has compared is stored first."""
+        mirror, self._mirror = self._mirror, None
+        if mirror is not None:
+            mirror.stop()
 
     def _record(
         self,
@@ -283,9 +358,15 @@ def prepare_model(
     *,
     alias: str | None = None,
     loader: Callable[..., ServedModel] = load_model_uri,
+    allow_pickle: bool = False,
 ) -> ServedModel:
-    """Load (if given a URI) and smoke-test a model; ModelRefused if either fails."""
-    model = source if isinstance(source, ServedModel) else loader(source, workspace, alias=alias)
+    """Load (if given a URI) and smoke-test a model; ModelRefused if either fails.
+
+    `allow_pickle`: the loader may load pyfuncs that unpickle or run their own code (serving/loader.py)."""
+    if isinstance(source, ServedModel):
+        model = source
+    else:
+        model = loader(source, workspace, alias=alias, allow_pickle=allow_pickle)
     if model.alias is None:
         model.alias = alias
     model.smoke = smoke_test(model)

@@ -174,12 +174,21 @@ def server_env(reg: Registry, **extra: str) -> dict[str, str]:
 
 
 def start_server(
-    reg: Registry, uri: str, *args: str, port: int | None = None, env: dict | None = None, wait: bool = True
+    reg: Registry,
+    uri: str,
+    *args: str,
+    port: int | None = None,
+    env: dict | None = None,
+    wait: bool = True,
+    allow_pickle: bool = True,
 ) -> RunningServer:
-    """Start a server subprocess and wait until it answers /ping (or fails)."""
+    """Start a server subprocess and wait until it answers /ping (or fails). The session registry is the
+    tests' own, so its cloudpickled models are allowed unless `allow_pickle=False`."""
     port = port or free_port()
     log = reg.root / f"server-{port}.log"
     cmd = [sys.executable, "-m", "aidevops_ext.serving", uri, "--host", "127.0.0.1", "--port", str(port), *args]
+    if allow_pickle:
+        cmd.append("--allow-pickle")
     proc = subprocess.Popen(
         cmd, cwd=reg.root, env=env or server_env(reg), stdout=open(log, "wb"), stderr=subprocess.STDOUT
     )
@@ -231,12 +240,20 @@ def app_factory(reg):
     from aidevops_ext.serving.requestlog import RequestLog
     from aidevops_ext.serving.slots import ModelSlots
 
-    def make(uri: str = "models:/abc@champion", *, db: Path | None = None, monitor=None, deployment=None, **config):
+    def make(
+        uri: str = "models:/abc@champion",
+        *,
+        db: Path | None = None,
+        monitor=None,
+        deployment=None,
+        allow_pickle: bool = True,  # the session registry is the tests' own
+        **config,
+    ):
         with pytest.MonkeyPatch.context() as mp:
             for var in _ENV_VARS:
                 mp.delenv(var, raising=False)
             cfg = ServingConfig(**{"admin_token": ADMIN_TOKEN, "follow_alias_seconds": 0, **config})
-            slots = ModelSlots.from_uri(uri, reg.ws)
+            slots = ModelSlots.from_uri(uri, reg.ws, allow_pickle=allow_pickle)
             log = RequestLog(db, cfg) if db is not None else RequestLog(None, cfg)
             return create_app(slots, cfg, log, monitor=monitor, deployment=deployment)
 

@@ -57,7 +57,7 @@ class RefusesNegative(Counting):
 
 @pytest.fixture(scope="module")
 def tabular(reg):
-    return load_model_uri(f"models:/{NAME}/{register(reg)}", reg.ws)
+    return load_model_uri(f"models:/{NAME}/{register(reg)}", reg.ws, allow_pickle=True)
 
 
 def _jobs(model) -> list:
@@ -80,7 +80,7 @@ def _same(got, want) -> bool:
 
 def test_a_scikit_learn_flavor_is_row_wise_and_a_python_model_is_not(tabular, reg):
     assert row_wise(tabular.pyfunc) and tabular.row_wise
-    other = load_model_uri("models:/sum/1", reg.ws)
+    other = load_model_uri("models:/sum/1", reg.ws, allow_pickle=True)
     assert not row_wise(other.pyfunc) and not other.row_wise
 
 

@@ -113,7 +113,7 @@ def test_a_profile_beside_a_model_folder_is_found(reg, tmp_path):
     version = register(reg)
     registry.configure(reg.ws)
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{NAME}/{version}", dst_path=str(tmp_path / "m"))
-    assert load_model_uri(local, reg.ws).profile is None  # nothing beside it yet
+    assert load_model_uri(local, reg.ws, allow_pickle=True).profile is None  # nothing beside it yet
     profile = {
         "profile_version": 2,
         "n_rows": 1,
@@ -134,7 +134,7 @@ def test_a_profile_beside_a_model_folder_is_found(reg, tmp_path):
     }
     (tmp_path / "m" / "reference_profile.json").write_text(json.dumps(profile))
     shutil.copy(tmp_path / "m" / "reference_profile.json", tmp_path / "reference_profile.json")
-    model = load_model_uri(local, reg.ws)
+    model = load_model_uri(local, reg.ws, allow_pickle=True)
     assert model.profile["features"][0]["name"] == "city"
 
 

@@ -21,7 +21,7 @@ from tests.serving.tabular import COLUMNS, NAME, register
 
 @pytest.fixture(scope="module")
 def tabular(reg):
-    return load_model_uri(f"models:/{NAME}/{register(reg)}", reg.ws)
+    return load_model_uri(f"models:/{NAME}/{register(reg)}", reg.ws, allow_pickle=True)
 
 
 def _mlflows(body: bytes, model) -> pd.DataFrame:

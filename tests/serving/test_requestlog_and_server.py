@@ -155,7 +155,7 @@ def test_port_in_use_is_one_sentence_and_nonzero_exit(reg, server):
 )
 def test_bad_model_uris_fail_before_serving(reg, uri, needle):
     proc = subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.serving", uri, "--port", str(free_port())],
+        [sys.executable, "-m", "aidevops_ext.serving", uri, "--port", str(free_port()), "--allow-pickle"],
         env=server_env(reg),
         capture_output=True,
         text=True,

@@ -19,7 +19,7 @@ ROWS = {"inputs": [[0.1, 1.0, 10.0], [1.0, -2.0, 3.0]]}
 
 @pytest.fixture
 def slots(reg) -> ModelSlots:
-    return ModelSlots.from_uri("models:/abc@champion", reg.ws)
+    return ModelSlots.from_uri("models:/abc@champion", reg.ws, allow_pickle=True)  # the tests' own registry
 
 
 def test_from_uri_loads_and_smoke_tests(slots):

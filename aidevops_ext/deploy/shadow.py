@@ -1,0 +1,95 @@
+"""Shadow a deployment: a registered version gets a mirrored copy of live traffic, and its evidence is read back.
+
+`start(ws, NAME, VERSION)` asks the deployment's server (admin API, the same token as switch and canary) to
+load the version into its shadow slot; the server mirrors each request the active version answered to it,
+after the answer is sent (serving/shadow.py). `stop` unloads it. `report` is the `shadow` part of the
+monitor summary (`aidevops monitor NAME`, the Monitor API): agreement with the active version and, once
+labels arrive, both accuracies with Wilson intervals, from deploy.db's shadow log, plus the server's count
+of requests dropped because the shadow fell behind.
+
+A shadow is not restored when the server restarts; what it answered stays in the log.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..workspace import Workspace
+from .local import DeploymentError
+from .manager import _running, _serialized
+from .store import HistoryEntry, default_actor
+from .versions import Target, parse_version, resolve
+
+
+@_serialized
+def start(ws: Workspace | None, name: str, version: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
+    """Load `version` of the deployment's model into its server's shadow slot (replacing a shadow already there)."""
+    store, dep, client = _running(ws, name)
+    version = parse_version(version)
+    resolve(store.workspace, Target(dep.model, version=version))  # ConfigError naming the versions there are
+    actor = actor or default_actor()
+    why = reason or f"shadow v{version}"
+    try:
+        answer = client.admin("shadow", {"model_uri": f"models:/{dep.model}/{version}", "actor": actor, "reason": why})
+    except Exception as exc:
+        from ..serving.errors import ModelRefused  # noqa: PLC0415
+
+        if isinstance(exc, ModelRefused):
+            store.record(
+                name,
+                "shadow",
+                from_version=dep.active_version,
+                to_version=version,
+                reason=why,
+                actor=actor,
+                ok=False,
+                detail=str(exc),
+            )
+        raise
+    event = answer.get("event") or {}
+    return store.record(
+        name, "shadow", from_version=event.get("from_version"), to_version=version, reason=why, actor=actor
+    )
+
+
+@_serialized
+def stop(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
+    """Stop mirroring traffic to the deployment's shadow and unload it (its log stays for the monitor)."""
+    store, _, client = _running(ws, name)
+    actor = actor or default_actor()
+    answer = client.admin("shadow/clear", {"actor": actor, "reason": reason or "stop shadow"})
+    event = answer.get("event") or {}
+    return store.record(
+        name,
+        "shadow_stop",
+        from_version=event.get("from_version"),
+        to_version=event.get("to_version"),
+        reason=reason or "stop shadow",
+        actor=actor,
+        detail=event.get("detail") or "",
+    )
+
+
+def report(ws: Workspace, name: str, slots: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The shadow's evidence: the running shadow's (from the live `slots`), else the last one logged; None if none."""
+    from ..serving.shadow import summary  # noqa: PLC0415
+
+    live = (slots or {}).get("shadow")
+    version = live.get("version") if isinstance(live, dict) else None
+    out = summary(ws.deploy_db, name, version)
+    if out is None:
+        return None
+    out["running"] = version is not None
+    out["dropped"] = int(live.get("dropped") or 0) if isinstance(live, dict) else 0
+    out["mirrored"] = int(live.get("mirrored") or 0) if isinstance(live, dict) else None
+    return out
+
+
+def live_slots(dep: Any) -> dict[str, Any] | None:
+    """The server's slots (None when it does not answer): where the running shadow and its drop count are."""
+    from .local import AdminClient  # noqa: PLC0415
+
+    try:
+        return AdminClient(dep, timeout=5.0).slots(timeout=5.0)
+    except DeploymentError:
+        return None
