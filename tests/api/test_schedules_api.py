@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -101,6 +102,7 @@ def test_the_scheduler_thread_starts_once_per_workspace(tmp_path, clean_env):
         assert background.start(tmp_path, lambda _: None) is True
         assert background.start(tmp_path, lambda _: None) is False
         assert len(_scheduler_threads(tmp_path)) == 1
+        time.sleep(0.5)  # past the thread's first tick, which comes at once
         assert not (tmp_path / ".aidevops").exists()  # no schedules: nothing written
     finally:
         background.stop_all()
