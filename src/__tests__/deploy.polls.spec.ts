@@ -21,6 +21,8 @@ const noop: IActions = {
   clearCanary: () => undefined,
   rollback: () => undefined,
   undeploy: () => undefined,
+  approve: () => undefined,
+  reject: () => undefined,
   openNotebook: () => undefined,
   refresh: () => undefined
 };

@@ -85,6 +85,8 @@ function actions(): IActions & { log: string[] } {
     clearCanary: d => log.push(`clear ${d.name}`),
     rollback: d => log.push(`rollback ${d.name}`),
     undeploy: d => log.push(`undeploy ${d.name}`),
+    approve: d => log.push(`approve ${d.name} v${d.awaiting_approval?.version}`),
+    reject: d => log.push(`reject ${d.name} v${d.awaiting_approval?.version}`),
     openNotebook: (run, step, name) => log.push(`open ${run} ${step} ${name}`),
     refresh: () => log.push('refresh')
   };
@@ -184,5 +186,51 @@ describe('components', () => {
     expect(el.querySelector('[role="status"]')!.textContent).toBe('Deploying ci-digits@champion…');
     expect(el.querySelector('[role="alert"]')!.textContent).toBe('Port 5000 is taken; pick another.');
     expect((el.querySelector('button.jp-aidevops-deploy') as HTMLButtonElement).disabled).toBe(true);
+  });
+
+  it('shows a retrained version awaiting approval with its evidence, and Approve and Reject', () => {
+    const a = actions();
+    const held: Deployment = {
+      ...deployment,
+      awaiting_approval: {
+        version: '2',
+        from_version: '1',
+        retraining: 3,
+        pipeline_run_id: 'run-2',
+        gate: {
+          passed: true,
+          summary: 'accuracy 0.9638 vs v1 0.9499 on 359 rows',
+          reasons: ['accuracy 0.96 >= 0.93'],
+          compared_on: 'the same 359 rows',
+          comparison: null
+        },
+        trigger: 'feature-drift fired: 12 features drifted',
+        rule: 'feature-drift',
+        live_rows: 120,
+        live_since: '2026-11-23T09:50:00+00:00',
+        since: '2026-11-23T10:00:00+00:00'
+      }
+    };
+    const el = renderPanel({ models: [model], deployments: [held], error: null, busy: null, loaded: true }, a);
+    const box = el.querySelector('[data-deployment="ci-digits"] [data-testid="approval"]') as HTMLElement;
+    expect(box.dataset.version).toBe('2');
+    expect(box.querySelector('h5')!.textContent).toBe('Awaiting approval: v2');
+    expect(box.querySelector('.jp-aidevops-gate')!.textContent).toBe('gate passed');
+    expect(box.querySelector('.jp-aidevops-gate-summary')!.textContent).toBe(
+      'accuracy 0.9638 vs v1 0.9499 on 359 rows'
+    );
+    expect(box.querySelector('.jp-aidevops-approval-trigger')!.textContent).toBe(
+      'feature-drift fired: 12 features drifted (rule feature-drift)'
+    );
+    expect(box.querySelector('.jp-aidevops-approval-rows')!.textContent).toBe(
+      '120 labelled live rows, logged since 2026-11-23 09:50:00'
+    );
+    (box.querySelector('button.jp-aidevops-reject') as HTMLButtonElement).click();
+    (box.querySelector('button.jp-aidevops-approve') as HTMLButtonElement).click();
+    expect(a.log).toEqual(['reject ci-digits v2', 'approve ci-digits v2']);
+    const busy = renderPanel({ models: [model], deployments: [held], error: null, busy: 'x', loaded: true }, a);
+    expect((busy.querySelector('button.jp-aidevops-approve') as HTMLButtonElement).disabled).toBe(true);
+    const none = renderPanel({ models: [model], deployments: [deployment], error: null, busy: null, loaded: true }, a);
+    expect(none.querySelector('[data-testid="approval"]')).toBeNull();
   });
 });

@@ -98,6 +98,34 @@ export interface Deployment {
   restarts: number;
   example: { body: unknown; curl: string } | null;
   history: HistoryEntry[];
+  /** A retrained version held for a person (`promote: manual`), with its evidence; null when none. */
+  awaiting_approval?: AwaitingApproval | null;
+}
+
+/** The gate's decision on a version that awaits approval. */
+export interface ApprovalGate {
+  passed: boolean | null;
+  /** e.g. "accuracy 0.9638 vs v1 0.9499 on 359 rows". */
+  summary: string | null;
+  reasons: string[];
+  compared_on: string | null;
+  comparison: Record<string, unknown> | null;
+}
+
+/** What a person weighs before approving a retrained version: the gate, what started it, the live rows it learnt. */
+export interface AwaitingApproval {
+  version: string;
+  from_version: string | null;
+  retraining: number;
+  pipeline_run_id: string | null;
+  gate: ApprovalGate;
+  trigger: string;
+  rule: string | null;
+  live_rows: number;
+  /** When the oldest of those rows was logged (ISO 8601). */
+  live_since: string | null;
+  /** When it began to await approval (ISO 8601). */
+  since: string | null;
 }
 
 export interface DeployRequest {
@@ -425,6 +453,16 @@ export class AidevopsApi {
 
   canary(name: string, version: string, share: number, reason = ''): Promise<ChangeResult> {
     return this.request<ChangeResult>(`deployments/${enc(name)}/canary`, 'POST', { version, share, reason });
+  }
+
+  /** Switch to the retrained version that awaits approval and make it champion. */
+  approve(name: string, reason = ''): Promise<ChangeResult> {
+    return this.request<ChangeResult>(`deployments/${enc(name)}/approve`, 'POST', { reason });
+  }
+
+  /** Drop the retrained version that awaits approval; the deployment keeps serving its version. */
+  reject(name: string, reason = ''): Promise<ChangeResult> {
+    return this.request<ChangeResult>(`deployments/${enc(name)}/reject`, 'POST', { reason });
   }
 
   clearCanary(name: string, reason = ''): Promise<ChangeResult> {

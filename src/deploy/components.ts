@@ -12,6 +12,8 @@ export interface IActions {
   clearCanary(deployment: Deployment): void;
   rollback(deployment: Deployment): void;
   undeploy(deployment: Deployment): void;
+  approve(deployment: Deployment): void;
+  reject(deployment: Deployment): void;
   openNotebook(runId: string, step: string, name: string): void;
   refresh(): void;
 }

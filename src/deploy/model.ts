@@ -61,6 +61,16 @@ export class DeployModel extends PolledModel {
     );
   }
 
+  approve(name: string, version: string): Promise<boolean> {
+    return this.act(`Approving v${version} of ${name}…`, () =>
+      this.api.approve(name, 'approved from the Deploy panel')
+    );
+  }
+
+  reject(name: string, version: string): Promise<boolean> {
+    return this.act(`Rejecting v${version} of ${name}…`, () => this.api.reject(name, 'rejected from the Deploy panel'));
+  }
+
   undeploy(name: string): Promise<boolean> {
     return this.act(`Stopping ${name}…`, () => this.api.undeploy(name, 'undeployed from the Deploy panel'));
   }

@@ -58,8 +58,38 @@ export class DeployPanel extends ReactPanel<DeployModel> {
         'Undeploy',
         () => this.model.undeploy(d.name),
         true
-      )
+      ),
+    approve: d => void this.approve(d),
+    reject: d => void this.reject(d)
   };
+
+  private async approve(d: Deployment): Promise<void> {
+    const held = d.awaiting_approval;
+    if (!held) {
+      return;
+    }
+    await this.confirmThen(
+      `Approve v${held.version} for ${d.name}?`,
+      `${d.name} switches from v${d.active_version} to v${held.version} once it has loaded and passed its checks, ` +
+        `and v${held.version} becomes ${d.model}'s champion; v${d.active_version} is kept for rollback.`,
+      'Approve',
+      () => this.model.approve(d.name, held.version)
+    );
+  }
+
+  private async reject(d: Deployment): Promise<void> {
+    const held = d.awaiting_approval;
+    if (!held) {
+      return;
+    }
+    await this.confirmThen(
+      `Reject v${held.version} for ${d.name}?`,
+      `v${held.version} is not deployed; ${d.name} keeps serving v${d.active_version}. The rejection is recorded in its history.`,
+      'Reject',
+      () => this.model.reject(d.name, held.version),
+      true
+    );
+  }
 
   private async deploy(model: RegisteredModel, version: ModelVersion): Promise<void> {
     const live = liveDeploymentOf(model.name, this.model.deployments);

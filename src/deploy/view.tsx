@@ -8,7 +8,7 @@
 
 import * as React from 'react';
 
-import { Deployment, HistoryEntry, ModelVersion, RegisteredModel } from '../common/api';
+import { AwaitingApproval, Deployment, HistoryEntry, ModelVersion, RegisteredModel } from '../common/api';
 import { Button } from '../common/button';
 import { IActions, IViewState, keyMetrics, liveDeploymentOf, pct, preferredAlias } from './components';
 
@@ -341,6 +341,7 @@ function DeploymentCard(props: { deployment: Deployment; actions: IActions; idle
           {d.canary_version ? `v${d.canary_version} gets ${pct(d.canary_share)} of requests` : '—'}
         </dd>
       </dl>
+      {d.awaiting_approval ? <Approval deployment={d} actions={actions} idle={idle} /> : null}
       {/* No `open` prop: React leaves the user's open/closed state alone on every re-render. */}
       {d.example ? (
         <details className="jp-aidevops-example">
@@ -387,6 +388,86 @@ function DeploymentCard(props: { deployment: Deployment; actions: IActions; idle
         ) : null}
       </div>
       <History rows={d.history} />
+    </section>
+  );
+}
+
+/** "2026-11-23 10:00:01" from an ISO 8601 time (the History's format). */
+function isoShort(iso: string | null | undefined): string {
+  return iso ? iso.replace('T', ' ').slice(0, 19) : '—';
+}
+
+/**
+ * A retrained version held for a person (`promote: manual`): what the gate found, what started the retraining,
+ * how many labelled live rows it learnt and from when; Approve switches to it, Reject drops it.
+ */
+export function Approval(props: { deployment: Deployment; actions: IActions; idle: boolean }): React.ReactElement {
+  const { deployment: d, actions, idle } = props;
+  const held = d.awaiting_approval as AwaitingApproval;
+  const gate = held.gate;
+  const [label, cls] =
+    gate.passed === true
+      ? ['gate passed', 'jp-mod-passed']
+      : gate.passed === false
+        ? ['gate failed', 'jp-mod-failed']
+        : ['not gated', 'jp-mod-unknown'];
+  return (
+    <section
+      className="jp-aidevops-approval"
+      data-testid="approval"
+      data-version={held.version}
+      data-retraining={String(held.retraining)}
+    >
+      <h5>{`Awaiting approval: v${held.version}`}</h5>
+      <dl className="jp-aidevops-facts">
+        <dt>Gate</dt>
+        <dd className="jp-aidevops-approval-gate">
+          <span className={`jp-aidevops-badge jp-aidevops-gate ${cls}`} title={gate.reasons.join('; ') || undefined}>
+            {label}
+          </span>
+          {gate.summary ? (
+            <div
+              className="jp-aidevops-gate-summary"
+              title={gate.compared_on ? `compared on ${gate.compared_on}` : undefined}
+            >
+              {gate.summary}
+            </div>
+          ) : null}
+        </dd>
+        <dt>Trigger</dt>
+        <dd className="jp-aidevops-approval-trigger">
+          {held.rule ? `${held.trigger} (rule ${held.rule})` : held.trigger}
+        </dd>
+        <dt>Live rows</dt>
+        <dd className="jp-aidevops-approval-rows" data-rows={String(held.live_rows)}>
+          {held.live_rows
+            ? `${held.live_rows} labelled live rows, logged since ${isoShort(held.live_since)}`
+            : 'none: trained on the original data only'}
+        </dd>
+        <dt>Retraining</dt>
+        <dd>
+          {`#${held.retraining}`}
+          {held.pipeline_run_id ? `, pipeline run ${held.pipeline_run_id}` : ''}
+          {held.from_version ? `, from v${held.from_version}` : ''}
+          {held.since ? `; waiting since ${isoShort(held.since)}` : ''}
+        </dd>
+      </dl>
+      <div className="jp-aidevops-actions">
+        <Button
+          label="Approve"
+          cls="jp-mod-accept jp-aidevops-approve"
+          onClick={() => actions.approve(d)}
+          title={`Switch ${d.name} to v${held.version} and make it champion`}
+          disabled={!idle}
+        />
+        <Button
+          label="Reject"
+          cls="jp-mod-warn jp-aidevops-reject"
+          onClick={() => actions.reject(d)}
+          title={`Drop v${held.version}; ${d.name} keeps serving v${d.active_version}`}
+          disabled={!idle}
+        />
+      </div>
     </section>
   );
 }

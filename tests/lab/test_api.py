@@ -29,7 +29,8 @@ def test_models_carry_versions_aliases_metrics_gate_and_lineage(client, seeded):
     models = client.get("models").json()["models"]
     (model,) = [m for m in models if m["name"] == MODEL]
     versions = {v["version"]: v for v in model["versions"]}
-    assert list(versions) == ["2", "1"]
+    # Newest first; a retraining in another lab module may have registered more after the seeded two.
+    assert [v for v in versions if v in ("1", "2")] == ["2", "1"]
     champion = model["aliases"]["champion"]
     assert "champion" in versions[champion]["aliases"]
     assert versions["1"]["gate_passed"] is True
@@ -53,7 +54,8 @@ def test_a_run_notebook_is_served_read_only_with_its_outputs(client, seeded):
     assert download.json() == model["content"]
     run = client.get(f"runs/{seeded.runs[0]}").json()
     assert run["run_id"] == seeded.runs[0] and run["status"] == "succeeded" and run["params"]["seed"] == 0
-    assert [r["run_id"] for r in client.get("runs").json()["runs"]] == seeded.runs[::-1]
+    listed = [r["run_id"] for r in client.get("runs").json()["runs"]]
+    assert [r for r in listed if r in seeded.runs] == seeded.runs[::-1], "newest first (other modules add runs)"
 
 
 @pytest.mark.parametrize(
@@ -101,8 +103,12 @@ def test_an_unknown_step_names_the_steps_that_have_notebooks(client, seeded):
 )
 def test_bad_changes_are_4xx_sentences_and_change_nothing(client, path, body, needle):
     missing = needle in ("nothing-here", "no deployment named 'nope'")  # what the request names does not exist
+    before = client.get("deployments").json()["deployments"]
     assert needle in _error(client.post(path, json=body), 404 if missing else 400)
-    assert client.get("deployments").json()["deployments"] == []
+    after = client.get("deployments").json()["deployments"]
+    assert [(d["name"], d["state"], len(d["history"])) for d in after] == [
+        (d["name"], d["state"], len(d["history"])) for d in before
+    ]
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe"])

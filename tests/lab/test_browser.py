@@ -1,8 +1,9 @@
 """The Deploy panel in a real Chromium: deploy the champion, predict, canary, promote, roll back, read the
 history, open a version's executed notebook; errors inline. Screenshots go to test-artifacts/lab/.
 
-The steps share one page and run in file order (each builds on the last), against the session's
-JupyterLab server and its seeded workspace.
+The tests share one page (the browser starts once per module) and tell a story in file order, but each one
+sets up through the REST API what it needs (no live deployment, a deployment of the champion, a canary), so
+any one of them passes on its own (`pytest tests/lab/test_browser.py::NAME`) and after the other lab modules.
 """
 
 from __future__ import annotations
@@ -18,22 +19,110 @@ from playwright.sync_api import expect
 from .conftest import MODEL, open_lab_page, shot, widen_left_sidebar
 
 SLOW_MS = 180_000  # a deploy starts a server, loads and checks the model
+LIVE = ("starting", "running", "restarting")
+
+
+@pytest.fixture(scope="module")
+def client(lab):
+    with httpx.Client(
+        base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"}, timeout=300
+    ) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
 def page(lab):
-    """One Chromium page on JupyterLab's default workspace, the browser stopped when this module ends (see pyproject's note)."""
-    with open_lab_page(lab) as page:
+    """One Chromium page on a reset Lab workspace of this module's own, stopped when the module ends (see pyproject's note)."""
+    with open_lab_page(lab, workspace="deploy-tests") as page:
         yield page
 
 
+@pytest.fixture
+def shown(page):
+    """The page with the Deploy panel open in a sidebar widened for its tables."""
+    if not panel(page).is_visible():
+        open_from_palette(page, "Deploy Panel")
+        panel(page).wait_for(state="visible")
+    if panel(page).bounding_box()["width"] < 800:
+        widen_left_sidebar(page, 900)
+    return page
+
+
 @pytest.fixture(scope="module")
-def versions(lab):
+def versions(client):
     """(champion, other) version numbers of the seeded model."""
-    with httpx.Client(headers={"Authorization": f"token {lab.token}"}, timeout=60) as c:
-        model = c.get(lab.api(f"models/{MODEL}")).json()
+    model = client.get(f"models/{MODEL}").json()
     champion = model["aliases"]["champion"]
     return champion, next(v["version"] for v in model["versions"] if v["version"] != champion)
+
+
+def change(client, method: str, path: str, **body) -> dict:
+    answer = client.request(method, path, json=body or None)
+    assert answer.status_code in (200, 201), answer.text
+    return answer.json()
+
+
+def live_deployments(client) -> list[dict]:
+    """The model's deployments that serve now (the panel offers Switch and Canary against the first)."""
+    return [d for d in client.get("deployments").json()["deployments"] if d["model"] == MODEL and d["state"] in LIVE]
+
+
+@pytest.fixture
+def no_live_deployment(client, shown):
+    """Nothing serves the model (another module's deployment stopped, this module's undeployed); the panel shows it."""
+    for d in live_deployments(client):
+        client.delete(f"deployments/{d['name']}", params={"reason": "a Deploy panel test starts from none"})
+    assert live_deployments(client) == []
+    refresh(shown)
+
+
+@pytest.fixture
+def deployed(client, shown, versions, no_other_deployment):
+    """MODEL serves its champion under its own name with no canary, as the panel shows it."""
+    champion, _ = versions
+    dep = next((d for d in live_deployments(client) if d["name"] == MODEL), None)
+    if dep is None:
+        dep = change(client, "POST", "deployments", model=MODEL, alias="champion")["deployment"]
+    if dep["canary_version"]:
+        dep = change(client, "POST", f"deployments/{MODEL}/canary", clear=True)["deployment"]
+    if dep["active_version"] != champion:
+        dep = change(client, "POST", "deployments", model=MODEL, version=champion)["deployment"]
+    refresh(shown)
+    expect(card(shown).locator(".jp-aidevops-active")).to_have_text(f"v{champion}", timeout=30_000)
+    expect(card(shown).locator(".jp-aidevops-health")).to_have_text("healthy", timeout=SLOW_MS)
+    return dep
+
+
+@pytest.fixture
+def no_other_deployment(client):
+    """Only MODEL's own deployment may serve the model: the panel's version buttons act on the first live one."""
+    for d in live_deployments(client):
+        if d["name"] != MODEL:
+            client.delete(f"deployments/{d['name']}", params={"reason": "the Deploy panel tests use their own"})
+
+
+@pytest.fixture
+def canaried(client, shown, deployed, versions):
+    """The deployment of the champion with the other version as a 25 % canary."""
+    _, other = versions
+    if deployed["canary_version"] != other or deployed["canary_share"] != 0.25:
+        change(client, "POST", f"deployments/{MODEL}/canary", version=other, share=0.25)
+    refresh(shown)
+    expect(card(shown).locator(".jp-aidevops-canary-share")).to_have_text(
+        f"v{other} gets 25 % of requests", timeout=30_000
+    )
+
+
+def refresh(page) -> None:
+    """The panel reads the server now (instead of at its next poll)."""
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith("aidevops/api/deployments"), timeout=30_000):
+        panel(page).locator("button.jp-aidevops-refresh").click()
+
+
+def open_from_palette(page, label: str) -> None:
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill(label)
+    page.locator(".lm-CommandPalette-item", has_text=label).first.click()
 
 
 def confirm(page, label: str) -> None:
@@ -51,15 +140,19 @@ def card(page):
 
 
 def test_the_launcher_and_the_command_palette_open_the_panel(page):
-    assert page.locator(".jp-LauncherCard", has_text="Deploy Panel").count() == 1
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill("Deploy Panel")
-    page.locator(".lm-CommandPalette-item", has_text="Deploy Panel").first.click()
+    launcher = page.locator(".jp-LauncherCard", has_text="Deploy Panel")
+    if not launcher.count():  # another test left a notebook in front: a new launcher
+        page.keyboard.press("Control+Shift+L")
+    expect(launcher).to_have_count(1)
+    if panel(page).is_visible():  # opened by an earlier test: its sidebar tab closes it again
+        page.locator('.jp-SideBar .lm-TabBar-tab[data-id="aidevops-deploy-panel"]').click()
+        expect(panel(page)).to_be_hidden()
+    open_from_palette(page, "Deploy Panel")
     panel(page).wait_for(state="visible")
-    widen_left_sidebar(page, 900)
 
 
-def test_the_panel_lists_versions_with_aliases_gate_metrics_and_lineage(page, versions, seeded):
+def test_the_panel_lists_versions_with_aliases_gate_metrics_and_lineage(shown, versions, seeded, client):
+    page = shown
     champion, other = versions
     row = panel(page).locator(f'tr[data-version="{champion}"]')
     row.wait_for()
@@ -68,14 +161,19 @@ def test_the_panel_lists_versions_with_aliases_gate_metrics_and_lineage(page, ve
     assert re.search(r"accuracy 0\.\d{4}", row.locator(".jp-aidevops-metrics").inner_text())
     first = panel(page).locator('tr[data-version="1"] .jp-aidevops-run').inner_text()
     assert first == f"ci run {seeded.runs[0]}"
-    assert panel(page).locator(f'tr[data-version="{other}"] .jp-aidevops-deploy').is_visible()
-    assert "No deployments yet" in panel(page).inner_text()
-    shot(page, "01-models")
+    deployments = client.get("deployments").json()["deployments"]
+    if not deployments:
+        assert "No deployments yet" in panel(page).inner_text()
+    for d in deployments:  # after other lab modules: their stopped deployments, with their history
+        expect(panel(page).locator(f'[data-deployment="{d["name"]}"]')).to_have_count(1)
+    if not live_deployments(client):
+        assert panel(page).locator(f'tr[data-version="{other}"] .jp-aidevops-deploy').is_visible()
+        shot(page, "01-models")
 
 
-def test_each_gated_version_shows_the_gates_own_comparison_beside_its_badge(page, lab):
-    with httpx.Client(headers={"Authorization": f"token {lab.token}"}, timeout=60) as c:
-        answer = c.get(lab.api(f"models/{MODEL}")).json()
+def test_each_gated_version_shows_the_gates_own_comparison_beside_its_badge(shown, client):
+    page = shown
+    answer = client.get(f"models/{MODEL}").json()
     gated = [v for v in answer["versions"] if v.get("gate_summary")]
     for v in gated:
         line = panel(page).locator(f'tr[data-version="{v["version"]}"] [data-testid="gate-summary"]')
@@ -87,7 +185,8 @@ def test_each_gated_version_shows_the_gates_own_comparison_beside_its_badge(page
             assert panel(page).locator(f'tr[data-version="{v["version"]}"] [data-testid="gate-summary"]').count() == 0
 
 
-def test_deploy_the_champion_and_see_it_healthy(page, versions):
+def test_deploy_the_champion_and_see_it_healthy(shown, versions, no_live_deployment):
+    page = shown
     champion, _ = versions
     panel(page).locator(f'tr[data-version="{champion}"] button.jp-aidevops-deploy').click()
     assert f"Deploy {MODEL}@champion (v{champion})?" in page.locator(".jp-Dialog").inner_text()
@@ -101,7 +200,8 @@ def test_deploy_the_champion_and_see_it_healthy(page, versions):
     shot(page, "02-deployed")
 
 
-def test_a_prediction_to_the_shown_endpoint_answers(page):
+def test_a_prediction_to_the_shown_endpoint_answers(shown, deployed):
+    page = shown
     endpoint = card(page).locator(".jp-aidevops-endpoint").inner_text()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/invocations", endpoint)
     curl = card(page).locator(".jp-aidevops-example pre").text_content()
@@ -112,7 +212,8 @@ def test_a_prediction_to_the_shown_endpoint_answers(page):
     assert prediction in range(10), "a digit class"
 
 
-def test_an_opened_try_it_stays_open_while_the_panel_polls(page):
+def test_an_opened_try_it_stays_open_while_the_panel_polls(shown, deployed):
+    page = shown
     example = card(page).locator("details.jp-aidevops-example")
     example.locator("summary").click()
     assert example.get_attribute("open") is not None
@@ -123,7 +224,8 @@ def test_an_opened_try_it_stays_open_while_the_panel_polls(page):
     example.locator("summary").click()  # closed again for the screenshots that follow
 
 
-def test_canary_a_second_version(page, versions):
+def test_canary_a_second_version(shown, versions, deployed):
+    page = shown
     champion, other = versions
     panel(page).locator(f'tr[data-version="{other}"] button.jp-aidevops-canary').click()
     dialog = page.locator(".jp-Dialog")
@@ -137,7 +239,8 @@ def test_canary_a_second_version(page, versions):
     shot(page, "03-canary")
 
 
-def test_an_error_is_shown_inline_in_words_a_user_can_act_on(page, versions):
+def test_an_error_is_shown_inline_in_words_a_user_can_act_on(shown, versions, canaried):
+    page = shown
     _, other = versions
     panel(page).locator(f'tr[data-version="{other}"] button.jp-aidevops-switch').click()
     confirm(page, "Switch")
@@ -148,7 +251,8 @@ def test_an_error_is_shown_inline_in_words_a_user_can_act_on(page, versions):
     shot(page, "04-inline-error")
 
 
-def test_promote_then_roll_back_and_read_the_history(page, versions):
+def test_promote_then_roll_back_and_read_the_history(shown, versions, canaried):
+    page = shown
     champion, other = versions
     card(page).locator("button.jp-aidevops-promote").click()
     confirm(page, "Promote")
@@ -162,13 +266,18 @@ def test_promote_then_roll_back_and_read_the_history(page, versions):
     operations = [history.nth(i).get_attribute("data-operation") for i in range(history.count())]
     assert operations[:3] == ["rollback", "promote", "canary"] and operations[-1] == "deploy"
     assert "lab-tests via JupyterLab" in history.first.inner_text(), "changes made in the panel say who and from where"
-    # The last step's error is not panel state to show; hidden (not removed: React owns that node).
-    panel(page).locator(".jp-aidevops-status").evaluate("el => { el.style.display = 'none'; }")
-    shot(page, "deploy-panel", panel(page))
-    shot(page, "05-rolled-back")
+    # An earlier step's error is not panel state to show; hidden (not removed: React owns that node).
+    status = panel(page).locator(".jp-aidevops-status")
+    status.evaluate("el => { el.style.display = 'none'; }")
+    try:
+        shot(page, "deploy-panel", panel(page))
+        shot(page, "05-rolled-back")
+    finally:
+        status.evaluate("el => { el.style.display = ''; }")
 
 
-def test_the_panel_fits_the_default_sidebar_width(page):
+def test_the_panel_fits_the_default_sidebar_width(shown, deployed):
+    page = shown
     widen_left_sidebar(page, 330)  # about JupyterLab's default left sidebar
     try:
         box = panel(page).bounding_box()
@@ -187,7 +296,8 @@ def test_the_panel_fits_the_default_sidebar_width(page):
         widen_left_sidebar(page, 900)
 
 
-def test_open_a_versions_executed_notebook_from_the_panel(page, seeded):
+def test_open_a_versions_executed_notebook_from_the_panel(shown, seeded):
+    page = shown
     panel(page).locator('tr[data-version="1"] a.jp-aidevops-notebook-link[data-step="train"]').click()
     tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="02_train.ipynb")
     tab.wait_for()
@@ -197,7 +307,8 @@ def test_open_a_versions_executed_notebook_from_the_panel(page, seeded):
     shot(page, "06-notebook")
 
 
-def test_undeploy_from_the_panel(page):
+def test_undeploy_from_the_panel(shown, deployed):
+    page = shown
     card(page).locator("button.jp-aidevops-undeploy").click()
     confirm(page, "Undeploy")
     expect(card(page).locator(".jp-aidevops-health")).to_have_text("stopped", timeout=SLOW_MS)

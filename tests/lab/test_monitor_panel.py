@@ -7,8 +7,10 @@ charts drew (data points and painted canvas pixels), the key numbers equal the A
 alert is listed; "Retrain now" starts a retraining that the panel follows to its end and whose pipeline
 run the Runs panel lists as succeeded. No uncaught error in the page. Screenshots go to test-artifacts/lab/.
 
-The steps share one page and run in file order (each builds on the last). The deployment and the traffic
-thread are stopped when the module ends (the lab fixture undeploys everything left as well).
+The tests share one page and tell the story in file order, but what each needs is a module fixture (the
+deployment, the drifted traffic until the alert fired, the retraining started from the panel), made by whichever
+test asks first, so any one of them passes on its own. The deployment and the traffic thread are stopped when the
+module ends (the lab fixture undeploys everything left as well).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class Traffic:
         self.thread.start()
 
     def stop(self):
+        """Stop sending (once; later calls give the same result)."""
         self.stop_event.set()
         self.thread.join(60)
         assert not self.thread.is_alive(), "the traffic thread did not stop"
@@ -103,6 +106,68 @@ def page(lab):
     """One Chromium page on a reset Lab workspace of this module's own (tall: six charts), closed when it ends."""
     with open_lab_page(lab, workspace="monitor-tests", viewport=(1600, 1300)) as page:
         yield page
+
+
+@pytest.fixture
+def shown(page, deployed):
+    """The page with the Monitor panel in front, showing NAME."""
+    if not panel(page).count():
+        open_from_palette(page, "Monitor Panel")
+    elif not panel(page).is_visible():
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Monitor").click()
+    panel(page).wait_for(state="visible")
+    select = stat(page, "monitor-deployment")
+    expect(select.locator(f'option[value="{NAME}"]')).to_have_count(1, timeout=30_000)
+    if panel(page).get_attribute("data-deployment") != NAME:
+        select.select_option(NAME)
+    expect(panel(page)).to_have_attribute("data-deployment", NAME)
+    return page
+
+
+@pytest.fixture(scope="module")
+def drifted(client, lab, sent):
+    """Drifted traffic until the feature-drift alert fires, then stopped: (the alert, the simulator's result, the
+    request rate the API showed while traffic flowed)."""
+    deadline = time.monotonic() + DRIFT_AFTER + FIRING_S
+    alert = None
+    while alert is None and time.monotonic() < deadline:
+        assert sent.thread.is_alive(), sent.box
+        alert = firing_drift(client, lab)
+        if alert is None:
+            time.sleep(1)
+    assert alert is not None, f"no firing feature-drift alert after {time.monotonic() - sent.started:.0f} s of traffic"
+    print(f"feature-drift fired after {time.monotonic() - sent.started:.0f} s of traffic")
+    return alert
+
+
+@pytest.fixture(scope="module")
+def stopped(sent, drifted):
+    """The traffic stopped after the alert fired: the monitor window stops moving, so the panel and the API describe
+    the same rows from here on (and the automatic retraining the alert started has less to compete with)."""
+    result = sent.stop()
+    assert result.failed == 0 and result.drifted > 0 and result.feedback_sent > 0, result.errors
+    return result
+
+
+RETRAINED: dict[str, str] = {}  # the run "Retrain now" produced, for the Runs panel test after it
+
+
+@pytest.fixture
+def retrained_run(client, lab, deployed) -> str:
+    """The pipeline run of a retraining of NAME: the one the panel started, or else one started through the API."""
+    if "run_id" not in RETRAINED:
+        wait_for_the_automatic_retraining(lab)
+        answer = client.post(lab.api(f"deployments/{NAME}/retrain"), json={"reason": "the Runs panel test"})
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["job"]["id"]
+        deadline = time.monotonic() + RETRAIN_MS / 1000
+        job = client.get(lab.api(f"jobs/{job_id}")).json()
+        while job["status"] == "running" and time.monotonic() < deadline:
+            time.sleep(2)
+            job = client.get(lab.api(f"jobs/{job_id}")).json()
+        assert job["status"] == "succeeded", job
+        RETRAINED["run_id"] = job["run_id"] or job["run"]["run_id"]
+    return RETRAINED["run_id"]
 
 
 def panel(page):
@@ -168,6 +233,11 @@ def same(shown: str | None, value) -> bool:
 
 def test_the_launcher_and_the_palette_open_the_monitor_panel(page, deployed):
     assert page.locator(".jp-LauncherCard", has_text="Monitor Panel").count() == 1
+    if panel(page).count():  # opened by an earlier test: closed first, so the palette opens a new one
+        page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Monitor").locator(
+            ".lm-TabBar-tabCloseIcon"
+        ).click()
+        expect(panel(page)).to_have_count(0)
     open_from_palette(page, "Monitor Panel")
     panel(page).wait_for(state="visible")
     tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Monitor")
@@ -179,26 +249,16 @@ def test_the_launcher_and_the_palette_open_the_monitor_panel(page, deployed):
     expect(panel(page)).to_have_attribute("data-version", deployed["active_version"], timeout=30_000)
 
 
-def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(page, client, lab, sent):
-    deadline = time.monotonic() + DRIFT_AFTER + FIRING_S
-    alert = None
-    while alert is None and time.monotonic() < deadline:
-        assert sent.thread.is_alive(), sent.box
-        alert = firing_drift(client, lab)
-        if alert is None:
-            time.sleep(1)
-    assert alert is not None, f"no firing feature-drift alert after {time.monotonic() - sent.started:.0f} s of traffic"
-    print(f"feature-drift fired after {time.monotonic() - sent.started:.0f} s of traffic")
+def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(shown, client, lab, sent, drifted, request):
+    page = shown
+    assert sent.thread.is_alive(), "this test reads the request rate while the traffic flows: run it before the others"
     # While traffic flows, the shown request rate is the series' latest bucket (compared with the API's, a moment apart).
     shown_rate = float(stat(page, "monitor-rate").get_attribute("data-value"))
     api_rate = client.get(lab.api(f"deployments/{NAME}/series"), params={"minutes": 10, "buckets": 120}).json()[
         "requests"
     ]["rate"][-1]
     assert shown_rate > 0 and abs(shown_rate - api_rate) <= 0.4 * max(shown_rate, api_rate) + 2, (shown_rate, api_rate)
-    # Stop now: the monitor window stops moving, so the panel and the API describe the same rows from here on
-    # (and the automatic retraining the alert started has less to compete with).
-    result = sent.stop()
-    assert result.failed == 0 and result.drifted > 0 and result.feedback_sent > 0, result.errors
+    request.getfixturevalue("stopped")
     row = panel(page).locator('tr[data-rule="feature-drift"][data-state="firing"]')
     row.wait_for(timeout=30_000)
     assert row.locator(".jp-aidevops-alert-condition").inner_text() == "psi > 0.25"
@@ -211,7 +271,8 @@ def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(page, clie
     shot(page, "monitor-alerts", stat(page, "monitor-alerts-area"))
 
 
-def test_the_shown_numbers_equal_the_apis(page, client, lab):
+def test_the_shown_numbers_equal_the_apis(shown, client, lab, stopped):
+    page = shown
     mismatch = "the panel and the API never showed the same version"
     deadline = time.monotonic() + 45
     while time.monotonic() < deadline:
@@ -246,7 +307,8 @@ def test_the_shown_numbers_equal_the_apis(page, client, lab):
     shot(page, "monitor-numbers", stat(page, "monitor-numbers-area"))
 
 
-def test_the_charts_drew(page):
+def test_the_charts_drew(shown, stopped):
+    page = shown
     for key in CHARTS:
         host = panel(page).locator(f'[data-testid="monitor-chart-{key}"] .jp-aidevops-chart-host')
         expect(host).not_to_have_attribute("data-points", "0", timeout=30_000)
@@ -264,7 +326,8 @@ def test_the_charts_drew(page):
     assert "rule threshold 0.25" in drift and "0.1 / 0.25" in drift, drift
 
 
-def test_polling_stands_by_while_the_tab_is_hidden(page):
+def test_polling_stands_by_while_the_tab_is_hidden(shown):
+    page = shown
     seen: list[str] = []
 
     def record(request) -> None:
@@ -312,9 +375,10 @@ def wait_for_the_automatic_retraining(lab) -> None:
     pytest.fail(f"the automatic retraining of {NAME} did not end: {loop.retrainings(Workspace(lab.root), NAME)}")
 
 
-def test_retrain_now_follows_the_job_to_the_run_it_produced(page, lab, deployed):
+def test_retrain_now_follows_the_job_to_the_run_it_produced(shown, lab, deployed):
     from aidevops_ext import traffic
 
+    page = shown
     wait_for_the_automatic_retraining(lab)
     # New labelled rows since that retraining, so this one trains on other data instead of finding every step cached.
     burst = traffic.simulate(
@@ -352,13 +416,13 @@ def test_retrain_now_follows_the_job_to_the_run_it_produced(page, lab, deployed)
     assert re.search(r"✓ prepare\s+ran in", log), (
         f"the new labelled rows changed the training data, so prepare ran:\n{log}"
     )
-    page.retrained_run = run_id
+    RETRAINED["run_id"] = run_id
     assert stat(page, "monitor-retrain").is_enabled()
     shot(page, "monitor-retrain-done", stat(page, "monitor-job-area"))
 
 
-def test_the_retrained_run_appears_in_the_runs_panel_as_succeeded(page, client, lab):
-    run_id = page.retrained_run
+def test_the_retrained_run_appears_in_the_runs_panel_as_succeeded(page, client, lab, retrained_run):
+    run_id = retrained_run
     run = client.get(lab.api(f"runs/{run_id}"))
     assert run.status_code == 200 and run.json()["status"] == "succeeded", run.text
     assert run.json()["pipeline"] == "ci" and run.json()["steps"]["train"]["status"] == "ran", run.json()["steps"]
