@@ -195,16 +195,16 @@ describe('Runs panel view', () => {
       ['nightly', 'failed'],
       ['weekly', 'none']
     ]);
-    expect(rows[0].querySelector('.jp-aidevops-runs-schedule-next')?.textContent).toBe('next in 2 h');
+    expect(rows[0].querySelector('.jp-aidevops-runs-schedule-next')?.textContent).toBe('next run in 2 h');
     expect(rows[0].querySelector('.jp-aidevops-runs-schedule-next')?.getAttribute('title')).toBe(
       'next run 2026-12-06 03:00:00 UTC'
     );
-    expect(rows[0].querySelector('.jp-aidevops-runs-schedule-last')?.textContent).toBe('last 22 h ago');
+    expect(rows[0].querySelector('.jp-aidevops-runs-schedule-last')?.textContent).toBe('last run 22 h ago');
     expect(rows[0].querySelector('.jp-aidevops-runs-schedule-status')?.textContent).toBe('failed');
     expect(rows[0].querySelector('.jp-aidevops-runs-schedule-cron')?.textContent).toBe('0 3 * * *');
     expect(rows[0].querySelector('[data-param="seed"]')?.textContent).toBe('seed=2');
     expect(rows[1].querySelector('.jp-aidevops-runs-schedule-last')?.textContent).toBe('not run yet');
-    expect(rows[1].querySelector('.jp-aidevops-runs-schedule-next')?.textContent).toBe('next in 3 d');
+    expect(rows[1].querySelector('.jp-aidevops-runs-schedule-next')?.textContent).toBe('next run in 3 d');
     expect(rows[1].querySelector('.jp-aidevops-runs-pipeline')?.textContent).toBe('default');
     expect(node.querySelector('.jp-aidevops-runs-schedules-empty')).toBeNull();
     render(view(state({ schedules: null }), a));

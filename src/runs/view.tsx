@@ -175,13 +175,13 @@ function ScheduleRow(props: { schedule: Schedule; now: number }): React.ReactEle
           className="jp-aidevops-runs-schedule-next"
           title={s.next_run ? `next run ${formatWhen(s.next_run)} UTC` : ''}
         >
-          {s.next_run ? `next ${relativeTime(s.next_run, now)}` : 'no next run'}
+          {s.next_run ? `next run ${relativeTime(s.next_run, now)}` : 'no next run'}
         </span>
         <span
           className="jp-aidevops-runs-schedule-last"
           title={s.last_run ? `last run ${formatWhen(s.last_run)} UTC${s.last_run_id ? `: ${s.last_run_id}` : ''}` : ''}
         >
-          {s.last_run ? `last ${relativeTime(s.last_run, now)}` : 'not run yet'}
+          {s.last_run ? `last run ${relativeTime(s.last_run, now)}` : 'not run yet'}
         </span>
         {s.last_status ? (
           <span className={`jp-aidevops-badge jp-aidevops-runs-schedule-status ${badgeClass(s.last_status)}`}>

@@ -1,22 +1,27 @@
 """The Runs panel in a real Chromium: the seeded runs with their step statuses, a step's executed notebook,
 the nbdime diff of two runs in a Lab tab, a pipeline started from the panel with a param that makes a
 later step fail, and its re-run from the failed step with the param fixed (earlier steps from the cache).
-Screenshots go to test-artifacts/lab/ (runs-panel.png, runs-diff.png, ...).
+Then a step chip's why, "Run from here" (asked inline, then the step and its downstream run, upstream cached),
+the Schedules section showing a schedule added with `aidevops schedule add`, and the panel at the default
+sidebar width. Screenshots go to test-artifacts/lab/ (runs-panel.png, runs-diff.png, ...).
 
-The steps share one page and run in file order (each builds on the last), against the package's JupyterLab
-server and its seeded workspace (`aidevops run ci` twice: seed 0, then seed 1).
+The steps share one page, against the package's JupyterLab server and its seeded workspace (`aidevops run ci`
+twice: seed 0, then seed 1). The first ones run in file order (each builds on the last); the chip, run from
+here, schedules and width tests each pass on their own.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import open_lab_page, shot, widen_left_sidebar
+from .conftest import clean_env, open_lab_page, shot, widen_left_sidebar
 
 JOB_MS = 300_000  # a pipeline run on a loaded 2-core machine
 # `model` passes the params' type check (a string, like the default "mlp") but 02_train's make_model
@@ -249,6 +254,155 @@ def test_rerun_from_the_failed_step_with_the_param_fixed(page, api):
     assert run["resumed_from"] == failed_id
     assert row(page, run["run_id"]).locator(".jp-aidevops-runs-resumed").inner_text() == f"resumed from {failed_id}"
     shot(page, "runs-rerun", panel(page))
+
+
+def cli(root, *args: str) -> subprocess.CompletedProcess:
+    """`aidevops ARGS` in the seeded workspace, as a user types it in a terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=clean_env(AIDEVOPS_HOME=str(root)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def show(page) -> None:
+    """The Runs panel on screen, whatever an earlier test left (a test here may run on its own)."""
+    if not panel(page).is_visible():
+        page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="aidevops-runs-panel"]').click()
+    panel(page).wait_for(state="visible")
+
+
+def open_step(page, run_id: str, step: str):
+    """Open a step chip's details (why, Run from here); the details' locator."""
+    row(page, run_id).locator(f'[data-chip="{step}"] .jp-aidevops-runs-step-toggle').click()
+    detail = row(page, run_id).locator(f'[data-detail-step="{step}"]')
+    detail.wait_for()
+    return detail
+
+
+def test_a_step_chip_says_why_it_ran_in_its_tooltip_and_its_details(page, api, seeded):
+    show(page)
+    first, second = seeded.runs
+    run = api(f"runs/{second}")
+    why = run["steps"]["train"]["why"]
+    assert any("param seed: 0 → 1" in line for line in why), why  # the seed changed since the first run
+    chip = row(page, second).locator('[data-step="train"]')
+    chip.wait_for()
+    assert all(f"why: {line}" in chip.get_attribute("title") for line in why)
+    detail = open_step(page, second, "train")
+    assert detail.locator(".jp-aidevops-runs-why li").all_inner_texts() == why
+    assert row(page, second).locator('[data-chip="train"] button').get_attribute("aria-expanded") == "true"
+    row(page, second).locator('[data-chip="train"] .jp-aidevops-runs-step-toggle').click()  # closed again
+    expect(detail).to_have_count(0)
+
+
+def test_run_from_here_asks_inline_then_runs_the_step_and_its_downstream_with_upstream_cached(page, api, seeded):
+    show(page)
+    second = seeded.runs[1]
+    previous = panel(page).locator("[data-job-id]")
+    previous_job = previous.get_attribute("data-job-id") if previous.count() else None
+    detail = open_step(page, second, "train")
+    detail.locator("button.jp-aidevops-runs-from").click()
+    confirm = detail.locator(".jp-aidevops-runs-confirm")
+    expect(confirm).to_contain_text("Run train and every step downstream of it again, with this run's params (seed=1)?")
+    # The confirmation is panel state: it stays open while the panel polls (React reconciles, nothing is rebuilt).
+    for _ in range(2):
+        with page.expect_request(lambda request: "/aidevops/api/runs?limit=" in request.url, timeout=30_000):
+            pass
+    page.wait_for_timeout(300)  # the answer rendered
+    expect(confirm).to_be_visible()
+    assert panel(page).locator("[data-job-id]").count() == (1 if previous_job else 0), (
+        "nothing started before confirming"
+    )
+    shot(page, "runs-panel-run-from-here", row(page, second))
+    confirm.locator("button.jp-aidevops-runs-confirm-ok").click()
+    expect(detail).to_have_count(0)  # the details close once the job started
+    job = follow_job(page, api, previous=previous_job)
+    assert job["argv"][:5] == ["run", "ci", "--from", "train", "--force"], job["argv"]
+    assert job["status"] == "succeeded", job["log_tail"]
+    run = api(f"runs/{job['run_id']}")
+    assert run["overrides"] == {"seed": 1}, "the run's own params"
+    assert (
+        chip_states(page, run["run_id"])
+        == api_states(run)
+        == {"prepare": "cached", "train": "ran", "evaluate": "ran", "register": "ran"}
+    )
+    prepare = row(page, run["run_id"]).locator('[data-step="prepare"]')
+    assert f"why: cached: reused the output of run {second}" in prepare.get_attribute("title"), prepare.get_attribute(
+        "title"
+    )
+    shot(page, "runs-panel-after-run-from-here", panel(page))
+
+
+def test_the_schedules_section_lists_a_schedule_added_with_the_cli(page, seeded):
+    show(page)
+    dismiss = panel(page).locator("button.jp-aidevops-runs-job-dismiss")
+    if dismiss.count():  # an earlier test's finished job: not what this screenshot shows
+        dismiss.click()
+    section = panel(page).locator(".jp-aidevops-runs-schedules")
+    # Empty: it says how to add one. (The cron below is due on January 1st only: the Lab server's
+    # scheduler must not start a run while the tests use the workspace.)
+    expect(section.locator(".jp-aidevops-runs-schedules-empty")).to_contain_text(
+        'aidevops schedule add PIPELINE --cron "0 3 * * *"'
+    )
+    added = cli(seeded.root, "schedule", "add", "ci", "--cron", "30 4 1 1 *", "-p", "seed=2", "--name", "yearly-ci")
+    assert added.returncode == 0, added.stderr
+    try:
+        item = section.locator('[data-schedule="yearly-ci"]')
+        item.wait_for(timeout=30_000)
+        listed = json.loads(cli(seeded.root, "schedule", "list", "--json").stdout)
+        assert [s["name"] for s in listed["schedules"]] == ["yearly-ci"]
+        assert item.locator(".jp-aidevops-runs-schedule-cron").inner_text() == "30 4 1 1 *"
+        assert re.fullmatch(r"next run in \d+ (d|h|min)", item.locator(".jp-aidevops-runs-schedule-next").inner_text())
+        assert item.locator(".jp-aidevops-runs-schedule-next").get_attribute("title").startswith("next run ")
+        assert item.locator(".jp-aidevops-runs-schedule-last").inner_text() == "not run yet"
+        assert item.locator('[data-param="seed"]').inner_text() == "seed=2"
+        expect(section.locator(".jp-aidevops-runs-schedules-empty")).to_have_count(0)
+        shot(page, "runs-panel-schedules", panel(page))
+    finally:
+        cli(seeded.root, "schedule", "remove", "yearly-ci")
+
+
+# Elements of the panel whose right edge passes the panel's, or whose text spills out of them (an element inside
+# a box that scrolls, such as a job's log, only has to fit that box). Each is named by its classes and text.
+CUT_OFF = """panel => {
+  const edge = panel.getBoundingClientRect().right + 1;
+  const scrolls = el => ['auto', 'scroll'].includes(getComputedStyle(el).overflowX);
+  return Array.from(panel.querySelectorAll('*')).filter(el => {
+    for (let up = el.parentElement; up && up !== panel; up = up.parentElement) {
+      if (scrolls(up)) return false;
+    }
+    const box = el.getBoundingClientRect();
+    const spills = el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1; // text wider than its box
+    return box.width > 0 && (box.right > edge || spills);
+  }).map(el => `${el.className}: ${(el.textContent || '').slice(0, 60)}`);
+}"""
+
+
+def test_the_panel_fits_the_default_sidebar_width_with_a_steps_details_open(page, seeded):
+    show(page)
+    second = seeded.runs[1]
+    widen_left_sidebar(page, 330)  # about JupyterLab's default left sidebar
+    try:
+        box = panel(page).bounding_box()
+        assert box["width"] < 330
+        detail = open_step(page, second, "evaluate")
+        detail.locator("button.jp-aidevops-runs-from").click()
+        detail.locator(".jp-aidevops-runs-confirm").wait_for()
+        overflow = panel(page).evaluate("el => el.scrollWidth - el.clientWidth")
+        assert overflow <= 1, f"the panel scrolls sideways by {overflow} px"
+        assert panel(page).evaluate(CUT_OFF) == [], "cut off at the panel's right edge"
+        for part in (".jp-aidevops-runs-why", ".jp-aidevops-runs-confirm", ".jp-aidevops-runs-schedules"):
+            assert panel(page).locator(part).count(), f"{part} is on screen for the check"
+        row(page, second).scroll_into_view_if_needed()
+        shot(page, "runs-panel-narrow", panel(page))
+        detail.locator("button.jp-aidevops-runs-confirm-cancel").click()
+        row(page, second).locator('[data-chip="evaluate"] .jp-aidevops-runs-step-toggle').click()
+    finally:
+        widen_left_sidebar(page, 620)
 
 
 def test_the_page_raised_no_uncaught_error(page):
