@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from ..errors import ConfigError, NotFound
 from ..workspace import Workspace
 from .cron import next_slot
-from .model import Schedule, check_name, iso, url_host
+from .model import NotifyFormat, Schedule, check_name, iso, url_host
 
 FILE = "schedules.json"
 LOCK = "schedules.lock"
@@ -94,7 +94,7 @@ class ScheduleStore:
         *,
         params: Mapping[str, Any] | None = None,
         notify: str | None = None,
-        notify_format: str = "auto",
+        notify_format: NotifyFormat = "auto",
         name: str | None = None,
         now: datetime | None = None,
     ) -> Schedule:
