@@ -1,6 +1,5 @@
 /**
- * The panels' React button: the same classes as `button()` (./dom) for the DOM-built parts, so both look
- * alike.
+ * The panels' React button: JupyterLab's styled button with the aidevops classes (BUTTON_CLASS).
  */
 
 import * as React from 'react';

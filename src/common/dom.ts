@@ -1,6 +1,6 @@
 /**
- * DOM building for the parts drawn without React (the Runs panel, dialogs' bodies): `h()` builds an
- * element, `button()` a JupyterLab-styled button with the classes the React `Button` (./button) uses too.
+ * DOM building for the parts drawn without React (dialogs' bodies, the diff tab's header): `h()` builds an
+ * element. BUTTON_CLASS is every aidevops button's look (the React `Button` in ./button).
  */
 
 export function h<K extends keyof HTMLElementTagNameMap>(
@@ -27,20 +27,3 @@ export function h<K extends keyof HTMLElementTagNameMap>(
 
 /** The classes of every aidevops button. */
 export const BUTTON_CLASS = 'jp-Button jp-mod-styled jp-aidevops-button';
-
-/** A JupyterLab-styled button for DOM-built parts. */
-export function button(
-  label: string,
-  cls: string,
-  onClick: () => void,
-  title = '',
-  disabled = false
-): HTMLButtonElement {
-  const b = h('button', { class: `${BUTTON_CLASS} ${cls}`, type: 'button' }, label);
-  if (title) {
-    b.title = title;
-  }
-  b.disabled = disabled;
-  b.addEventListener('click', onClick);
-  return b;
-}
