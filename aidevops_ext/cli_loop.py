@@ -189,9 +189,11 @@ def monitor(name, once, as_json, interval) -> None:
 def simulate(
     name, rate, duration, drift, drift_after, drift_features, feedback, batch, source, target, seed, as_json
 ) -> None:
-    """Replay test rows against a deployment at a steady rate, optionally drifted, posting feedback for a share."""
+    """Replay test rows against a deployment at a steady rate, optionally drifted, posting feedback for a share
+    (with the deployment's feedback token, read from the workspace)."""
     from . import traffic
     from .deploy import manager
+    from .tokens import require_feedback_token
 
     ws = _workspace()
     dep = manager.running(ws, name)
@@ -222,6 +224,7 @@ def simulate(
         drift_features=features,
         drift_after=drift_after,
         feedback=feedback,
+        feedback_token=require_feedback_token(ws, dep.name) if feedback else None,
         batch=batch,
         seed=seed,
     )

@@ -6,9 +6,10 @@ drift there moves numeric columns by standard deviations and category columns' f
 (`shift_frame`), so the monitor's numeric and category drift both see it.
 
 Used by `aidevops simulate`, the monitor notebook and the closed-loop tests. Requests go over plain
-HTTP/1.1 keep-alive connections (one per worker thread) to the server's MLflow route; every request
-carries its own X-Request-ID so its feedback can name it. A failed request (connection error, non-2xx)
-is counted and its first messages kept: the zero-downtime tests read `failed`.
+HTTP/1.1 keep-alive connections (one per worker thread) to the server's MLflow route; feedback names the
+request id the server answered with (X-Request-ID) and carries the deployment's feedback token
+(aidevops_ext/tokens.py). A failed request (connection error, non-2xx) is counted and its first messages
+kept: the zero-downtime tests read `failed`.
 """
 
 from __future__ import annotations
@@ -204,12 +205,14 @@ def simulate(
     drift_features: Sequence[int] | Sequence[str] | None = None,
     drift_after: float = 0.0,
     feedback: float = 0.0,
+    feedback_token: str | None = None,
     batch: int = 1,
     seed: int = 0,
     stop: threading.Event | None = None,
     progress: Callable[[TrafficResult], None] | None = None,
 ) -> TrafficResult:
-    """Send `rate` requests per second for `duration` seconds to the server at `url`; see the module docstring."""
+    """Send `rate` requests per second for `duration` seconds to the server at `url`; see the module docstring.
+    With `feedback`, that share of the answered requests gets its true labels, sent with `feedback_token`."""
     _check(rate, duration, drift, feedback, drift_after, batch)
     columns = None
     if rows.is_frame:  # a table's model: rows go as dataframe_split, drifted rows prepared once
@@ -232,6 +235,8 @@ def simulate(
         raise ConfigError(
             "--feedback needs true labels, and these rows have none; drop --feedback or use a labelled dataset."
         )
+    if feedback and not feedback_token:
+        raise ConfigError("Feedback needs the deployment's feedback token; pass the one `aidevops token NAME` prints.")
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname or not parts.port:
         raise ConfigError(f"{url!r} is not a server address like http://127.0.0.1:8080.")
@@ -267,9 +272,8 @@ def simulate(
                     if shifted:
                         chunk = chunk + shift
                     body = json.dumps({"inputs": chunk.tolist()})
-                rid = f"sim-{seed}-{w}-{i}"
                 start = time.perf_counter()
-                status, answer, version = _post(conn, parts, "/invocations", body, rid)
+                status, answer, version, rid = _post(conn, parts, "/invocations", body)
                 elapsed = (time.perf_counter() - start) * 1000
                 with lock:
                     result.sent += 1
@@ -283,9 +287,11 @@ def simulate(
                         result.failed += 1
                         if len(result.errors) < 5:
                             result.errors.append(f"{status}: {answer[:200]}")
-                if status == 200 and feedback and rng.random() < feedback:
+                if status == 200 and rid and feedback and rng.random() < feedback:
                     labels = [_jsonable(v) for v in np.asarray(rows.y)[idx]]
-                    fb, _, _ = _post(conn, parts, "/feedback", json.dumps({"request_id": rid, "labels": labels}), None)
+                    fb, _, _, _ = _post(
+                        conn, parts, "/feedback", json.dumps({"request_id": rid, "labels": labels}), feedback_token
+                    )
                     with lock:
                         if fb == 200:
                             result.feedback_sent += 1
@@ -317,18 +323,19 @@ def simulate(
 
 
 def _post(
-    conn: http.client.HTTPConnection, parts: Any, path: str, body: str, rid: str | None
-) -> tuple[int, str, str | None]:
-    """(status, body text, model version) of one POST; connection failures are status 0 (retried once on a stale socket)."""
+    conn: http.client.HTTPConnection, parts: Any, path: str, body: str, token: str | None = None
+) -> tuple[int, str, str | None, str | None]:
+    """(status, body text, model version, the server's request id) of one POST; connection failures are status 0
+    (retried once on a stale socket)."""
     headers = {"Content-Type": "application/json"}
-    if rid:
-        headers["X-Request-ID"] = rid
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     for attempt in (0, 1):
         try:
             conn.request("POST", path, body=body, headers=headers)
             resp = conn.getresponse()
             text = resp.read().decode("utf-8", "replace")
-            return resp.status, text, resp.getheader("X-Model-Version")
+            return resp.status, text, resp.getheader("X-Model-Version"), resp.getheader("X-Request-ID")
         except (ConnectionError, http.client.HTTPException, OSError) as exc:
             conn.close()
             # A keep-alive socket the server closed while idle fails on first use: one fresh try. The request
@@ -336,8 +343,8 @@ def _post(
             if attempt == 1 or not isinstance(
                 exc, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
             ):
-                return 0, f"{type(exc).__name__}: {exc}", None
-    return 0, "unreachable", None
+                return 0, f"{type(exc).__name__}: {exc}", None, None
+    return 0, "unreachable", None, None
 
 
 def _jsonable(v: Any) -> Any:

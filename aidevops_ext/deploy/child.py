@@ -5,7 +5,8 @@ row in deploy.db and serves the versions recorded there (active, and previous/ca
 a server restarted after a crash comes back as the same deployment. Versions cached by the deployment
 manager load from `.aidevops/deploy-cache/` (milliseconds, no MLflow import); others load from the
 registry. Every version passes the server's smoke test before it takes traffic. The admin token arrives
-in the environment (AIDEVOPS_SERVING_ADMIN_TOKEN), never on the command line.
+in the environment (AIDEVOPS_SERVING_ADMIN_TOKEN) and the feedback token from the workspace
+(aidevops_ext/tokens.py), never on the command line.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import AidevopsError
+from ..tokens import ensure_feedback_token
 from ..workspace import Workspace
 
 log = logging.getLogger("aidevops.deploy")
@@ -52,6 +55,11 @@ def build_app(ws: Workspace, name: str):
     if dep is None:
         raise AidevopsError(f"Deployment '{name}' is not in {ws.deploy_db}; deploy it with `aidevops deploy`.")
     config = ServingConfig.from_env(follow_alias_seconds=float(dep.follow or 0.0))
+    config = replace(
+        config,
+        feedback_token=ensure_feedback_token(ws, name),  # from the workspace, never the command line
+        allowed_hosts=_allowed_hosts(config.allowed_hosts, dep),
+    )
     limit_blas_threads(config.blas_threads)
 
     allow_pickle = _allows_pickle(dep)
@@ -92,6 +100,23 @@ def build_app(ws: Workspace, name: str):
         monitor=monitor_config(dep),
         deployment=dep.name,
     )
+
+
+def _allowed_hosts(configured: tuple[str, ...], dep) -> tuple[str, ...]:
+    """Host names the server answers besides the loopback ones: the environment's, those given at deploy time
+    (`--allowed-host`), and the address it binds when that is one address (not 0.0.0.0 or ::)."""
+    import json  # noqa: PLC0415
+
+    from ..serving.config import parse_hosts  # noqa: PLC0415
+
+    try:
+        options = json.loads(dep.options or "{}")
+    except ValueError:
+        options = {}
+    given = options.get("allowed_hosts") if isinstance(options, dict) else None
+    given = [h for h in given if isinstance(h, str)] if isinstance(given, list) else []
+    bound = [dep.host] if dep.host and dep.host not in ("0.0.0.0", "::", "") else []
+    return parse_hosts([*configured, *given, *bound])
 
 
 def _allows_pickle(dep) -> bool:

@@ -7,25 +7,36 @@
 - a ClusterIP Service in front of it (with the same scrape annotations, for Service-based discovery);
 - an autoscaling/v2 HorizontalPodAutoscaler on CPU utilisation;
 - a KServe InferenceService (serving.kserve.io/v1beta1) running the same container as a custom predictor
-  speaking the Open Inference Protocol v2 (`PROTOCOL=v2`), scraped through KServe's Prometheus annotations.
+  speaking the Open Inference Protocol v2 (`PROTOCOL=v2`), scraped through KServe's Prometheus annotations;
+- a Secret `<name>-feedback` holding the deployment's feedback token (aidevops_ext/tokens.py), which the
+  container reads as AIDEVOPS_FEEDBACK_TOKEN: only its holders can POST /feedback labels.
+
+The server answers only the Host names it is told about (serving/app.py): the Service's cluster names in
+the pod's own namespace, the pod's IP (kubelet's probes and Prometheus' scrapes use it), and whatever
+`--allowed-host` adds (an Ingress or KServe's external name), through AIDEVOPS_ALLOWED_HOSTS.
 
 The InferenceService is the alternative for clusters with KServe: `--kserve` applies it instead of the
 Deployment/Service/HPA trio (applying both would serve the model twice). `--dry-run` prints all four, or with
-`--output DIR` writes them as a kustomize base plus an overlay per environment (kustomize.py).
+`--output DIR` writes them as a kustomize base plus an overlay per environment (kustomize.py). The printed
+or written manifests hold the token in the Secret: keep them like the token itself.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..serving.config import parse_hosts
+from ..tokens import ensure_feedback_token
 from ..workspace import Workspace
 from .local import DeploymentError
 from .store import APPLIED, STOPPED, Deployment, DeployStore, default_actor
@@ -68,10 +79,14 @@ def render_manifests(
     cpu_request: str = "250m",
     memory_request: str = "512Mi",
     memory_limit: str = "1Gi",
+    allowed_hosts: Sequence[str] = (),
+    feedback_token: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Deployment, Service, HorizontalPodAutoscaler and KServe InferenceService for `model_ref` (plain dicts)."""
+    """Deployment, Service, HorizontalPodAutoscaler, KServe InferenceService and the feedback token's Secret for
+    `model_ref` (plain dicts). Without `feedback_token` the Secret holds a new random one."""
     target = parse_target(model_ref)
     obj_name = k8s_name(name or target.model)
+    extra_hosts = list(parse_hosts(list(allowed_hosts)))
     if not _DNS_LABEL.match(namespace or ""):
         raise ConfigError(
             f"Namespace {namespace!r} is not a valid Kubernetes namespace (lowercase letters, digits, '-')."
@@ -121,10 +136,26 @@ def render_manifests(
         "--follow-alias",
         f"{follow_seconds:g}" if follow and target.alias else "0",
     ]
+    secret_name = f"{obj_name}-feedback"
+    # $(VAR) expands variables defined above it in the list: the namespace follows a kustomize overlay's.
+    service_hosts = [
+        f"{service}{suffix}"
+        for service in (obj_name, f"{obj_name}-predictor")
+        for suffix in (
+            "",
+            ".$(AIDEVOPS_POD_NAMESPACE)",
+            ".$(AIDEVOPS_POD_NAMESPACE).svc",
+            ".$(AIDEVOPS_POD_NAMESPACE).svc.cluster.local",
+        )
+    ]
     env = [
         {"name": "MLFLOW_TRACKING_URI", "value": tracking_uri or PLACEHOLDER_TRACKING_URI},
         {"name": "AIDEVOPS_HOME", "value": WORKSPACE_PATH},
         {"name": "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "value": "false"},
+        {"name": "AIDEVOPS_FEEDBACK_TOKEN", "valueFrom": {"secretKeyRef": {"name": secret_name, "key": "token"}}},
+        {"name": "AIDEVOPS_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "AIDEVOPS_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "AIDEVOPS_ALLOWED_HOSTS", "value": ",".join([*service_hosts, "$(AIDEVOPS_POD_IP)", *extra_hosts])},
     ]
     probes = {
         "readinessProbe": {
@@ -236,7 +267,22 @@ def render_manifests(
             }
         },
     }
-    return [deployment, service, hpa, isvc]
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret_name, "namespace": namespace, "labels": labels},
+        "type": "Opaque",
+        "stringData": {"token": feedback_token or secrets.token_urlsafe(32)},
+    }
+    return [deployment, service, hpa, isvc, secret]
+
+
+def without_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects with every Secret's data left out: what is recorded in deploy.db (delete needs only names)."""
+    return [
+        {k: v for k, v in o.items() if k not in ("data", "stringData")} if o.get("kind") == "Secret" else o
+        for o in objects
+    ]
 
 
 def _dumper() -> Any:
@@ -343,8 +389,9 @@ def deploy_kubernetes(
                 f"use MLFLOW_TRACKING_URI={PLACEHOLDER_TRACKING_URI}: pass --tracking-uri with a server "
                 "they can reach."
             )
-    objects = render_manifests(target.text, name=dep_name, tracking_uri=tracking, **options)
-    chosen = [objects[3]] if kserve else objects[:3]
+    token = ensure_feedback_token(ws, dep_name)  # `aidevops token NAME` prints what the Secret holds
+    objects = render_manifests(target.text, name=dep_name, tracking_uri=tracking, feedback_token=token, **options)
+    chosen = [objects[4], objects[3]] if kserve else [objects[4], *objects[:3]]  # the Secret before its readers
     namespace = options.get("namespace", "default")
     result: dict[str, Any] = {
         "name": dep_name,
@@ -404,7 +451,7 @@ def deploy_kubernetes(
                     "kserve": kserve,
                     "environment": environment,
                     "objects": [[o["apiVersion"], o["kind"], o["metadata"]["name"]] for o in chosen],
-                    "yaml": text,
+                    "yaml": to_yaml(without_secrets(chosen)),  # deploy.db rows reach the API: no token there
                 }
             ),
         )

@@ -1,8 +1,8 @@
 """The Kubernetes manifests as a kustomize tree: a base plus one overlay per environment.
 
 ```
-DIR/base/                     Deployment, Service, HorizontalPodAutoscaler   (kubectl apply -k DIR/base)
-DIR/kserve/                   the KServe InferenceService (same image, OIP v2) instead of those three
+DIR/base/                     Secret, Deployment, Service, HorizontalPodAutoscaler   (kubectl apply -k DIR/base)
+DIR/kserve/                   Secret and the KServe InferenceService (same image, OIP v2) instead of the others
 DIR/overlays/<env>/           base + the environment's namespace, image and scale  (kubectl apply -k ...)
 DIR/overlays/<env>-kserve/    kserve + the same for KServe clusters
 ```
@@ -15,6 +15,8 @@ image in `images:`, so `kustomize edit set image` pins a release per environment
 The kustomization files use only fields that Debian's kubectl (1.20, kustomize v2.0.3, what the tests
 run) and current kubectl both read: `bases` and `patchesStrategicMerge`. Current kubectl renders them
 the same and notes that they are deprecated (`kustomize edit fix` rewrites them to `resources`/`patches`).
+
+`secret.yaml` holds the deployment's feedback token (kubernetes.py); it is written readable by its owner only.
 """
 
 from __future__ import annotations
@@ -78,9 +80,9 @@ def _image_entry(image: str) -> dict[str, str]:
 def kustomize_tree(
     objects: list[dict[str, Any]], namespace: str, environments: tuple[str, ...] = ENVIRONMENTS
 ) -> dict[str, str]:
-    """Relative path -> file text for the whole tree (from `render_manifests`' four objects)."""
+    """Relative path -> file text for the whole tree (from `render_manifests`' objects)."""
     by_kind = {o["kind"]: o for o in objects}
-    missing = {"Deployment", "Service", "HorizontalPodAutoscaler", "InferenceService"} - set(by_kind)
+    missing = {"Deployment", "Service", "HorizontalPodAutoscaler", "InferenceService", "Secret"} - set(by_kind)
     if missing:
         raise ConfigError(f"the manifests lack {', '.join(sorted(missing))}; render them with render_manifests().")
     deployment, hpa, isvc = by_kind["Deployment"], by_kind["HorizontalPodAutoscaler"], by_kind["InferenceService"]
@@ -88,8 +90,9 @@ def kustomize_tree(
     meta = {"name": name, "namespace": deployment["metadata"]["namespace"]}  # patches match the base's objects
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     files: dict[str, str] = {}
-    trio = [by_kind["Deployment"], by_kind["Service"], hpa]
-    for folder, members in (("base", trio), ("kserve", [isvc])):
+    secret = by_kind["Secret"]
+    trio = [secret, by_kind["Deployment"], by_kind["Service"], hpa]
+    for folder, members in (("base", trio), ("kserve", [secret, isvc])):
         for obj in members:
             files[f"{folder}/{_file(obj)}"] = _dump(obj)
         files[f"{folder}/kustomization.yaml"] = _dump(
@@ -144,6 +147,8 @@ def write_tree(files: dict[str, str], folder: Path) -> list[Path]:
             path = staging / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
+            if path.name == "secret.yaml":  # the feedback token
+                path.chmod(0o600)
         for top in sorted({rel.split("/", 1)[0] for rel in files}):
             target = folder / top
             if target.exists():

@@ -21,12 +21,14 @@ import functools
 import json
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError, NotFound
 from ..names import is_valid_name
+from ..serving.config import parse_hosts
+from ..tokens import ensure_feedback_token
 from ..workspace import Workspace
 from .local import (
     AdminClient,
@@ -164,13 +166,16 @@ def deploy(
     dry_run: bool = False,
     reason: str = "",
     actor: str | None = None,
+    allowed_hosts: Sequence[str] = (),
     allow_pickle: bool = False,
 ) -> DeployResult:
-    """Serve `model_ref` locally under `name`: start it, or switch a running one to that version."""
+    """Serve `model_ref` locally under `name`: start it, or switch a running one to that version.
+    `allowed_hosts`: Host names the server answers besides 127.0.0.1, localhost and [::1]."""
     store = _store(ws)
     ws = store.workspace
     target = parse_target(model_ref)
     name = check_name(name or target.model)
+    hosts = list(parse_hosts(list(allowed_hosts)))
     with _locked(ws, name):
         return _deploy(
             store,
@@ -183,6 +188,7 @@ def deploy(
             dry_run=dry_run,
             reason=reason,
             actor=actor or default_actor(),
+            allowed_hosts=hosts,
             allow_pickle=allow_pickle,
         )
 
@@ -199,6 +205,7 @@ def _deploy(
     dry_run: bool,
     reason: str,
     actor: str,
+    allowed_hosts: list[str],
     allow_pickle: bool = False,
 ) -> DeployResult:
     ws = store.workspace
@@ -225,6 +232,11 @@ def _deploy(
     if live:
         assert existing is not None
         _check_compatible(existing, target, port, host, follow, follow_seconds)
+        if allowed_hosts and allowed_hosts != deployment_hosts(existing):
+            raise ConfigError(
+                f"Deployment '{name}' answers Host names {deployment_hosts(existing) or 'of this machine only'}; "
+                f"undeploy it first (`aidevops undeploy {name}`) to change them."
+            )
         if allow_pickle and not _allows_pickle(existing):
             raise ConfigError(
                 f"Deployment '{name}' was started without --allow-pickle; undeploy it first "
@@ -253,7 +265,7 @@ def _deploy(
         "log": str(log_path(ws, name)),
     }
     now = time.time()
-    monitoring = _monitoring_options(ws, target.model)
+    monitoring = {**_monitoring_options(ws, target.model), "allowed_hosts": allowed_hosts}
     monitoring["allow_pickle"] = bool(allow_pickle or monitoring.get("allow_pickle"))
     dep = Deployment(
         name=name,
@@ -292,6 +304,7 @@ def _deploy(
         from ..serving.errors import ModelRefused  # noqa: PLC0415
 
         raise ModelRefused(msg)
+    ensure_feedback_token(ws, name)  # kept across redeploys: the clients holding it keep working
     store.put(dep)
     pid = start_supervisor(ws, name)
     store.update(name, supervisor_pid=pid)
@@ -329,6 +342,16 @@ def _deploy(
         plan=plan,
         verified=ref.kind == "aidevops" and bool(ref.rows),
     )
+
+
+def deployment_hosts(dep: Deployment) -> list[str]:
+    """The Host names a local deployment answers besides the loopback ones (recorded at deploy time)."""
+    try:
+        options = json.loads(dep.options or "{}")
+    except ValueError:
+        return []
+    hosts = options.get("allowed_hosts") if isinstance(options, dict) else None
+    return [h for h in hosts if isinstance(h, str)] if isinstance(hosts, list) else []
 
 
 def _monitoring_options(ws: Workspace, model: str) -> dict[str, Any]:

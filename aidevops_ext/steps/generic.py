@@ -314,6 +314,7 @@ def watch_deployment(
     monitor after each segment: what the shipped monitor step reports (traffic, drifted features, quality, alerts)."""
     from .. import traffic
     from ..deploy import manager
+    from ..tokens import require_feedback_token
 
     dep = manager.get(ws, name)
     rows = traffic.rows_for_model(ws.root, dep.model)
@@ -322,7 +323,14 @@ def watch_deployment(
         if count <= 0:
             continue
         result = traffic.simulate(
-            dep.url, rows, rate=rate, duration=count / rate, drift=shift, feedback=feedback, seed=seed
+            dep.url,
+            rows,
+            rate=rate,
+            duration=count / rate,
+            drift=shift,
+            feedback=feedback,
+            feedback_token=require_feedback_token(ws, name) if feedback else None,
+            seed=seed,
         )
         if result.failed:
             raise DataError(

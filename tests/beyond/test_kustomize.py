@@ -18,6 +18,8 @@ import yaml
 
 from aidevops_ext.deploy.kubernetes import render_manifests
 from aidevops_ext.deploy.kustomize import _image_entry
+from aidevops_ext.tokens import feedback_token
+from aidevops_ext.workspace import Workspace
 from tests.conftest import REPO
 from tests.deploy.test_kubernetes import validate
 
@@ -110,7 +112,9 @@ def test_every_rendered_object_is_valid(rendered, version):
             validate(obj, version)
 
 
-def test_the_base_is_exactly_the_rendered_manifests(rendered):
+def test_the_base_is_exactly_the_rendered_manifests(rendered, tree):
+    token = feedback_token(Workspace(tree.parent), "dig")
+    assert token and (tree / "base" / "secret.yaml").stat().st_mode & 0o777 == 0o600
     expected = render_manifests(
         "dig@champion",
         name="dig",
@@ -120,9 +124,10 @@ def test_the_base_is_exactly_the_rendered_manifests(rendered):
         replicas=3,
         min_replicas=3,
         max_replicas=6,
+        feedback_token=token,
     )
-    assert sorted(rendered["base"], key=lambda o: o["kind"]) == sorted(expected[:3], key=lambda o: o["kind"])
-    assert rendered["kserve"] == [expected[3]]
+    assert len(rendered["base"]) == 4 and by_kind(rendered["base"]) == by_kind([*expected[:3], expected[4]])
+    assert len(rendered["kserve"]) == 2 and by_kind(rendered["kserve"]) == by_kind([expected[3], expected[4]])
 
 
 @pytest.mark.parametrize(
@@ -135,7 +140,7 @@ def test_the_base_is_exactly_the_rendered_manifests(rendered):
 )
 def test_what_each_environment_says(rendered, env, namespace, scale):
     objects = by_kind(rendered[env])
-    assert set(objects) == {"Deployment", "Service", "HorizontalPodAutoscaler"}
+    assert set(objects) == {"Deployment", "Service", "HorizontalPodAutoscaler", "Secret"}
     deployment, hpa = objects["Deployment"], objects["HorizontalPodAutoscaler"]
     assert {o["metadata"]["namespace"] for o in objects.values()} == {namespace}
     assert {o["metadata"]["annotations"]["aidevops.io/environment"] for o in objects.values()} == {env}
@@ -147,7 +152,8 @@ def test_what_each_environment_says(rendered, env, namespace, scale):
     base = by_kind(rendered["base"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container == base
     kserve = by_kind(rendered[f"{env}-kserve"])
-    assert set(kserve) == {"InferenceService"}
+    assert set(kserve) == {"InferenceService", "Secret"}
+    assert kserve["Secret"]["metadata"]["namespace"] == namespace  # beside the pods that read it
     predictor = kserve["InferenceService"]["spec"]["predictor"]
     assert (predictor["minReplicas"], predictor["maxReplicas"]) == scale[1:]
     assert kserve["InferenceService"]["metadata"]["namespace"] == namespace
@@ -270,7 +276,8 @@ def test_an_environment_overlay_is_what_gets_applied_and_deleted(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     applied = by_kind([d for d in yaml.safe_load_all((tmp_path / "apply.yaml").read_text()) if d])
-    assert set(applied) == {"InferenceService"}
+    assert set(applied) == {"InferenceService", "Secret"}  # the feedback token's Secret beside the pods
+    assert applied["Secret"]["metadata"]["namespace"] == "aidevops-prod"
     isvc = applied["InferenceService"]
     assert isvc["metadata"]["namespace"] == "aidevops-prod" and isvc["spec"]["predictor"]["minReplicas"] == 2
     assert (
@@ -280,3 +287,4 @@ def test_an_environment_overlay_is_what_gets_applied_and_deleted(tmp_path):
     assert out.returncode == 0, out.stderr
     deleted = by_kind([d for d in yaml.safe_load_all((tmp_path / "delete.yaml").read_text()) if d])
     assert deleted["InferenceService"]["metadata"]["namespace"] == "aidevops-prod", "undeploy deletes what was applied"
+    assert deleted["Secret"]["metadata"]["name"] == "k8s-prod-feedback" and "stringData" not in deleted["Secret"]

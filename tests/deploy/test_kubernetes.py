@@ -133,7 +133,13 @@ def objects():
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_every_object_is_valid_for_kubernetes(objects, version):
-    assert [o["kind"] for o in objects] == ["Deployment", "Service", "HorizontalPodAutoscaler", "InferenceService"]
+    assert [o["kind"] for o in objects] == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "InferenceService",
+        "Secret",
+    ]
     for obj in objects:
         validate(obj, version)
         assert DNS_1035.match(obj["metadata"]["name"])
@@ -159,7 +165,7 @@ def test_the_validation_catches_mistakes(objects):
 
 
 def test_what_the_manifests_say(objects):
-    deployment, service, hpa, isvc = objects
+    deployment, service, hpa, isvc, secret = objects
     pod = deployment["spec"]["template"]
     container = pod["spec"]["containers"][0]
     assert container["image"] == "registry.local/aidevops:1.2"
@@ -174,8 +180,24 @@ def test_what_the_manifests_say(objects):
     assert container["command"][6] == "8080"
     assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": 8080}
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow.ml.svc:5000"
+    # the feedback token comes from the Secret, never the command line or a plain value
+    assert env["AIDEVOPS_FEEDBACK_TOKEN"] == {"secretKeyRef": {"name": "digits-classifier-feedback", "key": "token"}}
+    assert secret["metadata"]["name"] == "digits-classifier-feedback" and len(secret["stringData"]["token"]) >= 32
+    assert secret["stringData"]["token"] not in str(deployment) + str(isvc)
+    # the Host names answered: the Service's names in the pod's namespace, and the pod's IP (probes, scrapes)
+    names = [e["name"] for e in container["env"]]
+    hosts = env["AIDEVOPS_ALLOWED_HOSTS"].split(",")
+    assert names.index("AIDEVOPS_POD_IP") < names.index("AIDEVOPS_ALLOWED_HOSTS")  # $(VAR) expands earlier ones
+    assert names.index("AIDEVOPS_POD_NAMESPACE") < names.index("AIDEVOPS_ALLOWED_HOSTS")
+    assert env["AIDEVOPS_POD_IP"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert {
+        "digits-classifier",
+        "digits-classifier.$(AIDEVOPS_POD_NAMESPACE).svc.cluster.local",
+        "digits-classifier-predictor.$(AIDEVOPS_POD_NAMESPACE).svc",
+        "$(AIDEVOPS_POD_IP)",
+    } <= set(hosts)
     assert pod["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true",
         "prometheus.io/port": "8080",
@@ -194,6 +216,7 @@ def test_what_the_manifests_say(objects):
     kc = isvc["spec"]["predictor"]["containers"][0]
     assert kc["name"] == "kserve-container" and kc["command"] == container["command"]
     assert {"name": "PROTOCOL", "value": "v2"} in kc["env"]
+    assert [e for e in kc["env"] if e["name"] != "PROTOCOL"] == container["env"]
     assert isvc["metadata"]["annotations"]["serving.kserve.io/enable-prometheus-scraping"] == "true"
 
 
@@ -214,7 +237,14 @@ def test_dry_run_prints_and_writes_the_manifests(reg, tmp_path):
     out = run(reg, "deploy", "dig@champion", "--target", "kubernetes", "--dry-run", "--image", "aidevops:test")
     assert out.returncode == 0, out.stderr
     docs = list(yaml.safe_load_all(out.stdout))
-    assert [d["kind"] for d in docs] == ["Deployment", "Service", "HorizontalPodAutoscaler", "InferenceService"]
+    assert [d["kind"] for d in docs] == [
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "InferenceService",
+        "Secret",
+    ]
+    assert docs[4]["stringData"]["token"] == run(reg, "token", "dig").stdout.strip()  # what `aidevops token` prints
     assert "&id" not in out.stdout, "no YAML anchors"
     assert "MLflow store" in out.stderr and "--tracking-uri" in out.stderr  # the local store warning
     for doc in docs:
@@ -236,10 +266,12 @@ def test_dry_run_prints_and_writes_the_manifests(reg, tmp_path):
     files = sorted(f.relative_to(folder).as_posix() for f in folder.rglob("*.yaml"))
     assert {f for f in files if not f.startswith("overlays/")} == {
         "base/kustomization.yaml",
+        "base/secret.yaml",
         "base/deployment.yaml",
         "base/service.yaml",
         "base/horizontalpodautoscaler.yaml",
         "kserve/kustomization.yaml",
+        "kserve/secret.yaml",
         "kserve/inferenceservice.yaml",
     }  # the kustomize tree: tests/beyond/test_kustomize.py
     assert {f.split("/")[1] for f in files if f.startswith("overlays/")} == {
@@ -288,14 +320,17 @@ def test_apply_with_kubectl_and_undeploy(reg, tmp_path, monkeypatch):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "apply: ok"
     applied = list(yaml.safe_load_all((tmp_path / "apply.yaml").read_text()))
-    assert [d["kind"] for d in applied] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+    assert [d["kind"] for d in applied] == ["Secret", "Deployment", "Service", "HorizontalPodAutoscaler"]
+    token = run(reg, "token", "k8s-dig").stdout.strip()
+    assert applied[0]["stringData"] == {"token": token}
     dep = manager.get(reg.ws, "k8s-dig")
     assert (dep.target, dep.state, dep.ref) == ("kubernetes", "applied", "dig@champion")
     assert json.loads(dep.options)["context"] == "kind-test"
+    assert token not in json.dumps(dep.to_dict()), "deploy.db rows the API returns never hold the token"
     out = run(reg, "undeploy", "k8s-dig")
     assert out.returncode == 0, out.stderr
     deleted = list(yaml.safe_load_all((tmp_path / "delete.yaml").read_text()))
-    assert [d["kind"] for d in deleted] == ["Deployment", "Service", "HorizontalPodAutoscaler"]
+    assert [d["kind"] for d in deleted] == ["Secret", "Deployment", "Service", "HorizontalPodAutoscaler"]
     assert manager.get(reg.ws, "k8s-dig").state == "stopped"
     out = run(
         reg,
@@ -310,7 +345,8 @@ def test_apply_with_kubectl_and_undeploy(reg, tmp_path, monkeypatch):
         "http://mlflow:5000",
     )
     assert out.returncode == 0, out.stderr
-    assert [d["kind"] for d in yaml.safe_load_all((tmp_path / "apply.yaml").read_text())] == ["InferenceService"]
+    kinds = [d["kind"] for d in yaml.safe_load_all((tmp_path / "apply.yaml").read_text())]
+    assert kinds == ["Secret", "InferenceService"]
     ops = [(h.deployment, h.operation) for h in manager.history(reg.ws) if h.deployment.startswith("k8s-")]
     assert ops == [("k8s-dig", "deploy"), ("k8s-dig", "undeploy"), ("k8s-isvc", "deploy")]
 
