@@ -38,6 +38,7 @@ from .api.models import (
     RunRequest,
     RunsQuery,
     SeriesQuery,
+    ShadowRequest,
     UndeployQuery,
 )
 from .errors import AidevopsError
@@ -217,6 +218,20 @@ class CanaryHandler(_Operation):
         return manager.canary(
             ws, name, body.version, share=body.share, clear=body.clear, reason=body.reason, actor=self.actor
         )
+
+
+class ShadowHandler(_Operation):
+    """Mirror live traffic to a version, or stop (deploy/shadow.py): it changes what a server loads, so the same
+    Jupyter credential as canary and switch."""
+
+    takes = ShadowRequest
+
+    def change(self, ws, name, body):
+        from .deploy import shadow
+
+        if body.stop:
+            return shadow.stop(ws, name, reason=body.reason, actor=self.actor)
+        return shadow.start(ws, name, body.version, reason=body.reason, actor=self.actor)
 
 
 class HistoryHandler(_Handler):
@@ -404,6 +419,7 @@ ROUTES: list[tuple[str, type[_Handler]]] = [
     (rf"/deployments/{NAME}/promote", PromoteHandler),
     (rf"/deployments/{NAME}/rollback", RollbackHandler),
     (rf"/deployments/{NAME}/canary", CanaryHandler),
+    (rf"/deployments/{NAME}/shadow", ShadowHandler),
     (rf"/deployments/{NAME}/approve", ApproveHandler),
     (rf"/deployments/{NAME}/reject", RejectHandler),
     (rf"/deployments/{NAME}/history", HistoryHandler),

@@ -227,6 +227,27 @@ class CanaryRequest(Request):
         return self
 
 
+class ShadowRequest(Request):
+    """POST /deployments/NAME/shadow (and `aidevops shadow`): mirror live traffic to a version, or stop."""
+
+    version: Version = None
+    stop: Annotated[
+        StrictBool,
+        Field(description="Stop mirroring traffic to the shadow and unload it (takes no version)."),
+        Rule(bad="Field 'stop' must be true or false."),
+    ] = False
+    reason: Reason = ""
+
+    _version = field_validator("version", mode="before")(_version_number)
+    _strip = field_validator("reason")(_stripped)
+
+    @model_validator(mode="after")
+    def _version_or_stop(self) -> Self:
+        if self.stop == (self.version is not None):
+            raise refuse("Give either 'version' (the version to shadow) or 'stop': true, not both or neither.")
+        return self
+
+
 class RunRequest(Request):
     """POST /runs: start a pipeline run with param overrides."""
 

@@ -96,6 +96,15 @@ OPERATIONS: list[Operation] = [
     ),
     Operation(
         "post",
+        "/deployments/{name}/shadow",
+        "Mirror live traffic to a version after each answer is sent (its answers are logged beside the active "
+        "version's; the monitor shows agreement and accuracies), or stop.",
+        {200: m.Change},
+        errors=(400, 404, 409, 422),
+        body=m.ShadowRequest,
+    ),
+    Operation(
+        "post",
         "/deployments/{name}/approve",
         "Switch to the retrained version that awaits approval (`promote: manual`) and make it champion.",
         {200: m.Change},
