@@ -29,7 +29,7 @@ from .errors import AidevopsError
 # One busy timeout for every writer: the longest wait any of them needed (the store's, 15 s). The request log
 # writes off the request path, so waiting on a notebook's or the CLI's transaction never delays a response.
 BUSY_TIMEOUT_S = 15.0
-WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024  # what SQLite checkpoints at by default (1000 pages of 4 KB)
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (

@@ -580,6 +580,7 @@ def create_app(
     if requestlog is None:
         ws = slots.workspace
         requestlog = RequestLog(ws.deploy_db if ws is not None else None, config)
+    requestlog.bind(deployment, monitor.retention if monitor is not None else None)
     server = Server(slots, config, requestlog)
     slots.shadow_log, slots.deployment = requestlog.path, deployment  # where a shadow's answers are logged
     server.monitor = LiveMonitor(server, config=monitor, deployment=deployment, interval=config.monitor_seconds or 5.0)

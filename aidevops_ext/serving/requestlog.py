@@ -13,16 +13,21 @@ Tables (monitoring reads them; their layout and migrations are in aidevops_ext/d
   as JSON in `frame` (`{"columns": [...], "data": [[...], ...]}`, the same strided sample of rows; `inputs`
   stays NULL), so drift can cover any model's columns.
 - `feedback`: request id, row index within that request, label (JSON), time.
+Both carry the name of the deployment whose server wrote them (NULL for a plain `aidevops serve`), and
+a logged request its approximate weight on disk (`size_bytes`). Retention (the `monitor:` section's
+`retention`) is enforced by a background compactor started with the writer (serving/compaction.py).
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +36,21 @@ import orjson
 
 from ..db import connect  # re-exported: tests open the log as requestlog.connect
 from ..errors import AidevopsError
+from ..monitoring.rules import Retention
+from .compaction import Compactor
 from .config import ServingConfig
+from .labels import screen
 
 log = logging.getLogger("aidevops.serving")
 
 _INSERT = (
     "INSERT INTO request_log (request_id, ts, model, version, alias, protocol, status, latency_ms, n_rows, "
-    "n_features, input_rows, row_step, inputs, predictions, error, frame) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "n_features, input_rows, row_step, inputs, predictions, error, frame, deployment, size_bytes) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+# The fixed part of a logged row's weight on disk: its other columns, the record and page overhead and its
+# five index entries (measured by benchmarks/flood.py; the same figure migration 2 of db.py uses).
+ROW_OVERHEAD_BYTES = 320
 _BATCH = 5000
 
 
@@ -48,6 +60,9 @@ class RequestLog:
     def __init__(self, path: Path | None, config: ServingConfig) -> None:
         self.path = path
         self.enabled = bool(path) and config.log_requests
+        self.deployment: str | None = None
+        self.retention = Retention()
+        self.compactor: Compactor | None = None
         self._queue: deque = deque()
         self._cap = config.log_queue_size
         self._rate = float(config.log_sample_rate)
@@ -62,6 +77,7 @@ class RequestLog:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._feedback_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
         self._feedback_conn: sqlite3.Connection | None = None
         self._last_warning = 0.0
 
@@ -101,6 +117,11 @@ class RequestLog:
             "queued": len(self._queue),
         }
 
+    def bind(self, deployment: str | None, retention: Retention | None = None) -> None:
+        """Name the deployment the rows are written for and the retention its compactor keeps (before start)."""
+        self.deployment = deployment
+        self.retention = retention or Retention()
+
     # ---------------------------------------------------------------- writer thread
     def start(self) -> None:
         """Create the tables and start the writer thread (logging is disabled if deploy.db cannot be opened)."""
@@ -115,10 +136,15 @@ class RequestLog:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="aidevops-requestlog", daemon=True)
         self._thread.start()
+        self.compactor = Compactor(self.path, self.deployment, self.retention)
+        self.compactor.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Flush what is queued and stop the writer."""
         self._stop.set()
+        if self.compactor is not None:
+            self.compactor.stop(timeout)
+            self.compactor = None
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
@@ -154,23 +180,28 @@ class RequestLog:
             conn.close()
 
     def _drain(self, conn: sqlite3.Connection) -> None:
+        """Write the queue in batches. Entries leave the queue only once committed (or dropped on an error), so
+        every admitted request is always either queued or in the table: /feedback's check sees it either way."""
         queue = self._queue
-        while queue:
-            batch = []
-            while queue and len(batch) < _BATCH:
-                batch.append(self._row(queue.popleft()))
-            try:
-                conn.execute("BEGIN")
-                conn.executemany(_INSERT, batch)
-                conn.execute("COMMIT")
-            except sqlite3.Error:
-                self.dropped += len(batch)
+        with self._drain_lock:  # the writer thread and flush() never write the same entries twice
+            while queue:
+                entries = list(itertools.islice(queue, _BATCH))  # one C call: the event loop cannot interleave
+                batch = [self._row(entry) for entry in entries]
                 try:
-                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN")
+                    conn.executemany(_INSERT, batch)
+                    conn.execute("COMMIT")
                 except sqlite3.Error:
-                    pass
-                raise
-            self.written += len(batch)
+                    self.dropped += len(batch)
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                    raise
+                finally:
+                    for _ in entries:
+                        queue.popleft()
+                self.written += len(batch)
 
     def _row(self, entry: tuple) -> tuple:
         rid, ts, model, version, alias, protocol, status, latency_ms, X, preds, error = entry
@@ -189,6 +220,9 @@ class RequestLog:
             if step is not None:
                 sample = np.ascontiguousarray(X[::step], dtype="<f4")
                 input_rows, blob = sample.shape[0], sample.tobytes()
+        preds_json = _json(preds)
+        error_text = None if error is None else str(error)[:1000]
+        size = ROW_OVERHEAD_BYTES + sum(len(v) for v in (blob, preds_json, frame, error_text) if v is not None)
         return (
             rid,
             ts,
@@ -203,9 +237,11 @@ class RequestLog:
             input_rows,
             step,
             blob,
-            _json(preds),
-            None if error is None else str(error)[:1000],
+            preds_json,
+            error_text,
             frame,
+            self.deployment,
+            size,
         )
 
     def _warn(self, message: str) -> None:
@@ -215,24 +251,32 @@ class RequestLog:
             log.warning(message)
 
     # ---------------------------------------------------------------- feedback (worker thread)
-    def write_feedback(self, rows: list[tuple[str, int, Any]]) -> int:
-        """Store ground-truth labels [(request_id, row, label)] durably; returns how many were written."""
+    def write_feedback(
+        self, rows: list[tuple[str, int, Any]], models: Iterable[str] = ()
+    ) -> tuple[int, dict[str, int]]:
+        """Store ground-truth labels [(request_id, row, label)] durably, those serving/labels.py lets through
+        (rows of `models`' logged requests, first label per row); returns (written, refused counts by reason)."""
         if not self.path:
-            return 0
+            return 0, {"unknown": len(rows)} if rows else {}
         now = time.time()
-        values = [(rid, row, orjson.dumps(label).decode(), now) for rid, row, label in rows]
-        with self._feedback_lock:
+        with self._feedback_lock:  # one writer: a row cannot be labelled twice by two requests at once
             if self._feedback_conn is None:
                 self._feedback_conn = connect(self.path)
             conn = self._feedback_conn
-            conn.execute("BEGIN")
+            # IMMEDIATE: the write lock before the check reads, so no log write can slip in between and turn
+            # this read transaction's upgrade into an instant "database is locked"
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT INTO feedback (request_id, row, label, ts) VALUES (?,?,?,?)", values)
+                rows, refused = screen(conn, rows, models, list(self._queue), self.deployment)
+                values = [(rid, row, orjson.dumps(label).decode(), now, self.deployment) for rid, row, label in rows]
+                conn.executemany(
+                    "INSERT INTO feedback (request_id, row, label, ts, deployment) VALUES (?,?,?,?,?)", values
+                )
                 conn.execute("COMMIT")
             except sqlite3.Error:
                 conn.execute("ROLLBACK")
                 raise
-        return len(values)
+        return len(values), refused
 
 
 def _frame_json(sample: Any) -> str | None:

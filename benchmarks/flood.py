@@ -1,0 +1,361 @@
+"""Flood: maximum-rate predictions and feedback against one local deployment whose retention is small.
+
+    python benchmarks/flood.py [--seconds 20] [--concurrency 8] [--batch 50] [--max-rows 2000] [--max-mb 2]
+
+A scratch workspace gets a small MLP (16 features, 3 classes) in the deployment cache and a deployment
+`flood` whose `monitor:` section sets `retention: {max_rows, max_age_days: 1, max_mb}`. Its server is
+the real deployment child (`python -m aidevops_ext.deploy.child`, uvloop, httptools, one worker) on
+127.0.0.1, with the compactor every second (AIDEVOPS_COMPACT_SECONDS=1). Then, in one run:
+1. no flood: a probe sends one single-row prediction every 10 ms for `--seconds` and records each latency;
+2. flood: the same probe while a generator process keeps `--concurrency` connections busy with
+   `--batch`-row predictions, each followed by feedback labelling every row of it (the token from
+   `aidevops token flood`), for `--seconds`. deploy.db's size (with -wal and -shm) is sampled every 0.25 s.
+Prints the probe's p50/p99 in both phases and their ratio (target p99 <= 2x), the flood's request and label
+rates, deploy.db's largest and final size against the retention, the rows kept, and the bytes one logged
+request weighs on disk. Linux only (CPU affinity): the server gets CPU 0, the clients the other CPUs,
+when there are at least two.
+
+tests/serving/test_flood.py runs the same flood (without timing assertions) through `Flood`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+NAME = "flood"
+N_FEATURES = 16
+
+
+def make_model(path: Path, seed: int = 0) -> Path:
+    """A small standardised MLP classifier with a reference profile, saved as the server loads it."""
+    from aidevops_ext import trainer
+    from aidevops_ext.monitoring.profile import build_profile
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(600, N_FEATURES)).astype(np.float32)
+    y = np.digitize(X[:, 0] + 0.5 * X[:, 1], [-0.5, 0.5])
+    est = trainer.Scaled(
+        trainer.MLPClassifier(hidden_layer_sizes=(16,), epochs=5, batch_size=64, random_state=seed, backend="numpy")
+    )
+    est.fit(X, y, progress=False)
+    names = [f"f{i}" for i in range(N_FEATURES)]
+    profile = build_profile(X, names, predictions=est.predict(X))
+    return trainer.save_model(est, path, profile=profile, metadata={"feature_names": names, "name": NAME})
+
+
+def make_deployment(root: Path, retention: dict, model_file: Path | None = None) -> Path:
+    """A workspace at `root` with deployment `flood` (model `flood` v1 from the deployment cache); its deploy.db."""
+    from aidevops_ext.deploy.store import Deployment, DeployStore
+    from aidevops_ext.deploy.versions import cache_dir
+    from aidevops_ext.workspace import Workspace
+
+    ws = Workspace(root)
+    ws.state.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir(ws, NAME, "1") / "model.npz"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    if model_file is None:
+        make_model(cached)
+    else:
+        cached.write_bytes(model_file.read_bytes())
+    monitor = {"window": 500, "min_rows": 200, "retention": retention}
+    now = time.time()
+    DeployStore(ws).put(
+        Deployment(
+            name=NAME,
+            model=NAME,
+            ref=f"{NAME}/1",
+            state="running",
+            created=now,
+            updated=now,
+            active_version="1",
+            options=json.dumps({"monitor": monitor}),
+        )
+    )
+    return ws.deploy_db
+
+
+def db_bytes(db: Path) -> int:
+    """deploy.db's size on disk with its -wal and -shm files."""
+    return sum(os.path.getsize(f"{db}{s}") for s in ("", "-wal", "-shm") if os.path.exists(f"{db}{s}"))
+
+
+def _env(root: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIDEVOPS_"))}
+    env.update(AIDEVOPS_HOME=str(root), PYTHONPATH=str(REPO), OPENBLAS_NUM_THREADS="1", **extra)
+    return env
+
+
+def _cpus() -> tuple[set[int] | None, set[int] | None]:
+    """(server CPUs, client CPUs): CPU 0 and the others when there are two or more, else no pinning."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None, None
+    return ({cpus[0]}, set(cpus[1:])) if len(cpus) >= 2 else (None, None)
+
+
+SERVER_CPUS, CLIENT_CPUS = _cpus()  # before main() narrows this process's own affinity
+
+
+class Flood:
+    """The deployment's server (start/stop) and the two load phases."""
+
+    def __init__(self, root: Path, *, compact_seconds: float = 1.0, monitor_seconds: float = 5.0) -> None:
+        self.root = Path(root)
+        self.db = self.root / ".aidevops" / "deploy.db"
+        self.compact_seconds = compact_seconds
+        self.monitor_seconds = monitor_seconds
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self, timeout: float = 90.0) -> None:
+        server_cpus = SERVER_CPUS
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        log = open(self.root / "flood-server.log", "wb")  # noqa: SIM115 - the child keeps writing to it
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aidevops_ext.deploy.child",
+                NAME,
+                "--workspace",
+                str(self.root),
+                "--fd",
+                str(sock.fileno()),
+            ],
+            env=_env(
+                self.root,
+                AIDEVOPS_COMPACT_SECONDS=str(self.compact_seconds),
+                AIDEVOPS_MONITOR_SECONDS=str(self.monitor_seconds),
+            ),
+            pass_fds=(sock.fileno(),),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None,
+        )
+        sock.close()
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {(self.root / 'flood-server.log').read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/ping", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the server did not answer: {(self.root / 'flood-server.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def token(self) -> str:
+        from aidevops_ext.tokens import ensure_feedback_token
+        from aidevops_ext.workspace import Workspace
+
+        return ensure_feedback_token(Workspace(self.root), NAME)
+
+    def generator(self, seconds: float, concurrency: int, batch: int) -> subprocess.Popen:
+        """The flood's client process: prints {"predictions", "feedback", "labels", "errors"} when done."""
+        client_cpus = CLIENT_CPUS
+        args = [self.url, self.token(), str(seconds), str(concurrency), str(batch)]
+        return subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--generate", *args],
+            env=_env(self.root),
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, client_cpus)) if client_cpus else None,
+        )
+
+    def flood(self, seconds: float, concurrency: int = 8, batch: int = 50, sample_every: float = 0.25) -> dict:
+        """Run the flood for `seconds`; its counts and deploy.db's sampled sizes."""
+        sizes: list[int] = []
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(sample_every):
+                sizes.append(db_bytes(self.db))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        gen = self.generator(seconds, concurrency, batch)
+        out, _ = gen.communicate(timeout=seconds + 120)
+        stop.set()
+        sampler.join()
+        if gen.returncode != 0:
+            raise RuntimeError(f"the flood generator failed ({gen.returncode})")
+        return {**json.loads(out.strip().splitlines()[-1]), "sizes": sizes}
+
+    def probe(self, seconds: float, every: float = 0.01) -> np.ndarray:
+        """Latencies (ms) of single-row predictions sent one at a time, one every `every` seconds."""
+        return asyncio.run(_probe(self.url, seconds, every))
+
+    def counts(self) -> dict[str, int]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+            return {
+                "request_log": conn.execute("SELECT count(*) FROM request_log").fetchone()[0],
+                "feedback": conn.execute("SELECT count(*) FROM feedback").fetchone()[0],
+                "logged_bytes": conn.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM request_log").fetchone()[0],
+            }
+
+
+async def _probe(url: str, seconds: float, every: float) -> np.ndarray:
+    import httpx
+
+    body = json.dumps({"inputs": [[0.1] * N_FEATURES]}).encode()
+    headers = {"Content-Type": "application/json"}
+    out = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        end = time.monotonic() + seconds
+        nxt = time.monotonic()
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            r = await client.post("/invocations", content=body, headers=headers)
+            out.append((time.perf_counter() - t0) * 1000.0)
+            if r.status_code != 200:
+                raise RuntimeError(f"probe got {r.status_code}: {r.text[:200]}")
+            nxt += every
+            await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+    return np.asarray(out)
+
+
+async def _generate(url: str, token: str, seconds: float, concurrency: int, batch: int) -> dict:
+    """Closed-loop clients: predict a batch, label every row of it, again, until time is up."""
+    import httpx
+
+    rng = np.random.default_rng(1)
+    bodies = [json.dumps({"inputs": rng.normal(size=(batch, N_FEATURES)).round(4).tolist()}).encode() for _ in range(8)]
+    counts = {"predictions": 0, "feedback": 0, "labels": 0, "errors": 0, "predict_ms": 0.0, "feedback_ms": 0.0}
+    end = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    auth = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+    async def worker(k: int, client: httpx.AsyncClient) -> None:
+        i = k
+        while time.monotonic() < end:
+            i += 1
+            t0 = time.perf_counter()
+            r = await client.post("/invocations", content=bodies[i % len(bodies)], headers=auth)
+            t1 = time.perf_counter()
+            counts["predict_ms"] += (t1 - t0) * 1000.0
+            if r.status_code != 200:
+                counts["errors"] += 1
+                continue
+            counts["predictions"] += 1
+            labels = [int(v) for v in r.json()["predictions"]]
+            fb = await client.post(
+                "/feedback",
+                content=json.dumps({"request_id": r.headers["x-request-id"], "labels": labels}),
+                headers=auth,
+            )
+            counts["feedback_ms"] += (time.perf_counter() - t1) * 1000.0
+            if fb.status_code == 200:
+                counts["feedback"] += 1
+                counts["labels"] += int(fb.json().get("accepted", 0))
+            else:
+                counts["errors"] += 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        await asyncio.gather(*(worker(k, client) for k in range(concurrency)))
+    return counts
+
+
+def _p(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if values.size else float("nan")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--batch", type=int, default=50, help="rows per flood prediction (each row gets a label)")
+    p.add_argument("--max-rows", type=int, default=2000)
+    p.add_argument("--max-mb", type=float, default=2.0)
+    p.add_argument("--compact-seconds", type=float, default=1.0, help="compaction interval (the server's default: 30)")
+    p.add_argument("--monitor-seconds", type=float, default=5.0, help="live monitor interval (the default: 5)")
+    p.add_argument("--workspace", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    p.add_argument(
+        "--generate", nargs=5, metavar=("URL", "TOKEN", "SECONDS", "CONCURRENCY", "BATCH"), help=argparse.SUPPRESS
+    )
+    args = p.parse_args()
+    if args.generate:
+        url, token, seconds, concurrency, batch = args.generate
+        print(json.dumps(asyncio.run(_generate(url, token, float(seconds), int(concurrency), int(batch)))))
+        return 0
+
+    client_cpus = CLIENT_CPUS
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="aidevops-flood-"))
+    retention = {"max_rows": args.max_rows, "max_age_days": 1, "max_mb": args.max_mb}
+    make_deployment(root, retention)
+    flood = Flood(root, compact_seconds=args.compact_seconds, monitor_seconds=args.monitor_seconds)
+    flood.start()
+    try:
+        flood.probe(2.0)  # warm-up
+        quiet = flood.probe(args.seconds)
+        box: dict = {}
+        thread = threading.Thread(
+            target=lambda: box.update(flood.flood(args.seconds, args.concurrency, args.batch)), daemon=True
+        )
+        thread.start()
+        time.sleep(1.0)  # the generator is up and busy
+        loud = flood.probe(args.seconds - 1.0)
+        thread.join()
+        time.sleep(2.5)  # one more compaction pass after the last writes
+        after = db_bytes(flood.db)
+        kept = flood.counts()
+    finally:
+        flood.stop()
+    per_row = kept["logged_bytes"] / kept["request_log"] if kept["request_log"] else float("nan")
+    print(f"machine: {os.cpu_count()} CPUs; server pinned to {SERVER_CPUS or 'any'}; clients {client_cpus or 'any'}")
+    print(f"retention: {retention}")
+    print(
+        f"flood: {args.seconds:g} s, {args.concurrency} connections, {args.batch}-row predictions each labelled: "
+        f"{box['predictions'] / args.seconds:.0f} predictions/s, {box['labels'] / args.seconds:.0f} labels/s, "
+        f"{box['errors']} errors; mean {box['predict_ms'] / max(box['predictions'], 1):.1f} ms a prediction, "
+        f"{box['feedback_ms'] / max(box['feedback'], 1):.1f} ms a feedback"
+    )
+    print(f"probe without flood: n={quiet.size} p50={_p(quiet, 50):.2f} ms p99={_p(quiet, 99):.2f} ms")
+    print(f"probe during flood:  n={loud.size} p50={_p(loud, 50):.2f} ms p99={_p(loud, 99):.2f} ms")
+    print(f"p99 ratio (flood / no flood): {_p(loud, 99) / _p(quiet, 99):.2f}x (target <= 2x)")
+    print(
+        f"deploy.db with -wal/-shm: largest {max(box['sizes']) / 2**20:.1f} MB during the flood, "
+        f"{after / 2**20:.1f} MB after; retention max_mb {args.max_mb:g}"
+    )
+    print(
+        f"kept: {kept['request_log']} logged requests ({kept['logged_bytes'] / 2**20:.2f} MB by size_bytes), "
+        f"{kept['feedback']} labels; one logged {args.batch}-row request ~{per_row:.0f} bytes"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""A flood of maximum-rate predictions and labels against a real deployment server on 127.0.0.1 leaves
+deploy.db within the bound its `monitor: retention` sets (file size with -wal and -shm, sampled throughout).
+
+The server is the deployment child process (as `aidevops deploy` runs it) with the compactor every second.
+No timing is asserted: benchmarks/flood.py measures serving p99 with and without the same flood.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from aidevops_ext.db import WAL_SIZE_LIMIT_BYTES
+from benchmarks.flood import Flood, make_deployment
+
+MB = 1024 * 1024
+RETENTION = {"max_rows": 1000, "max_age_days": 1, "max_mb": 1}
+SECONDS = 20
+
+
+@pytest.fixture
+def flood(tmp_path):
+    make_deployment(tmp_path, RETENTION)
+    f = Flood(tmp_path, compact_seconds=1.0)
+    f.start()
+    yield f
+    f.stop()
+
+
+def test_a_flood_of_predictions_and_labels_keeps_deploy_db_within_its_retention(flood):
+    done = flood.flood(SECONDS, concurrency=8, batch=100)
+    assert done["predictions"] > 0 and done["labels"] > 0, done
+    assert done["errors"] == 0, done  # every prediction and label was answered 200 throughout
+    with sqlite3.connect(f"file:{flood.db}?mode=ro", uri=True) as conn:
+        rows, logged = conn.execute("SELECT count(*), COALESCE(SUM(size_bytes), 0) FROM request_log").fetchone()
+        labels = conn.execute("SELECT count(*) FROM feedback").fetchone()[0]
+        deployments = {r[0] for r in conn.execute("SELECT DISTINCT deployment FROM request_log")}
+
+    # The flood sent far more than the retention keeps, so only compaction keeps the file small. The WAL
+    # is checkpointed at about WAL_SIZE_LIMIT_BYTES and cut back to it; between two checkpoints it grows by
+    # at most one more such stretch of writes.
+    sent = done["predictions"] * (logged / max(rows, 1)) + done["labels"] * 100  # bytes: ~100 a label row
+    db_bound = 2 * RETENTION["max_mb"] * MB + 1 * MB  # the kept rows, their indexes and page slack
+    bound = db_bound + 2 * WAL_SIZE_LIMIT_BYTES
+    assert sent > 2 * bound, f"the flood was too small to test the bound: {done}"
+    largest = max(done["sizes"])
+    assert largest <= bound, f"deploy.db grew to {largest / MB:.1f} MB (bound {bound / MB:.1f} MB): {done['sizes']}"
+    assert flood.db.stat().st_size <= db_bound
+
+    # what is kept: the budgets, plus at most the writes of the compaction pass that is due (a second's)
+    per_second = done["predictions"] / SECONDS + 1
+    assert rows <= RETENTION["max_rows"] + 2 * per_second
+    assert logged <= RETENTION["max_mb"] * MB + 2 * per_second * (logged / max(rows, 1))
+    assert labels <= RETENTION["max_rows"] + 2 * per_second * 100
+    assert deployments == {"flood"}
