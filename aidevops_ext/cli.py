@@ -610,6 +610,7 @@ def deploy(
             follow=follow,
             follow_seconds=follow_interval,
             allowed_hosts=allowed_hosts,
+            allow_pickle=allow_pickle,
         )
         for warning in result["warnings"]:
             click.echo(f"warning: {warning}", err=True)

@@ -81,6 +81,7 @@ def render_manifests(
     memory_limit: str = "1Gi",
     allowed_hosts: Sequence[str] = (),
     feedback_token: str | None = None,
+    allow_pickle: bool = False,
 ) -> list[dict[str, Any]]:
     """Deployment, Service, HorizontalPodAutoscaler, KServe InferenceService and the feedback token's Secret for
     `model_ref` (plain dicts). Without `feedback_token` the Secret holds a new random one."""
@@ -135,6 +136,7 @@ def render_manifests(
         WORKSPACE_PATH,
         "--follow-alias",
         f"{follow_seconds:g}" if follow and target.alias else "0",
+        *(["--allow-pickle"] if allow_pickle else []),  # --allow-pickle or the spec's `serving:` (serving/loader.py)
     ]
     secret_name = f"{obj_name}-feedback"
     # $(VAR) expands variables defined above it in the list: the namespace follows a kustomize overlay's.
@@ -390,6 +392,11 @@ def deploy_kubernetes(
                 "they can reach."
             )
     token = ensure_feedback_token(ws, dep_name)  # `aidevops token NAME` prints what the Secret holds
+    if not options.get("allow_pickle"):  # the pods have no pipelines/: the spec's opt-in travels as the flag
+        from ..pipeline.spec import spec_for_model  # noqa: PLC0415
+
+        spec = spec_for_model(ws.root, target.model)
+        options["allow_pickle"] = spec is not None and spec.allow_pickle
     objects = render_manifests(target.text, name=dep_name, tracking_uri=tracking, feedback_token=token, **options)
     chosen = [objects[4], objects[3]] if kserve else [objects[4], *objects[:3]]  # the Secret before its readers
     namespace = options.get("namespace", "default")

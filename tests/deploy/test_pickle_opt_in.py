@@ -84,3 +84,23 @@ def test_the_spec_declares_the_opt_in_once_and_deploy_just_works(reg, pickled, d
         assert options["pipeline"] == "pickled" and options["allow_pickle"] is True  # recorded: restarts load alike
     finally:
         spec.unlink()
+
+
+def _command(objects: list[dict]) -> list[str]:
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    return deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+
+
+def test_kubernetes_pods_get_the_opt_in_as_a_flag_from_the_spec_or_the_command_line(tmp_path):
+    from aidevops_ext.deploy.kubernetes import deploy_kubernetes, render_manifests
+    from aidevops_ext.workspace import Workspace
+
+    assert "--allow-pickle" not in _command(render_manifests("pickled-sum@champion"))
+    assert "--allow-pickle" in _command(render_manifests("pickled-sum@champion", allow_pickle=True))
+    ws = Workspace(tmp_path)
+    (tmp_path / ".aidevops").mkdir()
+    (tmp_path / "pipelines").mkdir()
+    (tmp_path / "train.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert "--allow-pickle" not in _command(deploy_kubernetes(ws, "pickled-sum@champion", dry_run=True)["objects"])
+    (tmp_path / "pipelines" / "pickled.yaml").write_text(SPEC)  # the pods have no pipelines/: the flag carries it
+    assert "--allow-pickle" in _command(deploy_kubernetes(ws, "pickled-sum@champion", dry_run=True)["objects"])
