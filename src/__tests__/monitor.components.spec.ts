@@ -14,7 +14,7 @@ import {
 import * as React from 'react';
 
 import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
-import { ago, Alerts, Events, Header, IMonitorActions, Job, Numbers, Status } from '../monitor/components';
+import { ago, Alerts, Events, Header, IMonitorActions, Job, Numbers, Shadow, Status } from '../monitor/components';
 import { deployment, series, summary } from './monitorfixtures';
 import { dom, mount } from './reactdom';
 
@@ -254,5 +254,31 @@ describe('the header across polls', () => {
     const view = mount(header(deps, 'a', false, actions()));
     view.render(header(deps, 'b', false, actions()));
     expect((view.node.querySelector('[data-testid="monitor-deployment"]') as HTMLSelectElement).value).toBe('b');
+  });
+});
+
+describe('the shadow section', () => {
+  it("shows the agreement rate and both versions' accuracies with their intervals, and nothing without a shadow", () => {
+    const shadow = {
+      version: '3',
+      active_version: '2',
+      running: true,
+      requests: 480,
+      rows: 960,
+      errors: 0,
+      agreement_rate: 0.9125,
+      active_accuracy: { value: 0.95, low: 0.91, high: 0.97, labels: 200 },
+      shadow_accuracy: null,
+      dropped: 2
+    };
+    const root = dom(React.createElement(Shadow, { shadow }));
+    expect(root.dataset.version).toBe('3');
+    expect(root.querySelector('h3')!.textContent).toBe('Shadow: v3');
+    expect(value(root, 'monitor-shadow-agreement').textContent).toBe('91.3 %');
+    expect(value(root, 'monitor-shadow-agreement').dataset.value).toBe('0.9125');
+    expect(value(root, 'monitor-shadow-active-accuracy').textContent).toBe('0.950 [0.910, 0.970] on 200 labels');
+    expect(value(root, 'monitor-shadow-accuracy').textContent).toBe('— (no labels yet)');
+    const none = mount(React.createElement(Shadow, { shadow: null }));
+    expect(none.node.childElementCount).toBe(0);
   });
 });

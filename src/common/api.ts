@@ -345,7 +345,32 @@ export interface MonitorSummary {
   alerts?: MonitorAlert[];
   events?: MonitorEvent[];
   notes?: string[];
+  /** The shadow version's evidence beside the active version's; null when never shadowed. */
+  shadow?: ShadowSummary | null;
   [key: string]: unknown;
+}
+
+/** Accuracy on labelled rows with its 95 % Wilson interval. */
+export interface Accuracy {
+  value: number;
+  low: number;
+  high: number;
+  labels: number;
+}
+
+/** A shadow version (mirrored live traffic, its answers logged beside the active version's). */
+export interface ShadowSummary {
+  version: string;
+  active_version: string | null;
+  running: boolean;
+  requests: number;
+  rows: number;
+  errors: number;
+  /** Share of rows where both versions predict the same. */
+  agreement_rate: number | null;
+  active_accuracy: Accuracy | null;
+  shadow_accuracy: Accuracy | null;
+  dropped: number;
 }
 
 export interface QualityPoint {

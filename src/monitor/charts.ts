@@ -38,8 +38,18 @@ function axis(extra: uPlot.Axis = {}): uPlot.Axis {
   };
 }
 
-/** Time ticks (see timeTicks: HH:MM, HH:MM:SS under a minute apart, dates a day or more apart). */
-const clock = (_u: uPlot, splits: number[], _axis: number, _space: number, incr: number) => timeTicks(splits, incr);
+/**
+ * Time ticks (see timeTicks: HH:MM, HH:MM:SS under a minute apart, dates a day or more apart). uPlot draws
+ * them on the canvas, so the host also carries them as text (`data-x-ticks`, " | " between) for tests.
+ */
+const clock = (u: uPlot, splits: number[], _axis: number, _space: number, incr: number) => {
+  const labels = timeTicks(splits, incr);
+  const host = u.root.parentElement;
+  if (host) {
+    host.dataset.xTicks = labels.join(' | ');
+  }
+  return labels;
+};
 
 /** The window a time chart shows ([start, end] epoch seconds), null when unknown. */
 export type TimeWindow = () => [number, number] | null;

@@ -6,7 +6,16 @@
 
 import * as React from 'react';
 
-import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
+import {
+  Accuracy,
+  Deployment,
+  JobDetail,
+  MonitorAlert,
+  MonitorEvent,
+  MonitorSeries,
+  MonitorSummary,
+  ShadowSummary
+} from '../common/api';
 import { Button } from '../common/button';
 import { isLive, runIdOf } from './model';
 
@@ -262,6 +271,62 @@ export function Numbers(props: { summary: MonitorSummary | null; series: Monitor
         title="completed blocks of window rows (rules advance once per block)"
       />
     </div>
+  );
+}
+
+function accuracyText(a: Accuracy | null): string {
+  return a
+    ? `${a.value.toFixed(3)} [${a.low.toFixed(3)}, ${a.high.toFixed(3)}] on ${a.labels} labels`
+    : '— (no labels yet)';
+}
+
+/**
+ * A shadow version's evidence beside the active one's: how often both predict the same on mirrored live
+ * requests and, once labels arrive, both accuracies on the same rows with their intervals.
+ */
+export function Shadow(props: { shadow: ShadowSummary | null | undefined }): React.ReactElement | null {
+  const sh = props.shadow;
+  if (!sh) {
+    return null;
+  }
+  const agreement = sh.agreement_rate;
+  return (
+    <section
+      className="jp-aidevops-shadow"
+      data-testid="monitor-shadow"
+      data-version={sh.version}
+      data-running={String(sh.running)}
+    >
+      <h3>{`Shadow: v${sh.version}${sh.running ? '' : ' (stopped)'}`}</h3>
+      <div className="jp-aidevops-stats">
+        <Stat
+          testid="monitor-shadow-agreement"
+          label="agreement"
+          text={agreement === null ? '—' : `${(agreement * 100).toFixed(1)} %`}
+          value={agreement}
+          title={`share of ${sh.rows} mirrored rows where v${sh.version} and v${sh.active_version ?? '?'} predict the same`}
+        />
+        <Stat
+          testid="monitor-shadow-active-accuracy"
+          label={`v${sh.active_version ?? '?'} (active) accuracy`}
+          text={accuracyText(sh.active_accuracy)}
+          value={sh.active_accuracy?.value}
+        />
+        <Stat
+          testid="monitor-shadow-accuracy"
+          label={`v${sh.version} (shadow) accuracy`}
+          text={accuracyText(sh.shadow_accuracy)}
+          value={sh.shadow_accuracy?.value}
+        />
+        <Stat
+          testid="monitor-shadow-requests"
+          label="mirrored requests"
+          text={String(sh.requests)}
+          value={sh.requests}
+          title={`${sh.errors} failed on the shadow; ${sh.dropped} not mirrored (its queue was full)`}
+        />
+      </div>
+    </section>
   );
 }
 

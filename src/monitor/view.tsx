@@ -30,7 +30,7 @@ import {
   rateChart,
   TimeWindow
 } from './charts';
-import { Alerts, Events, Header, IMonitorActions, Job, Numbers, Status } from './components';
+import { Alerts, Events, Header, IMonitorActions, Job, Numbers, Shadow, Status } from './components';
 import { Features } from './features';
 
 /** Everything the Monitor panel shows, in one object (see MonitorModel.view). */
@@ -165,6 +165,7 @@ export function MonitorView(props: { state: IMonitorState; actions: IMonitorActi
       <div data-testid="monitor-numbers-area">
         <Numbers summary={s} series={m.series} />
       </div>
+      <Shadow shadow={s?.shadow} />
       <h3>Alerts</h3>
       <div data-testid="monitor-alerts-area">
         <Alerts alerts={m.alerts} now={now} />

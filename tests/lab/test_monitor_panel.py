@@ -322,6 +322,17 @@ def test_the_charts_drew(shown, stopped):
         }""")
         assert painted > 500, f"the {key} chart's canvas is (nearly) empty: {painted} painted pixels"
         shot(page, f"monitor-chart-{key}", panel(page).locator(f'[data-testid="monitor-chart-{key}"]'))
+    # The time axes read the last minutes in local time (a single accuracy point once gave a one-day range
+    # whose ticks read "00:00 00:00"). uPlot draws on the canvas; the host carries the labels as text.
+    now = time.localtime()
+    for key in ("rate", "latency", "errors", "accuracy"):
+        host = panel(page).locator(f'[data-testid="monitor-chart-{key}"] .jp-aidevops-chart-host')
+        ticks = (host.get_attribute("data-x-ticks") or "").split(" | ")
+        assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), f"the {key} chart's time axis reads {ticks}"
+        for tick in ticks:
+            assert re.fullmatch(r"\d\d:\d\d(:\d\d)?", tick), f"the {key} chart's time axis reads {ticks}"
+            apart = abs(int(tick[:2]) * 60 + int(tick[3:5]) - (now.tm_hour * 60 + now.tm_min))
+            assert min(apart, 1440 - apart) <= 20, f"the {key} chart's time axis reads {ticks}, not the last minutes"
     drift = panel(page).locator('[data-testid="monitor-chart-drift"] .jp-aidevops-chart-note').inner_text()
     assert "rule threshold 0.25" in drift and "0.1 / 0.25" in drift, drift
 
