@@ -31,6 +31,26 @@ from .errors import AidevopsError
 BUSY_TIMEOUT_S = 15.0
 WAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024  # what SQLite checkpoints at by default (1000 pages of 4 KB)
 
+# Request rollups (serving/rollups.py, migration 4): the bucket width and the latency histogram's bin edges. Both
+# are part of the stored data: never change them (a new layout is a new migration). Bin 0 holds latencies under
+# 0.01 ms, bin k those in [edge k-1, edge k), the last one those from 118 s up: four bins per doubling, so a
+# percentile read from the histogram is within 19 % (one bin) of the exact one.
+ROLLUP_SECONDS = 5
+LATENCY_EDGES_MS: tuple[float, ...] = tuple(0.01 * 2.0 ** (k / 4) for k in range(95))
+
+
+def _latency_bin_sql(column: str, lo: int, hi: int) -> str:
+    """The histogram bin of `column` in SQL (the number of edges in [lo, hi) at or below it, plus lo): a nested
+    CASE halving the edges, so the migration's backfill compares each row about seven times, not 95."""
+    if lo >= hi:
+        return str(lo)
+    mid = (lo + hi) // 2
+    return (
+        f"CASE WHEN {column} < {LATENCY_EDGES_MS[mid]!r} THEN {_latency_bin_sql(column, lo, mid)} "
+        f"ELSE {_latency_bin_sql(column, mid + 1, hi)} END"
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
         1,
@@ -213,6 +233,49 @@ CREATE TABLE IF NOT EXISTS shadow_log (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS shadow_log_deployment_version ON shadow_log (deployment, shadow_version, id);
+""",
+    ),
+    (
+        4,
+        f"""
+-- serving/rollups.py: per 5-second bucket of one deployment's ('' for a plain `aidevops serve`) model version,
+-- what the Monitor panel charts, so charts and window counts never read the raw rows: requests, 5xx errors,
+-- 4xx refusals, input rows of answered requests, latency sum/min/max and a histogram on LATENCY_EDGES_MS
+-- (sparse text "bin:count bin:count"), predicted classes ({{"class": count}} JSON, classifiers only), and the
+-- newest request_log id counted. The request-log writer updates it in the transaction that inserts the rows.
+CREATE TABLE IF NOT EXISTS request_rollup (
+    deployment TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    refused INTEGER NOT NULL,
+    input_rows INTEGER NOT NULL,
+    latency_sum_ms REAL NOT NULL,
+    latency_min_ms REAL NOT NULL,
+    latency_max_ms REAL NOT NULL,
+    latency_bins TEXT NOT NULL,
+    classes TEXT,
+    last_id INTEGER NOT NULL,
+    PRIMARY KEY (deployment, bucket, model, version)
+) WITHOUT ROWID;
+-- Rows logged before: their rollups from the rows themselves (classes are not backfilled: predictions are JSON).
+INSERT INTO request_rollup (deployment, bucket, model, version, requests, errors, refused, input_rows,
+    latency_sum_ms, latency_min_ms, latency_max_ms, latency_bins, classes, last_id)
+SELECT deployment, bucket, model, version, sum(requests), sum(errors), sum(refused), sum(input_rows),
+    sum(latency_sum_ms), min(latency_min_ms), max(latency_max_ms), group_concat(bin || ':' || requests, ' '),
+    NULL, max(last_id)
+FROM (
+    SELECT COALESCE(deployment, '') AS deployment, CAST(ts / {ROLLUP_SECONDS} AS INTEGER) * {ROLLUP_SECONDS} AS bucket,
+        model, version, {_latency_bin_sql("latency_ms", 0, len(LATENCY_EDGES_MS))} AS bin, count(*) AS requests,
+        sum(status >= 500) AS errors, sum(status >= 400 AND status < 500) AS refused,
+        sum(CASE WHEN status = 200 THEN COALESCE(input_rows, 0) ELSE 0 END) AS input_rows,
+        sum(latency_ms) AS latency_sum_ms, min(latency_ms) AS latency_min_ms, max(latency_ms) AS latency_max_ms,
+        max(id) AS last_id
+    FROM request_log GROUP BY 1, 2, 3, 4, 5
+)
+GROUP BY deployment, bucket, model, version;
 """,
     ),
 )

@@ -101,21 +101,28 @@ def series(
     ws: Workspace, name: str, *, minutes: float = 60, buckets: int = 60, now: float | None = None
 ) -> dict[str, Any]:
     """Time series of deployment `name` over the last `minutes`: requests, live quality, prediction distribution."""
+    from ..db import connect  # noqa: PLC0415
     from ..monitoring.live import quality_series  # noqa: PLC0415
-    from ..monitoring.series import prediction_distribution, request_series  # noqa: PLC0415
-    from ..serving.livedata import read_feedback, read_requests, read_window  # noqa: PLC0415
+    from ..monitoring.series import prediction_distribution  # noqa: PLC0415
+    from ..serving import rollups  # noqa: PLC0415
+    from ..serving.livedata import read_feedback, read_window  # noqa: PLC0415
     from . import manager  # noqa: PLC0415
     from .child import monitor_config  # noqa: PLC0415
 
     minutes, buckets = check_range(minutes, buckets)
     dep = manager.get(ws, name)
-    end = time.time() if now is None else float(now)
-    start = end - minutes * 60.0
+    # The request chart reads rollups (serving/rollups.py), whole 5-second buckets: its range ends at the next
+    # boundary after now, so the current bucket is charted, and its bucket width is a multiple of 5 s.
+    first, stop, width = rollups.chart_range(time.time() if now is None else float(now), minutes, buckets)
+    start, end = float(first), float(stop)
     db = ws.deploy_db
-    logged = read_requests(db, dep.model, since=start, deployment=dep.name)
-    requests = request_series(
-        logged["ts"], logged["latency_ms"], logged["status"], buckets=buckets, start=start, end=end
-    )
+    conn = connect(db)
+    try:
+        requests = rollups.request_series(
+            conn, dep.model, start=first, width=width, buckets=buckets, deployment=dep.name
+        )
+    finally:
+        conn.close()
     version = dep.active_version
     cfg = monitor_config(dep)
     task, profile = _reference(ws, dep.model, version)

@@ -5,6 +5,7 @@ of its own deployment that its `Retention` (the `monitor:` section's `retention`
 - request log: rows older than `max_age_days`, past the newest `max_rows`, and past `max_mb` of their
   `size_bytes` (summed newest first over the (deployment, ts, size_bytes) index; rows are not read);
 - feedback: labels older than `max_age_days` and past the newest `max_rows`.
+- request rollups (serving/rollups.py): older than a week and a day, or `max_age_days` when longer.
 
 Serving is never stalled: the compactor runs in its own thread with its own connection and never touches
 the event loop. Writers are never blocked long: rows go in batches of `BATCH_ROWS` picked by id, each
@@ -29,6 +30,7 @@ from pathlib import Path
 from ..db import connect
 from ..errors import AidevopsError
 from ..monitoring.rules import Retention
+from . import rollups
 
 log = logging.getLogger("aidevops.serving")
 
@@ -45,6 +47,7 @@ class PassResult:
 
     requests: int = 0
     feedback: int = 0
+    rollups: int = 0
     pages_freed: int = 0
     seconds: float = 0.0
 
@@ -127,6 +130,10 @@ class Compactor:
             result.requests = self._delete(conn, "request_log", cut)
             cut = max(now - self.retention.max_age_seconds, self._feedback_cut(conn))
             result.feedback = self._delete(conn, "feedback", cut)
+            # rollups are one small row per 5 s: kept for the longest chart even when the raw rows go sooner
+            result.rollups = rollups.prune(
+                conn, self.deployment, now - max(rollups.KEEP_SECONDS, self.retention.max_age_seconds)
+            )
             if result.requests or result.feedback:
                 result.pages_freed = self._vacuum(conn)
         finally:

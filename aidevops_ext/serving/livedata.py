@@ -28,6 +28,7 @@ import numpy as np
 import orjson
 
 from ..db import connect
+from . import rollups
 
 _BATCH = 2000
 
@@ -257,10 +258,19 @@ def read_feedback(
 def logged_rows(
     db: Path | str, model: str, version: str, *, after_id: int = 0, deployment: str | None = None
 ) -> tuple[int, int]:
-    """(input rows logged for `model` `version` after `after_id`, the newest id): counts windows cheaply."""
+    """(input rows logged for `model` `version` after `after_id`, the newest id): counts windows cheaply.
+
+    From the start (`after_id` 0) it sums the version's rollups (serving/rollups.py: one row per 5 s, however
+    many requests), which outlive compacted rows; after an id it reads only the rows past that id (an index range).
+    """
     conn = _open(db)
     if conn is None:
         return 0, after_id
+    if not after_id:
+        try:
+            return rollups.logged_rows(conn, model, str(version), deployment=deployment)
+        finally:
+            conn.close()
     where, args = _where(*_scope(model, deployment), ("version = ?", str(version)), ("id > ?", int(after_id)))
     try:
         total, newest = conn.execute(

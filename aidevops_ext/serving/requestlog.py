@@ -37,6 +37,7 @@ import orjson
 from ..db import connect  # re-exported: tests open the log as requestlog.connect
 from ..errors import AidevopsError
 from ..monitoring.rules import Retention
+from . import rollups
 from .compaction import Compactor
 from .config import ServingConfig
 from .labels import screen
@@ -190,6 +191,9 @@ class RequestLog:
                 try:
                     conn.execute("BEGIN")
                     conn.executemany(_INSERT, batch)
+                    # the batch's rollups (what charts read) commit with its rows: a reader sees both or neither
+                    last_id = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
+                    rollups.record(conn, batch, last_id, [entry[9] for entry in entries])
                     conn.execute("COMMIT")
                 except sqlite3.Error:
                     self.dropped += len(batch)

@@ -24,6 +24,7 @@ EVERY_TABLE = {
     "feedback",
     "retrains",
     "shadow_log",
+    "request_rollup",
 }
 
 # The layout aidevops wrote before deploy.db was versioned (user_version 0): the SCHEMA strings of
