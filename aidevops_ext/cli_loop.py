@@ -102,6 +102,7 @@ def render_summary(s: dict, events: list[dict]) -> str:
     p = s.get("prediction_drift") or {}
     if p:
         lines.append(f"prediction drift: PSI {_fmt(p.get('psi'))}, p {_fmt(p.get('pvalue'), 4)} ({p.get('status')})")
+    lines += _shadow_lines(s.get("shadow"))
     alerts = s.get("alerts") or []
     if alerts:
         lines.append("alerts:")
@@ -126,6 +127,25 @@ def render_summary(s: dict, events: list[dict]) -> str:
     for note in s.get("notes") or []:
         lines.append(f"note: {note}")
     return "\n".join(lines)
+
+
+def _shadow_lines(sh: dict | None) -> list[str]:
+    """The shadow's evidence: agreement with the active version, and both accuracies once labels arrive."""
+    if not sh:
+        return []
+    state = "" if sh.get("running") else " (stopped)"
+    lines = [
+        f"shadow v{sh.get('version')}{state} beside v{sh.get('active_version')}: {sh.get('requests', 0)} mirrored "
+        f"requests, agreement {_fmt(sh.get('agreement_rate'))}, dropped {sh.get('dropped', 0)}"
+    ]
+    for who, key in (("active", "active_accuracy"), ("shadow", "shadow_accuracy")):
+        acc = sh.get(key)
+        if acc:
+            lines.append(
+                f"  {who} accuracy {_fmt(acc['value'])} [{_fmt(acc['low'])}, {_fmt(acc['high'])}] "
+                f"on {acc['labels']} labelled rows"
+            )
+    return lines
 
 
 @click.command()

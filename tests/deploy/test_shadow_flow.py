@@ -60,6 +60,8 @@ def test_shadow_a_version_then_read_agreement_and_accuracies_from_the_monitor(re
 
     out = run(reg, "monitor", name, "--once", "--json")
     assert json.loads(out.stdout)["shadow"]["version"] == "2"
+    text = run(reg, "monitor", name, "--once").stdout
+    assert "shadow v2 beside v1" in text and "shadow accuracy" in text and "active accuracy" in text
     out = run(reg, "shadow", name, "--stop")
     assert out.returncode == 0, out.stderr
     after = manager.monitor_summary(reg.ws, name, refresh=False)["shadow"]
