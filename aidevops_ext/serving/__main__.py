@@ -33,6 +33,13 @@ def main(argv: list[str] | None = None) -> int:
         help="poll the registry every SECONDS and switch when the alias moves (default 30; 0 disables)",
     )
     p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name answered besides 127.0.0.1, localhost and [::1] (repeat; .example.com: a domain)",
+    )
+    p.add_argument(
         "--allow-pickle",
         action="store_true",
         help="also load MLflow models whose loading unpickles or runs their own code (only models you trust)",
@@ -42,10 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        from dataclasses import replace  # noqa: PLC0415
         from pathlib import Path  # noqa: PLC0415
 
         from ..workspace import Workspace  # noqa: PLC0415
-        from .config import ServingConfig  # noqa: PLC0415
+        from .config import ServingConfig, parse_hosts  # noqa: PLC0415
         from .server import serve  # noqa: PLC0415
 
         config = ServingConfig.from_env(
@@ -54,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             log_requests=False if args.no_request_log else None,
             follow_alias_seconds=args.follow_alias,
         )
+        if args.allowed_host:
+            config = replace(config, allowed_hosts=parse_hosts([*config.allowed_hosts, *args.allowed_host]))
         ws = Workspace(Path(args.workspace).resolve()) if args.workspace else Workspace.discover()
         serve(
             args.model_uri,

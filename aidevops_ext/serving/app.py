@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import itertools
 import logging
 import re
@@ -47,8 +48,21 @@ from .slots import ModelSlots
 log = logging.getLogger("aidevops.serving")
 
 JSON_TYPE = b"application/json"
+BINARY_TYPE = b"application/octet-stream"
+# The Open Inference Protocol's binary tensor extension: the JSON header's length; the tensors' bytes follow it.
+BINARY_HEADER_LENGTH = b"inference-header-content-length"
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
-_ERROR_KINDS = {400: "bad_input", 404: "not_found", 413: "too_large", 415: "unsupported_media_type", 500: "internal"}
+_ERROR_KINDS = {
+    400: "bad_input",
+    404: "not_found",
+    413: "too_large",
+    415: "unsupported_media_type",
+    421: "misdirected",
+    500: "internal",
+}
+# Answered whatever else is configured: a browser page can make a request to a loopback name only from a page
+# on that name, so they cannot carry a DNS-rebinding attack.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_FEEDBACK_ITEMS = 1000  # objects per /feedback body
 MONITOR_REFRESH_MIN_S = 1.0  # GET /monitor?refresh=1 runs at most one pass a second
 MAX_ITEM_LABELS = 10_000  # labels in one object's "labels"
@@ -102,10 +116,10 @@ class Server:
             worker.stop()
         self._predictors.clear()
 
-    def request_id(self, given: bytes | None) -> str:
-        """The client's X-Request-ID when it is a sane token, else a new id unique to this process start."""
-        if given is not None and _REQUEST_ID.fullmatch(given):
-            return given.decode("ascii")
+    def request_id(self) -> str:
+        """A new request id: this process start's random prefix and a counter. Always the server's, never the
+        client's: the request log is keyed by it and feedback names it, so a client cannot choose the id its
+        rows are logged under (nor collide with another client's)."""
         return f"{self._prefix}{next(self._counter):x}"
 
     async def read_body(self, receive: Any, length: bytes | None) -> bytes:
@@ -176,7 +190,9 @@ class Server:
         if error is not None:
             stats.error(_ERROR_KINDS.get(status, str(status)))
         rl = self.requestlog
-        if rl.enabled and rl.admit(start):
+        # A body of a type the protocol does not take was never read: nothing of it is logged (a page in a
+        # browser can send such bodies cross-site, and the log feeds drift and retraining).
+        if rl.enabled and status != 415 and rl.admit(start):
             rl.offer(
                 (
                     rid,
@@ -216,15 +232,83 @@ async def _respond(
 
 
 def _headers(scope: dict) -> tuple[bytes | None, bytes | None, bytes | None]:
-    ctype = length = rid = None
+    """(Content-Type, Content-Length, Inference-Header-Content-Length). A client's X-Request-ID is not read:
+    the request id is the server's (Server.request_id)."""
+    ctype = length = binary = None
     for key, value in scope["headers"]:
         if key == b"content-type":
             ctype = value
         elif key == b"content-length":
             length = value
-        elif key == b"x-request-id":
-            rid = value
-    return ctype, length, rid
+        elif key == BINARY_HEADER_LENGTH:
+            binary = value
+    return ctype, length, binary
+
+
+def require_json(content_type: bytes | str | None) -> None:
+    """415 unless the Content-Type is application/json (a UTF-8 charset allowed). A body sent with no type, or
+    text/plain or a form type, is what any web page can send cross-site without a CORS preflight: refused."""
+    if isinstance(content_type, str):
+        content_type = content_type.encode("latin-1", "replace")
+    if not content_type:
+        raise RequestError("The request has no Content-Type; send it with Content-Type: application/json.", 415)
+    mime, *params = content_type.decode("latin-1").split(";")
+    if mime.strip().lower() != "application/json":
+        raise RequestError(
+            f"Content-Type {content_type[:100].decode('latin-1')!r} is not supported; send application/json.", 415
+        )
+    for param in params:
+        key, _, value = param.partition("=")
+        key, value = key.strip().lower(), value.strip().strip('"').lower()
+        if key != "charset" or value not in ("utf-8", "utf8"):
+            raise RequestError(
+                f"Content-Type parameter {param.strip()[:60]!r} is not supported; send application/json "
+                "(with charset=utf-8 at most).",
+                415,
+            )
+
+
+def infer_body_kind(content_type: bytes | None, header_length: bytes | None) -> int | None:
+    """None for a JSON infer body; for the binary tensor extension, the length of the JSON header before the
+    tensors' bytes. tritonclient sends binary requests with Inference-Header-Content-Length and no Content-Type
+    (tritonclient/http/_client.py, `infer`); application/octet-stream is accepted too. A custom header needs a
+    CORS preflight, which this server never grants, so no web page can send one. Anything else: 415 or 400."""
+    if header_length is None:
+        require_json(content_type)
+        return None
+    if content_type is not None and content_type.split(b";")[0].strip().lower() != BINARY_TYPE:
+        raise RequestError(
+            f"Content-Type {content_type[:100].decode('latin-1')!r} does not go with Inference-Header-Content-Length; "
+            "send the binary tensor extension as application/octet-stream (or with no type), JSON without that header.",
+            415,
+        )
+    try:
+        length = int(header_length)
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise RequestError("Inference-Header-Content-Length is not a non-negative whole number of bytes.")
+    return length
+
+
+def host_name(value: bytes) -> str:
+    """The host of a Host header, lowercased, without its port ("[::1]:8080" -> "::1")."""
+    host = value.decode("latin-1").strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end > 0 else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a Host (from host_name) is one this server answers: loopback names, exact configured names,
+    subdomains of a configured ".domain", or anything with "*" configured."""
+    if host in LOOPBACK_HOSTS or host in allowed:
+        return True
+    for name in allowed:
+        if name == "*" or (name.startswith(".") and (host.endswith(name) or host == name[1:])):
+            return True
+    return False
 
 
 class Invocations:
@@ -237,8 +321,8 @@ class Invocations:
         start = perf_counter()
         server = self.server
         _, model = server.slots.state.pick()
-        ctype, length, given = _headers(scope)
-        rid = server.request_id(given)
+        ctype, length, _ = _headers(scope)
+        rid = server.request_id()
         data = preds = error = None
         status = 200
         try:
@@ -279,8 +363,8 @@ class Infer:
         server = self.server
         params = scope.get("path_params", {})
         state = server.slots.state
-        ctype, length, given = _headers(scope)
-        rid = server.request_id(given)
+        ctype, length, binary = _headers(scope)
+        rid = server.request_id()
         model, problem = _oip_model(state, params.get("name"), params.get("version"))
         if model is None:
             await _respond(send, 404, oip.error_body(problem), rid)
@@ -288,20 +372,17 @@ class Infer:
         data = preds = error = None
         status = 200
         try:
-            if ctype is not None and not ctype.lower().startswith(JSON_TYPE):
-                raise RequestError(
-                    f"Content-Type {ctype[:100].decode('latin-1')!r} is not supported; send application/json.", 415
-                )
+            json_length = infer_body_kind(ctype, binary)
             body = await server.read_body(receive, length)
-            request = oip.parse_infer(body, model)
-            rid = request.id or rid
+            request = _parse_infer(body, json_length, model)
             data = request.data
             if model.fast:
                 outputs = await _fast_outputs(server, model, data, request.outputs)
             else:
                 outputs = [("predict", await server.predict_foreign(model, data, request.parameters or None))]
             preds = outputs[0][1]
-            out = oip.render_infer(model, rid, outputs)
+            # The protocol echoes the client's `id`; the X-Request-ID header (and the log) carry the server's.
+            out = oip.render_infer(model, request.id or rid, outputs)
         except RequestError as exc:
             error, status = exc, exc.status
             out = oip.error_body(exc.message)
@@ -313,6 +394,20 @@ class Infer:
             status, out = 500, oip.error_body(error.message)
         await _respond(send, status, out, rid, version=model.version)
         server.record(model, "oip", status, start, rid, data, preds, error)
+
+
+def _parse_infer(body: bytes, json_length: int | None, model: ServedModel) -> Any:
+    """An infer body as oip.InferRequest: JSON, or the binary tensor extension (JSON header of `json_length`
+    bytes, then the tensors) when oip.py reads it."""
+    if json_length is None:
+        return oip.parse_infer(body, model)
+    parse_binary = getattr(oip, "parse_infer_binary", None)
+    if parse_binary is None:
+        raise RequestError(
+            "This server does not read the binary tensor extension; send JSON with Content-Type: application/json.",
+            415,
+        )
+    return parse_binary(body, json_length, model)
 
 
 def _oip_model(state: Any, name: str | None, version: str | None) -> tuple[ServedModel | None, str]:
@@ -420,10 +515,14 @@ def build_routes(server: Server) -> list[Route]:
         )
 
     async def feedback(request: Request) -> Response:
+        """Ground-truth labels for logged requests; only with the deployment's feedback token (labels change what a
+        retrained model learns). Labels for requests this server has not logged, past a request's rows, or for a
+        row already labelled are refused and counted (the first label of a row is kept)."""
+        denied = _feedback_denied(server.config.feedback_token, request.headers.get("authorization"))
+        if denied is not None:
+            return denied
         try:
-            ctype = request.headers.get("content-type")
-            if ctype is not None and not ctype.lower().startswith("application/json"):
-                raise RequestError(f"Content-Type {ctype[:100]!r} is not supported; send application/json.", 415)
+            require_json(request.headers.get("content-type"))
             body = await server.read_body(request.receive, request.headers.get("content-length", "").encode() or None)
             rows = parse_feedback(body)
         except RequestError as exc:
@@ -434,8 +533,9 @@ def build_routes(server: Server) -> list[Route]:
             return _error(
                 "This server keeps no request log, so feedback cannot be stored; start it with a workspace.", 409
             )
+        models = {m.name for _, m in slots.state.models()}
         try:
-            written = await anyio.to_thread.run_sync(server.requestlog.write_feedback, rows)
+            written, refused = await anyio.to_thread.run_sync(server.requestlog.write_feedback, rows, models)
         except Exception as exc:  # noqa: BLE001 - the labels were not stored: say so, the client can retry
             log.warning("feedback write failed: %s", exc)
             return _error(
@@ -444,7 +544,12 @@ def build_routes(server: Server) -> list[Route]:
         stats = slots.server_stats
         stats.feedback += 1
         stats.feedback_rows += written
-        return _json({"accepted": written})
+        answer: dict[str, Any] = {"accepted": written, "refused": sum(refused.values())}
+        if answer["refused"]:
+            answer["refused_reason"] = refused_sentence(refused)
+        if not written:
+            return _json({"error": answer["refused_reason"], **answer}, 422)
+        return _json(answer)
 
     cache: dict[Any, bytes] = {}
 
@@ -476,6 +581,38 @@ def build_routes(server: Server) -> list[Route]:
         Route("/openapi.json", openapi, methods=["GET"]),
         *admin_routes(server),
     ]
+
+
+def _feedback_denied(token: str | None, authorization: str | None) -> Response | None:
+    """None when the request carries the feedback token; else 403 (no token set) or 401, each one sentence."""
+    if not token:
+        return _error(
+            "This server takes no feedback: it was started without a feedback token (AIDEVOPS_FEEDBACK_TOKEN); "
+            "deploy it with `aidevops deploy` or set one.",
+            403,
+        )
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.encode()):
+        return _error(
+            "Missing or wrong feedback token; send Authorization: Bearer <token>, the token `aidevops token NAME` "
+            "prints for this deployment.",
+            401,
+            {"WWW-Authenticate": "Bearer"},
+        )
+    return None
+
+
+_REFUSED = {
+    "unknown": "name a request id this server has not logged (unknown, expired from the log, not sampled or failed)",
+    "row": "name a row past the end of their request",
+    "duplicate": "are for a row already labelled (its first label is kept)",
+}
+
+
+def refused_sentence(refused: dict[str, int]) -> str:
+    """One sentence: how many labels were refused, and why."""
+    parts = [f"{n} {_REFUSED.get(why, why)}" for why, n in refused.items() if n]
+    return f"{sum(refused.values())} label(s) refused: " + "; ".join(parts) + "."
 
 
 def _version_key(v: str) -> tuple:
@@ -630,11 +767,35 @@ class ServingApp:
         self.server = server
         self._invocations = Invocations(server)
         self._infer = Infer(server)
+        self._allowed = tuple(server.config.allowed_hosts)
+        self._hosts: dict[bytes, bool] = {}  # Host header -> answered (bounded: clients send few distinct ones)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
 
+    def _host_ok(self, scope: dict) -> bool:
+        for key, value in scope["headers"]:
+            if key == b"host":
+                known = self._hosts.get(value)
+                if known is None:
+                    known = host_allowed(host_name(value), self._allowed)
+                    if len(self._hosts) < 256:
+                        self._hosts[value] = known
+                return known
+        return False
+
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self._host_ok(scope):
+            # A page on another origin can point its own name at this machine (DNS rebinding) and then talk to
+            # the server as same-origin; its requests still carry that name as Host, so only known names pass.
+            host = next((v for k, v in scope["headers"] if k == b"host"), b"")[:100].decode("latin-1")
+            message = (
+                f"Host {host!r} is not one this server answers; use 127.0.0.1 or localhost, or start it with "
+                f"--allowed-host {host_name(host.encode('latin-1')) or 'NAME'}."
+                if host
+                else "The request has no Host header; send one (127.0.0.1, localhost or a name the server allows)."
+            )
+            return await _respond(send, 421 if host else 400, orjson.dumps({"error": message}), None)
         if scope["type"] == "http" and scope["method"] == "POST":
             path = scope["path"]
             root = scope.get("root_path")

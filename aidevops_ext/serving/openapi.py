@@ -315,17 +315,11 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
         "schema": {"type": "string"},
         "example": model.version,
     }
-    request_id_header = {
-        "name": "X-Request-ID",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "Your id for the request: used when it is 1-128 of A-Z a-z 0-9 . _ : -, "
-        "else replaced by one the server makes (a tracing header never fails a request).",
-    }
     infer_op = {
         "summary": "Open Inference Protocol inference",
-        "parameters": [name_param, request_id_header],
+        "description": "The answer's X-Request-ID header is the server's id for the request (send it to /feedback); "
+        "the body's `id` echoes the request's `id` when it has one.",
+        "parameters": [name_param],
         "requestBody": {"required": True, "content": _json_content(_ref("InferRequest"))},
         "responses": _responses(
             ok_json("InferResponse", "Outputs"),
@@ -337,7 +331,7 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
             },
         ),
     }
-    infer_version_op = {**infer_op, "parameters": [name_param, version_param, request_id_header]}
+    infer_version_op = {**infer_op, "parameters": [name_param, version_param]}
     model_op = {
         "summary": "Model metadata",
         "parameters": [name_param],
@@ -380,7 +374,8 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
             "/invocations": {
                 "post": {
                     "summary": "MLflow scoring protocol",
-                    "parameters": [request_id_header],
+                    "description": "The answer's X-Request-ID header and `request_id` are the server's id for the "
+                    "request: send it to /feedback with the true labels.",
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -484,6 +479,10 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
             "/feedback": {
                 "post": {
                     "summary": "Ground-truth labels for earlier predictions, by request id",
+                    "description": "Needs the deployment's feedback token (`aidevops token NAME`). Labels for a "
+                    "request this server did not log and answer, for a row past its end, or for a row already "
+                    "labelled (the first label is kept) are refused and counted; none accepted is a 422.",
+                    "security": [{"feedbackToken": []}],
                     "requestBody": {
                         "required": True,
                         "content": _json_content(
@@ -501,16 +500,23 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
                             "content": _json_content(
                                 {
                                     "type": "object",
-                                    "required": ["accepted"],
-                                    "properties": {"accepted": {"type": "integer"}},
+                                    "required": ["accepted", "refused"],
+                                    "properties": {
+                                        "accepted": {"type": "integer"},
+                                        "refused": {"type": "integer"},
+                                        "refused_reason": {"type": "string"},
+                                    },
                                 }
                             ),
                         },
                         {
                             400: "Malformed feedback",
+                            401: "Missing or wrong feedback token",
+                            403: "The server has no feedback token",
                             409: "No request log to store it in",
                             413: "Too large",
                             415: "Not application/json",
+                            422: "Every label refused (unknown or expired request, row out of range, already labelled)",
                             503: "Storage unavailable; retry",
                         },
                     ),
@@ -547,6 +553,9 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
         },
         "components": {
             "schemas": _schemas(model),
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer"},
+                "feedbackToken": {"type": "http", "scheme": "bearer"},
+            },
         },
     }

@@ -9,9 +9,12 @@ import errno
 import logging
 import os
 import socket
+from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError
+from ..names import is_valid_name
+from ..tokens import ensure_feedback_token
 from ..workspace import Workspace
 from .config import ServingConfig
 from .loader import parse_uri
@@ -83,6 +86,11 @@ def build(
     limit_blas_threads(config.blas_threads)
     ref = parse_uri(model_uri)
     slots = ModelSlots.from_uri(model_uri, ws, allow_pickle=allow_pickle)
+    if config.feedback_token is None and is_valid_name(slots.active.name):
+        # No token in the environment (Kubernetes gives one from a Secret): the workspace's token for the
+        # model's name, which `aidevops token NAME` prints, so /feedback works for whoever may read the workspace.
+        config = replace(config, feedback_token=ensure_feedback_token(ws, slots.active.name))
+        log.warning("POST /feedback needs the token `aidevops token %s` prints", slots.active.name)
     follower = None
     if ref.alias and (follow_alias is None or follow_alias) and config.follow_alias_seconds > 0:
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=slots.active.version)

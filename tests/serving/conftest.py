@@ -27,6 +27,8 @@ from aidevops_ext.workspace import Workspace
 REPO = Path(__file__).resolve().parents[2]
 FEATURES = ["a", "b", "c"]
 ADMIN_TOKEN = "test-admin-token"
+FEEDBACK_TOKEN = "test-feedback-token"
+FEEDBACK_AUTH = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}  # headers of a /feedback request
 _ENV_VARS = (
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
@@ -35,6 +37,8 @@ _ENV_VARS = (
     "MLFLOW_EXPERIMENT_ID",
     "MLFLOW_RUN_ID",
     "AIDEVOPS_SERVING_ADMIN_TOKEN",
+    "AIDEVOPS_FEEDBACK_TOKEN",
+    "AIDEVOPS_ALLOWED_HOSTS",
 )
 
 
@@ -166,6 +170,7 @@ def server_env(reg: Registry, **extra: str) -> dict[str, str]:
     env.update(
         AIDEVOPS_HOME=str(reg.root),
         AIDEVOPS_SERVING_ADMIN_TOKEN=ADMIN_TOKEN,
+        AIDEVOPS_FEEDBACK_TOKEN=FEEDBACK_TOKEN,
         PYTHONPATH=str(REPO),
         MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
         **extra,
@@ -252,7 +257,14 @@ def app_factory(reg):
         with pytest.MonkeyPatch.context() as mp:
             for var in _ENV_VARS:
                 mp.delenv(var, raising=False)
-            cfg = ServingConfig(**{"admin_token": ADMIN_TOKEN, "follow_alias_seconds": 0, **config})
+            # TestClient sends Host: testserver, a name the app must be told about
+            defaults = {
+                "admin_token": ADMIN_TOKEN,
+                "feedback_token": FEEDBACK_TOKEN,
+                "allowed_hosts": ("testserver",),
+                "follow_alias_seconds": 0,
+            }
+            cfg = ServingConfig(**{**defaults, **config})
             slots = ModelSlots.from_uri(uri, reg.ws, allow_pickle=allow_pickle)
             log = RequestLog(db, cfg) if db is not None else RequestLog(None, cfg)
             return create_app(slots, cfg, log, monitor=monitor, deployment=deployment)

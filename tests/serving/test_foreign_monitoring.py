@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from aidevops_ext.monitoring.rules import parse_monitor
 from aidevops_ext.serving.livedata import read_window
 from aidevops_ext.serving.loader import load_model_uri
+from tests.serving.conftest import FEEDBACK_AUTH
 from tests.serving.tabular import COLUMNS, NAME, labels, register, table
 
 MONITOR = parse_monitor(
@@ -37,11 +38,12 @@ def _split(frame: pd.DataFrame) -> dict:
 
 def _send(c: TestClient, frame: pd.DataFrame, prefix: str, y=None) -> None:
     for i in range(0, len(frame), 10):  # ten rows a request, nulls included
-        rid = f"{prefix}-{i}"
-        r = c.post("/invocations", json=_split(frame.iloc[i : i + 10]), headers={"X-Request-ID": rid})
+        r = c.post("/invocations", json=_split(frame.iloc[i : i + 10]))
         assert r.status_code == 200, r.text
         if y is not None:
-            fb = c.post("/feedback", json={"request_id": rid, "labels": [int(v) for v in y[i : i + 10]]})
+            rid = r.headers["x-request-id"]
+            labels = [int(v) for v in y[i : i + 10]]
+            fb = c.post("/feedback", json={"request_id": rid, "labels": labels}, headers=FEEDBACK_AUTH)
             assert fb.status_code == 200, fb.text
 
 
@@ -167,17 +169,13 @@ def test_a_foreign_model_without_a_profile_still_gets_live_quality_from_feedback
     rng = np.random.default_rng(5)
     with TestClient(app) as c:
         assert app.state.server.slots.active.task == "regression"
-        for i in range(30):
+        for _ in range(30):
             rows = rng.normal(size=(10, 3)).round(3).tolist()
-            rid = f"sum-{i}"
-            r = c.post(
-                "/invocations",
-                json={"dataframe_split": {"columns": ["a", "b", "c"], "data": rows}},
-                headers={"X-Request-ID": rid},
-            )
+            r = c.post("/invocations", json={"dataframe_split": {"columns": ["a", "b", "c"], "data": rows}})
             assert r.status_code == 200, r.text
             labels = [sum(row) + 1.0 for row in rows]  # every prediction off by exactly 1
-            assert c.post("/feedback", json={"request_id": rid, "labels": labels}).status_code == 200
+            fb = {"request_id": r.headers["x-request-id"], "labels": labels}
+            assert c.post("/feedback", json=fb, headers=FEEDBACK_AUTH).status_code == 200
         s = _pass(app)
     assert s["logged_rows"] == 300 and s["drift"] is None
     assert s["quality"]["labelled"] == 300 and s["quality"]["mae"] == pytest.approx(1.0)

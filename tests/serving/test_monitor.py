@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.monitoring.rules import parse_monitor
-from tests.serving.conftest import data
+from tests.serving.conftest import FEEDBACK_AUTH, data
 
 MONITOR = parse_monitor(
     {
@@ -33,16 +33,16 @@ MONITOR = parse_monitor(
 
 def _send(c: TestClient, X: np.ndarray, labels=None, prefix: str = "r") -> None:
     for i in range(0, len(X), 10):  # ten rows a request: windows span many requests
-        rid = f"{prefix}-{i}"
-        r = c.post("/invocations", json={"inputs": X[i : i + 10].tolist()}, headers={"X-Request-ID": rid})
+        r = c.post("/invocations", json={"inputs": X[i : i + 10].tolist()})
         assert r.status_code == 200, r.text
         if labels is not None:
-            assert (
-                c.post(
-                    "/feedback", json={"request_id": rid, "labels": [int(v) for v in labels[i : i + 10]]}
-                ).status_code
-                == 200
+            rid = r.headers["x-request-id"]  # the server's id: feedback names it
+            fb = c.post(
+                "/feedback",
+                json={"request_id": rid, "labels": [int(v) for v in labels[i : i + 10]]},
+                headers=FEEDBACK_AUTH,
             )
+            assert fb.status_code == 200, fb.text
 
 
 def _pass(app):

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from aidevops_ext.serving import ServingConfig
 from aidevops_ext.serving.requestlog import RequestLog
-from tests.serving.conftest import RunningServer, free_port, server_env, stop_server
+from tests.serving.conftest import FEEDBACK_AUTH, RunningServer, free_port, server_env, stop_server
 
 
 def _rows(db, sql: str, *args):
@@ -30,21 +30,35 @@ def test_requests_and_feedback_are_logged(app_factory, tmp_path, reg):
     db = tmp_path / "deploy.db"
     app = app_factory(db=db, log_flush_seconds=0.05)
     X = np.array([[0.1, 1.0, 10.0], [1.0, -2.0, 3.0], [0.0, 0.0, 0.0]], dtype=np.float32)
-    with TestClient(app) as c:
+    with TestClient(app, headers=FEEDBACK_AUTH) as c:
         ok = c.post("/invocations", json={"inputs": X.tolist()}, headers={"X-Request-ID": "req-1"})
-        assert ok.status_code == 200 and ok.headers["x-request-id"] == "req-1" and ok.json()["request_id"] == "req-1"
+        rid = ok.headers["x-request-id"]  # the server's id, not the client's
+        assert ok.status_code == 200 and rid != "req-1" and ok.json()["request_id"] == rid
         bad = c.post("/invocations", json={"inputs": [[1, True, 3]]})
         assert bad.status_code == 400, bad.text
         oip = c.post(
             "/v2/models/abc/infer",
             json={"id": "oip-7", "inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]},
         )
-        assert oip.json()["id"] == "oip-7"
-        assert c.post("/feedback", json={"request_id": "req-1", "labels": [0, 1, 2]}).json() == {"accepted": 3}
-        assert c.post(
-            "/feedback", json=[{"request_id": "oip-7", "label": "2"}, {"request_id": "x", "label": 1.5, "row": 4}]
-        ).json() == {"accepted": 2}
-        assert c.post("/feedback", json={"request_id": "req-1"}).status_code == 400
+        oip_rid = oip.headers["x-request-id"]
+        assert oip.json()["id"] == "oip-7" and oip_rid not in ("oip-7", rid)  # the client's id echoed, not logged
+        assert c.post("/feedback", json={"request_id": rid, "labels": [0, 1, 2]}).json() == {
+            "accepted": 3,
+            "refused": 0,
+        }
+        mixed = c.post(
+            "/feedback",
+            json=[
+                {"request_id": oip_rid, "label": "2"},
+                {"request_id": "oip-7", "label": 1},  # the client's id keys nothing
+                {"request_id": bad.headers["x-request-id"], "label": 1},  # refused requests take no labels
+                {"request_id": oip_rid, "label": 1.5, "row": 4},  # past its one row
+                {"request_id": rid, "label": 2, "row": 1},  # labelled already: the first label stays
+            ],
+        )
+        assert mixed.status_code == 200 and mixed.json()["accepted"] == 1 and mixed.json()["refused"] == 4
+        assert "2 name a request id" in mixed.json()["refused_reason"]
+        assert c.post("/feedback", json={"request_id": rid}).status_code == 400
         assert c.post("/feedback", json={"request_id": "a b", "label": 1}).status_code == 400
         assert c.post("/feedback", json={"request_id": "r", "label": {"x": 1}}).status_code == 400
         deadline = time.monotonic() + 10
@@ -58,15 +72,15 @@ def test_requests_and_feedback_are_logged(app_factory, tmp_path, reg):
     )
     assert len(rows) == 3
     first = rows[0]
-    assert first[:10] == ("req-1", "abc", "1", "champion", "mlflow", 200, 3, 3, 3, 1)
+    assert first[:10] == (rid, "abc", "1", "champion", "mlflow", 200, 3, 3, 3, 1)
     np.testing.assert_array_equal(np.frombuffer(first[10], dtype="<f4").reshape(3, 3), X)
     assert first[11] == str(ok.json()["predictions"]).replace(" ", "") and first[12] is None and first[13] > 0
     assert rows[1][5] == 400 and "boolean" in rows[1][12] and rows[1][10] is None
-    assert rows[2][0] == "oip-7" and rows[2][4] == "oip"
+    assert rows[2][0] == oip_rid and rows[2][4] == "oip"
     feedback = _rows(db, "SELECT request_id, row, label FROM feedback ORDER BY id")
-    assert feedback == [("req-1", 0, "0"), ("req-1", 1, "1"), ("req-1", 2, "2"), ("oip-7", 0, '"2"'), ("x", 4, "1.5")]
+    assert feedback == [(rid, 0, "0"), (rid, 1, "1"), (rid, 2, "2"), (oip_rid, 0, '"2"')]
     assert _rows(db, "PRAGMA journal_mode")[0][0] == "wal"
-    assert "aidevops_requestlog_written_total 3.0" in metrics and "aidevops_feedback_labels_total 5.0" in metrics
+    assert "aidevops_requestlog_written_total 3.0" in metrics and "aidevops_feedback_labels_total 4.0" in metrics
 
 
 def test_big_batches_log_a_strided_sample_of_rows(app_factory, tmp_path):
