@@ -282,3 +282,15 @@ describe('the shadow section', () => {
     expect(none.node.childElementCount).toBe(0);
   });
 });
+
+describe('a version awaiting approval', () => {
+  it('is pointed out, with where to decide', () => {
+    const dep = deployment('mon') as any;
+    dep.awaiting_approval = { version: '3', retraining: 4, gate: { passed: true, reasons: [] } };
+    const root = renderStatus(null, true, [dep], dep, null);
+    expect(value(root, 'monitor-awaiting').textContent).toBe(
+      'v3 (retraining #4) awaits approval: approve or reject it in the Deploy panel.'
+    );
+    expect(renderStatus(null, true, [deployment('mon') as any], deployment('mon') as any, null).textContent).toBe('');
+  });
+});

@@ -166,8 +166,14 @@ export function Status(props: {
       </p>
     );
   }
+  const held = dep?.awaiting_approval;
   return (
     <div className="jp-aidevops-status">
+      {held ? (
+        <p className="jp-aidevops-awaiting" data-testid="monitor-awaiting" data-version={held.version}>
+          {`v${held.version} (retraining #${held.retraining}) awaits approval: approve or reject it in the Deploy panel.`}
+        </p>
+      ) : null}
       {error ? (
         <div className="jp-aidevops-error" role="alert">
           {error}

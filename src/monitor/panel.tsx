@@ -52,9 +52,10 @@ export class MonitorPanel extends ReactPanel<MonitorModel> {
       return;
     }
     const body =
-      `The pipeline that registers ${dep.model} runs again (until register) on its original data plus ` +
-      `${dep.name}'s labelled live rows. If the new version passes the gate and becomes champion, ${dep.name} ` +
-      'switches to it.';
+      `The pipeline that registers ${dep.model} runs again (until register) on its original data, plus ` +
+      `${dep.name}'s labelled live rows where its spec says retrain: {live_labels: true}. A new version that ` +
+      `passes the gate awaits approval in the Deploy panel (promote: manual), or ${dep.name} switches to it ` +
+      '(promote: auto).';
     if (await confirmed(`Retrain ${dep.model} now?`, body, 'Retrain')) {
       await this.model.retrain();
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import time
 
 import httpx
 import pytest
@@ -305,6 +306,74 @@ def test_open_a_versions_executed_notebook_from_the_panel(shown, seeded):
     notebook.locator(".jp-OutputArea-output img").first.wait_for(timeout=60_000)
     assert notebook.locator(".jp-Cell").count() > 3
     shot(page, "06-notebook")
+
+
+def hold_for_approval(lab, version: str, from_version: str) -> int:
+    """Retraining evidence as a `promote: manual` retraining leaves it: `version` awaits approval on MODEL's deployment.
+    (A real retraining takes minutes; the Monitor panel's tests run one. This is the state it ends in.)"""
+    from aidevops_ext import loop
+    from aidevops_ext.workspace import Workspace
+
+    ws = Workspace(lab.root)
+    now = time.time()
+    rid = loop._start(
+        ws, deployment=MODEL, model=MODEL, trigger="alert", rule="feature-drift", status=loop.RUNNING, started=now
+    )
+    registration = {"gate_passed": True, "reasons": ["accuracy 0.9600 >= 0.9300"], "compared_on": "the same 350 rows"}
+    loop._write_evidence(ws, rid, registration, None, "lab-tests", 120, now - 600)
+    loop._update(ws, rid, status=loop.AWAITING, version=version, from_version=from_version, gate_passed=1, finished=now)
+    return rid
+
+
+@pytest.fixture
+def held(lab, client, shown, deployed, versions):
+    """The other version awaits approval on the deployment of the champion, as the panel shows it."""
+    champion, other = versions
+    rid = hold_for_approval(lab, other, champion)
+    refresh(shown)
+    expect(card(shown).locator('[data-testid="approval"]')).to_have_attribute("data-version", other)
+    yield rid
+    if client.get(f"deployments/{MODEL}").json().get("awaiting_approval"):
+        client.post(f"deployments/{MODEL}/reject", json={"reason": "the approval test ended"})
+
+
+def test_a_version_awaiting_approval_shows_its_evidence_and_reject_keeps_serving(shown, versions, held):
+    page = shown
+    champion, other = versions
+    box = card(page).locator('[data-testid="approval"]')
+    assert box.locator("h5").inner_text() == f"Awaiting approval: v{other}"
+    assert box.locator(".jp-aidevops-gate").inner_text() == "gate passed"
+    assert box.locator(".jp-aidevops-gate-summary").inner_text() == "Gate passed: accuracy 0.9600 >= 0.9300"
+    assert box.locator(".jp-aidevops-approval-trigger").inner_text().startswith("retrained by hand by lab-tests")
+    rows = box.locator(".jp-aidevops-approval-rows").inner_text()
+    assert re.fullmatch(r"120 labelled live rows, logged since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", rows), rows
+    assert f"#{held}" in box.inner_text()
+    shot(page, "deploy-panel-approval", card(page))
+    box.locator("button.jp-aidevops-reject").click()
+    dialog = page.locator(".jp-Dialog")
+    assert (
+        f"Reject v{other} for {MODEL}?" in dialog.inner_text() and f"keeps serving v{champion}" in dialog.inner_text()
+    )
+    confirm(page, "Reject")
+    expect(box).to_have_count(0, timeout=30_000)
+    first = card(page).locator(".jp-aidevops-history-row").first
+    assert first.get_attribute("data-operation") == "reject" and "rejected from the Deploy panel" in first.inner_text()
+    assert card(page).locator(".jp-aidevops-active").inner_text() == f"v{champion}"
+
+
+def test_approve_switches_to_the_version_that_awaited_approval(shown, versions, held):
+    page = shown
+    champion, other = versions
+    card(page).locator('[data-testid="approval"] button.jp-aidevops-approve').click()
+    dialog = page.locator(".jp-Dialog")
+    assert f"Approve v{other} for {MODEL}?" in dialog.inner_text()
+    assert f"from v{champion} to v{other}" in dialog.inner_text()
+    confirm(page, "Approve")
+    expect(card(page).locator(".jp-aidevops-active")).to_have_text(f"v{other}", timeout=SLOW_MS)
+    expect(card(page).locator('[data-testid="approval"]')).to_have_count(0)
+    first = card(page).locator(".jp-aidevops-history-row").first
+    assert first.get_attribute("data-operation") == "approve" and "lab-tests via JupyterLab" in first.inner_text()
+    assert panel(page).locator('[role="alert"]').count() == 0
 
 
 def test_undeploy_from_the_panel(shown, deployed):

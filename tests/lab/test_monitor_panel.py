@@ -41,7 +41,19 @@ def client(lab):
 
 
 @pytest.fixture(scope="module")
-def deployed(lab, client):
+def live_labels(lab):
+    """The seeded ci spec opts in to training on labelled live rows (shipped off) while this module runs, so a
+    retraining learns from the drifted traffic; `promote: manual` stays, so a passing version awaits approval."""
+    spec = lab.root / "pipelines" / "ci.yaml"
+    shipped = spec.read_text(encoding="utf-8")
+    assert "  live_labels: false" in shipped and "promote: manual" in shipped, "the ci spec's retrain section changed"
+    spec.write_text(shipped.replace("  live_labels: false", "  live_labels: true"), encoding="utf-8")
+    yield
+    spec.write_text(shipped, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def deployed(lab, client, live_labels):
     """ci-digits@champion served as NAME (its own deployment, apart from the Deploy panel's); undeployed at the end."""
     answer = client.post(lab.api("deployments"), json={"model": MODEL, "alias": "champion", "name": NAME})
     assert answer.status_code in (200, 201), answer.text
@@ -54,7 +66,7 @@ def deployed(lab, client):
 class Traffic:
     """The traffic simulator in a thread: in-distribution rows, then drifted ones, half of them labelled."""
 
-    def __init__(self, url: str, rows) -> None:
+    def __init__(self, url: str, rows, token: str) -> None:
         from aidevops_ext import traffic
 
         self.stop_event = threading.Event()
@@ -72,6 +84,7 @@ class Traffic:
                     drift=1.5,
                     drift_after=DRIFT_AFTER,
                     feedback=0.5,
+                    feedback_token=token,
                     seed=7,
                     stop=self.stop_event,
                 )
@@ -95,7 +108,9 @@ def sent(lab, deployed):
     """Traffic to the deployment for as long as the module needs it; stopped at the end whatever happens."""
     from aidevops_ext import traffic
 
-    t = Traffic(deployed["url"], traffic.rows_for_model(lab.root, MODEL))
+    t = Traffic(
+        deployed["url"], traffic.rows_for_model(lab.root, MODEL), require_feedback_token(Workspace(lab.root), NAME)
+    )
     yield t
     t.stop_event.set()
     t.thread.join(60)
@@ -400,6 +415,7 @@ def test_retrain_now_follows_the_job_to_the_run_it_produced(shown, lab, deployed
         batch=2,
         drift=1.5,
         feedback=1.0,
+        feedback_token=require_feedback_token(Workspace(lab.root), NAME),
         seed=11,
     )
     assert burst.failed == 0 and burst.feedback_sent > 0, burst.errors
@@ -428,6 +444,8 @@ def test_retrain_now_follows_the_job_to_the_run_it_produced(shown, lab, deployed
         f"the new labelled rows changed the training data, so prepare ran:\n{log}"
     )
     RETRAINED["run_id"] = run_id
+    if "awaits approval" in message:  # promote: manual (the ci spec's): the panel says where to decide
+        expect(stat(page, "monitor-awaiting")).to_be_visible(timeout=30_000)
     assert stat(page, "monitor-retrain").is_enabled()
     shot(page, "monitor-retrain-done", stat(page, "monitor-job-area"))
 
