@@ -32,6 +32,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aidevops_ext.tokens import require_feedback_token
+from aidevops_ext.workspace import Workspace
 from tests.beyond.conftest import free_port
 from tests.conftest import REPO
 
@@ -278,10 +280,13 @@ class Server:
         from aidevops_ext import traffic
 
         rows = traffic.rows_for_model(self.root, MODEL)
+        token = require_feedback_token(Workspace(self.root), MODEL)
 
         def run() -> None:
             while not self.stop.is_set():
-                traffic.simulate(self.url, rows, rate=rate, duration=60, feedback=1.0, stop=self.stop, seed=2)
+                traffic.simulate(
+                    self.url, rows, rate=rate, duration=60, feedback=1.0, feedback_token=token, stop=self.stop, seed=2
+                )
 
         self.thread = threading.Thread(target=run, name="observability-traffic", daemon=True)
         self.thread.start()
@@ -302,7 +307,9 @@ def server(tmp_path_factory) -> Server:
     assert out.returncode == 0, out.stderr[-3000:]
     server = Server(root, json.loads(out.stdout)["deployment"]["url"])
     try:
-        sent = traffic.simulate(server.url, traffic.rows_for_model(root, MODEL), rate=100, duration=4, feedback=1.0)
+        token = require_feedback_token(Workspace(root), MODEL)
+        rows = traffic.rows_for_model(root, MODEL)
+        sent = traffic.simulate(server.url, rows, rate=100, duration=4, feedback=1.0, feedback_token=token)
         assert sent.failed == 0 and sent.ok >= 380, sent.errors
         bad = urllib.request.Request(
             f"{server.url}/invocations", data=b'{"rows": 1}', headers={"Content-Type": "application/json"}

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aidevops_ext.tokens import require_feedback_token
+from aidevops_ext.workspace import Workspace
 from tests.conftest import REPO
 
 PIPELINE = "loop"
@@ -120,7 +122,8 @@ def test_a_real_prometheus_scrapes_drift_and_latency_series(deployed, tmp_path):
     )
     try:
         rows = traffic.rows_for_model(deployed, MODEL)
-        sent = traffic.simulate(url, rows, rate=100, duration=2.5, feedback=1.0, seed=1)  # in distribution: no alert
+        token = require_feedback_token(Workspace(deployed), NAME)  # labels need the deployment's token
+        sent = traffic.simulate(url, rows, rate=100, duration=2.5, feedback=1.0, feedback_token=token, seed=1)
         assert sent.failed == 0 and sent.ok >= 240, sent.errors
 
         def query(q: str) -> list:
@@ -163,11 +166,14 @@ def test_drift_alert_retrains_and_switches_with_zero_failed_requests(deployed):
     ws = Workspace(deployed)
     url = _url(deployed)
     rows = traffic.rows_for_model(deployed, MODEL)
+    token = require_feedback_token(ws, NAME)
     stop = threading.Event()
     box: dict = {}
 
     def send() -> None:
-        box["result"] = traffic.simulate(url, rows, rate=50, duration=600, drift=1.5, feedback=0.5, seed=2, stop=stop)
+        box["result"] = traffic.simulate(
+            url, rows, rate=50, duration=600, drift=1.5, feedback=0.5, feedback_token=token, seed=2, stop=stop
+        )
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()

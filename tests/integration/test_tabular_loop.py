@@ -19,6 +19,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from aidevops_ext.tokens import require_feedback_token
+from aidevops_ext.workspace import Workspace
+
 MODEL = "ci-churn"
 NAME = "churn"
 CATEGORIES = ("plan", "region", "payment_method")
@@ -76,17 +79,19 @@ def deployment(root: Path) -> dict:
 def test_tabular_drift_alert_retrains_on_live_parquet_and_switches_with_zero_failed_requests(deployed):
     from aidevops_ext import loop, traffic
     from aidevops_ext.monitoring.alertstore import AlertStore
-    from aidevops_ext.workspace import Workspace
 
     ws = Workspace(deployed)
     url = deployment(deployed)["url"]
     rows = traffic.rows_for_model(deployed, MODEL)
     assert rows.is_frame and set(CATEGORIES) <= set(rows.X.columns)
+    token = require_feedback_token(ws, NAME)
     stop = threading.Event()
     box: dict = {}
 
     def send() -> None:
-        box["result"] = traffic.simulate(url, rows, rate=50, duration=600, drift=1.5, feedback=0.5, seed=2, stop=stop)
+        box["result"] = traffic.simulate(
+            url, rows, rate=50, duration=600, drift=1.5, feedback=0.5, feedback_token=token, seed=2, stop=stop
+        )
 
     sender = threading.Thread(target=send, daemon=True)
     sender.start()

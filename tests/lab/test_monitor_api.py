@@ -12,6 +12,8 @@ import nbdime
 import pytest
 
 from aidevops_ext import traffic
+from aidevops_ext.tokens import require_feedback_token
+from aidevops_ext.workspace import Workspace
 
 from .conftest import MODEL
 
@@ -50,7 +52,9 @@ def sent(client, lab):
     answer = client.post("deployments", json={"model": MODEL, "alias": "champion", "name": DEPLOYMENT})
     assert answer.status_code == 201, answer.text
     url = answer.json()["deployment"]["url"]
-    result = traffic.simulate(url, traffic.rows_for_model(lab.root, MODEL), rate=150, duration=4, feedback=0.5)
+    token = require_feedback_token(Workspace(lab.root), DEPLOYMENT)
+    rows = traffic.rows_for_model(lab.root, MODEL)
+    result = traffic.simulate(url, rows, rate=150, duration=4, feedback=0.5, feedback_token=token)
     assert result.ok > 300 and result.failed == 0, result.errors
     yield result
     client.delete(f"deployments/{DEPLOYMENT}")

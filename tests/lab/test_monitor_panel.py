@@ -24,6 +24,9 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from aidevops_ext.tokens import require_feedback_token
+from aidevops_ext.workspace import Workspace
+
 from .conftest import MODEL, open_lab_page, shot
 
 NAME = "ci-monitor"
