@@ -77,7 +77,7 @@ class ShadowMirror:
     def offer(self, request_id: str, active: ServedModel, data: Any, predictions: Any) -> bool:
         """Queue one answered request for the shadow; False (and a counted drop) when the queue is full."""
         try:
-            self._queue.put_nowait((request_id, time.time(), active.name, active.version, data, predictions))
+            self._queue.put_nowait((request_id, time.time(), active, data, predictions))
         except queue.Full:
             self.stats.dropped += 1
             return False
@@ -125,13 +125,17 @@ class ShadowMirror:
                 pending = []
                 last_flush = time.monotonic()
 
-    def _compare(self, rid: str, ts: float, name: str, version: str, data: Any, preds: Any) -> tuple:
+    def _compare(self, rid: str, ts: float, active_model: ServedModel, data: Any, preds: Any) -> tuple:
         data = _head(data, self.max_rows)
         active = _as_list(preds, self.max_rows)
         shadow = error = None
         agreed = 0
         try:
-            shadow = _as_list(self.model.predict(data, None), self.max_rows)
+            raw = self.model.predict(data, None)
+            shadow = _as_list(raw, self.max_rows)
+            if shadow is not None and (active is None or np.ndim(active) != np.ndim(shadow)):
+                # The client asked for another output (probabilities): compare the active version's `predict`.
+                active = _as_list(active_model.predict(data, None), self.max_rows)
         except Exception as exc:  # noqa: BLE001 - the shadow's failure is evidence, never a crash of the worker
             error = f"{type(exc).__name__}: {str(exc)[:300]}"
             self.stats.errors += 1
@@ -146,8 +150,8 @@ class ShadowMirror:
             self.deployment,
             rid,
             ts,
-            name,
-            version,
+            active_model.name,
+            active_model.version,
             self.model.version,
             n,
             agreed,

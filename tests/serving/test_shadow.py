@@ -75,6 +75,20 @@ def test_mirrored_requests_get_the_same_answers_and_a_same_model_shadow_agrees_f
     assert app.state.server.slots.describe()["shadow"]["dropped"] == 0
 
 
+def test_a_request_for_probabilities_is_compared_on_the_active_versions_labels(served):
+    c, app, db = served
+    assert c.post("/admin/shadow", json={"model_uri": "models:/abc/1"}, headers=ADMIN).status_code == 200
+    X, _ = _rows(4, 6)
+    body = {
+        "inputs": [{"name": "input-0", "shape": list(X.shape), "datatype": "FP32", "data": X.ravel().tolist()}],
+        "outputs": [{"name": "predict_proba"}],
+    }
+    r = c.post("/v2/models/abc/infer", json=body)
+    assert r.status_code == 200 and r.json()["outputs"][0]["name"] == "predict_proba"
+    s = _logged(db, 1, "1")
+    assert s["rows"] == len(X) and s["agreement_rate"] == 1.0
+
+
 def test_a_different_shadow_disagrees_somewhere_and_labels_give_both_accuracies(served, reg):
     c, app, db = served
     assert c.post("/admin/shadow", json={"model_uri": "models:/abc/2"}, headers=ADMIN).status_code == 200
