@@ -322,6 +322,12 @@ def parse_monitor(raw: Any) -> MonitorConfig:
         if r.name in seen:
             raise ConfigError(f"monitor: two rules are named {r.name!r}; give each rule its own name.")
         seen.add(r.name)
+    retention = parse_retention(raw.get("retention"))
+    if retention.max_rows < window:
+        raise ConfigError(
+            f"monitor: retention max_rows ({retention.max_rows}) is below window ({window} rows), so no window "
+            "would ever fill; raise max_rows or lower window."
+        )
     return MonitorConfig(
         window=window,
         min_rows=min_rows,
@@ -332,5 +338,5 @@ def parse_monitor(raw: Any) -> MonitorConfig:
             "section", "wasserstein_threshold", raw.get("wasserstein_threshold", d.wasserstein_threshold), 0.0
         ),
         rules=rules,
-        retention=parse_retention(raw.get("retention")),
+        retention=retention,
     )

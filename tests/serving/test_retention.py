@@ -166,11 +166,12 @@ def test_a_running_request_log_compacts_in_the_background(tmp_path, monkeypatch)
         ({"max_age_days": 0}, "max_age_days must be a finite number"),
         ({"max_mb": "1G"}, "max_mb must be a finite number"),
         ([1, 2], "retention must be a mapping"),
+        ({"max_rows": 400}, "retention max_rows (400) is below window (500 rows)"),
     ],
 )
 def test_bad_retention_settings_are_refused_in_one_sentence(retention, says):
     with pytest.raises(ConfigError) as err:
-        parse_monitor({"retention": retention})
+        parse_monitor({"window": 500, "retention": retention})
     message = str(err.value)
     assert says in message and message.startswith("monitor: retention") and message.count(". ") == 0
 
