@@ -83,8 +83,15 @@ def test_requests_past_max_rows_go_oldest_first_and_other_deployments_keep_their
     db = tmp_path / "deploy.db"
     rids = _log(db, "web", 3 * BATCH_ROWS + 7)  # several delete batches
     _log(db, "other", 50)
-    result = Compactor(db, "web", Retention(max_rows=BATCH_ROWS)).compact()
+    conn = deploydb.connect(db)
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    result = Compactor(db, "web", Retention(max_rows=BATCH_ROWS)).compact(conn)
+    conn.close()
     assert result.requests == 2 * BATCH_ROWS + 7
+    # in small transactions, so the request-log writer and /feedback get the write lock in between
+    assert sum(s.startswith("DELETE FROM request_log") for s in statements) == 3
+    assert not any(s.startswith("BEGIN") for s in statements)  # each DELETE commits on its own
     kept = [r[0] for r in sqlite3.connect(db).execute("SELECT request_id FROM request_log WHERE deployment = 'web'")]
     assert sorted(kept) == sorted(rids[-BATCH_ROWS:])
     assert _count(db, "SELECT count(*) FROM request_log WHERE deployment = 'other'") == 50
