@@ -63,9 +63,10 @@ def screen(
     keep: list[tuple[str, int, Any]] = []
     refused = {"unknown": 0, "row": 0, "duplicate": 0}
     for rid, row, label in rows:
-        if rid not in known:
+        n_rows = known.get(rid, -1)
+        if n_rows == -1:
             refused["unknown"] += 1
-        elif known[rid] is not None and row >= known[rid]:
+        elif n_rows is not None and row >= n_rows:
             refused["row"] += 1
         elif (rid, row) in labelled:
             refused["duplicate"] += 1
