@@ -17,7 +17,8 @@
 3. lets the pipeline's gate decide: only a version that passed can be switched in;
 4. `promote: auto`: the version becomes `champion` and the deployment switches through the normal
    zero-downtime path (load, smoke test, check predictions, then swap), as `aidevops deploy` would;
-   `promote: manual` (the default): the register step leaves it `challenger` and the retraining ends
+   `promote: manual` (the default): the loop holds `champion` while the pipeline runs (registry/models.py
+   HOLD_TAG), so the register step leaves the version `challenger`, and the retraining ends
    "awaiting approval" with its evidence (the gate's decision, the alert that started it, how many live
    rows from when); `approve(ws, NAME)` switches to it and moves `champion`, `reject(ws, NAME)` drops it,
    each recorded in the deployment's history.
@@ -58,7 +59,6 @@ RUNNING, SWITCHED, GATE_FAILED, UNCHANGED, FAILED = "running", "switched", "gate
 AWAITING, REJECTED, SUPERSEDED = "awaiting approval", "rejected", "superseded"
 DEFAULT_ROWS = 5000
 LIVE_PARAM = "live_data"  # the pipeline param a `data:` pipeline receives the live rows' Parquet file as
-PROMOTE_PARAM = "promote"  # the register step's param: "manual" registers and gates but leaves champion alone
 
 
 @dataclass
@@ -358,6 +358,7 @@ def _retrain(
     from .pipeline.records import find_run  # noqa: PLC0415
     from .pipeline.runner import PipelineRunner, RunOptions  # noqa: PLC0415
     from .pipeline.spec import PROMOTE_MANUAL  # noqa: PLC0415
+    from .registry.models import hold_champion, release_champion  # noqa: PLC0415
 
     handover = _handover(ws, dep.model, spec, rows)
     if handover.rows:
@@ -369,13 +370,16 @@ def _retrain(
         echo(f"retraining #{rid}: {handover.note}")
     _update(ws, rid, live_rows=handover.rows, extra_data=str(handover.path) if handover.path else None)
     manual = spec.promote == PROMOTE_MANUAL
-    record = PipelineRunner(
-        ws,
-        _holding_champion(spec) if manual else spec,
-        RunOptions(overrides=handover.overrides, until="register"),
-        echo=echo,
-    ).run()
+    holder = f"retraining #{rid} of {dep.name}"
+    if manual:
+        hold_champion(ws, dep.model, holder)
+    try:
+        record = PipelineRunner(ws, spec, RunOptions(overrides=handover.overrides, until="register"), echo=echo).run()
+    finally:
+        if manual:
+            release_champion(ws, dep.model, holder)
     run = find_run(ws, record.run_id)
+    registered_now = (run.get("steps") or {}).get("register", {}).get("status") == "ran"
     registration = json.loads(Path(run["run_dir"], "register", "registration.json").read_text())
     version = str(registration["version"]) if registration.get("version") is not None else None
     gate, moved = bool(registration.get("gate_passed")), bool(registration.get("champion_moved"))
@@ -398,8 +402,11 @@ def _retrain(
         )
     elif current.active_version == version:
         status, message = UNCHANGED, f"{dep.name} already serves v{version}"
+    elif manual and not registered_now:
+        status = UNCHANGED
+        message = f"nothing changed since v{version} was registered (its register step was cached); {dep.name} keeps v{current.active_version}"
     elif manual:
-        if moved:  # a register step that does not read its `promote` param moved champion: put it back
+        if moved:  # a register step that sets aliases itself, past promote_if_passing's hold: put champion back
             _restore_champion(ws, dep.model, registration)
             fields["champion_moved"] = 0
         status = AWAITING
@@ -418,17 +425,6 @@ def _retrain(
     echo(f"retraining #{rid}: {message}")
     _update(ws, rid, status=status, finished=time.time(), message=message, **fields)
     return _get(ws, rid)
-
-
-def _holding_champion(spec: Any) -> Any:
-    """The spec with its register step told to gate and register but leave `champion` alone (`promote: manual`).
-
-    A step param, so it is part of the step's cache key: a held registration is never reused by a plain run."""
-    from dataclasses import replace  # noqa: PLC0415
-
-    step = spec.steps["register"]
-    held = replace(step, params={**step.params, PROMOTE_PARAM: "manual"})
-    return replace(spec, steps={**spec.steps, "register": held})
 
 
 def _restore_champion(ws: Workspace, model: str, registration: dict[str, Any]) -> None:

@@ -67,15 +67,17 @@ class RetrainTrigger:
 
         for event in events:
             busy = self.child is not None or retraining_running(self.ws, self.name)  # ours, or one a person started
+            held = None if busy else self.held_back(event)  # a lasting reason says more than the cooldown
             cooling = now - self.started_at < self.cooldown
-            if busy or cooling:
-                why = "a retraining is running" if busy else f"within the {self.cooldown:.0f} s retraining cooldown"
+            if busy or held or cooling:
+                why = (
+                    "a retraining is running"
+                    if busy
+                    else held or f"within the {self.cooldown:.0f} s retraining cooldown"
+                )
                 self.alerts.claim(event["id"], f"skipped: {why}")
-                continue
-            held = self.held_back(event)
-            if held:
-                self.alerts.claim(event["id"], f"skipped: {held}")
-                log.warning("alert #%s (%s) starts no retraining: %s", event["id"], event["rule"], held)
+                if held:
+                    log.warning("alert #%s (%s) starts no retraining: %s", event["id"], event["rule"], held)
                 continue
             self.start(event)
 

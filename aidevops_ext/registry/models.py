@@ -33,6 +33,10 @@ METRIC_TAG = "metric."  # version tags holding a copy of the metrics the version
 # those rows out of a later comparison.
 TRAIN_KEYS_TAG = "aidevops.train_keys"
 TRAIN_KEYS_ARTIFACT = "lineage/train_keys.npy"
+# A retraining under `promote: manual` (aidevops_ext/loop.py) holds `champion` while its pipeline runs: the register
+# step, whichever notebook calls promote_if_passing, then leaves the new version `challenger` for a person.
+HOLD_TAG = "aidevops.hold_champion"
+HOLD_SECONDS = 6 * 3600  # a hold from another machine (its process cannot be checked) lapses after this
 
 
 def _example_rows(estimator: Any) -> np.ndarray:
@@ -295,13 +299,62 @@ def _metrics_of(ws: Workspace, mv: Any) -> dict[str, float]:
     return metrics
 
 
-def promote_if_passing(
-    ws: Workspace, name: str, version: str | int, decision: GateDecision, *, run_id: str, hold: bool = False
-) -> bool:
+def hold_champion(ws: Workspace, name: str, holder: str) -> None:
+    """Hold `name@champion` for `holder` (this process) until `release_champion`; see HOLD_TAG."""
+    import os  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    _registered(ws, name)
+    value = {"by": holder, "pid": os.getpid(), "host": socket.gethostname(), "at": time.time()}
+    client(ws).set_registered_model_tag(name, HOLD_TAG, json.dumps(value))
+
+
+def release_champion(ws: Workspace, name: str, holder: str) -> None:
+    """End `holder`'s hold of `name@champion` (another holder's is left alone)."""
+    held = _hold(ws, name)
+    if held is not None and held.get("by") == holder:
+        client(ws).delete_registered_model_tag(name, HOLD_TAG)
+
+
+def _hold(ws: Workspace, name: str) -> dict[str, Any] | None:
+    from mlflow.exceptions import MlflowException  # noqa: PLC0415
+
+    try:
+        raw = client(ws).get_registered_model(name).tags.get(HOLD_TAG)
+    except MlflowException:
+        return None
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def champion_held(ws: Workspace, name: str) -> str | None:
+    """Who holds `name@champion` now, or None (a hold whose process ended, or an old one from elsewhere, lapsed)."""
+    import os  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    held = _hold(ws, name)
+    if held is None:
+        return None
+    if held.get("host") == socket.gethostname():
+        try:
+            os.kill(int(held.get("pid")), 0)
+        except (OSError, TypeError, ValueError):
+            return None  # the retraining that held it is gone
+    elif time.time() - float(held.get("at") or 0) > HOLD_SECONDS:
+        return None
+    return str(held.get("by") or "a retraining")
+
+
+def promote_if_passing(ws: Workspace, name: str, version: str | int, decision: GateDecision, *, run_id: str) -> bool:
     """Record the gate decision; alias `challenger` the version and, on pass, `champion`. True if champion moved.
 
-    `hold`: a retraining under `promote: manual` (aidevops_ext/loop.py): the version stays `challenger`, tagged
-    as awaiting approval, and `champion` moves only when a person approves it."""
+    While a retraining under `promote: manual` holds champion (hold_champion), a passing version stays
+    `challenger`, tagged as awaiting approval: `champion` moves when a person approves it (aidevops_ext/loop.py)."""
     version = str(version)
     _version(ws, name, version)
     c = client(ws)
@@ -332,7 +385,7 @@ def promote_if_passing(
     c.set_registered_model_alias(name, CHALLENGER, version)
     if not decision.passed:
         return False
-    if hold:
+    if champion_held(ws, name):
         c.set_model_version_tag(name, version, "aidevops.awaiting_approval", "true")
         return False
     if current and current != version:

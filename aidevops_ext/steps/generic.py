@@ -206,10 +206,9 @@ def register_model(
     section: DataSection,
     split_dir: Path,
     tags: dict[str, str],
-    hold: bool = False,
 ) -> tuple[dict[str, Any], Any]:
-    """Gate, register the logged model as a new version with lineage, move `champion` on a pass (`hold`: leave it
-    `challenger`, for `aidevops approve`).
+    """Gate, register the logged model as a new version with lineage, move `champion` on a pass (unless a
+    retraining under `promote: manual` holds it: registry.promote_if_passing).
 
     The reference profile stored with the version is built from the table's own training rows: live rows a
     retraining appended (the last `live_rows` of train.parquet) teach the model but do not move the
@@ -265,13 +264,12 @@ def register_model(
         tags=all_tags,
         metrics=evaluation["candidate"],
     )
-    moved = promote_if_passing(ws, model_name, version, decision, run_id=run_id, hold=hold)
+    moved = promote_if_passing(ws, model_name, version, decision, run_id=run_id)
     outcome = {
         "model": model_name,
         "version": version,
         "gate_passed": decision.passed,
         "champion_moved": moved,
-        "held": hold and decision.passed,
         "champion_version": decision.champion_version,
         "reasons": decision.reasons,
         "compared_on": evaluation["compared_on"],
