@@ -32,7 +32,8 @@ from .models import ServedModel
 log = logging.getLogger("aidevops.serving")
 
 QUEUE_SIZE = 1000  # mirrored requests waiting for the shadow; more are dropped (and counted)
-MAX_ROWS = 100  # rows of one request the shadow predicts and the log keeps
+QUEUE_BYTES = 64 * 1024 * 1024  # and at most about this much input data waiting (wide rows fill it first)
+MAX_ROWS = 100  # rows of one request the shadow predicts and the log keeps (copied, so a big batch is not held)
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 200
 RETAIN_ROWS = 50_000  # shadow_log rows kept per deployment; older ones are deleted as new ones arrive
@@ -44,7 +45,7 @@ class MirrorStats:
     """Counters of one shadow since it was loaded."""
 
     mirrored: int = 0  # requests queued for the shadow
-    dropped: int = 0  # requests not mirrored because the queue was full
+    dropped: int = 0  # requests not mirrored because the queue was full (in requests or in bytes)
     compared: int = 0  # requests the shadow answered
     rows: int = 0  # rows compared
     agreed: int = 0  # rows where both versions predicted the same
@@ -61,6 +62,7 @@ class ShadowMirror:
         deployment: str | None,
         *,
         queue_size: int = QUEUE_SIZE,
+        queue_bytes: int = QUEUE_BYTES,
         max_rows: int = MAX_ROWS,
         retain_rows: int = RETAIN_ROWS,
     ) -> None:
@@ -70,15 +72,27 @@ class ShadowMirror:
         self.max_rows = max_rows
         self.retain_rows = retain_rows
         self.stats = MirrorStats()
+        self.queue_bytes = queue_bytes
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name="aidevops-shadow", daemon=True)
         self._thread.start()
 
     def offer(self, request_id: str, active: ServedModel, data: Any, predictions: Any) -> bool:
         """Queue one answered request for the shadow; False (and a counted drop) when the queue is full."""
+        data, predictions = _head(data, self.max_rows, copy=True), _head(predictions, self.max_rows, copy=True)
+        size = _size(data)
+        with self._bytes_lock:
+            if self._queued_bytes + size > self.queue_bytes:
+                self.stats.dropped += 1
+                return False
+            self._queued_bytes += size
         try:
-            self._queue.put_nowait((request_id, time.time(), active, data, predictions))
+            self._queue.put_nowait((request_id, time.time(), active, data, predictions, size))
         except queue.Full:
+            with self._bytes_lock:
+                self._queued_bytes -= size
             self.stats.dropped += 1
             return False
         self.stats.mirrored += 1
@@ -119,7 +133,10 @@ class ShadowMirror:
                 self._flush(pending)
                 return
             if item is not None:
-                pending.append(self._compare(*item))
+                *request, size = item
+                pending.append(self._compare(*request))
+                with self._bytes_lock:
+                    self._queued_bytes -= size
             if pending and (len(pending) >= FLUSH_ROWS or time.monotonic() - last_flush >= FLUSH_SECONDS):
                 self._flush(pending)
                 pending = []
@@ -186,15 +203,31 @@ class ShadowMirror:
             log.warning("shadow log not written (%s: %s); %d requests lost", type(exc).__name__, exc, len(rows))
 
 
-def _head(data: Any, n: int) -> Any:
-    if data is None:
-        return None
-    if hasattr(data, "iloc"):
-        return data.iloc[:n]
+def _head(data: Any, n: int, *, copy: bool = False) -> Any:
+    """The first `n` rows; with `copy`, a copy when there were more, so the whole batch is not kept alive."""
+    if data is None or isinstance(data, dict):
+        return data
     try:
-        return data[:n]
+        if len(data) <= n:
+            return data
     except TypeError:
         return data
+    if hasattr(data, "iloc"):
+        head = data.iloc[:n]
+        return head.copy() if copy else head
+    head = data[:n]
+    return head.copy() if copy and hasattr(head, "copy") else head
+
+
+def _size(data: Any) -> int:
+    """About how many bytes a request's input holds (numbers: 8 bytes a value, text columns counted alike)."""
+    nbytes = getattr(data, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    shape = getattr(data, "shape", None)
+    if shape is not None and len(shape) == 2:
+        return int(shape[0]) * int(shape[1]) * 8
+    return 1024
 
 
 def _as_list(preds: Any, n: int) -> list | None:

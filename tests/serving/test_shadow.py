@@ -175,3 +175,23 @@ def test_stopping_the_shadow_stops_mirroring_and_keeps_its_log(served):
     assert r.json()["event"]["operation"] == "shadow_stop"
     _send(c, X)
     assert summary(db, DEPLOYMENT, "2")["requests"] == len(sent)  # nothing mirrored once stopped
+
+
+def test_the_queue_is_bounded_in_bytes_too_and_keeps_a_copy_of_the_first_rows_only(reg, tmp_path):
+    gate = threading.Event()
+    model = load_model_uri("models:/abc/2", reg.ws)
+    predict = model.predict
+    model.predict = lambda X, params=None: (gate.wait(30), predict(X, params))[1]
+    active = load_model_uri("models:/abc/1", reg.ws)
+    X, _ = _rows(2, 10)  # 10 rows x 3 float32 values: 120 bytes
+    mirror = ShadowMirror(model, tmp_path / "deploy.db", DEPLOYMENT, queue_bytes=300)
+    accepted = [mirror.offer(f"r{i}", active, X, active.predict(X)) for i in range(5)]
+    assert accepted == [True, True, False, False, False] and mirror.stats.dropped == 3
+    gate.set()
+    mirror.stop()
+    big, _ = _rows(3, 1000)
+    mirror = ShadowMirror(model, tmp_path / "deploy.db", DEPLOYMENT, max_rows=100)
+    assert mirror.offer("big", active, big, active.predict(big))
+    mirror.stop()
+    s = summary(tmp_path / "deploy.db", DEPLOYMENT, "2")
+    assert s["requests"] == 3 and s["rows"] == 2 * 10 + 100  # the big batch: its first 100 rows
