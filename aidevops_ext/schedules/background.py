@@ -36,9 +36,7 @@ def start(root: Path, log: Callable[[str], None]) -> bool:
         if running is not None and running[0].is_alive():
             return False
         stop = threading.Event()
-        thread = threading.Thread(
-            target=_main, args=(ws, stop, log), name=f"aidevops-scheduler:{ws.root.name}", daemon=True
-        )
+        thread = threading.Thread(target=_main, args=(ws, stop, log), name=f"aidevops-scheduler:{ws.root}", daemon=True)
         _threads[ws.root] = (thread, stop)
         thread.start()
     return True

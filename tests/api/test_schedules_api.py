@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -87,7 +88,9 @@ async def test_a_damaged_schedules_file_is_one_sentence_not_a_500(api, workspace
 
 
 def _scheduler_threads(root) -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == f"aidevops-scheduler:{root.name}" and t.is_alive()]
+    """This workspace's scheduler threads (named by the full path: other tests' workspaces share folder names)."""
+    name = f"aidevops-scheduler:{Workspace.discover(Path(root)).root}"
+    return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
 
 
 async def test_the_scheduler_thread_is_off_when_the_env_var_says_so(api, workspace):
