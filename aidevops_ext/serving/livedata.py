@@ -241,7 +241,9 @@ def read_feedback(
         ("r.id >= ?", first_id),
         ("r.id <= ?", last_id),
     )
-    mine, mine_args = ("", []) if deployment is None else (" AND f.deployment = ?", [deployment])
+    # `+`: the labels are found by request id (an index probe per logged request of the window); steering by
+    # deployment would walk every label the deployment ever got (1.3 s at 2 million labels, 1.4 ms this way)
+    mine, mine_args = ("", []) if deployment is None else (" AND +f.deployment = ?", [deployment])
     try:
         found = conn.execute(
             "SELECT f.request_id, f.row, f.label, f.ts FROM feedback f WHERE f.request_id IN "
