@@ -5,9 +5,9 @@ Then a step chip's why, "Run from here" (asked inline, then the step and its dow
 the Schedules section showing a schedule added with `aidevops schedule add`, and the panel at the default
 sidebar width. Screenshots go to test-artifacts/lab/ (runs-panel.png, runs-diff.png, ...).
 
-The steps share one page, against the package's JupyterLab server and its seeded workspace (`aidevops run ci`
-twice: seed 0, then seed 1). The first ones run in file order (each builds on the last); the chip, run from
-here, schedules and width tests each pass on their own.
+The tests share one page, against the package's JupyterLab server and its seeded workspace (`aidevops run ci`
+twice: seed 0, then seed 1). Each passes on its own: a test shows the panel itself, and the re-run of a failed
+run starts that failed run through the API when the test before it did not leave one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ JOB_MS = 300_000  # a pipeline run on a loaded 2-core machine
 # epochs=3 makes the fixed re-run's train differ from the seeded runs', so it runs rather than hits the cache.
 FAILING = {"model": "no-such-model", "epochs": 3}
 FIXED = {"model": "mlp", "epochs": 3}
-STATE: dict[str, str] = {}  # what one step leaves for the next (the failed run and its job)
+STATE: dict[str, str] = {}  # the failed run the start test made, for the re-run test when both run
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,14 @@ def page(lab):
 
 
 @pytest.fixture(scope="module")
-def api(lab):
+def client(lab):
     with httpx.Client(headers={"Authorization": f"token {lab.token}"}, timeout=60) as client:
-        yield lambda path: _ok(client.get(lab.api(path)))
+        yield client
+
+
+@pytest.fixture(scope="module")
+def api(lab, client):
+    return lambda path: _ok(client.get(lab.api(path)))
 
 
 def _ok(response: httpx.Response) -> dict:
@@ -80,6 +86,12 @@ def submit(page, text: str, label: str) -> None:
     dialog.get_by_role("button", name=label).click()
 
 
+def current_job(page) -> str | None:
+    """The id of the job whose box the panel shows (an earlier test's), or None."""
+    box = panel(page).locator("[data-job-id]")
+    return box.get_attribute("data-job-id") if box.count() else None
+
+
 def follow_job(page, api, previous: str | None = None) -> dict:
     """Wait for a new followed job's box (not `previous`'s) to show an end state; return GET jobs/{id}."""
     box = panel(page).locator(f'[data-job-id]:not([data-job-id="{previous}"])' if previous else "[data-job-id]")
@@ -90,6 +102,33 @@ def follow_job(page, api, previous: str | None = None) -> dict:
     assert job["run_id"], job
     expect(row(page, job["run_id"])).to_have_attribute("data-status", job["run"]["status"], timeout=30_000)
     return job
+
+
+def cli(root, *args: str) -> subprocess.CompletedProcess:
+    """`aidevops ARGS` in the seeded workspace, as a user types it in a terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "aidevops_ext.cli", *args],
+        cwd=root,
+        env=clean_env(AIDEVOPS_HOME=str(root)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def show(page) -> None:
+    """The Runs panel on screen, whatever an earlier test left (a test here may run on its own)."""
+    if not panel(page).is_visible():
+        page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="aidevops-runs-panel"]').click()
+    panel(page).wait_for(state="visible")
+
+
+def open_step(page, run_id: str, step: str):
+    """Open a step chip's details (why, Run from here); the details' locator."""
+    row(page, run_id).locator(f'[data-chip="{step}"] .jp-aidevops-runs-step-toggle').click()
+    detail = row(page, run_id).locator(f'[data-detail-step="{step}"]')
+    detail.wait_for()
+    return detail
 
 
 def test_the_launcher_and_the_command_palette_offer_the_runs_panel(page):
@@ -106,6 +145,7 @@ def test_the_launcher_and_the_command_palette_offer_the_runs_panel(page):
 
 
 def test_the_panel_lists_the_seeded_runs_newest_first_with_the_apis_step_statuses(page, api, seeded):
+    show(page)
     first, second = seeded.runs
     row(page, first).wait_for()
     shown = [r.get_attribute("data-run-id") for r in panel(page).locator("[data-run-id]").all()]
@@ -128,6 +168,8 @@ def test_the_panel_lists_the_seeded_runs_newest_first_with_the_apis_step_statuse
 
 
 def test_polling_stands_by_while_the_panel_is_hidden(page):
+    show(page)
+
     def runs_poll(request) -> bool:
         return "/aidevops/api/runs?limit=" in request.url
 
@@ -148,6 +190,7 @@ def test_polling_stands_by_while_the_panel_is_hidden(page):
 
 
 def test_open_a_steps_executed_notebook_from_its_chip(page, seeded):
+    show(page)
     second = seeded.runs[1]
     row(page, second).locator('a[data-step="evaluate"]').click()
     # Another test module may have left a notebook tab open in the saved workspace: find this one by its path.
@@ -162,6 +205,7 @@ def test_open_a_steps_executed_notebook_from_its_chip(page, seeded):
 
 
 def test_diff_two_runs_in_a_lab_tab_with_nbdime(page, api, seeded):
+    show(page)
     first, second = seeded.runs
     for run_id in (second, first):  # the order picked does not matter: the older run is the base
         row(page, run_id).locator("input.jp-aidevops-runs-select").check()
@@ -200,7 +244,9 @@ def test_diff_two_runs_in_a_lab_tab_with_nbdime(page, api, seeded):
         row(page, run_id).locator("input.jp-aidevops-runs-select").uncheck()
 
 
-def test_start_a_pipeline_whose_later_step_fails(page, api):
+def test_start_a_pipeline_whose_later_step_fails(page, api, seeded):
+    show(page)
+    previous = current_job(page)
     panel(page).locator("button.jp-aidevops-runs-start").click()
     dialog = page.locator(".jp-Dialog")
     assert dialog.locator("input.jp-aidevops-runs-pipeline-input").input_value() == "ci"
@@ -216,10 +262,9 @@ def test_start_a_pipeline_whose_later_step_fails(page, api):
     shot(page, "runs-dialog-error")
     submit(page, json.dumps(FAILING), "Run")
     page.locator(".jp-Dialog").wait_for(state="detached")
-    job = follow_job(page, api)
+    job = follow_job(page, api, previous=previous)
     assert job["status"] == "failed" and job["run"]["status"] == "failed"
     run_id = STATE["failed_run"] = job["run_id"]
-    STATE["failed_job"] = job["id"]
     assert (
         chip_states(page, run_id)
         == api_states(job["run"])
@@ -232,8 +277,26 @@ def test_start_a_pipeline_whose_later_step_fails(page, api):
     shot(page, "runs-failed", panel(page))
 
 
-def test_rerun_from_the_failed_step_with_the_param_fixed(page, api):
-    failed_id = STATE["failed_run"]
+def failed_run(lab, client, api) -> str:
+    """The failed run of the start test, or one started here through the API (this test run on its own)."""
+    if "failed_run" not in STATE:
+        answer = client.post(lab.api("runs"), json={"pipeline": "ci", "params": FAILING})
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["job"]["id"]
+        deadline = time.monotonic() + JOB_MS / 1000
+        while (job := api(f"jobs/{job_id}"))["status"] == "running":
+            assert time.monotonic() < deadline, job["log_tail"]
+            time.sleep(1)
+        assert job["status"] == "failed" and job["run_id"], job
+        STATE["failed_run"] = job["run_id"]
+    return STATE["failed_run"]
+
+
+def test_rerun_from_the_failed_step_with_the_param_fixed(page, lab, client, api, seeded):
+    failed_id = failed_run(lab, client, api)
+    show(page)
+    previous = current_job(page)
+    row(page, failed_id).wait_for()
     row(page, failed_id).locator("button.jp-aidevops-rerun").click()
     dialog = page.locator(".jp-Dialog")
     assert "from the failed step train" in dialog.locator(".jp-Dialog-header").inner_text()
@@ -241,8 +304,8 @@ def test_rerun_from_the_failed_step_with_the_param_fixed(page, api):
     assert dialog_params(page) == FAILING, "pre-filled with the failed run's overrides"
     submit(page, json.dumps(FIXED), "Re-run")
     dialog.wait_for(state="detached")
-    job = follow_job(page, api, previous=STATE["failed_job"])
-    assert job["status"] == "succeeded", job["log_tail"]
+    job = follow_job(page, api, previous=previous)
+    assert job["status"] == "succeeded", "\n".join(job["log_tail"])
     run = api(f"runs/{job['run_id']}")
     assert run["overrides"] == FIXED
     assert (
@@ -254,33 +317,6 @@ def test_rerun_from_the_failed_step_with_the_param_fixed(page, api):
     assert run["resumed_from"] == failed_id
     assert row(page, run["run_id"]).locator(".jp-aidevops-runs-resumed").inner_text() == f"resumed from {failed_id}"
     shot(page, "runs-rerun", panel(page))
-
-
-def cli(root, *args: str) -> subprocess.CompletedProcess:
-    """`aidevops ARGS` in the seeded workspace, as a user types it in a terminal."""
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=clean_env(AIDEVOPS_HOME=str(root)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def show(page) -> None:
-    """The Runs panel on screen, whatever an earlier test left (a test here may run on its own)."""
-    if not panel(page).is_visible():
-        page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="aidevops-runs-panel"]').click()
-    panel(page).wait_for(state="visible")
-
-
-def open_step(page, run_id: str, step: str):
-    """Open a step chip's details (why, Run from here); the details' locator."""
-    row(page, run_id).locator(f'[data-chip="{step}"] .jp-aidevops-runs-step-toggle').click()
-    detail = row(page, run_id).locator(f'[data-detail-step="{step}"]')
-    detail.wait_for()
-    return detail
 
 
 def test_a_step_chip_says_why_it_ran_in_its_tooltip_and_its_details(page, api, seeded):
@@ -302,8 +338,7 @@ def test_a_step_chip_says_why_it_ran_in_its_tooltip_and_its_details(page, api, s
 def test_run_from_here_asks_inline_then_runs_the_step_and_its_downstream_with_upstream_cached(page, api, seeded):
     show(page)
     second = seeded.runs[1]
-    previous = panel(page).locator("[data-job-id]")
-    previous_job = previous.get_attribute("data-job-id") if previous.count() else None
+    previous_job = current_job(page)
     detail = open_step(page, second, "train")
     detail.locator("button.jp-aidevops-runs-from").click()
     confirm = detail.locator(".jp-aidevops-runs-confirm")
@@ -322,7 +357,7 @@ def test_run_from_here_asks_inline_then_runs_the_step_and_its_downstream_with_up
     expect(detail).to_have_count(0)  # the details close once the job started
     job = follow_job(page, api, previous=previous_job)
     assert job["argv"][:5] == ["run", "ci", "--from", "train", "--force"], job["argv"]
-    assert job["status"] == "succeeded", job["log_tail"]
+    assert job["status"] == "succeeded", "\n".join(job["log_tail"])
     run = api(f"runs/{job['run_id']}")
     assert run["overrides"] == {"seed": 1}, "the run's own params"
     assert (
