@@ -2,7 +2,9 @@
 error rate per time bucket, and the prediction distribution of a window against the reference.
 
 Pure NumPy over arrays the caller read from the request log; one sort and one pass per call, so a
-chart over 100,000 logged requests costs milliseconds.
+chart over 100,000 logged requests costs milliseconds. The Monitor panel's chart does not read raw rows:
+serving/rollups.py answers the same request series from the per-5-second rollups the server writes as it
+logs (whatever the log's size); `request_series` here is the exact computation over rows a notebook holds.
 """
 
 from __future__ import annotations
