@@ -36,7 +36,8 @@ QUEUE_BYTES = 64 * 1024 * 1024  # and at most about this much input data waiting
 MAX_ROWS = 100  # rows of one request the shadow predicts and the log keeps (copied, so a big batch is not held)
 FLUSH_SECONDS = 0.5
 FLUSH_ROWS = 200
-RETAIN_ROWS = 50_000  # shadow_log rows kept per deployment; older ones are deleted as new ones arrive
+RETAIN_ROWS = 10_000  # shadow_log rows (requests) kept per deployment; older ones go as new ones arrive
+PRUNE_EVERY = 10  # flushes between two deletions of what is past RETAIN_ROWS
 _STOP = object()
 
 
@@ -124,13 +125,17 @@ class ShadowMirror:
     def _run(self) -> None:
         pending: list[tuple] = []
         last_flush = time.monotonic()
+        self._conn = None
+        self._flushes = 0
         while True:
             try:
                 item = self._queue.get(timeout=FLUSH_SECONDS)
             except queue.Empty:
                 item = None
             if item is _STOP:
-                self._flush(pending)
+                self._flush(pending, prune=True)
+                if self._conn is not None:
+                    self._conn.close()
                 return
             if item is not None:
                 *request, size = item
@@ -177,30 +182,41 @@ class ShadowMirror:
             error,
         )
 
-    def _flush(self, rows: list[tuple]) -> None:
+    def _flush(self, rows: list[tuple], *, prune: bool = False) -> None:
+        """Store the compared requests (one transaction), and every PRUNE_EVERY flushes delete what is past
+        `retain_rows` for this deployment. The worker's own connection, opened on its first flush."""
         if not rows or not self.db_path:
             return
         from ..db import connect  # noqa: PLC0415
 
+        self._flushes += 1
         try:
-            conn = connect(self.db_path)
+            if self._conn is None:
+                self._conn = connect(self.db_path)
+            conn = self._conn
+            conn.execute("BEGIN")  # the connection autocommits: one transaction for the batch and the pruning
             try:
-                with conn:
-                    conn.executemany(
-                        "INSERT INTO shadow_log (deployment, request_id, ts, model, active_version, shadow_version, "
-                        "n_rows, agreed, active_predictions, shadow_predictions, error) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
+                conn.executemany(
+                    "INSERT INTO shadow_log (deployment, request_id, ts, model, active_version, shadow_version, "
+                    "n_rows, agreed, active_predictions, shadow_predictions, error) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                if prune or self._flushes % PRUNE_EVERY == 1:
                     conn.execute(
                         "DELETE FROM shadow_log WHERE deployment IS ? AND id <= (SELECT id FROM shadow_log "
                         "WHERE deployment IS ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
                         (self.deployment, self.deployment, self.retain_rows),
                     )
-            finally:
-                conn.close()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         except Exception as exc:  # noqa: BLE001 - the log is evidence; serving goes on without it
             log.warning("shadow log not written (%s: %s); %d requests lost", type(exc).__name__, exc, len(rows))
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 def _head(data: Any, n: int, *, copy: bool = False) -> Any:

@@ -195,3 +195,17 @@ def test_the_queue_is_bounded_in_bytes_too_and_keeps_a_copy_of_the_first_rows_on
     mirror.stop()
     s = summary(tmp_path / "deploy.db", DEPLOYMENT, "2")
     assert s["requests"] == 3 and s["rows"] == 2 * 10 + 100  # the big batch: its first 100 rows
+
+
+def test_the_shadow_log_keeps_its_newest_rows_per_deployment(reg, tmp_path):
+    model, active = load_model_uri("models:/abc/2", reg.ws), load_model_uri("models:/abc/1", reg.ws)
+    X, _ = _rows(6, 1)
+    mirror = ShadowMirror(model, tmp_path / "deploy.db", DEPLOYMENT, retain_rows=5)
+    other = ShadowMirror(model, tmp_path / "deploy.db", "another", retain_rows=5)
+    for i in range(12):
+        assert mirror.offer(f"r{i}", active, X, active.predict(X))
+    assert other.offer("o0", active, X, active.predict(X))
+    mirror.stop()
+    other.stop()
+    assert summary(tmp_path / "deploy.db", DEPLOYMENT, "2")["requests"] == 5
+    assert summary(tmp_path / "deploy.db", "another", "2")["requests"] == 1  # another deployment's rows stay
