@@ -345,3 +345,32 @@ def test_wrong_or_missing_host_is_refused_on_every_route_and_configured_names_ar
     scope = {"type": "http", "method": "GET", "path": "/ping", "headers": [], "query_string": b"", "root_path": ""}
     anyio.run(app, scope, receive, send)
     assert raw[0]["status"] == 400 and b"Host header" in raw[1]["body"]
+
+
+def test_a_real_server_refuses_the_attack_on_the_wire(server):
+    """The same rules through uvicorn and a socket, as a browser would send the requests."""
+    import socket
+
+    def send(head: str, body: bytes = b"") -> bytes:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(head.encode() + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+            return s.recv(65536)
+
+    body = _oip_body(_drifted(2), "attacker-1")
+    rebound = send(
+        f"POST {OIP} HTTP/1.1\r\nHost: evil.example:{server.port}\r\nContent-Type: application/json\r\n", body
+    )
+    assert rebound.startswith(b"HTTP/1.1 421")
+    no_type = send(f"POST {OIP} HTTP/1.1\r\nHost: localhost:{server.port}\r\n", body)
+    assert no_type.startswith(b"HTTP/1.1 415")
+    label = orjson.dumps({"request_id": "attacker-1", "label": 0})
+    no_token = send(
+        f"POST /feedback HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n", label
+    )
+    assert no_token.startswith(b"HTTP/1.1 401")
+    made_up = send(
+        f"POST /feedback HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {FEEDBACK_TOKEN}\r\n",
+        label,
+    )
+    assert made_up.startswith(b"HTTP/1.1 422")
