@@ -1,16 +1,16 @@
 """Flood: maximum-rate predictions and feedback against one local deployment whose retention is small.
 
-    python benchmarks/flood.py [--seconds 20] [--concurrency 8] [--batch 50] [--max-rows 2000] [--max-mb 2]
+    python benchmarks/flood.py [--seconds 20] [--rounds 2] [--concurrency 8] [--batch 50] [--max-rows 2000] [--max-mb 2]
 
 A scratch workspace gets a small MLP (16 features, 3 classes) in the deployment cache and a deployment
 `flood` whose `monitor:` section sets `retention: {max_rows, max_age_days: 1, max_mb}`. Its server is
 the real deployment child (`python -m aidevops_ext.deploy.child`, uvloop, httptools, one worker) on
-127.0.0.1, with the compactor every second (AIDEVOPS_COMPACT_SECONDS=1). Then, in one run:
+127.0.0.1, with the compactor every second (AIDEVOPS_COMPACT_SECONDS=1). Then, in one run, `--rounds` times:
 1. no flood: a probe sends one single-row prediction every 10 ms for `--seconds` and records each latency;
 2. flood: the same probe while a generator process keeps `--concurrency` connections busy with
    `--batch`-row predictions, each followed by feedback labelling every row of it (the token from
    `aidevops token flood`), for `--seconds`. deploy.db's size (with -wal and -shm) is sampled every 0.25 s.
-Prints the probe's p50/p99 in both phases and their ratio (target p99 <= 2x), the flood's request and label
+Prints the probe's p50/p99 over each kind of phase and their ratio (target p99 <= 2x), the flood's request and label
 rates, deploy.db's largest and final size against the retention, the rows kept, and the bytes one logged
 request weighs on disk. Linux only (CPU affinity): the server gets CPU 0, the clients the other CPUs,
 when there are at least two.
@@ -294,6 +294,7 @@ def _p(values: np.ndarray, q: float) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--rounds", type=int, default=2, help="alternating no-flood / flood phases")
     p.add_argument("--concurrency", type=int, default=8)
     p.add_argument("--batch", type=int, default=50, help="rows per flood prediction (each row gets a label)")
     p.add_argument("--max-rows", type=int, default=2000)
@@ -320,34 +321,54 @@ def main() -> int:
     flood.start()
     try:
         flood.probe(2.0)  # warm-up
-        quiet = flood.probe(args.seconds)
-        box: dict = {}
-        thread = threading.Thread(
-            target=lambda: box.update(flood.flood(args.seconds, args.concurrency, args.batch)), daemon=True
-        )
-        thread.start()
-        time.sleep(1.0)  # the generator is up and busy
-        loud = flood.probe(args.seconds - 1.0)
-        thread.join()
+        quiet, loud, rounds = [], [], []
+        totals = {"predictions": 0, "labels": 0, "errors": 0, "predict_ms": 0.0, "feedback": 0, "feedback_ms": 0.0}
+        largest = 0
+        for _ in range(args.rounds):  # alternating phases: the machine's other load drifts over both alike
+            quiet.append(flood.probe(args.seconds))
+            box: dict = {}
+            thread = threading.Thread(
+                target=lambda box=box: box.update(flood.flood(args.seconds, args.concurrency, args.batch)),
+                daemon=True,
+            )
+            thread.start()
+            time.sleep(1.0)  # the generator is up and busy
+            loud.append(flood.probe(args.seconds - 1.0))
+            thread.join()
+            for key in totals:
+                totals[key] += box[key]
+            largest = max(largest, *box["sizes"])
+            rounds.append((_p(quiet[-1], 99), _p(loud[-1], 99)))
         time.sleep(2.5)  # one more compaction pass after the last writes
         after = db_bytes(flood.db)
         kept = flood.counts()
     finally:
         flood.stop()
+    q, f = np.concatenate(quiet), np.concatenate(loud)
+    flooded = args.rounds * args.seconds
     per_row = kept["logged_bytes"] / kept["request_log"] if kept["request_log"] else float("nan")
-    print(f"machine: {os.cpu_count()} CPUs; server pinned to {SERVER_CPUS or 'any'}; clients {client_cpus or 'any'}")
-    print(f"retention: {retention}")
+    try:
+        load = "load average " + " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        load = ""
     print(
-        f"flood: {args.seconds:g} s, {args.concurrency} connections, {args.batch}-row predictions each labelled: "
-        f"{box['predictions'] / args.seconds:.0f} predictions/s, {box['labels'] / args.seconds:.0f} labels/s, "
-        f"{box['errors']} errors; mean {box['predict_ms'] / max(box['predictions'], 1):.1f} ms a prediction, "
-        f"{box['feedback_ms'] / max(box['feedback'], 1):.1f} ms a feedback"
+        f"machine: {os.cpu_count()} CPUs, {load}; server pinned to {SERVER_CPUS or 'any'}, clients {client_cpus or 'any'}"
     )
-    print(f"probe without flood: n={quiet.size} p50={_p(quiet, 50):.2f} ms p99={_p(quiet, 99):.2f} ms")
-    print(f"probe during flood:  n={loud.size} p50={_p(loud, 50):.2f} ms p99={_p(loud, 99):.2f} ms")
-    print(f"p99 ratio (flood / no flood): {_p(loud, 99) / _p(quiet, 99):.2f}x (target <= 2x)")
+    print(f"retention: {retention}; compaction every {args.compact_seconds:g} s")
     print(
-        f"deploy.db with -wal/-shm: largest {max(box['sizes']) / 2**20:.1f} MB during the flood, "
+        f"flood: {args.rounds} x {args.seconds:g} s, {args.concurrency} connections, {args.batch}-row predictions each "
+        f"labelled: {totals['predictions'] / flooded:.0f} predictions/s, {totals['labels'] / flooded:.0f} labels/s, "
+        f"{totals['errors']} errors; mean {totals['predict_ms'] / max(totals['predictions'], 1):.1f} ms a prediction, "
+        f"{totals['feedback_ms'] / max(totals['feedback'], 1):.1f} ms a feedback"
+    )
+    print(f"probe without flood: n={q.size} p50={_p(q, 50):.2f} ms p99={_p(q, 99):.2f} ms")
+    print(f"probe during flood:  n={f.size} p50={_p(f, 50):.2f} ms p99={_p(f, 99):.2f} ms")
+    print(
+        f"p99 ratio (flood / no flood): {_p(f, 99) / _p(q, 99):.2f}x (target <= 2x); per round: "
+        + ", ".join(f"{b:.1f}/{a:.1f} ms" for a, b in rounds)
+    )
+    print(
+        f"deploy.db with -wal/-shm: largest {largest / 2**20:.1f} MB during the flood, "
         f"{after / 2**20:.1f} MB after; retention max_mb {args.max_mb:g}"
     )
     print(
