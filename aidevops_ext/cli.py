@@ -505,6 +505,13 @@ def _reason_option(f):
 @click.argument("model_ref", metavar="NAME@ALIAS|NAME/VERSION")
 @click.option("--name", default=None, help="Deployment name (default: the model's name).")
 @click.option("--port", type=int, default=None, help="Local port (default: any free port; Kubernetes: 8080).")
+@click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    metavar="PORT",
+    help="Local: also serve the Open Inference Protocol over gRPC on this port, on the same host (default: no gRPC).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address a local server binds.")
 @click.option(
     "--allowed-host",
@@ -582,6 +589,7 @@ def deploy(
     as_json,
     allowed_hosts=(),
     allow_pickle=False,
+    grpc_port=None,
 ) -> None:
     """Serve a registered model: locally as a supervised background server, or on Kubernetes.
 
@@ -589,6 +597,8 @@ def deploy(
     smoke-tested and checked against the registry's predictions before it takes traffic.
     """
     if target == "kubernetes":
+        if grpc_port is not None:
+            raise click.UsageError("--grpc-port is for local deployments; a Kubernetes one serves HTTP only.")
         from .deploy.kubernetes import deploy_kubernetes
 
         result = deploy_kubernetes(
@@ -638,6 +648,7 @@ def deploy(
         reason=reason,
         allowed_hosts=allowed_hosts,
         allow_pickle=allow_pickle,
+        grpc_port=grpc_port,
     )
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=1, default=str))
@@ -662,6 +673,9 @@ def deploy(
         click.echo(f"  checked   {res.detail}")
     if dep.follow:
         click.echo(f"  follows   {dep.model}@{dep.alias} every {dep.follow:g} s")
+    grpc_at = manager.deployment_grpc_port(dep)
+    if grpc_at is not None:
+        click.echo(f"  gRPC      {dep.host}:{grpc_at} (Open Inference Protocol)")
     click.echo(f"  log       {dep.log_path}")
     click.echo(f"  try       {manager.curl_example(dep, _example_rows(dep), body=_served_example(dep))}")
 
@@ -884,6 +898,13 @@ def token(name) -> None:
 )
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option(
+    "--grpc-port",
+    type=int,
+    default=None,
+    metavar="PORT",
+    help="Also serve the Open Inference Protocol over gRPC on this port, on the same host (default: no gRPC).",
+)
+@click.option(
     "--workspace",
     type=click.Path(file_okay=False),
     default=None,
@@ -925,8 +946,10 @@ def serve(
     log_level,
     allowed_hosts=(),
     allow_pickle=False,
+    grpc_port=None,
 ) -> None:
-    """Serve a model in the foreground (for containers): MLflow's scoring protocol and Open Inference Protocol v2."""
+    """Serve a model in the foreground (for containers): MLflow's scoring protocol and Open Inference Protocol v2
+    (HTTP, and gRPC with --grpc-port)."""
     import logging
     from dataclasses import replace
 
@@ -953,6 +976,7 @@ def serve(
             config=config,
             log_level=log_level,
             allow_pickle=allow_pickle or _spec_allows_pickle(ws, model_uri),
+            grpc_port=grpc_port,
         )
     except KeyboardInterrupt:
         pass

@@ -2,6 +2,7 @@
 
     python benchmarks/serving.py [--workspace DIR] [--model models:/ci-digits@champion] [--seconds 10] [--rounds 2]
     python benchmarks/serving.py --tabular [--pipeline ci|default] [--seconds 10] [--rounds 2]
+    python benchmarks/serving.py --oip-only [--workspace DIR] [--seconds 10] [--rounds 2]
 
 Without --workspace, a scratch workspace is made by running the `ci` pipeline (registers `ci-digits`,
 alias `champion`, a 64-feature MLP with a tensor signature). Then three servers run the same registered
@@ -17,6 +18,8 @@ server in turn, alternating, for `--seconds` per run: single-row bodies, then 10
 `--rounds` rounds. Every server must answer the same predictions first, and every run must have no
 non-2xx answer. Prints req/s, rows/s, p50/p99 (median over rounds) and the ratios the targets are about:
 ours >= 8x MLflow single-row req/s with p99 <= 10 ms, >= 8x MLflow rows/s on batches, >= 0.8x bare.
+Then ours once more, with --grpc-port: the same batch as Open Inference Protocol JSON, binary HTTP (the binary
+tensor data extension) and gRPC, req/s and rows/s of each (serving_oip.py; --oip-only runs just that).
 The machine's other load moves the numbers: run it on a quiet machine, more than once.
 
 --tabular: a foreign MLflow model instead. `aidevops new` makes a project from the tabular template in a
@@ -172,9 +175,9 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def run_wrk(wrk: str, port: int, body_file: Path, lua: Path, seconds: int) -> dict:
+def run_wrk(wrk: str, port: int, body_file: Path, lua: Path, seconds: int, path: str = "/invocations") -> dict:
     out = subprocess.run(
-        [wrk, "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua), f"http://127.0.0.1:{port}/invocations"],
+        [wrk, "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua), f"http://127.0.0.1:{port}{path}"],
         env={**os.environ, "WRK_BODY": str(body_file)},
         capture_output=True,
         text=True,
@@ -368,6 +371,11 @@ def main() -> int:
     ap.add_argument("--batch-rows", type=int, default=1000)
     ap.add_argument("--tabular", action="store_true", help="the tabular template's scikit-learn model instead")
     ap.add_argument("--pipeline", default="ci", help="with --tabular: the project's pipeline to run (ci or default)")
+    ap.add_argument(
+        "--oip-only",
+        action="store_true",
+        help="only the Open Inference Protocol section: batch bodies as JSON, binary HTTP and gRPC on ours",
+    )
     args = ap.parse_args()
 
     wrk = ensure_wrk()
@@ -393,6 +401,10 @@ def main() -> int:
         "single": (json.dumps({"inputs": rows[:1].tolist()}).encode(), 1),
         "batch": (json.dumps({"inputs": rows.tolist()}).encode(), args.batch_rows),
     }
+    if args.oip_only:
+        oip_protocols(args, wrk, ws, rows, scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return 0
     for name, (body, _) in bodies.items():
         (scratch / f"{name}.json").write_bytes(body)
     lua = scratch / "post.lua"
@@ -504,8 +516,40 @@ def main() -> int:
         print(f"{label:42s} {ratio:6.2f}x  (target >= {target}x: {'met' if ratio >= target else 'NOT met'})")
     p99 = single("ours")["p99"]
     print(f"{'ours single-row p99':42s} {p99:6.2f} ms (target <= 10 ms: {'met' if p99 <= 10 else 'NOT met'})")
+    print()
+    oip_protocols(args, wrk, ws, rows, scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def oip_protocols(args: argparse.Namespace, wrk: str, ws: Path, rows, scratch: Path) -> None:
+    """Ours again, with --grpc-port: the batch as Open Inference JSON, binary HTTP and gRPC (serving_oip.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import serving_oip  # noqa: PLC0415 - beside this file
+
+    http_port, grpc_port = free_port(), free_port()
+    cmd = [sys.executable, "-m", "aidevops_ext.serving", args.model, "--host", "127.0.0.1", "--port", str(http_port)]
+    cmd += ["--grpc-port", str(grpc_port), "--log-level", "warning"]
+    print("starting ours with --grpc-port ...", flush=True)
+    proc = start("ours-oip", cmd, _env(ws), http_port, scratch)
+    try:
+        serving_oip.compare(
+            model=args.model.split("/")[-1].split("@")[0],
+            rows=rows,
+            http_port=http_port,
+            grpc_port=grpc_port,
+            wrk=wrk,
+            scratch=scratch,
+            seconds=args.seconds,
+            rounds=args.rounds,
+            run_wrk=run_wrk,
+        )
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

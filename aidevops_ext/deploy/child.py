@@ -99,7 +99,20 @@ def build_app(ws: Workspace, name: str):
         follow=follower,
         monitor=monitor_config(dep),
         deployment=dep.name,
+        grpc_address=_grpc_address(dep),
     )
+
+
+def _grpc_address(dep) -> tuple[str, int] | None:
+    """(host, port) of the deployment's Open Inference Protocol over gRPC (`deploy --grpc-port`), or None."""
+    import json  # noqa: PLC0415
+
+    try:
+        options = json.loads(dep.options or "{}")
+    except ValueError:
+        return None
+    port = options.get("grpc_port") if isinstance(options, dict) else None
+    return (dep.host or "127.0.0.1", port) if type(port) is int else None
 
 
 def _allowed_hosts(configured: tuple[str, ...], dep) -> tuple[str, ...]:

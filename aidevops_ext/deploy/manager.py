@@ -168,9 +168,11 @@ def deploy(
     actor: str | None = None,
     allowed_hosts: Sequence[str] = (),
     allow_pickle: bool = False,
+    grpc_port: int | None = None,
 ) -> DeployResult:
     """Serve `model_ref` locally under `name`: start it, or switch a running one to that version.
-    `allowed_hosts`: Host names the server answers besides 127.0.0.1, localhost and [::1]."""
+    `allowed_hosts`: Host names the server answers besides 127.0.0.1, localhost and [::1]; `grpc_port`: where
+    the server also answers the Open Inference Protocol over gRPC, on the same host."""
     store = _store(ws)
     ws = store.workspace
     target = parse_target(model_ref)
@@ -190,6 +192,7 @@ def deploy(
             actor=actor or default_actor(),
             allowed_hosts=hosts,
             allow_pickle=allow_pickle,
+            grpc_port=grpc_port,
         )
 
 
@@ -207,6 +210,7 @@ def _deploy(
     actor: str,
     allowed_hosts: list[str],
     allow_pickle: bool = False,
+    grpc_port: int | None = None,
 ) -> DeployResult:
     ws = store.workspace
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
@@ -228,6 +232,10 @@ def _deploy(
             if port is None and existing.port and existing.target == "local":
                 port = _reusable_port(host, existing.port)  # a restarted deployment keeps its address if it can
         check_port_free(host, port or 0)  # before the registry: a taken port fails at once
+        if grpc_port is not None:
+            from ..serving.server import check_grpc_port  # noqa: PLC0415
+
+            check_grpc_port(host, grpc_port, port or None)
     version = resolve(ws, target)
     if live:
         assert existing is not None
@@ -236,6 +244,11 @@ def _deploy(
             raise ConfigError(
                 f"Deployment '{name}' answers Host names {deployment_hosts(existing) or 'of this machine only'}; "
                 f"undeploy it first (`aidevops undeploy {name}`) to change them."
+            )
+        if grpc_port is not None and grpc_port != deployment_grpc_port(existing):
+            raise ConfigError(
+                f"Deployment '{name}' serves gRPC on {deployment_grpc_port(existing) or 'no port'}; undeploy it first "
+                f"(`aidevops undeploy {name}`) to change its --grpc-port."
             )
         if allow_pickle and not _allows_pickle(existing):
             raise ConfigError(
@@ -260,6 +273,7 @@ def _deploy(
             "ref": target.text,
             "host": host,
             "port": port or "any free port",
+            "grpc_port": grpc_port,
             "follow": follow_seconds if follow else 0,
         },
         "log": str(log_path(ws, name)),
@@ -267,6 +281,7 @@ def _deploy(
     now = time.time()
     monitoring = {**_monitoring_options(ws, target.model), "allowed_hosts": allowed_hosts}
     monitoring["allow_pickle"] = bool(allow_pickle or monitoring.get("allow_pickle"))
+    monitoring["grpc_port"] = grpc_port
     dep = Deployment(
         name=name,
         model=target.model,
@@ -352,6 +367,16 @@ def deployment_hosts(dep: Deployment) -> list[str]:
         return []
     hosts = options.get("allowed_hosts") if isinstance(options, dict) else None
     return [h for h in hosts if isinstance(h, str)] if isinstance(hosts, list) else []
+
+
+def deployment_grpc_port(dep: Deployment) -> int | None:
+    """The port where a local deployment answers the Open Inference Protocol over gRPC (None: no gRPC)."""
+    try:
+        options = json.loads(dep.options or "{}")
+    except ValueError:
+        return None
+    port = options.get("grpc_port") if isinstance(options, dict) else None
+    return port if type(port) is int else None
 
 
 def _monitoring_options(ws: Workspace, model: str) -> dict[str, Any]:

@@ -19,6 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve the Open Inference Protocol over gRPC on this port (same host; default: no gRPC)",
+    )
     p.add_argument("--workspace", default=None, help="workspace folder (default: AIDEVOPS_HOME or discovered)")
     p.add_argument("--max-body-mb", type=float, default=None, help="largest request body in MB (default 10)")
     p.add_argument(
@@ -73,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             config=config,
             log_level=args.log_level,
             allow_pickle=args.allow_pickle,
+            grpc_port=args.grpc_port,
         )
     except AidevopsError as exc:
         print(f"error: {exc}", file=sys.stderr)

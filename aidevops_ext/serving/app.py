@@ -220,9 +220,17 @@ def _too_large(size: int, limit: int) -> str:
 
 
 async def _respond(
-    send: Any, status: int, body: bytes, rid: str | None, content_type: bytes = JSON_TYPE, version: str | None = None
+    send: Any,
+    status: int,
+    body: bytes,
+    rid: str | None,
+    content_type: bytes = JSON_TYPE,
+    version: str | None = None,
+    json_length: int | None = None,
 ) -> None:
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    if json_length is not None:  # a binary tensor extension answer: the JSON header's length
+        headers.append((BINARY_HEADER_LENGTH, str(json_length).encode()))
     if rid is not None:
         headers.append((b"x-request-id", rid.encode()))
     if version is not None:  # which version answered: with a canary, clients and simulators can tell
@@ -369,20 +377,17 @@ class Infer:
         if model is None:
             await _respond(send, 404, oip.error_body(problem), rid)
             return
-        data = preds = error = None
+        data = preds = error = answer_json_length = None
         status = 200
         try:
             json_length = infer_body_kind(ctype, binary)
             body = await server.read_body(receive, length)
             request = _parse_infer(body, json_length, model)
             data = request.data
-            if model.fast:
-                outputs = await _fast_outputs(server, model, data, request.outputs)
-            else:
-                outputs = [("predict", await server.predict_foreign(model, data, request.parameters or None))]
+            outputs = await infer_outputs(server, model, request)
             preds = outputs[0][1]
             # The protocol echoes the client's `id`; the X-Request-ID header (and the log) carry the server's.
-            out = oip.render_infer(model, request.id or rid, outputs)
+            out, answer_json_length = oip.render_infer(model, request.id or rid, outputs, binary=request)
         except RequestError as exc:
             error, status = exc, exc.status
             out = oip.error_body(exc.message)
@@ -392,7 +397,10 @@ class Infer:
             log.exception("infer failed")
             error = RequestError("Internal error while predicting; see the server log.", 500)
             status, out = 500, oip.error_body(error.message)
-        await _respond(send, status, out, rid, version=model.version)
+        if answer_json_length is not None and error is None:  # binary outputs (the binary tensor extension)
+            await _respond(send, status, out, rid, BINARY_TYPE, model.version, answer_json_length)
+        else:
+            await _respond(send, status, out, rid, version=model.version)
         server.record(model, "oip", status, start, rid, data, preds, error)
 
 
@@ -421,6 +429,13 @@ def _oip_model(state: Any, name: str | None, version: str | None) -> tuple[Serve
         loaded = sorted({m.version for _, m in state.models()})
         return None, f"Version {version[:40]!r} of {active.name!r} is not loaded; loaded versions: {loaded}."
     return model, ""
+
+
+async def infer_outputs(server: Server, model: ServedModel, request: oip.InferRequest) -> list[tuple[str, Any]]:
+    """The outputs an Open Inference request asks for, over HTTP or gRPC (grpc_server.py)."""
+    if model.fast:
+        return await _fast_outputs(server, model, request.data, request.outputs)
+    return [("predict", await server.predict_foreign(model, request.data, request.model_parameters()))]
 
 
 async def _fast_outputs(
@@ -709,10 +724,12 @@ def create_app(
     follow: Any = None,
     monitor: MonitorConfig | None = None,
     deployment: str | None = None,
+    grpc_address: tuple[str, int] | None = None,
 ) -> ServingApp:
     """The ASGI app serving `slots` (Starlette behind a front door for predictions; `.state.server` holds
     the shared Server). `follow`: an optional `watch.AliasFollower` started with the app; `monitor`: the
-    alert rules and windows of the live monitor, whose alert state is kept under `deployment`."""
+    alert rules and windows of the live monitor, whose alert state is kept under `deployment`;
+    `grpc_address`: (host, port) of the Open Inference Protocol over gRPC (grpc_server.py), started with the app."""
     config = config or ServingConfig()
     if requestlog is None:
         ws = slots.workspace
@@ -734,9 +751,16 @@ def create_app(
         tasks = [loop.create_task(follow.run(slots))] if follow is not None else []
         if config.monitor_seconds > 0 and requestlog.enabled:
             tasks.append(loop.create_task(server.monitor.run()))
+        grpc_server = None
+        if grpc_address is not None:
+            from . import grpc_server as grpc_oip  # noqa: PLC0415 - grpcio only when gRPC is on
+
+            grpc_server = await grpc_oip.start(server, *grpc_address)
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(5)
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -54,6 +54,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def check_grpc_port(host: str, grpc_port: int, http_port: int | None = None) -> None:
+    """ConfigError (one sentence) unless host:grpc_port is a free port other than the HTTP one; checked before
+    the model loads, since the gRPC server itself binds only when the app starts."""
+    if isinstance(grpc_port, bool) or not isinstance(grpc_port, int) or not 1 <= grpc_port <= 65535:
+        raise ConfigError(f"gRPC port {grpc_port!r} is not a valid TCP port; give --grpc-port between 1 and 65535.")
+    if grpc_port == http_port:
+        raise ConfigError(f"Port {grpc_port} is the HTTP port; give --grpc-port a port of its own.")
+    try:
+        bind_socket(host, grpc_port).close()
+    except ConfigError:
+        raise ConfigError(
+            f"gRPC port {grpc_port} on {host} is in use or not allowed; stop what listens there or choose another "
+            "with --grpc-port."
+        ) from None
+
+
 def limit_blas_threads(n: int | None) -> None:
     """One worker on shared cores: multithreaded BLAS only adds spin-waits to small matrix products."""
     if not n:
@@ -73,8 +89,10 @@ def build(
     config: ServingConfig | None = None,
     follow_alias: bool | None = None,
     allow_pickle: bool = False,
+    grpc_address: tuple[str, int] | None = None,
 ) -> Any:
-    """The app for `model_uri` (loaded and smoke-tested), ready for any ASGI server; raises AidevopsError."""
+    """The app for `model_uri` (loaded and smoke-tested), ready for any ASGI server; raises AidevopsError.
+    `grpc_address`: (host, port) where the app also serves the Open Inference Protocol over gRPC."""
     from .app import create_app  # noqa: PLC0415
     from .requestlog import RequestLog  # noqa: PLC0415
     from .slots import ModelSlots  # noqa: PLC0415
@@ -94,7 +112,7 @@ def build(
     follower = None
     if ref.alias and (follow_alias is None or follow_alias) and config.follow_alias_seconds > 0:
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=slots.active.version)
-    return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower)
+    return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower, grpc_address=grpc_address)
 
 
 def serve(
@@ -107,13 +125,24 @@ def serve(
     follow_alias: bool | None = None,
     log_level: str = "info",
     allow_pickle: bool = False,
+    grpc_port: int | None = None,
 ) -> None:
-    """Serve `model_uri` on host:port until interrupted (one uvicorn worker, uvloop, httptools, no access log)."""
+    """Serve `model_uri` on host:port until interrupted (one uvicorn worker, uvloop, httptools, no access log),
+    and the Open Inference Protocol over gRPC on host:grpc_port when it is given."""
     import uvicorn  # noqa: PLC0415
 
     sock = bind_socket(host, port)  # first: a taken port fails before seconds of model loading
     try:
-        app = build(model_uri, workspace=workspace, config=config, follow_alias=follow_alias, allow_pickle=allow_pickle)
+        if grpc_port is not None:
+            check_grpc_port(host, grpc_port, sock.getsockname()[1])
+        app = build(
+            model_uri,
+            workspace=workspace,
+            config=config,
+            follow_alias=follow_alias,
+            allow_pickle=allow_pickle,
+            grpc_address=None if grpc_port is None else (host, grpc_port),
+        )
         uv_config = uvicorn.Config(
             app,
             loop="uvloop",
