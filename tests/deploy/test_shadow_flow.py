@@ -17,11 +17,12 @@ from tests.deploy.conftest import MODEL, data
 from tests.deploy.test_cli import one_sentence_error, run
 
 
-def _shadow(reg, name: str, timeout: float = 30.0) -> dict:
+def _shadow(reg, name: str, requests: int, timeout: float = 30.0) -> dict:
+    """The monitor's shadow part once the shadow log holds `requests` requests (or at the timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         shadow = manager.monitor_summary(reg.ws, name, refresh=False)["shadow"]
-        if shadow is not None and shadow["active_accuracy"] is not None or time.monotonic() > deadline:
+        if shadow is not None and shadow["requests"] >= requests or time.monotonic() > deadline:
             return shadow
         time.sleep(0.3)
 
@@ -46,7 +47,7 @@ def test_shadow_a_version_then_read_agreement_and_accuracies_from_the_monitor(re
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert fb.status_code == 200, fb.text
-    shadow = _shadow(reg, name)
+    shadow = _shadow(reg, name, len(X) // 4)
     assert shadow is not None and shadow["version"] == "2" and shadow["active_version"] == "1"
     assert shadow["running"] and shadow["dropped"] == 0 and shadow["requests"] == len(X) // 4
     assert 0.0 <= shadow["agreement_rate"] < 1.0  # two different fits
