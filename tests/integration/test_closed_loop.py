@@ -72,6 +72,8 @@ def deployed(tmp_path_factory):
     spec = yaml.safe_load((root / "pipelines" / "ci.yaml").read_text())
     spec.update(name=PIPELINE, model=MODEL, experiment=PIPELINE)
     spec["gate"]["accuracy"]["min_absolute_change"] = -0.05
+    # this loop trains on the labelled live rows and switches by itself (new projects ask first: manual)
+    spec.update(promote="auto", retrain={**(spec.get("retrain") or {}), "live_labels": True})
     (root / "pipelines" / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     out = aidevops(root, "run", PIPELINE)
     assert out.returncode == 0, out.stderr[-3000:]
