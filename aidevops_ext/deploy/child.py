@@ -92,7 +92,7 @@ def build_app(ws: Workspace, name: str):
     if dep.alias and config.follow_alias_seconds > 0:
         ref = ModelRef(f"models:/{dep.model}@{dep.alias}", name=dep.model, alias=dep.alias)
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=dep.alias_version or active.version)
-    return create_app(
+    app = create_app(
         slots,
         config,
         RequestLog(ws.deploy_db, config),
@@ -101,6 +101,27 @@ def build_app(ws: Workspace, name: str):
         deployment=dep.name,
         grpc_address=_grpc_address(dep),
     )
+    _restore_shadow(slots, dep, load)  # after create_app: the shadow logs where the app's request log is
+    return app
+
+
+def _restore_shadow(slots, dep, load) -> None:
+    """Load the shadow the deployment had (deploy/shadow.py records it) after a restart; serve without it if refused."""
+    import json  # noqa: PLC0415
+
+    from ..serving.errors import ModelRefused  # noqa: PLC0415
+
+    try:
+        options = json.loads(dep.options or "{}")
+    except ValueError:
+        return
+    version = options.get("shadow_version") if isinstance(options, dict) else None
+    if not isinstance(version, str):
+        return
+    try:
+        slots.set_shadow(load(version), actor="supervisor", reason="restored after a restart")
+    except ModelRefused as exc:  # serving matters more than the shadow
+        log.warning("not restoring the shadow v%s: %s", version, exc)
 
 
 def _grpc_address(dep) -> tuple[str, int] | None:

@@ -7,11 +7,14 @@ monitor summary (`aidevops monitor NAME`, the Monitor API): agreement with the a
 labels arrive, both accuracies with Wilson intervals, from deploy.db's shadow log, plus the server's count
 of requests dropped because the shadow fell behind.
 
-A shadow is not restored when the server restarts; what it answered stays in the log.
+The running shadow's version is kept in the deployment's options, so a server restarted by its supervisor
+loads it again (deploy/child.py); a new `aidevops deploy` of a stopped deployment starts without one. What a
+shadow answered stays in the log after it stops.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..workspace import Workspace
@@ -47,6 +50,7 @@ def start(ws: Workspace | None, name: str, version: str, *, reason: str = "", ac
             )
         raise
     event = answer.get("event") or {}
+    _remember(store, dep, version)
     return store.record(
         name, "shadow", from_version=event.get("from_version"), to_version=version, reason=why, actor=actor
     )
@@ -55,10 +59,11 @@ def start(ws: Workspace | None, name: str, version: str, *, reason: str = "", ac
 @_serialized
 def stop(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
     """Stop mirroring traffic to the deployment's shadow and unload it (its log stays for the monitor)."""
-    store, _, client = _running(ws, name)
+    store, dep, client = _running(ws, name)
     actor = actor or default_actor()
     answer = client.admin("shadow/clear", {"actor": actor, "reason": reason or "stop shadow"})
     event = answer.get("event") or {}
+    _remember(store, dep, None)
     return store.record(
         name,
         "shadow_stop",
@@ -68,6 +73,20 @@ def stop(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None
         actor=actor,
         detail=event.get("detail") or "",
     )
+
+
+def _remember(store: Any, dep: Any, version: str | None) -> None:
+    """Record the running shadow's version in the deployment's options (None: no shadow), for restarts."""
+    try:
+        options = json.loads(dep.options or "{}")
+    except ValueError:
+        options = {}
+    if not isinstance(options, dict):
+        options = {}
+    options.pop("shadow_version", None)
+    if version is not None:
+        options["shadow_version"] = version
+    store.update(dep.name, options=json.dumps(options))
 
 
 def report(ws: Workspace, name: str, slots: dict[str, Any] | None) -> dict[str, Any] | None:

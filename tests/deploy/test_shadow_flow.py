@@ -75,3 +75,26 @@ def test_shadowing_a_version_that_is_not_registered_is_one_sentence(reg, deploye
     deployer(f"{MODEL}/1", "shadow-missing")
     one_sentence_error(run(reg, "shadow", "shadow-missing", "99"), "no version 99")
     one_sentence_error(run(reg, "shadow", "shadow-missing", "--stop"), "no shadow")
+
+
+def test_a_server_restarted_by_its_supervisor_loads_its_shadow_again(reg, deployer):
+    import os
+    import signal
+
+    from aidevops_ext.deploy import shadow
+
+    name = "shadow-restart"
+    deployer(f"{MODEL}/1", name)
+    shadow.start(reg.ws, name, "2", reason="restart test")
+    killed = manager.get(reg.ws, name).server_pid
+    os.kill(killed, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:
+        status = manager.status(reg.ws, name)
+        restarted = status.slots is not None and status.deployment.server_pid not in (None, killed)
+        if restarted and (status.slots.get("shadow") or {}).get("version") == "2" or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert restarted and status.slots["shadow"]["version"] == "2" and status.slots["active"]["version"] == "1"
+    shadow.stop(reg.ws, name)
+    assert "shadow_version" not in json.loads(manager.get(reg.ws, name).options)
