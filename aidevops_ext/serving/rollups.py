@@ -20,8 +20,10 @@ raw rows' `max_age_days` when that is longer. Standard library and NumPy only (t
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +31,9 @@ import numpy as np
 import orjson
 
 from ..db import LATENCY_EDGES_MS, ROLLUP_SECONDS
+
+log = logging.getLogger("aidevops.serving")
+_last_warning = [0.0]
 
 KEEP_SECONDS = 8 * 86400  # the longest chart (a week, deploy/observe.py) and a day's margin
 MAX_CLASSES = 100  # predictions with more distinct values than this in a bucket are not a classifier's labels
@@ -63,19 +68,48 @@ def record(conn: sqlite3.Connection, rows: Sequence[tuple], last_id: int, predic
     (classes are counted from 1-D integer, boolean or string arrays). Returns the rollup rows written."""
     if not rows:
         return 0
-    first_id = int(last_id) - len(rows) + 1
-    ts = np.fromiter((r[_TS] for r in rows), np.float64, len(rows))
-    lat = np.fromiter((r[_LATENCY] for r in rows), np.float64, len(rows))
-    status = np.fromiter((r[_STATUS] for r in rows), np.int64, len(rows))
-    inputs = np.fromiter((r[_INPUT_ROWS] or 0 for r in rows), np.int64, len(rows))
-    keys: dict[tuple, int] = {}
-    codes = np.fromiter(
-        (keys.setdefault((r[_DEPLOYMENT] or "", r[_MODEL], r[_VERSION]), len(keys)) for r in rows), np.int64, len(rows)
-    )
-    buckets = bucket_of(ts)
-    groups, group_of = np.unique(np.stack([codes, buckets]), axis=1, return_inverse=True)
+    try:
+        out = _fold(rows, int(last_id) - len(rows) + 1, predictions)
+    except Exception as exc:  # noqa: BLE001 - a bug here must not stop the log: its rows are written, unrolled
+        if time.monotonic() - _last_warning[0] > 60:
+            _last_warning[0] = time.monotonic()
+            log.warning(
+                "Request rollups skipped for a batch (%s: %s); charts miss its requests.", type(exc).__name__, exc
+            )
+        return 0
+    merged = []
+    for row in out:
+        old = conn.execute(_SELECT, tuple(row[:4])).fetchone()
+        if old is not None:  # a bucket an earlier batch began: add to it
+            row = _merge(old, row)
+        row[11] = _bins_text(row[11])
+        row[12] = None if row[12] is None else orjson.dumps(row[12]).decode()
+        merged.append(tuple(row))
+    conn.executemany(_UPSERT, merged)
+    return len(merged)
+
+
+def _fold(rows: Sequence[tuple], first_id: int, predictions: Sequence[Any]) -> list[list]:
+    """The batch's rollup rows (bins and classes as dicts), one per (deployment, bucket, model, version)."""
+    columns = list(zip(*rows))  # one C pass: a column per field
+    ts = np.asarray(columns[_TS], np.float64)
+    lat = np.asarray(columns[_LATENCY], np.float64)
+    status = np.asarray(columns[_STATUS], np.int64)
+    inputs = np.nan_to_num(np.asarray(columns[_INPUT_ROWS], np.float64))  # None (nothing logged): nan, then 0
+    deployments = [d or "" for d in columns[_DEPLOYMENT]]  # a plain `aidevops serve`'s rows: ''
+    names = sorted(set(zip(deployments, columns[_MODEL], columns[_VERSION])))
+    if len(names) == 1:  # one server logs one deployment, mostly one version at a time
+        codes = np.zeros(len(rows), np.int64)
+    else:
+        index = {key: i for i, key in enumerate(names)}
+        codes = np.fromiter(
+            (index[key] for key in zip(deployments, columns[_MODEL], columns[_VERSION])), np.int64, len(rows)
+        )
+    slots = bucket_of(ts) // ROLLUP_SECONDS
+    base = int(slots.min())
+    groups, group_of = np.unique(codes * (1 << 40) + (slots - base), return_inverse=True)
     group_of = group_of.reshape(-1)
-    n_groups = groups.shape[1]
+    n_groups = len(groups)
     counts = np.bincount(group_of, minlength=n_groups)
     errors = np.bincount(group_of, weights=status >= 500, minlength=n_groups)
     refused = np.bincount(group_of, weights=(status >= 400) & (status < 500), minlength=n_groups)
@@ -92,11 +126,10 @@ def record(conn: sqlite3.Connection, rows: Sequence[tuple], last_id: int, predic
         classes = _classes(group_of, predictions, n_groups) if len(predictions) == len(rows) else [None] * n_groups
     except Exception:  # noqa: BLE001 - predictions of an unexpected kind: their classes are not counted
         classes = [None] * n_groups
-    names = list(keys)
     out = []
     for g in range(n_groups):
-        deployment, model, version = names[int(groups[0, g])]
-        bucket = int(groups[1, g])
+        deployment, model, version = names[int(groups[g] >> 40)]
+        bucket = (base + int(groups[g] & ((1 << 40) - 1))) * ROLLUP_SECONDS
         bins = {int(b): int(hist[g, b]) for b in np.flatnonzero(hist[g])}
         row = [
             deployment,
@@ -114,14 +147,8 @@ def record(conn: sqlite3.Connection, rows: Sequence[tuple], last_id: int, predic
             classes[g],
             int(newest[g]),
         ]
-        old = conn.execute(_SELECT, (deployment, bucket, model, version)).fetchone()
-        if old is not None:  # a bucket an earlier batch began: add to it
-            row = _merge(old, row)
-        row[11] = _bins_text(row[11])
-        row[12] = None if row[12] is None else orjson.dumps(row[12]).decode()
-        out.append(tuple(row))
-    conn.executemany(_UPSERT, out)
-    return len(out)
+        out.append(row)
+    return out
 
 
 def _merge(old: tuple, new: list) -> list:
@@ -151,23 +178,33 @@ def _merge(old: tuple, new: list) -> list:
 
 
 def _classes(group_of: np.ndarray, predictions: Sequence[Any], n_groups: int) -> list[dict | None]:
-    """Predicted class counts per group, from predictions that look like labels (else None for that group)."""
+    """Predicted class counts per group, from 1-D integer, boolean or string predictions (else None for a group).
+
+    All of a batch's predictions are counted at once (one concatenation, one np.unique): a row-by-row count
+    cost the writer a sixth of its time."""
     out: list[dict | None] = [None] * n_groups
-    for g, p in zip(group_of.tolist(), predictions):
-        if not isinstance(p, np.ndarray) or p.ndim != 1 or p.dtype.kind not in "iubU" or not len(p):
-            continue
-        seen = out[g]
-        if seen is None:
-            seen = out[g] = {}
-        if len(p) == 1:
-            key = str(p[0].item() if p.dtype.kind != "b" else int(p[0]))
-            seen[key] = seen.get(key, 0) + 1
-        else:
-            values, counts = np.unique(p, return_counts=True)
-            for v, c in zip(values.tolist(), counts.tolist()):
-                key = str(int(v) if isinstance(v, bool) else v)
-                seen[key] = seen.get(key, 0) + c
-    return [None if c is not None and len(c) > MAX_CLASSES else c for c in out]
+    picked = [i for i, p in enumerate(predictions) if type(p) is np.ndarray and p.ndim == 1]
+    if not picked:
+        return out
+    arrays = [predictions[i] for i in picked]
+    try:
+        values = np.concatenate(arrays)
+    except (ValueError, TypeError):
+        return out
+    if values.dtype.kind not in "iubU":  # floats: a regressor's (or mixed) outputs, not labels
+        return out
+    labels, label_of = np.unique(values, return_inverse=True)
+    if len(labels) > MAX_CLASSES * n_groups:
+        return out
+    owner = np.repeat(group_of[picked], np.fromiter(map(len, arrays), np.int64, len(arrays)))
+    counts = np.bincount(owner * len(labels) + label_of.reshape(-1), minlength=n_groups * len(labels))
+    counts = counts.reshape(n_groups, len(labels))
+    names = [str(int(v)) if isinstance(v, (bool, np.bool_)) else str(v) for v in labels.tolist()]
+    for g in np.unique(group_of[picked]).tolist():
+        nz = np.flatnonzero(counts[g])
+        if len(nz) <= MAX_CLASSES:
+            out[g] = {names[c]: int(counts[g, c]) for c in nz}
+    return out
 
 
 def _bins_text(bins: dict[int, int]) -> str:
