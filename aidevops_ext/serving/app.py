@@ -43,6 +43,7 @@ from .monitor import LiveMonitor, MonitorCollector
 from .protocols import mlflow as mlflow_proto
 from .protocols import oip
 from .requestlog import RequestLog
+from .shadow import ShadowCollector
 from .slots import ModelSlots
 
 log = logging.getLogger("aidevops.serving")
@@ -739,6 +740,7 @@ def create_app(
     slots.shadow_log, slots.deployment = requestlog.path, deployment  # where a shadow's answers are logged
     server.monitor = LiveMonitor(server, config=monitor, deployment=deployment, interval=config.monitor_seconds or 5.0)
     server.registry.register(MonitorCollector(server.monitor))
+    server.registry.register(ShadowCollector(slots))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from ..monitoring.stats import wilson_interval
 from .models import ServedModel
@@ -266,6 +268,35 @@ def same(a: Any, b: Any) -> bool:
         return bool(np.allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), rtol=1e-6, atol=0))
     except (TypeError, ValueError):
         return False
+
+
+class ShadowCollector(Collector):
+    """/metrics: the running shadow's counters and agreement (nothing while there is no shadow)."""
+
+    def __init__(self, slots: Any) -> None:
+        self.slots = slots
+
+    def collect(self):  # noqa: D102 - prometheus_client protocol
+        mirror = self.slots.shadow_mirror
+        if mirror is None:
+            return
+        labels, values = ["model", "version"], [mirror.model.name, mirror.model.version]
+        s = mirror.stats
+        for name, doc, value in (
+            ("mirrored", "Requests mirrored to the shadow after their answer was sent.", s.mirrored),
+            ("dropped", "Requests not mirrored because the shadow's queue was full.", s.dropped),
+            ("compared", "Mirrored requests the shadow answered.", s.compared),
+            ("errors", "Mirrored requests the shadow failed on.", s.errors),
+        ):
+            family = CounterMetricFamily(f"aidevops_shadow_{name}", doc, labels=labels)
+            family.add_metric(values, float(value))
+            yield family
+        if s.rows:
+            gauge = GaugeMetricFamily(
+                "aidevops_shadow_agreement", "Share of compared rows where shadow and active agree.", labels=labels
+            )
+            gauge.add_metric(values, s.agreed / s.rows)
+            yield gauge
 
 
 # --------------------------------------------------------------------------- reading

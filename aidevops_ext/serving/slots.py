@@ -306,6 +306,11 @@ class ModelSlots:
             detail = "" if mirror is None else f"mirrored={mirror.stats.mirrored} dropped={mirror.stats.dropped}"
             return self._record("shadow_stop", actor, reason, st.active.version, st.shadow.version, detail=detail)
 
+    @property
+    def shadow_mirror(self) -> ShadowMirror | None:
+        """The running shadow's queue, worker and counters (None: no shadow)."""
+        return self._mirror
+
     def mirror(self, model: ServedModel, request_id: str, data: Any, predictions: Any) -> None:
         """After an answer was sent: offer the request to the shadow if `model` is the active version (never blocks)."""
         mirror = self._mirror

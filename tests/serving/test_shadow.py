@@ -73,6 +73,11 @@ def test_mirrored_requests_get_the_same_answers_and_a_same_model_shadow_agrees_f
     assert s["agreement_rate"] == 1.0
     assert s["active_accuracy"] is None and s["shadow_accuracy"] is None  # no labels yet
     assert app.state.server.slots.describe()["shadow"]["dropped"] == 0
+    _wait(lambda: app.state.server.slots.describe()["shadow"]["compared"] == len(after))
+    metrics = c.get("/metrics").text
+    assert f'aidevops_shadow_mirrored_total{{model="abc",version="1"}} {float(len(after))}' in metrics
+    assert 'aidevops_shadow_dropped_total{model="abc",version="1"} 0.0' in metrics
+    assert 'aidevops_shadow_agreement{model="abc",version="1"} 1.0' in metrics
 
 
 def test_a_request_for_probabilities_is_compared_on_the_active_versions_labels(served):
