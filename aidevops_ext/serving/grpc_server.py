@@ -210,15 +210,15 @@ def _contents(t: Any, shape: list[int], datatype: str, what: str) -> np.ndarray:
     if len(values) != count:
         raise RequestError(f"{what} holds {len(values)} values but its shape {shape} needs {count}.")
     if datatype == "BYTES":
-        A = np.empty(count, dtype=object)
+        strings = np.empty(count, dtype=object)
         try:
-            A[:] = [bytes(v).decode("utf-8") for v in values]
+            strings[:] = [bytes(v).decode("utf-8") for v in values]
         except UnicodeDecodeError:
             raise RequestError(f"{what} has BYTES values that are not UTF-8 text; send UTF-8 strings.") from None
-        return A.reshape(shape)
+        return strings.reshape(shape)
     dt = np.dtype(oip.DATATYPES[datatype])
     wide = {"b": np.bool_, "i": np.int64, "u": np.uint64, "f": np.float64}[dt.kind]
-    A = np.array(values, dtype=wide).reshape(shape)
+    A: np.ndarray = np.array(values, dtype=wide).reshape(shape)
     return to_dtype(A, dt, what)  # INT8 from int_contents and the like: range-checked
 
 

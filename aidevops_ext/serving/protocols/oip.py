@@ -275,7 +275,7 @@ def _tensor_header(t: Any) -> tuple[str, list[int], str, Any, int | None]:
     name, shape, datatype, data = t.get("name"), t.get("shape"), t.get("datatype"), t.get("data")
     if not isinstance(name, str):
         raise RequestError("Each input tensor needs a string 'name'.")
-    check_header(name, shape, datatype)
+    shape, datatype = check_header(name, shape, datatype)
     t_params = t.get("parameters")
     if t_params is not None and not isinstance(t_params, dict):
         raise RequestError(f"Input {name[:60]!r} has 'parameters' that are not an object.")
@@ -293,12 +293,13 @@ def _tensor_header(t: Any) -> tuple[str, list[int], str, Any, int | None]:
     return name, shape, datatype, data, size
 
 
-def check_header(name: str, shape: Any, datatype: Any) -> None:
-    """An input tensor's shape and datatype, as the protocol allows them."""
+def check_header(name: str, shape: Any, datatype: Any) -> tuple[list[int], str]:
+    """An input tensor's shape and datatype, checked to be what the protocol allows."""
     if not (isinstance(shape, list) and shape and all(type(s) is int and 0 <= s < 2**31 for s in shape)):
         raise RequestError(f"Input {name[:60]!r} needs a 'shape': a non-empty list of non-negative integers.")
     if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise RequestError(f"Input {name[:60]!r} has datatype {str(datatype)[:20]!r}; use one of {sorted(DATATYPES)}.")
+    return shape, datatype
 
 
 def model_input(tensors: list[Tensor], model: ServedModel) -> Any:
