@@ -772,6 +772,12 @@ def deployments(name, show_history, limit, as_json) -> None:
     headers = ["name", "serves", "target", "state", "active", "prev", "canary", "restarts", "url"]
     for line in table(rows, headers, right=[7]):
         click.echo(line)
+    from .loop import awaiting
+
+    for d in deps:
+        held = awaiting(ws, d.name)
+        if held is not None:
+            click.echo(f"{d.name}: v{held.version} awaits approval; `aidevops deployments {d.name}` shows its evidence")
 
 
 def _v(version) -> str:

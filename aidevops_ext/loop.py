@@ -621,11 +621,13 @@ def approve(ws: Workspace | None, name: str, *, reason: str = "", actor: str | N
 
     ws = (ws or Workspace.discover()).ensure()
     actor = actor or default_actor()
+    reason = _reason(reason)
     r = _pending(ws, name)
     why = f"approved v{r.version} of retraining #{r.id}" + (f": {reason}" if reason else "")
     manager.switch(ws, name, r.version, reason=why, actor=actor, operation="approve")
     previous = alias_version(ws, r.model, CHAMPION)
     set_alias(ws, r.model, CHAMPION, r.version)
+    _decided(ws, r.model, r.version, f"approved by {actor}" + (f": {reason}" if reason else ""))
     message = f"approved by {actor}" + (f" ({reason})" if reason else "") + f": {name} switched to v{r.version}"
     if previous and previous != r.version:
         message += f"; champion moved from v{previous}"
@@ -642,10 +644,12 @@ def reject(ws: Workspace | None, name: str, *, reason: str = "", actor: str | No
 
     ws = (ws or Workspace.discover()).ensure()
     actor = actor or default_actor()
+    reason = _reason(reason)
     r = _pending(ws, name)
     dep = manager.get(ws, name)
     if alias_version(ws, r.model, CHALLENGER) == r.version:
         delete_alias(ws, r.model, CHALLENGER)
+    _decided(ws, r.model, r.version, f"rejected by {actor}" + (f": {reason}" if reason else ""))
     why = f"rejected v{r.version} of retraining #{r.id}" + (f": {reason}" if reason else "")
     entry = DeployStore(ws).record(
         name, "reject", from_version=dep.active_version, to_version=r.version, reason=why, actor=actor
@@ -653,6 +657,25 @@ def reject(ws: Workspace | None, name: str, *, reason: str = "", actor: str | No
     message = f"rejected by {actor}" + (f" ({reason})" if reason else "") + f"; {name} keeps v{dep.active_version}"
     _update(ws, r.id, status=REJECTED, message=message)
     return entry
+
+
+def _reason(reason: str) -> str:
+    """A decision's reason, as the API takes it (at most 500 characters of text)."""
+    if not isinstance(reason, str) or len(reason) > 500:
+        raise ConfigError("--reason must be text of at most 500 characters.")
+    return reason.strip()
+
+
+def _decided(ws: Workspace, model: str, version: str, decision: str) -> None:
+    """The version's registry tags say what a person decided (and no longer that it awaits approval)."""
+    from .registry.connection import client  # noqa: PLC0415
+
+    c = client(ws)
+    try:
+        c.set_model_version_tag(model, version, "aidevops.approval", decision[:5000])
+        c.delete_model_version_tag(model, version, "aidevops.awaiting_approval")
+    except Exception:  # noqa: BLE001 - the decision is recorded in the history; the tags are a courtesy
+        pass
 
 
 def _pending(ws: Workspace, name: str) -> Retraining:

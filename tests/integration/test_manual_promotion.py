@@ -118,6 +118,11 @@ def aliases(root: Path) -> dict:
     return models[MODEL]["aliases"]
 
 
+def version_tags(root: Path, version: str) -> dict:
+    versions = json.loads(ok(aidevops(root, "models", MODEL, "--json")))[0]["versions"]
+    return next(v for v in versions if v["version"] == version).get("tags") or {}
+
+
 def run_record(root: Path, run_id: str) -> dict:
     return json.loads(ok(aidevops(root, "show", run_id, "--json")))
 
@@ -153,8 +158,10 @@ def test_with_live_labels_on_the_share_is_capped_and_the_version_awaits_approval
     assert held["gate"]["passed"] is True and held["gate"]["summary"].startswith("Gate passed")
     assert held["live_since"] and held["trigger"].startswith("retrained by hand")
     assert aliases(root) == {"champion": "1", "challenger": "2"}
+    assert version_tags(root, "2")["aidevops.awaiting_approval"] == "true"
     listing = ok(aidevops(root, "deployments", NAME))
     assert "awaiting  v2" in listing and f"aidevops approve {NAME}" in listing
+    assert f"{NAME}: v2 awaits approval" in ok(aidevops(root, "deployments"))
 
 
 def test_approve_switches_and_moves_champion_and_reject_drops_the_next_one(deployed):
@@ -164,6 +171,8 @@ def test_approve_switches_and_moves_champion_and_reject_drops_the_next_one(deplo
     now = status(root)
     assert now["active_version"] == "2" and now["awaiting_approval"] is None
     assert aliases(root)["champion"] == "2"
+    tags = version_tags(root, "2")
+    assert tags["aidevops.approval"].startswith("approved by") and "aidevops.awaiting_approval" not in tags
     approved = next(h for h in now["history"] if h["operation"] == "approve")
     assert approved["to_version"] == "2" and "checked the drifted rows by hand" in approved["reason"]
     assert approved["actor"]
@@ -178,6 +187,7 @@ def test_approve_switches_and_moves_champion_and_reject_drops_the_next_one(deplo
     now = status(root)
     assert now["active_version"] == "2" and now["awaiting_approval"] is None
     assert aliases(root) == {"champion": "2"}, "the rejected version loses challenger; champion stays"
+    assert version_tags(root, "3")["aidevops.approval"].startswith("rejected by")
     rejected = next(h for h in now["history"] if h["operation"] == "reject")
     assert rejected["to_version"] == "3" and "not this one" in rejected["reason"]
     assert json.loads(ok(aidevops(root, "retrains", NAME, "--json")))[-1]["status"] == "rejected"
