@@ -126,7 +126,7 @@ def series(
     version = dep.active_version
     cfg = monitor_config(dep)
     task, profile = _reference(ws, dep.model, version)
-    win = read_window(db, dep.model, version, rows=cfg.window * HISTORY_WINDOWS, deployment=dep.name)
+    win = read_window(db, dep.model, version, rows=cfg.window * HISTORY_WINDOWS, deployment=dep.name, inputs=False)
     feedback = (
         read_feedback(db, dep.model, version=version, first_id=win.first_id, last_id=win.last_id, deployment=dep.name)
         if win.first_id is not None
@@ -146,7 +146,7 @@ def series(
         if task
         else []
     )
-    newest = [p for p, t in zip(win.row_predictions, win.row_ts) if t >= start][-cfg.window :]
+    newest = [p for p, t in zip(win.predictions, win.prediction_ts) if t >= start][-cfg.window :]
     return {
         "deployment": dep.name,
         "model": dep.model,

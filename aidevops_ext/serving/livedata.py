@@ -88,11 +88,14 @@ def read_window(
     n_features: int | None = None,
     after_id: int = 0,
     deployment: str | None = None,
+    inputs: bool = True,
 ) -> LiveWindow:
     """The newest `rows` logged input rows of `model` `version` (any version when None), with their requests.
 
     Requests without logged inputs (refused ones, or a pyfunc's non-numeric frames) count toward the
     request statistics of the window but add no rows. `after_id`: ignore log entries up to this id.
+    `inputs=False`: the same window without its input rows (`rows`, `row_*` and `frame` left empty), for
+    readers of its predictions and requests only (a chart's accuracy curve): the blobs are neither read nor decoded.
     """
     empty = LiveWindow(model, version, np.zeros((0, n_features or 0), np.float32), [], [], np.zeros(0))
     conn = _open(db)
@@ -100,12 +103,18 @@ def read_window(
         return empty
     try:
         where, args = _where(*_scope(model, deployment), ("version = ?", version), ("id > ?", int(after_id)))
+        # without inputs: an empty blob or text marks a row that has them (the window counts them), never decoded
+        logged = (
+            "inputs, predictions, frame"
+            if inputs
+            else "CASE WHEN inputs IS NULL THEN NULL ELSE x'' END, predictions, CASE WHEN frame IS NULL THEN NULL ELSE '' END"
+        )
         picked: list[tuple] = []
         have, before = 0, None
         while have < rows:
             clause = where + ("" if before is None else " AND id < ?")
             batch = conn.execute(
-                f"SELECT id, request_id, ts, status, latency_ms, n_features, input_rows, row_step, inputs, predictions, frame "
+                f"SELECT id, request_id, ts, status, latency_ms, n_features, input_rows, row_step, {logged} "
                 f"FROM request_log WHERE {clause} ORDER BY id DESC LIMIT {_BATCH}",
                 args + ([] if before is None else [before]),
             ).fetchall()
@@ -148,7 +157,7 @@ def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n
             pred_ids += [f"{rid}:{i}" for i in range(len(p))]
             preds += p
             pred_ts += [ts] * len(p)
-        if fjson is not None:
+        if fjson:
             sample = orjson.loads(fjson)
             step = step or 1
             frames.append((sample["columns"], sample["data"]))
@@ -158,7 +167,7 @@ def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n
                 f_preds.append(p[r] if isinstance(p, list) and r < len(p) else None)
                 f_ts.append(ts)
             continue
-        if blob is None or not input_rows or (width is not None and nf != width):
+        if not blob or not input_rows or (width is not None and nf != width):
             continue
         width = nf
         block = np.frombuffer(blob, dtype="<f4").reshape(input_rows, nf)

@@ -287,36 +287,38 @@ def percentile_from_bins(hist: np.ndarray, lowest: np.ndarray, highest: np.ndarr
     """The q-th percentile of each row's histogram (None for an empty row), as NumPy's linear method reads it
     from sorted values, each value placed by its rank inside its bin (geometric, between the bin's edges)
     and kept within the row's smallest and largest latency: exact when a bucket holds one distinct latency,
-    otherwise within one bin."""
-    hist = np.atleast_2d(hist)
+    otherwise within one bin. Every row at once."""
+    hist = np.atleast_2d(np.asarray(hist, np.int64))
+    lowest = np.asarray(lowest, np.float64).reshape(-1)
+    highest = np.asarray(highest, np.float64).reshape(-1)
     total = hist.sum(axis=1)
+    full = total > 0
+    h = np.maximum(total - 1, 0) * q / 100.0
+    k = np.floor(h)
+    below = _ranked(hist, k, lowest, highest)
+    above = _ranked(hist, np.minimum(k + 1, np.maximum(total - 1, 0)), lowest, highest)
+    value = below + (h - k) * (above - below)
+    return [float(v) if ok else None for v, ok in zip(value.tolist(), full.tolist())]
+
+
+_LOWER = np.concatenate([[-np.inf], _EDGES])  # bin b holds [_LOWER[b], _UPPER[b])
+_UPPER = np.concatenate([_EDGES, [np.inf]])
+
+
+def _ranked(hist: np.ndarray, rank: np.ndarray, lowest: np.ndarray, highest: np.ndarray) -> np.ndarray:
+    """The estimated rank-th smallest value (0-based) of each row's histogram."""
     cum = np.cumsum(hist, axis=1)
-    out: list[float | None] = []
-    for r in range(hist.shape[0]):
-        n = int(total[r])
-        if not n:
-            out.append(None)
-            continue
-        h = (n - 1) * q / 100.0
-        k = int(math.floor(h))
-        below = _ranked(cum[r], hist[r], k, lowest[r], highest[r])
-        above = _ranked(cum[r], hist[r], min(k + 1, n - 1), lowest[r], highest[r])
-        out.append(float(below + (h - k) * (above - below)))
-    return out
-
-
-def _ranked(cum: np.ndarray, counts: np.ndarray, k: int, lowest: float, highest: float) -> float:
-    """The estimated k-th smallest value (0-based) of a histogram."""
-    b = int(np.searchsorted(cum, k, side="right"))
-    before = int(cum[b - 1]) if b else 0
-    lo = LATENCY_EDGES_MS[b - 1] if b else min(lowest, LATENCY_EDGES_MS[0])
-    hi = LATENCY_EDGES_MS[b] if b < len(LATENCY_EDGES_MS) else max(highest, LATENCY_EDGES_MS[-1])
-    lo, hi = max(lo, lowest), min(hi, highest)
-    if hi <= lo:
-        return float(lo)
-    frac = (k - before + 0.5) / int(counts[b])
-    value = lo * (hi / lo) ** frac if lo > 0 else lo + (hi - lo) * frac
-    return float(min(max(value, lowest), highest))
+    b = (cum > rank[:, None]).argmax(axis=1)
+    rows = np.arange(hist.shape[0])
+    before = np.where(b > 0, cum[rows, np.maximum(b - 1, 0)], 0)
+    count = np.maximum(hist[rows, b], 1)
+    lo = np.maximum(_LOWER[b], lowest)
+    hi = np.minimum(_UPPER[b], highest)
+    frac = (rank - before + 0.5) / count
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inside = np.where(lo > 0, lo * (hi / np.where(lo > 0, lo, 1)) ** frac, lo + (hi - lo) * frac)
+    value = np.where(hi <= lo, lo, inside)
+    return np.clip(np.nan_to_num(value), lowest, highest)
 
 
 def logged_rows(
