@@ -21,6 +21,7 @@ QUICK = (
     "tests/api/",
     "tests/serving/test_parsing.py",
     "tests/serving/test_slots.py",
+    "tests/serving/test_rollups.py",
     "tests/deploy/test_store.py",
 )
 
