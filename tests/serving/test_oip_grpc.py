@@ -220,11 +220,15 @@ def test_grpc_requests_are_logged_and_counted(abc, reg):
     assert [r[1] for r in rows if r[0] == 200] == [3, 3, 3] and any("takes 3" in (r[2] or "") for r in rows)
 
 
-def test_grpc_port_in_use_fails_before_the_model_loads(reg, abc):
+@pytest.mark.parametrize(
+    "grpc_port,needle", [("in use", "in use"), ("70000", "between 1 and 65535"), ("same", "HTTP port")]
+)
+def test_a_grpc_port_that_cannot_serve_is_refused_in_one_sentence(reg, abc, grpc_port, needle):
     port = free_port()
+    given = {"in use": str(abc.grpc_port), "same": str(port)}.get(grpc_port, grpc_port)
     proc = subprocess.run(
         [sys.executable, "-m", "aidevops_ext.serving", "models:/abc@champion", "--port", str(port)]
-        + ["--grpc-port", str(abc.grpc_port)],
+        + ["--grpc-port", given],
         cwd=REPO,
         env=server_env(reg),
         capture_output=True,
@@ -232,7 +236,19 @@ def test_grpc_port_in_use_fails_before_the_model_loads(reg, abc):
         timeout=120,
     )
     assert proc.returncode != 0
-    assert f"gRPC port {abc.grpc_port}" in proc.stderr and "--grpc-port" in proc.stderr, proc.stderr[-500:]
+    error = proc.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: ") and needle in error and "--grpc-port" in error, proc.stderr[-500:]
+
+
+def test_grpc_port_is_for_local_deployments():
+    from click.testing import CliRunner
+
+    from aidevops_ext.cli import main
+
+    result = CliRunner().invoke(main, ["deploy", "abc@champion", "--target", "kubernetes", "--grpc-port", "9000"])
+    assert result.exit_code == 2 and "--grpc-port is for local deployments" in result.output
+    for command in ("serve", "deploy"):
+        assert "--grpc-port" in CliRunner().invoke(main, [command, "--help"]).output
 
 
 def test_our_messages_have_the_field_numbers_of_tritonclients(abc):
