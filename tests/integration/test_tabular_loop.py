@@ -57,6 +57,8 @@ def deployed(tmp_path_factory):
     spec = yaml.safe_load(spec_path.read_text())
     for metric in ("accuracy", "roc_auc"):
         spec["gate"][metric]["min_absolute_change"] = -0.05
+    # this loop trains on the labelled live rows and switches by itself (new projects ask first: manual)
+    spec.update(promote="auto", retrain={**(spec.get("retrain") or {}), "live_labels": True})
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = aidevops(root, "run", "ci")
     assert out.returncode == 0, out.stderr[-3000:]
