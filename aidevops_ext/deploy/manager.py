@@ -231,6 +231,8 @@ def _deploy(
             _clean_up_processes(existing)  # what is left of a dead or failed run of this deployment
             if port is None and existing.port and existing.target == "local":
                 port = _reusable_port(host, existing.port)  # a restarted deployment keeps its address if it can
+            if grpc_port is None and deployment_grpc_port(existing) and existing.target == "local":
+                grpc_port = _reusable_port(host, deployment_grpc_port(existing) or 0) or None  # and its gRPC one
         check_port_free(host, port or 0)  # before the registry: a taken port fails at once
         if grpc_port is not None:
             from ..serving.server import check_grpc_port  # noqa: PLC0415

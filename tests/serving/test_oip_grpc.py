@@ -284,5 +284,9 @@ def test_a_deployment_serves_grpc_from_its_slots_canary_included(reg, monkeypatc
         assert set(versions) == {"1", "2"}, versions
         with pytest.raises(ConfigError, match="--grpc-port"):
             manager.deploy(reg.ws, "abc/2", name=name, grpc_port=free_port())
+        manager.undeploy(reg.ws, name, reason="deployed again below")
+        again = manager.deploy(reg.ws, "abc@champion", name=name).deployment  # no --grpc-port: it keeps its own
+        assert manager.deployment_grpc_port(again) == grpc_port
+        assert client.infer("abc", [_fp32(X)]).get_response().model_version == "1"
     finally:
         manager.undeploy(reg.ws, name, reason="test finished")
