@@ -28,7 +28,24 @@ def awaiting_lines(name: str, held: dict | None) -> list[str]:
         *([f"    compared  {gate['compared_on']}"] if gate.get("compared_on") else []),
         f"    trigger   {held.get('trigger') or '-'}",
         f"    live rows {live}{since}",
+        *_shadow_line(held.get("shadow")),
     ]
+
+
+def _shadow_line(sh: dict | None) -> list[str]:
+    """The held version's shadow evidence, when it was shadowed: agreement, and both accuracies once labelled."""
+    if not sh:
+        return []
+    agreement = sh.get("agreement_rate")
+    text = f"agreement {agreement:.3f} on {sh.get('requests', 0)} mirrored requests" if agreement is not None else ""
+    active, shadow = sh.get("active_accuracy"), sh.get("shadow_accuracy")
+    if active and shadow:
+        text += (
+            f"; accuracy v{sh['version']} {shadow['value']:.3f} [{shadow['low']:.3f}, {shadow['high']:.3f}] vs "
+            f"v{sh.get('active_version')} {active['value']:.3f} [{active['low']:.3f}, {active['high']:.3f}] "
+            f"on {shadow['labels']} labels"
+        )
+    return [f"    shadow    {text or 'no mirrored requests yet'}"]
 
 
 def _decide(name: str, reason: str, as_json: bool, decision: str) -> None:

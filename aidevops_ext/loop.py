@@ -547,10 +547,12 @@ def _write_evidence(
     event = AlertStore(ws.deploy_db).event(alert_event_id) if alert_event_id is not None else None
     reasons = [str(r) for r in registration.get("reasons") or []]
     passed = bool(registration.get("gate_passed"))
+    headline = _gate_headline(ws, registration)
     evidence = {
         "gate": {
             "passed": passed,
-            "summary": f"Gate {'passed' if passed else 'failed'}" + (f": {reasons[0]}" if reasons else ""),
+            "summary": f"Gate {'passed' if passed else 'failed'}: "
+            + (headline or (reasons[0] if reasons else "no reason recorded")),
             "reasons": reasons,
             "compared_on": registration.get("compared_on"),
             "comparison": registration.get("comparison"),
@@ -564,6 +566,18 @@ def _write_evidence(
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(evidence, indent=1, default=str), encoding="utf-8")
     tmp.replace(path)
+
+
+def _gate_headline(ws: Workspace, registration: dict[str, Any]) -> str | None:
+    """The gate's own comparison of the registered version (`accuracy 0.9638 vs v1 0.9499 on 359 rows`), if any."""
+    from .gate import GateDecision  # noqa: PLC0415
+    from .registry.connection import client  # noqa: PLC0415
+
+    try:
+        mv = client(ws).get_model_version(str(registration["model"]), str(registration["version"]))
+        return GateDecision.from_dict(json.loads(mv.tags["gate.decision"])).headline()
+    except Exception:  # noqa: BLE001 - no decision tag (a custom register step): the reasons say it
+        return None
 
 
 def _iso(ts: float | None) -> str | None:
@@ -588,6 +602,8 @@ def awaiting(ws: Workspace, name: str) -> Retraining | None:
 
 def awaiting_approval(ws: Workspace, name: str) -> dict[str, Any] | None:
     """The API's `awaiting_approval` of deployment `name` (api/models.py AwaitingApproval), or None."""
+    from .deploy.shadow import report as shadow_report  # noqa: PLC0415
+
     r = awaiting(ws, name)
     if r is None:
         return None
@@ -607,6 +623,7 @@ def awaiting_approval(ws: Workspace, name: str) -> dict[str, Any] | None:
         "live_rows": int(evidence.get("live_rows", r.live_rows or 0) or 0),
         "live_since": _iso(evidence.get("live_since")),
         "since": _iso(r.finished),
+        "shadow": shadow_report(ws, name, None, version=r.version),  # `aidevops shadow NAME VERSION`'s evidence
     }
 
 

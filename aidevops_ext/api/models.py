@@ -466,6 +466,9 @@ class AwaitingApproval(Answer):
     live_rows: int = Field(default=0, description="Labelled live rows that joined its training data.")
     live_since: str | None = Field(default=None, description="When the oldest of those rows was logged (ISO 8601).")
     since: str | None = Field(default=None, description="When it began to await approval (ISO 8601).")
+    shadow: ShadowSummary | None = Field(
+        default=None, description="Its evidence from mirrored live traffic, if it was shadowed (`aidevops shadow`)."
+    )
 
 
 class Deployment(Answer):

@@ -89,18 +89,22 @@ def _remember(store: Any, dep: Any, version: str | None) -> None:
     store.update(dep.name, options=json.dumps(options))
 
 
-def report(ws: Workspace, name: str, slots: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The shadow's evidence: the running shadow's (from the live `slots`), else the last one logged; None if none."""
+def report(ws: Workspace, name: str, slots: dict[str, Any] | None, version: str | None = None) -> dict[str, Any] | None:
+    """The shadow's evidence: of `version` if given (None when it was never shadowed), else the running shadow's
+    (from the live `slots`), else the last one logged; None if there is none."""
     from ..serving.shadow import summary  # noqa: PLC0415
 
     live = (slots or {}).get("shadow")
-    version = live.get("version") if isinstance(live, dict) else None
-    out = summary(ws.deploy_db, name, version)
-    if out is None:
+    running = live.get("version") if isinstance(live, dict) else None
+    if version is not None and not ws.deploy_db.is_file():
         return None
-    out["running"] = version is not None
-    out["dropped"] = int(live.get("dropped") or 0) if isinstance(live, dict) else 0
-    out["mirrored"] = int(live.get("mirrored") or 0) if isinstance(live, dict) else None
+    out = summary(ws.deploy_db, name, version or running)
+    if out is None or (version is not None and out["requests"] == 0 and running != version):
+        return None
+    here = isinstance(live, dict) and running == out["version"]
+    out["running"] = here
+    out["dropped"] = int(live.get("dropped") or 0) if here else 0
+    out["mirrored"] = int(live.get("mirrored") or 0) if here else None
     return out
 
 

@@ -67,6 +67,15 @@ def test_shadow_a_version_then_read_agreement_and_accuracies_from_the_monitor(re
     assert out.returncode == 0, out.stderr
     after = manager.monitor_summary(reg.ws, name, refresh=False)["shadow"]
     assert after["version"] == "2" and after["running"] is False  # the evidence stays for approval
+    # what an approval shows for v2 (loop.awaiting_approval): the same evidence; none for a version never shadowed
+    from aidevops_ext.cli_approval import _shadow_line
+    from aidevops_ext.deploy.shadow import report
+
+    held = report(reg.ws, name, None, version="2")
+    assert held["requests"] == after["requests"] and held["shadow_accuracy"]["labels"] == len(X)
+    assert report(reg.ws, name, None, version="1") is None
+    (line,) = _shadow_line(held)
+    assert line.strip().startswith("shadow    agreement") and f"on {len(X)} labels" in line
     ops = [(h.operation, h.to_version, h.ok) for h in manager.history(reg.ws, name)]
     assert ("shadow", "2", True) in ops and ("shadow_stop", "2", True) in ops
 
