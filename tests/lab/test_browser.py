@@ -77,21 +77,32 @@ def no_live_deployment(client, shown):
     refresh(shown)
 
 
-@pytest.fixture
-def deployed(client, shown, versions, no_other_deployment):
-    """MODEL serves its champion under its own name with no canary, as the panel shows it."""
-    champion, _ = versions
+def serve(client, page, champion: str, canary: str | None = None) -> dict:
+    """MODEL serving `champion` under its own name, with `canary` at 25 % or no canary, as the panel shows it.
+    Only what differs is changed, so the history keeps what the tests before did."""
     dep = next((d for d in live_deployments(client) if d["name"] == MODEL), None)
     if dep is None:
         dep = change(client, "POST", "deployments", model=MODEL, alias="champion")["deployment"]
-    if dep["canary_version"]:
+    wanted = (champion, canary, 0.25 if canary else 0.0)
+    if dep["canary_version"] and (dep["active_version"], dep["canary_version"], dep["canary_share"]) != wanted:
         dep = change(client, "POST", f"deployments/{MODEL}/canary", clear=True)["deployment"]
     if dep["active_version"] != champion:
         dep = change(client, "POST", "deployments", model=MODEL, version=champion)["deployment"]
-    refresh(shown)
-    expect(card(shown).locator(".jp-aidevops-active")).to_have_text(f"v{champion}", timeout=30_000)
-    expect(card(shown).locator(".jp-aidevops-health")).to_have_text("healthy", timeout=SLOW_MS)
+    if canary and dep["canary_version"] != canary:
+        dep = change(client, "POST", f"deployments/{MODEL}/canary", version=canary, share=0.25)["deployment"]
+    refresh(page)
+    expect(card(page).locator(".jp-aidevops-active")).to_have_text(f"v{champion}", timeout=30_000)
+    expect(card(page).locator(".jp-aidevops-canary-share")).to_have_text(
+        f"v{canary} gets 25 % of requests" if canary else "—", timeout=30_000
+    )
+    expect(card(page).locator(".jp-aidevops-health")).to_have_text("healthy", timeout=SLOW_MS)
     return dep
+
+
+@pytest.fixture
+def deployed(client, shown, versions, no_other_deployment):
+    """MODEL serves its champion under its own name with no canary, as the panel shows it."""
+    return serve(client, shown, versions[0])
 
 
 @pytest.fixture
@@ -103,15 +114,9 @@ def no_other_deployment(client):
 
 
 @pytest.fixture
-def canaried(client, shown, deployed, versions):
+def canaried(client, shown, versions, no_other_deployment):
     """The deployment of the champion with the other version as a 25 % canary."""
-    _, other = versions
-    if deployed["canary_version"] != other or deployed["canary_share"] != 0.25:
-        change(client, "POST", f"deployments/{MODEL}/canary", version=other, share=0.25)
-    refresh(shown)
-    expect(card(shown).locator(".jp-aidevops-canary-share")).to_have_text(
-        f"v{other} gets 25 % of requests", timeout=30_000
-    )
+    return serve(client, shown, versions[0], canary=versions[1])
 
 
 def refresh(page) -> None:
@@ -349,6 +354,15 @@ def test_a_version_awaiting_approval_shows_its_evidence_and_reject_keeps_serving
     assert re.fullmatch(r"120 labelled live rows, logged since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", rows), rows
     assert f"#{held}" in box.inner_text()
     shot(page, "deploy-panel-approval", card(page))
+    widen_left_sidebar(page, 330)  # the evidence and both buttons fit JupyterLab's default sidebar too
+    try:
+        edge = panel(page).bounding_box()
+        assert panel(page).evaluate("el => el.scrollWidth - el.clientWidth") <= 1, "the panel scrolls sideways"
+        for part in ("button.jp-aidevops-reject", ".jp-aidevops-approval-rows", ".jp-aidevops-gate-summary"):
+            box_of = box.locator(part).bounding_box()
+            assert box_of["x"] + box_of["width"] <= edge["x"] + edge["width"] + 1, f"{part} is cut off at the edge"
+    finally:
+        widen_left_sidebar(page, 900)
     box.locator("button.jp-aidevops-reject").click()
     dialog = page.locator(".jp-Dialog")
     assert (
