@@ -318,7 +318,10 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
     infer_op = {
         "summary": "Open Inference Protocol inference",
         "description": "The answer's X-Request-ID header is the server's id for the request (send it to /feedback); "
-        "the body's `id` echoes the request's `id` when it has one.",
+        "the body's `id` echoes the request's `id` when it has one. The binary tensor data extension is "
+        "accepted too: an Inference-Header-Content-Length header gives the length of a JSON header, which the "
+        "inputs' raw little-endian bytes follow (parameters.binary_data_size on each); outputs asked for with "
+        "parameters.binary_data (or the request parameter binary_data_output) come back the same way.",
         "parameters": [name_param],
         "requestBody": {"required": True, "content": _json_content(_ref("InferRequest"))},
         "responses": _responses(
