@@ -185,10 +185,10 @@ class Flood:
     def generator(self, seconds: float, concurrency: int, batch: int) -> subprocess.Popen:
         """The flood's client process: prints {"predictions", "feedback", "labels", "errors"} when done."""
         client_cpus = CLIENT_CPUS
-        args = [self.url, self.token(), str(seconds), str(concurrency), str(batch)]
+        args = [self.url, str(seconds), str(concurrency), str(batch)]
         return subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--generate", *args],
-            env=_env(self.root),
+            env=_env(self.root, FLOOD_FEEDBACK_TOKEN=self.token()),  # a token is never put on a command line
             stdout=subprocess.PIPE,
             text=True,
             preexec_fn=(lambda: os.sched_setaffinity(0, client_cpus)) if client_cpus else None,
@@ -302,12 +302,11 @@ def main() -> int:
     p.add_argument("--compact-seconds", type=float, default=1.0, help="compaction interval (the server's default: 30)")
     p.add_argument("--monitor-seconds", type=float, default=5.0, help="live monitor interval (the default: 5)")
     p.add_argument("--workspace", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    p.add_argument(
-        "--generate", nargs=5, metavar=("URL", "TOKEN", "SECONDS", "CONCURRENCY", "BATCH"), help=argparse.SUPPRESS
-    )
+    p.add_argument("--generate", nargs=4, metavar=("URL", "SECONDS", "CONCURRENCY", "BATCH"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.generate:
-        url, token, seconds, concurrency, batch = args.generate
+        url, seconds, concurrency, batch = args.generate
+        token = os.environ["FLOOD_FEEDBACK_TOKEN"]
         print(json.dumps(asyncio.run(_generate(url, token, float(seconds), int(concurrency), int(batch)))))
         return 0
 

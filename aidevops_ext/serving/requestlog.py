@@ -206,6 +206,8 @@ class RequestLog:
                     for _ in entries:
                         queue.popleft()
                 self.written += len(batch)
+                if self.compactor is not None:  # a flood wakes it before its interval is up
+                    self.compactor.written(requests=len(batch), size_bytes=sum(row[-1] for row in batch))
 
     def _row(self, entry: tuple) -> tuple:
         rid, ts, model, version, alias, protocol, status, latency_ms, X, preds, error = entry
@@ -280,6 +282,8 @@ class RequestLog:
             except sqlite3.Error:
                 conn.execute("ROLLBACK")
                 raise
+        if self.compactor is not None:
+            self.compactor.written(labels=len(values))
         return len(values), refused
 
 
