@@ -1,26 +1,35 @@
-"""Panel API benchmark: the Monitor panel's summary endpoint with 100,000 logged requests.
+"""Panel API benchmark: the Monitor panel's endpoints at 100,000 and at 10,000,000 logged requests.
 
-    python benchmarks/panel_api.py [--requests 100000] [--calls 200] [--keep]
+    python benchmarks/panel_api.py [--requests 100000] [--big 10000000] [--calls 200] [--keep]
 
 Set-up (a temporary workspace): `aidevops run ci` registers ci-digits; it is deployed locally and sent
-2,000 real requests (half labelled), then the request log is grown to --requests rows by copying those
-logged rows with timestamps spread over the last hour (what an hour of traffic at ~28 req/s leaves).
-A real Jupyter server with the extension serves the API on 127.0.0.1 (token auth).
+2,000 real requests (half labelled), and the deployment is stopped. Its request log is then grown to
+--requests rows by copying those logged rows (a recursive CTE inside SQLite) with timestamps spread over the
+hour before them, and their rollups (serving/rollups.py) are written from the same rows with NumPy. The
+deployment is started again (the server's compactor is off: AIDEVOPS_COMPACT_SECONDS, so the grown log
+stays) and a real Jupyter server with the extension serves the API on 127.0.0.1 (token auth). Then the
+deployment is stopped again, the log grown to --big rows over the week before (the longest chart), and
+everything is timed again.
 
-Timed, one client, sequential calls, median and p95 of --calls after 5 warm-up calls:
-  ours      GET /aidevops/api/deployments/NAME/monitor   the latest monitor pass (what the panel polls)
-  series    GET /aidevops/api/deployments/NAME/series    60 one-minute buckets over the whole log + accuracy curve
-  recompute GET .../monitor?refresh=1                    a full monitor pass on demand (drift, quality, alerts)
-  peer      pandas: read the hour's request log (100k rows) and compute the same request statistics
+Timed at each size, one client, sequential calls, median and p95 after 5 warm-up calls:
+  summary   GET /aidevops/api/deployments/NAME/monitor   the latest monitor pass (what the panel polls)
+  series    GET .../series                                60 one-minute buckets over the last hour + accuracy curve
+  panel     GET .../series?minutes=10&buckets=120         what the Monitor panel polls every 3 s
+  recompute GET .../monitor?refresh=1                     a full monitor pass on demand (drift, quality, alerts)
+  peer      pandas: read the hour's request log and compute the same request statistics
             (count, error rate, latency percentiles), the way a notebook dashboard polling the log would
-Also printed: the model server's CPU seconds spent answering the --calls summary polls (from
-/proc/<pid>/stat), i.e. what polling costs the server. Target: ours <= 20 ms median.
+At the big size also: a week's series (1000 buckets), the monitor's first-pass window count (the rollups'
+sum, what a restarted server does), the request-log writer's sustained insert rate (rows/s through
+RequestLog, batched, rollups included, into the big file, and without rollups for comparison), and the
+file's bytes per logged row. Targets: summary and series <= 20 ms at 100k, series <= 200 ms and a monitor
+pass <= 100 ms at 10M, insert >= 50,000 rows/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import shutil
@@ -34,15 +43,29 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+
+from aidevops_ext import db as deploydb
+from aidevops_ext.deploy import observe
+from aidevops_ext.serving import ServingConfig, rollups
+from aidevops_ext.serving import requestlog as requestlog_module
+from aidevops_ext.serving.requestlog import RequestLog
+from aidevops_ext.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "ci-digits"
 NAME = "bench-panel"
 TARGET_MS = 20.0
+BIG_SERIES_MS = 200.0
+BIG_PASS_MS = 100.0
+INSERT_TARGET = 50_000
+CHUNK = 1_000_000
+WEEK = 7 * 86400
 
 
 def aidevops(root: Path, *args: str) -> str:
-    env = dict(os.environ, AIDEVOPS_HOME=str(root), MPLBACKEND="Agg")
+    # the compactor off: it would cut the grown log back to the default retention (100,000 rows)
+    env = dict(os.environ, AIDEVOPS_HOME=str(root), MPLBACKEND="Agg", AIDEVOPS_COMPACT_SECONDS="1e9")
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         env.pop(var, None)
     out = subprocess.run(
@@ -58,22 +81,190 @@ def aidevops(root: Path, *args: str) -> str:
     return out.stdout
 
 
-def grow_log(db: Path, target: int) -> int:
-    """Copy the logged rows until the log holds `target` requests, timestamps spread over the last hour."""
-    with sqlite3.connect(db) as conn:
-        cols = [r[1] for r in conn.execute("PRAGMA table_info(request_log)") if r[1] not in ("id",)]
-        have = conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
-        rows = conn.execute(f"SELECT {', '.join(cols)} FROM request_log ORDER BY id").fetchall()
-        now, ts_at = time.time(), cols.index("ts")
-        rid_at = cols.index("request_id")
-        batch = []
-        for i in range(target - have):
-            row = list(rows[i % len(rows)])
-            row[ts_at] = now - 3600 + 3600 * i / max(target - have, 1) - 5
-            row[rid_at] = f"bench-{i}"
-            batch.append(row)
-        conn.executemany(f"INSERT INTO request_log ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", batch)
-        return conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
+def grow_log(db: Path, target: int, end: float, span: float, tag: str) -> tuple[int, float]:
+    """Copy NAME's logged rows until the log holds `target` requests, timestamps spread evenly over [end - span,
+    end), and write the rollups of the copies; (rows in the log, seconds it took)."""
+    t0 = time.perf_counter()
+    conn = deploydb.connect(db)
+    try:
+        conn.execute("PRAGMA cache_size=-400000")  # 400 MB: the indexes' pages stay in memory while appending
+        cols = [r[1] for r in conn.execute("PRAGMA table_info(request_log)") if r[1] not in ("id", "request_id", "ts")]
+        have, first = conn.execute("SELECT count(*), COALESCE(max(id), 0) FROM request_log").fetchone()
+        n = target - have
+        if n <= 0:
+            return have, 0.0
+        conn.execute("DROP TABLE IF EXISTS temp.template")
+        conn.execute(
+            f"CREATE TEMP TABLE template AS SELECT row_number() OVER (ORDER BY id) - 1 AS k, {', '.join(cols)} "
+            "FROM request_log WHERE deployment = ? AND request_id NOT LIKE 'bench-%' ORDER BY id",
+            (NAME,),
+        )
+        kinds = conn.execute("SELECT count(*) FROM temp.template").fetchone()[0]
+        step = span / n
+        for lo in range(0, n, CHUNK):
+            conn.execute("BEGIN")
+            conn.execute(
+                f"WITH RECURSIVE seq(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM seq WHERE i < ?) "
+                f"INSERT INTO request_log (request_id, ts, {', '.join(cols)}) "
+                f"SELECT printf('bench-{tag}-%010d', i), ? + i * ?, {', '.join('t.' + c for c in cols)} "
+                f"FROM seq JOIN temp.template t ON t.k = seq.i % ?",
+                (lo, min(lo + CHUNK, n) - 1, end - span, step, kinds),
+            )
+            conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        _write_rollups(conn, first + 1, n, end - span, step, kinds)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        total = conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
+    finally:
+        conn.close()
+    return total, time.perf_counter() - t0
+
+
+def _write_rollups(conn: sqlite3.Connection, first_id: int, n: int, t0: float, step: float, kinds: int) -> None:
+    """The rollups of the n copied rows (ids first_id.., row i a copy of template row i % kinds at t0 + i*step),
+    computed with NumPy by serving/rollups.py's definitions (bucket, latency bin); they share no bucket with
+    the rows logged before them, which are newer."""
+    tmpl = conn.execute(
+        "SELECT k, deployment, model, version, status, latency_ms, COALESCE(input_rows, 0), predictions "
+        "FROM temp.template ORDER BY k"
+    ).fetchall()
+    keys = sorted({(t[1] or "", t[2], t[3]) for t in tmpl})
+    code = np.array([keys.index((t[1] or "", t[2], t[3])) for t in tmpl])
+    status = np.array([t[4] for t in tmpl])
+    lat = np.array([t[5] for t in tmpl], np.float64)
+    answered = np.where(status == 200, np.array([t[6] for t in tmpl]), 0)
+    labels: list[str] = []
+    per_class = []
+    for t in tmpl:
+        counts: dict[str, int] = {}
+        preds = json.loads(t[7]) if t[7] and t[4] == 200 else None
+        if isinstance(preds, list) and preds and all(isinstance(p, (int, str)) for p in preds):
+            for p in preds:
+                counts[str(p)] = counts.get(str(p), 0) + 1
+        for c in counts:
+            if c not in labels:
+                labels.append(c)
+        per_class.append(counts)
+    classes = np.array([[c.get(label, 0) for label in labels] for c in per_class]).reshape(len(tmpl), len(labels))
+    k = np.arange(n, dtype=np.int64) % kinds
+    bucket = rollups.bucket_of(t0 + np.arange(n, dtype=np.float64) * step)
+    base = int(bucket.min())
+    key = ((bucket - base) // deploydb.ROLLUP_SECONDS) * len(keys) + code[k]
+    groups, group_of = np.unique(key, return_inverse=True)
+    g = len(groups)
+    count = np.bincount(group_of, minlength=g)
+    errors = np.bincount(group_of, weights=(status >= 500)[k], minlength=g)
+    refused = np.bincount(group_of, weights=((status >= 400) & (status < 500))[k], minlength=g)
+    rows = np.bincount(group_of, weights=answered[k], minlength=g)
+    lat_sum = np.bincount(group_of, weights=lat[k], minlength=g)
+    lat_min, lat_max = np.full(g, np.inf), np.full(g, -np.inf)
+    np.minimum.at(lat_min, group_of, lat[k])
+    np.maximum.at(lat_max, group_of, lat[k])
+    last = np.zeros(g, np.int64)
+    np.maximum.at(last, group_of, first_id + np.arange(n, dtype=np.int64))
+    hist = np.bincount(group_of * rollups.N_BINS + rollups.latency_bins(lat)[k], minlength=g * rollups.N_BINS).reshape(
+        g, rollups.N_BINS
+    )
+    by_class = np.stack([np.bincount(group_of, weights=classes[k, c], minlength=g) for c in range(len(labels))], 1)
+    out = []
+    for i in range(g):
+        deployment, model, version = keys[int(groups[i] % len(keys))]
+        nz = np.flatnonzero(hist[i])
+        seen = {labels[c]: int(by_class[i, c]) for c in np.flatnonzero(by_class[i])} if labels else {}
+        out.append(
+            (
+                deployment,
+                base + int(groups[i] // len(keys)) * deploydb.ROLLUP_SECONDS,
+                model,
+                version,
+                int(count[i]),
+                int(errors[i]),
+                int(refused[i]),
+                int(rows[i]),
+                float(lat_sum[i]),
+                float(lat_min[i]),
+                float(lat_max[i]),
+                " ".join(f"{b}:{hist[i, b]}" for b in nz),
+                json.dumps(seen) if seen else None,
+                int(last[i]),
+            )
+        )
+    conn.executemany(
+        "INSERT INTO request_rollup (deployment, bucket, model, version, requests, errors, refused, input_rows, "
+        "latency_sum_ms, latency_min_ms, latency_max_ms, latency_bins, classes, last_id) VALUES "
+        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        out,
+    )
+
+
+def writer_rate(db: Path, rows: int, *, with_rollups: bool = True, tag: str = "") -> tuple[float, float]:
+    """Rows/s the request-log writer sustains into `db`: `rows` single-row digits requests queued, then written
+    in its batches (rollups included unless `with_rollups` is False), as model and deployment bench-writer
+    (kept out of the charted deployment's rows). (rows per wall second, rows per CPU second of this process:
+    the writer is one CPU-bound thread, so the second is what it sustains on a core of its own)."""
+    log = RequestLog(db, ServingConfig(log_queue_size=rows + 1))
+    log.bind("bench-writer")
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 16, (256, 1, 64)).astype(np.float32)
+    now = time.time()
+    prefix = secrets.token_hex(6)  # request ids as the server makes them: a random prefix and a counter
+    for i in range(rows):
+        log.offer(
+            (
+                f"{prefix}-{tag}{i}",
+                now + i / rows,
+                "bench-writer",
+                "1",
+                None,
+                "mlflow",
+                200,
+                1.5,
+                X[i % 256],
+                np.array([i % 10]),
+                None,
+            )
+        )
+    record = requestlog_module.rollups.record
+    if not with_rollups:
+        requestlog_module.rollups.record = lambda *a, **k: 0
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        log.flush()
+        return rows / (time.perf_counter() - wall), rows / (time.process_time() - cpu)
+    finally:
+        requestlog_module.rollups.record = record
+
+
+def timed_cpu(fn, calls: int) -> tuple[float, float]:
+    """(median wall ms, median CPU ms of this process) of `calls` calls after 3 warm-up calls."""
+    for _ in range(3):
+        fn()
+    wall, cpu = [], []
+    for _ in range(calls):
+        w, c = time.perf_counter(), time.process_time()
+        fn()
+        wall.append((time.perf_counter() - w) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
+
+
+def first_pass_count(db: Path, version: str) -> float:
+    """Milliseconds the monitor's first window count takes (a restarted server: the version's rollups summed)."""
+    conn = deploydb.connect(db)
+    try:
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            rollups.logged_rows(conn, MODEL, version, deployment=NAME)
+            times.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(times)
+    finally:
+        conn.close()
+
+
+def file_bytes(db: Path) -> int:
+    return sum(Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists())
 
 
 def free_port() -> int:
@@ -135,10 +326,60 @@ def pandas_peer(db: Path, model: str):
     return run
 
 
+def measure(root: Path, client: httpx.Client, db: Path, calls: int, *, week: bool = False) -> dict[str, tuple]:
+    """Start the deployment, time the panel's endpoints against it, stop it; {name: (median, p95)} and notes."""
+    aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME)
+    dep = json.loads(aidevops(root, "deployments", NAME, "--json"))
+    dep = dep[0] if isinstance(dep, list) else dep
+    url = dep.get("url") or dep["deployment"]["url"]
+    try:
+        for _ in range(120):
+            summary = client.get(f"deployments/{NAME}/monitor", params={"refresh": "1"})
+            if summary.status_code == 200 and summary.json().get("status") == "ok":
+                break
+            time.sleep(1)
+        summary = summary.json()
+        series = client.get(f"deployments/{NAME}/series", params={"minutes": 60, "buckets": 60}).json()
+        charted = sum(series["requests"]["requests"])
+        print(
+            f"  monitor: status {summary['status']}, window of {summary['logged_rows']} rows of v{summary['version']}, "
+            f"{summary.get('completed_windows')} completed windows; the hour's series charts {charted} requests"
+        )
+        out: dict[str, tuple] = {"charted": (charted,)}
+        pid = server_pid(url)
+        cpu0 = cpu_seconds(pid) if pid else None
+        out["summary"] = timed(lambda: client.get(f"deployments/{NAME}/monitor").raise_for_status(), calls)
+        out["cpu_ms_per_poll"] = (((cpu_seconds(pid) - cpu0) * 1000 / calls) if pid else float("nan"),)
+        few = max(20, calls // 10)
+        out["series"] = timed(lambda: client.get(f"deployments/{NAME}/series").raise_for_status(), few)
+        out["panel"] = timed(
+            lambda: client.get(f"deployments/{NAME}/series", params={"minutes": 10, "buckets": 120}).raise_for_status(),
+            few,
+        )
+        if week:
+            out["week"] = timed(
+                lambda: client.get(
+                    f"deployments/{NAME}/series", params={"minutes": 7 * 24 * 60, "buckets": 1000}
+                ).raise_for_status(),
+                few,
+            )
+        out["recompute"] = timed(
+            lambda: client.get(f"deployments/{NAME}/monitor", params={"refresh": "1"}).raise_for_status(), few
+        )
+        out["peer"] = timed(pandas_peer(db, MODEL), few)
+        ws = Workspace(root)
+        out["inproc"] = timed_cpu(lambda: observe.series(ws, NAME), few)
+        return out
+    finally:
+        aidevops(root, "undeploy", NAME)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=100_000)
+    ap.add_argument("--big", type=int, default=10_000_000)
     ap.add_argument("--calls", type=int, default=200)
+    ap.add_argument("--writer-rows", type=int, default=200_000)
     ap.add_argument("--keep", action="store_true", help="Keep the temporary workspace.")
     args = ap.parse_args()
 
@@ -150,14 +391,15 @@ def main() -> None:
         t0 = time.time()
         aidevops(root, "run", "ci")
         aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME)
-        dep = json.loads(aidevops(root, "deployments", NAME, "--json"))
-        dep = dep[0] if isinstance(dep, list) else dep
-        url = dep.get("url") or dep["deployment"]["url"]
         aidevops(root, "simulate", NAME, "--rate", "400", "--duration", "5", "--feedback", "0.5")
-        db = root / ".aidevops" / "deploy.db"
         time.sleep(2)  # the request log's last batch
-        total = grow_log(db, args.requests)
-        print(f"set-up {time.time() - t0:.0f} s: {total} logged requests of {MODEL} in {db}")
+        aidevops(root, "undeploy", NAME)
+        db = root / ".aidevops" / "deploy.db"
+        with sqlite3.connect(db) as conn:
+            oldest = conn.execute("SELECT min(ts) FROM request_log WHERE deployment = ?", (NAME,)).fetchone()[0]
+        hour_end = math.floor(oldest / deploydb.ROLLUP_SECONDS) * deploydb.ROLLUP_SECONDS
+        total, took = grow_log(db, args.requests, hour_end, 3600.0, "hour")
+        print(f"set-up {time.time() - t0:.0f} s: {total} logged requests of {MODEL} in {db} (grown in {took:.1f} s)")
 
         port, token = free_port(), secrets.token_hex(16)
         env = dict(os.environ, AIDEVOPS_HOME=str(root))
@@ -188,39 +430,91 @@ def main() -> None:
                 except httpx.TransportError:
                     pass
                 time.sleep(0.5)
-            summary = client.get(f"deployments/{NAME}/monitor", params={"refresh": "1"}).json()
-            series = client.get(f"deployments/{NAME}/series", params={"minutes": 60, "buckets": 60}).json()
-            charted = sum(series["requests"]["requests"])
-            print(
-                f"monitor summary: status {summary['status']}, {summary['logged_rows']} logged rows of v{summary['version']}; "
-                f"series charts {charted} requests"
-            )
+            print(f"\n{total:,} logged requests:")
+            small = measure(root, client, db, args.calls)
 
-            pid = server_pid(url)
-            cpu0 = cpu_seconds(pid) if pid else None
-            ours = timed(lambda: client.get(f"deployments/{NAME}/monitor").raise_for_status(), args.calls)
-            cpu = (cpu_seconds(pid) - cpu0) if pid else float("nan")
-            ser = timed(lambda: client.get(f"deployments/{NAME}/series").raise_for_status(), max(20, args.calls // 10))
-            recompute = timed(
-                lambda: client.get(f"deployments/{NAME}/monitor", params={"refresh": "1"}).raise_for_status(),
-                max(20, args.calls // 10),
-            )
-        peer = timed(pandas_peer(db, MODEL), max(20, args.calls // 10))
+            big, took = grow_log(db, args.big, hour_end - 3600.0, WEEK - 3600.0, "week")
+            print(f"\ngrew the log to {big:,} requests over a week in {took:.0f} s")
+            with sqlite3.connect(db) as conn:
+                version = conn.execute(
+                    "SELECT version FROM request_rollup WHERE deployment = ? GROUP BY version "
+                    "ORDER BY sum(requests) DESC LIMIT 1",
+                    (NAME,),
+                ).fetchone()[0]
+                charted = conn.execute(
+                    "SELECT sum(requests) FROM request_rollup WHERE deployment = ?", (NAME,)
+                ).fetchone()[0]
+            print(f"  rollups count {charted:,} requests of {NAME} (the log holds {big:,})")
+            runs: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+            for i in range(3):  # alternated: neither gets the warmer cache or the quieter minute every time
+                for with_rollups in (False, True):
+                    runs[with_rollups].append(
+                        writer_rate(db, args.writer_rows, with_rollups=with_rollups, tag=f"{i}{int(with_rollups)}")
+                    )
+            rate, rate_cpu = (statistics.median(r[j] for r in runs[True]) for j in (0, 1))
+            bare, bare_cpu = (statistics.median(r[j] for r in runs[False]) for j in (0, 1))
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                rollup_rows = conn.execute("SELECT count(*) FROM request_rollup").fetchone()[0]
+                try:
+                    rollup_bytes = conn.execute(
+                        "SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'request_rollup%'"
+                    ).fetchone()[0]
+                except sqlite3.OperationalError:  # SQLite without the dbstat table
+                    rollup_bytes = None
+            size = file_bytes(db)
+            first_count = first_pass_count(db, version)
+            print(f"\n{big:,} logged requests:")
+            large = measure(root, client, db, args.calls, week=True)
 
-        print(f"\n{'endpoint':<12} {'median ms':>10} {'p95 ms':>8}   what")
-        print(f"{'ours':<12} {ours[0]:>10.2f} {ours[1]:>8.2f}   GET monitor (latest pass), {args.calls} calls")
+        print(f"\n{'endpoint':<10} {'rows':>11} {'median ms':>10} {'p95 ms':>8}   what")
+        what = {
+            "summary": "GET monitor (the latest pass, what the panel polls)",
+            "series": "GET series (60 one-minute buckets of the last hour + accuracy curve)",
+            "panel": "GET series?minutes=10&buckets=120 (the Monitor panel's chart)",
+            "week": "GET series?minutes=10080&buckets=1000 (a week)",
+            "recompute": "GET monitor?refresh=1 (a full monitor pass now, through Jupyter and the server)",
+            "peer": "pandas read of the hour's log + request stats",
+        }
+        for label, result in ((f"{total:,}", small), (f"{big:,}", large)):
+            for key, text in what.items():
+                if key in result:
+                    med, p95 = result[key]
+                    print(f"{key:<10} {label:>11} {med:>10.2f} {p95:>8.2f}   {text}")
         print(
-            f"{'series':<12} {ser[0]:>10.2f} {ser[1]:>8.2f}   GET series (60 buckets over {charted} requests + accuracy curve)"
+            f"\nmodel server CPU per summary poll: {small['cpu_ms_per_poll'][0]:.2f} ms at {total:,} rows, "
+            f"{large['cpu_ms_per_poll'][0]:.2f} ms at {big:,}"
         )
-        print(f"{'recompute':<12} {recompute[0]:>10.2f} {recompute[1]:>8.2f}   GET monitor?refresh=1 (a full pass now)")
-        print(f"{'peer':<12} {peer[0]:>10.2f} {peer[1]:>8.2f}   pandas read of the hour's log + request stats")
-        print(f"\nratio ours/peer {ours[0] / peer[0]:.3f}; ours/recompute {ours[0] / recompute[0]:.3f}")
+        print(f"monitor's first window count at {big:,} rows (rollups summed): {first_count:.2f} ms")
+        for label, result in ((f"{total:,}", small), (f"{big:,}", large)):
+            wall, cpu = result["inproc"]
+            print(f"series in-process (deploy/observe.py) at {label} rows: {wall:.2f} ms median, {cpu:.2f} ms of CPU")
         print(
-            f"model server CPU for {args.calls} summary polls: {cpu * 1000:.0f} ms "
-            f"({cpu * 1000 / args.calls:.2f} ms a poll; at one poll per 5 s: {cpu / args.calls / 5 * 100:.3f} % of a core)"
+            f"request-log writer, {args.writer_rows:,} single-row requests into the {big:,}-row file, median of 3: "
+            f"{rate:,.0f} rows/s with rollups, {bare:,.0f} without ({rate / bare:.2f}x); per CPU second "
+            f"{rate_cpu:,.0f} with rollups, {bare_cpu:,.0f} without"
         )
         print(
-            f"{'PASS' if ours[0] <= TARGET_MS else 'FAIL'}: summary median {ours[0]:.2f} ms (target <= {TARGET_MS:.0f} ms)"
+            f"file: {size / 1e9:.2f} GB for {rows:,} logged requests = {size / rows:.0f} bytes per logged row "
+            f"(rollups: {rollup_rows:,} rows"
+            + (
+                f", {rollup_bytes / 1e6:.1f} MB = {rollup_bytes / rows:.1f} bytes per logged row)"
+                if rollup_bytes
+                else ")"
+            )
+        )
+        checks = [
+            ("summary median at 100k", small["summary"][0], TARGET_MS),
+            ("series median at 100k", small["series"][0], TARGET_MS),
+            (f"series median at {big:,}", large["series"][0], BIG_SERIES_MS),
+            (f"monitor pass (recompute) median at {big:,}", large["recompute"][0], BIG_PASS_MS),
+        ]
+        for text, value, target in checks:
+            print(f"{'PASS' if value <= target else 'FAIL'}: {text} {value:.2f} ms (target <= {target:.0f} ms)")
+        print(
+            f"{'PASS' if rate >= INSERT_TARGET else 'FAIL'}: sustained insert {rate:,.0f} rows/s "
+            f"({rate_cpu:,.0f} per CPU second; target >= {INSERT_TARGET:,})"
         )
     finally:
         if lab is not None:

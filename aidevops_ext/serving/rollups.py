@@ -266,8 +266,9 @@ def request_series(
     hist = np.zeros((buckets, N_BINS), np.int64)
     for i, count, failed, fastest, slowest, text in found:
         n[i], errors[i], lo[i], hi[i] = count, failed, fastest, slowest
-        pairs = np.asarray(text.replace(":", " ").split(), dtype=np.int64).reshape(-1, 2)
-        np.add.at(hist[i], pairs[:, 0], pairs[:, 1])
+        # "bin:count bin:count ...": parsed in C (a week's chart holds ~2 million pairs; str.split took 0.8 s)
+        pairs = np.fromstring(text.replace(":", " "), dtype=np.int64, sep=" ").reshape(-1, 2)
+        hist[i] = np.bincount(pairs[:, 0], weights=pairs[:, 1], minlength=N_BINS).astype(np.int64)
     percentiles = {q: percentile_from_bins(hist, lo, hi, q) for q in (50, 95, 99)}
     w = float(width)
     return {
