@@ -727,6 +727,8 @@ def deployments(name, show_history, limit, as_json) -> None:
             click.echo(f"  canary    {canary}")
         if d.follow:
             click.echo(f"  follows   {d.model}@{d.alias} every {d.follow:g} s")
+        if manager.deployment_grpc_port(d) is not None:
+            click.echo(f"  gRPC      {d.host}:{manager.deployment_grpc_port(d)} (Open Inference Protocol)")
         click.echo(
             f"  pids      supervisor {d.supervisor_pid or '-'}, server {d.server_pid or '-'}; restarts {d.restarts}"
         )

@@ -288,5 +288,11 @@ def test_a_deployment_serves_grpc_from_its_slots_canary_included(reg, monkeypatc
         again = manager.deploy(reg.ws, "abc@champion", name=name).deployment  # no --grpc-port: it keeps its own
         assert manager.deployment_grpc_port(again) == grpc_port
         assert client.infer("abc", [_fp32(X)]).get_response().model_version == "1"
+        from click.testing import CliRunner
+
+        from aidevops_ext.cli import main
+
+        shown = CliRunner().invoke(main, ["deployments", name]).output
+        assert f"gRPC      127.0.0.1:{grpc_port} (Open Inference Protocol)" in shown, shown
     finally:
         manager.undeploy(reg.ws, name, reason="test finished")
