@@ -167,6 +167,26 @@ def stopped(sent, drifted):
     return result
 
 
+def labelled_burst(lab, deployed) -> None:
+    """New labelled rows since any earlier retraining, so the next one trains on other data (the spec opts in to
+    live labels, see live_labels) instead of finding every step cached."""
+    from aidevops_ext import traffic
+
+    burst = traffic.simulate(
+        deployed["url"],
+        traffic.rows_for_model(lab.root, MODEL),
+        rate=RATE,
+        duration=4,
+        batch=2,
+        drift=1.5,
+        feedback=1.0,
+        feedback_token=require_feedback_token(Workspace(lab.root), NAME),
+        seed=11,
+    )
+    assert burst.failed == 0 and burst.feedback_sent > 0, burst.errors
+    time.sleep(2)  # the server's request log writer flushes every 0.5 s
+
+
 RETRAINED: dict[str, str] = {}  # the run "Retrain now" produced, for the Runs panel test after it
 
 
@@ -175,6 +195,7 @@ def retrained_run(client, lab, deployed) -> str:
     """The pipeline run of a retraining of NAME: the one the panel started, or else one started through the API."""
     if "run_id" not in RETRAINED:
         wait_for_the_automatic_retraining(lab)
+        labelled_burst(lab, deployed)
         answer = client.post(lab.api(f"deployments/{NAME}/retrain"), json={"reason": "the Runs panel test"})
         assert answer.status_code == 202, answer.text
         job_id = answer.json()["job"]["id"]
@@ -413,24 +434,9 @@ def wait_for_the_automatic_retraining(lab) -> None:
 
 
 def test_retrain_now_follows_the_job_to_the_run_it_produced(shown, lab, deployed):
-    from aidevops_ext import traffic
-
     page = shown
     wait_for_the_automatic_retraining(lab)
-    # New labelled rows since that retraining, so this one trains on other data instead of finding every step cached.
-    burst = traffic.simulate(
-        deployed["url"],
-        traffic.rows_for_model(lab.root, MODEL),
-        rate=RATE,
-        duration=4,
-        batch=2,
-        drift=1.5,
-        feedback=1.0,
-        feedback_token=require_feedback_token(Workspace(lab.root), NAME),
-        seed=11,
-    )
-    assert burst.failed == 0 and burst.feedback_sent > 0, burst.errors
-    time.sleep(2)  # the server's request log writer flushes every 0.5 s
+    labelled_burst(lab, deployed)
     panel(page).evaluate("el => el.scrollTo(0, 0)")
     stat(page, "monitor-retrain").click()
     dialog = page.locator(".jp-Dialog")
