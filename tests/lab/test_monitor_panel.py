@@ -169,7 +169,8 @@ def stopped(sent, drifted):
 
 def labelled_burst(lab, deployed) -> None:
     """New labelled rows since any earlier retraining, so the next one trains on other data (the spec opts in to
-    live labels, see live_labels) instead of finding every step cached."""
+    live labels, see live_labels) instead of finding every step cached. In-distribution: no drift alert starts a
+    retraining of its own meanwhile (one runs per deployment at a time)."""
     from aidevops_ext import traffic
 
     burst = traffic.simulate(
@@ -178,7 +179,6 @@ def labelled_burst(lab, deployed) -> None:
         rate=RATE,
         duration=4,
         batch=2,
-        drift=1.5,
         feedback=1.0,
         feedback_token=require_feedback_token(Workspace(lab.root), NAME),
         seed=11,
