@@ -5,7 +5,8 @@
 A scratch workspace gets a small MLP (16 features, 3 classes) in the deployment cache and a deployment
 `flood` whose `monitor:` section sets `retention: {max_rows, max_age_days: 1, max_mb}`. Its server is
 the real deployment child (`python -m aidevops_ext.deploy.child`, uvloop, httptools, one worker) on
-127.0.0.1, with the compactor every second (AIDEVOPS_COMPACT_SECONDS=1). Then, in one run, `--rounds` times:
+127.0.0.1, with the compactor at the server's default (every 30 s, and once a tenth of a budget was written;
+`--compact-seconds` changes the interval). Then, in one run, `--rounds` times:
 1. no flood: a probe sends one single-row prediction every 10 ms for `--seconds` and records each latency;
 2. flood: the same probe while a generator process keeps `--concurrency` connections busy with
    `--batch`-row predictions, each followed by feedback labelling every row of it (the token from
@@ -299,7 +300,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=50, help="rows per flood prediction (each row gets a label)")
     p.add_argument("--max-rows", type=int, default=2000)
     p.add_argument("--max-mb", type=float, default=2.0)
-    p.add_argument("--compact-seconds", type=float, default=1.0, help="compaction interval (the server's default: 30)")
+    p.add_argument("--compact-seconds", type=float, default=30.0, help="compaction interval (the server's default)")
     p.add_argument("--monitor-seconds", type=float, default=5.0, help="live monitor interval (the default: 5)")
     p.add_argument("--workspace", type=Path, default=None, help="scratch folder (default: a temporary one)")
     p.add_argument("--generate", nargs=4, metavar=("URL", "SECONDS", "CONCURRENCY", "BATCH"), help=argparse.SUPPRESS)
