@@ -272,11 +272,16 @@ def simulate(
     help="The alert event this retraining answers (the supervisor sets it).",
 )
 @click.option(
-    "--rows", type=int, default=5000, show_default=True, help="Newest labelled live rows to add to the training data."
+    "--rows",
+    type=int,
+    default=5000,
+    show_default=True,
+    help="Newest labelled live rows to hand the pipeline (when its spec opts in; capped at retrain.max_live_share).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def retrain(name, alert_id, rows, as_json) -> None:
-    """Retrain a deployment's model on its labelled live traffic plus the original data; switch if the gate passes."""
+    """Retrain a deployment's model on its pipeline's data (plus labelled live rows when the spec's `retrain:` opts
+    in); a version that passes the gate is switched in (`promote: auto`) or awaits `aidevops approve` (manual)."""
     from . import loop
 
     result = loop.retrain(
