@@ -157,8 +157,8 @@ OPERATIONS: list[Operation] = [
     Operation(
         "post",
         "/deployments/{name}/retrain",
-        "Start a retraining in the background (pipeline to register on the "
-        "live labelled rows, gate, switch on a pass).",
+        "Start a retraining in the background (the pipeline to register, on labelled live rows when its spec "
+        "opts in; the gate; a pass is switched in, or awaits approval under promote: manual).",
         {202: m.JobStarted},
         body=m.ReasonRequest,
         body_required=False,
