@@ -557,6 +557,13 @@ def build_routes(server: Server) -> list[Route]:
             return _error(
                 f"The labels could not be stored ({type(exc).__name__}); retry later.", 503, {"Retry-After": "1"}
             )
+        if refused.get("unknown") and (server.config.log_writers > 1 or not getattr(server, "primary", True)):
+            late, late_refused, retried = await _labels_of_other_workers(server, rows, models)
+            written += late
+            refused = {**refused, "unknown": refused["unknown"] - retried}
+            for why, n in late_refused.items():
+                refused[why] = refused.get(why, 0) + n
+            refused = {why: n for why, n in refused.items() if n}
         stats = slots.server_stats
         stats.feedback += 1
         stats.feedback_rows += written
@@ -597,6 +604,38 @@ def build_routes(server: Server) -> list[Route]:
         Route("/openapi.json", openapi, methods=["GET"]),
         *admin_routes(server),
     ]
+
+
+async def _labels_of_other_workers(
+    server: Server, rows: list[tuple[str, int, Any]], models: set[str]
+) -> tuple[int, dict[str, int], int]:
+    """(written, refused by reason, labels retried) for the labels whose request ids were unknown here: with
+    several workers on one request log, another worker may have answered the request and not written it yet
+    (every log_flush_seconds), so wait up to two flushes for it and store them then."""
+    from ..db import connect  # noqa: PLC0415
+    from .labels import known_ids  # noqa: PLC0415
+
+    rl = server.requestlog
+    ids = sorted({rid for rid, _, _ in rows})
+
+    def unknown(among: list[str]) -> set[str]:
+        conn = connect(rl.path)
+        try:
+            return set(among) - set(known_ids(conn, among, models, (), getattr(rl, "deployment", None)))
+        finally:
+            conn.close()
+
+    missing = await anyio.to_thread.run_sync(unknown, ids)
+    pending = set(missing)
+    deadline = time.monotonic() + min(3.0, 2 * server.config.log_flush_seconds + 0.2)
+    while pending and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+        pending = await anyio.to_thread.run_sync(unknown, sorted(pending))
+    again = [r for r in rows if r[0] in missing - pending]
+    if not again:
+        return 0, {}, 0
+    written, refused = await anyio.to_thread.run_sync(rl.write_feedback, again, models)
+    return written, refused, len(again)
 
 
 def _feedback_denied(token: str | None, authorization: str | None) -> Response | None:

@@ -44,6 +44,9 @@ class ServingConfig:
     blas_threads: int | None = 1
     # Live monitor: drift, live quality and alert rules over the request log, every N seconds (0 disables).
     monitor_seconds: float = 5.0
+    # Processes writing this server's request log (`serve --workers N`: N). With more than one, a label for a
+    # request id this process has not seen waits up to two log flushes for the worker that answered it.
+    log_writers: int = 1
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, Any, bool]] = [
@@ -55,6 +58,7 @@ class ServingConfig:
             ("log_flush_seconds", self.log_flush_seconds, float(self.log_flush_seconds) > 0),
             ("follow_alias_seconds", self.follow_alias_seconds, float(self.follow_alias_seconds) >= 0),
             ("monitor_seconds", self.monitor_seconds, float(self.monitor_seconds) >= 0),
+            ("log_writers", self.log_writers, isinstance(self.log_writers, int) and self.log_writers >= 1),
         ]
         hosts = self.allowed_hosts
         checks.append(

@@ -32,27 +32,9 @@ def screen(
     """
     models = tuple(sorted(set(models)))
     ids = sorted({rid for rid, _, _ in rows})
-    known: dict[str, int | None] = {}  # request id -> its row count (None: not recorded)
+    known = known_ids(conn, ids, models, queued, deployment)
     labelled: set[tuple[str, int]] = set()
-    if models:
-        marks = ",".join("?" * len(models))
-        scope = f"model IN ({marks})" + (" AND deployment = ?" if deployment is not None else "")
-        extra: list[Any] = [*models, *([deployment] if deployment is not None else [])]
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            holes = ",".join("?" * len(chunk))
-            for rid, n_rows in conn.execute(
-                f"SELECT request_id, n_rows FROM request_log WHERE request_id IN ({holes}) AND status = 200 "
-                f"AND {scope}",
-                [*chunk, *extra],
-            ):
-                known[rid] = n_rows
-        missing = set(ids) - set(known)
-        if missing:
-            for entry in queued:
-                rid, model, status, data = entry[0], entry[2], entry[6], entry[8]
-                if rid in missing and status == 200 and model in models:
-                    known[rid] = len(data) if data is not None and hasattr(data, "__len__") else None
+    if known:
         for i in range(0, len(ids), _CHUNK):
             chunk = [rid for rid in ids[i : i + _CHUNK] if rid in known]
             if chunk:
@@ -74,3 +56,37 @@ def screen(
             labelled.add((rid, row))
             keep.append((rid, row, label))
     return keep, {why: n for why, n in refused.items() if n}
+
+
+def known_ids(
+    conn: sqlite3.Connection,
+    ids: Sequence[str],
+    models: Iterable[str],
+    queued: Iterable[tuple],
+    deployment: str | None = None,
+) -> dict[str, int | None]:
+    """Request id -> its row count (None: not recorded) for the `ids` logged and answered 200 by one of `models`
+    (and `deployment`, when given), in deploy.db or still in the request log's queue (`queued`)."""
+    models = tuple(sorted(set(models)))
+    known: dict[str, int | None] = {}
+    if not models:
+        return known
+    marks = ",".join("?" * len(models))
+    scope = f"model IN ({marks})" + (" AND deployment = ?" if deployment is not None else "")
+    extra: list[Any] = [*models, *([deployment] if deployment is not None else [])]
+    ids = list(ids)
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i : i + _CHUNK]
+        holes = ",".join("?" * len(chunk))
+        for rid, n_rows in conn.execute(
+            f"SELECT request_id, n_rows FROM request_log WHERE request_id IN ({holes}) AND status = 200 AND {scope}",
+            [*chunk, *extra],
+        ):
+            known[rid] = n_rows
+    missing = set(ids) - set(known)
+    if missing:
+        for entry in queued:
+            rid, model, status, data = entry[0], entry[2], entry[6], entry[8]
+            if rid in missing and status == 200 and model in models:
+                known[rid] = len(data) if data is not None and hasattr(data, "__len__") else None
+    return known

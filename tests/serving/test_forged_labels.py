@@ -374,3 +374,35 @@ def test_a_real_server_refuses_the_attack_on_the_wire(server):
         label,
     )
     assert made_up.startswith(b"HTTP/1.1 422")
+
+
+def test_with_several_workers_a_label_waits_for_the_worker_that_answered(app_factory, tmp_path):
+    """`serve --workers N`: the request was answered by another process that writes its log every flush, so a
+    label for an id unknown here waits up to two flushes for it; a made-up id is still refused."""
+    import threading
+    import time
+
+    db = tmp_path / "deploy.db"
+    app = app_factory(db=db, deployment="abc-live", monitor_seconds=0, log_writers=2, log_flush_seconds=0.5)
+
+    def other_worker_writes() -> None:
+        time.sleep(0.4)
+        with sqlite3.connect(db) as conn:
+            conn.execute(
+                "INSERT INTO request_log (request_id, ts, model, version, protocol, status, latency_ms, n_rows, "
+                "deployment) VALUES ('w1-7', ?, 'abc', '1', 'mlflow', 200, 1.0, 2, 'abc-live')",
+                (time.time(),),
+            )
+
+    with TestClient(app) as c:
+        c.get("/ping")  # the app has made deploy.db's tables
+        writer = threading.Thread(target=other_worker_writes)
+        writer.start()
+        late = c.post(
+            "/feedback",
+            json=[{"request_id": "w1-7", "labels": [1, 0]}, {"request_id": "made-up", "label": 1}],
+            headers=FEEDBACK_AUTH,
+        )
+        writer.join()
+    assert late.status_code == 200 and late.json()["accepted"] == 2 and late.json()["refused"] == 1, late.text
+    assert _rows(db, "SELECT request_id, row FROM feedback ORDER BY id") == [("w1-7", 0), ("w1-7", 1)]
