@@ -406,17 +406,11 @@ class Infer:
 
 
 def _parse_infer(body: bytes, json_length: int | None, model: ServedModel) -> Any:
-    """An infer body as oip.InferRequest: JSON, or the binary tensor extension (JSON header of `json_length`
-    bytes, then the tensors) when oip.py reads it."""
+    """An infer body as oip.InferRequest: JSON, or the binary tensor extension (a JSON header of `json_length`
+    bytes, then the tensors)."""
     if json_length is None:
         return oip.parse_infer(body, model)
-    parse_binary = getattr(oip, "parse_infer_binary", None)
-    if parse_binary is None:
-        raise RequestError(
-            "This server does not read the binary tensor extension; send JSON with Content-Type: application/json.",
-            415,
-        )
-    return parse_binary(body, json_length, model)
+    return oip.parse_infer_binary(body, json_length, model)
 
 
 def _oip_model(state: Any, name: str | None, version: str | None) -> tuple[ServedModel | None, str]:
