@@ -913,6 +913,13 @@ def token(name) -> None:
     help="Also serve the Open Inference Protocol over gRPC on this port, on the same host (default: no gRPC).",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (one request log; worker 0 runs the monitor and compactor).",
+)
+@click.option(
     "--workspace",
     type=click.Path(file_okay=False),
     default=None,
@@ -955,6 +962,7 @@ def serve(
     allowed_hosts=(),
     allow_pickle=False,
     grpc_port=None,
+    workers=1,
 ) -> None:
     """Serve a model in the foreground (for containers): MLflow's scoring protocol and Open Inference Protocol v2
     (HTTP, and gRPC with --grpc-port)."""
@@ -985,6 +993,7 @@ def serve(
             log_level=log_level,
             allow_pickle=allow_pickle or _spec_allows_pickle(ws, model_uri),
             grpc_port=grpc_port,
+            workers=workers,
         )
     except KeyboardInterrupt:
         pass

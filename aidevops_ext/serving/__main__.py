@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PORT",
         help="also serve the Open Inference Protocol over gRPC on this port (same host; default: no gRPC)",
     )
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes sharing the port (default 1; worker 0 monitors)"
+    )
     p.add_argument("--workspace", default=None, help="workspace folder (default: AIDEVOPS_HOME or discovered)")
     p.add_argument("--max-body-mb", type=float, default=None, help="largest request body in MB (default 10)")
     p.add_argument(
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
             allow_pickle=args.allow_pickle,
             grpc_port=args.grpc_port,
+            workers=args.workers,
         )
     except AidevopsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -92,6 +92,7 @@ class Server:
         self._counter = itertools.count(1)
         self.started = time.time()
         self.monitor: Any = None  # a monitor.LiveMonitor, set by create_app
+        self.primary = True  # False in the secondary workers of `serve --workers N` (create_app)
         self._predictors: dict[int, PredictThread] = {}
 
     async def predict_foreign(self, model: ServedModel, data: Any, params: dict | None) -> Any:
@@ -511,6 +512,8 @@ def build_routes(server: Server) -> list[Route]:
         # A forced pass costs a read of the window and every drift test: anyone who can reach /monitor may ask,
         # so at most one a second; a second ask within it gets the pass just made.
         now = time.monotonic()
+        if not server.primary and now - monitor_refreshed[0] >= (server.config.monitor_seconds or 5.0):
+            refresh = "1"  # a secondary worker runs no periodic pass: one on demand, at most once an interval
         if refresh in ("1", "true") and now - monitor_refreshed[0] >= MONITOR_REFRESH_MIN_S:
             monitor_refreshed[0] = now
             try:
@@ -759,17 +762,22 @@ def create_app(
     monitor: MonitorConfig | None = None,
     deployment: str | None = None,
     grpc_address: tuple[str, int] | None = None,
+    primary: bool = True,
 ) -> ServingApp:
     """The ASGI app serving `slots` (Starlette behind a front door for predictions; `.state.server` holds
     the shared Server). `follow`: an optional `watch.AliasFollower` started with the app; `monitor`: the
     alert rules and windows of the live monitor, whose alert state is kept under `deployment`;
-    `grpc_address`: (host, port) of the Open Inference Protocol over gRPC (grpc_server.py), started with the app."""
+    `grpc_address`: (host, port) of the Open Inference Protocol over gRPC (grpc_server.py), started with the app;
+    `primary`: False in all but one of several workers on one request log, which then run neither the periodic
+    monitor pass nor the compactor (GET /monitor in them computes a pass when theirs is older than the interval)."""
     config = config or ServingConfig()
     if requestlog is None:
         ws = slots.workspace
         requestlog = RequestLog(ws.deploy_db if ws is not None else None, config)
     requestlog.bind(deployment, monitor.retention if monitor is not None else None)
+    requestlog.compact = primary
     server = Server(slots, config, requestlog)
+    server.primary = primary
     slots.shadow_log, slots.deployment = requestlog.path, deployment  # where a shadow's answers are logged
     server.monitor = LiveMonitor(server, config=monitor, deployment=deployment, interval=config.monitor_seconds or 5.0)
     server.registry.register(MonitorCollector(server.monitor))
@@ -784,7 +792,7 @@ def create_app(
         gc.freeze()
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(follow.run(slots))] if follow is not None else []
-        if config.monitor_seconds > 0 and requestlog.enabled:
+        if config.monitor_seconds > 0 and requestlog.enabled and primary:
             tasks.append(loop.create_task(server.monitor.run()))
         grpc_server = None
         if grpc_address is not None:

@@ -64,6 +64,7 @@ class RequestLog:
         self.deployment: str | None = None
         self.retention = Retention()
         self.compactor: Compactor | None = None
+        self.compact = True  # False in all but one of several processes logging to one deploy.db
         self._queue: deque = deque()
         self._cap = config.log_queue_size
         self._rate = float(config.log_sample_rate)
@@ -137,8 +138,9 @@ class RequestLog:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="aidevops-requestlog", daemon=True)
         self._thread.start()
-        self.compactor = Compactor(self.path, self.deployment, self.retention)
-        self.compactor.start()
+        if self.compact:
+            self.compactor = Compactor(self.path, self.deployment, self.retention)
+            self.compactor.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Flush what is queued and stop the writer."""

@@ -1,14 +1,25 @@
 """Running the server: `serve(model_uri, host, port)` loads and smoke-tests the model, then runs uvicorn
-(uvloop, httptools, no access log, one worker) on a socket bound before the model loads, so a port in
-use fails at once with one sentence.
+(uvloop, httptools, no access log) on a socket bound before the model loads, so a port in use fails at once
+with one sentence.
+
+With `workers=N` (N > 1) this process binds the socket and starts N worker processes that accept on it, each
+loading the model itself; a worker that dies (kill -9 included) is started again while the others keep
+serving. Every worker logs to the one deploy.db (WAL; rollups are folded inside each batch's write
+transaction, so concurrent writers add up); only worker 0 runs the periodic monitor pass and the request
+log's compactor. The admin API and gRPC change or serve one process's state, so they need one worker.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import multiprocessing
 import os
+import signal
 import socket
+import threading
+import time
+from collections import deque
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +34,16 @@ log = logging.getLogger("aidevops.serving")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+WORKER_RESTART_WINDOW = 60.0
+WORKER_MAX_RESTARTS = 5  # deaths of workers within the window before the server gives up
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -90,9 +111,11 @@ def build(
     follow_alias: bool | None = None,
     allow_pickle: bool = False,
     grpc_address: tuple[str, int] | None = None,
+    primary: bool = True,
 ) -> Any:
     """The app for `model_uri` (loaded and smoke-tested), ready for any ASGI server; raises AidevopsError.
-    `grpc_address`: (host, port) where the app also serves the Open Inference Protocol over gRPC."""
+    `grpc_address`: (host, port) where the app also serves the Open Inference Protocol over gRPC; `primary`:
+    False in all workers but one, which then run no periodic monitor pass and no compactor."""
     from .app import create_app  # noqa: PLC0415
     from .requestlog import RequestLog  # noqa: PLC0415
     from .slots import ModelSlots  # noqa: PLC0415
@@ -112,7 +135,9 @@ def build(
     follower = None
     if ref.alias and (follow_alias is None or follow_alias) and config.follow_alias_seconds > 0:
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=slots.active.version)
-    return create_app(slots, config, RequestLog(ws.deploy_db, config), follow=follower, grpc_address=grpc_address)
+    return create_app(
+        slots, config, RequestLog(ws.deploy_db, config), follow=follower, grpc_address=grpc_address, primary=primary
+    )
 
 
 def serve(
@@ -126,12 +151,32 @@ def serve(
     log_level: str = "info",
     allow_pickle: bool = False,
     grpc_port: int | None = None,
+    workers: int = 1,
 ) -> None:
-    """Serve `model_uri` on host:port until interrupted (one uvicorn worker, uvloop, httptools, no access log),
-    and the Open Inference Protocol over gRPC on host:grpc_port when it is given."""
+    """Serve `model_uri` on host:port until interrupted (uvloop, httptools, no access log; `workers` processes
+    on one listening socket), and the Open Inference Protocol over gRPC on host:grpc_port when it is given."""
     import uvicorn  # noqa: PLC0415
 
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers {workers!r} is not a number of processes; give a whole number of 1 or more.")
+    config = config or ServingConfig.from_env()
+    if workers > 1 and grpc_port is not None:
+        raise ConfigError("--grpc-port is served by one process; give --workers 1 with it.")
+    if workers > 1 and config.admin_token:
+        raise ConfigError(
+            "The admin API changes the slots of the one process it reaches; serve with --workers 1 when "
+            "AIDEVOPS_SERVING_ADMIN_TOKEN is set (deployments switch versions through `aidevops deploy`)."
+        )
     sock = bind_socket(host, port)  # first: a taken port fails before seconds of model loading
+    if workers > 1:
+        try:
+            options = {"workspace": workspace, "config": config, "follow_alias": follow_alias}
+            options["allow_pickle"] = allow_pickle
+            log.warning("serving %s on http://%s:%s with %d workers", model_uri, host, sock.getsockname()[1], workers)
+            serve_workers(model_uri, sock, workers, log_level, options)
+        finally:
+            sock.close()
+        return
     try:
         if grpc_port is not None:
             check_grpc_port(host, grpc_port, sock.getsockname()[1])
@@ -160,3 +205,134 @@ def serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
+
+
+def serve_workers(model_uri: str, sock: socket.socket, workers: int, log_level: str, options: dict) -> None:
+    """Run `workers` processes serving on `sock` until SIGTERM/SIGINT; start a dead one again. Raises the first
+    worker's error when one fails before all are serving (a refused model), or when workers keep dying."""
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process that may already run threads
+    reports = ctx.Queue()
+    stopping = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    procs: dict[int, Any] = {}
+
+    def start(index: int) -> None:
+        proc = ctx.Process(
+            target=_worker_main,
+            args=(index, model_uri, sock, log_level, options, reports, os.getpid()),
+            name=f"aidevops-worker-{index}",
+        )
+        proc.start()
+        procs[index] = proc
+
+    ready: set[int] = set()
+    deaths: deque[float] = deque()
+    try:
+        # Worker 0 first, the others once it is serving: N processes opening a new workspace's MLflow database
+        # at once race on creating its tables, and the first load fills the caches the others then read.
+        start(0)
+        while not stopping.wait(0.1):
+            while not reports.empty():
+                kind, index, message, code = reports.get()
+                if kind == "error":
+                    raise _WorkerFailed(message, code)
+                ready.add(index)
+                if index == 0 and len(procs) == 1:
+                    for other in range(1, workers):
+                        start(other)
+            for index, proc in list(procs.items()):
+                if proc.exitcode is None:
+                    continue
+                if index not in ready:  # never served: a worker that cannot start stops the server
+                    time.sleep(0.2)  # its error report may still be in the pipe
+                    while not reports.empty():
+                        kind, _, message, code = reports.get()
+                        if kind == "error":
+                            raise _WorkerFailed(message, code)
+                    raise _WorkerFailed(f"A server worker exited with code {proc.exitcode} before it was serving.", 1)
+                now = time.monotonic()
+                deaths.append(now)
+                while deaths and now - deaths[0] > WORKER_RESTART_WINDOW:
+                    deaths.popleft()
+                if len(deaths) > WORKER_MAX_RESTARTS:
+                    raise _WorkerFailed(
+                        f"Server workers died {len(deaths)} times within {WORKER_RESTART_WINDOW:.0f} s; "
+                        "not starting them again: see the log above.",
+                        1,
+                    )
+                log.warning("worker %d (pid %s) exited with code %s; starting it again", index, proc.pid, proc.exitcode)
+                start(index)
+    except _WorkerFailed as exc:
+        raise _as_error(exc) from None
+    finally:
+        for proc in procs.values():
+            if proc.exitcode is None:
+                proc.terminate()  # SIGTERM: uvicorn finishes in-flight requests
+        deadline = time.monotonic() + 15.0
+        for proc in procs.values():
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.exitcode is None:
+                proc.kill()
+                proc.join(5)
+        reports.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _WorkerFailed(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+def _as_error(exc: _WorkerFailed) -> Exception:
+    from ..errors import AidevopsError  # noqa: PLC0415
+
+    error = AidevopsError(exc.message)
+    error.exit_code = exc.code or 1
+    return error
+
+
+def _worker_main(
+    index: int, model_uri: str, sock: socket.socket, log_level: str, options: dict, reports: Any, parent: int
+) -> None:
+    """One worker process: build the app (worker 0 is the primary) and serve on the shared socket."""
+    import uvicorn  # noqa: PLC0415
+
+    from ..errors import AidevopsError  # noqa: PLC0415
+
+    _die_with_parent(parent)
+    logging.basicConfig(
+        level=log_level.upper(), format=f"%(asctime)s %(levelname)s %(name)s[worker {index}]: %(message)s"
+    )
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    try:
+        app = build(model_uri, **options, primary=index == 0)
+    except AidevopsError as exc:
+        reports.put(("error", index, str(exc), exc.exit_code))
+        raise SystemExit(exc.exit_code) from None
+    reports.put(("ready", index, "", 0))
+    uv_config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        lifespan="on",
+        log_level=log_level,
+        workers=1,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    uvicorn.Server(uv_config).run(sockets=[sock])
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGTERM this worker when the process that started it dies (kill -9 included): no orphan keeps the port."""
+    import ctypes  # noqa: PLC0415
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
