@@ -3,6 +3,7 @@
     python benchmarks/serving.py [--workspace DIR] [--model models:/ci-digits@champion] [--seconds 10] [--rounds 2]
     python benchmarks/serving.py --tabular [--pipeline ci|default] [--seconds 10] [--rounds 2]
     python benchmarks/serving.py --oip-only [--workspace DIR] [--seconds 10] [--rounds 2]
+    python benchmarks/serving.py --workers-only [--workspace DIR] [--worker-counts 1,2,4,8]
 
 Without --workspace, a scratch workspace is made by running the `ci` pipeline (registers `ci-digits`,
 alias `champion`, a 64-feature MLP with a tensor signature). Then three servers run the same registered
@@ -20,6 +21,8 @@ non-2xx answer. Prints req/s, rows/s, p50/p99 (median over rounds) and the ratio
 ours >= 8x MLflow single-row req/s with p99 <= 10 ms, >= 8x MLflow rows/s on batches, >= 0.8x bare.
 Then ours once more, with --grpc-port: the same batch as Open Inference Protocol JSON, binary HTTP (the binary
 tensor data extension) and gRPC, req/s and rows/s of each (serving_oip.py; --oip-only runs just that).
+Then ours with 1 and 2 workers (`--workers N`; 4 and 8 too where the machine has more cores), single rows,
+wrk pinned by taskset to the last CPU (--workers-only runs just that).
 The machine's other load moves the numbers: run it on a quiet machine, more than once.
 
 --tabular: a foreign MLflow model instead. `aidevops new` makes a project from the tabular template in a
@@ -175,9 +178,13 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
 
 
-def run_wrk(wrk: str, port: int, body_file: Path, lua: Path, seconds: int, path: str = "/invocations") -> dict:
+def run_wrk(
+    wrk: str, port: int, body_file: Path, lua: Path, seconds: int, path: str = "/invocations", pin: str | None = None
+) -> dict:
+    """wrk -t1 -c8 against the server; `pin`: the CPU list (taskset -c) wrk runs on."""
+    pinned = ["taskset", "-c", pin] if pin is not None else []
     out = subprocess.run(
-        [wrk, "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua), f"http://127.0.0.1:{port}{path}"],
+        [*pinned, wrk, "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", str(lua), f"http://127.0.0.1:{port}{path}"],
         env={**os.environ, "WRK_BODY": str(body_file)},
         capture_output=True,
         text=True,
@@ -372,6 +379,14 @@ def main() -> int:
     ap.add_argument("--tabular", action="store_true", help="the tabular template's scikit-learn model instead")
     ap.add_argument("--pipeline", default="ci", help="with --tabular: the project's pipeline to run (ci or default)")
     ap.add_argument(
+        "--workers-only", action="store_true", help="only the workers section: ours with 1, 2, ... worker processes"
+    )
+    ap.add_argument(
+        "--worker-counts",
+        default=None,
+        help="comma-separated worker counts for the workers section (default: 1,2 and, with more cores, 4,8 up to them)",
+    )
+    ap.add_argument(
         "--oip-only",
         action="store_true",
         help="only the Open Inference Protocol section: batch bodies as JSON, binary HTTP and gRPC on ours",
@@ -386,7 +401,7 @@ def main() -> int:
     if not args.workspace:
         ws.mkdir()
         make_workspace(ws)
-    npz = model_file(ws, args.model)
+    npz = None if args.workers_only else model_file(ws, args.model)
 
     import numpy as np
     from sklearn.datasets import load_digits
@@ -409,6 +424,10 @@ def main() -> int:
         (scratch / f"{name}.json").write_bytes(body)
     lua = scratch / "post.lua"
     lua.write_text(LUA)
+    if args.workers_only:
+        worker_scaling(args, wrk, ws, scratch, lua)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return 0
     (scratch / "bare_app.py").write_text(BARE_APP)
 
     ports = {name: free_port() for name in ("mlflow", "ours", "bare")}
@@ -517,9 +536,48 @@ def main() -> int:
     p99 = single("ours")["p99"]
     print(f"{'ours single-row p99':42s} {p99:6.2f} ms (target <= 10 ms: {'met' if p99 <= 10 else 'NOT met'})")
     print()
+    worker_scaling(args, wrk, ws, scratch, lua)
     oip_protocols(args, wrk, ws, rows, scratch)
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def worker_scaling(args: argparse.Namespace, wrk: str, ws: Path, scratch: Path, lua: Path) -> None:
+    """Ours with 1, 2 (4, 8 where there are the cores) workers, single-row bodies. wrk is pinned to the last core
+    (taskset), so on a small machine the servers' share of the CPUs is the same for every count."""
+    cores = sorted(os.sched_getaffinity(0))
+    counts = [int(c) for c in args.worker_counts.split(",")] if args.worker_counts else [1, 2]
+    if not args.worker_counts:
+        counts += [n for n in (4, 8) if n <= len(cores)]
+    pin = str(cores[-1])
+    results: dict[int, list[dict]] = {}
+    for n in counts:
+        port = free_port()
+        cmd = [sys.executable, "-m", "aidevops_ext.serving", args.model, "--host", "127.0.0.1", "--port", str(port)]
+        cmd += ["--workers", str(n), "--log-level", "warning"]
+        print(f"starting ours with --workers {n} ...", flush=True)
+        proc = start(f"ours-w{n}", cmd, _env(ws), port, scratch)
+        try:
+            time.sleep(2.0 * n)  # workers past the first load after the first answers
+            for rnd in range(args.rounds):
+                r = run_wrk(wrk, port, scratch / "single.json", lua, args.seconds, pin=pin)
+                if r["non2xx"]:
+                    sys.exit(f"ours with {n} workers answered {r['non2xx']} non-2xx responses")
+                results.setdefault(n, []).append(r)
+                print(f"round {rnd + 1} workers {n}  {r['rps']:9.1f} req/s  p99 {r['p99']:8.2f} ms", flush=True)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(f"\nours, single-row req/s by worker count (wrk -t1 -c8 pinned to CPU {pin}; {len(cores)} CPUs):")
+    base = statistics.median(r["rps"] for r in results[counts[0]])
+    for n in counts:
+        rps = statistics.median(r["rps"] for r in results[n])
+        p99 = statistics.median(r["p99"] for r in results[n])
+        print(f"  workers {n:2d} {rps:10.1f} req/s  p99 {p99:7.2f} ms  {rps / base:5.2f}x of {counts[0]}")
+    print()
 
 
 def oip_protocols(args: argparse.Namespace, wrk: str, ws: Path, rows, scratch: Path) -> None:
