@@ -6,7 +6,9 @@ With `workers=N` (N > 1) this process binds the socket and starts N worker proce
 loading the model itself; a worker that dies (kill -9 included) is started again while the others keep
 serving. Every worker logs to the one deploy.db (WAL; rollups are folded inside each batch's write
 transaction, so concurrent writers add up); only worker 0 runs the periodic monitor pass and the request
-log's compactor. The admin API and gRPC change or serve one process's state, so they need one worker.
+log's compactor; /metrics, whichever worker answers, shows them all (workermetrics.py). Worker 0 starts
+first, the others once it serves. The admin API and gRPC change or serve one process's state, so they need
+one worker.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import errno
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -112,10 +117,13 @@ def build(
     allow_pickle: bool = False,
     grpc_address: tuple[str, int] | None = None,
     primary: bool = True,
+    metrics_dir: Path | None = None,
+    worker_index: int = 0,
 ) -> Any:
     """The app for `model_uri` (loaded and smoke-tested), ready for any ASGI server; raises AidevopsError.
     `grpc_address`: (host, port) where the app also serves the Open Inference Protocol over gRPC; `primary`:
-    False in all workers but one, which then run no periodic monitor pass and no compactor."""
+    False in all workers but one, which then run no periodic monitor pass and no compactor; `metrics_dir`: the
+    folder where the workers of one server exchange metrics, so /metrics shows them all (workermetrics.py)."""
     from .app import create_app  # noqa: PLC0415
     from .requestlog import RequestLog  # noqa: PLC0415
     from .slots import ModelSlots  # noqa: PLC0415
@@ -135,9 +143,16 @@ def build(
     follower = None
     if ref.alias and (follow_alias is None or follow_alias) and config.follow_alias_seconds > 0:
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=slots.active.version)
-    return create_app(
+    app = create_app(
         slots, config, RequestLog(ws.deploy_db, config), follow=follower, grpc_address=grpc_address, primary=primary
     )
+    if metrics_dir is not None:
+        from .workermetrics import WorkerMetrics  # noqa: PLC0415
+
+        merged = WorkerMetrics(app.state.server.registry, metrics_dir, worker_index)
+        app.state.server.registry = merged.registry  # /metrics renders every worker's samples
+        merged.start()
+    return app
 
 
 def serve(
@@ -227,6 +242,8 @@ def serve_workers(model_uri: str, sock: socket.socket, workers: int, log_level: 
 
     ready: set[int] = set()
     deaths: deque[float] = deque()
+    metrics_dir = Path(tempfile.mkdtemp(prefix="aidevops-worker-metrics-"))  # this run's only
+    options = {**options, "metrics_dir": metrics_dir}
     try:
         # Worker 0 first, the others once it is serving: N processes opening a new workspace's MLflow database
         # at once race on creating its tables, and the first load fills the caches the others then read.
@@ -275,6 +292,7 @@ def serve_workers(model_uri: str, sock: socket.socket, workers: int, log_level: 
                 proc.kill()
                 proc.join(5)
         reports.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
@@ -307,7 +325,7 @@ def _worker_main(
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     try:
-        app = build(model_uri, **options, primary=index == 0)
+        app = build(model_uri, **options, primary=index == 0, worker_index=index)
     except AidevopsError as exc:
         reports.put(("error", index, str(exc), exc.exit_code))
         raise SystemExit(exc.exit_code) from None

@@ -12,6 +12,7 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.conftest import REPO, server_env, start_server, stop_server
 
@@ -105,3 +106,28 @@ def test_zero_workers_is_one_sentence(reg):
     proc = subprocess.run(cmd, env=_env(reg), cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "--workers 0 is not a number of processes" in proc.stderr
+
+
+def _requests_total(text: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "aidevops_requests":
+            total += sum(s.value for s in family.samples if s.name == "aidevops_requests_total")
+    return total
+
+
+def test_metrics_of_any_worker_count_every_workers_requests(reg):
+    server = start_server(reg, "models:/abc@champion", "--follow-alias", "0", "--workers", "2", env=_env(reg))
+    try:
+        _wait_for(lambda: len(_workers_of(server.proc.pid)) == 2)
+        time.sleep(3.0)  # the second worker loads its model before it accepts
+        prefixes: list[str] = []
+        while len(set(prefixes)) < 2 or len(prefixes) < 20:  # until both workers answered some (new connections)
+            prefixes.append(_predict(server.url))
+            assert len(prefixes) < 2000, "one worker never accepted"
+        time.sleep(2.5)  # each worker writes its samples every second
+        scrapes = [httpx.get(server.url + "/metrics", timeout=30).text for _ in range(6)]
+    finally:
+        stop_server(server)
+    counted = {_requests_total(text) for text in scrapes}
+    assert counted == {float(len(prefixes))}, "every scrape counts both workers' requests, whichever answers it"
