@@ -112,14 +112,16 @@ def series(
     minutes, buckets = check_range(minutes, buckets)
     dep = manager.get(ws, name)
     # The request chart reads rollups (serving/rollups.py), whole 5-second buckets: its range ends at the next
-    # boundary after now, so the current bucket is charted, and its bucket width is a multiple of 5 s.
-    first, stop, width = rollups.chart_range(time.time() if now is None else float(now), minutes, buckets)
+    # boundary after now, so the current bucket is charted (its rate over the part that has passed: the panel
+    # shows the last bucket's rate as the rate now), and its bucket width is a multiple of 5 s.
+    now = time.time() if now is None else float(now)
+    first, stop, width = rollups.chart_range(now, minutes, buckets)
     start, end = float(first), float(stop)
     db = ws.deploy_db
     conn = connect(db)
     try:
         requests = rollups.request_series(
-            conn, dep.model, start=first, width=width, buckets=buckets, deployment=dep.name
+            conn, dep.model, start=first, width=width, buckets=buckets, deployment=dep.name, now=now
         )
     finally:
         conn.close()

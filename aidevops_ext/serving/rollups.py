@@ -246,9 +246,12 @@ def request_series(
     buckets: int,
     deployment: str | None = None,
     version: str | None = None,
+    now: float | None = None,
 ) -> dict:
     """monitoring/series.request_series's answer from rollups: requests/s, errors/s, error rate and latency
-    p50/p95/p99 per chart bucket of `width` seconds from `start` (both on rollup boundaries: `chart_range`)."""
+    p50/p95/p99 per chart bucket of `width` seconds from `start` (both on rollup boundaries: `chart_range`).
+    With `now` inside the last bucket, its rates are over the part of it that has passed (at least a second):
+    the current bucket's rate is the rate now, not a share of it."""
     where, args = _scope(model, deployment)
     if version is not None:
         where, args = where + " AND version = ?", [*args, version]
@@ -270,7 +273,10 @@ def request_series(
         pairs = np.fromstring(text.replace(":", " "), dtype=np.int64, sep=" ").reshape(-1, 2)
         hist[i] = np.bincount(pairs[:, 0], weights=pairs[:, 1], minlength=N_BINS).astype(np.int64)
     percentiles = {q: percentile_from_bins(hist, lo, hi, q) for q in (50, 95, 99)}
-    w = float(width)
+    w = np.full(buckets, float(width))
+    last = start + width * (buckets - 1)
+    if now is not None and last <= now < stop:
+        w[-1] = max(float(now) - last, 1.0)
     return {
         "t": [float(start + b * width) for b in range(buckets)],
         "rate": (n / w).tolist(),
@@ -280,7 +286,7 @@ def request_series(
         "p95_ms": percentiles[95],
         "p99_ms": percentiles[99],
         "requests": n.tolist(),
-        "bucket_s": w,
+        "bucket_s": float(width),
     }
 
 
