@@ -149,7 +149,7 @@ def evaluate_models(
         "champion_lineage": None if champion is None else keys is not None,
     }
     candidate_metrics: dict[str, float] = {}
-    champion_metrics = None if champion is None else {}
+    champion_metrics: dict[str, float] | None = None if champion is None else {}
     if keep.all() or keep.sum() >= min_compared_rows(len(test)):
         candidate_metrics = _scored(
             candidate,
@@ -315,6 +315,8 @@ def watch_deployment(
     from ..tokens import require_feedback_token
 
     dep = manager.get(ws, name)
+    if not dep.url:
+        raise ConfigError(f"deployment {name!r} has no URL to send traffic to; deploy it with `aidevops deploy` first.")
     rows = traffic.rows_for_model(ws.root, dep.model)
     segments, summaries = {}, {}
     for label, count, shift, seed in (("in_distribution", normal_rows, 0.0, 1), ("shifted", drift_rows, drift, 2)):
