@@ -22,6 +22,7 @@ QUICK = (
     "tests/serving/test_parsing.py",
     "tests/serving/test_slots.py",
     "tests/serving/test_rollups.py",
+    "tests/serving/test_workermetrics.py",
     "tests/deploy/test_store.py",
 )
 
