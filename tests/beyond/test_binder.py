@@ -155,12 +155,45 @@ class Binder:
     clone: Path
     venv: Path
     env: dict[str, str]
-    url: str
-    token: str
-    server: subprocess.Popen
     log: Path
     postbuild_seconds: float
+    url: str = ""
+    token: str = ""
+    server: subprocess.Popen | None = None
     stopped: dict = field(default_factory=dict)
+
+    def start(self) -> None:
+        """binder/start with JupyterLab, as Binder runs it; again after a stop, so no test depends on order."""
+        port, self.token = free_port(), secrets.token_hex(16)
+        self.url, self.stopped = f"http://127.0.0.1:{port}", {}
+        command = [
+            str(self.clone / "binder" / "start"),
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={self.token}",
+            "--ServerApp.allow_root=True",
+        ]
+        with self.log.open("w") as fh:
+            self.server = subprocess.Popen(
+                command,
+                cwd=self.clone,
+                env={**self.env, **SHORT_CYCLE},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2):
+                    return
+            except OSError:
+                if self.server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"binder/start + JupyterLab did not come up; its log:\n{self.log.read_text()[-4000:]}")
+                time.sleep(0.5)
 
     def get(self, path: str, timeout: float = 30) -> tuple[int, dict]:
         request = urllib.request.Request(
@@ -193,7 +226,7 @@ class Binder:
 
     def stop(self) -> dict:
         """Stop everything (idempotent): the notebook server first, as when a Binder session ends."""
-        if self.stopped:
+        if self.stopped or self.server is None:
             return self.stopped
         traffic = self.traffic_pid()
         if self.server.poll() is None:
@@ -288,7 +321,8 @@ def _fresh_env(root: Path, venv: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def binder(tmp_path_factory) -> Binder:
+def session(tmp_path_factory) -> Binder:
+    """One fresh clone built by binder/postBuild for the module, and its binder/start session."""
     root = tmp_path_factory.mktemp("binder")
     clone, venv = root / "repo", root / "venv"
     subprocess.run(["git", "clone", "--quiet", "--depth", "1", f"file://{REPO}", str(clone)], check=True, timeout=120)
@@ -302,36 +336,20 @@ def binder(tmp_path_factory) -> Binder:
     (root / "postBuild.log").write_text(out.stdout + "\n--- stderr\n" + out.stderr)
     assert out.returncode == 0, f"binder/postBuild failed:\n{out.stdout[-3000:]}\n{out.stderr[-4000:]}"
 
-    port, token = free_port(), secrets.token_hex(16)
-    log = root / "jupyter.log"
-    command = [
-        str(clone / "binder" / "start"),
-        "jupyter",
-        "lab",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        f"--IdentityProvider.token={token}",
-        "--ServerApp.allow_root=True",
-    ]
-    with log.open("w") as fh:
-        server = subprocess.Popen(
-            command, cwd=clone, env={**env, **SHORT_CYCLE}, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    b = Binder(clone, venv, env, f"http://127.0.0.1:{port}", token, server, log, postbuild_seconds)
+    b = Binder(clone, venv, env, root / "jupyter.log", postbuild_seconds)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(f"{b.url}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"binder/start + JupyterLab did not come up; its log:\n{log.read_text()[-4000:]}")
-                time.sleep(0.5)
+        b.start()
         yield b
     finally:
         b.stop()
+
+
+@pytest.fixture
+def binder(session) -> Binder:
+    """The Binder session, running: started again when a test before this one ended it."""
+    if session.stopped:
+        session.start()
+    return session
 
 
 def test_postbuild_installed_the_extension_and_kernels_and_seeded_the_registry(binder):
@@ -465,7 +483,7 @@ def test_everything_stops_when_the_notebook_server_stops(binder):
 
 def test_start_stops_the_deployment_it_started_when_the_traffic_cannot_start(binder, tmp_path):
     """No half state: a start whose traffic stream fails undoes its deployment and never runs the command."""
-    assert not binder.traffic_pid() or not _alive(binder.traffic_pid()), "runs after the stop above"
+    binder.stop()  # this start begins from an ended session, as a new Binder session would
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "setsid").write_text("#!/bin/sh\nexit 1\n")
