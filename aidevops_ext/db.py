@@ -336,6 +336,13 @@ def connect(
     return conn
 
 
+def inserted_id(cur: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT through `cur` just added."""
+    if cur.lastrowid is None:
+        raise RuntimeError("the statement inserted no row")  # sqlite3 sets it for every INSERT
+    return cur.lastrowid
+
+
 def migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> int:
     """Bring the database to the newest version in one transaction; the version it ends at.
 

@@ -139,7 +139,7 @@ def _start(ws: Workspace, **fields: Any) -> int:
             f"INSERT INTO retrains ({cols}) VALUES ({', '.join('?' * len(fields))})", tuple(fields.values())
         )
         conn.execute("COMMIT")
-        return int(cur.lastrowid)
+        return db.inserted_id(cur)
     finally:
         conn.close()
 
@@ -361,7 +361,7 @@ def _retrain(
     from .registry.models import hold_champion, release_champion  # noqa: PLC0415
 
     handover = _handover(ws, dep.model, spec, rows)
-    if handover.rows:
+    if handover.rows and handover.path is not None:
         echo(
             f"retraining #{rid}: {handover.rows} labelled live rows of {dep.model} join the training data "
             f"(at most {spec.retrain.max_live_share:g} of it; {handover.path.name})"
@@ -487,12 +487,14 @@ def _handover(ws: Workspace, model: str, spec: Any, rows: int) -> Handover:
     since = _since(win, keep)
     ids = [win.row_ids[i] for i in keep]
     y = [labels[r] for r in ids]
-    if spec.data is not None:
-        from .datasection import parse_data  # noqa: PLC0415
+    from .datasection import parse_data  # noqa: PLC0415
+
+    section = parse_data(spec.data)
+    if section is not None:
         from .steps.live import live_table, write_live_table  # noqa: PLC0415 - pandas
 
         frame = win.frame.iloc[keep].reset_index(drop=True)
-        table = live_table(frame, ids, y, parse_data(spec.data))
+        table = live_table(frame, ids, y, section)
         path = write_live_table(table, folder, max_share=settings.max_live_share)
         return Handover(len(keep), path, {LIVE_PARAM: str(path)}, since)
     from .trainer import data  # noqa: PLC0415
@@ -639,16 +641,16 @@ def approve(ws: Workspace | None, name: str, *, reason: str = "", actor: str | N
     ws = (ws or Workspace.discover()).ensure()
     actor = actor or default_actor()
     reason = _reason(reason)
-    r = _pending(ws, name)
-    why = f"approved v{r.version} of retraining #{r.id}" + (f": {reason}" if reason else "")
-    manager.switch(ws, name, r.version, reason=why, actor=actor, operation="approve")
+    r, version = _pending(ws, name)
+    why = f"approved v{version} of retraining #{r.id}" + (f": {reason}" if reason else "")
+    manager.switch(ws, name, version, reason=why, actor=actor, operation="approve")
     previous = alias_version(ws, r.model, CHAMPION)
-    set_alias(ws, r.model, CHAMPION, r.version)
-    _decided(ws, r.model, r.version, f"approved by {actor}" + (f": {reason}" if reason else ""))
-    message = f"approved by {actor}" + (f" ({reason})" if reason else "") + f": {name} switched to v{r.version}"
-    if previous and previous != r.version:
+    set_alias(ws, r.model, CHAMPION, version)
+    _decided(ws, r.model, version, f"approved by {actor}" + (f": {reason}" if reason else ""))
+    message = f"approved by {actor}" + (f" ({reason})" if reason else "") + f": {name} switched to v{version}"
+    if previous and previous != version:
         message += f"; champion moved from v{previous}"
-    _update(ws, r.id, status=SWITCHED, switched_to=r.version, champion_moved=1, message=message)
+    _update(ws, r.id, status=SWITCHED, switched_to=version, champion_moved=1, message=message)
     return _last_history(ws, name, "approve")
 
 
@@ -662,14 +664,14 @@ def reject(ws: Workspace | None, name: str, *, reason: str = "", actor: str | No
     ws = (ws or Workspace.discover()).ensure()
     actor = actor or default_actor()
     reason = _reason(reason)
-    r = _pending(ws, name)
+    r, version = _pending(ws, name)
     dep = manager.get(ws, name)
-    if alias_version(ws, r.model, CHALLENGER) == r.version:
+    if alias_version(ws, r.model, CHALLENGER) == version:
         delete_alias(ws, r.model, CHALLENGER)
-    _decided(ws, r.model, r.version, f"rejected by {actor}" + (f": {reason}" if reason else ""))
-    why = f"rejected v{r.version} of retraining #{r.id}" + (f": {reason}" if reason else "")
+    _decided(ws, r.model, version, f"rejected by {actor}" + (f": {reason}" if reason else ""))
+    why = f"rejected v{version} of retraining #{r.id}" + (f": {reason}" if reason else "")
     entry = DeployStore(ws).record(
-        name, "reject", from_version=dep.active_version, to_version=r.version, reason=why, actor=actor
+        name, "reject", from_version=dep.active_version, to_version=version, reason=why, actor=actor
     )
     message = f"rejected by {actor}" + (f" ({reason})" if reason else "") + f"; {name} keeps v{dep.active_version}"
     _update(ws, r.id, status=REJECTED, message=message)
@@ -695,7 +697,8 @@ def _decided(ws: Workspace, model: str, version: str, decision: str) -> None:
         pass
 
 
-def _pending(ws: Workspace, name: str) -> Retraining:
+def _pending(ws: Workspace, name: str) -> tuple[Retraining, str]:
+    """The retraining of deployment `name` that awaits approval, and the version it made."""
     from .deploy import manager  # noqa: PLC0415
     from .deploy.local import DeploymentError  # noqa: PLC0415
 
@@ -706,7 +709,7 @@ def _pending(ws: Workspace, name: str) -> Retraining:
             f"No retrained version of '{name}' awaits approval; `aidevops retrains {name}` shows what its "
             "retrainings did."
         )
-    return r
+    return r, r.version
 
 
 def _last_history(ws: Workspace, name: str, operation: str) -> Any:

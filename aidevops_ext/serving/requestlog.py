@@ -124,13 +124,20 @@ class RequestLog:
         self.deployment = deployment
         self.retention = retention or Retention()
 
+    @property
+    def _db(self) -> Path:
+        """deploy.db, which a log without one (serving with no workspace) never opens: it is disabled."""
+        if self.path is None:
+            raise RuntimeError("this request log has no deploy.db to write to")
+        return self.path
+
     # ---------------------------------------------------------------- writer thread
     def start(self) -> None:
         """Create the tables and start the writer thread (logging is disabled if deploy.db cannot be opened)."""
         if not self.enabled or self._thread is not None:
             return
         try:
-            connect(self.path).close()
+            connect(self._db).close()
         except (sqlite3.Error, OSError, AidevopsError) as exc:  # a newer aidevops's file included: serve, unlogged
             log.warning("Request log disabled: cannot open %s (%s).", self.path, exc)
             self.enabled = False
@@ -139,7 +146,7 @@ class RequestLog:
         self._thread = threading.Thread(target=self._run, name="aidevops-requestlog", daemon=True)
         self._thread.start()
         if self.compact:
-            self.compactor = Compactor(self.path, self.deployment, self.retention)
+            self.compactor = Compactor(self._db, self.deployment, self.retention)
             self.compactor.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -158,7 +165,7 @@ class RequestLog:
 
     def flush(self) -> None:
         """Write everything queued now (tests and shutdown)."""
-        conn = connect(self.path)
+        conn = connect(self._db)
         try:
             self._drain(conn)
         finally:
@@ -170,7 +177,7 @@ class RequestLog:
             stopping = self._stop.wait(self._flush)
             try:
                 if conn is None:
-                    conn = connect(self.path)
+                    conn = connect(self._db)
                 self._drain(conn)
             except (sqlite3.Error, OSError, AidevopsError) as exc:
                 self._warn(f"Request log write failed ({exc}); entries are dropped until it recovers.")

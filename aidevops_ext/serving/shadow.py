@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ class ShadowMirror:
     def _run(self) -> None:
         pending: list[tuple] = []
         last_flush = time.monotonic()
-        self._conn = None
+        self._conn: sqlite3.Connection | None = None
         self._flushes = 0
         while True:
             try:
