@@ -143,7 +143,7 @@ class AlertStore:
                         version,
                     ),
                 )
-                ids.append(int(cur.lastrowid))
+                ids.append(db.inserted_id(cur))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -179,7 +179,8 @@ class AlertStore:
         """Alert transitions, newest last."""
         if not self.path.is_file():
             return []
-        where, args = ["id > ?"], [int(after_id)]
+        where = ["id > ?"]
+        args: list[int | str] = [int(after_id)]
         if deployment:
             where.append("deployment = ?")
             args.append(deployment)

@@ -393,7 +393,7 @@ class PipelineRunner:
             )
             record.save()
         self.echo(f"  ▶ {name:<12} running {step.notebook.name}")
-        km = self._pool.take()
+        km = self._kernels.take()
         phases.mark("kernel_take")
         try:
             # The step contract (stepdir.py): the kernel works in the step folder, which links the
@@ -432,12 +432,12 @@ class PipelineRunner:
             with self._lock:
                 record.step(name).update({"status": "failed", "duration_s": round(duration, 4), "error": str(exc)})
                 record.save()
-            if self._tracking:
+            if self._tracking and mlflow_run is not None:
                 self._tracking.end_step(name, mlflow_run, output_nb, failed=True)
             self.echo(f"  ✗ {name:<12} failed after {duration:.1f}s")
             raise
         finally:
-            self._pool.release(km)
+            self._kernels.release(km)
         phases.mark("kernel_release")
         # What the step registered, so a later hit can check it still exists (volatile.py).
         versions = self.registry.versions_of_run(mlflow_run) if mlflow_run else []
@@ -460,7 +460,7 @@ class PipelineRunner:
         )
         link_or_copy(output_nb, entry.folder / output_nb.name)
         phases.mark("cache_put")
-        if self._tracking:
+        if self._tracking and mlflow_run is not None:
             self._tracking.end_step(name, mlflow_run, output_nb, failed=False)
         phases.mark("mlflow_end")
         # The step's time includes all its bookkeeping (cache, MLflow), so overhead is measured honestly.
@@ -496,7 +496,14 @@ class PipelineRunner:
         # A spare kernel boots while the current step runs; if the next step turns out cached,
         # the spare is shut down at the end (cheap) or used by a later step.
         if pending:
-            self._pool.prestart(min(self.opts.jobs, len(pending)))
+            self._kernels.prestart(min(self.opts.jobs, len(pending)))
+
+    @property
+    def _kernels(self) -> KernelPool:
+        """The run's kernel pool, which `_start_tracking_once` opens before the first step is submitted."""
+        if self._pool is None:
+            raise RuntimeError("the kernel pool is opened before the first step runs")
+        return self._pool
 
     def _start_tracking_once(self, record: RunRecord, steps_left: int) -> None:
         if self._pool is None:

@@ -67,6 +67,13 @@ class ModelRef:
         """Whether the URI names a registered model (`models:/NAME@ALIAS` or `models:/NAME/VERSION`)."""
         return self.name is not None
 
+    @property
+    def registered_name(self) -> str:
+        """The registered model's name; only a registry reference (`is_registry`) has one."""
+        if self.name is None:
+            raise ConfigError(f"{self.uri} names no registered model; use models:/NAME@ALIAS or models:/NAME/VERSION.")
+        return self.name
+
     def pinned(self, version: str) -> str:
         """The `models:/NAME/VERSION` URI of one version of this model."""
         return f"models:/{self.name}/{version}"
@@ -90,7 +97,7 @@ def resolve_version(ref: ModelRef, ws: Workspace) -> str:
     from .. import registry  # noqa: PLC0415 - MLflow only for registry URIs
 
     if ref.alias:
-        version = registry.alias_version(ws, ref.name, ref.alias)
+        version = registry.alias_version(ws, ref.registered_name, ref.alias)
         if version is None:
             raise ModelRefused(
                 f"{ref.uri} does not exist in {ws.registry_uri} (no such registered model or alias); "
@@ -167,7 +174,8 @@ def _load_file(path: Path, *, alias: str | None) -> ServedModel:
         raise ModelRefused(f"{path} is not a .npz model file; pass an aidevops model file or an MLflow model folder.")
     estimator = load_model(path)
     meta = getattr(estimator, "metadata_", None) or {}
-    name = meta.get("name") if isinstance(meta.get("name"), str) else path.stem
+    meta_name = meta.get("name")
+    name = meta_name if isinstance(meta_name, str) else path.stem
     return AidevopsModel.from_estimator(estimator, name=name, version=_digest(path), source=str(path), alias=alias)
 
 
@@ -178,10 +186,10 @@ def _load_registry(
 
     registry.configure(ws)
     model = _load_downloaded(
-        ref.pinned(version), ws, name=ref.name, version=version, alias=alias, allow_pickle=allow_pickle
+        ref.pinned(version), ws, name=ref.registered_name, version=version, alias=alias, allow_pickle=allow_pickle
     )
     if isinstance(model, PyfuncModel):
-        tagged = tagged_profile(ws, ref.name, version)
+        tagged = tagged_profile(ws, ref.registered_name, version)
         if tagged is not None:
             attach_profile(model, tagged)
     return model

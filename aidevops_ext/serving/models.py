@@ -114,7 +114,8 @@ class AidevopsModel(ServedModel):
         profile = getattr(estimator, "profile_", None)
         n = int(estimator.n_features_in_)
         names = None
-        dataset = metadata.get("dataset") if isinstance(metadata.get("dataset"), dict) else {}
+        meta_dataset = metadata.get("dataset")
+        dataset = meta_dataset if isinstance(meta_dataset, dict) else {}
         for candidate in (
             metadata.get("feature_names"),
             dataset.get("feature_names"),
@@ -155,6 +156,8 @@ class AidevopsModel(ServedModel):
 
     def predict(self, X: Any, params: dict | None = None) -> np.ndarray:
         """Labels (classifiers) or values (regressors) of rows the protocols already checked."""
+        if self._predict is None:
+            raise RuntimeError(f"model {self.name} v{self.version} was built without an estimator to predict with")
         try:
             return np.asarray(self._predict(X))
         except AidevopsError as exc:  # the trainer's own boundary checks (DataError), after ours passed
