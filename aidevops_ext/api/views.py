@@ -119,7 +119,7 @@ def runs(ws: Workspace, pipeline: str | None, limit: int) -> list[dict[str, Any]
     """Pipeline runs, newest first: id, pipeline, status, timings, step states and notebooks."""
     from ..pipeline.records import iter_runs  # noqa: PLC0415
 
-    out = []
+    out: list[dict[str, Any]] = []
     for record in iter_runs(ws, pipeline):
         if len(out) >= limit:
             break
@@ -199,11 +199,11 @@ def diff(ws: Workspace, server_root: Path, base: str, remote: str, step: str | N
         raise ConfigError(
             f"Step '{step[:80]}' is not a step both runs have a notebook for; choose one of {', '.join(steps)}."
         )
-    for record in records:
-        path = _inside_state(ws, record.steps[step].notebook)
+    for run in records:
+        path = _inside_state(ws, run.steps[step].notebook)
         if path is None or not path.is_file():
             raise ConfigError(
-                f"The executed notebook of step '{step}' of run {record.run_id} is no longer in the workspace."
+                f"The executed notebook of step '{step}' of run {run.run_id} is no longer in the workspace."
             )
     root = server_root.resolve()
     if not ws.state.resolve().is_relative_to(root):
@@ -371,6 +371,8 @@ def _example(ws: Workspace, dep: Deployment, served: dict | None = None) -> dict
 
     if served is not None:
         return {"body": served, "curl": manager.curl_example(dep, body=served)}
+    if dep.active_version is None:
+        return None  # nothing serves yet, so there are no reference rows
     try:
         ref = json.loads((cache_dir(ws, dep.model, dep.active_version) / "reference.json").read_text())
         rows = ref.get("rows") or None

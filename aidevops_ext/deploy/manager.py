@@ -656,6 +656,8 @@ def canary(
             actor=actor,
             detail=f"share={share:g}",
         )
+    if share is None:  # CanaryRequest refuses this already: a canary that is not cleared has a share
+        raise ConfigError("Give the canary's share of traffic between 0 and 1 (e.g. --share 0.1).")
     resolve(store.workspace, Target(dep.model, version=version))
     why = reason or f"canary v{version} at {100 * share:g} %"
     _stage(store, dep, client, version, operation="canary", reason=why, actor=actor)

@@ -101,10 +101,10 @@ def report(ws: Workspace, name: str, slots: dict[str, Any] | None, version: str 
     out = summary(ws.deploy_db, name, version or running)
     if out is None or (version is not None and out["requests"] == 0 and running != version):
         return None
-    here = isinstance(live, dict) and running == out["version"]
-    out["running"] = here
-    out["dropped"] = int(live.get("dropped") or 0) if here else 0
-    out["mirrored"] = int(live.get("mirrored") or 0) if here else None
+    here = live if isinstance(live, dict) and running == out["version"] else None  # the slots of this version
+    out["running"] = here is not None
+    out["dropped"] = int(here.get("dropped") or 0) if here is not None else 0
+    out["mirrored"] = int(here.get("mirrored") or 0) if here is not None else None
     return out
 
 

@@ -342,8 +342,8 @@ def champion_held(ws: Workspace, name: str) -> str | None:
         return None
     if held.get("host") == socket.gethostname():
         try:
-            os.kill(int(held.get("pid")), 0)
-        except (OSError, TypeError, ValueError):
+            os.kill(int(held["pid"]), 0)
+        except (KeyError, OSError, TypeError, ValueError):
             return None  # the retraining that held it is gone
     elif time.time() - float(held.get("at") or 0) > HOLD_SECONDS:
         return None
@@ -371,8 +371,8 @@ def promote_if_passing(ws: Workspace, name: str, version: str | int, decision: G
         )
     for key, value in decision.to_tags().items():
         c.set_model_version_tag(name, version, key, value)
-    for key, value in decision.candidate.items():
-        c.set_model_version_tag(name, version, f"{METRIC_TAG}{key}", repr(float(value)))
+    for metric, score in decision.candidate.items():
+        c.set_model_version_tag(name, version, f"{METRIC_TAG}{metric}", repr(float(score)))
     folder = Path(tempfile.mkdtemp(prefix="aidevops-gate-"))
     try:
         (folder / "decision.md").write_text(decision.to_markdown(), encoding="utf-8")
