@@ -210,8 +210,8 @@ def _print_left_running(run_dir: Path, data: dict) -> None:
 
     from .deploy import manager
     from .errors import NotFound
-    from .loop import RUNNING, retraining_running, retrainings
     from .monitoring.alertstore import AlertStore
+    from .retrainings import RUNNING, retraining_running, retrainings
 
     ws = _workspace()
     try:
@@ -774,7 +774,7 @@ def deployments(name, show_history, limit, as_json) -> None:
     headers = ["name", "serves", "target", "state", "active", "prev", "canary", "restarts", "url"]
     for line in table(rows, headers, right=[7]):
         click.echo(line)
-    from .loop import awaiting
+    from .retrainings import awaiting
 
     for d in deps:
         held = awaiting(ws, d.name)

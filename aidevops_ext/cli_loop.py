@@ -9,6 +9,7 @@ import time
 
 import click
 
+from . import retrainings
 from .errors import ConfigError
 from .tables import table
 
@@ -296,9 +297,7 @@ def retrain(name, alert_id, rows, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def retrains(name, limit, as_json) -> None:
     """The retraining chain: alert → pipeline run → model version → deployment change."""
-    from . import loop
-
-    rows = loop.retrainings(_workspace(), name, limit=limit)
+    rows = retrainings.retrainings(_workspace(), name, limit=limit)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=1))
         return

@@ -112,7 +112,8 @@ def start_run(
 def start_retrain(ws: Workspace, deployment: str) -> Job:
     """Start `aidevops retrain NAME` in the background."""
     from .deploy import manager  # noqa: PLC0415
-    from .loop import retrain_spec, retraining_lock  # noqa: PLC0415
+    from .loop import retrain_spec  # noqa: PLC0415
+    from .retrainings import retraining_lock  # noqa: PLC0415
 
     dep = manager.get(ws, deployment)  # an unknown deployment fails here
     retraining_lock(ws, dep.name).close()  # one already running fails here (the job's process takes the lock itself)

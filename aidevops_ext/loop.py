@@ -40,126 +40,36 @@ This module sits above monitoring, pipeline and deploy; the model server never i
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import db
 from .errors import AidevopsError, ConfigError
+from .retrainings import (  # the records this module writes; loop.RUNNING etc. stay its vocabulary too
+    AWAITING,
+    FAILED,
+    GATE_FAILED,
+    REJECTED,
+    RUNNING,
+    SWITCHED,
+    UNCHANGED,
+    Retraining,
+    awaiting,
+    retraining_lock,
+    retrainings,
+)
+from .retrainings import get as _get
+from .retrainings import start as _start
+from .retrainings import supersede as _supersede
+from .retrainings import update as _update
 from .workspace import Workspace
 
-# Statuses of a retraining.
-RUNNING, SWITCHED, GATE_FAILED, UNCHANGED, FAILED = "running", "switched", "gate failed", "unchanged", "failed"
-AWAITING, REJECTED, SUPERSEDED = "awaiting approval", "rejected", "superseded"
 DEFAULT_ROWS = 5000
 LIVE_PARAM = "live_data"  # the pipeline param a `data:` pipeline receives the live rows' Parquet file as
-
-
-@dataclass
-class Retraining:
-    """One row of `retrains`: an alert (or a person) → a pipeline run → a version → a deployment change."""
-
-    id: int
-    deployment: str
-    model: str
-    trigger: str  # "alert" | "manual"
-    status: str
-    started: float
-    alert_event_id: int | None = None
-    rule: str | None = None
-    finished: float | None = None
-    pipeline: str | None = None
-    pipeline_run_id: str | None = None
-    from_version: str | None = None
-    version: str | None = None
-    gate_passed: bool | None = None
-    champion_moved: bool | None = None
-    switched_to: str | None = None
-    training_rows: int | None = None
-    live_rows: int | None = None
-    extra_data: str | None = None
-    actor: str | None = None
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _connect(ws: Workspace) -> sqlite3.Connection:
-    conn = db.connect(ws.deploy_db)  # `retrains` is defined with deploy.db's other tables, in db.py
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def _row(r: sqlite3.Row) -> Retraining:
-    d = dict(r)
-    for key in ("gate_passed", "champion_moved"):
-        d[key] = None if d[key] is None else bool(d[key])
-    return Retraining(**d)
-
-
-def retrainings(ws: Workspace, deployment: str | None = None, *, limit: int = 50) -> list[Retraining]:
-    """Recorded retrainings, newest last (of one deployment, or all)."""
-    if not ws.deploy_db.is_file():
-        return []
-    conn = _connect(ws)
-    try:
-        rows = conn.execute(
-            "SELECT * FROM (SELECT * FROM retrains"
-            + (" WHERE deployment = ?" if deployment else "")
-            + " ORDER BY id DESC LIMIT ?) ORDER BY id",
-            ((deployment,) if deployment else ()) + (limit,),
-        ).fetchall()
-    finally:
-        conn.close()
-    return [_row(r) for r in rows]
-
-
-def _start(ws: Workspace, **fields: Any) -> int:
-    conn = _connect(ws)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        busy = conn.execute(
-            "SELECT id, started FROM retrains WHERE deployment = ? AND status = ?", (fields["deployment"], RUNNING)
-        ).fetchone()
-        if busy is not None:
-            conn.execute("ROLLBACK")
-            raise ConfigError(
-                f"deployment '{fields['deployment']}' is already being retrained (retraining #{busy['id']}); "
-                "wait for it to finish (`aidevops retrains`)."
-            )
-        cols = ", ".join(fields)
-        cur = conn.execute(
-            f"INSERT INTO retrains ({cols}) VALUES ({', '.join('?' * len(fields))})", tuple(fields.values())
-        )
-        conn.execute("COMMIT")
-        return db.inserted_id(cur)
-    finally:
-        conn.close()
-
-
-def _get(ws: Workspace, rid: int) -> Retraining:
-    conn = _connect(ws)
-    try:
-        return _row(conn.execute("SELECT * FROM retrains WHERE id = ?", (rid,)).fetchone())
-    finally:
-        conn.close()
-
-
-def _update(ws: Workspace, rid: int, **fields: Any) -> None:
-    conn = _connect(ws)
-    try:
-        conn.execute(
-            f"UPDATE retrains SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?", (*fields.values(), rid)
-        )
-    finally:
-        conn.close()
 
 
 # ------------------------------------------------------------------------------ the training set
@@ -311,39 +221,6 @@ def retrain_spec(ws: Workspace, dep: Any) -> Any:
     )
 
 
-def retraining_lock(ws: Workspace, name: str) -> Any:
-    """Take deployment `name`'s retraining lock (an open file; closing it, or the process ending, releases it).
-
-    Two retrainings of one deployment at once (a person's and the supervisor's after an alert) would
-    each register a version and race to switch; the second is refused instead, naming the first.
-    """
-    import fcntl  # noqa: PLC0415
-
-    folder = ws.state / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    fh = open(folder / f"retrain-{name}.lock", "a+")  # noqa: SIM115 - held past this function
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        running = [r for r in retrainings(ws, name, limit=5) if r.status == RUNNING]
-        which = f" (#{running[-1].id}, {running[-1].trigger})" if running else ""
-        raise ConfigError(
-            f"a retraining of '{name}' is already running{which}; wait for it to end "
-            f"(`aidevops retrains {name}`) before starting another."
-        ) from None
-    return fh
-
-
-def retraining_running(ws: Workspace, name: str) -> bool:
-    """Whether a retraining of deployment `name` holds its lock now (in any process)."""
-    try:
-        retraining_lock(ws, name).close()
-    except ConfigError:
-        return True
-    return False
-
-
 def _retrain(
     ws: Workspace,
     rid: int,
@@ -436,18 +313,6 @@ def _restore_champion(ws: Workspace, model: str, registration: dict[str, Any]) -
         set_alias(ws, model, CHAMPION, str(before))
     else:
         delete_alias(ws, model, CHAMPION)
-
-
-def _supersede(ws: Workspace, name: str, rid: int) -> None:
-    """An older version still awaiting approval on `name` is superseded by retraining `rid`'s."""
-    conn = _connect(ws)
-    try:
-        conn.execute(
-            "UPDATE retrains SET status = ?, message = ? WHERE deployment = ? AND status = ? AND id < ?",
-            (SUPERSEDED, f"superseded by retraining #{rid}", name, AWAITING, rid),
-        )
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -588,20 +453,6 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(float(ts), tz=timezone.utc).isoformat(timespec="seconds")
 
 
-def awaiting(ws: Workspace, name: str) -> Retraining | None:
-    """The retraining whose version awaits approval on deployment `name`, if any."""
-    if not ws.deploy_db.is_file():
-        return None
-    conn = _connect(ws)
-    try:
-        row = conn.execute(
-            "SELECT * FROM retrains WHERE deployment = ? AND status = ? ORDER BY id DESC LIMIT 1", (name, AWAITING)
-        ).fetchone()
-    finally:
-        conn.close()
-    return _row(row) if row is not None else None
-
-
 def awaiting_approval(ws: Workspace, name: str) -> dict[str, Any] | None:
     """The API's `awaiting_approval` of deployment `name` (api/models.py AwaitingApproval), or None."""
     from .deploy.shadow import report as shadow_report  # noqa: PLC0415
@@ -723,15 +574,6 @@ def retrain_exit_message(r: Retraining) -> str:
     """One line for the CLI."""
     where = f" (pipeline run {r.pipeline_run_id})" if r.pipeline_run_id else ""
     return f"retraining #{r.id} of {r.deployment}: {r.status}{where}: {r.message}"
-
-
-def env_cooldown(default: float = 300.0) -> float:
-    """Seconds between automatic retrainings of one deployment (AIDEVOPS_RETRAIN_COOLDOWN overrides)."""
-    raw = os.environ.get("AIDEVOPS_RETRAIN_COOLDOWN", "")
-    try:
-        return max(0.0, float(raw)) if raw else default
-    except ValueError:
-        return default
 
 
 __all__ = ["Retraining", "live_training_rows", "retrain", "retrainings"]

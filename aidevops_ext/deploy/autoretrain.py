@@ -25,6 +25,7 @@ import sys
 import time
 
 from ..monitoring.alertstore import AlertStore
+from ..retrainings import AWAITING, SWITCHED, env_cooldown, retraining_running, retrainings
 from ..workspace import Workspace
 
 log = logging.getLogger("aidevops.deploy")
@@ -37,8 +38,6 @@ class RetrainTrigger:
     """Polled from the supervisor's loop; owns at most one `aidevops retrain` child process."""
 
     def __init__(self, ws: Workspace, name: str, cooldown: float | None = None) -> None:
-        from ..loop import env_cooldown  # noqa: PLC0415 - a light module; nothing of the pipeline is imported
-
         self.ws = ws
         self.name = name
         self.cooldown = env_cooldown() if cooldown is None else cooldown
@@ -63,8 +62,6 @@ class RetrainTrigger:
             ]
         except Exception:  # noqa: BLE001 - a locked db: next time
             return
-        from ..loop import retraining_running  # noqa: PLC0415
-
         for event in events:
             busy = self.child is not None or retraining_running(self.ws, self.name)  # ours, or one a person started
             held = None if busy else self.held_back(event)  # a lasting reason says more than the cooldown
@@ -83,8 +80,6 @@ class RetrainTrigger:
 
     def held_back(self, event: dict) -> str | None:
         """Why this alert must not start a retraining (see the module docstring), or None."""
-        from ..loop import AWAITING, SWITCHED, retrainings  # noqa: PLC0415
-
         try:
             done = retrainings(self.ws, self.name, limit=20)
         except Exception:  # noqa: BLE001 - a locked db: the retraining itself will say

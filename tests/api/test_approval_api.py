@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from aidevops_ext import loop
+from aidevops_ext import loop, retrainings
 from aidevops_ext.deploy.store import STOPPED, Deployment, DeployStore
 from aidevops_ext.workspace import Workspace
 from tests.api.test_handlers import _call
@@ -18,12 +18,12 @@ def _held(root) -> tuple[Workspace, int]:
     ws.ensure()
     now = time.time()
     DeployStore(ws).put(Deployment(name="d", model="m", ref="m@champion", state=STOPPED, created=now, updated=now))
-    rid = loop._start(
-        ws, deployment="d", model="m", trigger="alert", rule="feature-drift", status=loop.RUNNING, started=now
+    rid = retrainings.start(
+        ws, deployment="d", model="m", trigger="alert", rule="feature-drift", status=retrainings.RUNNING, started=now
     )
     registration = {"gate_passed": True, "reasons": ["accuracy 0.97 >= 0.93"], "compared_on": "the same 359 rows"}
     loop._write_evidence(ws, rid, registration, None, "someone", 120, now - 600)
-    loop._update(ws, rid, status=loop.AWAITING, version="2", from_version="1", gate_passed=1, finished=now)
+    retrainings.update(ws, rid, status=retrainings.AWAITING, version="2", from_version="1", gate_passed=1, finished=now)
     return ws, rid
 
 
@@ -44,8 +44,8 @@ async def test_a_held_version_shows_its_evidence_and_reject_drops_it_into_the_hi
     assert "drifted rows look forged" in event["reason"] and event["actor"].endswith("via JupyterLab")
     assert answer["deployment"]["awaiting_approval"] is None
     assert answer["deployment"]["history"][0]["operation"] == "reject", "the history, newest first, has it"
-    (done,) = loop.retrainings(ws, "d")
-    assert done.status == loop.REJECTED and "drifted rows look forged" in done.message
+    (done,) = retrainings.retrainings(ws, "d")
+    assert done.status == retrainings.REJECTED and "drifted rows look forged" in done.message
 
 
 async def test_approve_with_nothing_held_or_a_stopped_deployment_is_a_409_that_changes_nothing(jp_fetch, workspace):

@@ -161,7 +161,7 @@ def test_a_real_prometheus_scrapes_drift_and_latency_series(deployed, tmp_path):
 
 
 def test_drift_alert_retrains_and_switches_with_zero_failed_requests(deployed):
-    from aidevops_ext import loop, traffic
+    from aidevops_ext import retrainings, traffic
     from aidevops_ext.monitoring.alertstore import AlertStore
     from aidevops_ext.workspace import Workspace
 
@@ -183,7 +183,7 @@ def test_drift_alert_retrains_and_switches_with_zero_failed_requests(deployed):
     try:
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline and sender.is_alive():
-            found = [r for r in loop.retrainings(ws, NAME) if r.status != loop.RUNNING]
+            found = [r for r in retrainings.retrainings(ws, NAME) if r.status != retrainings.RUNNING]
             if found:
                 done = found[0]
                 break
@@ -200,7 +200,7 @@ def test_drift_alert_retrains_and_switches_with_zero_failed_requests(deployed):
     assert result.ok > 500 and result.drifted == result.sent
 
     # The chain: alert -> retraining -> pipeline run -> version -> deployment change.
-    assert done.status == loop.SWITCHED, f"{done}\n{tail}"
+    assert done.status == retrainings.SWITCHED, f"{done}\n{tail}"
     assert done.trigger == "alert" and done.rule == "feature-drift" and done.alert_event_id is not None
     assert done.from_version == "1" and done.version == "2" and done.switched_to == "2" and done.gate_passed
     assert done.live_rows and done.live_rows > 0

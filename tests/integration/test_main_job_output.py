@@ -76,7 +76,7 @@ steps:
 def test_a_run_that_deployed_ends_with_its_url_its_retraining_and_how_to_stop_them(reg, deployer):  # noqa: F811
     """A step that names a live deployment in deployment.json (as aidevops:deploy does), while a retraining
     of it holds its lock: the run's last lines say both, with the deployment's URL, log and undeploy command."""
-    from aidevops_ext import loop
+    from aidevops_ext import retrainings
 
     name = "left-running"
     dep = deployer(f"{MODEL}@champion", name).deployment
@@ -88,13 +88,13 @@ def test_a_run_that_deployed_ends_with_its_url_its_retraining_and_how_to_stop_th
         INJECTED,
         f"import json, os\njson.dump({{'name': {name!r}}}, open(os.path.join(step_dir, 'deployment.json'), 'w'))",
     )
-    rid = loop._start(ws, deployment=name, model=MODEL, trigger="manual", status=loop.RUNNING, started=0.0)
-    lock = loop.retraining_lock(ws, name)  # held as `aidevops retrain` holds it while it runs
+    rid = retrainings.start(ws, deployment=name, model=MODEL, trigger="manual", status=retrainings.RUNNING, started=0.0)
+    lock = retrainings.retraining_lock(ws, name)  # held as `aidevops retrain` holds it while it runs
     try:
         result = _aidevops(reg.root, "run", "ships", "--no-track")
     finally:
         lock.close()
-        loop._update(ws, rid, status=loop.FAILED, message="test finished")
+        retrainings.update(ws, rid, status=retrainings.FAILED, message="test finished")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     tail = result.stdout[result.stdout.index("running now") :]

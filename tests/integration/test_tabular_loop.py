@@ -79,7 +79,7 @@ def deployment(root: Path) -> dict:
 
 
 def test_tabular_drift_alert_retrains_on_live_parquet_and_switches_with_zero_failed_requests(deployed):
-    from aidevops_ext import loop, traffic
+    from aidevops_ext import retrainings, traffic
     from aidevops_ext.monitoring.alertstore import AlertStore
 
     ws = Workspace(deployed)
@@ -101,7 +101,7 @@ def test_tabular_drift_alert_retrains_on_live_parquet_and_switches_with_zero_fai
     try:
         deadline = time.monotonic() + 420
         while time.monotonic() < deadline and sender.is_alive():
-            found = [r for r in loop.retrainings(ws, NAME) if r.status != loop.RUNNING]
+            found = [r for r in retrainings.retrainings(ws, NAME) if r.status != retrainings.RUNNING]
             if found:
                 done = found[0]
                 break
@@ -118,7 +118,7 @@ def test_tabular_drift_alert_retrains_on_live_parquet_and_switches_with_zero_fai
     assert result.ok > 300 and result.drifted == result.sent
 
     # The chain: a drift alert -> retraining -> pipeline run -> version 2 -> deployment change.
-    assert done.status == loop.SWITCHED, f"{done}\n{tail}"
+    assert done.status == retrainings.SWITCHED, f"{done}\n{tail}"
     assert done.trigger == "alert" and done.rule == "feature-drift" and done.alert_event_id is not None
     assert done.from_version == "1" and done.version == "2" and done.switched_to == "2" and done.gate_passed
     event = AlertStore(ws.deploy_db).event(done.alert_event_id)

@@ -316,17 +316,25 @@ def test_open_a_versions_executed_notebook_from_the_panel(shown, seeded):
 def hold_for_approval(lab, version: str, from_version: str) -> int:
     """Retraining evidence as a `promote: manual` retraining leaves it: `version` awaits approval on MODEL's deployment.
     (A real retraining takes minutes; the Monitor panel's tests run one. This is the state it ends in.)"""
-    from aidevops_ext import loop
+    from aidevops_ext import loop, retrainings
     from aidevops_ext.workspace import Workspace
 
     ws = Workspace(lab.root)
     now = time.time()
-    rid = loop._start(
-        ws, deployment=MODEL, model=MODEL, trigger="alert", rule="feature-drift", status=loop.RUNNING, started=now
+    rid = retrainings.start(
+        ws,
+        deployment=MODEL,
+        model=MODEL,
+        trigger="alert",
+        rule="feature-drift",
+        status=retrainings.RUNNING,
+        started=now,
     )
     registration = {"gate_passed": True, "reasons": ["accuracy 0.9600 >= 0.9300"], "compared_on": "the same 350 rows"}
     loop._write_evidence(ws, rid, registration, None, "lab-tests", 120, now - 600)
-    loop._update(ws, rid, status=loop.AWAITING, version=version, from_version=from_version, gate_passed=1, finished=now)
+    retrainings.update(
+        ws, rid, status=retrainings.AWAITING, version=version, from_version=from_version, gate_passed=1, finished=now
+    )
     return rid
 
 

@@ -413,24 +413,24 @@ def test_polling_stands_by_while_the_tab_is_hidden(shown):
 def wait_for_the_automatic_retraining(lab) -> None:
     """The fired alert's rule says `action: retrain`, so the supervisor started a retraining: let it end first, so
     that the one started from the panel does not share the two cores (and the MLflow store) with it."""
-    from aidevops_ext import loop
+    from aidevops_ext import retrainings
     from aidevops_ext.workspace import Workspace
 
     start = time.monotonic()
     while time.monotonic() < start + RETRAIN_MS / 1000:
-        found = loop.retrainings(Workspace(lab.root), NAME)
+        found = retrainings.retrainings(Workspace(lab.root), NAME)
         if not found and time.monotonic() > start + 60:
             print("no automatic retraining started")
             return
         if (
             found
-            and all(r.status != loop.RUNNING for r in found)
-            and not loop.retraining_running(Workspace(lab.root), NAME)
+            and all(r.status != retrainings.RUNNING for r in found)
+            and not retrainings.retraining_running(Workspace(lab.root), NAME)
         ):
             print(f"automatic retraining: {[(r.id, r.status, r.message) for r in found]}")
             return
         time.sleep(2)
-    pytest.fail(f"the automatic retraining of {NAME} did not end: {loop.retrainings(Workspace(lab.root), NAME)}")
+    pytest.fail(f"the automatic retraining of {NAME} did not end: {retrainings.retrainings(Workspace(lab.root), NAME)}")
 
 
 def test_retrain_now_follows_the_job_to_the_run_it_produced(shown, lab, deployed):

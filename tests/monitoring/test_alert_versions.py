@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from aidevops_ext import loop
+from aidevops_ext import retrainings
 from aidevops_ext.deploy.autoretrain import RetrainTrigger
 from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.monitoring.rules import parse_monitor
@@ -57,16 +57,16 @@ def test_a_new_version_starts_its_alerts_fresh_and_the_old_firing_one_is_closed(
 
 
 def _retraining(ws: Workspace, status: str, *, version: str, rule: str | None = "drift", switched: bool = False) -> int:
-    rid = loop._start(
+    rid = retrainings.start(
         ws,
         deployment="d",
         model="m",
         trigger="alert" if rule else "manual",
         rule=rule,
-        status=loop.RUNNING,
+        status=retrainings.RUNNING,
         started=time.time(),
     )
-    loop._update(ws, rid, status=status, version=version, switched_to=version if switched else None)
+    retrainings.update(ws, rid, status=status, version=version, switched_to=version if switched else None)
     return rid
 
 
@@ -76,9 +76,9 @@ def test_the_automatic_retraining_holds_back_while_a_version_awaits_approval(tmp
     trigger = RetrainTrigger(ws, "d", cooldown=0)
     event = {"id": 1, "rule": "drift", "version": "1"}
     assert trigger.held_back(event) is None, "nothing retrained yet: an alert retrains"
-    rid = _retraining(ws, loop.AWAITING, version="2")
+    rid = _retraining(ws, retrainings.AWAITING, version="2")
     assert "v2 awaits approval" in trigger.held_back(event)
-    loop._update(ws, rid, status=loop.REJECTED)
+    retrainings.update(ws, rid, status=retrainings.REJECTED)
     assert trigger.held_back(event) is None, "after a decision, alerts retrain again"
 
 
@@ -86,7 +86,7 @@ def test_a_version_retrained_for_a_rule_is_not_retrained_again_for_that_rule(tmp
     ws = Workspace(tmp_path)
     ws.ensure()
     trigger = RetrainTrigger(ws, "d", cooldown=0)
-    _retraining(ws, loop.SWITCHED, version="2", switched=True)
+    _retraining(ws, retrainings.SWITCHED, version="2", switched=True)
     why = trigger.held_back({"id": 5, "rule": "drift", "version": "2"})
     assert "v2 was retrained for drift already" in why and "add data like it" in why
     assert trigger.held_back({"id": 6, "rule": "accuracy", "version": "2"}) is None, "another rule still retrains"

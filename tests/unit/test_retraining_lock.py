@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from aidevops_ext import loop
+from aidevops_ext import retrainings
 from aidevops_ext.errors import ConfigError
 from aidevops_ext.workspace import Workspace
 
@@ -21,10 +21,10 @@ def test_a_held_lock_refuses_a_second_retraining_until_its_process_ends(tmp_path
             "-c",
             textwrap.dedent(f"""
         import sys, time
-        from aidevops_ext import loop
+        from aidevops_ext import retrainings
         from aidevops_ext.workspace import Workspace
         from pathlib import Path
-        lock = loop.retraining_lock(Workspace(Path({str(tmp_path)!r})), "svc")
+        lock = retrainings.retraining_lock(Workspace(Path({str(tmp_path)!r})), "svc")
         print("held", flush=True)
         time.sleep(60)
         """),
@@ -34,15 +34,15 @@ def test_a_held_lock_refuses_a_second_retraining_until_its_process_ends(tmp_path
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert loop.retraining_running(ws, "svc")
-        assert not loop.retraining_running(ws, "other"), "the lock is per deployment"
+        assert retrainings.retraining_running(ws, "svc")
+        assert not retrainings.retraining_running(ws, "other"), "the lock is per deployment"
         with pytest.raises(ConfigError, match="a retraining of 'svc' is already running; wait for it to end"):
-            loop.retraining_lock(ws, "svc")
+            retrainings.retraining_lock(ws, "svc")
     finally:
         holder.kill()
         holder.wait()
-    assert not loop.retraining_running(ws, "svc"), "a killed retraining leaves no stale lock"
-    lock = loop.retraining_lock(ws, "svc")
-    assert loop.retraining_running(ws, "svc") is True
+    assert not retrainings.retraining_running(ws, "svc"), "a killed retraining leaves no stale lock"
+    lock = retrainings.retraining_lock(ws, "svc")
+    assert retrainings.retraining_running(ws, "svc") is True
     lock.close()
-    assert loop.retraining_running(ws, "svc") is False
+    assert retrainings.retraining_running(ws, "svc") is False
