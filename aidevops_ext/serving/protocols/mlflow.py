@@ -23,7 +23,7 @@ import orjson
 
 from ..errors import RequestError
 from ..fastjson import FastRows, parse_mlflow
-from ..models import ServedModel
+from ..models import PyfuncModel, ServedModel
 from ..validation import (
     columns_to_matrix,
     csv_to_matrix,
@@ -95,7 +95,7 @@ def parse(body: bytes, kind: str, model: ServedModel) -> tuple[Any, dict | None]
                 dtype=model.input_dtype,
             )
             return X, None
-        return _pyfunc_csv(body, model), None
+        return _pyfunc_csv(body, _foreign(model)), None
     if model.fast:
         fast = parse_mlflow(body)
         if fast is not None:
@@ -103,14 +103,22 @@ def parse(body: bytes, kind: str, model: ServedModel) -> tuple[Any, dict | None]
     if model.fast:
         key, value, params = _envelope(decode_json(body))
         return _fast_input(key, value, body, model), params
-    if model.split_kinds:  # the plain dataframe_split body: MLflow's frame, built without its generic parser
+    foreign = _foreign(model)
+    if foreign.split_kinds:  # the plain dataframe_split body: MLflow's frame, built without its generic parser
         from .splitframe import split_frame  # noqa: PLC0415 - pandas: foreign models only
 
-        frame = split_frame(body, model.split_kinds)
+        frame = split_frame(body, foreign.split_kinds)
         if frame is not None:
             return frame, None
     key, value, params = _envelope(_decode_like_mlflow(body))
-    return _pyfunc_input(key, value, model), params
+    return _pyfunc_input(key, value, foreign), params
+
+
+def _foreign(model: ServedModel) -> PyfuncModel:
+    """The model behind MLflow's own input parsing: only an MLflow pyfunc is served without the fast path."""
+    if not isinstance(model, PyfuncModel):
+        raise TypeError(f"{model.label} is not an MLflow pyfunc model; its input takes the fast path only")
+    return model
 
 
 def _decode_like_mlflow(body: bytes) -> Any:
@@ -146,7 +154,7 @@ def _from_fast_rows(fast: FastRows, model: ServedModel) -> np.ndarray:
 
 def _fast_input(key: str, value: Any, body: bytes, model: ServedModel) -> np.ndarray:
     names, n = model.feature_names, model.n_features
-    opts = {"accepts_missing": model.accepts_missing, "dtype": model.input_dtype}
+    opts: dict[str, Any] = {"accepts_missing": model.accepts_missing, "dtype": model.input_dtype}
     what = f"'{key}'"
     if key in ("inputs", "instances"):
         if isinstance(value, dict):
@@ -200,7 +208,7 @@ def _mlflow_error(exc: Exception) -> RequestError:
     return RequestError(f"The input does not match the model: {str(message)[:500]}")
 
 
-def _pyfunc_input(key: str, value: Any, model: ServedModel) -> Any:
+def _pyfunc_input(key: str, value: Any, model: PyfuncModel) -> Any:
     """MLflow's parser, nothing more: the model's schema enforcement decides, as in MLflow's own server."""
     from mlflow.pyfunc.scoring_server import infer_and_parse_data  # noqa: PLC0415 - foreign pyfunc models only
 
@@ -210,7 +218,7 @@ def _pyfunc_input(key: str, value: Any, model: ServedModel) -> Any:
         raise _mlflow_error(exc) from None
 
 
-def _pyfunc_csv(body: bytes, model: ServedModel) -> Any:
+def _pyfunc_csv(body: bytes, model: PyfuncModel) -> Any:
     import io  # noqa: PLC0415
 
     from mlflow.pyfunc.scoring_server import parse_csv_input  # noqa: PLC0415
@@ -231,10 +239,11 @@ def check_frame(data: Any, model: ServedModel) -> Any:
 
     missing_ok = model.accepts_missing
     if isinstance(data, pd.DataFrame):
+        numeric_columns = _foreign(model).numeric_columns
         for col in data.columns:
             series = data[col]
             kind = series.dtype.kind
-            if col in model.numeric_columns and kind not in "fiu":
+            if col in numeric_columns and kind not in "fiu":
                 raise RequestError(
                     f"Column {col!r} must hold numbers but holds {series.dtype} values; send JSON numbers."
                 )
@@ -253,7 +262,7 @@ def check_frame(data: Any, model: ServedModel) -> Any:
                 raise RequestError("The input holds NaN or infinite values; send finite numbers.")
         if (
             model.input_dtype is not None
-            and model.input_schema is not None
+            and _foreign(model).input_schema is not None
             and data.dtype.kind in "bUSO"
             and np.dtype(model.input_dtype).kind in "fiu"
         ):
