@@ -613,10 +613,13 @@ async def _labels_of_other_workers(
     from .labels import known_ids  # noqa: PLC0415
 
     rl = server.requestlog
+    db_path = rl.path
+    if db_path is None:  # no request log: no other worker writes the rows these labels name
+        return 0, {}, 0
     ids = sorted({rid for rid, _, _ in rows})
 
     def unknown(among: list[str]) -> set[str]:
-        conn = connect(rl.path)
+        conn = connect(db_path)
         try:
             return set(among) - set(known_ids(conn, among, models, (), getattr(rl, "deployment", None)))
         finally:
