@@ -102,7 +102,7 @@ def kustomize_tree(
         replicas, low, high = environment_scale(
             env, deployment["spec"]["replicas"], hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]
         )
-        scale = [
+        scale: list[dict[str, Any]] = [
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": {"replicas": replicas}},
             {
                 "apiVersion": "autoscaling/v2",
@@ -111,7 +111,7 @@ def kustomize_tree(
                 "spec": {"minReplicas": low, "maxReplicas": high},
             },
         ]
-        kserve_scale = [
+        kserve_scale: list[dict[str, Any]] = [
             {
                 "apiVersion": isvc["apiVersion"],
                 "kind": "InferenceService",
