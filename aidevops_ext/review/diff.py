@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -335,19 +336,29 @@ def _gate_words(reg: dict | None) -> str:
 # -- nbdime's web diff -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class WebDiff:
-    """What the web diff serves: a folder with both normalised notebooks, their names in it, host and port."""
+    """What the web diff serves: a folder with both normalised notebooks, their names in it, host and port.
+
+    nbdime's server has no authentication, so every route sits under a random path prefix printed only to the
+    person who started it: another local user or a web page cannot guess where its API is.
+    """
 
     folder: Path
     base: str
     remote: str
     port: int
     host: str = WEB_HOST
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    @property
+    def base_url(self) -> str:
+        return f"/{self.secret}/"
 
     @property
     def url(self) -> str:
         from urllib.parse import urlencode
 
-        return f"http://{self.host}:{self.port}/diff?{urlencode({'base': self.base, 'remote': self.remote})}"
+        query = urlencode({"base": self.base, "remote": self.remote})
+        return f"http://{self.host}:{self.port}{self.base_url}diff?{query}"
 
     def server_params(self) -> dict[str, Any]:
         """Keyword arguments for nbdime's web server (`nbdime.webapp.nbdimeserver.init_app`)."""
@@ -355,7 +366,7 @@ class WebDiff:
             "ip": self.host,
             "port": self.port,
             "cwd": str(self.folder),
-            "base_url": "/",
+            "base_url": self.base_url,
             "hide_unchanged": True,
             "identical_lines_margin": 2,
             "closable": True,

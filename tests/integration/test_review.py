@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
@@ -203,7 +204,9 @@ def test_diff_web_serves_nbdime_on_localhost(runs):
             seen.append(line)
             if line.startswith("nbdime web diff: "):
                 url = line.split()[3]
-        assert url and url.startswith(f"http://127.0.0.1:{port}/diff?"), url
+        assert url and url.startswith(f"http://127.0.0.1:{port}/"), url
+        prefix = urllib.parse.urlparse(url).path.removesuffix("diff")  # the random path prefix
+        assert len(prefix.strip("/")) >= 24, url
         query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
         assert query["base"] == [f"A-{a['run_id']}-02_train.ipynb"] and query["remote"] == [
             f"B-{b['run_id']}-02_train.ipynb"
@@ -214,8 +217,12 @@ def test_diff_web_serves_nbdime_on_localhost(runs):
         assert "nbdime" in page.lower()
         xsrf = next(c.value for c in jar if c.name == "_xsrf")
         body = json.dumps({"base": query["base"][0], "remote": query["remote"][0]}).encode()
+        for guess in ("/api/diff", "/diff", "/"):  # without the prefix nothing answers
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                opener.open(f"http://127.0.0.1:{port}{guess}", timeout=30)
+            assert refused.value.code == 404, guess
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/api/diff",
+            f"http://127.0.0.1:{port}{prefix}api/diff",
             data=body,
             method="POST",
             headers={"Content-Type": "application/json", "X-XSRFToken": xsrf},
