@@ -89,13 +89,14 @@ def export_argo(pipeline, params, output, image, tracking_uri, namespace, cron, 
 @click.option("--run-id", default=None, help="Run id (default: the run folder's name).")
 def step(notebook, step_name, run_dir, needs, outputs, params, kernel, pipeline, run_id) -> None:
     """Run one notebook as a pipeline step with papermill (the container entry of exported pipelines)."""
-    from .step import parse_values, run_step
+    from ..pipeline.params import parse_assignments
+    from .step import run_step
 
     result = run_step(
         Path(notebook),
         step_name,
         Path(run_dir),
-        params=parse_values(params),
+        params=parse_assignments(params),
         needs=needs,
         outputs=outputs,
         kernel=kernel,

@@ -39,27 +39,6 @@ class StepResult:
     outputs: list[str]
 
 
-def parse_values(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """`key=value` pairs, each value JSON (what exporters write) or else YAML (what people type)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"parameter '{pair}' is not of the form key=value; write e.g. -p epochs=3.")
-        try:
-            out[key] = json.loads(text)
-        except ValueError:
-            # JSON first: PyYAML reads JSON's 1e-05 as a string; YAML for hand-typed values like [64, 32].
-            try:
-                out[key] = yaml.safe_load(text) if text.strip() else ""
-            except yaml.YAMLError:
-                out[key] = text
-    return out
-
-
 def run_step(
     notebook: Path,
     name: str,

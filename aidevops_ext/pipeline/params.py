@@ -7,6 +7,7 @@ steps that read it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,12 @@ INJECTED = ("run_dir", "step_dir", "upstream", "mlflow_run_id", "pipeline_run_id
 
 
 def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Turn ['epochs=3', 'hidden=[64, 32]'] into typed values (YAML scalars, lists, mappings)."""
+    """Turn ['epochs=3', 'hidden=[64, 32]'] into typed values: every `-p` of the CLI and the exported steps' args.
+
+    Each value is read as JSON first (what exporters write; PyYAML would read JSON's 1e-05 as a string), else
+    as YAML (what people type: [64, 32], yes), else kept as the plain string, which the param's default's
+    type then checks.
+    """
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
@@ -28,9 +34,12 @@ def parse_assignments(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"parameter '{pair}' is not of the form key=value; write e.g. -p epochs=3.")
         try:
-            out[key] = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            out[key] = text  # an unparsable value is a plain string, checked against the default's type below
+            out[key] = json.loads(text)
+        except ValueError:
+            try:
+                out[key] = yaml.safe_load(text) if text.strip() else ""
+            except yaml.YAMLError:
+                out[key] = text
     return out
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from aidevops_ext.export.step import parse_values
+from aidevops_ext.pipeline.params import parse_assignments
 from tests.conftest import REPO
 
 
@@ -37,7 +37,9 @@ def test_bad_input_is_one_sentence_and_runs_nothing(tmp_path, extra, fragment):
 
 
 def test_values_are_json_first_then_yaml():
-    values = parse_values(["lr=1e-05", 'name="digits"', "hidden=[64, 32]", "plain=digits", "gate={a: {threshold: 1}}"])
+    values = parse_assignments(
+        ["lr=1e-05", 'name="digits"', "hidden=[64, 32]", "plain=digits", "gate={a: {threshold: 1}}"]
+    )
     assert values == {
         "lr": 1e-05,
         "name": "digits",
