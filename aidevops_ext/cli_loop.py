@@ -218,6 +218,9 @@ def simulate(
 
     ws = _workspace()
     dep = manager.running(ws, name)
+    url = dep.url
+    if url is None:  # manager.running refuses a deployment without an address; this keeps its type
+        raise ConfigError(f"deployment '{name}' has no address to send traffic to; redeploy it with `aidevops deploy`.")
     rows = traffic.rows_from_dataset(source, target) if source else traffic.rows_for_model(ws.root, dep.model)
     features = None
     if drift_features:
@@ -237,7 +240,7 @@ def simulate(
     if not as_json:
         click.echo(f"sending {rate:g} req/s for {duration:g} s to {dep.url} ({rows.source})", err=True)
     result = traffic.simulate(
-        dep.url,
+        url,
         rows,
         rate=rate,
         duration=duration,

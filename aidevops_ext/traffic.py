@@ -105,12 +105,15 @@ def _test_table_rows(root: Path, spec: Any) -> ReplayRows:
     from .steps.generic import TEST_TABLE  # noqa: PLC0415
     from .workspace import Workspace  # noqa: PLC0415
 
+    section = parse_data(spec.data)
+    if section is None:
+        raise ConfigError(f"pipeline '{spec.name}' has no 'data' section, so it writes no test table to replay.")
     split_steps = [n for n, st in spec.steps.items() if Path(st.notebook).name == "split.ipynb"] or ["split"]
     for run in iter_runs(Workspace(root), spec.name):
         for step in split_steps:
             path = Path(run["run_dir"], step, TEST_TABLE)
             if path.is_file():
-                X, y = features_and_target(pd.read_parquet(path), parse_data(spec.data), f"Test table {path}")
+                X, y = features_and_target(pd.read_parquet(path), section, f"Test table {path}")
                 return ReplayRows(
                     X.reset_index(drop=True), y.to_numpy(), f"test split of pipeline {spec.name} (run {run['run_id']})"
                 )
@@ -189,6 +192,16 @@ def shift_frame(frame: Any, drift: float, features: Sequence[str] | None = None,
     return out
 
 
+def _indices(features: Sequence[int] | Sequence[str] | None) -> list[int] | None:
+    """Drift features of array rows: column indices (names belong to table rows)."""
+    if features is None:
+        return None
+    indices = [f for f in features if isinstance(f, (int, np.integer))]
+    if len(indices) != len(features):
+        raise ConfigError("--drift-features of rows without column names takes feature indices like 0,3,5.")
+    return [int(f) for f in indices]
+
+
 def _frame_rows(frame: Any) -> list[list]:
     """JSON-able rows (missing values as None, NumPy scalars as Python ones) in column order."""
     cells = frame.astype(object).where(frame.notna(), None)
@@ -215,6 +228,9 @@ def simulate(
     With `feedback`, that share of the answered requests gets its true labels, sent with `feedback_token`."""
     _check(rate, duration, drift, feedback, drift_after, batch)
     columns = None
+    frame_rows: list[list[Any]] = []
+    drifted_rows: list[list[Any]] | None = None
+    matrix = np.empty((0, 0), dtype=np.float32)
     if rows.is_frame:  # a table's model: rows go as dataframe_split, drifted rows prepared once
         columns = [str(c) for c in rows.X.columns]
         names = (
@@ -224,13 +240,14 @@ def simulate(
         )
         if not len(rows.X):
             raise DataError("there are no rows to replay; give a dataset with at least one row.")
-        X = _frame_rows(rows.X)
+        frame_rows = _frame_rows(rows.X)
         drifted_rows = _frame_rows(shift_frame(rows.X, drift, names, seed)) if drift else None
-        shift = None
+        n_rows = len(frame_rows)
     else:
-        X = np.asarray(rows.X, dtype=np.float32)
-        if X.ndim != 2 or not len(X):
+        matrix = np.asarray(rows.X, dtype=np.float32)
+        if matrix.ndim != 2 or not len(matrix):
             raise DataError("there are no rows to replay; give a dataset with at least one row.")
+        n_rows = len(matrix)
     if feedback and rows.y is None:
         raise ConfigError(
             "--feedback needs true labels, and these rows have none; drop --feedback or use a labelled dataset."
@@ -240,8 +257,8 @@ def simulate(
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname or not parts.port:
         raise ConfigError(f"{url!r} is not a server address like http://127.0.0.1:8080.")
-    if columns is None:
-        shift = shift_for(X, drift, drift_features) if drift else None
+    host, port = parts.hostname, parts.port
+    shift = shift_for(matrix, drift, _indices(drift_features)) if drift and columns is None else None
     result = TrafficResult(url=url)
     lock = threading.Lock()
     latencies: list[float] = []
@@ -252,7 +269,7 @@ def simulate(
 
     def work(w: int) -> None:
         rng = np.random.default_rng(seed * 1009 + w)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        conn = http.client.HTTPConnection(host, port, timeout=30)
         i = w
         try:
             while i < total and not stop.is_set():
@@ -260,17 +277,17 @@ def simulate(
                 wait = due - time.monotonic()
                 if wait > 0 and stop.wait(wait):
                     break
-                idx = rng.integers(0, len(X), size=batch)
+                idx = rng.integers(0, n_rows, size=batch)
                 late = time.monotonic() - t0 >= drift_after
                 if columns is not None:
-                    shifted = drifted_rows is not None and late
-                    source = drifted_rows if shifted else X
+                    source = drifted_rows if drifted_rows is not None and late else frame_rows
+                    shifted = source is not frame_rows
                     body = json.dumps({"dataframe_split": {"columns": columns, "data": [source[k] for k in idx]}})
                 else:
-                    chunk = X[idx]
-                    shifted = shift is not None and late
-                    if shifted:
-                        chunk = chunk + shift
+                    chunk = matrix[idx]
+                    shifted = False
+                    if shift is not None and late:
+                        chunk, shifted = chunk + shift, True
                     body = json.dumps({"inputs": chunk.tolist()})
                 start = time.perf_counter()
                 status, answer, version, rid = _post(conn, parts, "/invocations", body)
