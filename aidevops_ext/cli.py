@@ -58,7 +58,7 @@ def info(as_json: bool) -> None:
     from .trainer.backend import cupy_available, get_backend
 
     ws = _workspace()
-    versions = {"aidevops": __version__, "python": platform.python_version()}
+    versions: dict[str, str | None] = {"aidevops": __version__, "python": platform.python_version()}
     for dist in ("numpy", "mlflow", "papermill", "jupyterlab", "scikit-learn", "cupy-cuda12x"):
         try:
             versions[dist] = metadata.version(dist)
@@ -755,10 +755,10 @@ def deployments(name, show_history, limit, as_json) -> None:
     if not deps:
         click.echo("no deployments yet: start one with `aidevops deploy NAME@champion`.")
         return
-    rows = []
+    listing = []
     for d in deps:
         canary = f"v{d.canary_version} {100 * d.canary_share:g}%" if d.canary_version else "-"
-        rows.append(
+        listing.append(
             [
                 d.name,
                 d.ref,
@@ -772,14 +772,16 @@ def deployments(name, show_history, limit, as_json) -> None:
             ]
         )
     headers = ["name", "serves", "target", "state", "active", "prev", "canary", "restarts", "url"]
-    for line in table(rows, headers, right=[7]):
+    for line in table(listing, headers, right=[7]):
         click.echo(line)
     from .retrainings import awaiting
 
     for d in deps:
-        held = awaiting(ws, d.name)
-        if held is not None:
-            click.echo(f"{d.name}: v{held.version} awaits approval; `aidevops deployments {d.name}` shows its evidence")
+        pending = awaiting(ws, d.name)
+        if pending is not None:
+            click.echo(
+                f"{d.name}: v{pending.version} awaits approval; `aidevops deployments {d.name}` shows its evidence"
+            )
 
 
 def _v(version) -> str:
@@ -1008,7 +1010,7 @@ def _spec_allows_pickle(ws, model_uri: str) -> bool:
         ref = parse_uri(model_uri)
     except AidevopsError:
         return False  # the server says what is wrong with the URI
-    spec = spec_for_model(ws.root, ref.name) if ref.is_registry else None
+    spec = spec_for_model(ws.root, ref.registered_name) if ref.is_registry else None
     return spec is not None and spec.allow_pickle
 
 
