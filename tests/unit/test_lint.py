@@ -1,6 +1,6 @@
-"""The project's linters and formatters report nothing: ruff (lint + format) on the Python, ESLint and Prettier on
-the extension's TypeScript in src/ (configured in pyproject.toml, eslint.config.js and .prettierrc.json; the same
-commands run as pre-commit hooks)."""
+"""The project's linters and formatters report nothing: ruff (lint + format) and mypy on the Python, ESLint and
+Prettier on the extension's TypeScript in src/ (configured in pyproject.toml, eslint.config.js and .prettierrc.json;
+the same commands run as pre-commit hooks)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def test_ruff_finds_nothing_to_report():
 def test_ruff_format_would_change_nothing():
     out = run(sys.executable, "-m", "ruff", "format", "--check", "--no-cache", ".")
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-2000:]
+
+
+def test_mypy_finds_no_type_errors_in_the_package():
+    # pyproject's [tool.mypy] says what is checked (aidevops_ext/) and how; its cache makes a second run quick.
+    out = run(sys.executable, "-m", "mypy", timeout=600)
+    assert out.returncode == 0 and "Success: no issues found" in out.stdout, out.stdout[-8000:] + out.stderr[-2000:]
 
 
 def test_eslint_lints_every_source_file_and_finds_nothing():
