@@ -42,7 +42,7 @@ from .models import ServedModel
 from .monitor import LiveMonitor, MonitorCollector
 from .protocols import mlflow as mlflow_proto
 from .protocols import oip
-from .requestlog import RequestLog
+from .requestlog import LabelsDeferred, RequestLog
 from .shadow import ShadowCollector
 from .slots import ModelSlots
 
@@ -548,7 +548,14 @@ def build_routes(server: Server) -> list[Route]:
             )
         models = {m.name for _, m in slots.state.models()}
         try:
-            written, refused = await anyio.to_thread.run_sync(server.requestlog.write_feedback, rows, models)
+            written, refused = await server.requestlog.store_feedback(rows, models)
+        except LabelsDeferred:
+            return _error(
+                "Labels are arriving faster than this deployment's retention can keep them; send them again in a "
+                "second.",
+                503,
+                {"Retry-After": "1"},
+            )
         except Exception as exc:  # noqa: BLE001 - the labels were not stored: say so, the client can retry
             log.warning("feedback write failed: %s", exc)
             return _error(
@@ -634,7 +641,7 @@ async def _labels_of_other_workers(
     again = [r for r in rows if r[0] in missing - pending]
     if not again:
         return 0, {}, 0
-    written, refused = await anyio.to_thread.run_sync(rl.write_feedback, again, models)
+    written, refused = await rl.store_feedback(again, models)
     return written, refused, len(again)
 
 

@@ -109,6 +109,12 @@ class Compactor:
         if since[0] * 10 > budget.max_rows or since[1] * 10 > budget.max_bytes or since[2] * 10 > budget.max_rows:
             self._wake.set()
 
+    def behind(self) -> bool:
+        """Whether a whole budget was written since the running pass began: the writers then hold back (labels are
+        refused with a retry, log entries dropped) until the next pass, so no flood outruns the deletes."""
+        since, budget = self._since, self.retention
+        return since[0] > budget.max_rows or since[1] > budget.max_bytes or since[2] > budget.max_rows
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop between two batches (a pass in progress is cut short; the next server start finishes it)."""
         self._stop.set()

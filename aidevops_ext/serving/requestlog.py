@@ -20,6 +20,7 @@ a logged request its approximate weight on disk (`size_bytes`). Retention (the `
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import random
@@ -28,6 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ from . import rollups
 from .compaction import Compactor
 from .config import ServingConfig
 from .labels import screen
+from .priority import lower_this_thread
 
 log = logging.getLogger("aidevops.serving")
 
@@ -81,6 +84,7 @@ class RequestLog:
         self._feedback_lock = threading.Lock()
         self._drain_lock = threading.Lock()
         self._feedback_conn: sqlite3.Connection | None = None
+        self._feedback_pool: ThreadPoolExecutor | None = None
         self._last_warning = 0.0
 
     # ---------------------------------------------------------------- request path (event loop)
@@ -158,10 +162,21 @@ class RequestLog:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._feedback_pool is not None:
+            self._feedback_pool.shutdown(wait=True)
+            self._feedback_pool = None
         with self._feedback_lock:
             if self._feedback_conn is not None:
                 self._feedback_conn.close()
                 self._feedback_conn = None
+
+    async def store_feedback(
+        self, rows: list[tuple[str, int, Any]], models: Iterable[str] = ()
+    ) -> tuple[int, dict[str, int]]:
+        """`write_feedback` from the event loop, on the log's own low-priority thread (serving/priority.py)."""
+        if self._feedback_pool is None:
+            self._feedback_pool = ThreadPoolExecutor(1, "aidevops-feedback", initializer=lower_this_thread)
+        return await asyncio.get_running_loop().run_in_executor(self._feedback_pool, self.write_feedback, rows, models)
 
     def flush(self) -> None:
         """Write everything queued now (tests and shutdown)."""
@@ -196,6 +211,12 @@ class RequestLog:
         with self._drain_lock:  # the writer thread and flush() never write the same entries twice
             while queue:
                 entries = list(itertools.islice(queue, _BATCH))  # one C call: the event loop cannot interleave
+                if self.compactor is not None and self.compactor.behind():
+                    for _ in entries:  # the log is a bounded sample under a flood: these are not kept
+                        queue.popleft()
+                    self.dropped += len(entries)
+                    self._warn("Request log over its retention while compaction catches up; entries are dropped.")
+                    continue
                 batch = [self._row(entry) for entry in entries]
                 try:
                     conn.execute("BEGIN")
@@ -273,6 +294,8 @@ class RequestLog:
         (rows of `models`' logged requests, first label per row); returns (written, refused counts by reason)."""
         if not self.path:
             return 0, {"unknown": len(rows)} if rows else {}
+        if self.compactor is not None and self.compactor.behind():
+            raise LabelsDeferred
         now = time.time()
         with self._feedback_lock:  # one writer: a row cannot be labelled twice by two requests at once
             if self._feedback_conn is None:
@@ -294,6 +317,10 @@ class RequestLog:
         if self.compactor is not None:
             self.compactor.written(labels=len(values))
         return len(values), refused
+
+
+class LabelsDeferred(Exception):
+    """Labels arrive faster than compaction deletes them: the client is asked to send them again shortly."""
 
 
 def _frame_json(sample: Any) -> str | None:

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from ..monitoring.stats import wilson_interval
 from .models import ServedModel
+from .priority import lower_this_thread
 
 log = logging.getLogger("aidevops.serving")
 
@@ -126,6 +127,7 @@ class ShadowMirror:
 
     # ------------------------------------------------------------------ the worker
     def _run(self) -> None:
+        lower_this_thread()
         pending: list[tuple] = []
         last_flush = time.monotonic()
         self._conn: sqlite3.Connection | None = None

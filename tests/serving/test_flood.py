@@ -31,7 +31,9 @@ def flood(tmp_path):
 def test_a_flood_of_predictions_and_labels_keeps_deploy_db_within_its_retention(flood):
     done = flood.flood(SECONDS, concurrency=8, batch=100)
     assert done["predictions"] > 0 and done["labels"] > 0, done
-    assert done["errors"] == 0, done  # every prediction and label was answered 200 throughout
+    # every prediction answered 200; a label body 200, or 503 (Retry-After) while a whole budget waits for the
+    # compactor's next pass, or 422 for a request whose log entry was dropped then: no other answer
+    assert done["errors"] == 0, done
     with sqlite3.connect(f"file:{flood.db}?mode=ro", uri=True) as conn:
         rows, logged = conn.execute("SELECT count(*), COALESCE(SUM(size_bytes), 0) FROM request_log").fetchone()
         labels = conn.execute("SELECT count(*) FROM feedback").fetchone()[0]
@@ -40,10 +42,11 @@ def test_a_flood_of_predictions_and_labels_keeps_deploy_db_within_its_retention(
     # The flood sent far more than the retention keeps, so only compaction keeps the file small: a pass
     # starts once a tenth of a budget was written, so the file holds the budgets, their indexes and page
     # slack, and what arrives during one pass. The WAL is checkpointed at about WAL_SIZE_LIMIT_BYTES and cut
-    # back to it; between two checkpoints it grows by at most one more such stretch of writes.
+    # back to it; a checkpoint waits while a pass's delete transaction runs, so between two checkpoints the WAL
+    # grows by at most two more such stretches of writes.
     sent = done["predictions"] * (logged / max(rows, 1)) + done["labels"] * 100  # bytes: ~100 a label row
     db_bound = 2 * RETENTION["max_mb"] * MB + 2 * MB
-    bound = db_bound + 2 * WAL_SIZE_LIMIT_BYTES
+    bound = db_bound + 3 * WAL_SIZE_LIMIT_BYTES
     assert sent > 2 * bound, f"the flood was too small to test the bound: {done}"
     largest = max(done["sizes"])
     assert largest <= bound, f"deploy.db grew to {largest / MB:.1f} MB (bound {bound / MB:.1f} MB): {done['sizes']}"
