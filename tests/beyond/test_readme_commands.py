@@ -67,7 +67,7 @@ def test_the_export_and_render_commands_work_and_kubectl_finds_the_overlays(tmp_
             )
             assert out.returncode == 0, f"{command}: {out.stderr}"
             ran += 1
-    assert ran == 4
+    assert ran == 5  # the Workflow and CronWorkflow exports, the dry-run deploy, the two overlays
     workflow = yaml.safe_load((tmp_path / "default-workflow.yaml").read_text())
     train = next(t for t in workflow["spec"]["templates"][-1]["dag"]["tasks"] if t["name"] == "train")
     assert {"name": "epochs", "value": "40"} in train["arguments"]["parameters"]
