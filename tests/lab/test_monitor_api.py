@@ -66,9 +66,10 @@ def test_series_count_every_request_and_chart_quality_and_predictions(client, la
 
     series = _until(fetch, lambda s: sum(s["requests"]["requests"]) >= sent.sent, what="every request logged")
     req = series["requests"]
-    with sqlite3.connect(lab.root / ".aidevops" / "deploy.db") as db:  # the log itself, deploy checks included
+    # the log itself, deploy checks included; this deployment's rows only (other lab modules deploy the same model)
+    with sqlite3.connect(lab.root / ".aidevops" / "deploy.db") as db:
         logged = db.execute(
-            "SELECT count(*) FROM request_log WHERE model = ? AND ts >= ?", (MODEL, series["start"])
+            "SELECT count(*) FROM request_log WHERE deployment = ? AND ts >= ?", (DEPLOYMENT, series["start"])
         ).fetchone()[0]
     assert sum(req["requests"]) == logged >= sent.sent and len(req["t"]) == 30
     assert series["model"] == MODEL and series["task"] == "classification"
