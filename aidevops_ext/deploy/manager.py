@@ -476,6 +476,22 @@ def _stage(
             f"or clear it (`aidevops canary {dep.name} --clear`) before switching versions."
         )
     ref = reference(store.workspace, dep.model, version)
+
+    def refused(problem: str) -> Exception:
+        """The refusal, recorded in the history as a failed `operation` (the version never took traffic)."""
+        err = _refused(dep.model, version, active, problem)
+        store.record(
+            dep.name,
+            operation,
+            from_version=active,
+            to_version=version,
+            reason=reason,
+            actor=actor,
+            ok=False,
+            detail=str(err),
+        )
+        return err
+
     try:
         client.admin(
             "canary",
@@ -490,35 +506,14 @@ def _stage(
         from ..serving.errors import ModelRefused  # noqa: PLC0415
 
         if isinstance(exc, ModelRefused):
-            err = _refused(dep.model, version, active, str(exc))
-            store.record(
-                dep.name,
-                operation,
-                from_version=active,
-                to_version=version,
-                reason=reason,
-                actor=actor,
-                ok=False,
-                detail=str(err),
-            )
-            raise err from None
+            raise refused(str(exc)) from None
         raise
     problem = _verify(client, dep, ref)
     if problem:
         try:
             client.admin("canary/clear", {"actor": actor, "reason": f"refused: {problem}"[:1000]})
         finally:
-            err = _refused(dep.model, version, active, problem)
-            store.record(
-                dep.name,
-                operation,
-                from_version=active,
-                to_version=version,
-                reason=reason,
-                actor=actor,
-                ok=False,
-                detail=str(err),
-            )
+            err = refused(problem)
         raise err
     return ref, slots
 
