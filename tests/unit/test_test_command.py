@@ -61,7 +61,7 @@ def test_with_every_tool_present_it_installs_the_extras_then_passes_its_argument
     out = _run(bin_dir, "-m", "quick", "-x")
     assert out.returncode == 0, out.stderr
     calls = (bin_dir / "python.calls").read_text().splitlines()
-    assert calls == ["-m pip install -q -e .[test]", "-m pytest -m quick -x"]
+    assert calls == ["-m pip install -q -e .[test,bench]", "-m pytest -m quick -x"]
 
 
 def test_without_node_it_stops_before_installing(tmp_path):
