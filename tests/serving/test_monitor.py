@@ -9,6 +9,7 @@ from starlette.testclient import TestClient
 from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.monitoring.rules import parse_monitor
 from tests.serving.conftest import FEEDBACK_AUTH, data
+from tests.support.imports import modules_loaded_by
 
 MONITOR = parse_monitor(
     {
@@ -144,17 +145,10 @@ def test_request_series_read_back_from_the_log(monitored):
 
 
 def test_the_server_process_never_imports_the_pipeline_or_the_loop():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\nfrom aidevops_ext.deploy import child\nfrom aidevops_ext.serving import app, monitor, livedata\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('papermill', 'nbclient', 'nbformat')"
-        " or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.loop', 'aidevops_ext.traffic'))))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    code = "from aidevops_ext.deploy import child\nfrom aidevops_ext.serving import app, monitor, livedata"
+    pipeline = ("papermill", "nbclient", "nbformat")
+    unrelated = ("aidevops_ext.pipeline", "aidevops_ext.loop", "aidevops_ext.traffic")
+    assert modules_loaded_by(code, pipeline, unrelated) == []
 
 
 def test_a_forced_pass_runs_at_most_once_a_second_and_a_failure_names_no_internals(monitored, monkeypatch):

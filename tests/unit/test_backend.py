@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import sys
 import types
 
@@ -12,6 +11,7 @@ import pytest
 
 from aidevops_ext.errors import BackendUnavailableError, ConfigError
 from aidevops_ext.trainer import cupy_available, get_backend
+from tests.support.imports import modules_loaded_by
 
 needs_gpu = pytest.mark.skipif(not cupy_available(), reason="needs a CUDA device: cupy.cuda.is_available() is false")
 
@@ -125,13 +125,8 @@ def test_estimator_reports_backend_and_refuses_missing_cupy(monkeypatch):
 
 
 def test_import_is_cheap():
-    code = (
-        "import sys, aidevops_ext.trainer\n"
-        "heavy = [m for m in ('sklearn', 'mlflow', 'cupy', 'pandas', 'torch', 'papermill', 'tqdm', 'scipy')"
-        " if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    heavy = ("sklearn", "mlflow", "cupy", "pandas", "torch", "papermill", "tqdm", "scipy")
+    assert modules_loaded_by("import aidevops_ext.trainer", heavy) == []
 
 
 @needs_gpu

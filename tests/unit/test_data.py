@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from aidevops_ext.errors import ConfigError, DataError
 from aidevops_ext.trainer import data as d
+from tests.support.imports import modules_loaded_by
 
 
 def _one_sentence(exc: pytest.ExceptionInfo) -> str:
@@ -59,12 +57,7 @@ def test_unknown_dataset_lists_valid_names() -> None:
 
 
 def test_module_import_is_light() -> None:
-    code = (
-        "import sys, aidevops_ext.trainer.data\n"
-        "bad = [m for m in ('sklearn', 'pandas', 'pyarrow', 'mlflow') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert modules_loaded_by("import aidevops_ext.trainer.data", ("sklearn", "pandas", "pyarrow", "mlflow")) == []
 
 
 # --------------------------------------------------------------------------- synthetic

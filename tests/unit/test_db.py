@@ -6,8 +6,6 @@ import hashlib
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -15,6 +13,7 @@ import pytest
 
 from aidevops_ext import db
 from aidevops_ext.errors import AidevopsError
+from tests.support.imports import modules_loaded_by
 
 EVERY_TABLE = {
     "deployments",
@@ -296,14 +295,9 @@ def test_readonly_creates_nothing_and_writes_nothing(tmp_path):
 
 
 def test_db_imports_nothing_heavy():
-    code = (
-        "import sys, aidevops_ext.db\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlflow', 'pandas', 'numpy', 'papermill')\n"
-        "             or m.startswith(('aidevops_ext.pipeline', 'aidevops_ext.deploy', 'aidevops_ext.serving'))))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    heavy = ("mlflow", "pandas", "numpy", "papermill")
+    unrelated = ("aidevops_ext.pipeline", "aidevops_ext.deploy", "aidevops_ext.serving")
+    assert modules_loaded_by("import aidevops_ext.db", heavy, unrelated) == []
 
 
 def test_a_version_1_deploy_db_gains_deployment_columns_keeps_its_rows_and_can_shrink(tmp_path):

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import struct
-import subprocess
 import sys
 import types
 import zipfile
@@ -18,6 +17,7 @@ import pytest
 
 from aidevops_ext.errors import ModelFileError
 from aidevops_ext.trainer import modelfile as mf
+from tests.support.imports import modules_loaded_by
 
 
 class FakeEstimator:
@@ -445,9 +445,4 @@ def test_real_model_carries_its_data_profile(tmp_path) -> None:
 
 
 def test_module_import_is_light() -> None:
-    code = (
-        "import sys, aidevops_ext.trainer.modelfile\n"
-        "bad = [m for m in ('sklearn', 'pandas', 'mlflow') if m in sys.modules]\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    assert modules_loaded_by("import aidevops_ext.trainer.modelfile", ("sklearn", "pandas", "mlflow")) == []
