@@ -512,6 +512,14 @@ def _reason_option(f):
     metavar="PORT",
     help="Local: also serve the Open Inference Protocol over gRPC on this port, on the same host (default: no gRPC).",
 )
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Local: server processes sharing the port; switches, canaries and rollbacks reach every one "
+    "(default: 1, or what a running deployment has).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address a local server binds.")
 @click.option(
     "--allowed-host",
@@ -590,6 +598,7 @@ def deploy(
     allowed_hosts=(),
     allow_pickle=False,
     grpc_port=None,
+    workers=None,
 ) -> None:
     """Serve a registered model: locally as a supervised background server, or on Kubernetes.
 
@@ -599,6 +608,8 @@ def deploy(
     if target == "kubernetes":
         if grpc_port is not None:
             raise click.UsageError("--grpc-port is for local deployments; a Kubernetes one serves HTTP only.")
+        if workers is not None:
+            raise click.UsageError("--workers is for local deployments; give a Kubernetes one --replicas.")
         from .deploy.kubernetes import deploy_kubernetes
 
         result = deploy_kubernetes(
@@ -649,6 +660,7 @@ def deploy(
         allowed_hosts=allowed_hosts,
         allow_pickle=allow_pickle,
         grpc_port=grpc_port,
+        workers=workers,
     )
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=1, default=str))
