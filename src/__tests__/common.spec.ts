@@ -41,9 +41,11 @@ describe('one AidevopsApi for the extension', () => {
 
   it('is built only there, and each panel plugin requires the token', () => {
     expect(holding(/new AidevopsApi\(/)).toEqual([join('common', 'token.ts')]);
+    // Every panel plugin is made by panelPlugin(), which requires the token.
+    expect(readFileSync(join(SRC, 'common', 'plugin.ts'), 'utf-8')).toMatch(/requires: \[IAidevopsApi\]/);
     const plugins = [join('deploy', 'plugin.ts'), join('runs', 'plugin.ts'), join('monitor', 'plugin.ts')];
     for (const plugin of plugins) {
-      expect(readFileSync(join(SRC, plugin), 'utf-8')).toMatch(/requires: \[IAidevopsApi\]/);
+      expect(readFileSync(join(SRC, plugin), 'utf-8')).toMatch(/Plugin = panelPlugin\(/);
     }
   });
 
