@@ -12,10 +12,8 @@ in the environment (AIDEVOPS_SERVING_ADMIN_TOKEN) and the feedback token from th
 from __future__ import annotations
 
 import argparse
-import ctypes
+import json
 import logging
-import os
-import signal
 import socket
 import sys
 from dataclasses import replace
@@ -28,19 +26,11 @@ from ..workspace import Workspace
 log = logging.getLogger("aidevops.deploy")
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGTERM this process when the supervisor dies, so no orphan server keeps the model."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the supervisor died before prctl took effect
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def build_app(ws: Workspace, name: str):
-    """The ASGI app serving deployment `name` as recorded in deploy.db."""
+def build_app(ws: Workspace, name: str, *, slots_state: dict | None = None, primary: bool = True, follow: bool = True):
+    """The ASGI app serving deployment `name` as recorded in deploy.db. `slots_state` (versions of active,
+    previous, canary and shadow, and the canary's share: fanout.py's record of what its workers serve) replaces
+    the versions of the row; `primary`: False in all workers but one (no monitor pass, no compactor); `follow`:
+    False where another process follows the deployment's alias."""
     from ..serving.app import create_app  # noqa: PLC0415
     from ..serving.config import ServingConfig  # noqa: PLC0415
     from ..serving.errors import ModelRefused  # noqa: PLC0415
@@ -54,6 +44,14 @@ def build_app(ws: Workspace, name: str):
     dep = DeployStore(ws).get(name)
     if dep is None:
         raise AidevopsError(f"Deployment '{name}' is not in {ws.deploy_db}; deploy it with `aidevops deploy`.")
+    if slots_state is not None:
+        dep = replace(
+            dep,
+            active_version=slots_state.get("active") or dep.active_version,
+            previous_version=slots_state.get("previous"),
+            canary_version=slots_state.get("canary"),
+            canary_share=slots_state.get("canary_share") or 0.0,
+        )
     config = ServingConfig.from_env(follow_alias_seconds=float(dep.follow or 0.0))
     config = replace(
         config,
@@ -89,7 +87,7 @@ def build_app(ws: Workspace, name: str):
             canary_share=float(dep.canary_share or 0.0) if canary is not None else 0.0,
         )
     follower = None
-    if dep.alias and config.follow_alias_seconds > 0:
+    if follow and dep.alias and config.follow_alias_seconds > 0:
         ref = ModelRef(f"models:/{dep.model}@{dep.alias}", name=dep.model, alias=dep.alias)
         follower = AliasFollower(ref, ws, config.follow_alias_seconds, seen_version=dep.alias_version or active.version)
     app = create_app(
@@ -100,22 +98,17 @@ def build_app(ws: Workspace, name: str):
         monitor=monitor_config(dep),
         deployment=dep.name,
         grpc_address=_grpc_address(dep),
+        primary=primary,
     )
-    _restore_shadow(slots, dep, load)  # after create_app: the shadow logs where the app's request log is
+    shadow = slots_state.get("shadow") if slots_state is not None else _options(dep).get("shadow_version")
+    _restore_shadow(slots, shadow, load)  # after create_app: the shadow logs where the app's request log is
     return app
 
 
-def _restore_shadow(slots, dep, load) -> None:
+def _restore_shadow(slots, version, load) -> None:
     """Load the shadow the deployment had (deploy/shadow.py records it) after a restart; serve without it if refused."""
-    import json  # noqa: PLC0415
-
     from ..serving.errors import ModelRefused  # noqa: PLC0415
 
-    try:
-        options = json.loads(dep.options or "{}")
-    except ValueError:
-        return
-    version = options.get("shadow_version") if isinstance(options, dict) else None
     if not isinstance(version, str):
         return
     try:
@@ -124,30 +117,33 @@ def _restore_shadow(slots, dep, load) -> None:
         log.warning("not restoring the shadow v%s: %s", version, exc)
 
 
-def _grpc_address(dep) -> tuple[str, int] | None:
-    """(host, port) of the deployment's Open Inference Protocol over gRPC (`deploy --grpc-port`), or None."""
-    import json  # noqa: PLC0415
-
+def _options(dep) -> dict:
+    """The options recorded at deploy time (manager.py writes them as a JSON object); {} if unreadable."""
     try:
         options = json.loads(dep.options or "{}")
     except ValueError:
-        return None
-    port = options.get("grpc_port") if isinstance(options, dict) else None
+        return {}
+    return options if isinstance(options, dict) else {}
+
+
+def deployment_workers(dep) -> int:
+    """How many server processes the deployment runs (`deploy --workers N`; 1 when not recorded)."""
+    workers = _options(dep).get("workers")
+    return workers if type(workers) is int and workers >= 1 else 1
+
+
+def _grpc_address(dep) -> tuple[str, int] | None:
+    """(host, port) of the deployment's Open Inference Protocol over gRPC (`deploy --grpc-port`), or None."""
+    port = _options(dep).get("grpc_port")
     return (dep.host or "127.0.0.1", port) if type(port) is int else None
 
 
 def _allowed_hosts(configured: tuple[str, ...], dep) -> tuple[str, ...]:
     """Host names the server answers besides the loopback ones: the environment's, those given at deploy time
     (`--allowed-host`), and the address it binds when that is one address (not 0.0.0.0 or ::)."""
-    import json  # noqa: PLC0415
-
     from ..serving.config import parse_hosts  # noqa: PLC0415
 
-    try:
-        options = json.loads(dep.options or "{}")
-    except ValueError:
-        options = {}
-    given = options.get("allowed_hosts") if isinstance(options, dict) else None
+    given = _options(dep).get("allowed_hosts")
     given = [h for h in given if isinstance(h, str)] if isinstance(given, list) else []
     bound = [dep.host] if dep.host and dep.host not in ("0.0.0.0", "::", "") else []
     return parse_hosts([*configured, *given, *bound])
@@ -156,25 +152,16 @@ def _allowed_hosts(configured: tuple[str, ...], dep) -> tuple[str, ...]:
 def _allows_pickle(dep) -> bool:
     """Whether this deployment may load pyfuncs that unpickle: --allow-pickle or its spec's `serving:` section,
     recorded at deploy time (serving/loader.py)."""
-    import json  # noqa: PLC0415
-
-    try:
-        options = json.loads(dep.options or "{}")
-    except ValueError:
-        return False
-    return isinstance(options, dict) and options.get("allow_pickle") is True
+    return _options(dep).get("allow_pickle") is True
 
 
 def monitor_config(dep):
     """The deployment's alert rules (the `monitor:` section of its pipeline, recorded at deploy time)."""
-    import json  # noqa: PLC0415
-
     from ..monitoring.rules import parse_monitor  # noqa: PLC0415
 
     try:
-        options = json.loads(dep.options or "{}")
-        return parse_monitor(options.get("monitor") if isinstance(options, dict) else None)
-    except (ValueError, AidevopsError) as exc:  # a spec edited since: serve, monitor with defaults, say why
+        return parse_monitor(_options(dep).get("monitor"))
+    except AidevopsError as exc:  # a spec edited since: serve, monitor with defaults, say why
         log.warning("monitor rules of %r not usable (%s); monitoring without alert rules", dep.name, exc)
         return parse_monitor(None)
 
@@ -199,7 +186,10 @@ def _source(ws: Workspace, model: str, version: str, alias: str | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve one deployment on the inherited socket until SIGTERM."""
+    """Serve one deployment on the inherited socket until SIGTERM (its workers with `deploy --workers N`)."""
+    from ..serving.server import die_with_parent, run_uvicorn  # noqa: PLC0415
+    from .store import DeployStore  # noqa: PLC0415
+
     p = argparse.ArgumentParser(prog="python -m aidevops_ext.deploy.child")
     p.add_argument("name")
     p.add_argument("--workspace", required=True)
@@ -208,27 +198,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
     if args.parent:
-        _die_with_parent(args.parent)
+        die_with_parent(args.parent)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s server[%(process)d]: %(message)s")
     sock = socket.socket(fileno=args.fd)
+    ws = Workspace(Path(args.workspace).resolve())
     try:
-        import uvicorn  # noqa: PLC0415
+        dep = DeployStore(ws).get(args.name)
+        if dep is not None and deployment_workers(dep) > 1:
+            from .fanout import serve_deployment  # noqa: PLC0415
 
-        app = build_app(Workspace(Path(args.workspace).resolve()), args.name)
+            serve_deployment(ws, args.name, sock, deployment_workers(dep), args.log_level)
+            return 0
+        app = build_app(ws, args.name)
         model = app.state.server.slots.active
         log.warning("serving %s on %s", model.label, sock.getsockname())
-        config = uvicorn.Config(
-            app,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            lifespan="on",
-            log_level=args.log_level,
-            workers=1,
-            timeout_graceful_shutdown=5,
-            server_header=False,
-        )
-        uvicorn.Server(config).run(sockets=[sock])
+        run_uvicorn(app, [sock], args.log_level, graceful_seconds=5)
     except AidevopsError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code

@@ -169,10 +169,13 @@ def deploy(
     allowed_hosts: Sequence[str] = (),
     allow_pickle: bool = False,
     grpc_port: int | None = None,
+    workers: int | None = None,
 ) -> DeployResult:
     """Serve `model_ref` locally under `name`: start it, or switch a running one to that version.
     `allowed_hosts`: Host names the server answers besides 127.0.0.1, localhost and [::1]; `grpc_port`: where
-    the server also answers the Open Inference Protocol over gRPC, on the same host."""
+    the server also answers the Open Inference Protocol over gRPC, on the same host; `workers`: server processes
+    sharing the port (1 for a new deployment; a running one keeps its own), every admin operation applied to all
+    of them (deploy/fanout.py)."""
     store = _store(ws)
     ws = store.workspace
     target = parse_target(model_ref)
@@ -193,6 +196,7 @@ def deploy(
             allowed_hosts=hosts,
             allow_pickle=allow_pickle,
             grpc_port=grpc_port,
+            workers=workers,
         )
 
 
@@ -211,8 +215,13 @@ def _deploy(
     allowed_hosts: list[str],
     allow_pickle: bool = False,
     grpc_port: int | None = None,
+    workers: int | None = None,
 ) -> DeployResult:
+    from ..serving.server import check_workers  # noqa: PLC0415
+    from .child import deployment_workers  # noqa: PLC0415
+
     ws = store.workspace
+    check_workers(1 if workers is None else workers, grpc_port)
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
         raise ConfigError(f"Port {port!r} is not a valid TCP port; pick one between 1 and 65535 (0: any free port).")
     if follow and not target.alias:
@@ -252,6 +261,11 @@ def _deploy(
                 f"Deployment '{name}' serves gRPC on {deployment_grpc_port(existing) or 'no port'}; undeploy it first "
                 f"(`aidevops undeploy {name}`) to change its --grpc-port."
             )
+        if workers is not None and workers != deployment_workers(existing):
+            raise ConfigError(
+                f"Deployment '{name}' runs {deployment_workers(existing)} worker(s); undeploy it first "
+                f"(`aidevops undeploy {name}`) to change its --workers."
+            )
         if allow_pickle and not _allows_pickle(existing):
             raise ConfigError(
                 f"Deployment '{name}' was started without --allow-pickle; undeploy it first "
@@ -276,6 +290,7 @@ def _deploy(
             "host": host,
             "port": port or "any free port",
             "grpc_port": grpc_port,
+            "workers": workers or 1,
             "follow": follow_seconds if follow else 0,
         },
         "log": str(log_path(ws, name)),
@@ -284,6 +299,7 @@ def _deploy(
     monitoring = {**_monitoring_options(ws, target.model), "allowed_hosts": allowed_hosts}
     monitoring["allow_pickle"] = bool(allow_pickle or monitoring.get("allow_pickle"))
     monitoring["grpc_port"] = grpc_port
+    monitoring["workers"] = workers or 1
     dep = Deployment(
         name=name,
         model=target.model,

@@ -14,6 +14,7 @@ one worker.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import multiprocessing
 import os
@@ -24,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,41 @@ def check_grpc_port(host: str, grpc_port: int, http_port: int | None = None) -> 
         ) from None
 
 
+def check_workers(workers: Any, grpc_port: int | None = None) -> None:
+    """ConfigError (one sentence) unless `workers` is a whole number of processes that fits the other options."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers {workers!r} is not a number of processes; give a whole number of 1 or more.")
+    if workers > 1 and grpc_port is not None:
+        raise ConfigError("--grpc-port is served by one process; give --workers 1 with it.")
+
+
+def run_uvicorn(app: Any, sockets: list[socket.socket], log_level: str, graceful_seconds: int = 10) -> None:
+    """Serve `app` on already-listening sockets until SIGTERM/SIGINT: uvloop, httptools, no access log."""
+    import uvicorn  # noqa: PLC0415
+
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        lifespan="on",
+        log_level=log_level,
+        workers=1,
+        timeout_graceful_shutdown=graceful_seconds,
+        server_header=False,
+    )
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+def merge_worker_metrics(app: Any, metrics_dir: Path, worker_index: int) -> None:
+    """Make the app's /metrics render the samples of every worker writing to `metrics_dir` (workermetrics.py)."""
+    from .workermetrics import WorkerMetrics  # noqa: PLC0415
+
+    merged = WorkerMetrics(app.state.server.registry, metrics_dir, worker_index)
+    app.state.server.registry = merged.registry
+    merged.start()
+
+
 def limit_blas_threads(n: int | None) -> None:
     """One worker on shared cores: multithreaded BLAS only adds spin-waits to small matrix products."""
     if not n:
@@ -147,11 +184,7 @@ def build(
         slots, config, RequestLog(ws.deploy_db, config), follow=follower, grpc_address=grpc_address, primary=primary
     )
     if metrics_dir is not None:
-        from .workermetrics import WorkerMetrics  # noqa: PLC0415
-
-        merged = WorkerMetrics(app.state.server.registry, metrics_dir, worker_index)
-        app.state.server.registry = merged.registry  # /metrics renders every worker's samples
-        merged.start()
+        merge_worker_metrics(app, metrics_dir, worker_index)
     return app
 
 
@@ -170,13 +203,8 @@ def serve(
 ) -> None:
     """Serve `model_uri` on host:port until interrupted (uvloop, httptools, no access log; `workers` processes
     on one listening socket), and the Open Inference Protocol over gRPC on host:grpc_port when it is given."""
-    import uvicorn  # noqa: PLC0415
-
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ConfigError(f"--workers {workers!r} is not a number of processes; give a whole number of 1 or more.")
+    check_workers(workers, grpc_port)
     config = config or ServingConfig.from_env()
-    if workers > 1 and grpc_port is not None:
-        raise ConfigError("--grpc-port is served by one process; give --workers 1 with it.")
     if workers > 1 and config.admin_token:
         raise ConfigError(
             "The admin API changes the slots of the one process it reaches; serve with --workers 1 when "
@@ -188,7 +216,8 @@ def serve(
             options = {"workspace": workspace, "config": config, "follow_alias": follow_alias}
             options["allow_pickle"] = allow_pickle
             log.warning("serving %s on http://%s:%s with %d workers", model_uri, host, sock.getsockname()[1], workers)
-            serve_workers(model_uri, sock, workers, log_level, options)
+            make_app = functools.partial(_build_worker, model_uri, options)
+            serve_workers(sock, workers, log_level, lambda index: make_app)
         finally:
             sock.close()
         return
@@ -203,69 +232,79 @@ def serve(
             allow_pickle=allow_pickle,
             grpc_address=None if grpc_port is None else (host, grpc_port),
         )
-        uv_config = uvicorn.Config(
-            app,
-            loop="uvloop",
-            http="httptools",
-            access_log=False,
-            lifespan="on",
-            log_level=log_level,
-            workers=1,
-            timeout_graceful_shutdown=10,
-            server_header=False,
-        )
-        server = uvicorn.Server(uv_config)
         model = app.state.server.slots.active
         log.warning("serving %s on http://%s:%s", model.label, host, sock.getsockname()[1])
-        server.run(sockets=[sock])
+        run_uvicorn(app, [sock], log_level)
     finally:
         sock.close()
 
 
-def serve_workers(model_uri: str, sock: socket.socket, workers: int, log_level: str, options: dict) -> None:
+def _build_worker(model_uri: str, options: dict, index: int, metrics_dir: Path, admin_port: int | None) -> Any:
+    """The app of worker `index` of `serve --workers N` (worker 0 is the primary)."""
+    return build(model_uri, **options, primary=index == 0, metrics_dir=metrics_dir, worker_index=index)
+
+
+def serve_workers(
+    sock: socket.socket,
+    workers: int,
+    log_level: str,
+    app_maker: Callable[[int], Callable[..., Any]],
+    *,
+    admin_ports: bool = False,
+    on_ready: Callable[[int, int, int | None], None] | None = None,
+    on_exit: Callable[[int], None] | None = None,
+) -> None:
     """Run `workers` processes serving on `sock` until SIGTERM/SIGINT; start a dead one again. Raises the first
-    worker's error when one fails before all are serving (a refused model), or when workers keep dying."""
+    worker's error when one fails before all are serving (a refused model), or when workers keep dying.
+
+    `app_maker(index)`, called here before each start, gives the picklable `make_app(index, metrics_dir,
+    admin_port)` the worker calls to build its app. With `admin_ports` each worker also serves on a private
+    127.0.0.1 port of its own (deploy/fanout.py reaches every worker's admin API there); `on_ready(index, pid,
+    admin_port)` and `on_exit(index)` follow the workers as they serve and die."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a process that may already run threads
     reports = ctx.Queue()
     stopping = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     procs: dict[int, Any] = {}
+    metrics_dir = Path(tempfile.mkdtemp(prefix="aidevops-worker-metrics-"))  # this run's only
 
     def start(index: int) -> None:
         proc = ctx.Process(
             target=_worker_main,
-            args=(index, model_uri, sock, log_level, options, reports, os.getpid()),
+            args=(index, app_maker(index), sock, admin_ports, metrics_dir, log_level, reports, os.getpid()),
             name=f"aidevops-worker-{index}",
         )
         proc.start()
         procs[index] = proc
 
+    def take_reports() -> None:
+        while not reports.empty():
+            kind, index, message, code, admin_port = reports.get()
+            if kind == "error":
+                raise _WorkerFailed(message, code)
+            ready.add(index)
+            if on_ready is not None:
+                on_ready(index, procs[index].pid, admin_port)
+            if index == 0 and len(procs) == 1:
+                for other in range(1, workers):
+                    start(other)
+
     ready: set[int] = set()
     deaths: deque[float] = deque()
-    metrics_dir = Path(tempfile.mkdtemp(prefix="aidevops-worker-metrics-"))  # this run's only
-    options = {**options, "metrics_dir": metrics_dir}
     try:
         # Worker 0 first, the others once it is serving: N processes opening a new workspace's MLflow database
         # at once race on creating its tables, and the first load fills the caches the others then read.
         start(0)
         while not stopping.wait(0.1):
-            while not reports.empty():
-                kind, index, message, code = reports.get()
-                if kind == "error":
-                    raise _WorkerFailed(message, code)
-                ready.add(index)
-                if index == 0 and len(procs) == 1:
-                    for other in range(1, workers):
-                        start(other)
+            take_reports()
             for index, proc in list(procs.items()):
                 if proc.exitcode is None:
                     continue
+                if on_exit is not None:
+                    on_exit(index)
                 if index not in ready:  # never served: a worker that cannot start stops the server
                     time.sleep(0.2)  # its error report may still be in the pipe
-                    while not reports.empty():
-                        kind, _, message, code = reports.get()
-                        if kind == "error":
-                            raise _WorkerFailed(message, code)
+                    take_reports()
                     raise _WorkerFailed(f"A server worker exited with code {proc.exitcode} before it was serving.", 1)
                 now = time.monotonic()
                 deaths.append(now)
@@ -278,6 +317,7 @@ def serve_workers(model_uri: str, sock: socket.socket, workers: int, log_level: 
                         1,
                     )
                 log.warning("worker %d (pid %s) exited with code %s; starting it again", index, proc.pid, proc.exitcode)
+                ready.discard(index)
                 start(index)
     except _WorkerFailed as exc:
         raise _as_error(exc) from None
@@ -312,39 +352,37 @@ def _as_error(exc: _WorkerFailed) -> Exception:
 
 
 def _worker_main(
-    index: int, model_uri: str, sock: socket.socket, log_level: str, options: dict, reports: Any, parent: int
+    index: int,
+    make_app: Callable[..., Any],
+    sock: socket.socket,
+    admin_port: bool,
+    metrics_dir: Path,
+    log_level: str,
+    reports: Any,
+    parent: int,
 ) -> None:
-    """One worker process: build the app (worker 0 is the primary) and serve on the shared socket."""
-    import uvicorn  # noqa: PLC0415
-
+    """One worker process: build its app and serve on the shared socket (and its private admin port)."""
     from ..errors import AidevopsError  # noqa: PLC0415
 
-    _die_with_parent(parent)
+    die_with_parent(parent)
     logging.basicConfig(
         level=log_level.upper(), format=f"%(asctime)s %(levelname)s %(name)s[worker {index}]: %(message)s"
     )
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    sockets = [sock]
+    if admin_port:
+        sockets.append(bind_socket("127.0.0.1", 0))
+    private_port = sockets[1].getsockname()[1] if admin_port else None
     try:
-        app = build(model_uri, **options, primary=index == 0, worker_index=index)
+        app = make_app(index, metrics_dir, private_port)
     except AidevopsError as exc:
-        reports.put(("error", index, str(exc), exc.exit_code))
+        reports.put(("error", index, str(exc), exc.exit_code, None))
         raise SystemExit(exc.exit_code) from None
-    reports.put(("ready", index, "", 0))
-    uv_config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        lifespan="on",
-        log_level=log_level,
-        workers=1,
-        timeout_graceful_shutdown=10,
-        server_header=False,
-    )
-    uvicorn.Server(uv_config).run(sockets=[sock])
+    reports.put(("ready", index, "", 0, private_port))
+    run_uvicorn(app, sockets, log_level)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """SIGTERM this worker when the process that started it dies (kill -9 included): no orphan keeps the port."""
     import ctypes  # noqa: PLC0415
 
