@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import hera.workflows.models as hera_models
@@ -18,19 +16,13 @@ import yaml
 from aidevops_ext.schedules.store import ScheduleStore
 from aidevops_ext.workspace import Workspace
 from tests.conftest import REPO, write_notebook
+from tests.support.cli import run_cli
 
 ARGS = ["-p", "epochs=3", "--image", "registry.local/aidevops:1.4", "--tracking-uri", "http://mlflow.ml.svc:5000"]
 
 
 def cli(*args: str, cwd: Path = REPO, home: Path | None = None) -> subprocess.CompletedProcess:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    }
-    if home is not None:
-        env["AIDEVOPS_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_cli(*args, cwd=cwd, env={} if home is None else {"AIDEVOPS_HOME": str(home)}, timeout=120)
 
 
 def strict_validate(doc: dict) -> None:

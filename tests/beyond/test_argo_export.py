@@ -9,7 +9,6 @@ which executes this export's commands one pod at a time in a fresh virtualenv.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,23 +20,13 @@ from aidevops_ext.pipeline.runner import PipelineRunner, RunOptions
 from aidevops_ext.pipeline.spec import load_spec
 from aidevops_ext.workspace import Workspace
 from tests.conftest import REPO
+from tests.support.cli import run_cli
 
 hera_models = pytest.importorskip("hera.workflows.models")
 
 
 def cli(*args: str, cwd: Path = REPO, env: dict | None = None) -> subprocess.CompletedProcess:
-    base = {
-        k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    }
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=cwd,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, cwd=cwd, env=env, timeout=120)
 
 
 def strict_validate(doc: dict) -> None:

@@ -22,6 +22,7 @@ from aidevops_ext.tokens import feedback_token
 from aidevops_ext.workspace import Workspace
 from tests.conftest import REPO
 from tests.deploy.test_kubernetes import validate
+from tests.support.cli import run_cli
 
 IMAGE = "registry.local/aidevops:1.2"
 OVERLAYS = ["dev", "staging", "prod", "dev-kserve", "staging-kserve", "prod-kserve"]
@@ -230,19 +231,15 @@ def test_an_environment_overlay_is_what_gets_applied_and_deleted(tmp_path):
     bin_dir = _kubectl_standing_in_for_a_cluster(tmp_path / "bin")
     env_path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
 
+    settings = {
+        "AIDEVOPS_HOME": str(tmp_path),
+        "AIDEVOPS_ACTOR": "kustomize-tests",
+        "PATH": env_path,
+        "FAKE_KUBECTL_DIR": str(tmp_path),
+    }
+
     def cli(*args: str) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-        env.update(
-            AIDEVOPS_HOME=str(tmp_path), AIDEVOPS_ACTOR="kustomize-tests", PATH=env_path, FAKE_KUBECTL_DIR=str(tmp_path)
-        )
-        return subprocess.run(
-            [sys.executable, "-m", "aidevops_ext.cli", *args],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        return run_cli(*args, cwd=tmp_path, env=settings, timeout=120)
 
     assert real != str(bin_dir / "kubectl")
     out = cli(

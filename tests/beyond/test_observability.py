@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -36,6 +34,7 @@ from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
 from tests.beyond.conftest import free_port
 from tests.conftest import REPO
+from tests.support.cli import loop_settings, run_cli
 
 OPS = REPO / "ops"
 CONFIG = OPS / "prometheus" / "prometheus.yml"
@@ -241,27 +240,9 @@ def test_metric_names_are_read_from_promql():
 # --------------------------------------------------------------------------- against a real server and Prometheus
 
 
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIDEVOPS_", "MLFLOW_"))}
-    env.update(
-        AIDEVOPS_HOME=str(root),
-        MPLBACKEND="Agg",
-        AIDEVOPS_MONITOR_SECONDS="1",
-        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
-        AIDEVOPS_ACTOR="observability-tests",
-    )
-    return env
-
-
 def _aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=_env(root),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    settings = loop_settings(AIDEVOPS_HOME=str(root), AIDEVOPS_ACTOR="observability-tests")
+    return run_cli(*args, cwd=root, env=settings, timeout=timeout)
 
 
 class Server:

@@ -24,6 +24,7 @@ import yaml
 
 from tests.beyond.conftest import free_port, stop, wait_http
 from tests.conftest import REPO
+from tests.support.cli import run_cli
 
 MODEL = "ci-digits"
 
@@ -37,21 +38,13 @@ def project(tmp_path_factory) -> Path:
 
 
 def aidevops(root: Path, server, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIDEVOPS_"))}
-    env.update(
-        MLFLOW_TRACKING_URI=server.url,
-        MPLBACKEND="Agg",
-        AIDEVOPS_ACTOR="remote-tests",
-        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
-    )  # a killed test session leaks no server
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    settings = {
+        "MLFLOW_TRACKING_URI": server.url,
+        "MPLBACKEND": "Agg",
+        "AIDEVOPS_ACTOR": "remote-tests",
+        "AIDEVOPS_DEPLOY_WATCH_PID": str(os.getpid()),  # a killed test session leaks no server
+    }
+    return run_cli(*args, cwd=root, env=settings, timeout=timeout)
 
 
 def client(server):

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
-import mlflow.tracking._model_registry.utils as mlflow_registry_utils
-import mlflow.tracking._tracking_service.utils as mlflow_tracking_utils
 import numpy as np
 import pandas as pd
 import pytest
@@ -34,6 +30,8 @@ from aidevops_ext.errors import ConfigError, ModelFileError
 from aidevops_ext.registry.logged import find_logged_model, load_pyfunc
 from aidevops_ext.steps.generic import evaluate_models, register_model, split_table
 from aidevops_ext.workspace import Workspace
+from tests.support.cli import run_cli
+from tests.support.store import module_store
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "aidevops_ext" / "templates" / "tabular"
 SECTION = parse_data({"target": "churned", "id": "customer_id", "test_fraction": 0.25, "table": "table.parquet"})
@@ -44,25 +42,8 @@ TRUSTED = ["numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.Tr
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     """One SQLite store for the module, worked from its own folder (a stray ./mlruns write would land there)."""
-    root = tmp_path_factory.mktemp("ws")
-    with pytest.MonkeyPatch.context() as mp:
-        for var in (
-            "MLFLOW_TRACKING_URI",
-            "MLFLOW_REGISTRY_URI",
-            "AIDEVOPS_HOME",
-            "MLFLOW_EXPERIMENT_NAME",
-            "MLFLOW_EXPERIMENT_ID",
-            "MLFLOW_RUN_ID",
-        ):
-            mp.delenv(var, raising=False)
-        mp.chdir(root)
-        workspace = Workspace(root)
-        workspace.ensure()
-        saved = (mlflow_tracking_utils._tracking_uri, mlflow_registry_utils._registry_uri)
-        registry.configure(workspace)
+    with module_store(tmp_path_factory.mktemp("ws")) as workspace:
         yield workspace
-        # MLflow keeps the URIs in process-wide state: later test modules must not find this store there.
-        mlflow_tracking_utils._tracking_uri, mlflow_registry_utils._registry_uri = saved
 
 
 @pytest.fixture(scope="module")
@@ -304,20 +285,7 @@ def test_a_regression_model_gets_regression_metrics(ws, tmp_path):
 
 def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run the CLI as a user would, in `root`, with no MLflow/aidevops settings leaking in."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID")
-    }
-    env["MPLBACKEND"] = "Agg"
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, cwd=root, env={"MPLBACKEND": "Agg"}, timeout=timeout)
 
 
 def test_tabular_template_runs_through_register_and_gates_a_second_model_against_the_champion(tmp_path):

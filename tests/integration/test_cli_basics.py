@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 
 from aidevops_ext import __version__
 from aidevops_ext.trainer import data, load_model
 from aidevops_ext.trainer.backend import cupy_available
-
-
-def cli(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
-    base = {
-        k: v for k, v in os.environ.items() if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "AIDEVOPS_BACKEND")
-    }
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=cwd,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from tests.support.cli import run_cli
 
 
 def test_version():
-    out = cli("--version")
+    out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"aidevops, version {__version__}"
 
 
 def test_info_reports_backend_gpu_and_workspace(tmp_path):
-    out = cli("info", "--json", cwd=tmp_path)
+    out = run_cli("info", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     gpu = cupy_available()  # a GPU machine reports it and picks CuPy; a CPU machine neither
@@ -45,13 +28,13 @@ def test_info_reports_backend_gpu_and_workspace(tmp_path):
     assert info["versions"]["aidevops"] == __version__
     assert not (tmp_path / ".aidevops").exists(), "info must not write anything"
     if not gpu:
-        out = cli("info", cwd=tmp_path, env={"AIDEVOPS_BACKEND": "cupy"})
+        out = run_cli("info", cwd=tmp_path, env={"AIDEVOPS_BACKEND": "cupy"})
         assert out.returncode == 0 and "unavailable" in out.stdout
 
 
 def test_train_writes_a_model_that_predicts_like_it_scored(tmp_path):
     model = tmp_path / "digits.npz"
-    out = cli("train", "--dataset", "digits", "--epochs", "15", "--hidden", "64", "--no-progress", "-o", str(model))
+    out = run_cli("train", "--dataset", "digits", "--epochs", "15", "--hidden", "64", "--no-progress", "-o", str(model))
     assert out.returncode == 0, out.stderr
     accuracy = float(next(line.split()[-1] for line in out.stdout.splitlines() if "test accuracy" in line))
     assert accuracy >= 0.93
@@ -68,7 +51,7 @@ def test_train_regression_from_a_csv(tmp_path):
     y = X @ np.array([2.0, -1.0, 0.5]) + 0.1 * rng.normal(size=400)
     rows = ["a,b,c,price"] + [f"{a},{b},{c},{t}" for (a, b, c), t in zip(X, y)]
     (tmp_path / "houses.csv").write_text("\n".join(rows))
-    out = cli(
+    out = run_cli(
         "train",
         "--dataset",
         str(tmp_path / "houses.csv"),
@@ -93,7 +76,7 @@ def test_train_bad_inputs_are_one_sentence(tmp_path):
         (["--backend", "cupy"], "cupy"),
     ]
     for args, needle in cases:
-        out = cli("train", *args, "-o", str(tmp_path / "x.npz"))
+        out = run_cli("train", *args, "-o", str(tmp_path / "x.npz"))
         assert out.returncode == 2, (args, out.stderr)
         assert needle in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
         assert not (tmp_path / "x.npz").exists()

@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -24,36 +23,15 @@ import yaml
 from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
 from tests.conftest import REPO
+from tests.support.cli import loop_settings, run_cli
 
 PIPELINE = "loop"
 MODEL = "loop-digits"
 NAME = "loop"
 
 
-def _env(root: Path) -> dict:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")
-    }
-    env.update(
-        AIDEVOPS_HOME=str(root),
-        MPLBACKEND="Agg",
-        AIDEVOPS_MONITOR_SECONDS="1",
-        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
-    )
-    return env
-
-
 def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=_env(root),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, cwd=root, env=loop_settings(AIDEVOPS_HOME=str(root)), timeout=timeout)
 
 
 def free_port() -> int:

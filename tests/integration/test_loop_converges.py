@@ -13,10 +13,8 @@ those rows do not reach a model at all.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,31 +22,15 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.support.cli import loop_settings, run_cli
 
 NAME = MODEL = "digits-classifier"
 
 
 def aidevops(root: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "AIDEVOPS_BACKEND")
-    }
-    env.update(
-        AIDEVOPS_HOME=str(root),
-        MPLBACKEND="Agg",
-        AIDEVOPS_MONITOR_SECONDS="1",
-        AIDEVOPS_RETRAIN_COOLDOWN="0",  # nothing but the convergence rule may hold a second retraining back
-        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    # nothing but the convergence rule may hold a second retraining back: no cooldown
+    settings = loop_settings(AIDEVOPS_HOME=str(root), AIDEVOPS_RETRAIN_COOLDOWN="0")
+    return run_cli(*args, cwd=root, env=settings, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

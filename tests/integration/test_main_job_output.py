@@ -4,9 +4,7 @@ warning to give, and no socket or connection file lands in the project)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.conftest import write_notebook
@@ -16,6 +14,7 @@ from tests.deploy.conftest import (  # noqa: F401 - a real registry and supervis
     deployer,  # noqa: F401
     reg,
 )
+from tests.support.cli import run_cli
 
 SPEC = """
 name: tiny
@@ -31,16 +30,7 @@ INJECTED = "step_dir = None\nupstream = None\n"
 
 
 def _aidevops(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "AIDEVOPS_BACKEND")}
-    env["AIDEVOPS_HOME"] = str(root)
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_cli(*args, cwd=root, env={"AIDEVOPS_HOME": str(root)})
 
 
 def test_a_run_prints_its_steps_without_kernel_transport_warnings_or_leftover_sockets(tmp_path):

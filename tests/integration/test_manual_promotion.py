@@ -12,10 +12,8 @@ drifted traffic with labels is logged. Then, with `aidevops retrain`:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.support.cli import loop_settings, run_cli
 
 PIPELINE = "held"
 MODEL = "held-digits"
@@ -30,25 +29,7 @@ NAME = "held"
 
 
 def aidevops(root: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "AIDEVOPS_BACKEND")
-    }
-    env.update(
-        AIDEVOPS_HOME=str(root),
-        MPLBACKEND="Agg",
-        AIDEVOPS_MONITOR_SECONDS="1",
-        AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, cwd=root, env=loop_settings(AIDEVOPS_HOME=str(root)), timeout=timeout)
 
 
 def ok(out: subprocess.CompletedProcess) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.support.cli import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +26,7 @@ def project(tmp_path_factory):
 
 def aidevops(root: Path, *args: str, env: dict | None = None, timeout: int = 400) -> subprocess.CompletedProcess:
     """Run the CLI as a user would, in `root`, with no MLflow/aidevops settings leaking in."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")
-    }
-    base["MPLBACKEND"] = "Agg"
-    base.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=base,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, cwd=root, env={"MPLBACKEND": "Agg", **(env or {})}, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

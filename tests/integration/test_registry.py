@@ -15,6 +15,7 @@ from aidevops_ext import registry, trainer
 from aidevops_ext.errors import ConfigError
 from aidevops_ext.gate import evaluate_gate, parse_gate
 from aidevops_ext.workspace import Workspace
+from tests.support.store import mlflow_serve_command, module_store
 
 EXPERIMENT = "registry-tests"
 GATE = parse_gate({"accuracy": {"threshold": 0.6, "min_absolute_change": -0.01}})
@@ -23,22 +24,8 @@ GATE = parse_gate({"accuracy": {"threshold": 0.6, "min_absolute_change": -0.01}}
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
     """One SQLite store for the module (creating its tables costs a couple of seconds)."""
-    root = tmp_path_factory.mktemp("ws")
-    with pytest.MonkeyPatch.context() as mp:
-        for var in (
-            "MLFLOW_TRACKING_URI",
-            "MLFLOW_REGISTRY_URI",
-            "AIDEVOPS_HOME",
-            "MLFLOW_EXPERIMENT_NAME",
-            "MLFLOW_EXPERIMENT_ID",
-            "MLFLOW_RUN_ID",
-        ):
-            mp.delenv(var, raising=False)
-        # MLflow's Default experiment puts artifacts in ./mlruns: work from the workspace so a
-        # stray write would show up there (and is asserted against below).
-        mp.chdir(root)
-        workspace = Workspace(root)
-        registry.configure(workspace)
+    # It works from the workspace: a stray write to ./mlruns would show up there (and is asserted against below).
+    with module_store(tmp_path_factory.mktemp("ws")) as workspace:
         yield workspace
 
 
@@ -391,28 +378,13 @@ def test_mlflow_models_serve_scores_the_champion(ws, good, data, tmp_path):
     import os
     import signal
     import subprocess
-    import sys
     import urllib.request
 
     version, _, _ = _logged(ws, good, tmp_path, "mlflow-served", data)
     registry.set_alias(ws, "mlflow-served", "champion", version)
     port = _closed_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": ws.tracking_uri, "MLFLOW_REGISTRY_URI": ws.registry_uri}
-    cmd = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "models",
-        "serve",
-        "-m",
-        "models:/mlflow-served@champion",
-        "--env-manager",
-        "local",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    ]
+    cmd = mlflow_serve_command("models:/mlflow-served@champion", port)
     log = tmp_path / "serve.log"
     with log.open("wb") as out:  # a file, not a pipe nobody drains
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

@@ -22,6 +22,7 @@ from aidevops_ext.schedules.model import iso
 from aidevops_ext.schedules.store import ScheduleStore
 from aidevops_ext.workspace import Workspace
 from tests.conftest import write_notebook
+from tests.support.cli import run_cli
 
 
 class Receiver:
@@ -74,14 +75,7 @@ def project(tmp_path, clean_env):
 
 
 def cli(root: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=dict(os.environ, AIDEVOPS_HOME=str(root)),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, cwd=root, env={"AIDEVOPS_HOME": str(root)}, timeout=timeout)
 
 
 def runs_of(root: Path, pipeline: str) -> list[dict]:

@@ -8,9 +8,7 @@ the gate passes, the deployment switches — and not one request fails while all
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ import yaml
 
 from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
+from tests.support.cli import loop_settings, run_cli
 
 MODEL = "ci-churn"
 NAME = "churn"
@@ -28,21 +27,7 @@ CATEGORIES = ("plan", "region", "payment_method")
 
 
 def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_RUN_ID", "AIDEVOPS_BACKEND")
-    }
-    # A monitor pass a second (as tests/lab/conftest.py does); the supervisor ends with this pytest process.
-    env.update(MPLBACKEND="Agg", AIDEVOPS_MONITOR_SECONDS="1", AIDEVOPS_DEPLOY_WATCH_PID=str(os.getpid()))
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_cli(*args, cwd=root, env=loop_settings(), timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from aidevops_ext.deploy.store import Deployment, DeployStore
 from aidevops_ext.workspace import Workspace
+from tests.support.cli import run_cli
 
 
 def cli(root, *args):
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    env["AIDEVOPS_HOME"] = str(root)
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, cwd=root, env={"AIDEVOPS_HOME": str(root)}, timeout=120)
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
