@@ -123,79 +123,43 @@ def grow_log(db: Path, target: int, end: float, span: float, tag: str) -> tuple[
 
 def _write_rollups(conn: sqlite3.Connection, first_id: int, n: int, t0: float, step: float, kinds: int) -> None:
     """The rollups of the n copied rows (ids first_id.., row i a copy of template row i % kinds at t0 + i*step),
-    computed with NumPy by serving/rollups.py's definitions (bucket, latency bin); they share no bucket with
-    the rows logged before them, which are newer."""
+    folded by serving/rollups.py from the template's columns; they share no bucket with the rows logged before
+    them, which are newer."""
     tmpl = conn.execute(
-        "SELECT k, deployment, model, version, status, latency_ms, COALESCE(input_rows, 0), predictions "
+        "SELECT deployment, model, version, status, latency_ms, COALESCE(input_rows, 0), predictions "
         "FROM temp.template ORDER BY k"
     ).fetchall()
-    keys = sorted({(t[1] or "", t[2], t[3]) for t in tmpl})
-    code = np.array([keys.index((t[1] or "", t[2], t[3])) for t in tmpl])
-    status = np.array([t[4] for t in tmpl])
-    lat = np.array([t[5] for t in tmpl], np.float64)
-    answered = np.where(status == 200, np.array([t[6] for t in tmpl]), 0)
+    names = sorted({(t[0] or "", t[1], t[2]) for t in tmpl})
+    code = np.array([names.index((t[0] or "", t[1], t[2])) for t in tmpl])
     labels: list[str] = []
-    per_class = []
+    per_row = []
     for t in tmpl:
         counts: dict[str, int] = {}
-        preds = json.loads(t[7]) if t[7] and t[4] == 200 else None
+        preds = json.loads(t[6]) if t[6] and t[3] == 200 else None
         if isinstance(preds, list) and preds and all(isinstance(p, (int, str)) for p in preds):
             for p in preds:
                 counts[str(p)] = counts.get(str(p), 0) + 1
-        for c in counts:
-            if c not in labels:
-                labels.append(c)
-        per_class.append(counts)
-    classes = np.array([[c.get(label, 0) for label in labels] for c in per_class]).reshape(len(tmpl), len(labels))
+        labels += [c for c in counts if c not in labels]
+        per_row.append(counts)
+    classes = np.array([[c.get(label, 0) for label in labels] for c in per_row]).reshape(len(tmpl), len(labels))
     k = np.arange(n, dtype=np.int64) % kinds
-    bucket = rollups.bucket_of(t0 + np.arange(n, dtype=np.float64) * step)
-    base = int(bucket.min())
-    key = ((bucket - base) // deploydb.ROLLUP_SECONDS) * len(keys) + code[k]
-    groups, group_of = np.unique(key, return_inverse=True)
-    g = len(groups)
-    count = np.bincount(group_of, minlength=g)
-    errors = np.bincount(group_of, weights=(status >= 500)[k], minlength=g)
-    refused = np.bincount(group_of, weights=((status >= 400) & (status < 500))[k], minlength=g)
-    rows = np.bincount(group_of, weights=answered[k], minlength=g)
-    lat_sum = np.bincount(group_of, weights=lat[k], minlength=g)
-    lat_min, lat_max = np.full(g, np.inf), np.full(g, -np.inf)
-    np.minimum.at(lat_min, group_of, lat[k])
-    np.maximum.at(lat_max, group_of, lat[k])
-    last = np.zeros(g, np.int64)
-    np.maximum.at(last, group_of, first_id + np.arange(n, dtype=np.int64))
-    hist = np.bincount(group_of * rollups.N_BINS + rollups.latency_bins(lat)[k], minlength=g * rollups.N_BINS).reshape(
-        g, rollups.N_BINS
+
+    def class_counts(group_of: np.ndarray, groups: int) -> list[dict | None]:
+        by_class = np.stack([np.bincount(group_of, classes[k, c], groups) for c in range(len(labels))], 1)
+        return [{labels[c]: int(by_class[g, c]) for c in np.flatnonzero(by_class[g])} or None for g in range(groups)]
+
+    column = np.array([t[3:6] for t in tmpl], np.float64)  # status, latency, input rows
+    folded = rollups.fold(
+        names,
+        code[k],
+        ts=t0 + np.arange(n, dtype=np.float64) * step,
+        status=column[k, 0].astype(np.int64),
+        latency_ms=column[k, 1],
+        input_rows=column[k, 2],
+        first_id=first_id,
+        classes=class_counts if labels else lambda _group_of, groups: [None] * groups,
     )
-    by_class = np.stack([np.bincount(group_of, weights=classes[k, c], minlength=g) for c in range(len(labels))], 1)
-    out = []
-    for i in range(g):
-        deployment, model, version = keys[int(groups[i] % len(keys))]
-        nz = np.flatnonzero(hist[i])
-        seen = {labels[c]: int(by_class[i, c]) for c in np.flatnonzero(by_class[i])} if labels else {}
-        out.append(
-            (
-                deployment,
-                base + int(groups[i] // len(keys)) * deploydb.ROLLUP_SECONDS,
-                model,
-                version,
-                int(count[i]),
-                int(errors[i]),
-                int(refused[i]),
-                int(rows[i]),
-                float(lat_sum[i]),
-                float(lat_min[i]),
-                float(lat_max[i]),
-                " ".join(f"{b}:{hist[i, b]}" for b in nz),
-                json.dumps(seen) if seen else None,
-                int(last[i]),
-            )
-        )
-    conn.executemany(
-        "INSERT INTO request_rollup (deployment, bucket, model, version, requests, errors, refused, input_rows, "
-        "latency_sum_ms, latency_min_ms, latency_max_ms, latency_bins, classes, last_id) VALUES "
-        "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        out,
-    )
+    rollups.write(conn, folded)
 
 
 def writer_rate(db: Path, rows: int, *, with_rollups: bool = True, tag: str = "") -> tuple[float, float]:

@@ -24,7 +24,7 @@ import logging
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -77,25 +77,27 @@ def record(conn: sqlite3.Connection, rows: Sequence[tuple], last_id: int, predic
                 "Request rollups skipped for a batch (%s: %s); charts miss its requests.", type(exc).__name__, exc
             )
         return 0
+    return write(conn, out)
+
+
+def write(conn: sqlite3.Connection, folded: Sequence[list]) -> int:
+    """Store rollup rows as `fold` returns them, adding each to the stored row of its bucket if an earlier batch
+    began it; call inside a transaction. Returns the rollup rows written."""
     merged = []
-    for row in out:
+    for row in folded:
         old = conn.execute(_SELECT, tuple(row[:4])).fetchone()
         if old is not None:  # a bucket an earlier batch began: add to it
             row = _merge(old, row)
-        row[11] = _bins_text(row[11])
-        row[12] = None if row[12] is None else orjson.dumps(row[12]).decode()
-        merged.append(tuple(row))
+        merged.append(
+            (*row[:11], _bins_text(row[11]), None if row[12] is None else orjson.dumps(row[12]).decode(), row[13])
+        )
     conn.executemany(_UPSERT, merged)
     return len(merged)
 
 
 def _fold(rows: Sequence[tuple], first_id: int, predictions: Sequence[Any]) -> list[list]:
-    """The batch's rollup rows (bins and classes as dicts), one per (deployment, bucket, model, version)."""
+    """The batch's rollup rows (`fold`'s), one per (deployment, bucket, model, version)."""
     columns = list(zip(*rows))  # one C pass: a column per field
-    ts = np.asarray(columns[_TS], np.float64)
-    lat = np.asarray(columns[_LATENCY], np.float64)
-    status = np.asarray(columns[_STATUS], np.int64)
-    inputs = np.nan_to_num(np.asarray(columns[_INPUT_ROWS], np.float64))  # None (nothing logged): nan, then 0
     deployments = [d or "" for d in columns[_DEPLOYMENT]]  # a plain `aidevops serve`'s rows: ''
     names = sorted(set(zip(deployments, columns[_MODEL], columns[_VERSION])))
     if len(names) == 1:  # one server logs one deployment, mostly one version at a time
@@ -105,27 +107,61 @@ def _fold(rows: Sequence[tuple], first_id: int, predictions: Sequence[Any]) -> l
         codes = np.fromiter(
             (index[key] for key in zip(deployments, columns[_MODEL], columns[_VERSION])), np.int64, len(rows)
         )
+
+    def classes(group_of: np.ndarray, n_groups: int) -> list[dict | None]:
+        try:
+            if len(predictions) == len(rows):
+                return _classes(group_of, predictions, n_groups)
+        except Exception:  # noqa: BLE001 - predictions of an unexpected kind: their classes are not counted
+            pass
+        return [None] * n_groups
+
+    return fold(
+        names,
+        codes,
+        ts=np.asarray(columns[_TS], np.float64),
+        status=np.asarray(columns[_STATUS], np.int64),
+        latency_ms=np.asarray(columns[_LATENCY], np.float64),
+        input_rows=np.nan_to_num(np.asarray(columns[_INPUT_ROWS], np.float64)),  # None (nothing logged): 0
+        first_id=first_id,
+        classes=classes,
+    )
+
+
+def fold(
+    names: Sequence[tuple[str, str, str]],
+    codes: np.ndarray,
+    *,
+    ts: np.ndarray,
+    status: np.ndarray,
+    latency_ms: np.ndarray,
+    input_rows: np.ndarray,
+    first_id: int,
+    classes: Callable[[np.ndarray, int], list[dict | None]],
+) -> list[list]:
+    """The rollup rows of requests with ids first_id, first_id + 1, ...: request i is of names[codes[i]]
+    ((deployment, model, version)), logged at ts[i]. One row per (deployment, bucket, model, version), in the
+    stored columns' order, with the latency histogram as {bin: count} and the predicted classes as
+    `classes(group_of, n_groups)` gives them for the groups (group_of: each request's group)."""
     slots = bucket_of(ts) // ROLLUP_SECONDS
     base = int(slots.min())
-    groups, group_of = np.unique(codes * (1 << 40) + (slots - base), return_inverse=True)
+    groups, group_of = np.unique(np.asarray(codes, np.int64) * (1 << 40) + (slots - base), return_inverse=True)
     group_of = group_of.reshape(-1)
     n_groups = len(groups)
     counts = np.bincount(group_of, minlength=n_groups)
     errors = np.bincount(group_of, weights=status >= 500, minlength=n_groups)
     refused = np.bincount(group_of, weights=(status >= 400) & (status < 500), minlength=n_groups)
-    answered = np.bincount(group_of, weights=np.where(status == 200, inputs, 0), minlength=n_groups)
-    lat_sum = np.bincount(group_of, weights=lat, minlength=n_groups)
+    answered = np.bincount(group_of, weights=np.where(status == 200, input_rows, 0), minlength=n_groups)
+    lat_sum = np.bincount(group_of, weights=latency_ms, minlength=n_groups)
     lat_min = np.full(n_groups, np.inf)
     lat_max = np.full(n_groups, -np.inf)
-    np.minimum.at(lat_min, group_of, lat)
-    np.maximum.at(lat_max, group_of, lat)
+    np.minimum.at(lat_min, group_of, latency_ms)
+    np.maximum.at(lat_max, group_of, latency_ms)
     newest = np.zeros(n_groups, np.int64)
-    np.maximum.at(newest, group_of, np.arange(first_id, first_id + len(rows), dtype=np.int64))
-    hist = np.bincount(group_of * N_BINS + latency_bins(lat), minlength=n_groups * N_BINS).reshape(n_groups, N_BINS)
-    try:
-        classes = _classes(group_of, predictions, n_groups) if len(predictions) == len(rows) else [None] * n_groups
-    except Exception:  # noqa: BLE001 - predictions of an unexpected kind: their classes are not counted
-        classes = [None] * n_groups
+    np.maximum.at(newest, group_of, np.arange(first_id, first_id + len(group_of), dtype=np.int64))
+    hist = np.bincount(group_of * N_BINS + latency_bins(latency_ms), minlength=n_groups * N_BINS)
+    hist = hist.reshape(n_groups, N_BINS)
+    seen = classes(group_of, n_groups)
     out = []
     for g in range(n_groups):
         deployment, model, version = names[int(groups[g] >> 40)]
@@ -144,7 +180,7 @@ def _fold(rows: Sequence[tuple], first_id: int, predictions: Sequence[Any]) -> l
             float(lat_min[g]),
             float(lat_max[g]),
             bins,
-            classes[g],
+            seen[g],
             int(newest[g]),
         ]
         out.append(row)

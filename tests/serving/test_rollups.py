@@ -23,6 +23,7 @@ from aidevops_ext.serving.compaction import Compactor
 from aidevops_ext.serving.livedata import logged_rows
 from aidevops_ext.serving.requestlog import RequestLog
 from aidevops_ext.workspace import Workspace
+from benchmarks import panel_api
 
 BIN_RATIO = 2 ** (1 / 4)  # one histogram bin (db.LATENCY_EDGES_MS)
 ROLLUP_COLUMNS = (
@@ -60,9 +61,8 @@ def _rollups(db):
         return conn.execute(f"SELECT {ROLLUP_COLUMNS} FROM request_rollup ORDER BY 1, 2, 3, 4").fetchall()
 
 
-def test_rollups_equal_what_the_raw_rows_give_over_random_traffic(tmp_path):
-    db = tmp_path / "deploy.db"
-    _traffic(db, 3000, seed=1)
+def _assert_rollups_are_the_rows(db, deployment, *, at_least):
+    """Every rollup of `db` holds what its bucket's raw request_log rows give (one deployment, model abc)."""
     with sqlite3.connect(db) as conn:
         raw = conn.execute(
             "SELECT id, ts, version, status, latency_ms, input_rows, predictions FROM request_log"
@@ -71,11 +71,11 @@ def test_rollups_equal_what_the_raw_rows_give_over_random_traffic(tmp_path):
     for rec in raw:
         expect[(int(rec[1] // 5) * 5, rec[2])].append(rec)
     got = _rollups(db)
-    assert len(got) == len(expect) > 100
+    assert len(got) == len(expect) > at_least
     for dep, bucket, model, version, n, errors, refused, rows, lat_sum, lo, hi, bins, classes, last in got:
         recs = expect[(bucket, version)]
         lat = np.array([r[4] for r in recs])
-        assert (dep, model, n) == ("web", "abc", len(recs))
+        assert (dep, model, n) == (deployment, "abc", len(recs))
         assert errors == sum(r[3] >= 500 for r in recs) and refused == sum(r[3] == 400 for r in recs)
         assert rows == sum(r[5] or 0 for r in recs if r[3] == 200) and last == max(r[0] for r in recs)
         assert lat_sum == pytest.approx(lat.sum()) and (lo, hi) == (lat.min(), lat.max())
@@ -93,6 +93,21 @@ def test_rollups_equal_what_the_raw_rows_give_over_random_traffic(tmp_path):
             estimate = rollups.percentile_from_bins(counts, np.array([lo]), np.array([hi]), q)[0]
             exact = float(np.percentile(lat, q))
             assert exact / BIN_RATIO <= estimate <= exact * BIN_RATIO, (q, estimate, exact)
+
+
+def test_rollups_equal_what_the_raw_rows_give_over_random_traffic(tmp_path):
+    db = tmp_path / "deploy.db"
+    _traffic(db, 3000, seed=1)
+    _assert_rollups_are_the_rows(db, "web", at_least=100)
+
+
+def test_the_panel_benchmarks_grown_log_has_the_rollups_of_its_copied_rows(tmp_path):
+    db = tmp_path / "deploy.db"
+    ts, _lat, _status = _traffic(db, 400, seed=5, deployment=panel_api.NAME)
+    end = math.floor(ts.min() / 5) * 5
+    total, _took = panel_api.grow_log(db, 5000, end, 1800.0, "test")
+    assert total == 5000
+    _assert_rollups_are_the_rows(db, panel_api.NAME, at_least=300)
 
 
 def test_series_from_rollups_equals_the_raw_computation_on_the_same_data(tmp_path):
