@@ -322,18 +322,13 @@ def _deploy(
     if dry_run:
         dep.admin_token = None
         return DeployResult("planned", dep, version, plan=plan)
+    record_deploy = functools.partial(
+        store.record, name, "deploy", to_version=version, reason=reason or f"deploy {target.text}", actor=actor
+    )
     ref = reference(ws, target.model, version)
     if ref.kind == "broken":
         msg = f"{target.model} v{version} was refused ({ref.origin}); nothing was deployed."
-        store.record(
-            name,
-            "deploy",
-            to_version=version,
-            reason=reason or f"deploy {target.text}",
-            actor=actor,
-            ok=False,
-            detail=msg,
-        )
+        record_deploy(ok=False, detail=msg)
         from ..serving.errors import ModelRefused  # noqa: PLC0415
 
         raise ModelRefused(msg)
@@ -349,24 +344,9 @@ def _deploy(
     except Exception as exc:
         stop_supervisor(pid, name)
         store.update(name, state=FAILED, desired="stopped", supervisor_pid=None, server_pid=None, error=str(exc))
-        store.record(
-            name,
-            "deploy",
-            to_version=version,
-            reason=reason or f"deploy {target.text}",
-            actor=actor,
-            ok=False,
-            detail=str(exc),
-        )
+        record_deploy(ok=False, detail=str(exc))
         raise
-    store.record(
-        name,
-        "deploy",
-        to_version=version,
-        reason=reason or f"deploy {target.text}",
-        actor=actor,
-        detail=f"serving on {dep.url}; {ref.origin or 'smoke-tested by the server'}",
-    )
+    record_deploy(detail=f"serving on {dep.url}; {ref.origin or 'smoke-tested by the server'}")
     return DeployResult(
         "started",
         get(ws, name),
@@ -480,8 +460,10 @@ def _verify(client: AdminClient, dep: Deployment, ref: Reference) -> str | None:
 
 def _stage(
     store: DeployStore, dep: Deployment, client: AdminClient, version: str, *, operation: str, reason: str, actor: str
-) -> tuple[Reference, dict]:
-    """Load + smoke-test `version` into the canary slot at 0 % and check it against the registry; raises if refused."""
+) -> tuple[Reference, Callable[..., HistoryEntry]]:
+    """Load + smoke-test `version` into the canary slot at 0 % and check it against the registry; raises if refused.
+
+    Returns the version's reference and `record(**detail)`, which writes the change's history row."""
     slots = client.slots()
     active = (slots.get("active") or {}).get("version")
     canary = slots.get("canary")
@@ -492,20 +474,14 @@ def _stage(
             f"or clear it (`aidevops canary {dep.name} --clear`) before switching versions."
         )
     ref = reference(store.workspace, dep.model, version)
+    record = functools.partial(
+        store.record, dep.name, operation, from_version=active, to_version=version, reason=reason, actor=actor
+    )
 
     def refused(problem: str) -> Exception:
         """The refusal, recorded in the history as a failed `operation` (the version never took traffic)."""
         err = _refused(dep.model, version, active, problem)
-        store.record(
-            dep.name,
-            operation,
-            from_version=active,
-            to_version=version,
-            reason=reason,
-            actor=actor,
-            ok=False,
-            detail=str(err),
-        )
+        record(ok=False, detail=str(err))
         return err
 
     try:
@@ -531,7 +507,7 @@ def _stage(
         finally:
             err = refused(problem)
         raise err
-    return ref, slots
+    return ref, record
 
 
 def _switch(
@@ -542,18 +518,10 @@ def _switch(
     active = (current.get("active") or {}).get("version")
     if active == version:
         return DeployResult("unchanged", dep, version, active, detail=f"v{version} is already active")
-    ref, _ = _stage(store, dep, client, version, operation=operation, reason=reason, actor=actor)
+    ref, record = _stage(store, dep, client, version, operation=operation, reason=reason, actor=actor)
     answer = client.admin("canary/promote", {"actor": actor, "reason": reason[:1000]})
     _save_slots(store, dep.name, answer.get("slots") or {})
-    store.record(
-        dep.name,
-        operation,
-        from_version=active,
-        to_version=version,
-        reason=reason,
-        actor=actor,
-        detail=ref.origin or "smoke-tested by the server",
-    )
+    record(detail=ref.origin or "smoke-tested by the server")
     return DeployResult(
         "switched",
         get(store.workspace, dep.name),
@@ -561,6 +529,40 @@ def _switch(
         active,
         detail=ref.origin,
         verified=ref.kind == "aidevops" and bool(ref.rows),
+    )
+
+
+def admin_change(
+    store: DeployStore,
+    client: AdminClient,
+    name: str,
+    operation: str,
+    path: str,
+    *,
+    reason: str,
+    actor: str | None,
+    body: dict[str, Any] | None = None,
+    detail: str = "",
+    keep: Callable[[dict[str, Any]], None] | None = None,
+) -> HistoryEntry:
+    """Ask the deployment's server for one slot change (admin API `path`), then record it as `operation` in the
+    history with the versions the server reports. `keep(answer)` stores what the change leaves behind (default:
+    the new slots); the row's detail is `detail`, else what the server said of the change."""
+    actor = actor or default_actor()
+    answer = client.admin(path, {**(body or {}), "actor": actor, "reason": reason})
+    event = answer.get("event") or {}
+    if keep is None:
+        _save_slots(store, name, answer.get("slots") or {})
+    else:
+        keep(answer)
+    return store.record(
+        name,
+        operation,
+        from_version=event.get("from_version"),
+        to_version=event.get("to_version"),
+        reason=reason,
+        actor=actor,
+        detail=detail or event.get("detail") or "",
     )
 
 
@@ -606,19 +608,8 @@ def switch(
 @_serialized
 def rollback(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
     """Swap the active and previous versions of a running deployment."""
-    store, dep, client = _running(ws, name)
-    actor = actor or default_actor()
-    answer = client.admin("rollback", {"actor": actor, "reason": reason or "rollback"})
-    event = answer.get("event") or {}
-    _save_slots(store, name, answer.get("slots") or {})
-    return store.record(
-        name,
-        "rollback",
-        from_version=event.get("from_version"),
-        to_version=event.get("to_version"),
-        reason=reason or "rollback",
-        actor=actor,
-    )
+    store, _, client = _running(ws, name)
+    return admin_change(store, client, name, "rollback", "rollback", reason=reason or "rollback", actor=actor)
 
 
 @_serialized
@@ -643,28 +634,19 @@ def canary(
     store, dep, client = _running(ws, name)
     actor = actor or default_actor()
     if request.clear:
-        answer = client.admin("canary/clear", {"actor": actor, "reason": reason or "clear canary"})
-        event = answer.get("event") or {}
-        _save_slots(store, name, answer.get("slots") or {})
-        return store.record(
-            name,
-            "canary_clear",
-            from_version=event.get("from_version"),
-            to_version=event.get("to_version"),
-            reason=reason or "clear canary",
-            actor=actor,
+        return admin_change(
+            store, client, name, "canary_clear", "canary/clear", reason=reason or "clear canary", actor=actor
         )
     if version is None:
-        answer = client.admin("canary/share", {"share": share, "actor": actor, "reason": reason or f"share {share:g}"})
-        event = answer.get("event") or {}
-        _save_slots(store, name, answer.get("slots") or {})
-        return store.record(
+        return admin_change(
+            store,
+            client,
             name,
             "canary_share",
-            from_version=event.get("from_version"),
-            to_version=event.get("to_version"),
+            "canary/share",
             reason=reason or f"canary share {share:g}",
             actor=actor,
+            body={"share": share},
             detail=f"share={share:g}",
         )
     if share is None:  # CanaryRequest refuses this already: a canary that is not cleared has a share
@@ -683,18 +665,9 @@ def canary(
 @_serialized
 def promote(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
     """Make the canary the active version (the old active becomes previous)."""
-    store, dep, client = _running(ws, name)
-    actor = actor or default_actor()
-    answer = client.admin("canary/promote", {"actor": actor, "reason": reason or "promote canary"})
-    event = answer.get("event") or {}
-    _save_slots(store, name, answer.get("slots") or {})
-    return store.record(
-        name,
-        "promote",
-        from_version=event.get("from_version"),
-        to_version=event.get("to_version"),
-        reason=reason or "promote canary",
-        actor=actor,
+    store, _, client = _running(ws, name)
+    return admin_change(
+        store, client, name, "promote", "canary/promote", reason=reason or "promote canary", actor=actor
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..workspace import Workspace
 from .local import DeploymentError
-from .manager import _running, _serialized
+from .manager import _running, _serialized, admin_change
 from .store import HistoryEntry, default_actor
 from .versions import Target, parse_version, resolve
 
@@ -60,18 +60,15 @@ def start(ws: Workspace | None, name: str, version: str, *, reason: str = "", ac
 def stop(ws: Workspace | None, name: str, *, reason: str = "", actor: str | None = None) -> HistoryEntry:
     """Stop mirroring traffic to the deployment's shadow and unload it (its log stays for the monitor)."""
     store, dep, client = _running(ws, name)
-    actor = actor or default_actor()
-    answer = client.admin("shadow/clear", {"actor": actor, "reason": reason or "stop shadow"})
-    event = answer.get("event") or {}
-    _remember(store, dep, None)
-    return store.record(
+    return admin_change(
+        store,
+        client,
         name,
         "shadow_stop",
-        from_version=event.get("from_version"),
-        to_version=event.get("to_version"),
+        "shadow/clear",
         reason=reason or "stop shadow",
         actor=actor,
-        detail=event.get("detail") or "",
+        keep=lambda _: _remember(store, dep, None),
     )
 
 
