@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from ..errors import ConfigError
 from . import models as m
 
 REF = "#/components/schemas/{model}"
@@ -29,26 +30,51 @@ class Operation:
     summary: str
     answers: dict[int, Any]
     errors: tuple[int, ...] = (400, 404)
-    body: type[m.Request] | None = None
-    body_required: bool = True
+    body: type[m.Request] | None = None  # required unless an empty body passes its rules
     query: type[m.Query] | None = None
     notes: dict[int, str] = field(default_factory=dict)
 
 
+def _read(
+    path: str,
+    summary: str,
+    answer: type[BaseModel],
+    *,
+    errors: tuple[int, ...] = (400, 404),
+    query: type[m.Query] | None = None,
+) -> Operation:
+    """A GET answering `answer`."""
+    return Operation("get", path, summary, {200: answer}, errors=errors, query=query)
+
+
+def _change(
+    verb: str,
+    summary: str,
+    *,
+    body: type[m.Request] = m.ReasonRequest,
+    errors: tuple[int, ...] = (400, 404, 409),
+) -> Operation:
+    """A POST that changes a running deployment and answers the history row it wrote."""
+    return Operation("post", f"/deployments/{{name}}/{verb}", summary, {200: m.Change}, errors=errors, body=body)
+
+
+def _start(path: str, summary: str, body: type[m.Request], *, errors: tuple[int, ...] = (400, 404)) -> Operation:
+    """A POST that starts a background job and answers 202 with the job's id."""
+    return Operation("post", path, summary, {202: m.JobStarted}, errors=errors, body=body)
+
+
 OPERATIONS: list[Operation] = [
-    Operation(
-        "get",
+    _read(
         "/models",
         "Registered models with versions, aliases, metrics, gate decisions and lineage.",
-        {200: m.Models},
+        m.Models,
         errors=(400,),
     ),
-    Operation("get", "/models/{name}", "One registered model.", {200: m.Model}),
-    Operation(
-        "get",
+    _read("/models/{name}", "One registered model.", m.Model),
+    _read(
         "/deployments",
         "Every deployment with live health, endpoint, slots and recent history.",
-        {200: m.Deployments},
+        m.Deployments,
         errors=(),
     ),
     Operation(
@@ -60,7 +86,7 @@ OPERATIONS: list[Operation] = [
         body=m.DeployRequest,
         notes={201: "Started.", 200: "Switched or unchanged."},
     ),
-    Operation("get", "/deployments/{name}", "One deployment.", {200: m.Deployment}),
+    _read("/deployments/{name}", "One deployment.", m.Deployment),
     Operation(
         "delete",
         "/deployments/{name}",
@@ -68,153 +94,95 @@ OPERATIONS: list[Operation] = [
         {200: m.Undeployed},
         query=m.UndeployQuery,
     ),
-    Operation(
-        "post",
-        "/deployments/{name}/promote",
-        "Make the canary the active version (the old active is kept as previous).",
-        {200: m.Change},
-        errors=(400, 404, 409),
-        body=m.ReasonRequest,
-        body_required=False,
-    ),
-    Operation(
-        "post",
-        "/deployments/{name}/rollback",
-        "Swap the active and previous versions (no downtime).",
-        {200: m.Change},
-        errors=(400, 404, 409),
-        body=m.ReasonRequest,
-        body_required=False,
-    ),
-    Operation(
-        "post",
-        "/deployments/{name}/canary",
+    _change("promote", "Make the canary the active version (the old active is kept as previous)."),
+    _change("rollback", "Swap the active and previous versions (no downtime)."),
+    _change(
+        "canary",
         "Send a share of traffic to a version (checked like a switch), change the share, or clear the canary.",
-        {200: m.Change},
-        errors=(400, 404, 409, 422),
         body=m.CanaryRequest,
+        errors=(400, 404, 409, 422),
     ),
-    Operation(
-        "post",
-        "/deployments/{name}/shadow",
+    _change(
+        "shadow",
         "Mirror live traffic to a version after each answer is sent (its answers are logged beside the active "
         "version's; the monitor shows agreement and accuracies), or stop.",
-        {200: m.Change},
-        errors=(400, 404, 409, 422),
         body=m.ShadowRequest,
-    ),
-    Operation(
-        "post",
-        "/deployments/{name}/approve",
-        "Switch to the retrained version that awaits approval (`promote: manual`) and make it champion.",
-        {200: m.Change},
         errors=(400, 404, 409, 422),
-        body=m.ReasonRequest,
-        body_required=False,
     ),
-    Operation(
-        "post",
-        "/deployments/{name}/reject",
-        "Drop the retrained version that awaits approval; the deployment keeps serving its version.",
-        {200: m.Change},
-        errors=(400, 404, 409),
-        body=m.ReasonRequest,
-        body_required=False,
+    _change(
+        "approve",
+        "Switch to the retrained version that awaits approval (`promote: manual`) and make it champion.",
+        errors=(400, 404, 409, 422),
     ),
-    Operation(
-        "get",
-        "/deployments/{name}/history",
-        "The deployment's changes, newest first.",
-        {200: m.History},
-        query=m.HistoryQuery,
-    ),
-    Operation(
-        "get",
+    _change("reject", "Drop the retrained version that awaits approval; the deployment keeps serving its version."),
+    _read("/deployments/{name}/history", "The deployment's changes, newest first.", m.History, query=m.HistoryQuery),
+    _read(
         "/deployments/{name}/monitor",
         "The live monitor's latest pass (drift per feature, prediction "
         "drift, live quality, request stats, alert states) and recent alert events.",
-        {200: m.MonitorSummary},
+        m.MonitorSummary,
         errors=(400, 404, 409),
         query=m.MonitorQuery,
     ),
-    Operation(
-        "get",
+    _read(
         "/deployments/{name}/series",
         "Time series for charts over the last minutes (request rate, latency "
         "percentiles, error rate; live accuracy with its interval; prediction distribution against the "
         "reference).",
-        {200: m.Series},
+        m.Series,
         query=m.SeriesQuery,
     ),
-    Operation(
-        "get",
+    _read(
         "/deployments/{name}/alerts",
         "Each alert rule's state and the recent fired/resolved events "
         "(newest first); answers for a stopped deployment too.",
-        {200: m.Alerts},
+        m.Alerts,
         query=m.AlertsQuery,
     ),
-    Operation(
-        "post",
+    _start(
         "/deployments/{name}/retrain",
         "Start a retraining in the background (the pipeline to register, on labelled live rows when its spec "
         "opts in; the gate; a pass is switched in, or awaits approval under promote: manual).",
-        {202: m.JobStarted},
-        body=m.ReasonRequest,
-        body_required=False,
+        m.ReasonRequest,
     ),
-    Operation("get", "/runs", "Pipeline runs, newest first.", {200: m.Runs}, errors=(400,), query=m.RunsQuery),
-    Operation(
-        "post",
+    _read("/runs", "Pipeline runs, newest first.", m.Runs, errors=(400,), query=m.RunsQuery),
+    _start(
         "/runs",
         "Start a pipeline run in the background with param overrides (checked before anything starts).",
-        {202: m.JobStarted},
+        m.RunRequest,
         errors=(400,),
-        body=m.RunRequest,
     ),
-    Operation("get", "/runs/{run_id}", "One run by its exact id, with params, git state and notebooks.", {200: m.Run}),
-    Operation(
-        "get",
+    _read("/runs/{run_id}", "One run by its exact id, with params, git state and notebooks.", m.Run),
+    _read(
         "/runs/{run_id}/notebooks/{step}",
         "A step's executed notebook as a read-only Jupyter contents model (type notebook, format json).",
-        {200: m.NotebookContents},
+        m.NotebookContents,
         query=m.NotebookQuery,
     ),
-    Operation(
-        "post",
+    _start(
         "/runs/{run_id}/rerun",
         "Run a run's pipeline again with its overrides (or the given ones); "
         "unchanged steps come from the cache, so a failed run resumes at its failed step.",
-        {202: m.JobStarted},
-        body=m.RerunRequest,
-        body_required=False,
+        m.RerunRequest,
     ),
-    Operation(
-        "get",
+    _read(
         "/jobs",
         "Background jobs (pipeline runs and retrainings started here), newest first.",
-        {200: m.Jobs},
+        m.Jobs,
         errors=(400,),
         query=m.JobsQuery,
     ),
-    Operation(
-        "get",
-        "/jobs/{job_id}",
-        "One job with the tail of its output and the pipeline run it produced.",
-        {200: m.JobDetail},
-    ),
-    Operation(
-        "get",
+    _read("/jobs/{job_id}", "One job with the tail of its output and the pipeline run it produced.", m.JobDetail),
+    _read(
         "/diff",
         "Where nbdime's diff page finds one step's executed notebooks of two runs, and the params that differ.",
-        {200: m.Diff},
+        m.Diff,
         query=m.DiffQuery,
     ),
-    Operation(
-        "get",
+    _read(
         "/schedules",
         "Pipeline schedules (aidevops schedule add) with their next and last run.",
-        {200: m.Schedules},
+        m.Schedules,
         errors=(400,),
     ),
 ]
@@ -267,6 +235,15 @@ def _query(model: type[m.Query]) -> list[dict[str, Any]]:
     return out
 
 
+def _requires_body(model: type[m.Request]) -> bool:
+    """Whether a client must send a body: an empty one breaks the model's rules (the handlers read none as {})."""
+    try:
+        model.from_body(b"")
+    except ConfigError:
+        return True
+    return False
+
+
 def _operation(op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary}
     params = [
@@ -278,7 +255,8 @@ def _operation(op: Operation) -> dict[str, Any]:
     if params:
         out["parameters"] = params
     if op.body is not None:
-        out["requestBody"] = {"required": op.body_required, "content": {"application/json": {"schema": _ref(op.body)}}}
+        required = _requires_body(op.body)
+        out["requestBody"] = {"required": required, "content": {"application/json": {"schema": _ref(op.body)}}}
     responses: dict[str, Any] = {}
     for status, answer in op.answers.items():
         doc = op.notes.get(status) or (answer.__doc__ or "").strip().split("\n")[0] or "OK."
