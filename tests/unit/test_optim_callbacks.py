@@ -98,41 +98,14 @@ def test_compiled_engine_update_is_the_xp_update_bit_for_bit(name, dtype, parts)
         for q in range(1, parts):
             g += G[q]
         opt.step([g])
+        if name == "adam":  # kind 0: the betas, the step's scale and epsilon over it
+            a = 0.01 * (1 - 0.9) / (1 - 0.9**t)
+            c = math.sqrt((1 - 0.999) / (1 - 0.999**t))
+            kind, coefficients = 0, (0.9, 0.999, c / a, 1e-8 / a, 0, 0)
+        else:  # kind 1: the learning rate and momentum
+            kind, coefficients = 1, (0, 0, 0, 0, 0.01, momentum)
         for lo, hi in ((0, 500), (500, 1001)):  # two parameter shares, as two parts update them
-            if name == "adam":
-                a = 0.01 * (1 - 0.9) / (1 - 0.9**t)
-                c = math.sqrt((1 - 0.999) / (1 - 0.999**t))
-                engine.update(
-                    got,
-                    G.copy(),
-                    m1,
-                    m2,
-                    lo,
-                    hi,
-                    0,
-                    typed(0.9),
-                    typed(0.999),
-                    typed(c / a),
-                    typed(1e-8 / a),
-                    typed(0),
-                    typed(0),
-                )
-            else:
-                engine.update(
-                    got,
-                    G.copy(),
-                    m1,
-                    m2,
-                    lo,
-                    hi,
-                    1,
-                    typed(0),
-                    typed(0),
-                    typed(0),
-                    typed(0),
-                    typed(0.01),
-                    typed(momentum),
-                )
+            engine.update(got, G.copy(), m1, m2, lo, hi, kind, *map(typed, coefficients))
         np.testing.assert_array_equal(got, ref)
 
 
