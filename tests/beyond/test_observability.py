@@ -35,6 +35,7 @@ from aidevops_ext.workspace import Workspace
 from tests.beyond.conftest import free_port
 from tests.conftest import REPO
 from tests.support.cli import loop_settings, run_cli
+from tests.support.loop import copy_project, prometheus
 
 OPS = REPO / "ops"
 CONFIG = OPS / "prometheus" / "prometheus.yml"
@@ -279,9 +280,7 @@ def server(tmp_path_factory) -> Server:
     and one bad request (so refused-request counters have a sample)."""
     from aidevops_ext import traffic
 
-    root = tmp_path_factory.mktemp("observability")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
+    root = copy_project(tmp_path_factory.mktemp("observability"))
     out = _aidevops(root, "run", "ci")
     assert out.returncode == 0, out.stderr[-3000:]
     out = _aidevops(root, "deploy", f"{MODEL}@champion", "--json")
@@ -405,17 +404,6 @@ def test_a_real_prometheus_with_the_shipped_config_serves_every_dashboard_query(
     port = free_port()
     log = tmp_path / "prometheus.log"
     server.keep_traffic()
-    with log.open("wb") as fh:
-        prom = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={tmp_path / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=fh,
-        )
     api = f"http://127.0.0.1:{port}/api/v1"
 
     def get(path: str, **params: str) -> dict:
@@ -425,57 +413,56 @@ def test_a_real_prometheus_with_the_shipped_config_serves_every_dashboard_query(
         return body["data"]
 
     try:
-        exprs = sorted({substitute(t["expr"]) for _, t in targets(dashboard())})
-        empty: list[str] = exprs
-        up: dict = {}
-        active: list = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                active = get("targets")["activeTargets"]
-                up = {t["labels"]["job"]: t for t in active}
-                empty = [e for e in exprs if not get("query", query=e)["result"]]
-            except OSError:
-                pass  # Prometheus still starting
-            if len(up) == 3 and all(t["health"] == "up" for t in up.values()) and not empty:
-                break
-            time.sleep(1)
-        assert sorted(t["labels"]["job"] for t in active) == [
-            "aidevops-kserve",
-            "aidevops-kubernetes",
-            "aidevops-local",
-        ]
-        for job, t in up.items():
-            assert t["health"] == "up", f"{job}: {t.get('lastError')}\n{log.read_text()[-2000:]}"
-            assert t["labels"]["instance"] == target, t["labels"]  # the port came from the pod's annotation
-        for job, kserve, environment in (
-            ("aidevops-kubernetes", False, "kubernetes"),
-            ("aidevops-kserve", True, "kserve"),
-        ):
-            labels = up[job]["labels"]
-            assert labels["pod"] == pods[kserve]["labels"]["__meta_kubernetes_pod_name"], (job, labels)
-            assert (labels["deployment"], labels["namespace"], labels["environment"]) == (NAME, "default", environment)
-        assert up["aidevops-local"]["labels"]["environment"] == "local"
-        assert not empty, f"dashboard queries with no data: {empty}"
-        # Annotations mark events (a version switch) that this test does not make: they must parse, not match.
-        for a in dashboard()["annotations"]["list"]:
-            if a.get("expr"):
-                get("query", query=substitute(a["expr"]))  # a PromQL error is a 400 here
+        with prometheus(tmp_path / "prometheus.yml", port, log):
+            exprs = sorted({substitute(t["expr"]) for _, t in targets(dashboard())})
+            empty: list[str] = exprs
+            up: dict = {}
+            active: list = []
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                try:
+                    active = get("targets")["activeTargets"]
+                    up = {t["labels"]["job"]: t for t in active}
+                    empty = [e for e in exprs if not get("query", query=e)["result"]]
+                except OSError:
+                    pass  # Prometheus still starting
+                if len(up) == 3 and all(t["health"] == "up" for t in up.values()) and not empty:
+                    break
+                time.sleep(1)
+            assert sorted(t["labels"]["job"] for t in active) == [
+                "aidevops-kserve",
+                "aidevops-kubernetes",
+                "aidevops-local",
+            ]
+            for job, t in up.items():
+                assert t["health"] == "up", f"{job}: {t.get('lastError')}\n{log.read_text()[-2000:]}"
+                assert t["labels"]["instance"] == target, t["labels"]  # the port came from the pod's annotation
+            for job, kserve, environment in (
+                ("aidevops-kubernetes", False, "kubernetes"),
+                ("aidevops-kserve", True, "kserve"),
+            ):
+                labels = up[job]["labels"]
+                assert labels["pod"] == pods[kserve]["labels"]["__meta_kubernetes_pod_name"], (job, labels)
+                assert (labels["deployment"], labels["namespace"], labels["environment"]) == (
+                    NAME,
+                    "default",
+                    environment,
+                )
+            assert up["aidevops-local"]["labels"]["environment"] == "local"
+            assert not empty, f"dashboard queries with no data: {empty}"
+            # Annotations mark events (a version switch) that this test does not make: they must parse, not match.
+            for a in dashboard()["annotations"]["list"]:
+                if a.get("expr"):
+                    get("query", query=substitute(a["expr"]))  # a PromQL error is a 400 here
 
-        # The template variables resolve, and the recording rules evaluate.
-        assert MODEL in get("label/model/values", **{"match[]": "aidevops_model_slot"})
-        rules = [r for g in get("rules")["groups"] for r in g["rules"]]
-        assert rules and all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
-        deadline = time.monotonic() + 30
-        while not get("query", query="aidevops:requests:rate5m")["result"] and time.monotonic() < deadline:
-            time.sleep(1)
-        assert get("query", query="aidevops:requests:rate5m")["result"]
-        assert not [a for a in get("alerts")["alerts"] if a["labels"]["alertname"] == "AidevopsServerDown"]
+            # The template variables resolve, and the recording rules evaluate.
+            assert MODEL in get("label/model/values", **{"match[]": "aidevops_model_slot"})
+            rules = [r for g in get("rules")["groups"] for r in g["rules"]]
+            assert rules and all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
+            deadline = time.monotonic() + 30
+            while not get("query", query="aidevops:requests:rate5m")["result"] and time.monotonic() < deadline:
+                time.sleep(1)
+            assert get("query", query="aidevops:requests:rate5m")["result"]
+            assert not [a for a in get("alerts")["alerts"] if a["labels"]["alertname"] == "AidevopsServerDown"]
     finally:
-        prom.terminate()
-        try:
-            prom.wait(15)
-        except subprocess.TimeoutExpired:
-            prom.kill()
-            prom.wait(5)
         server.stop.set()

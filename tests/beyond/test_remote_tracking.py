@@ -23,18 +23,15 @@ import pytest
 import yaml
 
 from tests.beyond.conftest import free_port, stop, wait_http
-from tests.conftest import REPO
 from tests.support.cli import run_cli
+from tests.support.loop import copy_project
 
 MODEL = "ci-digits"
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("remote-project")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
-    return root
+    return copy_project(tmp_path_factory.mktemp("remote-project"))
 
 
 def aidevops(root: Path, server, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:

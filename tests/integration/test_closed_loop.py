@@ -7,11 +7,8 @@ request fails while all of that happens.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -22,8 +19,15 @@ import yaml
 
 from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
-from tests.conftest import REPO
 from tests.support.cli import loop_settings, run_cli
+from tests.support.loop import (
+    ci_pipeline_as,
+    copy_project,
+    drift_until_retrained,
+    open_loop,
+    prometheus,
+    undeployed_after,
+)
 
 PIPELINE = "loop"
 MODEL = "loop-digits"
@@ -44,24 +48,14 @@ def free_port() -> int:
 def deployed(tmp_path_factory):
     """The CI pipeline as `loop.yaml` (its own model; a gate that tolerates a small drop, since the retrained
     model is judged on the original test split), run once, its champion deployed as `loop`."""
-    root = tmp_path_factory.mktemp("loop")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
-    spec = yaml.safe_load((root / "pipelines" / "ci.yaml").read_text())
-    spec.update(name=PIPELINE, model=MODEL, experiment=PIPELINE)
-    spec["gate"]["accuracy"]["min_absolute_change"] = -0.05
-    # this loop trains on the labelled live rows and switches by itself (new projects ask first: manual)
-    spec.update(promote="auto", retrain={**(spec.get("retrain") or {}), "live_labels": True})
-    (root / "pipelines" / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    root = copy_project(tmp_path_factory.mktemp("loop"))
+    ci_pipeline_as(root, PIPELINE, MODEL, edit=open_loop)
     out = aidevops(root, "run", PIPELINE)
     assert out.returncode == 0, out.stderr[-3000:]
     out = aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME)
     assert out.returncode == 0, out.stderr[-3000:]
-    os.environ  # noqa: B018 - the supervisor watches this pytest process (AIDEVOPS_DEPLOY_WATCH_PID)
-    try:
+    with undeployed_after(aidevops, root):
         yield root
-    finally:
-        aidevops(root, "undeploy", "--all", timeout=120)
 
 
 def deployment(root: Path) -> dict:
@@ -90,17 +84,7 @@ def test_a_real_prometheus_scrapes_drift_and_latency_series(deployed, tmp_path):
             }
         )
     )
-    prom = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "prometheus.log", "wb"),
-    )
-    try:
+    with prometheus(tmp_path / "prometheus.yml", port, tmp_path / "prometheus.log"):
         rows = traffic.rows_for_model(deployed, MODEL)
         token = require_feedback_token(Workspace(deployed), NAME)  # labels need the deployment's token
         sent = traffic.simulate(url, rows, rate=100, duration=2.5, feedback=1.0, feedback_token=token, seed=1)
@@ -133,9 +117,6 @@ def test_a_real_prometheus_scrapes_drift_and_latency_series(deployed, tmp_path):
         assert max(float(s["value"][1]) for s in psi) < 0.25, "in-distribution traffic shows no major drift"
         assert float(latency[0]["value"][1]) >= sent.ok
         assert 0.8 < float(accuracy[0]["value"][1]) <= 1.0
-    finally:
-        prom.terminate()
-        prom.wait(10)
 
 
 def test_drift_alert_retrains_and_switches_with_zero_failed_requests(deployed):
@@ -144,36 +125,9 @@ def test_drift_alert_retrains_and_switches_with_zero_failed_requests(deployed):
     from aidevops_ext.workspace import Workspace
 
     ws = Workspace(deployed)
-    url = _url(deployed)
     rows = traffic.rows_for_model(deployed, MODEL)
-    token = require_feedback_token(ws, NAME)
-    stop = threading.Event()
-    box: dict = {}
-
-    def send() -> None:
-        box["result"] = traffic.simulate(
-            url, rows, rate=50, duration=600, drift=1.5, feedback=0.5, feedback_token=token, seed=2, stop=stop
-        )
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    done = None
-    try:
-        deadline = time.monotonic() + 420
-        while time.monotonic() < deadline and sender.is_alive():
-            found = [r for r in retrainings.retrainings(ws, NAME) if r.status != retrainings.RUNNING]
-            if found:
-                done = found[0]
-                break
-            time.sleep(2)
-        time.sleep(3)  # traffic keeps flowing across the switch and after it
-    finally:
-        stop.set()
-        sender.join(60)
-    log = Path(ws.state / "logs" / f"{NAME}.log")
-    tail = log.read_text()[-4000:] if log.is_file() else ""
+    done, result, tail = drift_until_retrained(ws, NAME, _url(deployed), rows)
     assert done is not None, f"no retraining finished; deployment log:\n{tail}"
-    result = box["result"]
     assert result.failed == 0, f"{result.failed} requests failed during the loop: {result.errors}"
     assert result.ok > 500 and result.drifted == result.sent
 

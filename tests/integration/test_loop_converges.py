@@ -13,7 +13,6 @@ those rows do not reach a model at all.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -21,8 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO
 from tests.support.cli import loop_settings, run_cli
+from tests.support.loop import copy_project, undeployed_after
 
 NAME = MODEL = "digits-classifier"
 
@@ -35,19 +34,15 @@ def aidevops(root: Path, *args: str, timeout: int = 400) -> subprocess.Completed
 
 @pytest.fixture(scope="module")
 def main_job(tmp_path_factory):
-    root = tmp_path_factory.mktemp("converge")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
+    root = copy_project(tmp_path_factory.mktemp("converge"))
     path = root / "pipelines" / "default.yaml"
     spec = yaml.safe_load(path.read_text())
     spec.update(promote="auto", retrain={"live_labels": True, "max_live_share": 0.3, "min_live_rows": 50})
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = aidevops(root, "run")
     assert out.returncode == 0, out.stderr[-3000:]
-    try:
+    with undeployed_after(aidevops, root):
         yield root
-    finally:
-        aidevops(root, "undeploy", "--all", timeout=120)
 
 
 def _summary(root: Path) -> dict:

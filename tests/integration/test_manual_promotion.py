@@ -12,7 +12,6 @@ drifted traffic with labels is logged. Then, with `aidevops retrain`:
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,8 +19,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import REPO
 from tests.support.cli import loop_settings, run_cli
+from tests.support.loop import ci_pipeline_as, copy_project, undeployed_after
 
 PIPELINE = "held"
 MODEL = "held-digits"
@@ -48,21 +47,17 @@ def set_spec(root: Path, **changes) -> None:
 def deployed(tmp_path_factory):
     """The CI pipeline as `held.yaml` (its own model; a gate that tolerates a small drop: a retrained model learns
     from drifted rows and is judged on the original test split), run once, its champion deployed as `held`."""
-    root = tmp_path_factory.mktemp("held")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
-    spec = yaml.safe_load((root / "pipelines" / "ci.yaml").read_text())
-    spec.update(name=PIPELINE, model=MODEL, experiment=PIPELINE)
-    spec["gate"]["accuracy"]["min_absolute_change"] = -0.05
-    for rule in spec["monitor"]["rules"]:  # the retrainings here are the test's own, started by `aidevops retrain`
-        rule.pop("action", None)
-    (root / "pipelines" / f"{PIPELINE}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    def no_rule_retrains(spec: dict) -> None:  # the retrainings here are the test's own, by `aidevops retrain`
+        for rule in spec["monitor"]["rules"]:
+            rule.pop("action", None)
+
+    root = copy_project(tmp_path_factory.mktemp("held"))
+    ci_pipeline_as(root, PIPELINE, MODEL, edit=no_rule_retrains)
     ok(aidevops(root, "run", PIPELINE))
     ok(aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME))
-    try:
+    with undeployed_after(aidevops, root):
         yield root
-    finally:
-        aidevops(root, "undeploy", "--all", timeout=120)
 
 
 def send(root: Path, seconds: int, seed: int) -> None:

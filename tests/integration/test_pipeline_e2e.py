@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
 from tests.support.cli import run_cli
+from tests.support.loop import copy_project
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A copy of the project's notebooks and pipelines in a fresh workspace (module-wide: runs are slow)."""
-    root = tmp_path_factory.mktemp("project")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
-    return root
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 def aidevops(root: Path, *args: str, env: dict | None = None, timeout: int = 400) -> subprocess.CompletedProcess:

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
 from tests.support.cli import loop_settings, run_cli
+from tests.support.loop import drift_until_retrained, open_loop, undeployed_after
 
 MODEL = "ci-churn"
 NAME = "churn"
@@ -42,17 +40,14 @@ def deployed(tmp_path_factory):
     spec = yaml.safe_load(spec_path.read_text())
     for metric in ("accuracy", "roc_auc"):
         spec["gate"][metric]["min_absolute_change"] = -0.05
-    # this loop trains on the labelled live rows and switches by itself (new projects ask first: manual)
-    spec.update(promote="auto", retrain={**(spec.get("retrain") or {}), "live_labels": True})
+    open_loop(spec)
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     out = aidevops(root, "run", "ci")
     assert out.returncode == 0, out.stderr[-3000:]
     out = aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME)
     assert out.returncode == 0, out.stderr[-3000:]
-    try:
+    with undeployed_after(aidevops, root):
         yield root
-    finally:
-        aidevops(root, "undeploy", "--all", timeout=120)
 
 
 def deployment(root: Path) -> dict:
@@ -71,34 +66,8 @@ def test_tabular_drift_alert_retrains_on_live_parquet_and_switches_with_zero_fai
     url = deployment(deployed)["url"]
     rows = traffic.rows_for_model(deployed, MODEL)
     assert rows.is_frame and set(CATEGORIES) <= set(rows.X.columns)
-    token = require_feedback_token(ws, NAME)
-    stop = threading.Event()
-    box: dict = {}
-
-    def send() -> None:
-        box["result"] = traffic.simulate(
-            url, rows, rate=50, duration=600, drift=1.5, feedback=0.5, feedback_token=token, seed=2, stop=stop
-        )
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
-    done = None
-    try:
-        deadline = time.monotonic() + 420
-        while time.monotonic() < deadline and sender.is_alive():
-            found = [r for r in retrainings.retrainings(ws, NAME) if r.status != retrainings.RUNNING]
-            if found:
-                done = found[0]
-                break
-            time.sleep(2)
-        time.sleep(3)  # traffic keeps flowing across the switch and after it
-    finally:
-        stop.set()
-        sender.join(60)
-    log = Path(ws.state / "logs" / f"{NAME}.log")
-    tail = log.read_text()[-4000:] if log.is_file() else ""
+    done, result, tail = drift_until_retrained(ws, NAME, url, rows)
     assert done is not None, f"no retraining finished; deployment log:\n{tail}"
-    result = box["result"]
     assert result.failed == 0, f"{result.failed} requests failed during the loop: {result.errors}"
     assert result.ok > 300 and result.drifted == result.sent
 
