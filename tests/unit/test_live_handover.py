@@ -15,6 +15,7 @@ from aidevops_ext.datasection import DataSection
 from aidevops_ext.errors import DataError
 from aidevops_ext.steps.generic import split_table
 from aidevops_ext.steps.live import live_table, write_live_table
+from tests.support.summaries import drift_summary, numeric_drift
 
 SECTION = DataSection(target="churned", id="customer_id", test_fraction=0.25)
 
@@ -133,34 +134,16 @@ def test_shift_frame_moves_numbers_by_their_std_and_only_the_chosen_columns():
 def test_the_monitor_view_lists_category_columns_with_their_top_category_shares():
     from aidevops_ext.cli_loop import render_summary
 
-    summary = {
-        "deployment": "churn",
-        "model": "ci-churn",
-        "version": "1",
-        "drift": {
-            "status": "ok",
-            "drifted": ["plan"],
-            "features": [
-                {
-                    "name": "age",
-                    "kind": "numeric",
-                    "psi": 0.02,
-                    "ks_statistic": 0.05,
-                    "ks_pvalue": 0.5,
-                    "wasserstein_std": 0.01,
-                },
-                {
-                    "name": "plan",
-                    "kind": "category",
-                    "psi": 0.61,
-                    "chi2_pvalue": 0.0,
-                    "unseen_rate": 0.0,
-                    "drifted": True,
-                    "top_categories": [{"category": "basic", "reference": 0.5, "live": 0.2}],
-                },
-            ],
-        },
+    plan = {
+        "name": "plan",
+        "kind": "category",
+        "psi": 0.61,
+        "chi2_pvalue": 0.0,
+        "unseen_rate": 0.0,
+        "drifted": True,
+        "top_categories": [{"category": "basic", "reference": 0.5, "live": 0.2}],
     }
+    summary = drift_summary("churn", "ci-churn", [numeric_drift("age", 0.02, 0.05, 0.5, 0.01), plan])
     text = render_summary(summary, [])
     (numeric,) = [line for line in text.splitlines() if line.strip().startswith("age")]
     (category,) = [line for line in text.splitlines() if line.strip().startswith("plan")]

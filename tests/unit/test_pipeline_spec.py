@@ -12,6 +12,7 @@ from aidevops_ext.pipeline.notebook import read_notebook
 from aidevops_ext.pipeline.params import apply_overrides, check_type, parse_assignments
 from aidevops_ext.pipeline.spec import load_spec, resolve_spec_path, topological_order
 from tests.conftest import REPO, write_notebook
+from tests.support.refusals import refusal
 
 
 def _spec(tmp_path: Path, text: str):
@@ -52,9 +53,10 @@ def test_repo_specs_load_in_order():
     ],
 )
 def test_a_bad_monitor_section_fails_when_the_spec_loads(tmp_path, monitor, message):
-    with pytest.raises(ConfigError) as err:
-        _spec(tmp_path, f"name: p\nmonitor: {monitor}\nsteps:\n  a: {{notebook: nb/a.ipynb}}\n")
-    assert str(err.value).startswith("p.yaml: ") and message in str(err.value)
+    text = refusal(
+        ConfigError, _spec, tmp_path, f"name: p\nmonitor: {monitor}\nsteps:\n  a: {{notebook: nb/a.ipynb}}\n"
+    )
+    assert text.startswith("p.yaml: ") and message in text
 
 
 def test_topological_order_respects_needs_and_file_order():
@@ -182,7 +184,5 @@ def test_cache_key_sensitivity():
     ],
 )
 def test_pipeline_and_step_names_that_would_leave_their_folder_are_refused(tmp_path, text, needle):
-    with pytest.raises(ConfigError) as refused:
-        _spec(tmp_path, text)
-    assert needle in str(refused.value)
+    assert needle in refusal(ConfigError, _spec, tmp_path, text)
     assert not (tmp_path / ".aidevops").exists(), "nothing written"

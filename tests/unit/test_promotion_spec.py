@@ -15,6 +15,7 @@ from aidevops_ext.pipeline.spec import PROMOTE_AUTO, PROMOTE_MANUAL, RetrainSett
 from aidevops_ext.steps.live import append_live_rows, live_share, write_live_table
 from aidevops_ext.trainer import data
 from tests.conftest import REPO, write_notebook
+from tests.support.refusals import refusal
 
 TEMPLATES = REPO / "aidevops_ext" / "templates"
 
@@ -56,9 +57,7 @@ def test_the_opt_in_and_auto_promotion_are_read_as_written(tmp_path):
     ],
 )
 def test_a_bad_retrain_or_promote_section_is_one_sentence_at_load(tmp_path, extra, message):
-    with pytest.raises(ConfigError) as err:
-        _spec(tmp_path, extra)
-    text = str(err.value)
+    text = refusal(ConfigError, _spec, tmp_path, extra)
     assert message in text and text.count(". ") == 0 and text.endswith("."), text
 
 

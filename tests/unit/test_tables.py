@@ -15,6 +15,7 @@ from aidevops_ext.deploy.store import Deployment, DeployStore
 from aidevops_ext.pipeline.records import RunRecord
 from aidevops_ext.tables import table
 from aidevops_ext.workspace import Workspace
+from tests.support.summaries import drift_summary, numeric_drift
 
 LONG_RUN = "20261206-004512-123-abcdef-and-then-some"  # longer than the 24 characters of today's ids
 LONG_PIPELINE = "a-pipeline-with-a-long-name"
@@ -142,46 +143,21 @@ def test_deployments_and_their_history_keep_long_names_in_their_columns(workspac
 
 
 def test_the_monitor_lists_long_feature_names_whole_and_apart_from_their_numbers():
-    summary = {
-        "deployment": LONG_DEPLOYMENT,
-        "model": "m",
-        "version": "1",
-        "drift": {
-            "status": "ok",
-            "drifted": [LONG_FEATURE],
-            "features": [
-                {
-                    "name": LONG_FEATURE,
-                    "kind": "numeric",
-                    "psi": 12.5,
-                    "ks_statistic": 0.9,
-                    "ks_pvalue": 0.0,
-                    "wasserstein_std": 3.25,
-                    "drifted": True,
-                },
-                {
-                    "name": "age",
-                    "kind": "numeric",
-                    "psi": 0.02,
-                    "ks_statistic": 0.05,
-                    "ks_pvalue": 0.5,
-                    "wasserstein_std": 0.01,
-                },
-            ],
-        },
-        "alerts": [
-            {
-                "rule": "a-rule-with-a-long-name-too",
-                "state": "firing",
-                "since": None,
-                "metric": "drift_share",
-                "value": 0.5,
-                "op": ">",
-                "threshold": 0.3,
-                "action": "retrain",
-            }
-        ],
+    features = [
+        numeric_drift(LONG_FEATURE, 12.5, 0.9, 0.0, 3.25, drifted=True),
+        numeric_drift("age", 0.02, 0.05, 0.5, 0.01),
+    ]
+    alert = {
+        "rule": "a-rule-with-a-long-name-too",
+        "state": "firing",
+        "since": None,
+        "metric": "drift_share",
+        "value": 0.5,
+        "op": ">",
+        "threshold": 0.3,
+        "action": "retrain",
     }
+    summary = drift_summary(LONG_DEPLOYMENT, "m", features, alerts=[alert])
     lines = render_summary(summary, []).splitlines()
     start = next(i for i, line in enumerate(lines) if line.strip().startswith("feature"))
     assert_columns(
