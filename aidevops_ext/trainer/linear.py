@@ -12,7 +12,7 @@ from ..errors import ModelFileError
 from .backend import get_backend
 from .base import BaseEstimator, RegressorMixin, check_number, check_targets, check_X, resolve_dtype
 from .callbacks import CallbackList
-from .mlp import _ClassifierNet, _construct, _jsonable
+from .mlp import _ClassifierNet, _construct, _engine_init, _jsonable
 
 
 class LinearRegression(RegressorMixin, BaseEstimator):
@@ -125,37 +125,7 @@ class LinearRegression(RegressorMixin, BaseEstimator):
 class LogisticRegression(_ClassifierNet):
     """Logistic (binary) or softmax (multinomial) regression, trained by the MLP's mini-batch engine."""
 
-    def __init__(
-        self,
-        optimizer: str = "adam",
-        learning_rate: float = 0.05,
-        batch_size: int = 64,
-        epochs: int = 50,
-        l2: float = 0.0,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        random_state: int | None = 0,
-        backend: str = "auto",
-        momentum: float = 0.9,
-        n_iter_no_change: int = 3,
-        tol: float = 1e-4,
-        shuffle: bool = True,
-        dtype: str = "float32",
-    ) -> None:
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.l2 = l2
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.backend = backend
-        self.momentum = momentum
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.shuffle = shuffle
-        self.dtype = dtype
+    __init__ = _engine_init(learning_rate=0.05, batch_size=64, epochs=50)
 
     def _hidden(self) -> tuple[int, ...]:
         return ()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -773,6 +775,57 @@ def _mean_loss(xp: ModuleType, output: str, z: Any, Y: Any) -> Any:
     return 0.5 * ((z - Y) ** 2).sum(axis=1).mean()
 
 
+# The mini-batch engine's hyperparameters with the MLPs' defaults, in signature order.
+ENGINE_DEFAULTS: dict[str, Any] = {
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "batch_size": 256,
+    "epochs": 4,
+    "l2": 0.0,
+    "early_stopping": False,
+    "validation_fraction": 0.1,
+    "random_state": 0,
+    "backend": "auto",
+    "momentum": 0.9,
+    "n_iter_no_change": 3,
+    "tol": 1e-4,
+    "shuffle": True,
+    "dtype": "float32",
+}
+
+
+def _engine_init(leading: dict[str, Any] | None = None, **defaults: Any) -> Callable[..., None]:
+    """The __init__ of an estimator trained by the engine: it stores each hyperparameter as an attribute, as
+    scikit-learn's do, and its signature (which get_params, set_params, repr and clone read) lists `leading` first,
+    then ENGINE_DEFAULTS with `defaults` overriding their default values."""
+    unknown = set(defaults) - set(ENGINE_DEFAULTS)
+    if unknown:
+        raise TypeError(f"not engine hyperparameters: {sorted(unknown)}")
+    table = {**(leading or {}), **ENGINE_DEFAULTS, **defaults}
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    annotations = _NetEstimator.__annotations__
+    signature = inspect.Signature(
+        [inspect.Parameter("self", kind)]
+        + [
+            inspect.Parameter(name, kind, default=value, annotation=annotations.get(name, inspect.Parameter.empty))
+            for name, value in table.items()
+        ],
+        return_annotation=None,
+    )
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{type(self).__name__}(): {exc}") from None
+        bound.apply_defaults()
+        for name in table:
+            setattr(self, name, bound.arguments[name])
+
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    return __init__
+
+
 class _ClassifierNet(ClassifierMixin, _NetEstimator):
     """Label encoding, predict and predict_proba for network classifiers."""
 
@@ -852,44 +905,13 @@ class _RegressorNet(RegressorMixin, _NetEstimator):
 
 
 class _MLPMixin(_NetEstimator):
-    """The MLPs' shared hyperparameters (one signature, which scikit-learn's get_params reads) and coefs_ /
-    intercepts_ as host arrays, like scikit-learn's MLPs."""
+    """The MLPs' hyperparameters (the network's shape, then the engine's) and coefs_ / intercepts_ as host arrays,
+    like scikit-learn's MLPs."""
 
-    def __init__(
-        self,
-        hidden_layer_sizes: tuple[int, ...] = (256,),
-        activation: str = "relu",
-        optimizer: str = "adam",
-        learning_rate: float = 1e-3,
-        batch_size: int = 256,
-        epochs: int = 4,
-        l2: float = 0.0,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        random_state: int | None = 0,
-        backend: str = "auto",
-        momentum: float = 0.9,
-        n_iter_no_change: int = 3,
-        tol: float = 1e-4,
-        shuffle: bool = True,
-        dtype: str = "float32",
-    ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.l2 = l2
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.backend = backend
-        self.momentum = momentum
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.shuffle = shuffle
-        self.dtype = dtype
+    hidden_layer_sizes: tuple[int, ...]
+    activation: str
+
+    __init__ = _engine_init({"hidden_layer_sizes": (256,), "activation": "relu"})
 
     def _hidden(self) -> tuple[int, ...]:
         return tuple(self.hidden_layer_sizes)
