@@ -458,11 +458,8 @@ def barrier(sync, parts, yield_cpu):  # pragma: no cover - compiled
 
 
 @jit
-def gemm_call(gemm, ta, tb, A, B, C):  # pragma: no cover - compiled
-    """C = op(A) @ op(B) for C-contiguous A, B, C; op transposes when ta / tb is set."""
-    M, N = C.shape
-    K = A.shape[0] if ta else A.shape[1]
-    one, zero = C.dtype.type(1), C.dtype.type(0)
+def gemm_ptr(gemm, ta, tb, M, N, K, a_ptr, b_ptr, C):  # pragma: no cover - compiled
+    """C = op(A) @ op(B), A and B C-contiguous at raw pointers, C (M x N) an array; op transposes when ta / tb is set."""
     gemm(
         ROW_MAJOR,
         TRANS if ta else NO_TRANS,
@@ -470,15 +467,23 @@ def gemm_call(gemm, ta, tb, A, B, C):  # pragma: no cover - compiled
         M,
         N,
         K,
-        one,
-        A.ctypes.data,
-        A.shape[1],
-        B.ctypes.data,
-        B.shape[1],
-        zero,
+        C.dtype.type(1),
+        a_ptr,
+        M if ta else K,
+        b_ptr,
+        K if tb else N,
+        C.dtype.type(0),
         C.ctypes.data,
         N,
     )
+
+
+@jit
+def gemm_call(gemm, ta, tb, A, B, C):  # pragma: no cover - compiled
+    """C = op(A) @ op(B) for C-contiguous A, B, C; op transposes when ta / tb is set."""
+    M, N = C.shape
+    K = A.shape[0] if ta else A.shape[1]
+    gemm_ptr(gemm, ta, tb, M, N, K, A.ctypes.data, B.ctypes.data, C)
 
 
 @jit
@@ -564,7 +569,7 @@ def train_part(
     eps; m1, m2 = n, u as in optim.Adam), 1: SGD (hyper = lr, momentum; m1 = w as in optim.SGD).
     """
     dt = params.dtype.type
-    one, zero = dt(1), dt(0)
+    zero = dt(0)
     nl = layout.shape[0]
     k = z.shape[2]
     n_total, n_params = order.shape[0], params.shape[0]
@@ -605,42 +610,12 @@ def train_part(
                 for i in range(nl - 1):
                     fin, fout, off, aoff = layout[i, 0], layout[i, 1], layout[i, 2], layout[i, 3]
                     h = acts[aoff : aoff + rows * fout].reshape(rows, fout)
-                    gemm(
-                        ROW_MAJOR,
-                        NO_TRANS,
-                        NO_TRANS,
-                        rows,
-                        fout,
-                        fin,
-                        one,
-                        a_ptr,
-                        fin,
-                        params[off:].ctypes.data,
-                        fout,
-                        zero,
-                        h.ctypes.data,
-                        fout,
-                    )
+                    gemm_ptr(gemm, False, False, rows, fout, fin, a_ptr, params[off:].ctypes.data, h)
                     bias_act(h, params[off + fin * fout : off + (fin + 1) * fout], act)
                     a_ptr = h.ctypes.data
                 fin, fout, off = layout[nl - 1, 0], layout[nl - 1, 1], layout[nl - 1, 2]
                 zb, pb = z[:rows], p[:rows]
-                gemm(
-                    ROW_MAJOR,
-                    NO_TRANS,
-                    NO_TRANS,
-                    rows,
-                    fout,
-                    fin,
-                    one,
-                    a_ptr,
-                    fin,
-                    params[off:].ctypes.data,
-                    fout,
-                    zero,
-                    zb.ctypes.data,
-                    fout,
-                )
+                gemm_ptr(gemm, False, False, rows, fout, fin, a_ptr, params[off:].ctypes.data, zb)
                 bias = params[off + fin * fout : off + (fin + 1) * fout]
                 gb = g[off + fin * fout : off + (fin + 1) * fout]
                 if out_kind == 0:
@@ -661,44 +636,16 @@ def train_part(
                 for i in range(nl - 1, -1, -1):
                     fin, fout, off = layout[i, 0], layout[i, 1], layout[i, 2]
                     ain_ptr = x_ptr if i == 0 else acts[layout[i - 1, 3] :].ctypes.data
-                    gemm(
-                        ROW_MAJOR,
-                        TRANS,
-                        NO_TRANS,
-                        fin,
-                        fout,
-                        rows,
-                        one,
-                        ain_ptr,
-                        fin,
-                        dz_ptr,
-                        fout,
-                        zero,
-                        g[off:].ctypes.data,
-                        fout,
-                    )  # weight gradient: a_in.T @ dz
+                    # Weight gradient: a_in.T @ dz.
+                    gemm_ptr(gemm, True, False, fin, fout, rows, ain_ptr, dz_ptr, g[off:])
                     if l2t != zero and part == 0:  # the L2 term once, in part 0's gradient row
                         for q in range(off, off + fin * fout):
                             g[q] += params[q] * l2t
                     if i:
                         pin, pout, poff, paoff = layout[i - 1, 0], layout[i - 1, 1], layout[i - 1, 2], layout[i - 1, 3]
                         da = dacts[paoff : paoff + rows * fin].reshape(rows, fin)
-                        gemm(
-                            ROW_MAJOR,
-                            NO_TRANS,
-                            TRANS,
-                            rows,
-                            fin,
-                            fout,
-                            one,
-                            dz_ptr,
-                            fout,
-                            params[off:].ctypes.data,
-                            fout,
-                            zero,
-                            da.ctypes.data,
-                            fin,
-                        )  # delta to the previous layer: dz @ W.T
+                        # Delta to the previous layer: dz @ W.T.
+                        gemm_ptr(gemm, False, True, rows, fin, fout, dz_ptr, params[off:].ctypes.data, da)
                         act_back(
                             da,
                             acts[paoff : paoff + rows * fin].reshape(rows, fin),
