@@ -240,25 +240,33 @@ class RequestLog:
                     self.compactor.written(requests=len(batch), size_bytes=sum(row[-1] for row in batch))
 
     def _row(self, entry: tuple) -> tuple:
+        """An entry as request_log's insert tuple. Runs once per logged request on the writer thread: the common
+        case (a 2-D numeric array, array predictions) takes no detour."""
         rid, ts, model, version, alias, protocol, status, latency_ms, X, preds, error = entry
         n_rows = n_features = input_rows = step = None
         blob = frame = None
-        if not isinstance(X, np.ndarray) and hasattr(X, "select_dtypes") and hasattr(X, "iloc"):
+        size = ROW_OVERHEAD_BYTES
+        if type(X) is not np.ndarray and hasattr(X, "select_dtypes") and hasattr(X, "iloc"):
             n_rows, n_features = X.shape
             step = max(1, -(-n_rows // self._max_rows)) if self._max_rows else None
             if step is not None and n_rows:
                 frame = _frame_json(X.iloc[::step])
                 input_rows = -(-n_rows // step) if frame is not None else None
-            X = None
-        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiub":
+                size += len(frame) if frame is not None else 0
+        elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "fiub":
             n_rows, n_features = X.shape
-            step = max(1, -(-n_rows // self._max_rows)) if self._max_rows else None
-            if step is not None:
-                sample = np.ascontiguousarray(X[::step], dtype="<f4")
+            if self._max_rows:
+                step = max(1, -(-n_rows // self._max_rows))
+                sample = np.ascontiguousarray(X if step == 1 else X[::step], dtype="<f4")
                 input_rows, blob = sample.shape[0], sample.tobytes()
+                size += len(blob)
         preds_json = _json(preds)
-        error_text = None if error is None else str(error)[:1000]
-        size = ROW_OVERHEAD_BYTES + sum(len(v) for v in (blob, preds_json, frame, error_text) if v is not None)
+        if preds_json is not None:
+            size += len(preds_json)
+        error_text = None
+        if error is not None:
+            error_text = str(error)[:1000]
+            size += len(error_text)
         return (
             rid,
             ts,
