@@ -6,7 +6,8 @@ a server restarted after a crash comes back as the same deployment. Versions cac
 manager load from `.aidevops/deploy-cache/` (milliseconds, no MLflow import); others load from the
 registry. Every version passes the server's smoke test before it takes traffic. The admin token arrives
 in the environment (AIDEVOPS_SERVING_ADMIN_TOKEN) and the feedback token from the workspace
-(aidevops_ext/tokens.py), never on the command line.
+(aidevops_ext/tokens.py), never on the command line. A deployment made with `--workers N` (N > 1) is served
+by N worker processes this one supervises (fanout.py).
 """
 
 from __future__ import annotations

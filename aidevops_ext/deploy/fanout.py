@@ -158,16 +158,17 @@ class FanOut:
 
 
 class _AllWorkersSlots:
-    """What AliasFollower uses of ModelSlots (the active version, `switch`), applied to every worker."""
+    """The slots AliasFollower drives (watch.FollowedSlots), applied to every worker."""
 
     def __init__(self, fanout: FanOut, dep: Any) -> None:
         self.fanout, self.dep = fanout, dep
 
     @property
-    def state(self) -> Any:
-        return SimpleNamespace(active=SimpleNamespace(version=self.fanout.active_version(self.dep)))
+    def active(self) -> Any:
+        return SimpleNamespace(version=self.fanout.active_version(self.dep))
 
-    def switch(self, uri: str, *, actor: str, reason: str) -> None:
+    def switch(self, source: Any, *, actor: str | None = None, reason: str = "") -> None:
+        uri = str(source)
         from ..serving.errors import ModelRefused  # noqa: PLC0415
 
         body = orjson.dumps({"model_uri": uri, "actor": actor, "reason": reason})

@@ -7,8 +7,8 @@ loading the model itself; a worker that dies (kill -9 included) is started again
 serving. Every worker logs to the one deploy.db (WAL; rollups are folded inside each batch's write
 transaction, so concurrent writers add up); only worker 0 runs the periodic monitor pass and the request
 log's compactor; /metrics, whichever worker answers, shows them all (workermetrics.py). Worker 0 starts
-first, the others once it serves. The admin API and gRPC change or serve one process's state, so they need
-one worker.
+first, the others once it serves. The admin API and gRPC change or serve one process's state, so `serve` needs
+one worker for them; `deploy --workers N` passes each admin call to every worker (deploy/fanout.py).
 """
 
 from __future__ import annotations

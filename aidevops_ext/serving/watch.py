@@ -11,15 +11,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any, Protocol
 
 import anyio
 
 from ..workspace import Workspace
 from .errors import ModelRefused
 from .loader import ModelRef, resolve_version
-from .slots import ModelSlots
 
 log = logging.getLogger("aidevops.serving")
+
+
+class FollowedSlots(Protocol):
+    """What the follower drives: a server's ModelSlots, or deploy/fanout.py's slots of every worker at once."""
+
+    @property
+    def active(self) -> Any: ...
+
+    def switch(self, source: Any, *, actor: str | None = None, reason: str = "") -> Any: ...
 
 
 class AliasFollower:
@@ -32,13 +41,13 @@ class AliasFollower:
         self.seen = seen_version
         self.last_error_at = 0.0
 
-    def check(self, slots: ModelSlots) -> bool:
+    def check(self, slots: FollowedSlots) -> bool:
         """One poll (blocking): True if the slots switched."""
         version = resolve_version(self.ref, self.workspace)
         if version == self.seen:
             return False
         previous, self.seen = self.seen, version
-        if version == slots.state.active.version:
+        if version == slots.active.version:
             return False
         try:
             slots.switch(
@@ -51,7 +60,7 @@ class AliasFollower:
             return False
         return True
 
-    async def run(self, slots: ModelSlots) -> None:
+    async def run(self, slots: FollowedSlots) -> None:
         """Poll until cancelled; registry hiccups are logged (at most once a minute) and retried."""
         while True:
             await asyncio.sleep(self.interval)
