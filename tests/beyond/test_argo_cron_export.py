@@ -15,8 +15,9 @@ import yaml
 
 from aidevops_ext.schedules.store import ScheduleStore
 from aidevops_ext.workspace import Workspace
-from tests.conftest import REPO, write_notebook
+from tests.conftest import REPO
 from tests.support.cli import run_cli
+from tests.support.projects import one_step_pipeline
 
 ARGS = ["-p", "epochs=3", "--image", "registry.local/aidevops:1.4", "--tracking-uri", "http://mlflow.ml.svc:5000"]
 
@@ -73,13 +74,7 @@ def test_strict_validation_catches_an_unknown_field_and_a_wrong_type(exported):
 
 @pytest.fixture
 def project(tmp_path, clean_env):
-    root = tmp_path / "proj"
-    (root / "pipelines").mkdir(parents=True)
-    (root / "pipelines" / "tiny.yaml").write_text(
-        "name: tiny\nparams: {n: 1, m: 1}\nsteps:\n  hello:\n    notebook: hello.ipynb\n"
-    )
-    write_notebook(root / "hello.ipynb", "n = 1\nm = 1", "print(n, m)")
-    return root
+    return one_step_pipeline(tmp_path / "proj", "tiny", "hello", "print(n, m)", params={"n": 1, "m": 1})
 
 
 def test_a_stored_schedule_exports_with_its_cron_name_and_params(project):

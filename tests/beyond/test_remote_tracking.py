@@ -24,7 +24,7 @@ import yaml
 
 from tests.beyond.conftest import free_port, stop, wait_http
 from tests.support.cli import run_cli
-from tests.support.loop import copy_project
+from tests.support.projects import copy_project
 
 MODEL = "ci-digits"
 

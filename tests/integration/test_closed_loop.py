@@ -20,14 +20,8 @@ import yaml
 from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
 from tests.support.cli import loop_settings, run_cli
-from tests.support.loop import (
-    ci_pipeline_as,
-    copy_project,
-    drift_until_retrained,
-    open_loop,
-    prometheus,
-    undeployed_after,
-)
+from tests.support.loop import ci_pipeline_as, drift_until_retrained, open_loop, prometheus, undeployed_after
+from tests.support.projects import copy_project
 
 PIPELINE = "loop"
 MODEL = "loop-digits"

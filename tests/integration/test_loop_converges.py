@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from tests.support.cli import loop_settings, run_cli
-from tests.support.loop import copy_project, undeployed_after
+from tests.support.loop import undeployed_after
+from tests.support.projects import copy_project
 
 NAME = MODEL = "digits-classifier"
 

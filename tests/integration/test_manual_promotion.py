@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from tests.support.cli import loop_settings, run_cli
-from tests.support.loop import ci_pipeline_as, copy_project, undeployed_after
+from tests.support.loop import ci_pipeline_as, undeployed_after
+from tests.support.projects import copy_project
 
 PIPELINE = "held"
 MODEL = "held-digits"

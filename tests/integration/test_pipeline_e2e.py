@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import run_cli
-from tests.support.loop import copy_project
+from tests.support.projects import copy_project
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,55 +19,22 @@ from aidevops_ext.schedules.cron import next_slot
 from aidevops_ext.schedules.model import iso
 from aidevops_ext.schedules.store import ScheduleStore
 from aidevops_ext.workspace import Workspace
-from tests.conftest import write_notebook
 from tests.support.cli import run_cli
-
-
-class Receiver:
-    """Records each POSTed JSON body and answers `status`."""
-
-    def __init__(self, status: int):
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+from tests.support.projects import one_step_pipeline
+from tests.support.webhooks import receivers
 
 
 @pytest.fixture
 def receiver():
-    made = []
-
-    def make(status: int = 200) -> Receiver:
-        made.append(Receiver(status))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.server.shutdown()
-        r.server.server_close()
+    with receivers() as make:
+        yield make
 
 
 @pytest.fixture
 def project(tmp_path, clean_env):
     """Two one-step pipelines: `tiny` succeeds, `broken` fails in its step."""
-    root = tmp_path / "proj"
-    (root / "pipelines").mkdir(parents=True)
-    (root / "pipelines" / "tiny.yaml").write_text(
-        "name: tiny\nparams: {n: 1}\nsteps:\n  hello:\n    notebook: hello.ipynb\n"
-    )
-    (root / "pipelines" / "broken.yaml").write_text("name: broken\nsteps:\n  boom:\n    notebook: boom.ipynb\n")
-    write_notebook(root / "hello.ipynb", "n = 1", "print('hello', n)")
-    write_notebook(root / "boom.ipynb", "", "1 / 0")
+    root = one_step_pipeline(tmp_path / "proj", "tiny", "hello", "print('hello', n)", params={"n": 1})
+    one_step_pipeline(root, "broken", "boom", "1 / 0")
     clean_env.setenv("AIDEVOPS_HOME", str(root))
     return root
 
@@ -95,7 +60,7 @@ def test_run_due_runs_the_due_pipeline_once_and_posts_its_outcome(project, recei
     (run,) = runs_of(project, "tiny")
     assert run["status"] == "succeeded" and run["overrides"] == {"n": 4}
     assert f"run {run['run_id']} of 'tiny' succeeded" in first.stdout
-    (body,) = hook.received
+    (body,) = hook.bodies
     assert (body["schedule"], body["pipeline"], body["status"], body["run_id"]) == (
         "tiny",
         "tiny",
@@ -107,7 +72,7 @@ def test_run_due_runs_the_due_pipeline_once_and_posts_its_outcome(project, recei
 
     again = cli(project, "schedule", "run-due", "--now", now)
     assert again.returncode == 0 and again.stdout == "nothing is due.\n"
-    assert len(runs_of(project, "tiny")) == 1 and len(hook.received) == 1
+    assert len(runs_of(project, "tiny")) == 1 and len(hook.bodies) == 1
 
     (row,) = json.loads(cli(project, "schedule", "list", "--json").stdout)["schedules"]
     assert (row["last_status"], row["last_run_id"], row["last_run"]) == ("succeeded", run["run_id"], now)
@@ -125,7 +90,7 @@ def test_a_failing_step_fails_the_run_and_a_failing_webhook_only_says_so(project
     assert f"run {run['run_id']} of 'broken' failed at step 'boom'" in result.stdout
     (sentence,) = [line for line in result.stdout.splitlines() if "webhook" in line]
     assert "answered 500" in sentence and "recorded all the same" in sentence
-    (body,) = hook.received
+    (body,) = hook.bodies
     assert body["status"] == "failed" and body["failed_step"] == "boom" and "ZeroDivisionError" in body["error"]
     (row,) = json.loads(cli(project, "schedule", "list", "--json").stdout)["schedules"]
     assert (row["last_status"], row["last_run_id"]) == ("failed", run["run_id"])
@@ -147,12 +112,12 @@ def test_schedule_serve_runs_what_is_due_and_stops_on_sigterm(project, receiver)
     )
     try:
         deadline = time.monotonic() + 180
-        while not hook.received and time.monotonic() < deadline and proc.poll() is None:
+        while not hook.bodies and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert hook.received and hook.received[0]["status"] == "succeeded", out
-    assert hook.received[0]["run_id"] == runs_of(project, "tiny")[0]["run_id"]
+    assert hook.bodies and hook.bodies[0]["status"] == "succeeded", out
+    assert hook.bodies[0]["run_id"] == runs_of(project, "tiny")[0]["run_id"]
     assert out.splitlines()[-1].startswith("scheduler stopped")

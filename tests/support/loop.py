@@ -1,10 +1,9 @@
-"""The closed-loop tests' shared steps: a copy of the repository's project, the CI pipeline under a name of its
-own, a deployment undeployed afterwards, a real Prometheus, and drifted traffic until a retraining ends."""
+"""The closed-loop tests' shared steps: the CI pipeline under a name of its own, a deployment undeployed
+afterwards, a real Prometheus, and drifted traffic until a retraining ends."""
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import threading
 import time
@@ -16,18 +15,10 @@ import yaml
 
 from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
-from tests.conftest import REPO
 
 if TYPE_CHECKING:
     from aidevops_ext.retrainings import Retraining
     from aidevops_ext.traffic import ReplayRows, TrafficResult
-
-
-def copy_project(root: Path) -> Path:
-    """The repository's notebooks and pipelines copied into `root` (the tests never run the repository's own)."""
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
-    return root
 
 
 def ci_pipeline_as(root: Path, name: str, model: str, edit: Callable[[dict], Any] = lambda spec: None) -> None:

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
-import sysconfig
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.support.tools import installed_tool
 
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 
 
 def actionlint() -> str:
     """The actionlint binary installed by the test extras (console script of this environment)."""
-    path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
-    found = shutil.which("actionlint", path=path)
-    assert found, "actionlint is missing: pip install -e '.[test]' installs it"
-    return found
+    return installed_tool("actionlint", "pip install -e '.[test]' installs it")
 
 
 def lint(path: Path) -> subprocess.CompletedProcess:

@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -23,7 +22,8 @@ from aidevops_ext.schedules.cron import check_cron, due_slot, latest_slot, next_
 from aidevops_ext.schedules.notify import Outcome
 from aidevops_ext.schedules.store import ScheduleStore, listing
 from aidevops_ext.workspace import Workspace
-from tests.conftest import write_notebook
+from tests.support.projects import one_step_pipeline
+from tests.support.webhooks import receivers
 
 
 def at(text: str) -> datetime:
@@ -35,12 +35,7 @@ DAY1 = at("2026-12-01T12:00:00")
 
 @pytest.fixture
 def ws(tmp_path, clean_env):
-    root = tmp_path / "proj"
-    (root / "pipelines").mkdir(parents=True)
-    (root / "pipelines" / "nightly.yaml").write_text(
-        "name: nightly\nparams: {epochs: 2, lr: 0.1}\nsteps:\n  one:\n    notebook: one.ipynb\n"
-    )
-    write_notebook(root / "one.ipynb", "epochs = 2\nlr = 0.1", "print(epochs)")
+    root = one_step_pipeline(tmp_path / "proj", "nightly", "one", "print(epochs)", params={"epochs": 2, "lr": 0.1})
     clean_env.setenv("AIDEVOPS_HOME", str(root))
     return Workspace(root)
 
@@ -284,42 +279,10 @@ def test_serve_runs_what_is_due_and_stops_when_told(ws):
 # -- webhooks: a real receiver on 127.0.0.1 ---------------------------------------------------------------
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 that records each POST and answers `status`."""
-
-    def __init__(self, status: int = 200):
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append((self.path, self.headers["Content-Type"], json.loads(body)))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook/secret-path"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver():
-    made = []
-
-    def make(status: int = 200) -> Receiver:
-        made.append(Receiver(status))
-        return made[-1]
-
-    yield make
-    for r in made:
-        r.close()
+    with receivers() as make:
+        yield make
 
 
 def _fire_and_finish(ws, fake, status="succeeded", **fields):
