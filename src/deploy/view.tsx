@@ -10,62 +10,71 @@ import * as React from 'react';
 
 import { AwaitingApproval, Deployment, HistoryEntry, ModelVersion, RegisteredModel } from '../common/api';
 import { Button } from '../common/button';
+import { PanelHeader } from '../common/header';
+import { EmptyList, ErrorAlert, StatusBox } from '../common/status';
+import { TableHead } from '../common/table';
 import { IActions, IViewState, keyMetrics, liveDeploymentOf, pct, preferredAlias } from './components';
 
 /** The whole panel body. */
 export function DeployView(props: { state: IViewState; actions: IActions }): React.ReactElement {
-  const { state, actions } = props;
-  const idle = state.busy === null;
+  const { state } = props;
+  const section: ISectionProps = { state, actions: props.actions, idle: state.busy === null };
   return (
     <div className="jp-aidevops-body">
-      <div className="jp-aidevops-header">
-        <h2>Deploy</h2>
-        <Button
-          label="Refresh"
-          cls="jp-aidevops-refresh"
-          onClick={() => actions.refresh()}
-          title="Reload models and deployments now"
-        />
-      </div>
-      <Status busy={state.busy} error={state.error} />
-      <h3>Deployments</h3>
-      <Deployments deployments={state.deployments} actions={actions} idle={idle} loaded={state.loaded} />
-      <h3>Registered models</h3>
-      <Models
-        models={state.models}
-        deployments={state.deployments}
-        actions={actions}
-        idle={idle}
-        loaded={state.loaded}
+      <PanelHeader
+        title="Deploy"
+        refresh={() => props.actions.refresh()}
+        refreshTitle="Reload models and deployments now"
       />
+      <StatusBox className="jp-aidevops-status" busy={state.busy} error={state.error} />
+      <h3>Deployments</h3>
+      <Deployments {...section} />
+      <h3>Registered models</h3>
+      <Models {...section} />
     </div>
   );
 }
 
-function Status(props: { busy: string | null; error: string | null }): React.ReactElement {
+/** What each section of the panel is drawn from: the state, the actions, and whether no change is running. */
+interface ISectionProps {
+  state: IViewState;
+  actions: IActions;
+  idle: boolean;
+}
+
+/**
+ * A gate's verdict: its badge (the reasons in its tooltip) and, beside it, the gate's own comparison, on
+ * the rows it names.
+ */
+function GateVerdict(props: {
+  passed: boolean | null | undefined;
+  reasons: string | undefined;
+  summary: string | null | undefined;
+  comparedOn: string | null | undefined;
+  testid?: string;
+}): React.ReactElement {
+  const [label, cls] =
+    props.passed === true
+      ? ['gate passed', 'jp-mod-passed']
+      : props.passed === false
+        ? ['gate failed', 'jp-mod-failed']
+        : ['not gated', 'jp-mod-unknown'];
   return (
-    <div className="jp-aidevops-status">
-      {props.busy ? (
-        <div className="jp-aidevops-progress" role="status">
-          <span className="jp-aidevops-spinner" />
-          {props.busy}
+    <>
+      <span className={`jp-aidevops-badge jp-aidevops-gate ${cls}`} title={props.reasons}>
+        {label}
+      </span>
+      {props.summary ? (
+        <div
+          className="jp-aidevops-gate-summary"
+          data-testid={props.testid}
+          title={props.comparedOn ? `compared on ${props.comparedOn}` : undefined}
+        >
+          {props.summary}
         </div>
       ) : null}
-      {props.error ? (
-        <div className="jp-aidevops-error" role="alert">
-          {props.error}
-        </div>
-      ) : null}
-    </div>
+    </>
   );
-}
-
-function gateLook(version: ModelVersion): [string, string] {
-  return version.gate_passed === true
-    ? ['gate passed', 'jp-mod-passed']
-    : version.gate_passed === false
-      ? ['gate failed', 'jp-mod-failed']
-      : ['not gated', 'jp-mod-unknown'];
 }
 
 /**
@@ -74,48 +83,33 @@ function gateLook(version: ModelVersion): [string, string] {
  */
 export function GateCell(props: { version: ModelVersion }): React.ReactElement {
   const v = props.version;
-  const [label, cls] = gateLook(v);
-  const summary = v.gate_summary ?? v.gate_comparison?.summary ?? null;
-  const on = v.gate_comparison?.compared_on;
   return (
     <td className="jp-aidevops-gate-cell" data-label="Gate">
-      <span className={`jp-aidevops-badge jp-aidevops-gate ${cls}`} title={v.gate_reasons || undefined}>
-        {label}
-      </span>
-      {summary ? (
-        <div
-          className="jp-aidevops-gate-summary"
-          data-testid="gate-summary"
-          title={on ? `compared on ${on}` : undefined}
-        >
-          {summary}
-        </div>
-      ) : null}
+      <GateVerdict
+        passed={v.gate_passed}
+        reasons={v.gate_reasons || undefined}
+        summary={v.gate_summary ?? v.gate_comparison?.summary ?? null}
+        comparedOn={v.gate_comparison?.compared_on}
+        testid="gate-summary"
+      />
     </td>
   );
 }
 
-function Models(props: {
-  models: RegisteredModel[];
-  deployments: Deployment[];
-  actions: IActions;
-  idle: boolean;
-  loaded: boolean;
-}): React.ReactElement {
-  if (!props.models.length) {
+function Models(props: ISectionProps): React.ReactElement {
+  const { models, deployments, loaded } = props.state;
+  if (!models.length) {
     return (
-      <p className="jp-aidevops-empty">
-        {props.loaded ? 'No registered models yet: run a pipeline (`aidevops run`) to register one.' : 'Loading…'}
-      </p>
+      <EmptyList loaded={loaded} empty="No registered models yet: run a pipeline (`aidevops run`) to register one." />
     );
   }
   return (
     <div className="jp-aidevops-models">
-      {props.models.map(m => (
+      {models.map(m => (
         <Model
           key={m.name}
           model={m}
-          live={liveDeploymentOf(m.name, props.deployments)}
+          live={liveDeploymentOf(m.name, deployments)}
           actions={props.actions}
           idle={props.idle}
         />
@@ -135,16 +129,7 @@ function Model(props: {
     <section className="jp-aidevops-model" data-model={model.name}>
       <h4>{model.name}</h4>
       <table className="jp-aidevops-table jp-aidevops-versions">
-        <thead>
-          <tr>
-            <th>Version</th>
-            <th>Aliases</th>
-            <th>Gate</th>
-            <th>Metrics</th>
-            <th>Produced by</th>
-            <th></th>
-          </tr>
-        </thead>
+        <TableHead columns={['Version', 'Aliases', 'Gate', 'Metrics', 'Produced by', '']} />
         <tbody>
           {model.versions.map(v => (
             <Version
@@ -210,13 +195,16 @@ function Lineage(props: { version: ModelVersion; actions: IActions }): React.Rea
   );
 }
 
-function VersionActions(props: {
+/** A version's row: the model it belongs to, the model's live deployment (if any), the actions. */
+interface IVersionProps {
   model: RegisteredModel;
   version: ModelVersion;
   live: Deployment | undefined;
   actions: IActions;
   idle: boolean;
-}): React.ReactElement {
+}
+
+function VersionActions(props: IVersionProps): React.ReactElement {
   const { model, version, live, actions, idle } = props;
   let content: React.ReactNode;
   if (!live) {
@@ -258,13 +246,7 @@ function VersionActions(props: {
   return <td className="jp-aidevops-actions">{content}</td>;
 }
 
-function Version(props: {
-  model: RegisteredModel;
-  version: ModelVersion;
-  live: Deployment | undefined;
-  actions: IActions;
-  idle: boolean;
-}): React.ReactElement {
+function Version(props: IVersionProps): React.ReactElement {
   const { version } = props;
   return (
     <tr className="jp-aidevops-version" data-version={version.version}>
@@ -288,22 +270,14 @@ function Version(props: {
   );
 }
 
-function Deployments(props: {
-  deployments: Deployment[];
-  actions: IActions;
-  idle: boolean;
-  loaded: boolean;
-}): React.ReactElement {
-  if (!props.deployments.length) {
-    return (
-      <p className="jp-aidevops-empty">
-        {props.loaded ? 'No deployments yet: deploy a registered version below.' : 'Loading…'}
-      </p>
-    );
+function Deployments(props: ISectionProps): React.ReactElement {
+  const { deployments, loaded } = props.state;
+  if (!deployments.length) {
+    return <EmptyList loaded={loaded} empty="No deployments yet: deploy a registered version below." />;
   }
   return (
     <div className="jp-aidevops-deployments">
-      {props.deployments.map(d => (
+      {deployments.map(d => (
         <DeploymentCard key={d.name} deployment={d} actions={props.actions} idle={props.idle} />
       ))}
     </div>
@@ -322,11 +296,7 @@ function DeploymentCard(props: { deployment: Deployment; actions: IActions; idle
           {d.health}
         </span>
       </h4>
-      {d.error ? (
-        <div className="jp-aidevops-error" role="alert">
-          {d.error}
-        </div>
-      ) : null}
+      <ErrorAlert error={d.error} />
       <dl className="jp-aidevops-facts">
         <dt>Serves</dt>
         <dd>{d.ref}</dd>
@@ -404,13 +374,6 @@ function isoShort(iso: string | null | undefined): string {
 export function Approval(props: { deployment: Deployment; actions: IActions; idle: boolean }): React.ReactElement {
   const { deployment: d, actions, idle } = props;
   const held = d.awaiting_approval as AwaitingApproval;
-  const gate = held.gate;
-  const [label, cls] =
-    gate.passed === true
-      ? ['gate passed', 'jp-mod-passed']
-      : gate.passed === false
-        ? ['gate failed', 'jp-mod-failed']
-        : ['not gated', 'jp-mod-unknown'];
   return (
     <section
       className="jp-aidevops-approval"
@@ -422,17 +385,12 @@ export function Approval(props: { deployment: Deployment; actions: IActions; idl
       <dl className="jp-aidevops-facts">
         <dt>Gate</dt>
         <dd className="jp-aidevops-approval-gate">
-          <span className={`jp-aidevops-badge jp-aidevops-gate ${cls}`} title={gate.reasons.join('; ') || undefined}>
-            {label}
-          </span>
-          {gate.summary ? (
-            <div
-              className="jp-aidevops-gate-summary"
-              title={gate.compared_on ? `compared on ${gate.compared_on}` : undefined}
-            >
-              {gate.summary}
-            </div>
-          ) : null}
+          <GateVerdict
+            passed={held.gate.passed}
+            reasons={held.gate.reasons.join('; ') || undefined}
+            summary={held.gate.summary}
+            comparedOn={held.gate.compared_on}
+          />
         </dd>
         <dt>Trigger</dt>
         <dd className="jp-aidevops-approval-trigger">
@@ -485,15 +443,7 @@ export function History(props: { rows: HistoryEntry[] }): React.ReactElement {
       <summary>{`History (${props.rows.length})`}</summary>
       <div className="jp-aidevops-scroll-x">
         <table className="jp-aidevops-table jp-aidevops-history">
-          <thead>
-            <tr>
-              <th>When</th>
-              <th>Change</th>
-              <th>Versions</th>
-              <th>By</th>
-              <th>Why</th>
-            </tr>
-          </thead>
+          <TableHead columns={['When', 'Change', 'Versions', 'By', 'Why']} />
           <tbody>
             {props.rows.map((row, i) => (
               <tr

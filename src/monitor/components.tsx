@@ -17,6 +17,8 @@ import {
   ShadowSummary
 } from '../common/api';
 import { Button } from '../common/button';
+import { ErrorAlert, Progress } from '../common/status';
+import { TableHead } from '../common/table';
 import { isLive, runIdOf } from './model';
 
 export interface IMonitorActions {
@@ -174,11 +176,7 @@ export function Status(props: {
           {`v${held.version} (retraining #${held.retraining}) awaits approval: approve or reject it in the Deploy panel.`}
         </p>
       ) : null}
-      {error ? (
-        <div className="jp-aidevops-error" role="alert">
-          {error}
-        </div>
-      ) : null}
+      <ErrorAlert error={error} />
       {state}
       {(summary?.notes ?? []).map(note => (
         <p key={note} className="jp-aidevops-muted">
@@ -188,6 +186,8 @@ export function Status(props: {
     </div>
   );
 }
+
+const LATENCY_PERCENTILES = ['p50', 'p95', 'p99'] as const;
 
 /** The key numbers of the latest monitor pass (and the latest request rate of the series). */
 export function Numbers(props: { summary: MonitorSummary | null; series: MonitorSeries | null }): React.ReactElement {
@@ -214,27 +214,19 @@ export function Numbers(props: { summary: MonitorSummary | null; series: Monitor
         value={rate}
         title={bucket ? `over the last ${Math.round(bucket)} s` : ''}
       />
-      <Stat
-        testid="monitor-p50"
-        label="p50 latency"
-        text={fixed(req?.latency_p50_ms, 1, ' ms')}
-        value={req?.latency_p50_ms}
-        title="over the monitor window"
-      />
-      <Stat
-        testid="monitor-p95"
-        label="p95 latency"
-        text={fixed(req?.latency_p95_ms, 1, ' ms')}
-        value={req?.latency_p95_ms}
-        title="over the monitor window"
-      />
-      <Stat
-        testid="monitor-p99"
-        label="p99 latency"
-        text={fixed(req?.latency_p99_ms, 1, ' ms')}
-        value={req?.latency_p99_ms}
-        title="over the monitor window"
-      />
+      {LATENCY_PERCENTILES.map(p => {
+        const ms = req?.[`latency_${p}_ms`];
+        return (
+          <Stat
+            key={p}
+            testid={`monitor-${p}`}
+            label={`${p} latency`}
+            text={fixed(ms, 1, ' ms')}
+            value={ms}
+            title="over the monitor window"
+          />
+        );
+      })}
       <Stat
         testid="monitor-error-rate"
         label="error rate"
@@ -364,17 +356,7 @@ export function Alerts(props: { alerts: MonitorAlert[]; now: number }): React.Re
   const order = (a: MonitorAlert) => STATE_ORDER[a.state] ?? 2;
   return (
     <table className="jp-aidevops-table jp-aidevops-alerts" data-testid="monitor-alerts">
-      <thead>
-        <tr>
-          <th>State</th>
-          <th>Rule</th>
-          <th>Condition</th>
-          <th>Since</th>
-          <th>Value</th>
-          <th>Features</th>
-          <th>Action</th>
-        </tr>
-      </thead>
+      <TableHead columns={['State', 'Rule', 'Condition', 'Since', 'Value', 'Features', 'Action']} />
       <tbody>
         {alerts
           .slice()
@@ -470,17 +452,8 @@ export function Job(props: { job: JobDetail | null; error: string | null; starti
   const tail = job?.log_tail ?? [];
   return (
     <div className="jp-aidevops-job-box">
-      {error ? (
-        <div className="jp-aidevops-error" role="alert" data-testid="monitor-job-error">
-          {error}
-        </div>
-      ) : null}
-      {starting && !job ? (
-        <div className="jp-aidevops-progress" role="status">
-          <span className="jp-aidevops-spinner" />
-          Starting a retraining…
-        </div>
-      ) : null}
+      <ErrorAlert error={error} testid="monitor-job-error" />
+      {starting && !job ? <Progress>Starting a retraining…</Progress> : null}
       {job ? (
         <section
           className="jp-aidevops-job"

@@ -9,6 +9,7 @@
 import * as React from 'react';
 
 import { CategoryShare, FeatureDrift, MonitorSummary } from '../common/api';
+import { TableHead } from '../common/table';
 
 function share(v: number | null | undefined): string {
   return typeof v === 'number' && Number.isFinite(v) ? `${(v * 100).toFixed(1)} %` : '—';
@@ -162,15 +163,7 @@ export function Features(props: { summary: MonitorSummary | null }): React.React
   return (
     <div className="jp-aidevops-scroll-x">
       <table className="jp-aidevops-table jp-aidevops-features" data-testid="monitor-features">
-        <thead>
-          <tr>
-            <th>Feature</th>
-            <th>Status</th>
-            <th>PSI</th>
-            <th>Test</th>
-            <th>Detail</th>
-          </tr>
-        </thead>
+        <TableHead columns={['Feature', 'Status', 'PSI', 'Test', 'Detail']} />
         <tbody>
           {ordered.map(f => (
             <FeatureRow key={f.name} feature={f} />

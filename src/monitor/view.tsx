@@ -27,8 +27,7 @@ import {
   latencyChart,
   LiveChart,
   predictionChart,
-  rateChart,
-  TimeWindow
+  rateChart
 } from './charts';
 import { Alerts, Events, Header, IMonitorActions, Job, Numbers, Shadow, Status } from './components';
 import { Features } from './features';
@@ -57,6 +56,32 @@ interface IAxisContext {
 }
 
 type ChartKey = 'rate' | 'latency' | 'errors' | 'accuracy' | 'drift' | 'predictions';
+
+/** The charts, in the order shown: what each is called, and how it is built on a host (its axes read `axes`). */
+const CHARTS: {
+  name: ChartKey;
+  title: string;
+  make: (host: HTMLElement, axes: React.MutableRefObject<IAxisContext>) => LiveChart;
+}[] = [
+  { name: 'rate', title: 'Request rate', make: (h, axes) => rateChart(h, () => axes.current.window) },
+  { name: 'latency', title: 'Latency p50 / p95 / p99', make: (h, axes) => latencyChart(h, () => axes.current.window) },
+  { name: 'errors', title: 'Error rate', make: (h, axes) => errorRateChart(h, () => axes.current.window) },
+  {
+    name: 'accuracy',
+    title: 'Live accuracy (95 % interval)',
+    make: (h, axes) => accuracyChart(h, () => axes.current.window)
+  },
+  {
+    name: 'drift',
+    title: 'Feature drift (PSI per feature)',
+    make: (h, axes) => driftChart(h, () => axes.current.driftNames)
+  },
+  {
+    name: 'predictions',
+    title: 'Predictions: live vs reference',
+    make: (h, axes) => predictionChart(h, () => axes.current.predictionNames)
+  }
+];
 
 /** One chart: a host element whose uPlot (built on mount, disposed on unmount) gets `data` on each render. */
 function Chart(props: {
@@ -96,7 +121,6 @@ function Charts(props: { summary: MonitorSummary | null; series: MonitorSeries |
   // The axes read this when they draw (after this render): the latest window and category names.
   const context = React.useRef<IAxisContext>({ window: null, driftNames: [], predictionNames: [] });
   context.current = { window: seriesWindow(series), driftNames: drift.names, predictionNames: predictions.names };
-  const shown: TimeWindow = () => context.current.window;
   const driftNote = drift.names.length
     ? `bands ${drift.bands ? drift.bands.join(' / ') : '—'}, rule threshold ${drift.threshold ?? '—'}; ${s?.drift?.status ?? ''}`
     : (s?.drift?.status ?? 'No drift statistics yet (the model needs a reference profile and logged rows).');
@@ -104,44 +128,31 @@ function Charts(props: { summary: MonitorSummary | null; series: MonitorSeries |
   const predictionNote = predictions.names.length
     ? `${series?.predictions?.n ?? 0} live predictions${unseen ? `, ${unseen} of unseen classes` : ''}`
     : 'No predictions logged yet.';
+  const data: Record<ChartKey, Aligned> = {
+    rate: rateData(series),
+    latency: latencyData(series),
+    errors: errorRateData(series),
+    accuracy: acc,
+    drift: drift.data,
+    predictions: predictions.data
+  };
+  const notes: Partial<Record<ChartKey, string>> = {
+    accuracy: acc[0].length ? '' : 'No live accuracy yet: it needs labels (POST /feedback) for logged requests.',
+    drift: driftNote,
+    predictions: predictionNote
+  };
   return (
     <div className="jp-aidevops-charts">
-      <Chart name="rate" title="Request rate" note="" data={rateData(series)} make={h => rateChart(h, shown)} />
-      <Chart
-        name="latency"
-        title="Latency p50 / p95 / p99"
-        note=""
-        data={latencyData(series)}
-        make={h => latencyChart(h, shown)}
-      />
-      <Chart
-        name="errors"
-        title="Error rate"
-        note=""
-        data={errorRateData(series)}
-        make={h => errorRateChart(h, shown)}
-      />
-      <Chart
-        name="accuracy"
-        title="Live accuracy (95 % interval)"
-        note={acc[0].length ? '' : 'No live accuracy yet: it needs labels (POST /feedback) for logged requests.'}
-        data={acc}
-        make={h => accuracyChart(h, shown)}
-      />
-      <Chart
-        name="drift"
-        title="Feature drift (PSI per feature)"
-        note={driftNote}
-        data={drift.data}
-        make={h => driftChart(h, () => context.current.driftNames)}
-      />
-      <Chart
-        name="predictions"
-        title="Predictions: live vs reference"
-        note={predictionNote}
-        data={predictions.data}
-        make={h => predictionChart(h, () => context.current.predictionNames)}
-      />
+      {CHARTS.map(c => (
+        <Chart
+          key={c.name}
+          name={c.name}
+          title={c.title}
+          note={notes[c.name] ?? ''}
+          data={data[c.name]}
+          make={host => c.make(host, context)}
+        />
+      ))}
     </div>
   );
 }

@@ -12,6 +12,8 @@ import * as React from 'react';
 
 import { RunNotebook, RunStep, RunSummary, Schedule } from '../common/api';
 import { Button } from '../common/button';
+import { PanelHeader } from '../common/header';
+import { EmptyList, ErrorAlert, StatusBox } from '../common/status';
 import { badgeClass, chipTitle, formatDuration, formatValue, formatWhen, relativeTime, whyLines } from './format';
 import { describeJob, failedStep, FollowedJob, IOpenStep, IRunsViewState, runFromBlocked } from './model';
 
@@ -38,14 +40,7 @@ export function RunsView(props: { state: IRunsViewState; actions: IRunsActions }
   const pair = state.selected.length === 2;
   return (
     <div className="jp-aidevops-body jp-aidevops-runs-body">
-      <div className="jp-aidevops-header">
-        <h2>Runs</h2>
-        <Button
-          label="Refresh"
-          cls="jp-aidevops-refresh"
-          onClick={() => actions.refresh()}
-          title="Reload the runs now"
-        />
+      <PanelHeader title="Runs" refresh={() => actions.refresh()} refreshTitle="Reload the runs now">
         <Button
           label="Run pipeline…"
           cls="jp-aidevops-runs-start"
@@ -60,32 +55,14 @@ export function RunsView(props: { state: IRunsViewState; actions: IRunsActions }
           title={pair ? "Show the two picked runs' notebooks side by side (nbdime)" : 'Tick two runs to diff them'}
           disabled={!pair}
         />
-      </div>
-      <Status busy={state.busy} error={state.error} />
+      </PanelHeader>
+      {/* Not .jp-aidevops-status: the Deploy panel's tests find theirs page-wide. */}
+      <StatusBox className="jp-aidevops-runs-status-box" busy={state.busy} error={state.error} />
       {state.job ? <JobBox job={state.job} actions={actions} /> : null}
       {state.schedules !== null ? (
         <Schedules schedules={state.schedules} error={state.schedulesError} now={state.now} />
       ) : null}
       <Runs state={state} actions={actions} />
-    </div>
-  );
-}
-
-// Not .jp-aidevops-status: the Deploy panel's tests find theirs page-wide.
-function Status(props: { busy: string | null; error: string | null }): React.ReactElement {
-  return (
-    <div className="jp-aidevops-runs-status-box">
-      {props.busy ? (
-        <div className="jp-aidevops-progress" role="status">
-          <span className="jp-aidevops-spinner" />
-          {props.busy}
-        </div>
-      ) : null}
-      {props.error ? (
-        <div className="jp-aidevops-error" role="alert">
-          {props.error}
-        </div>
-      ) : null}
     </div>
   );
 }
@@ -136,11 +113,7 @@ export function Schedules(props: { schedules: Schedule[]; error: string | null; 
   return (
     <section className="jp-aidevops-runs-schedules">
       <h3>Schedules</h3>
-      {error ? (
-        <div className="jp-aidevops-error" role="alert">
-          {error}
-        </div>
-      ) : null}
+      <ErrorAlert error={error} />
       {schedules.length === 0 && !error ? (
         <p className="jp-aidevops-empty jp-aidevops-runs-schedules-empty">
           No schedules yet. Add one in a terminal: <code>{SCHEDULE_HINT}</code>
@@ -206,9 +179,10 @@ function Runs(props: { state: IRunsViewState; actions: IRunsActions }): React.Re
   const { state, actions } = props;
   if (!state.runs.length) {
     return (
-      <p className="jp-aidevops-empty">
-        {state.loaded ? 'No pipeline runs yet: start one with "Run pipeline…" (or `aidevops run`).' : 'Loading…'}
-      </p>
+      <EmptyList
+        loaded={state.loaded}
+        empty='No pipeline runs yet: start one with "Run pipeline…" (or `aidevops run`).'
+      />
     );
   }
   return (
@@ -404,11 +378,7 @@ export function StepDetail(props: {
             {overrides.length ? ` (${overrides.map(([k, v]) => `${k}=${formatValue(v)}`).join(', ')})` : ''}? The steps
             it needs come from the cache.
           </div>
-          {open.error ? (
-            <div className="jp-aidevops-error" role="alert">
-              {open.error}
-            </div>
-          ) : null}
+          <ErrorAlert error={open.error} />
           <div className="jp-aidevops-actions">
             <Button
               label={`Run from ${open.step}`}
