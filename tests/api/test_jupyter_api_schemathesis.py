@@ -5,13 +5,6 @@ and every answer has a documented status, is JSON and matches its schema."""
 from __future__ import annotations
 
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 import schemathesis
@@ -24,6 +17,7 @@ from schemathesis.checks import (
 )
 
 from aidevops_ext.api import openapi
+from tests.support.servers import start_jupyter
 
 
 @pytest.fixture(scope="module")
@@ -31,50 +25,19 @@ def jupyter(tmp_path_factory):
     """`python -m jupyter_server` on 127.0.0.1 with only the aidevops extension, in an empty workspace."""
     root = tmp_path_factory.mktemp("workspace")
     (root / "pipelines").mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIDEVOPS_", "MLFLOW_"))}
     env.update(AIDEVOPS_HOME=str(root), JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"), MPLBACKEND="Agg")
-    log = root / "jupyter.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyter_server",
-                "--no-browser",
-                f"--port={port}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={token}",
-                "--allow-root",
-                f"--ServerApp.root_dir={root}",
-                "--ServerApp.jpserver_extensions={'aidevops_ext': True}",
-            ],
-            cwd=root,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120  # a loaded machine starts the server slowly
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/aidevops/api/jobs?token={token}", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"Jupyter server did not start; its log:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-    yield url, token
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    server = start_jupyter(
+        "jupyter_server",
+        root,
+        env,
+        root / "jupyter.log",
+        "--ServerApp.jpserver_extensions={'aidevops_ext': True}",
+        probe="/aidevops/api/jobs",
+        seconds=120,  # a loaded machine starts the server slowly
+    )
+    yield server.url, server.token
+    server.stop()
 
 
 @pytest.fixture(scope="module")

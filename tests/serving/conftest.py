@@ -9,10 +9,8 @@ One SQLite registry per session (creating its tables costs seconds) holds:
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,23 +21,15 @@ import pytest
 from aidevops_ext import registry, trainer
 from aidevops_ext.monitoring.profile import build_profile
 from aidevops_ext.workspace import Workspace
+from tests.support.servers import free_port, stop_process, wait_until_answering
+from tests.support.store import STORE_SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 FEATURES = ["a", "b", "c"]
 ADMIN_TOKEN = "test-admin-token"
 FEEDBACK_TOKEN = "test-feedback-token"
 FEEDBACK_AUTH = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}  # headers of a /feedback request
-_ENV_VARS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "AIDEVOPS_HOME",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_ID",
-    "MLFLOW_RUN_ID",
-    "AIDEVOPS_SERVING_ADMIN_TOKEN",
-    "AIDEVOPS_FEEDBACK_TOKEN",
-    "AIDEVOPS_ALLOWED_HOSTS",
-)
+_ENV_VARS = (*STORE_SETTINGS, "AIDEVOPS_SERVING_ADMIN_TOKEN", "AIDEVOPS_FEEDBACK_TOKEN", "AIDEVOPS_ALLOWED_HOSTS")
 
 
 def data(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
@@ -134,13 +124,6 @@ def reg(tmp_path_factory) -> Registry:
     return Registry(ws, root, f1, v1, v2)
 
 
-def free_port() -> int:
-    """A port nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class RunningServer:
     """A `python -m aidevops_ext.serving` process on 127.0.0.1."""
@@ -178,48 +161,27 @@ def server_env(reg: Registry, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(
-    reg: Registry,
-    uri: str,
-    *args: str,
-    port: int | None = None,
-    env: dict | None = None,
-    wait: bool = True,
-    allow_pickle: bool = True,
-) -> RunningServer:
+def start_server(reg: Registry, uri: str, *args: str, env: dict | None = None) -> RunningServer:
     """Start a server subprocess and wait until it answers /ping (or fails). The session registry is the
-    tests' own, so its cloudpickled models are allowed unless `allow_pickle=False`."""
-    port = port or free_port()
+    tests' own, so its cloudpickled models are allowed."""
+    port = free_port()
     log = reg.root / f"server-{port}.log"
-    cmd = [sys.executable, "-m", "aidevops_ext.serving", uri, "--host", "127.0.0.1", "--port", str(port), *args]
-    if allow_pickle:
-        cmd.append("--allow-pickle")
+    cmd = [sys.executable, "-m", "aidevops_ext.serving", uri, "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(
-        cmd, cwd=reg.root, env=env or server_env(reg), stdout=open(log, "wb"), stderr=subprocess.STDOUT
+        [*cmd, "--allow-pickle", *args],
+        cwd=reg.root,
+        env=env or server_env(reg),
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
     )
     server = RunningServer(proc, f"http://127.0.0.1:{port}", port, log)
-    if wait:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            if server.alive():
-                return server
-            time.sleep(0.2)
-        proc.kill()
-        raise RuntimeError(f"server did not come up: {log.read_text()[-2000:]}")
+    wait_until_answering(server.url + "/ping", proc, log, seconds=90, what="the model server")
     return server
 
 
 def stop_server(server: RunningServer) -> None:
     """Terminate the process we started (by its own handle) and wait for it."""
-    if server.proc.poll() is None:
-        server.proc.terminate()
-        try:
-            server.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            server.proc.kill()
-            server.proc.wait(5)
+    stop_process(server.proc)
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
-from tests.serving.conftest import ADMIN_TOKEN, free_port, server_env, start_server, stop_server
+from tests.serving.conftest import ADMIN_TOKEN, server_env, start_server, stop_server
 from tests.serving.tabular import COLUMNS, NAME, register
+from tests.support.servers import free_port, stop_process, wait_until_answering
+from tests.support.store import mlflow_serve_command
 
 ROWS = [[48.5, 30.0, "paris", "pro"], [61.0, 45.0, "nice", "basic"]]
 
@@ -88,39 +88,15 @@ def _mlflow_server(reg, version: str):
     env = server_env(reg, MLFLOW_TRACKING_URI=reg.ws.tracking_uri, MLFLOW_REGISTRY_URI=reg.ws.registry_uri)
     log = reg.root / f"mlflow-serve-{port}.log"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            f"models:/{NAME}/{version}",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
+        mlflow_serve_command(f"models:/{NAME}/{version}", port),
         cwd=reg.root,
         env=env,
         stdout=open(log, "wb"),
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow models serve exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "/ping", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"mlflow models serve did not come up: {log.read_text()[-2000:]}")
+    wait_until_answering(url + "/ping", proc, log, seconds=120, what="mlflow models serve")
+    return proc, url
 
 
 @pytest.fixture(scope="module")
@@ -133,12 +109,8 @@ def peers(reg):
         yield ours.url, mlflow_url
     finally:
         stop_server(ours)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if proc is not None:
+            stop_process(proc)
 
 
 def _answer(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, object]:

@@ -22,9 +22,10 @@ from tritonclient.utils import InferenceServerException
 
 from aidevops_ext.errors import ConfigError
 from aidevops_ext.serving.protocols import grpc_predict_v2 as pb
-from tests.serving.conftest import _ENV_VARS, REPO, data, free_port, server_env, start_server, stop_server
+from tests.serving.conftest import _ENV_VARS, REPO, data, server_env, start_server, stop_server
 from tests.serving.tabular import NAME as TABULAR
 from tests.serving.tabular import register, table
+from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="module")

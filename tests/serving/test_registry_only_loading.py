@@ -15,7 +15,8 @@ from aidevops_ext.errors import ConfigError
 from aidevops_ext.pipeline.spec import parse_serving
 from aidevops_ext.serving.errors import ModelRefused
 from aidevops_ext.serving.loader import load_model_uri, runs_model_code
-from tests.serving.conftest import ADMIN_TOKEN, free_port, server_env
+from tests.serving.conftest import ADMIN_TOKEN, server_env
+from tests.support.servers import free_port
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 

@@ -18,7 +18,8 @@ from starlette.testclient import TestClient
 
 from aidevops_ext.serving import ServingConfig
 from aidevops_ext.serving.requestlog import RequestLog
-from tests.serving.conftest import FEEDBACK_AUTH, RunningServer, free_port, server_env, stop_server
+from tests.serving.conftest import FEEDBACK_AUTH, RunningServer, server_env, stop_server
+from tests.support.servers import free_port, wait_until_answering
 
 
 def _rows(db, sql: str, *args):
@@ -242,11 +243,7 @@ def test_serves_a_model_file_and_binds_loopback_by_default(reg):
     )
     srv = RunningServer(proc, f"http://127.0.0.1:{port}", port, log)
     try:
-        deadline = time.monotonic() + 90  # a generous wait for start-up, not a speed requirement
-        while not srv.alive():
-            assert proc.poll() is None, f"server exited with {proc.returncode}: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"server did not come up: {log.read_text()[-2000:]}"
-            time.sleep(0.2)
+        wait_until_answering(srv.url + "/ping", proc, log, seconds=90, what="the model server")
         assert _listening(proc.pid) == {("127.0.0.1", port)}
         others = _other_local_addresses()
         assert others and not [a for a in others if _connects(a, port)], f"reachable beyond loopback via {others}"

@@ -9,7 +9,6 @@ with Wilson intervals, and the mirror's queue is bounded.
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from starlette.testclient import TestClient
 from aidevops_ext.serving.loader import load_model_uri
 from aidevops_ext.serving.shadow import ShadowMirror, summary
 from tests.serving.conftest import ADMIN_TOKEN, FEEDBACK_AUTH, data
+from tests.support.polling import poll
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DEPLOYMENT = "abc-live"
@@ -29,13 +29,7 @@ def _rows(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _wait(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("the shadow log did not fill in time")
+    return poll(predicate, seconds=timeout, what="the shadow log to fill", interval=0.05)
 
 
 def _logged(db, n: int, version: str) -> dict:

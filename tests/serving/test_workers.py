@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.serving.conftest import REPO, server_env, start_server, stop_server
+from tests.support.polling import poll
 
 BODY = {"inputs": [[0.1, 0.2, 0.3]]}
 
@@ -30,13 +31,7 @@ def _workers_of(pid: int) -> set[int]:
 
 
 def _wait_for(predicate, seconds: float = 90.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError("timed out")
+    return poll(predicate, seconds=seconds, what="the workers to reach the awaited state")
 
 
 def _predict(url: str) -> str:
