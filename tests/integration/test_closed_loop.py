@@ -20,7 +20,14 @@ import yaml
 from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
 from tests.support.cli import loop_settings, run_cli
-from tests.support.loop import ci_pipeline_as, drift_until_retrained, open_loop, prometheus, undeployed_after
+from tests.support.loop import (
+    champion_deployed,
+    ci_pipeline_as,
+    deployment_status,
+    drift_until_retrained,
+    open_loop,
+    prometheus,
+)
 from tests.support.projects import copy_project
 
 PIPELINE = "loop"
@@ -44,19 +51,12 @@ def deployed(tmp_path_factory):
     model is judged on the original test split), run once, its champion deployed as `loop`."""
     root = copy_project(tmp_path_factory.mktemp("loop"))
     ci_pipeline_as(root, PIPELINE, MODEL, edit=open_loop)
-    out = aidevops(root, "run", PIPELINE)
-    assert out.returncode == 0, out.stderr[-3000:]
-    out = aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME)
-    assert out.returncode == 0, out.stderr[-3000:]
-    with undeployed_after(aidevops, root):
+    with champion_deployed(aidevops, root, PIPELINE, MODEL, NAME):
         yield root
 
 
 def deployment(root: Path) -> dict:
-    out = aidevops(root, "deployments", NAME, "--json")
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
-    return data[0] if isinstance(data, list) else data
+    return deployment_status(aidevops, root, NAME)
 
 
 def _url(root: Path) -> str:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from tests.support.cli import loop_settings, run_cli
-from tests.support.loop import ci_pipeline_as, undeployed_after
+from tests.support.loop import champion_deployed, ci_pipeline_as
 from tests.support.projects import copy_project
 
 PIPELINE = "held"
@@ -55,9 +55,7 @@ def deployed(tmp_path_factory):
 
     root = copy_project(tmp_path_factory.mktemp("held"))
     ci_pipeline_as(root, PIPELINE, MODEL, edit=no_rule_retrains)
-    ok(aidevops(root, "run", PIPELINE))
-    ok(aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME))
-    with undeployed_after(aidevops, root):
+    with champion_deployed(aidevops, root, PIPELINE, MODEL, NAME):
         yield root
 
 

@@ -17,7 +17,7 @@ import yaml
 
 from aidevops_ext.workspace import Workspace
 from tests.support.cli import loop_settings, run_cli
-from tests.support.loop import drift_until_retrained, open_loop, undeployed_after
+from tests.support.loop import champion_deployed, deployment_status, drift_until_retrained, open_loop
 
 MODEL = "ci-churn"
 NAME = "churn"
@@ -42,20 +42,13 @@ def deployed(tmp_path_factory):
         spec["gate"][metric]["min_absolute_change"] = -0.05
     open_loop(spec)
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    out = aidevops(root, "run", "ci")
-    assert out.returncode == 0, out.stderr[-3000:]
-    out = aidevops(root, "deploy", f"{MODEL}@champion", "--name", NAME)
-    assert out.returncode == 0, out.stderr[-3000:]
-    with undeployed_after(aidevops, root):
+    with champion_deployed(aidevops, root, "ci", MODEL, NAME):
         yield root
 
 
 def deployment(root: Path) -> dict:
-    out = aidevops(root, "deployments", NAME, "--json")
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
-    data = data[0] if isinstance(data, list) else data
-    return data.get("deployment", data)
+    status = deployment_status(aidevops, root, NAME)
+    return status.get("deployment", status)
 
 
 def test_tabular_drift_alert_retrains_on_live_parquet_and_switches_with_zero_failed_requests(deployed):

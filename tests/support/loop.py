@@ -4,6 +4,7 @@ afterwards, a real Prometheus, and drifted traffic until a retraining ends."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import threading
 import time
@@ -40,11 +41,31 @@ def open_loop(spec: dict) -> None:
 
 @contextlib.contextmanager
 def undeployed_after(aidevops: Callable[..., Any], root: Path) -> Iterator[Path]:
-    """Yields `root`; on exit whatever is deployed there is undeployed (`aidevops(root, *args, timeout=...)`)."""
+    """Yields `root`; on exit whatever is deployed there is undeployed. `aidevops(root, *args, timeout=...)` is the
+    test module's way to run the CLI."""
     try:
         yield root
     finally:
         aidevops(root, "undeploy", "--all", timeout=120)
+
+
+@contextlib.contextmanager
+def champion_deployed(aidevops: Callable[..., Any], root: Path, pipeline: str, model: str, name: str) -> Iterator[Path]:
+    """`aidevops run PIPELINE` in `root`, then MODEL's champion deployed as NAME; yields `root`, and on exit
+    whatever is deployed there is undeployed."""
+    for args in (("run", pipeline), ("deploy", f"{model}@champion", "--name", name)):
+        out = aidevops(root, *args)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    with undeployed_after(aidevops, root):
+        yield root
+
+
+def deployment_status(aidevops: Callable[..., Any], root: Path, name: str) -> dict:
+    """What `aidevops deployments NAME --json` says of deployment NAME."""
+    out = aidevops(root, "deployments", name, "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    return data[0] if isinstance(data, list) else data
 
 
 @contextlib.contextmanager
