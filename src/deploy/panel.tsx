@@ -59,36 +59,32 @@ export class DeployPanel extends ReactPanel<DeployModel> {
         () => this.model.undeploy(d.name),
         true
       ),
-    approve: d => void this.approve(d),
-    reject: d => void this.reject(d)
+    approve: d => void this.decide(d, true),
+    reject: d => void this.decide(d, false)
   };
 
-  private async approve(d: Deployment): Promise<void> {
+  /** Approve or reject (`approve` false) the version `d` holds for approval, once confirmed. */
+  private async decide(d: Deployment, approve: boolean): Promise<void> {
     const held = d.awaiting_approval;
     if (!held) {
       return;
     }
-    await this.confirmThen(
-      `Approve v${held.version} for ${d.name}?`,
-      `${d.name} switches from v${d.active_version} to v${held.version} once it has loaded and passed its checks, ` +
-        `and v${held.version} becomes ${d.model}'s champion; v${d.active_version} is kept for rollback.`,
-      'Approve',
-      () => this.model.approve(d.name, held.version)
-    );
-  }
-
-  private async reject(d: Deployment): Promise<void> {
-    const held = d.awaiting_approval;
-    if (!held) {
-      return;
-    }
-    await this.confirmThen(
-      `Reject v${held.version} for ${d.name}?`,
-      `v${held.version} is not deployed; ${d.name} keeps serving v${d.active_version}. The rejection is recorded in its history.`,
-      'Reject',
-      () => this.model.reject(d.name, held.version),
-      true
-    );
+    const v = `v${held.version}`;
+    await (approve
+      ? this.confirmThen(
+          `Approve ${v} for ${d.name}?`,
+          `${d.name} switches from v${d.active_version} to ${v} once it has loaded and passed its checks, ` +
+            `and ${v} becomes ${d.model}'s champion; v${d.active_version} is kept for rollback.`,
+          'Approve',
+          () => this.model.approve(d.name, held.version)
+        )
+      : this.confirmThen(
+          `Reject ${v} for ${d.name}?`,
+          `${v} is not deployed; ${d.name} keeps serving v${d.active_version}. The rejection is recorded in its history.`,
+          'Reject',
+          () => this.model.reject(d.name, held.version),
+          true
+        ));
   }
 
   private async deploy(model: RegisteredModel, version: ModelVersion): Promise<void> {

@@ -125,74 +125,79 @@ export class RunsPanel extends ReactPanel<RunsModel> {
   async runPipeline(): Promise<void> {
     const runs = this.model.runs;
     const pipelines = knownPipelines(runs);
-    let value: IParamsFormValue = { pipeline: pipelines[0] ?? '', text: '{}' };
+    await this.askParams(
+      'Run pipeline',
+      'Run',
+      { pipeline: pipelines[0] ?? '', text: '{}' },
+      (value, error) => ({
+        intro:
+          'Start a pipeline run with these param overrides. Steps whose notebook, params and inputs are unchanged come from the cache.',
+        text: value.text,
+        error,
+        pipelines,
+        pipeline: value.pipeline,
+        reference: p => runs.find(r => r.pipeline === p)?.params ?? null
+      }),
+      async value => {
+        if (!value.pipeline) {
+          return 'Name the pipeline to run: a spec in pipelines/, e.g. ci.';
+        }
+        const parsed = parseParams(value.text);
+        return 'error' in parsed ? parsed.error : this.model.startRun(value.pipeline, parsed.params);
+      }
+    );
+  }
+
+  /** Confirm a re-run with the run's overrides editable; asks again (with the reason) until accepted or cancelled. */
+  async rerun(run: RunSummary): Promise<void> {
+    const failed = failedStep(run);
+    await this.askParams(
+      failed ? `Re-run ${run.pipeline} from the failed step ${failed}?` : `Re-run ${run.pipeline}?`,
+      'Re-run',
+      { pipeline: run.pipeline ?? '', text: JSON.stringify(run.overrides ?? {}, null, 1) },
+      (value, error) => ({
+        intro:
+          `Runs pipeline ${run.pipeline} again with the params below (run ${run.run_id}'s overrides; edit them to fix the failure). ` +
+          'Steps whose notebook, params and inputs did not change come from the cache' +
+          (failed ? `, so the run resumes at ${failed}.` : '.'),
+        text: value.text,
+        error,
+        pipeline: run.pipeline ?? '',
+        reference: () => run.params ?? null
+      }),
+      async value => {
+        const parsed = parseParams(value.text);
+        return 'error' in parsed ? parsed.error : this.model.rerun(run.run_id, parsed.params);
+      }
+    );
+  }
+
+  /**
+   * The params dialog (`form` builds its body from what was entered and what was wrong with it), shown
+   * again until the user cancels or `submit` accepts the entry: it answers null once the job started, else
+   * the sentence the next dialog shows.
+   */
+  private async askParams(
+    title: string,
+    okLabel: string,
+    first: IParamsFormValue,
+    form: (value: IParamsFormValue, error: string | null) => IParamsFormOptions,
+    submit: (value: IParamsFormValue) => Promise<string | null>
+  ): Promise<void> {
+    let value = first;
     let error: string | null = null;
     for (;;) {
       const answer = await showDialog<IParamsFormValue>({
-        title: 'Run pipeline',
-        body: new ParamsForm({
-          intro:
-            'Start a pipeline run with these param overrides. Steps whose notebook, params and inputs are unchanged come from the cache.',
-          text: value.text,
-          error,
-          pipelines,
-          pipeline: value.pipeline,
-          reference: p => runs.find(r => r.pipeline === p)?.params ?? null
-        }),
-        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Run' })],
+        title,
+        body: new ParamsForm(form(value, error)),
+        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: okLabel })],
         focusNodeSelector: 'textarea'
       });
       if (!answer.button.accept || !answer.value) {
         return;
       }
       value = answer.value;
-      if (!value.pipeline) {
-        error = 'Name the pipeline to run: a spec in pipelines/, e.g. ci.';
-        continue;
-      }
-      const parsed = parseParams(value.text);
-      if ('error' in parsed) {
-        error = parsed.error;
-        continue;
-      }
-      error = await this.model.startRun(value.pipeline, parsed.params);
-      if (error === null) {
-        return;
-      }
-    }
-  }
-
-  /** Confirm a re-run with the run's overrides editable; asks again (with the reason) until accepted or cancelled. */
-  async rerun(run: RunSummary): Promise<void> {
-    const failed = failedStep(run);
-    let text = JSON.stringify(run.overrides ?? {}, null, 1);
-    let error: string | null = null;
-    for (;;) {
-      const answer = await showDialog<IParamsFormValue>({
-        title: failed ? `Re-run ${run.pipeline} from the failed step ${failed}?` : `Re-run ${run.pipeline}?`,
-        body: new ParamsForm({
-          intro:
-            `Runs pipeline ${run.pipeline} again with the params below (run ${run.run_id}'s overrides; edit them to fix the failure). ` +
-            'Steps whose notebook, params and inputs did not change come from the cache' +
-            (failed ? `, so the run resumes at ${failed}.` : '.'),
-          text,
-          error,
-          pipeline: run.pipeline ?? '',
-          reference: () => run.params ?? null
-        }),
-        buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Re-run' })],
-        focusNodeSelector: 'textarea'
-      });
-      if (!answer.button.accept || !answer.value) {
-        return;
-      }
-      text = answer.value.text;
-      const parsed = parseParams(text);
-      if ('error' in parsed) {
-        error = parsed.error;
-        continue;
-      }
-      error = await this.model.rerun(run.run_id, parsed.params);
+      error = await submit(value);
       if (error === null) {
         return;
       }
