@@ -1,6 +1,6 @@
 """Reliability figures of local deployments: time back after kill -9, and requests served during version switches.
 
-    python benchmarks/reliability.py [--kills 3] [--switches 20] [--pause 0.05] [--concurrency 4]
+    python benchmarks/reliability.py [--kills 3] [--switches 20] [--pause 0.05] [--concurrency 4] [--workers 1]
 
 The tests (tests/deploy/test_reliability.py) prove that these things happen; how fast they happen is
 measured here, because a shared, busy machine must not fail a test. A scratch workspace gets a fresh
@@ -15,6 +15,9 @@ connections). Then, on real supervised servers on 127.0.0.1:
   load generator runs; printed: requests sent during the switching, requests/s, non-2xx answers,
   connection errors, answers per version. Target: >= 200 requests during 20 switches, none non-2xx.
 
+With --workers N every deployment runs N server processes (`deploy --workers N`): the kill -9 is then of
+the process supervising them, and each switch reaches all of them before it is answered.
+
 Exit status 1 when a request failed or a server did not come back at all (those are bugs, not
 timings); the targets are printed beside the figures. Run it on a quiet machine, more than once.
 """
@@ -28,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,25 +38,24 @@ sys.path.insert(0, str(REPO))  # tests.deploy.conftest builds the registry and d
 
 from aidevops_ext.deploy import manager  # noqa: E402
 from aidevops_ext.workspace import Workspace  # noqa: E402
-from tests.deploy.conftest import ENV_VARS, MODEL, LoadGenerator, register_versions, request_rows  # noqa: E402
+from tests.deploy.conftest import (  # noqa: E402
+    ENV_VARS,
+    MODEL,
+    LoadGenerator,
+    ready,
+    register_versions,
+    request_rows,
+)
 
 RESTART_TARGET_S = 5.0
 REQUESTS_TARGET = 200  # during 20 switches
 GIVE_UP_S = 120.0  # a server not back by then counts as not coming back
 
 
-def ready(url: str) -> bool:
-    """Whether the server at url answers its readiness check."""
-    try:
-        with urllib.request.urlopen(url + "/v2/health/ready", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def time_back_after_kill(ws: Workspace, name: str) -> float | None:
-    """Seconds from kill -9 of a fresh deployment's server until its replacement is ready; None if it never is."""
-    manager.deploy(ws, f"{MODEL}@champion", name=name, reason="reliability benchmark")
+def time_back_after_kill(ws: Workspace, name: str, workers: int = 1) -> float | None:
+    """Seconds from kill -9 of a fresh deployment's server (with `workers` workers: the process supervising
+    them) until its replacement is ready; None if it never is."""
+    manager.deploy(ws, f"{MODEL}@champion", name=name, reason="reliability benchmark", workers=workers)
     before = manager.get(ws, name)
     os.kill(before.server_pid, signal.SIGKILL)
     killed = time.perf_counter()
@@ -69,9 +70,11 @@ def time_back_after_kill(ws: Workspace, name: str) -> float | None:
         manager.undeploy(ws, name, reason="reliability benchmark done")
 
 
-def switches_under_load(ws: Workspace, switches: int, pause: float, concurrency: int) -> dict:
+def switches_under_load(ws: Workspace, switches: int, pause: float, concurrency: int, workers: int = 1) -> dict:
     """Switch versions `switches` times under load; what the load generator saw, and for how long."""
-    dep = manager.deploy(ws, f"{MODEL}@champion", name="bench-switch", reason="reliability benchmark").deployment
+    dep = manager.deploy(
+        ws, f"{MODEL}@champion", name="bench-switch", reason="reliability benchmark", workers=workers
+    ).deployment
     try:
         with LoadGenerator(dep.url, MODEL, request_rows(), concurrency=concurrency) as load:
             sent0, t0 = load.stats.sent, time.perf_counter()
@@ -103,9 +106,10 @@ def main() -> int:
     ap.add_argument("--switches", type=int, default=20, help="version switches under load")
     ap.add_argument("--pause", type=float, default=0.05, help="seconds after each switch (as the test does)")
     ap.add_argument("--concurrency", type=int, default=4, help="load generator connections")
+    ap.add_argument("--workers", type=int, default=1, help="server processes of each deployment (deploy --workers)")
     args = ap.parse_args()
-    if args.kills < 1 or args.switches < 1 or args.pause < 0 or args.concurrency < 1:
-        ap.error("--kills, --switches and --concurrency must be positive and --pause not negative")
+    if min(args.kills, args.switches, args.concurrency, args.workers) < 1 or args.pause < 0:
+        ap.error("--kills, --switches, --concurrency and --workers must be positive and --pause not negative")
     with tempfile.TemporaryDirectory(prefix="aidevops-reliability-") as tmp:
         root = Path(tmp)
         for var in ENV_VARS:  # a scratch workspace: nothing of the caller's MLflow or aidevops settings
@@ -121,11 +125,12 @@ def main() -> int:
         print("building the registry (dig v1, v2) ...", flush=True)
         register_versions(ws, broken=False)
         try:
-            backs = [time_back_after_kill(ws, f"bench-kill-{i}") for i in range(args.kills)]
-            load = switches_under_load(ws, args.switches, args.pause, args.concurrency)
+            backs = [time_back_after_kill(ws, f"bench-kill-{i}", args.workers) for i in range(args.kills)]
+            load = switches_under_load(ws, args.switches, args.pause, args.concurrency, args.workers)
         finally:
             manager.undeploy_all(ws, reason="reliability benchmark done")
     failed = False
+    print(f"deployments with {args.workers} worker(s)")
     timed = [b for b in backs if b is not None]
     if timed:
         print(

@@ -317,7 +317,6 @@ def serve_workers(
                         1,
                     )
                 log.warning("worker %d (pid %s) exited with code %s; starting it again", index, proc.pid, proc.exitcode)
-                ready.discard(index)
                 start(index)
     except _WorkerFailed as exc:
         raise _as_error(exc) from None

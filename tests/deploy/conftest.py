@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +27,11 @@ import pytest
 from aidevops_ext import registry, trainer
 from aidevops_ext.monitoring.profile import build_profile
 from aidevops_ext.workspace import Workspace
+from tests.support.store import STORE_SETTINGS
 
 MODEL = "dig"
 FEATURES = ["a", "b", "c", "d"]
-ENV_VARS = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "AIDEVOPS_HOME",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_ID",
-    "MLFLOW_RUN_ID",
-    "AIDEVOPS_SERVING_ADMIN_TOKEN",
-    "AIDEVOPS_ACTOR",
-)
+ENV_VARS = (*STORE_SETTINGS, "AIDEVOPS_SERVING_ADMIN_TOKEN", "AIDEVOPS_ACTOR")
 
 
 def data(seed: int = 0, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +116,15 @@ def request_rows() -> list[list[float]]:
     """A few raw input rows for requests."""
     X, _ = data(7, 20)
     return X.tolist()
+
+
+def ready(url: str) -> bool:
+    """Whether the server at url answers its readiness check now (tests and benchmarks/reliability.py)."""
+    try:
+        with urllib.request.urlopen(url + "/v2/health/ready", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import time
-import urllib.request
 
 import pytest
 
@@ -23,15 +22,7 @@ from aidevops_ext import registry
 from aidevops_ext.deploy import manager
 from aidevops_ext.deploy.local import pid_alive
 from aidevops_ext.serving.errors import ModelRefused
-from tests.deploy.conftest import MODEL, LoadGenerator
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/v2/health/ready", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
+from tests.deploy.conftest import MODEL, LoadGenerator, ready
 
 
 def test_twenty_switches_under_load_answer_every_request(reg, deployer):
