@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ import tornado.web
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 
+from . import jobs, loop
 from .api import views
 from .api.models import (
     AlertsQuery,
@@ -41,6 +42,7 @@ from .api.models import (
     ShadowRequest,
     UndeployQuery,
 )
+from .deploy import manager, observe, shadow
 from .errors import AidevopsError
 from .workspace import Workspace
 
@@ -53,6 +55,19 @@ NAME = r"(?P<name>[^/]+)"
 def _status_for(exc: AidevopsError) -> int:
     """Which 4xx a core error becomes: each error class carries its own (errors.py and its subclasses)."""
     return exc.http_status
+
+
+def _answers_errors(verb: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """A handler verb whose user errors (the core's AidevopsError) become one-sentence 4xx answers."""
+
+    @functools.wraps(verb)
+    async def answer(self: _Handler, *args: str, **kwargs: str) -> None:
+        try:
+            await verb(self, *args, **kwargs)
+        except AidevopsError as exc:
+            self.reply({"error": str(exc)}, _status_for(exc))
+
+    return answer
 
 
 class _Handler(APIHandler):
@@ -86,76 +101,53 @@ class _Handler(APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data, default=str))
 
-    async def run(self, work: Callable[[], Any]) -> None:
-        """Run `work` (a coroutine function) and turn user errors into one-sentence 4xx answers."""
-        try:
-            await work()
-        except AidevopsError as exc:
-            self.reply({"error": str(exc)}, _status_for(exc))
-
 
 class ModelsHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self) -> None:
-        async def work():
-            self.reply({"models": await self.core(views.models, self.workspace)})
-
-        await self.run(work)
+        self.reply({"models": await self.core(views.models, self.workspace)})
 
 
 class ModelHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, name: str) -> None:
-        async def work():
-            rows = await self.core(views.models, self.workspace, name)
-            self.reply(rows[0])
-
-        await self.run(work)
+        rows = await self.core(views.models, self.workspace, name)
+        self.reply(rows[0])
 
 
 class DeploymentsHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self) -> None:
-        async def work():
-            self.reply({"deployments": await self.core(views.deployments, self.workspace)})
-
-        await self.run(work)
+        self.reply({"deployments": await self.core(views.deployments, self.workspace)})
 
     @tornado.web.authenticated
+    @_answers_errors
     async def post(self) -> None:
         """Deploy a model version (a running deployment of that name switches to it)."""
-        from .deploy import manager
-
-        async def work():
-            body = self.body(DeployRequest)
-            ws = self.workspace
-            result = await self.core(manager.deploy, ws, body.ref, name=body.name, reason=body.reason, actor=self.actor)
-            out = result.to_dict()
-            out["deployment"] = await self.core(views.deployment, ws, result.deployment.name)
-            self.reply(out, 201 if result.action == "started" else 200)
-
-        await self.run(work)
+        body = self.body(DeployRequest)
+        ws = self.workspace
+        result = await self.core(manager.deploy, ws, body.ref, name=body.name, reason=body.reason, actor=self.actor)
+        out = result.to_dict()
+        out["deployment"] = await self.core(views.deployment, ws, result.deployment.name)
+        self.reply(out, 201 if result.action == "started" else 200)
 
 
 class DeploymentHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, name: str) -> None:
-        async def work():
-            self.reply(await self.core(views.deployment, self.workspace, name))
-
-        await self.run(work)
+        self.reply(await self.core(views.deployment, self.workspace, name))
 
     @tornado.web.authenticated
+    @_answers_errors
     async def delete(self, name: str) -> None:
         """Undeploy: stop the server; the history stays."""
-        from .deploy import manager
-
-        async def work():
-            reason = self.query(UndeployQuery).reason
-            entry = await self.core(manager.undeploy, self.workspace, name, reason=reason, actor=self.actor)
-            self.reply({"event": entry.to_dict()})
-
-        await self.run(work)
+        reason = self.query(UndeployQuery).reason
+        entry = await self.core(manager.undeploy, self.workspace, name, reason=reason, actor=self.actor)
+        self.reply({"event": entry.to_dict()})
 
 
 class _Operation(_Handler):
@@ -167,54 +159,47 @@ class _Operation(_Handler):
         raise NotImplementedError
 
     @tornado.web.authenticated
+    @_answers_errors
     async def post(self, name: str) -> None:
-        async def work():
-            body = self.body(self.takes)
-            ws = self.workspace
-            entry = await self.core(self.change, ws, name, body)
-            self.reply({"event": entry.to_dict(), "deployment": await self.core(views.deployment, ws, name)})
-
-        await self.run(work)
+        body = self.body(self.takes)
+        ws = self.workspace
+        entry = await self.core(self.change, ws, name, body)
+        self.reply({"event": entry.to_dict(), "deployment": await self.core(views.deployment, ws, name)})
 
 
-class PromoteHandler(_Operation):
+class _ReasonOperation(_Operation):
+    """An operation that takes only a reason: the core function `does(ws, name, reason=..., actor=...)`."""
+
+    does: staticmethod
+
     def change(self, ws, name, body):
-        from .deploy import manager
-
-        return manager.promote(ws, name, reason=body.reason, actor=self.actor)
+        return self.does(ws, name, reason=body.reason, actor=self.actor)
 
 
-class RollbackHandler(_Operation):
-    def change(self, ws, name, body):
-        from .deploy import manager
-
-        return manager.rollback(ws, name, reason=body.reason, actor=self.actor)
+class PromoteHandler(_ReasonOperation):
+    does = staticmethod(manager.promote)
 
 
-class ApproveHandler(_Operation):
+class RollbackHandler(_ReasonOperation):
+    does = staticmethod(manager.rollback)
+
+
+class ApproveHandler(_ReasonOperation):
     """Switch to the retrained version that awaits approval and make it champion (aidevops_ext/loop.py)."""
 
-    def change(self, ws, name, body):
-        from . import loop
-
-        return loop.approve(ws, name, reason=body.reason, actor=self.actor)
+    does = staticmethod(loop.approve)
 
 
-class RejectHandler(_Operation):
+class RejectHandler(_ReasonOperation):
     """Drop the retrained version that awaits approval; the deployment keeps what it serves."""
 
-    def change(self, ws, name, body):
-        from . import loop
-
-        return loop.reject(ws, name, reason=body.reason, actor=self.actor)
+    does = staticmethod(loop.reject)
 
 
 class CanaryHandler(_Operation):
     takes = CanaryRequest
 
     def change(self, ws, name, body):
-        from .deploy import manager
-
         return manager.canary(
             ws, name, body.version, share=body.share, clear=body.clear, reason=body.reason, actor=self.actor
         )
@@ -227,8 +212,6 @@ class ShadowHandler(_Operation):
     takes = ShadowRequest
 
     def change(self, ws, name, body):
-        from .deploy import shadow
-
         if body.stop:
             return shadow.stop(ws, name, reason=body.reason, actor=self.actor)
         return shadow.start(ws, name, body.version, reason=body.reason, actor=self.actor)
@@ -236,179 +219,133 @@ class ShadowHandler(_Operation):
 
 class HistoryHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, name: str) -> None:
-        from .deploy import manager
-
-        async def work():
-            limit = self.query(HistoryQuery).limit
-            rows = await self.core(manager.history, self.workspace, name, limit)
-            self.reply({"history": [h.to_dict() for h in reversed(rows)]})
-
-        await self.run(work)
+        limit = self.query(HistoryQuery).limit
+        rows = await self.core(manager.history, self.workspace, name, limit)
+        self.reply({"history": [h.to_dict() for h in reversed(rows)]})
 
 
 class RunsHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self) -> None:
-        async def work():
-            query = self.query(RunsQuery)
-            self.reply({"runs": await self.core(views.runs, self.workspace, query.pipeline, query.limit)})
-
-        await self.run(work)
+        query = self.query(RunsQuery)
+        self.reply({"runs": await self.core(views.runs, self.workspace, query.pipeline, query.limit)})
 
     @tornado.web.authenticated
+    @_answers_errors
     async def post(self) -> None:
         """Start a pipeline run in the background; follow it with GET /jobs/ID."""
-        from . import jobs
-
-        async def work():
-            body = self.body(RunRequest)
-            job = await self.core(jobs.start_run, self.workspace, body.pipeline, body.params)
-            self.reply({"job": job.to_dict()}, 202)
-
-        await self.run(work)
+        body = self.body(RunRequest)
+        job = await self.core(jobs.start_run, self.workspace, body.pipeline, body.params)
+        self.reply({"job": job.to_dict()}, 202)
 
 
 class RunHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, run_id: str) -> None:
-        async def work():
-            self.reply(await self.core(views.run, self.workspace, run_id))
-
-        await self.run(work)
+        self.reply(await self.core(views.run, self.workspace, run_id))
 
 
 class RunNotebookHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, run_id: str, step: str) -> None:
-        async def work():
-            model = await self.core(views.run_notebook, self.workspace, run_id, step)
-            if self.query(NotebookQuery).download != "1":
-                self.reply(model)
-                return
-            # Lab's "Download" of the read-only drive: the .ipynb itself, as a file.
-            self.set_header("Content-Disposition", f'attachment; filename="{run_id}-{model["name"]}"')
-            self.reply(model["content"])
-
-        await self.run(work)
+        model = await self.core(views.run_notebook, self.workspace, run_id, step)
+        if self.query(NotebookQuery).download != "1":
+            self.reply(model)
+            return
+        # Lab's "Download" of the read-only drive: the .ipynb itself, as a file.
+        self.set_header("Content-Disposition", f'attachment; filename="{run_id}-{model["name"]}"')
+        self.reply(model["content"])
 
 
 class MonitorHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, name: str) -> None:
-        from .deploy import manager
-
-        async def work():
-            refresh = self.query(MonitorQuery).now
-            self.reply(await self.core(manager.monitor_summary, self.workspace, name, refresh=refresh))
-
-        await self.run(work)
+        refresh = self.query(MonitorQuery).now
+        self.reply(await self.core(manager.monitor_summary, self.workspace, name, refresh=refresh))
 
 
 class SeriesHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, name: str) -> None:
-        from .deploy import observe
-
-        async def work():
-            query = self.query(SeriesQuery)
-            self.reply(
-                await self.core(observe.series, self.workspace, name, minutes=query.minutes, buckets=query.buckets)
-            )
-
-        await self.run(work)
+        query = self.query(SeriesQuery)
+        self.reply(await self.core(observe.series, self.workspace, name, minutes=query.minutes, buckets=query.buckets))
 
 
 class AlertsHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, name: str) -> None:
-        from .deploy import observe
-
-        async def work():
-            limit = self.query(AlertsQuery).limit
-            self.reply(await self.core(observe.alerts, self.workspace, name, limit=limit))
-
-        await self.run(work)
+        limit = self.query(AlertsQuery).limit
+        self.reply(await self.core(observe.alerts, self.workspace, name, limit=limit))
 
 
 class RetrainHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def post(self, name: str) -> None:
         """Start a retraining of the deployment's model in the background; follow it with GET /jobs/ID."""
-        from . import jobs
-
-        async def work():
-            self.body(ReasonRequest)
-            job = await self.core(jobs.start_retrain, self.workspace, name)
-            self.reply({"job": job.to_dict()}, 202)
-
-        await self.run(work)
+        self.body(ReasonRequest)
+        job = await self.core(jobs.start_retrain, self.workspace, name)
+        self.reply({"job": job.to_dict()}, 202)
 
 
 class RerunHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def post(self, run_id: str) -> None:
         """Run a run's pipeline again (its params, or new ones); unchanged steps come from the cache."""
-        from . import jobs
-
-        async def work():
-            request = self.body(RerunRequest)
-            job = await self.core(jobs.rerun, self.workspace, run_id, request.params, request.from_step)
-            self.reply({"job": job.to_dict()}, 202)
-
-        await self.run(work)
+        request = self.body(RerunRequest)
+        job = await self.core(jobs.rerun, self.workspace, run_id, request.params, request.from_step)
+        self.reply({"job": job.to_dict()}, 202)
 
 
 class JobsHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self) -> None:
-        from . import jobs
-
-        async def work():
-            limit = self.query(JobsQuery).limit
-            found = await self.core(jobs.list_jobs, self.workspace, limit)
-            self.reply({"jobs": [j.to_dict() for j in found]})
-
-        await self.run(work)
+        limit = self.query(JobsQuery).limit
+        found = await self.core(jobs.list_jobs, self.workspace, limit)
+        self.reply({"jobs": [j.to_dict() for j in found]})
 
 
 class JobHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self, job_id: str) -> None:
-        async def work():
-            self.reply(await self.core(views.job, self.workspace, job_id))
-
-        await self.run(work)
+        self.reply(await self.core(views.job, self.workspace, job_id))
 
 
 class SchedulesHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self) -> None:
         from .schedules.store import listing
 
-        async def work():
-            self.reply({"schedules": await self.core(listing, self.workspace)})
-
-        await self.run(work)
+        self.reply({"schedules": await self.core(listing, self.workspace)})
 
 
 class DiffHandler(_Handler):
     @tornado.web.authenticated
+    @_answers_errors
     async def get(self) -> None:
-        async def work():
-            query = self.query(DiffQuery)
-            self.reply(
-                await self.core(
-                    views.diff,
-                    self.workspace,
-                    Path(self.settings["aidevops_root"]),
-                    query.base,
-                    query.remote,
-                    query.step,
-                )
+        query = self.query(DiffQuery)
+        self.reply(
+            await self.core(
+                views.diff,
+                self.workspace,
+                Path(self.settings["aidevops_root"]),
+                query.base,
+                query.remote,
+                query.step,
             )
-
-        await self.run(work)
+        )
 
 
 ROUTES: list[tuple[str, type[_Handler]]] = [
