@@ -15,7 +15,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from typing_extensions import Self
 
@@ -109,23 +119,6 @@ class Request(BaseModel):
         return rule.bad.format(value=repr(str(value)[:80]))
 
 
-Reason = Annotated[
-    str,
-    Field(max_length=MAX_REASON, strict=True, description="Why, kept in the deployment history."),
-    Rule(bad=f"Field 'reason' must be text of at most {MAX_REASON} characters."),
-]
-Version = Annotated[
-    str | None,
-    Field(pattern=VERSION_PATTERN, strict=True, description='A model version number, e.g. "2".'),
-    text_rule("version", "a version number such as '2'"),
-]
-Params = Annotated[
-    dict[str, Any] | None,
-    Field(strict=True, description="Overrides {name: value}; step.name for one step's own param."),
-    Rule(bad="Field 'params' must be a JSON object of param names to values, e.g. {{\"epochs\": 4}}."),
-]
-
-
 def _stripped(value: str) -> str:
     return value.strip()
 
@@ -139,6 +132,27 @@ def _named_params(value: Any) -> Any:
     if isinstance(value, dict) and not all(value):  # names are checked against the spec by the core
         raise ValueError("empty param name")
     return value
+
+
+# The fields several requests share, each with its rule and its clean-up (a reason is kept stripped).
+Reason = Annotated[
+    str,
+    Field(max_length=MAX_REASON, strict=True, description="Why, kept in the deployment history."),
+    Rule(bad=f"Field 'reason' must be text of at most {MAX_REASON} characters."),
+    AfterValidator(_stripped),
+]
+Version = Annotated[
+    str | None,
+    Field(pattern=VERSION_PATTERN, strict=True, description='A model version number, e.g. "2".'),
+    text_rule("version", "a version number such as '2'"),
+    BeforeValidator(_version_number),
+]
+Params = Annotated[
+    dict[str, Any] | None,
+    Field(strict=True, description="Overrides {name: value}; step.name for one step's own param."),
+    Rule(bad="Field 'params' must be a JSON object of param names to values, e.g. {{\"epochs\": 4}}."),
+    AfterValidator(_named_params),
+]
 
 
 class DeployRequest(Request):
@@ -166,9 +180,6 @@ class DeployRequest(Request):
     ] = None
     reason: Reason = ""
 
-    _version = field_validator("version", mode="before")(_version_number)
-    _strip = field_validator("reason")(_stripped)
-
     @model_validator(mode="after")
     def _one_of_alias_or_version(self) -> Self:
         if (self.alias is None) == (self.version is None):
@@ -187,7 +198,6 @@ class ReasonRequest(Request):
     """POST promote, rollback, retrain, approve, reject: only why."""
 
     reason: Reason = ""
-    _strip = field_validator("reason")(_stripped)
 
 
 class CanaryRequest(Request):
@@ -205,9 +215,6 @@ class CanaryRequest(Request):
         Rule(bad="Field 'clear' must be true or false."),
     ] = False
     reason: Reason = ""
-
-    _version = field_validator("version", mode="before")(_version_number)
-    _strip = field_validator("reason")(_stripped)
 
     @field_validator("share", mode="before")
     @classmethod
@@ -238,9 +245,6 @@ class ShadowRequest(Request):
     ] = False
     reason: Reason = ""
 
-    _version = field_validator("version", mode="before")(_version_number)
-    _strip = field_validator("reason")(_stripped)
-
     @model_validator(mode="after")
     def _version_or_stop(self) -> Self:
         if self.stop == (self.version is not None):
@@ -258,8 +262,6 @@ class RunRequest(Request):
     ]
     params: Params = None
 
-    _params = field_validator("params")(_named_params)
-
 
 class RerunRequest(Request):
     """POST /runs/ID/rerun: the run's own overrides, or new ones; optionally from one step on (`run --from`)."""
@@ -275,8 +277,6 @@ class RerunRequest(Request):
         ),
         text_rule("from_step", "the name of a step of the run's pipeline (e.g. train)"),
     ] = None
-
-    _params = field_validator("params")(_named_params)
 
 
 # --------------------------------------------------------------------------- query parameters
@@ -315,7 +315,6 @@ class RunsQuery(Query):
 
 class UndeployQuery(Query):
     reason: Reason = ""
-    _strip = field_validator("reason")(_stripped)
 
 
 class MonitorQuery(Query):

@@ -66,40 +66,42 @@ def _object(value: Any) -> Any:
     return value if isinstance(value, dict) else {}
 
 
-class StoredStep(BaseModel):
-    """One step of a run record (run.json) as the views read it."""
+class _Stored(BaseModel):
+    """What a run record and each of its steps have: a status, a duration and params (always a mapping)."""
 
     model_config = ConfigDict(extra="allow")
     status: Any = None
-    cache: Any = None
     duration_s: Any = None
+    params: dict[str, Any] = {}
+
+    _params = field_validator("params", mode="before")(_object)
+
+
+class StoredStep(_Stored):
+    """One step of a run record (run.json) as the views read it."""
+
+    cache: Any = None
     error: Any = None
     notebook: Any = None
-    params: dict[str, Any] = {}
     why: list[str] = []  # why it ran, or which run's output it reused (the runner writes it)
 
-    _objects = field_validator("params", mode="before")(_object)
     _why = field_validator("why", mode="before")(lambda v: [str(x) for x in v] if isinstance(v, list) else [])
 
 
-class StoredRun(BaseModel):
+class StoredRun(_Stored):
     """A run record (run.json) as the views read it: the mappings are always mappings."""
 
-    model_config = ConfigDict(extra="allow")
     run_id: str
     pipeline: Any = None
-    status: Any = None
     started: Any = None
     finished: Any = None
-    duration_s: Any = None
     resumed_from: Any = None
     mlflow: Any = None
     overrides: dict[str, Any] = {}
-    params: dict[str, Any] = {}
     git: dict[str, Any] = {}
     steps: dict[str, StoredStep] = {}
 
-    _objects = field_validator("overrides", "params", "git", "steps", mode="before")(_object)
+    _objects = field_validator("overrides", "git", "steps", mode="before")(_object)
 
     def with_notebooks(self) -> list[str]:
         """The steps that have an executed notebook, in run order."""
@@ -329,11 +331,7 @@ def deployment(ws: Workspace, name: str) -> dict[str, Any]:
     url = dep.url
     health = status.health
     return {
-        "name": dep.name,
-        "model": dep.model,
-        "ref": dep.ref,
-        "target": dep.target,
-        "state": dep.state,
+        **{key: getattr(dep, key) for key in ("name", "model", "ref", "target", "state")},
         "health": health,
         "error": status.error or dep.error,
         "url": url,
@@ -344,10 +342,10 @@ def deployment(ws: Workspace, name: str) -> dict[str, Any]:
         }
         if url
         else {},
-        "active_version": status.active_version,
-        "previous_version": status.previous_version,
-        "canary_version": status.canary_version,
-        "canary_share": status.canary_share,
+        **{
+            key: getattr(status, key)
+            for key in ("active_version", "previous_version", "canary_version", "canary_share")
+        },
         "restarts": dep.restarts or 0,
         "updated": dep.updated,
         "example": _example(ws, dep, status.example) if health == "healthy" else None,
