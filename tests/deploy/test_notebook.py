@@ -36,21 +36,22 @@ def test_deploy_step_serves_the_champion_and_smoke_tests_both_protocols(reg, tmp
         json.dumps({"model": MODEL, "version": "1", "gate_passed": True, "champion_moved": True, "reasons": []})
     )
     step_dir = tmp_path / "deploy"
-    try:
+
+    def run_step(executed: str, **parameters) -> dict:
+        """The deploy step as the pipeline runs it; the deployment.json it wrote."""
+        parameters.update(model_name=MODEL, step_dir=str(step_dir), upstream={"register": str(register)})
         papermill.execute_notebook(
             str(NOTEBOOK),
-            str(tmp_path / "executed.ipynb"),
+            str(tmp_path / executed),
             kernel_name="aidevops",
             progress_bar=False,
             cwd=str(reg.root),
-            parameters={
-                "model_name": MODEL,
-                "step_dir": str(step_dir),
-                "upstream": {"register": str(register)},
-                "pipeline_run_id": "run-123",
-            },
+            parameters=parameters,
         )
-        out = json.loads((step_dir / "deployment.json").read_text())
+        return json.loads((step_dir / "deployment.json").read_text())
+
+    try:
+        out = run_step("executed.ipynb", pipeline_run_id="run-123")
         assert (out["name"], out["model"], out["version"], out["action"]) == (MODEL, MODEL, "1", "started")
         assert out["smoke"] == {"invocations": 200, "v2_infer": 200, "matches_registry": True}
         assert out["curl"].startswith(f"curl -s -X POST {out['url']}/invocations")
@@ -65,15 +66,7 @@ def test_deploy_step_serves_the_champion_and_smoke_tests_both_protocols(reg, tmp
         assert "/v2/models/dig/infer" in text and "curl -s -X POST" in text
         assert manager.history(reg.ws, MODEL)[-1].reason == "pipeline run run-123"
         # Run again (a later pipeline run): the running deployment is kept, nothing restarts.
-        papermill.execute_notebook(
-            str(NOTEBOOK),
-            str(tmp_path / "executed2.ipynb"),
-            kernel_name="aidevops",
-            progress_bar=False,
-            cwd=str(reg.root),
-            parameters={"model_name": MODEL, "step_dir": str(step_dir), "upstream": {"register": str(register)}},
-        )
-        again = json.loads((step_dir / "deployment.json").read_text())
+        again = run_step("executed2.ipynb")
         assert again["action"] == "unchanged" and again["url"] == out["url"]
     finally:
         try:

@@ -32,6 +32,18 @@ FEEDBACK_AUTH = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}  # headers of a /f
 _ENV_VARS = (*STORE_SETTINGS, "AIDEVOPS_SERVING_ADMIN_TOKEN", "AIDEVOPS_FEEDBACK_TOKEN", "AIDEVOPS_ALLOWED_HOSTS")
 
 
+# The ci pipeline's drift rule (pipelines/ci.yaml): PSI above 0.25 on any feature, two windows running, retrains.
+FEATURE_DRIFT_RETRAINS = {
+    "name": "feature-drift",
+    "metric": "psi",
+    "op": ">",
+    "threshold": 0.25,
+    "any_feature": True,
+    "for_windows": 2,
+    "action": "retrain",
+}
+
+
 def data(seed: int = 0, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
     """Three features, three classes."""
     rng = np.random.default_rng(seed)

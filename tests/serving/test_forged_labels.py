@@ -21,7 +21,7 @@ from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.monitoring.rules import parse_monitor
 from aidevops_ext.serving.app import host_allowed, host_name, infer_body_kind, require_json
 from aidevops_ext.serving.errors import RequestError
-from tests.serving.conftest import FEEDBACK_AUTH, FEEDBACK_TOKEN, data
+from tests.serving.conftest import FEATURE_DRIFT_RETRAINS, FEEDBACK_AUTH, FEEDBACK_TOKEN, data
 
 OIP = "/v2/models/abc/infer"
 MONITOR = parse_monitor(
@@ -29,17 +29,7 @@ MONITOR = parse_monitor(
         "window": 100,
         "min_rows": 50,
         "min_labels": 10,
-        "rules": [
-            {
-                "name": "feature-drift",
-                "metric": "psi",
-                "op": ">",
-                "threshold": 0.25,
-                "any_feature": True,
-                "for_windows": 2,
-                "action": "retrain",
-            }
-        ],
+        "rules": [FEATURE_DRIFT_RETRAINS],
     }
 )
 

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.monitoring.rules import parse_monitor
-from tests.serving.conftest import FEEDBACK_AUTH, data
+from tests.serving.conftest import FEATURE_DRIFT_RETRAINS, FEEDBACK_AUTH, data
 from tests.support.imports import modules_loaded_by
 
 MONITOR = parse_monitor(
@@ -17,15 +17,7 @@ MONITOR = parse_monitor(
         "min_rows": 200,
         "min_labels": 50,
         "rules": [
-            {
-                "name": "feature-drift",
-                "metric": "psi",
-                "op": ">",
-                "threshold": 0.25,
-                "any_feature": True,
-                "for_windows": 2,
-                "action": "retrain",
-            },
+            FEATURE_DRIFT_RETRAINS,
             {"name": "accuracy-low", "metric": "accuracy_upper", "op": "<", "threshold": 0.5},
         ],
     }
