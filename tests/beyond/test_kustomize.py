@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -41,25 +40,9 @@ def kustomize(folder: Path) -> list[dict]:
 
 
 def deploy_dry_run(root: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    env.update(AIDEVOPS_HOME=str(root), AIDEVOPS_ACTOR="kustomize-tests")
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aidevops_ext.cli",
-            "deploy",
-            "dig@champion",
-            "--target",
-            "kubernetes",
-            "--dry-run",
-            *args,
-        ],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    settings = {"AIDEVOPS_HOME": str(root), "AIDEVOPS_ACTOR": "kustomize-tests"}
+    return run_cli(
+        "deploy", "dig@champion", "--target", "kubernetes", "--dry-run", *args, cwd=root, env=settings, timeout=120
     )
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 
 import click
 import yaml
 
 from tests.conftest import REPO
+from tests.support.cli import run_cli
+from tests.support.projects import copy_project
 
 
 def section_commands() -> list[list[str]]:
@@ -41,23 +41,13 @@ def test_the_section_names_every_engine():
 
 
 def test_the_export_and_render_commands_work_and_kubectl_finds_the_overlays(tmp_path):
-    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
-    shutil.copytree(REPO / "pipelines", tmp_path / "pipelines")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIDEVOPS_"))}
-    env["AIDEVOPS_ACTOR"] = "readme-tests"
+    copy_project(tmp_path)
     ran = 0
     for command in section_commands():
         if command[:2] in (["aidevops", "export"], ["aidevops", "deploy"]) and (
             "--dry-run" in command or command[1] == "export"
         ):
-            out = subprocess.run(
-                [sys.executable, "-m", "aidevops_ext.cli", *command[1:]],
-                cwd=tmp_path,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            out = run_cli(*command[1:], cwd=tmp_path, env={"AIDEVOPS_ACTOR": "readme-tests"}, timeout=120)
             assert out.returncode == 0, f"{command}: {out.stderr}"
             ran += 1
         elif command[:3] == ["kubectl", "apply", "-k"]:
@@ -115,9 +105,7 @@ def span_command(span: str, commands: dict) -> str | None:
 
 def test_the_cli_table_lists_every_command_with_options_that_exist():
     commands = cli_commands()
-    help_text = subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
+    help_text = run_cli("--help", timeout=60).stdout
     listed = re.findall(r"^  (\S+)\s", help_text.split("Commands:", 1)[1], re.M)
     assert listed and set(listed) == {name.split()[0] for name in commands}, "cli_commands() sees what --help lists"
     documented: dict[str, list[str]] = {}

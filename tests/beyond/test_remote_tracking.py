@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -151,14 +150,7 @@ def _substitute(text: str, values: dict[str, str]) -> str:
 
 def test_the_exported_argo_steps_run_pod_by_pod(image_venv, mlflow_server, ci_run, tmp_path):
     """Each DAG task as Argo would run it: its container args and env, its own /work, artifacts copied in."""
-    out = subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", "export", "argo", "ci", "--tracking-uri", mlflow_server.url],
-        cwd=image_venv.clone,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AIDEVOPS_"))},
-    )
+    out = run_cli("export", "argo", "ci", "--tracking-uri", mlflow_server.url, cwd=image_venv.clone, timeout=120)
     assert out.returncode == 0, out.stderr
     workflow = yaml.safe_load(out.stdout)
     templates = {t["name"]: t for t in workflow["spec"]["templates"]}

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 from aidevops_ext.pipeline.params import parse_assignments
 from tests.conftest import REPO
+from tests.support.cli import run_cli
 
 
 def step(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "aidevops_ext.cli", "step", *args], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
+    return run_cli("step", *args, cwd=REPO, timeout=60)
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,10 @@ cached, the rest runs, and the weaker model fails the gate against champion v1.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -26,8 +23,9 @@ import pytest
 
 from aidevops_ext.pipeline.records import find_run
 from aidevops_ext.workspace import Workspace
-from tests.conftest import REPO
 from tests.integration.test_pipeline_e2e import aidevops
+from tests.support.cli import AIDEVOPS, cli_env
+from tests.support.projects import copy_project
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -35,9 +33,7 @@ pytestmark = pytest.mark.timeout(900)
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A workspace with two ci runs: A (defaults) and B (epochs=3)."""
-    root = tmp_path_factory.mktemp("review")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
+    root = copy_project(tmp_path_factory.mktemp("review"))
     ids = []
     for extra in ([], ["-p", "epochs=3"]):
         out = aidevops(root, "run", "ci", *extra)
@@ -171,9 +167,7 @@ def test_diff_web_serves_nbdime_on_localhost(runs):
     root, a, b = runs
     port = free_port()
     cmd = [
-        sys.executable,
-        "-m",
-        "aidevops_ext.cli",
+        *AIDEVOPS,
         "diff",
         a["run_id"],
         b["run_id"],
@@ -184,12 +178,7 @@ def test_diff_web_serves_nbdime_on_localhost(runs):
         "--port",
         str(port),
     ]
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("AIDEVOPS_HOME", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "AIDEVOPS_BACKEND")
-    }
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=root, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue = queue.Queue()
     seen: list[str] = []
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()

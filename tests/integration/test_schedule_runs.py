@@ -5,10 +5,8 @@ fails the run (exit 1) and names the step in the webhook; a failing webhook only
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +17,7 @@ from aidevops_ext.schedules.cron import next_slot
 from aidevops_ext.schedules.model import iso
 from aidevops_ext.schedules.store import ScheduleStore
 from aidevops_ext.workspace import Workspace
-from tests.support.cli import run_cli
+from tests.support.cli import AIDEVOPS, cli_env, run_cli
 from tests.support.projects import one_step_pipeline
 from tests.support.webhooks import receivers
 
@@ -103,9 +101,9 @@ def test_schedule_serve_runs_what_is_due_and_stops_on_sigterm(project, receiver)
         "tiny", "* * * * *", notify=hook.url, now=datetime.now(timezone.utc) - timedelta(minutes=3)
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aidevops_ext.cli", "schedule", "serve"],
+        [*AIDEVOPS, "schedule", "serve"],
         cwd=project,
-        env=dict(os.environ, AIDEVOPS_HOME=str(project)),
+        env=cli_env(AIDEVOPS_HOME=str(project)),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
