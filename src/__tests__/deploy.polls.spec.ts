@@ -11,6 +11,7 @@ import { AidevopsApi } from '../common/api';
 import { IActions } from '../deploy/components';
 import { DeployView } from '../deploy/view';
 import { DeployModel, POLL_INTERVAL_MS } from '../deploy/model';
+import { deploymentAnswer, historyEntry } from './apifixtures';
 import { fakeFetcher } from './fake';
 import { mount } from './reactdom';
 
@@ -30,35 +31,14 @@ const noop: IActions = {
 /** A running deployment whose restart count and history grow on every read, so every poll changes the DOM. */
 function setup() {
   let reads = 0;
-  const deployment = () => ({
-    name: 'ci-digits',
-    model: 'ci-digits',
-    ref: 'ci-digits@champion',
-    target: 'local',
-    state: 'running',
-    health: 'healthy',
-    error: null,
-    url: 'http://127.0.0.1:5000',
-    endpoints: { invocations: 'http://127.0.0.1:5000/invocations' },
-    active_version: '1',
-    previous_version: null,
-    canary_version: null,
-    canary_share: 0,
-    restarts: reads,
-    example: { body: {}, curl: "curl -X POST http://127.0.0.1:5000/invocations -d '{}'" },
-    history: Array.from({ length: reads }, (_, i) => ({
-      deployment: 'ci-digits',
-      when: `2026-11-23T10:00:0${i}+0000`,
-      ts: i,
-      operation: 'deploy',
-      from_version: null,
-      to_version: '1',
-      reason: `poll ${i}`,
-      actor: 'me',
-      ok: true,
-      detail: ''
-    }))
-  });
+  const deployment = () =>
+    deploymentAnswer({
+      restarts: reads,
+      example: { body: {}, curl: "curl -X POST http://127.0.0.1:5000/invocations -d '{}'" },
+      history: Array.from({ length: reads }, (_, i) =>
+        historyEntry({ when: `2026-11-23T10:00:0${i}+0000`, ts: i, reason: `poll ${i}` })
+      )
+    });
   const { fetcher } = fakeFetcher({
     'GET aidevops/api/models': () => ({ status: 200, body: { models: [] } }),
     'GET aidevops/api/deployments': () => {

@@ -7,6 +7,7 @@ import * as React from 'react';
 import { Deployment, ModelVersion, RegisteredModel } from '../common/api';
 import { IActions, IViewState, keyMetrics } from '../deploy/components';
 import { DeployView } from '../deploy/view';
+import { deploymentAnswer, historyEntry } from './apifixtures';
 import { mount } from './reactdom';
 
 /** The Deploy panel's React view rendered into the document, as its ReactWidget does. */
@@ -43,37 +44,7 @@ const model: RegisteredModel = {
   aliases: { champion: '1' },
   versions: [version('2', ['challenger'], false), version('1', ['champion'], true)]
 };
-const deployment: Deployment = {
-  name: 'ci-digits',
-  model: 'ci-digits',
-  ref: 'ci-digits@champion',
-  target: 'local',
-  state: 'running',
-  health: 'healthy',
-  error: null,
-  url: 'http://127.0.0.1:5000',
-  endpoints: { invocations: 'http://127.0.0.1:5000/invocations' },
-  active_version: '1',
-  previous_version: null,
-  canary_version: null,
-  canary_share: 0,
-  restarts: 0,
-  example: null,
-  history: [
-    {
-      deployment: 'ci-digits',
-      when: '2026-11-23T10:00:00+0000',
-      ts: 0,
-      operation: 'deploy',
-      from_version: null,
-      to_version: '1',
-      reason: 'r',
-      actor: 'me',
-      ok: true,
-      detail: ''
-    }
-  ]
-};
+const deployment = deploymentAnswer({ history: [historyEntry()] });
 
 function actions(): IActions & { log: string[] } {
   const log: string[] = [];

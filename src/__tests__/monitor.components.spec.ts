@@ -15,7 +15,7 @@ import * as React from 'react';
 
 import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
 import { ago, Alerts, Events, Header, IMonitorActions, Job, Numbers, Shadow, Status } from '../monitor/components';
-import { deployment, series, summary } from './monitorfixtures';
+import { deployment, retrainJob, series, summary } from './monitorfixtures';
 import { dom, mount } from './reactdom';
 
 const renderNumbers = (s: MonitorSummary | null, series: MonitorSeries | null) =>
@@ -154,22 +154,7 @@ describe('renderHeader, renderStatus and renderJob', () => {
   });
 
   it('shows a running job with its log tail, then the run it produced', () => {
-    const job = {
-      id: 'j1',
-      kind: 'retrain',
-      argv: [],
-      started: 0,
-      finished: null,
-      pid: 1,
-      status: 'running',
-      exit_code: null,
-      pipeline: 'ci',
-      deployment: 'mon',
-      run_id: null,
-      message: '',
-      log_tail: ['prepare: ran', 'train: running'],
-      run: null
-    };
+    const job = { ...retrainJob(), log_tail: ['prepare: ran', 'train: running'], run: null };
     let box = renderJob(job, null, true);
     const section = box.querySelector('[data-testid="monitor-job"]') as HTMLElement;
     expect(section.dataset.status).toBe('running');

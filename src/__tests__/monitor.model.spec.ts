@@ -1,7 +1,7 @@
-import { AidevopsApi } from '../common/api';
+import { AidevopsApi, Deployment } from '../common/api';
 import { MonitorModel, runIdOf } from '../monitor/model';
 import { fakeFetcher, Route } from './fake';
-import { deployment, series, summary } from './monitorfixtures';
+import { deployment, retrainJob, series, summary } from './monitorfixtures';
 
 function setup(extra: Record<string, Route> = {}) {
   let deployments = [deployment('mon'), deployment('old', 'stopped')];
@@ -20,7 +20,7 @@ function setup(extra: Record<string, Route> = {}) {
   };
   const { fetcher, calls } = fakeFetcher(routes);
   const model = new MonitorModel(new AidevopsApi(fetcher), 20, 10);
-  return { model, calls, setDeployments: (d: Record<string, unknown>[]) => (deployments = d) };
+  return { model, calls, setDeployments: (d: Deployment[]) => (deployments = d) };
 }
 
 const count = (calls: { path: string }[], part: string) => calls.filter(c => c.path.includes(part)).length;
@@ -112,22 +112,7 @@ describe('MonitorModel', () => {
     const { model, calls } = setup({
       'POST aidevops/api/deployments/mon/retrain': () => ({
         status: 202,
-        body: {
-          job: {
-            id: 'j1',
-            kind: 'retrain',
-            argv: ['retrain', 'mon'],
-            started: 1,
-            finished: null,
-            pid: 5,
-            status: 'running',
-            exit_code: null,
-            pipeline: 'ci',
-            deployment: 'mon',
-            run_id: null,
-            message: ''
-          }
-        }
+        body: { job: retrainJob() }
       }),
       'GET aidevops/api/jobs/j1': () => {
         polls++;
@@ -135,18 +120,13 @@ describe('MonitorModel', () => {
         return {
           status: 200,
           body: {
-            id: 'j1',
-            kind: 'retrain',
-            argv: ['retrain', 'mon'],
-            started: 1,
-            finished: done ? 9 : null,
-            pid: 5,
-            status: done ? 'succeeded' : 'running',
-            exit_code: done ? 0 : null,
-            pipeline: 'ci',
-            deployment: 'mon',
-            run_id: done ? 'r-42' : null,
-            message: done ? 'retraining #1 of mon: switched (pipeline run r-42): mon switched from v1 to v3' : '',
+            ...retrainJob({
+              finished: done ? 9 : null,
+              status: done ? 'succeeded' : 'running',
+              exit_code: done ? 0 : null,
+              run_id: done ? 'r-42' : null,
+              message: done ? 'retraining #1 of mon: switched (pipeline run r-42): mon switched from v1 to v3' : ''
+            }),
             log_tail: [`step ${polls}`],
             run: null
           }
@@ -192,20 +172,7 @@ describe('MonitorModel', () => {
 });
 
 describe('runIdOf', () => {
-  const job = {
-    id: 'j',
-    kind: 'retrain',
-    argv: [],
-    started: 0,
-    finished: 1,
-    pid: null,
-    status: 'succeeded',
-    exit_code: 0,
-    pipeline: 'ci',
-    deployment: 'd',
-    run_id: null,
-    message: ''
-  };
+  const job = retrainJob({ finished: 1, status: 'succeeded', exit_code: 0 });
   it('reads the run id from the job, its run, or the CLI line', () => {
     expect(runIdOf(null)).toBeNull();
     expect(runIdOf({ ...job, run_id: 'a' })).toBe('a');

@@ -1,26 +1,21 @@
 /** Answers shaped like the REST contract's monitor routes, for the Monitor panel's unit tests. */
 
-import { MonitorSeries, MonitorSummary } from '../common/api';
+import { Deployment, Job, MonitorSeries, MonitorSummary } from '../common/api';
+import { deploymentAnswer, jobAnswer } from './apifixtures';
 
-export function deployment(name: string, state = 'running'): Record<string, unknown> {
-  return {
+export function deployment(name: string, state = 'running'): Deployment {
+  return deploymentAnswer({
     name,
-    model: 'ci-digits',
-    ref: 'ci-digits@champion',
-    target: 'local',
     state,
     health: state === 'running' ? 'healthy' : 'stopped',
-    error: null,
     url: 'http://127.0.0.1:9999',
-    endpoints: {},
-    active_version: '1',
-    previous_version: null,
-    canary_version: null,
-    canary_share: 0,
-    restarts: 0,
-    example: null,
-    history: []
-  };
+    endpoints: {}
+  });
+}
+
+/** A retraining of the deployment `mon`, started from the panel: still running. */
+export function retrainJob(extra: Partial<Job> = {}): Job {
+  return jobAnswer({ kind: 'retrain', argv: ['retrain', 'mon'], deployment: 'mon', ...extra });
 }
 
 export function summary(at = 1000, drifted = ['pixel_3', 'pixel_5']): MonitorSummary {

@@ -1,6 +1,7 @@
-import { AidevopsApi, RunSummary, Schedule } from '../common/api';
+import { AidevopsApi, Job, RunSummary, Schedule } from '../common/api';
 import { chipTitle, relativeTime, whyLines } from '../runs/format';
 import { describeJob, failedStep, knownPipelines, parseParams, runFromBlocked, RunsModel } from '../runs/model';
+import { jobAnswer } from './apifixtures';
 import { fakeFetcher, ICall, Route } from './fake';
 import { run, schedule } from './runs-fixtures';
 
@@ -17,21 +18,9 @@ function setup(extra: Record<string, Route> = {}) {
 
 const runsCalls = (calls: ICall[]) => calls.filter(c => c.path.startsWith('aidevops/api/runs?'));
 
-const job = (status: string, extra: Record<string, unknown> = {}) => ({
-  id: 'j1',
-  kind: 'run',
-  argv: ['run', 'ci', '-p', 'model="nope"'],
-  started: 1,
-  finished: null,
-  pid: 9,
-  status,
-  exit_code: null,
-  pipeline: 'ci',
-  deployment: null,
-  run_id: null,
-  message: '',
-  ...extra
-});
+/** The job of `run ci -p model="nope"`, in `status`. */
+const job = (status: string, extra: Partial<Job> = {}) =>
+  jobAnswer({ argv: ['run', 'ci', '-p', 'model="nope"'], pid: 9, status, ...extra });
 
 describe('RunsModel', () => {
   // The poll schedules itself with setTimeout: on jest's fake clock every tick is counted exactly and no real time passes.

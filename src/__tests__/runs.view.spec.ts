@@ -11,6 +11,7 @@ import { renderDiffHeader } from '../runs/diffheader';
 import { formatDuration } from '../runs/format';
 import { IOpenStep, IRunsViewState } from '../runs/model';
 import { IRunsActions, RunsView, SCHEDULE_HINT } from '../runs/view';
+import { jobAnswer } from './apifixtures';
 import { mount } from './reactdom';
 import { run, schedule } from './runs-fixtures';
 
@@ -137,20 +138,7 @@ describe('Runs panel view', () => {
     expect(node.querySelector('.jp-aidevops-runs-confirm [role="alert"]')?.textContent).toBe(
       "pipeline 'ci' has no step 'train'."
     );
-    const job = {
-      id: 'j1',
-      kind: 'run',
-      argv: ['run', 'ci'],
-      started: 1,
-      finished: null,
-      pid: 1,
-      status: 'running',
-      exit_code: null,
-      pipeline: 'ci',
-      deployment: null,
-      run_id: null,
-      message: ''
-    };
+    const job = jobAnswer();
     render(view(state({ open, job }), a));
     const ok = node.querySelector('button.jp-aidevops-runs-confirm-ok') as HTMLButtonElement;
     expect(ok.disabled).toBe(true); // one job at a time
@@ -235,18 +223,7 @@ describe('Runs panel view', () => {
     click(buttons[0]);
     expect(a.log).toEqual(['rerun r2']);
     const job = {
-      id: 'j1',
-      kind: 'run',
-      argv: ['run', 'ci'],
-      started: 1,
-      finished: null,
-      pid: 1,
-      status: 'running',
-      exit_code: null,
-      pipeline: 'ci',
-      deployment: null,
-      run_id: 'r3',
-      message: '',
+      ...jobAnswer({ run_id: 'r3' }),
       log_tail: [
         '[IPKernelApp] WARNING | Kernel is running over TCP without encryption. All communication…',
         '▶ train running'
