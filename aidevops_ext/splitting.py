@@ -39,7 +39,7 @@ import numpy as np
 
 from aidevops_ext.errors import ConfigError, DataError
 
-__all__ = ["BUCKETS", "load_keys", "row_keys", "save_keys", "test_mask", "unseen_mask"]
+__all__ = ["BUCKETS", "check_fraction", "load_keys", "row_keys", "save_keys", "test_mask", "unseen_mask"]
 
 #: The test rule's resolution: keys are bucketed by ``key % BUCKETS``.
 BUCKETS = 10_000
@@ -238,13 +238,19 @@ def _check_keys(keys: Any, what: str = "keys") -> np.ndarray:
 def test_mask(keys: np.ndarray, test_fraction: float) -> np.ndarray:
     """True for the rows the fixed rule puts in the test split: ``key % 10_000 < round(fraction * 10_000)``."""
     keys = _check_keys(keys)
-    try:
-        fraction = float(test_fraction)
-    except (TypeError, ValueError):
-        raise ConfigError(f"test_fraction must be a number in [0, 1), got {test_fraction!r}.") from None
-    if not 0.0 <= fraction < 1.0:
-        raise ConfigError(f"test_fraction must be in [0, 1), got {test_fraction!r}.")
+    fraction = check_fraction("test_fraction", test_fraction)
     return keys % np.uint64(BUCKETS) < np.uint64(round(fraction * BUCKETS))
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """`value` as a float in [0, 1), or ConfigError naming the parameter `name`."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}.") from None
+    if not 0.0 <= v < 1.0:
+        raise ConfigError(f"{name} must be in [0, 1), got {value!r}.")
+    return v
 
 
 test_mask.__test__ = False  # type: ignore[attr-defined]  # a rule, not a pytest test

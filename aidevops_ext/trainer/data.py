@@ -315,16 +315,6 @@ _ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 _KEYS = ("keys_train", "keys_val", "keys_test")
 
 
-def _check_fraction(name: str, value: float) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}.") from None
-    if not 0.0 <= v < 1.0:
-        raise ConfigError(f"{name} must be in [0, 1), got {value!r}.")
-    return v
-
-
 def train_val_test_split(
     X: np.ndarray,
     y: np.ndarray,
@@ -342,8 +332,8 @@ def train_val_test_split(
     shuffles the other rows into training and validation. Without keys the seed shuffles all three
     parts (exact sizes, the old behaviour) and the Split carries the rows' content keys for lineage.
     """
-    val_fraction = _check_fraction("val_fraction", val_fraction)
-    test_fraction = _check_fraction("test_fraction", test_fraction)
+    val_fraction = splitting.check_fraction("val_fraction", val_fraction)
+    test_fraction = splitting.check_fraction("test_fraction", test_fraction)
     if val_fraction + test_fraction >= 1.0:
         raise ConfigError(
             f"val_fraction + test_fraction is {val_fraction + test_fraction:g}; "
