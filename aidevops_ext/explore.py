@@ -51,20 +51,19 @@ class Choices:
     seed: int = 0
     backend: str = "numpy"
 
+    def hyperparameters(self) -> dict[str, Any]:
+        """The estimator's own values (keyword arguments of trainer.make_model)."""
+        return {
+            "hidden": list(self.hidden),
+            **{
+                key: getattr(self, key)
+                for key in ("activation", "optimizer", "learning_rate", "batch_size", "epochs", "l2")
+            },
+        }
+
     def pipeline_params(self) -> dict[str, Any]:
         """The values as pipeline params (02_train declares every one of them); the backend picks the kernel instead."""
-        return {
-            "dataset": self.dataset,
-            "seed": self.seed,
-            "model": self.model,
-            "hidden": list(self.hidden),
-            "activation": self.activation,
-            "optimizer": self.optimizer,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "l2": self.l2,
-        }
+        return {"dataset": self.dataset, "seed": self.seed, "model": self.model, **self.hyperparameters()}
 
 
 def dataset_task(dataset: str) -> str:
@@ -218,16 +217,9 @@ def train(ws: Workspace, choices: Choices, on_epoch: Callable[[list[dict]], None
         test_fraction=params.get("test_fraction", 0.2),
         seed=choices.seed,
     )
-    hyper: dict[str, Any] = {
-        "hidden": list(choices.hidden),
-        "activation": choices.activation,
-        "optimizer": choices.optimizer,
-        "learning_rate": choices.learning_rate,
-        "batch_size": choices.batch_size,
-        "epochs": choices.epochs,
-        "l2": choices.l2,
-    }
-    estimator = make_model(choices.model, task, random_state=choices.seed, backend=choices.backend, **hyper)
+    estimator = make_model(
+        choices.model, task, random_state=choices.seed, backend=choices.backend, **choices.hyperparameters()
+    )
     recorder = EpochRecorder(split.X_val, split.y_val, on_epoch)
     t0 = time.perf_counter()
     estimator.fit(split.X_train, split.y_train, callbacks=[recorder], progress=False)

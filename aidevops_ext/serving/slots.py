@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,16 +85,7 @@ class SlotEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {
-            "operation": self.operation,
-            "actor": self.actor,
-            "reason": self.reason,
-            "at": self.at,
-            "from_version": self.from_version,
-            "to_version": self.to_version,
-            "ok": self.ok,
-            "detail": self.detail,
-        }
+        return asdict(self)
 
 
 @dataclass
@@ -180,6 +171,24 @@ class ModelSlots:
         self._count_load("loaded")
         return model
 
+    def _prepare_for(self, operation: str, source: str | ServedModel, actor: str | None, reason: str) -> ServedModel:
+        """`prepare(source)` for `operation`; a refused model is recorded in the history as a failed one, then raised."""
+        try:
+            return self.prepare(source)
+        except ModelRefused as exc:
+            self._record(
+                operation, actor, reason, self.state.active.version, _uri_version(source), ok=False, detail=str(exc)
+            )
+            raise
+
+    def _filled(self, slot: str, missing: str) -> tuple[SlotState, ServedModel]:
+        """The state and the model in its `slot` (previous, canary or shadow); SlotError(`missing`) if it is empty."""
+        st = self.state
+        model = getattr(st, slot)
+        if model is None:
+            raise SlotError(missing)
+        return st, model
+
     def _count_load(self, result: str) -> None:
         self.server_stats.loads[result] = self.server_stats.loads.get(result, 0) + 1
 
@@ -187,34 +196,24 @@ class ModelSlots:
     def switch(self, source: str | ServedModel, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Load + smoke-test `source`, then make it active (the old active becomes previous), atomically."""
         with self._lock:
-            before = self.state.active.version
-            try:
-                model = self.prepare(source)
-            except ModelRefused as exc:
-                self._record("switch", actor, reason, before, _uri_version(source), ok=False, detail=str(exc))
-                raise
-            return self.activate(model, actor=actor, reason=reason)
+            return self.activate(self._prepare_for("switch", source, actor, reason), actor=actor, reason=reason)
 
     def activate(self, model: ServedModel, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Make an already prepared model active; the old active becomes previous; a canary of it is cleared."""
         with self._lock:
             st = self.state
             canary, share = (None, 0.0) if st.canary is model else (st.canary, st.canary_share)
-            self.state = SlotState(
-                active=model, previous=st.active, canary=canary, canary_share=share, shadow=st.shadow
-            )
+            self.state = replace(st, active=model, previous=st.active, canary=canary, canary_share=share)
             return self._record("switch", actor, reason, st.active.version, model.version)
 
     def rollback(self, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Swap active and previous (a rollback is a swap back); SlotError if there is no previous version."""
         with self._lock:
-            st = self.state
-            if st.previous is None:
-                raise SlotError("There is no previous version to roll back to; switch to a version explicitly instead.")
-            self.state = SlotState(
-                active=st.previous, previous=st.active, canary=st.canary, canary_share=st.canary_share, shadow=st.shadow
+            st, previous = self._filled(
+                "previous", "There is no previous version to roll back to; switch to a version explicitly instead."
             )
-            return self._record("rollback", actor, reason, st.active.version, st.previous.version)
+            self.state = replace(st, active=previous, previous=st.active)
+            return self._record("rollback", actor, reason, st.active.version, previous.version)
 
     def set_canary(
         self, source: str | ServedModel, share: float, *, actor: str | None = None, reason: str = ""
@@ -222,71 +221,47 @@ class ModelSlots:
         """Load + smoke-test `source` and send it `share` (0..1) of the traffic."""
         share = _check_share(share)
         with self._lock:
-            try:
-                model = self.prepare(source)
-            except ModelRefused as exc:
-                self._record(
-                    "canary", actor, reason, self.state.active.version, _uri_version(source), ok=False, detail=str(exc)
-                )
-                raise
+            model = self._prepare_for("canary", source, actor, reason)
             st = self.state
-            self.state = SlotState(
-                active=st.active, previous=st.previous, canary=model, canary_share=share, shadow=st.shadow
-            )
+            self.state = replace(st, canary=model, canary_share=share)
             return self._record("canary", actor, reason, st.active.version, model.version, detail=f"share={share}")
 
     def set_canary_share(self, share: float, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Change the canary's traffic share."""
         share = _check_share(share)
         with self._lock:
-            st = self.state
-            if st.canary is None:
-                raise SlotError("There is no canary; start one with a model URI first.")
-            self.state = SlotState(
-                active=st.active, previous=st.previous, canary=st.canary, canary_share=share, shadow=st.shadow
-            )
+            st, canary = self._filled("canary", "There is no canary; start one with a model URI first.")
+            self.state = replace(st, canary_share=share)
             return self._record(
-                "canary_share", actor, reason, st.active.version, st.canary.version, detail=f"share={share}"
+                "canary_share", actor, reason, st.active.version, canary.version, detail=f"share={share}"
             )
 
     def promote_canary(self, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Make the canary active (the old active becomes previous)."""
         with self._lock:
-            st = self.state
-            if st.canary is None:
-                raise SlotError("There is no canary to promote.")
-            self.state = SlotState(active=st.canary, previous=st.active, shadow=st.shadow)
-            return self._record("promote_canary", actor, reason, st.active.version, st.canary.version)
+            st, canary = self._filled("canary", "There is no canary to promote.")
+            self.state = replace(st, active=canary, previous=st.active, canary=None, canary_share=0.0)
+            return self._record("promote_canary", actor, reason, st.active.version, canary.version)
 
     def clear_canary(self, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Stop sending traffic to the canary and unload it."""
         with self._lock:
-            st = self.state
-            if st.canary is None:
-                raise SlotError("There is no canary to clear.")
-            self.state = SlotState(active=st.active, previous=st.previous, shadow=st.shadow)
-            return self._record("clear_canary", actor, reason, st.active.version, st.canary.version)
+            st, canary = self._filled("canary", "There is no canary to clear.")
+            self.state = replace(st, canary=None, canary_share=0.0)
+            return self._record("clear_canary", actor, reason, st.active.version, canary.version)
 
     # ------------------------------------------------------------------ shadow
     def set_shadow(self, source: str | ServedModel, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Load + smoke-test `source` into the shadow slot: it gets a mirrored copy of the active version's
         traffic after each answer is sent, and never answers a client. Replaces a shadow already there."""
         with self._lock:
-            try:
-                model = self.prepare(source)
-            except ModelRefused as exc:
-                self._record(
-                    "shadow", actor, reason, self.state.active.version, _uri_version(source), ok=False, detail=str(exc)
-                )
-                raise
+            model = self._prepare_for("shadow", source, actor, reason)
             from .shadow import ShadowMirror  # noqa: PLC0415
 
             old = self._mirror
             self._mirror = ShadowMirror(model, self.shadow_log, self.deployment)
             st = self.state
-            self.state = SlotState(
-                active=st.active, previous=st.previous, canary=st.canary, canary_share=st.canary_share, shadow=model
-            )
+            self.state = replace(st, shadow=model)
             if old is not None:
                 old.stop()
             return self._record("shadow", actor, reason, st.active.version, model.version)
@@ -294,17 +269,15 @@ class ModelSlots:
     def clear_shadow(self, *, actor: str | None = None, reason: str = "") -> SlotEvent:
         """Stop mirroring traffic to the shadow and unload it (what it answered stays in the shadow log)."""
         with self._lock:
-            st = self.state
-            if st.shadow is None:
-                raise SlotError("There is no shadow to stop; start one with `aidevops shadow NAME VERSION`.")
-            mirror, self._mirror = self._mirror, None
-            self.state = SlotState(
-                active=st.active, previous=st.previous, canary=st.canary, canary_share=st.canary_share
+            st, shadow = self._filled(
+                "shadow", "There is no shadow to stop; start one with `aidevops shadow NAME VERSION`."
             )
+            mirror, self._mirror = self._mirror, None
+            self.state = replace(st, shadow=None)
             if mirror is not None:
                 mirror.stop()
             detail = "" if mirror is None else f"mirrored={mirror.stats.mirrored} dropped={mirror.stats.dropped}"
-            return self._record("shadow_stop", actor, reason, st.active.version, st.shadow.version, detail=detail)
+            return self._record("shadow_stop", actor, reason, st.active.version, shadow.version, detail=detail)
 
     @property
     def shadow_mirror(self) -> ShadowMirror | None:
