@@ -41,9 +41,10 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
+from typing_extensions import Unpack
 
 from aidevops_ext.errors import ConfigError, DataError
 
@@ -150,14 +151,8 @@ class DriftReport:
 
     def to_dict(self) -> dict:
         """JSON-able dict."""
-        return {
-            "n_rows": self.n_rows,
-            "min_rows": self.min_rows,
-            "status": self.status,
-            "drifted": self.drifted,
-            "settings": dict(self.settings),
-            "features": [f.to_dict() for f in self.features],
-        }
+        counts = {"n_rows": self.n_rows, "min_rows": self.min_rows, "status": self.status, "drifted": self.drifted}
+        return {**counts, "settings": dict(self.settings), "features": [f.to_dict() for f in self.features]}
 
 
 @dataclass(frozen=True)
@@ -203,7 +198,26 @@ class _Options:
         return {**asdict(self), "psi_bands": list(self.psi_bands)}
 
 
-def _options(min_rows: Any, psi_bands: Any, alpha: Any, wasserstein_threshold: Any, missing_threshold: Any) -> _Options:
+class DriftArgs(TypedDict, total=False):
+    """The settings feature_drift and prediction_drift share (their defaults are _options'): rows a window needs,
+    PSI's (moderate, major) bands, the test level, and the effect size (Wasserstein over std) that counts."""
+
+    min_rows: int
+    psi_bands: Sequence[float]
+    alpha: float
+    wasserstein_threshold: float
+
+
+def _options(
+    *,
+    min_rows: Any = DEFAULT_MIN_ROWS,
+    psi_bands: Any = DEFAULT_PSI_BANDS,
+    alpha: Any = DEFAULT_ALPHA,
+    wasserstein_threshold: Any = DEFAULT_WASSERSTEIN_THRESHOLD,
+    missing_threshold: Any = DEFAULT_MISSING_THRESHOLD,
+) -> _Options:
+    """The settings checked, or ConfigError naming the one that is wrong."""
+
     def number(name: str, v: Any, lo: float, hi: float) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not lo < v < hi:
             raise ConfigError(f"{name} must be a number in ({lo:g}, {hi:g}), got {v!r}.")
@@ -491,14 +505,11 @@ def feature_drift(
     X_window: Any,
     profile: dict,
     *,
-    min_rows: int = DEFAULT_MIN_ROWS,
-    psi_bands: Sequence[float] = DEFAULT_PSI_BANDS,
-    alpha: float = DEFAULT_ALPHA,
-    wasserstein_threshold: float = DEFAULT_WASSERSTEIN_THRESHOLD,
     missing_threshold: float = DEFAULT_MISSING_THRESHOLD,
+    **settings: Unpack[DriftArgs],
 ) -> DriftReport:
     """Drift of every feature of a window of rows against the reference profile."""
-    family = _options(min_rows, psi_bands, alpha, wasserstein_threshold, missing_threshold)
+    family = _options(missing_threshold=missing_threshold, **settings)
     prof = profile_from_dict(profile)
     feats = prof["features"]
     names = [f["name"] for f in feats]
@@ -615,17 +626,9 @@ def _category_drift(column: Any, ref: dict, n_ref: int, opt: _Options) -> Featur
     )
 
 
-def prediction_drift(
-    predictions: Any,
-    profile: dict,
-    *,
-    min_rows: int = DEFAULT_MIN_ROWS,
-    psi_bands: Sequence[float] = DEFAULT_PSI_BANDS,
-    alpha: float = DEFAULT_ALPHA,
-    wasserstein_threshold: float = DEFAULT_WASSERSTEIN_THRESHOLD,
-) -> PredictionDrift:
+def prediction_drift(predictions: Any, profile: dict, **settings: Unpack[DriftArgs]) -> PredictionDrift:
     """Drift of a window of predictions against the profile's prediction distribution."""
-    opt = _options(min_rows, psi_bands, alpha, wasserstein_threshold, DEFAULT_MISSING_THRESHOLD)
+    opt = _options(**settings)
     prof = profile_from_dict(profile)
     ref = prof.get("predictions")
     if not isinstance(ref, dict) or ref.get("task") not in ("classification", "regression"):

@@ -19,9 +19,10 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
+from typing_extensions import Unpack
 
 from aidevops_ext.errors import ConfigError, DataError
 
@@ -217,7 +218,21 @@ def _check_common(confidence: Any, min_labels: Any) -> None:
     _positive("min_labels", min_labels, integer=True)
 
 
-def accuracy_window(
+class WindowArgs(TypedDict, total=False):
+    """Which labelled requests a quality window covers and how sure its interval is (defaults in _open_window):
+    the last `last` labelled requests and/or those of the last `seconds` before `now`, each at least `min_age`
+    seconds old; `confidence` of the interval; `min_labels` below which the status is not "ok"."""
+
+    last: int | None
+    seconds: float | None
+    now: Any
+    min_age: float
+    confidence: float
+    min_labels: int
+
+
+def _open_window(
+    metric: str,
     joined: Joined,
     *,
     last: int | None = None,
@@ -226,16 +241,21 @@ def accuracy_window(
     min_age: float = 0.0,
     confidence: float = 0.95,
     min_labels: int = DEFAULT_MIN_LABELS,
-) -> dict:
-    """Accuracy with a Wilson interval over the last `last` labelled requests and/or the last `seconds`."""
+) -> tuple[np.ndarray, dict]:
+    """The indices of a window's labelled requests, and its result so far (counts, status, bounds)."""
     _check_common(confidence, min_labels)
     idx, requests, info = _select(joined, last, seconds, now, min_age)
-    out = _base("accuracy", idx, requests, info, min_labels, confidence)
+    return idx, _base(metric, idx, requests, info, min_labels, confidence)
+
+
+def accuracy_window(joined: Joined, **window: Unpack[WindowArgs]) -> dict:
+    """Accuracy with a Wilson interval over the last `last` labelled requests and/or the last `seconds`."""
+    idx, out = _open_window("accuracy", joined, **window)
     n = len(idx)
     correct = int(sum(1 for p, y in zip(joined.prediction[idx], joined.label[idx]) if _same(p, y)))
     out.update(correct=correct, accuracy=None, accuracy_lower=None, accuracy_upper=None, interval="wilson")
     if out["status"] == "ok":
-        lo, hi = wilson_interval(correct, n, confidence)
+        lo, hi = wilson_interval(correct, n, out["confidence"])
         out.update(accuracy=correct / n, accuracy_lower=float(lo), accuracy_upper=float(hi))
     return out
 
@@ -248,25 +268,14 @@ def _same(p: Any, y: Any) -> bool:
 
 
 def regression_window(
-    joined: Joined,
-    *,
-    last: int | None = None,
-    seconds: float | None = None,
-    now: Any = None,
-    min_age: float = 0.0,
-    confidence: float = 0.95,
-    min_labels: int = DEFAULT_MIN_LABELS,
-    interval: str = "auto",
-    n_boot: int = 2000,
-    seed: int = 0,
+    joined: Joined, *, interval: str = "auto", n_boot: int = 2000, seed: int = 0, **window: Unpack[WindowArgs]
 ) -> dict:
     """MAE and RMSE with intervals (bootstrap, or normal for large windows) over a window of labelled requests."""
-    _check_common(confidence, min_labels)
     if interval not in ("auto", "bootstrap", "normal"):
         raise ConfigError(f"interval={interval!r} is not valid; use 'auto', 'bootstrap' or 'normal'.")
     _positive("n_boot", n_boot, integer=True)
-    idx, requests, info = _select(joined, last, seconds, now, min_age)
-    out = _base("regression", idx, requests, info, min_labels, confidence)
+    idx, out = _open_window("regression", joined, **window)
+    confidence = out["confidence"]
     keys = ("mae", "mae_lower", "mae_upper", "rmse", "rmse_lower", "rmse_upper", "bias")
     out.update({k: None for k in keys})
     if out["status"] != "ok":

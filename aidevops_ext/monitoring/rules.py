@@ -191,12 +191,7 @@ class MonitorConfig:
 
     def drift_options(self) -> dict:
         """Keyword arguments for feature_drift / prediction_drift."""
-        return {
-            "min_rows": self.min_rows,
-            "psi_bands": self.psi_bands,
-            "alpha": self.alpha,
-            "wasserstein_threshold": self.wasserstein_threshold,
-        }
+        return {name: getattr(self, name) for name in ("min_rows", "psi_bands", "alpha", "wasserstein_threshold")}
 
     def to_dict(self) -> dict:
         """JSON-able dict (the spec form)."""
