@@ -113,9 +113,11 @@ def read_window(
         have, before = 0, None
         while have < rows:
             clause = where + ("" if before is None else " AND id < ?")
+            # first as many requests as rows (each answered one adds at least one), then whole batches
+            limit = _BATCH if before is not None else min(_BATCH, rows)
             batch = conn.execute(
                 f"SELECT id, request_id, ts, status, latency_ms, n_features, input_rows, row_step, {logged} "
-                f"FROM request_log WHERE {clause} ORDER BY id DESC LIMIT {_BATCH}",
+                f"FROM request_log WHERE {clause} ORDER BY id DESC LIMIT {limit}",
                 args + ([] if before is None else [before]),
             ).fetchall()
             if not batch:

@@ -17,6 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from aidevops_ext.serving import ServingConfig
+from aidevops_ext.serving.livedata import read_window
 from aidevops_ext.serving.requestlog import RequestLog
 from tests.serving.conftest import FEEDBACK_AUTH, RunningServer, server_env, stop_server
 from tests.support.servers import free_port, wait_until_answering
@@ -112,6 +113,23 @@ def test_sampling_and_per_second_cap():
     log.enabled = True
     assert sum(log.admit(5.0) for _ in range(100)) == 10
     assert log.admit(6.5)  # a new second
+
+
+def test_the_live_window_reaches_past_the_newest_requests_when_they_were_refused(tmp_path):
+    db = tmp_path / "deploy.db"
+    log = RequestLog(db, ServingConfig())
+    log.bind("web")
+    entries = [(f"ok-{i}", 1.0 + i, "m", "1", None, "mlflow", 200, 1.0) for i in range(30)]
+    entries += [(f"no-{i}", 100.0 + i, "m", "1", None, "mlflow", 400, 1.0) for i in range(25)]
+    for rid, *fields in entries:
+        answered = rid.startswith("ok")
+        X = np.full((2, 3), float(rid.split("-")[1]), np.float32) if answered else None
+        log.offer((rid, *fields, X, np.array([7, 8]) if answered else None, None if answered else "bad"))
+    log.flush()
+    win = read_window(db, "m", "1", rows=20, deployment="web")  # the newest 20 requests hold no rows
+    assert win.row_ids == [f"ok-{i}:{r}" for i in range(20, 30) for r in (0, 1)]
+    assert win.rows[:, 0].tolist() == [float(i) for i in range(20, 30) for _ in (0, 1)]
+    assert len(win.request_ts) == 35 and int(win.refused.sum()) == 25
 
 
 def test_unwritable_log_disables_logging_but_serving_goes_on(app_factory, tmp_path, caplog):
