@@ -12,24 +12,13 @@ from aidevops_ext.deploy.manager import DeploymentStatus
 from aidevops_ext.deploy.store import Deployment, HistoryEntry
 from aidevops_ext.errors import ConfigError
 from aidevops_ext.workspace import Workspace
+from tests.support.deployments import deployment_row
 
 
 def _row(**kw) -> Deployment:
-    base = dict(
-        name="d",
-        model="m",
-        ref="m@champion",
-        state="running",
-        created=1.0,
-        updated=2.0,
-        port=5001,
-        active_version="3",
-        previous_version="2",
-        canary_version="4",
-        canary_share=0.25,
-        admin_token="secret",
-    )
-    return Deployment(**{**base, **kw})
+    """A deployment with a canary: v3 active, v2 the one before it, v4 taking a quarter of the requests."""
+    versions = dict(active_version="3", previous_version="2", canary_version="4", canary_share=0.25)
+    return deployment_row(**{"created": 1.0, "updated": 2.0, "port": 5001, "admin_token": "secret", **versions, **kw})
 
 
 def test_live_slots_decide_the_versions_when_the_server_answered():

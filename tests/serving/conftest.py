@@ -246,6 +246,13 @@ def app_factory(reg):
     return make
 
 
+def monitor_pass(app) -> dict:
+    """What the in-process app's monitor makes of the request log now (flushed first): one pass, its summary."""
+    server = app.state.server
+    server.requestlog.flush()
+    return server.monitor.refresh()
+
+
 @pytest.fixture(scope="session")
 def client(app_factory):
     """An in-process TestClient for abc@champion (no request log)."""

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 from aidevops_ext.monitoring.rules import parse_monitor
 from aidevops_ext.serving.livedata import read_window
 from aidevops_ext.serving.loader import load_model_uri
-from tests.serving.conftest import FEEDBACK_AUTH
+from tests.serving.conftest import FEEDBACK_AUTH, monitor_pass
 from tests.serving.tabular import COLUMNS, NAME, labels, register, table
 
 MONITOR = parse_monitor(
@@ -47,12 +47,6 @@ def _send(c: TestClient, frame: pd.DataFrame, prefix: str, y=None) -> None:
             assert fb.status_code == 200, fb.text
 
 
-def _pass(app) -> dict:
-    server = app.state.server
-    server.requestlog.flush()
-    return server.monitor.refresh()
-
-
 @pytest.fixture
 def monitored(reg, app_factory, tmp_path):
     version = register(reg)
@@ -75,7 +69,7 @@ def test_every_column_is_logged_and_in_distribution_traffic_is_not_drift(monitor
     live = table(21, 300)
     y = labels(live)
     _send(c, live, "ok", y)
-    s = _pass(app)
+    s = monitor_pass(app)
     assert s["logged_rows"] == 300
     assert s["drift"]["status"] == "ok" and s["drift"]["drifted"] == [], s["drift"]["drifted"]
     feats = {f["name"]: f for f in s["drift"]["features"]}
@@ -95,7 +89,7 @@ def test_a_changed_category_mix_and_a_missing_rate_jump_are_drift_with_shares(mo
     live = table(22, 300, city_p=(0.1, 0.2, 0.7))
     live.loc[:149, "income"] = np.nan  # half the incomes missing, against 5 % in training
     _send(c, live, "moved")
-    s = _pass(app)
+    s = monitor_pass(app)
     assert set(s["drift"]["drifted"]) == {"city", "income"}, s["drift"]["drifted"]
     feats = {f["name"]: f for f in s["drift"]["features"]}
     city = feats["city"]
@@ -176,7 +170,7 @@ def test_a_foreign_model_without_a_profile_still_gets_live_quality_from_feedback
             labels = [sum(row) + 1.0 for row in rows]  # every prediction off by exactly 1
             fb = {"request_id": r.headers["x-request-id"], "labels": labels}
             assert c.post("/feedback", json=fb, headers=FEEDBACK_AUTH).status_code == 200
-        s = _pass(app)
+        s = monitor_pass(app)
     assert s["logged_rows"] == 300 and s["drift"] is None
     assert s["quality"]["labelled"] == 300 and s["quality"]["mae"] == pytest.approx(1.0)
 

@@ -21,7 +21,7 @@ from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.monitoring.rules import parse_monitor
 from aidevops_ext.serving.app import host_allowed, host_name, infer_body_kind, require_json
 from aidevops_ext.serving.errors import RequestError
-from tests.serving.conftest import FEATURE_DRIFT_RETRAINS, FEEDBACK_AUTH, FEEDBACK_TOKEN, data
+from tests.serving.conftest import FEATURE_DRIFT_RETRAINS, FEEDBACK_AUTH, FEEDBACK_TOKEN, data, monitor_pass
 
 OIP = "/v2/models/abc/infer"
 MONITOR = parse_monitor(
@@ -48,12 +48,6 @@ def _oip_body(rows: np.ndarray, client_id: str) -> bytes:
 def _rows(db, sql: str, *args) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql, args).fetchall()
-
-
-def _pass(app) -> dict:
-    server = app.state.server
-    server.requestlog.flush()
-    return server.monitor.refresh()
 
 
 @pytest.fixture
@@ -109,7 +103,7 @@ def test_the_forged_label_attack_adds_no_label_logs_nothing_and_triggers_no_retr
             "refused": 10,
             "refused_reason": own_id.json()["refused_reason"],
         }
-    first, second = _pass(app), _pass(app)
+    first, second = monitor_pass(app), monitor_pass(app)
     assert _rows(db, "SELECT count(*) FROM request_log") == [(0,)], "nothing of the attack is logged"
     assert _rows(db, "SELECT count(*) FROM feedback") == [(0,)], "no label is stored"
     assert first["logged_rows"] == 0 and second["alerts"][0]["state"] != "firing"
@@ -144,13 +138,13 @@ def test_the_same_drifted_traffic_sent_legitimately_fires_the_retrain_rule(deplo
             c.post(OIP, content=_oip_body(X[i : i + 10], "x"), headers={"Content-Type": "application/json"}).status_code
             == 200
         )
-    _pass(app)
+    monitor_pass(app)
     for i in range(100, 200, 10):
         assert (
             c.post(OIP, content=_oip_body(X[i : i + 10], "x"), headers={"Content-Type": "application/json"}).status_code
             == 200
         )
-    assert _pass(app)["alerts"][0]["state"] == "firing"
+    assert monitor_pass(app)["alerts"][0]["state"] == "firing"
     assert [e["action"] for e in AlertStore(db).events("abc-live", action="retrain")] == ["retrain"]
 
 

@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from aidevops_ext.monitoring.alertstore import AlertStore
 from aidevops_ext.monitoring.rules import parse_monitor
-from tests.serving.conftest import FEATURE_DRIFT_RETRAINS, FEEDBACK_AUTH, data
+from tests.serving.conftest import FEATURE_DRIFT_RETRAINS, FEEDBACK_AUTH, data, monitor_pass
 from tests.support.imports import modules_loaded_by
 
 MONITOR = parse_monitor(
@@ -38,12 +38,6 @@ def _send(c: TestClient, X: np.ndarray, labels=None, prefix: str = "r") -> None:
             assert fb.status_code == 200, fb.text
 
 
-def _pass(app):
-    server = app.state.server
-    server.requestlog.flush()
-    return server.monitor.refresh()
-
-
 @pytest.fixture
 def monitored(app_factory, tmp_path):
     db = tmp_path / "deploy.db"
@@ -56,7 +50,7 @@ def test_in_distribution_traffic_is_not_flagged_and_accuracy_is_measured(monitor
     app, c, db = monitored
     X, y = data(seed=11, n=300)
     _send(c, X, labels=y)
-    s = _pass(app)
+    s = monitor_pass(app)
     assert s["window"] == "1:1" and s["logged_rows"] == 300
     assert s["drift"]["status"] == "ok" and s["drift"]["drifted"] == []
     q = s["quality"]
@@ -77,12 +71,12 @@ def test_shifted_feature_fires_after_two_windows_then_resolves(monitored):
     shifted = X.copy()
     shifted[:, 1] += 2 * 2.0  # two reference stds on b only
     _send(c, shifted[:300], prefix="a")
-    first = _pass(app)
+    first = monitor_pass(app)
     assert first["drift"]["drifted"] == ["b"], first["drift"]["drifted"]
     assert first["alerts"][0]["state"] == "ok", "one breaching window is not two"
-    assert _pass(app)["alerts"][0]["state"] == "ok", "re-reading the same window does not count it again"
+    assert monitor_pass(app)["alerts"][0]["state"] == "ok", "re-reading the same window does not count it again"
     _send(c, shifted[300:600], prefix="b")
-    second = _pass(app)
+    second = monitor_pass(app)
     assert second["window"] == "1:2" and second["alerts"][0]["state"] == "firing"
     assert second["alerts"][0]["features"] == ["b"]
     store = AlertStore(db)
@@ -90,7 +84,7 @@ def test_shifted_feature_fires_after_two_windows_then_resolves(monitored):
     assert [(e["rule"], e["event"], e["action"]) for e in fired] == [("feature-drift", "fired", "retrain")]
     assert 'aidevops_alert_firing{model="abc",rule="feature-drift",version="1"} 1.0' in c.get("/metrics").text
     _send(c, X[600:900], prefix="c")  # back to normal
-    third = _pass(app)
+    third = monitor_pass(app)
     assert third["alerts"][0]["state"] == "resolved"
     assert [e["event"] for e in store.events("abc-live")] == ["fired", "resolved"]
     assert {s["rule"]: s["state"] for s in store.states("abc-live")}["feature-drift"] == "resolved"
@@ -100,7 +94,7 @@ def test_small_window_says_insufficient_data_and_raises_nothing(monitored):
     app, c, db = monitored
     X, _ = data(seed=13, n=50)
     _send(c, X + 100.0, prefix="s")  # wildly shifted, but only 50 rows
-    s = _pass(app)
+    s = monitor_pass(app)
     assert s["drift"]["status"] == "insufficient data" and s["snapshot"]["max_psi"] is None
     assert all(a["state"] == "ok" for a in s["alerts"])
     assert AlertStore(db).events("abc-live") == []
@@ -114,7 +108,7 @@ def test_alert_state_survives_a_server_restart(app_factory, tmp_path):
         app = app_factory(db=db, monitor=MONITOR, deployment="abc-restart", monitor_seconds=0)
         with TestClient(app) as c:
             _send(c, part, prefix=prefix)
-            s = _pass(app)
+            s = monitor_pass(app)
     assert s["alerts"][0]["state"] == "firing", "the first window's breach was remembered across the restart"
 
 

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 
 from aidevops_ext.cli import main
 from aidevops_ext.cli_loop import render_summary
-from aidevops_ext.deploy.store import Deployment, DeployStore
+from aidevops_ext.deploy.store import DeployStore
 from aidevops_ext.pipeline.records import RunRecord
 from aidevops_ext.tables import table
 from aidevops_ext.workspace import Workspace
+from tests.support.deployments import deployment_row
 from tests.support.summaries import drift_summary, numeric_drift
 
 LONG_RUN = "20261206-004512-123-abcdef-and-then-some"  # longer than the 24 characters of today's ids
@@ -99,17 +100,7 @@ def test_deployments_and_their_history_keep_long_names_in_their_columns(workspac
     store = DeployStore(workspace)
     model = "a-registered-model-with-a-long-name"
     store.put(
-        Deployment(
-            name=LONG_DEPLOYMENT,
-            model=model,
-            ref=f"{model}@champion",
-            state="stopped",
-            created=0.0,
-            updated=0.0,
-            active_version="12",
-            previous_version="11",
-            restarts=3,
-        )
+        deployment_row(LONG_DEPLOYMENT, model, state="stopped", active_version="12", previous_version="11", restarts=3)
     )
     store.record(
         LONG_DEPLOYMENT,
