@@ -100,15 +100,33 @@ def aidevops(root: Path, *args: str) -> str:
     return out.stdout
 
 
-def grow_log(db: Path, target: int, end: float, span: float, tag: str) -> tuple[int, float]:
+def make_room(db: Path, ids: int) -> None:
+    """Move every logged request `ids` ids up (their rollups' newest ids with them), so that older copies can
+    take the ids below: ids then grow with time, as in a log the server wrote."""
+    conn = deploydb.connect(db)
+    try:
+        conn.execute("BEGIN")
+        conn.execute("UPDATE request_log SET id = -id")  # through negative ids: no move lands on a row not yet moved
+        conn.execute("UPDATE request_log SET id = ? - id", (ids,))
+        conn.execute("UPDATE request_rollup SET last_id = last_id + ?", (ids,))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def grow_log(
+    db: Path, target: int, end: float, span: float, tag: str, first_id: int | None = None
+) -> tuple[int, float]:
     """Copy NAME's logged rows until the log holds `target` requests, timestamps spread evenly over [end - span,
-    end), and write the rollups of the copies; (rows in the log, seconds it took)."""
+    end), with ids from `first_id` on (ids no row holds; default: after the newest), and write the rollups of
+    the copies; (rows in the log, seconds it took)."""
     t0 = time.perf_counter()
     conn = deploydb.connect(db)
     try:
         conn.execute("PRAGMA cache_size=-400000")  # 400 MB: the indexes' pages stay in memory while appending
         cols = [r[1] for r in conn.execute("PRAGMA table_info(request_log)") if r[1] not in ("id", "request_id", "ts")]
-        have, first = conn.execute("SELECT count(*), COALESCE(max(id), 0) FROM request_log").fetchone()
+        have, newest = conn.execute("SELECT count(*), COALESCE(max(id), 0) FROM request_log").fetchone()
+        first = newest + 1 if first_id is None else first_id
         n = target - have
         if n <= 0:
             return have, 0.0
@@ -124,14 +142,14 @@ def grow_log(db: Path, target: int, end: float, span: float, tag: str) -> tuple[
             conn.execute("BEGIN")
             conn.execute(
                 f"WITH RECURSIVE seq(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM seq WHERE i < ?) "
-                f"INSERT INTO request_log (request_id, ts, {', '.join(cols)}) "
-                f"SELECT printf('bench-{tag}-%010d', i), ? + i * ?, {', '.join('t.' + c for c in cols)} "
+                f"INSERT INTO request_log (id, request_id, ts, {', '.join(cols)}) "
+                f"SELECT ? + i, printf('bench-{tag}-%010d', i), ? + i * ?, {', '.join('t.' + c for c in cols)} "
                 f"FROM seq JOIN temp.template t ON t.k = seq.i % ?",
-                (lo, min(lo + CHUNK, n) - 1, end - span, step, kinds),
+                (lo, min(lo + CHUNK, n) - 1, first, end - span, step, kinds),
             )
             conn.execute("COMMIT")
         conn.execute("BEGIN")
-        _write_rollups(conn, first + 1, n, end - span, step, kinds)
+        _write_rollups(conn, first, n, end - span, step, kinds)
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         total = conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
@@ -409,8 +427,16 @@ def main() -> None:
         db = root / ".aidevops" / "deploy.db"
         with sqlite3.connect(db) as conn:
             oldest = conn.execute("SELECT min(ts) FROM request_log WHERE deployment = ?", (NAME,)).fetchone()[0]
+            logged = conn.execute("SELECT count(*) FROM request_log").fetchone()[0]
+        if not logged < args.requests <= args.big:
+            sys.exit(
+                f"--requests must be over the {logged} logged requests it grows from, and --big at least --requests."
+            )
         hour_end = math.floor(oldest / deploydb.ROLLUP_SECONDS) * deploydb.ROLLUP_SECONDS
-        total, took = grow_log(db, args.requests, hour_end, 3600.0, "hour")
+        # ids as a server would have given them, in time order: the week's copies, the hour's, the real requests
+        week = args.big - args.requests
+        make_room(db, week + args.requests - logged)
+        total, took = grow_log(db, args.requests, hour_end, 3600.0, "hour", first_id=week + 1)
         print(f"set-up {time.time() - t0:.0f} s: {total} logged requests of {MODEL} in {db} (grown in {took:.1f} s)")
 
         port, token = free_port(), secrets.token_hex(16)
@@ -445,7 +471,7 @@ def main() -> None:
             print(f"\n{total:,} logged requests:")
             small = measure(root, client, db, args, lab.pid)
 
-            big, took = grow_log(db, args.big, hour_end - 3600.0, WEEK - 3600.0, "week")
+            big, took = grow_log(db, args.big, hour_end - 3600.0, WEEK - 3600.0, "week", first_id=1)
             print(f"\ngrew the log to {big:,} requests over a week in {took:.0f} s")
             with sqlite3.connect(db) as conn:
                 version = conn.execute(

@@ -101,13 +101,17 @@ def test_rollups_equal_what_the_raw_rows_give_over_random_traffic(tmp_path):
     _assert_rollups_are_the_rows(db, "web", at_least=100)
 
 
-def test_the_panel_benchmarks_grown_log_has_the_rollups_of_its_copied_rows(tmp_path):
+def test_the_panel_benchmarks_grown_log_has_the_rollups_of_its_copied_rows_and_ids_in_time_order(tmp_path):
     db = tmp_path / "deploy.db"
     ts, _lat, _status = _traffic(db, 400, seed=5, deployment=panel_api.NAME)
     end = math.floor(ts.min() / 5) * 5
-    total, _took = panel_api.grow_log(db, 5000, end, 1800.0, "test")
-    assert total == 5000
+    panel_api.make_room(db, 3000 + 2000 - 400)  # as the benchmark lays out 5,000 requests: a week's 3,000 first
+    assert panel_api.grow_log(db, 2000, end, 600.0, "hour", first_id=3001)[0] == 2000
+    assert panel_api.grow_log(db, 5000, end - 600.0, 1800.0, "week", first_id=1)[0] == 5000
     _assert_rollups_are_the_rows(db, panel_api.NAME, at_least=300)
+    with sqlite3.connect(db) as conn:
+        ids = [i for (i,) in conn.execute("SELECT id FROM request_log ORDER BY ts, id")]
+    assert ids == list(range(1, 5001)), "the newest requests have the newest ids"
 
 
 def test_series_from_rollups_equals_the_raw_computation_on_the_same_data(tmp_path):
