@@ -29,7 +29,6 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -439,17 +438,13 @@ def deploy_kubernetes(
         namespace = environment_namespace(namespace, environment)
         chosen = _yaml_documents(text)
     out = _kubectl(kubectl, ["apply", "-f", "-"], text)
-    now = time.time()
     store.put(
-        Deployment(
-            name=dep_name,
-            model=target.model,
-            ref=target.text,
-            alias=target.alias,
-            target="kubernetes",
+        Deployment.serving(
+            dep_name,
+            target,
+            "kubernetes",
+            existing,
             state=APPLIED,
-            created=existing.created if existing else now,
-            updated=now,
             follow=0.0,
             options=json.dumps(
                 {

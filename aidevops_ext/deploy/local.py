@@ -61,7 +61,7 @@ def log_tail(path: str | Path | None, lines: int = 15) -> str:
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this pid exists (and is not a zombie)."""
+    """Whether a process with this pid exists and is not a zombie (another user's process included)."""
     if not pid or pid <= 0:
         return False
     try:
@@ -69,7 +69,7 @@ def pid_alive(pid: int | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # it exists; whether it is a zombie is in /proc all the same
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             state = fh.read().rsplit(b")", 1)[-1].split()[0]

@@ -20,7 +20,6 @@ import fcntl
 import functools
 import json
 import secrets
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,17 +294,15 @@ def _deploy(
         },
         "log": str(log_path(ws, name)),
     }
-    now = time.time()
     monitoring = {**_monitoring_options(ws, target.model), "allowed_hosts": allowed_hosts}
     monitoring["allow_pickle"] = bool(allow_pickle or monitoring.get("allow_pickle"))
     monitoring["grpc_port"] = grpc_port
     monitoring["workers"] = workers or 1
-    dep = Deployment(
-        name=name,
-        model=target.model,
-        ref=target.text,
-        alias=target.alias,
-        target="local",
+    dep = Deployment.serving(
+        name,
+        target,
+        "local",
+        existing,
         host=host,
         port=port,
         follow=follow_seconds if follow else 0.0,
@@ -316,8 +313,6 @@ def _deploy(
         admin_token=secrets.token_urlsafe(32),
         log_path=str(log_path(ws, name)),
         options=json.dumps(monitoring),
-        created=existing.created if existing is not None else now,
-        updated=now,
     )
     if dry_run:
         dep.admin_token = None

@@ -19,10 +19,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import db
 from ..workspace import Workspace
+
+if TYPE_CHECKING:
+    from .versions import Target
 
 # Deployment states: what the supervisor last reported (or what the manager found, for a dead one).
 STARTING, RUNNING, RESTARTING, FAILED, STOPPED = "starting", "running", "restarting", "failed", "stopped"
@@ -60,6 +63,23 @@ class Deployment:
 
     def __repr__(self) -> str:
         return f"Deployment(name={self.name!r}, ref={self.ref!r}, state={self.state!r}, port={self.port!r})"
+
+    @classmethod
+    def serving(cls, name: str, target: Target, where: str, existing: Deployment | None, **row: Any) -> Deployment:
+        """A row for `name` serving `target` (its model, reference and alias) on `where` (local or kubernetes);
+        replacing `existing`, it keeps that row's creation time."""
+        now = time.time()
+        created = existing.created if existing is not None else now
+        return cls(
+            name=name,
+            model=target.model,
+            ref=target.text,
+            alias=target.alias,
+            target=where,
+            created=created,
+            updated=now,
+            **row,
+        )
 
     @property
     def url(self) -> str | None:
