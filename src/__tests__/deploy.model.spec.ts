@@ -1,6 +1,7 @@
 import { AidevopsApi } from '../common/api';
 import { DeployModel } from '../deploy/model';
 import { fakeFetcher, Route } from './fake';
+import { expectPollsOnlyWhileVisible, expectRefusedRefresh, useFakeClock } from './support';
 
 function setup(extra: Record<string, Route> = {}) {
   let deployments: unknown[] = [];
@@ -17,31 +18,10 @@ function setup(extra: Record<string, Route> = {}) {
 const reads = (calls: { path: string }[]) => calls.filter(c => c.path === 'aidevops/api/deployments').length;
 
 describe('DeployModel', () => {
-  // The poll schedules itself with setTimeout: on jest's fake clock every tick is counted exactly and no real time passes.
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  useFakeClock();
 
   it('polls once per interval only while visible, and refreshes at once when shown again', async () => {
-    const { model, calls } = setup(); // interval: 20 ms
-    await jest.advanceTimersByTimeAsync(1000);
-    expect(calls).toHaveLength(0); // never shown: no request at all
-    model.visible = true;
-    await jest.advanceTimersByTimeAsync(0);
-    expect(reads(calls)).toBe(1); // shown: the first refresh at once
-    expect(model.loaded).toBe(true);
-    await jest.advanceTimersByTimeAsync(19);
-    expect(reads(calls)).toBe(1); // not before the interval is up
-    await jest.advanceTimersByTimeAsync(1);
-    expect(reads(calls)).toBe(2);
-    await jest.advanceTimersByTimeAsync(100);
-    expect(reads(calls)).toBe(7); // one per interval: 20 ms, 40 ms, ..., 120 ms after the first
-    model.visible = false;
-    await jest.advanceTimersByTimeAsync(1000);
-    expect(reads(calls)).toBe(7); // standby: no request while hidden, however long
-    model.visible = true;
-    await jest.advanceTimersByTimeAsync(0);
-    expect(reads(calls)).toBe(8); // shown again: refreshed at once, not at the next interval
-    model.dispose();
+    await expectPollsOnlyWhileVisible(setup(), reads, model => expect(model.loaded).toBe(true)); // interval: 20 ms
   });
 
   it('emits changed with the fetched state', async () => {
@@ -82,15 +62,6 @@ describe('DeployModel', () => {
     model.dispose();
   });
 
-  it('reports a failing refresh in words', async () => {
-    const { model } = setup({
-      'GET aidevops/api/models': () => ({
-        status: 400,
-        body: { error: 'MLflow tracking server at http://x is unreachable: start it.' }
-      })
-    });
-    await expect(model.refresh()).rejects.toThrow();
-    expect(model.error).toBe('MLflow tracking server at http://x is unreachable: start it.');
-    model.dispose();
-  });
+  it('reports a failing refresh in words', () =>
+    expectRefusedRefresh(setup, 'models', 'MLflow tracking server at http://x is unreachable: start it.'));
 });

@@ -14,6 +14,7 @@ import { DeployModel, POLL_INTERVAL_MS } from '../deploy/model';
 import { deploymentAnswer, historyEntry } from './apifixtures';
 import { fakeFetcher } from './fake';
 import { mount } from './reactdom';
+import { useFakeClock } from './support';
 
 const noop: IActions = {
   deploy: () => undefined,
@@ -55,8 +56,7 @@ function setup() {
 }
 
 describe('the Deploy panel across polls', () => {
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  useFakeClock();
 
   it('keeps an opened "Try it" open and a closed History closed while polls redraw the card', async () => {
     const { model, node, reads } = setup();

@@ -32,3 +32,8 @@ export function fakeFetcher(routes: Record<string, Route>): { fetcher: Fetcher; 
 function answer(status: number, text: string): Response {
   return { ok: status >= 200 && status < 300, status, statusText: '', text: async () => text } as unknown as Response;
 }
+
+/** A route that refuses with HTTP `status` and the server's one-sentence `error`. */
+export function refusal(status: number, error: string): Route {
+  return () => ({ status, body: { error } });
+}

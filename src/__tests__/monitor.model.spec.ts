@@ -1,7 +1,8 @@
 import { AidevopsApi, Deployment } from '../common/api';
 import { MonitorModel, runIdOf } from '../monitor/model';
-import { fakeFetcher, Route } from './fake';
+import { fakeFetcher, refusal, Route } from './fake';
 import { deployment, retrainJob, series, summary } from './monitorfixtures';
+import { expectPollsOnlyWhileVisible, expectRefusedRefresh, useFakeClock } from './support';
 
 function setup(extra: Record<string, Route> = {}) {
   let deployments = [deployment('mon'), deployment('old', 'stopped')];
@@ -26,32 +27,10 @@ function setup(extra: Record<string, Route> = {}) {
 const count = (calls: { path: string }[], part: string) => calls.filter(c => c.path.includes(part)).length;
 
 describe('MonitorModel', () => {
-  // The poll and the job follower schedule themselves with setTimeout: on jest's fake clock every tick is
-  // counted exactly and no real time passes.
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  useFakeClock(); // the poll and the job follower
 
   it('polls once per interval only while visible, and refreshes at once when shown again', async () => {
-    const { model, calls } = setup(); // interval: 20 ms
-    await jest.advanceTimersByTimeAsync(1000);
-    expect(calls).toHaveLength(0); // never shown: no request at all
-    model.visible = true;
-    await jest.advanceTimersByTimeAsync(0);
-    expect(count(calls, '/monitor')).toBe(1); // shown: the first refresh at once
-    await jest.advanceTimersByTimeAsync(19);
-    expect(count(calls, '/monitor')).toBe(1); // not before the interval is up
-    await jest.advanceTimersByTimeAsync(1);
-    expect(count(calls, '/monitor')).toBe(2);
-    await jest.advanceTimersByTimeAsync(100);
-    expect(count(calls, '/monitor')).toBe(7); // one per interval
-    model.visible = false;
-    const hiddenAt = calls.length;
-    await jest.advanceTimersByTimeAsync(1000);
-    expect(calls.length).toBe(hiddenAt); // standby: no request while hidden, however long
-    model.visible = true;
-    await jest.advanceTimersByTimeAsync(0);
-    expect(count(calls, '/monitor')).toBe(8); // shown again: refreshed at once, not at the next interval
-    model.dispose();
+    await expectPollsOnlyWhileVisible(setup(), calls => count(calls, '/monitor')); // interval: 20 ms
   });
 
   it('picks the first live deployment and reads its summary, series and alerts (events newest first)', async () => {
@@ -83,10 +62,7 @@ describe('MonitorModel', () => {
 
   it('falls back to the alerts when the monitor answers 409 (the deployment just stopped)', async () => {
     const { model } = setup({
-      'GET aidevops/api/deployments/mon/monitor': () => ({
-        status: 409,
-        body: { error: "Deployment 'mon' is not running." }
-      }),
+      'GET aidevops/api/deployments/mon/monitor': refusal(409, "Deployment 'mon' is not running."),
       'GET aidevops/api/deployments/mon/alerts': () => ({ status: 200, body: { alerts: [], events: [] } })
     });
     await model.refresh();
@@ -95,17 +71,8 @@ describe('MonitorModel', () => {
     model.dispose();
   });
 
-  it('reports a failing refresh in words', async () => {
-    const { model } = setup({
-      'GET aidevops/api/deployments/mon/series': () => ({
-        status: 400,
-        body: { error: 'buckets must be an integer between 1 and 1000, got 0.' }
-      })
-    });
-    await expect(model.refresh()).rejects.toThrow();
-    expect(model.error).toBe('buckets must be an integer between 1 and 1000, got 0.');
-    model.dispose();
-  });
+  it('reports a failing refresh in words', () =>
+    expectRefusedRefresh(setup, 'deployments/mon/series', 'buckets must be an integer between 1 and 1000, got 0.'));
 
   it('retrains: POSTs once, follows the job until it ends, then names the run it produced', async () => {
     let polls = 0;
@@ -158,10 +125,10 @@ describe('MonitorModel', () => {
 
   it('keeps a refused retrain as its error', async () => {
     const { model } = setup({
-      'POST aidevops/api/deployments/mon/retrain': () => ({
-        status: 400,
-        body: { error: "no pipeline in /x/pipelines registers 'ci-digits', so 'mon' cannot be retrained." }
-      })
+      'POST aidevops/api/deployments/mon/retrain': refusal(
+        400,
+        "no pipeline in /x/pipelines registers 'ci-digits', so 'mon' cannot be retrained."
+      )
     });
     await model.refresh();
     expect(await model.retrain()).toBe(false);

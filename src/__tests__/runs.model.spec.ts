@@ -2,8 +2,9 @@ import { AidevopsApi, Job, RunSummary, Schedule } from '../common/api';
 import { chipTitle, relativeTime, whyLines } from '../runs/format';
 import { describeJob, failedStep, knownPipelines, parseParams, runFromBlocked, RunsModel } from '../runs/model';
 import { jobAnswer } from './apifixtures';
-import { fakeFetcher, ICall, Route } from './fake';
+import { fakeFetcher, ICall, refusal, Route } from './fake';
 import { run, schedule } from './runs-fixtures';
+import { expectPollsOnlyWhileVisible, useFakeClock } from './support';
 
 function setup(extra: Record<string, Route> = {}) {
   let runs: RunSummary[] = [run('r1', 'succeeded', { prepare: 'ran', train: 'ran' })];
@@ -23,28 +24,11 @@ const job = (status: string, extra: Partial<Job> = {}) =>
   jobAnswer({ argv: ['run', 'ci', '-p', 'model="nope"'], pid: 9, status, ...extra });
 
 describe('RunsModel', () => {
-  // The poll schedules itself with setTimeout: on jest's fake clock every tick is counted exactly and no real time passes.
-  beforeEach(() => jest.useFakeTimers());
-  afterEach(() => jest.useRealTimers());
+  useFakeClock();
 
   it('polls the runs once per interval only while visible', async () => {
-    const { model, calls } = setup(); // interval: 20 ms
-    await jest.advanceTimersByTimeAsync(1000);
-    expect(calls).toHaveLength(0); // never shown: no request at all
-    model.visible = true;
-    await jest.advanceTimersByTimeAsync(0);
-    expect(runsCalls(calls)).toHaveLength(1); // shown: the first refresh at once
-    expect(model.runs.map(r => r.run_id)).toEqual(['r1']);
-    await jest.advanceTimersByTimeAsync(19);
-    expect(runsCalls(calls)).toHaveLength(1); // not before the interval is up
-    await jest.advanceTimersByTimeAsync(1);
-    expect(runsCalls(calls)).toHaveLength(2);
-    await jest.advanceTimersByTimeAsync(100);
-    expect(runsCalls(calls)).toHaveLength(7); // one per interval
-    model.visible = false;
-    await jest.advanceTimersByTimeAsync(1000);
-    expect(runsCalls(calls)).toHaveLength(7); // standby: no request while hidden, however long
-    model.dispose();
+    const firstPoll = (model: RunsModel) => expect(model.runs.map(r => r.run_id)).toEqual(['r1']);
+    await expectPollsOnlyWhileVisible(setup(), calls => runsCalls(calls).length, firstPoll); // interval: 20 ms
   });
 
   it('starts a run, follows its job until it ends, and refreshes the runs', async () => {
@@ -136,10 +120,7 @@ describe('RunsModel', () => {
 
   it('keeps a refused run from here open with the server sentence, and one open step at a time', async () => {
     const { model } = setup({
-      'POST aidevops/api/runs/r1/rerun': () => ({
-        status: 400,
-        body: { error: "pipeline 'ci' has no step 'train'; its steps are: prepare." }
-      })
+      'POST aidevops/api/runs/r1/rerun': refusal(400, "pipeline 'ci' has no step 'train'; its steps are: prepare.")
     });
     await model.refresh();
     model.toggleStep('r1', 'prepare');
@@ -203,10 +184,7 @@ describe('RunsModel', () => {
 
   it('shows a failed schedules request in the section without failing the runs', async () => {
     const { model } = setup({
-      'GET aidevops/api/schedules': () => ({
-        status: 400,
-        body: { error: 'schedules.yaml is not valid YAML; fix or remove it.' }
-      })
+      'GET aidevops/api/schedules': refusal(400, 'schedules.yaml is not valid YAML; fix or remove it.')
     });
     await model.refresh();
     expect(model.runs).toHaveLength(1);
