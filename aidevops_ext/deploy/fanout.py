@@ -6,9 +6,10 @@ With N > 1 the deployment's server process (child.py) supervises its workers ins
 - every worker also listens on a private 127.0.0.1 port of its own. An admin call (the manager's, on the
   deployment's address with its token, as with one worker) reaches whichever worker accepted it; that worker
   passes it on to this process's admin endpoint (127.0.0.1, an ephemeral port), which applies it to every
-  worker through their private ports, one after the other, and answers once all have it. The first worker's
-  answer decides: a refusal there changed nothing anywhere and is the answer; a worker that then fails what
-  the first one applied is stopped and started again, so it comes back serving what the others serve;
+  worker through their private ports, and answers once all have it. The first worker's answer decides: a
+  refusal there changed nothing anywhere and is the answer; otherwise all the others apply it at once, and
+  one that fails what the first applied is stopped and started again, so it comes back serving what the
+  others serve;
 - it remembers the slots the workers serve (the versions of active, previous, canary and shadow, and the
   canary's share) and starts every worker, a restarted one included, with them; an operation waits while a
   worker is starting, so none misses one;
@@ -27,6 +28,7 @@ import socket
 import threading
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -114,33 +116,48 @@ class FanOut:
                 targets = sorted(self.serving.items())[:1]
             if not targets:
                 return _error(503, f"No worker of '{self.name}' is serving yet; try again in a moment.")
-            return _worker_call(targets[0][1][1], method, path, headers, body)
+            return _worker_call(targets[0][1][1], method=method, path=path, headers=headers, body=body)
         with self.cond:
             if not self.cond.wait_for(lambda: not self.starting and self.serving, STARTING_WAIT_SECONDS):
                 return _error(503, f"A worker of '{self.name}' is still starting; try the operation again.")
             return self._apply(method, path, headers, body)
 
     def _apply(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        """Every serving worker in turn (the lock held: no worker starts meanwhile)."""
-        decided: tuple[int, bytes] | None = None
-        for index, (pid, port) in sorted(self.serving.items()):
+        """The first serving worker decides; then all the others at once (the lock held: no worker starts
+        meanwhile, and one that fails what the first applied is started again with the outcome)."""
+        pending = sorted(self.serving.items())
+        call = functools.partial(_worker_call, method=method, path=path, headers=headers, body=body)
+        while pending:
+            index, (pid, port) = pending.pop(0)
             try:
-                status, answer = _worker_call(port, method, path, headers, body)
+                decided = call(port)
             except OSError as exc:  # it died: it comes back with the outcome, which app_maker hands it
                 log.warning("worker %d did not answer %s (%s); it is started again", index, path, exc)
                 _restart(pid)
                 continue
-            if decided is None:
-                if status != 200:
-                    return status, answer  # refused by the first worker: nothing changed anywhere
-                decided = status, answer
-                self.slots_state = _versions(orjson.loads(answer).get("slots") or {})
-            elif status != 200:
+            if decided[0] != 200:
+                return decided  # refused by the first worker: nothing changed anywhere
+            self.slots_state = _versions(orjson.loads(decided[1]).get("slots") or {})
+            break
+        else:
+            return _error(503, f"No worker of '{self.name}' answered {path}; see the deployment's log.")
+
+        def follow(worker: tuple[int, tuple[int, int]]) -> None:
+            index, (pid, port) = worker
+            try:
+                status: int | str = call(port)[0]
+            except OSError as exc:  # it died meanwhile
+                status = f"nothing ({exc})"
+            if status != 200:
                 log.warning(
-                    "worker %d answered %s to %s that the others applied; starting it again", index, status, path
+                    "worker %d answered %s to %s, which the others applied; it is started again", index, status, path
                 )
                 _restart(pid)
-        return decided or _error(503, f"No worker of '{self.name}' answered {path}; see the deployment's log.")
+
+        if pending:
+            with ThreadPoolExecutor(max_workers=len(pending), thread_name_prefix="aidevops-fanout") as pool:
+                list(pool.map(follow, pending))
+        return decided
 
     # ------------------------------------------------------------------ the alias
     def active_version(self, dep: Any) -> str | None:
@@ -207,7 +224,7 @@ def _error(status: int, message: str) -> tuple[int, bytes]:
     return status, orjson.dumps({"error": message})
 
 
-def _worker_call(port: int, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+def _worker_call(port: int, *, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
     """(status, body) of one HTTP call on 127.0.0.1:port; OSError when nothing answers."""
     return _http(f"http://127.0.0.1:{port}{path}", method, headers, body, WORKER_CALL_SECONDS)
 
