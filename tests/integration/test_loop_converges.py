@@ -22,6 +22,7 @@ import yaml
 
 from tests.support.cli import loop_settings, run_cli
 from tests.support.loop import undeployed_after
+from tests.support.polling import poll
 from tests.support.projects import copy_project
 
 NAME = MODEL = "digits-classifier"
@@ -69,22 +70,15 @@ def _send(root: Path, seconds: float, *, drift: float = 0.0) -> None:
     time.sleep(2.5)
 
 
-def _wait(what: str, check, timeout: float = 240.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(2)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def test_in_distribution_traffic_after_the_retraining_fires_nothing_and_retrains_nothing(main_job):
     root = main_job
     if not _retrainings(root):  # the monitor step's drifted segment may end before the rule's second window
         _send(root, 12, drift=1.5)
-    first = _wait(
-        "the retraining the drift alert started", lambda: [r for r in _retrainings(root) if r["status"] != "running"]
+    first = poll(
+        lambda: [r for r in _retrainings(root) if r["status"] != "running"],
+        seconds=240,
+        what="the retraining the drift alert started",
+        interval=2,
     )
     (done,) = first
     log = (root / ".aidevops" / "logs" / f"{NAME}.log").read_text()[-3000:]
@@ -117,6 +111,6 @@ def test_traffic_like_the_drifted_segment_fires_on_v2_but_retrains_nothing_by_th
             if e["rule"] == "feature-drift" and e["event"] == "fired" and e["version"] == "2" and e["handled_by"]
         ]
 
-    (event,) = _wait("the drift alert on v2 and its handling", fired, timeout=60)
+    (event,) = poll(fired, seconds=60, what="the drift alert on v2 and its handling", interval=2)
     assert event["handled_by"].startswith("skipped: v2 was retrained for feature-drift already"), event
     assert len(_retrainings(root)) == 1 and _summary(root)["version"] == "2"

@@ -127,3 +127,25 @@ def drift_until_retrained(
         sender.join(60)
     log = Path(ws.state / "logs" / f"{name}.log")
     return done, box.get("result"), log.read_text()[-4000:] if log.is_file() else ""
+
+
+def switched_by_a_drift_retraining(
+    ws: Workspace, name: str, url: str, rows: ReplayRows
+) -> tuple[Retraining, TrafficResult, dict]:
+    """`drift_until_retrained`, then what every closed loop must show: a retraining ended, no request failed and
+    every one was drifted, and the chain held: the drift rule's alert started the retraining, whose v2 passed the
+    gate and was switched to from v1. Returns the retraining, what the traffic got and the alert's event."""
+    from aidevops_ext import retrainings
+    from aidevops_ext.monitoring.alertstore import AlertStore
+
+    done, result, tail = drift_until_retrained(ws, name, url, rows)
+    assert done is not None, f"no retraining finished; deployment log:\n{tail}"
+    assert result.failed == 0, f"{result.failed} requests failed during the loop: {result.errors}"
+    assert result.drifted == result.sent, f"{result.sent - result.drifted} of {result.sent} requests not drifted"
+    assert done.status == retrainings.SWITCHED, f"{done}\n{tail}"
+    assert done.trigger == "alert" and done.rule == "feature-drift" and done.alert_event_id is not None, done
+    assert done.from_version == "1" and done.version == "2" and done.switched_to == "2" and done.gate_passed, done
+    event = AlertStore(ws.deploy_db).event(done.alert_event_id)
+    assert event["event"] == "fired" and event["action"] == "retrain", event
+    assert event["handled_by"] == f"retraining #{done.id}", event
+    return done, result, event
