@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import REPO
+from tests.support.servers import start_jupyter
 
 MODEL = "ci-digits"
 ARTIFACTS = REPO / "test-artifacts" / "lab"
@@ -100,12 +98,6 @@ def seeded(tmp_path_factory) -> Seeded:
     return Seeded(root, runs)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Lab:
     """A running JupyterLab server on the seeded workspace."""
@@ -122,7 +114,6 @@ class Lab:
 @pytest.fixture(scope="package")
 def lab(seeded) -> Lab:
     """`python -m jupyterlab` on 127.0.0.1 in the seeded workspace; stopped (with its deployments) at the end."""
-    port, token = free_port(), secrets.token_hex(16)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / "jupyterlab.log"
     env = clean_env(
@@ -137,52 +128,46 @@ def lab(seeded) -> Lab:
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True, exist_ok=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "jupyterlab",
-                "--no-browser",
-                f"--port={port}",
-                "--ServerApp.ip=127.0.0.1",
-                f"--IdentityProvider.token={token}",
-                "--allow-root",
-                f"--ServerApp.root_dir={seeded.root}",
-                f"--LabApp.user_settings_dir={settings}",
-                f"--LabApp.workspaces_dir={seeded.root / '.lab-workspaces'}",
-            ],
-            cwd=seeded.root,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # a loaded CI machine starts Lab slowly
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"JupyterLab did not start; its log:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-    yield Lab(url, token, seeded.root, log)
+    server = start_jupyter(
+        "jupyterlab",
+        seeded.root,
+        env,
+        log,
+        f"--LabApp.user_settings_dir={settings}",
+        f"--LabApp.workspaces_dir={seeded.root / '.lab-workspaces'}",
+        probe="/api/status",
+        seconds=180,  # a loaded CI machine starts Lab slowly
+    )
+    yield Lab(server.url, server.token, seeded.root, log)
     from aidevops_ext.deploy import manager
     from aidevops_ext.workspace import Workspace
 
     stopped = manager.undeploy_all(Workspace(seeded.root), reason="end of the lab tests")
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    server.stop()
     leaked = _deployment_processes(seeded.root)
     for pid in leaked:
         os.kill(pid, signal.SIGKILL)
     assert not leaked, f"deployment processes left running after undeploying {stopped}: {leaked}"
+
+
+@pytest.fixture(scope="module")
+def client(lab):
+    """A client of the aidevops REST API, token-authenticated: `client.get("models")`, or a full URL from lab.api()."""
+    with httpx.Client(base_url=lab.api(""), headers={"Authorization": f"token {lab.token}"}, timeout=300) as c:
+        yield c
+
+
+def labelled_traffic(lab: Lab, url: str, deployment: str, **options):
+    """The seeded model's rows sent to `deployment` at `url` (traffic.simulate with `options`), its labels with
+    the deployment's feedback token: every request answered and some labels sent."""
+    from aidevops_ext import traffic
+    from aidevops_ext.tokens import require_feedback_token
+    from aidevops_ext.workspace import Workspace
+
+    token = require_feedback_token(Workspace(lab.root), deployment)
+    result = traffic.simulate(url, traffic.rows_for_model(lab.root, MODEL), feedback_token=token, **options)
+    assert result.failed == 0 and result.feedback_sent > 0, result.errors
+    return result
 
 
 def _deployment_processes(root: Path) -> list[int]:
@@ -246,3 +231,19 @@ def widen_left_sidebar(page, right_edge: int) -> None:
     page.mouse.down()
     page.mouse.move(right_edge, box["y"] + 200, steps=5)
     page.mouse.up()
+
+
+def open_from_palette(page, label: str) -> None:
+    """Run the command labelled `label` from the command palette."""
+    page.keyboard.press("Control+Shift+C")
+    page.locator(".lm-CommandPalette-input").fill(label)
+    page.locator(".lm-CommandPalette-item", has_text=label).first.click()
+
+
+def monitor_panel(page):
+    return page.locator("#aidevops-monitor-panel")
+
+
+def monitor_stat(page, testid: str):
+    """One of the Monitor panel's figures, by its data-testid."""
+    return monitor_panel(page).locator(f'[data-testid="{testid}"]')

@@ -8,14 +8,6 @@ import pytest
 from .conftest import MODEL
 
 
-@pytest.fixture(scope="module")
-def client(lab):
-    with httpx.Client(
-        base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"}, timeout=120
-    ) as c:
-        yield c
-
-
 def _error(response: httpx.Response, status: int = 400) -> str:
     """The one-sentence JSON error of a refused request."""
     assert response.status_code == status, response.text

@@ -17,18 +17,10 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from .conftest import MODEL, open_lab_page, shot, widen_left_sidebar
+from .conftest import MODEL, open_from_palette, open_lab_page, shot, widen_left_sidebar
 
 SLOW_MS = 180_000  # a deploy starts a server, loads and checks the model
 LIVE = ("starting", "running", "restarting")
-
-
-@pytest.fixture(scope="module")
-def client(lab):
-    with httpx.Client(
-        base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"}, timeout=300
-    ) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -123,12 +115,6 @@ def refresh(page) -> None:
     """The panel reads the server now (instead of at its next poll)."""
     with page.expect_response(lambda r: r.url.split("?")[0].endswith("aidevops/api/deployments"), timeout=30_000):
         panel(page).locator("button.jp-aidevops-refresh").click()
-
-
-def open_from_palette(page, label: str) -> None:
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill(label)
-    page.locator(".lm-CommandPalette-item", has_text=label).first.click()
 
 
 def confirm(page, label: str) -> None:

@@ -20,14 +20,6 @@ from .conftest import MODEL
 DEPLOYMENT = "api-monitor"
 
 
-@pytest.fixture(scope="module")
-def client(lab):
-    with httpx.Client(
-        base_url=f"{lab.url}/aidevops/api/", headers={"Authorization": f"token {lab.token}"}, timeout=180
-    ) as c:
-        yield c
-
-
 def _error(response: httpx.Response, status: int = 400) -> str:
     assert response.status_code == status, response.text
     body = response.json()

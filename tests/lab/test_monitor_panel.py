@@ -20,14 +20,13 @@ import re
 import threading
 import time
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
 from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
 
-from .conftest import MODEL, open_lab_page, shot
+from .conftest import MODEL, labelled_traffic, monitor_panel, monitor_stat, open_from_palette, open_lab_page, shot
 
 NAME = "ci-monitor"
 RATE = 60.0  # requests/s, 2 rows each: a 300-row window every ~2.5 s
@@ -35,12 +34,6 @@ DRIFT_AFTER = 8.0  # seconds of in-distribution traffic first
 FIRING_S = 300  # drifted traffic to a firing alert: 2 windows of drifted rows, checked each second
 RETRAIN_MS = 480_000  # a retraining runs the ci pipeline until register (and an automatic one may run beside it)
 CHARTS = ("rate", "latency", "errors", "accuracy", "drift", "predictions")
-
-
-@pytest.fixture(scope="module")
-def client(lab):
-    with httpx.Client(headers={"Authorization": f"token {lab.token}"}, timeout=120) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -129,16 +122,16 @@ def page(lab):
 @pytest.fixture
 def shown(page, deployed):
     """The page with the Monitor panel in front, showing NAME."""
-    if not panel(page).count():
+    if not monitor_panel(page).count():
         open_from_palette(page, "Monitor Panel")
-    elif not panel(page).is_visible():
+    elif not monitor_panel(page).is_visible():
         page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Monitor").click()
-    panel(page).wait_for(state="visible")
-    select = stat(page, "monitor-deployment")
+    monitor_panel(page).wait_for(state="visible")
+    select = monitor_stat(page, "monitor-deployment")
     expect(select.locator(f'option[value="{NAME}"]')).to_have_count(1, timeout=30_000)
-    if panel(page).get_attribute("data-deployment") != NAME:
+    if monitor_panel(page).get_attribute("data-deployment") != NAME:
         select.select_option(NAME)
-    expect(panel(page)).to_have_attribute("data-deployment", NAME)
+    expect(monitor_panel(page)).to_have_attribute("data-deployment", NAME)
     return page
 
 
@@ -171,19 +164,7 @@ def labelled_burst(lab, deployed) -> None:
     """New labelled rows since any earlier retraining, so the next one trains on other data (the spec opts in to
     live labels, see live_labels) instead of finding every step cached. In-distribution: no drift alert starts a
     retraining of its own meanwhile (one runs per deployment at a time)."""
-    from aidevops_ext import traffic
-
-    burst = traffic.simulate(
-        deployed["url"],
-        traffic.rows_for_model(lab.root, MODEL),
-        rate=RATE,
-        duration=4,
-        batch=2,
-        feedback=1.0,
-        feedback_token=require_feedback_token(Workspace(lab.root), NAME),
-        seed=11,
-    )
-    assert burst.failed == 0 and burst.feedback_sent > 0, burst.errors
+    labelled_traffic(lab, deployed["url"], NAME, rate=RATE, duration=4, batch=2, feedback=1.0, seed=11)
     time.sleep(2)  # the server's request log writer flushes every 0.5 s
 
 
@@ -209,20 +190,6 @@ def retrained_run(client, lab, deployed) -> str:
     return RETRAINED["run_id"]
 
 
-def panel(page):
-    return page.locator("#aidevops-monitor-panel")
-
-
-def stat(page, testid: str):
-    return panel(page).locator(f'[data-testid="{testid}"]')
-
-
-def open_from_palette(page, label: str) -> None:
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill(label)
-    page.locator(".lm-CommandPalette-item", has_text=label).first.click()
-
-
 def firing_drift(client, lab) -> dict | None:
     answer = client.get(lab.api(f"deployments/{NAME}/alerts"))
     assert answer.status_code == 200, answer.text
@@ -231,7 +198,7 @@ def firing_drift(client, lab) -> dict | None:
 
 def dom_numbers(page) -> dict:
     """The panel's key numbers (raw data-values) and the monitor pass they came from, read in one go."""
-    return panel(page).evaluate("""root => {
+    return monitor_panel(page).evaluate("""root => {
         const v = id => root.querySelector(`[data-testid="${id}"]`);
         const out = {at: root.dataset.at, version: root.dataset.version};
         for (const id of ['monitor-p50', 'monitor-p95', 'monitor-p99', 'monitor-error-rate', 'monitor-accuracy',
@@ -272,20 +239,20 @@ def same(shown: str | None, value) -> bool:
 
 def test_the_launcher_and_the_palette_open_the_monitor_panel(page, deployed):
     assert page.locator(".jp-LauncherCard", has_text="Monitor Panel").count() == 1
-    if panel(page).count():  # opened by an earlier test: closed first, so the palette opens a new one
+    if monitor_panel(page).count():  # opened by an earlier test: closed first, so the palette opens a new one
         page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Monitor").locator(
             ".lm-TabBar-tabCloseIcon"
         ).click()
-        expect(panel(page)).to_have_count(0)
+        expect(monitor_panel(page)).to_have_count(0)
     open_from_palette(page, "Monitor Panel")
-    panel(page).wait_for(state="visible")
+    monitor_panel(page).wait_for(state="visible")
     tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="Monitor")
     assert tab.count() == 1, "a main-area tab"
-    select = stat(page, "monitor-deployment")
+    select = monitor_stat(page, "monitor-deployment")
     expect(select.locator(f'option[value="{NAME}"]')).to_have_count(1, timeout=30_000)
     select.select_option(NAME)
-    expect(panel(page)).to_have_attribute("data-deployment", NAME)
-    expect(panel(page)).to_have_attribute("data-version", deployed["active_version"], timeout=30_000)
+    expect(monitor_panel(page)).to_have_attribute("data-deployment", NAME)
+    expect(monitor_panel(page)).to_have_attribute("data-version", deployed["active_version"], timeout=30_000)
 
 
 def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(shown, client, lab, sent, drifted, request):
@@ -295,7 +262,7 @@ def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(shown, cli
     # when that bucket may be the second to last, or the newest one may have only begun: compare with the last two.
     seen = []
     for _ in range(10):
-        shown_rate = float(stat(page, "monitor-rate").get_attribute("data-value"))
+        shown_rate = float(monitor_stat(page, "monitor-rate").get_attribute("data-value"))
         rates = client.get(lab.api(f"deployments/{NAME}/series"), params={"minutes": 10, "buckets": 120}).json()[
             "requests"
         ]["rate"][-2:]
@@ -306,16 +273,18 @@ def test_drifted_traffic_fires_the_drift_alert_and_the_panel_lists_it(shown, cli
     else:
         pytest.fail(f"the panel's request rate never matched the API's last buckets: {seen}")
     request.getfixturevalue("stopped")
-    row = panel(page).locator('tr[data-rule="feature-drift"][data-state="firing"]')
+    row = monitor_panel(page).locator('tr[data-rule="feature-drift"][data-state="firing"]')
     row.wait_for(timeout=30_000)
     assert row.locator(".jp-aidevops-alert-condition").inner_text() == "psi > 0.25"
     assert re.fullmatch(r"just now|\d+ s ago|\d+ min ago", row.locator(".jp-aidevops-alert-since").inner_text())
     assert row.locator(".jp-aidevops-alert-features").get_attribute("data-features"), "the drifted features are named"
     assert (
-        panel(page).locator('[data-testid="monitor-events"] li[data-rule="feature-drift"][data-event="fired"]').count()
+        monitor_panel(page)
+        .locator('[data-testid="monitor-events"] li[data-rule="feature-drift"][data-event="fired"]')
+        .count()
         >= 1
     )
-    shot(page, "monitor-alerts", stat(page, "monitor-alerts-area"))
+    shot(page, "monitor-alerts", monitor_stat(page, "monitor-alerts-area"))
 
 
 def test_the_shown_numbers_equal_the_apis(shown, client, lab, stopped):
@@ -334,7 +303,7 @@ def test_the_shown_numbers_equal_the_apis(shown, client, lab, stopped):
             break
     assert mismatch == {}, f"panel vs API: {mismatch}"
     alert = next(a for a in summary["alerts"] if a["rule"] == "feature-drift")
-    row = panel(page).locator('tr[data-rule="feature-drift"]')
+    row = monitor_panel(page).locator('tr[data-rule="feature-drift"]')
     assert row.get_attribute("data-state") == alert["state"]
     assert same(row.locator(".jp-aidevops-alert-value").get_attribute("data-value"), alert["value"])
     assert row.locator(".jp-aidevops-alert-features").get_attribute("data-features") == ",".join(
@@ -342,22 +311,22 @@ def test_the_shown_numbers_equal_the_apis(shown, client, lab, stopped):
     )
     assert int(shown["monitor-drifted"]) > 0 and shown["monitor-accuracy"] not in ("", None)
     assert float(shown["lower"]) <= float(shown["monitor-accuracy"]) <= float(shown["upper"])
-    rows = panel(page).locator('[data-testid="monitor-features"] tr.jp-aidevops-feature')
+    rows = monitor_panel(page).locator('[data-testid="monitor-features"] tr.jp-aidevops-feature')
     names = {rows.nth(i).get_attribute("data-feature") for i in range(rows.count())}
     assert names == {f["name"] for f in summary["drift"]["features"]}, (
         "the drift table has one row per feature of the pass"
     )
-    text = stat(page, "monitor-p95").inner_text()
+    text = monitor_stat(page, "monitor-p95").inner_text()
     assert text.endswith(" ms") and abs(float(text[:-3]) - float(shown["monitor-p95"])) <= 0.05
-    panel(page).evaluate("el => el.scrollTo(0, 0)")
+    monitor_panel(page).evaluate("el => el.scrollTo(0, 0)")
     shot(page, "monitor-panel")
-    shot(page, "monitor-numbers", stat(page, "monitor-numbers-area"))
+    shot(page, "monitor-numbers", monitor_stat(page, "monitor-numbers-area"))
 
 
 def test_the_charts_drew(shown, stopped):
     page = shown
     for key in CHARTS:
-        host = panel(page).locator(f'[data-testid="monitor-chart-{key}"] .jp-aidevops-chart-host')
+        host = monitor_panel(page).locator(f'[data-testid="monitor-chart-{key}"] .jp-aidevops-chart-host')
         expect(host).not_to_have_attribute("data-points", "0", timeout=30_000)
         painted = host.evaluate("""host => {
             const canvas = host.querySelector('canvas');
@@ -368,19 +337,19 @@ def test_the_charts_drew(shown, stopped):
             return n;
         }""")
         assert painted > 500, f"the {key} chart's canvas is (nearly) empty: {painted} painted pixels"
-        shot(page, f"monitor-chart-{key}", panel(page).locator(f'[data-testid="monitor-chart-{key}"]'))
+        shot(page, f"monitor-chart-{key}", monitor_panel(page).locator(f'[data-testid="monitor-chart-{key}"]'))
     # The time axes read the last minutes in local time (a single accuracy point once gave a one-day range
     # whose ticks read "00:00 00:00"). uPlot draws on the canvas; the host carries the labels as text.
     now = time.localtime()
     for key in ("rate", "latency", "errors", "accuracy"):
-        host = panel(page).locator(f'[data-testid="monitor-chart-{key}"] .jp-aidevops-chart-host')
+        host = monitor_panel(page).locator(f'[data-testid="monitor-chart-{key}"] .jp-aidevops-chart-host')
         ticks = (host.get_attribute("data-x-ticks") or "").split(" | ")
         assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), f"the {key} chart's time axis reads {ticks}"
         for tick in ticks:
             assert re.fullmatch(r"\d\d:\d\d(:\d\d)?", tick), f"the {key} chart's time axis reads {ticks}"
             apart = abs(int(tick[:2]) * 60 + int(tick[3:5]) - (now.tm_hour * 60 + now.tm_min))
             assert min(apart, 1440 - apart) <= 20, f"the {key} chart's time axis reads {ticks}, not the last minutes"
-    drift = panel(page).locator('[data-testid="monitor-chart-drift"] .jp-aidevops-chart-note').inner_text()
+    drift = monitor_panel(page).locator('[data-testid="monitor-chart-drift"] .jp-aidevops-chart-note').inner_text()
     assert "rule threshold 0.25" in drift and "0.1 / 0.25" in drift, drift
 
 
@@ -437,24 +406,28 @@ def test_retrain_now_follows_the_job_to_the_run_it_produced(shown, lab, deployed
     page = shown
     wait_for_the_automatic_retraining(lab)
     labelled_burst(lab, deployed)
-    panel(page).evaluate("el => el.scrollTo(0, 0)")
-    stat(page, "monitor-retrain").click()
+    monitor_panel(page).evaluate("el => el.scrollTo(0, 0)")
+    monitor_stat(page, "monitor-retrain").click()
     dialog = page.locator(".jp-Dialog")
     assert f"Retrain {MODEL} now?" in dialog.inner_text()
     dialog.get_by_role("button", name="Retrain").click()
     dialog.wait_for(state="detached")
-    job = stat(page, "monitor-job")
+    job = monitor_stat(page, "monitor-job")
     job.wait_for(timeout=30_000)
     assert job.get_attribute("data-status") == "running"
-    assert stat(page, "monitor-retrain").is_disabled(), "one retraining at a time from the panel"
-    expect(stat(page, "monitor-job-log")).to_be_visible(timeout=60_000)
-    shot(page, "monitor-retrain-running", stat(page, "monitor-job-area"))
+    assert monitor_stat(page, "monitor-retrain").is_disabled(), "one retraining at a time from the panel"
+    expect(monitor_stat(page, "monitor-job-log")).to_be_visible(timeout=60_000)
+    shot(page, "monitor-retrain-running", monitor_stat(page, "monitor-job-area"))
     expect(job).not_to_have_attribute("data-status", "running", timeout=RETRAIN_MS)
     status = job.get_attribute("data-status")
-    message = stat(page, "monitor-job-message").inner_text() if stat(page, "monitor-job-message").count() else ""
-    log = stat(page, "monitor-job-log").inner_text() if stat(page, "monitor-job-log").count() else ""
+    message = (
+        monitor_stat(page, "monitor-job-message").inner_text()
+        if monitor_stat(page, "monitor-job-message").count()
+        else ""
+    )
+    log = monitor_stat(page, "monitor-job-log").inner_text() if monitor_stat(page, "monitor-job-log").count() else ""
     assert status == "succeeded", f"the retraining ended {status}: {message}\n{log}"
-    run_id = stat(page, "monitor-job-run").get_attribute("data-run-id")
+    run_id = monitor_stat(page, "monitor-job-run").get_attribute("data-run-id")
     assert run_id, "the panel names the pipeline run the retraining produced"
     assert f"(pipeline run {run_id})" in message and message.startswith("retraining #"), message
     assert re.search(r"✓ prepare\s+ran in", log), (
@@ -462,9 +435,9 @@ def test_retrain_now_follows_the_job_to_the_run_it_produced(shown, lab, deployed
     )
     RETRAINED["run_id"] = run_id
     if "awaits approval" in message:  # promote: manual (the ci spec's): the panel says where to decide
-        expect(stat(page, "monitor-awaiting")).to_be_visible(timeout=30_000)
-    assert stat(page, "monitor-retrain").is_enabled()
-    shot(page, "monitor-retrain-done", stat(page, "monitor-job-area"))
+        expect(monitor_stat(page, "monitor-awaiting")).to_be_visible(timeout=30_000)
+    assert monitor_stat(page, "monitor-retrain").is_enabled()
+    shot(page, "monitor-retrain-done", monitor_stat(page, "monitor-job-area"))
 
 
 def test_the_retrained_run_appears_in_the_runs_panel_as_succeeded(page, client, lab, retrained_run):

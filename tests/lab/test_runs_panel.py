@@ -41,12 +41,6 @@ def page(lab):
 
 
 @pytest.fixture(scope="module")
-def client(lab):
-    with httpx.Client(headers={"Authorization": f"token {lab.token}"}, timeout=60) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def api(lab, client):
     return lambda path: _ok(client.get(lab.api(path)))
 

@@ -11,22 +11,12 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from playwright.sync_api import expect
 
-from aidevops_ext.tokens import require_feedback_token
-from aidevops_ext.workspace import Workspace
-
-from .conftest import MODEL, open_lab_page, shot
+from .conftest import MODEL, labelled_traffic, monitor_panel, monitor_stat, open_from_palette, open_lab_page, shot
 
 NAME = "ci-shadow"
-
-
-@pytest.fixture(scope="module")
-def client(lab):
-    with httpx.Client(headers={"Authorization": f"token {lab.token}"}, timeout=120) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +47,7 @@ def shadowed(lab, client, versions):
 @pytest.fixture(scope="module")
 def mirrored(lab, client, shadowed) -> dict:
     """Labelled traffic sent to NAME, and the monitor's shadow part once it counts the mirrored requests."""
-    from aidevops_ext import traffic
-
-    result = traffic.simulate(
-        shadowed["url"],
-        traffic.rows_for_model(lab.root, MODEL),
-        rate=20.0,
-        duration=5.0,
-        batch=2,
-        feedback=0.5,
-        feedback_token=require_feedback_token(Workspace(lab.root), NAME),
-        seed=11,
-    )
-    assert result.failed == 0 and result.feedback_sent > 0, result.errors
+    labelled_traffic(lab, shadowed["url"], NAME, rate=20.0, duration=5.0, batch=2, feedback=0.5, seed=11)
     deadline = time.monotonic() + 60
     shadow = None
     while time.monotonic() < deadline:
@@ -87,43 +65,29 @@ def page(lab):
         yield page
 
 
-def panel(page):
-    return page.locator("#aidevops-monitor-panel")
-
-
-def stat(page, testid: str):
-    return panel(page).locator(f'[data-testid="{testid}"]')
-
-
-def open_from_palette(page, label: str) -> None:
-    page.keyboard.press("Control+Shift+C")
-    page.locator(".lm-CommandPalette-input").fill(label)
-    page.locator(".lm-CommandPalette-item", has_text=label).first.click()
-
-
 def test_the_monitor_panel_shows_the_shadows_version_mirrored_requests_and_agreement(page, versions, mirrored):
     open_from_palette(page, "Monitor Panel")
-    panel(page).wait_for(state="visible")
-    select = stat(page, "monitor-deployment")
+    monitor_panel(page).wait_for(state="visible")
+    select = monitor_stat(page, "monitor-deployment")
     expect(select.locator(f'option[value="{NAME}"]')).to_have_count(1, timeout=30_000)
     select.select_option(NAME)
-    expect(panel(page)).to_have_attribute("data-deployment", NAME)
-    block = stat(page, "monitor-shadow")
+    expect(monitor_panel(page)).to_have_attribute("data-deployment", NAME)
+    block = monitor_stat(page, "monitor-shadow")
     expect(block).to_have_attribute("data-version", versions[1], timeout=30_000)
     expect(block).to_have_attribute("data-running", "true")
     champion, other = versions
     assert block.locator("h3").inner_text() == f"Shadow: v{other}"
-    requests = stat(page, "monitor-shadow-requests")
+    requests = monitor_stat(page, "monitor-shadow-requests")
     expect(requests).not_to_have_attribute("data-value", "0", timeout=30_000)
     assert int(requests.get_attribute("data-value")) >= mirrored["requests"] > 0
     assert requests.inner_text() == requests.get_attribute("data-value")
-    agreement = stat(page, "monitor-shadow-agreement")
+    agreement = monitor_stat(page, "monitor-shadow-agreement")
     rate = float(agreement.get_attribute("data-value"))
     assert 0.0 <= rate <= 1.0
     assert agreement.inner_text() == f"{rate * 100:.1f} %"
     active_label = block.locator(".jp-aidevops-stat-label", has_text="(active) accuracy").inner_text()
     assert active_label == f"v{champion} (active) accuracy", "compared with the version that serves"
-    accuracy = stat(page, "monitor-shadow-accuracy")
+    accuracy = monitor_stat(page, "monitor-shadow-accuracy")
     expect(accuracy).not_to_have_text("— (no labels yet)", timeout=30_000)
     assert 0.0 <= float(accuracy.get_attribute("data-value")) <= 1.0, "the labelled mirrored rows scored the shadow"
     block.scroll_into_view_if_needed()
