@@ -27,22 +27,20 @@ __all__ = [
     "serve",
 ]
 
+# The module each public name is imported from when first used.
 _EXPORTS = {
-    "ModelRefused": ".errors",
-    "SlotError": ".errors",
-    "ModelSlots": ".slots",
-    "SlotEvent": ".slots",
-    "SlotState": ".slots",
-    "ServingConfig": ".config",
-    "build": ".server",
-    "serve": ".server",
-    "create_app": ".app",
-    "load_model_uri": ".loader",
+    ".errors": ("ModelRefused", "SlotError"),
+    ".slots": ("ModelSlots", "SlotEvent", "SlotState"),
+    ".config": ("ServingConfig",),
+    ".server": ("build", "serve"),
+    ".app": ("create_app",),
+    ".loader": ("load_model_uri",),
 }
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
+    module = _HOME.get(name)
     if module is None:
         raise AttributeError(f"module 'aidevops_ext.serving' has no attribute {name!r}")
     import importlib  # noqa: PLC0415

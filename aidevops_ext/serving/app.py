@@ -321,11 +321,15 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
-class Invocations:
-    """POST /invocations (MLflow's scoring protocol)."""
+class _Endpoint:
+    """An ASGI endpoint of `server`."""
 
     def __init__(self, server: Server) -> None:
         self.server = server
+
+
+class Invocations(_Endpoint):
+    """POST /invocations (MLflow's scoring protocol)."""
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         start = perf_counter()
@@ -362,11 +366,8 @@ class Invocations:
         server.record(model, "mlflow", status, start, rid, data, preds, error)
 
 
-class Infer:
+class Infer(_Endpoint):
     """POST /v2/models/{name}[/versions/{version}]/infer (Open Inference Protocol)."""
-
-    def __init__(self, server: Server) -> None:
-        self.server = server
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         start = perf_counter()

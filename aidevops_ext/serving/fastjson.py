@@ -118,15 +118,15 @@ def _parse(body: bytes) -> FastRows | None:
     if values.size != n * width:
         return None
     # structural '[' count: rows + the list + other arrays; a nested array or a '[' in a string breaks it
-    if np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == _OPEN) != n + arrays + _params_arrays(params):
+    if np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == _OPEN) != n + arrays + json_arrays(params):
         return None
     return FastRows(key, values.reshape(n, width), params, columns, index)
 
 
-def _params_arrays(params: Any) -> int:
-    """'[' bytes params contribute (lists inside params, recursively); strings with '[' break the count."""
-    if isinstance(params, dict):
-        return sum(_params_arrays(v) for v in params.values())
-    if isinstance(params, list):
-        return 1 + sum(_params_arrays(v) for v in params)
+def json_arrays(value: Any) -> int:
+    """The JSON arrays in `value` (lists, recursively): the '[' bytes it was parsed from, strings aside."""
+    if isinstance(value, dict):
+        return sum(json_arrays(v) for v in value.values())
+    if isinstance(value, list):
+        return 1 + sum(json_arrays(v) for v in value)
     return 0

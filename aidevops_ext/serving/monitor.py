@@ -176,7 +176,10 @@ class MonitorCollector(Collector):
         s = self.monitor.latest
         base = [str(s.get("model") or ""), str(s.get("version") or "")]
         labels = ["model", "version"]
-        g = {name: GaugeMetricFamily(f"aidevops_{name}", doc, labels=labels + extra) for name, doc, extra in _GAUGES}
+        g = {
+            name: GaugeMetricFamily(f"aidevops_{name}", doc, labels=labels + _LABELLED_BY.get(name, []))
+            for name, doc in _GAUGES.items()
+        }
         snap = s.get("snapshot") or {}
         drift = s.get("drift") or {}
         ok = drift.get("status") == "ok"
@@ -215,24 +218,32 @@ class MonitorCollector(Collector):
         yield from g.values()
 
 
-_GAUGES = [
-    ("drift_psi", "Population stability index of each feature over the monitor window.", ["feature"]),
-    ("drift_ks_statistic", "Kolmogorov-Smirnov statistic of each feature over the monitor window.", ["feature"]),
-    ("drift_ks_pvalue", "Kolmogorov-Smirnov p-value of each feature over the monitor window.", ["feature"]),
-    ("drift_wasserstein_std", "Wasserstein-1 distance over the reference std, per feature.", ["feature"]),
-    ("drift_detected", "1 when the feature is flagged as drifted (material and significant), else 0.", ["feature"]),
-    ("drift_features_drifted", "Number of features flagged as drifted.", []),
-    ("drift_max_psi", "Largest per-feature PSI.", []),
-    ("prediction_drift_psi", "PSI of the prediction distribution against the reference.", []),
-    ("live_accuracy", "Accuracy over the labelled requests of the window (feedback).", []),
-    ("live_accuracy_lower", "Lower bound of the live accuracy's Wilson interval.", []),
-    ("live_accuracy_upper", "Upper bound of the live accuracy's Wilson interval.", []),
-    ("live_mae", "Mean absolute error over the labelled requests of the window.", []),
-    ("live_rmse", "Root mean squared error over the labelled requests of the window.", []),
-    ("live_labelled", "Labelled requests in the quality window.", []),
-    ("monitor_error_rate", "Share of failed (5xx) requests in the monitor window.", []),
-    ("monitor_latency_p99_ms", "99th percentile latency of the window's logged requests, in ms.", []),
-    ("monitor_window_rows", "Logged input rows in the monitor window.", []),
-    ("alert_firing", "1 while the alert rule fires, else 0.", ["rule"]),
-    ("monitor_last_refresh_timestamp_seconds", "When the monitor last refreshed (Unix time).", []),
-]
+# Gauge name (aidevops_NAME) -> what it measures; every one is labelled by model and version.
+_GAUGES = {
+    "drift_psi": "Population stability index of each feature over the monitor window.",
+    "drift_ks_statistic": "Kolmogorov-Smirnov statistic of each feature over the monitor window.",
+    "drift_ks_pvalue": "Kolmogorov-Smirnov p-value of each feature over the monitor window.",
+    "drift_wasserstein_std": "Wasserstein-1 distance over the reference std, per feature.",
+    "drift_detected": "1 when the feature is flagged as drifted (material and significant), else 0.",
+    "drift_features_drifted": "Number of features flagged as drifted.",
+    "drift_max_psi": "Largest per-feature PSI.",
+    "prediction_drift_psi": "PSI of the prediction distribution against the reference.",
+    "live_accuracy": "Accuracy over the labelled requests of the window (feedback).",
+    "live_accuracy_lower": "Lower bound of the live accuracy's Wilson interval.",
+    "live_accuracy_upper": "Upper bound of the live accuracy's Wilson interval.",
+    "live_mae": "Mean absolute error over the labelled requests of the window.",
+    "live_rmse": "Root mean squared error over the labelled requests of the window.",
+    "live_labelled": "Labelled requests in the quality window.",
+    "monitor_error_rate": "Share of failed (5xx) requests in the monitor window.",
+    "monitor_latency_p99_ms": "99th percentile latency of the window's logged requests, in ms.",
+    "monitor_window_rows": "Logged input rows in the monitor window.",
+    "alert_firing": "1 while the alert rule fires, else 0.",
+    "monitor_last_refresh_timestamp_seconds": "When the monitor last refreshed (Unix time).",
+}
+# The gauges with one more label: each feature's drift, each alert rule's state.
+_LABELLED_BY = {
+    **dict.fromkeys(
+        ("drift_psi", "drift_ks_statistic", "drift_ks_pvalue", "drift_wasserstein_std", "drift_detected"), ["feature"]
+    ),
+    "alert_firing": ["rule"],
+}

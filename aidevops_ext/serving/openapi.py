@@ -32,6 +32,11 @@ def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _object(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    """An object schema with these properties, of which `required` (default: all) must be present."""
+    return {"type": "object", "required": list(properties) if required is None else required, "properties": properties}
+
+
 def _json_content(schema: dict) -> dict:
     return {"application/json": {"schema": schema}}
 
@@ -140,15 +145,13 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
         },
     }
     output_names = [t["name"] for t in model.output_tensors()]
-    tensor: dict[str, Any] = {
-        "type": "object",
-        "required": ["name", "datatype", "shape"],
-        "properties": {
+    tensor = _object(
+        {
             "name": {"type": "string"},
             "datatype": {"type": "string"},
             "shape": {"type": "array", "items": {"type": "integer"}},
-        },
-    }
+        }
+    )
     return {
         "Row": row,
         "Rows": rows,
@@ -161,20 +164,14 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
                 envelope("dataframe_records", {"type": "array", "items": _ref("Record"), "minItems": 1}),
             ]
         },
-        "MLflowResponse": {
-            "type": "object",
-            "required": ["predictions", "request_id"],
-            "properties": {
+        "MLflowResponse": _object(
+            {
                 "predictions": {"type": "array", "description": "One prediction per row."},
                 "request_id": {"type": "string", "description": "Send it to /feedback with the true label."},
-            },
-        },
-        "MLflowError": {
-            "type": "object",
-            "required": ["error_code", "message"],
-            "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
-        },
-        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            }
+        ),
+        "MLflowError": _object({"error_code": {"type": "string"}, "message": {"type": "string"}}),
+        "Error": _object({"error": {"type": "string"}}),
         "InferRequest": {
             "type": "object",
             "required": ["inputs"],
@@ -198,10 +195,9 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
                 },
             },
         },
-        "InferResponse": {
-            "type": "object",
-            "required": ["model_name", "outputs"],
-            "properties": {
+        "InferResponse": _object(
+            required=["model_name", "outputs"],
+            properties={
                 "model_name": {"type": "string"},
                 "model_version": {"type": "string"},
                 "id": {"type": "string"},
@@ -215,16 +211,14 @@ def _schemas(model: ServedModel) -> dict[str, Any]:
                     },
                 },
             },
-        },
-        "ServerMetadata": {
-            "type": "object",
-            "required": ["name", "version", "extensions"],
-            "properties": {
+        ),
+        "ServerMetadata": _object(
+            {
                 "name": {"type": "string"},
                 "version": {"type": "string"},
                 "extensions": {"type": "array", "items": {"type": "string"}},
-            },
-        },
+            }
+        ),
         "ModelMetadata": {
             "type": "object",
             "required": ["name", "platform", "inputs", "outputs"],
@@ -501,15 +495,14 @@ def openapi_document(model: ServedModel, config: ServingConfig) -> dict[str, Any
                         {
                             "description": "Stored",
                             "content": _json_content(
-                                {
-                                    "type": "object",
-                                    "required": ["accepted", "refused"],
-                                    "properties": {
+                                _object(
+                                    required=["accepted", "refused"],
+                                    properties={
                                         "accepted": {"type": "integer"},
                                         "refused": {"type": "integer"},
                                         "refused_reason": {"type": "string"},
                                     },
-                                }
+                                )
                             ),
                         },
                         {

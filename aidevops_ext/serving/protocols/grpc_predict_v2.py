@@ -23,6 +23,21 @@ _FLOAT, _DOUBLE, _MESSAGE = _F.TYPE_FLOAT, _F.TYPE_DOUBLE, _F.TYPE_MESSAGE
 _REPEATED = "repeated"
 _PARAMETERS = "map<InferParameter>"
 
+# An inference request and its answer start alike, and an input tensor is declared as an output one is.
+_INFER_HEAD = [
+    ("model_name", 1, _STRING),
+    ("model_version", 2, _STRING),
+    ("id", 3, _STRING),
+    ("parameters", 4, _MESSAGE, _PARAMETERS),
+]
+_TENSOR = [
+    ("name", 1, _STRING),
+    ("datatype", 2, _STRING),
+    ("shape", 3, _INT64, _REPEATED),
+    ("parameters", 4, _MESSAGE, _PARAMETERS),
+    ("contents", 5, _MESSAGE, "", "InferTensorContents"),
+]
+
 # message -> [(field, number, type, "repeated" | map | "" , message type)], nested messages as "Outer.Inner"
 _MESSAGES: dict[str, list[tuple]] = {
     "ServerLiveRequest": [],
@@ -47,40 +62,22 @@ _MESSAGES: dict[str, list[tuple]] = {
         ("shape", 3, _INT64, _REPEATED),
     ],
     "ModelInferRequest": [
-        ("model_name", 1, _STRING),
-        ("model_version", 2, _STRING),
-        ("id", 3, _STRING),
-        ("parameters", 4, _MESSAGE, _PARAMETERS),
+        *_INFER_HEAD,
         ("inputs", 5, _MESSAGE, _REPEATED, "ModelInferRequest.InferInputTensor"),
         ("outputs", 6, _MESSAGE, _REPEATED, "ModelInferRequest.InferRequestedOutputTensor"),
         ("raw_input_contents", 7, _BYTES, _REPEATED),
     ],
-    "ModelInferRequest.InferInputTensor": [
-        ("name", 1, _STRING),
-        ("datatype", 2, _STRING),
-        ("shape", 3, _INT64, _REPEATED),
-        ("parameters", 4, _MESSAGE, _PARAMETERS),
-        ("contents", 5, _MESSAGE, "", "InferTensorContents"),
-    ],
+    "ModelInferRequest.InferInputTensor": _TENSOR,
     "ModelInferRequest.InferRequestedOutputTensor": [
         ("name", 1, _STRING),
         ("parameters", 2, _MESSAGE, _PARAMETERS),
     ],
     "ModelInferResponse": [
-        ("model_name", 1, _STRING),
-        ("model_version", 2, _STRING),
-        ("id", 3, _STRING),
-        ("parameters", 4, _MESSAGE, _PARAMETERS),
+        *_INFER_HEAD,
         ("outputs", 5, _MESSAGE, _REPEATED, "ModelInferResponse.InferOutputTensor"),
         ("raw_output_contents", 6, _BYTES, _REPEATED),
     ],
-    "ModelInferResponse.InferOutputTensor": [
-        ("name", 1, _STRING),
-        ("datatype", 2, _STRING),
-        ("shape", 3, _INT64, _REPEATED),
-        ("parameters", 4, _MESSAGE, _PARAMETERS),
-        ("contents", 5, _MESSAGE, "", "InferTensorContents"),
-    ],
+    "ModelInferResponse.InferOutputTensor": _TENSOR,
     # one of bool_param, int64_param, string_param (the oneof `parameter_choice`)
     "InferParameter": [("bool_param", 1, _BOOL), ("int64_param", 2, _INT64), ("string_param", 3, _STRING)],
     "InferTensorContents": [

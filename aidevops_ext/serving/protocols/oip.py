@@ -201,7 +201,9 @@ def _fast_json(body: bytes) -> dict | None:
         obj["inputs"] = inputs
         rest = [v for k, v in obj.items() if k != "inputs"]
         rest += [{k: v for k, v in t.items() if not isinstance(v, np.ndarray)} for t in inputs]
-        if np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == ord("[")) != arrays + sum(map(_arrays, rest)):
+        if np.count_nonzero(np.frombuffer(body, dtype=np.uint8) == ord("[")) != arrays + sum(
+            map(fastjson.json_arrays, rest)
+        ):
             return None
         return obj
     except Exception:  # noqa: BLE001 - any surprise: the exact path decides
@@ -215,15 +217,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, fastjson.simdjson.Array):
         return value.as_list()
     return value
-
-
-def _arrays(value: Any) -> int:
-    """The JSON arrays in `value` (lists, recursively)."""
-    if isinstance(value, dict):
-        return sum(_arrays(v) for v in value.values())
-    if isinstance(value, list):
-        return 1 + sum(_arrays(v) for v in value)
-    return 0
 
 
 def _json_problem(detail: str) -> str:
