@@ -16,6 +16,15 @@ from . import __version__
 from .cli_approval import COMMANDS as _APPROVAL_COMMANDS
 from .cli_approval import awaiting_lines
 from .cli_loop import COMMANDS as _LOOP_COMMANDS
+from .cli_options import (
+    allow_pickle_option,
+    allowed_host_option,
+    echo_json_or_none_yet,
+    echo_warnings,
+    output_option,
+    param_option,
+    reason_option,
+)
 from .cli_schedule import COMMANDS as _SCHEDULE_COMMANDS
 from .doctor import doctor_command as _doctor
 from .errors import AidevopsError
@@ -146,14 +155,7 @@ def train(
 # -- pipelines -------------------------------------------------------------------------------
 @main.command()
 @click.argument("pipeline", required=False)
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a param (typed: 3, 0.1, true, [64,32]); STEP.KEY for one step.",
-)
+@param_option("Override a param (typed: 3, 0.1, true, [64,32]); STEP.KEY for one step.")
 @click.option("--force", is_flag=True, help="Re-run selected steps even when cached.")
 @click.option("--only", metavar="STEP", help="Run just this step (what it needs must be cached).")
 @click.option("--until", metavar="STEP", help="Run this step and everything it needs.")
@@ -275,11 +277,7 @@ def runs(pipeline, limit, as_json) -> None:
     from .pipeline.records import iter_runs
 
     rows = [r for _, r in zip(range(limit), iter_runs(_workspace(), pipeline))]
-    if as_json:
-        click.echo(json.dumps(rows, indent=1, default=str))
-        return
-    if not rows:
-        click.echo("no pipeline runs yet: start one with `aidevops run`.")
+    if echo_json_or_none_yet(rows, as_json, "no pipeline runs yet: start one with `aidevops run`."):
         return
     lines = []
     for r in rows:
@@ -353,11 +351,7 @@ def models(name, as_json) -> None:
     ws = _workspace()
     registry.configure(ws)
     rows = registry.list_models(ws, name)
-    if as_json:
-        click.echo(json.dumps(rows, indent=1, default=str))
-        return
-    if not rows:
-        click.echo("no registered models yet: run a pipeline with `aidevops run`.")
+    if echo_json_or_none_yet(rows, as_json, "no registered models yet: run a pipeline with `aidevops run`."):
         return
     for model in rows:
         click.echo(f"{model['name']}")
@@ -473,34 +467,18 @@ def diff(run_a, run_b, step, web, port, no_browser, summary, color) -> None:
     metavar="champion|RUN",
     help="Compare with the champion the gate judged against, or with another run.",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Report file (default: <run folder>/report/report.md or .html); plots go beside it.",
-)
+@output_option("Report file (default: <run folder>/report/report.md or .html); plots go beside it.")
 @click.option("--self-contained", is_flag=True, help="No image files or relative links: for a pull-request comment.")
-def report(run_id, fmt, against, output, self_contained) -> None:
+def report(run_id, **options) -> None:
     """Write a review report of a run: gate decision, metrics against the champion, params changed, notebooks, plots."""
     from .review.report import write_report
 
-    path, _ = write_report(
-        _workspace(),
-        run_id,
-        fmt=fmt,
-        against=against,
-        output=Path(output) if output else None,
-        self_contained=self_contained,
-    )
+    # options: fmt, against, output, self_contained, as write_report names them.
+    path, _ = write_report(_workspace(), run_id, **options)
     click.echo(str(path))
 
 
 # -- deployments -----------------------------------------------------------------------------
-def _reason_option(f):
-    return click.option("--reason", default="", help="Why (kept in the deployment's history).")(f)
-
-
 @main.command()
 @click.argument("model_ref", metavar="NAME@ALIAS|NAME/VERSION")
 @click.option("--name", default=None, help="Deployment name (default: the model's name).")
@@ -521,13 +499,7 @@ def _reason_option(f):
     "(default: 1, or what a running deployment has).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address a local server binds.")
-@click.option(
-    "--allowed-host",
-    "allowed_hosts",
-    multiple=True,
-    metavar="NAME",
-    help="A Host name the server answers besides 127.0.0.1, localhost and [::1] (repeat; .example.com: a domain).",
-)
+@allowed_host_option
 @click.option("--follow", is_flag=True, help="Switch automatically when the alias moves in the registry.")
 @click.option(
     "--follow-interval",
@@ -539,13 +511,7 @@ def _reason_option(f):
 )
 @click.option("--target", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Show what would be done (Kubernetes: print or write the manifests).")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Kubernetes --dry-run: write one YAML file per object here.",
-)
+@output_option("Kubernetes --dry-run: write one YAML file per object here.", folder=True)
 @click.option(
     "--image", default="aidevops:latest", show_default=True, help="Kubernetes: container image with aidevops installed."
 )
@@ -566,13 +532,8 @@ def _reason_option(f):
     default=None,
     help="Kubernetes: render/apply this environment's kustomize overlay (namespace, scale).",
 )
-@click.option(
-    "--allow-pickle",
-    is_flag=True,
-    help="Also load MLflow models whose loading unpickles or runs their own code (only models you trust; "
-    "a pipeline's own model: `serving: {allow_pickle: true}` in its spec).",
-)
-@_reason_option
+@allow_pickle_option
+@reason_option
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def deploy(
     model_ref,
@@ -617,7 +578,7 @@ def deploy(
             model_ref,
             name=name,
             dry_run=dry_run,
-            output=Path(output) if output else None,
+            output=output,
             kserve=kserve,
             reason=reason,
             environment=environment,
@@ -633,8 +594,7 @@ def deploy(
             allowed_hosts=allowed_hosts,
             allow_pickle=allow_pickle,
         )
-        for warning in result["warnings"]:
-            click.echo(f"warning: {warning}", err=True)
+        echo_warnings(result["warnings"])
         if as_json:
             click.echo(json.dumps({k: v for k, v in result.items() if k != "yaml"}, indent=1, default=str))
         elif result["files"]:
@@ -761,11 +721,8 @@ def deployments(name, show_history, limit, as_json) -> None:
             _print_history(rows, with_name=True)
         return
     deps = manager.list_deployments(ws)
-    if as_json:
-        click.echo(json.dumps([d.to_dict() for d in deps], indent=1, default=str))
-        return
-    if not deps:
-        click.echo("no deployments yet: start one with `aidevops deploy NAME@champion`.")
+    none_yet = "no deployments yet: start one with `aidevops deploy NAME@champion`."
+    if echo_json_or_none_yet(deps, as_json, none_yet, payload=[d.to_dict() for d in deps]):
         return
     listing = []
     for d in deps:
@@ -814,15 +771,30 @@ def _print_history(rows: list, with_name: bool = False) -> None:
         click.echo(line)
 
 
-@main.command()
-@click.argument("name")
-@_reason_option
-def rollback(name, reason) -> None:
-    """Swap a deployment's active and previous versions (no downtime)."""
-    from .deploy import manager
+def _move_command(operation: str, doc: str, done: str) -> None:
+    """Register `aidevops OPERATION NAME [--reason]`: deploy.manager's function of that name makes the move, and
+    `done`, formatted with the deployment's name and the history entry, says what it did."""
 
-    entry = manager.rollback(_workspace(), name, reason=reason)
-    click.echo(f"rolled back '{name}' from v{entry.from_version} to v{entry.to_version}")
+    @main.command(operation, help=doc)
+    @click.argument("name")
+    @reason_option
+    def command(name, reason) -> None:
+        from .deploy import manager
+
+        entry = getattr(manager, operation)(_workspace(), name, reason=reason)
+        click.echo(done.format(name=name, entry=entry))
+
+
+_move_command(
+    "rollback",
+    "Swap a deployment's active and previous versions (no downtime).",
+    "rolled back '{name}' from v{entry.from_version} to v{entry.to_version}",
+)
+_move_command(
+    "promote",
+    "Make a deployment's canary its active version.",
+    "promoted v{entry.to_version} of '{name}' to active (v{entry.from_version} kept for rollback)",
+)
 
 
 @main.command()
@@ -830,7 +802,7 @@ def rollback(name, reason) -> None:
 @click.argument("version", required=False)
 @click.option("--share", type=float, default=None, help="Fraction of requests the canary gets (0 to 1).")
 @click.option("--clear", is_flag=True, help="Remove the canary.")
-@_reason_option
+@reason_option
 def canary(name, version, share, clear, reason) -> None:
     """Send a share of a deployment's traffic to VERSION (checked like a switch); without VERSION, change the share."""
     from .deploy import manager
@@ -847,20 +819,9 @@ def canary(name, version, share, clear, reason) -> None:
 
 @main.command()
 @click.argument("name")
-@_reason_option
-def promote(name, reason) -> None:
-    """Make a deployment's canary its active version."""
-    from .deploy import manager
-
-    entry = manager.promote(_workspace(), name, reason=reason)
-    click.echo(f"promoted v{entry.to_version} of '{name}' to active (v{entry.from_version} kept for rollback)")
-
-
-@main.command()
-@click.argument("name")
 @click.argument("version", required=False)
 @click.option("--stop", is_flag=True, help="Stop mirroring traffic to the shadow and unload it.")
-@_reason_option
+@reason_option
 def shadow(name, version, stop, reason) -> None:
     """Mirror deployment NAME's live traffic to VERSION after each answer is sent (clients never wait for it);
     both versions' answers are logged, and `aidevops monitor NAME` shows their agreement and accuracies."""
@@ -882,7 +843,7 @@ def shadow(name, version, stop, reason) -> None:
 @main.command()
 @click.argument("name", required=False)
 @click.option("--all", "everything", is_flag=True, help="Stop every running local deployment of the workspace.")
-@_reason_option
+@reason_option
 def undeploy(name, everything, reason) -> None:
     """Stop a deployment (its supervisor and server) and mark it stopped; its history stays."""
     from .deploy import manager
@@ -911,13 +872,7 @@ def token(name) -> None:
 @main.command()
 @click.argument("model_uri")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0 in containers).")
-@click.option(
-    "--allowed-host",
-    "allowed_hosts",
-    multiple=True,
-    metavar="NAME",
-    help="A Host name the server answers besides 127.0.0.1, localhost and [::1] (repeat; .example.com: a domain).",
-)
+@allowed_host_option
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option(
     "--grpc-port",
@@ -957,12 +912,7 @@ def token(name) -> None:
     default="info",
     show_default=True,
 )
-@click.option(
-    "--allow-pickle",
-    is_flag=True,
-    help="Also load MLflow models whose loading unpickles or runs their own code (only models you trust; "
-    "a pipeline's own model: `serving: {allow_pickle: true}` in its spec).",
-)
+@allow_pickle_option
 def serve(
     model_uri,
     host,

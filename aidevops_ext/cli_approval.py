@@ -7,6 +7,8 @@ import json
 
 import click
 
+from .cli_options import reason_option
+
 
 def _workspace():
     from .workspace import Workspace
@@ -61,22 +63,23 @@ def _decide(name: str, reason: str, as_json: bool, decision: str) -> None:
     click.echo(f"{name}: {did} v{entry.to_version} ({entry.reason})")
 
 
-@click.command()
-@click.argument("name")
-@click.option("--reason", default="", help="Why (kept in the deployment's history).")
-@click.option("--json", "as_json", is_flag=True, help="Print the history entry as JSON.")
-def approve(name, reason, as_json) -> None:
-    """Switch deployment NAME to its retrained version that awaits approval, and make it champion."""
-    _decide(name, reason, as_json, "approve")
+def _decision_command(decision: str, doc: str) -> click.Command:
+    """`aidevops approve` or `aidevops reject`: the same arguments, one decision each."""
+
+    @click.command(decision, help=doc)
+    @click.argument("name")
+    @reason_option
+    @click.option("--json", "as_json", is_flag=True, help="Print the history entry as JSON.")
+    def command(name, reason, as_json) -> None:
+        _decide(name, reason, as_json, decision)
+
+    return command
 
 
-@click.command()
-@click.argument("name")
-@click.option("--reason", default="", help="Why (kept in the deployment's history).")
-@click.option("--json", "as_json", is_flag=True, help="Print the history entry as JSON.")
-def reject(name, reason, as_json) -> None:
-    """Drop deployment NAME's retrained version that awaits approval; it keeps serving what it serves."""
-    _decide(name, reason, as_json, "reject")
-
-
+approve = _decision_command(
+    "approve", "Switch deployment NAME to its retrained version that awaits approval, and make it champion."
+)
+reject = _decision_command(
+    "reject", "Drop deployment NAME's retrained version that awaits approval; it keeps serving what it serves."
+)
 COMMANDS = (approve, reject)

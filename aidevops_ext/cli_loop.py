@@ -10,6 +10,7 @@ import time
 import click
 
 from . import retrainings
+from .cli_options import echo_json_or_none_yet
 from .errors import ConfigError
 from .tables import table
 
@@ -301,11 +302,7 @@ def retrain(name, alert_id, rows, as_json) -> None:
 def retrains(name, limit, as_json) -> None:
     """The retraining chain: alert → pipeline run → model version → deployment change."""
     rows = retrainings.retrainings(_workspace(), name, limit=limit)
-    if as_json:
-        click.echo(json.dumps([r.to_dict() for r in rows], indent=1))
-        return
-    if not rows:
-        click.echo("no retrainings yet")
+    if echo_json_or_none_yet(rows, as_json, "no retrainings yet", payload=[r.to_dict() for r in rows]):
         return
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started))

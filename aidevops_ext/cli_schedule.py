@@ -11,6 +11,7 @@ from datetime import datetime
 
 import click
 
+from .cli_options import echo_json_or_none_yet, param_option
 from .tables import table
 
 
@@ -44,14 +45,7 @@ def schedule() -> None:
 @schedule.command("add")
 @click.argument("pipeline")
 @click.option("--cron", required=True, metavar="EXPR", help="Five cron fields in UTC, e.g. '0 3 * * *', or @daily.")
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a param as with `aidevops run` (STEP.KEY for one step).",
-)
+@param_option()
 @click.option("--notify", metavar="URL", default=None, help="POST JSON to this http(s) URL after every run.")
 @click.option(
     "--notify-format",
@@ -85,11 +79,8 @@ def list_(as_json) -> None:
     from .schedules.store import listing
 
     rows = listing(_workspace())
-    if as_json:
-        click.echo(json.dumps({"schedules": rows}, indent=1))
-        return
-    if not rows:
-        click.echo("no schedules; add one with: aidevops schedule add PIPELINE --cron '0 3 * * *'")
+    none_yet = "no schedules; add one with: aidevops schedule add PIPELINE --cron '0 3 * * *'"
+    if echo_json_or_none_yet(rows, as_json, none_yet, payload={"schedules": rows}):
         return
     body = [
         [

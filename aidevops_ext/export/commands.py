@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from ..cli_options import echo_warnings, output_option, param_option
+
 
 @click.group()
 def export() -> None:
@@ -17,17 +19,8 @@ def export() -> None:
 
 @export.command("argo")
 @click.argument("pipeline", required=False)
-@click.option(
-    "-p",
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Override a param as with `aidevops run` (STEP.KEY for one step).",
-)
-@click.option(
-    "--output", "-o", type=click.Path(dir_okay=False), default=None, help="Write the Workflow here (default: stdout)."
-)
+@param_option()
+@output_option("Write the Workflow here (default: stdout).")
 @click.option(
     "--image", default="aidevops:latest", show_default=True, help="Container image with aidevops and the project."
 )
@@ -36,10 +29,8 @@ def export() -> None:
 )
 @click.option("--namespace", default=None, help="Namespace of the Workflow (default: the one argo submit uses).")
 @click.option("--cron", default=None, metavar="EXPR", help="A CronWorkflow on this cron (five fields, UTC) instead.")
-@click.option(
-    "--schedule", "schedule_name", default=None, metavar="NAME", help="A CronWorkflow of this `aidevops schedule`."
-)
-def export_argo(pipeline, params, output, image, tracking_uri, namespace, cron, schedule_name) -> None:
+@click.option("--schedule", default=None, metavar="NAME", help="A CronWorkflow of this `aidevops schedule`.")
+def export_argo(pipeline, params, output, **options) -> None:
     """An Argo Workflows Workflow: one pod per step on its notebook, `needs` as the DAG, outputs as artifacts.
 
     With --cron or --schedule, a CronWorkflow that starts that Workflow on the schedule (Argo 3.6 or later).
@@ -48,19 +39,11 @@ def export_argo(pipeline, params, output, image, tracking_uri, namespace, cron, 
     from .argo import export_argo as build
     from .argo import write_atomic
 
-    result = build(
-        pipeline,
-        overrides=parse_assignments(params),
-        image=image,
-        tracking_uri=tracking_uri,
-        namespace=namespace,
-        cron=cron,
-        schedule=schedule_name,
-    )
-    for warning in result["warnings"]:
-        click.echo(f"warning: {warning}", err=True)
+    # options: image, tracking_uri, namespace, cron, schedule, as export_argo names them.
+    result = build(pipeline, overrides=parse_assignments(params), **options)
+    echo_warnings(result["warnings"])
     if output:
-        write_atomic(result["yaml"], Path(output))
+        write_atomic(result["yaml"], output)
         click.echo(output)
     else:
         click.echo(result["yaml"], nl=False)
@@ -79,30 +62,19 @@ def export_argo(pipeline, params, output, image, tracking_uri, namespace, cron, 
 @click.option(
     "--output", "outputs", multiple=True, metavar="PATH", help="A file the step must write (relative to its folder)."
 )
-@click.option(
-    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A notebook parameter (JSON or YAML value)."
-)
+@param_option("A notebook parameter (JSON or YAML value).")
 @click.option("--kernel", default="aidevops", show_default=True, help="Jupyter kernel to run the notebook on.")
 @click.option(
     "--pipeline", default="pipeline", show_default=True, help="Pipeline name (recorded in run.json and lineage)."
 )
 @click.option("--run-id", default=None, help="Run id (default: the run folder's name).")
-def step(notebook, step_name, run_dir, needs, outputs, params, kernel, pipeline, run_id) -> None:
+def step(notebook, step_name, run_dir, params, **options) -> None:
     """Run one notebook as a pipeline step with papermill (the container entry of exported pipelines)."""
     from ..pipeline.params import parse_assignments
     from .step import run_step
 
-    result = run_step(
-        Path(notebook),
-        step_name,
-        Path(run_dir),
-        params=parse_assignments(params),
-        needs=needs,
-        outputs=outputs,
-        kernel=kernel,
-        pipeline=pipeline,
-        run_id=run_id,
-    )
+    # options: needs, outputs, kernel, pipeline, run_id, as run_step names them.
+    result = run_step(Path(notebook), step_name, Path(run_dir), params=parse_assignments(params), **options)
     click.echo(f"step {step_name} ran: {result.notebook}")
     for rel in result.outputs:
         click.echo(f"  {result.step_dir / rel}")
