@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -410,38 +411,48 @@ def write_report(
 
 def render_markdown(report: Report) -> str:
     """The report as GitHub-flavoured Markdown."""
-    out = []
-    for block in report.blocks:
-        if isinstance(block, Heading):
-            out.append("#" * block.level + " " + _md(block.text))
-        elif isinstance(block, Para):
-            out.append(_md(block.text))
-        elif isinstance(block, Bullets):
-            out.append("\n".join(f"- {_md(item)}" for item in block.items))
-        elif isinstance(block, Table):
-            lines = ["| " + " | ".join(_md_cell(h) for h in block.headers) + " |", "|" + "---|" * len(block.headers)]
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-            out.append("\n".join(lines))
-        elif isinstance(block, Image):
-            out.append(f"![{block.alt}]({block.src})" + (f"\n\n*{block.caption}*" if block.caption else ""))
-    return "\n\n".join(out) + "\n"
+    return "\n\n".join(_MD_BLOCKS[type(block)](block) for block in report.blocks) + "\n"
 
 
 def _md(text: Inline) -> str:
-    if isinstance(text, list):
-        return "".join(_md(t) for t in text)
-    if isinstance(text, Link):
-        return f"[{text.text}]({text.href.replace(' ', '%20')})"
-    if isinstance(text, Code):
-        fence = "``" if "`" in text.text else "`"
-        return f"{fence}{text.text}{fence}"
-    if isinstance(text, Strong):
-        return f"**{text.text}**"
-    return str(text)
+    return _inline(text, _MD_INLINE, str)
 
 
 def _md_cell(text: Inline) -> str:
     return _md(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(block: Table) -> str:
+    lines = ["| " + " | ".join(_md_cell(h) for h in block.headers) + " |", "|" + "---|" * len(block.headers)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+    return "\n".join(lines)
+
+
+def _md_code(code: Code) -> str:
+    fence = "``" if "`" in code.text else "`"
+    return f"{fence}{code.text}{fence}"
+
+
+_MD_BLOCKS: dict[type, Callable[[Any], str]] = {
+    Heading: lambda b: "#" * b.level + " " + _md(b.text),
+    Para: lambda b: _md(b.text),
+    Bullets: lambda b: "\n".join(f"- {_md(item)}" for item in b.items),
+    Table: _md_table,
+    Image: lambda b: f"![{b.alt}]({b.src})" + (f"\n\n*{b.caption}*" if b.caption else ""),
+}
+_MD_INLINE: dict[type, Callable[[Any], str]] = {
+    Link: lambda t: f"[{t.text}]({t.href.replace(' ', '%20')})",
+    Code: _md_code,
+    Strong: lambda t: f"**{t.text}**",
+}
+
+
+def _inline(text: Inline, pieces: dict[type, Callable[[Any], str]], plain: Callable[[str], str]) -> str:
+    """A text rendered with `pieces` (one function per inline type); a plain str goes through `plain`."""
+    if isinstance(text, list):
+        return "".join(_inline(t, pieces, plain) for t in text)
+    render = pieces.get(type(text))
+    return render(text) if render else plain(str(text))
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2328}
@@ -452,23 +463,7 @@ figure{margin:1rem 0}img{max-width:100%}figcaption{color:#57606a;font-size:.9em}
 
 def render_html(report: Report) -> str:
     """The report as one HTML page (images referenced as files, not embedded)."""
-    body = []
-    for block in report.blocks:
-        if isinstance(block, Heading):
-            body.append(f"<h{block.level}>{_html(block.text)}</h{block.level}>")
-        elif isinstance(block, Para):
-            body.append(f"<p>{_html(block.text)}</p>")
-        elif isinstance(block, Bullets):
-            body.append("<ul>" + "".join(f"<li>{_html(i)}</li>" for i in block.items) + "</ul>")
-        elif isinstance(block, Table):
-            head = "".join(f"<th>{_html(h)}</th>" for h in block.headers)
-            rows = "".join("<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>" for row in block.rows)
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif isinstance(block, Image):
-            body.append(
-                f'<figure><img src="{html.escape(block.src)}" alt="{html.escape(block.alt)}">'
-                f"<figcaption>{html.escape(block.caption)}</figcaption></figure>"
-            )
+    body = [_HTML_BLOCKS[type(block)](block) for block in report.blocks]
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
         f"<style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n"
@@ -476,12 +471,27 @@ def render_html(report: Report) -> str:
 
 
 def _html(text: Inline) -> str:
-    if isinstance(text, list):
-        return "".join(_html(t) for t in text)
-    if isinstance(text, Link):
-        return f'<a href="{html.escape(text.href)}">{html.escape(text.text)}</a>'
-    if isinstance(text, Code):
-        return f"<code>{html.escape(text.text)}</code>"
-    if isinstance(text, Strong):
-        return f"<strong>{html.escape(text.text)}</strong>"
-    return html.escape(str(text))
+    return _inline(text, _HTML_INLINE, html.escape)
+
+
+def _html_table(block: Table) -> str:
+    head = "".join(f"<th>{_html(h)}</th>" for h in block.headers)
+    rows = "".join("<tr>" + "".join(f"<td>{_html(c)}</td>" for c in row) + "</tr>" for row in block.rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+_HTML_BLOCKS: dict[type, Callable[[Any], str]] = {
+    Heading: lambda b: f"<h{b.level}>{_html(b.text)}</h{b.level}>",
+    Para: lambda b: f"<p>{_html(b.text)}</p>",
+    Bullets: lambda b: "<ul>" + "".join(f"<li>{_html(i)}</li>" for i in b.items) + "</ul>",
+    Table: _html_table,
+    Image: lambda b: (
+        f'<figure><img src="{html.escape(b.src)}" alt="{html.escape(b.alt)}">'
+        f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
+    ),
+}
+_HTML_INLINE: dict[type, Callable[[Any], str]] = {
+    Link: lambda t: f'<a href="{html.escape(t.href)}">{html.escape(t.text)}</a>',
+    Code: lambda t: f"<code>{html.escape(t.text)}</code>",
+    Strong: lambda t: f"<strong>{html.escape(t.text)}</strong>",
+}
