@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 from ..errors import ConfigError
 from .cron import check_cron, utc
@@ -60,11 +60,11 @@ class Schedule(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
-    name: str
-    pipeline: str
-    cron: str
+    name: Annotated[str, AfterValidator(check_name)]
+    pipeline: Annotated[str, AfterValidator(lambda value: check_name(value, "pipeline name"))]
+    cron: Annotated[str, AfterValidator(check_cron)]
     params: dict[str, Any] = {}
-    notify: str | None = None
+    notify: Annotated[str, AfterValidator(check_url)] | None = None
     notify_format: NotifyFormat = "auto"
     created: datetime
     # What happened last: the slot consumed, the run it started, how that ended.
@@ -76,26 +76,6 @@ class Schedule(BaseModel):
     job_id: str | None = None
     last_error: str | None = None
     notify_error: str | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_name(value)
-
-    @field_validator("pipeline")
-    @classmethod
-    def _pipeline(cls, value: str) -> str:
-        return check_name(value, "pipeline name")
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        return check_cron(value)
-
-    @field_validator("notify")
-    @classmethod
-    def _notify(cls, value: str | None) -> str | None:
-        return None if value is None else check_url(value)
 
     @field_validator("params")
     @classmethod
