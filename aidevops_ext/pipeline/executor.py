@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty
@@ -175,11 +175,8 @@ def _prompt_ready_client_class() -> type:
             idle: set[str] = set()
             while time.monotonic() < deadline:
                 sent.add(self.kernel_info())
-                try:
-                    reply = self.get_shell_msg(timeout=1)
-                except Empty:
-                    if not self.is_alive():
-                        raise RuntimeError("Kernel died before replying to kernel_info") from None
+                reply = _shell_reply(self, self.is_alive, "Kernel died before replying to kernel_info")
+                if reply is None:
                     continue
                 answered = reply.get("parent_header", {}).get("msg_id")
                 if reply["msg_type"] != "kernel_info_reply" or answered not in sent:
@@ -263,6 +260,16 @@ def step_setup_code(cwd: Path | None, env: Mapping[str, str | None], mlflow_run:
     )
 
 
+def _shell_reply(client: Any, is_alive: Callable[[], bool], died: str) -> dict[str, Any] | None:
+    """The next shell reply within a second, or None; RuntimeError(died) when the kernel died meanwhile."""
+    try:
+        return client.get_shell_msg(timeout=1)
+    except Empty:
+        if not is_alive():
+            raise RuntimeError(died) from None
+        return None
+
+
 def _execute_quietly(km: Any, code: str, *, timeout: float) -> dict[str, Any]:
     """Run `code` silently in kernel `km` on a client of its own; returns the execute reply's content."""
     from jupyter_client.session import Session
@@ -275,13 +282,8 @@ def _execute_quietly(km: Any, code: str, *, timeout: float) -> dict[str, Any]:
         msg_id = kc.execute(code, silent=True, store_history=False, allow_stdin=False)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                reply = kc.get_shell_msg(timeout=1)
-            except Empty:
-                if not km.is_alive():
-                    raise RuntimeError("the kernel died") from None
-                continue
-            if reply.get("parent_header", {}).get("msg_id") == msg_id:
+            reply = _shell_reply(kc, km.is_alive, "the kernel died")
+            if reply is not None and reply.get("parent_header", {}).get("msg_id") == msg_id:
                 return reply["content"]
         raise TimeoutError(f"no reply within {timeout:.0f} s")
     finally:
