@@ -165,24 +165,22 @@ def retrain(
         rule = event["rule"]
     lock = retraining_lock(ws, name)  # one retraining per deployment at a time; released at the end
     try:
-        return _claim_and_retrain(ws, name, dep, spec, rows, actor, echo, alert_event_id, rule)
+        rid = _claim(ws, dep, spec.name, actor, alert_event_id, rule)
+        try:
+            return _retrain(ws, rid, dep, spec, rows, actor, echo, alert_event_id)
+        except BaseException as exc:
+            message = str(exc) if isinstance(exc, AidevopsError) else f"{type(exc).__name__}: {exc}"
+            _update(ws, rid, status=FAILED, finished=time.time(), message=message[:2000])
+            raise
     finally:
         lock.close()
 
 
-def _claim_and_retrain(
-    ws: Workspace,
-    name: str,
-    dep: Any,
-    spec: Any,
-    rows: int,
-    actor: str,
-    echo: Callable[[str], None],
-    alert_event_id: int | None,
-    rule: str | None,
-) -> Retraining:
+def _claim(ws: Workspace, dep: Any, pipeline: str, actor: str, alert_event_id: int | None, rule: str | None) -> int:
+    """The new retraining's row (its id), and the alert it answers taken up; ConfigError if another took it."""
     from .monitoring.alertstore import AlertStore  # noqa: PLC0415
 
+    name = dep.name
     rid = _start(
         ws,
         deployment=name,
@@ -192,7 +190,7 @@ def _claim_and_retrain(
         rule=rule,
         status=RUNNING,
         started=time.time(),
-        pipeline=spec.name,
+        pipeline=pipeline,
         from_version=dep.active_version,
         actor=actor,
     )
@@ -201,12 +199,7 @@ def _claim_and_retrain(
         raise ConfigError(
             f"alert #{alert_event_id} was already taken up by another retraining; see `aidevops retrains {name}`."
         )
-    try:
-        return _retrain(ws, rid, dep, spec, rows, actor, echo, alert_event_id)
-    except BaseException as exc:
-        message = str(exc) if isinstance(exc, AidevopsError) else f"{type(exc).__name__}: {exc}"
-        _update(ws, rid, status=FAILED, finished=time.time(), message=message[:2000])
-        raise
+    return rid
 
 
 def retrain_spec(ws: Workspace, dep: Any) -> Any:

@@ -217,13 +217,26 @@ class ShadowHandler(_Operation):
         return shadow.start(ws, name, body.version, reason=body.reason, actor=self.actor)
 
 
-class HistoryHandler(_Handler):
+class _DeploymentView(_Handler):
+    """GET /deployments/NAME/<view>: what the core shows of the deployment, for the query `asks` parses."""
+
+    asks: type[Query]
+
+    def view(self, ws: Workspace, name: str, query: Any) -> Any:
+        raise NotImplementedError
+
     @tornado.web.authenticated
     @_answers_errors
     async def get(self, name: str) -> None:
-        limit = self.query(HistoryQuery).limit
-        rows = await self.core(manager.history, self.workspace, name, limit)
-        self.reply({"history": [h.to_dict() for h in reversed(rows)]})
+        query = self.query(self.asks)
+        self.reply(await self.core(self.view, self.workspace, name, query))
+
+
+class HistoryHandler(_DeploymentView):
+    asks = HistoryQuery
+
+    def view(self, ws, name, query):
+        return {"history": [h.to_dict() for h in reversed(manager.history(ws, name, query.limit))]}
 
 
 class RunsHandler(_Handler):
@@ -262,28 +275,25 @@ class RunNotebookHandler(_Handler):
         self.reply(model["content"])
 
 
-class MonitorHandler(_Handler):
-    @tornado.web.authenticated
-    @_answers_errors
-    async def get(self, name: str) -> None:
-        refresh = self.query(MonitorQuery).now
-        self.reply(await self.core(manager.monitor_summary, self.workspace, name, refresh=refresh))
+class MonitorHandler(_DeploymentView):
+    asks = MonitorQuery
+
+    def view(self, ws, name, query):
+        return manager.monitor_summary(ws, name, refresh=query.now)
 
 
-class SeriesHandler(_Handler):
-    @tornado.web.authenticated
-    @_answers_errors
-    async def get(self, name: str) -> None:
-        query = self.query(SeriesQuery)
-        self.reply(await self.core(observe.series, self.workspace, name, minutes=query.minutes, buckets=query.buckets))
+class SeriesHandler(_DeploymentView):
+    asks = SeriesQuery
+
+    def view(self, ws, name, query):
+        return observe.series(ws, name, minutes=query.minutes, buckets=query.buckets)
 
 
-class AlertsHandler(_Handler):
-    @tornado.web.authenticated
-    @_answers_errors
-    async def get(self, name: str) -> None:
-        limit = self.query(AlertsQuery).limit
-        self.reply(await self.core(observe.alerts, self.workspace, name, limit=limit))
+class AlertsHandler(_DeploymentView):
+    asks = AlertsQuery
+
+    def view(self, ws, name, query):
+        return observe.alerts(ws, name, limit=query.limit)
 
 
 class RetrainHandler(_Handler):

@@ -27,6 +27,16 @@ def find_root(start: Path | None = None) -> Path:
     return here
 
 
+class _Under:
+    """A workspace path: `name` in its root or its state folder (`folder`: "root" or "state")."""
+
+    def __init__(self, folder: str, name: str) -> None:
+        self.folder, self.name = folder, name
+
+    def __get__(self, ws: Workspace, owner: type | None = None) -> Path:
+        return getattr(ws, self.folder) / self.name
+
+
 @dataclass(frozen=True)
 class Workspace:
     """Paths and settings of one workspace; creating it writes nothing until `ensure()`."""
@@ -42,29 +52,12 @@ class Workspace:
     def state(self) -> Path:
         return self.root / STATE_DIR
 
-    @property
-    def runs_dir(self) -> Path:
-        return self.state / "runs"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.state / "cache"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.state / "models"
-
-    @property
-    def artifacts_dir(self) -> Path:
-        return self.state / "mlartifacts"
-
-    @property
-    def deploy_db(self) -> Path:
-        return self.state / "deploy.db"
-
-    @property
-    def pipelines_dir(self) -> Path:
-        return self.root / "pipelines"
+    runs_dir = _Under("state", "runs")
+    cache_dir = _Under("state", "cache")
+    models_dir = _Under("state", "models")
+    artifacts_dir = _Under("state", "mlartifacts")
+    deploy_db = _Under("state", "deploy.db")
+    pipelines_dir = _Under("root", "pipelines")
 
     @property
     def tracking_uri(self) -> str:
