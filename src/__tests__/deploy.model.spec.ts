@@ -31,8 +31,8 @@ describe('DeployModel', () => {
     model.changed.connect(() => emitted++);
     await model.refresh();
     expect(emitted).toBeGreaterThan(0);
-    expect(model.models.map(m => m.name)).toEqual(['m']);
-    expect(model.deployments.map(d => d.name)).toEqual(['d']);
+    expect(model.view.models.map(m => m.name)).toEqual(['m']);
+    expect(model.view.deployments.map(d => d.name)).toEqual(['d']);
     model.dispose();
   });
 

@@ -36,11 +36,11 @@ describe('MonitorModel', () => {
   it('picks the first live deployment and reads its summary, series and alerts (events newest first)', async () => {
     const { model, calls } = setup();
     await model.refresh();
-    expect(model.selected).toBe('mon');
-    expect(model.summary?.logged_rows).toBe(1234);
-    expect(model.series?.requests.rate).toEqual([50, 0, 61.5]);
-    expect(model.alerts.map(a => a.rule)).toEqual(['errors', 'feature-drift']);
-    expect(model.events.map(e => e.id)).toEqual([2, 1]);
+    expect(model.view.selected).toBe('mon');
+    expect(model.view.summary?.logged_rows).toBe(1234);
+    expect(model.view.series?.requests.rate).toEqual([50, 0, 61.5]);
+    expect(model.view.alerts.map(a => a.rule)).toEqual(['errors', 'feature-drift']);
+    expect(model.view.events.map(e => e.id)).toEqual([2, 1]);
     expect(calls.find(c => c.path.includes('/series'))?.path).toBe(
       'aidevops/api/deployments/mon/series?minutes=10&buckets=120'
     );
@@ -52,10 +52,10 @@ describe('MonitorModel', () => {
     await model.refresh();
     model.select('old');
     await model.refresh();
-    expect(model.summary).toBeNull();
-    expect(model.series).toBeNull();
-    expect(model.alerts.map(a => a.state)).toEqual(['resolved']);
-    expect(model.events.map(e => e.id)).toEqual([9]);
+    expect(model.view.summary).toBeNull();
+    expect(model.view.series).toBeNull();
+    expect(model.view.alerts.map(a => a.state)).toEqual(['resolved']);
+    expect(model.view.events.map(e => e.id)).toEqual([9]);
     expect(calls.some(c => c.path.startsWith('aidevops/api/deployments/old/monitor'))).toBe(false);
     model.dispose();
   });
@@ -67,7 +67,7 @@ describe('MonitorModel', () => {
     });
     await model.refresh();
     expect(model.error).toBeNull();
-    expect(model.summary).toBeNull();
+    expect(model.view.summary).toBeNull();
     model.dispose();
   });
 
@@ -112,9 +112,9 @@ describe('MonitorModel', () => {
     expect(polls).toBe(1); // then once per job interval (10 ms)
     await jest.advanceTimersByTimeAsync(11);
     expect(polls).toBe(3);
-    expect(model.job?.status).toBe('succeeded');
-    expect(model.job?.log_tail).toEqual(['step 3']);
-    expect(runIdOf(model.job)).toBe('r-42');
+    expect(model.view.job?.status).toBe('succeeded');
+    expect(model.view.job?.log_tail).toEqual(['step 3']);
+    expect(runIdOf(model.view.job)).toBe('r-42');
     expect(model.retraining).toBe(false);
     expect(calls.filter(c => c.method === 'POST')).toHaveLength(1);
     expect(calls.filter(c => c.method === 'POST')[0].body).toEqual({ reason: 'retrain now, from the Monitor panel' });
@@ -132,7 +132,7 @@ describe('MonitorModel', () => {
     });
     await model.refresh();
     expect(await model.retrain()).toBe(false);
-    expect(model.jobError).toMatch(/cannot be retrained/);
+    expect(model.view.jobError).toMatch(/cannot be retrained/);
     expect(model.retraining).toBe(false);
     model.dispose();
   });

@@ -7,7 +7,6 @@
 
 import * as React from 'react';
 
-import { Deployment } from '../common/api';
 import { IMonitorActions } from '../monitor/components';
 import { IMonitorState, MonitorView } from '../monitor/view';
 import { deployment, series, summary } from './monitorfixtures';
@@ -19,7 +18,7 @@ jest.mock('uplot', () => ({ __esModule: true, default: class {} }));
 const actions: IMonitorActions = { select: () => undefined, refresh: () => undefined, retrain: () => undefined };
 
 function state(at: number, rate: number): IMonitorState {
-  const dep = deployment('mon') as unknown as Deployment;
+  const dep = deployment('mon');
   const s = series();
   s.requests!.rate[s.requests!.rate.length - 1] = rate;
   const sum = summary(at);
@@ -37,6 +36,7 @@ function state(at: number, rate: number): IMonitorState {
     alerts: sum.alerts ?? [],
     events: sum.events ?? [],
     error: null,
+    busy: null,
     loaded: true,
     job: null,
     jobError: null,

@@ -27,7 +27,7 @@ describe('RunsModel', () => {
   useFakeClock();
 
   it('polls the runs once per interval only while visible', async () => {
-    const firstPoll = (model: RunsModel) => expect(model.runs.map(r => r.run_id)).toEqual(['r1']);
+    const firstPoll = (model: RunsModel) => expect(model.view.runs.map(r => r.run_id)).toEqual(['r1']);
     await expectPollsOnlyWhileVisible(setup(), calls => runsCalls(calls).length, firstPoll); // interval: 20 ms
   });
 
@@ -56,9 +56,9 @@ describe('RunsModel', () => {
     expect(polls).toBe(1); // followed at once, not at the next tick
     await jest.advanceTimersByTimeAsync(60);
     expect(polls).toBe(3); // then once per poll, until it ends
-    expect(model.job?.status).toBe('failed');
-    expect(model.job?.log_tail).toEqual(['train failed']);
-    expect(model.runs[0].run_id).toBe('r2');
+    expect(model.view.job?.status).toBe('failed');
+    expect(model.view.job?.log_tail).toEqual(['train failed']);
+    expect(model.view.runs[0].run_id).toBe('r2');
     await jest.advanceTimersByTimeAsync(1000);
     expect(polls).toBe(3); // a finished job is not polled again
     expect(await model.rerun('r2', {})).toBe('no route POST aidevops/api/runs/r2/rerun'); // the fake's 404 sentence
@@ -77,7 +77,7 @@ describe('RunsModel', () => {
     expect(await model.startRun('ci', { epochs: 'x' })).toBe(
       "parameter 'epochs' expects an integer (default 8), got 'x'."
     );
-    expect(model.job).toBeNull();
+    expect(model.view.job).toBeNull();
     expect(await model.startRun('ci', {})).toBeNull();
     expect(await model.startRun('ci', {})).toMatch(/^Job j1 \(run ci\) is still running/);
     model.dispose();
@@ -100,21 +100,21 @@ describe('RunsModel', () => {
     });
     await model.refresh();
     model.toggleStep('r1', 'train');
-    expect(model.open).toEqual({ runId: 'r1', step: 'train', confirming: false, error: null });
+    expect(model.view.open).toEqual({ runId: 'r1', step: 'train', confirming: false, error: null });
     expect(calls.filter(c => c.method === 'POST')).toHaveLength(0); // opening the details asks nothing
     model.askRunFrom();
-    expect(model.open?.confirming).toBe(true);
+    expect(model.view.open?.confirming).toBe(true);
     model.cancelRunFrom();
-    expect(model.open).toEqual({ runId: 'r1', step: 'train', confirming: false, error: null }); // cancelled: nothing posted
+    expect(model.view.open).toEqual({ runId: 'r1', step: 'train', confirming: false, error: null }); // cancelled: nothing posted
     expect(calls.filter(c => c.method === 'POST')).toHaveLength(0);
     model.askRunFrom();
     expect(await model.confirmRunFrom()).toBe(true);
     expect(calls.filter(c => c.method === 'POST').map(c => [c.path, c.body])).toEqual([
       ['aidevops/api/runs/r1/rerun', { from_step: 'train' }]
     ]);
-    expect(model.open).toBeNull();
-    expect(model.job?.log_tail).toEqual(['▶ train']); // followed at once
-    expect(describeJob(model.job!)).toBe('run ci --from train --force');
+    expect(model.view.open).toBeNull();
+    expect(model.view.job?.log_tail).toEqual(['▶ train']); // followed at once
+    expect(describeJob(model.view.job!)).toBe('run ci --from train --force');
     model.dispose();
   });
 
@@ -125,10 +125,10 @@ describe('RunsModel', () => {
     await model.refresh();
     model.toggleStep('r1', 'prepare');
     model.toggleStep('r1', 'train'); // another chip: the first closes
-    expect(model.open?.step).toBe('train');
+    expect(model.view.open?.step).toBe('train');
     model.askRunFrom();
     expect(await model.confirmRunFrom()).toBe(false);
-    expect(model.open).toEqual({
+    expect(model.view.open).toEqual({
       runId: 'r1',
       step: 'train',
       confirming: true,
@@ -136,7 +136,7 @@ describe('RunsModel', () => {
     });
     expect(model.error).toBeNull();
     model.toggleStep('r1', 'train'); // the same chip again: closed
-    expect(model.open).toBeNull();
+    expect(model.view.open).toBeNull();
     model.dispose();
   });
 
@@ -148,12 +148,12 @@ describe('RunsModel', () => {
     model.askRunFrom();
     model.toggleSelected('r1');
     await model.refresh();
-    expect(model.open).toEqual({ runId: 'r1', step: 'prepare', confirming: true, error: null });
-    expect(model.selected).toEqual(['r1']);
+    expect(model.view.open).toEqual({ runId: 'r1', step: 'prepare', confirming: true, error: null });
+    expect(model.view.selected).toEqual(['r1']);
     setRuns([run('r2', 'succeeded', { prepare: 'ran' })]);
     await model.refresh();
-    expect(model.open).toBeNull();
-    expect(model.selected).toEqual([]);
+    expect(model.view.open).toBeNull();
+    expect(model.view.selected).toEqual([]);
     model.dispose();
   });
 
@@ -187,7 +187,7 @@ describe('RunsModel', () => {
       'GET aidevops/api/schedules': refusal(400, 'schedules.yaml is not valid YAML; fix or remove it.')
     });
     await model.refresh();
-    expect(model.runs).toHaveLength(1);
+    expect(model.view.runs).toHaveLength(1);
     expect(model.error).toBeNull();
     expect(model.view.schedulesError).toBe('schedules.yaml is not valid YAML; fix or remove it.');
     model.dispose();
@@ -203,8 +203,8 @@ describe('RunsModel', () => {
       }
     });
     expect(await model.startRun('ci', {})).toBeNull();
-    expect(model.job?.status).toBe('unknown');
-    expect(model.job?.message).toBe("there is no job 'j1' in /ws/.aidevops/jobs.");
+    expect(model.view.job?.status).toBe('unknown');
+    expect(model.view.job?.message).toBe("there is no job 'j1' in /ws/.aidevops/jobs.");
     expect(model.error).toBeNull(); // the runs still refreshed
     await model.refresh();
     expect(polls).toBe(1);
@@ -220,12 +220,12 @@ describe('RunsModel', () => {
     model.toggleSelected('r1');
     expect(model.diffPair()).toEqual(['r1', 'r3']);
     model.toggleSelected('r2');
-    expect(model.selected).toEqual(['r1', 'r2']);
+    expect(model.view.selected).toEqual(['r1', 'r2']);
     model.toggleSelected('r1');
-    expect(model.selected).toEqual(['r2']);
+    expect(model.view.selected).toEqual(['r2']);
     setRuns([run('r3', 'succeeded', {})]);
     await model.refresh();
-    expect(model.selected).toEqual([]); // a run that is gone is not kept picked
+    expect(model.view.selected).toEqual([]); // a run that is gone is not kept picked
     model.dispose();
   });
 });

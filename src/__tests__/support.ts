@@ -17,7 +17,7 @@ export function useFakeClock(): void {
 }
 
 /** A model under test over a fake fetcher: what a spec's setup() returns. */
-interface IModelSetup<M extends PolledModel> {
+interface IModelSetup<M extends PolledModel<object>> {
   model: M;
   calls: ICall[];
 }
@@ -28,7 +28,7 @@ interface IModelSetup<M extends PolledModel> {
  * at once when shown again. `polls` counts the model's poll requests among all the requests made;
  * `afterFirst` checks what the first poll left. Disposes the model.
  */
-export async function expectPollsOnlyWhileVisible<M extends PolledModel>(
+export async function expectPollsOnlyWhileVisible<M extends PolledModel<object>>(
   { model, calls }: IModelSetup<M>,
   polls: (calls: ICall[]) => number,
   afterFirst: (model: M) => void = () => undefined
@@ -60,7 +60,7 @@ export async function expectPollsOnlyWhileVisible<M extends PolledModel>(
  * shows the server's sentence as the model's error. `setup` builds the model over extra routes.
  */
 export async function expectRefusedRefresh(
-  setup: (routes: Record<string, Route>) => IModelSetup<PolledModel>,
+  setup: (routes: Record<string, Route>) => IModelSetup<PolledModel<object>>,
   path: string,
   sentence: string
 ): Promise<void> {

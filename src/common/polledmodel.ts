@@ -1,8 +1,9 @@
 /**
  * The polled-model base of the Deploy, Monitor and Runs panels: a @lumino/polling Poll that only runs
  * while the panel is shown (StandbyPoll), the `changed` signal, the last error in words, the one change
- * in progress (`busy`) and `act()` that runs it, and `loaded`. A subclass says what one poll fetches
- * (`fetch()`) and which changes it offers (each through `act()`).
+ * in progress (`busy`) and `act()` that runs it, `loaded`, and `view`: all the panel shows, in one object.
+ * A subclass keeps what it shows in `state`, says what one poll fetches (`fetch()`) and which changes it
+ * offers (each through `act()`).
  */
 
 import { Poll } from '@lumino/polling';
@@ -70,14 +71,27 @@ export interface IPolledModel {
   readonly changed: ISignal<unknown, void>;
 }
 
+/** How a polled model is doing: the last error, the change in progress, whether a refresh has answered. */
+export interface IPolledStatus {
+  error: string | null;
+  busy: string | null;
+  loaded: boolean;
+}
+
 /**
- * A panel's state, refreshed by a StandbyPoll while the panel is shown. `refresh()` runs `fetch()` and
+ * A panel's state `S`, refreshed by a StandbyPoll while the panel is shown. `refresh()` runs `fetch()` and
  * records its outcome: `loaded` once one answered, the error in words when it failed (the poll then
  * backs off), and a `changed` signal either way.
  */
-export abstract class PolledModel implements IPolledModel {
-  constructor(name: string, interval: number) {
+export abstract class PolledModel<S extends object> implements IPolledModel {
+  constructor(name: string, interval: number, initial: S) {
     this._polling = new StandbyPoll(name, interval, () => this.refresh());
+    this.state = initial;
+  }
+
+  /** Everything the panel shows, in one object: the subclass's state and how the polling is doing. */
+  get view(): S & IPolledStatus {
+    return { ...this.state, error: this._error, busy: this._busy, loaded: this._loaded };
   }
 
   /** Refreshes the model while its panel is shown (see StandbyPoll). */
@@ -146,6 +160,9 @@ export abstract class PolledModel implements IPolledModel {
     this._polling.dispose();
     Signal.clearData(this);
   }
+
+  /** What the panel shows besides the status: what the polls fetched and what the user picked. */
+  protected readonly state: S;
 
   /** One poll's requests: store what they answer; throw to report a failure. */
   protected abstract fetch(): Promise<void>;

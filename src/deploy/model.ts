@@ -5,35 +5,21 @@
 
 import { AidevopsApi, Deployment, DeployRequest, RegisteredModel } from '../common/api';
 import { PolledModel } from '../common/polledmodel';
-import type { IViewState } from './components';
 
 export const POLL_INTERVAL_MS = 3000;
 
-export class DeployModel extends PolledModel {
+/** What the Deploy panel shows besides the status (see IViewState). */
+interface IDeployState {
+  models: RegisteredModel[];
+  deployments: Deployment[];
+}
+
+export class DeployModel extends PolledModel<IDeployState> {
   constructor(
     readonly api: AidevopsApi,
     interval = POLL_INTERVAL_MS
   ) {
-    super('aidevops:deploy-panel', interval);
-  }
-
-  get models(): RegisteredModel[] {
-    return this._models;
-  }
-
-  get deployments(): Deployment[] {
-    return this._deployments;
-  }
-
-  /** Everything the panel shows, in one object. */
-  get view(): IViewState {
-    return {
-      models: this._models,
-      deployments: this._deployments,
-      error: this.error,
-      busy: this.busy,
-      loaded: this.loaded
-    };
+    super('aidevops:deploy-panel', interval, { models: [], deployments: [] });
   }
 
   deploy(request: DeployRequest): Promise<boolean> {
@@ -77,10 +63,7 @@ export class DeployModel extends PolledModel {
 
   protected async fetch(): Promise<void> {
     const [models, deployments] = await Promise.all([this.api.models(), this.api.deployments()]);
-    this._models = models;
-    this._deployments = deployments;
+    this.state.models = models;
+    this.state.deployments = deployments;
   }
-
-  private _models: RegisteredModel[] = [];
-  private _deployments: Deployment[] = [];
 }

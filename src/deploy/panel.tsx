@@ -88,7 +88,7 @@ export class DeployPanel extends ReactPanel<DeployModel> {
   }
 
   private async deploy(model: RegisteredModel, version: ModelVersion): Promise<void> {
-    const live = liveDeploymentOf(model.name, this.model.deployments);
+    const live = liveDeploymentOf(model.name, this.model.view.deployments);
     const alias = live ? undefined : preferredAlias(version);
     const what = alias ? `${model.name}@${alias} (v${version.version})` : `${model.name} v${version.version}`;
     const body = live

@@ -52,96 +52,73 @@ export function runIdOf(job: Job | JobDetail | null): string | null {
   return null;
 }
 
-export class MonitorModel extends PolledModel {
+/** What the Monitor panel shows besides the status and what follows from it (see IMonitorState). */
+export interface IMonitorShown {
+  deployments: Deployment[];
+  /** The picked deployment's name (the first live one until the user picks). */
+  selected: string | null;
+  /** The latest monitor summary of the picked deployment; null while it is not running. */
+  summary: MonitorSummary | null;
+  series: MonitorSeries | null;
+  /** Alert states (from the summary, or GET alerts while the deployment is stopped). */
+  alerts: MonitorAlert[];
+  /** Alert events, newest first. */
+  events: MonitorEvent[];
+  /** The retraining started from this panel (the latest), with its log tail; null before any. */
+  job: JobDetail | null;
+  jobError: string | null;
+}
+
+export class MonitorModel extends PolledModel<IMonitorShown> {
   constructor(
     readonly api: AidevopsApi,
     interval = MONITOR_POLL_MS,
     private readonly jobInterval = JOB_POLL_MS
   ) {
-    super('aidevops:monitor-panel', interval);
+    super('aidevops:monitor-panel', interval, {
+      deployments: [],
+      selected: null,
+      summary: null,
+      series: null,
+      alerts: [],
+      events: [],
+      job: null,
+      jobError: null
+    });
   }
 
-  get deployments(): Deployment[] {
-    return this._deployments;
-  }
-
-  /** The picked deployment's name (the first live one until the user picks). */
-  get selected(): string | null {
-    return this._selected;
-  }
-
+  /** The picked deployment. */
   get deployment(): Deployment | undefined {
-    return this._deployments.find(d => d.name === this._selected);
-  }
-
-  /** The latest monitor summary of the picked deployment; null while it is not running. */
-  get summary(): MonitorSummary | null {
-    return this._summary;
-  }
-
-  get series(): MonitorSeries | null {
-    return this._series;
-  }
-
-  /** Alert states (from the summary, or GET alerts while the deployment is stopped). */
-  get alerts(): MonitorAlert[] {
-    return this._alerts;
-  }
-
-  /** Alert events, newest first. */
-  get events(): MonitorEvent[] {
-    return this._events;
-  }
-
-  /** The retraining started from this panel (the latest), with its log tail; null before any. */
-  get job(): JobDetail | null {
-    return this._job;
-  }
-
-  get jobError(): string | null {
-    return this._jobError;
+    return this.state.deployments.find(d => d.name === this.state.selected);
   }
 
   /** True from the click until the job has ended (or could not start). */
   get retraining(): boolean {
-    return this._starting || (this._job !== null && this._job.status === 'running');
+    return this._starting || (this.state.job !== null && this.state.job.status === 'running');
   }
 
   /** Shown again: follow a running retraining again (its polling stopped while hidden). */
   protected onVisibilityChanged(visible: boolean): void {
-    if (visible && this._job?.status === 'running') {
+    if (visible && this.state.job?.status === 'running') {
       this.followJob();
     }
   }
 
   /** Everything the panel shows, in one object. */
   get view(): IMonitorState {
-    return {
-      deployments: this._deployments,
-      selected: this._selected,
-      deployment: this.deployment,
-      summary: this._summary,
-      series: this._series,
-      alerts: this._alerts,
-      events: this._events,
-      error: this.error,
-      loaded: this.loaded,
-      job: this._job,
-      jobError: this._jobError,
-      retraining: this.retraining
-    };
+    return { ...super.view, deployment: this.deployment, retraining: this.retraining };
   }
 
   /** Pick a deployment: its data is cleared and fetched now. */
   select(name: string): void {
-    if (name === this._selected) {
+    if (name === this.state.selected) {
       return;
     }
-    this._selected = name;
-    this._summary = null;
-    this._series = null;
-    this._alerts = [];
-    this._events = [];
+    this.state.selected = name;
+    this.state.summary = null;
+    this.state.series = null;
+    this.state.alerts = [];
+    this.state.events = [];
     this.emitChanged();
     void this.poll.refresh();
   }
@@ -149,17 +126,17 @@ export class MonitorModel extends PolledModel {
   /** Fetch the deployments, then the picked one's summary and series (or its alerts when it is stopped). */
   protected async fetch(): Promise<void> {
     const deployments = await this.api.deployments();
-    this._deployments = deployments;
-    if (!this._selected || !deployments.some(d => d.name === this._selected)) {
-      this._selected = (deployments.find(isLive) ?? deployments[0])?.name ?? null;
+    this.state.deployments = deployments;
+    if (!this.state.selected || !deployments.some(d => d.name === this.state.selected)) {
+      this.state.selected = (deployments.find(isLive) ?? deployments[0])?.name ?? null;
     }
-    const name = this._selected;
+    const name = this.state.selected;
     const dep = this.deployment;
     if (!name) {
-      this._summary = null;
-      this._series = null;
-      this._alerts = [];
-      this._events = [];
+      this.state.summary = null;
+      this.state.series = null;
+      this.state.alerts = [];
+      this.state.events = [];
     } else if (isLive(dep)) {
       let summary: MonitorSummary | null = null;
       let series: MonitorSeries | null = null;
@@ -174,14 +151,14 @@ export class MonitorModel extends PolledModel {
         }
         // stopped between the two calls: show its alerts as for any stopped deployment
       }
-      if (name !== this._selected) {
+      if (name !== this.state.selected) {
         return; // the user picked another one meanwhile
       }
       if (summary) {
-        this._summary = summary;
-        this._series = series;
-        this._alerts = summary.alerts ?? [];
-        this._events = (summary.events ?? []).slice().reverse();
+        this.state.summary = summary;
+        this.state.series = series;
+        this.state.alerts = summary.alerts ?? [];
+        this.state.events = (summary.events ?? []).slice().reverse();
       } else {
         await this.loadAlerts(name);
       }
@@ -192,18 +169,18 @@ export class MonitorModel extends PolledModel {
 
   /** POST retrain for the picked deployment, then follow the job until it ends. */
   async retrain(): Promise<boolean> {
-    const name = this._selected;
+    const name = this.state.selected;
     if (!name || this.retraining) {
       return false;
     }
     this._starting = true;
-    this._jobError = null;
+    this.state.jobError = null;
     this.emitChanged();
     try {
       const job = await this.api.retrain(name, 'retrain now, from the Monitor panel');
-      this._job = { ...job, log_tail: [], run: null };
+      this.state.job = { ...job, log_tail: [], run: null };
     } catch (reason) {
-      this._jobError = errorMessage(reason);
+      this.state.jobError = errorMessage(reason);
       return false;
     } finally {
       this._starting = false;
@@ -227,18 +204,18 @@ export class MonitorModel extends PolledModel {
     }
     const tick = async () => {
       this._jobTimer = null;
-      const job = this._job;
+      const job = this.state.job;
       if (!job || this.isDisposed || !this.visible) {
         return; // picked up again when shown
       }
       try {
-        this._job = await this.api.getJob(job.id);
-        this._jobError = null;
+        this.state.job = await this.api.getJob(job.id);
+        this.state.jobError = null;
       } catch (reason) {
-        this._jobError = errorMessage(reason);
+        this.state.jobError = errorMessage(reason);
       }
       this.emitChanged();
-      if (this._job?.status === 'running' && !this.isDisposed) {
+      if (this.state.job?.status === 'running' && !this.isDisposed) {
         this._jobTimer = setTimeout(tick, this.jobInterval);
       } else {
         void this.poll.refresh(); // the deployment may have switched versions
@@ -249,23 +226,15 @@ export class MonitorModel extends PolledModel {
 
   private async loadAlerts(name: string): Promise<void> {
     const answer = await this.api.alerts(name);
-    if (name !== this._selected) {
+    if (name !== this.state.selected) {
       return;
     }
-    this._summary = null;
-    this._series = null;
-    this._alerts = answer.alerts ?? [];
-    this._events = answer.events ?? [];
+    this.state.summary = null;
+    this.state.series = null;
+    this.state.alerts = answer.alerts ?? [];
+    this.state.events = answer.events ?? [];
   }
 
-  private _deployments: Deployment[] = [];
-  private _selected: string | null = null;
-  private _summary: MonitorSummary | null = null;
-  private _series: MonitorSeries | null = null;
-  private _alerts: MonitorAlert[] = [];
-  private _events: MonitorEvent[] = [];
-  private _job: JobDetail | null = null;
-  private _jobError: string | null = null;
   private _starting = false;
   private _jobTimer: ReturnType<typeof setTimeout> | null = null;
 }

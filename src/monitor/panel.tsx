@@ -40,8 +40,8 @@ export class MonitorPanel extends ReactPanel<MonitorModel> {
   }
 
   private markShown(): void {
-    const s = this.model.summary;
-    this.node.dataset.deployment = this.model.selected ?? '';
+    const { summary: s, selected } = this.model.view;
+    this.node.dataset.deployment = selected ?? '';
     this.node.dataset.at = s?.at !== undefined ? String(s.at) : '';
     this.node.dataset.version = s?.version ?? '';
   }

@@ -9,7 +9,8 @@
 
 import * as React from 'react';
 
-import { Deployment, JobDetail, MonitorAlert, MonitorEvent, MonitorSeries, MonitorSummary } from '../common/api';
+import { Deployment, MonitorSeries, MonitorSummary } from '../common/api';
+import { IPolledStatus } from '../common/polledmodel';
 import {
   accuracyData,
   Aligned,
@@ -31,20 +32,13 @@ import {
 } from './charts';
 import { Alerts, Events, Header, IMonitorActions, Job, Numbers, Shadow, Status } from './components';
 import { Features } from './features';
+import type { IMonitorShown } from './model';
 
 /** Everything the Monitor panel shows, in one object (see MonitorModel.view). */
-export interface IMonitorState {
-  deployments: Deployment[];
-  selected: string | null;
+export interface IMonitorState extends IMonitorShown, IPolledStatus {
+  /** The picked deployment. */
   deployment: Deployment | undefined;
-  summary: MonitorSummary | null;
-  series: MonitorSeries | null;
-  alerts: MonitorAlert[];
-  events: MonitorEvent[];
-  error: string | null;
-  loaded: boolean;
-  job: JobDetail | null;
-  jobError: string | null;
+  /** True from the click on Retrain now until the job has ended (or could not start). */
   retraining: boolean;
 }
 

@@ -6,7 +6,7 @@
  */
 
 import { AidevopsApi, ApiError, Job, JobDetail, RunSummary, Schedule } from '../common/api';
-import { errorMessage, PolledModel } from '../common/polledmodel';
+import { errorMessage, IPolledStatus, PolledModel } from '../common/polledmodel';
 
 /** A job as POST answers it, then as GET jobs/{id} answers it (with its log tail and run). */
 export type FollowedJob = Job & Partial<Pick<JobDetail, 'log_tail' | 'run'>>;
@@ -23,14 +23,14 @@ export interface IOpenStep {
   error: string | null;
 }
 
-/** Everything the view shows, in one object. */
-export interface IRunsViewState {
+/** What the Runs panel shows besides the status. */
+export interface IRunsState {
+  /** Newest first. */
   runs: RunSummary[];
+  /** Run ids picked for a diff, in the order they were picked (at most two). */
   selected: string[];
+  /** The followed job (GET jobs/{id}, with its log tail), null when none was started here. */
   job: FollowedJob | null;
-  error: string | null;
-  busy: string | null;
-  loaded: boolean;
   open: IOpenStep | null;
   /** null: the server has no schedules API (an older aidevops), so the section is hidden. */
   schedules: Schedule[] | null;
@@ -38,6 +38,9 @@ export interface IRunsViewState {
   /** When the last answer came (ms since the epoch): what relative times are relative to. */
   now: number;
 }
+
+/** Everything the view shows, in one object. */
+export type IRunsViewState = IRunsState & IPolledStatus;
 
 /** Parse a params text box: a JSON object, or one sentence saying what is wrong with it. */
 export function parseParams(text: string): { params: Record<string, unknown> } | { error: string } {
@@ -104,84 +107,54 @@ export function runFromBlocked(run: RunSummary, busy: string | null, job: Follow
   return null;
 }
 
-export class RunsModel extends PolledModel {
+export class RunsModel extends PolledModel<IRunsState> {
   constructor(
     readonly api: AidevopsApi,
     interval = RUNS_POLL_INTERVAL_MS,
     private readonly clock: () => number = Date.now
   ) {
-    super('aidevops:runs-panel', interval);
-  }
-
-  get runs(): RunSummary[] {
-    return this._runs;
-  }
-
-  /** Run ids picked for a diff, in the order they were picked (at most two). */
-  get selected(): string[] {
-    return this._selected;
-  }
-
-  /** The followed job (GET jobs/{id}, with its log tail), null when none was started here. */
-  get job(): FollowedJob | null {
-    return this._job;
-  }
-
-  get open(): IOpenStep | null {
-    return this._open;
-  }
-
-  /** The workspace's schedules; null when the server has no schedules API (404). */
-  get schedules(): Schedule[] | null {
-    return this._schedules;
-  }
-
-  get view(): IRunsViewState {
-    return {
-      runs: this._runs,
-      selected: this._selected,
-      job: this._job,
-      error: this.error,
-      busy: this.busy,
-      loaded: this.loaded,
-      open: this._open,
-      schedules: this._schedules,
-      schedulesError: this._schedulesError,
-      now: this._now
-    };
+    super('aidevops:runs-panel', interval, {
+      runs: [],
+      selected: [],
+      job: null,
+      open: null,
+      schedules: null,
+      schedulesError: null,
+      now: 0
+    });
   }
 
   /** One poll: the followed job (while it runs), the runs, then the schedules. */
   protected async fetch(): Promise<void> {
-    if (this._job && this._job.status === 'running') {
-      this._job = await this.followJob(this._job);
+    if (this.state.job && this.state.job.status === 'running') {
+      this.state.job = await this.followJob(this.state.job);
     }
-    this._runs = await this.api.runs(RUNS_LIMIT);
-    this._now = this.clock();
-    const ids = new Set(this._runs.map(r => r.run_id));
-    this._selected = this._selected.filter(id => ids.has(id));
-    if (this._open && !ids.has(this._open.runId)) {
-      this._open = null;
+    this.state.runs = await this.api.runs(RUNS_LIMIT);
+    this.state.now = this.clock();
+    const ids = new Set(this.state.runs.map(r => r.run_id));
+    this.state.selected = this.state.selected.filter(id => ids.has(id));
+    if (this.state.open && !ids.has(this.state.open.runId)) {
+      this.state.open = null;
     }
     await this.fetchSchedules();
   }
 
   /** Pick or unpick a run for the diff; picking a third drops the first picked. */
   toggleSelected(runId: string): void {
-    if (this._selected.includes(runId)) {
-      this._selected = this._selected.filter(id => id !== runId);
+    if (this.state.selected.includes(runId)) {
+      this.state.selected = this.state.selected.filter(id => id !== runId);
     } else {
-      this._selected = [...this._selected, runId].slice(-2);
+      this.state.selected = [...this.state.selected, runId].slice(-2);
     }
     this.emitChanged();
   }
 
   /** The two picked runs as (base, remote): the older one is the base. */
   diffPair(): [string, string] | null {
-    if (this._selected.length !== 2) {
+    if (this.state.selected.length !== 2) {
       return null;
     }
-    const [a, b] = this._selected.map(id => this._runs.find(r => r.run_id === id));
+    const [a, b] = this.state.selected.map(id => this.state.runs.find(r => r.run_id === id));
     if (!a || !b) {
       return null;
     }
@@ -190,22 +163,22 @@ export class RunsModel extends PolledModel {
 
   /** Open a step chip's details (another one open closes); the open one closes. */
   toggleStep(runId: string, step: string): void {
-    const same = this._open && this._open.runId === runId && this._open.step === step;
-    this._open = same ? null : { runId, step, confirming: false, error: null };
+    const same = this.state.open && this.state.open.runId === runId && this.state.open.step === step;
+    this.state.open = same ? null : { runId, step, confirming: false, error: null };
     this.emitChanged();
   }
 
   /** "Run from here" on the open step: ask for confirmation first. */
   askRunFrom(): void {
-    if (this._open) {
-      this._open = { ...this._open, confirming: true, error: null };
+    if (this.state.open) {
+      this.state.open = { ...this.state.open, confirming: true, error: null };
       this.emitChanged();
     }
   }
 
   cancelRunFrom(): void {
-    if (this._open) {
-      this._open = { ...this._open, confirming: false, error: null };
+    if (this.state.open) {
+      this.state.open = { ...this.state.open, confirming: false, error: null };
       this.emitChanged();
     }
   }
@@ -215,16 +188,16 @@ export class RunsModel extends PolledModel {
    * follow the job; the details close. Refused: the server's sentence stays in the confirmation.
    */
   async confirmRunFrom(): Promise<boolean> {
-    const open = this._open;
+    const open = this.state.open;
     if (!open) {
       return false;
     }
-    const run = this._runs.find(r => r.run_id === open.runId);
+    const run = this.state.runs.find(r => r.run_id === open.runId);
     const failure = await this.launch(`Running ${run?.pipeline ?? open.runId} from ${open.step}…`, () =>
       this.api.rerun(open.runId, undefined, open.step)
     );
-    if (this._open !== null && this._open.runId === open.runId && this._open.step === open.step) {
-      this._open = failure === null ? null : { ...this._open, confirming: true, error: failure };
+    if (this.state.open !== null && this.state.open.runId === open.runId && this.state.open.step === open.step) {
+      this.state.open = failure === null ? null : { ...this.state.open, confirming: true, error: failure };
     }
     this.emitChanged();
     return failure === null;
@@ -242,8 +215,8 @@ export class RunsModel extends PolledModel {
 
   /** Forget the followed job (its box goes away). */
   dismissJob(): void {
-    if (this._job && this._job.status !== 'running') {
-      this._job = null;
+    if (this.state.job && this.state.job.status !== 'running') {
+      this.state.job = null;
       this.emitChanged();
     }
   }
@@ -259,15 +232,15 @@ export class RunsModel extends PolledModel {
       return;
     }
     try {
-      this._schedules = await this.api.schedules();
-      this._schedulesError = null;
+      this.state.schedules = await this.api.schedules();
+      this.state.schedulesError = null;
     } catch (reason) {
       if (reason instanceof ApiError && reason.status === 404) {
         this._schedulesApi = false;
-        this._schedules = null;
-        this._schedulesError = null;
+        this.state.schedules = null;
+        this.state.schedulesError = null;
       } else {
-        this._schedulesError = errorMessage(reason);
+        this.state.schedulesError = errorMessage(reason);
       }
     }
   }
@@ -292,13 +265,13 @@ export class RunsModel extends PolledModel {
     if (this.busy) {
       return `Wait until "${this.busy}" has finished, then try again.`;
     }
-    if (this._job && this._job.status === 'running') {
-      return `Job ${this._job.id} (${describeJob(this._job)}) is still running; wait until it ends, then try again.`;
+    if (this.state.job && this.state.job.status === 'running') {
+      return `Job ${this.state.job.id} (${describeJob(this.state.job)}) is still running; wait until it ends, then try again.`;
     }
     let failure: string | null = null;
     await this.act(label, async () => {
       try {
-        this._job = await work();
+        this.state.job = await work();
       } catch (reason) {
         failure = errorMessage(reason);
       }
@@ -306,12 +279,6 @@ export class RunsModel extends PolledModel {
     return failure;
   }
 
-  private _runs: RunSummary[] = [];
-  private _selected: string[] = [];
-  private _job: FollowedJob | null = null;
-  private _open: IOpenStep | null = null;
-  private _schedules: Schedule[] | null = null;
+  /** False once the server answered 404 for the schedules (an older aidevops): not asked again. */
   private _schedulesApi = true;
-  private _schedulesError: string | null = null;
-  private _now = 0;
 }

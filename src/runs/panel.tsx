@@ -123,7 +123,7 @@ export class RunsPanel extends ReactPanel<RunsModel> {
 
   /** Ask for a pipeline and params, then start it; asks again (with the reason) until accepted or cancelled. */
   async runPipeline(): Promise<void> {
-    const runs = this.model.runs;
+    const runs = this.model.view.runs;
     const pipelines = knownPipelines(runs);
     await this.askParams(
       'Run pipeline',
