@@ -42,7 +42,8 @@ PIPELINE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$"
 
 
 class Rule:
-    """The sentences a field's refusal says: `missing` when absent, `bad` (with {value}) when wrong."""
+    """The sentences a field's refusal says: `missing` when absent, `bad` (with {value}, and {key} for the field's
+    name) when wrong."""
 
     def __init__(self, *, bad: str, missing: str = "") -> None:
         self.bad = bad
@@ -116,7 +117,7 @@ class Request(BaseModel):
         if error["type"] == "missing":
             return rule.missing or f"{cls.where} '{key}' is missing."
         value = data.get(key) if isinstance(data, dict) else None
-        return rule.bad.format(value=repr(str(value)[:80]))
+        return rule.bad.format(key=key, value=repr(str(value)[:80]))
 
 
 def _stripped(value: str) -> str:
@@ -147,6 +148,7 @@ Version = Annotated[
     text_rule("version", "a version number such as '2'"),
     BeforeValidator(_version_number),
 ]
+Flag = Annotated[StrictBool, Rule(bad="Field '{key}' must be true or false.")]
 Params = Annotated[
     dict[str, Any] | None,
     Field(strict=True, description="Overrides {name: value}; step.name for one step's own param."),
@@ -209,11 +211,7 @@ class CanaryRequest(Request):
         Field(ge=0, le=1, strict=True, description="The canary's share of traffic, 0 to 1."),
         Rule(bad="Field 'share' must be a number between 0 and 1 (e.g. 0.1 for 10 %), got {value}."),
     ] = None
-    clear: Annotated[
-        StrictBool,
-        Field(description="Remove the canary (takes no version or share)."),
-        Rule(bad="Field 'clear' must be true or false."),
-    ] = False
+    clear: Annotated[Flag, Field(description="Remove the canary (takes no version or share).")] = False
     reason: Reason = ""
 
     @field_validator("share", mode="before")
@@ -239,9 +237,7 @@ class ShadowRequest(Request):
 
     version: Version = None
     stop: Annotated[
-        StrictBool,
-        Field(description="Stop mirroring traffic to the shadow and unload it (takes no version)."),
-        Rule(bad="Field 'stop' must be true or false."),
+        Flag, Field(description="Stop mirroring traffic to the shadow and unload it (takes no version).")
     ] = False
     reason: Reason = ""
 
