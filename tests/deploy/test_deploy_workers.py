@@ -10,8 +10,10 @@ import os
 import signal
 import time
 from collections import defaultdict
+from types import SimpleNamespace
 
 import httpx
+import orjson
 import pytest
 
 from aidevops_ext import registry
@@ -154,3 +156,67 @@ def test_a_bad_number_of_workers_is_refused_before_anything_starts(reg, kw, mess
     with pytest.raises(ConfigError, match=message):
         manager.deploy(reg.ws, f"{MODEL}@champion", name="wk-bad", **kw)
     assert "wk-bad" not in [d.name for d in manager.list_deployments(reg.ws)]
+
+
+# --------------------------------------------------------------------------- the fan-out's rule, without processes
+
+
+def _slots_answer(active: str, previous: str | None = None) -> bytes:
+    slot = {"version": active}
+    return orjson.dumps({"event": {}, "slots": {"active": slot, "previous": previous and {"version": previous}}})
+
+
+@pytest.fixture
+def two_workers(tmp_path, monkeypatch):
+    """A FanOut over two pretend workers (pids 101, 102 on ports 7001, 7002): the calls they got, the restarts."""
+    from aidevops_ext.deploy import fanout
+    from aidevops_ext.workspace import Workspace
+
+    seen = SimpleNamespace(calls=[], restarted=[], answers={})
+
+    def call(port, **request):
+        seen.calls.append(port)
+        answer = seen.answers[port]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(fanout, "_worker_call", call)
+    monkeypatch.setattr(fanout, "_restart", seen.restarted.append)
+    out = fanout.FanOut(Workspace(tmp_path), "pretend", "token")
+    out.serving = {0: (101, 7001), 1: (102, 7002)}
+    seen.fanout = out
+    return seen
+
+
+def _switch(fan) -> tuple[int, bytes]:
+    return fan.call("POST", "/admin/switch", {"authorization": "Bearer token"}, b'{"model_uri": "models:/dig/2"}')
+
+
+def test_fanout_a_refusal_by_the_first_worker_is_the_answer_and_reaches_no_other(two_workers):
+    two_workers.answers = {7001: (422, b'{"error": "refused"}'), 7002: (200, _slots_answer("2", "1"))}
+    assert _switch(two_workers.fanout) == (422, b'{"error": "refused"}')
+    assert two_workers.calls == [7001] and two_workers.restarted == []
+    assert two_workers.fanout.slots_state is None  # workers started later still get the deployment's versions
+
+
+def test_fanout_a_worker_failing_what_the_first_applied_is_restarted_with_the_outcome(two_workers):
+    two_workers.answers = {7001: (200, _slots_answer("2", "1")), 7002: (500, b'{"error": "out of memory"}')}
+    status, _ = _switch(two_workers.fanout)
+    assert status == 200 and sorted(two_workers.calls) == [7001, 7002] and two_workers.restarted == [102]
+    two_workers.fanout.exited(1)
+    replacement = two_workers.fanout.app_maker(1)
+    assert replacement.args[-1] == {
+        "active": "2",
+        "previous": "1",
+        "canary": None,
+        "canary_share": 0.0,
+        "shadow": None,
+    }
+
+
+def test_fanout_a_dead_first_worker_is_restarted_and_the_next_one_decides(two_workers):
+    two_workers.answers = {7001: ConnectionRefusedError("gone"), 7002: (200, _slots_answer("2", "1"))}
+    status, body = _switch(two_workers.fanout)
+    assert status == 200 and orjson.loads(body)["slots"]["active"]["version"] == "2"
+    assert two_workers.restarted == [101] and two_workers.fanout.slots_state["active"] == "2"
