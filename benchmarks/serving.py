@@ -50,17 +50,20 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-LUA = """
+# wrk's request script: POST the file named by WRK_BODY (LUA_POST), as JSON (LUA); serving_oip.py adds its headers.
+LUA_POST = """
 local f = io.open(os.getenv("WRK_BODY"), "rb")
 local body = f:read("*a")
 f:close()
 wrk.method = "POST"
 wrk.body = body
-wrk.headers["Content-Type"] = "application/json"
 """
+LUA = LUA_POST + 'wrk.headers["Content-Type"] = "application/json"\n'
 BARE_APP = """
 import os
 import numpy as np
@@ -203,6 +206,48 @@ def run_wrk(
     }
 
 
+def ours_cmd(uri: str, port: int, *options: str) -> list[str]:
+    """Our server on 127.0.0.1:port for `uri`, logging warnings only, with more command-line options."""
+    return [sys.executable, "-m", "aidevops_ext.serving", uri, "--host", "127.0.0.1", "--port", str(port), *options]
+
+
+def mlflow_cmd(uri: str, port: int) -> list[str]:
+    """`mlflow models serve` of `uri` on 127.0.0.1:port, in this environment."""
+    serve = [sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager", "local"]
+    return [*serve, "--host", "127.0.0.1", "-p", str(port)]
+
+
+def wrk_2xx(wrk: str, port: int, body_file: Path, lua: Path, seconds: int, what: str, **options: Any) -> dict:
+    """run_wrk, exiting with a sentence naming `what` when any response was not a 2xx."""
+    r = run_wrk(wrk, port, body_file, lua, seconds, **options)
+    if r["non2xx"]:
+        sys.exit(f"{what} answered {r['non2xx']} non-2xx responses")
+    return r
+
+
+def alternating(names: Iterable[str], rnd: int) -> list[str]:
+    """The servers in order on even rounds, reversed on odd ones: neither goes first every time."""
+    order = list(names)
+    return order if rnd % 2 == 0 else order[::-1]
+
+
+def medians(results: dict[Any, list[dict]]) -> dict[Any, dict[str, float]]:
+    """Median req/s, p50 and p99 over the rounds, per key."""
+    return {k: {f: statistics.median(r[f] for r in v) for f in ("rps", "p50", "p99")} for k, v in results.items()}
+
+
+def stop(procs: Iterable[subprocess.Popen], wait: float = 15) -> None:
+    """Terminate every server, then wait for each, killing one still up after `wait` seconds."""
+    procs = list(procs)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def make_tabular_project(root: Path, pipeline: str) -> str:
     """`aidevops new --template tabular` + `aidevops run PIPELINE` in root; the registered model's name."""
     env = {
@@ -271,43 +316,10 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
     lua.write_text(LUA)
     ports = {name: free_port() for name in ("mlflow", "mlflow-omp1", "ours")}
 
-    def mlflow_cmd(port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            uri,
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ]
-
     commands = {
-        "mlflow": (mlflow_cmd(ports["mlflow"]), env),
-        "mlflow-omp1": (mlflow_cmd(ports["mlflow-omp1"]), {**env, "OMP_NUM_THREADS": "1"}),
-        "ours": (
-            [
-                sys.executable,
-                "-m",
-                "aidevops_ext.serving",
-                uri,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports["ours"]),
-                "--log-level",
-                "warning",
-                "--follow-alias",
-                "0",
-            ],
-            env,
-        ),
+        "mlflow": (mlflow_cmd(uri, ports["mlflow"]), env),
+        "mlflow-omp1": (mlflow_cmd(uri, ports["mlflow-omp1"]), {**env, "OMP_NUM_THREADS": "1"}),
+        "ours": (ours_cmd(uri, ports["ours"], "--log-level", "warning", "--follow-alias", "0"), env),
     }
     procs: dict[str, subprocess.Popen] = {}
     results: dict[str, list[dict]] = {}
@@ -325,11 +337,8 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
             flush=True,
         )
         for rnd in range(args.rounds):
-            order = list(ports) if rnd % 2 == 0 else list(reversed(ports))
-            for server in order:
-                r = run_wrk(wrk, ports[server], scratch / "single.json", lua, args.seconds)
-                if r["non2xx"]:
-                    sys.exit(f"{server} answered {r['non2xx']} non-2xx responses")
+            for server in alternating(ports, rnd):
+                r = wrk_2xx(wrk, ports[server], scratch / "single.json", lua, args.seconds, server)
                 results.setdefault(server, []).append(r)
                 print(
                     f"round {rnd + 1} {server:12s} {r['rps']:9.1f} req/s  p50 {r['p50']:8.2f} ms  "
@@ -337,15 +346,9 @@ def main_tabular(args: argparse.Namespace, wrk: str) -> int:
                     flush=True,
                 )
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs.values())
     load_after = os.getloadavg()
-    med = {k: {f: statistics.median(r[f] for r in v) for f in ("rps", "p50", "p99")} for k, v in results.items()}
+    med = medians(results)
     print(
         f"\n{uri} ({args.pipeline} pipeline of the tabular template), single-row dataframe_split, median of "
         f"{args.rounds} rounds x {args.seconds} s, wrk -t1 -c8, one server process each, {os.cpu_count()} cores\n"
@@ -432,33 +435,8 @@ def main() -> int:
 
     ports = {name: free_port() for name in ("mlflow", "ours", "bare")}
     commands = {
-        "mlflow": [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "models",
-            "serve",
-            "-m",
-            args.model,
-            "--env-manager",
-            "local",
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(ports["mlflow"]),
-        ],
-        "ours": [
-            sys.executable,
-            "-m",
-            "aidevops_ext.serving",
-            args.model,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports["ours"]),
-            "--log-level",
-            "warning",
-        ],
+        "mlflow": mlflow_cmd(args.model, ports["mlflow"]),
+        "ours": ours_cmd(args.model, ports["ours"], "--log-level", "warning"),
         "bare": [
             sys.executable,
             "-m",
@@ -492,11 +470,9 @@ def main() -> int:
         results: dict[tuple[str, str], list[dict]] = {}
         for rnd in range(args.rounds):
             for scenario in ("single", "batch"):
-                order = list(ports) if rnd % 2 == 0 else list(reversed(ports))
-                for name in order:
-                    r = run_wrk(wrk, ports[name], scratch / f"{scenario}.json", lua, args.seconds)
-                    if r["non2xx"]:
-                        sys.exit(f"{name} answered {r['non2xx']} non-2xx responses in the {scenario} run")
+                for name in alternating(ports, rnd):
+                    body = scratch / f"{scenario}.json"
+                    r = wrk_2xx(wrk, ports[name], body, lua, args.seconds, f"{name} (the {scenario} run)")
                     results.setdefault((name, scenario), []).append(r)
                     print(
                         f"round {rnd + 1} {scenario:6s} {name:6s} {r['rps']:9.1f} req/s  p50 {r['p50']:8.2f} ms  "
@@ -504,15 +480,9 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        for proc in procs.values():
-            proc.terminate()
-        for proc in procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs.values())
 
-    med = {k: {f: statistics.median(r[f] for r in v) for f in ("rps", "p50", "p99")} for k, v in results.items()}
+    med = medians(results)
     print(
         f"\nmedian of {args.rounds} rounds x {args.seconds} s, wrk -t1 -c8, one uvicorn worker each, "
         f"{n_features} features, batch = {args.batch_rows} rows\n"
@@ -553,24 +523,17 @@ def worker_scaling(args: argparse.Namespace, wrk: str, ws: Path, scratch: Path, 
     results: dict[int, list[dict]] = {}
     for n in counts:
         port = free_port()
-        cmd = [sys.executable, "-m", "aidevops_ext.serving", args.model, "--host", "127.0.0.1", "--port", str(port)]
-        cmd += ["--workers", str(n), "--log-level", "warning"]
+        cmd = ours_cmd(args.model, port, "--workers", str(n), "--log-level", "warning")
         print(f"starting ours with --workers {n} ...", flush=True)
         proc = start(f"ours-w{n}", cmd, _env(ws), port, scratch)
         try:
             time.sleep(2.0 * n)  # workers past the first load after the first answers
             for rnd in range(args.rounds):
-                r = run_wrk(wrk, port, scratch / "single.json", lua, args.seconds, pin=pin)
-                if r["non2xx"]:
-                    sys.exit(f"ours with {n} workers answered {r['non2xx']} non-2xx responses")
+                r = wrk_2xx(wrk, port, scratch / "single.json", lua, args.seconds, f"ours with {n} workers", pin=pin)
                 results.setdefault(n, []).append(r)
                 print(f"round {rnd + 1} workers {n}  {r['rps']:9.1f} req/s  p99 {r['p99']:8.2f} ms", flush=True)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop([proc], wait=30)
     print(f"\nours, single-row req/s by worker count (wrk -t1 -c8 pinned to CPU {pin}; {len(cores)} CPUs):")
     base = statistics.median(r["rps"] for r in results[counts[0]])
     for n in counts:
@@ -586,8 +549,7 @@ def oip_protocols(args: argparse.Namespace, wrk: str, ws: Path, rows, scratch: P
     import serving_oip  # noqa: PLC0415 - beside this file
 
     http_port, grpc_port = free_port(), free_port()
-    cmd = [sys.executable, "-m", "aidevops_ext.serving", args.model, "--host", "127.0.0.1", "--port", str(http_port)]
-    cmd += ["--grpc-port", str(grpc_port), "--log-level", "warning"]
+    cmd = ours_cmd(args.model, http_port, "--grpc-port", str(grpc_port), "--log-level", "warning")
     print("starting ours with --grpc-port ...", flush=True)
     proc = start("ours-oip", cmd, _env(ws), http_port, scratch)
     try:
@@ -603,11 +565,7 @@ def oip_protocols(args: argparse.Namespace, wrk: str, ws: Path, rows, scratch: P
             run_wrk=run_wrk,
         )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop([proc])
 
 
 if __name__ == "__main__":

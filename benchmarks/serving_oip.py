@@ -19,19 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from serving import LUA_POST  # beside this file: wrk's script that posts the file named by WRK_BODY
 
-BINARY_LUA = """
-local f = io.open(os.getenv("WRK_BODY"), "rb")
-local body = f:read("*a")
-f:close()
-wrk.method = "POST"
-wrk.body = body
-wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE")
+BINARY_LUA = (
+    LUA_POST
+    + """wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE")
 local header_length = os.getenv("WRK_HEADER_LENGTH")
 if header_length ~= "" then
   wrk.headers["Inference-Header-Content-Length"] = header_length
 end
 """
+)
 
 
 def bodies(model: str, rows: np.ndarray) -> dict[str, dict[str, Any]]:
