@@ -36,6 +36,7 @@ from ..tokens import ensure_feedback_token
 from ..workspace import Workspace
 from .config import ServingConfig
 from .loader import parse_uri
+from .priority import favour_the_event_loop
 
 log = logging.getLogger("aidevops.serving")
 
@@ -121,6 +122,7 @@ def run_uvicorn(app: Any, sockets: list[socket.socket], log_level: str, graceful
         timeout_graceful_shutdown=graceful_seconds,
         server_header=False,
     )
+    favour_the_event_loop()
     uvicorn.Server(config).run(sockets=sockets)
 
 
