@@ -15,6 +15,7 @@ import time
 
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from .conftest import MODEL, open_from_palette, open_lab_page, shot, widen_left_sidebar
@@ -133,7 +134,9 @@ def card(page):
 
 def test_the_launcher_and_the_command_palette_open_the_panel(page):
     launcher = page.locator(".jp-LauncherCard", has_text="Deploy Panel")
-    if not launcher.count():  # another test left a notebook in front: a new launcher
+    try:  # a loaded machine draws the first launcher late: counting at once would open a second one
+        launcher.first.wait_for(state="attached", timeout=15_000)
+    except PlaywrightTimeoutError:  # another test closed it or left a notebook in its place: a new launcher
         page.keyboard.press("Control+Shift+L")
     expect(launcher).to_have_count(1)
     if panel(page).is_visible():  # opened by an earlier test: its sidebar tab closes it again
