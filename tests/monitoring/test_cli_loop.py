@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from aidevops_ext.deploy.store import Deployment, DeployStore
+from aidevops_ext.deploy.store import DeployStore
 from aidevops_ext.workspace import Workspace
 from tests.support.cli import run_cli
+from tests.support.deployments import deployment_row
 
 
 def cli(root, *args):
@@ -41,20 +42,7 @@ def snapshot(root: Path) -> dict[str, tuple]:
 @pytest.fixture
 def ws(tmp_path):
     ws = Workspace(tmp_path).ensure()
-    DeployStore(ws).put(
-        Deployment(
-            name="gone",
-            model="m",
-            ref="m@champion",
-            state="stopped",
-            created=0.0,
-            updated=0.0,
-            target="local",
-            host="127.0.0.1",
-            port=9,
-            desired="stopped",
-        )
-    )
+    DeployStore(ws).put(deployment_row("gone", state="stopped", desired="stopped", host="127.0.0.1", port=9))
     return ws
 
 
