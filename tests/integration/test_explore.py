@@ -8,7 +8,6 @@ wiring is checked too (nbval in tests/notebooks runs it headless with its defaul
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from aidevops_ext.pipeline.spec import load_spec
 from aidevops_ext.trainer.backend import cupy_available
 from aidevops_ext.workspace import Workspace
 from tests.conftest import REPO
+from tests.support.projects import copy_project
 
 NOTEBOOK = REPO / "notebooks" / "00_explore.ipynb"
 
@@ -29,8 +29,7 @@ NOTEBOOK = REPO / "notebooks" / "00_explore.ipynb"
 @pytest.fixture
 def ws(tmp_path, clean_env):
     """A workspace holding copies of the repository's pipelines and notebooks (never the repository's own)."""
-    shutil.copytree(REPO / "pipelines", tmp_path / "pipelines")
-    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    copy_project(tmp_path)
     clean_env.setenv("AIDEVOPS_HOME", str(tmp_path))
     clean_env.chdir(tmp_path)
     return Workspace(tmp_path)

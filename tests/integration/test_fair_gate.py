@@ -9,7 +9,6 @@ on the same rows, none of which either trained on.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +16,8 @@ import pytest
 
 from aidevops_ext import splitting
 from aidevops_ext.trainer import data
-from tests.conftest import REPO
 from tests.integration.test_pipeline_e2e import aidevops, latest_run, models
+from tests.support.projects import copy_project
 
 GATE_TOLERANCE = -0.005  # ci.yaml: accuracy min_absolute_change
 
@@ -41,9 +40,7 @@ def _run(root: Path, *params: str) -> dict:
 @pytest.fixture(scope="module")
 def two_seeds(tmp_path_factory):
     """A fresh workspace with the project's notebooks and pipelines, run with seed 0 and then seed 11."""
-    root = tmp_path_factory.mktemp("fair")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
+    root = copy_project(tmp_path_factory.mktemp("fair"))
     return root, _run(root, "seed=0"), _run(root, "seed=11")
 
 

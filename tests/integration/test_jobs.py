@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 
 import pytest
@@ -11,15 +10,12 @@ import pytest
 from aidevops_ext import jobs
 from aidevops_ext.errors import ConfigError
 from aidevops_ext.workspace import Workspace
-from tests.conftest import REPO
+from tests.support.projects import copy_project
 
 
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory):
-    root = tmp_path_factory.mktemp("jobs")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
-    return Workspace(root)
+    return Workspace(copy_project(tmp_path_factory.mktemp("jobs")))
 
 
 def wait(ws, job_id, timeout=300):

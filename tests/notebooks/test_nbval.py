@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 
 from aidevops_ext.kernels import ensure_kernel
 from tests.conftest import REPO
+from tests.support.projects import copy_project
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
@@ -33,9 +33,7 @@ def code_cells(path: Path) -> int:
 def nbval_run(tmp_path_factory):
     """One nbval session over copies of notebooks/ (and pipelines/) in a fresh workspace."""
     ensure_kernel("aidevops")  # what pipelines run on; installed on first use like the runner does
-    root = tmp_path_factory.mktemp("nbval-workspace")
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    shutil.copytree(REPO / "pipelines", root / "pipelines")
+    root = copy_project(tmp_path_factory.mktemp("nbval-workspace"))
     (root / "pytest.ini").write_text("[pytest]\n")  # the child must not read this repository's pytest options
     env = {
         k: v
