@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import numpy as np
 import pytest
@@ -10,24 +11,17 @@ import yaml
 
 from aidevops_ext.errors import ConfigError
 from aidevops_ext.monitoring import alerts as al
+from aidevops_ext.monitoring import rules
 from aidevops_ext.monitoring.drift import feature_drift, prediction_drift
 from aidevops_ext.monitoring.profile import build_profile
 from aidevops_ext.monitoring.quality import accuracy_window, join_feedback
 
-SPEC = """
-monitor:
-  window: 500            # rows per drift window
-  min_rows: 200
-  rules:
-    - {name: feature-drift, metric: psi, op: ">", threshold: 0.25, any_feature: true, for_windows: 2, action: retrain}
-    - {name: accuracy-low, metric: accuracy_lower, op: "<", threshold: 0.9}
-    - {name: errors, metric: error_rate, op: ">", threshold: 0.01}
-    - {name: latency, metric: latency_p99_ms, op: ">", threshold: 50}
-"""
-
 
 def config() -> al.MonitorConfig:
-    return al.parse_monitor(yaml.safe_load(SPEC)["monitor"])
+    """The `monitor:` section that monitoring/rules.py's docstring shows, parsed: these tests run on the documented
+    example, so it stays one that parses and behaves as they check (its thresholds are theirs)."""
+    example = textwrap.dedent(rules.__doc__.split("\n\n")[1])
+    return al.parse_monitor(yaml.safe_load(example)["monitor"])
 
 
 def step(cfg, snapshot, state, now):
