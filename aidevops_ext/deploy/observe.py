@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import ConfigError
 from ..workspace import Workspace
 
@@ -117,23 +119,33 @@ def series(
     now = time.time() if now is None else float(now)
     first, stop, width = rollups.chart_range(now, minutes, buckets)
     start, end = float(first), float(stop)
+    version = dep.active_version
+    cfg = monitor_config(dep)
+    task, profile = _reference(ws, dep.model, version)
     db = ws.deploy_db
-    conn = connect(db)
+    conn = connect(db)  # one connection for the chart, the window and its labels
     try:
         requests = rollups.request_series(
             conn, dep.model, start=first, width=width, buckets=buckets, deployment=dep.name, now=now
         )
+        win = read_window(
+            db, dep.model, version, rows=cfg.window * HISTORY_WINDOWS, deployment=dep.name, inputs=False, conn=conn
+        )
+        feedback = (
+            read_feedback(
+                db,
+                dep.model,
+                version=version,
+                first_id=win.first_id,
+                last_id=win.last_id,
+                deployment=dep.name,
+                conn=conn,
+            )
+            if win.first_id is not None and task
+            else []
+        )
     finally:
         conn.close()
-    version = dep.active_version
-    cfg = monitor_config(dep)
-    task, profile = _reference(ws, dep.model, version)
-    win = read_window(db, dep.model, version, rows=cfg.window * HISTORY_WINDOWS, deployment=dep.name, inputs=False)
-    feedback = (
-        read_feedback(db, dep.model, version=version, first_id=win.first_id, last_id=win.last_id, deployment=dep.name)
-        if win.first_id is not None
-        else []
-    )
     quality = (
         quality_series(
             prediction_ids=win.prediction_ids,
@@ -148,7 +160,8 @@ def series(
         if task
         else []
     )
-    newest = [p for p, t in zip(win.predictions, win.prediction_ts) if t >= start][-cfg.window :]
+    recent = np.flatnonzero(win.prediction_ts >= start)[-cfg.window :].tolist()
+    newest = [win.predictions[i] for i in recent]
     return {
         "deployment": dep.name,
         "model": dep.model,

@@ -14,7 +14,7 @@ import numpy as np
 
 from .alerts import build_snapshot, request_stats
 from .drift import feature_drift, prediction_drift
-from .quality import join_feedback, quality_window
+from .quality import join_feedback, quality_window, quality_windows
 from .rules import MonitorConfig
 
 
@@ -119,8 +119,6 @@ def quality_series(
     stamps = [f[2] for f in feedback]
     end = max(float(ts.max()), max(stamps) if stamps else float(ts.max()))
     start = float(ts.min())
-    out = []
-    for at in np.linspace(start, end, max(2, int(points))):
-        q = quality_window(joined, task, last=last, now=float(at), min_labels=min_labels, confidence=confidence)
-        out.append({**q, "at": float(at)})
-    return out
+    moments = np.linspace(start, end, max(2, int(points))).tolist()
+    found = quality_windows(joined, task, moments, last=last, min_labels=min_labels, confidence=confidence)
+    return [{**q, "at": at} for q, at in zip(found, moments)]

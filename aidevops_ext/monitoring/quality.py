@@ -29,7 +29,15 @@ from aidevops_ext.errors import ConfigError, DataError
 from .defaults import DEFAULT_MIN_LABELS
 from .stats import normal_quantile, wilson_interval
 
-__all__ = ["DEFAULT_MIN_LABELS", "Joined", "accuracy_window", "join_feedback", "quality_window", "regression_window"]
+__all__ = [
+    "DEFAULT_MIN_LABELS",
+    "Joined",
+    "accuracy_window",
+    "join_feedback",
+    "quality_window",
+    "quality_windows",
+    "regression_window",
+]
 
 _BOOTSTRAP_MAX_N = 20_000  # above this, interval="auto" uses the normal interval
 _BOOTSTRAP_CHUNK = 2_000_000  # resampled indices held at once
@@ -90,6 +98,8 @@ def _columns(data: Any, fields: tuple[str, ...], what: str) -> list[list]:
         if len({len(c) for c in given}) > 1:
             raise DataError(f"{what} columns {list(fields)} have different lengths; give one value per record.")
         return given
+    if isinstance(data, (list, tuple)) and all(type(rec) is tuple and len(rec) == len(fields) for rec in data):
+        return [list(c) for c in zip(*data)] if data else [[] for _ in fields]  # tuples in field order: transposed
     cols: list[list] = [[] for _ in fields]
     for i, rec in enumerate(data if isinstance(data, Iterable) else ()):
         if isinstance(rec, Mapping):
@@ -130,7 +140,7 @@ def join_feedback(requests: Any, feedback: Any) -> Joined:
     pos = {rid[i]: p for p, i in enumerate(keep)}
 
     labels: list[Any] = [None] * len(keep)
-    label_ts = np.full(len(keep), np.nan)
+    label_at: list[float | None] = [None] * len(keep)
     unmatched = superseded = 0
     fid, flabel, fts = _columns(feedback, FEEDBACK_FIELDS, "feedback")
     for r, lab, t in zip(fid, flabel, fts):
@@ -138,12 +148,14 @@ def join_feedback(requests: Any, feedback: Any) -> Joined:
         if p is None:
             unmatched += 1
             continue
-        t = _seconds(t)
-        if not np.isnan(label_ts[p]):
+        t = t if type(t) is float and math.isfinite(t) else _seconds(t)
+        known = label_at[p]
+        if known is not None:
             superseded += 1
-            if t < label_ts[p]:  # an older correction arriving out of order loses to the newer label
+            if t < known:  # an older correction arriving out of order loses to the newer label
                 continue
-        labels[p], label_ts[p] = lab, t
+        labels[p], label_at[p] = lab, t
+    label_ts = np.array([np.nan if t is None else t for t in label_at], dtype=np.float64)
     return Joined(
         request_id=_object_array([rid[i] for i in keep]),
         timestamp=times,
@@ -250,14 +262,31 @@ def _open_window(
 
 def accuracy_window(joined: Joined, **window: Unpack[WindowArgs]) -> dict:
     """Accuracy with a Wilson interval over the last `last` labelled requests and/or the last `seconds`."""
+    return _accuracy(joined, None, **window)
+
+
+def _accuracy(joined: Joined, right: np.ndarray | None, **window: Unpack[WindowArgs]) -> dict:
+    """accuracy_window, counting the correct predictions from `right` (_right_answers) when given."""
     idx, out = _open_window("accuracy", joined, **window)
     n = len(idx)
-    correct = int(sum(1 for p, y in zip(joined.prediction[idx], joined.label[idx]) if _same(p, y)))
+    if right is None:
+        correct = int(sum(1 for p, y in zip(joined.prediction[idx], joined.label[idx]) if _same(p, y)))
+    else:
+        correct = int(np.count_nonzero(right[idx]))
     out.update(correct=correct, accuracy=None, accuracy_lower=None, accuracy_upper=None, interval="wilson")
     if out["status"] == "ok":
         lo, hi = wilson_interval(correct, n, out["confidence"])
         out.update(accuracy=correct / n, accuracy_lower=float(lo), accuracy_upper=float(hi))
     return out
+
+
+def _right_answers(joined: Joined) -> np.ndarray:
+    """Whether each labelled request's prediction equals its label (False where unlabelled): compared once for
+    a curve's many overlapping windows."""
+    right = np.zeros(len(joined.timestamp), bool)
+    for i in np.flatnonzero(~np.isnan(joined.label_timestamp)).tolist():
+        right[i] = _same(joined.prediction[i], joined.label[i])
+    return right
 
 
 def _same(p: Any, y: Any) -> bool:
@@ -326,6 +355,15 @@ def _bootstrap(values: np.ndarray, confidence: float, n_boot: int, seed: int) ->
             means[r, s : s + b] = v[idx].mean(axis=1)
     tail = (1 - confidence) / 2 * 100
     return [tuple(np.percentile(m, [tail, 100 - tail])) for m in means]
+
+
+def quality_windows(joined: Joined, task: str, moments: Iterable[float], **window: Any) -> list[dict]:
+    """quality_window as of each of `moments` (in place of `now`): a curve over time, its classification
+    windows counted from predictions compared once rather than once per window."""
+    if task != "classification":
+        return [quality_window(joined, task, **window, now=at) for at in moments]
+    right = _right_answers(joined)
+    return [_accuracy(joined, right, **window, now=at) for at in moments]
 
 
 def quality_window(joined: Joined, task: str, **window: Any) -> dict:

@@ -89,6 +89,7 @@ def read_window(
     after_id: int = 0,
     deployment: str | None = None,
     inputs: bool = True,
+    conn: sqlite3.Connection | None = None,
 ) -> LiveWindow:
     """The newest `rows` logged input rows of `model` `version` (any version when None), with their requests.
 
@@ -96,9 +97,11 @@ def read_window(
     request statistics of the window but add no rows. `after_id`: ignore log entries up to this id.
     `inputs=False`: the same window without its input rows (`rows`, `row_*` and `frame` left empty), for
     readers of its predictions and requests only (a chart's accuracy curve): the blobs are neither read nor decoded.
+    `conn`: an open connection to `db` to read through (left open), so a caller reading several things shares one.
     """
     empty = LiveWindow(model, version, np.zeros((0, n_features or 0), np.float32), [], [], np.zeros(0))
-    conn = _open(db)
+    own = conn is None
+    conn = _open(db) if own else conn
     if conn is None:
         return empty
     try:
@@ -110,11 +113,13 @@ def read_window(
             else "CASE WHEN inputs IS NULL THEN NULL ELSE x'' END, predictions, CASE WHEN frame IS NULL THEN NULL ELSE '' END"
         )
         picked: list[tuple] = []
-        have, before = 0, None
+        have, before, batches = 0, None, 0
         while have < rows:
             clause = where + ("" if before is None else " AND id < ?")
-            # first as many requests as rows (each answered one adds at least one), then whole batches
-            limit = _BATCH if before is not None else min(_BATCH, rows)
+            # as many requests as rows are missing (each answered one adds at least one), at least a batch that
+            # doubles each time (refused requests add none): a window a few requests short reads a few more
+            limit = min(_BATCH, max(rows - have, 64 << batches if before is not None else 0))
+            batches += 1
             batch = conn.execute(
                 f"SELECT id, request_id, ts, status, latency_ms, n_features, input_rows, row_step, {logged} "
                 f"FROM request_log WHERE {clause} ORDER BY id DESC LIMIT {limit}",
@@ -132,7 +137,8 @@ def read_window(
                     break
             before = batch[-1][0]
     finally:
-        conn.close()
+        if own:
+            conn.close()
     if not picked:
         return empty
     picked.reverse()
@@ -155,7 +161,11 @@ def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n
         p = orjson.loads(pjson) if pjson else None
         if isinstance(p, dict):  # a pyfunc returning columns: not per-row labels we can judge
             p = None
-        if isinstance(p, list):
+        if isinstance(p, list) and len(p) == 1:  # the common single-row request, without building lists
+            pred_ids.append(f"{rid}:0")
+            preds.append(p[0])
+            pred_ts.append(ts)
+        elif isinstance(p, list):
             pred_ids += [f"{rid}:{i}" for i in range(len(p))]
             preds += p
             pred_ts += [ts] * len(p)
@@ -240,10 +250,12 @@ def read_feedback(
     last_id: int | None = None,
     version: str | None = None,
     deployment: str | None = None,
+    conn: sqlite3.Connection | None = None,
 ) -> list[tuple[str, Any, float]]:
     """Labels [("<request_id>:<row>", label, label_ts)] given for logged requests of `model` in an id range
-    (with `deployment`: labels that deployment's server took, for requests it logged)."""
-    conn = _open(db)
+    (with `deployment`: labels that deployment's server took, for requests it logged); `conn` as in read_window."""
+    own = conn is None
+    conn = _open(db) if own else conn
     if conn is None:
         return []
     where, args = _where(
@@ -264,7 +276,8 @@ def read_feedback(
     except sqlite3.OperationalError:  # a log from before the feedback table existed
         return []
     finally:
-        conn.close()
+        if own:
+            conn.close()
     return [(f"{rid}:{row}", orjson.loads(label), ts) for rid, row, label, ts in found]
 
 
