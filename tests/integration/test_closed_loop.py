@@ -7,7 +7,6 @@ request fails while all of that happens.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -29,6 +28,7 @@ from tests.support.loop import (
     switched_by_a_drift_retraining,
 )
 from tests.support.projects import copy_project
+from tests.support.servers import free_port
 
 PIPELINE = "loop"
 MODEL = "loop-digits"
@@ -37,12 +37,6 @@ NAME = "loop"
 
 def aidevops(root: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return run_cli(*args, cwd=root, env=loop_settings(AIDEVOPS_HOME=str(root)), timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

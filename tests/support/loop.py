@@ -16,6 +16,7 @@ import yaml
 
 from aidevops_ext.tokens import require_feedback_token
 from aidevops_ext.workspace import Workspace
+from tests.support.servers import stop_process
 
 if TYPE_CHECKING:
     from aidevops_ext.retrainings import Retraining
@@ -86,11 +87,7 @@ def prometheus(config: Path, port: int, log: Path) -> Iterator[subprocess.Popen]
     try:
         yield proc
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(15)
-        proc.kill()  # nothing to do once it has stopped
-        proc.wait(5)
+        stop_process(proc, grace=15)
 
 
 def drift_until_retrained(
