@@ -262,17 +262,9 @@ def _open_window(
 
 def accuracy_window(joined: Joined, **window: Unpack[WindowArgs]) -> dict:
     """Accuracy with a Wilson interval over the last `last` labelled requests and/or the last `seconds`."""
-    return _accuracy(joined, None, **window)
-
-
-def _accuracy(joined: Joined, right: np.ndarray | None, **window: Unpack[WindowArgs]) -> dict:
-    """accuracy_window, counting the correct predictions from `right` (_right_answers) when given."""
     idx, out = _open_window("accuracy", joined, **window)
     n = len(idx)
-    if right is None:
-        correct = int(sum(1 for p, y in zip(joined.prediction[idx], joined.label[idx]) if _same(p, y)))
-    else:
-        correct = int(np.count_nonzero(right[idx]))
+    correct = int(sum(1 for p, y in zip(joined.prediction[idx], joined.label[idx]) if _same(p, y)))
     out.update(correct=correct, accuracy=None, accuracy_lower=None, accuracy_upper=None, interval="wilson")
     if out["status"] == "ok":
         lo, hi = wilson_interval(correct, n, out["confidence"])
@@ -358,12 +350,29 @@ def _bootstrap(values: np.ndarray, confidence: float, n_boot: int, seed: int) ->
 
 
 def quality_windows(joined: Joined, task: str, moments: Iterable[float], **window: Any) -> list[dict]:
-    """quality_window as of each of `moments` (in place of `now`): a curve over time, its classification
-    windows counted from predictions compared once rather than once per window."""
+    """quality_window as of each of `moments` (in place of `now`): a curve over time. Classification windows
+    count right answers from predictions compared with labels once, and take their intervals in one array pass."""
     if task != "classification":
         return [quality_window(joined, task, **window, now=at) for at in moments]
     right = _right_answers(joined)
-    return [_accuracy(joined, right, **window, now=at) for at in moments]
+    out = []
+    for at in moments:
+        idx, res = _open_window("accuracy", joined, **window, now=at)
+        res.update(
+            correct=int(np.count_nonzero(right[idx])),
+            accuracy=None,
+            accuracy_lower=None,
+            accuracy_upper=None,
+            interval="wilson",
+        )
+        out.append(res)
+    ok = [res for res in out if res["status"] == "ok"]
+    if ok:
+        correct = np.array([res["correct"] for res in ok])
+        lo, hi = wilson_interval(correct, np.array([res["labelled"] for res in ok]), ok[0]["confidence"])
+        for res, lower, upper in zip(ok, lo.tolist(), hi.tolist()):
+            res.update(accuracy=res["correct"] / res["labelled"], accuracy_lower=lower, accuracy_upper=upper)
+    return out
 
 
 def quality_window(joined: Joined, task: str, **window: Any) -> dict:

@@ -150,12 +150,10 @@ def _assemble(model: str, version: str | None, picked: list[tuple], rows: int, n
     frames: list[tuple[list, list]] = []
     f_ids, f_preds, f_ts = [], [], []
     pred_ids, preds, pred_ts = [], [], []
-    req_ts, lat, status = [], [], []
     width = n_features
-    for _id, rid, ts, code, latency, nf, input_rows, step, blob, pjson, fjson in picked:
-        req_ts.append(ts)
-        lat.append(latency)
-        status.append(code)
+    columns = list(zip(*picked))
+    req_ts, status, lat = columns[2], columns[3], columns[4]  # of every request, errors included
+    for _id, rid, ts, code, _latency, nf, input_rows, step, blob, pjson, fjson in picked:
         if code != 200:
             continue
         p = orjson.loads(pjson) if pjson else None
