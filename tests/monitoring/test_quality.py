@@ -177,3 +177,29 @@ def test_regression_window_values_and_large_windows_use_the_normal_interval():
         q.regression_window(q.join_feedback([("a", 1.0, "cat")], [("a", "dog", 2.0)]), min_labels=1)
     with pytest.raises(ConfigError, match="task="):
         q.quality_window(j, "ranking")
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_curve_of_windows_equals_each_window_taken_alone(task):
+    """quality_windows (the Monitor panel's accuracy curve) answers exactly what quality_window answers as of each
+    moment: corrected and unknown labels, multi-output predictions, windows too small for numbers."""
+    rng = np.random.default_rng(7)
+    requests, feedback = simulate(rng, 400, 0.8)
+    if task == "regression":
+        requests["prediction"] = requests["prediction"] + rng.normal(0, 0.5, 400)
+    records = [
+        (int(r), int(label) if task == "classification" else float(label), float(t))
+        for r, label, t in zip(feedback["request_id"], feedback["label"], feedback["label_timestamp"])
+    ]
+    records += [(int(records[0][0]), records[0][1], records[0][2] + 5.0), (10_000, 1, 100.0)]  # a correction, unknown
+    if task == "classification":
+        preds = list(requests["prediction"])
+        preds[3] = [1, 2]  # a multi-output prediction compared as a whole
+        requests["prediction"] = preds
+    joined = q.join_feedback(requests, records)
+    moments = np.linspace(0.0, 4800.0, 25).tolist()
+    window = {"last": 50, "min_labels": 30, "confidence": 0.9}
+    curve = q.quality_windows(joined, task, moments, **window)
+    alone = [q.quality_window(joined, task, now=at, **window) for at in moments]
+    assert curve == alone
+    assert {c["status"] for c in curve} == {"ok", "insufficient data"}
