@@ -132,6 +132,30 @@ def test_the_live_window_reaches_past_the_newest_requests_when_they_were_refused
     assert len(win.request_ts) == 35 and int(win.refused.sum()) == 25
 
 
+def test_a_window_behind_hundreds_of_refused_requests_is_read_whole_through_a_shared_connection(tmp_path):
+    """The follow-up reads after a window's first batch grow until they reach its rows; a caller's connection is
+    read through and left open for its next read."""
+    db = tmp_path / "deploy.db"
+    log = RequestLog(db, ServingConfig())
+    log.bind("web")
+    entries = [(f"ok-{i}", 1.0 + i, "m", "1", None, "mlflow", 200, 1.0) for i in range(30)]
+    entries += [(f"no-{i}", 100.0 + i, "m", "1", None, "mlflow", 400, 1.0) for i in range(300)]
+    for rid, *fields in entries:
+        answered = rid.startswith("ok")
+        X = np.full((1, 3), float(rid.split("-")[1]), np.float32) if answered else None
+        log.offer((rid, *fields, X, np.array([7]) if answered else None, None if answered else "bad"))
+    log.flush()
+    conn = sqlite3.connect(db)
+    try:
+        win = read_window(db, "m", "1", rows=20, deployment="web", conn=conn)
+        assert conn.execute("SELECT count(*) FROM request_log").fetchone() == (330,)  # still open
+    finally:
+        conn.close()
+    assert win.row_ids == [f"ok-{i}:0" for i in range(10, 30)]
+    assert win.prediction_ids == win.row_ids and win.predictions == [7] * 20
+    assert len(win.request_ts) == 320 and int(win.refused.sum()) == 300
+
+
 def test_unwritable_log_disables_logging_but_serving_goes_on(app_factory, tmp_path, caplog):
     blocker = tmp_path / "file"  # deploy.db's folder is a file: the log cannot be created (even by root)
     blocker.write_text("x")
