@@ -26,6 +26,7 @@ from aidevops_ext.workspace import Workspace
 from tests.integration.test_pipeline_e2e import aidevops
 from tests.support.cli import AIDEVOPS, cli_env
 from tests.support.projects import copy_project
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -117,12 +118,6 @@ def test_diff_of_a_run_with_itself_changes_nothing(runs):
         "Params changed\n  none" in out.stdout and "Metrics changed (candidate model, test split)\n  none" in out.stdout
     )
     assert "nbdiff" not in out.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize(
