@@ -115,17 +115,24 @@ def test_sampling_and_per_second_cap():
     assert log.admit(6.5)  # a new second
 
 
-def test_the_live_window_reaches_past_the_newest_requests_when_they_were_refused(tmp_path):
-    db = tmp_path / "deploy.db"
+def log_answered_then_refused(db, refused: int, rows_each: int) -> None:
+    """30 answered requests of `rows_each` rows (ok-0 .. ok-29, each row's values its number), then `refused`
+    refused ones (no-0 ..), newer than all of them, into deployment "web" of model m version 1."""
     log = RequestLog(db, ServingConfig())
     log.bind("web")
     entries = [(f"ok-{i}", 1.0 + i, "m", "1", None, "mlflow", 200, 1.0) for i in range(30)]
-    entries += [(f"no-{i}", 100.0 + i, "m", "1", None, "mlflow", 400, 1.0) for i in range(25)]
+    entries += [(f"no-{i}", 100.0 + i, "m", "1", None, "mlflow", 400, 1.0) for i in range(refused)]
     for rid, *fields in entries:
         answered = rid.startswith("ok")
-        X = np.full((2, 3), float(rid.split("-")[1]), np.float32) if answered else None
-        log.offer((rid, *fields, X, np.array([7, 8]) if answered else None, None if answered else "bad"))
+        X = np.full((rows_each, 3), float(rid.split("-")[1]), np.float32) if answered else None
+        predictions = np.array([7, 8][:rows_each]) if answered else None
+        log.offer((rid, *fields, X, predictions, None if answered else "bad"))
     log.flush()
+
+
+def test_the_live_window_reaches_past_the_newest_requests_when_they_were_refused(tmp_path):
+    db = tmp_path / "deploy.db"
+    log_answered_then_refused(db, refused=25, rows_each=2)
     win = read_window(db, "m", "1", rows=20, deployment="web")  # the newest 20 requests hold no rows
     assert win.row_ids == [f"ok-{i}:{r}" for i in range(20, 30) for r in (0, 1)]
     assert win.rows[:, 0].tolist() == [float(i) for i in range(20, 30) for _ in (0, 1)]
@@ -136,15 +143,7 @@ def test_a_window_behind_hundreds_of_refused_requests_is_read_whole_through_a_sh
     """The follow-up reads after a window's first batch grow until they reach its rows; a caller's connection is
     read through and left open for its next read."""
     db = tmp_path / "deploy.db"
-    log = RequestLog(db, ServingConfig())
-    log.bind("web")
-    entries = [(f"ok-{i}", 1.0 + i, "m", "1", None, "mlflow", 200, 1.0) for i in range(30)]
-    entries += [(f"no-{i}", 100.0 + i, "m", "1", None, "mlflow", 400, 1.0) for i in range(300)]
-    for rid, *fields in entries:
-        answered = rid.startswith("ok")
-        X = np.full((1, 3), float(rid.split("-")[1]), np.float32) if answered else None
-        log.offer((rid, *fields, X, np.array([7]) if answered else None, None if answered else "bad"))
-    log.flush()
+    log_answered_then_refused(db, refused=300, rows_each=1)
     conn = sqlite3.connect(db)
     try:
         win = read_window(db, "m", "1", rows=20, deployment="web", conn=conn)
