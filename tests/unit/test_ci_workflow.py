@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import re
-import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.support.tools import installed_tool
+from tests.support.tools import Linter
 
 WORKFLOW = REPO / ".github" / "workflows" / "ci.yml"
 
 
-def actionlint() -> str:
-    """The actionlint binary installed by the test extras (console script of this environment)."""
-    return installed_tool("actionlint", "pip install -e '.[test]' installs it")
-
-
-def lint(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([actionlint(), "-no-color", str(path)], capture_output=True, text=True, timeout=120)
+lint = Linter("actionlint", "pip install -e '.[test]' installs it", "-no-color")
 
 
 def test_workflow_lints_clean():
-    out = lint(WORKFLOW)
-    assert out.returncode == 0 and out.stdout == "", out.stdout + out.stderr
+    lint.assert_clean(WORKFLOW)
 
 
 def test_actionlint_does_catch_mistakes(tmp_path):
