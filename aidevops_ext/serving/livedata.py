@@ -112,6 +112,10 @@ def read_window(
             if inputs
             else "CASE WHEN inputs IS NULL THEN NULL ELSE x'' END, predictions, CASE WHEN frame IS NULL THEN NULL ELSE '' END"
         )
+        # the shape of logged inputs matters only to rows that are decoded (n_features also to the count): a
+        # window without inputs leaves those columns out rather than turn each of its rows' into Python ints
+        width = "n_features" if inputs or n_features is not None else "NULL"
+        shape = f"{width}, input_rows, {'row_step' if inputs else 'NULL'}"
         picked: list[tuple] = []
         have, before, batches = 0, None, 0
         while have < rows:
@@ -121,7 +125,7 @@ def read_window(
             limit = min(_BATCH, max(rows - have, 64 << batches if before is not None else 0))
             batches += 1
             batch = conn.execute(
-                f"SELECT id, request_id, ts, status, latency_ms, n_features, input_rows, row_step, {logged} "
+                f"SELECT id, request_id, ts, status, latency_ms, {shape}, {logged} "
                 f"FROM request_log WHERE {clause} ORDER BY id DESC LIMIT {limit}",
                 args + ([] if before is None else [before]),
             ).fetchall()
