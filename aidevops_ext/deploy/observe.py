@@ -22,10 +22,8 @@ from ..workspace import Workspace
 
 MAX_MINUTES = 7 * 24 * 60
 QUALITY_POINTS = 40
-HISTORY_WINDOWS = 5
-_TAG_MISSES: dict[
-    tuple[str, str], float
-] = {}  # (model, version) -> when its profile tag was last found missing  # the accuracy curve covers this many monitor windows of labelled rows
+HISTORY_WINDOWS = 5  # the accuracy curve covers this many monitor windows of labelled rows
+_TAG_MISSES: dict[tuple[str, str], float] = {}  # (model, version) -> when its profile tag was last found missing
 
 
 @lru_cache(maxsize=32)
