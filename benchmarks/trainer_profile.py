@@ -14,6 +14,7 @@ wall time, not this thread's CPU time), variants interleaved round by round, bes
   epoch's own loop, data flow and cache state;
 - each phase alone, and the full epoch minus each phase (its marginal cost);
 - the five products timed as the benchmark's floor times them (same arrays, hot loop);
+- with --parts N, the engine split over N threads against benchmarks/trainer.py's floor (wall time);
 - the gather with smaller chunks, and with the next chunk's rows prefetched into L2 while the
   current chunk's products run (whether the random reads can be hidden behind them).
 
@@ -205,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=120_000)
     ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds; the fastest of each variant counts")
+    ap.add_argument(
+        "--parts",
+        type=int,
+        default=0,
+        help="also time the engine split over this many threads against benchmarks/trainer.py's floor, in wall time",
+    )
     args = ap.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
@@ -278,7 +285,42 @@ def main(argv: list[str] | None = None) -> int:
                 cpu[name] = min(cpu[name], time.thread_time() - c0)
                 wall[name] = min(wall[name], time.perf_counter() - w0)
     report(cpu, wall, args.rounds, f"{n} rows, batch {batch}, {d}->{hidden} relu->{k} softmax, adam, float32")
+    if args.parts > 1:
+        split_vs_floor(X, Y, y, rng, n, batch, args.parts, args.rounds)
     return 0
+
+
+def split_vs_floor(X, Y, y, rng, n: int, batch: int, parts: int, rounds: int) -> None:
+    """Wall time of the engine's epoch split over `parts` threads vs the benchmark's floor under as many BLAS threads.
+
+    Threads waiting for a core show up in wall time only, so on a busy machine the spread is wide: the
+    fastest of each (min / min) is the figure an idle machine approaches.
+    """
+    from threadpoolctl import threadpool_limits
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from trainer import SETTLE_S, matmul_floor
+
+    d, k = X.shape[1], Y.shape[1]
+    net = _Net([d, 256, k], "relu", "softmax", np, np.float32)
+    net.init(rng)
+    order = rng.permutation(n)
+    epochs, floors = [], []
+    with threadpool_limits(limits=parts, user_api="blas"):
+        tr = _Trainer(net, batch, "adam", 1e-3, 0.9, 0.0, exact_shift=False, engine=K, n_rows=n, parts=parts)
+        tr.epoch(X, Y, order, y)
+        for _ in range(rounds):
+            time.sleep(SETTLE_S)  # BLAS threads from the previous measurement stop spinning
+            t0 = time.perf_counter()
+            tr.epoch(X, Y, order, y)
+            epochs.append(time.perf_counter() - t0)
+            time.sleep(SETTLE_S)
+            floors.append(matmul_floor(n, d, k, rounds=2, calls=100)[0])
+    e, f = np.array(epochs), np.array(floors)
+    print(f"split over {tr.parts} parts, wall ms over {rounds} rounds (engine epoch, then the benchmark's floor):")
+    print(f"  engine epoch  min {e.min() * 1e3:7.1f}  median {np.median(e) * 1e3:7.1f}")
+    print(f"  floor         min {f.min() * 1e3:7.1f}  median {np.median(f) * 1e3:7.1f}")
+    print(f"  min / min {e.min() / f.min():.3f}; median of the round pairs {np.median(e / f):.3f}")
 
 
 if __name__ == "__main__":
