@@ -209,8 +209,9 @@ def serve(
     config = config or ServingConfig.from_env()
     if workers > 1 and config.admin_token:
         raise ConfigError(
-            "The admin API changes the slots of the one process it reaches; serve with --workers 1 when "
-            "AIDEVOPS_SERVING_ADMIN_TOKEN is set (deployments switch versions through `aidevops deploy`)."
+            "The admin API of `aidevops serve` changes the slots of the one process it reaches; serve with "
+            "--workers 1 when AIDEVOPS_SERVING_ADMIN_TOKEN is set, or use `aidevops deploy NAME --workers N`, "
+            "which applies every switch to all its workers."
         )
     sock = bind_socket(host, port)  # first: a taken port fails before seconds of model loading
     if workers > 1:

@@ -87,7 +87,7 @@ def test_killed_worker_is_replaced_while_the_other_serves_and_all_log_to_one_db(
     ("extra", "env_extra", "says"),
     [
         (["--grpc-port", "1"], {}, "give --workers 1 with it"),
-        ([], {"AIDEVOPS_SERVING_ADMIN_TOKEN": "t"}, "serve with --workers 1"),
+        ([], {"AIDEVOPS_SERVING_ADMIN_TOKEN": "t"}, "or use `aidevops deploy NAME --workers N`"),
     ],
 )
 def test_workers_refuse_what_one_process_serves(reg, extra, env_extra, says):
