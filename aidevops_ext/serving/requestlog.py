@@ -173,7 +173,10 @@ class RequestLog:
     async def store_feedback(
         self, rows: list[tuple[str, int, Any]], models: Iterable[str] = ()
     ) -> tuple[int, dict[str, int]]:
-        """`write_feedback` from the event loop, on the log's own low-priority thread (serving/priority.py)."""
+        """`write_feedback` from the event loop, on the log's own low-priority thread (serving/priority.py). Labels
+        that would be deferred are deferred here, before the hand-over: under a flood most bodies are, and each
+        hand-over costs the event loop a wake-up."""
+        self._defer_while_behind()
         if self._feedback_pool is None:
             self._feedback_pool = ThreadPoolExecutor(1, "aidevops-feedback", initializer=lower_this_thread)
         return await asyncio.get_running_loop().run_in_executor(self._feedback_pool, self.write_feedback, rows, models)
@@ -295,6 +298,10 @@ class RequestLog:
             log.warning(message)
 
     # ---------------------------------------------------------------- feedback (worker thread)
+    def _defer_while_behind(self) -> None:
+        if self.compactor is not None and self.compactor.behind():
+            raise LabelsDeferred
+
     def write_feedback(
         self, rows: list[tuple[str, int, Any]], models: Iterable[str] = ()
     ) -> tuple[int, dict[str, int]]:
@@ -302,8 +309,7 @@ class RequestLog:
         (rows of `models`' logged requests, first label per row); returns (written, refused counts by reason)."""
         if not self.path:
             return 0, {"unknown": len(rows)} if rows else {}
-        if self.compactor is not None and self.compactor.behind():
-            raise LabelsDeferred
+        self._defer_while_behind()
         now = time.time()
         with self._feedback_lock:  # one writer: a row cannot be labelled twice by two requests at once
             if self._feedback_conn is None:
