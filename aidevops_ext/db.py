@@ -336,6 +336,22 @@ def connect(
     return conn
 
 
+def bound_wal(conn: sqlite3.Connection, path: Path | str) -> None:
+    """Checkpoint and truncate `path`'s -wal file once it has grown past twice WAL_SIZE_LIMIT_BYTES.
+
+    SQLite's own checkpoints are passive: under a steady stream of writes from several connections (a flood:
+    the request log, labels and the compactor) one seldom finds the log free of readers, the -wal file can only
+    restart from its beginning after one does, and it grows meanwhile. A TRUNCATE checkpoint waits for the
+    readers (the busy timeout) and then empties it. Only background writers call this; serving never waits.
+    """
+    try:
+        size = os.path.getsize(f"{path}-wal")
+    except OSError:
+        return
+    if size > 2 * WAL_SIZE_LIMIT_BYTES:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
 def inserted_id(cur: sqlite3.Cursor) -> int:
     """The rowid of the row an INSERT through `cur` just added."""
     if cur.lastrowid is None:

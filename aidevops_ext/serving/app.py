@@ -629,7 +629,7 @@ async def _labels_of_other_workers(
     def unknown(among: list[str]) -> set[str]:
         conn = connect(db_path)
         try:
-            return set(among) - set(known_ids(conn, among, models, (), getattr(rl, "deployment", None)))
+            return set(among) - set(known_ids(conn, among, models, getattr(rl, "deployment", None)))
         finally:
             conn.close()
 

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..db import connect
+from ..db import bound_wal, connect
 from ..errors import AidevopsError
 from ..monitoring.rules import Retention
 from . import rollups
@@ -109,11 +109,17 @@ class Compactor:
         if since[0] * 10 > budget.max_rows or since[1] * 10 > budget.max_bytes or since[2] * 10 > budget.max_rows:
             self._wake.set()
 
-    def behind(self) -> bool:
-        """Whether a whole budget was written since the running pass began: the writers then hold back (labels are
-        refused with a retry, log entries dropped) until the next pass, so no flood outruns the deletes."""
+    def requests_behind(self) -> bool:
+        """Whether a whole request-log budget (rows or bytes) was written since the running pass began: the log
+        writer then drops entries until the next pass, so no flood outruns the deletes."""
         since, budget = self._since, self.retention
-        return since[0] > budget.max_rows or since[1] > budget.max_bytes or since[2] > budget.max_rows
+        return since[0] > budget.max_rows or since[1] > budget.max_bytes
+
+    def labels_behind(self) -> bool:
+        """Whether a whole label budget was written since the running pass began: labels are then refused with a
+        retry until the next pass. Each table holds back for its own budget only, so a flood of labels never
+        blinds the request log that monitoring reads."""
+        return self._since[2] > self.retention.max_rows
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop between two batches (a pass in progress is cut short; the next server start finishes it)."""
@@ -210,6 +216,7 @@ class Compactor:
         while not self._stop.is_set():
             n = conn.execute(statement, (self.deployment, cut)).rowcount
             deleted += max(n, 0)
+            bound_wal(conn, self.path)
             if n < BATCH_ROWS:
                 break
             time.sleep(PAUSE_S)

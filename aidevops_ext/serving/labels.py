@@ -3,9 +3,9 @@
 A label joins the training data of a retraining (loop.py), so a label for a request that does not exist
 (made up, expired from the log, never sampled into it, or refused with an error) is refused; so is a label
 for a row past the end of its request, and a second label for a row already labelled: the first label of a
-(request id, row) is kept, later ones are refused and counted, in one body as across bodies. Requests
-answered in the last moments may still wait in the request log's queue (it is written every
-`log_flush_seconds`), so the queue counts as logged too.
+(request id, row) is kept, later ones are refused and counted, in one body as across bodies. Only rows in
+deploy.db count: the request log writes a request still in its queue before it screens a label that names
+it (serving/requestlog.py), so a label never outlives a log entry dropped under a flood.
 """
 
 from __future__ import annotations
@@ -21,18 +21,16 @@ def screen(
     conn: sqlite3.Connection,
     rows: Sequence[tuple[str, int, Any]],
     models: Iterable[str],
-    queued: Iterable[tuple],
     deployment: str | None = None,
 ) -> tuple[list[tuple[str, int, Any]], dict[str, int]]:
     """(rows to store, refused counts by reason: unknown, row, duplicate) for labels [(request_id, row, label)].
 
-    `queued`: the request log's not yet written entries (request id, time, model, version, alias, protocol,
-    status, latency, inputs, ...). Logged requests count when they were answered 200 by one of `models` and,
-    for a server of a deployment, logged by that deployment.
+    Logged requests count when they were answered 200 by one of `models` and, for a server of a deployment,
+    logged by that deployment.
     """
     models = tuple(sorted(set(models)))
     ids = sorted({rid for rid, _, _ in rows})
-    known = known_ids(conn, ids, models, queued, deployment)
+    known = known_ids(conn, ids, models, deployment)
     labelled: set[tuple[str, int]] = set()
     if known:
         for i in range(0, len(ids), _CHUNK):
@@ -62,11 +60,10 @@ def known_ids(
     conn: sqlite3.Connection,
     ids: Sequence[str],
     models: Iterable[str],
-    queued: Iterable[tuple],
     deployment: str | None = None,
 ) -> dict[str, int | None]:
-    """Request id -> its row count (None: not recorded) for the `ids` logged and answered 200 by one of `models`
-    (and `deployment`, when given), in deploy.db or still in the request log's queue (`queued`)."""
+    """Request id -> its row count (None: not recorded) for the `ids` logged in deploy.db and answered 200 by one
+    of `models` (and `deployment`, when given)."""
     models = tuple(sorted(set(models)))
     known: dict[str, int | None] = {}
     if not models:
@@ -83,10 +80,4 @@ def known_ids(
             [*chunk, *extra],
         ):
             known[rid] = n_rows
-    missing = set(ids) - set(known)
-    if missing:
-        for entry in queued:
-            rid, model, status, data = entry[0], entry[2], entry[6], entry[8]
-            if rid in missing and status == 200 and model in models:
-                known[rid] = len(data) if data is not None and hasattr(data, "__len__") else None
     return known

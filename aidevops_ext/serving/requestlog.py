@@ -36,7 +36,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..db import connect  # re-exported: tests open the log as requestlog.connect
+from ..db import (  # connect re-exported: tests open the log as requestlog.connect
+    WAL_SIZE_LIMIT_BYTES,
+    bound_wal,
+    connect,
+)
 from ..errors import AidevopsError
 from ..monitoring.rules import Retention
 from . import rollups
@@ -56,6 +60,9 @@ _INSERT = (
 # five index entries (measured by benchmarks/flood.py; the same figure migration 2 of db.py uses).
 ROW_OVERHEAD_BYTES = 320
 _BATCH = 5000
+# Bytes of logged rows per transaction: one transaction's pages all go to the -wal file, and the retention's
+# backpressure (Compactor.requests_behind) is checked between two transactions.
+_BATCH_BYTES = WAL_SIZE_LIMIT_BYTES // 4
 
 
 class RequestLog:
@@ -208,19 +215,26 @@ class RequestLog:
             conn.close()
 
     def _drain(self, conn: sqlite3.Connection) -> None:
-        """Write the queue in batches. Entries leave the queue only once committed (or dropped on an error), so
-        every admitted request is always either queued or in the table: /feedback's check sees it either way."""
+        """Write the queue in batches (the writer thread, flush(), and /feedback before it screens a label for a
+        request still queued). Entries leave the queue only once committed, or dropped (an error, or the log over
+        its retention)."""
         queue = self._queue
         with self._drain_lock:  # the writer thread and flush() never write the same entries twice
             while queue:
                 entries = list(itertools.islice(queue, _BATCH))  # one C call: the event loop cannot interleave
-                if self.compactor is not None and self.compactor.behind():
+                if self.compactor is not None and self.compactor.requests_behind():
                     for _ in entries:  # the log is a bounded sample under a flood: these are not kept
                         queue.popleft()
                     self.dropped += len(entries)
                     self._warn("Request log over its retention while compaction catches up; entries are dropped.")
                     continue
-                batch = [self._row(entry) for entry in entries]
+                batch, size = [], 0
+                for entry in entries:
+                    batch.append(row := self._row(entry))
+                    size += row[-1]
+                    if size >= _BATCH_BYTES:
+                        break
+                entries = entries[: len(batch)]
                 try:
                     conn.execute("BEGIN")
                     conn.executemany(_INSERT, batch)
@@ -240,7 +254,8 @@ class RequestLog:
                         queue.popleft()
                 self.written += len(batch)
                 if self.compactor is not None:  # a flood wakes it before its interval is up
-                    self.compactor.written(requests=len(batch), size_bytes=sum(row[-1] for row in batch))
+                    self.compactor.written(requests=len(batch), size_bytes=size)
+                bound_wal(conn, self._db)
 
     def _row(self, entry: tuple) -> tuple:
         """An entry as request_log's insert tuple. Runs once per logged request on the writer thread: the common
@@ -299,7 +314,7 @@ class RequestLog:
 
     # ---------------------------------------------------------------- feedback (worker thread)
     def _defer_while_behind(self) -> None:
-        if self.compactor is not None and self.compactor.behind():
+        if self.compactor is not None and self.compactor.labels_behind():
             raise LabelsDeferred
 
     def write_feedback(
@@ -315,22 +330,37 @@ class RequestLog:
             if self._feedback_conn is None:
                 self._feedback_conn = connect(self.path)
             conn = self._feedback_conn
-            # IMMEDIATE: the write lock before the check reads, so no log write can slip in between and turn
-            # this read transaction's upgrade into an instant "database is locked"
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                rows, refused = screen(conn, rows, models, list(self._queue), self.deployment)
+                rows, refused = self._screen(conn, rows, models)
                 values = [(rid, row, orjson.dumps(label).decode(), now, self.deployment) for rid, row, label in rows]
                 conn.executemany(
                     "INSERT INTO feedback (request_id, row, label, ts, deployment) VALUES (?,?,?,?,?)", values
                 )
                 conn.execute("COMMIT")
             except sqlite3.Error:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
         if self.compactor is not None:
             self.compactor.written(labels=len(values))
         return len(values), refused
+
+    def _screen(
+        self, conn: sqlite3.Connection, rows: list[tuple[str, int, Any]], models: Iterable[str]
+    ) -> tuple[list[tuple[str, int, Any]], dict[str, int]]:
+        """serving/labels.py's screen in an open write transaction. A label can name a request answered a moment
+        ago that still waits in the queue: the queue is written first then, so a label is only ever kept for a
+        request the log holds (one dropped meanwhile, over its retention, gets its label refused)."""
+        # IMMEDIATE: the write lock before the check reads, so no log write can slip in between and turn this
+        # read transaction's upgrade into an instant "database is locked"
+        conn.execute("BEGIN IMMEDIATE")
+        kept, refused = screen(conn, rows, models, self.deployment)
+        if refused.get("unknown") and self._queue:
+            conn.execute("COMMIT")
+            self._drain(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            kept, refused = screen(conn, rows, models, self.deployment)
+        return kept, refused
 
 
 class LabelsDeferred(Exception):

@@ -15,7 +15,7 @@ from aidevops_ext.monitoring.rules import Retention, parse_monitor
 from aidevops_ext.serving import ServingConfig
 from aidevops_ext.serving.compaction import BATCH_ROWS, Compactor
 from aidevops_ext.serving.livedata import logged_rows, read_feedback, read_requests, read_window
-from aidevops_ext.serving.requestlog import RequestLog
+from aidevops_ext.serving.requestlog import LabelsDeferred, RequestLog
 
 
 def _log(
@@ -188,3 +188,46 @@ def test_retention_defaults_and_spec_values():
     assert parse_monitor(None).retention == Retention(max_rows=100_000, max_age_days=30.0, max_mb=256.0)
     got = parse_monitor({"retention": {"max_rows": 1_000_000, "max_age_days": 7}}).retention
     assert (got.max_rows, got.max_age_days, got.max_mb) == (1_000_000, 7.0, 256.0)
+
+
+def _log_with_compactor(db, retention):
+    """A request log bound to `web` with a compactor that never runs a pass by itself (its budgets are counted)."""
+    log = RequestLog(db, ServingConfig())
+    log.bind("web", retention)
+    log.compactor = Compactor(db, "web", retention, interval=3600)
+    return log
+
+
+def _offer(log, rid):
+    log.offer((rid, time.time(), "abc", "1", None, "mlflow", 200, 1.0, np.zeros((2, 3), np.float32), [0, 1], None))
+
+
+def test_a_label_for_a_request_still_in_the_queue_is_kept_and_its_request_written_first(tmp_path):
+    db = tmp_path / "deploy.db"
+    log = _log_with_compactor(db, Retention(max_rows=100))
+    _offer(log, "fresh")  # answered a moment ago: not written yet
+    assert log.write_feedback([("fresh", 1, 1)], ["abc"]) == (1, {})
+    assert _count(db, "SELECT count(*) FROM request_log WHERE request_id = 'fresh'") == 1
+    assert _count(db, "SELECT count(*) FROM feedback WHERE request_id = 'fresh'") == 1
+
+
+def test_a_label_for_a_request_dropped_while_the_log_is_over_its_retention_is_refused(tmp_path):
+    db = tmp_path / "deploy.db"
+    log = _log_with_compactor(db, Retention(max_rows=100))
+    log.compactor.written(requests=101)  # a whole budget since the last pass: the writer drops entries
+    _offer(log, "shed")
+    assert log.write_feedback([("shed", 0, 1)], ["abc"]) == (0, {"unknown": 1})
+    assert _count(db, "SELECT count(*) FROM request_log") == 0
+    assert _count(db, "SELECT count(*) FROM feedback") == 0  # no label names a request the log does not hold
+
+
+def test_a_flood_of_labels_defers_labels_but_the_request_log_keeps_writing(tmp_path):
+    db = tmp_path / "deploy.db"
+    log = _log_with_compactor(db, Retention(max_rows=100))
+    log.compactor.written(labels=101)  # a whole label budget since the last pass
+    _offer(log, "seen")
+    log.flush()
+    assert _count(db, "SELECT count(*) FROM request_log WHERE request_id = 'seen'") == 1  # monitoring still sees it
+    with pytest.raises(LabelsDeferred):
+        log.write_feedback([("seen", 0, 1)], ["abc"])
+    assert _count(db, "SELECT count(*) FROM feedback") == 0
