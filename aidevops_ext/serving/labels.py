@@ -69,7 +69,9 @@ def known_ids(
     if not models:
         return known
     marks = ",".join("?" * len(models))
-    scope = f"model IN ({marks})" + (" AND deployment = ?" if deployment is not None else "")
+    # `+`: found by request id (one index probe per id); steering by deployment or model would walk every
+    # logged request of the deployment for each label body (up to its retention's max_rows)
+    scope = f"+model IN ({marks})" + (" AND +deployment = ?" if deployment is not None else "")
     extra: list[Any] = [*models, *([deployment] if deployment is not None else [])]
     ids = list(ids)
     for i in range(0, len(ids), _CHUNK):

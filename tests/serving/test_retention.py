@@ -231,3 +231,19 @@ def test_a_flood_of_labels_defers_labels_but_the_request_log_keeps_writing(tmp_p
     with pytest.raises(LabelsDeferred):
         log.write_feedback([("seen", 0, 1)], ["abc"])
     assert _count(db, "SELECT count(*) FROM feedback") == 0
+
+
+def test_a_label_check_probes_the_request_id_index_instead_of_walking_the_deployments_log(tmp_path):
+    from aidevops_ext.serving.labels import known_ids
+
+    db = tmp_path / "deploy.db"
+    rids = _log(db, "web", 50)
+    statements: list[str] = []
+    with deploydb.connect(db) as conn:
+        conn.set_trace_callback(statements.append)
+        assert known_ids(conn, rids[:2], ["abc"], "web") == {rids[0]: 1, rids[1]: 1}
+        conn.set_trace_callback(None)
+        lookup = next(s for s in statements if "FROM request_log" in s)
+        plan = " ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + lookup))
+    # each label body's check costs one probe per id, whatever the retention keeps
+    assert "request_log_request_id" in plan, plan
