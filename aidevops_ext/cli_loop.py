@@ -54,10 +54,14 @@ def render_summary(s: dict, events: list[dict]) -> str:
     d = s.get("drift") or {}
     if d:
         feats = sorted(d.get("features", []), key=lambda f: -(f.get("psi") or 0))
-        lines.append(
-            f"drift: {d.get('status')}; {len(d.get('drifted', []))} of {len(feats)} features drifted"
-            + (f" ({', '.join(d['drifted'][:8])}{' …' if len(d['drifted']) > 8 else ''})" if d.get("drifted") else "")
-        )
+        drifted = d.get("drifted") or []
+        if d.get("status") == "ok":  # the status says whether drift was computed, not whether anything moved
+            lines.append(
+                f"drift: {len(drifted) or 'none'} of {len(feats)} features drifted"
+                + (f" ({', '.join(drifted[:8])}{' …' if len(drifted) > 8 else ''})" if drifted else "")
+            )
+        else:
+            lines.append(f"drift: not computed ({d.get('status')})")
         if d.get("status") == "ok":
             numeric = [f for f in feats if f.get("kind") != "category"]
             categories = [f for f in feats if f.get("kind") == "category"]

@@ -168,3 +168,12 @@ def test_the_monitor_lists_long_feature_names_whole_and_apart_from_their_numbers
         "drift_share 0.500 > 0.3",
         "→ retrain",
     ]
+
+
+def test_the_monitor_says_how_many_features_drifted_without_calling_a_drifted_window_ok():
+    moved = drift_summary("web", "m", [numeric_drift("age", 12.5, 0.9, 0.0, 3.25, drifted=True)])
+    still = drift_summary("web", "m", [numeric_drift("age", 0.02, 0.05, 0.5, 0.01)])
+    (line,) = [x for x in render_summary(moved, []).splitlines() if x.startswith("drift:")]
+    assert line == "drift: 1 of 1 features drifted (age)"
+    (line,) = [x for x in render_summary(still, []).splitlines() if x.startswith("drift:")]
+    assert line == "drift: none of 1 features drifted"
