@@ -105,21 +105,27 @@ class Compactor:
         since[0] += requests
         since[1] += size_bytes
         since[2] += labels
-        budget = self.retention
-        if since[0] * 10 > budget.max_rows or since[1] * 10 > budget.max_bytes or since[2] * 10 > budget.max_rows:
+        if self._requests_past(10) or self._labels_past(10):
             self._wake.set()
 
     def requests_behind(self) -> bool:
         """Whether a whole request-log budget (rows or bytes) was written since the running pass began: the log
         writer then drops entries until the next pass, so no flood outruns the deletes."""
-        since, budget = self._since, self.retention
-        return since[0] > budget.max_rows or since[1] > budget.max_bytes
+        return self._requests_past(1)
 
     def labels_behind(self) -> bool:
         """Whether a whole label budget was written since the running pass began: labels are then refused with a
         retry until the next pass. Each table holds back for its own budget only, so a flood of labels never
         blinds the request log that monitoring reads."""
-        return self._since[2] > self.retention.max_rows
+        return self._labels_past(1)
+
+    def _requests_past(self, parts: int) -> bool:
+        """Whether the request log written since the running pass began is past 1/`parts` of its budget."""
+        since, budget = self._since, self.retention
+        return since[0] * parts > budget.max_rows or since[1] * parts > budget.max_bytes
+
+    def _labels_past(self, parts: int) -> bool:
+        return self._since[2] * parts > self.retention.max_rows
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop between two batches (a pass in progress is cut short; the next server start finishes it)."""
